@@ -1,0 +1,117 @@
+"""The one exception hierarchy of faceaudit.
+
+Every error the library raises on purpose is a :class:`FaceAuditError`. Each
+class names the Rekognition error it maps to (``aws_code``), the HTTP status
+the service answers with, and the CLI exit code. The mapping happens only at
+the edges: the CLI turns an error into a one-line message and its exit code,
+the HTTP service into ``{"__type": aws_code, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+
+class FaceAuditError(Exception):
+    """Base of every faceaudit error."""
+
+    aws_code = "InternalServerError"
+    http_status = 500
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidParameterError(FaceAuditError):
+    """A parameter is missing, malformed or out of range."""
+
+    aws_code = "InvalidParameterException"
+    http_status = 400
+    exit_code = 2
+
+
+class NoFaceError(InvalidParameterError):
+    """The image holds no face where one is required."""
+
+
+class ImageError(FaceAuditError):
+    """Base of the errors about the image bytes themselves."""
+
+    aws_code = "InvalidImageFormatException"
+    http_status = 400
+    exit_code = 3
+
+
+class InvalidImageFormatError(ImageError):
+    """Empty, truncated, corrupt, or not a JPEG or PNG image."""
+
+
+class ImageTooSmallError(ImageError):
+    """The image is smaller than the 80x80 pixels a face search needs."""
+
+    aws_code = "InvalidParameterException"
+
+
+class ImageTooLargeError(ImageError):
+    """The image exceeds the 5 MB byte limit or the pixel limit (decompression bomb)."""
+
+    aws_code = "ImageTooLargeException"
+
+
+class ResourceNotFoundError(FaceAuditError):
+    """A collection, face or user that does not exist."""
+
+    aws_code = "ResourceNotFoundException"
+    http_status = 400
+    exit_code = 4
+
+
+class ResourceAlreadyExistsError(FaceAuditError):
+    """A collection or user that already exists."""
+
+    aws_code = "ResourceAlreadyExistsException"
+    http_status = 400
+    exit_code = 5
+
+
+class ConflictError(FaceAuditError):
+    """The request conflicts with the current state (e.g. a face already owned by another user)."""
+
+    aws_code = "ConflictException"
+    http_status = 400
+    exit_code = 5
+
+
+class ServiceQuotaExceededError(FaceAuditError):
+    """A size limit of a collection or user was reached."""
+
+    aws_code = "ServiceQuotaExceededException"
+    http_status = 400
+    exit_code = 5
+
+
+class AccessDeniedError(FaceAuditError):
+    """The caller's key or role may not do this, or a policy refused it."""
+
+    aws_code = "AccessDeniedException"
+    http_status = 400
+    exit_code = 6
+
+
+class ModelError(FaceAuditError):
+    """A face model cannot be used: not installed, or its weights fail the hash check."""
+
+    aws_code = "InternalServerError"
+    http_status = 500
+    exit_code = 7
+
+
+class ModelNotInstalledError(ModelError):
+    """The model's optional dependency is not installed."""
+
+
+class ModelIntegrityError(ModelError):
+    """A weights file is missing or its SHA-256 differs from the pinned digest."""

@@ -1,0 +1,155 @@
+"""``faceaudit detect``, ``compare`` and ``models``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from faceaudit.cli._output import print_json, print_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detect", help="detect faces in images (DetectFaces)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--model", default=None, help="face model (see `faceaudit models`)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the DetectFaces response, one JSON document per image (one line each)",
+    )
+    p.set_defaults(handler=cmd_detect)
+
+    p = sub.add_parser("compare", help="compare the largest SOURCE face with every TARGET face (CompareFaces)")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("--threshold", type=float, default=80.0, help="SimilarityThreshold, 0-100 (default 80)")
+    p.add_argument("--model", default=None)
+    p.add_argument("--json", action="store_true", help="print the CompareFaces response")
+    p.set_defaults(handler=cmd_compare)
+
+    p = sub.add_parser("models", help="list face models and their measured calibration")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_models)
+
+
+def _engine(model):
+    from faceaudit.engine import DEFAULT_MODEL, FaceEngine
+
+    return FaceEngine(model or DEFAULT_MODEL)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    engine = _engine(args.model)
+    for path in args.images:
+        result = engine.detect(path)
+        if args.json:
+            print_json(result.to_rekognition())
+            continue
+        print(f"{path}: {len(result.faces)} face(s) [{result.image_width}x{result.image_height}]")
+        for i, face in enumerate(result.faces):
+            b = face.bounding_box
+            print(
+                f"  #{i}: box left={b.left:.3f} top={b.top:.3f} width={b.width:.3f} "
+                f"height={b.height:.3f}  confidence={face.confidence:.1f}  "
+                f"brightness={face.quality.brightness:.1f} sharpness={face.quality.sharpness:.1f}  "
+                f"pose roll={face.pose.roll:.0f} yaw={face.pose.yaw:.0f} pitch={face.pose.pitch:.0f}"
+            )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    engine = _engine(args.model)
+    result = engine.compare(args.source, args.target, args.threshold)
+    if args.json:
+        print_json(result.to_rekognition())
+        return 0
+    print(f"model {engine.spec.name} ({engine.model_version}); threshold {result.threshold:g}")
+    rows = [("match", f"{m.similarity:.2f}", _box(m.face)) for m in result.matches]
+    rows += [("no match", f"{m.similarity:.2f}", _box(m.face)) for m in result.unmatched]
+    print_table(["result", "similarity", "target face box"], rows)
+    print(
+        "A match is an investigative lead, not an identification: a person must verify it.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _box(face) -> str:
+    b = face.bounding_box
+    return f"left={b.left:.3f} top={b.top:.3f} w={b.width:.3f} h={b.height:.3f}"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from faceaudit.engine import DEFAULT_MODEL, list_models
+
+    specs = list_models()
+    if args.json:
+        print_json(
+            {
+                "Models": [
+                    {
+                        "Name": s.name,
+                        "FaceModelVersion": s.version,
+                        "Default": s.name == DEFAULT_MODEL,
+                        "Installed": s.is_installed(),
+                        "RecommendedSimilarity": s.recommended_similarity,
+                        "Calibration": s.calibration(),
+                    }
+                    for s in specs
+                ]
+            }
+        )
+        return 0
+    for s in specs:
+        flag = " (default)" if s.name == DEFAULT_MODEL else ""
+        state = "installed" if s.is_installed() else f"not installed: pip install 'faceaudit[{s.extra}]'"
+        print(f"{s.name}{flag}: {s.description}")
+        print(f"  FaceModelVersion: {s.version}   [{state}]")
+        print(f"  {s.scale.formula}  (0-100, higher is more alike)")
+        print(
+            f"  model's own threshold: Similarity {s.recommended_similarity:.2f} "
+            f"({s.recommended_source})"
+        )
+        cal = s.calibration()
+        if cal is None:
+            print("  calibration: not measured yet\n")
+            continue
+        _print_calibration(cal)
+        print()
+    return 0
+
+
+def _pct(rate: float) -> str:
+    return f"{100 * rate:.3g}%"
+
+
+def _print_calibration(cal: dict) -> None:
+    print(f"  calibration measured {cal['measured_on']} with faceaudit {cal['software_version']}:")
+    print(f"    {cal['data']['description']}")
+    d = cal["data"]
+    print(
+        f"    {d['images']} images, {d['failed_to_enrol']} without a detected face; "
+        f"{d['genuine_pairs']} genuine pairs, {d['impostor_pairs']} impostor pairs"
+    )
+    rows = []
+    for r in cal["thresholds"]:
+        rows.append(
+            (
+                f"{r['similarity']:.2f}" + (" *" if r.get("recommended") else ""),
+                f"{r['fmr']['errors']}/{r['fmr']['trials']}",
+                _pct(r["fmr"]["rate"]),
+                f"[{_pct(r['fmr']['ci95'][0])}, {_pct(r['fmr']['ci95'][1])}]",
+                f"{r['fnmr']['errors']}/{r['fnmr']['trials']}",
+                _pct(r["fnmr"]["rate"]),
+                f"[{_pct(r['fnmr']['ci95'][0])}, {_pct(r['fnmr']['ci95'][1])}]",
+            )
+        )
+    sys.stdout.write("    ")
+    print_table(
+        ["similarity", "false matches", "FMR", "FMR 95% CI", "false non-matches", "FNMR", "FNMR 95% CI"],
+        rows,
+    )
+    print("    * the model's own recommended threshold. Intervals: Wilson 95%.")
+    for note in cal.get("notes", []):
+        print(f"    note: {note}")
+    print(f"    reproduce: {cal['command']}")

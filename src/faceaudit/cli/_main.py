@@ -1,0 +1,66 @@
+"""Entry point: argument parsing, logging, and mapping errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, List, Optional
+
+from faceaudit import __version__
+from faceaudit._errors import FaceAuditError
+
+log = logging.getLogger(__name__)
+
+# modules that add sub-commands: each has ``register(subparsers)``
+_COMMAND_MODULES = ("faceaudit.cli._engine_cmds",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faceaudit",
+        description="Open face recognition with the ACLU's test and accountability built in.",
+    )
+    parser.add_argument("--version", action="version", version=f"faceaudit {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default WARNING; logs go to stderr)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return int(handler(args) or 0)
+    except FaceAuditError as exc:
+        print(f"faceaudit: {exc.aws_code}: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("faceaudit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the edge: no traceback for users, full one in debug logs
+        log.debug("unexpected error", exc_info=True)
+        print(f"faceaudit: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The face engine: images, detectors, embedders, the model registry and calibration.
+
+Public surface::
+
+    from faceaudit.engine import FaceEngine, load_image, list_models, get_model
+    engine = FaceEngine("sface")
+    result = engine.compare("a.jpg", "b.jpg")      # CompareResult
+    result.to_rekognition()                        # CompareFaces response shape
+
+Nothing loads at import time: models load on first use.
+"""
+
+from faceaudit.engine._base import Detector, Embedder, normalise
+from faceaudit.engine._engine import (
+    MAX_FACES_CONSIDERED,
+    CompareResult,
+    DetectResult,
+    FaceEngine,
+    FaceMatch,
+    check_similarity_threshold,
+    largest_first,
+)
+from faceaudit.engine._image import (
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MIN_IMAGE_SIDE,
+    Image,
+    ImageSource,
+    load_image,
+    read_bytes,
+)
+from faceaudit.engine._registry import (
+    DEFAULT_MODEL,
+    FaceModel,
+    ModelSpec,
+    SimilarityScale,
+    WeightFile,
+    get_model,
+    list_models,
+    load_model,
+    sha256_file,
+)
+from faceaudit.engine._types import (
+    LANDMARK_TYPES,
+    BoundingBox,
+    DetectedFace,
+    FaceEmbedding,
+    Landmark,
+    Pose,
+    Quality,
+)
+
+__all__ = [
+    "BoundingBox", "CompareResult", "DEFAULT_MODEL", "DetectResult", "DetectedFace", "Detector",
+    "Embedder", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image", "ImageSource",
+    "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
+    "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale", "WeightFile",
+    "check_similarity_threshold", "get_model", "largest_first", "list_models", "load_image",
+    "load_model", "normalise", "read_bytes", "sha256_file",
+]

@@ -1,0 +1,43 @@
+"""The two small interfaces every face model implements."""
+
+from __future__ import annotations
+
+from typing import List, Protocol, runtime_checkable
+
+import numpy as np
+
+from faceaudit.engine._image import Image
+from faceaudit.engine._types import DetectedFace
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds faces in an image."""
+
+    def detect(self, image: Image) -> List[DetectedFace]:
+        """All faces found, in pixels of ``image``; any order."""
+        ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns one detected face into a fixed-length vector."""
+
+    dimension: int
+
+    def embed(self, image: Image, face: DetectedFace) -> np.ndarray:
+        """The face's embedding, shape (dimension,), float32, L2-normalised."""
+        ...
+
+
+def normalise(vector: np.ndarray) -> np.ndarray:
+    """L2-normalise a vector to float32 (a zero vector stays zero)."""
+    v = np.asarray(vector, dtype=np.float32).reshape(-1)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def detection_scale(width: int, height: int, max_side: int) -> float:
+    """The factor (<= 1) that brings the longer side down to ``max_side``."""
+    longest = max(width, height)
+    return min(1.0, max_side / float(longest)) if longest > 0 else 1.0

@@ -1,0 +1,159 @@
+"""FaceEngine: detect, embed and compare faces with one model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+
+from faceaudit._errors import InvalidParameterError, NoFaceError
+from faceaudit.engine._image import Image, ImageSource, load_image
+from faceaudit.engine._registry import DEFAULT_MODEL, FaceModel, ModelSpec, get_model, load_model
+from faceaudit.engine._types import DetectedFace, FaceEmbedding
+
+MAX_FACES_CONSIDERED = 100
+"""DetectFaces / CompareFaces / IndexFaces consider the 100 largest faces, as Rekognition does."""
+
+
+def check_similarity_threshold(value: float, name: str = "SimilarityThreshold") -> float:
+    """Validate a similarity threshold: a number from 0 to 100."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise InvalidParameterError(f"{name} must be a number from 0 to 100")
+    if not 0.0 <= float(value) <= 100.0:
+        raise InvalidParameterError(f"{name} must be from 0 to 100, got {value}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FaceMatch:
+    """A target face and its similarity to the source (0-100, higher is more alike)."""
+
+    similarity: float
+    face: DetectedFace
+
+    def to_rekognition(self) -> dict[str, Any]:
+        return {"Similarity": self.similarity, "Face": self.face.compare_face()}
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """Result of comparing the largest source face against every target face."""
+
+    source_face: DetectedFace
+    matches: Tuple[FaceMatch, ...]
+    unmatched: Tuple[FaceMatch, ...]  # below the threshold; Rekognition omits their similarity
+    threshold: float
+    model_version: str
+
+    def to_rekognition(self) -> dict[str, Any]:
+        """Rekognition's CompareFaces response."""
+        return {
+            "SourceImageFace": {
+                "BoundingBox": self.source_face.bounding_box.to_rekognition(),
+                "Confidence": self.source_face.confidence,
+            },
+            "FaceMatches": [m.to_rekognition() for m in self.matches],
+            "UnmatchedFaces": [m.face.compare_face() for m in self.unmatched],
+        }
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    """Faces found in one image, largest first."""
+
+    faces: Tuple[DetectedFace, ...]
+    image_width: int
+    image_height: int
+
+    def to_rekognition(self) -> dict[str, Any]:
+        """Rekognition's DetectFaces response."""
+        return {"FaceDetails": [f.to_rekognition() for f in self.faces]}
+
+
+def largest_first(faces: List[DetectedFace], limit: int = MAX_FACES_CONSIDERED) -> List[DetectedFace]:
+    """Faces sorted by box area, largest first, at most ``limit``."""
+    return sorted(faces, key=lambda f: f.area, reverse=True)[:limit]
+
+
+class FaceEngine:
+    """Detect, embed and compare faces with one model (default: YuNet + SFace).
+
+    The model loads on first use, not at construction. Methods accept image
+    bytes, a path, or an already decoded :class:`Image`.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+        self.spec: ModelSpec = get_model(model)
+        self._model: Optional[FaceModel] = None
+
+    @property
+    def model(self) -> FaceModel:
+        if self._model is None:
+            self._model = load_model(self.spec.name)
+        return self._model
+
+    @property
+    def model_version(self) -> str:
+        return self.spec.version
+
+    @staticmethod
+    def image(source: "ImageSource | Image") -> Image:
+        return source if isinstance(source, Image) else load_image(source)
+
+    def detect(self, source: "ImageSource | Image", limit: int = MAX_FACES_CONSIDERED) -> DetectResult:
+        """Detect faces (the ``limit`` largest), largest first."""
+        img = self.image(source)
+        faces = largest_first(self.model.detector.detect(img), limit)
+        return DetectResult(faces=tuple(faces), image_width=img.width, image_height=img.height)
+
+    def embed(self, image: Image, face: DetectedFace) -> FaceEmbedding:
+        return FaceEmbedding(face=face, vector=self.model.embedder.embed(image, face))
+
+    def analyze(
+        self, source: "ImageSource | Image", limit: int = MAX_FACES_CONSIDERED
+    ) -> Tuple[Image, List[FaceEmbedding]]:
+        """Detect and embed every face (the ``limit`` largest), largest first."""
+        img = self.image(source)
+        faces = largest_first(self.model.detector.detect(img), limit)
+        return img, [self.embed(img, f) for f in faces]
+
+    def largest(self, source: "ImageSource | Image") -> Tuple[Image, FaceEmbedding]:
+        """The largest face of an image, embedded; NoFaceError if there is none."""
+        img, faces = self.analyze(source, limit=1)
+        if not faces:
+            raise NoFaceError("no face was found in the image")
+        return img, faces[0]
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Similarity 0-100 of two embeddings of this model (higher is more alike)."""
+        return round(self.spec.scale.to_similarity(float(np.dot(a, b))), 4)
+
+    def compare(
+        self,
+        source: "ImageSource | Image",
+        target: "ImageSource | Image",
+        similarity_threshold: float = 80.0,
+    ) -> CompareResult:
+        """CompareFaces: the largest source face against each of the 100 largest target faces.
+
+        Target faces at or above the threshold are matches (highest similarity
+        first); the others are unmatched. NoFaceError if the source has no face.
+        """
+        threshold = check_similarity_threshold(similarity_threshold)
+        _, src = self.largest(source)
+        _, targets = self.analyze(target)
+        scored = sorted(
+            (FaceMatch(self.similarity(src.vector, t.vector), t.face) for t in targets),
+            key=lambda m: m.similarity,
+            reverse=True,
+        )
+        matches = [m for m in scored if m.similarity >= threshold]
+        unmatched = tuple(m for m in scored if m.similarity < threshold)
+        return CompareResult(
+            source_face=src.face,
+            matches=tuple(matches),
+            unmatched=unmatched,
+            threshold=threshold,
+            model_version=self.model_version,
+        )

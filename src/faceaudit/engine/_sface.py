@@ -1,0 +1,69 @@
+"""Default model: OpenCV's YuNet detector and SFace embedder (int8 ONNX builds)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import List
+
+import cv2
+import numpy as np
+
+from faceaudit.engine._base import detection_scale, normalise
+from faceaudit.engine._image import Image
+from faceaudit.engine._quality import build_face
+from faceaudit.engine._types import DetectedFace
+
+DETECT_MAX_SIDE = 1280
+"""Images are downscaled so the longer side is at most this for detection; boxes map back."""
+
+
+class YuNetDetector:
+    """OpenCV FaceDetectorYN. Confidence is YuNet's face score times 100."""
+
+    def __init__(self, weights: Path, score_threshold: float = 0.6, nms_threshold: float = 0.3):
+        self._net = cv2.FaceDetectorYN.create(
+            str(weights), "", (320, 320), score_threshold, nms_threshold, 5000
+        )
+        self._lock = threading.Lock()
+
+    def detect(self, image: Image) -> List[DetectedFace]:
+        bgr = image.bgr()
+        scale = detection_scale(image.width, image.height, DETECT_MAX_SIDE)
+        small = bgr
+        if scale < 1.0:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        with self._lock:
+            self._net.setInputSize((small.shape[1], small.shape[0]))
+            _, rows = self._net.detect(small)
+        if rows is None:
+            return []
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        faces = []
+        for row in rows:
+            row = row.astype(np.float64) / np.r_[[scale] * 14, 1.0]
+            box = (row[0], row[1], row[2], row[3])
+            landmarks = row[4:14].reshape(5, 2)
+            faces.append(build_face(gray, box, landmarks, float(row[14]) * 100.0))
+        return faces
+
+
+class SFaceEmbedder:
+    """OpenCV FaceRecognizerSF: aligns on the five landmarks, 128-d feature."""
+
+    dimension = 128
+
+    def __init__(self, weights: Path):
+        self._net = cv2.FaceRecognizerSF.create(str(weights), "")
+        self._lock = threading.Lock()
+
+    def embed(self, image: Image, face: DetectedFace) -> np.ndarray:
+        row = np.concatenate(
+            [np.asarray(face.box_px, dtype=np.float32), face.landmarks_px.reshape(-1), [face.confidence / 100.0]]
+        ).astype(np.float32)
+        bgr = image.bgr()
+        with self._lock:
+            aligned = self._net.alignCrop(bgr, row)
+            feature = self._net.feature(aligned)
+        return normalise(feature)

@@ -1,0 +1,81 @@
+"""Shared fixtures: the committed public-domain photos in tests/data."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+DATA = Path(__file__).parent / "data"
+MEMBERS_F = ["C000127", "F000062", "K000367", "M001170"]
+MEMBERS_M = ["B000944", "C000141", "C000174", "C001070"]
+MEMBERS = MEMBERS_F + MEMBERS_M
+
+HAVE_DLIB = importlib.util.find_spec("dlib") is not None and importlib.util.find_spec(
+    "face_recognition_models"
+) is not None
+
+
+def portrait_2018(bioguide: str) -> Path:
+    """Official 2018 Congressional portrait (public domain, Bioguide)."""
+    return DATA / "congress2018" / f"{bioguide}.jpg"
+
+
+def portrait_2014(bioguide: str) -> Path:
+    """2014 Pictorial Directory portrait, grayscale 200x250 (public domain)."""
+    return DATA / "congress2014" / f"{bioguide}.jpg"
+
+
+def meds(name: str) -> Path:
+    """NIST MEDS-II mugshot (see tests/data/meds/NOTICE)."""
+    return DATA / "meds" / f"{name}.jpg"
+
+
+def side_by_side(*paths: Path) -> bytes:
+    """A JPEG with the given photos pasted side by side (a multi-face image)."""
+    images = [Image.open(p).convert("RGB") for p in paths]
+    h = max(i.height for i in images)
+    canvas = Image.new("RGB", (sum(i.width for i in images), h), (128, 128, 128))
+    x = 0
+    for i in images:
+        canvas.paste(i, (x, 0))
+        x += i.width
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def blank_image(width: int = 200, height: int = 200, fmt: str = "PNG") -> bytes:
+    """A uniform image with no face."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((height, width, 3), 200, np.uint8)).save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def sface_engine():
+    from faceaudit.engine import FaceEngine
+
+    return FaceEngine("sface")
+
+
+@pytest.fixture(scope="session")
+def dlib_engine():
+    if not HAVE_DLIB:
+        pytest.skip("the dlib extra is not installed")
+    from faceaudit.engine import FaceEngine
+
+    return FaceEngine("dlib")
+
+
+@pytest.fixture(params=["sface", "dlib"])
+def any_engine(request):
+    if request.param == "dlib" and not HAVE_DLIB:
+        pytest.skip("the dlib extra is not installed")
+    from faceaudit.engine import FaceEngine
+
+    return FaceEngine(request.param)
