@@ -12,8 +12,17 @@ from faceaudit._errors import FaceAuditError
 
 log = logging.getLogger(__name__)
 
-# modules that add sub-commands: each has ``register(subparsers)``
-_COMMAND_MODULES = ("faceaudit.cli._engine_cmds",)
+def _command_modules() -> list[str]:
+    """Every ``faceaudit.cli._*_cmds`` module; each has ``register(subparsers)``."""
+    import pkgutil
+
+    import faceaudit.cli as pkg
+
+    return sorted(
+        f"{pkg.__name__}.{m.name}"
+        for m in pkgutil.iter_modules(pkg.__path__)
+        if m.name.startswith("_") and m.name.endswith("_cmds")
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     import importlib
 
-    for name in _COMMAND_MODULES:
+    for name in _command_modules():
         importlib.import_module(name).register(sub)
     return parser
 
