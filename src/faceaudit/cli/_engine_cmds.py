@@ -144,10 +144,10 @@ def _print_calibration(cal: dict) -> None:
                 f"[{_pct(r['fnmr']['ci95'][0])}, {_pct(r['fnmr']['ci95'][1])}]",
             )
         )
-    sys.stdout.write("    ")
     print_table(
         ["similarity", "false matches", "FMR", "FMR 95% CI", "false non-matches", "FNMR", "FNMR 95% CI"],
         rows,
+        indent="    ",
     )
     print("    * the model's own recommended threshold. Intervals: Wilson 95%.")
     for note in cal.get("notes", []):

@@ -12,16 +12,16 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, sort_keys=False) + "\n")
 
 
-def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "") -> None:
     """A plain aligned text table."""
     rows = [[_fmt(c) for c in r] for r in rows]
     widths = [len(h) for h in headers]
     for r in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, r)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    sys.stdout.write(line.rstrip() + "\n")
+    sys.stdout.write(indent + line.rstrip() + "\n")
     for r in rows:
-        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+        sys.stdout.write(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
 
 
 def _fmt(value: Any) -> str:

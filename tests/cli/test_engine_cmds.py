@@ -1,0 +1,83 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from faceaudit.cli import main
+from tests.conftest import blank_image, portrait_2014, portrait_2018
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_detect_json_is_detectfaces_shape(capsys):
+    code, out, _ = run(capsys, "detect", str(portrait_2018("B000944")), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert list(doc) == ["FaceDetails"] and len(doc["FaceDetails"]) == 1
+    assert set(doc["FaceDetails"][0]["BoundingBox"]) == {"Width", "Height", "Left", "Top"}
+
+
+def test_detect_many_images_one_line_each(capsys):
+    code, out, _ = run(capsys, "detect", str(portrait_2018("B000944")), str(portrait_2014("B000944")), "--json")
+    assert code == 0 and len(out.strip().splitlines()) == 2
+
+
+def test_compare_json_same_member_vs_different(capsys):
+    _, out, _ = run(capsys, "compare", str(portrait_2018("C000141")), str(portrait_2014("C000141")), "--json")
+    same = json.loads(out)
+    _, out, _ = run(capsys, "compare", str(portrait_2018("C000141")), str(portrait_2014("C000127")),
+                    "--json", "--threshold", "0")
+    diff = json.loads(out)
+    assert set(same) == {"SourceImageFace", "FaceMatches", "UnmatchedFaces"}
+    assert same["FaceMatches"][0]["Similarity"] > diff["FaceMatches"][0]["Similarity"]
+
+
+def test_compare_human_output_says_lead_not_identification(capsys):
+    code, out, err = run(capsys, "compare", str(portrait_2018("C000141")), str(portrait_2014("C000141")))
+    assert code == 0 and "match" in out and "not an identification" in err
+
+
+@pytest.mark.parametrize(
+    "make, code_expected, name",
+    [
+        (lambda p: p.write_bytes(b""), 3, "InvalidImageFormatException"),
+        (lambda p: p.write_bytes(b"not an image"), 3, "InvalidImageFormatException"),
+        (lambda p: p.write_bytes(blank_image()), 2, "InvalidParameterException"),
+    ],
+    ids=["empty", "garbage", "no-face"],
+)
+def test_bad_source_one_line_error(tmp_path, capsys, make, code_expected, name):
+    bad = tmp_path / "bad.jpg"
+    make(bad)
+    code, out, err = run(capsys, "compare", str(bad), str(portrait_2014("C000141")))
+    assert code == code_expected and out == ""
+    assert err.count("\n") == 1 and name in err and "Traceback" not in err
+
+
+def test_models_lists_both_with_calibration(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "sface (default)" in out and "dlib" in out
+    assert "FMR" in out and "reproduce: python scripts/calibrate.py" in out
+
+
+def test_models_json(capsys):
+    _, out, _ = run(capsys, "models", "--json")
+    models = json.loads(out)["Models"]
+    sface = next(m for m in models if m["Name"] == "sface")
+    sims = [row["similarity"] for row in sface["Calibration"]["thresholds"]]
+    assert {80.0, 90.0, 95.0, 99.0} <= set(sims)
+
+
+def test_console_script_error_exit_code(tmp_path):
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    proc = subprocess.run(
+        [sys.executable, "-m", "faceaudit.cli._main", "detect", str(bad)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
