@@ -115,3 +115,90 @@ class ModelNotInstalledError(ModelError):
 
 class ModelIntegrityError(ModelError):
     """A weights file is missing or its SHA-256 differs from the pinned digest."""
+
+
+# --- HTTP service: protocol, authentication and limits -------------------------------------------
+
+
+class UnknownOperationError(FaceAuditError):
+    """The request names no operation this service offers (X-Amz-Target)."""
+
+    aws_code = "UnknownOperationException"
+    http_status = 400
+    exit_code = 2
+
+
+class SerializationError(FaceAuditError):
+    """The request body is not a JSON object (or not JSON at all)."""
+
+    aws_code = "SerializationException"
+    http_status = 400
+    exit_code = 2
+
+
+class InvalidS3ObjectError(InvalidParameterError):
+    """An image given as an S3Object: faceaudit holds no S3 buckets, send Image.Bytes."""
+
+    aws_code = "InvalidS3ObjectException"
+
+
+class InvalidPaginationTokenError(InvalidParameterError):
+    """A NextToken that this service did not issue, or issued for another request."""
+
+    aws_code = "InvalidPaginationTokenException"
+
+
+class RequestTooLargeError(FaceAuditError):
+    """The request body exceeds the service's size limit; refused before it is read."""
+
+    aws_code = "RequestEntityTooLargeException"
+    http_status = 413
+    exit_code = 2
+
+
+class LengthRequiredError(FaceAuditError):
+    """The request has no Content-Length (chunked bodies are refused)."""
+
+    aws_code = "LengthRequiredException"
+    http_status = 411
+    exit_code = 2
+
+
+class AuthenticationError(FaceAuditError):
+    """Base of the refusals of a request's credentials (SigV4). Never touches data."""
+
+    aws_code = "AccessDeniedException"
+    http_status = 400
+    exit_code = 6
+
+
+class MissingAuthenticationTokenError(AuthenticationError):
+    """The request is not signed."""
+
+    aws_code = "MissingAuthenticationTokenException"
+
+
+class IncompleteSignatureError(AuthenticationError):
+    """The Authorization header is malformed or lacks a required part."""
+
+    aws_code = "IncompleteSignatureException"
+
+
+class InvalidSignatureError(AuthenticationError):
+    """The signature does not match, or the signed time is too far from the server's clock."""
+
+    aws_code = "InvalidSignatureException"
+
+
+class UnrecognizedClientError(AuthenticationError):
+    """The access key is unknown or revoked (or a session token was sent)."""
+
+    aws_code = "UnrecognizedClientException"
+
+
+class ThrottlingError(FaceAuditError):
+    """The caller's request rate limit was exceeded; retry later (boto3 retries it)."""
+
+    aws_code = "ThrottlingException"
+    http_status = 500
+    exit_code = 8
