@@ -1,0 +1,35 @@
+"""Accountability by construction: tamper-evident search log, threshold policies, human review.
+
+    from faceaudit.accountability import Accountability, CallerContext, SearchRecord, Candidate
+    acc = Accountability(data_dir)
+    acc.authorize(ctx, "SearchFacesByImage", "mugshots", threshold=99, max_faces=10)
+    acc.record(ctx, SearchRecord(...), probe=image_bytes)
+    acc.decide(lead_id, reviewer="alice", decision="confirm")
+    acc.log.verify()
+"""
+
+from faceaudit.accountability._accountability import (
+    IDENTIFICATION_OPERATIONS,
+    Accountability,
+    CallerContext,
+    Candidate,
+    SearchRecord,
+)
+from faceaudit.accountability._log import (
+    GENESIS,
+    LogIntegrityError,
+    LogRecord,
+    SearchLog,
+    VerifyResult,
+    export_records,
+    record_hash,
+)
+from faceaudit.accountability._policy import PolicyViolationError, ThresholdPolicy
+from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead
+
+__all__ = [
+    "Accountability", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
+    "IDENTIFICATION_OPERATIONS", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
+    "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
+    "export_records", "record_hash",
+]

@@ -1,0 +1,90 @@
+"""SQLite store for threshold policies, leads and review decisions (``accountability.db``)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS policies (
+    collection_id TEXT PRIMARY KEY,
+    min_face_match_threshold REAL,
+    max_faces INTEGER,
+    require_case_reference INTEGER NOT NULL DEFAULT 0,
+    purpose TEXT NOT NULL DEFAULT '',
+    set_by TEXT NOT NULL,
+    set_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leads (
+    lead_id TEXT PRIMARY KEY,
+    search_seq INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    operation TEXT NOT NULL,
+    collection_id TEXT,
+    requested_by TEXT,
+    case_reference TEXT,
+    probe_sha256 TEXT,
+    candidate_face_id TEXT,
+    candidate_external_image_id TEXT,
+    candidate_user_id TEXT,
+    similarity REAL NOT NULL,
+    threshold REAL NOT NULL,
+    model_version TEXT,
+    status TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE INDEX IF NOT EXISTS leads_status ON leads(status, created_at);
+CREATE TABLE IF NOT EXISTS decisions (
+    lead_id TEXT NOT NULL REFERENCES leads(lead_id),
+    reviewer TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    decided_at REAL NOT NULL,
+    log_seq INTEGER NOT NULL,
+    PRIMARY KEY (lead_id, reviewer)
+);
+"""
+
+
+class Store:
+    """A small SQLite database shared by worker processes (WAL, busy timeout, FULL sync)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            with self._lock:
+                if not self._ready:
+                    conn.executescript(_SCHEMA)
+                    self._ready = True
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: one writer at a time across processes)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def read(self) -> sqlite3.Connection:
+        return self._conn()

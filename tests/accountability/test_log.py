@@ -1,0 +1,139 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from faceaudit.accountability import SearchLog, export_records
+
+
+def _filled(tmp_path, n=6):
+    log = SearchLog(tmp_path / "log.jsonl")
+    for i in range(n):
+        log.append("search", {"operation": "SearchFacesByImage", "threshold": 80 + i, "candidates": []})
+    return log
+
+
+def _lines(log):
+    return log.path.read_bytes().splitlines(keepends=True)
+
+
+def test_untampered_log_verifies(tmp_path):
+    log = _filled(tmp_path)
+    result = log.verify()
+    assert result.ok and result.records == 6 and result.head_hash == log.head()["hash"]
+    assert [r.seq for r in log.records()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_edit_detected(tmp_path):
+    log = _filled(tmp_path)
+    lines = _lines(log)
+    rec = json.loads(lines[2])
+    rec["data"]["threshold"] = 99  # someone raises the logged threshold after the fact
+    lines[2] = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    log.path.write_bytes(b"".join(lines))
+    result = log.verify()
+    assert not result.ok and result.first_bad == 3 and "edited" in result.problem
+
+
+def test_edit_with_recomputed_hash_detected_by_next_link(tmp_path):
+    from faceaudit.accountability import record_hash
+
+    log = _filled(tmp_path)
+    lines = _lines(log)
+    rec = json.loads(lines[1])
+    rec["data"]["threshold"] = 99
+    rec["hash"] = record_hash(rec["seq"], rec["time"], rec["kind"], rec["data"], rec["prev"])
+    lines[1] = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    log.path.write_bytes(b"".join(lines))
+    result = log.verify()
+    assert not result.ok and result.first_bad == 3
+
+
+def test_delete_detected(tmp_path):
+    log = _filled(tmp_path)
+    lines = _lines(log)
+    del lines[3]
+    log.path.write_bytes(b"".join(lines))
+    result = log.verify()
+    assert not result.ok and result.first_bad == 4 and "removed" in result.problem
+
+
+def test_reorder_detected(tmp_path):
+    log = _filled(tmp_path)
+    lines = _lines(log)
+    lines[1], lines[2] = lines[2], lines[1]
+    log.path.write_bytes(b"".join(lines))
+    result = log.verify()
+    assert not result.ok and result.first_bad == 2
+
+
+def test_truncate_at_record_boundary_detected_by_head(tmp_path):
+    log = _filled(tmp_path)
+    log.path.write_bytes(b"".join(_lines(log)[:4]))
+    result = log.verify()
+    assert not result.ok and "removed from the end" in result.problem and result.first_bad == 5
+
+
+def test_truncate_with_head_rewritten_detected_by_published_head(tmp_path):
+    log = _filled(tmp_path)
+    published = log.head()["hash"]
+    log.path.write_bytes(b"".join(_lines(log)[:4]))
+    last = list(log.records())[-1]
+    log.head_path.write_text(json.dumps({"seq": last.seq, "hash": last.hash}))
+    assert log.verify().ok  # the local files agree with each other...
+    result = log.verify(expect_head=published)  # ...but not with the published head
+    assert not result.ok and "published head" in result.problem
+
+
+def test_torn_final_line_is_verifiable_and_repaired(tmp_path):
+    log = _filled(tmp_path, 3)
+    with open(log.path, "ab") as fh:
+        fh.write(b'{"seq":4,"time":1.0,"kind":"sea')  # crash mid-append
+    result = log.verify()
+    assert result.ok and result.records == 3 and result.torn_tail
+    rec = log.append("search", {"operation": "SearchFaces"})
+    assert rec.seq == 4 and log.verify().ok and not log.verify().torn_tail
+
+
+_WRITER = """
+import sys
+from faceaudit.accountability import SearchLog
+log = SearchLog(sys.argv[1])
+i = 0
+while True:
+    log.append("search", {"operation": "SearchFacesByImage", "i": i, "pad": "x" * 5000})
+    i += 1
+"""
+
+
+def test_kill_9_mid_append_leaves_verifiable_log(tmp_path):
+    path = tmp_path / "log.jsonl"
+    for round_ in range(4):
+        procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path)]) for _ in range(2)]
+        time.sleep(0.6 + 0.2 * round_)
+        for p in procs:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        result = SearchLog(path).verify()
+        assert result.ok, result.problem
+    assert result.records > 10
+    assert SearchLog(path).append("search", {"after": "crashes"}).seq == result.records + 1
+    assert SearchLog(path).verify().ok
+
+
+def test_export_csv_and_json(tmp_path):
+    log = _filled(tmp_path, 2)
+    records = list(log.records())
+    as_json = json.loads(export_records(records, "json"))
+    assert [r["seq"] for r in as_json] == [1, 2]
+    as_csv = export_records(records, "csv").splitlines()
+    assert as_csv[0].startswith("seq,time_utc,kind,operation") and len(as_csv) == 3
+
+
+def test_log_file_private(tmp_path):
+    log = _filled(tmp_path, 1)
+    assert os.stat(log.path).st_mode & 0o077 == 0

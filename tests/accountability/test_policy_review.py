@@ -1,0 +1,100 @@
+import pytest
+
+from faceaudit import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
+from faceaudit.accountability import (
+    Accountability,
+    CallerContext,
+    Candidate,
+    PolicyViolationError,
+    SearchRecord,
+    ThresholdPolicy,
+)
+
+ADMIN = CallerContext("AKADMIN", role="admin")
+OPERATOR = CallerContext("AKOPER", role="operator", case_reference="case-17", purpose="robbery")
+
+
+@pytest.fixture
+def acc(tmp_path):
+    return Accountability(tmp_path)
+
+
+def test_operator_cannot_set_policy(acc):
+    with pytest.raises(AccessDeniedError):
+        acc.set_policy(ThresholdPolicy("mugshots", min_face_match_threshold=99), OPERATOR)
+    assert acc.policy("mugshots").min_face_match_threshold is None
+
+
+def test_policy_refuses_low_threshold_and_logs_refusal(acc):
+    acc.set_policy(ThresholdPolicy("mugshots", 99, 10, True, "law-enforcement"), ADMIN)
+    with pytest.raises(PolicyViolationError, match="at least 99"):
+        acc.authorize(OPERATOR, "SearchFacesByImage", "mugshots", threshold=80, max_faces=5)
+    with pytest.raises(PolicyViolationError, match="at most 10"):
+        acc.authorize(OPERATOR, "SearchFacesByImage", "mugshots", threshold=99, max_faces=50)
+    with pytest.raises(PolicyViolationError, match="case reference"):
+        acc.authorize(CallerContext("AKOPER"), "SearchFaces", "mugshots", threshold=99, max_faces=5)
+    acc.authorize(OPERATOR, "SearchFacesByImage", "mugshots", threshold=99.5, max_faces=5)
+    kinds = [r.kind for r in acc.log.records()]
+    assert kinds == ["policy", "refused", "refused", "refused"]
+    refused = list(acc.log.records())[1].data
+    assert refused["threshold"] == 80 and refused["access_key_id"] == "AKOPER"
+    assert PolicyViolationError.aws_code == "AccessDeniedException"
+
+
+def test_policy_ranges(acc):
+    with pytest.raises(InvalidParameterError):
+        acc.set_policy(ThresholdPolicy("c", min_face_match_threshold=120), ADMIN)
+
+
+def _search(acc, n=2):
+    rec = acc.record(OPERATOR, SearchRecord(
+        "SearchFacesByImage", "mugshots", "v1", 99.0, 10, "ab" * 32,
+        [Candidate(99.5 - i, face_id=f"face-{i}") for i in range(n)],
+    ), probe=b"probe-bytes")
+    return rec
+
+
+def test_search_logged_with_candidates_and_leads(acc):
+    rec = _search(acc)
+    assert rec.data["candidates"][0] == {"similarity": 99.5, "face_id": "face-0"}
+    assert rec.data["case_reference"] == "case-17"
+    leads = acc.leads("pending")
+    assert len(leads) == 2 and {l.search_seq for l in leads} == {rec.seq}
+    assert acc.probe_path("ab" * 32).read_bytes() == b"probe-bytes"
+
+
+def test_lead_needs_two_distinct_reviewers(acc):
+    _search(acc, 1)
+    lead = acc.leads()[0]
+    after_one = acc.decide(lead.lead_id, "alice", "confirm")
+    assert after_one.status == "pending"
+    with pytest.raises(ConflictError, match="different reviewer"):
+        acc.decide(lead.lead_id, "alice", "confirm")
+    after_two = acc.decide(lead.lead_id, "bob", "confirm", "matches tattoo in case file")
+    assert after_two.status == "confirmed"
+    assert [d.reviewer for d in after_two.decisions] == ["alice", "bob"]
+    with pytest.raises(ConflictError):
+        acc.decide(lead.lead_id, "carol", "reject")
+    reviews = [r for r in acc.log.records() if r.kind == "review"]
+    assert [r.data["status_after"] for r in reviews] == ["pending", "confirmed"]
+    assert acc.log.verify().ok
+
+
+def test_one_rejection_rejects(acc):
+    _search(acc, 1)
+    lead = acc.leads()[0]
+    acc.decide(lead.lead_id, "alice", "confirm")
+    assert acc.decide(lead.lead_id, "bob", "reject").status == "rejected"
+
+
+def test_review_bad_input(acc):
+    _search(acc, 1)
+    lead = acc.leads()[0]
+    with pytest.raises(InvalidParameterError):
+        acc.decide(lead.lead_id, "alice", "maybe")
+    with pytest.raises(InvalidParameterError):
+        acc.decide(lead.lead_id, "  ", "confirm")
+    with pytest.raises(ResourceNotFoundError):
+        acc.decide("no-such-lead", "alice", "confirm")
+    with pytest.raises(InvalidParameterError):
+        acc.leads("weird")
