@@ -40,6 +40,7 @@ GENESIS = "0" * 64
 class LogIntegrityError(FaceAuditError):
     """The search log fails verification (edited, removed, reordered or truncated records)."""
 
+    aws_code = "LogVerificationFailed"
     exit_code = 8
 
 
