@@ -9,10 +9,12 @@ from faceaudit._errors import (
     AccessDeniedError,
     ConflictError,
     FaceAuditError,
+    IdempotentParameterMismatchError,
     ImageError,
     ImageTooLargeError,
     ImageTooSmallError,
     InvalidImageFormatError,
+    InvalidPaginationTokenError,
     InvalidParameterError,
     ModelError,
     ModelIntegrityError,
@@ -27,7 +29,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDeniedError", "ConflictError", "FaceAuditError", "ImageError", "ImageTooLargeError",
-    "ImageTooSmallError", "InvalidImageFormatError", "InvalidParameterError", "ModelError",
+    "IdempotentParameterMismatchError", "ImageTooSmallError", "InvalidImageFormatError",
+    "InvalidPaginationTokenError", "InvalidParameterError", "ModelError",
     "ModelIntegrityError", "ModelNotInstalledError", "NoFaceError", "ResourceAlreadyExistsError",
     "ResourceNotFoundError", "ServiceQuotaExceededError", "__version__",
 ]

@@ -37,6 +37,18 @@ class NoFaceError(InvalidParameterError):
     """The image holds no face where one is required."""
 
 
+class InvalidPaginationTokenError(InvalidParameterError):
+    """A NextToken that this data dir did not issue, or issued for another listing."""
+
+    aws_code = "InvalidPaginationTokenException"
+
+
+class IdempotentParameterMismatchError(InvalidParameterError):
+    """A ClientRequestToken reused with different parameters."""
+
+    aws_code = "IdempotentParameterMismatchException"
+
+
 class ImageError(FaceAuditError):
     """Base of the errors about the image bytes themselves."""
 
