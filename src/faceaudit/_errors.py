@@ -214,3 +214,20 @@ class ThrottlingError(FaceAuditError):
     aws_code = "ThrottlingException"
     http_status = 500
     exit_code = 8
+
+
+class RemoteServiceError(FaceAuditError):
+    """A Rekognition-compatible endpoint refused a request, or could not be reached.
+
+    ``aws_code`` is the error name the endpoint answered with (or
+    ``ServiceUnavailableException`` when it could not be reached).
+    """
+
+    aws_code = "ServiceUnavailableException"
+    http_status = 502
+    exit_code = 9
+
+    def __init__(self, message: str, aws_code: "str | None" = None) -> None:
+        super().__init__(message)
+        if aws_code:
+            self.aws_code = aws_code

@@ -33,3 +33,69 @@ def wilson_interval(errors: int, trials: int, z: float = Z95) -> Tuple[float, fl
     if errors == trials:
         hi = 1.0
     return (lo, hi)
+
+
+def gini(values) -> float:
+    """Gini coefficient of non-negative values, with the small-sample factor n / (n - 1).
+
+    .. math:: G = \\frac{n}{n-1} \\cdot \\frac{\\sum_i \\sum_j |x_i - x_j|}{2 n^2 \\bar x}
+
+    (Howard et al. 2022, as used by GARBE). 0 means all values are equal; the
+    factor makes the maximum 1 whatever ``n``. Raises ValueError with fewer than
+    two values or when every value is 0 (the mean is 0: the coefficient is undefined).
+    """
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    n = x.size
+    if n < 2:
+        raise ValueError("the Gini coefficient needs at least two values")
+    if np.any(x < 0) or not np.all(np.isfinite(x)):
+        raise ValueError("the Gini coefficient needs finite non-negative values")
+    mean = float(x.mean())
+    if mean == 0.0:
+        raise ValueError("the Gini coefficient is undefined when every value is 0")
+    total = float(np.abs(x[:, None] - x[None, :]).sum())
+    return n / (n - 1) * total / (2.0 * n * n * mean)
+
+
+def cluster_bootstrap_rates(errors, trials, resamples: int = 1000, seed=0, level: float = 0.95):
+    """Percentile bootstrap intervals of pooled rates, resampling clusters (e.g. subjects).
+
+    ``errors`` has shape (clusters, k) -- e.g. one column per threshold -- and
+    ``trials`` shape (clusters,) or (clusters, k): each cluster's own counts.
+    Each resample draws ``clusters`` clusters with replacement (multinomial
+    weights ``w``) and computes ``sum(w * errors) / sum(w * trials)`` per column,
+    so pairs or searches of one person are never split up. ``seed`` is anything
+    ``numpy.random.default_rng`` accepts (an int or a SeedSequence).
+
+    Returns (low, high) arrays of shape (k,); NaN where no resample had a trial.
+    """
+    import numpy as np
+
+    e = np.asarray(errors, dtype=np.float64)
+    if e.ndim == 1:
+        e = e[:, None]
+    t = np.asarray(trials, dtype=np.float64)
+    if t.ndim == 1:
+        t = np.broadcast_to(t[:, None], e.shape)
+    n = e.shape[0]
+    k = e.shape[1]
+    if n == 0 or resamples <= 0:
+        nan = np.full(k, np.nan)
+        return nan, nan.copy()
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    num = weights @ e
+    den = weights @ t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low = np.full(k, np.nan)
+    high = np.full(k, np.nan)
+    for j in range(k):
+        col = rates[:, j]
+        col = col[np.isfinite(col)]
+        if col.size:
+            low[j], high[j] = np.percentile(col, [tail, 100.0 - tail])
+    return low, high
