@@ -79,3 +79,9 @@ def any_engine(request):
     from faceaudit.engine import FaceEngine
 
     return FaceEngine(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path_factory, monkeypatch):
+    """No test writes to the user's real data dir: FACEAUDIT_DATA_DIR points at a fresh tmp dir."""
+    monkeypatch.setenv("FACEAUDIT_DATA_DIR", str(tmp_path_factory.mktemp("faceaudit-data")))

@@ -81,3 +81,19 @@ def test_console_script_error_exit_code(tmp_path):
         capture_output=True, text=True,
     )
     assert proc.returncode == 3 and "Traceback" not in proc.stderr
+
+
+def test_compare_is_logged_with_probe_hash_and_candidates(tmp_path, capsys):
+    import hashlib
+
+    from faceaudit.accountability import SearchLog
+
+    src = portrait_2018("C000141")
+    code, _, _ = run(capsys, "compare", str(src), str(portrait_2014("C000141")), "--data-dir", str(tmp_path),
+                     "--case-reference", "case-1", "--purpose", "test")
+    assert code == 0
+    (rec,) = list(SearchLog(tmp_path / "search-log.jsonl").records())
+    assert rec.kind == "search" and rec.data["operation"] == "CompareFaces"
+    assert rec.data["probe_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert rec.data["threshold"] == 80.0 and rec.data["case_reference"] == "case-1"
+    assert len(rec.data["candidates"]) == 1 and rec.data["candidates"][0]["similarity"] > 80

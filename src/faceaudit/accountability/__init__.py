@@ -15,6 +15,7 @@ from faceaudit.accountability._accountability import (
     Candidate,
     SearchRecord,
 )
+from faceaudit.accountability._guard import compare_candidates, guarded
 from faceaudit.accountability._log import (
     GENESIS,
     LogIntegrityError,
@@ -31,5 +32,5 @@ __all__ = [
     "Accountability", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
     "IDENTIFICATION_OPERATIONS", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
     "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
-    "export_records", "record_hash",
+    "compare_candidates", "export_records", "guarded", "record_hash",
 ]

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=80.0, help="SimilarityThreshold, 0-100 (default 80)")
     p.add_argument("--model", default=None)
     p.add_argument("--json", action="store_true", help="print the CompareFaces response")
+    p.add_argument("--data-dir", default=None, help="data directory holding the search log")
+    p.add_argument("--case-reference", default="", help="case this comparison belongs to (logged)")
+    p.add_argument("--purpose", default="", help="why the comparison is made (logged)")
     p.set_defaults(handler=cmd_compare)
 
     p = sub.add_parser("models", help="list face models and their measured calibration")
@@ -58,8 +61,23 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    import getpass
+
+    from faceaudit._paths import resolve_data_dir
+    from faceaudit.accountability import Accountability, CallerContext, compare_candidates, guarded
+    from faceaudit.engine import check_similarity_threshold, load_image
+
     engine = _engine(args.model)
-    result = engine.compare(args.source, args.target, args.threshold)
+    threshold = check_similarity_threshold(args.threshold)
+    source = load_image(args.source)
+    ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
+                        case_reference=args.case_reference, purpose=args.purpose)
+    result = guarded(
+        Accountability(resolve_data_dir(args.data_dir)), ctx, operation="CompareFaces",
+        collection_id=None, threshold=threshold, max_faces=None, model_version=engine.model_version,
+        probe=None, probe_sha256=source.sha256,
+        call=lambda: engine.compare(source, args.target, threshold), candidates=compare_candidates,
+    )
     if args.json:
         print_json(result.to_rekognition())
         return 0

@@ -1,0 +1,66 @@
+"""One code path for every identification operation, from the CLI or over HTTP.
+
+``guarded(...)`` checks the collection's policy (a refusal is logged and
+raised), runs the operation, and appends the search record (probe hash,
+threshold, candidates) before the result is handed back. An operation that
+fails after the policy check is logged as ``failed`` with its error name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Callable, Optional, Sequence, TypeVar
+
+from faceaudit._errors import FaceAuditError
+from faceaudit.accountability._accountability import (
+    Accountability,
+    CallerContext,
+    Candidate,
+    SearchRecord,
+)
+
+R = TypeVar("R")
+
+
+def guarded(
+    acc: Accountability,
+    ctx: CallerContext,
+    *,
+    operation: str,
+    collection_id: Optional[str],
+    threshold: float,
+    max_faces: Optional[int],
+    model_version: str,
+    probe: Optional[bytes],
+    call: Callable[[], R],
+    candidates: Callable[[R], Sequence[Candidate]],
+    probe_sha256: Optional[str] = None,
+) -> R:
+    """Authorize, run and log one identification operation; returns the operation's result."""
+    acc.authorize(ctx, operation, collection_id, threshold, max_faces)
+    started = round(time.time(), 6)
+    if probe is not None and probe_sha256 is None:
+        probe_sha256 = hashlib.sha256(probe).hexdigest()
+    try:
+        result = call()
+    except FaceAuditError as exc:
+        acc.log.append("failed", {
+            "access_key_id": ctx.access_key_id, "role": ctx.role, "source": ctx.source,
+            "request_id": ctx.request_id, "operation": operation, "collection_id": collection_id,
+            "threshold": threshold, "max_faces": max_faces, "probe_sha256": probe_sha256,
+            "case_reference": ctx.case_reference, "purpose": ctx.purpose, "error": exc.aws_code,
+            "started_at": started,
+        })
+        raise
+    acc.record(ctx, SearchRecord(
+        operation=operation, collection_id=collection_id, model_version=model_version,
+        threshold=threshold, max_faces=max_faces, probe_sha256=probe_sha256,
+        candidates=tuple(candidates(result)), started_at=started,
+    ), probe=probe)
+    return result
+
+
+def compare_candidates(result) -> Sequence[Candidate]:
+    """Candidates of a CompareFaces result: each matched target face (no FaceId exists)."""
+    return tuple(Candidate(similarity=m.similarity) for m in result.matches)
