@@ -154,12 +154,6 @@ class InvalidS3ObjectError(InvalidParameterError):
     aws_code = "InvalidS3ObjectException"
 
 
-class InvalidPaginationTokenError(InvalidParameterError):
-    """A NextToken that this service did not issue, or issued for another request."""
-
-    aws_code = "InvalidPaginationTokenException"
-
-
 class RequestTooLargeError(FaceAuditError):
     """The request body exceeds the service's size limit; refused before it is read."""
 
