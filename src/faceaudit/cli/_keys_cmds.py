@@ -1,0 +1,80 @@
+"""``faceaudit keys create|list|revoke``: the access keys of the HTTP service."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from faceaudit.cli._output import print_json, print_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("keys", help="access keys of `faceaudit serve` (SigV4)")
+    p.add_argument("--data-dir", default=None, help="data dir (default $FACEAUDIT_DATA_DIR or ~/.local/share/faceaudit)")
+    ksub = p.add_subparsers(dest="keys_command", metavar="ACTION")
+    ksub.required = True
+
+    c = ksub.add_parser("create", help="create a key; its secret is shown once")
+    c.add_argument("--role", default="operator", choices=["admin", "operator", "auditor"],
+                   help="what the key may do (default operator)")
+    c.add_argument("--description", default="", help="a note: who or what uses the key")
+    c.add_argument("--json", action="store_true",
+                   help='print {"AccessKeyId": ..., "SecretAccessKey": ...} (one line)')
+    c.set_defaults(handler=cmd_create)
+    _data_dir(c)
+
+    ls = ksub.add_parser("list", help="list keys (never their secrets)")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=cmd_list)
+    _data_dir(ls)
+
+    r = ksub.add_parser("revoke", help="revoke a key: requests signed with it are refused from now on")
+    r.add_argument("access_key_id", metavar="ACCESS_KEY_ID")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=cmd_revoke)
+    _data_dir(r)
+
+
+def _data_dir(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` after the action too (``faceaudit keys create --data-dir D``)."""
+    parser.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _store(args: argparse.Namespace):
+    from faceaudit._paths import resolve_data_dir
+    from faceaudit.service import KeyStore
+
+    return KeyStore(resolve_data_dir(args.data_dir))
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    key = _store(args).create(role=args.role, description=args.description)
+    if args.json:
+        print_json({"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret})
+        return 0
+    print(f"AccessKeyId:     {key.access_key_id}")
+    print(f"SecretAccessKey: {key.secret}")
+    print(f"Role:            {key.role}")
+    print("The secret is shown only now: store it (e.g. in ~/.aws/credentials).", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    keys = [k.public() for k in _store(args).list()]
+    if args.json:
+        print_json({"AccessKeys": keys})
+        return 0
+    print_table(
+        ["ACCESS KEY ID", "ROLE", "STATUS", "CREATED", "DESCRIPTION"],
+        [[k["AccessKeyId"], k["Role"], k["Status"], k["Created"], k["Description"]] for k in keys],
+    )
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    key = _store(args).revoke(args.access_key_id)
+    if args.json:
+        print_json(key.public())
+    else:
+        print(f"{key.access_key_id}: {key.status}")
+    return 0

@@ -1,0 +1,76 @@
+"""``faceaudit serve``: Rekognition's face API over HTTP (AWS JSON 1.1, SigV4)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from faceaudit._errors import InvalidParameterError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve Rekognition's face API over HTTP (boto3: set endpoint_url and the keys)",
+        description=(
+            "Serve Amazon Rekognition's face API (AWS JSON 1.1, SigV4) so that boto3 code works by "
+            "changing only endpoint_url and the keys (create them with `faceaudit keys create`). "
+            "Binds to loopback unless --host says otherwise; put a TLS proxy in front for anything else."
+        ),
+    )
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"port (default {DEFAULT_PORT}; 0 picks a free one, printed on start)")
+    p.add_argument("--data-dir", default=None, help="data dir (default $FACEAUDIT_DATA_DIR or ~/.local/share/faceaudit)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes sharing the socket, each threaded (default 1)")
+    p.add_argument("--rate-limit", type=float, default=None, metavar="N",
+                   help="requests per second per access key (default 50; 0 disables)")
+    p.add_argument("--rate-burst", type=float, default=None, metavar="N",
+                   help="requests a key may send at once (default: one second's worth)")
+    p.add_argument("--grace", type=float, default=30.0,
+                   help="seconds requests in flight get to finish on SIGTERM/SIGINT (default 30)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="accept unsigned requests (local experiments only; loopback only)")
+    p.add_argument("--log-level", dest="serve_log_level", default=None,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="log level of the JSON-lines logs on stderr (default INFO: one line per request)")
+    p.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from faceaudit._paths import resolve_data_dir
+    from faceaudit.service import DEFAULT_RATE_LIMIT, ServiceApp, ServiceConfig, configure_logging, serve
+    from faceaudit.service import is_loopback
+
+    level = args.serve_log_level or (args.log_level if args.log_level != "WARNING" else "INFO")
+    configure_logging(level)
+    if args.workers < 1:
+        raise InvalidParameterError("--workers must be at least 1")
+    if not 0 <= args.port <= 65535:
+        raise InvalidParameterError("--port must be from 0 to 65535")
+    if args.no_auth:
+        if not is_loopback(args.host):
+            raise InvalidParameterError("--no-auth serves only on loopback (127.0.0.1 or ::1)")
+        print(
+            "faceaudit: WARNING: authentication is OFF (--no-auth): anyone who can reach "
+            f"{args.host}:{args.port} can read and change every collection. For local experiments only.",
+            file=sys.stderr,
+        )
+    elif not is_loopback(args.host):
+        print(
+            f"faceaudit: note: serving on {args.host}, not loopback, over plain HTTP: requests are "
+            "signed but images travel unencrypted; put a TLS-terminating proxy in front.",
+            file=sys.stderr,
+        )
+    config = ServiceConfig(
+        data_dir=resolve_data_dir(args.data_dir),
+        auth=not args.no_auth,
+        rate_limit=DEFAULT_RATE_LIMIT if args.rate_limit is None else args.rate_limit,
+        rate_burst=args.rate_burst,
+    )
+    app = ServiceApp(config)
+    return serve(app, host=args.host, port=args.port, workers=args.workers, grace=args.grace)

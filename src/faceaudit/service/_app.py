@@ -1,0 +1,245 @@
+"""The service application: one request in, one response out, independent of the HTTP server.
+
+The pipeline, in order, so that nothing is read or done before it must be:
+
+1. route (``GET /health``; ``POST /`` is the API; anything else 404/405),
+2. Content-Length required (411), no chunked bodies,
+3. authentication checks that need no body (header, scope, time, key),
+4. the operation from ``X-Amz-Target`` (UnknownOperationException),
+5. the body size limit of that operation (413, before reading),
+6. read the body, verify the signature over it,
+7. the per-key rate limit (ThrottlingException),
+8. parse JSON, validate against the model's input shape,
+9. dispatch (backend or engine), serialise ``to_rekognition()``,
+10. log one JSON line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from faceaudit import __version__
+from faceaudit._errors import (
+    FaceAuditError,
+    ImageTooLargeError,
+    LengthRequiredError,
+    RequestTooLargeError,
+    ThrottlingError,
+    UnknownOperationError,
+)
+from faceaudit.service._auth import ANONYMOUS, Principal, SigV4Verifier
+from faceaudit.service._dispatch import Dispatcher
+from faceaudit.service._keys import KeyStore
+from faceaudit.service._limits import RateLimiter, body_limit
+from faceaudit.service._log import log_request
+from faceaudit.service._model import OPERATIONS, operation_model
+from faceaudit.service._protocol import (
+    ENGINE_TIME_HEADER,
+    HttpRequest,
+    HttpResponse,
+    check_content_type,
+    error_response,
+    json_response,
+    new_request_id,
+    operation_name,
+    parse_json_body,
+)
+from faceaudit.service._validate import check_output, parse_input
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE_LIMIT = 50.0
+"""Requests per second per access key (burst: one second's worth)."""
+
+MAX_BODY_BYTES = body_limit(2)
+"""The largest body any operation accepts (CompareFaces: two 5 MB images)."""
+
+
+@dataclass
+class ServiceConfig:
+    """Settings of one service (shared by its worker processes)."""
+
+    data_dir: Path
+    auth: bool = True
+    rate_limit: float = DEFAULT_RATE_LIMIT  # requests/second per key; <= 0 disables
+    rate_burst: Optional[float] = None
+    max_skew_seconds: float = 15 * 60
+    strict_responses: bool = False  # check every response against its shape (tests)
+
+
+@dataclass
+class _Outcome:
+    operation: Optional[str] = None
+    access_key_id: Optional[str] = None
+    engine_ms: Optional[float] = None
+
+
+class ServiceApp:
+    """Turns :class:`HttpRequest` into :class:`HttpResponse` (thread-safe)."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        dispatcher: Optional[Dispatcher] = None,
+        limiter: Optional[RateLimiter] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.keys = KeyStore(config.data_dir)
+        self.verifier = SigV4Verifier(self.keys, max_skew=config.max_skew_seconds, clock=clock)
+        self.dispatcher = dispatcher or Dispatcher(config.data_dir)
+        self.limiter = limiter or RateLimiter(config.rate_limit, config.rate_burst)
+        self._n_images = {op: _count_images(op) for op in OPERATIONS}
+
+    def check_ready(self) -> None:
+        """Fail early (at start-up) on an unsafe keys file or a missing service model."""
+        self.keys.check_permissions()
+        operation_model(OPERATIONS[0])
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        start = time.perf_counter()
+        request_id = new_request_id()
+        outcome = _Outcome()
+        error_code: Optional[str] = None
+        try:
+            response = self._route(request, request_id, outcome)
+        except FaceAuditError as exc:
+            response = self._error(exc, request_id)
+            error_code = exc.aws_code
+        except Exception:  # a bug: never leak details, log them
+            log.error("unhandled error in request %s", request_id, exc_info=True)
+            response = self._error(FaceAuditError("Internal server error"), request_id)
+            error_code = "InternalServerError"
+        if outcome.engine_ms is not None:
+            response.headers.append((ENGINE_TIME_HEADER, f"{outcome.engine_ms:.2f}"))
+        log_request(
+            request_id=request_id,
+            method=request.method,
+            path=request.raw_path,
+            operation=outcome.operation,
+            access_key_id=outcome.access_key_id,
+            status=response.status,
+            error_code=error_code,
+            duration_ms=(time.perf_counter() - start) * 1000.0,
+            engine_ms=outcome.engine_ms,
+            remote=request.remote,
+        )
+        return response
+
+    @staticmethod
+    def _error(exc: FaceAuditError, request_id: str) -> HttpResponse:
+        extra = []
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            extra.append(("Retry-After", str(max(1, int(retry_after + 0.999)))))
+        response = error_response(exc, request_id, extra)
+        if exc.http_status in (411, 413):
+            response.close = True
+        return response
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def _route(self, request: HttpRequest, request_id: str, outcome: _Outcome) -> HttpResponse:
+        path = request.raw_path
+        if path == "/health":
+            if request.method not in ("GET", "HEAD"):
+                return _method_not_allowed(request_id, "GET, HEAD")
+            return json_response(200, {"Status": "ok", "Version": __version__}, request_id)
+        if path != "/":
+            return json_response(
+                404,
+                {"__type": "UnknownOperationException", "message": f"no resource {path[:100]!r}"},
+                request_id,
+            )
+        if request.method != "POST":
+            return _method_not_allowed(request_id, "POST")
+        return self._api(request, request_id, outcome)
+
+    def _api(self, request: HttpRequest, request_id: str, outcome: _Outcome) -> HttpResponse:
+        # 2. a declared length, so that the size limit holds before reading
+        if (request.header("transfer-encoding") or "").strip():
+            raise LengthRequiredError("chunked request bodies are not accepted; send Content-Length")
+        if request.content_length is None:
+            raise LengthRequiredError("Content-Length is required")
+
+        # 3. authentication checks that need no body
+        auth = None
+        if self.config.auth:
+            auth = self.verifier.precheck(request.headers, request.query)
+            outcome.access_key_id = auth.key.access_key_id
+
+        # 4. the operation
+        operation = operation_name(request.header("x-amz-target"))
+        outcome.operation = operation
+        if operation not in OPERATIONS:
+            raise UnknownOperationError(f"{operation} is not an operation of this service")
+
+        # 5. body size, before reading it
+        limit = body_limit(self._n_images[operation])
+        if request.content_length > limit:
+            message = (
+                f"the request body is {request.content_length} bytes; {operation} accepts at most "
+                f"{limit} bytes"
+            )
+            if self._n_images[operation]:
+                raise _TooLargeImage(message + " (images: at most 5 MB each)")
+            raise RequestTooLargeError(message)
+
+        # 6. the body, and the signature over it
+        body = request.body()
+        principal: Principal = ANONYMOUS
+        if auth is not None:
+            principal = self.verifier.verify(
+                auth, request.method, request.raw_path, request.query, request.headers, body
+            )
+
+        # 7. rate limit per key (per client address without authentication)
+        bucket = principal.access_key_id if auth is not None else f"ip:{request.remote}"
+        wait = self.limiter.acquire(bucket)
+        if wait > 0:
+            exc = ThrottlingError(
+                f"Rate exceeded: at most {self.limiter.rate:g} requests per second per access key"
+            )
+            exc.retry_after = wait  # type: ignore[attr-defined]
+            raise exc
+
+        # 8. parse and validate
+        check_content_type(request.header("content-type"))
+        model = operation_model(operation)
+        params = parse_input(model.input_shape, parse_json_body(body))
+
+        # 9. dispatch and serialise
+        doc, engine_ms = self.dispatcher.call(operation, params)
+        outcome.engine_ms = engine_ms
+        if self.config.strict_responses:
+            problems = check_output(model.output_shape, doc)
+            if problems:
+                raise FaceAuditError(f"strict mode: {operation} response breaks its shape: {problems[:5]}")
+        return json_response(200, doc, request_id)
+
+
+class _TooLargeImage(ImageTooLargeError):
+    """A body too large for an operation with images: ImageTooLargeException, HTTP 413."""
+
+    http_status = 413
+
+
+def _method_not_allowed(request_id: str, allow: str) -> HttpResponse:
+    return json_response(
+        405,
+        {"__type": "MethodNotAllowedException", "message": f"use {allow}"},
+        request_id,
+        [("Allow", allow)],
+    )
+
+
+def _count_images(operation: str) -> int:
+    shape = operation_model(operation).input_shape
+    return sum(1 for m in shape.members.values() if m.name == "Image")
+

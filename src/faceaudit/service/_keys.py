@@ -1,0 +1,237 @@
+"""Access keys of the HTTP service: created, listed and revoked with ``faceaudit keys``.
+
+SigV4 needs the secret itself on the server (the signature is an HMAC keyed with
+it), so secrets are stored as they are, in ``<data dir>/access-keys.json``,
+protected by file permissions: the file is created with mode 0600 (and refused
+if it is readable by group or others), rewritten atomically under a lock, and no
+secret is ever logged or listed; a secret is shown once, when its key is created.
+
+The service re-reads the file when it changes, so a revoked key is refused by
+every worker from its next request on.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import secrets
+import stat
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from faceaudit._errors import FaceAuditError, InvalidParameterError, ResourceNotFoundError
+
+KEYS_FILE = "access-keys.json"
+ROLES = ("admin", "operator", "auditor")
+DEFAULT_ROLE = "operator"
+ACCESS_KEY_PREFIX = "FAKI"
+
+
+class KeyFileError(FaceAuditError):
+    """The keys file is unsafe (readable by others) or unreadable."""
+
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """One access key. ``secret`` is the SigV4 secret; ``role`` is admin, operator or auditor."""
+
+    access_key_id: str
+    secret: str
+    role: str
+    created: float  # epoch seconds
+    status: str = "Active"  # or "Revoked"
+    revoked: Optional[float] = None
+    description: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.status == "Active"
+
+    def public(self) -> dict:
+        """Everything but the secret (what ``faceaudit keys list`` shows)."""
+        out = {
+            "AccessKeyId": self.access_key_id,
+            "Role": self.role,
+            "Status": self.status,
+            "Created": _iso(self.created),
+            "Description": self.description,
+        }
+        if self.revoked is not None:
+            out["Revoked"] = _iso(self.revoked)
+        return out
+
+    def __repr__(self) -> str:  # never print a secret by accident
+        return f"AccessKey({self.access_key_id!r}, role={self.role!r}, status={self.status!r})"
+
+    __str__ = __repr__
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def new_access_key_id() -> str:
+    """``FAKI`` and 16 base32 characters (AWS's shape: 20 upper-case characters)."""
+    return ACCESS_KEY_PREFIX + base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+
+
+def new_secret() -> str:
+    """40 characters from 240 random bits (AWS's secret length)."""
+    return secrets.token_urlsafe(30)
+
+
+class KeyStore:
+    """The access keys in one data dir. Thread-safe; several processes may share the file."""
+
+    def __init__(self, data_dir: "Path | str") -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / KEYS_FILE
+        self._lock = threading.Lock()
+        self._stamp: Optional[Tuple[int, int, int]] = None
+        self._keys: Dict[str, AccessKey] = {}
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def lookup(self, access_key_id: str) -> Optional[AccessKey]:
+        """The key with this id (active or revoked), or None. Re-reads the file if it changed."""
+        with self._lock:
+            self._refresh()
+            return self._keys.get(access_key_id)
+
+    def list(self) -> List[AccessKey]:
+        with self._lock:
+            self._refresh()
+            return sorted(self._keys.values(), key=lambda k: (k.created, k.access_key_id))
+
+    def check_permissions(self) -> None:
+        """KeyFileError if the keys file is readable or writable by group or others."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyFileError(
+                f"{self.path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):o}); "
+                f"it holds secrets: chmod 600 {self.path}"
+            )
+
+    def _refresh(self) -> None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._keys, self._stamp = {}, None
+            return
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if stamp == self._stamp:
+            return
+        self.check_permissions()
+        self._keys = self._read()
+        self._stamp = stamp
+
+    def _read(self) -> Dict[str, AccessKey]:
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise KeyFileError(f"cannot read {self.path}: {exc}") from None
+        keys = {}
+        for item in doc.get("keys", []):
+            key = AccessKey(
+                access_key_id=item["AccessKeyId"],
+                secret=item["SecretAccessKey"],
+                role=item.get("Role", DEFAULT_ROLE),
+                created=float(item.get("Created", 0.0)),
+                status=item.get("Status", "Active"),
+                revoked=item.get("Revoked"),
+                description=item.get("Description", ""),
+            )
+            keys[key.access_key_id] = key
+        return keys
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def create(self, role: str = DEFAULT_ROLE, description: str = "") -> AccessKey:
+        """A new active key with a fresh secret (the only time the secret is returned)."""
+        if role not in ROLES:
+            raise InvalidParameterError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        with self._locked() as keys:
+            key_id = new_access_key_id()
+            while key_id in keys:  # pragma: no cover - 80 random bits
+                key_id = new_access_key_id()
+            key = AccessKey(key_id, new_secret(), role, time.time(), description=description)
+            keys[key_id] = key
+            self._write(keys)
+        return key
+
+    def revoke(self, access_key_id: str) -> AccessKey:
+        """Revoke a key: every later request signed with it is refused (UnrecognizedClient)."""
+        with self._locked() as keys:
+            key = keys.get(access_key_id)
+            if key is None:
+                raise ResourceNotFoundError(f"no access key {access_key_id!r}")
+            if key.active:
+                key = replace(key, status="Revoked", revoked=time.time())
+                keys[access_key_id] = key
+                self._write(keys)
+        return key
+
+    @contextmanager
+    def _locked(self) -> Iterator[Dict[str, AccessKey]]:
+        _make_private_dir(self.data_dir)
+        lock_path = self.data_dir / (KEYS_FILE + ".lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.check_permissions()
+            yield self._read()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _write(self, keys: Dict[str, AccessKey]) -> None:
+        doc = {
+            "keys": [
+                {
+                    "AccessKeyId": k.access_key_id,
+                    "SecretAccessKey": k.secret,
+                    "Role": k.role,
+                    "Created": k.created,
+                    "Status": k.status,
+                    "Revoked": k.revoked,
+                    "Description": k.description,
+                }
+                for k in sorted(keys.values(), key=lambda k: (k.created, k.access_key_id))
+            ]
+        }
+        tmp = self.path.with_name(f".{KEYS_FILE}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o600)  # whatever the umask
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def _make_private_dir(path: Path) -> None:
+    """Create the data dir (0700 for the parts created here) if it does not exist."""
+    if not path.is_dir():
+        old = os.umask(0o077)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        finally:
+            os.umask(old)
