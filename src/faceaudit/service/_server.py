@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from faceaudit import __version__
-from faceaudit.service._app import MAX_BODY_BYTES, ServiceApp
+from faceaudit.service._app import ServiceApp
 from faceaudit.service._protocol import HttpRequest, HttpResponse, json_response, new_request_id
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 IDLE_TIMEOUT_SECONDS = 60.0
 """A connection idle (or a client silent mid-request) this long is closed."""
 
-DRAIN_LIMIT_BYTES = MAX_BODY_BYTES + 1024 * 1024
-"""An unread request body up to this size is drained so that the client sees the refusal."""
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+"""A refused, unread body up to this size is read and dropped (never held) so that the client,
+which sends it all before reading, sees the refusal (e.g. ImageTooLargeException for a 12 MB
+photo) rather than a broken pipe. Beyond, the connection is closed at once."""
 
 MAX_CONNECTIONS = 256
 """Concurrent connections per worker; beyond, new connections get 503 and are closed."""
@@ -46,8 +48,10 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"faceaudit/{__version__}"
-    sys_version = ""
     server: "ServiceHTTPServer"
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def setup(self) -> None:
         self.timeout = self.server.idle_timeout
@@ -127,12 +131,12 @@ class _Handler(BaseHTTPRequestHandler):
         response = self.server.app.handle(request)
         unread = 0 if request.body_consumed else (content_length or 0)
         chunked = bool((self.headers.get("Transfer-Encoding") or "").strip())
-        if unread or chunked or response.close:
+        if unread > DRAIN_LIMIT_BYTES or chunked or response.close:
             response.headers.append(("Connection", "close"))
             self.close_connection = True
         self._send(response, head=self.command == "HEAD")
-        if unread:
-            self._discard(unread)
+        if unread and not self._discard(unread):
+            self.close_connection = True
 
     def _send(self, response: HttpResponse, head: bool) -> None:
         self.send_response(response.status)
@@ -143,20 +147,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
         self.wfile.flush()
 
-    def _discard(self, n: int) -> None:
-        """Read and drop an unread body (bounded) so that the client receives the response."""
+    def _discard(self, n: int) -> bool:
+        """Read and drop a body the service refused without reading, so that the client
+        receives the response (and a small one keeps its connection). True if all was read."""
         try:
-            if n > DRAIN_LIMIT_BYTES:
+            if n > DRAIN_LIMIT_BYTES:  # too much to drain: a short lingering close
                 self.connection.shutdown(socket.SHUT_WR)
-                n = 1024 * 1024  # a short lingering close
+                n = 1024 * 1024
             self.connection.settimeout(5.0)
             while n > 0:
                 chunk = self.rfile.read(min(n, 65536))
                 if not chunk:
-                    break
+                    return False
                 n -= len(chunk)
+            self.connection.settimeout(self.timeout)
+            return True
         except OSError:
-            pass
+            return False
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """Protocol-level errors (bad request line, ...) as JSON, like the rest of the API."""
