@@ -33,8 +33,9 @@ def measured_fmr(model_version: str, threshold: float) -> str:
     r = below[-1]
     f = r["fmr"]
     lo, hi = f["ci95"]
-    return (f"{_pct(f['rate'])} at Similarity {r['similarity']:g} ({f['errors']} false matches in "
-            f"{f['trials']:,} impostor comparisons; 95% interval {_pct(lo)} to {_pct(hi)})")
+    prefix = "" if abs(r["similarity"] - threshold) < 1e-9 else "at most "
+    return (f"{prefix}{_pct(f['rate'])}, measured at Similarity {r['similarity']:g} ({f['errors']} false "
+            f"matches in {f['trials']:,} impostor comparisons; 95% interval {_pct(lo)} to {_pct(hi)})")
 
 
 def _pct(rate: float) -> str:
