@@ -1,0 +1,72 @@
+"""16 concurrent boto3 clients index and search one collection on a 2-worker server."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+
+import pytest
+
+from tests.conftest import MEMBERS, portrait_2014, portrait_2018
+from tests.service.conftest import ServeProcess, client, create_key, needs_backend
+
+CLIENTS = 16
+SECONDS = 12.0
+
+
+@needs_backend
+def test_concurrent_index_and_search_loses_nothing(tmp_path):
+    key = create_key(tmp_path)
+    proc = ServeProcess(tmp_path, "--workers", "2", "--rate-limit", "0", "--log-level", "WARNING")
+    try:
+        admin = client(proc.url, key)
+        admin.create_collection(CollectionId="busy")
+        portraits = [portrait_2018(m).read_bytes() for m in MEMBERS]
+        probes = [portrait_2014(m).read_bytes() for m in MEMBERS]
+        indexed, errors, searches = [], [], [0]
+        lock = threading.Lock()
+        deadline = time.monotonic() + SECONDS
+
+        def work(n):
+            rek = client(proc.url, key)  # each thread its own client (and connections)
+            i = 0
+            while time.monotonic() < deadline:
+                try:
+                    if i % 2 == 0:
+                        r = rek.index_faces(CollectionId="busy", Image={"Bytes": portraits[(n + i) % 8]},
+                                            ExternalImageId=f"t{n}-{i}", MaxFaces=1, QualityFilter="NONE")
+                        with lock:
+                            indexed.extend(f["Face"]["FaceId"] for f in r["FaceRecords"])
+                    else:
+                        r = rek.search_faces_by_image(CollectionId="busy", Image={"Bytes": probes[(n + i) % 8]})
+                        with lock:
+                            searches[0] += 1
+                except Exception:  # noqa: BLE001 - every error fails the test, with its trace
+                    with lock:
+                        errors.append(traceback.format_exc())
+                i += 1
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(SECONDS + 120)
+        assert not errors, f"{len(errors)} errors, first:\n{errors[0]}"
+        assert len(indexed) >= CLIENTS and searches[0] >= CLIENTS
+        assert len(set(indexed)) == len(indexed)  # FaceIds are unique
+        listed = admin.get_paginator("list_faces").paginate(
+            CollectionId="busy", PaginationConfig={"PageSize": 100}).build_full_result()["Faces"]
+        listed_ids = [f["FaceId"] for f in listed]
+        assert set(indexed) <= set(listed_ids)  # no face lost
+        assert len(listed_ids) == len(set(listed_ids)) == len(indexed)
+        assert admin.describe_collection(CollectionId="busy")["FaceCount"] == len(indexed)
+        # the other worker sees the same faces: a search from a fresh connection finds the newest face
+        last = [f for f in listed if f["FaceId"] == indexed[-1]][0]
+        for _ in range(4):
+            r = client(proc.url, key).search_faces(CollectionId="busy", FaceId=last["FaceId"], MaxFaces=4096,
+                                                   FaceMatchThreshold=0)
+            assert len(r["FaceMatches"]) == len(indexed) - 1
+    finally:
+        assert proc.stop() == 0
+    assert "Traceback" not in proc.logs()
