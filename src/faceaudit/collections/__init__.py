@@ -1,0 +1,64 @@
+"""Persistent face collections with exact 1:N search, speaking Rekognition's face API.
+
+Public surface::
+
+    from faceaudit.collections import FaceCollections
+    fc = FaceCollections("/var/lib/faceaudit")
+    fc.create_collection(collection_id="gallery")
+    fc.index_faces(collection_id="gallery", image=jpeg_bytes, external_image_id="case-17")
+    result = fc.search_faces_by_image(collection_id="gallery", image=probe_bytes)
+    result.to_rekognition()        # SearchFacesByImage response shape
+
+SQLite (``<data dir>/collections.sqlite3``) holds everything; each process keeps
+an exact vector index (FAISS, or numpy) as a cache rebuilt or caught up from
+SQLite. Batch indexing of a directory or manifest: :func:`index_batch`.
+Every search result is an investigative lead, not an identification.
+"""
+
+from faceaudit.collections._batch import BatchItem, BatchReport, index_batch
+from faceaudit.collections._collections import FaceCollections
+from faceaudit.collections._index import FaissIndex, NumpyIndex, VectorIndex, make_index
+from faceaudit.collections._manifest import map_external_image_id, read_manifest, scan_directory
+from faceaudit.collections._quality import BARS, REASONS, QualityBar, quality_band, quality_score
+from faceaudit.collections._results import (
+    CANDIDATE_NOTICE,
+    AssociateFacesResult,
+    CreateCollectionResult,
+    CreateUserResult,
+    DeleteCollectionResult,
+    DeleteFacesResult,
+    DeleteUserResult,
+    DescribeCollectionResult,
+    DisassociateFacesResult,
+    Face,
+    FaceMatch,
+    FaceRecord,
+    IndexFacesResult,
+    ListCollectionsResult,
+    ListFacesResult,
+    ListUsersResult,
+    SearchFacesByImageResult,
+    SearchFacesResult,
+    SearchUsersByImageResult,
+    SearchUsersResult,
+    UnindexedFace,
+    UnsearchedFace,
+    UnsuccessfulFaceAssociation,
+    UnsuccessfulFaceDeletion,
+    UnsuccessfulFaceDisassociation,
+    User,
+    UserMatch,
+)
+
+__all__ = [
+    "AssociateFacesResult", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
+    "CreateCollectionResult", "CreateUserResult", "DeleteCollectionResult", "DeleteFacesResult",
+    "DeleteUserResult", "DescribeCollectionResult", "DisassociateFacesResult", "Face",
+    "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "IndexFacesResult",
+    "ListCollectionsResult", "ListFacesResult", "ListUsersResult", "NumpyIndex", "QualityBar",
+    "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
+    "SearchUsersResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
+    "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
+    "VectorIndex", "index_batch", "make_index", "map_external_image_id", "quality_band",
+    "quality_score", "read_manifest", "scan_directory",
+]

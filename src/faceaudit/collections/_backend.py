@@ -1,0 +1,223 @@
+"""Shared machinery of :class:`~faceaudit.collections.FaceCollections`: storage, engines, search.
+
+The operations themselves live in ``_ops_*.py`` mixins, one module per group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
+
+import numpy as np
+
+from faceaudit._errors import ConflictError, IdempotentParameterMismatchError, ModelError
+from faceaudit._paths import resolve_data_dir
+from faceaudit.collections._cache import IndexCache
+from faceaudit.collections._results import Face
+from faceaudit.collections._store import CollectionRow, FaceRow, Store
+from faceaudit.engine import BoundingBox, FaceEngine, ModelSpec, get_model
+
+R = TypeVar("R")
+
+DEFAULT_REGION = "local"
+DEFAULT_ACCOUNT_ID = "000000000000"
+MAX_FACES_PER_COLLECTION = 20_000_000
+"""Rekognition's limit: up to 20 million faces per collection."""
+
+
+class Backend:
+    """Storage, engines and the exact search shared by every operation."""
+
+    def __init__(
+        self,
+        data_dir: Union[str, os.PathLike, None] = None,
+        *,
+        index: str = "faiss",
+        region: str = DEFAULT_REGION,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        engines: Optional[Dict[str, FaceEngine]] = None,
+        snapshot_min_faces: int = 50_000,
+    ) -> None:
+        self.data_dir: Path = resolve_data_dir(data_dir)
+        self.region = region
+        self.account_id = account_id
+        self._store = Store(self.data_dir)
+        self._cache = IndexCache(self.data_dir, kind=index, snapshot_min_faces=snapshot_min_faces)
+        self._engines: Dict[str, FaceEngine] = {}
+        for engine in (engines or {}).values():
+            self._engines[engine.spec.name] = engine
+        self._engine_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close this thread's database connection (the object stays usable)."""
+        self._store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- naming ----------------------------------------------------------------------------------
+    def collection_arn(self, name: str) -> str:
+        return f"arn:aws:rekognition:{self.region}:{self.account_id}:collection/{name}"
+
+    # -- engines ---------------------------------------------------------------------------------
+    def _spec(self, coll: CollectionRow) -> ModelSpec:
+        try:
+            spec = get_model(coll.model)
+        except Exception:
+            spec = None
+        if spec is None or spec.version != coll.model_version:
+            raise ModelError(
+                f"collection {coll.name!r} is pinned to FaceModelVersion {coll.model_version}, "
+                "which this faceaudit does not provide; its embeddings cannot be compared with another model's"
+            )
+        return spec
+
+    def _engine(self, coll: CollectionRow) -> FaceEngine:
+        spec = self._spec(coll)
+        with self._engine_lock:
+            engine = self._engines.get(spec.name)
+            if engine is None:
+                engine = self._engines[spec.name] = FaceEngine(spec.name)
+        return engine
+
+    def _collection_row(self, name: str) -> CollectionRow:
+        """The row of collection ``name`` (ResourceNotFoundError), read in its own transaction."""
+        with self._store.read() as conn:
+            return self._store.get_collection(conn, name)
+
+    @staticmethod
+    def _check_pin(coll: CollectionRow, engine: FaceEngine) -> None:
+        if coll.model_version != engine.model_version:  # re-created with another model meanwhile
+            raise ConflictError(f"collection {coll.name!r} changed its model during the request; retry")
+
+    # -- rows to results -------------------------------------------------------------------------
+    @staticmethod
+    def _face(row: FaceRow, coll: CollectionRow) -> Face:
+        return Face(
+            face_id=row.face_id,
+            bounding_box=BoundingBox(*row.box),
+            image_id=row.image_id,
+            external_image_id=row.external_image_id,
+            confidence=row.confidence,
+            index_faces_model_version=coll.model_version,
+            user_id=row.user_id,
+            labels=row.labels,
+            image_sha256=row.sha256,
+        )
+
+    # -- search ----------------------------------------------------------------------------------
+    def _similarities(self, coll: CollectionRow, cosines: np.ndarray) -> List[float]:
+        scale = self._spec(coll).scale
+        return [round(scale.to_similarity(float(c)), 4) for c in np.asarray(cosines).reshape(-1)]
+
+    def _search(
+        self,
+        conn,
+        coll: CollectionRow,
+        queries: np.ndarray,
+        k: int,
+        threshold: float,
+        exclude: Iterable[int] = (),
+    ) -> List[List[Tuple[int, float]]]:
+        """For each query vector: up to ``k`` (face row id, similarity) with similarity >= threshold.
+
+        Exact (every face is scored), highest similarity first. Runs inside the
+        caller's read transaction, so the hits exist in that snapshot.
+        """
+        scale = self._spec(coll).scale
+        exclude = set(int(e) for e in exclude)
+        min_cos = scale.to_cosine(threshold) - 1e-6
+        q = np.asarray(queries, dtype=np.float32).reshape(-1, coll.dimension)
+        with self._cache.lock(coll.rowid):
+            index = self._cache.synced(conn, coll)
+            hits = index.search(q, k + len(exclude), min_cos)
+        out = []
+        for ids, scores in hits:
+            found = []
+            for i, s in zip(ids.tolist(), scores.tolist()):
+                if i in exclude:
+                    continue
+                sim = round(scale.to_similarity(s), 4)
+                if sim >= threshold:
+                    found.append((i, sim))
+            out.append(found[:k])
+        return out
+
+    def _search_users(
+        self,
+        conn,
+        coll: CollectionRow,
+        queries: np.ndarray,
+        max_users: int,
+        threshold: float,
+        exclude_faces: Iterable[int] = (),
+        exclude_user: Optional[int] = None,
+    ) -> List[Tuple[str, float]]:
+        """Users ranked by their best face's similarity to any query: [(UserId, similarity)].
+
+        Searches with a growing k until ``max_users`` users are found or no face
+        at or above the threshold is left, so the ranking is exact.
+        """
+        best: Dict[str, float] = {}
+        total = coll.face_count
+        for q in np.asarray(queries, dtype=np.float32).reshape(-1, coll.dimension):
+            k = max(64, 4 * max_users)
+            while True:
+                hits = self._search(conn, coll, q, k, threshold, exclude_faces)[0]
+                owners = self._store.users_with_faces(conn, [h[0] for h in hits])
+                seen: Dict[str, float] = {}
+                for row, sim in hits:
+                    owner = owners.get(row)
+                    if owner is None or owner[0] == exclude_user:
+                        continue
+                    seen.setdefault(owner[1], sim)
+                if len(seen) >= max_users or len(hits) < k or k >= total:
+                    break
+                k *= 4
+            for uid, sim in list(seen.items())[:max_users]:
+                best[uid] = max(sim, best.get(uid, -1.0))
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ranked[:max_users]
+
+    # -- idempotency -----------------------------------------------------------------------------
+    def _idempotent(self, conn, operation: str, token: Optional[str], request: dict,
+                    run: Callable[[], R], restore: Callable[[dict], R]) -> R:
+        """Run a write once per ClientRequestToken: a retry gets the first response back."""
+        if token is None:
+            return run()
+        req = json.dumps(request, sort_keys=True)
+        prior = self._store.idempotent_response(conn, operation, token)
+        if prior is not None:
+            if prior[0] != req:
+                raise IdempotentParameterMismatchError(
+                    f"ClientRequestToken {token!r} was used with different parameters"
+                )
+            return restore(json.loads(prior[1]))
+        result = run()
+        self._store.remember_response(conn, operation, token, req, json.dumps(result.to_rekognition()))
+        return result
+
+    # -- maintenance (not Rekognition operations) -------------------------------------------------
+    def checkpoint_index(self, collection_id: str) -> Optional[Path]:
+        """Write the collection's index snapshot, so other processes load it fast."""
+        with self._store.read() as conn:
+            coll = self._store.get_collection(conn, collection_id)
+            return self._cache.checkpoint(conn, coll)
+
+    def verify_index(self, collection_id: str) -> bool:
+        """Sync this process's index and check its ids against SQLite, in one snapshot."""
+        with self._store.read() as conn:
+            coll = self._store.get_collection(conn, collection_id)
+            with self._cache.lock(coll.rowid):
+                index = self._cache.synced(conn, coll)
+                ids = np.sort(index.ids())
+            return bool(np.array_equal(ids, self._store.face_rowids(conn, coll.rowid)))
+
+    def _face_rows(self, conn, rowids: Sequence[int]) -> Dict[int, FaceRow]:
+        return self._store.faces_by_rowids(conn, rowids)

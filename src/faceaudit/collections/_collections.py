@@ -1,0 +1,29 @@
+"""FaceCollections: the backend the CLI and the HTTP service call."""
+
+from __future__ import annotations
+
+from faceaudit.collections._ops_collections import CollectionOps
+from faceaudit.collections._ops_faces import FaceOps
+from faceaudit.collections._ops_search import SearchOps
+from faceaudit.collections._ops_users import UserOps
+
+
+class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps):
+    """Persistent face collections with exact 1:N search and Rekognition's semantics.
+
+    ``FaceCollections(data_dir)``; one method per Rekognition operation, named in
+    snake_case, keyword arguments named after the request members in snake_case
+    (``collection_id``, ``face_match_threshold``, ...), an ``Image`` passed as raw
+    bytes, optional members None (Rekognition's defaults apply). Each returns a
+    frozen dataclass whose ``to_rekognition()`` is the operation's response.
+
+    Keyword options (not Rekognition's): ``index`` ("faiss", or "numpy" brute
+    force), ``region`` and ``account_id`` (used in collection ARNs), ``engines``
+    (already built :class:`~faceaudit.engine.FaceEngine` objects to reuse),
+    ``snapshot_min_faces`` (index snapshots are written after rebuilds of at least
+    this many faces).
+
+    Safe to share between threads; any number of processes may open the same data
+    dir (one writer at a time, readers never blocked). Every search is exact and
+    sees the latest committed state.
+    """

@@ -1,0 +1,110 @@
+"""SearchFacesByImage and SearchFaces: exact 1:N search."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+from faceaudit._errors import NoFaceError, ResourceNotFoundError
+from faceaudit.collections import _quality
+from faceaudit.collections import _validate as v
+from faceaudit.collections._backend import Backend
+from faceaudit.collections._results import FaceMatch, SearchFacesByImageResult, SearchFacesResult
+from faceaudit.engine import DetectedFace, FaceEngine, Image, load_image
+
+
+def searchable_faces(
+    engine: FaceEngine, img: Image, level: str
+) -> Tuple[Optional[DetectedFace], List[Tuple[DetectedFace, Tuple[str, ...]]]]:
+    """(the face to search, [(other face, reasons)]): the largest face passing ``level``.
+
+    Every other face is returned with FACE_NOT_LARGEST if it passes the bar, else
+    with its quality reasons.
+    """
+    chosen = None
+    others = []
+    for face in engine.detect(img).faces:  # largest first
+        reasons = tuple(_quality.failures(face, level))
+        if not reasons and chosen is None:
+            chosen = face
+        else:
+            others.append((face, reasons or ("FACE_NOT_LARGEST",)))
+    return chosen, others
+
+
+class SearchOps(Backend):
+    def _matches(self, conn, coll, hits) -> Tuple[FaceMatch, ...]:
+        rows = self._face_rows(conn, [h[0] for h in hits])
+        return tuple(FaceMatch(similarity=sim, face=self._face(rows[r], coll)) for r, sim in hits)
+
+    def search_faces_by_image(
+        self,
+        *,
+        collection_id: str,
+        image: bytes,
+        max_faces: Optional[int] = None,
+        face_match_threshold: Optional[float] = None,
+        quality_filter: Optional[str] = None,
+    ) -> SearchFacesByImageResult:
+        """Search the collection for the largest face of ``image``.
+
+        Every face of the collection is scored (exact search). Returns up to
+        ``max_faces`` (default 80, 1..4096) faces with similarity >= ``face_match_threshold``
+        (default 80), highest first. ``quality_filter`` (default NONE) skips faces
+        below that bar; InvalidParameterException when no face is left.
+        Each match is an investigative lead, not an identification.
+        """
+        name = v.collection_id(collection_id)
+        k = v.int_range(max_faces, "MaxFaces", v.DEFAULT_SEARCH_MAX_FACES, 1, v.MAX_SEARCH_MAX_FACES)
+        threshold = v.percent(face_match_threshold, "FaceMatchThreshold", v.DEFAULT_FACE_MATCH_THRESHOLD)
+        level = v.quality_filter(quality_filter, "NONE")
+        data = v.image_bytes(image)
+        coll = self._collection_row(name)
+        engine = self._engine(coll)
+        img = load_image(data)
+        face, others = searchable_faces(engine, img, level)
+        if face is None:
+            if others:
+                raise NoFaceError(
+                    f"no face in the image passes QualityFilter {level} "
+                    f"(largest face: {', '.join(others[0][1])})"
+                )
+            raise NoFaceError("no face was found in the image")
+        vector = engine.embed(img, face).vector
+        with self._store.read() as conn:
+            coll = self._store.get_collection(conn, name)
+            self._check_pin(coll, engine)
+            hits = self._search(conn, coll, vector, k, threshold)[0]
+            matches = self._matches(conn, coll, hits)
+        return SearchFacesByImageResult(
+            searched_face_bounding_box=face.bounding_box,
+            searched_face_confidence=face.confidence,
+            face_matches=matches,
+            face_model_version=coll.model_version,
+            threshold=threshold,
+        )
+
+    def search_faces(
+        self,
+        *,
+        collection_id: str,
+        face_id: str,
+        max_faces: Optional[int] = None,
+        face_match_threshold: Optional[float] = None,
+    ) -> SearchFacesResult:
+        """Search the collection for a face it holds (the face itself is never a match)."""
+        name = v.collection_id(collection_id)
+        fid = v.face_id(face_id)
+        k = v.int_range(max_faces, "MaxFaces", v.DEFAULT_SEARCH_MAX_FACES, 1, v.MAX_SEARCH_MAX_FACES)
+        threshold = v.percent(face_match_threshold, "FaceMatchThreshold", v.DEFAULT_FACE_MATCH_THRESHOLD)
+        with self._store.read() as conn:
+            coll = self._store.get_collection(conn, name)
+            row = self._store.faces_by_face_ids(conn, coll.rowid, [fid]).get(fid)
+            if row is None:
+                raise ResourceNotFoundError(f"face {fid} is not in collection {name!r}")
+            vector = self._store.face_embedding(conn, row.rowid, coll.dimension)
+            hits = self._search(conn, coll, vector, k, threshold, exclude=[row.rowid])[0]
+            matches = self._matches(conn, coll, hits)
+        return SearchFacesResult(
+            searched_face_id=fid, face_matches=matches, face_model_version=coll.model_version,
+            threshold=threshold,
+        )

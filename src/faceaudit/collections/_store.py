@@ -1,0 +1,581 @@
+"""SQLite storage: the source of truth of every collection.
+
+One database file per data dir (``collections.sqlite3``), in WAL mode with
+``synchronous=FULL`` (a committed transaction is on disk before COMMIT returns:
+it survives kill -9 and power loss) and a busy timeout, so several processes
+can read while one writes. Writes run in ``BEGIN IMMEDIATE`` transactions (one
+writer at a time, waiting up to the busy timeout); reads run in a deferred
+transaction, i.e. on one consistent snapshot.
+
+Tables
+------
+``collections``  name, model name and FaceModelVersion (the pin), creation time,
+                 tags, face/user counts, ``head_seq`` (last change-log entry of
+                 the collection) and ``log_floor`` (entries up to it were pruned).
+``images``       one row per indexed image: ImageId, sha256 of the bytes,
+                 ExternalImageId ('' when none), UnindexedFaces of the first
+                 indexing, manifest labels, source path. UNIQUE(collection,
+                 sha256, ExternalImageId): the same bytes with the same
+                 ExternalImageId are stored once.
+``faces``        FaceId, image, user, bounding box, confidence, FaceDetail JSON,
+                 the embedding (float32 little-endian BLOB). Its integer row id
+                 is the vector id in the in-memory index.
+``users``        UserId per collection.
+``face_log``     one row per face added or deleted (seq, collection, face row):
+                 what other processes replay to bring their index up to date.
+``idempotency``  responses of requests made with a ClientRequestToken.
+``meta``         schema version and the secret that signs pagination tokens.
+
+Every row id is AUTOINCREMENT, never reused, so an id seen by a cache always
+means the same face (or collection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from faceaudit._errors import ResourceNotFoundError
+
+DB_NAME = "collections.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+LOG_KEEP = 200_000
+"""Change-log entries kept per collection; a process further behind rebuilds its index."""
+IDEMPOTENCY_TTL_S = 24 * 3600.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS collections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    dimension INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    tags TEXT NOT NULL DEFAULT '{}',
+    face_count INTEGER NOT NULL DEFAULT 0,
+    user_count INTEGER NOT NULL DEFAULT 0,
+    head_seq INTEGER NOT NULL DEFAULT 0,
+    log_floor INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    image_id TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    external_image_id TEXT NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    unindexed TEXT NOT NULL DEFAULT '[]',
+    labels TEXT NOT NULL DEFAULT '{}',
+    source TEXT,
+    created_at REAL NOT NULL,
+    UNIQUE (collection_id, sha256, external_image_id)
+);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (collection_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    face_id TEXT NOT NULL UNIQUE,
+    image_row INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    user_row INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    box_left REAL NOT NULL,
+    box_top REAL NOT NULL,
+    box_width REAL NOT NULL,
+    box_height REAL NOT NULL,
+    confidence REAL NOT NULL,
+    quality REAL,
+    detail TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_by_collection ON faces(collection_id, id);
+CREATE INDEX IF NOT EXISTS faces_by_image ON faces(image_row);
+CREATE INDEX IF NOT EXISTS faces_by_user ON faces(user_row);
+CREATE TABLE IF NOT EXISTS face_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL,
+    face_row INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS face_log_by_collection ON face_log(collection_id, seq);
+CREATE TABLE IF NOT EXISTS idempotency (
+    operation TEXT NOT NULL,
+    token TEXT NOT NULL,
+    request TEXT NOT NULL,
+    response TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (operation, token)
+);
+CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency(created_at);
+"""
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    rowid: int
+    name: str
+    model: str
+    model_version: str
+    dimension: int
+    created_at: float
+    face_count: int
+    user_count: int
+    head_seq: int
+    log_floor: int
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    rowid: int
+    face_id: str
+    image_id: str
+    external_image_id: Optional[str]
+    box: Tuple[float, float, float, float]
+    confidence: float
+    user_id: Optional[str]
+    user_row: Optional[int]
+    labels: Dict[str, Any]
+    sha256: str
+
+
+_COLLECTION_COLS = "id, name, model, model_version, dimension, created_at, face_count, user_count, head_seq, log_floor"
+_FACE_SELECT = """
+SELECT f.id, f.face_id, i.image_id, i.external_image_id, f.box_left, f.box_top, f.box_width,
+       f.box_height, f.confidence, u.user_id, f.user_row, i.labels, i.sha256
+FROM faces f JOIN images i ON i.id = f.image_row LEFT JOIN users u ON u.id = f.user_row
+"""
+
+
+def _face_row(r) -> FaceRow:
+    return FaceRow(
+        rowid=r[0], face_id=r[1], image_id=r[2], external_image_id=r[3] or None,
+        box=(r[4], r[5], r[6], r[7]), confidence=r[8], user_id=r[9], user_row=r[10],
+        labels=json.loads(r[11]) if r[11] else {}, sha256=r[12],
+    )
+
+
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").reshape(-1).tobytes()
+
+
+def blobs_to_matrix(blobs: Sequence[bytes], dimension: int) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32).reshape(-1, dimension)
+
+
+class Store:
+    """Connections to one data dir's database: one per thread (and per process after fork)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_NAME
+        self._local = threading.local()
+        self._secret: Optional[bytes] = None
+
+    # -- connections ---------------------------------------------------------------------------
+    def _connect(self, create: bool) -> Optional[sqlite3.Connection]:
+        if not self.path.exists():
+            if not create:
+                return None
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # pragma: no cover - e.g. a file system without shared memory
+            raise OSError(f"cannot put {self.path} in WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._ensure_schema(conn)
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        row = None
+        with contextlib.suppress(sqlite3.OperationalError):
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None:
+            if int(row[0]) > SCHEMA_VERSION:
+                raise OSError(f"{self.path} has schema {row[0]}; this faceaudit knows {SCHEMA_VERSION}")
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # one statement at a time: executescript() would COMMIT first
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('token_secret', ?)", (secrets.token_hex(32),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def connection(self, create: bool = False) -> Optional[sqlite3.Connection]:
+        """This thread's connection; None when the database does not exist and ``create`` is False."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None and getattr(local, "pid", None) != os.getpid():
+            conn = None  # inherited through fork: never reuse
+        if conn is None:
+            conn = self._connect(create)
+            if conn is None:
+                return None
+            local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Optional[sqlite3.Connection]]:
+        """A read transaction (one snapshot); yields None when the database does not exist yet."""
+        conn = self.connection(create=False)
+        if conn is None:
+            yield None
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+        conn = self.connection(create=True)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def secret(self, conn: Optional[sqlite3.Connection]) -> Optional[bytes]:
+        """The key that signs pagination tokens (None before the database exists)."""
+        if self._secret is None and conn is not None:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'token_secret'").fetchone()
+            self._secret = bytes.fromhex(row[0])
+        return self._secret
+
+    # -- collections ---------------------------------------------------------------------------
+    @staticmethod
+    def find_collection(conn: Optional[sqlite3.Connection], name: str) -> Optional[CollectionRow]:
+        if conn is None:
+            return None
+        r = conn.execute(f"SELECT {_COLLECTION_COLS} FROM collections WHERE name = ?", (name,)).fetchone()
+        return CollectionRow(*r) if r else None
+
+    @classmethod
+    def get_collection(cls, conn: Optional[sqlite3.Connection], name: str) -> CollectionRow:
+        row = cls.find_collection(conn, name)
+        if row is None:
+            raise ResourceNotFoundError(f"collection {name!r} does not exist")
+        return row
+
+    @staticmethod
+    def collection_by_rowid(conn: sqlite3.Connection, rowid: int) -> Optional[CollectionRow]:
+        r = conn.execute(f"SELECT {_COLLECTION_COLS} FROM collections WHERE id = ?", (rowid,)).fetchone()
+        return CollectionRow(*r) if r else None
+
+    @staticmethod
+    def insert_collection(conn, name: str, model: str, model_version: str, dimension: int,
+                          tags: dict) -> int:
+        cur = conn.execute(
+            "INSERT INTO collections (name, model, model_version, dimension, created_at, tags) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (name, model, model_version, dimension, round(time.time(), 3), json.dumps(tags)),
+        )
+        return int(cur.lastrowid)
+
+    @staticmethod
+    def list_collections(conn, after: int, limit: int) -> List[CollectionRow]:
+        if conn is None:
+            return []
+        rows = conn.execute(
+            f"SELECT {_COLLECTION_COLS} FROM collections WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        return [CollectionRow(*r) for r in rows]
+
+    @staticmethod
+    def delete_collection(conn, rowid: int) -> None:
+        conn.execute("DELETE FROM face_log WHERE collection_id = ?", (rowid,))
+        conn.execute("DELETE FROM faces WHERE collection_id = ?", (rowid,))
+        conn.execute("DELETE FROM images WHERE collection_id = ?", (rowid,))
+        conn.execute("DELETE FROM users WHERE collection_id = ?", (rowid,))
+        conn.execute("DELETE FROM collections WHERE id = ?", (rowid,))
+
+    # -- the change log --------------------------------------------------------------------------
+    @staticmethod
+    def log_changes(conn, collection_rowid: int, face_rows: Sequence[int], face_delta: int) -> None:
+        """Record added or deleted faces, move the collection's head and count, prune the log."""
+        if not face_rows:
+            return
+        conn.executemany(
+            "INSERT INTO face_log (collection_id, face_row) VALUES (?, ?)",
+            [(collection_rowid, int(r)) for r in face_rows],
+        )
+        head = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        conn.execute(
+            "UPDATE collections SET head_seq = ?, face_count = face_count + ? WHERE id = ?",
+            (head, face_delta, collection_rowid),
+        )
+        floor = conn.execute("SELECT log_floor FROM collections WHERE id = ?", (collection_rowid,)).fetchone()[0]
+        kept = conn.execute(
+            "SELECT COUNT(*) FROM face_log WHERE collection_id = ? AND seq > ?", (collection_rowid, floor)
+        ).fetchone()[0] if head - floor > 2 * LOG_KEEP else 0
+        if kept > 2 * LOG_KEEP:
+            cut = conn.execute(
+                "SELECT seq FROM face_log WHERE collection_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                (collection_rowid, LOG_KEEP),
+            ).fetchone()[0]
+            conn.execute("DELETE FROM face_log WHERE collection_id = ? AND seq <= ?", (collection_rowid, cut))
+            conn.execute("UPDATE collections SET log_floor = ? WHERE id = ?", (cut, collection_rowid))
+
+    @staticmethod
+    def changed_face_rows(conn, collection_rowid: int, after_seq: int) -> List[int]:
+        rows = conn.execute(
+            "SELECT DISTINCT face_row FROM face_log WHERE collection_id = ? AND seq > ?",
+            (collection_rowid, after_seq),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- embeddings ------------------------------------------------------------------------------
+    @staticmethod
+    def embeddings(conn, collection_rowid: int, dimension: int, face_rows: Optional[Sequence[int]] = None,
+                   chunk: int = 500) -> Tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the collection's faces, all or those of ``face_rows`` that exist."""
+        ids: List[int] = []
+        blobs: List[bytes] = []
+        if face_rows is None:
+            cur = conn.execute(
+                "SELECT id, embedding FROM faces WHERE collection_id = ? ORDER BY id", (collection_rowid,)
+            )
+            for r in cur:
+                ids.append(r[0])
+                blobs.append(r[1])
+        else:
+            rows = list(face_rows)
+            for i in range(0, len(rows), chunk):
+                part = rows[i : i + chunk]
+                q = ",".join("?" * len(part))
+                for r in conn.execute(
+                    f"SELECT id, embedding FROM faces WHERE collection_id = ? AND id IN ({q})",
+                    (collection_rowid, *part),
+                ):
+                    ids.append(r[0])
+                    blobs.append(r[1])
+        return np.asarray(ids, dtype=np.int64), blobs_to_matrix(blobs, dimension)
+
+    @staticmethod
+    def face_rowids(conn, collection_rowid: int) -> np.ndarray:
+        rows = conn.execute(
+            "SELECT id FROM faces WHERE collection_id = ? ORDER BY id", (collection_rowid,)
+        ).fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    # -- faces -----------------------------------------------------------------------------------
+    @staticmethod
+    def faces_by_rowids(conn, rowids: Sequence[int], chunk: int = 500) -> Dict[int, FaceRow]:
+        out: Dict[int, FaceRow] = {}
+        rows = [int(r) for r in rowids]
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            q = ",".join("?" * len(part))
+            for r in conn.execute(f"{_FACE_SELECT} WHERE f.id IN ({q})", part):
+                fr = _face_row(r)
+                out[fr.rowid] = fr
+        return out
+
+    @staticmethod
+    def faces_by_face_ids(conn, collection_rowid: int, face_ids: Sequence[str], chunk: int = 500) -> Dict[str, FaceRow]:
+        out: Dict[str, FaceRow] = {}
+        ids = list(face_ids)
+        for i in range(0, len(ids), chunk):
+            part = ids[i : i + chunk]
+            q = ",".join("?" * len(part))
+            for r in conn.execute(
+                f"{_FACE_SELECT} WHERE f.collection_id = ? AND f.face_id IN ({q})", (collection_rowid, *part)
+            ):
+                fr = _face_row(r)
+                out[fr.face_id] = fr
+        return out
+
+    @staticmethod
+    def face_embedding(conn, face_rowid: int, dimension: int) -> np.ndarray:
+        blob = conn.execute("SELECT embedding FROM faces WHERE id = ?", (face_rowid,)).fetchone()[0]
+        return blobs_to_matrix([blob], dimension)[0]
+
+    @staticmethod
+    def list_faces(conn, collection_rowid: int, after: int, limit: int, user_row: Optional[int],
+                   face_ids: Optional[Sequence[str]]) -> List[FaceRow]:
+        where = ["f.collection_id = ?", "f.id > ?"]
+        args: List[Any] = [collection_rowid, after]
+        if user_row is not None:
+            where.append("f.user_row = ?")
+            args.append(user_row)
+        if face_ids is not None:
+            where.append(f"f.face_id IN ({','.join('?' * len(face_ids))})")
+            args.extend(face_ids)
+        rows = conn.execute(
+            f"{_FACE_SELECT} WHERE {' AND '.join(where)} ORDER BY f.id LIMIT ?", (*args, limit)
+        ).fetchall()
+        return [_face_row(r) for r in rows]
+
+    @staticmethod
+    def find_image(conn, collection_rowid: int, sha256: str, external_image_id: Optional[str]):
+        return conn.execute(
+            "SELECT id, image_id, unindexed FROM images WHERE collection_id = ? AND sha256 = ? "
+            "AND external_image_id = ?",
+            (collection_rowid, sha256, external_image_id or ""),
+        ).fetchone()
+
+    @staticmethod
+    def image_keys(conn, collection_rowid: int) -> set:
+        """{(sha256, ExternalImageId or '')} of the images indexed in a collection."""
+        if conn is None:
+            return set()
+        return set(conn.execute(
+            "SELECT sha256, external_image_id FROM images WHERE collection_id = ?", (collection_rowid,)
+        ).fetchall())
+
+    @staticmethod
+    def face_details(conn, image_row: int) -> List[Tuple[int, str]]:
+        return conn.execute(
+            "SELECT id, detail FROM faces WHERE image_row = ? ORDER BY id", (image_row,)
+        ).fetchall()
+
+    @staticmethod
+    def insert_image(conn, collection_rowid: int, image_id: str, sha256: str, external_image_id: Optional[str],
+                     width: int, height: int, unindexed: list, labels: dict, source: Optional[str]) -> int:
+        cur = conn.execute(
+            "INSERT INTO images (collection_id, image_id, sha256, external_image_id, width, height, "
+            "unindexed, labels, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (collection_rowid, image_id, sha256, external_image_id or "", width, height,
+             json.dumps(unindexed), json.dumps(labels), source, round(time.time(), 3)),
+        )
+        return int(cur.lastrowid)
+
+    @staticmethod
+    def insert_face(conn, collection_rowid: int, face_id: str, image_row: int, box, confidence: float,
+                    quality: float, detail: dict, vector: np.ndarray) -> int:
+        cur = conn.execute(
+            "INSERT INTO faces (collection_id, face_id, image_row, box_left, box_top, box_width, "
+            "box_height, confidence, quality, detail, embedding, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (collection_rowid, face_id, image_row, box.left, box.top, box.width, box.height,
+             confidence, quality, json.dumps(detail), vector_to_blob(vector), round(time.time(), 3)),
+        )
+        return int(cur.lastrowid)
+
+    @staticmethod
+    def delete_face_rows(conn, face_rows: Sequence[int]) -> None:
+        """Delete faces, and their image rows once an image has no face left."""
+        images = set()
+        for r in face_rows:
+            row = conn.execute("SELECT image_row FROM faces WHERE id = ?", (r,)).fetchone()
+            if row:
+                images.add(row[0])
+            conn.execute("DELETE FROM faces WHERE id = ?", (r,))
+        for img in images:
+            if conn.execute("SELECT 1 FROM faces WHERE image_row = ? LIMIT 1", (img,)).fetchone() is None:
+                conn.execute("DELETE FROM images WHERE id = ?", (img,))
+
+    # -- users -----------------------------------------------------------------------------------
+    @staticmethod
+    def find_user(conn, collection_rowid: int, user_id: str) -> Optional[int]:
+        if conn is None:
+            return None
+        r = conn.execute(
+            "SELECT id FROM users WHERE collection_id = ? AND user_id = ?", (collection_rowid, user_id)
+        ).fetchone()
+        return r[0] if r else None
+
+    @staticmethod
+    def insert_user(conn, collection_rowid: int, user_id: str) -> int:
+        cur = conn.execute(
+            "INSERT INTO users (collection_id, user_id, created_at) VALUES (?, ?, ?)",
+            (collection_rowid, user_id, round(time.time(), 3)),
+        )
+        conn.execute("UPDATE collections SET user_count = user_count + 1 WHERE id = ?", (collection_rowid,))
+        return int(cur.lastrowid)
+
+    @staticmethod
+    def delete_user(conn, collection_rowid: int, user_row: int) -> None:
+        """Delete a user; its faces stay, disassociated."""
+        conn.execute("UPDATE faces SET user_row = NULL WHERE user_row = ?", (user_row,))
+        conn.execute("DELETE FROM users WHERE id = ?", (user_row,))
+        conn.execute("UPDATE collections SET user_count = user_count - 1 WHERE id = ?", (collection_rowid,))
+
+    @staticmethod
+    def set_user(conn, face_rows: Sequence[int], user_row: Optional[int]) -> None:
+        conn.executemany("UPDATE faces SET user_row = ? WHERE id = ?", [(user_row, int(r)) for r in face_rows])
+
+    @staticmethod
+    def user_face_rows(conn, user_row: int) -> List[int]:
+        return [r[0] for r in conn.execute("SELECT id FROM faces WHERE user_row = ? ORDER BY id", (user_row,))]
+
+    @staticmethod
+    def list_users(conn, collection_rowid: int, after: int, limit: int) -> List[Tuple[int, str, int]]:
+        """[(row id, UserId, face count)] in creation order."""
+        return conn.execute(
+            "SELECT u.id, u.user_id, (SELECT COUNT(*) FROM faces f WHERE f.user_row = u.id) "
+            "FROM users u WHERE u.collection_id = ? AND u.id > ? ORDER BY u.id LIMIT ?",
+            (collection_rowid, after, limit),
+        ).fetchall()
+
+    @staticmethod
+    def users_with_faces(conn, face_rows: Sequence[int]) -> Dict[int, Tuple[int, str]]:
+        """{face row: (user row, UserId)} for those of ``face_rows`` that belong to a user."""
+        out: Dict[int, Tuple[int, str]] = {}
+        rows = [int(r) for r in face_rows]
+        for i in range(0, len(rows), 500):
+            part = rows[i : i + 500]
+            q = ",".join("?" * len(part))
+            for r in conn.execute(
+                f"SELECT f.id, u.id, u.user_id FROM faces f JOIN users u ON u.id = f.user_row "
+                f"WHERE f.id IN ({q})", part,
+            ):
+                out[r[0]] = (r[1], r[2])
+        return out
+
+    # -- idempotency -----------------------------------------------------------------------------
+    @staticmethod
+    def idempotent_response(conn, operation: str, token: str) -> Optional[Tuple[str, str]]:
+        return conn.execute(
+            "SELECT request, response FROM idempotency WHERE operation = ? AND token = ? AND created_at > ?",
+            (operation, token, time.time() - IDEMPOTENCY_TTL_S),
+        ).fetchone()
+
+    @staticmethod
+    def remember_response(conn, operation: str, token: str, request: str, response: str) -> None:
+        now = time.time()
+        conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (now - IDEMPOTENCY_TTL_S,))
+        conn.execute(
+            "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)", (operation, token, request, response, now)
+        )
