@@ -42,6 +42,8 @@ from faceaudit.service._keys import AccessKey, KeyStore
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW_SECONDS = 15 * 60
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+MUST_SIGN = frozenset({"x-amz-target", "x-amz-content-sha256", "x-amz-security-token"})
+"""Headers that, when present, must be among the signed headers (besides host and the date)."""
 _AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -161,9 +163,9 @@ class SigV4Verifier:
             raise InvalidSignatureError(f"the '{date_header}' header must be signed")
         if "host" not in signed:
             raise InvalidSignatureError("the 'host' header must be signed")
-        for name, _ in headers:
+        for name, _ in headers:  # what says which operation, and the declared payload hash
             lname = name.lower()
-            if lname.startswith("x-amz-") and lname not in signed:
+            if lname in MUST_SIGN and lname not in signed:
                 raise InvalidSignatureError(f"the '{lname}' header must be signed")
         if scope_date != amz_date[:8]:
             raise InvalidSignatureError(

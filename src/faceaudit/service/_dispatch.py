@@ -12,6 +12,7 @@ engine does. The backend and the engine are created lazily, once per process.
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 import time
 from pathlib import Path
@@ -31,11 +32,18 @@ DEFAULT_SIMILARITY_THRESHOLD = 80.0
 """CompareFaces' SimilarityThreshold when the request has none (Rekognition's default)."""
 
 
-def _default_backend(data_dir: Path) -> Any:
+def _default_backend(data_dir: Path, engine: Any = None) -> Any:
+    """``FaceCollections(data_dir)``, sharing the service's engine when the backend takes one."""
     module = importlib.import_module("faceaudit.collections")
     cls = getattr(module, "FaceCollections", None)
     if cls is None:
         raise ImportError("faceaudit.collections has no FaceCollections")
+    try:
+        takes_engines = "engines" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        takes_engines = False
+    if engine is not None and takes_engines:
+        return cls(data_dir, engines={engine.spec.name: engine})
     return cls(data_dir)
 
 
@@ -55,7 +63,7 @@ class Dispatcher:
         engine_factory: Optional[Callable[[], Any]] = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self._backend_factory = backend_factory or _default_backend
+        self._backend_factory = backend_factory
         self._engine_factory = engine_factory or _default_engine
         self._backend: Any = None
         self._engine: Any = None
@@ -69,7 +77,12 @@ class Dispatcher:
         if self._backend is None:
             with self._lock:
                 if self._backend is None:
-                    self._backend = self._backend_factory(self.data_dir)
+                    if self._backend_factory is not None:
+                        self._backend = self._backend_factory(self.data_dir)
+                    else:  # one engine per process, shared with the backend
+                        if self._engine is None:
+                            self._engine = self._engine_factory()
+                        self._backend = _default_backend(self.data_dir, self._engine)
         return self._backend
 
     def _backend_or_none(self) -> Any:
@@ -80,12 +93,11 @@ class Dispatcher:
 
     @property
     def engine(self) -> Any:
-        """The backend's engine if it exposes one (one engine per process), else our own."""
+        """The face engine of this process (the backend is given the same one)."""
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    shared = getattr(self._backend, "engine", None) if self._backend else None
-                    self._engine = shared if shared is not None else self._engine_factory()
+                    self._engine = self._engine_factory()
         return self._engine
 
     def supports(self, operation: str) -> bool:

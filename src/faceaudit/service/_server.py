@@ -79,6 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if not self.raw_requestline:
                     self.close_connection = True
                     return
+                self._expecting = False
                 if not self.parse_request():
                     return
                 method = getattr(self, "do_" + self.command, None)
@@ -126,17 +127,34 @@ class _Handler(BaseHTTPRequestHandler):
             headers=list(self.headers.items()),
             remote=self.client_address[0] if self.client_address else "-",
             content_length=content_length,
-            read_body=self.rfile.read,
+            read_body=self._read_body,
         )
         response = self.server.app.handle(request)
         unread = 0 if request.body_consumed else (content_length or 0)
         chunked = bool((self.headers.get("Transfer-Encoding") or "").strip())
+        if unread and self._expecting:
+            # "Expect: 100-continue" and refused before reading: the client has not sent the
+            # body and will not; close instead of waiting for it.
+            unread = 0
+            response.close = True
         if unread > DRAIN_LIMIT_BYTES or chunked or response.close:
             response.headers.append(("Connection", "close"))
             self.close_connection = True
         self._send(response, head=self.command == "HEAD")
         if unread and not self._discard(unread):
             self.close_connection = True
+
+    def handle_expect_100(self) -> bool:
+        """Send "100 Continue" only when the service reads the body (it may refuse first)."""
+        self._expecting = True
+        return True
+
+    def _read_body(self, n: int) -> bytes:
+        if self._expecting:
+            self._expecting = False
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+        return self.rfile.read(n)
 
     def _send(self, response: HttpResponse, head: bool) -> None:
         self.send_response(response.status)
