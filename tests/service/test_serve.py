@@ -116,23 +116,25 @@ def test_no_auth_warns_and_stays_on_loopback(serve_dir):
 def test_rate_limit_flag(serve_dir, serve_key):
     from botocore.exceptions import ClientError
 
-    proc = ServeProcess(serve_dir, "--rate-limit", "2", "--workers", "2")
+    # one request per 2 s per key, for both workers together
+    proc = ServeProcess(serve_dir, "--rate-limit", "0.5", "--rate-burst", "1", "--workers", "2")
     try:
-        rek = client(proc.url, serve_key)  # no retries
-        codes = []
-        for _ in range(6):
+        patient = client(proc.url, serve_key, retries={"max_attempts": 10, "mode": "standard"})
+
+        def call(rek):
             try:
                 rek.detect_faces(Image={"Bytes": b"x"})
             except ClientError as e:
-                codes.append(e.response["Error"]["Code"])
-        assert "ThrottlingException" in codes
-        assert codes.count("ThrottlingException") >= 3  # 2 per second for both workers together
-        # boto3's own retries (standard mode: ThrottlingException is a throttling error) get through
-        patient = client(proc.url, serve_key, retries={"max_attempts": 10, "mode": "standard"})
-        for _ in range(4):
-            try:
-                patient.detect_faces(Image={"Bytes": b"x"})
-            except ClientError as e:
-                assert e.response["Error"]["Code"] == "InvalidImageFormatException"
+                return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+
+        assert call(patient) == ("InvalidImageFormatException", 400)  # warm: reached the engine
+        rek = client(proc.url, serve_key)  # no retries
+        codes = [call(rek) for _ in range(5)]
+        assert codes.count(("ThrottlingException", 500)) >= 3, codes
+        # boto3 retries ThrottlingException by itself (standard mode: a throttling error)
+        assert call(patient) == ("InvalidImageFormatException", 400)
+        # another key has its own bucket
+        other = client(proc.url, create_key(serve_dir))
+        assert call(other) == ("InvalidImageFormatException", 400)
     finally:
         proc.stop()

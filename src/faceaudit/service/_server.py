@@ -339,11 +339,14 @@ class _Stop:
         signal.signal(signal.SIGINT, handler)
 
 
-def run_worker(app: ServiceApp, sock: socket.socket, grace: float, **server_args) -> int:
+def run_worker(app: ServiceApp, sock: socket.socket, grace: float, stop: Optional[_Stop] = None,
+               **server_args) -> int:
     """Serve on ``sock`` in this process until SIGTERM/SIGINT; returns an exit status."""
     server = ServiceHTTPServer(app, sock, **server_args)
-    stop = _Stop()
+    stop = stop or _Stop()
     stop.install(on_stop=server.shutdown)
+    if stop.event.is_set():  # signalled before the server existed
+        return 0
     log.info("worker started", extra={"fields": {"event": "worker_started", "worker": os.getpid()}})
     try:
         server.serve_forever(poll_interval=0.5)
@@ -374,21 +377,23 @@ def serve(
         extra={"fields": {"event": "listening", "url": url, "workers": workers, "auth": app.config.auth,
                           "rate_limit": app.config.rate_limit}},
     )
+    # Signals are caught from here on: a SIGTERM right after the announcement stops cleanly.
+    stop = _Stop()
+    stop.install()
     stream = ready_stream or sys.stdout
     stream.write(f"serving {url} ({workers} worker{'s' if workers != 1 else ''}, "
                  f"authentication {'on' if app.config.auth else 'OFF'})\n")
     stream.flush()
     if workers <= 1:
         try:
-            return run_worker(app, sock, grace, **server_args)
+            return run_worker(app, sock, grace, stop=stop, **server_args)
         finally:
             sock.close()
-    return _supervise(app, sock, workers, grace, server_args)
+    return _supervise(app, sock, workers, grace, server_args, stop)
 
 
-def _supervise(app: ServiceApp, sock: socket.socket, workers: int, grace: float, server_args) -> int:
-    stop = _Stop()
-    stop.install()
+def _supervise(app: ServiceApp, sock: socket.socket, workers: int, grace: float, server_args,
+               stop: _Stop) -> int:
     children: Dict[int, float] = {}
 
     def spawn() -> None:
