@@ -25,6 +25,7 @@ class Progress:
         self.counts: dict = {}
         self._start = time.monotonic()
         self._last = 0.0
+        self._drawn = -1
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def update(self, n: int = 1, **counts: int) -> None:
@@ -51,6 +52,9 @@ class Progress:
                 f"{rate:6.1f} img/s ETA {eta}  {extra}").rstrip()
 
     def _draw(self, final: bool) -> None:
+        if final and self._drawn == self.done and not self._tty:
+            return  # the last line already shows the final state
+        self._drawn = self.done
         text = self.line()
         if self._tty:
             self.stream.write("\r\x1b[K" + text + ("\n" if final else ""))
