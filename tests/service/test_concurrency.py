@@ -52,6 +52,8 @@ def test_concurrent_index_and_search_loses_nothing(tmp_path):
             t.start()
         for t in threads:
             t.join(SECONDS + 120)
+        print(f"{CLIENTS} clients, {SECONDS:g} s: {len(indexed)} faces indexed, {searches[0]} searches, "
+              f"{len(errors)} errors")
         assert not errors, f"{len(errors)} errors, first:\n{errors[0]}"
         assert len(indexed) >= CLIENTS and searches[0] >= CLIENTS
         assert len(set(indexed)) == len(indexed)  # FaceIds are unique
