@@ -1,0 +1,115 @@
+"""The embedding cache that makes an audit resumable.
+
+One SQLite file; one row per (image SHA-256, FaceModelVersion): the embedding of
+the image's largest face, or the reason no face could be used (a failure to
+enrol or acquire). Rows are committed every few images, so an interrupted audit
+picks up where it stopped, and a second audit of the same images is instant.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Tuple
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    sha256 TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    status TEXT NOT NULL,          -- 'ok' or 'failed'
+    reason TEXT,                   -- why no face could be used (status 'failed')
+    vector BLOB,                   -- float32, L2-normalised (status 'ok')
+    faces INTEGER,                 -- faces detected in the image
+    confidence REAL,               -- detector confidence of the face used, 0-100
+    PRIMARY KEY (sha256, model_version)
+)
+"""
+
+
+@dataclass(frozen=True)
+class CachedEmbedding:
+    """A cache row: ``vector`` is None when the image failed (``reason`` says why)."""
+
+    vector: Optional[np.ndarray]
+    reason: Optional[str]
+    faces: int = 0
+    confidence: Optional[float] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.vector is not None
+
+
+class EmbeddingCache:
+    """SQLite cache of embeddings keyed by image SHA-256 and FaceModelVersion."""
+
+    def __init__(self, path: "str | Path") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path))
+        self._db.execute(SCHEMA)
+        self._db.commit()
+        self._pending = 0
+
+    def get(self, sha256: str, model_version: str) -> Optional[CachedEmbedding]:
+        row = self._db.execute(
+            "SELECT status, reason, vector, faces, confidence FROM embeddings "
+            "WHERE sha256 = ? AND model_version = ?", (sha256, model_version),
+        ).fetchone()
+        if row is None:
+            return None
+        status, reason, blob, faces, conf = row
+        vec = np.frombuffer(blob, dtype=np.float32).copy() if status == "ok" else None
+        return CachedEmbedding(vec, reason, int(faces or 0), conf)
+
+    def get_many(self, shas: Iterable[str], model_version: str) -> Dict[str, CachedEmbedding]:
+        shas = list(dict.fromkeys(shas))
+        out: Dict[str, CachedEmbedding] = {}
+        for i in range(0, len(shas), 500):
+            chunk = shas[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT sha256, status, reason, vector, faces, confidence FROM embeddings "
+                f"WHERE model_version = ? AND sha256 IN ({marks})",
+                [model_version, *chunk],
+            )
+            for sha, status, reason, blob, faces, conf in rows:
+                vec = np.frombuffer(blob, dtype=np.float32).copy() if status == "ok" else None
+                out[sha] = CachedEmbedding(vec, reason, int(faces or 0), conf)
+        return out
+
+    def put(self, sha256: str, model_version: str, entry: CachedEmbedding) -> None:
+        blob = None if entry.vector is None else np.asarray(entry.vector, np.float32).tobytes()
+        self._db.execute(
+            "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sha256, model_version, "ok" if entry.ok else "failed", entry.reason, blob,
+             entry.faces, entry.confidence),
+        )
+        self._pending += 1
+        if self._pending >= 25:
+            self.commit()
+
+    def commit(self) -> None:
+        self._db.commit()
+        self._pending = 0
+
+    def close(self) -> None:
+        self.commit()
+        self._db.close()
+
+    def __enter__(self) -> "EmbeddingCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def count(self, model_version: Optional[str] = None) -> Tuple[int, int]:
+        """(ok rows, failed rows), for one model version or all."""
+        where, args = ("WHERE model_version = ?", [model_version]) if model_version else ("", [])
+        rows = dict(self._db.execute(
+            f"SELECT status, COUNT(*) FROM embeddings {where} GROUP BY status", args
+        ).fetchall())
+        return int(rows.get("ok", 0)), int(rows.get("failed", 0))

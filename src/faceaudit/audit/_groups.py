@@ -1,0 +1,178 @@
+"""Group columns: labels -> integer group codes, age bands, intersections, "unknown"."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from faceaudit._errors import InvalidParameterError
+from faceaudit.audit._manifest import ImageRecord
+
+UNKNOWN = "unknown"
+"""The group of records with no label for a column (empty cell, or a manifest without the column)."""
+
+INTERSECTION = "&"
+"""Joins two column names (``sex&age``) and two group names (``F&50-59``) of an intersection."""
+
+AUTO_BAND_MIN_DISTINCT = 10
+"""A numeric column with at least this many distinct values is cut into 10-year-wide bands."""
+
+
+@dataclass(frozen=True)
+class GroupColumn:
+    """One way of splitting records into groups.
+
+    ``codes[i]`` is the index into ``groups`` of record ``i``. ``groups`` is
+    ordered (numeric bands by value, "unknown" last).
+    """
+
+    name: str
+    groups: Tuple[str, ...]
+    codes: np.ndarray
+    bands: Optional[Tuple[float, ...]] = None
+
+    @property
+    def known(self) -> Tuple[int, ...]:
+        """Indices of the groups other than "unknown"."""
+        return tuple(i for i, g in enumerate(self.groups) if g != UNKNOWN)
+
+    def mask(self, group: int) -> np.ndarray:
+        return self.codes == group
+
+
+def parse_bands(specs: Sequence[str]) -> Dict[str, Tuple[float, ...]]:
+    """``["age=40,50,60,70"]`` -> ``{"age": (40, 50, 60, 70)}`` (band edges, ascending)."""
+    out: Dict[str, Tuple[float, ...]] = {}
+    for spec in specs:
+        name, sep, edges = spec.partition("=")
+        name = name.strip()
+        try:
+            values = tuple(float(e) for e in edges.split(",") if e.strip())
+        except ValueError:
+            values = ()
+        if not sep or not name or not values or list(values) != sorted(set(values)):
+            raise InvalidParameterError(
+                f"band spec {spec!r} must look like COLUMN=E1,E2,... with ascending edges"
+            )
+        out[name] = values
+    return out
+
+
+def _number(text: str) -> Optional[float]:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def _band_name(value: float, edges: Tuple[float, ...]) -> str:
+    if value < edges[0]:
+        return f"<{_fmt(edges[0])}"
+    for lo, hi in zip(edges, edges[1:]):
+        if lo <= value < hi:
+            if float(lo).is_integer() and float(hi).is_integer():
+                return f"{_fmt(lo)}-{_fmt(hi - 1)}"
+            return f"{_fmt(lo)}-<{_fmt(hi)}"
+    return f">={_fmt(edges[-1])}"
+
+
+def auto_bands(values: Sequence[str]) -> Optional[Tuple[float, ...]]:
+    """10-year-wide band edges for a numeric column with many distinct values, else None."""
+    present = [v for v in values if v]
+    nums = [_number(v) for v in present]
+    if not present or any(n is None for n in nums) or len(set(nums)) < AUTO_BAND_MIN_DISTINCT:
+        return None
+    lo = math.floor(min(nums) / 10.0) * 10
+    hi = math.floor(max(nums) / 10.0) * 10 + 10
+    return tuple(float(x) for x in range(int(lo) + 10, int(hi), 10)) or (float(lo) + 10,)
+
+
+def _order_key(name: str):
+    if name == UNKNOWN:
+        return (2, 0.0, name)
+    head = name.lstrip("<>=")
+    num = _number(head.split("-")[0]) if head else None
+    if num is not None:
+        return (0, num - (0.5 if name.startswith("<") else 0.0), name)
+    return (1, 0.0, name)
+
+
+def build_column(
+    records: Sequence[ImageRecord], name: str, bands: Optional[Tuple[float, ...]] = None,
+    auto: bool = True,
+) -> GroupColumn:
+    """Group records by one label column; empty labels go to "unknown"."""
+    raw = [r.label(name) for r in records]
+    if bands is None and auto:
+        bands = auto_bands(raw)
+    labels = []
+    for v in raw:
+        if not v:
+            labels.append(UNKNOWN)
+        elif bands is not None:
+            n = _number(v)
+            if n is None:
+                raise InvalidParameterError(f"column {name!r} has bands but a non-numeric value {v!r}")
+            labels.append(_band_name(n, bands))
+        else:
+            labels.append(v)
+    groups = tuple(sorted(set(labels), key=_order_key))
+    index = {g: i for i, g in enumerate(groups)}
+    codes = np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
+    return GroupColumn(name=name, groups=groups, codes=codes, bands=bands)
+
+
+def intersect(a: GroupColumn, b: GroupColumn) -> GroupColumn:
+    """The intersection of two columns: one group per pair of groups that occurs.
+
+    A record is "unknown" in the intersection when it is unknown in either column.
+    """
+    pairs = []
+    for ca, cb in zip(a.codes.tolist(), b.codes.tolist()):
+        ga, gb = a.groups[ca], b.groups[cb]
+        pairs.append(UNKNOWN if UNKNOWN in (ga, gb) else f"{ga}{INTERSECTION}{gb}")
+    order = {g: i for i, g in enumerate(a.groups)}
+    order_b = {g: i for i, g in enumerate(b.groups)}
+
+    def key(name: str):
+        if name == UNKNOWN:
+            return (1, 0, 0)
+        ga, gb = name.split(INTERSECTION, 1)
+        return (0, order[ga], order_b[gb])
+
+    groups = tuple(sorted(set(pairs), key=key))
+    index = {g: i for i, g in enumerate(groups)}
+    codes = np.fromiter((index[p] for p in pairs), dtype=np.int64, count=len(pairs))
+    return GroupColumn(name=f"{a.name}{INTERSECTION}{b.name}", groups=groups, codes=codes)
+
+
+def build_columns(
+    records: Sequence[ImageRecord], names: Sequence[str], bands: Mapping[str, Tuple[float, ...]],
+    intersections: bool = True,
+) -> Tuple[GroupColumn, ...]:
+    """The named columns, then (optionally) the intersection of every pair of them."""
+    cols = [build_column(records, n, bands.get(n)) for n in names]
+    out = list(cols)
+    if intersections:
+        for i in range(len(cols)):
+            for j in range(i + 1, len(cols)):
+                out.append(intersect(cols[i], cols[j]))
+    return tuple(out)
+
+
+def default_columns(records: Sequence[ImageRecord], candidates: Sequence[str]) -> Tuple[str, ...]:
+    """Label columns worth grouping by: those with at least two distinct non-empty values."""
+    out = []
+    for c in candidates:
+        values = {r.label(c) for r in records} - {""}
+        if len(values) >= 2:
+            out.append(c)
+    return tuple(out)

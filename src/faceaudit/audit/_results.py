@@ -1,0 +1,333 @@
+"""The audit's results: frozen dataclasses, serialised to JSON (``results.json``).
+
+Rates are proportions (0-1); similarities and thresholds are Similarity 0-100,
+higher is more alike. A metric "at threshold t" counts a comparison as a match
+when its similarity is >= t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from faceaudit._stats import wilson_interval
+
+METRICS: Dict[str, str] = {
+    "FPIR": "false positive identification rate: non-mated searches (the person is not in the "
+            "gallery) that returned at least one candidate at or above the threshold",
+    "FNIR": "false negative identification rate: mated searches (the person is in the gallery) "
+            "whose true mate was not returned at or above the threshold",
+    "ACLU_COUNT": "searches, mated or not, that returned at least one candidate of ANOTHER person "
+                  "at or above the threshold (the ACLU's count: 28 of 535 at 80)",
+    "MATED_FALSE": "mated searches that also returned a stranger at or above the threshold",
+    "FMR": "false match rate: comparisons of two different people scoring at or above the threshold",
+    "FNMR": "false non-match rate: comparisons of two photos of the same person scoring below the threshold",
+}
+"""The metrics reported, with their plain-words definitions."""
+
+SEARCH_METRICS = ("FPIR", "FNIR", "ACLU_COUNT", "MATED_FALSE")
+PAIR_METRICS = ("FMR", "FNMR")
+
+
+def plain(obj: Any) -> Any:
+    """Dataclasses, mappings, tuples and numpy values as JSON-ready Python.
+
+    NaN/inf -> None; floats keep 7 significant digits (counts are exact integers).
+    """
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [plain(v) for v in obj.tolist()]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return float(f"{v:.7g}") if math.isfinite(v) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``errors`` out of ``trials``, with 95% intervals.
+
+    ``rate`` is None when there were no trials. ``wilson95`` is the Wilson score
+    interval (treats trials as independent); ``bootstrap95`` resamples subjects
+    (people searched), so it widens when one person's errors cluster; None when no
+    bootstrap ran. ``few_errors``: the rate rests on fewer than 30 errors
+    (Doddington's rule of 30) and is uncertain.
+    """
+
+    errors: int
+    trials: int
+    rate: Optional[float]
+    wilson95: Tuple[float, float]
+    bootstrap95: Optional[Tuple[Optional[float], Optional[float]]] = None
+    subjects: int = 0
+    few_errors: bool = True
+
+    @classmethod
+    def of(cls, errors: int, trials: int, bootstrap=None, subjects: int = 0, min_errors: int = 30) -> "Rate":
+        errors, trials = int(errors), int(trials)
+        boot = None
+        if bootstrap is not None:
+            lo, hi = bootstrap
+            boot = (None if lo is None or not math.isfinite(lo) else float(lo),
+                    None if hi is None or not math.isfinite(hi) else float(hi))
+        return cls(
+            errors=errors, trials=trials, rate=(errors / trials) if trials else None,
+            wilson95=wilson_interval(errors, trials), bootstrap95=boot, subjects=int(subjects),
+            few_errors=errors < min_errors,
+        )
+
+
+@dataclass(frozen=True)
+class MetricFrame:
+    """One metric at one threshold, overall and per group of one column (like fairlearn's MetricFrame).
+
+    ``side`` says whose label defines the groups: "probe" (the person searched)
+    or "gallery" (the gallery face that matched; FPIR/ACLU_COUNT then count false
+    candidates from that part of the gallery only). ``difference`` = highest -
+    lowest group rate and ``ratio`` = highest / lowest, over known groups with
+    trials ("unknown" is left out); ``ratio`` is None (``ratio_note`` says why)
+    when the lowest rate is 0 or fewer than two groups have trials.
+    """
+
+    metric: str
+    threshold: float
+    column: str
+    side: str
+    overall: Rate
+    by_group: Mapping[str, Rate]
+    difference: Optional[float]
+    ratio: Optional[float]
+    ratio_note: Optional[str]
+    highest: Optional[str]
+    lowest: Optional[str]
+
+
+@dataclass(frozen=True)
+class Differential:
+    """Summary measures of unequal error rates across the groups of one column at one threshold.
+
+    ``setting`` "1:1" uses FMR and FNMR, "1:N" uses FPIR and FNIR. ``alpha`` weighs
+    the false-match side (default 0.5). FDR (Pereira & Marcel 2021): 1 is fair,
+    lower is less fair. IR: 1 is fair, higher is less fair. GARBE (Howard et al.
+    2022): 0 is equitable, higher is less. None means undefined (``notes`` says why).
+    """
+
+    column: str
+    threshold: float
+    setting: str
+    false_match: str
+    false_non_match: str
+    alpha: float
+    groups: Tuple[str, ...]
+    fdr: Optional[float]
+    ir: Optional[float]
+    garbe: Optional[float]
+    notes: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The ACLU count projected to another search size (a projection, not a measurement).
+
+    expected = probes * (1 - (1 - FMR)^gallery), with FMR the measured
+    per-comparison false match rate (comparisons of two different people) at the
+    threshold; ``low`` / ``high`` use the ends of its Wilson interval. It assumes
+    every comparison is an independent draw at that rate, which real galleries
+    (lookalikes, photo quality, demographics) need not follow.
+    """
+
+    threshold: float
+    fmr: Rate
+    probes: int
+    gallery: int
+    expected: Optional[float]
+    low: Optional[float]
+    high: Optional[float]
+    observed_count: int
+    observed_searches: int
+    observed_gallery: int
+    formula: str = "probes * (1 - (1 - FMR) ** gallery)"
+
+
+@dataclass(frozen=True)
+class ThresholdSummary:
+    """Overall rates at one threshold (metric name -> Rate), and the projection to 535 x 25,000."""
+
+    threshold: float
+    reasons: Tuple[str, ...]
+    overall: Mapping[str, Rate]
+    projection: Optional[Projection]
+
+
+@dataclass(frozen=True)
+class FMRTarget:
+    """The lowest threshold (0.01 grid) whose overall FMR is at most ``target``, and what it achieves.
+
+    ``measurable`` is False when fewer than 1/target impostor comparisons exist:
+    the target cannot be told apart from 0 then.
+    """
+
+    target: float
+    threshold: Optional[float]
+    fmr: Optional[Rate]
+    fnmr: Optional[Rate]
+    fpir: Optional[Rate]
+    fnir: Optional[Rate]
+    measurable: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class CrossTable:
+    """FMR for impostor comparisons between a probe group and a gallery group (same column on both sides)."""
+
+    column: str
+    threshold: float
+    metric: str
+    cells: Mapping[str, Mapping[str, Rate]]
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Data for the plots.
+
+    ``identification[column][group]`` = {"FPIR": [...], "FNIR": [...]} at the
+    thresholds of ``grid`` (None where no searches); column "" is everyone.
+    ``det[column][group]`` = [[threshold, FMR, FNMR], ...] (exact engines only).
+    ``genuine`` / ``impostor[column][group]`` = comparison counts in bins of
+    ``bin_width`` from 0 to 100 (exact engines only).
+    """
+
+    grid: Tuple[float, ...]
+    identification: Mapping[str, Mapping[str, Mapping[str, Tuple[Optional[float], ...]]]]
+    det: Mapping[str, Mapping[str, Tuple[Tuple[float, float, float], ...]]]
+    bin_width: float
+    genuine: Mapping[str, Mapping[str, Tuple[int, ...]]]
+    impostor: Mapping[str, Mapping[str, Tuple[int, ...]]]
+
+
+@dataclass(frozen=True)
+class AuditCounts:
+    """How many images, searches and comparisons the audit rests on."""
+
+    probes: int
+    probe_subjects: int
+    probes_failed: int
+    searches_mated: int
+    searches_non_mated: int
+    mated_without_enrolled_mate: int
+    gallery_images: int
+    gallery_subjects: int
+    gallery_failed: int
+    genuine_comparisons: int
+    impostor_comparisons: int
+    same_image_pairs_excluded: int
+    candidates: int
+    truncated_searches: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An image whose face could not be used: a failure to enrol (gallery) or to acquire (probe)."""
+
+    side: str
+    image: str
+    subject: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Which engine produced the scores.
+
+    ``exact_scores``: every probe was scored against every gallery face (local
+    engine); otherwise only candidates at or above ``search_threshold`` were seen.
+    """
+
+    kind: str
+    model: str
+    face_model_version: str
+    exact_scores: bool
+    model_threshold: float
+    model_threshold_source: str
+    similarity: str
+    endpoint: Optional[str] = None
+    search: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    side: str
+    path: str
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything an audit measured; ``to_json()`` writes results.json."""
+
+    faceaudit_version: str
+    created: str
+    engine: EngineInfo
+    manifests: Tuple[ManifestInfo, ...]
+    thresholds: Tuple[float, ...]
+    model_threshold: float
+    group_columns: Tuple[str, ...]
+    gallery_group_columns: Tuple[str, ...]
+    groups: Mapping[str, Tuple[str, ...]]
+    gallery_groups: Mapping[str, Tuple[str, ...]]
+    bands: Mapping[str, Tuple[float, ...]]
+    alpha: float
+    bootstrap_resamples: int
+    bootstrap_seed: int
+    min_errors: int
+    counts: AuditCounts
+    composition: Mapping[str, Mapping[str, Mapping[str, int]]]
+    summaries: Tuple[ThresholdSummary, ...]
+    frames: Tuple[MetricFrame, ...]
+    differentials: Tuple[Differential, ...]
+    cross_tables: Tuple[CrossTable, ...]
+    fmr_targets: Tuple[FMRTarget, ...]
+    curves: Curves
+    failures: Tuple[Failure, ...]
+    warnings: Tuple[str, ...]
+    notes: Tuple[str, ...]
+    timings: Mapping[str, float]
+    command: Optional[str] = None
+    metric_definitions: Mapping[str, str] = field(default_factory=lambda: dict(METRICS))
+
+    def to_dict(self) -> Dict[str, Any]:
+        return plain(self)
+
+    def to_json(self, indent: Optional[int] = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def summary(self, threshold: float) -> ThresholdSummary:
+        for s in self.summaries:
+            if abs(s.threshold - threshold) < 1e-9:
+                return s
+        raise KeyError(threshold)
+
+    def frame(self, metric: str, column: str, threshold: float, side: str = "probe") -> MetricFrame:
+        for f in self.frames:
+            if f.metric == metric and f.column == column and f.side == side and abs(f.threshold - threshold) < 1e-9:
+                return f
+        raise KeyError((metric, column, threshold, side))

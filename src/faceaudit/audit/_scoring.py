@@ -1,0 +1,360 @@
+"""Search outcomes: what the metrics are computed from.
+
+Two ways to get them, one result type (:class:`SearchOutcomes`):
+
+* :func:`score_exact` - every probe against every gallery face, exact scores,
+  streamed in blocks of probes (never the whole score matrix in memory; no
+  approximate index). Counts at each threshold are kept per probe and per gallery
+  group; fine score histograms (0.01 Similarity steps) per probe group.
+* :func:`outcomes_from_candidates` - from candidate lists at or above the lowest
+  threshold (what a Rekognition-compatible search returns). Counts at thresholds
+  at or above that floor are exact; nothing below it is known.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from faceaudit.audit._design import AuditDesign
+from faceaudit.audit._progress import Progress
+
+BIN_WIDTH = 0.01
+"""Width of the score histogram bins, in Similarity points."""
+
+N_BINS = 10001
+"""Bins 0.00, 0.01, ..., 100.00: bin b holds similarities in [b/100, (b+1)/100)."""
+
+OVERALL = ""
+"""Key of the whole-population histogram in :attr:`SearchOutcomes.hist_genuine`."""
+
+
+def similarity_bins(sim: np.ndarray) -> np.ndarray:
+    """Histogram bin of each similarity (0-100, rounded to 4 decimals)."""
+    return np.clip(np.floor(sim * 100.0 + 1e-6).astype(np.int64), 0, N_BINS - 1)
+
+
+def threshold_bin(threshold: float) -> int:
+    """First bin at or above a threshold (exact for thresholds on the 0.01 grid)."""
+    return int(min(N_BINS - 1, max(0, math.ceil(threshold * 100.0 - 1e-6))))
+
+
+@dataclass(frozen=True, eq=False)
+class SearchOutcomes:
+    """Per-probe results of searching every probe against the gallery.
+
+    Similarity is 0-100, higher is more alike. ``thresholds`` are ascending;
+    ``*_ge[i, k]`` counts the comparisons of probe ``i`` scoring >= ``thresholds[k]``,
+    ``*_n[i]`` all of them (genuine: same subject; impostor: another subject;
+    pairs of byte-identical images are left out). ``best_mate`` / ``best_nonmate``
+    is the highest genuine / impostor similarity of a probe, NaN when there is none
+    (or, if not ``exact``, when none reached ``floor``). Failed probes (no face)
+    have no comparisons: they return no candidates.
+    """
+
+    exact: bool
+    floor: float
+    thresholds: np.ndarray
+    probe_ok: np.ndarray
+    gallery_ok: np.ndarray
+    probe_reason: Tuple[Optional[str], ...]
+    gallery_reason: Tuple[Optional[str], ...]
+    best_mate: np.ndarray
+    best_nonmate: np.ndarray
+    best_nonmate_gallery: Dict[str, np.ndarray]
+    imp_ge: np.ndarray
+    imp_n: np.ndarray
+    gen_ge: np.ndarray
+    gen_n: np.ndarray
+    imp_ge_gallery: Dict[str, np.ndarray]
+    imp_n_gallery: Dict[str, np.ndarray]
+    cand_probe: np.ndarray
+    cand_gallery: np.ndarray
+    cand_similarity: np.ndarray
+    truncated: np.ndarray
+    same_image_pairs: int = 0
+    hist_genuine: Optional[Dict[str, np.ndarray]] = None
+    hist_impostor: Optional[Dict[str, np.ndarray]] = None
+    fmr_target_thresholds: Dict[float, Optional[float]] = field(default_factory=dict)
+
+    def threshold_index(self, t: float) -> int:
+        hits = np.nonzero(np.isclose(self.thresholds, t, atol=1e-9))[0]
+        if not hits.size:
+            raise KeyError(t)
+        return int(hits[0])
+
+
+def vectorised_similarity(scale) -> Callable[[np.ndarray], np.ndarray]:
+    """Array version of ``scale.to_similarity`` (same arithmetic), rounded to 4 decimals."""
+    a = float(scale.anchor_cosine)
+    from faceaudit.engine._registry import ANCHOR_SIMILARITY as anchor
+
+    def f(cos: np.ndarray) -> np.ndarray:
+        c = np.asarray(cos, dtype=np.float64)
+        low = anchor * (c + 1.0) / (a + 1.0)
+        high = anchor + (100.0 - anchor) * (c - a) / (1.0 - a)
+        return np.round(np.clip(np.where(c <= a, low, high), 0.0, 100.0), 4)
+
+    return f
+
+
+def _sha_codes(probe_sha: Sequence[Optional[str]], gallery_sha: Sequence[Optional[str]]):
+    index: Dict[str, int] = {}
+    def code(s, fallback):
+        if not s:
+            return fallback
+        return index.setdefault(s, len(index))
+    p = np.array([code(s, -1 - i) for i, s in enumerate(probe_sha)], dtype=np.int64)
+    g = np.array([code(s, -(10**9) - i) for i, s in enumerate(gallery_sha)], dtype=np.int64)
+    return p, g
+
+
+def _fmr_target_thresholds(hist: np.ndarray, targets: Sequence[float]) -> Dict[float, Optional[float]]:
+    """Lowest threshold on the 0.01 grid whose FMR (from the histogram) is at most each target."""
+    total = int(hist.sum())
+    out: Dict[float, Optional[float]] = {}
+    if total == 0:
+        return {float(t): None for t in targets}
+    tail = np.cumsum(hist[::-1])[::-1] / total  # tail[b] = FMR at threshold b/100
+    for t in targets:
+        ok = np.nonzero(tail <= t)[0]
+        out[float(t)] = round(int(ok[0]) * BIN_WIDTH, 2) if ok.size else None
+    return out
+
+
+class _Accumulator:
+    def __init__(self, design: AuditDesign, thresholds: np.ndarray, hist_columns: bool):
+        P = design.n_probes
+        T = len(thresholds)
+        self.T = T
+        self.thresholds = thresholds
+        self.best_mate = np.full(P, np.nan)
+        self.best_nonmate = np.full(P, np.nan)
+        self.imp_ge = np.zeros((P, T), np.int64)
+        self.gen_ge = np.zeros((P, T), np.int64)
+        self.imp_n = np.zeros(P, np.int64)
+        self.gen_n = np.zeros(P, np.int64)
+        self.best_g = {c.name: np.full((P, len(c.groups)), np.nan) for c in design.gallery_columns}
+        self.imp_ge_g = {c.name: np.zeros((P, len(c.groups), T), np.int64) for c in design.gallery_columns}
+        self.imp_n_g = {c.name: np.zeros((P, len(c.groups)), np.int64) for c in design.gallery_columns}
+        self.hist_gen: Optional[Dict[str, np.ndarray]] = None
+        self.hist_imp: Optional[Dict[str, np.ndarray]] = None
+        if hist_columns:
+            self.hist_gen = {OVERALL: np.zeros((1, N_BINS), np.int64)}
+            self.hist_imp = {OVERALL: np.zeros((1, N_BINS), np.int64)}
+            for c in design.probe_columns:
+                self.hist_gen[c.name] = np.zeros((len(c.groups), N_BINS), np.int64)
+                self.hist_imp[c.name] = np.zeros((len(c.groups), N_BINS), np.int64)
+
+
+def _ge_counts(rows: np.ndarray, level: np.ndarray, n_rows: int, T: int, extra: Optional[np.ndarray] = None,
+               n_extra: int = 1) -> np.ndarray:
+    """Counts of entries with level > k per row (and extra code): shape (n_rows[, n_extra], T)."""
+    key = rows * (T + 1) if extra is None else (rows * n_extra + extra) * (T + 1)
+    counts = np.bincount(key + level, minlength=n_rows * n_extra * (T + 1))
+    counts = counts.reshape((n_rows, T + 1) if extra is None else (n_rows, n_extra, T + 1))
+    return np.flip(np.cumsum(np.flip(counts, -1), -1), -1)[..., 1:]
+
+
+def score_exact(
+    design: AuditDesign,
+    probe_vectors: np.ndarray,
+    gallery_vectors: np.ndarray,
+    probe_ok: np.ndarray,
+    gallery_ok: np.ndarray,
+    probe_sha: Sequence[Optional[str]],
+    gallery_sha: Sequence[Optional[str]],
+    probe_reason: Sequence[Optional[str]],
+    gallery_reason: Sequence[Optional[str]],
+    to_similarity: Callable[[np.ndarray], np.ndarray],
+    extra_thresholds: Sequence[float] = (),
+    progress: bool = True,
+) -> SearchOutcomes:
+    """Exact scores of every probe against every gallery face, streamed in blocks.
+
+    ``probe_vectors`` / ``gallery_vectors``: L2-normalised embeddings, one row per
+    record (rows of failed records are ignored). ``to_similarity`` maps cosines to
+    Similarity 0-100 (rounded to 4 decimals). Two passes: the first builds the
+    overall impostor histogram to find the thresholds of the FMR targets; the
+    second counts at every threshold (audited, ``extra_thresholds``, FMR targets).
+    """
+    cfg = design.config
+    P = design.n_probes
+    pi = np.nonzero(probe_ok)[0]
+    gi = np.nonzero(gallery_ok)[0]
+    G = np.asarray(gallery_vectors, np.float64)[gi]
+    gsub = design.gallery_subject[gi]
+    psha, gsha = _sha_codes(probe_sha, gallery_sha)
+    gsha = gsha[gi]
+    gcodes = {c.name: c.codes[gi] for c in design.gallery_columns}
+    block = max(1, int(cfg.block_size))
+    Pv = np.asarray(probe_vectors, np.float64)
+
+    def blocks():
+        for start in range(0, len(pi), block):
+            rows = pi[start:start + block]
+            sim = to_similarity(Pv[rows] @ G.T) if len(gi) else np.zeros((len(rows), 0))
+            genuine = design.probe_subject[rows][:, None] == gsub[None, :]
+            valid = psha[rows][:, None] != gsha[None, :]
+            yield rows, sim, genuine & valid, (~genuine) & valid, int((~valid).sum())
+
+    targets: Dict[float, Optional[float]] = {}
+    if cfg.fmr_targets:
+        hist = np.zeros(N_BINS, np.int64)
+        with Progress("scoring (1/2)", len(pi), enabled=progress) as bar:
+            for rows, sim, gen, imp, _ in blocks():
+                hist += np.bincount(similarity_bins(sim[imp]), minlength=N_BINS)
+                bar.update(len(rows))
+        targets = _fmr_target_thresholds(hist, cfg.fmr_targets)
+    thresholds = sorted(
+        {round(float(t), 2) for t in (*cfg.thresholds, *extra_thresholds, *(v for v in targets.values() if v is not None))}
+    )
+    th = np.array(thresholds, np.float64)
+    T = len(th)
+    acc = _Accumulator(design, th, hist_columns=True)
+    cand_p: List[np.ndarray] = []
+    cand_g: List[np.ndarray] = []
+    cand_s: List[np.ndarray] = []
+    same_pairs = 0
+    with Progress("scoring (2/2)" if cfg.fmr_targets else "scoring", len(pi), enabled=progress) as bar:
+        for rows, sim, gen, imp, same in blocks():
+            same_pairs += same
+            B = len(rows)
+            level = np.searchsorted(th, sim, side="right")
+            local = np.broadcast_to(np.arange(B)[:, None], sim.shape)
+            ir, il = local[imp], level[imp]
+            gr, gl = local[gen], level[gen]
+            acc.imp_ge[rows] = _ge_counts(ir, il, B, T)
+            acc.gen_ge[rows] = _ge_counts(gr, gl, B, T)
+            acc.imp_n[rows] = imp.sum(1)
+            acc.gen_n[rows] = gen.sum(1)
+            with np.errstate(invalid="ignore"):
+                acc.best_mate[rows] = np.where(gen.any(1), np.where(gen, sim, -np.inf).max(1, initial=-np.inf), np.nan)
+                acc.best_nonmate[rows] = np.where(imp.any(1), np.where(imp, sim, -np.inf).max(1, initial=-np.inf), np.nan)
+            for c in design.gallery_columns:
+                codes = np.broadcast_to(gcodes[c.name][None, :], sim.shape)
+                ng = len(c.groups)
+                acc.imp_ge_g[c.name][rows] = _ge_counts(ir, il, B, T, extra=codes[imp], n_extra=ng)
+                acc.imp_n_g[c.name][rows] = np.bincount(ir * ng + codes[imp], minlength=B * ng).reshape(B, ng)
+                for g in range(ng):
+                    m = imp & (codes == g)
+                    acc.best_g[c.name][rows, g] = np.where(
+                        m.any(1), np.where(m, sim, -np.inf).max(1, initial=-np.inf), np.nan
+                    )
+            bins = similarity_bins(sim)
+            acc.hist_gen[OVERALL][0] += np.bincount(bins[gen], minlength=N_BINS)
+            acc.hist_imp[OVERALL][0] += np.bincount(bins[imp], minlength=N_BINS)
+            for c in design.probe_columns:
+                ng = len(c.groups)
+                key = c.codes[rows][:, None] * N_BINS + bins
+                acc.hist_gen[c.name] += np.bincount(key[gen], minlength=ng * N_BINS).reshape(ng, N_BINS)
+                acc.hist_imp[c.name] += np.bincount(key[imp], minlength=ng * N_BINS).reshape(ng, N_BINS)
+            hit = (sim >= cfg.floor) & (gen | imp)
+            r, g = np.nonzero(hit)
+            cand_p.append(rows[r])
+            cand_g.append(gi[g])
+            cand_s.append(sim[r, g])
+            bar.update(B)
+    return SearchOutcomes(
+        exact=True, floor=cfg.floor, thresholds=th,
+        probe_ok=np.asarray(probe_ok, bool), gallery_ok=np.asarray(gallery_ok, bool),
+        probe_reason=tuple(probe_reason), gallery_reason=tuple(gallery_reason),
+        best_mate=acc.best_mate, best_nonmate=acc.best_nonmate, best_nonmate_gallery=acc.best_g,
+        imp_ge=acc.imp_ge, imp_n=acc.imp_n, gen_ge=acc.gen_ge, gen_n=acc.gen_n,
+        imp_ge_gallery=acc.imp_ge_g, imp_n_gallery=acc.imp_n_g,
+        cand_probe=np.concatenate(cand_p) if cand_p else np.zeros(0, np.int64),
+        cand_gallery=np.concatenate(cand_g) if cand_g else np.zeros(0, np.int64),
+        cand_similarity=np.concatenate(cand_s) if cand_s else np.zeros(0),
+        truncated=np.zeros(P, bool), same_image_pairs=same_pairs,
+        hist_genuine=acc.hist_gen, hist_impostor=acc.hist_imp, fmr_target_thresholds=targets,
+    )
+
+
+def outcomes_from_candidates(
+    design: AuditDesign,
+    probe_ok: np.ndarray,
+    gallery_ok: np.ndarray,
+    probe_sha: Sequence[Optional[str]],
+    gallery_sha: Sequence[Optional[str]],
+    probe_reason: Sequence[Optional[str]],
+    gallery_reason: Sequence[Optional[str]],
+    cand_probe: np.ndarray,
+    cand_gallery: np.ndarray,
+    cand_similarity: np.ndarray,
+    truncated: Optional[np.ndarray] = None,
+    extra_thresholds: Sequence[float] = (),
+) -> SearchOutcomes:
+    """Outcomes from candidate lists (every candidate >= the lowest threshold).
+
+    Comparison counts (``*_n``) come from the design: each enrolled probe is
+    compared with each enrolled gallery face. Counts at thresholds >= the floor
+    are exact unless a search was cut at the candidate limit (``truncated``).
+    """
+    cfg = design.config
+    P = design.n_probes
+    probe_ok = np.asarray(probe_ok, bool)
+    gallery_ok = np.asarray(gallery_ok, bool)
+    floor = cfg.floor
+    th = np.array(sorted({round(float(t), 2) for t in (*cfg.thresholds, *extra_thresholds) if t >= floor}))
+    T = len(th)
+    psha, gsha = _sha_codes(probe_sha, gallery_sha)
+    cp = np.asarray(cand_probe, np.int64)
+    cg = np.asarray(cand_gallery, np.int64)
+    cs = np.asarray(cand_similarity, np.float64)
+    keep = (cs >= floor) & (psha[cp] != gsha[cg]) & probe_ok[cp] & gallery_ok[cg]
+    cp, cg, cs = cp[keep], cg[keep], cs[keep]
+    genuine = design.probe_subject[cp] == design.gallery_subject[cg]
+    level = np.searchsorted(th, cs, side="right")
+    # comparison counts from the design
+    gi = np.nonzero(gallery_ok)[0]
+    gsub_ok = design.gallery_subject[gi]
+    subj_count = np.bincount(gsub_ok, minlength=len(design.subjects))
+    same_img = np.zeros(P, np.int64)
+    same_img_gen = np.zeros(P, np.int64)
+    gsha_ok = {}
+    for j in gi:
+        gsha_ok.setdefault(int(gsha[j]), []).append(int(j))
+    for i in np.nonzero(probe_ok)[0]:
+        for j in gsha_ok.get(int(psha[i]), ()):
+            same_img[i] += 1
+            same_img_gen[i] += int(design.gallery_subject[j] == design.probe_subject[i])
+    gen_n = np.where(probe_ok, subj_count[design.probe_subject] - same_img_gen, 0)
+    imp_n = np.where(probe_ok, len(gi) - subj_count[design.probe_subject] - (same_img - same_img_gen), 0)
+    imp_ge = _ge_counts(cp[~genuine], level[~genuine], P, T)
+    gen_ge = _ge_counts(cp[genuine], level[genuine], P, T)
+    best_mate = np.full(P, np.nan)
+    best_nonmate = np.full(P, np.nan)
+    np.fmax.at(best_mate, cp[genuine], cs[genuine])
+    np.fmax.at(best_nonmate, cp[~genuine], cs[~genuine])
+    best_g, imp_ge_g, imp_n_g = {}, {}, {}
+    for c in design.gallery_columns:
+        ng = len(c.groups)
+        codes = c.codes[cg]
+        b = np.full((P, ng), np.nan)
+        np.fmax.at(b, (cp[~genuine], codes[~genuine]), cs[~genuine])
+        best_g[c.name] = b
+        imp_ge_g[c.name] = _ge_counts(cp[~genuine], level[~genuine], P, T, extra=codes[~genuine], n_extra=ng)
+        # impostor comparisons per gallery group: enrolled faces of the group minus the probe's own
+        per_group = np.bincount(c.codes[gi], minlength=ng)
+        own = np.zeros((len(design.subjects), ng), np.int64)
+        np.add.at(own, (gsub_ok, c.codes[gi]), 1)
+        n = per_group[None, :] - own[design.probe_subject]
+        n_same = np.zeros((P, ng), np.int64)
+        for i in np.nonzero(probe_ok)[0]:
+            for j in gsha_ok.get(int(psha[i]), ()):
+                if design.gallery_subject[j] != design.probe_subject[i]:
+                    n_same[i, c.codes[j]] += 1
+        imp_n_g[c.name] = np.where(probe_ok[:, None], n - n_same, 0)
+    return SearchOutcomes(
+        exact=False, floor=floor, thresholds=th, probe_ok=probe_ok, gallery_ok=gallery_ok,
+        probe_reason=tuple(probe_reason), gallery_reason=tuple(gallery_reason),
+        best_mate=best_mate, best_nonmate=best_nonmate, best_nonmate_gallery=best_g,
+        imp_ge=imp_ge, imp_n=imp_n, gen_ge=gen_ge, gen_n=gen_n,
+        imp_ge_gallery=imp_ge_g, imp_n_gallery=imp_n_g,
+        cand_probe=cp, cand_gallery=cg, cand_similarity=cs,
+        truncated=np.zeros(P, bool) if truncated is None else np.asarray(truncated, bool),
+        same_image_pairs=int(same_img[probe_ok].sum()),
+    )
