@@ -56,6 +56,10 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.idle_timeout
         super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - not TCP
+            pass
         self.busy = False
         self.server._register(self)
 
@@ -157,13 +161,15 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n)
 
     def _send(self, response: HttpResponse, head: bool) -> None:
+        """Status, headers and body in one write (two small writes meet Nagle and delayed ACK:
+        +40 ms per response)."""
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
-        self.end_headers()
+        self._headers_buffer.append(b"\r\n")
         if not head:
-            self.wfile.write(response.body)
-        self.wfile.flush()
+            self._headers_buffer.append(response.body)
+        self.flush_headers()
 
     def _discard(self, n: int) -> bool:
         """Read and drop a body the service refused without reading, so that the client
