@@ -17,6 +17,7 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -89,8 +90,17 @@ class BatchReport:
 _WORKER: Dict[str, Any] = {}
 
 
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the parent is gone (kill -9 leaves idle workers blocked on their queue)."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
 def _init_worker(model: str, parent_pid: int, max_faces: int, quality_filter: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     _WORKER.update(engine=FaceEngine(model), parent=parent_pid, max_faces=max_faces, level=quality_filter)
 
 

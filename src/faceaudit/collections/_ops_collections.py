@@ -30,7 +30,7 @@ class CollectionOps(Backend):
         name = v.collection_id(collection_id)
         tag_map = v.tags(tags)
         spec = get_model(model or DEFAULT_MODEL)  # InvalidParameterError for unknown models
-        with self._store.write() as conn:
+        with self._store.write(create=True) as conn:
             if self._store.find_collection(conn, name) is not None:
                 raise ResourceAlreadyExistsError(f"collection {name!r} already exists")
             self._store.insert_collection(conn, name, spec.name, spec.version, spec.dimension, tag_map)

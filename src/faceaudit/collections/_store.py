@@ -262,9 +262,16 @@ class Store:
                 conn.execute("COMMIT")
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
-        conn = self.connection(create=True)
+    def write(self, create: bool = False) -> Iterator[Optional[sqlite3.Connection]]:
+        """A write transaction: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
+
+        Yields None when the database does not exist and ``create`` is False (every
+        write but CreateCollection needs an existing collection: nothing to create).
+        """
+        conn = self.connection(create=create)
+        if conn is None:
+            yield None
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

@@ -1,0 +1,84 @@
+"""Fixtures of the collection tests: a session-wide gallery, fresh data dirs, synthetic faces."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from tests.conftest import DATA, MEMBERS, meds, portrait_2014, portrait_2018
+
+MEDS = ["S001-01-t10_01", "S001-02-t10_01", "S006-01-t10_01", "S006-02-t10_01"]
+
+
+@pytest.fixture(scope="session")
+def gallery(tmp_path_factory, sface_engine):
+    """(FaceCollections, {ExternalImageId: FaceId}): collection "gallery" of the 8 members'
+    2014 portraits (ExternalImageId = bioguide id) and the 4 MEDS mugshots. Read-only."""
+    from faceaudit.collections import FaceCollections
+
+    fc = FaceCollections(tmp_path_factory.mktemp("gallery"), engines={"sface": sface_engine})
+    fc.create_collection(collection_id="gallery")
+    faces = {}
+    for m in MEMBERS:
+        r = fc.index_faces(collection_id="gallery", image=portrait_2014(m).read_bytes(), external_image_id=m)
+        faces[m] = r.face_records[0].face.face_id
+    for name in MEDS:
+        r = fc.index_faces(collection_id="gallery", image=meds(name).read_bytes(), external_image_id=name)
+        faces[name] = r.face_records[0].face.face_id
+    return fc, faces
+
+
+@pytest.fixture
+def fc(tmp_path, sface_engine):
+    """A FaceCollections on an empty data dir, with collection "c"."""
+    from faceaudit.collections import FaceCollections
+
+    backend = FaceCollections(tmp_path / "data", engines={"sface": sface_engine})
+    backend.create_collection(collection_id="c")
+    yield backend
+    backend.close()
+
+
+def jpeg(img: Image.Image, quality: int = 92) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def variants(out_dir: Path) -> List[Path]:
+    """The 20 committed photos and their mirror images: 40 distinct one-face JPEGs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for src in sorted(DATA.rglob("*.jpg")):
+        img = Image.open(src).convert("RGB")
+        for tag, im in (("a", img), ("b", ImageOps.mirror(img))):
+            p = out_dir / f"{src.parent.name}_{src.stem}_{tag}.jpg"
+            p.write_bytes(jpeg(im))
+            paths.append(p)
+    return paths
+
+
+def synthetic_image(n_faces: int, model_version: str, rng: np.random.Generator, dimension: int = 128,
+                    vectors: Optional[np.ndarray] = None):
+    """A PreparedImage with random unit vectors (no engine needed)."""
+    from faceaudit.collections._prepare import PreparedFace, PreparedImage
+    from faceaudit.engine import BoundingBox
+
+    if vectors is None:
+        vectors = rng.standard_normal((n_faces, dimension)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    box = BoundingBox(0.1, 0.1, 0.5, 0.5)
+    faces = tuple(
+        PreparedFace(detail={"BoundingBox": box.to_rekognition(), "Confidence": 99.0}, bounding_box=box,
+                     confidence=99.0, quality=90.0, vector=v)
+        for v in vectors
+    )
+    digest = hashlib.sha256(rng.bytes(16)).hexdigest()
+    return PreparedImage(sha256=digest, width=100, height=100, model_version=model_version, faces=faces,
+                         unindexed=())
