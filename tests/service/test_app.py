@@ -235,3 +235,23 @@ def test_request_log_is_json_without_secrets_or_bodies(setup):
     assert lines[1]["error_code"] == "InvalidSignatureException"
     text = stream.getvalue()
     assert key.secret not in text and "secret-collection-name" not in text and "Signature=" not in text
+
+
+def test_engine_operations_do_not_open_the_data_dir(tmp_path):
+    from tests.conftest import blank_image
+
+    data = tmp_path / "never-created"
+    d = Dispatcher(data)
+    doc, ms = d.call("DetectFaces", {"Image": {"Bytes": blank_image()}})
+    assert doc == {"FaceDetails": []} and ms > 0
+    assert d._backend is None and not data.exists()
+
+
+def test_backend_shares_the_process_engine(tmp_path):
+    pytest.importorskip("faceaudit.collections")
+    d = Dispatcher(tmp_path)
+    backend = d.backend
+    engines = getattr(backend, "_engines", None)
+    if engines is None:
+        pytest.skip("the backend does not take engines")
+    assert engines[d.engine.spec.name] is d.engine

@@ -32,12 +32,20 @@ DEFAULT_SIMILARITY_THRESHOLD = 80.0
 """CompareFaces' SimilarityThreshold when the request has none (Rekognition's default)."""
 
 
+def _backend_class() -> Any:
+    """``faceaudit.collections.FaceCollections``, or None where it is not installed."""
+    try:
+        module = importlib.import_module("faceaudit.collections")
+    except ImportError:
+        return None
+    return getattr(module, "FaceCollections", None)
+
+
 def _default_backend(data_dir: Path, engine: Any = None) -> Any:
     """``FaceCollections(data_dir)``, sharing the service's engine when the backend takes one."""
-    module = importlib.import_module("faceaudit.collections")
-    cls = getattr(module, "FaceCollections", None)
+    cls = _backend_class()
     if cls is None:
-        raise ImportError("faceaudit.collections has no FaceCollections")
+        raise ImportError("faceaudit.collections.FaceCollections is not installed")
     try:
         takes_engines = "engines" in inspect.signature(cls).parameters
     except (TypeError, ValueError):  # pragma: no cover
@@ -133,10 +141,16 @@ class Dispatcher:
                     f"{operation} is not available: the collections backend is not installed"
                 )
         elif operation in ENGINE_OPERATIONS:
-            backend = self._backend_or_none()
-            method = getattr(backend, method_name(operation), None) if backend is not None else None
+            # The backend serves them if it has them; otherwise the engine does, and the backend
+            # (and the data dir) is not even opened.
+            name = method_name(operation)
+            if self._backend_factory is not None or self._backend is not None:
+                backend = self._backend_or_none()
+            else:
+                backend = self._backend_or_none() if hasattr(_backend_class(), name) else None
+            method = getattr(backend, name, None) if backend is not None else None
             if method is None:
-                method = getattr(self, "_" + method_name(operation))
+                method = getattr(self, "_" + name)
         start = time.perf_counter()
         result = method(**kwargs)
         elapsed = (time.perf_counter() - start) * 1000.0
