@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 SAMPLE := tests/data
+DEMO_SAMPLE := examples/sample/manifests
+DEMO_OUT := out/demo
 demo: $(STAMP)
 	$(VENV)/bin/faceaudit models
 	$(VENV)/bin/faceaudit detect $(SAMPLE)/congress2018/B000944.jpg $(SAMPLE)/meds/S001-01-t10_01.jpg
@@ -24,6 +26,14 @@ demo: $(STAMP)
 	$(VENV)/bin/faceaudit compare $(SAMPLE)/congress2018/B000944.jpg $(SAMPLE)/congress2014/B000944.jpg
 	@echo "--- two different members:"
 	$(VENV)/bin/faceaudit compare $(SAMPLE)/congress2018/B000944.jpg $(SAMPLE)/congress2014/C000141.jpg
+	@echo "--- the ACLU's test on the public-domain sample (examples/sample):"
+	$(VENV)/bin/faceaudit audit --probes $(DEMO_SAMPLE)/congress_2018.csv \
+	  --gallery $(DEMO_SAMPLE)/congress_2014.csv $(DEMO_SAMPLE)/former_members.csv \
+	  --bands age=40,50,60,70 --out $(DEMO_OUT) \
+	  --note "Sample: 160 official 2018 portraits of members of the 115th Congress searched against 120 of their 2014 portraits and 200 official portraits of former members (all public domain). Women are over-represented on purpose (70 of 160) so that per-sex rates rest on more than a handful of people." \
+	  --note "Former members, the strangers in this gallery, skew toward older white men; their sex is known for only 100 of the 200 here." \
+	  --note "There are no race labels for members of Congress in this data, so the ACLU's finding that people of color were over-represented among its false matches cannot be tested here."
+	@echo "Report: file://$(abspath $(DEMO_OUT))/report.html"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
