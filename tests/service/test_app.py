@@ -255,3 +255,19 @@ def test_backend_shares_the_process_engine(tmp_path):
     if engines is None:
         pytest.skip("the backend does not take engines")
     assert engines[d.engine.spec.name] is d.engine
+
+
+def test_short_or_stalled_body_and_deep_json(setup):
+    app, key, backend = setup
+    req = request(key, "ListCollections")
+    req.content_length += 10  # the client promised more than it sent
+    r = app.handle(req)
+    assert r.status == 400 and doc(r)["__type"] == "SerializationException" and r.close
+
+    def stalled(n):
+        raise TimeoutError("timed out")
+
+    r = app.handle(request(key, "ListCollections", read=stalled))
+    assert doc(r)["__type"] == "SerializationException" and r.close
+    r = app.handle(request(key, "ListCollections", body=b"[" * 100_000 + b"]" * 100_000))
+    assert doc(r)["__type"] == "SerializationException" and backend.calls == []

@@ -40,6 +40,7 @@ from faceaudit.service._model import OPERATIONS, operation_model
 from faceaudit.service._protocol import (
     ENGINE_TIME_HEADER,
     HttpRequest,
+    IncompleteBodyError,
     HttpResponse,
     check_content_type,
     error_response,
@@ -139,7 +140,7 @@ class ServiceApp:
         if retry_after is not None:
             extra.append(("Retry-After", str(max(1, int(retry_after + 0.999)))))
         response = error_response(exc, request_id, extra)
-        if exc.http_status in (411, 413):
+        if exc.http_status in (411, 413) or isinstance(exc, IncompleteBodyError):
             response.close = True
         return response
 

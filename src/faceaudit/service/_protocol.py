@@ -49,10 +49,17 @@ class HttpRequest:
             raise RuntimeError("the body was read already")
         self.body_consumed = True
         n = self.content_length or 0
-        data = self.read_body(n) if n else b""
+        try:
+            data = self.read_body(n) if n else b""
+        except OSError as exc:  # the client stalled (timeout) or went away
+            raise IncompleteBodyError(f"the request body did not arrive: {type(exc).__name__}") from None
         if len(data) != n:
-            raise SerializationError(f"the body ended after {len(data)} of {n} bytes")
+            raise IncompleteBodyError(f"the body ended after {len(data)} of {n} bytes")
         return data
+
+
+class IncompleteBodyError(SerializationError):
+    """Fewer body bytes than Content-Length said; the connection is closed after the answer."""
 
 
 @dataclass
@@ -90,6 +97,8 @@ def parse_json_body(body: bytes) -> dict:
         return {}
     try:
         doc = json.loads(body)
+    except RecursionError:
+        raise SerializationError("the request body nests too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise SerializationError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
