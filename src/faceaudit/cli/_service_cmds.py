@@ -73,4 +73,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_burst=args.rate_burst,
     )
     app = ServiceApp(config)
+    if config.auth and not any(k.active for k in app.keys.list()):
+        print(
+            f"faceaudit: note: no active access key in {config.data_dir}: every request will be "
+            f"refused; create one with `faceaudit keys create --data-dir {config.data_dir}`",
+            file=sys.stderr,
+        )
     return serve(app, host=args.host, port=args.port, workers=args.workers, grace=args.grace)
