@@ -1,0 +1,99 @@
+"""Several processes on one data dir: two writers and two readers at once, then deletions."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+from faceaudit.collections import FaceCollections
+from tests.collections.conftest import variants
+
+READER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from faceaudit.collections import FaceCollections
+    data, probe, ready, stop = sys.argv[1:5]
+    fc = FaceCollections(data)
+    image = Path(probe).read_bytes()
+    def search():
+        r = fc.search_faces_by_image(collection_id="m", image=image, face_match_threshold=0, max_faces=4096)
+        return [m.face.face_id for m in r.face_matches]
+    search()  # loads the engine
+    Path(ready).touch()
+    counts, problems = [], []
+    while not Path(stop).exists():
+        if not fc.verify_index("m"):
+            problems.append("index differs from SQLite")
+        ids = search()
+        if len(set(ids)) != len(ids):
+            problems.append("duplicate candidates")
+        counts.append(len(ids))
+        time.sleep(0.01)
+    final = search()
+    print(json.dumps({"counts": counts, "problems": problems, "final": sorted(final)}))
+""")
+
+WRITER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from faceaudit.collections import FaceCollections
+    data, prefix, *paths = sys.argv[1:]
+    fc = FaceCollections(data)
+    for i, p in enumerate(paths):
+        r = fc.index_faces(collection_id="m", image=Path(p).read_bytes(), external_image_id=f"{prefix}{i}")
+        assert len(r.face_records) == 1
+""")
+
+
+def test_two_writers_two_readers(tmp_path, sface_engine):
+    paths = variants(tmp_path / "img")
+    data = tmp_path / "data"
+    fc = FaceCollections(data, engines={"sface": sface_engine})
+    fc.create_collection(collection_id="m")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    (tmp_path / "reader.py").write_text(READER)
+    (tmp_path / "writer.py").write_text(WRITER)
+    stop = tmp_path / "stop"
+    readers = []
+    for i in range(2):
+        ready = tmp_path / f"ready{i}"
+        readers.append((ready, subprocess.Popen(
+            [sys.executable, str(tmp_path / "reader.py"), str(data), str(paths[i]), str(ready), str(stop)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)))
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r, _ in readers):
+        assert time.monotonic() < deadline and all(p.poll() is None for _, p in readers)
+        time.sleep(0.05)
+    writers = [
+        subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(data), prefix, *map(str, part)],
+                         stderr=subprocess.PIPE, text=True, env=env)
+        for prefix, part in (("a", paths[0::2]), ("b", paths[1::2]))
+    ]
+    for w in writers:
+        assert w.wait(timeout=300) == 0, w.stderr.read()
+    # deletions while the readers still search
+    faces = fc.list_faces(collection_id="m").faces
+    assert len(faces) == 40
+    gone = [f.face_id for f in faces[:10]]
+    assert len(fc.delete_faces(collection_id="m", face_ids=gone).deleted_faces) == 10
+    time.sleep(0.5)
+    stop.touch()
+    expected = sorted(f.face_id for f in faces[10:])
+    seen_between = set()
+    for _, proc in readers:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        result = json.loads(out)
+        assert result["problems"] == []
+        assert result["final"] == expected
+        adds = [c for c in result["counts"] if c <= 40]
+        assert len(result["counts"]) >= 3
+        # while only adds happened, each reader saw the collection grow, never shrink or skip back
+        growing = result["counts"][: result["counts"].index(40)] if 40 in result["counts"] else result["counts"]
+        assert growing == sorted(growing) and adds
+        seen_between |= {c for c in result["counts"] if 0 < c < 40}
+    assert seen_between  # the readers did search while the writers wrote
+    assert fc.describe_collection(collection_id="m").face_count == 30
+    assert fc.verify_index("m")
