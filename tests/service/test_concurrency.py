@@ -15,6 +15,7 @@ CLIENTS = 16
 SECONDS = 12.0
 
 
+@pytest.mark.slow
 @needs_backend
 def test_concurrent_index_and_search_loses_nothing(tmp_path):
     key = create_key(tmp_path)
