@@ -18,6 +18,7 @@ or the engine), :mod:`._app` (the pipeline), :mod:`._server` (HTTP, workers).
 from faceaudit.service._app import DEFAULT_RATE_LIMIT, MAX_BODY_BYTES, ServiceApp, ServiceConfig
 from faceaudit.service._auth import ANONYMOUS, Principal, SigV4Verifier, canonical_request, signing_key
 from faceaudit.service._dispatch import Dispatcher
+from faceaudit.service._extension import Caller, ServiceExtension
 from faceaudit.service._keys import DEFAULT_ROLE, KEYS_FILE, ROLES, AccessKey, KeyFileError, KeyStore
 from faceaudit.service._limits import RateLimiter, body_limit
 from faceaudit.service._log import JsonFormatter, configure_logging
@@ -40,7 +41,7 @@ from faceaudit.service._server import (
 from faceaudit.service._validate import check_output, parse_input
 
 __all__ = [
-    "ANONYMOUS", "AccessKey", "COLLECTION_OPERATIONS", "DEFAULT_RATE_LIMIT", "DEFAULT_ROLE",
+    "ANONYMOUS", "AccessKey", "COLLECTION_OPERATIONS", "Caller", "ServiceExtension", "DEFAULT_RATE_LIMIT", "DEFAULT_ROLE",
     "Dispatcher", "ENGINE_OPERATIONS", "ENGINE_TIME_HEADER", "HttpRequest", "HttpResponse",
     "JsonFormatter", "KEYS_FILE", "KeyFileError", "KeyStore", "MAX_BODY_BYTES", "OPERATIONS",
     "Principal", "REQUEST_ID_HEADER", "ROLES", "RateLimiter", "ServiceApp", "ServiceConfig",

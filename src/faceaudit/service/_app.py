@@ -9,9 +9,10 @@ The pipeline, in order, so that nothing is read or done before it must be:
 5. the body size limit of that operation (413, before reading),
 6. read the body, verify the signature over it,
 7. the per-key rate limit (ThrottlingException),
-8. parse JSON, validate against the model's input shape,
-9. dispatch (backend or engine), serialise ``to_rekognition()``,
-10. log one JSON line.
+8. the caller's role (an extension may refuse: AccessDeniedException),
+9. parse JSON, validate against the model's input shape (or serve an extension's operation),
+10. dispatch (backend or engine, wrapped by the extension), serialise ``to_rekognition()``,
+11. log one JSON line.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from faceaudit._errors import (
 )
 from faceaudit.service._auth import ANONYMOUS, Principal, SigV4Verifier
 from faceaudit.service._dispatch import Dispatcher
+from faceaudit.service._extension import Caller, ServiceExtension
 from faceaudit.service._keys import KeyStore
 from faceaudit.service._limits import RateLimiter, body_limit
 from faceaudit.service._log import log_request
@@ -88,8 +90,10 @@ class ServiceApp:
         dispatcher: Optional[Dispatcher] = None,
         limiter: Optional[RateLimiter] = None,
         clock: Callable[[], float] = time.time,
+        extension: Optional[ServiceExtension] = None,
     ) -> None:
         self.config = config
+        self.extension = extension
         self.keys = KeyStore(config.data_dir)
         self.verifier = SigV4Verifier(self.keys, max_skew=config.max_skew_seconds, clock=clock)
         self.dispatcher = dispatcher or Dispatcher(config.data_dir)
@@ -152,6 +156,10 @@ class ServiceApp:
             if request.method not in ("GET", "HEAD"):
                 return _method_not_allowed(request_id, "GET, HEAD")
             return json_response(200, {"Status": "ok", "Version": __version__}, request_id)
+        if path != "/" and self.extension is not None:
+            handled = self.extension.handle_path(request, request_id)
+            if handled is not None:
+                return handled
         if path != "/":
             return json_response(
                 404,
@@ -175,20 +183,25 @@ class ServiceApp:
             auth = self.verifier.precheck(request.headers, request.query)
             outcome.access_key_id = auth.key.access_key_id
 
-        # 4. the operation
-        operation = operation_name(request.header("x-amz-target"))
+        # 4. the operation (Rekognition's, or the extension's own under its target prefix)
+        ext = self.extension
+        native_prefix = ext.target_prefix if ext is not None else None
+        native, operation = operation_name(request.header("x-amz-target"), native_prefix)
         outcome.operation = operation
-        if operation not in OPERATIONS:
+        if native:
+            if operation not in ext.operations:  # type: ignore[union-attr]
+                raise UnknownOperationError(f"{operation} is not an operation of this service")
+        elif operation not in OPERATIONS:
             raise UnknownOperationError(f"{operation} is not an operation of this service")
 
         # 5. body size, before reading it
-        limit = body_limit(self._n_images[operation])
+        limit = ext.body_limit(operation) if native else body_limit(self._n_images[operation])
         if request.content_length > limit:
             message = (
                 f"the request body is {request.content_length} bytes; {operation} accepts at most "
                 f"{limit} bytes"
             )
-            if self._n_images[operation]:
+            if not native and self._n_images[operation]:
                 raise _TooLargeImage(message + " (images: at most 5 MB each)")
             raise RequestTooLargeError(message)
 
@@ -210,13 +223,32 @@ class ServiceApp:
             exc.retry_after = wait  # type: ignore[attr-defined]
             raise exc
 
-        # 8. parse and validate
+        # 8. the caller's role may run this operation
+        caller = Caller(
+            access_key_id=principal.access_key_id,
+            role=principal.role,
+            request_id=request_id,
+            headers={k.lower(): v for k, v in request.headers if k.lower().startswith("x-faceaudit-")},
+        )
+        if ext is not None:
+            ext.authorize(caller, operation, native)
+
+        # 9. parse and validate
         check_content_type(request.header("content-type"))
+        if native:
+            doc = ext.call(caller, operation, parse_json_body(body))  # type: ignore[union-attr]
+            return json_response(200, doc, request_id)
         model = operation_model(operation)
         params = parse_input(model.input_shape, parse_json_body(body))
 
-        # 9. dispatch and serialise
-        doc, engine_ms = self.dispatcher.call(operation, params)
+        # 10. dispatch and serialise
+        if ext is not None:
+            doc, engine_ms = ext.wrap(
+                caller, operation, params, lambda: self.dispatcher.call(operation, params),
+                self.dispatcher.model_version,
+            )
+        else:
+            doc, engine_ms = self.dispatcher.call(operation, params)
         outcome.engine_ms = engine_ms
         if self.config.strict_responses:
             problems = check_output(model.output_shape, doc)

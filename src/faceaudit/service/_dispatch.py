@@ -108,6 +108,10 @@ class Dispatcher:
                     self._engine = self._engine_factory()
         return self._engine
 
+    def model_version(self) -> str:
+        """FaceModelVersion of this process's engine (what CompareFaces ran with)."""
+        return str(getattr(self.engine, "model_version", ""))
+
     def supports(self, operation: str) -> bool:
         return operation in OPERATIONS
 

@@ -73,14 +73,18 @@ class HttpResponse:
         return header(self.headers, name)
 
 
-def operation_name(target: Optional[str]) -> str:
-    """The operation of an ``X-Amz-Target`` header (``RekognitionService.<Operation>``)."""
+def operation_name(target: Optional[str], native_prefix: Optional[str] = None) -> Tuple[bool, str]:
+    """``(native, operation)`` of an ``X-Amz-Target`` header.
+
+    ``RekognitionService.<Operation>`` gives ``(False, Operation)``; an extension's
+    ``<native_prefix>.<Operation>`` gives ``(True, Operation)``.
+    """
     if not target:
         raise UnknownOperationError("the X-Amz-Target header is missing")
     prefix, dot, name = target.strip().partition(".")
-    if prefix != TARGET_PREFIX or not dot or not name:
+    if not dot or not name or prefix not in (TARGET_PREFIX, native_prefix):
         raise UnknownOperationError(f"unknown operation target: {target[:100]!r}")
-    return name
+    return prefix != TARGET_PREFIX, name
 
 
 def check_content_type(value: Optional[str]) -> None:

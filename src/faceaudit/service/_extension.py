@@ -1,0 +1,57 @@
+"""The service's extension point: what a higher layer may add without business logic here.
+
+An extension (the accountability layer supplies one; ``faceaudit serve`` wires
+it) can:
+
+- authorise each operation for the caller's role (AccessDeniedException);
+- wrap each Rekognition operation call (policy checks and the search log);
+- serve its own JSON operations under another ``X-Amz-Target`` prefix, signed
+  and rate-limited like the Rekognition ones;
+- serve its own paths (a web page), authenticated its own way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, FrozenSet, Optional, Protocol, Tuple
+
+from faceaudit.service._protocol import HttpRequest, HttpResponse
+
+Headers = Tuple[Tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request and its context headers (lower-cased names)."""
+
+    access_key_id: str
+    role: str
+    request_id: str
+    headers: Dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+Call = Callable[[], Tuple[Dict[str, Any], float]]
+
+
+class ServiceExtension(Protocol):
+    target_prefix: str
+    operations: FrozenSet[str]
+
+    def authorize(self, caller: Caller, operation: str, native: bool) -> None:
+        """Raise AccessDeniedError when the caller's role may not run the operation."""
+
+    def wrap(self, caller: Caller, operation: str, params: Dict[str, Any], call: Call,
+             model_version: Callable[[], str]) -> Tuple[Dict[str, Any], float]:
+        """Run ``call`` for a Rekognition operation (and log it if it identifies people)."""
+
+    def body_limit(self, operation: str) -> int:
+        """Largest body of one of the extension's own operations."""
+
+    def call(self, caller: Caller, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Serve one of the extension's own operations; returns the response document."""
+
+    def handle_path(self, request: HttpRequest, request_id: str) -> Optional[HttpResponse]:
+        """Serve a path other than ``/`` and ``/health``, or None for 404."""
