@@ -16,6 +16,7 @@ from faceaudit.accountability._accountability import (
     SearchRecord,
 )
 from faceaudit.accountability._guard import compare_candidates, guarded
+from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
 from faceaudit.accountability._log import (
     GENESIS,
     LogIntegrityError,
@@ -27,9 +28,10 @@ from faceaudit.accountability._log import (
 )
 from faceaudit.accountability._policy import PolicyViolationError, ThresholdPolicy
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead
+from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
 
 __all__ = [
-    "Accountability", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
+    "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
     "IDENTIFICATION_OPERATIONS", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
     "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
     "compare_candidates", "export_records", "guarded", "record_hash",

@@ -59,6 +59,8 @@ class SearchRecord:
     probe_sha256: Optional[str]
     candidates: Sequence[Candidate] = field(default_factory=tuple)
     started_at: Optional[float] = None
+    probe_face_id: Optional[str] = None  # SearchFaces / SearchUsers by FaceId
+    probe_user_id: Optional[str] = None  # SearchUsers by UserId
 
 
 class Accountability:
@@ -110,6 +112,8 @@ class Accountability:
             "threshold": search.threshold,
             "max_faces": search.max_faces,
             "probe_sha256": search.probe_sha256,
+            "probe_face_id": search.probe_face_id,
+            "probe_user_id": search.probe_user_id,
             "candidates": [c.to_json() for c in search.candidates],
             "started_at": search.started_at,
         }

@@ -36,6 +36,9 @@ def guarded(
     call: Callable[[], R],
     candidates: Callable[[R], Sequence[Candidate]],
     probe_sha256: Optional[str] = None,
+    probe_face_id: Optional[str] = None,
+    probe_user_id: Optional[str] = None,
+    model_version_of: Optional[Callable[[R], str]] = None,
 ) -> R:
     """Authorize, run and log one identification operation; returns the operation's result."""
     acc.authorize(ctx, operation, collection_id, threshold, max_faces)
@@ -54,9 +57,11 @@ def guarded(
         })
         raise
     acc.record(ctx, SearchRecord(
-        operation=operation, collection_id=collection_id, model_version=model_version,
+        operation=operation, collection_id=collection_id,
+        model_version=model_version_of(result) if model_version_of else model_version,
         threshold=threshold, max_faces=max_faces, probe_sha256=probe_sha256,
         candidates=tuple(candidates(result)), started_at=started,
+        probe_face_id=probe_face_id, probe_user_id=probe_user_id,
     ), probe=probe)
     return result
 

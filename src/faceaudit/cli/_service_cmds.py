@@ -72,7 +72,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_limit=DEFAULT_RATE_LIMIT if args.rate_limit is None else args.rate_limit,
         rate_burst=args.rate_burst,
     )
-    app = ServiceApp(config)
+    from faceaudit.accountability import AccountabilityExtension
+
+    # accountability by construction: every identification is logged, policies and roles hold
+    extension = AccountabilityExtension(config.data_dir)
+    app = ServiceApp(config, extension=extension)
     if config.auth and not any(k.active for k in app.keys.list()):
         print(
             f"faceaudit: note: no active access key in {config.data_dir}: every request will be "

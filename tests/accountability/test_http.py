@@ -1,0 +1,162 @@
+"""The accountability layer through `faceaudit serve`'s app with real boto3 clients."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from faceaudit.accountability import SearchLog
+from tests.conftest import portrait_2014, portrait_2018
+from tests.service.conftest import REGION, client, create_key
+
+
+@pytest.fixture(scope="module")
+def acc_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("acc-service")
+
+
+@pytest.fixture(scope="module")
+def keys(acc_dir):
+    return {role: create_key(acc_dir, role) for role in ("admin", "operator", "auditor")} | {
+        "operator2": create_key(acc_dir, "operator")
+    }
+
+
+@pytest.fixture(scope="module")
+def url(acc_dir, keys):
+    from faceaudit.accountability import AccountabilityExtension
+    from faceaudit.service import ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
+
+    app = ServiceApp(ServiceConfig(acc_dir, rate_limit=10_000, strict_responses=True),
+                     extension=AccountabilityExtension(acc_dir))
+    srv, thread, base = start_in_thread(app)
+    yield base
+    stop_thread_server(srv, thread)
+
+
+def native(url, key, operation, params):
+    """A SigV4-signed call to one of faceaudit's own operations."""
+    import urllib.request
+
+    body = json.dumps(params).encode()
+    req = AWSRequest("POST", url + "/", data=body, headers={
+        "X-Amz-Target": f"FaceAuditService.{operation}",
+        "Content-Type": "application/x-amz-json-1.1",
+    })
+    SigV4Auth(Credentials(key["AccessKeyId"], key["SecretAccessKey"]), "rekognition", REGION).add_auth(req)
+    prepared = urllib.request.Request(url + "/", data=body, headers=dict(req.headers.items()), method="POST")
+    try:
+        with urllib.request.urlopen(prepared, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def with_case(rek, case: str, purpose: str = "investigation"):
+    def add(request, **_):
+        request.headers["x-faceaudit-case-reference"] = case
+        request.headers["x-faceaudit-purpose"] = purpose
+
+    rek.meta.events.register("before-sign.rekognition.*", add)
+    return rek
+
+
+@pytest.fixture(scope="module")
+def gallery(url, keys):
+    rek = client(url, keys["operator"])
+    rek.create_collection(CollectionId="lineup")
+    for b in ("B000944", "C000141", "C000127"):
+        rek.index_faces(CollectionId="lineup", Image={"Bytes": portrait_2014(b).read_bytes()},
+                        ExternalImageId=b)
+    return "lineup"
+
+
+def test_search_is_logged_with_case_and_candidates(url, keys, gallery, acc_dir):
+    rek = with_case(client(url, keys["operator"]), "case-2026-001")
+    probe = portrait_2018("B000944").read_bytes()
+    resp = rek.search_faces_by_image(CollectionId=gallery, Image={"Bytes": probe})
+    assert resp["FaceMatches"][0]["Face"]["ExternalImageId"] == "B000944"
+    rec = [r for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "search"][-1]
+    d = rec.data
+    assert d["operation"] == "SearchFacesByImage" and d["collection_id"] == gallery
+    assert d["access_key_id"] == keys["operator"]["AccessKeyId"] and d["case_reference"] == "case-2026-001"
+    assert d["threshold"] == 80.0 and d["max_faces"] == 80 and d["model_version"]
+    import hashlib
+
+    assert d["probe_sha256"] == hashlib.sha256(probe).hexdigest()
+    assert d["candidates"][0]["face_id"] == resp["FaceMatches"][0]["Face"]["FaceId"]
+
+
+def test_policy_set_by_admin_only_and_enforced_and_logged(url, keys, gallery, acc_dir):
+    status, doc = native(url, keys["operator"], "PutCollectionPolicy",
+                         {"CollectionId": gallery, "MinFaceMatchThreshold": 99})
+    assert status == 400 and doc["__type"] == "AccessDeniedException"
+    status, doc = native(url, keys["admin"], "PutCollectionPolicy",
+                         {"CollectionId": gallery, "MinFaceMatchThreshold": 99, "RequireCaseReference": True,
+                          "Purpose": "law-enforcement"})
+    assert status == 200 and doc["Policy"]["MinFaceMatchThreshold"] == 99
+    rek = with_case(client(url, keys["operator"]), "case-7")
+    probe = portrait_2018("C000141").read_bytes()
+    with pytest.raises(rek.exceptions.AccessDeniedException, match="at least 99"):
+        rek.search_faces_by_image(CollectionId=gallery, Image={"Bytes": probe})
+    plain = client(url, keys["operator"])
+    with pytest.raises(plain.exceptions.AccessDeniedException, match="case reference"):
+        plain.search_faces_by_image(CollectionId=gallery, Image={"Bytes": probe}, FaceMatchThreshold=99)
+    rek.search_faces_by_image(CollectionId=gallery, Image={"Bytes": probe}, FaceMatchThreshold=99.5)
+    refused = [r for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "refused"]
+    assert refused[-2].data["threshold"] == 80.0 and "at least 99" in refused[-2].data["reason"]
+    native(url, keys["admin"], "PutCollectionPolicy", {"CollectionId": gallery})  # back to no policy
+    assert SearchLog(acc_dir / "search-log.jsonl").verify().ok
+
+
+def test_auditor_cannot_list_or_search_collections(url, keys, gallery):
+    rek = client(url, keys["auditor"])
+    with pytest.raises(rek.exceptions.AccessDeniedException):
+        rek.list_collections()
+    with pytest.raises(rek.exceptions.AccessDeniedException):
+        rek.list_faces(CollectionId=gallery)
+    with pytest.raises(rek.exceptions.AccessDeniedException):
+        rek.search_faces_by_image(CollectionId=gallery, Image={"Bytes": portrait_2018("C000141").read_bytes()})
+    with pytest.raises(rek.exceptions.AccessDeniedException):
+        rek.compare_faces(SourceImage={"Bytes": portrait_2018("C000141").read_bytes()},
+                          TargetImage={"Bytes": portrait_2014("C000141").read_bytes()})
+    assert "FaceDetails" in rek.detect_faces(Image={"Bytes": portrait_2018("C000141").read_bytes()})
+    status, doc = native(url, keys["auditor"], "ListLeads", {})
+    assert status == 400 and doc["__type"] == "AccessDeniedException"
+
+
+def test_lead_needs_two_distinct_reviewers_over_http(url, keys, gallery):
+    rek = with_case(client(url, keys["operator"]), "case-9")
+    rek.search_faces_by_image(CollectionId=gallery, Image={"Bytes": portrait_2018("C000127").read_bytes()},
+                              FaceMatchThreshold=90)
+    _, doc = native(url, keys["operator"], "ListLeads", {"Status": "pending"})
+    lead = next(l for l in doc["Leads"] if l["CaseReference"] == "case-9")
+    assert "not an identification" in lead["Notice"]
+    _, doc = native(url, keys["operator"], "DecideLead", {"LeadId": lead["LeadId"], "Decision": "confirm"})
+    assert doc["Lead"]["Status"] == "pending"
+    status, doc = native(url, keys["operator"], "DecideLead", {"LeadId": lead["LeadId"], "Decision": "confirm"})
+    assert status == 400 and doc["__type"] == "ConflictException"
+    _, doc = native(url, keys["operator2"], "DecideLead", {"LeadId": lead["LeadId"], "Decision": "confirm"})
+    assert doc["Lead"]["Status"] == "confirmed"
+
+
+def test_compare_faces_logged(url, keys, acc_dir):
+    rek = client(url, keys["operator"])
+    rek.compare_faces(SourceImage={"Bytes": portrait_2018("C000141").read_bytes()},
+                      TargetImage={"Bytes": portrait_2014("C000141").read_bytes()}, SimilarityThreshold=85)
+    rec = [r for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "search"][-1]
+    assert rec.data["operation"] == "CompareFaces" and rec.data["threshold"] == 85.0
+    assert rec.data["collection_id"] is None and len(rec.data["candidates"]) == 1
+
+
+def test_native_bad_input(url, keys):
+    status, doc = native(url, keys["admin"], "PutCollectionPolicy", {"CollectionId": "x", "MinFaceMatchThreshold": 120})
+    assert status == 400 and doc["__type"] == "InvalidParameterException"
+    status, doc = native(url, keys["admin"], "NoSuchThing", {})
+    assert status == 400 and doc["__type"] == "UnknownOperationException"
+    status, doc = native(url, keys["admin"], "GetLead", {"LeadId": "nope"})
+    assert status == 400 and doc["__type"] == "ResourceNotFoundException"
