@@ -35,7 +35,7 @@ def measured_fmr(model_version: str, threshold: float) -> str:
     lo, hi = f["ci95"]
     prefix = "" if abs(r["similarity"] - threshold) < 1e-9 else "at most "
     return (f"{prefix}{_pct(f['rate'])}, measured at Similarity {r['similarity']:g} ({f['errors']} false "
-            f"matches in {f['trials']:,} impostor comparisons; 95% interval {_pct(lo)} to {_pct(hi)})")
+            f"match{'' if f['errors'] == 1 else 'es'} in {f['trials']:,} impostor comparisons; 95% interval {_pct(lo)} to {_pct(hi)})")
 
 
 def _pct(rate: float) -> str:
@@ -52,6 +52,7 @@ main{max-width:1100px;margin:0 auto;padding:16px 24px}
 .pair{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap}
 .pair figure{margin:0;text-align:center}
 .pair img{width:240px;height:300px;object-fit:contain;background:#ddd;border:1px solid #999}
+.noimg{width:240px;height:300px;background:#ddd;border:1px dashed #999;display:flex;align-items:center;justify-content:center;color:#555}
 .pair figcaption{font-size:13px;color:#444;margin-top:4px}
 .facts{flex:1;min-width:280px}
 .facts dt{font-weight:600;margin-top:6px}
@@ -118,7 +119,7 @@ def _img(url: Optional[str], alt: str, caption: str) -> str:
     if url:
         body = f'<img src="{_esc(url)}" alt="{_esc(alt)}">'
     else:
-        body = f'<img alt="{_esc(alt)} (image not kept)">'
+        body = f'<div class="noimg">{_esc(alt)}: not kept</div>'
     return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>"
 
 

@@ -1,0 +1,117 @@
+"""The review page in headless Chromium (Debian's), driven by Playwright: sign in, confirm, sign out,
+a second reviewer confirms, the lead is confirmed. Screenshots go to $FACEAUDIT_SCREENSHOT_DIR if set."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from faceaudit.accountability import SearchLog
+from tests.accountability.test_http import with_case
+from tests.conftest import portrait_2014, portrait_2018
+from tests.service.conftest import client, create_key
+
+pytestmark = pytest.mark.browser
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium_path():
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("CI=true but Debian's chromium is not installed (apt-get install -y chromium)")
+    pytest.skip("chromium not installed")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from faceaudit.accountability import AccountabilityExtension
+    from faceaudit.service import ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
+
+    d = tmp_path_factory.mktemp("review-web")
+    alice, bob = create_key(d, "operator"), create_key(d, "admin")
+    auditor = create_key(d, "auditor")
+    app = ServiceApp(ServiceConfig(d, rate_limit=10_000), extension=AccountabilityExtension(d))
+    srv, thread, url = start_in_thread(app)
+    rek = with_case(client(url, alice), "case-2026-042")
+    rek.create_collection(CollectionId="bookings")
+    for b in ("B000944", "C000141"):
+        rek.index_faces(CollectionId="bookings", Image={"Bytes": portrait_2014(b).read_bytes()}, ExternalImageId=b)
+    rek.search_faces_by_image(CollectionId="bookings", Image={"Bytes": portrait_2018("B000944").read_bytes()},
+                              FaceMatchThreshold=90, MaxFaces=1)
+    yield url, d, alice, bob, auditor
+    stop_thread_server(srv, thread)
+
+
+def _sign_in(page, url, key):
+    page.goto(url + "/review")
+    assert page.url.endswith("/review/login")
+    page.fill("#access_key_id", key["AccessKeyId"])
+    page.fill("#secret", key["SecretAccessKey"])
+    page.click("#signin")
+    page.wait_for_url(url + "/review")
+
+
+def test_two_reviewers_confirm_in_browser(setup, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, data_dir, alice, bob, auditor = setup
+    shots = Path(os.environ.get("FACEAUDIT_SCREENSHOT_DIR") or tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+
+        # an auditor key may not review
+        page.goto(url + "/review/login")
+        page.fill("#access_key_id", auditor["AccessKeyId"])
+        page.fill("#secret", auditor["SecretAccessKey"])
+        page.click("#signin")
+        assert "Sign-in refused" in page.content()
+
+        _sign_in(page, url, alice)
+        lead = page.locator("section.lead").first
+        assert page.locator("section.lead").count() == 1
+        assert "not an identification" in page.inner_text("#lead-notice")
+        assert "false-match rate" in lead.inner_text() and "90" in lead.inner_text()
+        probe = lead.locator("img").first
+        assert probe.evaluate("img => img.complete && img.naturalWidth > 0")  # the probe image loaded
+        page.screenshot(path=str(shots / "review-page.png"), full_page=True)
+        lead.locator("input[name=note]").fill("same scar as booking photo")
+        lead.locator("button.confirm").click()
+        page.wait_for_url(lambda u: "flash=" in u)
+        assert "it is now pending" in page.inner_text("#flash")
+        assert "a different reviewer must decide" in page.inner_text("section.lead")
+        page.goto(url + "/review/logout")
+
+        _sign_in(page, url, bob)
+        page.locator("section.lead button.confirm").first.click()
+        page.wait_for_url(lambda u: "flash=" in u)
+        assert "it is now confirmed" in page.inner_text("#flash")
+        page.goto(url + "/review?status=confirmed")
+        assert page.locator("section.lead[data-status=confirmed]").count() == 1
+        page.screenshot(path=str(shots / "review-confirmed.png"), full_page=True)
+        browser.close()
+
+    log = SearchLog(data_dir / "search-log.jsonl")
+    reviews = [r.data for r in log.records() if r.kind == "review"]
+    assert [(r["reviewer"], r["status_after"]) for r in reviews] == [
+        (alice["AccessKeyId"], "pending"), (bob["AccessKeyId"], "confirmed")]
+    assert reviews[0]["note"] == "same scar as booking photo"
+    assert log.verify().ok
+
+
+def test_review_page_refuses_forged_form(setup):
+    import urllib.error
+    import urllib.request
+
+    url, *_ = setup
+    req = urllib.request.Request(url + "/review/leads/x/decision", data=b"decision=confirm&csrf=bad", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=10)
+    assert exc.value.code == 401  # no session at all
