@@ -36,6 +36,9 @@ METRIC_TITLES = {
     "FMR": "FMR: per-comparison false match rate",
     "FNMR": "FNMR: per-comparison false non-match rate",
 }
+KEY_MIN_SEARCHES = 10
+"""The summary compares only groups with at least this many searches (the tables show every group)."""
+
 SHORT = {"ACLU_COUNT": "False candidate (any search)", "FPIR": "FPIR", "FNIR": "FNIR",
          "MATED_FALSE": "Stranger in mated search", "FMR": "FMR", "FNMR": "FNMR"}
 
@@ -53,7 +56,7 @@ table{border-collapse:collapse;margin:8px 0 14px;font-size:13px}
 th,td{border:1px solid #d6d6d6;padding:4px 6px;vertical-align:top;text-align:left}
 th{background:#f0f0ee}td.n{text-align:right}
 td small,.small{color:#555;font-size:11.5px}.few{color:#b3541e}
-.charts{display:flex;flex-wrap:wrap;gap:14px}.chart{border:1px solid #e2e2e2}
+.charts{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.chart{border:1px solid #e2e2e2}
 .nodata{width:540px;padding:10px;box-sizing:border-box;font-size:13px;color:#444}
 svg .ct{font-size:14px;font-weight:600}svg .tick{font-size:11px;fill:#444}svg .axis{font-size:12px;fill:#222}
 svg .legend{font-size:12px;fill:#222}svg .grid{stroke:#ececec}svg .frame{fill:none;stroke:#888}
@@ -227,19 +230,32 @@ def _key_findings(res: Dict[str, Any]) -> str:
             f"Each comparison of two different people scored {tfmt(t)} or more with probability "
             f"{pct(p['fmr']['rate'])} ({p['fmr']['errors']:,} of {p['fmr']['trials']:,} comparisons). "
             f"<b>Projected</b> to the ACLU's setting ({p['probes']:,} people, {p['gallery']:,} gallery photos), that "
-            f"would be about <b>{p['expected']:.0f}</b> people with a false candidate (between {p['low']:.0f} and "
-            f"{p['high']:.0f}). This is a projection that assumes independent comparisons, not a measurement."
+            + (f"nearly every one of the {p['probes']:,} people would get a false candidate"
+               if p["low"] >= p["probes"] - 0.5 else
+               f"would be about <b>{p['expected']:.0f}</b> people with a false candidate (between {p['low']:.0f} and "
+               f"{p['high']:.0f})")
+            + ". This is a projection that assumes independent comparisons, not a measurement."
         )
     for col in _base_columns(res):
         f = _frame(res, "ACLU_COUNT", col, t)
-        if not f or f.get("highest") is None or f["highest"] == f["lowest"]:
+        if not f:
             continue
-        hi, lo = f["by_group"][f["highest"]], f["by_group"][f["lowest"]]
-        ratio = f"{f['ratio']:.2g} times" if f.get("ratio") else "(ratio undefined: the lowest rate is 0)"
+        big = {g: r for g, r in f["by_group"].items() if g != "unknown" and r["trials"] >= KEY_MIN_SEARCHES}
+        if len(big) < 2:
+            continue
+        hi_g = max(big, key=lambda g: big[g]["rate"])
+        lo_g = min(big, key=lambda g: big[g]["rate"])
+        hi, lo = big[hi_g], big[lo_g]
+        if hi["rate"] == lo["rate"]:
+            continue
+        ratio = (f"{hi['rate'] / lo['rate']:.2g} times as high" if lo["rate"] > 0
+                 else "no ratio can be given, the lowest rate is 0")
+        small = "" if len(big) == len([g for g in f["by_group"] if g != "unknown"]) else \
+            f" (groups with at least {KEY_MIN_SEARCHES} searches; all groups in the tables below)"
         items.append(
-            f"By <b>{escape(col)}</b>: the share of searches with a false candidate was highest for "
-            f"<b>{escape(f['highest'])}</b>, {pct(hi['rate'])} ({hi['errors']}/{hi['trials']}), and lowest for "
-            f"<b>{escape(f['lowest'])}</b>, {pct(lo['rate'])} ({lo['errors']}/{lo['trials']}): {ratio}."
+            f"By <b>{escape(col)}</b>{small}: the share of searches with a false candidate was highest for "
+            f"<b>{escape(hi_g)}</b>, {pct(hi['rate'])} ({hi['errors']}/{hi['trials']}), and lowest for "
+            f"<b>{escape(lo_g)}</b>, {pct(lo['rate'])} ({lo['errors']}/{lo['trials']}): {ratio}."
             + (" These groups are small: see the intervals below." if hi["few_errors"] or lo["few_errors"] else "")
         )
     top = max(res["thresholds"])
@@ -286,8 +302,9 @@ def _main_table(res: Dict[str, Any]) -> str:
         cells = "".join(rate_cell(s["overall"].get(m)) for m in metrics)
         rows.append(f"<tr><th>{tfmt(s['threshold'])}<br><small>{escape(why)}</small></th>{cells}</tr>")
     return (f"<table><tr><th>Threshold</th>{head}</tr>{''.join(rows)}</table>"
-            '<p class="small">Each cell: errors / trials, the rate, its 95% confidence interval (Wilson) and the '
-            "interval from resampling people (bootstrap). † fewer than 30 errors.</p>")
+            "<p class='small'>Each cell: errors / trials, the rate, its 95% confidence interval (Wilson) and, after "
+            "\"people:\", the 95% interval from resampling the people searched (bootstrap). "
+            "† fewer than 30 errors.</p>")
 
 
 def _projection_table(res: Dict[str, Any]) -> str:
@@ -462,7 +479,12 @@ def _charts(res: Dict[str, Any]) -> str:
         out.append(line_chart(series, title=title, x_label="Similarity threshold (higher is stricter)",
                               y_label="share of searches", x_range=(x_lo, 100.0), y_range=(0.0, 1.0),
                               y_percent=True, vlines=vlines))
-    if cur["det"]:
+    drawable = any(f > 0 and n > 0 for pts in cur["det"].get("", {}).values() for _, f, n in pts)
+    if cur["det"] and not drawable:
+        out.append("<div class='chart nodata'><b>DET: misses against false matches</b><p>Nothing to draw: at "
+                   "every threshold either no false match or no false non-match occurred in this data, and a rate "
+                   "of 0 cannot sit on a log axis. More comparisons are needed for DET curves.</p></div>")
+    if cur["det"] and drawable:
         for col in [""] + [c for c in _base_columns(res) if c in cur["det"]]:
             groups = cur["det"].get(col, {})
             colors = _colors(list(groups))
@@ -486,6 +508,7 @@ def _charts(res: Dict[str, Any]) -> str:
                 x_range=(min(1e-4, 10.0 ** math.floor(math.log10(lo_f))), 1.0),
                 y_range=(min(1e-2, 10.0 ** math.floor(math.log10(lo_n))), 1.0), log_x=True, log_y=True,
                 note="Lower left is better. Thresholds with a rate of 0 cannot be drawn on log axes."))
+    if cur["det"]:
         gen = cur["genuine"].get("", {}).get("all")
         imp = cur["impostor"].get("", {}).get("all")
         if gen and imp:
@@ -608,14 +631,15 @@ def _provenance(res: Dict[str, Any]) -> str:
                    f"<td><code>{escape(m['sha256'])}</code></td></tr>" for m in res["manifests"])
     search = ", ".join(f"{escape(str(k))}={escape(str(v))}" for k, v in (eng.get("search") or {}).items())
     cmd = f"<p>Command: <code>{escape(res['command'])}</code></p>" if res.get("command") else ""
-    timings = ", ".join(f"{k} {v:g}" for k, v in res.get("timings", {}).items())
+    timings = ", ".join(f"{k[:-2].replace('_', ' ')} {v:g} s" if k.endswith("_s") else f"{k.replace('_', ' ')} {v:g}"
+                        for k, v in res.get("timings", {}).items())
     return (f"<p>Engine <b>{escape(eng['kind'])}</b>, model <b>{escape(eng['model'])}</b>, FaceModelVersion "
             f"<code>{escape(eng['face_model_version'])}</code>"
             + (f", endpoint <code>{escape(eng['endpoint'])}</code>" if eng.get("endpoint") else "")
             + f". Model's own threshold {tfmt(eng['model_threshold'])}: {escape(eng['model_threshold_source'])}. "
             f"Search: {search}.</p><table><tr><th>Side</th><th>Manifest</th><th>Rows</th><th>SHA-256</th></tr>"
             f"{rows}</table>{cmd}<p class='small'>faceaudit {escape(res['faceaudit_version'])}, "
-            f"{escape(res['created'])}; {timings} (seconds).</p>")
+            f"{escape(res['created'])}; {escape(timings)}.</p>")
 
 
 def render_report(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = (), base_dir: "Path | str" = ".",

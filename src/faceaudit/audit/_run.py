@@ -195,7 +195,9 @@ def run_audit(
         differentials=parts["differentials"], cross_tables=parts["cross_tables"],
         fmr_targets=parts["fmr_targets"], curves=parts["curves"], failures=_failures(design, outcomes),
         warnings=warnings, notes=_notes(design, outcomes, counts, info) + tuple(notes),
-        timings={"search_s": round(t1 - t0, 2), "metrics_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2)},
+        timings={"search_s": round(t1 - t0, 2), "metrics_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2),
+                 **{f"images_{k}": float(getattr(engine, k)) for k in ("embedded", "from_cache")
+                    if isinstance(getattr(engine, k, None), int)}},
         command=command,
     )
     return AuditRun(result=result, design=design, outcomes=outcomes)
