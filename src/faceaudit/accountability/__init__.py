@@ -29,9 +29,10 @@ from faceaudit.accountability._log import (
 from faceaudit.accountability._policy import PolicyViolationError, ThresholdPolicy
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
+from faceaudit.accountability._testing import TestingAPI
 
 __all__ = [
-    "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
+    "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
     "IDENTIFICATION_OPERATIONS", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
     "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
     "compare_candidates", "export_records", "guarded", "record_hash",

@@ -72,10 +72,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_limit=DEFAULT_RATE_LIMIT if args.rate_limit is None else args.rate_limit,
         rate_burst=args.rate_burst,
     )
-    from faceaudit.accountability import AccountabilityExtension
+    from faceaudit.accountability import AccountabilityExtension, TestingAPI
 
-    # accountability by construction: every identification is logged, policies and roles hold
-    extension = AccountabilityExtension(config.data_dir)
+    # accountability by construction: every identification is logged, policies and roles hold,
+    # and auditor keys can test the deployed model (testing API)
+    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir))
     app = ServiceApp(config, extension=extension)
     if config.auth and not any(k.active for k in app.keys.list()):
         print(

@@ -1,0 +1,245 @@
+"""The testing API (Washington RCW 43.386.050): independent audits of the deployed model over HTTP.
+
+An auditor key submits an audit as a ZIP archive of manifests and images
+(``StartAudit``), the server runs ``faceaudit audit`` with the deployed model
+(the local engine: exact scores) in the background, and the auditor fetches
+``results.json`` (``DescribeAudit``) and the report (``GetAuditReport``). The
+audit sees only the submitted images: it never touches a collection.
+
+Archive limits (checked before anything is written): 48 MiB compressed, 512 MiB
+uncompressed, 20,000 entries, no absolute paths or ``..``. Audits run one at a
+time per data dir (a file lock); each auditor sees only their own audits, an
+admin sees all.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import io
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, List, Optional
+
+from faceaudit._errors import FaceAuditError, InvalidParameterError, ResourceNotFoundError
+
+log = logging.getLogger(__name__)
+
+MAX_ARCHIVE_BYTES = 48 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
+MAX_ENTRIES = 20_000
+_AUDIT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class TestingAPI:
+    """Runs submitted audits for one data dir (shared by worker processes)."""
+
+    body_limit = 1024 * 1024 + 4 * math.ceil(MAX_ARCHIVE_BYTES / 3)
+
+    def __init__(self, data_dir: "str | Path", model: Optional[str] = None) -> None:
+        self.root = Path(data_dir) / "audits"
+        self.model = model
+
+    # -- the operations --------------------------------------------------------------------
+
+    def call(self, caller, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
+        if operation == "StartAudit":
+            return self.start(caller.access_key_id, params)
+        if operation == "ListAudits":
+            return {"Audits": [self._public(s) for s in self._all() if self._visible(caller, s)]}
+        status = self._status(_audit_id(params))
+        if not self._visible(caller, status):
+            raise ResourceNotFoundError(f"audit {status['AuditId']} not found")
+        if operation == "DescribeAudit":
+            out = self._public(status)
+            results = self.root / status["AuditId"] / "out" / "results.json"
+            if status["Status"] == "SUCCEEDED" and results.exists():
+                out["Results"] = json.loads(results.read_text())
+            return out
+        if operation == "GetAuditReport":
+            report = self.root / status["AuditId"] / "out" / "report.html"
+            if status["Status"] != "SUCCEEDED" or not report.exists():
+                raise InvalidParameterError(f"audit {status['AuditId']} has no report yet ({status['Status']})")
+            return {"AuditId": status["AuditId"], "ReportHtml": report.read_text(encoding="utf-8")}
+        raise InvalidParameterError(f"unknown testing operation {operation}")
+
+    def start(self, owner: str, params: Dict[str, Any]) -> Dict[str, Any]:
+        archive = _archive(params.get("Archive"))
+        probes = _names(params, "Probes")
+        gallery = _names(params, "Gallery")
+        thresholds = params.get("Thresholds") or [80, 90, 95, 99]
+        if (not isinstance(thresholds, list) or not thresholds or len(thresholds) > 20
+                or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 100
+                           for t in thresholds)):
+            raise InvalidParameterError("Thresholds must be a list of 1 to 20 numbers from 0 to 100")
+        group_by = params.get("GroupBy")
+        if group_by is not None and (not isinstance(group_by, list) or not all(isinstance(g, str) for g in group_by)):
+            raise InvalidParameterError("GroupBy must be a list of column names")
+        audit_id = uuid.uuid4().hex
+        work = self.root / audit_id
+        inputs = work / "input"
+        inputs.mkdir(parents=True)
+        try:
+            _extract(archive, inputs)
+            for name in probes + gallery:
+                if not (inputs / name).is_file():
+                    raise InvalidParameterError(f"manifest {name!r} is not in the archive")
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        status = {
+            "AuditId": audit_id, "Owner": owner, "Status": "QUEUED", "SubmittedAt": round(time.time(), 3),
+            "Probes": probes, "Gallery": gallery, "Thresholds": [float(t) for t in thresholds],
+            "GroupBy": group_by, "Pid": os.getpid(),
+        }
+        self._write_status(audit_id, status)
+        threading.Thread(target=self._run, args=(audit_id,), name=f"audit-{audit_id[:8]}", daemon=True).start()
+        return self._public(status)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _run(self, audit_id: str) -> None:
+        from faceaudit.audit import AuditConfig, LocalEngine, run_audit
+        from faceaudit.engine import DEFAULT_MODEL
+
+        work = self.root / audit_id
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "run.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one audit at a time: they are CPU-bound
+            status = self._status(audit_id)
+            status.update(Status="RUNNING", StartedAt=round(time.time(), 3), Pid=os.getpid())
+            self._write_status(audit_id, status)
+            try:
+                config = AuditConfig(thresholds=tuple(sorted(status["Thresholds"])),
+                                     group_by=tuple(status["GroupBy"]) if status["GroupBy"] else None)
+                engine = LocalEngine(self.model or DEFAULT_MODEL, cache=work / "embeddings.sqlite")
+                run = run_audit([work / "input" / p for p in status["Probes"]],
+                                [work / "input" / g for g in status["Gallery"]], engine, config,
+                                progress=False, command=f"testing API StartAudit {audit_id}")
+                run.write(work / "out")
+                status.update(Status="SUCCEEDED")
+            except FaceAuditError as exc:
+                status.update(Status="FAILED", Error=f"{exc.aws_code}: {exc.message}")
+            except Exception as exc:  # report, never crash the worker
+                log.error("audit %s failed", audit_id, exc_info=True)
+                status.update(Status="FAILED", Error=f"internal error: {type(exc).__name__}")
+            status["FinishedAt"] = round(time.time(), 3)
+            self._write_status(audit_id, status)
+
+    # -- status files ----------------------------------------------------------------------
+
+    def _status(self, audit_id: str) -> Dict[str, Any]:
+        path = self.root / audit_id / "status.json"
+        try:
+            status = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ResourceNotFoundError(f"audit {audit_id} not found") from None
+        if status["Status"] in ("QUEUED", "RUNNING") and not _alive(status.get("Pid")):
+            status.update(Status="FAILED", Error="the server stopped before the audit finished; submit it again")
+        return status
+
+    def _all(self) -> List[Dict[str, Any]]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for d in sorted(self.root.iterdir()):
+            if _AUDIT_ID.match(d.name) and (d / "status.json").exists():
+                out.append(self._status(d.name))
+        return sorted(out, key=lambda s: s["SubmittedAt"])
+
+    def _write_status(self, audit_id: str, status: Dict[str, Any]) -> None:
+        path = self.root / audit_id / "status.json"
+        tmp = path.with_name(f"status.json.tmp{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(status))
+        os.replace(tmp, path)
+
+    @staticmethod
+    def _visible(caller, status: Dict[str, Any]) -> bool:
+        return caller.role == "admin" or status.get("Owner") == caller.access_key_id
+
+    @staticmethod
+    def _public(status: Dict[str, Any]) -> Dict[str, Any]:
+        return {k: v for k, v in status.items() if k != "Pid"}
+
+
+def _alive(pid: Optional[int]) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _audit_id(params: Dict[str, Any]) -> str:
+    value = params.get("AuditId")
+    if not isinstance(value, str) or not _AUDIT_ID.match(value):
+        raise InvalidParameterError("AuditId must be the 32-character id StartAudit returned")
+    return value
+
+
+def _names(params: Dict[str, Any], key: str) -> List[str]:
+    names = params.get(key)
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise InvalidParameterError(f"{key} must be a non-empty list of manifest paths inside the archive")
+    for n in names:
+        _safe_member(n)
+    return names
+
+
+def _archive(value: Any) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise InvalidParameterError("Archive (a base64-encoded ZIP of manifests and images) is required")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidParameterError("Archive is not valid base64") from None
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise InvalidParameterError(f"Archive is over {MAX_ARCHIVE_BYTES} bytes")
+    return data
+
+
+def _safe_member(name: str) -> PurePosixPath:
+    p = PurePosixPath(name)
+    if not name or p.is_absolute() or ".." in p.parts or "\\" in name or name.startswith("~"):
+        raise InvalidParameterError(f"unsafe path in archive: {name[:100]!r}")
+    return p
+
+
+def _extract(data: bytes, dest: Path) -> None:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError):
+        raise InvalidParameterError("Archive is not a ZIP file") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise InvalidParameterError(f"Archive has more than {MAX_ENTRIES} entries")
+        if sum(i.file_size for i in infos) > MAX_UNCOMPRESSED_BYTES:
+            raise InvalidParameterError(f"Archive expands to more than {MAX_UNCOMPRESSED_BYTES} bytes")
+        for info in infos:
+            rel = _safe_member(info.filename)
+            if info.is_dir():
+                continue
+            target = dest.joinpath(*rel.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            written = 0
+            with zf.open(info) as src, open(target, "wb") as out:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    written += len(chunk)
+                    if written > info.file_size:  # a lying header: stop
+                        raise InvalidParameterError("Archive entry larger than it declares")
+                    out.write(chunk)

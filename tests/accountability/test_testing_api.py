@@ -1,0 +1,95 @@
+"""The testing API: an auditor key audits the deployed model over HTTP, never seeing a collection."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+import zipfile
+
+import pytest
+
+from tests.accountability.test_http import native
+from tests.conftest import MEMBERS, portrait_2014, portrait_2018
+from tests.service.conftest import create_key
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from faceaudit.accountability import AccountabilityExtension, TestingAPI
+    from faceaudit.service import ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
+
+    d = tmp_path_factory.mktemp("testing-api")
+    keys = {r: create_key(d, r) for r in ("auditor", "operator", "admin")}
+    keys["auditor2"] = create_key(d, "auditor")
+    app = ServiceApp(ServiceConfig(d, rate_limit=10_000),
+                     extension=AccountabilityExtension(d, testing=TestingAPI(d)))
+    srv, thread, url = start_in_thread(app)
+    yield url, keys
+    stop_thread_server(srv, thread)
+
+
+def _archive() -> str:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        probes = ["image,subject,sex"]
+        gallery = ["image,subject,sex"]
+        for i, b in enumerate(MEMBERS):
+            sex = "F" if i < 4 else "M"
+            zf.writestr(f"img/p_{b}.jpg", portrait_2018(b).read_bytes())
+            probes.append(f"img/p_{b}.jpg,{b},{sex}")
+            if i % 4 != 3:  # two members have no mate in the gallery: non-mated searches
+                zf.writestr(f"img/g_{b}.jpg", portrait_2014(b).read_bytes())
+                gallery.append(f"img/g_{b}.jpg,{b},{sex}")
+        zf.writestr("probes.csv", "\n".join(probes) + "\n")
+        zf.writestr("gallery.csv", "\n".join(gallery) + "\n")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_auditor_runs_an_audit_and_gets_results_and_report(served):
+    url, keys = served
+    status, doc = native(url, keys["auditor"], "StartAudit", {
+        "Archive": _archive(), "Probes": ["probes.csv"], "Gallery": ["gallery.csv"],
+        "Thresholds": [80, 90], "GroupBy": ["sex"]})
+    assert status == 200, doc
+    audit_id = doc["AuditId"]
+    for _ in range(240):
+        status, doc = native(url, keys["auditor"], "DescribeAudit", {"AuditId": audit_id})
+        if doc["Status"] in ("SUCCEEDED", "FAILED"):
+            break
+        time.sleep(0.5)
+    assert doc["Status"] == "SUCCEEDED", doc
+    results = doc["Results"]
+    text = json.dumps(results)
+    assert results["engine"]["kind"] == "local" and "sex" in text
+    status, rep = native(url, keys["auditor"], "GetAuditReport", {"AuditId": audit_id})
+    assert status == 200 and rep["ReportHtml"].lstrip().lower().startswith("<!doctype html")
+    # another auditor cannot see it; an operator cannot use the testing API at all
+    status, doc = native(url, keys["auditor2"], "DescribeAudit", {"AuditId": audit_id})
+    assert status == 400 and doc["__type"] == "ResourceNotFoundException"
+    status, doc = native(url, keys["operator"], "StartAudit", {})
+    assert status == 400 and doc["__type"] == "AccessDeniedException"
+    _, listing = native(url, keys["admin"], "ListAudits", {})
+    assert [a["AuditId"] for a in listing["Audits"]] == [audit_id]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: "not base64!!", "base64"),
+    (lambda: base64.b64encode(b"not a zip").decode(), "ZIP"),
+    (lambda: _zip({"../evil.csv": b"x"}), "unsafe path"),
+    (lambda: _zip({"probes.csv": b"image,subject\n"}), "gallery.csv"),
+])
+def test_bad_archives_refused(served, make, message):
+    url, keys = served
+    status, doc = native(url, keys["auditor"], "StartAudit", {
+        "Archive": make(), "Probes": ["probes.csv"], "Gallery": ["gallery.csv"]})
+    assert status == 400 and doc["__type"] == "InvalidParameterException" and message in doc["message"]
+
+
+def _zip(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return base64.b64encode(buf.getvalue()).decode()
