@@ -100,6 +100,12 @@ def _watch_parent(parent_pid: int) -> None:
 
 def _init_worker(model: str, parent_pid: int, max_faces: int, quality_filter: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    try:  # parallelism comes from the processes: one OpenCV thread each, no oversubscription
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover
+        pass
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     _WORKER.update(engine=FaceEngine(model), parent=parent_pid, max_faces=max_faces, level=quality_filter)
 
