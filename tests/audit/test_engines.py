@@ -173,3 +173,24 @@ def test_rekognition_engine_against_faceaudit_serve(service, small_run, small_ma
     _compare_with_local(small_run[0], run)
     assert run.result.engine.endpoint == url
     assert client.list_collections()["CollectionIds"] == []
+
+
+def test_cli_audit_with_the_rekognition_engine(service, small_manifests, tmp_path, monkeypatch, capsys):
+    import json
+
+    from faceaudit.cli import main
+
+    url, key = service
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key.secret)
+    out = tmp_path / "rek"
+    code = main(["audit", "--engine", "rekognition", "--endpoint-url", url, "--region", "us-east-1",
+                 "--probes", str(small_manifests["probes"]), "--gallery", str(small_manifests["gallery"]),
+                 "--thresholds", "60,80", "--bootstrap", "0", "--quiet", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    assert res["engine"]["kind"] == "rekognition" and res["engine"]["endpoint"] == url
+    assert res["engine"]["face_model_version"] == "yunet-2023mar-int8bq+sface-2021dec-int8bq"
+    assert res["fmr_targets"] == [] and res["curves"]["det"] == {}
+    html = (out / "report.html").read_text()
+    assert "need every pair's exact score" in html

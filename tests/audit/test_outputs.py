@@ -9,9 +9,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
-from faceaudit.audit import ThumbnailPolicy, build_report, render_report
+from faceaudit.audit import ThumbnailPolicy, render_report
 from faceaudit.audit._report import LEAD_NOTE
 from faceaudit.cli import main
 from tests.audit.conftest import THRESHOLDS
@@ -149,7 +147,7 @@ def test_cli_audit(small_run, small_manifests, tmp_path, capsys):
     assert "investigative lead, not an identification" in printed.err
     res, _ = load(dest)
     assert res["group_columns"] == ["sex"] and res["thresholds"] == [60.0, 80.0]
-    assert res["command"].startswith("faceaudit ")
+    assert res["command"].startswith("faceaudit audit --probes ") and "--group-by sex" in res["command"]
 
 
 def test_cli_errors(tmp_path, capsys):

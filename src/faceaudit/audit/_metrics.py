@@ -8,13 +8,12 @@ et al. 2022). Thresholds are global, never tuned per group.
 from __future__ import annotations
 
 import zlib
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
 from faceaudit._stats import cluster_bootstrap_rates, gini
 from faceaudit.audit._design import AuditDesign
-from faceaudit.audit._groups import UNKNOWN, GroupColumn
 from faceaudit.audit._results import (
     PAIR_METRICS,
     SEARCH_METRICS,

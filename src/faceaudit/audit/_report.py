@@ -196,7 +196,6 @@ def _key_findings(res: Dict[str, Any]) -> str:
     s = _summary(res, mt) or _summary(res, res["thresholds"][0])
     t = s["threshold"]
     o = s["overall"]
-    eng = res["engine"]
     items = []
     items.append(
         f"We searched <b>{c['probes']:,}</b> photos of {c['probe_subjects']:,} people against a gallery of "
@@ -207,7 +206,8 @@ def _key_findings(res: Dict[str, Any]) -> str:
     )
     why = "the model's own threshold" if t == mt else "the lowest audited threshold"
     if abs(t - 80) < 1e-9:
-        why += ", and Amazon Rekognition's default, the one the ACLU used"
+        why = ("Amazon Rekognition's default, the one the ACLU used" if res["engine"]["kind"] == "rekognition"
+               else why + ", and Amazon Rekognition's default, the one the ACLU used")
     a = o["ACLU_COUNT"]
     items.append(
         f"At a similarity threshold of <b>{tfmt(t)}</b> ({why}), <b>{a['errors']:,} of {a['trials']:,} searches "
@@ -451,7 +451,6 @@ def _colors(groups: Sequence[str]) -> Dict[str, str]:
 def _charts(res: Dict[str, Any]) -> str:
     cur = res["curves"]
     grid = cur["grid"]
-    ths = [tfmt(t) for t in res["thresholds"]]
     vlines = [(t, tfmt(t)) for t in res["thresholds"]]
     out = ['<div class="charts">']
     x_lo = grid[0]

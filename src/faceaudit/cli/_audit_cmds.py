@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=["local", "rekognition"], default="local",
                    help="local: in-process model, exact scores (default); rekognition: any "
                         "Rekognition-compatible endpoint through boto3")
-    p.add_argument("--model", default=None, help="local engine: face model (see `faceaudit models`)")
+    p.add_argument("--model", default=None, help="local engine: face model (see `faceaudit models`); rekognition engine: a name for the "
+                        "report (the endpoint picks the model; its FaceModelVersion is recorded)")
     p.add_argument("--endpoint-url", default=None,
                    help="rekognition engine: endpoint (e.g. http://127.0.0.1:8080 for `faceaudit serve`; "
                         "default: Amazon's)")
@@ -117,14 +118,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     else:
         client = make_client(args.endpoint_url, args.region)
         engine = RekognitionEngine(client, model_name=args.model)
-    command = "faceaudit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+    command = _command_line(args)
     run = run_audit(args.probes, args.gallery, engine, config, progress=not args.quiet, command=command,
                     notes=args.note)
     paths = run.write(out, thumbnails=policy)
     r = run.result
-    s = r.summary(r.model_threshold) if any(abs(x.threshold - r.model_threshold) < 1e-9 for x in r.summaries) \
-        else r.summaries[0]
-    a, fn = s.overall["ACLU_COUNT"], s.overall["FNIR"]
     print(f"engine {r.engine.kind}, model {r.engine.model} ({r.engine.face_model_version})")
     print(f"{r.counts.probes} searches ({r.counts.searches_mated} mated, {r.counts.searches_non_mated} non-mated) "
           f"against {r.counts.gallery_images} gallery photos; {r.counts.probes_failed + r.counts.gallery_failed} "
@@ -140,6 +138,33 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(f"candidates: {paths['candidates']}")
     print(f"report: {paths['report']}")
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The audit's command line, rebuilt from the parsed options (recorded in results.json)."""
+    parts = ["faceaudit", "audit", "--probes", *args.probes, "--gallery", *args.gallery, "--engine", args.engine]
+    for flag, value in (("--model", args.model), ("--endpoint-url", args.endpoint_url), ("--region", args.region),
+                        ("--cache", args.cache)):
+        if value:
+            parts += [flag, value]
+    if args.thresholds:
+        parts += ["--thresholds", ",".join(f"{t:g}" for t in args.thresholds)]
+    for flag, value in (("--group-by", args.group_by), ("--gallery-group-by", args.gallery_group_by)):
+        if value is not None:
+            parts += [flag, ",".join(value)]
+    for b in args.bands:
+        parts += ["--bands", b]
+    if args.no_intersections:
+        parts.append("--no-intersections")
+    parts += ["--alpha", f"{args.alpha:g}", "--bootstrap", str(args.bootstrap), "--seed", str(args.seed)]
+    for n in args.note:
+        parts += ["--note", n]
+    if args.no_thumbnails:
+        parts.append("--no-thumbnails")
+    for x in args.thumbnail_exclude:
+        parts += ["--thumbnail-exclude", x]
+    parts += ["--out", args.out]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _pct(rate) -> str:
