@@ -312,7 +312,7 @@ class RekognitionEngine:
                             continue  # a face this audit did not index
                         cand_p.append(i)
                         cand_g.append(j)
-                        cand_s.append(float(m["Similarity"]))
+                        cand_s.append(round(float(m["Similarity"]), 4))  # as candidates.csv writes it
                     bar.update(1)
         finally:
             try:
