@@ -108,3 +108,26 @@ def test_index_create_flag_and_manifest(run, tmp_path):
     r = js(run("faces", "list", "new", "--json")[0])
     assert sorted(f["ExternalImageId"] for f in r["Faces"])[0].startswith("congress:")
     run("index", "missing", str(m), code=4)
+
+
+def test_cli_searches_are_policed_and_logged(run, tmp_path):
+    from faceaudit.accountability import Accountability, CallerContext, ThresholdPolicy
+
+    run("collection", "create", "g")
+    run("index", "g", str(portrait_2014("C000141")), "--external-image-id", "C000141")
+    probe = str(portrait_2018("C000141"))
+    run("search", "g", probe, "--case-reference", "case-7", "--purpose", "test")
+    run("users", "create", "g", "u")
+    run("users", "search", "g", "--user-id", "u")
+    acc = Accountability(tmp_path / "data")
+    searches = [r for r in acc.log.records() if r.kind == "search"]
+    assert [r.data["operation"] for r in searches] == ["SearchFacesByImage", "SearchUsers"]
+    first = searches[0].data
+    assert first["collection_id"] == "g" and first["threshold"] == 80.0 and first["max_faces"] == 80
+    assert first["case_reference"] == "case-7"
+    assert [c["external_image_id"] for c in first["candidates"]] == ["C000141"]
+    # a collection's threshold policy binds the CLI too
+    acc.set_policy(ThresholdPolicy("g", min_face_match_threshold=99), CallerContext("admin", role="admin"))
+    _, err = run("search", "g", probe, code=6)
+    assert "AccessDeniedException" in err
+    run("search", "g", probe, "--threshold", "99")

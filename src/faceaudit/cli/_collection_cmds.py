@@ -3,7 +3,9 @@
 Each command calls :class:`faceaudit.collections.FaceCollections` directly. With
 ``--json`` a command prints exactly its operation's Rekognition response (one
 line); without, a readable table. Every candidate printed comes with the notice
-that it is an investigative lead, not an identification.
+that it is an investigative lead, not an identification. Searches (``search``,
+``users search``) go through :func:`faceaudit.accountability.guarded`, as over
+HTTP: the collection's threshold policy applies and each search is logged.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ _DATA_DIR_HELP = "data dir (default $FACEAUDIT_DATA_DIR, else ~/.local/share/fac
 def _common(p: argparse.ArgumentParser, json_help: str = "print the Rekognition response (one line)") -> None:
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--json", action="store_true", help=json_help)
+
+
+def _accountability(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--case-reference", default="", help="case this search belongs to (logged)")
+    p.add_argument("--purpose", default="", help="why the search is made (logged)")
 
 
 def _group(sub, name: str, help_text: str):
@@ -109,6 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality-filter", default=None, choices=["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"],
                    help="image search: default NONE")
     p.add_argument("--labels", action="store_true", help="human output: show each match's manifest labels")
+    _accountability(p)
     _common(p)
     p.set_defaults(handler=cmd_search)
 
@@ -152,6 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-users", type=int, default=None, help="at most this many users (default 80)")
     p.add_argument("--quality-filter", default=None, choices=["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"],
                    help="image search: default NONE")
+    _accountability(p)
     _common(p)
     p.set_defaults(handler=cmd_users_search)
 
@@ -186,6 +195,31 @@ def _labels(labels) -> str:
 def _next(token) -> None:
     if token:
         print(f"more: --next-token {token}")
+
+
+def _guarded(args, fc, *, operation: str, threshold: float, max_faces: int, call, probe=None,
+             probe_face_id=None, probe_user_id=None):
+    """Run an identification search through the accountability layer: the collection's threshold
+    policy is checked, and the search and its candidates are logged (as over HTTP)."""
+    import getpass
+
+    from faceaudit.accountability import Accountability, CallerContext, Candidate, guarded
+
+    def candidates(result):
+        if hasattr(result, "face_matches"):
+            return tuple(Candidate(similarity=m.similarity, face_id=m.face.face_id,
+                                   external_image_id=m.face.external_image_id, user_id=m.face.user_id)
+                         for m in result.face_matches)
+        return tuple(Candidate(similarity=m.similarity, user_id=m.user_id) for m in result.user_matches)
+
+    version = fc.describe_collection(collection_id=args.collection_id).face_model_version
+    ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
+                        case_reference=args.case_reference, purpose=args.purpose)
+    return guarded(
+        Accountability(fc.data_dir), ctx, operation=operation, collection_id=args.collection_id,
+        threshold=threshold, max_faces=max_faces, model_version=version, probe=probe,
+        probe_face_id=probe_face_id, probe_user_id=probe_user_id, call=call, candidates=candidates,
+    )
 
 
 # -- collection ----------------------------------------------------------------------------------
@@ -347,14 +381,25 @@ def cmd_search(args) -> int:
     fc = _fc(args)
     if (args.image is None) == (args.face_id is None):
         raise InvalidParameterError("give either IMAGE or --face-id")
+    from faceaudit.collections._validate import (
+        DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES, MAX_SEARCH_MAX_FACES, int_range, percent,
+    )
+
+    threshold = percent(args.threshold, "FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)
+    max_faces = int_range(args.max_faces, "MaxFaces", DEFAULT_SEARCH_MAX_FACES, 1, MAX_SEARCH_MAX_FACES)
     if args.face_id is not None:
-        r = fc.search_faces(collection_id=args.collection_id, face_id=args.face_id,
-                            max_faces=args.max_faces, face_match_threshold=args.threshold)
+        r = _guarded(args, fc, operation="SearchFaces", threshold=threshold, max_faces=max_faces,
+                     probe_face_id=args.face_id,
+                     call=lambda: fc.search_faces(collection_id=args.collection_id, face_id=args.face_id,
+                                                  max_faces=max_faces, face_match_threshold=threshold))
         head = f"searched face {r.searched_face_id}"
     else:
-        r = fc.search_faces_by_image(collection_id=args.collection_id, image=_image(args.image),
-                                     max_faces=args.max_faces, face_match_threshold=args.threshold,
-                                     quality_filter=args.quality_filter)
+        image = _image(args.image)
+        r = _guarded(args, fc, operation="SearchFacesByImage", threshold=threshold, max_faces=max_faces,
+                     probe=image,
+                     call=lambda: fc.search_faces_by_image(
+                         collection_id=args.collection_id, image=image, max_faces=max_faces,
+                         face_match_threshold=threshold, quality_filter=args.quality_filter))
         head = (f"searched the largest face of {args.image} (box {_box(r.searched_face_bounding_box)}, "
                 f"confidence {r.searched_face_confidence:.1f})")
     if args.json:
@@ -431,15 +476,27 @@ def cmd_users_disassociate(args) -> int:
 
 
 def cmd_users_search(args) -> int:
+    from faceaudit.collections._validate import (
+        DEFAULT_MAX_USERS, DEFAULT_SEARCH_USER_MATCH_THRESHOLD, MAX_USERS, int_range, percent,
+    )
+
     fc = _fc(args)
+    threshold = percent(args.threshold, "UserMatchThreshold", DEFAULT_SEARCH_USER_MATCH_THRESHOLD)
+    max_users = int_range(args.max_users, "MaxUsers", DEFAULT_MAX_USERS, 1, MAX_USERS)
     if args.image is not None:
-        r = fc.search_users_by_image(collection_id=args.collection_id, image=_image(args.image),
-                                     user_match_threshold=args.threshold, max_users=args.max_users,
-                                     quality_filter=args.quality_filter)
+        image = _image(args.image)
+        r = _guarded(args, fc, operation="SearchUsersByImage", threshold=threshold, max_faces=max_users,
+                     probe=image,
+                     call=lambda: fc.search_users_by_image(
+                         collection_id=args.collection_id, image=image, user_match_threshold=threshold,
+                         max_users=max_users, quality_filter=args.quality_filter))
         head = f"largest face of {args.image}" if r.searched_face_detail is not None else f"no usable face in {args.image}"
     else:
-        r = fc.search_users(collection_id=args.collection_id, user_id=args.user_id, face_id=args.face_id,
-                            user_match_threshold=args.threshold, max_users=args.max_users)
+        r = _guarded(args, fc, operation="SearchUsers", threshold=threshold, max_faces=max_users,
+                     probe_face_id=args.face_id, probe_user_id=args.user_id,
+                     call=lambda: fc.search_users(
+                         collection_id=args.collection_id, user_id=args.user_id, face_id=args.face_id,
+                         user_match_threshold=threshold, max_users=max_users))
         head = f"user {args.user_id}" if args.user_id else f"face {args.face_id}"
     if args.json:
         print_json(r.to_rekognition())
