@@ -1,5 +1,7 @@
 """Manifests, directories and the ExternalImageId mapping."""
 
+from pathlib import Path
+
 import pytest
 
 from faceaudit import InvalidParameterError
@@ -58,3 +60,17 @@ def test_scan_directory(tmp_path):
     assert [i.external_image_id for i in items] == ["a.png", "b.JPG", "sub_c_d.jpeg"]
     with pytest.raises(InvalidParameterError):
         scan_directory(tmp_path / "a.png")
+
+
+SHARED = Path("/work/shared/data/manifests")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared data (/work/shared/data) is not here")
+def test_the_shared_manifests_map_to_valid_ids():
+    sizes = {"congress_2018.csv": 535, "congress_2014.csv": 399, "former_members.csv": 2437, "meds.csv": 114}
+    for name, n in sizes.items():
+        items = read_manifest(SHARED / name)
+        assert len(items) == n
+        assert all(i.external_image_id and EXTERNAL_IMAGE_ID_RE.fullmatch(i.external_image_id) for i in items)
+        assert all(i.external_image_id == i.labels["subject"] for i in items)  # no character needed mapping
+        assert all(i.source.is_file() for i in items[:20])
