@@ -10,6 +10,17 @@ N synthetic faces.
 
     python scripts/bench_search.py                      # 10k, 100k, 1M; 1 thread
     python scripts/bench_search.py --sizes 10000 --queries 500 --threads 2 --e2e 100000
+
+Measured 2026-11-24 (2 shared x86_64 cores, faiss 1.15.1, numpy 2.4.6, 1 thread, 200 queries;
+`--e2e 100000`): p50 / p95 ms, queries/s
+
+    faiss     10k   0.18 /  0.20   5,850      numpy     10k   0.21 /  0.29   4,662
+    faiss    100k   2.09 /  2.31     480      numpy    100k   4.60 /  6.30     207
+    faiss      1M  22.8  / 26.1       43      numpy      1M  49.1  / 68.9      19
+    FaceCollections.search_faces on 100k stored faces: 3.9 / 5.5 ms, 241/s
+
+Two threads were slower on this shared machine (1M: faiss 64 ms p50): keep one
+thread per process and scale with processes.
 """
 
 from __future__ import annotations
