@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.conftest import DATA, MEMBERS, meds, portrait_2014, portrait_2018
+from tests.conftest import DATA, MEMBERS, meds, portrait_2014
 
 MEDS = ["S001-01-t10_01", "S001-02-t10_01", "S006-01-t10_01", "S006-02-t10_01"]
 

@@ -68,7 +68,7 @@ def conforms(shape, value, path="$"):
 
 
 def test_every_response_conforms_to_its_output_shape(model, fc):
-    from tests.conftest import blank_image, portrait_2014, portrait_2018, side_by_side
+    from tests.conftest import portrait_2014, portrait_2018, side_by_side
 
     img = side_by_side(portrait_2018("C000141"), portrait_2014("B000944"))
     docs = {

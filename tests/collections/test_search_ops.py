@@ -8,7 +8,6 @@ import pytest
 from faceaudit import InvalidParameterError, ModelError, NoFaceError, ResourceNotFoundError
 from faceaudit.collections import FaceCollections
 from faceaudit.engine import get_model
-from tests.collections.conftest import MEDS
 from tests.conftest import MEMBERS, blank_image, meds, portrait_2014, portrait_2018, side_by_side
 
 SFACE = get_model("sface")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 from faceaudit._errors import InvalidParameterError, ServiceQuotaExceededError
 from faceaudit.collections import _tokens
