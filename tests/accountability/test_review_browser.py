@@ -79,8 +79,10 @@ def test_two_reviewers_confirm_in_browser(setup, tmp_path):
         assert page.locator("section.lead").count() == 1
         assert "not an identification" in page.inner_text("#lead-notice")
         assert "false-match rate" in lead.inner_text() and "90" in lead.inner_text()
-        probe = lead.locator("img").first
-        assert probe.evaluate("img => img.complete && img.naturalWidth > 0")  # the probe image loaded
+        images = lead.locator("img")
+        assert images.count() == 2  # probe | candidate side by side
+        for i in range(2):  # both loaded: the kept probe and the candidate's face crop
+            assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
         page.screenshot(path=str(shots / "review-page.png"), full_page=True)
         lead.locator("input[name=note]").fill("same scar as booking photo")
         lead.locator("button.confirm").click()

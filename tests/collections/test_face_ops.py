@@ -194,3 +194,46 @@ def test_delete_faces(fc):
     for bad in ([], ["nope"], [missing] * 4097, None):
         with pytest.raises(InvalidParameterError):
             fc.delete_faces(collection_id="c", face_ids=bad)
+
+
+def test_face_crop_kept_for_review_and_deleted_with_the_face(fc):
+    import io
+    import sqlite3
+
+    from PIL import Image as PILImage
+
+    from tests.conftest import portrait_2014
+
+    r = fc.index_faces(collection_id="c", image=portrait_2014("B000944").read_bytes(), external_image_id="x")
+    face_id = r.face_records[0].face.face_id
+    jpeg = fc.face_thumbnail(face_id)
+    crop = PILImage.open(io.BytesIO(jpeg))
+    assert crop.format == "JPEG" and max(crop.size) <= 200 and min(crop.size) > 50
+    assert fc.face_thumbnail("00000000-0000-0000-0000-000000000000") is None
+    fc.delete_faces(collection_id="c", face_ids=[face_id])
+    assert fc.face_thumbnail(face_id) is None
+    con = sqlite3.connect(fc.data_dir / "collections.sqlite3")
+    assert con.execute("SELECT COUNT(*) FROM face_thumbnails").fetchone()[0] == 0
+
+
+def test_schema_1_database_is_migrated(tmp_path, sface_engine):
+    import sqlite3
+
+    from faceaudit.collections import FaceCollections
+    from tests.conftest import portrait_2014
+
+    first = FaceCollections(tmp_path, engines={"sface": sface_engine})
+    first.create_collection(collection_id="old")
+    first.index_faces(collection_id="old", image=portrait_2014("C000141").read_bytes())
+    db = next(p for p in tmp_path.iterdir() if p.suffix in (".sqlite", ".db", ".sqlite3"))
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE face_thumbnails")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    again = FaceCollections(tmp_path, engines={"sface": sface_engine})
+    assert again.describe_collection(collection_id="old").face_count == 1
+    r = again.index_faces(collection_id="old", image=portrait_2014("C000127").read_bytes())
+    assert again.face_thumbnail(r.face_records[0].face.face_id)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"

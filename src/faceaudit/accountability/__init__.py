@@ -16,7 +16,7 @@ from faceaudit.accountability._accountability import (
     SearchRecord,
 )
 from faceaudit.accountability._guard import compare_candidates, guarded
-from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
+from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension, candidates_of
 from faceaudit.accountability._log import (
     GENESIS,
     LogIntegrityError,
@@ -35,5 +35,5 @@ __all__ = [
     "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
     "IDENTIFICATION_OPERATIONS", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
     "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
-    "compare_candidates", "export_records", "guarded", "record_hash",
+    "candidates_of", "compare_candidates", "export_records", "guarded", "record_hash",
 ]

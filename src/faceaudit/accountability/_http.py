@@ -75,6 +75,7 @@ class AccountabilityExtension:
         self._face_image = face_image
         self._testing = testing
         self._web = None
+        self._collections = None
 
     # -- ServiceExtension ------------------------------------------------------------------
 
@@ -137,8 +138,16 @@ class AccountabilityExtension:
         if self._web is None:
             from faceaudit.accountability._review_web import ReviewWeb
 
-            self._web = ReviewWeb(self.data_dir, self.acc, self._keys, self._face_image)
+            self._web = ReviewWeb(self.data_dir, self.acc, self._keys, self._face_image or self._gallery_face)
         return self._web.handle(request, request_id)
+
+    def _gallery_face(self, face_id: str) -> Optional[bytes]:
+        """The candidate's face crop kept by the collections store (for the review page)."""
+        if self._collections is None:
+            from faceaudit.collections import FaceCollections
+
+            self._collections = FaceCollections(self.data_dir)
+        return self._collections.face_thumbnail(face_id)
 
     # -- faceaudit's own operations --------------------------------------------------------
 

@@ -203,14 +203,7 @@ def _guarded(args, fc, *, operation: str, threshold: float, max_faces: int, call
     policy is checked, and the search and its candidates are logged (as over HTTP)."""
     import getpass
 
-    from faceaudit.accountability import Accountability, CallerContext, Candidate, guarded
-
-    def candidates(result):
-        if hasattr(result, "face_matches"):
-            return tuple(Candidate(similarity=m.similarity, face_id=m.face.face_id,
-                                   external_image_id=m.face.external_image_id, user_id=m.face.user_id)
-                         for m in result.face_matches)
-        return tuple(Candidate(similarity=m.similarity, user_id=m.user_id) for m in result.user_matches)
+    from faceaudit.accountability import Accountability, CallerContext, candidates_of, guarded
 
     version = fc.describe_collection(collection_id=args.collection_id).face_model_version
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
@@ -218,7 +211,8 @@ def _guarded(args, fc, *, operation: str, threshold: float, max_faces: int, call
     return guarded(
         Accountability(fc.data_dir), ctx, operation=operation, collection_id=args.collection_id,
         threshold=threshold, max_faces=max_faces, model_version=version, probe=probe,
-        probe_face_id=probe_face_id, probe_user_id=probe_user_id, call=call, candidates=candidates,
+        probe_face_id=probe_face_id, probe_user_id=probe_user_id, call=call,
+        candidates=lambda result: candidates_of(result.to_rekognition()),
     )
 
 

@@ -210,6 +210,17 @@ class Backend:
             coll = self._store.get_collection(conn, collection_id)
             return self._cache.checkpoint(conn, coll)
 
+    def face_thumbnail(self, face_id: str) -> Optional[bytes]:
+        """The JPEG face crop kept for human review of a candidate, or None.
+
+        A crop is kept for every face indexed (deleted with the face) so that a reviewer
+        can see the candidate beside the probe; the full image is never stored.
+        """
+        with self._store.read() as conn:
+            if conn is None:
+                return None
+            return self._store.face_thumbnail(conn, face_id)
+
     def verify_index(self, collection_id: str) -> bool:
         """Sync this process's index and check its ids against SQLite, in one snapshot."""
         with self._store.read() as conn:

@@ -100,7 +100,7 @@ class FaceOps(Backend):
             rows = [
                 self._store.insert_face(
                     conn, coll.rowid, str(uuid.uuid4()), image_row, f.bounding_box, f.confidence,
-                    f.quality, f.detail, f.vector,
+                    f.quality, f.detail, f.vector, f.thumbnail,
                 )
                 for f in prepared.faces
             ]

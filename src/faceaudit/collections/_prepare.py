@@ -24,6 +24,7 @@ class PreparedFace:
     confidence: float
     quality: float
     vector: np.ndarray
+    thumbnail: bytes = b""  # JPEG of the face, kept so a human reviewer can see the candidate
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,30 @@ class PreparedImage:
     model_version: str
     faces: Tuple[PreparedFace, ...]
     unindexed: Tuple[Tuple[Tuple[str, ...], Dict[str, Any]], ...]  # (reasons, FaceDetail)
+
+
+THUMBNAIL_SIDE = 200
+"""Longest side of the face crop kept for review, in pixels."""
+
+
+def face_thumbnail(image: Image, box: BoundingBox, margin: float = 0.3) -> bytes:
+    """A JPEG crop of the face box widened by ``margin`` on each side, at most 200 px."""
+    import io
+
+    from PIL import Image as PILImage
+
+    x, y, w, h = box.to_pixels(image.width, image.height)
+    x0 = int(max(0, x - margin * w))
+    y0 = int(max(0, y - margin * h))
+    x1 = int(min(image.width, x + w * (1 + margin)))
+    y1 = int(min(image.height, y + h * (1 + margin)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return b""
+    crop = PILImage.fromarray(image.pixels[y0:y1, x0:x1])
+    crop.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    buf = io.BytesIO()
+    crop.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
 
 
 def prepare_index(engine: FaceEngine, image: Image, *, max_faces: int, quality_filter: str) -> PreparedImage:
@@ -47,6 +72,7 @@ def prepare_index(engine: FaceEngine, image: Image, *, max_faces: int, quality_f
             confidence=float(f.confidence),
             quality=_quality.quality_score(f),
             vector=np.asarray(engine.embed(image, f).vector, dtype=np.float32),
+            thumbnail=face_thumbnail(image, f.bounding_box),
         )
         for f in keep
     )

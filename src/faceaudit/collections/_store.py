@@ -48,7 +48,7 @@ import numpy as np
 from faceaudit._errors import ResourceNotFoundError
 
 DB_NAME = "collections.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
 LOG_KEEP = 200_000
 """Change-log entries kept per collection; a process further behind rebuilds its index."""
@@ -124,7 +124,17 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (operation, token)
 );
 CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency(created_at);
+CREATE TABLE IF NOT EXISTS face_thumbnails (
+    face_row INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    jpeg BLOB NOT NULL
+);
 """
+
+_MIGRATIONS = {
+    # from version -> statements that bring it to version + 1
+    1: ("CREATE TABLE IF NOT EXISTS face_thumbnails (face_row INTEGER PRIMARY KEY "
+        "REFERENCES faces(id) ON DELETE CASCADE, jpeg BLOB NOT NULL)",),
+}
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,8 @@ class Store:
         if row is not None:
             if int(row[0]) > SCHEMA_VERSION:
                 raise OSError(f"{self.path} has schema {row[0]}; this faceaudit knows {SCHEMA_VERSION}")
+            if int(row[0]) < SCHEMA_VERSION:
+                self._migrate(conn)
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -223,6 +235,20 @@ class Store:
                     conn.execute(stmt)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('token_secret', ?)", (secrets.token_hex(32),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            while version < SCHEMA_VERSION:
+                for stmt in _MIGRATIONS[version]:
+                    conn.execute(stmt)
+                version += 1
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -490,7 +516,7 @@ class Store:
 
     @staticmethod
     def insert_face(conn, collection_rowid: int, face_id: str, image_row: int, box, confidence: float,
-                    quality: float, detail: dict, vector: np.ndarray) -> int:
+                    quality: float, detail: dict, vector: np.ndarray, thumbnail: bytes = b"") -> int:
         cur = conn.execute(
             "INSERT INTO faces (collection_id, face_id, image_row, box_left, box_top, box_width, "
             "box_height, confidence, quality, detail, embedding, created_at) "
@@ -498,7 +524,18 @@ class Store:
             (collection_rowid, face_id, image_row, box.left, box.top, box.width, box.height,
              confidence, quality, json.dumps(detail), vector_to_blob(vector), round(time.time(), 3)),
         )
-        return int(cur.lastrowid)
+        row = int(cur.lastrowid)
+        if thumbnail:
+            conn.execute("INSERT INTO face_thumbnails (face_row, jpeg) VALUES (?, ?)", (row, thumbnail))
+        return row
+
+    @staticmethod
+    def face_thumbnail(conn, face_id: str) -> Optional[bytes]:
+        row = conn.execute(
+            "SELECT t.jpeg FROM face_thumbnails t JOIN faces f ON f.id = t.face_row WHERE f.face_id = ?",
+            (face_id,),
+        ).fetchone()
+        return bytes(row[0]) if row else None
 
     @staticmethod
     def delete_face_rows(conn, face_rows: Sequence[int]) -> None:
