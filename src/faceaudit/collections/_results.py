@@ -181,8 +181,8 @@ class ListFacesResult:
 
 
 @dataclass(frozen=True)
-class UnsuccessfulFaceDeletion:
-    """Reasons: FACE_NOT_FOUND or ASSOCIATED_TO_AN_EXISTING_USER (then ``user_id``)."""
+class _UnsuccessfulFace:
+    """A face an operation could not act on: its id, the reasons, and the user involved if any."""
 
     face_id: str
     reasons: Tuple[str, ...]
@@ -194,6 +194,11 @@ class UnsuccessfulFaceDeletion:
             out["UserId"] = self.user_id
         out["Reasons"] = list(self.reasons)
         return out
+
+
+@dataclass(frozen=True)
+class UnsuccessfulFaceDeletion(_UnsuccessfulFace):
+    """Reasons: FACE_NOT_FOUND or ASSOCIATED_TO_AN_EXISTING_USER (then ``user_id``)."""
 
 
 @dataclass(frozen=True)
@@ -354,19 +359,8 @@ class AssociateFacesResult:
 
 
 @dataclass(frozen=True)
-class UnsuccessfulFaceDisassociation:
+class UnsuccessfulFaceDisassociation(_UnsuccessfulFace):
     """Reasons: FACE_NOT_FOUND or ASSOCIATED_TO_A_DIFFERENT_USER (``user_id`` is that user)."""
-
-    face_id: str
-    reasons: Tuple[str, ...]
-    user_id: Optional[str] = None
-
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"FaceId": self.face_id}
-        if self.user_id is not None:
-            out["UserId"] = self.user_id
-        out["Reasons"] = list(self.reasons)
-        return out
 
 
 @dataclass(frozen=True)
