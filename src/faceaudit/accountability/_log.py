@@ -234,15 +234,16 @@ def export_records(records: List[LogRecord], fmt: str) -> str:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["seq", "time_utc", "kind", "operation", "access_key_id", "collection_id",
-                    "threshold", "candidates", "case_reference", "purpose", "data", "hash"])
+                    "threshold", "candidates", "case_reference", "purpose", "reviewer", "decision",
+                    "data", "hash"])
         for r in records:
             d = r.data
             w.writerow([
                 r.seq, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.time)), r.kind,
                 d.get("operation", ""), d.get("access_key_id", ""), d.get("collection_id", ""),
                 d.get("threshold", ""), len(d.get("candidates", []) or []),
-                d.get("case_reference", ""), d.get("purpose", ""),
-                json.dumps(d, sort_keys=True), r.hash,
+                d.get("case_reference", ""), d.get("purpose", ""), d.get("reviewer", ""),
+                d.get("decision", ""), json.dumps(d, sort_keys=True), r.hash,
             ])
         return buf.getvalue()
     from faceaudit._errors import InvalidParameterError
