@@ -98,3 +98,30 @@ def test_review_bad_input(acc):
         acc.decide("no-such-lead", "alice", "confirm")
     with pytest.raises(InvalidParameterError):
         acc.leads("weird")
+
+
+def test_same_probe_kept_concurrently_by_many_threads(acc):
+    import hashlib
+    import os
+    import threading
+
+    data = b"probe-bytes" * 1000
+    digest = hashlib.sha256(data).hexdigest()
+    errors = []
+
+    def keep():
+        try:
+            for _ in range(20):
+                acc._keep_probe(digest, data)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=keep) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    path = acc.probe_path(digest)
+    assert path.read_bytes() == data and os.stat(path).st_mode & 0o077 == 0
+    assert [p.name for p in path.parent.iterdir()] == [digest]  # no temporary files left

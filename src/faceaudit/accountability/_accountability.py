@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -129,17 +130,22 @@ class Accountability:
         return path if path.is_file() else None
 
     def _keep_probe(self, sha256: str, data: bytes) -> None:
+        """Store the probe once, by content hash (0600); safe under concurrent threads and workers."""
         dest = self.probe_dir / sha256[:2] / sha256
         if dest.exists():
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, dest)
+        tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}.{uuid.uuid4().hex}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)  # same content whoever wins
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
     @staticmethod
     def _who(ctx: CallerContext) -> Dict[str, Any]:
