@@ -73,3 +73,10 @@ def test_concurrent_index_and_search_loses_nothing(tmp_path):
     finally:
         assert proc.stop() == 0
     assert "Traceback" not in proc.logs()
+    # accountability under load: both workers appended to one chain, every search is in it once
+    from faceaudit.accountability import SearchLog
+
+    log = SearchLog(tmp_path / "search-log.jsonl")
+    assert log.verify().ok
+    logged = [r.data["operation"] for r in log.records() if r.kind == "search"]
+    assert logged.count("SearchFacesByImage") == searches[0] and logged.count("SearchFaces") == 4
