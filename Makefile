@@ -19,6 +19,7 @@ install: $(STAMP)
 SAMPLE := tests/data
 DEMO_SAMPLE := examples/sample/manifests
 DEMO_OUT := out/demo
+demo: export FACEAUDIT_DATA_DIR := $(abspath out/demo-data)
 demo: $(STAMP)
 	$(VENV)/bin/faceaudit models
 	$(VENV)/bin/faceaudit detect $(SAMPLE)/congress2018/B000944.jpg $(SAMPLE)/meds/S001-01-t10_01.jpg
