@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from faceaudit.accountability import SearchLog, export_records
 
