@@ -33,6 +33,7 @@ from faceaudit.engine import FaceEngine  # noqa: E402
 
 MANIFESTS = ("congress_2018.csv", "congress_2014.csv", "former_members.csv", "meds.csv")
 THRESHOLDS = (80.0, 90.0, 95.0, 99.0)
+CURVE = tuple(x / 2 for x in range(100, 201))  # Similarity 50, 50.5, ..., 100
 
 
 def read_manifests(data: Path):
@@ -84,9 +85,10 @@ def main() -> int:
     subjects = np.array([s for _, s, _ in rows])[ok]
     vecs = vecs[ok]
     _, sid = np.unique(subjects, return_inverse=True)
+    sims_t = list(THRESHOLDS) + [engine.spec.recommended_similarity] + list(CURVE)
     cos_thresholds = np.array([engine.spec.scale.to_cosine(t) for t in THRESHOLDS]
-                              + [engine.spec.recommended_cosine])
-    sims_t = list(THRESHOLDS) + [engine.spec.recommended_similarity]
+                              + [engine.spec.recommended_cosine]
+                              + [engine.spec.scale.to_cosine(t) for t in CURVE])
     fm = np.zeros(len(cos_thresholds), np.int64)
     fnm = np.zeros(len(cos_thresholds), np.int64)
     n_gen = n_imp = 0
@@ -107,9 +109,12 @@ def main() -> int:
         lo, hi = wilson_interval(int(e), int(t))
         return {"errors": int(e), "trials": int(t), "rate": e / t if t else 0.0, "ci95": [lo, hi]}
 
+    n_table = len(THRESHOLDS) + 1
+    curve = [{"similarity": s, "false_matches": int(fm[n_table + i]), "false_non_matches": int(fnm[n_table + i])}
+             for i, s in enumerate(CURVE)]
     table = []
-    for i, s in enumerate(sims_t):
-        recommended = i == len(sims_t) - 1
+    for i, s in enumerate(sims_t[:n_table]):
+        recommended = i == n_table - 1
         if recommended and any(abs(s - r["similarity"]) < 1e-9 for r in table):
             for r in table:
                 if abs(s - r["similarity"]) < 1e-9:
@@ -141,6 +146,7 @@ def main() -> int:
             "impostor_pairs": int(n_imp),
         },
         "thresholds": table,
+        "curve": {"step": 0.5, "genuine_pairs": int(n_gen), "impostor_pairs": int(n_imp), "points": curve},
         "notes": notes,
         "command": f"python scripts/calibrate.py --model {engine.spec.name}",
     }

@@ -125,3 +125,17 @@ def test_same_probe_kept_concurrently_by_many_threads(acc):
     path = acc.probe_path(digest)
     assert path.read_bytes() == data and os.stat(path).st_mode & 0o077 == 0
     assert [p.name for p in path.parent.iterdir()] == [digest]  # no temporary files left
+
+
+def test_review_page_fmr_comes_from_the_calibration_curve():
+    from faceaudit.accountability._review_page import measured_fmr
+    from faceaudit.engine import get_model
+
+    cal = get_model("sface").calibration()
+    at_85 = next(p for p in cal["curve"]["points"] if p["similarity"] == 85.0)
+    text = measured_fmr("sface", 85.0)
+    assert text.startswith(f"{100 * at_85['false_matches'] / cal['curve']['impostor_pairs']:.3g}%")
+    assert f"{at_85['false_matches']} false match" in text
+    assert measured_fmr("sface", 85.2).startswith("at most")
+    assert measured_fmr(get_model("sface").version, 30).startswith("higher than")
+    assert measured_fmr("no-such-model", 90) == "not measured for this model"

@@ -14,8 +14,12 @@ from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE
 
 
 def measured_fmr(model_version: str, threshold: float) -> str:
-    """The model's measured 1:1 false-match rate at the calibrated threshold nearest below ``threshold``."""
+    """The model's measured 1:1 false-match rate at ``threshold`` (or the calibrated point just below it).
+
+    Uses the calibration curve (every 0.5 Similarity) when the model has one, else its table.
+    """
     from faceaudit._errors import FaceAuditError
+    from faceaudit._stats import wilson_interval
     from faceaudit.engine import get_model
 
     try:
@@ -24,18 +28,24 @@ def measured_fmr(model_version: str, threshold: float) -> str:
         cal = None
     if not cal:
         return "not measured for this model"
-    rows = sorted(cal["thresholds"], key=lambda r: r["similarity"])
-    below = [r for r in rows if r["similarity"] <= threshold + 1e-9]
+    if cal.get("curve"):
+        trials = cal["curve"]["impostor_pairs"]
+        points = [(p["similarity"], p["false_matches"]) for p in cal["curve"]["points"]]
+    else:
+        trials = cal["thresholds"][0]["fmr"]["trials"]
+        points = [(r["similarity"], r["fmr"]["errors"]) for r in cal["thresholds"]]
+    points.sort()
+    below = [p for p in points if p[0] <= threshold + 1e-9]
     if not below:
-        r = rows[0]
-        return (f"higher than {_pct(r['fmr']['rate'])} (the rate measured at Similarity "
-                f"{r['similarity']:g}; this threshold is lower)")
-    r = below[-1]
-    f = r["fmr"]
-    lo, hi = f["ci95"]
-    prefix = "" if abs(r["similarity"] - threshold) < 1e-9 else "at most "
-    return (f"{prefix}{_pct(f['rate'])}, measured at Similarity {r['similarity']:g} ({f['errors']} false "
-            f"match{'' if f['errors'] == 1 else 'es'} in {f['trials']:,} impostor comparisons; 95% interval {_pct(lo)} to {_pct(hi)})")
+        sim, errors = points[0]
+        return (f"higher than {_pct(errors / trials)} (the rate measured at Similarity {sim:g}; "
+                "this threshold is lower)")
+    sim, errors = below[-1]
+    lo, hi = wilson_interval(errors, trials)
+    prefix = "" if abs(sim - threshold) < 1e-9 else "at most "
+    return (f"{prefix}{_pct(errors / trials)}, measured at Similarity {sim:g} ({errors} false "
+            f"match{'' if errors == 1 else 'es'} in {trials:,} impostor comparisons; "
+            f"95% interval {_pct(lo)} to {_pct(hi)})")
 
 
 def _pct(rate: float) -> str:
