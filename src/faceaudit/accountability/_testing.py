@@ -7,7 +7,8 @@ An auditor key submits an audit as a ZIP archive of manifests and images
 audit sees only the submitted images: it never touches a collection.
 
 Archive limits (checked before anything is written): 48 MiB compressed, 512 MiB
-uncompressed, 20,000 entries, no absolute paths or ``..``. Audits run one at a
+uncompressed, 20,000 entries, no absolute paths or ``..`` (in entry names and in the images
+the manifests name: only files of the archive). Audits run one at a
 time per data dir (a file lock); each auditor sees only their own audits, an
 admin sees all.
 """
@@ -94,6 +95,7 @@ class TestingAPI:
             for name in probes + gallery:
                 if not (inputs / name).is_file():
                     raise InvalidParameterError(f"manifest {name!r} is not in the archive")
+                _check_manifest(inputs, name)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -217,6 +219,19 @@ def _safe_member(name: str) -> PurePosixPath:
     if not name or p.is_absolute() or ".." in p.parts or "\\" in name or name.startswith("~"):
         raise InvalidParameterError(f"unsafe path in archive: {name[:100]!r}")
     return p
+
+
+def _check_manifest(inputs: Path, name: str) -> None:
+    """Every image a manifest names must be a file of the archive: never a server file
+    (an absolute path or ``..`` would let the report's thumbnails show it to the auditor)."""
+    from faceaudit.audit import read_manifest
+
+    root = inputs.resolve()
+    for record in read_manifest(inputs / name).records:
+        if not Path(record.path).is_relative_to(root):
+            raise InvalidParameterError(
+                f"manifest {name!r} line {record.line}: image path is outside the archive"
+            )
 
 
 def _extract(data: bytes, dest: Path) -> None:
