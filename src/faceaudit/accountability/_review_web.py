@@ -75,18 +75,25 @@ class ReviewWeb:
             path = self.data_dir / "review-session.key"
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(secrets.token_bytes(32))
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                # a temp name of its own (threads of one worker share the pid): a shared one let a
+                # thread truncate the key another had just linked (an empty or torn HMAC key)
+                tmp = path.with_name(path.name + f".tmp{os.getpid()}.{secrets.token_hex(8)}")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 try:
-                    os.link(tmp, path)  # first writer wins; other workers read theirs
-                except FileExistsError:
-                    pass
-                os.unlink(tmp)
-            self._secret = path.read_bytes()
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(secrets.token_bytes(32))
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    try:
+                        os.link(tmp, path)  # first writer wins; the others read the winner's
+                    except FileExistsError:
+                        pass
+                finally:
+                    os.unlink(tmp)
+            secret = path.read_bytes()
+            if len(secret) < 32:
+                raise FaceAuditError(f"{path} is damaged (shorter than 32 bytes); delete it to start over")
+            self._secret = secret
         return self._secret
 
     def _sign(self, text: str) -> str:
