@@ -25,6 +25,7 @@ from typing import Callable, Optional
 
 from faceaudit import __version__
 from faceaudit._errors import (
+    AccessDeniedError,
     FaceAuditError,
     ImageTooLargeError,
     LengthRequiredError,
@@ -182,6 +183,8 @@ class ServiceApp:
         if self.config.auth:
             auth = self.verifier.precheck(request.headers, request.query)
             outcome.access_key_id = auth.key.access_key_id
+        else:
+            _check_loopback_host(request.header("host"))
 
         # 4. the operation (Rekognition's, or the extension's own under its target prefix)
         ext = self.extension
@@ -255,6 +258,30 @@ class ServiceApp:
             if problems:
                 raise FaceAuditError(f"strict mode: {operation} response breaks its shape: {problems[:5]}")
         return json_response(200, doc, request_id)
+
+
+def _check_loopback_host(host: Optional[str]) -> None:
+    """Without authentication (served on loopback only), refuse a Host that is not a loopback
+    name: a web page whose DNS name rebinds to 127.0.0.1 is same-origin with the service and
+    would otherwise call every operation as the anonymous admin. (Browsers always send Host.)"""
+    if host is None:
+        return
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        name = urlsplit("//" + host.strip()).hostname or ""
+    except ValueError:
+        name = ""
+    try:
+        loopback = name == "localhost" or ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise AccessDeniedError(
+            "authentication is off: requests are served only for a loopback Host "
+            "(127.0.0.1, ::1 or localhost)"
+        )
 
 
 class _TooLargeImage(ImageTooLargeError):
