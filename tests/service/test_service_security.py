@@ -25,3 +25,24 @@ def test_no_auth_mode_serves_only_loopback_host_names(tmp_path, host, ok):
         assert r.status == 200, r.body
     else:
         assert r.status == 400 and json.loads(r.body)["__type"] == "AccessDeniedException"
+
+
+def test_context_headers_must_be_signed(tmp_path):
+    """x-faceaudit-* headers (case reference, purpose) go into the search log as what the key
+    holder asserted: one added to a signed request (replayed within 15 minutes, or changed on
+    the way over plain HTTP) must be refused, not logged."""
+    from dataclasses import replace
+
+    from faceaudit.service import KeyStore
+
+    key = KeyStore(tmp_path).create("operator")
+    app = ServiceApp(ServiceConfig(tmp_path, rate_limit=0),
+                     dispatcher=Dispatcher(tmp_path, backend_factory=FakeBackend))
+    signed = request(key, "ListCollections", headers={"x-faceaudit-case-reference": "case-1"})
+    assert app.handle(signed).status == 200
+    plain = request(key, "ListCollections")
+    assert app.handle(plain).status == 200
+    forged = request(key, "ListCollections")
+    forged = replace(forged, headers=forged.headers + [("X-Faceaudit-Case-Reference", "case-forged")])
+    r = app.handle(forged)
+    assert r.status == 400 and json.loads(r.body)["__type"] == "InvalidSignatureException", r.body

@@ -44,6 +44,8 @@ MAX_SKEW_SECONDS = 15 * 60
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 MUST_SIGN = frozenset({"x-amz-target", "x-amz-content-sha256", "x-amz-security-token"})
 """Headers that, when present, must be among the signed headers (besides host and the date)."""
+MUST_SIGN_PREFIX = "x-faceaudit-"
+"""faceaudit's context headers (case reference, purpose: logged as the key holder's word) too."""
 _AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -165,7 +167,7 @@ class SigV4Verifier:
             raise InvalidSignatureError("the 'host' header must be signed")
         for name, _ in headers:  # what says which operation, and the declared payload hash
             lname = name.lower()
-            if lname in MUST_SIGN and lname not in signed:
+            if (lname in MUST_SIGN or lname.startswith(MUST_SIGN_PREFIX)) and lname not in signed:
                 raise InvalidSignatureError(f"the '{lname}' header must be signed")
         if scope_date != amz_date[:8]:
             raise InvalidSignatureError(
