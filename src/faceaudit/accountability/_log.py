@@ -110,8 +110,15 @@ class SearchLog:
             digest = record_hash(seq, when, kind, data, prev)
             rec = LogRecord(seq, when, kind, data, prev, digest)
             line = _canonical(rec.to_json()) + b"\n"
-            os.write(fd, line)
-            os.fsync(fd)
+            end = os.fstat(fd).st_size
+            try:
+                view = memoryview(line)
+                while view:  # os.write may write only part (a signal, a nearly full disk)
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, end)  # no partial line that a later append would cut off
+                raise
             self._write_head(rec)
             return rec
         finally:
