@@ -139,3 +139,18 @@ def test_review_page_fmr_comes_from_the_calibration_curve():
     assert measured_fmr("sface", 85.2).startswith("at most")
     assert measured_fmr(get_model("sface").version, 30).startswith("higher than")
     assert measured_fmr("no-such-model", 90) == "not measured for this model"
+
+
+@pytest.mark.parametrize("error, code", [(ResourceNotFoundError("no such collection"), "ResourceNotFoundException"),
+                                         (RuntimeError("bug"), "InternalServerError")])
+def test_failed_search_is_logged_whatever_the_error(acc, error, code):
+    from faceaudit.accountability import guarded
+
+    def boom():
+        raise error
+
+    with pytest.raises(type(error)):
+        guarded(acc, OPERATOR, operation="SearchFacesByImage", collection_id="c", threshold=80, max_faces=5,
+                model_version="v", probe=b"img", call=boom, candidates=lambda r: ())
+    (rec,) = [r for r in acc.log.records() if r.kind == "failed"]
+    assert rec.data["error"] == code and rec.data["case_reference"] == "case-17"

@@ -93,3 +93,23 @@ def _zip(files):
         for name, data in files.items():
             zf.writestr(name, data)
     return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_too_many_pending_audits_refused(tmp_path):
+    import os
+
+    from faceaudit.accountability import TestingAPI
+    from faceaudit.accountability._testing import MAX_PENDING, LimitExceededError
+
+    api = TestingAPI(tmp_path)
+    for i in range(MAX_PENDING):
+        d = tmp_path / "audits" / f"{i:032x}"
+        d.mkdir(parents=True)
+        (d / "status.json").write_text(json.dumps({
+            "AuditId": d.name, "Owner": "k", "Status": "RUNNING", "SubmittedAt": i, "Pid": os.getpid()}))
+    with pytest.raises(LimitExceededError):
+        api.start("k", {"Archive": _archive(), "Probes": ["probes.csv"], "Gallery": ["gallery.csv"]})
+    (tmp_path / "audits" / f"{0:032x}" / "status.json").write_text(json.dumps({
+        "AuditId": f"{0:032x}", "Owner": "k", "Status": "RUNNING", "SubmittedAt": 0, "Pid": 2**22 + 12345}))
+    # a stale RUNNING audit of a dead process no longer counts: accepted
+    assert api.start("k", {"Archive": _archive(), "Probes": ["probes.csv"], "Gallery": ["gallery.csv"]})["AuditId"]

@@ -47,12 +47,13 @@ def guarded(
         probe_sha256 = hashlib.sha256(probe).hexdigest()
     try:
         result = call()
-    except FaceAuditError as exc:
+    except Exception as exc:  # every failure is logged; a bug logs as InternalServerError
+        code = exc.aws_code if isinstance(exc, FaceAuditError) else "InternalServerError"
         acc.log.append("failed", {
             "access_key_id": ctx.access_key_id, "role": ctx.role, "source": ctx.source,
             "request_id": ctx.request_id, "operation": operation, "collection_id": collection_id,
             "threshold": threshold, "max_faces": max_faces, "probe_sha256": probe_sha256,
-            "case_reference": ctx.case_reference, "purpose": ctx.purpose, "error": exc.aws_code,
+            "case_reference": ctx.case_reference, "purpose": ctx.purpose, "error": code,
             "started_at": started,
         })
         raise

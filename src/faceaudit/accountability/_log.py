@@ -15,7 +15,8 @@ by comparing with a head published elsewhere (``faceaudit log head``).
 Appends take an exclusive ``flock`` on the log (safe across worker processes),
 write one line, ``fsync``, then update the head. A crash mid-append leaves at
 most a torn final line with no newline; it was never acknowledged, and the
-next append cuts it off (and records that it did) so the chain stays verifiable.
+next append cuts it off and first appends a ``repair`` record saying how many
+bytes it removed, so the chain stays verifiable and the crash stays visible.
 """
 
 from __future__ import annotations
@@ -102,43 +103,52 @@ class SearchLog:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            last = self._repair_and_last(fd)
-            seq = (last.seq + 1) if last else 1
-            prev = last.hash if last else GENESIS
-            when = round(time.time(), 6)
-            data = json.loads(_canonical(data))  # plain JSON types only, as stored
-            digest = record_hash(seq, when, kind, data, prev)
-            rec = LogRecord(seq, when, kind, data, prev, digest)
-            line = _canonical(rec.to_json()) + b"\n"
-            end = os.fstat(fd).st_size
-            try:
-                view = memoryview(line)
-                while view:  # os.write may write only part (a signal, a nearly full disk)
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            except BaseException:
-                os.ftruncate(fd, end)  # no partial line that a later append would cut off
-                raise
-            self._write_head(rec)
-            return rec
+            last, torn = self._repair_and_last(fd)
+            if torn:  # say so in the chain itself: an unacknowledged write was cut off here
+                last = self._write(fd, last, "repair", {
+                    "torn_bytes_removed": torn,
+                    "note": "a final line left incomplete by a crash was removed; it had never been acknowledged",
+                })
+            return self._write(fd, last, kind, data)
         finally:
             os.close(fd)  # releases the lock
 
-    def _repair_and_last(self, fd: int) -> Optional[LogRecord]:
-        """Cut a torn final line left by a crash; return the last complete record."""
+    def _write(self, fd: int, last: Optional[LogRecord], kind: str, data: Dict[str, Any]) -> LogRecord:
+        seq = (last.seq + 1) if last else 1
+        prev = last.hash if last else GENESIS
+        when = round(time.time(), 6)
+        data = json.loads(_canonical(data))  # plain JSON types only, as stored
+        rec = LogRecord(seq, when, kind, data, prev, record_hash(seq, when, kind, data, prev))
+        line = _canonical(rec.to_json()) + b"\n"
+        end = os.fstat(fd).st_size
+        try:
+            view = memoryview(line)
+            while view:  # os.write may write only part (a signal, a nearly full disk)
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, end)  # no partial line that a later append would cut off
+            raise
+        self._write_head(rec)
+        return rec
+
+    def _repair_and_last(self, fd: int) -> "tuple[Optional[LogRecord], int]":
+        """Cut a torn final line left by a crash; the last complete record and the bytes cut."""
         size = os.fstat(fd).st_size
         if size == 0:
-            return None
+            return None, 0
+        torn = 0
         if os.pread(fd, 1, size - 1) != b"\n":
             keep = _rfind_newline(fd, size) + 1
-            log.warning("search log %s: cutting a torn final line (%d bytes)", self.path, size - keep)
+            torn = size - keep
+            log.warning("search log %s: cutting a torn final line (%d bytes)", self.path, torn)
             os.ftruncate(fd, keep)
             os.fsync(fd)
             size = keep
             if size == 0:
-                return None
+                return None, torn
         start = _rfind_newline(fd, size - 1) + 1
-        return _parse(os.pread(fd, size - 1 - start, start))
+        return _parse(os.pread(fd, size - 1 - start, start)), torn
 
     def _write_head(self, rec: LogRecord) -> None:
         tmp = self.head_path.with_name(self.head_path.name + f".tmp{os.getpid()}")
@@ -230,6 +240,13 @@ def _parse(raw: bytes) -> Optional[LogRecord]:
         return None
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula (text starting =, +, -, @ is quoted with ')."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
 def export_records(records: List[LogRecord], fmt: str) -> str:
     """Records as JSON (a list) or CSV (one row per record, data flattened as JSON)."""
     if fmt == "json":
@@ -245,13 +262,13 @@ def export_records(records: List[LogRecord], fmt: str) -> str:
                     "data", "hash"])
         for r in records:
             d = r.data
-            w.writerow([
+            w.writerow([_cell(v) for v in (
                 r.seq, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.time)), r.kind,
                 d.get("operation", ""), d.get("access_key_id", ""), d.get("collection_id", ""),
                 d.get("threshold", ""), len(d.get("candidates", []) or []),
                 d.get("case_reference", ""), d.get("purpose", ""), d.get("reviewer", ""),
                 d.get("decision", ""), json.dumps(d, sort_keys=True), r.hash,
-            ])
+            )])
         return buf.getvalue()
     from faceaudit._errors import InvalidParameterError
 

@@ -38,6 +38,7 @@ def _response(status: int, body: bytes, content_type: str, request_id: str, extr
         (REQUEST_ID_HEADER, request_id),
         ("Cache-Control", "no-store"),
         ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
         ("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
                                     "form-action 'self'"),
     ]

@@ -34,11 +34,21 @@ from typing import Any, Dict, List, Optional
 
 from faceaudit._errors import FaceAuditError, InvalidParameterError, ResourceNotFoundError
 
+
+class LimitExceededError(FaceAuditError):
+    """Too many audits queued or running (Rekognition's LimitExceededException)."""
+
+    aws_code = "LimitExceededException"
+    http_status = 400
+    exit_code = 5
+
 log = logging.getLogger(__name__)
 
 MAX_ARCHIVE_BYTES = 48 * 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_ENTRIES = 20_000
+MAX_PENDING = 4
+"""Audits queued or running at once per data dir; more are refused (LimitExceededException)."""
 _AUDIT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -75,6 +85,11 @@ class TestingAPI:
         raise InvalidParameterError(f"unknown testing operation {operation}")
 
     def start(self, owner: str, params: Dict[str, Any]) -> Dict[str, Any]:
+        pending = sum(1 for st in self._all() if st["Status"] in ("QUEUED", "RUNNING"))
+        if pending >= MAX_PENDING:
+            raise LimitExceededError(
+                f"{pending} audits are queued or running; at most {MAX_PENDING} at once. Try again later."
+            )
         archive = _archive(params.get("Archive"))
         probes = _names(params, "Probes")
         gallery = _names(params, "Gallery")
@@ -252,9 +267,14 @@ def _extract(data: bytes, dest: Path) -> None:
             target = dest.joinpath(*rel.parts)
             target.parent.mkdir(parents=True, exist_ok=True)
             written = 0
-            with zf.open(info) as src, open(target, "wb") as out:
-                for chunk in iter(lambda: src.read(1 << 20), b""):
-                    written += len(chunk)
-                    if written > info.file_size:  # a lying header: stop
-                        raise InvalidParameterError("Archive entry larger than it declares")
-                    out.write(chunk)
+            try:
+                with zf.open(info) as src, open(target, "wb") as out:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        written += len(chunk)
+                        if written > info.file_size:  # a lying header: stop
+                            raise InvalidParameterError("Archive entry larger than it declares")
+                        out.write(chunk)
+            except (OSError, zipfile.BadZipFile, NotImplementedError, EOFError) as exc:
+                raise InvalidParameterError(
+                    f"Archive entry {info.filename[:100]!r} cannot be extracted: {type(exc).__name__}"
+                ) from None
