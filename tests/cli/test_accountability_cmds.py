@@ -33,3 +33,38 @@ def test_log_export_json(tmp_path, capsys):
     run(capsys, "policy", "set", "a", "--min-threshold", "95", "--data-dir", d)
     code, out, _ = run(capsys, "log", "export", "--format", "json", "--data-dir", d)
     assert code == 0 and json.loads(out)[0]["kind"] == "policy"
+
+
+def _lead(tmp_path):
+    from faceaudit.accountability import Accountability, CallerContext, Candidate, SearchRecord
+
+    acc = Accountability(tmp_path)
+    acc.record(CallerContext("AKOPER", case_reference="c-1"),
+               SearchRecord("SearchFacesByImage", "mug", "v1", 90.0, 5, "ab" * 32, [Candidate(95.0, face_id="f")]))
+    return acc.leads()[0].lead_id
+
+
+def test_cli_review_needs_two_distinct_keys(tmp_path, capsys, monkeypatch):
+    from faceaudit.service import KeyStore
+
+    d = str(tmp_path)
+    lead = _lead(tmp_path)
+    store = KeyStore(tmp_path)
+    alice, bob, auditor = store.create("operator"), store.create("admin"), store.create("auditor")
+    monkeypatch.setenv("FACEAUDIT_SECRET_ACCESS_KEY", "wrong")
+    code, _, err = run(capsys, "review", "confirm", lead, "--access-key-id", alice.access_key_id, "--data-dir", d)
+    assert code == 6 and "wrong secret" in err
+    monkeypatch.setenv("FACEAUDIT_SECRET_ACCESS_KEY", auditor.secret)
+    code, _, err = run(capsys, "review", "confirm", lead, "--access-key-id", auditor.access_key_id, "--data-dir", d)
+    assert code == 6
+    monkeypatch.setenv("FACEAUDIT_SECRET_ACCESS_KEY", alice.secret)
+    code, out, _ = run(capsys, "review", "confirm", lead, "--access-key-id", alice.access_key_id, "--data-dir", d)
+    assert code == 0 and "status pending (1 of 2" in out
+    code, _, err = run(capsys, "review", "confirm", lead, "--access-key-id", alice.access_key_id, "--data-dir", d)
+    assert code == 5 and "different reviewer" in err
+    monkeypatch.setenv("FACEAUDIT_SECRET_ACCESS_KEY", bob.secret)
+    code, out, _ = run(capsys, "review", "confirm", lead, "--access-key-id", bob.access_key_id, "--data-dir", d,
+                       "--json")
+    doc = json.loads(out)
+    assert doc["Status"] == "confirmed" and [x["Reviewer"] for x in doc["Decisions"]] == [
+        alice.access_key_id, bob.access_key_id]

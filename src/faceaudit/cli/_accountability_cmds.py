@@ -69,7 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = rev_sub.add_parser(action, help=f"{action} a lead as a reviewer")
         p.add_argument("lead_id", metavar="LEAD")
         _data_dir_arg(p)
-        p.add_argument("--reviewer", default=None, help="your reviewer name (default: your login name)")
+        p.add_argument("--access-key-id", required=True,
+                       help="your own access key (role operator or admin): decisions are recorded under it; "
+                            "the secret is read from $FACEAUDIT_SECRET_ACCESS_KEY or asked for")
         p.add_argument("--note", default="")
         p.add_argument("--json", action="store_true")
         p.set_defaults(handler=cmd_review_decide, decision=action)
@@ -195,8 +197,31 @@ def cmd_review_show(args) -> int:
     return 0
 
 
+def _reviewer_key(args) -> str:
+    """The reviewer's access key id, after checking its secret and role (as the web page does)."""
+    import hmac
+    import os
+
+    from faceaudit._errors import AccessDeniedError
+    from faceaudit._paths import resolve_data_dir
+    from faceaudit.accountability._roles import REVIEWER_ROLES
+    from faceaudit.service import KeyStore
+
+    secret = os.environ.get("FACEAUDIT_SECRET_ACCESS_KEY")
+    if secret is None:
+        if not sys.stdin.isatty():
+            raise AccessDeniedError("set FACEAUDIT_SECRET_ACCESS_KEY or run interactively to give the secret")
+        secret = getpass.getpass(f"secret access key for {args.access_key_id}: ")
+    key = KeyStore(resolve_data_dir(args.data_dir)).lookup(args.access_key_id)
+    if (key is None or not key.active or key.role not in REVIEWER_ROLES
+            or not hmac.compare_digest(key.secret.encode(), secret.encode())):
+        raise AccessDeniedError("unknown or revoked key, wrong secret, or a role that may not review "
+                                "(operator or admin only)")
+    return key.access_key_id
+
+
 def cmd_review_decide(args) -> int:
-    reviewer = args.reviewer or getpass.getuser()
+    reviewer = _reviewer_key(args)
     lead = _acc(args).decide(args.lead_id, reviewer, args.decision, args.note)
     if args.json:
         print_json(lead.to_json())
