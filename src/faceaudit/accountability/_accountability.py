@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from faceaudit.accountability._files import write_private
 from faceaudit.accountability._log import LogRecord, SearchLog
 from faceaudit.accountability._policy import PolicyStore, PolicyViolationError, ThresholdPolicy
 from faceaudit.accountability._review import Lead, ReviewQueue
@@ -134,18 +134,7 @@ class Accountability:
         dest = self.probe_dir / sha256[:2] / sha256
         if dest.exists():
             return
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}.{uuid.uuid4().hex}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)  # same content whoever wins
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_private(dest, data)  # same content whoever wins
 
     @staticmethod
     def _who(ctx: CallerContext) -> Dict[str, Any]:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from faceaudit._errors import FaceAuditError
+from faceaudit.accountability._files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +152,7 @@ class SearchLog:
         return _parse(os.pread(fd, size - 1 - start, start)), torn
 
     def _write_head(self, rec: LogRecord) -> None:
-        tmp = self.head_path.with_name(self.head_path.name + f".tmp{os.getpid()}")
-        with open(tmp, "w") as fh:
-            json.dump({"seq": rec.seq, "hash": rec.hash}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.head_path)
+        write_private(self.head_path, json.dumps({"seq": rec.seq, "hash": rec.hash}).encode())
 
     # -- reading -----------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 import urllib.parse
@@ -21,6 +20,7 @@ from typing import Any, Callable, Dict, Optional
 
 from faceaudit._errors import FaceAuditError
 from faceaudit.accountability._accountability import Accountability
+from faceaudit.accountability._files import write_private
 from faceaudit.accountability._review_page import render_login, render_review_page
 from faceaudit.accountability._roles import REVIEWER_ROLES
 
@@ -75,22 +75,7 @@ class ReviewWeb:
         if self._secret is None:
             path = self.data_dir / "review-session.key"
             if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # a temp name of its own (threads of one worker share the pid): a shared one let a
-                # thread truncate the key another had just linked (an empty or torn HMAC key)
-                tmp = path.with_name(path.name + f".tmp{os.getpid()}.{secrets.token_hex(8)}")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                try:
-                    with os.fdopen(fd, "wb") as fh:
-                        fh.write(secrets.token_bytes(32))
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    try:
-                        os.link(tmp, path)  # first writer wins; the others read the winner's
-                    except FileExistsError:
-                        pass
-                finally:
-                    os.unlink(tmp)
+                write_private(path, secrets.token_bytes(32), replace=False)  # first writer wins
             secret = path.read_bytes()
             if len(secret) < 32:
                 raise FaceAuditError(f"{path} is damaged (shorter than 32 bytes); delete it to start over")

@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional
 
 from faceaudit._errors import FaceAuditError, InvalidParameterError, ResourceNotFoundError
+from faceaudit.accountability._files import write_private
 
 
 class LimitExceededError(FaceAuditError):
@@ -176,10 +177,7 @@ class TestingAPI:
         return sorted(out, key=lambda s: s["SubmittedAt"])
 
     def _write_status(self, audit_id: str, status: Dict[str, Any]) -> None:
-        path = self.root / audit_id / "status.json"
-        tmp = path.with_name(f"status.json.tmp{os.getpid()}.{threading.get_ident()}")
-        tmp.write_text(json.dumps(status))
-        os.replace(tmp, path)
+        write_private(self.root / audit_id / "status.json", json.dumps(status).encode())
 
     @staticmethod
     def _visible(caller, status: Dict[str, Any]) -> bool:
