@@ -27,6 +27,13 @@ from faceaudit.accountability._accountability import (
 from faceaudit.accountability._guard import guarded
 from faceaudit.accountability._policy import ThresholdPolicy
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
+from faceaudit.collections._validate import (
+    DEFAULT_FACE_MATCH_THRESHOLD,
+    DEFAULT_MAX_USERS,
+    DEFAULT_SEARCH_MAX_FACES,
+    DEFAULT_SEARCH_USER_MATCH_THRESHOLD,
+)
+from faceaudit.service._dispatch import DEFAULT_SIMILARITY_THRESHOLD
 
 TARGET_PREFIX = "FaceAuditService"
 CASE_HEADER = "x-faceaudit-case-reference"
@@ -34,12 +41,12 @@ PURPOSE_HEADER = "x-faceaudit-purpose"
 MAX_CONTEXT_CHARS = 256
 
 _DEFAULTS = {
-    # operation: (threshold member, default, max-candidates member, default)
-    "SearchFaces": ("FaceMatchThreshold", 80.0, "MaxFaces", 80),
-    "SearchFacesByImage": ("FaceMatchThreshold", 80.0, "MaxFaces", 80),
-    "SearchUsers": ("UserMatchThreshold", 80.0, "MaxUsers", 80),
-    "SearchUsersByImage": ("UserMatchThreshold", 80.0, "MaxUsers", 80),
-    "CompareFaces": ("SimilarityThreshold", 80.0, None, None),
+    # operation: (threshold member, default, max-candidates member, default): the backend's own
+    "SearchFaces": ("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD, "MaxFaces", DEFAULT_SEARCH_MAX_FACES),
+    "SearchFacesByImage": ("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD, "MaxFaces", DEFAULT_SEARCH_MAX_FACES),
+    "SearchUsers": ("UserMatchThreshold", DEFAULT_SEARCH_USER_MATCH_THRESHOLD, "MaxUsers", DEFAULT_MAX_USERS),
+    "SearchUsersByImage": ("UserMatchThreshold", DEFAULT_SEARCH_USER_MATCH_THRESHOLD, "MaxUsers", DEFAULT_MAX_USERS),
+    "CompareFaces": ("SimilarityThreshold", DEFAULT_SIMILARITY_THRESHOLD, None, None),
 }
 
 
