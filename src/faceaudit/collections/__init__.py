@@ -10,15 +10,17 @@ Public surface::
     result.to_rekognition()        # SearchFacesByImage response shape
 
 SQLite (``<data dir>/collections.sqlite3``) holds everything; each process keeps
-an exact vector index (FAISS, or numpy) as a cache rebuilt or caught up from
-SQLite. Batch indexing of a directory or manifest: :func:`index_batch`.
+a vector index as a cache rebuilt or caught up from SQLite: exact flat (FAISS,
+the default), HNSW per collection (approximate candidates, exact scores), or a
+Milvus collection (``SearchConfig``; docs/scaling.md). Batch indexing of a directory or manifest: :func:`index_batch`.
 Every search result is an investigative lead, not an identification.
 """
 
 from faceaudit.collections._batch import BatchItem, BatchReport, index_batch
 from faceaudit.collections._collections import FaceCollections
-from faceaudit.collections._index import FaissIndex, NumpyIndex, VectorIndex, make_index
+from faceaudit.collections._index import FaissIndex, HnswIndex, HnswParams, NumpyIndex, VectorIndex, make_index
 from faceaudit.collections._manifest import map_external_image_id, read_manifest, scan_directory
+from faceaudit.collections._search_config import INDEX_TAG, IndexKind, SearchConfig, VectorStore
 from faceaudit.collections._quality import BARS, REASONS, QualityBar, quality_band, quality_score
 from faceaudit.collections._results import (
     CANDIDATE_NOTICE,
@@ -54,11 +56,12 @@ __all__ = [
     "AssociateFacesResult", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
     "CreateCollectionResult", "CreateUserResult", "DeleteCollectionResult", "DeleteFacesResult",
     "DeleteUserResult", "DescribeCollectionResult", "DisassociateFacesResult", "Face",
-    "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "IndexFacesResult",
+    "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "HnswIndex", "HnswParams", "INDEX_TAG",
+    "IndexFacesResult", "IndexKind",
     "ListCollectionsResult", "ListFacesResult", "ListUsersResult", "NumpyIndex", "QualityBar",
     "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
-    "SearchUsersResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
+    "SearchUsersResult", "SearchConfig", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
     "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
-    "VectorIndex", "index_batch", "make_index", "map_external_image_id", "quality_band",
+    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
 ]

@@ -17,6 +17,7 @@ from faceaudit._errors import ConflictError, IdempotentParameterMismatchError, M
 from faceaudit._paths import resolve_data_dir
 from faceaudit.collections._cache import IndexCache
 from faceaudit.collections._results import Face
+from faceaudit.collections._search_config import SearchConfig
 from faceaudit.collections._store import CollectionRow, FaceRow, Store
 from faceaudit.engine import BoundingBox, FaceEngine, ModelSpec, get_model
 
@@ -40,12 +41,15 @@ class Backend:
         account_id: str = DEFAULT_ACCOUNT_ID,
         engines: Optional[Dict[str, FaceEngine]] = None,
         snapshot_min_faces: int = 50_000,
+        search_config: Optional[SearchConfig] = None,
     ) -> None:
         self.data_dir: Path = resolve_data_dir(data_dir)
         self.region = region
         self.account_id = account_id
         self._store = Store(self.data_dir)
-        self._cache = IndexCache(self.data_dir, kind=index, snapshot_min_faces=snapshot_min_faces)
+        # vector store and per-collection index choices; default: FACEAUDIT_* environment variables
+        self._cache = IndexCache(self.data_dir, kind=index, snapshot_min_faces=snapshot_min_faces,
+                                 config=search_config or SearchConfig.from_env())
         self._engines: Dict[str, FaceEngine] = {}
         for engine in (engines or {}).values():
             self._engines[engine.spec.name] = engine
@@ -127,8 +131,10 @@ class Backend:
     ) -> List[List[Tuple[int, float]]]:
         """For each query vector: up to ``k`` (face row id, similarity) with similarity >= threshold.
 
-        Exact (every face is scored), highest similarity first. Runs inside the
-        caller's read transaction, so the hits exist in that snapshot.
+        Highest similarity first; every similarity is exact. The candidates are
+        exact with the flat index and Milvus, and approximate (measured recall) with
+        HNSW (see ``_search_config``). Runs inside the caller's read transaction,
+        so the hits exist in that snapshot.
         """
         scale = self._spec(coll).scale
         exclude = set(int(e) for e in exclude)

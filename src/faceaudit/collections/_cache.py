@@ -21,6 +21,14 @@ Snapshots (``<data dir>/index/c<collection row id>.npz``: ids, vectors and the
 seq they reflect) make the first search of a large collection cheap. They are
 written atomically (temporary file, fsync, rename) by :meth:`checkpoint` and
 after a rebuild of at least ``snapshot_min_faces`` faces.
+
+Which index a collection gets is decided by the process's
+:class:`~faceaudit.collections._search_config.SearchConfig`: flat or HNSW per
+collection (a tag, or HNSW past ``hnsw_above`` faces: a collection that grows
+past it is switched at its next search), or a Milvus collection for every face
+collection when the vector store is Milvus. For Milvus, "rebuild" means
+reconcile: the ids Milvus holds are compared with SQLite's and the difference
+repaired.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from faceaudit.collections._index import VectorIndex, make_index
+from faceaudit.collections._index import HnswIndex, VectorIndex, make_index
+from faceaudit.collections._search_config import IndexKind, SearchConfig, VectorStore
 from faceaudit.collections._store import CollectionRow, Store
 
 log = logging.getLogger(__name__)
@@ -48,20 +57,58 @@ SNAPSHOT_DIR = "index"
 class _Entry:
     index: VectorIndex
     seq: int
+    kind: IndexKind = IndexKind.FLAT
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
 class IndexCache:
     """Per-collection indexes of one process (thread-safe: hold :meth:`lock` while using one)."""
 
-    def __init__(self, data_dir: Path, kind: str = "faiss", snapshot_min_faces: int = 50_000) -> None:
+    def __init__(self, data_dir: Path, kind: str = "faiss", snapshot_min_faces: int = 50_000,
+                 config: Optional[SearchConfig] = None) -> None:
         self.data_dir = Path(data_dir)
         self.kind = kind
+        """The exact flat implementation: "faiss" or "numpy" (the oracle, for tests)."""
+        self.config = config or SearchConfig()
         self.snapshot_min_faces = snapshot_min_faces
         self._entries: Dict[int, _Entry] = {}
         self._locks: Dict[int, threading.RLock] = {}
+        self._tags: Dict[int, dict] = {}
         self._guard = threading.Lock()
-        self.stats = {"rebuilds": 0, "snapshot_loads": 0, "catch_ups": 0}
+        self._milvus = None
+        self._milvus_pid = None
+        self.stats = {"rebuilds": 0, "snapshot_loads": 0, "catch_ups": 0, "switches": 0}
+
+    @property
+    def milvus(self) -> bool:
+        return self.config.vector_store is VectorStore.MILVUS
+
+    def _milvus_client(self):
+        if self._milvus is None or self._milvus_pid != os.getpid():  # never reuse a client across fork
+            from faceaudit.collections._milvus import milvus_client
+
+            self._milvus = milvus_client(self.config.milvus_uri or str(self.data_dir / "milvus.db"))
+            self._milvus_pid = os.getpid()
+        return self._milvus
+
+    def _milvus_index(self, coll: CollectionRow):
+        from faceaudit.collections._milvus import MilvusIndex, collection_name
+
+        return MilvusIndex(self._milvus_client(), collection_name(self.data_dir, coll.rowid), coll.dimension)
+
+    def kind_of(self, conn, coll: CollectionRow) -> IndexKind:
+        """The local index kind this collection should have now (flat for the Milvus store)."""
+        if self.milvus:
+            return IndexKind.FLAT
+        tags = self._tags.get(coll.rowid)
+        if tags is None:  # tags never change after creation, and row ids are never reused
+            tags = self._tags[coll.rowid] = Store.collection_tags(conn, coll.rowid)
+        return self.config.kind_for(tags, coll.face_count)
+
+    def _new_index(self, coll: CollectionRow, kind: IndexKind) -> VectorIndex:
+        if kind is IndexKind.HNSW:
+            return HnswIndex(coll.dimension, self.config.hnsw)
+        return make_index(self.kind, coll.dimension)
 
     def lock(self, collection_rowid: int) -> threading.RLock:
         with self._guard:
@@ -72,7 +119,13 @@ class IndexCache:
 
     def drop(self, collection_rowid: int, remove_snapshot: bool = False) -> None:
         with self._guard:
-            self._entries.pop(collection_rowid, None)
+            entry = self._entries.pop(collection_rowid, None)
+        if remove_snapshot and self.milvus:
+            from faceaudit.collections._milvus import collection_name
+
+            self._milvus_client().drop_collection(collection_name(self.data_dir, collection_rowid))
+        elif remove_snapshot and entry is not None and hasattr(entry.index, "drop"):
+            entry.index.drop()
         if remove_snapshot:
             try:
                 self.snapshot_path(collection_rowid).unlink()
@@ -87,20 +140,26 @@ class IndexCache:
         ``self.lock(coll.rowid)``.
         """
         entry = self._entries.get(coll.rowid)
+        want = self.kind_of(conn, coll)
         if entry is None:
             self._forget_deleted(conn)
-            entry = self._open(conn, coll)
+            entry = self._open(conn, coll, want)
+        elif entry.kind is not want:  # grew past --hnsw-above
+            log.info("collection %s (%d faces): switching its index from %s to %s",
+                     coll.name, coll.face_count, entry.kind.value, want.value)
+            self.stats["switches"] += 1
+            entry = self._rebuild(conn, coll, want)
         elif entry.seq != coll.head_seq:
             if coll.log_floor <= entry.seq < coll.head_seq:
                 self._catch_up(conn, coll, entry)
             else:
-                entry = self._rebuild(conn, coll)
+                entry = self._rebuild(conn, coll, want)
         if entry.index.count != coll.face_count:
             log.warning(
                 "index of collection %s holds %d faces, SQLite %d: rebuilding",
                 coll.name, entry.index.count, coll.face_count,
             )
-            entry = self._rebuild(conn, coll)
+            entry = self._rebuild(conn, coll, want)
         return entry.index
 
     def _forget_deleted(self, conn) -> None:
@@ -117,11 +176,13 @@ class IndexCache:
         entry.seq = coll.head_seq
         self.stats["catch_ups"] += 1
 
-    def _rebuild(self, conn, coll: CollectionRow) -> _Entry:
-        index = make_index(self.kind, coll.dimension)
+    def _rebuild(self, conn, coll: CollectionRow, kind: IndexKind) -> _Entry:
+        if self.milvus:
+            return self._reconcile_milvus(conn, coll)
+        index = self._new_index(coll, kind)
         ids, vectors = Store.embeddings(conn, coll.rowid, coll.dimension)
         index.add(ids, vectors)
-        entry = _Entry(index=index, seq=coll.head_seq)
+        entry = _Entry(index=index, seq=coll.head_seq, kind=kind)
         with self._guard:
             self._entries[coll.rowid] = entry
         self.stats["rebuilds"] += 1
@@ -129,19 +190,35 @@ class IndexCache:
             self._write_snapshot(coll, ids, vectors)
         return entry
 
-    def _open(self, conn, coll: CollectionRow) -> _Entry:
+    def _reconcile_milvus(self, conn, coll: CollectionRow) -> _Entry:
+        """The Milvus collection, made to hold exactly SQLite's faces (repairs counted as rebuilds)."""
+        index = self._milvus_index(coll)
+        repaired = index.reconcile(
+            Store.face_rowids(conn, coll.rowid),
+            lambda ids: Store.embeddings(conn, coll.rowid, coll.dimension, ids),
+        )
+        if repaired:
+            self.stats["rebuilds"] += 1
+        entry = _Entry(index=index, seq=coll.head_seq, kind=IndexKind.FLAT)
+        with self._guard:
+            self._entries[coll.rowid] = entry
+        return entry
+
+    def _open(self, conn, coll: CollectionRow, kind: IndexKind) -> _Entry:
+        if self.milvus:
+            return self._reconcile_milvus(conn, coll)
         loaded = self._read_snapshot(coll)
         if loaded is None:
-            return self._rebuild(conn, coll)
+            return self._rebuild(conn, coll, kind)
         ids, vectors, seq = loaded
-        index = make_index(self.kind, coll.dimension)
+        index = self._new_index(coll, kind)
         index.add(ids, vectors)
-        entry = _Entry(index=index, seq=seq)
+        entry = _Entry(index=index, seq=seq, kind=kind)
         if seq != coll.head_seq:
             self._catch_up(conn, coll, entry)
         if not np.array_equal(np.sort(index.ids()), Store.face_rowids(conn, coll.rowid)):
             log.warning("index snapshot of collection %s disagrees with SQLite: rebuilding", coll.name)
-            return self._rebuild(conn, coll)
+            return self._rebuild(conn, coll, kind)
         with self._guard:
             self._entries[coll.rowid] = entry
         self.stats["snapshot_loads"] += 1

@@ -12,13 +12,17 @@ approximate (HNSW) or distributed index can be added later:
   more alike);
 - ``count`` and ``ids()``.
 
-Two implementations: :class:`FaissIndex` (``IndexIDMap2`` over ``IndexFlatIP``,
-exact) and :class:`NumpyIndex` (brute force, the test oracle).
+Implementations: :class:`FaissIndex` (``IndexIDMap2`` over ``IndexFlatIP``,
+exact, the default), :class:`NumpyIndex` (brute force, the test oracle),
+:class:`HnswIndex` (FAISS HNSW graph: approximate candidates, exact scores) and,
+in ``_milvus.py``, :class:`~faceaudit.collections._milvus.MilvusIndex` (a Milvus
+collection).
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Protocol, Tuple, runtime_checkable
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 
@@ -195,11 +199,160 @@ class FaissIndex:
         return out
 
 
-INDEX_KINDS = {"faiss": FaissIndex, "numpy": NumpyIndex}
+@dataclass(frozen=True)
+class HnswParams:
+    """Parameters of :class:`HnswIndex` (FAISS ``IndexHNSWFlat``, inner product).
+
+    ``m``: graph neighbours per node (memory: about 8 * m bytes per face on top of
+    the 512-byte vector); ``ef_construction``: candidate list while building (build
+    time); ``ef_search``: candidate list while searching (recall against latency;
+    raised to k + 1 when a search asks for more); ``exact_below``: collections with
+    fewer live faces than this are scored exactly (flat is as fast there);
+    ``max_dead_fraction``: deleted faces stay in the graph as tombstones (filtered
+    out of every search) until they exceed this fraction, then the graph is rebuilt.
+    Defaults are tuned with ``scripts/bench_scale.py`` (docs/scaling.md).
+    """
+
+    m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 256
+    exact_below: int = 10_000
+    max_dead_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.m < 4 or self.ef_construction < 8 or self.ef_search < 8 or self.exact_below < 0:
+            raise ValueError("HNSW parameters: m >= 4, ef_construction >= 8, ef_search >= 8, exact_below >= 0")
+        if not 0.0 < self.max_dead_fraction < 1.0:
+            raise ValueError("HNSW max_dead_fraction must be in (0, 1)")
+
+
+class HnswIndex:
+    """Approximate candidates from a FAISS HNSW graph, scored exactly.
+
+    The graph (``IndexHNSWFlat``, inner product) proposes ``max(k + 1, ef_search)``
+    candidates; each is then re-scored as the exact inner product with its stored
+    vector, so every score (and so every Similarity) equals flat's, and only
+    recall is approximate: a face the graph does not reach is missing, never
+    mis-scored. Measured recall of flat's candidates: docs/scaling.md.
+
+    HNSW in FAISS cannot remove vectors: a removed face becomes a tombstone
+    (excluded from every search by an ``IDSelector``) and the graph is rebuilt
+    from the live vectors once tombstones pass ``max_dead_fraction``. A face
+    removed and added again gets a new graph node.
+    """
+
+    def __init__(self, dimension: int, params: Optional[HnswParams] = None) -> None:
+        import faiss
+
+        self._faiss = faiss
+        self.dimension = int(dimension)
+        self.params = params or HnswParams()
+        self._reset()
+
+    def _reset(self) -> None:
+        faiss = self._faiss
+        self._index = faiss.IndexHNSWFlat(self.dimension, self.params.m, faiss.METRIC_INNER_PRODUCT)
+        self._index.hnsw.efConstruction = self.params.ef_construction
+        self._pos_ids = np.zeros(0, dtype=np.int64)  # graph node -> face id
+        self._alive = np.zeros(0, dtype=bool)
+        self._dead = 0
+        self._selector = None
+
+    @property
+    def count(self) -> int:
+        return int(len(self._pos_ids) - self._dead)
+
+    def ids(self) -> np.ndarray:
+        return self._pos_ids[self._alive].copy()
+
+    def _vectors(self) -> np.ndarray:
+        """The graph's stored vectors (a view: valid until the next add), one row per node."""
+        n = int(self._index.ntotal)
+        if n == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        storage = self._faiss.downcast_index(self._index.storage)
+        return self._faiss.rev_swig_ptr(storage.get_xb(), n * self.dimension).reshape(n, self.dimension)
+
+    def add(self, ids, vectors) -> None:
+        ids = _as_ids(ids)
+        vectors = _as_vectors(vectors, self.dimension)
+        if len(ids) != len(vectors):
+            raise ValueError("ids and vectors differ in length")
+        if not len(ids):
+            return
+        _check_new(ids, self.ids() if self.count else np.zeros(0, np.int64))
+        self._index.add(vectors)
+        self._pos_ids = np.concatenate([self._pos_ids, ids])
+        self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
+
+    def remove(self, ids) -> int:
+        ids = _as_ids(ids)
+        if not len(ids) or not self.count:
+            return 0
+        hit = self._alive & np.isin(self._pos_ids, ids)
+        removed = int(hit.sum())
+        if removed:
+            self._alive[hit] = False
+            self._dead += removed
+            self._selector = None
+            if self._dead > self.params.max_dead_fraction * len(self._pos_ids):
+                self._compact()
+        return removed
+
+    def _compact(self) -> None:
+        """Rebuild the graph from the live vectors (drops every tombstone)."""
+        ids = self._pos_ids[self._alive]
+        vectors = self._vectors()[self._alive].copy()
+        self._reset()
+        self.add(ids, vectors)
+
+    def _search_params(self, ef: int):
+        p = self._faiss.SearchParametersHNSW()
+        p.efSearch = int(ef)
+        if self._dead:
+            if self._selector is None:
+                dead = np.flatnonzero(~self._alive).astype(np.int64)
+                inner = self._faiss.IDSelectorBatch(dead)
+                self._selector = (inner, self._faiss.IDSelectorNot(inner))  # keep both alive
+            p.sel = self._selector[1]
+        return p
+
+    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+        q = _as_vectors(queries, self.dimension)
+        n = self.count
+        k = int(k)
+        if n == 0 or k <= 0:
+            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+            return [empty for _ in range(len(q))]
+        vectors = self._vectors()
+        kk = min(k + 1, n)  # one extra so a tie at the k-th place is resolved like the oracle
+        if n < self.params.exact_below or kk >= n // 2:
+            # small, or asked for most of it: score every live face (exact, and as fast)
+            live = np.flatnonzero(self._alive)
+            scores = vectors[live] @ q.T
+            out = []
+            for j in range(len(q)):
+                s = scores[:, j]
+                part = np.argpartition(-s, kk - 1)[:kk] if kk < len(s) else np.arange(len(s))
+                kth = s[part].min()
+                part = np.flatnonzero(s >= kth)
+                out.append(_order(self._pos_ids[live[part]], s[part], min_score, k))
+            return out
+        _, nodes = self._index.search(q, kk, params=self._search_params(max(self.params.ef_search, kk)))
+        out = []
+        for j in range(len(q)):
+            found = nodes[j][nodes[j] >= 0]
+            # exact re-scoring from the stored vectors: the graph only proposes candidates
+            exact = (vectors[found] @ q[j]).astype(np.float32)
+            out.append(_order(self._pos_ids[found], exact, min_score, k))
+        return out
+
+
+INDEX_KINDS = {"faiss": FaissIndex, "numpy": NumpyIndex, "hnsw": HnswIndex}
 
 
 def make_index(kind: str, dimension: int) -> VectorIndex:
-    """A new empty index of ``kind`` ("faiss" or "numpy")."""
+    """A new empty local index of ``kind`` ("faiss" (exact flat), "numpy" or "hnsw")."""
     try:
         return INDEX_KINDS[kind](dimension)
     except KeyError:

@@ -346,6 +346,11 @@ class Store:
         return int(cur.lastrowid)
 
     @staticmethod
+    def collection_tags(conn, rowid: int) -> Dict[str, str]:
+        r = conn.execute("SELECT tags FROM collections WHERE id = ?", (rowid,)).fetchone()
+        return json.loads(r[0]) if r and r[0] else {}
+
+    @staticmethod
     def list_collections(conn, after: int, limit: int) -> List[CollectionRow]:
         if conn is None:
             return []

@@ -1,0 +1,170 @@
+"""Milvus as the vector store: one Milvus collection per face collection.
+
+``pymilvus`` (the optional ``milvus`` extra) talks to a Milvus standalone or
+cluster server (``http://host:19530``) or, given a file path, starts the
+embedded milvus-lite engine on that file (tests, small deployments; one process
+per file). Each face collection maps to the Milvus collection
+``faceaudit_<data dir hash>_c<collection row id>`` with an INT64 primary key
+(the face's SQLite row id) and a FLOAT_VECTOR field scored by inner product
+with a FLAT (exact) index, so results equal the local flat index's.
+
+SQLite stays the truth. On first use in a process :meth:`MilvusIndex.reconcile`
+compares the ids Milvus holds with SQLite's and repairs the difference (deletes
+the extra ids, upserts the missing faces from SQLite); afterwards the change log
+is replayed as for a local index. Upserts and deletes are idempotent, so two
+processes replaying the same changes agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import List
+
+import numpy as np
+
+from faceaudit.collections._index import Hits, _as_ids, _as_vectors, _check_new, _order
+
+log = logging.getLogger(__name__)
+
+MAX_TOPK = 16_384
+"""Milvus's largest ``limit`` for one search."""
+BATCH = 10_000
+"""Rows per insert/upsert/delete request."""
+
+
+def milvus_client(uri: str):
+    """A ``pymilvus.MilvusClient`` for ``uri`` (ImportError with the extra to install when absent)."""
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as exc:  # pragma: no cover - exercised where the extra is absent
+        raise ImportError(
+            "the Milvus vector store needs pymilvus (and milvus-lite for a local file): "
+            "pip install 'faceaudit[milvus]'"
+        ) from exc
+    if "://" not in uri:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    return MilvusClient(uri)
+
+
+def collection_name(data_dir: Path, collection_rowid: int) -> str:
+    """The Milvus collection of one face collection (unique per data dir and row id)."""
+    tag = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+    return f"faceaudit_{tag}_c{int(collection_rowid)}"
+
+
+class MilvusIndex:
+    """A :class:`~faceaudit.collections.VectorIndex` kept in a Milvus collection.
+
+    The ids present are mirrored in memory (8 bytes per face) so that ``count``,
+    ``ids()`` and the new-id check cost no round trip.
+    """
+
+    def __init__(self, client, name: str, dimension: int) -> None:
+        self._client = client
+        self.name = name
+        self.dimension = int(dimension)
+        self._ensure_collection()
+        self._ids = self._fetch_ids()
+
+    # -- the Milvus collection -------------------------------------------------------------------
+    def _ensure_collection(self) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        c = self._client
+        if c.has_collection(self.name):
+            fields = {f["name"]: f for f in c.describe_collection(self.name)["fields"]}
+            dim = int(fields.get("vector", {}).get("params", {}).get("dim", -1))
+            if dim == self.dimension and "id" in fields:
+                c.load_collection(self.name)
+                return
+            log.warning("Milvus collection %s has the wrong shape: recreating it", self.name)
+            c.drop_collection(self.name)
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimension)
+        params = c.prepare_index_params()
+        params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        c.create_collection(self.name, schema=schema, index_params=params, consistency_level="Strong")
+
+    def _fetch_ids(self) -> np.ndarray:
+        it = self._client.query_iterator(self.name, batch_size=BATCH, filter="", output_fields=["id"])
+        ids: List[int] = []
+        try:
+            while True:
+                page = it.next()
+                if not page:
+                    break
+                ids.extend(int(r["id"]) for r in page)
+        finally:
+            it.close()
+        return np.unique(np.asarray(ids, dtype=np.int64))
+
+    def drop(self) -> None:
+        """Delete the Milvus collection."""
+        self._client.drop_collection(self.name)
+        self._ids = np.zeros(0, dtype=np.int64)
+
+    def reconcile(self, want_ids: np.ndarray, load) -> int:
+        """Make Milvus hold exactly ``want_ids`` (SQLite's); ``load(ids) -> (ids, vectors)``.
+
+        Returns how many ids were deleted or added (0 when Milvus already agreed).
+        """
+        want = np.unique(_as_ids(want_ids))
+        extra = np.setdiff1d(self._ids, want)
+        missing = np.setdiff1d(want, self._ids)
+        if len(extra) or len(missing):
+            log.warning("Milvus collection %s disagrees with SQLite (%d extra, %d missing faces): repairing",
+                        self.name, len(extra), len(missing))
+        self.remove(extra)
+        for lo in range(0, len(missing), BATCH):
+            ids, vectors = load(missing[lo:lo + BATCH].tolist())
+            self.add(ids, vectors)
+        return int(len(extra) + len(missing))
+
+    # -- VectorIndex -----------------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return int(len(self._ids))
+
+    def ids(self) -> np.ndarray:
+        return self._ids.copy()
+
+    def add(self, ids, vectors) -> None:
+        ids = _as_ids(ids)
+        vectors = _as_vectors(vectors, self.dimension)
+        if len(ids) != len(vectors):
+            raise ValueError("ids and vectors differ in length")
+        if not len(ids):
+            return
+        _check_new(ids, self._ids)
+        for lo in range(0, len(ids), BATCH):
+            rows = [{"id": int(i), "vector": v} for i, v in zip(ids[lo:lo + BATCH], vectors[lo:lo + BATCH])]
+            self._client.upsert(self.name, rows)
+        self._ids = np.union1d(self._ids, ids)
+
+    def remove(self, ids) -> int:
+        present = np.intersect1d(_as_ids(ids), self._ids)
+        for lo in range(0, len(present), BATCH):
+            self._client.delete(self.name, ids=present[lo:lo + BATCH].tolist())
+        self._ids = np.setdiff1d(self._ids, present)
+        return int(len(present))
+
+    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+        q = _as_vectors(queries, self.dimension)
+        n = self.count
+        k = int(k)
+        if n == 0 or k <= 0:
+            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+            return [empty for _ in range(len(q))]
+        # one extra candidate so that a tie at the k-th place is resolved like the oracle
+        limit = min(k + 1, n, MAX_TOPK)
+        res = self._client.search(self.name, data=[row for row in q], limit=limit,
+                                  search_params={"metric_type": "IP"}, output_fields=["id"])
+        out = []
+        for hits in res:
+            ids = np.asarray([int(h["id"]) for h in hits], dtype=np.int64)
+            scores = np.asarray([float(h["distance"]) for h in hits], dtype=np.float32)
+            out.append(_order(ids, scores, min_score, k))
+        return out
