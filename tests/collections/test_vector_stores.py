@@ -1,0 +1,201 @@
+"""Per-collection HNSW and the Milvus vector store give the numpy oracle's results."""
+
+import os
+
+import numpy as np
+import pytest
+
+from faceaudit import InvalidParameterError
+from faceaudit.collections import (
+    INDEX_TAG,
+    FaceCollections,
+    HnswParams,
+    IndexKind,
+    SearchConfig,
+    VectorStore,
+)
+from tests.collections.conftest import synthetic_image
+from tests.conftest import MEMBERS, portrait_2018
+
+# the graph is searched even on a test-sized collection (efSearch >= its size: exact)
+GRAPH = HnswParams(exact_below=0)
+
+
+def matches(result):
+    return [(m.face.face_id, m.similarity) for m in result.face_matches]
+
+
+def assert_same_matches(a, b):
+    assert [f for f, _ in matches(a)] == [f for f, _ in matches(b)]
+    assert [s for _, s in matches(a)] == pytest.approx([s for _, s in matches(b)], abs=1e-3)
+
+
+def fill(fc, name, n, rng, engine, per_image=100):
+    faces = []
+    for lo in range(0, n, per_image):
+        r = fc._store_prepared(name, synthetic_image(min(per_image, n - lo), engine.model_version, rng))
+        faces += [x.face.face_id for x in r.face_records]
+    return faces
+
+
+def kind_of(fc, name):
+    rowid = fc._collection_row(name).rowid
+    return fc._cache._entries[rowid].kind
+
+
+def test_config_from_env_and_tag_rules():
+    assert SearchConfig.from_env({}) == SearchConfig()
+    c = SearchConfig.from_env({"FACEAUDIT_VECTOR_STORE": "milvus", "FACEAUDIT_MILVUS_URI": "http://m:19530",
+                               "FACEAUDIT_HNSW_ABOVE": "1000"})
+    assert (c.vector_store, c.milvus_uri, c.hnsw_above) == (VectorStore.MILVUS, "http://m:19530", 1000)
+    assert SearchConfig.from_env(c.to_env()) == c
+    for bad in ({"FACEAUDIT_VECTOR_STORE": "redis"}, {"FACEAUDIT_HNSW_ABOVE": "many"},
+                {"FACEAUDIT_HNSW_ABOVE": "-1"}):
+        with pytest.raises(InvalidParameterError):
+            SearchConfig.from_env(bad)
+    c = SearchConfig(hnsw_above=10)
+    assert c.kind_for({}, 10) is IndexKind.FLAT and c.kind_for({}, 11) is IndexKind.HNSW
+    assert c.kind_for({INDEX_TAG: "flat"}, 10**6) is IndexKind.FLAT  # the tag wins
+    assert SearchConfig().kind_for({INDEX_TAG: "hnsw"}, 1) is IndexKind.HNSW
+
+
+def test_index_tag_is_validated(tmp_path):
+    fc = FaceCollections(tmp_path)
+    with pytest.raises(InvalidParameterError):
+        fc.create_collection(collection_id="x", tags={INDEX_TAG: "ivf"})
+    fc.create_collection(collection_id="x", tags={INDEX_TAG: "HNSW"})
+    assert fc._store.collection_tags(fc._store.connection(), fc._collection_row("x").rowid) == {INDEX_TAG: "hnsw"}
+
+
+def test_hnsw_tagged_collection_gives_the_oracles_results(tmp_path, sface_engine):
+    engines = {"sface": sface_engine}
+    fc = FaceCollections(tmp_path, engines=engines, search_config=SearchConfig(hnsw=GRAPH))
+    fc.create_collection(collection_id="h", tags={INDEX_TAG: "hnsw"})
+    rng = np.random.default_rng(5)
+    faces = fill(fc, "h", 200, rng, sface_engine)
+    oracle = FaceCollections(tmp_path, index="numpy", engines=engines)
+    for fid in faces[:5]:
+        for threshold in (0, 50):
+            a = fc.search_faces(collection_id="h", face_id=fid, face_match_threshold=threshold, max_faces=50)
+            b = oracle.search_faces(collection_id="h", face_id=fid, face_match_threshold=threshold, max_faces=50)
+            assert_same_matches(a, b)
+    assert kind_of(fc, "h") is IndexKind.HNSW and kind_of(oracle, "h") is IndexKind.FLAT
+    # deletions reach the graph as tombstones
+    fc.delete_faces(collection_id="h", face_ids=faces[1:41])
+    a = fc.search_faces(collection_id="h", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    b = oracle.search_faces(collection_id="h", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    assert_same_matches(a, b)
+    assert len(a.face_matches) == 159
+
+
+def test_switches_to_hnsw_past_the_size_the_operator_set(tmp_path, sface_engine):
+    engines = {"sface": sface_engine}
+    fc = FaceCollections(tmp_path, engines=engines, search_config=SearchConfig(hnsw_above=150, hnsw=GRAPH))
+    fc.create_collection(collection_id="g")
+    fc.create_collection(collection_id="pinned", tags={INDEX_TAG: "flat"})
+    rng = np.random.default_rng(6)
+    faces = fill(fc, "g", 100, rng, sface_engine)
+    fill(fc, "pinned", 200, rng, sface_engine)
+    fc.search_faces(collection_id="g", face_id=faces[0])
+    assert kind_of(fc, "g") is IndexKind.FLAT
+    fill(fc, "g", 100, rng, sface_engine)
+    oracle = FaceCollections(tmp_path, index="numpy", engines=engines)
+    a = fc.search_faces(collection_id="g", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    assert kind_of(fc, "g") is IndexKind.HNSW
+    assert_same_matches(a, oracle.search_faces(collection_id="g", face_id=faces[0], face_match_threshold=0,
+                                               max_faces=4096))
+    fc.search_faces(collection_id="pinned", face_id=fc.list_faces(collection_id="pinned").faces[0].face_id)
+    assert kind_of(fc, "pinned") is IndexKind.FLAT
+
+
+def test_hnsw_collection_on_real_photos(gallery, sface_engine, tmp_path):
+    """The test gallery (real portraits and mugshots), searched through a graph, gives flat's results."""
+    fc, _ = gallery
+    hnsw = FaceCollections(fc.data_dir, engines={"sface": sface_engine},
+                           search_config=SearchConfig(hnsw_above=0, hnsw=GRAPH))
+    for m in MEMBERS[:4]:
+        data = portrait_2018(m).read_bytes()
+        a = hnsw.search_faces_by_image(collection_id="gallery", image=data, face_match_threshold=0)
+        b = fc.search_faces_by_image(collection_id="gallery", image=data, face_match_threshold=0)
+        assert_same_matches(a, b)
+    assert kind_of(hnsw, "gallery") is IndexKind.HNSW
+
+
+# -- Milvus ---------------------------------------------------------------------------------------
+def _milvus_missing():
+    try:
+        import milvus_lite  # noqa: F401
+        import pymilvus  # noqa: F401
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+MISSING = _milvus_missing()
+if MISSING and os.environ.get("CI") == "true":  # CI installs the milvus extra: never skip there
+    raise ImportError(f"the milvus extra is not installed: {MISSING}")
+milvus = pytest.mark.skipif(MISSING is not None, reason=f"pymilvus/milvus-lite not installed (the milvus extra): "
+                                                        f"{MISSING}")
+
+
+@pytest.fixture
+def milvus_config(tmp_path):
+    return SearchConfig(vector_store=VectorStore.MILVUS, milvus_uri=str(tmp_path / "milvus" / "m.db"))
+
+
+@milvus
+def test_milvus_gives_the_oracles_results(tmp_path, sface_engine, milvus_config):
+    engines = {"sface": sface_engine}
+    fc = FaceCollections(tmp_path / "data", engines=engines, search_config=milvus_config)
+    fc.create_collection(collection_id="m")
+    rng = np.random.default_rng(8)
+    faces = fill(fc, "m", 300, rng, sface_engine)
+    oracle = FaceCollections(tmp_path / "data", index="numpy", engines=engines)
+    for fid in faces[:4]:
+        for threshold, k in ((0, 80), (45, 4096)):
+            a = fc.search_faces(collection_id="m", face_id=fid, face_match_threshold=threshold, max_faces=k)
+            b = oracle.search_faces(collection_id="m", face_id=fid, face_match_threshold=threshold, max_faces=k)
+            assert_same_matches(a, b)
+    # changes are replayed into Milvus
+    fc.delete_faces(collection_id="m", face_ids=faces[1:51])
+    new = fill(fc, "m", 20, rng, sface_engine)
+    a = fc.search_faces(collection_id="m", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    b = oracle.search_faces(collection_id="m", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    assert_same_matches(a, b)
+    got = {f for f, _ in matches(a)}
+    assert len(got) == 269 and set(new) <= got and not got & set(faces[1:51])
+    assert fc.verify_index("m")
+    fc._cache._milvus.close()
+
+
+@milvus
+def test_milvus_is_repaired_from_sqlite_when_they_disagree(tmp_path, sface_engine, milvus_config):
+    from faceaudit.collections._milvus import collection_name
+
+    engines = {"sface": sface_engine}
+    fc = FaceCollections(tmp_path / "data", engines=engines, search_config=milvus_config)
+    fc.create_collection(collection_id="m")
+    rng = np.random.default_rng(9)
+    faces = fill(fc, "m", 200, rng, sface_engine)
+    assert fc.verify_index("m")
+    rowid = fc._collection_row("m").rowid
+    client, name = fc._cache._milvus, collection_name(fc.data_dir, rowid)
+    # Milvus loses 30 faces and gains one SQLite never had (e.g. restored from an old backup)
+    lost = fc._cache._entries[rowid].index.ids()[:30].tolist()
+    client.delete(name, ids=lost)
+    client.upsert(name, [{"id": 10**9, "vector": np.ones(128, np.float32) / np.sqrt(128)}])
+    # a new process reconciles on first use
+    fresh = FaceCollections(tmp_path / "data", engines=engines, search_config=milvus_config)
+    fresh._cache._milvus = client  # milvus-lite: one server per file and process
+    fresh._cache._milvus_pid = os.getpid()
+    assert fresh.verify_index("m")
+    assert fresh._cache.stats["rebuilds"] == 1
+    oracle = FaceCollections(tmp_path / "data", index="numpy", engines=engines)
+    a = fresh.search_faces(collection_id="m", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    b = oracle.search_faces(collection_id="m", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    assert_same_matches(a, b)
+    assert len(a.face_matches) == 199
+    # deleting the collection drops its Milvus collection
+    fresh.delete_collection(collection_id="m")
+    assert not client.has_collection(name)
+    client.close()
