@@ -131,3 +131,16 @@ def test_cli_searches_are_policed_and_logged(run, tmp_path):
     _, err = run("search", "g", probe, code=6)
     assert "AccessDeniedException" in err
     run("search", "g", probe, "--threshold", "99")
+
+
+def test_collection_create_index_option(run, tmp_path):
+    from faceaudit.collections import INDEX_TAG, FaceCollections
+
+    run("collection", "create", "big", "--index", "hnsw")
+    run("collection", "create", "small", "--index", "flat", "--tag", "team=a")
+    _, err = run("collection", "create", "bad", "--tag", f"{INDEX_TAG}=ivf", code=2)
+    assert "InvalidParameterException" in err and INDEX_TAG in err
+    fc = FaceCollections(tmp_path / "data")
+    conn = fc._store.connection()
+    assert fc._store.collection_tags(conn, fc._collection_row("big").rowid) == {INDEX_TAG: "hnsw"}
+    assert fc._store.collection_tags(conn, fc._collection_row("small").rowid) == {"team": "a", INDEX_TAG: "flat"}

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("collection_id", metavar="COLLECTION")
     p.add_argument("--model", default=None, help="face model the collection is pinned to (default sface)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag (repeatable)")
+    p.add_argument("--index", default=None, choices=["flat", "hnsw"],
+                   help="search index: flat (exact, default) or hnsw (approximate candidates with measured "
+                        "recall, exact similarities; for millions of faces); kept as the tag faceaudit:index")
     _common(p)
     p.set_defaults(handler=cmd_collection_create)
     p = g.add_parser("describe", help="face and user counts, model version (DescribeCollection)")
@@ -226,6 +229,10 @@ def cmd_collection_create(args) -> int:
             raise InvalidParameterError(f"--tag must be KEY=VALUE, got {t!r}")
         k, v = t.split("=", 1)
         tags[k] = v
+    if args.index is not None:
+        from faceaudit.collections import INDEX_TAG
+
+        tags[INDEX_TAG] = args.index
     r = _fc(args).create_collection(collection_id=args.collection_id, tags=tags or None, model=args.model)
     if args.json:
         print_json(r.to_rekognition())

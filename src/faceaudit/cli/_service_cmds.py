@@ -38,7 +38,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", dest="serve_log_level", default=None,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log level of the JSON-lines logs on stderr (default INFO: one line per request)")
+    p.add_argument("--vector-store", default=None, choices=["local", "milvus"],
+                   help="where faces are searched: local (an index in each worker, default) or milvus "
+                        "(default $FACEAUDIT_VECTOR_STORE)")
+    p.add_argument("--milvus-uri", default=None, metavar="URI",
+                   help="Milvus server (http://host:19530) or milvus-lite file (default <data dir>/milvus.db)")
+    p.add_argument("--hnsw-above", type=int, default=None, metavar="N",
+                   help="collections without a faceaudit:index tag use HNSW above N faces (default: never)")
     p.set_defaults(handler=cmd_serve)
+
+
+def _search_config(args: argparse.Namespace) -> None:
+    """Put --vector-store/--milvus-uri/--hnsw-above into the environment the backend and workers read."""
+    import dataclasses
+    import os
+    from pathlib import Path
+
+    from faceaudit.collections import SearchConfig, VectorStore
+
+    config = SearchConfig.from_env()
+    if args.vector_store is not None:
+        config = dataclasses.replace(config, vector_store=VectorStore(args.vector_store))
+    if args.milvus_uri is not None:
+        uri = args.milvus_uri if "://" in args.milvus_uri else str(Path(args.milvus_uri).resolve())
+        config = dataclasses.replace(config, milvus_uri=uri)
+    if args.hnsw_above is not None:
+        config = dataclasses.replace(config, hnsw_above=args.hnsw_above)
+    if config.vector_store is VectorStore.MILVUS:
+        try:
+            import pymilvus  # noqa: F401
+        except ImportError:
+            raise InvalidParameterError("--vector-store milvus needs pymilvus: pip install 'faceaudit[milvus]'")
+        if args.workers > 1 and "://" not in (config.milvus_uri or ""):
+            raise InvalidParameterError("milvus-lite (a local file) serves one process: use --workers 1 "
+                                        "or a Milvus server URI")
+    os.environ.update(config.to_env())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -52,6 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--workers must be at least 1")
     if not 0 <= args.port <= 65535:
         raise InvalidParameterError("--port must be from 0 to 65535")
+    _search_config(args)
     if args.no_auth:
         if not is_loopback(args.host):
             raise InvalidParameterError("--no-auth serves only on loopback (127.0.0.1 or ::1)")

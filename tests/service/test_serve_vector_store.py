@@ -1,0 +1,64 @@
+"""`faceaudit serve --vector-store milvus --milvus-uri URI` and `--hnsw-above N`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+
+from faceaudit import InvalidParameterError
+from faceaudit.collections import SearchConfig, VectorStore
+from tests.conftest import portrait_2014, portrait_2018
+from tests.service.conftest import ServeProcess, cli, client, create_key
+
+
+def test_serve_options_reach_the_backend_through_the_environment(monkeypatch, tmp_path):
+    from faceaudit.cli._service_cmds import _search_config
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEAUDIT_")}
+    monkeypatch.setattr(os, "environ", env)  # what _search_config writes stays in this test
+    args = argparse.Namespace(vector_store=None, milvus_uri=None, hnsw_above=500_000, workers=4)
+    _search_config(args)
+    assert SearchConfig.from_env() == SearchConfig(hnsw_above=500_000)
+    if os.environ.get("CI") == "true" or _has_pymilvus():
+        uri = str(tmp_path / "m.db")
+        _search_config(argparse.Namespace(vector_store="milvus", milvus_uri=uri, hnsw_above=None, workers=1))
+        c = SearchConfig.from_env()
+        assert (c.vector_store, c.milvus_uri, c.hnsw_above) == (VectorStore.MILVUS, uri, 500_000)
+        with pytest.raises(InvalidParameterError):  # milvus-lite is one process's
+            _search_config(argparse.Namespace(vector_store="milvus", milvus_uri=uri, hnsw_above=None, workers=2))
+
+
+def _has_pymilvus() -> bool:
+    try:
+        import milvus_lite  # noqa: F401
+        import pymilvus  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_pymilvus() and os.environ.get("CI") != "true",
+                    reason="pymilvus/milvus-lite not installed (the milvus extra)")
+def test_serve_with_milvus_lite(tmp_path):
+    data = tmp_path / "data"
+    key = create_key(data)
+    uri = tmp_path / "milvus" / "faces.db"
+    refused = cli("serve", "--data-dir", str(data), "--port", "0", "--vector-store", "milvus",
+                  "--milvus-uri", str(uri), "--workers", "2", check=False)
+    assert refused.returncode == 2 and "one process" in refused.stderr
+    proc = ServeProcess(data, "--vector-store", "milvus", "--milvus-uri", str(uri))
+    try:
+        rek = client(proc.url, key)
+        rek.create_collection(CollectionId="m")
+        for m in ("B000944", "C000141"):
+            rek.index_faces(CollectionId="m", Image={"Bytes": portrait_2014(m).read_bytes()}, ExternalImageId=m)
+        r = rek.search_faces_by_image(CollectionId="m", Image={"Bytes": portrait_2018("B000944").read_bytes()},
+                                      FaceMatchThreshold=0)
+        assert r["FaceMatches"][0]["Face"]["ExternalImageId"] == "B000944"
+        assert len(r["FaceMatches"]) == 2
+        assert uri.exists()
+    finally:
+        assert proc.stop() == 0
