@@ -199,3 +199,34 @@ def test_milvus_is_repaired_from_sqlite_when_they_disagree(tmp_path, sface_engin
     fresh.delete_collection(collection_id="m")
     assert not client.has_collection(name)
     client.close()
+
+
+def test_hnsw_graph_is_kept_in_the_snapshot(tmp_path, sface_engine, monkeypatch):
+    """A new process loads the graph as built (no graph build at start), then catches up."""
+    from faceaudit.collections import HnswIndex
+
+    engines = {"sface": sface_engine}
+    config = SearchConfig(hnsw=GRAPH)
+    a = FaceCollections(tmp_path, engines=engines, search_config=config, snapshot_min_faces=0)
+    a.create_collection(collection_id="h", tags={INDEX_TAG: "hnsw"})
+    rng = np.random.default_rng(11)
+    faces = fill(a, "h", 300, rng, sface_engine)
+    a.search_faces(collection_id="h", face_id=faces[0])  # builds the graph, writes the snapshot
+    with np.load(a._cache.snapshot_path(a._collection_row("h").rowid)) as z:
+        assert "graph" in z.files and len(z["ids"]) == 300
+    a.delete_faces(collection_id="h", face_ids=faces[:10])  # after the snapshot: replayed
+
+    def no_build(self, ids, vectors):
+        if len(ids):
+            raise AssertionError("the graph was rebuilt instead of loaded")
+
+    monkeypatch.setattr(HnswIndex, "add", no_build)
+    b = FaceCollections(tmp_path, engines=engines, search_config=config, snapshot_min_faces=0)
+    got = b.search_faces(collection_id="h", face_id=faces[20], face_match_threshold=0, max_faces=4096)
+    assert b._cache.stats == {"rebuilds": 0, "snapshot_loads": 1, "catch_ups": 1}
+    assert kind_of(b, "h") is IndexKind.HNSW
+    monkeypatch.undo()
+    oracle = FaceCollections(tmp_path, index="numpy", engines=engines)
+    assert_same_matches(got, oracle.search_faces(collection_id="h", face_id=faces[20], face_match_threshold=0,
+                                                 max_faces=4096))
+    assert len(got.face_matches) == 289

@@ -33,6 +33,7 @@ repaired.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -189,8 +190,12 @@ class IndexCache:
             self._entries[coll.rowid] = entry
         self.stats["rebuilds"] += 1
         if index.count >= self.snapshot_min_faces:
-            self._write_snapshot(coll, ids, vectors)
+            self._write_snapshot(coll, ids, vectors, graph=self._graph_of(index))
         return entry
+
+    @staticmethod
+    def _graph_of(index: VectorIndex) -> Optional[np.ndarray]:
+        return index.graph_bytes() if isinstance(index, HnswIndex) else None
 
     def _reconcile_milvus(self, conn, coll: CollectionRow) -> _Entry:
         """The Milvus collection, made to hold exactly SQLite's faces (repairs counted as rebuilds)."""
@@ -212,9 +217,20 @@ class IndexCache:
         loaded = self._read_snapshot(coll)
         if loaded is None:
             return self._rebuild(conn, coll, kind)
-        ids, vectors, seq = loaded
-        index = self._new_index(coll, kind)
-        index.add(ids, vectors)
+        ids, vectors, seq, graph = loaded
+        index = None
+        if kind is IndexKind.HNSW and graph is not None:  # the graph as built: no rebuild at start
+            try:
+                index = HnswIndex.from_graph(graph, ids, coll.dimension, self.config.hnsw)
+            except (ValueError, RuntimeError) as exc:
+                log.warning("unusable HNSW graph in the snapshot of collection %s (%s): rebuilding it",
+                            coll.name, exc)
+        if index is None:
+            index = self._new_index(coll, kind)
+            index.add(ids, vectors)
+            if kind is IndexKind.HNSW and index.count >= self.snapshot_min_faces:
+                coll_at = dataclasses.replace(coll, head_seq=seq)  # the graph reflects the snapshot's seq
+                self._write_snapshot(coll_at, ids, vectors, graph=self._graph_of(index))
         entry = _Entry(index=index, seq=seq, kind=kind)
         if seq != coll.head_seq:
             self._catch_up(conn, coll, entry)
@@ -232,8 +248,11 @@ class IndexCache:
         ids, vectors = Store.embeddings(conn, coll.rowid, coll.dimension)
         return self._write_snapshot(coll, ids, vectors)
 
-    def _write_snapshot(self, coll: CollectionRow, ids: np.ndarray, vectors: np.ndarray) -> Optional[Path]:
+    def _write_snapshot(self, coll: CollectionRow, ids: np.ndarray, vectors: np.ndarray,
+                        graph: Optional[np.ndarray] = None) -> Optional[Path]:
+        """ids and vectors at ``coll.head_seq``, and the HNSW graph of exactly those ids when given."""
         path = self.snapshot_path(coll.rowid)
+        extra = {} if graph is None else {"graph": graph}
         meta = json.dumps({"collection": coll.rowid, "seq": coll.head_seq,
                            "model_version": coll.model_version, "count": int(len(ids))})
         try:
@@ -242,7 +261,7 @@ class IndexCache:
             try:
                 with os.fdopen(fd, "wb") as fh:
                     np.savez(fh, ids=ids.astype(np.int64), vectors=vectors.astype(np.float32),
-                             meta=np.array(meta))
+                             meta=np.array(meta), **extra)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, path)
@@ -266,6 +285,7 @@ class IndexCache:
                 meta = json.loads(str(data["meta"]))
                 ids = np.asarray(data["ids"], dtype=np.int64)
                 vectors = np.asarray(data["vectors"], dtype=np.float32)
+                graph = np.asarray(data["graph"], dtype=np.uint8) if "graph" in data.files else None
         except Exception as exc:  # corrupt or truncated: rebuild
             log.warning("unreadable index snapshot %s (%s): rebuilding", path, exc)
             return None
@@ -278,4 +298,4 @@ class IndexCache:
         ):
             log.info("index snapshot %s is stale or foreign: rebuilding", path)
             return None
-        return ids, vectors, int(meta["seq"])
+        return ids, vectors, int(meta["seq"]), graph

@@ -306,6 +306,26 @@ class HnswIndex:
         self._reset()
         self.add(ids, vectors)
 
+    def graph_bytes(self) -> Optional[np.ndarray]:
+        """The serialised graph (uint8) when it holds exactly :meth:`ids` in order (no tombstones)."""
+        if self._dead:
+            return None
+        return self._faiss.serialize_index(self._index)
+
+    @classmethod
+    def from_graph(cls, graph: np.ndarray, ids: np.ndarray, dimension: int,
+                   params: Optional[HnswParams] = None) -> "HnswIndex":
+        """An index from :meth:`graph_bytes` and the ids of its nodes (ValueError if they disagree)."""
+        self = cls(dimension, params)
+        index = self._faiss.deserialize_index(np.ascontiguousarray(graph, dtype=np.uint8))
+        if not isinstance(index, self._faiss.IndexHNSWFlat) or index.d != self.dimension \
+                or index.ntotal != len(ids) or index.metric_type != self._faiss.METRIC_INNER_PRODUCT:
+            raise ValueError("the HNSW graph does not match its ids")
+        self._index = index
+        self._pos_ids = _as_ids(ids).copy()
+        self._alive = np.ones(len(ids), dtype=bool)
+        return self
+
     def _search_params(self, ef: int):
         p = self._faiss.SearchParametersHNSW()
         p.efSearch = int(ef)
