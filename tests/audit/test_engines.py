@@ -114,9 +114,14 @@ def _compare_with_local(run_local, run_remote):
 
 
 def test_rekognition_engine_over_the_collections_backend(small_run, small_manifests, tmp_path):
-    from faceaudit.collections import FaceCollections
+    from faceaudit.collections import INDEX_TAG, FaceCollections, SearchConfig
 
-    client = CollectionsClient(FaceCollections(tmp_path / "data"))
+    # a server that would put every collection on HNSW: the audit's own collection stays flat (exact)
+    fc = FaceCollections(tmp_path / "data", search_config=SearchConfig(hnsw_above=0))
+    tags = []
+    create = fc.create_collection
+    fc.create_collection = lambda **kw: tags.append(kw.get("tags")) or create(**kw)
+    client = CollectionsClient(fc)
     engine = RekognitionEngine(client, quality_filter="NONE")
     run = run_audit([small_manifests["probes"]], [small_manifests["gallery"]], engine,
                     AuditConfig(thresholds=THRESHOLDS, bootstrap=200, seed=7), progress=False)
@@ -126,6 +131,7 @@ def test_rekognition_engine_over_the_collections_backend(small_run, small_manife
     assert info.face_model_version == small_run[0].result.engine.face_model_version
     assert info.search["FaceMatchThreshold"] == 50.0 and info.search["MaxFaces"] == 4096
     assert client.calls[0] == "create_collection" and client.calls[-1] == "delete_collection"
+    assert tags == [{INDEX_TAG: "flat"}]
     assert set(client.calls) == {"create_collection", "index_faces", "describe_collection",
                                  "search_faces_by_image", "delete_collection"}
     # no DET curves or score histograms without exact scores, and a note saying so

@@ -27,6 +27,7 @@ from faceaudit.audit._manifest import ImageRecord
 from faceaudit.audit._progress import Progress
 from faceaudit.audit._results import EngineInfo
 from faceaudit.audit._scoring import SearchOutcomes, outcomes_from_candidates, score_exact, vectorised_similarity
+from faceaudit.collections import INDEX_TAG
 
 REKOGNITION_DEFAULT_THRESHOLD = 80.0
 """Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used)."""
@@ -259,7 +260,8 @@ class RekognitionEngine:
         cand_s: List[float] = []
         truncated = np.zeros(P, bool)
         cid = f"{self.collection_prefix}-{uuid.uuid4().hex[:12]}"
-        created = self._call("create_collection", CollectionId=cid)
+        # exact search whatever the server's default index (faceaudit's tag; Rekognition keeps it as a tag)
+        created = self._call("create_collection", CollectionId=cid, Tags={INDEX_TAG: "flat"})
         self.collection_id = cid
         self.face_model_version = str(created.get("FaceModelVersion") or "unknown")
         try:
