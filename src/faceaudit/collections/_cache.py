@@ -123,13 +123,11 @@ class IndexCache:
 
     def drop(self, collection_rowid: int, remove_snapshot: bool = False) -> None:
         with self._guard:
-            entry = self._entries.pop(collection_rowid, None)
-        if remove_snapshot and self.milvus:
+            self._entries.pop(collection_rowid, None)
+        if remove_snapshot and self.milvus:  # the collection is gone from SQLite: its vectors go too
             from faceaudit.collections._milvus import collection_name
 
             self._milvus_client().drop_collection(collection_name(self.data_dir, collection_rowid))
-        elif remove_snapshot and entry is not None and hasattr(entry.index, "drop"):
-            entry.index.drop()
         if remove_snapshot:
             try:
                 self.snapshot_path(collection_rowid).unlink()

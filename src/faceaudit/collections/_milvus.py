@@ -101,11 +101,6 @@ class MilvusIndex:
             it.close()
         return np.unique(np.asarray(ids, dtype=np.int64))
 
-    def drop(self) -> None:
-        """Delete the Milvus collection."""
-        self._client.drop_collection(self.name)
-        self._ids = np.zeros(0, dtype=np.int64)
-
     def reconcile(self, want_ids: np.ndarray, load) -> int:
         """Make Milvus hold exactly ``want_ids`` (SQLite's); ``load(ids) -> (ids, vectors)``.
 
