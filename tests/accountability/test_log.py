@@ -111,11 +111,29 @@ while True:
 """
 
 
+def _complete_lines(path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _wait_for(condition, what: str, limit: float = 300.0) -> None:
+    """Poll ``condition`` until it holds (the generous limit only guards against a hang)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 def test_kill_9_mid_append_leaves_verifiable_log(tmp_path):
     path = tmp_path / "log.jsonl"
     for round_ in range(4):
+        before = _complete_lines(path)
         procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path)]) for _ in range(2)]
-        time.sleep(0.6 + 0.2 * round_)
+        # kill once the writers have appended (a condition, not a fixed time: the machine may be loaded)
+        _wait_for(lambda: _complete_lines(path) >= before + 4 + 2 * round_, "the writers to append")
         for p in procs:
             p.send_signal(signal.SIGKILL)
             p.wait()
