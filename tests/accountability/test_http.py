@@ -160,3 +160,52 @@ def test_native_bad_input(url, keys):
     assert status == 400 and doc["__type"] == "UnknownOperationException"
     status, doc = native(url, keys["admin"], "GetLead", {"LeadId": "nope"})
     assert status == 400 and doc["__type"] == "ResourceNotFoundException"
+
+
+def test_associate_faces_is_an_identification_policy_checked_and_logged(url, keys, acc_dir):
+    """Finding 1: AssociateFaces(UserMatchThreshold=100) ranked a gallery without a trace."""
+    admin, oper = client(url, keys["admin"]), client(url, keys["operator"])
+    oper.create_collection(CollectionId="assoc")
+    gallery = [oper.index_faces(CollectionId="assoc", Image={"Bytes": portrait_2014(b).read_bytes()},
+                                ExternalImageId=b)["FaceRecords"][0]["Face"]["FaceId"]
+               for b in ("B000944", "C000141", "C000127")]
+    probe = oper.index_faces(CollectionId="assoc", Image={"Bytes": portrait_2018("C000141").read_bytes()},
+                             ExternalImageId="probe")["FaceRecords"][0]["Face"]["FaceId"]
+    status, _ = native(url, keys["admin"], "PutCollectionPolicy", {
+        "CollectionId": "assoc", "MinFaceMatchThreshold": 99, "RequireCaseReference": True})
+    assert status == 200
+    oper.create_user(CollectionId="assoc", UserId="throwaway")
+    with pytest.raises(oper.exceptions.AccessDeniedException, match="case reference"):
+        oper.associate_faces(CollectionId="assoc", UserId="throwaway", FaceIds=[probe], UserMatchThreshold=100)
+    log = SearchLog(acc_dir / "search-log.jsonl")
+    refused = [r for r in log.records() if r.kind == "refused"][-1]
+    assert refused.data["operation"] == "AssociateFaces" and refused.data["collection_id"] == "assoc"
+
+    cased = with_case(client(url, keys["operator"]), "case-assoc")
+    cased.associate_faces(CollectionId="assoc", UserId="throwaway", FaceIds=[probe], UserMatchThreshold=100)
+    resp = cased.associate_faces(CollectionId="assoc", UserId="throwaway", FaceIds=gallery,
+                                 UserMatchThreshold=100)
+    scores = {u["FaceId"]: u["Confidence"] for u in resp["UnsuccessfulFaceAssociations"]}
+    assert set(scores) == set(gallery)
+    rec = [r for r in log.records() if r.kind == "search"][-1]
+    assert rec.data["operation"] == "AssociateFaces" and rec.data["case_reference"] == "case-assoc"
+    assert rec.data["probe_user_id"] == "throwaway" and rec.data["max_faces"] == 3
+    assert {c["face_id"]: c["similarity"] for c in rec.data["candidates"]} == pytest.approx(scores)
+    assert all(c["below_threshold"] for c in rec.data["candidates"])
+    assert log.verify().ok
+    admin.delete_collection(CollectionId="assoc")
+
+
+def test_one_rule_decides_what_is_an_identification():
+    from faceaudit.accountability import identification, identification_operations
+    from faceaudit.service._model import OPERATIONS, service_model
+
+    assert set(identification_operations(OPERATIONS)) == {
+        "SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage", "CompareFaces",
+        "AssociateFaces"}
+    # operations not served yet are classified by the same rule (video search, celebrities)
+    everything = set(identification_operations(service_model().operation_names))
+    assert {"StartFaceSearch", "GetFaceSearch", "RecognizeCelebrities"} <= everything
+    assert identification("DetectFaces") is None and identification("IndexFaces") is None
+    assert identification("AssociateFaces").max_candidates({"FaceIds": ["a", "b"]}) == 2
+    assert identification("SearchFaces").threshold({}) == 80.0

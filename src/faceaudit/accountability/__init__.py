@@ -9,14 +9,20 @@
 """
 
 from faceaudit.accountability._accountability import (
-    IDENTIFICATION_OPERATIONS,
     Accountability,
     CallerContext,
     Candidate,
     SearchRecord,
 )
 from faceaudit.accountability._guard import compare_candidates, guarded
-from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension, candidates_of
+from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
+from faceaudit.accountability._identification import (
+    Identification,
+    candidates_of,
+    guard_request,
+    identification,
+    identification_operations,
+)
 from faceaudit.accountability._log import (
     GENESIS,
     LogIntegrityError,
@@ -33,7 +39,7 @@ from faceaudit.accountability._testing import TestingAPI
 
 __all__ = [
     "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
-    "IDENTIFICATION_OPERATIONS", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
+    "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
     "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
     "candidates_of", "compare_candidates", "export_records", "guarded", "record_hash",
 ]

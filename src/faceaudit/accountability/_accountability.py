@@ -13,12 +13,6 @@ from faceaudit.accountability._policy import PolicyStore, PolicyViolationError, 
 from faceaudit.accountability._review import Lead, ReviewQueue
 from faceaudit.accountability._store import Store
 
-IDENTIFICATION_OPERATIONS = frozenset(
-    {"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage", "CompareFaces"}
-)
-"""Operations whose results identify people: each is logged, and its candidates become leads."""
-
-
 @dataclass(frozen=True)
 class CallerContext:
     """Who asks, and why. ``source`` is "http" or "cli"."""
@@ -39,12 +33,15 @@ class Candidate:
     face_id: Optional[str] = None
     external_image_id: Optional[str] = None
     user_id: Optional[str] = None
+    below_threshold: bool = False  # a similarity disclosed although it missed the threshold (no lead)
 
     def to_json(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"similarity": self.similarity}
         for key in ("face_id", "external_image_id", "user_id"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.below_threshold:
+            out["below_threshold"] = True
         return out
 
 
@@ -119,8 +116,9 @@ class Accountability:
             "started_at": search.started_at,
         }
         rec = self.log.append("search", data)
-        if search.candidates:
-            self.reviews.add_leads(rec.seq, data)
+        leads = [c for c in data["candidates"] if not c.get("below_threshold")]
+        if leads:  # a disclosed similarity under the threshold (AssociateFaces) is logged, not a lead
+            self.reviews.add_leads(rec.seq, {**data, "candidates": leads})
         return rec
 
     def probe_path(self, sha256: str) -> Optional[Path]:

@@ -1,9 +1,10 @@
 """The accountability layer over HTTP: a :class:`faceaudit.service.ServiceExtension`.
 
 - every request is authorised for its key's role (:mod:`._roles`);
-- identification operations (SearchFaces, SearchFacesByImage, SearchUsers,
-  SearchUsersByImage, CompareFaces) run through :func:`guarded`: policy check,
-  then the call, then the hash-chained log record and one lead per candidate.
+- identification operations (every operation that returns a similarity between a
+  probe and stored faces, decided by :func:`identification` from the API model)
+  run through :func:`guard_request`: policy check, then the call, then the
+  hash-chained log record and one lead per candidate at or above the threshold.
   The case reference and purpose come from the ``x-faceaudit-case-reference``
   and ``x-faceaudit-purpose`` headers (sign them with the request);
 - faceaudit's own JSON operations (``X-Amz-Target: FaceAuditService.<Op>``):
@@ -15,53 +16,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Optional
 
 from faceaudit._errors import InvalidParameterError
-from faceaudit.accountability._accountability import (
-    IDENTIFICATION_OPERATIONS,
-    Accountability,
-    CallerContext,
-    Candidate,
-)
-from faceaudit.accountability._guard import guarded
+from faceaudit.accountability._accountability import Accountability, CallerContext
+from faceaudit.accountability._identification import guard_request
 from faceaudit.accountability._policy import ThresholdPolicy
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
-from faceaudit.collections._validate import (
-    DEFAULT_FACE_MATCH_THRESHOLD,
-    DEFAULT_MAX_USERS,
-    DEFAULT_SEARCH_MAX_FACES,
-    DEFAULT_SEARCH_USER_MATCH_THRESHOLD,
-)
-from faceaudit.service._dispatch import DEFAULT_SIMILARITY_THRESHOLD
 
 TARGET_PREFIX = "FaceAuditService"
 CASE_HEADER = "x-faceaudit-case-reference"
 PURPOSE_HEADER = "x-faceaudit-purpose"
 MAX_CONTEXT_CHARS = 256
-
-_DEFAULTS = {
-    # operation: (threshold member, default, max-candidates member, default): the backend's own
-    "SearchFaces": ("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD, "MaxFaces", DEFAULT_SEARCH_MAX_FACES),
-    "SearchFacesByImage": ("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD, "MaxFaces", DEFAULT_SEARCH_MAX_FACES),
-    "SearchUsers": ("UserMatchThreshold", DEFAULT_SEARCH_USER_MATCH_THRESHOLD, "MaxUsers", DEFAULT_MAX_USERS),
-    "SearchUsersByImage": ("UserMatchThreshold", DEFAULT_SEARCH_USER_MATCH_THRESHOLD, "MaxUsers", DEFAULT_MAX_USERS),
-    "CompareFaces": ("SimilarityThreshold", DEFAULT_SIMILARITY_THRESHOLD, None, None),
-}
-
-
-def candidates_of(doc: Dict[str, Any]) -> Tuple[Candidate, ...]:
-    """The candidates in an identification response (FaceMatches or UserMatches)."""
-    out = []
-    for m in doc.get("FaceMatches", []) or []:
-        face = m.get("Face", {}) or {}
-        out.append(Candidate(similarity=float(m.get("Similarity", 0.0)), face_id=face.get("FaceId"),
-                             external_image_id=face.get("ExternalImageId"), user_id=face.get("UserId")))
-    for m in doc.get("UserMatches", []) or []:
-        user = m.get("User", {}) or {}
-        out.append(Candidate(similarity=float(m.get("Similarity", 0.0)), user_id=user.get("UserId")))
-    return tuple(out)
-
 
 class AccountabilityExtension:
     """Plugs the search log, policies, review and the testing API into ``faceaudit serve``."""
@@ -100,32 +66,11 @@ class AccountabilityExtension:
                              purpose=purpose, source="http", request_id=caller.request_id)
 
     def wrap(self, caller, operation: str, params: Dict[str, Any], call, model_version):
-        if operation not in IDENTIFICATION_OPERATIONS:
-            return call()
-        t_member, t_default, m_member, m_default = _DEFAULTS[operation]
-        threshold = float(params.get(t_member, t_default))
-        max_faces = int(params.get(m_member, m_default)) if m_member else None
-        image = params.get("Image") or params.get("SourceImage") or {}
-        probe = image.get("Bytes") if isinstance(image, dict) else None
-
-        def version(result) -> str:
-            return str(result[0].get("FaceModelVersion") or model_version())
-
-        box: Dict[str, Any] = {}
-
-        def run():
-            result = call()
-            box["version"] = version(result)
-            return result
-
-        result = guarded(
-            self.acc, self.context(caller), operation=operation,
-            collection_id=params.get("CollectionId"), threshold=threshold, max_faces=max_faces,
-            model_version="", probe=probe, call=run, candidates=lambda r: candidates_of(r[0]),
-            probe_face_id=params.get("FaceId"), probe_user_id=params.get("UserId"),
-            model_version_of=lambda r: box.get("version", ""),
+        """Every identification (decided by :func:`identification`) is checked, logged and reviewed."""
+        return guard_request(
+            self.acc, self.context(caller), operation, params, call, response_of=lambda r: r[0],
+            model_version=lambda r: str(r[0].get("FaceModelVersion") or model_version()),
         )
-        return result
 
     def body_limit(self, operation: str) -> int:
         if operation == "StartAudit" and self._testing is not None:
