@@ -91,10 +91,20 @@ def cmd_log_verify(args) -> int:
     if args.json:
         print_json({"Ok": result.ok, "Records": result.records, "HeadHash": result.head_hash,
                     "FirstBadRecord": result.first_bad, "Problem": result.problem,
-                    "TornTail": result.torn_tail})
+                    "TornTail": result.torn_tail,
+                    "Repairs": [{"Seq": r.seq, "AfterSeq": r.after_seq, "QuarantinedBytes": r.quarantined_bytes,
+                                 "QuarantinedSha256": r.quarantined_sha256, "QuarantineFile": r.quarantine_file,
+                                 "AcknowledgedMissing": r.acknowledged_missing, "QuarantineOk": r.quarantine_ok}
+                                for r in result.repairs]})
     elif result.ok:
         extra = " (a torn, unacknowledged final write is ignored)" if result.torn_tail else ""
         print(f"OK: {result.records} records, chain intact, head {result.head_hash}{extra}")
+    if not args.json:
+        for r in result.repairs:
+            warn = (f"; WARNING: {r.acknowledged_missing} record(s) the head file had acknowledged are missing "
+                    "(a crash never does this: investigate)" if r.acknowledged_missing else "")
+            print(f"repair at record {r.seq}: after record {r.after_seq}, {r.quarantined_bytes} byte(s) kept in "
+                  f"{r.quarantine_file or '-'} (sha256 {r.quarantined_sha256 or '-'}){warn}")
     if not result.ok:
         where = f"record {result.first_bad}" if result.first_bad else "log"
         raise LogIntegrityError(f"search log verification FAILED at {where}: {result.problem}")
