@@ -14,6 +14,13 @@ from faceaudit.accountability._accountability import (
     Candidate,
     SearchRecord,
 )
+from faceaudit.accountability._anchors import (
+    AnchorCheck,
+    AnchorReport,
+    DeploymentKey,
+    check_anchors,
+    issue_anchor,
+)
 from faceaudit.accountability._guard import compare_candidates, guarded
 from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
 from faceaudit.accountability._identification import (
@@ -27,6 +34,7 @@ from faceaudit.accountability._log import (
     GENESIS,
     LogIntegrityError,
     LogRecord,
+    Repair,
     SearchLog,
     VerifyResult,
     export_records,
@@ -38,8 +46,9 @@ from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._testing import TestingAPI
 
 __all__ = [
+    "AnchorCheck", "AnchorReport", "DeploymentKey", "check_anchors", "issue_anchor",
     "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
-    "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
+    "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord", "Repair",
     "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
     "candidates_of", "compare_candidates", "export_records", "guarded", "record_hash",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import sys
 import time
 
@@ -21,8 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = log_sub.add_parser("verify", help="check every record's hash and link; non-zero exit on tampering")
     _data_dir_arg(p)
     p.add_argument("--expect-head", default=None, help="a head hash published earlier (see `log head`)")
+    p.add_argument("--anchors", default=None, metavar="DIR",
+                   help="also check the log against every signed anchor (*.json) in DIR (see `log anchor`)")
+    p.add_argument("--public-key", default=None, metavar="HEX",
+                   help="the deployment's Ed25519 public key the anchors must be signed with "
+                        "(default: the key of the first anchor; all must share it)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_log_verify)
+    p = log_sub.add_parser("anchor", help="sign the log's head with the deployment key, for an oversight body")
+    _data_dir_arg(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the signed anchor (JSON)")
+    p.set_defaults(handler=cmd_log_anchor)
     p = log_sub.add_parser("export", help="write the records for public reporting")
     _data_dir_arg(p)
     p.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -108,6 +118,35 @@ def cmd_log_verify(args) -> int:
     if not result.ok:
         where = f"record {result.first_bad}" if result.first_bad else "log"
         raise LogIntegrityError(f"search log verification FAILED at {where}: {result.problem}")
+    if args.anchors:
+        _check_anchors(args)
+    return 0
+
+
+def _check_anchors(args) -> None:
+    from faceaudit.accountability import LogIntegrityError, check_anchors
+
+    report = check_anchors(_acc(args).log, args.anchors, args.public_key)
+    for c in report.checks:
+        print(f"anchor {c.file} (record {c.seq}): {c.problem or 'OK'}")
+    if report.not_handed_over:
+        print(f"anchors issued but not in {args.anchors}: records {', '.join(map(str, report.not_handed_over))}")
+    if not report.checks:
+        raise LogIntegrityError(f"no anchors (*.json) in {args.anchors}")
+    if not report.ok:
+        raise LogIntegrityError("search log verification FAILED against its signed anchors")
+    print(f"OK: the log agrees with {len(report.checks)} signed anchor(s) (key {report.public_key})")
+
+
+def cmd_log_anchor(args) -> int:
+    from faceaudit.accountability import DeploymentKey, issue_anchor
+
+    acc = _acc(args)
+    anchor = issue_anchor(acc.log, DeploymentKey(acc.data_dir))
+    with open(args.out, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(anchor, indent=1, sort_keys=True) + "\n")
+    print(f"anchored record {anchor['seq']} (hash {anchor['hash']}) in {args.out}, signed by Ed25519 key "
+          f"{anchor['public_key']}; hand it to your oversight body")
     return 0
 
 
