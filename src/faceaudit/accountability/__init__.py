@@ -21,7 +21,7 @@ from faceaudit.accountability._anchors import (
     check_anchors,
     issue_anchor,
 )
-from faceaudit.accountability._guard import compare_candidates, guarded
+from faceaudit.accountability._guard import guarded
 from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
 from faceaudit.accountability._identification import (
     Identification,
@@ -41,14 +41,14 @@ from faceaudit.accountability._log import (
     record_hash,
 )
 from faceaudit.accountability._policy import PolicyViolationError, ThresholdPolicy
-from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead
+from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead, Reviewer
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._testing import TestingAPI
 
 __all__ = [
     "AnchorCheck", "AnchorReport", "DeploymentKey", "check_anchors", "issue_anchor",
     "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
-    "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord", "Repair",
+    "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "Reviewer", "LogIntegrityError", "LogRecord", "Repair",
     "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
-    "candidates_of", "compare_candidates", "export_records", "guarded", "record_hash",
+    "candidates_of", "export_records", "guarded", "record_hash",
 ]

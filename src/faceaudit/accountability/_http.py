@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, Optional
 
@@ -22,11 +23,15 @@ from faceaudit._errors import InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext
 from faceaudit.accountability._identification import guard_request
 from faceaudit.accountability._policy import ThresholdPolicy
+from faceaudit.accountability._review import Reviewer
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
 
 TARGET_PREFIX = "FaceAuditService"
 CASE_HEADER = "x-faceaudit-case-reference"
 PURPOSE_HEADER = "x-faceaudit-purpose"
+AUDIT_HEADER = "x-faceaudit-audit"
+"""``1`` on an audit's own requests (the rekognition audit engine signs it): a collection created
+with it is the audit's, and the same key's searches on it are logged but make no leads."""
 MAX_CONTEXT_CHARS = 256
 
 class AccountabilityExtension:
@@ -43,12 +48,10 @@ class AccountabilityExtension:
         testing: Any = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.acc = Accountability(self.data_dir)
+        self.acc = Accountability(self.data_dir, face_image=face_image)
         self._keys = keys
-        self._face_image = face_image
         self._testing = testing
         self._web = None
-        self._collections = None
 
     # -- ServiceExtension ------------------------------------------------------------------
 
@@ -63,14 +66,43 @@ class AccountabilityExtension:
                 f"{CASE_HEADER} and {PURPOSE_HEADER} are at most {MAX_CONTEXT_CHARS} characters"
             )
         return CallerContext(access_key_id=caller.access_key_id, role=caller.role, case_reference=case,
-                             purpose=purpose, source="http", request_id=caller.request_id)
+                             purpose=purpose, source="http", request_id=caller.request_id,
+                             person=self._person(caller.access_key_id))
+
+    def _key_store(self):
+        if self._keys is None:
+            from faceaudit.service import KeyStore
+
+            self._keys = KeyStore(self.data_dir)
+        return self._keys
+
+    def _person(self, access_key_id: str) -> str:
+        key = self._key_store().lookup(access_key_id)
+        return key.person if key is not None else ""
 
     def wrap(self, caller, operation: str, params: Dict[str, Any], call, model_version):
         """Every identification (decided by :func:`identification`) is checked, logged and reviewed."""
+        ctx = self.context(caller)
+        audit = caller.header(AUDIT_HEADER).strip() == "1"
+        if operation == "CreateCollection":
+            result = call()
+            self.acc.mark_audit_collection(ctx, params["CollectionId"], audit)
+            return result
+        if audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id):
+            ctx = replace(ctx, audit=True)
         return guard_request(
-            self.acc, self.context(caller), operation, params, call, response_of=lambda r: r[0],
+            self.acc, ctx, operation, params, call, response_of=lambda r: r[0],
             model_version=lambda r: str(r[0].get("FaceModelVersion") or model_version()),
+            gallery_size=self._gallery_size, probe_of_face=self.acc.face_image,
         )
+
+    def _gallery_size(self, collection_id: str) -> Optional[int]:
+        from faceaudit._errors import FaceAuditError
+
+        try:
+            return self.acc.collections().describe_collection(collection_id=collection_id).face_count
+        except FaceAuditError:
+            return None
 
     def body_limit(self, operation: str) -> int:
         if operation == "StartAudit" and self._testing is not None:
@@ -90,16 +122,8 @@ class AccountabilityExtension:
         if self._web is None:
             from faceaudit.accountability._review_web import ReviewWeb
 
-            self._web = ReviewWeb(self.data_dir, self.acc, self._keys, self._face_image or self._gallery_face)
+            self._web = ReviewWeb(self.data_dir, self.acc, self._key_store())
         return self._web.handle(request, request_id)
-
-    def _gallery_face(self, face_id: str) -> Optional[bytes]:
-        """The candidate's face crop kept by the collections store (for the review page)."""
-        if self._collections is None:
-            from faceaudit.collections import FaceCollections
-
-            self._collections = FaceCollections(self.data_dir)
-        return self._collections.face_thumbnail(face_id)
 
     # -- faceaudit's own operations --------------------------------------------------------
 
@@ -120,14 +144,16 @@ class AccountabilityExtension:
     def _op_list_leads(self, caller, params) -> Dict[str, Any]:
         status = _string(params, "Status")
         limit = _integer(params, "MaxResults", 1, 1000) or 100
-        return {"Leads": [lead.to_json() for lead in self.acc.leads(status, limit)]}
+        leads = self.acc.leads(status, limit, collection_id=_string(params, "CollectionId"),
+                               case_reference=_string(params, "CaseReference"))
+        return {"Leads": [lead.to_json() for lead in leads]}
 
     def _op_get_lead(self, caller, params) -> Dict[str, Any]:
         return {"Lead": self.acc.reviews.get(_string(params, "LeadId", required=True)).to_json()}
 
     def _op_decide_lead(self, caller, params) -> Dict[str, Any]:
         lead = self.acc.decide(
-            _string(params, "LeadId", required=True), caller.access_key_id,
+            _string(params, "LeadId", required=True), Reviewer(caller.access_key_id, self._person(caller.access_key_id)),
             _string(params, "Decision", required=True), _string(params, "Note") or "",
         )
         return {"Lead": lead.to_json()}

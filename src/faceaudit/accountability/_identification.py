@@ -173,6 +173,8 @@ def guard_request(
     *,
     model_version: Callable[[Any], str] = lambda result: "",
     probe_sha256: Optional[str] = None,
+    gallery_size: Optional[Callable[[str], Optional[int]]] = None,
+    probe_of_face: Optional[Callable[[str], Optional[bytes]]] = None,
 ) -> Any:
     """Run one request: an identification is policy-checked, logged and makes leads; others just run.
 
@@ -183,10 +185,15 @@ def guard_request(
     spec = identification(operation)
     if spec is None:
         return call()
+    collection_id = params.get("CollectionId")
+    probe = spec.probe(params)
+    if probe is None and probe_sha256 is None and params.get("FaceId") and probe_of_face is not None:
+        probe = probe_of_face(params["FaceId"])  # kept: shows what was searched after DeleteFaces
     return guarded(
-        acc, ctx, operation=operation, collection_id=params.get("CollectionId"),
+        acc, ctx, operation=operation, collection_id=collection_id,
         threshold=spec.threshold(params), max_faces=spec.max_candidates(params), model_version="",
-        probe=spec.probe(params), probe_sha256=probe_sha256,
+        probe=probe, probe_sha256=probe_sha256,
+        gallery_size=gallery_size(collection_id) if (gallery_size and collection_id) else None,
         call=call, candidates=lambda result: candidates_of(response_of(result)),
         probe_face_id=params.get("FaceId"), probe_user_id=params.get("UserId"),
         model_version_of=lambda result: model_version(result) or str(

@@ -234,6 +234,22 @@ class SearchLog:
                 except ValueError:
                     continue
 
+    def records_after(self, offset: int = 0) -> Iterator["tuple[LogRecord, int]"]:
+        """Complete records starting at byte ``offset`` (a line start), each with the offset after it."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(offset)
+            pos = offset
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    return
+                pos += len(raw)
+                try:
+                    yield _parse_strict(raw[:-1]), pos
+                except ValueError:
+                    continue
+
     def verify(self, expect_head: Optional[str] = None) -> VerifyResult:
         """Check every record's bytes, hash, seq and link, every repair's quarantine file, the head
         file against the chain (and an externally kept head hash)."""

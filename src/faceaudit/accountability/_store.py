@@ -36,6 +36,23 @@ CREATE TABLE IF NOT EXISTS leads (
     status TEXT NOT NULL DEFAULT 'pending'
 );
 CREATE INDEX IF NOT EXISTS leads_status ON leads(status, created_at);
+CREATE TABLE IF NOT EXISTS lead_sync (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_seq INTEGER NOT NULL,
+    log_offset INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_collections (
+    collection_id TEXT PRIMARY KEY,
+    created_by TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_sessions (
+    session_id TEXT PRIMARY KEY,
+    access_key_id TEXT NOT NULL,
+    expires REAL NOT NULL,
+    ended REAL,
+    notice TEXT
+);
 CREATE TABLE IF NOT EXISTS decisions (
     lead_id TEXT NOT NULL REFERENCES leads(lead_id),
     reviewer TEXT NOT NULL,
@@ -69,6 +86,7 @@ class Store:
             with self._lock:
                 if not self._ready:
                     conn.executescript(_SCHEMA)
+                    _add_columns(conn)
                     self._ready = True
             self._local.conn = conn
         return conn
@@ -88,3 +106,24 @@ class Store:
 
     def read(self) -> sqlite3.Connection:
         return self._conn()
+
+
+_ADDED_COLUMNS = (
+    # table, column, declaration: columns added after the first release (older databases get them)
+    ("leads", "requested_by_person", "TEXT NOT NULL DEFAULT ''"),
+    ("leads", "rank", "INTEGER NOT NULL DEFAULT 1"),
+    ("leads", "candidates", "INTEGER NOT NULL DEFAULT 1"),
+    ("leads", "gallery_size", "INTEGER"),
+    ("decisions", "access_key_id", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, column, decl in _ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise

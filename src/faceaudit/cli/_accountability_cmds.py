@@ -68,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = rev_sub.add_parser("list", help="list leads")
     _data_dir_arg(p)
     p.add_argument("--status", choices=["pending", "confirmed", "rejected"], default="pending")
+    p.add_argument("--collection", default=None, help="only leads of this collection")
+    p.add_argument("--case", default=None, help="only leads of this case reference")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_review_list)
     p = rev_sub.add_parser("show", help="show one lead")
@@ -80,7 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("lead_id", metavar="LEAD")
         _data_dir_arg(p)
         p.add_argument("--access-key-id", required=True,
-                       help="your own access key (role operator or admin): decisions are recorded under it; "
+                       help="your own access key (role reviewer, operator or admin, made with --person): "
+                            "decisions are recorded under its person; "
                             "the secret is read from $FACEAUDIT_SECRET_ACCESS_KEY or asked for")
         p.add_argument("--note", default="")
         p.add_argument("--json", action="store_true")
@@ -207,7 +210,8 @@ def cmd_policy_set(args) -> int:
 
 def _lead_rows(leads):
     return [
-        (l.lead_id, l.status, f"{l.similarity:.2f}", f"{l.threshold:g}", l.collection_id or "-",
+        (l.search_seq, l.rank, l.lead_id, l.status, f"{l.similarity:.2f}", f"{l.threshold:g}",
+         l.collection_id or "-",
          l.candidate_external_image_id or l.candidate_face_id or l.candidate_user_id or "-",
          sum(d.decision == "confirm" for d in l.decisions), l.case_reference or "-")
         for l in leads
@@ -215,12 +219,12 @@ def _lead_rows(leads):
 
 
 def cmd_review_list(args) -> int:
-    leads = _acc(args).leads(args.status)
+    leads = _acc(args).leads(args.status, collection_id=args.collection, case_reference=args.case)
     if args.json:
         print_json({"Leads": [l.to_json() for l in leads]})
         return 0
-    print_table(["lead", "status", "similarity", "threshold", "collection", "candidate", "confirms", "case"],
-                _lead_rows(leads))
+    print_table(["search", "rank", "lead", "status", "similarity", "threshold", "collection", "candidate",
+                 "confirms", "case"], _lead_rows(leads))
     print("A candidate is an investigative lead, not an identification.", file=sys.stderr)
     return 0
 
@@ -246,13 +250,14 @@ def cmd_review_show(args) -> int:
     return 0
 
 
-def _reviewer_key(args) -> str:
-    """The reviewer's access key id, after checking its secret and role (as the web page does)."""
+def _reviewer_key(args):
+    """The reviewer (key and person), after checking the key's secret and role (as the web page does)."""
     import hmac
     import os
 
     from faceaudit._errors import AccessDeniedError
     from faceaudit._paths import resolve_data_dir
+    from faceaudit.accountability import Reviewer
     from faceaudit.accountability._roles import REVIEWER_ROLES
     from faceaudit.service import KeyStore
 
@@ -265,8 +270,8 @@ def _reviewer_key(args) -> str:
     if (key is None or not key.active or key.role not in REVIEWER_ROLES
             or not hmac.compare_digest(key.secret.encode(), secret.encode())):
         raise AccessDeniedError("unknown or revoked key, wrong secret, or a role that may not review "
-                                "(operator or admin only)")
-    return key.access_key_id
+                                "(reviewer, operator or admin only)")
+    return Reviewer(key.access_key_id, key.person)
 
 
 def cmd_review_decide(args) -> int:
@@ -276,6 +281,6 @@ def cmd_review_decide(args) -> int:
         print_json(lead.to_json())
     else:
         n = sum(d.decision == "confirm" for d in lead.decisions)
-        print(f"lead {lead.lead_id}: {args.decision} recorded for {reviewer}; status {lead.status} "
+        print(f"lead {lead.lead_id}: {args.decision} recorded for {reviewer.person}; status {lead.status} "
               f"({n} of 2 confirmations)")
     return 0
