@@ -267,3 +267,25 @@ def test_search_by_face_id_keeps_what_was_searched(url, keys, acc_dir):
     kept = Accountability(acc_dir).probe_path(rec.data["probe_sha256"])
     assert kept is not None and kept.read_bytes()[:2] == b"\xff\xd8"  # the searched face's crop
     rek.delete_collection(CollectionId="byface")
+
+
+def test_default_policy_cannot_be_dodged_by_copying_into_a_new_collection(url, keys, acc_dir):
+    """Finding 5: faces copied into a new collection without a policy were searched at threshold 0."""
+    status, doc = native(url, keys["operator"], "PutDefaultPolicy", {"MinFaceMatchThreshold": 99})
+    assert status == 400 and doc["__type"] == "AccessDeniedException"
+    status, doc = native(url, keys["admin"], "PutDefaultPolicy",
+                         {"MinFaceMatchThreshold": 99, "RequireCaseReference": True})
+    assert status == 200 and doc["Policy"]["Source"] == "default"
+    try:
+        rek = with_case(client(url, keys["operator"]), "case-copy")
+        rek.create_collection(CollectionId="copied")
+        rek.index_faces(CollectionId="copied", Image={"Bytes": portrait_2014("C000141").read_bytes()})
+        with pytest.raises(rek.exceptions.AccessDeniedException, match="at least 99"):
+            rek.search_faces_by_image(CollectionId="copied", Image={"Bytes": portrait_2018("C000141").read_bytes()},
+                                      FaceMatchThreshold=0)
+        _, doc = native(url, keys["reviewer"], "ListCollectionPolicies", {})
+        sources = {p["CollectionId"]: p["Source"] for p in doc["Policies"]}
+        assert sources["copied"] == "default" and doc["DefaultPolicy"]["MinFaceMatchThreshold"] == 99
+    finally:
+        native(url, keys["admin"], "PutDefaultPolicy", {})
+        client(url, keys["admin"]).delete_collection(CollectionId="copied")

@@ -72,3 +72,22 @@ def test_cli_review_needs_two_distinct_keys(tmp_path, capsys, monkeypatch):
     doc = json.loads(out)
     assert doc["Status"] == "confirmed" and [x["Reviewer"] for x in doc["Decisions"]] == ["Alice", "Bob"]
     assert [x["AccessKeyId"] for x in doc["Decisions"]] == [alice.access_key_id, bob.access_key_id]
+
+
+def test_cli_default_policy_and_listing(tmp_path, capsys):
+    from faceaudit.collections import FaceCollections
+
+    d = str(tmp_path)
+    fc = FaceCollections(tmp_path)
+    for cid in ("mine", "theirs"):
+        fc.create_collection(collection_id=cid)
+    assert run(capsys, "policy", "set-default", "--min-threshold", "95", "--data-dir", d)[0] == 0
+    assert run(capsys, "policy", "set", "mine", "--law-enforcement", "--data-dir", d)[0] == 0
+    code, out, _ = run(capsys, "policy", "list", "--data-dir", d, "--json")
+    doc = json.loads(out)
+    assert {p["CollectionId"]: p["Source"] for p in doc["Policies"]} == {"mine": "collection", "theirs": "default"}
+    assert doc["DefaultPolicy"]["MinFaceMatchThreshold"] == 95
+    code, out, _ = run(capsys, "policy", "list", "--data-dir", d)
+    assert "relies on default" in out and "false-match rate" in out
+    code, out, _ = run(capsys, "policy", "get", "theirs", "--data-dir", d)
+    assert "relies on the deployment default" in out and "minimum threshold 95" in out

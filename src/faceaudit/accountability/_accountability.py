@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from faceaudit.accountability._files import write_private
 from faceaudit.accountability._log import LogRecord, SearchLog
-from faceaudit.accountability._policy import PolicyStore, PolicyViolationError, ThresholdPolicy
+from faceaudit.accountability._policy import DEFAULT_POLICY_ID, PolicyStore, PolicyViolationError, ThresholdPolicy
 from faceaudit.accountability._review import Lead, Reviewer, ReviewQueue
 from faceaudit.accountability._store import Store
 
@@ -94,6 +94,24 @@ class Accountability:
         stamped = self.policies.set(policy, role=ctx.role, actor=ctx.access_key_id)
         self.log.append("policy", {"access_key_id": ctx.access_key_id, "policy": stamped.to_json()})
         return stamped
+
+    def default_policy(self) -> ThresholdPolicy:
+        """The deployment-wide default: it applies to every collection without a policy of its own."""
+        return self.policies.get(DEFAULT_POLICY_ID)
+
+    def set_default_policy(self, policy: ThresholdPolicy, ctx: CallerContext) -> ThresholdPolicy:
+        return self.set_policy(replace(policy, collection_id=DEFAULT_POLICY_ID), ctx)
+
+    def policy_listing(self) -> List[ThresholdPolicy]:
+        """Every collection's policy (its own, the default's, or none), collections in name order."""
+        fc, ids, token = self.collections(), [], None
+        while True:
+            page = fc.list_collections(next_token=token)
+            ids.extend(page.collection_ids)
+            token = page.next_token
+            if not token:
+                break
+        return [self.policy(cid) for cid in sorted(ids)]
 
     def authorize(self, ctx: CallerContext, operation: str, collection_id: Optional[str],
                   threshold: float, max_faces: Optional[int]) -> None:

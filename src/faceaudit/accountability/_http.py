@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional
 from faceaudit._errors import InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext
 from faceaudit.accountability._identification import guard_request
-from faceaudit.accountability._policy import ThresholdPolicy
+from faceaudit.accountability._policy import DEFAULT_POLICY_ID, ThresholdPolicy
 from faceaudit.accountability._review import Reviewer
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
 
@@ -128,15 +128,17 @@ class AccountabilityExtension:
     # -- faceaudit's own operations --------------------------------------------------------
 
     def _op_put_collection_policy(self, caller, params) -> Dict[str, Any]:
-        policy = ThresholdPolicy(
-            collection_id=_string(params, "CollectionId", required=True),
-            min_face_match_threshold=_number(params, "MinFaceMatchThreshold", 0, 100),
-            max_faces=_integer(params, "MaxFaces", 1, 4096),
-            require_case_reference=bool(params.get("RequireCaseReference", False)),
-            purpose=_string(params, "Purpose") or "",
-        )
+        policy = _policy_of(params, _string(params, "CollectionId", required=True))
         stamped = self.acc.set_policy(policy, self.context(caller))
         return {"Policy": stamped.to_json()}
+
+    def _op_put_default_policy(self, caller, params) -> Dict[str, Any]:
+        stamped = self.acc.set_default_policy(_policy_of(params, DEFAULT_POLICY_ID), self.context(caller))
+        return {"Policy": stamped.to_json()}
+
+    def _op_list_collection_policies(self, caller, params) -> Dict[str, Any]:
+        return {"DefaultPolicy": self.acc.default_policy().to_json(),
+                "Policies": [p.to_json() for p in self.acc.policy_listing()]}
 
     def _op_get_collection_policy(self, caller, params) -> Dict[str, Any]:
         return {"Policy": self.acc.policy(_string(params, "CollectionId", required=True)).to_json()}
@@ -157,6 +159,16 @@ class AccountabilityExtension:
             _string(params, "Decision", required=True), _string(params, "Note") or "",
         )
         return {"Lead": lead.to_json()}
+
+
+def _policy_of(params, collection_id: str) -> ThresholdPolicy:
+    return ThresholdPolicy(
+        collection_id=collection_id,
+        min_face_match_threshold=_number(params, "MinFaceMatchThreshold", 0, 100),
+        max_faces=_integer(params, "MaxFaces", 1, 4096),
+        require_case_reference=bool(params.get("RequireCaseReference", False)),
+        purpose=_string(params, "Purpose") or "",
+    )
 
 
 def _snake(name: str) -> str:

@@ -10,6 +10,10 @@ from faceaudit._errors import AccessDeniedError, InvalidParameterError
 from faceaudit.accountability._store import Store
 
 
+DEFAULT_POLICY_ID = "*"
+"""The policies-table key of the deployment-wide default (no collection id can be ``*``)."""
+
+
 class PolicyViolationError(AccessDeniedError):
     """A request falls below its collection's policy (e.g. FaceMatchThreshold under the minimum)."""
 
@@ -32,6 +36,7 @@ class ThresholdPolicy:
     purpose: str = ""
     set_by: str = ""
     set_at: float = 0.0
+    source: str = "collection"  # "collection" (its own), "default" (the deployment's) or "none"
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -42,6 +47,7 @@ class ThresholdPolicy:
             "Purpose": self.purpose,
             "SetBy": self.set_by,
             "SetAt": self.set_at,
+            "Source": self.source,
         }
 
     def check(self, threshold: float, max_faces: Optional[int], case_reference: Optional[str]) -> None:
@@ -70,13 +76,18 @@ class PolicyStore:
         self._store = store
 
     def get(self, collection_id: str) -> ThresholdPolicy:
-        row = self._store.read().execute(
-            "SELECT * FROM policies WHERE collection_id = ?", (collection_id,)
-        ).fetchone()
+        """The collection's own policy, else the deployment's default (``source`` says which)."""
+        conn = self._store.read()
+        row = conn.execute("SELECT * FROM policies WHERE collection_id = ?", (collection_id,)).fetchone()
+        source = "default" if collection_id == DEFAULT_POLICY_ID else "collection"
+        if row is None and collection_id != DEFAULT_POLICY_ID:
+            row = conn.execute("SELECT * FROM policies WHERE collection_id = ?", (DEFAULT_POLICY_ID,)).fetchone()
+            source = "default"
         if row is None:
-            return ThresholdPolicy(collection_id=collection_id)
+            return ThresholdPolicy(collection_id=collection_id, source="none")
         return ThresholdPolicy(
-            collection_id=row["collection_id"],
+            source=source,
+            collection_id=collection_id,
             min_face_match_threshold=row["min_face_match_threshold"],
             max_faces=row["max_faces"],
             require_case_reference=bool(row["require_case_reference"]),
@@ -95,6 +106,7 @@ class PolicyStore:
         stamped = ThresholdPolicy(
             policy.collection_id, policy.min_face_match_threshold, policy.max_faces,
             policy.require_case_reference, policy.purpose, actor, round(time.time(), 3),
+            source="default" if policy.collection_id == DEFAULT_POLICY_ID else "collection",
         )
         with self._store.write() as conn:
             conn.execute(

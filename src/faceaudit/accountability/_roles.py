@@ -15,6 +15,8 @@ from faceaudit._errors import AccessDeniedError
 NATIVE_OPERATIONS = {
     "PutCollectionPolicy": ("admin",),
     "GetCollectionPolicy": ("admin", "operator", "reviewer"),
+    "PutDefaultPolicy": ("admin",),
+    "ListCollectionPolicies": ("admin", "operator", "reviewer"),
     "ListLeads": ("admin", "operator", "reviewer"),
     "GetLead": ("admin", "operator", "reviewer"),
     "DecideLead": ("admin", "operator", "reviewer"),

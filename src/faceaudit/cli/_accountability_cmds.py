@@ -52,15 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_policy_get)
     p = pol_sub.add_parser("set", help="set a collection's policy (local admin)")
     p.add_argument("collection_id", metavar="COLLECTION")
+    _policy_options(p)
+    p = pol_sub.add_parser("set-default", help="set the deployment-wide default policy: it applies to every "
+                                               "collection without a policy of its own (local admin)")
+    _policy_options(p)
+    p.set_defaults(collection_id=None)
+    p = pol_sub.add_parser("list", help="every collection's policy, and which rely on the default")
     _data_dir_arg(p)
-    p.add_argument("--min-threshold", type=float, default=None, help="lowest allowed FaceMatchThreshold, 0-100 (e.g. 99)")
-    p.add_argument("--max-faces", type=int, default=None, help="most candidates per search")
-    p.add_argument("--require-case-reference", action="store_true")
-    p.add_argument("--purpose", default="", help='what the collection is for, e.g. "law-enforcement"')
-    p.add_argument("--law-enforcement", action="store_true",
-                   help="shorthand: min threshold 99, case reference required, purpose law-enforcement")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_policy_set)
+    p.set_defaults(handler=cmd_policy_list)
 
     rev = sub.add_parser("review", help="human review of leads (two reviewers confirm)")
     rev_sub = rev.add_subparsers(dest="review_command", metavar="ACTION")
@@ -88,6 +88,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--note", default="")
         p.add_argument("--json", action="store_true")
         p.set_defaults(handler=cmd_review_decide, decision=action)
+
+
+def _policy_options(p: argparse.ArgumentParser) -> None:
+    _data_dir_arg(p)
+    p.add_argument("--min-threshold", type=float, default=None, help="lowest allowed FaceMatchThreshold, 0-100 (e.g. 99)")
+    p.add_argument("--max-faces", type=int, default=None, help="most candidates per search")
+    p.add_argument("--require-case-reference", action="store_true")
+    p.add_argument("--purpose", default="", help='what the collection is for, e.g. "law-enforcement"')
+    p.add_argument("--law-enforcement", action="store_true",
+                   help="shorthand: min threshold 99, case reference required, purpose law-enforcement")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_policy_set)
 
 
 def _acc(args):
@@ -184,9 +196,43 @@ def _print_policy(policy, as_json: bool) -> None:
         return
     mt = "none" if policy.min_face_match_threshold is None else f"{policy.min_face_match_threshold:g}"
     mf = "none" if policy.max_faces is None else str(policy.max_faces)
-    print(f"collection {policy.collection_id}: minimum threshold {mt}, max candidates {mf}, "
+    print(f"{_policy_name(policy)}: minimum threshold {mt}, max candidates {mf}, "
           f"case reference {'required' if policy.require_case_reference else 'optional'}"
           + (f", purpose {policy.purpose}" if policy.purpose else ""))
+
+
+def _policy_name(policy) -> str:
+    from faceaudit.accountability._policy import DEFAULT_POLICY_ID
+
+    if policy.collection_id == DEFAULT_POLICY_ID:
+        return "deployment default policy"
+    how = {"default": " (relies on the deployment default)", "none": " (no policy: nothing enforced)"}
+    return f"collection {policy.collection_id}{how.get(policy.source, '')}"
+
+
+def cmd_policy_list(args) -> int:
+    acc = _acc(args)
+    default, policies = acc.default_policy(), acc.policy_listing()
+    if args.json:
+        print_json({"DefaultPolicy": default.to_json(), "Policies": [p.to_json() for p in policies]})
+        return 0
+
+    from faceaudit.engine import promised_fmr
+
+    def cell(value, fmt="{:g}"):
+        return "-" if value is None else fmt.format(value)
+
+    def threshold(value):  # say what a Similarity threshold means
+        return "-" if value is None else f"{value:g} (false-match rate <= {promised_fmr(value):.2g})"
+
+    rows = [["(default)", default.source if default.source == "none" else "deployment default",
+             threshold(default.min_face_match_threshold), cell(default.max_faces, "{}"),
+             "required" if default.require_case_reference else "optional", default.purpose or "-"]]
+    rows += [[p.collection_id, {"collection": "own policy", "default": "relies on default", "none": "NO POLICY"}[p.source],
+              threshold(p.min_face_match_threshold), cell(p.max_faces, "{}"),
+              "required" if p.require_case_reference else "optional", p.purpose or "-"] for p in policies]
+    print_table(["collection", "policy", "min threshold", "max candidates", "case reference", "purpose"], rows)
+    return 0
 
 
 def cmd_policy_get(args) -> int:
@@ -197,14 +243,18 @@ def cmd_policy_get(args) -> int:
 def cmd_policy_set(args) -> int:
     from faceaudit.accountability import ThresholdPolicy
 
+    from faceaudit.accountability._policy import DEFAULT_POLICY_ID
+
     policy = ThresholdPolicy(
-        collection_id=args.collection_id,
+        collection_id=args.collection_id or DEFAULT_POLICY_ID,
         min_face_match_threshold=99.0 if args.law_enforcement and args.min_threshold is None else args.min_threshold,
         max_faces=args.max_faces,
         require_case_reference=args.require_case_reference or args.law_enforcement,
         purpose=args.purpose or ("law-enforcement" if args.law_enforcement else ""),
     )
-    _print_policy(_acc(args).set_policy(policy, _local_admin()), args.json)
+    acc = _acc(args)
+    set_ = acc.set_policy if args.collection_id else acc.set_default_policy
+    _print_policy(set_(policy, _local_admin()), args.json)
     return 0
 
 
