@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+from faceaudit._paths import check_private_dir
 from faceaudit.accountability._files import write_private
 from faceaudit.accountability._log import LogRecord, SearchLog
 from faceaudit.accountability._policy import DEFAULT_POLICY_ID, PolicyStore, PolicyViolationError, ThresholdPolicy
@@ -77,6 +78,8 @@ class Accountability:
     def __init__(self, data_dir: "str | os.PathLike[str]",
                  face_image: Optional[Callable[[str], Optional[bytes]]] = None) -> None:
         self.data_dir = Path(data_dir)
+        if self.data_dir.is_dir():
+            check_private_dir(self.data_dir)  # UnsafePermissionsError: open to other local users
         self._face_image = face_image
         self._collections: Any = None
         self.log = SearchLog(self.data_dir / "search-log.jsonl")

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from faceaudit._errors import FaceAuditError
+from faceaudit._paths import private_dir
 from faceaudit.accountability._files import write_private
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class SearchLog:
 
     def append(self, kind: str, data: Dict[str, Any]) -> LogRecord:
         """Append one record durably (fsync) and return it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -202,10 +202,15 @@ class Store:
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self, create: bool) -> Optional[sqlite3.Connection]:
+        from faceaudit._paths import private_dir, private_file
+
         if not self.path.exists():
             if not create:
                 return None
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
+            private_file(self.path)
+        else:
+            private_dir(self.data_dir)  # refuses a data dir open to other users
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")

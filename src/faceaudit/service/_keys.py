@@ -239,10 +239,7 @@ class KeyStore:
 
 
 def _make_private_dir(path: Path) -> None:
-    """Create the data dir (0700 for the parts created here) if it does not exist."""
-    if not path.is_dir():
-        old = os.umask(0o077)
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        finally:
-            os.umask(old)
+    """Create the data dir (0700 for the parts created here); refuse one open to other users."""
+    from faceaudit._paths import private_dir
+
+    private_dir(path)
