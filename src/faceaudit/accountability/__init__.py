@@ -41,11 +41,13 @@ from faceaudit.accountability._log import (
     record_hash,
 )
 from faceaudit.accountability._policy import PolicyViolationError, ThresholdPolicy
+from faceaudit.accountability._retention import DailyRetention, Retention, RetentionReport, RetentionRule
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead, Reviewer
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._testing import TestingAPI
 
 __all__ = [
+    "DailyRetention", "Retention", "RetentionReport", "RetentionRule",
     "AnchorCheck", "AnchorReport", "DeploymentKey", "check_anchors", "issue_anchor",
     "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
     "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "Reviewer", "LogIntegrityError", "LogRecord", "Repair",

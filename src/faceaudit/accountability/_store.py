@@ -48,6 +48,13 @@ CREATE TABLE IF NOT EXISTS audit_collections (
     created_by TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS retention (
+    collection_id TEXT PRIMARY KEY,
+    days INTEGER,
+    legal_hold INTEGER NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS review_sessions (
     session_id TEXT PRIMARY KEY,
     access_key_id TEXT NOT NULL,

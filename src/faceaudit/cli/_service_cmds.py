@@ -81,6 +81,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # and auditor keys can test the deployed model (testing API)
     extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir))
     app = ServiceApp(config, extension=extension)
+    from faceaudit.accountability import DailyRetention
+
+    DailyRetention(config.data_dir).start()  # retention rules applied now and once a day
     if config.auth and not any(k.active for k in app.keys.list()):
         print(
             f"faceaudit: note: no active access key in {config.data_dir}: every request will be "

@@ -486,6 +486,13 @@ class Store:
         return [_face_row(r) for r in rows]
 
     @staticmethod
+    def faces_created_before(conn, collection_rowid: int, before: float) -> List[Tuple[str, Optional[str]]]:
+        """(FaceId, UserId or None) of the collection's faces indexed before ``before``, oldest first."""
+        return [(r[0], r[1]) for r in conn.execute(
+            "SELECT f.face_id, u.user_id FROM faces f LEFT JOIN users u ON u.id = f.user_row "
+            "WHERE f.collection_id = ? AND f.created_at < ? ORDER BY f.id", (collection_rowid, before))]
+
+    @staticmethod
     def find_image(conn, collection_rowid: int, sha256: str, external_image_id: Optional[str]):
         return conn.execute(
             "SELECT id, image_id, unindexed FROM images WHERE collection_id = ? AND sha256 = ? "
