@@ -165,3 +165,13 @@ def test_a_crash_between_log_and_leads_loses_no_lead(acc):
     leads = Accountability(acc.data_dir).leads("pending")  # the next process
     assert [(l.search_seq, l.rank, l.candidate_face_id) for l in leads] == [(rec.seq, 1, "f-1"), (rec.seq, 2, "f-2")]
     assert len(acc.leads("pending")) == 2  # made once, whoever catches up
+
+
+def test_leads_made_before_the_upgrade_are_not_made_again(acc):
+    _search(acc, 2)
+    with acc._store.write() as conn:  # a database from before leads were made from the log
+        conn.execute("DELETE FROM lead_sync")
+        conn.execute("UPDATE leads SET lead_id = 'old-' || lead_id")
+    assert len(Accountability(acc.data_dir).leads("pending")) == 2
+    _search(acc, 1)
+    assert len(acc.leads("pending")) == 3

@@ -118,9 +118,11 @@ class ReviewQueue:
         with self._store.write() as conn:
             row = conn.execute("SELECT last_seq, log_offset FROM lead_sync WHERE id = 1").fetchone()
             last_seq, offset = (row[0], row[1]) if row else (0, 0)
+            # a database from before leads were made from the log already holds those searches' leads
+            made_before = 0 if row else (conn.execute("SELECT MAX(search_seq) FROM leads").fetchone()[0] or 0)
             for rec, end in self._log.records_after(offset):
                 last_seq, offset = rec.seq, end
-                if rec.kind == "search":
+                if rec.kind == "search" and rec.seq > made_before:
                     made += self._insert_leads(conn, rec.seq, rec.hash, rec.time, rec.data)
             conn.execute("INSERT OR REPLACE INTO lead_sync VALUES (1, ?, ?)", (last_seq, offset))
         return made
