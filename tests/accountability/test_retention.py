@@ -77,6 +77,8 @@ def test_server_daily_run_applies_the_rules_once_at_a_time(tmp_path):
     Retention(Accountability(tmp_path)).set(ADMIN, "gone", 1)
     daily = DailyRetention(tmp_path)
     assert daily.run_once() is not None
+    assert daily.run_once() is None  # done for today
+    os.utime(tmp_path / "retention.last", (0, 0))
     fd = os.open(tmp_path / "retention.lock", os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # another worker is applying retention

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, Optional
@@ -46,17 +47,29 @@ class AccountabilityExtension:
         keys: Any = None,
         face_image: Optional[Callable[[str], Optional[bytes]]] = None,
         testing: Any = None,
+        daily_retention: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.acc = Accountability(self.data_dir, face_image=face_image)
         self._keys = keys
         self._testing = testing
         self._web = None
+        self._daily_retention = daily_retention
+        self._retention_pid: Optional[int] = None
 
     # -- ServiceExtension ------------------------------------------------------------------
 
     def authorize(self, caller, operation: str, native: bool) -> None:
+        self._start_retention()
         authorize(caller.role, operation, native)
+
+    def _start_retention(self) -> None:
+        """Start the daily retention thread in this worker process (after the fork, never before)."""
+        if self._daily_retention and self._retention_pid != os.getpid():
+            from faceaudit.accountability._retention import DailyRetention
+
+            self._retention_pid = os.getpid()
+            DailyRetention(self.data_dir).start()
 
     def context(self, caller) -> CallerContext:
         case = caller.header(CASE_HEADER).strip()

@@ -149,11 +149,13 @@ def _rule(row) -> RetentionRule:
 
 
 class DailyRetention:
-    """Runs :meth:`Retention.apply` once a day in a daemon thread (one process at a time: flock)."""
+    """Runs :meth:`Retention.apply` once a day in a daemon thread. Every worker process may run one:
+    an flock lets one apply at a time, and ``retention.last`` (the last run's time) once a day."""
 
-    def __init__(self, data_dir, interval: float = DAY_SECONDS) -> None:
+    def __init__(self, data_dir, interval: float = DAY_SECONDS, check_every: float = 600.0) -> None:
         self.data_dir = data_dir
         self.interval = interval
+        self.check_every = min(check_every, interval)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="faceaudit-retention", daemon=True)
 
@@ -170,7 +172,7 @@ class DailyRetention:
                 self.run_once()
             except Exception:  # noqa: BLE001 - a failed run is logged and retried tomorrow
                 log.exception("retention run failed")
-            self._stop.wait(self.interval)
+            self._stop.wait(self.check_every)
 
     def run_once(self) -> Optional[RetentionReport]:
         lock = os.path.join(self.data_dir, "retention.lock")
@@ -180,8 +182,16 @@ class DailyRetention:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return None  # another process is applying retention right now
+            last = os.path.join(self.data_dir, "retention.last")
+            try:
+                if time.time() - os.stat(last).st_mtime < self.interval:
+                    return None  # applied within the day (by this or another worker)
+            except FileNotFoundError:
+                pass
             acc = Accountability(self.data_dir)
             report = Retention(acc).apply(CallerContext("server:retention", role="admin", source="server"))
+            os.close(os.open(last, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.utime(last)
             log.info("retention: deleted %d face(s) and %d probe(s)",
                      sum(map(len, report.faces.values())), len(report.probes))
             return report

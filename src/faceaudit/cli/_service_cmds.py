@@ -79,11 +79,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # accountability by construction: every identification is logged, policies and roles hold,
     # and auditor keys can test the deployed model (testing API)
-    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir))
+    # retention rules are applied once a day (by one worker at a time)
+    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir), daily_retention=True)
     app = ServiceApp(config, extension=extension)
-    from faceaudit.accountability import DailyRetention
-
-    DailyRetention(config.data_dir).start()  # retention rules applied now and once a day
     if config.auth and not any(k.active for k in app.keys.list()):
         print(
             f"faceaudit: note: no active access key in {config.data_dir}: every request will be "
