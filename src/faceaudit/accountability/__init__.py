@@ -40,7 +40,12 @@ from faceaudit.accountability._log import (
     export_records,
     record_hash,
 )
-from faceaudit.accountability._policy import PolicyViolationError, ThresholdPolicy
+from faceaudit.accountability._policy import (
+    PolicyMeaning,
+    PolicyViolationError,
+    ThresholdPolicy,
+    policy_meaning,
+)
 from faceaudit.accountability._retention import DailyRetention, Retention, RetentionReport, RetentionRule
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead, Reviewer
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
@@ -51,6 +56,6 @@ __all__ = [
     "AnchorCheck", "AnchorReport", "DeploymentKey", "check_anchors", "issue_anchor",
     "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
     "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "Reviewer", "LogIntegrityError", "LogRecord", "Repair",
-    "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
-    "candidates_of", "export_records", "guarded", "record_hash",
+    "PolicyMeaning", "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
+    "candidates_of", "export_records", "guarded", "policy_meaning", "record_hash",
 ]

@@ -178,6 +178,7 @@ def _policy_of(params, collection_id: str) -> ThresholdPolicy:
     return ThresholdPolicy(
         collection_id=collection_id,
         min_face_match_threshold=_number(params, "MinFaceMatchThreshold", 0, 100),
+        max_false_match_rate=_number(params, "MaxFalseMatchRate", 1e-7, 1),
         max_faces=_integer(params, "MaxFaces", 1, 4096),
         require_case_reference=bool(params.get("RequireCaseReference", False)),
         purpose=_string(params, "Purpose") or "",

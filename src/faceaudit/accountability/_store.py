@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS policies (
     require_case_reference INTEGER NOT NULL DEFAULT 0,
     purpose TEXT NOT NULL DEFAULT '',
     set_by TEXT NOT NULL,
-    set_at REAL NOT NULL
+    set_at REAL NOT NULL,
+    max_false_match_rate REAL
 );
 CREATE TABLE IF NOT EXISTS leads (
     lead_id TEXT PRIMARY KEY,
@@ -119,6 +120,7 @@ class Store:
 
 _ADDED_COLUMNS = (
     # table, column, declaration: columns added after the first release (older databases get them)
+    ("policies", "max_false_match_rate", "REAL"),
     ("leads", "requested_by_person", "TEXT NOT NULL DEFAULT ''"),
     ("leads", "rank", "INTEGER NOT NULL DEFAULT 1"),
     ("leads", "candidates", "INTEGER NOT NULL DEFAULT 1"),
@@ -128,6 +130,7 @@ _ADDED_COLUMNS = (
 
 
 def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier version up to date (columns are only ever added)."""
     for table, column, decl in _ADDED_COLUMNS:
         have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in have:
