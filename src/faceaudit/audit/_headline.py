@@ -11,6 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from faceaudit._stats import wilson_interval
 from faceaudit.audit._html import (
     ACLU_GALLERY,
     ACLU_MATCHED,
@@ -134,7 +135,7 @@ def first_screen(res: Dict[str, Any]) -> str:
     a = s["overall"]["ACLU_COUNT"]
     why = reasons(res, t)
     top = max(res["thresholds"])
-    items = [
+    intro = [
         f"We searched <b>{c['probes']:,}</b> photos of {c['probe_subjects']:,} people against a gallery of "
         f"<b>{c['gallery_images']:,}</b> photos of {c['gallery_subjects']:,} people ({c['searches_mated']:,} of "
         f"the people searched have another photo in the gallery; {c['searches_non_mated']:,} do not).",
@@ -142,10 +143,7 @@ def first_screen(res: Dict[str, Any]) -> str:
         f"<b>{a['errors']:,} of {a['trials']:,} searches</b> returned at least one candidate who is somebody else: "
         f"<b>{pct(a['rate'])} <span class='ci'>(95% interval {interval(a['wilson95'])})</span></b>.</span>",
     ]
-    for col in base_columns(res):
-        line = _ratio_sentence(res, col, t)
-        if line:
-            items.append(line)
+    items = []
     for st in _share_at(res, t):
         items.append(share_sentence(st, f"At {tfmt(t)}"))
     for p in res.get("match_counts", []):
@@ -153,8 +151,12 @@ def first_screen(res: Dict[str, Any]) -> str:
             continue
         for st in _share_at(res, p["threshold"]):
             items.append(share_sentence(
-                st, f"At {tfmt(p['threshold'])}, the threshold where {p['reached']['errors']} searches had a false "
-                    f"candidate (the ACLU's operating point had {p['requested']})"))
+                st, f"At {tfmt(p['threshold'])}, where {p['reached']['errors']} searches had a false candidate "
+                    f"(asked for: {p['requested']}; the ACLU's 28 of 535 were counted at such a point)"))
+    for col in base_columns(res):
+        line = _ratio_sentence(res, col, t)
+        if line:
+            items.append(line)
     check = next((pc for pc in res.get("promise_checks", []) if abs(pc["threshold"] - t) < 1e-9), None)
     if check:
         items.append(escape(check["overall"]["finding"]))
@@ -162,9 +164,10 @@ def first_screen(res: Dict[str, Any]) -> str:
                  and g["measured"]["subjects"] >= min_group(res) and check["overall"]["verdict"] != "above"]
         for g in above[:4]:
             items.append(escape(g["finding"]))
-    html = "<ul class='key'>" + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
     ths = [t] + ([top] if top != t else [])
+    html = ul(intro)
     html += f"<h3>By group, at {' and '.join(tfmt(x) for x in ths)}</h3>" + by_group_table(res, ths)
+    html += ul(items)
     return html
 
 
@@ -300,8 +303,6 @@ def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any]) -> List[str]:
         share = comp.get(pg, 0) / total
         across = oe / on
         w_lo = within["wilson95"][0]
-        from faceaudit._stats import wilson_interval
-
         a_hi = wilson_interval(oe, on)[1]
         if within["rate"] and w_lo > a_hi:
             out.append(

@@ -9,7 +9,7 @@ excludes the promise is written as a finding in plain words.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Sequence, Tuple
 
 from faceaudit.audit._html import sci
 from faceaudit.audit._results import PromiseCheck, PromiseGap, Rate
@@ -31,8 +31,8 @@ def times(x: float) -> str:
 
 
 def who(column: str, group: str) -> str:
-    """Plain words for the people of a group: "everyone", "sex F", "race black"."""
-    return "everyone" if not column else f"{column} {group}"
+    """Plain words for the start of a finding: "Overall", "For sex F", "For race black"."""
+    return "Overall" if not column else f"For {column} {group}"
 
 
 def gap(column: str, group: str, measured: Rate, threshold: float, promised: float) -> PromiseGap:
@@ -40,7 +40,7 @@ def gap(column: str, group: str, measured: Rate, threshold: float, promised: flo
     subject = who(column, group)
     if measured.trials == 0 or measured.rate is None:
         return PromiseGap(column, group, measured, None, (None, None), "no data",
-                          f"For {subject} there were no comparisons of two different people at {threshold:g}.")
+                          f"{subject}, there were no comparisons of two different people at {threshold:g}.")
     lo, hi = _bounds(measured)
     ratio = measured.rate / promised
     r95 = (lo / promised, hi / promised)
@@ -48,17 +48,17 @@ def gap(column: str, group: str, measured: Rate, threshold: float, promised: flo
     counts = f"{measured.errors:,} of {measured.trials:,} comparisons"
     if lo > promised:
         verdict = "above"
-        finding = (f"For {subject} the false-match rate {where} was {times(ratio)} what the scale promises "
+        finding = (f"{subject}, the false-match rate {where} was {times(ratio)} what the scale promises "
                    f"({sci(measured.rate)}, {counts}; promised {sci(promised)}; the interval "
                    f"{times(r95[0])}–{times(r95[1])} lies above the promise).")
     elif hi < promised:
         verdict = "below"
-        finding = (f"For {subject} the false-match rate {where} was lower than the scale promises "
+        finding = (f"{subject}, the false-match rate {where} was lower than the scale promises "
                    f"({sci(measured.rate)}, {counts}; promised {sci(promised)}).")
     else:
         verdict = "consistent"
         need = int(round(3.0 / promised))
-        finding = (f"For {subject} the false-match rate {where} ({sci(measured.rate)}, {counts}) is consistent "
+        finding = (f"{subject}, the false-match rate {where} ({sci(measured.rate)}, {counts}) is consistent "
                    f"with the promised {sci(promised)}: its interval holds the promise"
                    + (f" (telling them apart needs about {need:,} comparisons)" if measured.trials < need else "")
                    + ".")
@@ -77,12 +77,3 @@ def promise_checks(thresholds: Sequence[float], overall_fmr: Sequence[Rate],
                 groups.append(gap(col, g, rates[k], float(t), p))
         out.append(PromiseCheck(float(t), p, gap("", "everyone", overall_fmr[k], float(t), p), tuple(groups)))
     return tuple(out)
-
-
-def headline_gaps(check: PromiseCheck, min_people: int) -> Dict[str, List[PromiseGap]]:
-    """Group gaps worth a sentence: verdict "above" or "below", from groups of at least ``min_people``."""
-    out: Dict[str, List[PromiseGap]] = {"above": [], "below": []}
-    for g in check.groups:
-        if g.verdict in out and g.group != "unknown" and g.measured.subjects >= min_people:
-            out[g.verdict].append(g)
-    return out
