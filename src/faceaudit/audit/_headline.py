@@ -143,23 +143,24 @@ def first_screen(res: Dict[str, Any]) -> str:
         f"<b>{a['errors']:,} of {a['trials']:,} searches</b> returned at least one candidate who is somebody else: "
         f"<b>{pct(a['rate'])} <span class='ci'>(95% interval {interval(a['wilson95'])})</span></b>.</span>",
     ]
-    items = []
     for st in _share_at(res, t):
-        items.append(share_sentence(st, f"At {tfmt(t)}"))
+        intro.append(share_sentence(st, f"At {tfmt(t)}"))
     for p in res.get("match_counts", []):
         if p.get("threshold") is None:
             continue
         for st in _share_at(res, p["threshold"]):
-            items.append(share_sentence(
+            intro.append(share_sentence(
                 st, f"At {tfmt(p['threshold'])}, where {p['reached']['errors']} searches had a false candidate "
                     f"(asked for: {p['requested']}; the ACLU's 28 of 535 were counted at such a point)"))
+    check = next((pc for pc in res.get("promise_checks", []) if abs(pc["threshold"] - t) < 1e-9), None)
+    if check:
+        intro.append(escape(check["overall"]["finding"]))
+    items = []
     for col in base_columns(res):
         line = _ratio_sentence(res, col, t)
         if line:
             items.append(line)
-    check = next((pc for pc in res.get("promise_checks", []) if abs(pc["threshold"] - t) < 1e-9), None)
     if check:
-        items.append(escape(check["overall"]["finding"]))
         above = [g for g in check["groups"] if g["verdict"] == "above" and g["group"] != "unknown"
                  and g["measured"]["subjects"] >= min_group(res) and check["overall"]["verdict"] != "above"]
         for g in above[:4]:
@@ -167,7 +168,8 @@ def first_screen(res: Dict[str, Any]) -> str:
     ths = [t] + ([top] if top != t else [])
     html = ul(intro)
     html += f"<h3>By group, at {' and '.join(tfmt(x) for x in ths)}</h3>" + by_group_table(res, ths)
-    html += ul(items)
+    if items:
+        html += ul(items)
     return html
 
 

@@ -34,7 +34,7 @@ h1{font-size:26px;margin:4px 0 6px}h2{font-size:21px;margin:34px 0 10px;border-b
 table{border-collapse:collapse;margin:8px 0 14px;font-size:13px}
 th,td{border:1px solid #d6d6d6;padding:4px 6px;vertical-align:top;text-align:left}
 th{background:#f0f0ee}td.n{text-align:right}td.small-group{color:#777;background:#fafafa}
-td small,.small{color:#555;font-size:12px}.few{color:#b3541e}.ci{white-space:nowrap}
+td small,.small{color:#555;font-size:12px}table.bygroup td.n{white-space:nowrap}.few{color:#b3541e}.ci{white-space:nowrap}
 .charts{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 .chart{border:1px solid #e2e2e2;width:100%;max-width:560px;height:auto}
 .nodata{max-width:540px;padding:10px;box-sizing:border-box;font-size:13px;color:#444}
