@@ -36,7 +36,7 @@ th,td{border:1px solid #d6d6d6;padding:4px 6px;vertical-align:top;text-align:lef
 th{background:#f0f0ee}td.n{text-align:right}td.small-group{color:#777;background:#fafafa}
 td small,.small{color:#555;font-size:12px}table.bygroup td.n{white-space:nowrap}.few{color:#b3541e}.ci{white-space:nowrap}
 .charts{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-.chart{border:1px solid #e2e2e2;width:100%;max-width:560px;height:auto}
+.chart{border:1px solid #e2e2e2;width:100%;max-width:520px;height:auto}
 .nodata{max-width:540px;padding:10px;box-sizing:border-box;font-size:13px;color:#444}
 svg .ct{font-size:16px;font-weight:600}svg .tick{font-size:13px;fill:#333}svg .axis{font-size:14px;fill:#222}
 svg .legend{font-size:13px;fill:#222}svg .grid{stroke:#ececec}svg .frame{fill:none;stroke:#888}

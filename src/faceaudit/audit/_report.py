@@ -353,7 +353,7 @@ def _charts(res: Dict[str, Any]) -> str:
                 series.append(Series(f"{name}: FNIR", list(zip(grid, d["FNIR"])), colors[g], dash="6 4"))
         if not series:
             continue
-        title = "False leads and misses against threshold" + (f", by {col}" if col else "")
+        title = "False leads and misses" + (f", by {col}" if col else ", everyone")
         out.append(line_chart(series, title=title, x_label="Similarity threshold (higher is stricter)",
                               y_label="share of searches", x_range=(x_lo, 100.0), y_range=(0.0, 1.0),
                               y_percent=True, vlines=vlines))
@@ -372,7 +372,7 @@ def _charts(res: Dict[str, Any]) -> str:
                 p = [(f, n) for _, f, n in pts if f > 0 and n > 0]
                 if p:
                     series.append(Series("everyone" if col == "" else g, p, colors[g]))
-            title = "DET: misses against false matches" + (f", by {col}" if col else "")
+            title = "DET: misses vs false matches" + (f", by {col}" if col else "")
             if not series:
                 out.append(f"<div class='chart nodata'><b>{escape(title)}</b><p>Nothing to draw: at every threshold "
                            "either no false match or no false non-match occurred in this data, and a rate of 0 "
