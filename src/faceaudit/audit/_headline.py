@@ -20,6 +20,7 @@ from faceaudit.audit._html import (
     base_columns,
     find_frame,
     find_summary,
+    group_people,
     headline_threshold,
     implied_fmr,
     interval,
@@ -30,6 +31,7 @@ from faceaudit.audit._html import (
     reasons,
     sci,
     tfmt,
+    times,
     ul,
 )
 
@@ -289,34 +291,45 @@ def promise_section(res: Dict[str, Any]) -> str:
                "<p>No group of at least the stated size differs from the promise beyond its interval.</p>"))
 
 
-def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any]) -> List[str]:
+RARE_IN_GALLERY = 0.25
+"""A group below this share of the gallery's labelled photos is called rare in the gallery."""
+
+
+def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[str]:
     """Within-group against across-group false matches, beside the gallery's composition."""
     comp = res.get("composition", {}).get("gallery", {}).get(ct["gallery_column"], {})
     total = sum(comp.values()) or 0
+    labelled = total - comp.get("unknown", 0)
     out = []
     for pg, row in ct["cells"].items():
-        if pg == "unknown" or pg not in row or not total:
+        if pg == "unknown" or pg not in row or not labelled:
+            continue
+        if group_people(res, ct["column"], pg, t) < min_group(res):
             continue
         within = row[pg]
         others = [r for g, r in row.items() if g not in (pg, "unknown")]
         oe, on = sum(r["errors"] for r in others), sum(r["trials"] for r in others)
         if not within["trials"] or not on:
             continue
-        share = comp.get(pg, 0) / total
+        n_g = comp.get(pg, 0)
+        share = n_g / labelled
+        where = (f"{pct(n_g / total)} of this gallery ({n_g:,} of {total:,} photos"
+                 + (f"; {pct(share)} of the {labelled:,} with a {escape(ct['gallery_column'])} label)"
+                    if labelled < total else ")"))
         across = oe / on
-        w_lo = within["wilson95"][0]
-        a_hi = wilson_interval(oe, on)[1]
-        if within["rate"] and w_lo > a_hi:
-            out.append(
-                f"People labelled {escape(pg)} were falsely matched to gallery photos labelled {escape(pg)} at "
-                f"{within['rate'] / across:.2g} times the rate of other photos (FMR {sci(within['rate'])} against "
-                f"{sci(across)}), but only {pct(share)} of this gallery ({comp.get(pg, 0):,} of {total:,} photos) is "
-                f"labelled {escape(pg)}: a gallery with more such photos would falsely match them more often than "
-                "this audit can show.")
-        elif share < 0.1 and within["errors"] == 0 and within["trials"]:
-            out.append(f"Only {pct(share)} of this gallery is labelled {escape(pg)}: within-group false matches for "
-                       f"people labelled {escape(pg)} can hardly occur here ({within['trials']:,} comparisons, none "
-                       "matched).")
+        if within["rate"] and within["wilson95"][0] > wilson_interval(oe, on)[1]:
+            line = (f"People labelled {escape(pg)} were falsely matched to gallery photos labelled {escape(pg)} at "
+                    f"{times(within['rate'] / across)} the rate of other photos (FMR {sci(within['rate'])} against "
+                    f"{sci(across)}; {within['errors']:,} of {within['trials']:,} comparisons)")
+            if share < RARE_IN_GALLERY:
+                line += (f", but only {where} is labelled {escape(pg)}: a gallery with more such photos would falsely "
+                         f"match people labelled {escape(pg)} more often than this audit can show")
+            if within["errors"] < int(res.get("min_errors", 30)):
+                line += f". It rests on {within['errors']} false matches, so it is uncertain"
+            out.append(line + ".")
+        elif share < RARE_IN_GALLERY and within["errors"] == 0:
+            out.append(f"Only {where} is labelled {escape(pg)}: false matches of people labelled {escape(pg)} within "
+                       f"their own group can hardly occur here ({within['trials']:,} comparisons, none matched).")
     return out
 
 
@@ -330,8 +343,9 @@ def cross_section(res: Dict[str, Any]) -> str:
     out = ["<p>The false-match rate (FMR) of comparisons between the group of the person searched (rows) and the "
            "group of the gallery photo (columns), with its 95% interval. The gallery's make-up is under each column: "
            "a group that is rare in the gallery cannot produce many false matches, whatever the rate.</p>"]
+    ordered = sorted(tables, key=lambda c: c["column"] != c.get("gallery_column", c["column"]))
     for t in ths:
-        for ct in tables:
+        for ct in ordered:
             if abs(ct["threshold"] - t) > 1e-9:
                 continue
             same = ct["column"] == ct.get("gallery_column", ct["column"])
@@ -349,7 +363,7 @@ def cross_section(res: Dict[str, Any]) -> str:
                 for pg, row in ct["cells"].items())
             table = f"<table><tr><th></th>{head}</tr>{rows}</table>"
             title = f"{escape(ct['column'])} of the person searched × {escape(gcol)} of the gallery photo, at {tfmt(t)}"
-            findings = _cross_finding(res, ct) if same else []
+            findings = _cross_finding(res, ct, t) if same else []
             body = table + (ul(findings, "caveat") if findings else "")
             opn = " open" if same else ""
             out.append(f"<details{opn}><summary>{title} <small>({escape(reasons(res, t))})</small></summary>{body}"

@@ -117,6 +117,13 @@ def sci(v: Optional[float]) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def times(x: float) -> str:
+    """A ratio in words: 3x, 1.5x, 120x."""
+    if x >= 10:
+        return f"{x:,.0f}x"
+    return f"{x:.2g}x"
+
+
 def tfmt(t: float) -> str:
     return f"{t:g}"
 

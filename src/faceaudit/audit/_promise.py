@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import List, Mapping, Sequence, Tuple
 
-from faceaudit.audit._html import sci
+from faceaudit.audit._html import sci, times
 from faceaudit.audit._results import PromiseCheck, PromiseGap, Rate
 from faceaudit.engine import promised_fmr
 
@@ -21,13 +21,6 @@ def _bounds(r: Rate) -> Tuple[float, float]:
     if r.bootstrap95 and r.bootstrap95[0] is not None and r.bootstrap95[1] is not None:
         lo, hi = min(lo, r.bootstrap95[0]), max(hi, r.bootstrap95[1])
     return lo, hi
-
-
-def times(x: float) -> str:
-    """A ratio in words: 3x, 1.5x, 120x."""
-    if x >= 10:
-        return f"{x:,.0f}x"
-    return f"{x:.2g}x"
 
 
 def who(column: str, group: str) -> str:
