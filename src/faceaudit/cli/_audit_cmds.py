@@ -171,7 +171,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
                     notes=args.note)
     paths = run.write(out, thumbnails=policy)
     r = run.result
-    print(f"engine {r.engine.kind}, model {r.engine.model} ({r.engine.face_model_version})")
+    scale = f", Similarity scale {r.engine.similarity_scale_version}" if r.engine.similarity_scale_version else ""
+    print(f"engine {r.engine.kind}, model {r.engine.model} ({r.engine.face_model_version}{scale})")
     print(f"{r.counts.probes} searches ({r.counts.searches_mated} mated, {r.counts.searches_non_mated} non-mated) "
           f"against {r.counts.gallery_images} gallery photos; {r.counts.probes_failed + r.counts.gallery_failed} "
           f"without a usable face")
@@ -181,6 +182,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
               f"false candidate; FPIR {_pct(o['FPIR'].rate)}, FNIR {_pct(o['FNIR'].rate)}, "
               f"FMR {_pct(o['FMR'].rate)}, FNMR {_pct(o['FNMR'].rate)}"
               + (f"  [{', '.join(x.reasons)}]" if x.reasons else ""))
+    for st in r.share_tests:
+        m, e = st.matched, st.everyone
+        if m.trials and any(abs(st.threshold - x) < 1e-9 for x in (*r.thresholds, *(p.threshold for p in r.match_counts))):
+            print(f"  {st.label} at {st.threshold:g}: {m.errors}/{m.trials} = {_pct(m.rate)} of the searches with a false "
+                  f"candidate, {_pct(e.rate)} of all {e.trials} (Fisher's exact p = {st.p_value:.2g})")
     print("A candidate is an investigative lead, not an identification.", file=sys.stderr)
     print(f"results: {paths['results']}")
     print(f"candidates: {paths['candidates']}")
