@@ -262,8 +262,8 @@ def promise_section(res: Dict[str, Any]) -> str:
         o = pc["overall"]
         r95 = o.get("ratio95") or (None, None)
         ratio = "–" if o.get("ratio") is None else (
-            f"{o['ratio']:.2g}x <span class='ci'>({r95[0]:.2g}x–{r95[1]:.2g}x)</span>" if r95[0] is not None else
-            f"{o['ratio']:.2g}x")
+            f"{times(o['ratio'])} <span class='ci'>({times(r95[0])}–{times(r95[1])})</span>" if r95[0] is not None
+            else times(o["ratio"]))
         rows.append(f"<tr><td class='n'>{tfmt(pc['threshold'])}<br><small>{escape(reasons(res, pc['threshold']))}"
                     f"</small></td><td class='n'>{sci(pc['promised_fmr'])}</td><td class='n'>"
                     f"{o['measured']['errors']:,} / {o['measured']['trials']:,} = <b>{sci(o['measured']['rate'])}</b> "
