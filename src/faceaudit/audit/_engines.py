@@ -99,6 +99,7 @@ class LocalEngine:
             model_threshold_source=self.spec.recommended_source,
             similarity=self.spec.scale.formula,
             search={"faces_per_image": "largest face only", "scores": "every probe against every gallery face"},
+            similarity_scale_version=self.spec.scale.version,
         )
 
     def _embed_one(self, data: bytes) -> CachedEmbedding:

@@ -58,6 +58,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if tuple(argv[:len(words)]) == words:
             argv = [command, *argv[len(words):]]
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
