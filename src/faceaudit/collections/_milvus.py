@@ -24,6 +24,7 @@ from typing import List
 
 import numpy as np
 
+from faceaudit._paths import private_dir
 from faceaudit.collections._index import Hits, _as_ids, _as_vectors, _check_new, _order
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ def milvus_client(uri: str):
             "the Milvus vector store needs pymilvus (and milvus-lite for a local file): "
             "pip install 'faceaudit[milvus]'"
         ) from exc
-    if "://" not in uri:
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    if "://" not in uri:  # milvus-lite: the file holds embeddings, so its folder is private (0700)
+        private_dir(Path(uri).parent, check=False)
     return MilvusClient(uri)
 
 
