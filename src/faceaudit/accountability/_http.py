@@ -6,6 +6,9 @@
   then the call, then the hash-chained log record and one lead per candidate.
   The case reference and purpose come from the ``x-faceaudit-case-reference``
   and ``x-faceaudit-purpose`` headers (sign them with the request);
+- StartFaceSearch (a face search of stored video) needs a warrant or court-order
+  reference in ``x-faceaudit-warrant`` unless the collection's video-search
+  policy says otherwise; every person found is logged (:mod:`._video`);
 - faceaudit's own JSON operations (``X-Amz-Target: FaceAuditService.<Op>``):
   policies, leads and review decisions, and the testing API for auditors;
 - the review web page under ``/review`` (:mod:`._review_web`).
@@ -27,6 +30,7 @@ from faceaudit.accountability._accountability import (
 from faceaudit.accountability._guard import guarded
 from faceaudit.accountability._policy import ThresholdPolicy
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
+from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, VideoSearchPolicy
 from faceaudit.collections._validate import (
     DEFAULT_FACE_MATCH_THRESHOLD,
     DEFAULT_MAX_USERS,
@@ -83,6 +87,7 @@ class AccountabilityExtension:
         self._testing = testing
         self._web = None
         self._collections = None
+        self.videos = VideoSearches(self.acc)
 
     # -- ServiceExtension ------------------------------------------------------------------
 
@@ -100,6 +105,8 @@ class AccountabilityExtension:
                              purpose=purpose, source="http", request_id=caller.request_id)
 
     def wrap(self, caller, operation: str, params: Dict[str, Any], call, model_version):
+        if operation == "StartFaceSearch":  # identifies everyone in the footage: warrant, log, leads
+            return self._start_face_search(caller, params, call)
         if operation not in IDENTIFICATION_OPERATIONS:
             return call()
         t_member, t_default, m_member, m_default = _DEFAULTS[operation]
@@ -126,6 +133,16 @@ class AccountabilityExtension:
             model_version_of=lambda r: box.get("version", ""),
         )
         return result
+
+    def _start_face_search(self, caller, params: Dict[str, Any], call):
+        from faceaudit.collections._ops_video import DEFAULT_VIDEO_MAX_FACES
+
+        return self.videos.start(
+            self.context(caller), caller.header(WARRANT_HEADER), collection_id=params.get("CollectionId"),
+            threshold=float(params.get("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)),
+            max_faces=DEFAULT_VIDEO_MAX_FACES, video=params.get("Video"), call=call,
+            job_id_of=lambda r: r[0].get("JobId", ""),
+        )
 
     def body_limit(self, operation: str) -> int:
         if operation == "StartAudit" and self._testing is not None:
@@ -171,6 +188,16 @@ class AccountabilityExtension:
 
     def _op_get_collection_policy(self, caller, params) -> Dict[str, Any]:
         return {"Policy": self.acc.policy(_string(params, "CollectionId", required=True)).to_json()}
+
+    def _op_put_video_search_policy(self, caller, params) -> Dict[str, Any]:
+        required = params.get("WarrantRequired", True)
+        if not isinstance(required, bool):
+            raise InvalidParameterError("WarrantRequired must be true or false")
+        policy = VideoSearchPolicy(_string(params, "CollectionId", required=True), required)
+        return {"Policy": self.videos.set_policy(policy, self.context(caller)).to_json()}
+
+    def _op_get_video_search_policy(self, caller, params) -> Dict[str, Any]:
+        return {"Policy": self.videos.policy(_string(params, "CollectionId", required=True)).to_json()}
 
     def _op_list_leads(self, caller, params) -> Dict[str, Any]:
         status = _string(params, "Status")

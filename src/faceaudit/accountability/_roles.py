@@ -13,6 +13,8 @@ from faceaudit._errors import AccessDeniedError
 NATIVE_OPERATIONS = {
     "PutCollectionPolicy": ("admin",),
     "GetCollectionPolicy": ("admin", "operator"),
+    "PutVideoSearchPolicy": ("admin",),
+    "GetVideoSearchPolicy": ("admin", "operator"),
     "ListLeads": ("admin", "operator"),
     "GetLead": ("admin", "operator"),
     "DecideLead": ("admin", "operator"),
