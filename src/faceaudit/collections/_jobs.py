@@ -17,6 +17,7 @@ StatusMessage saying so. Nothing else ever removes a job.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import hashlib
@@ -28,6 +29,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -315,6 +317,13 @@ class JobStore:
                 [(job_id, i, it.timestamp_ms, it.person_index, json.dumps(dict(it.doc)))
                  for i, it in enumerate(outcome.items)])
 
+    def requeue(self, job_id: str) -> None:
+        """Give back a job this process stops working on (shutdown): QUEUED, the attempt not counted."""
+        with self._conn(write=True) as conn:
+            conn.execute("UPDATE jobs SET status = ?, owner = NULL, progress = 0, attempts = attempts - 1, "
+                         "status_message = ? WHERE job_id = ? AND status = ? AND owner = ?",
+                         (QUEUED, "queued again: the server stopped", job_id, IN_PROGRESS, _owner()))
+
     def fail(self, job_id: str, message: str, metadata: Optional[Mapping[str, Any]] = None) -> None:
         with self._conn(write=True) as conn:
             conn.execute(
@@ -324,12 +333,28 @@ class JobStore:
                  job_id, IN_PROGRESS, _owner()))
 
 
+class _Stopping(Exception):
+    """Raised inside a run when its pool stops (the process exits)."""
+
+
+_POOLS: "weakref.WeakSet[JobPool]" = weakref.WeakSet()
+
+
+def _stop_all() -> None:
+    for pool in list(_POOLS):
+        pool.stop()
+
+
+atexit.register(_stop_all)
+
+
 class JobPool:
     """Worker threads of this process that run the jobs of a :class:`JobStore`.
 
     Started on first use; each thread claims a job, runs it with ``runners[kind]``
     and records the outcome. A run's FaceAuditError FAILS the job with its message;
     any other exception FAILS it with a generic message (the details go to the log).
+    When the process exits, a job being run is given back (QUEUED) for the next start.
     """
 
     def __init__(self, store: JobStore, runners: Mapping[str, Runner], workers: int = 1) -> None:
@@ -339,22 +364,36 @@ class JobPool:
         self._wake = threading.Event()
         self._started_pid: Optional[int] = None
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: List[threading.Thread] = []
 
     def ensure_started(self) -> None:
         with self._lock:
             if self._started_pid == os.getpid():
                 return
             self._started_pid = os.getpid()
+            self._stop.clear()
             self.store.recover()
-            for i in range(self._workers):
-                threading.Thread(target=self._loop, name=f"faceaudit-video-{i}", daemon=True).start()
+            self._threads = [threading.Thread(target=self._loop, name=f"faceaudit-video-{i}", daemon=True)
+                             for i in range(self._workers)]
+            for t in self._threads:
+                t.start()
+            _POOLS.add(self)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the workers (a running job is given back); waits up to ``timeout`` seconds."""
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout)
 
     def wake(self) -> None:
         self._wake.set()
 
     def _loop(self) -> None:
         last_recover = time.monotonic()
-        while True:
+        while not self._stop.is_set():
             try:
                 job = self.store.claim()
             except sqlite3.Error:
@@ -374,6 +413,8 @@ class JobPool:
         last = [0.0]
 
         def progress(fraction: float, message: str) -> None:
+            if self._stop.is_set():
+                raise _Stopping()
             now = time.monotonic()
             if now - last[0] >= HEARTBEAT_S:
                 last[0] = now
@@ -381,6 +422,9 @@ class JobPool:
 
         try:
             outcome = self._runners[job.kind](job, progress)
+        except _Stopping:
+            self.store.requeue(job.job_id)
+            return
         except FaceAuditError as exc:
             log.info("stored-video job %s failed: %s: %s", job.job_id, exc.aws_code, exc.message)
             self.store.fail(job.job_id, f"{exc.aws_code}: {exc.message}")
