@@ -8,7 +8,7 @@ stored footage (doorbell video) for everyone who passed comes close. So:
   search`` on the command line) needs a warrant or court-order reference
   (signed header ``x-faceaudit-warrant``, CLI ``--warrant``) unless the
   collection's video-search policy says otherwise (``PutVideoSearchPolicy``,
-  admin keys only; ``faceaudit policy video``). The collection's threshold
+  admin keys only; ``faceaudit video policy``). The collection's threshold
   policy applies as to every search. A refusal is logged.
 - The start is logged (``video_search_started``: who, warrant, video, JobId).
 - When the job has analysed the video, and before any result can be read, every

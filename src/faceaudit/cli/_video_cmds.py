@@ -46,6 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("video", metavar="VIDEO", help="a video file (MP4, MOV, AVI, MKV)")
     _common(p)
     p.set_defaults(handler=cmd_video_detect)
+    p = s.add_parser("policy", help="whether a collection's video face searches need a warrant "
+                                    "(as the local admin; logged)")
+    p.add_argument("collection_id", metavar="COLLECTION")
+    p.add_argument("--warrant-required", choices=["yes", "no"], default=None,
+                   help="set the policy (default: show it); the default policy requires a warrant")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument("--json", action="store_true", help="print the policy as JSON")
+    p.set_defaults(handler=cmd_video_policy)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -124,4 +132,23 @@ def cmd_video_detect(args) -> int:
     print(f"{args.video}: {meta.duration_millis / 1000:.1f} s, {meta.frame_width}x{meta.frame_height}, "
           f"{meta.codec}, {len(found.items)} faces in the frames analysed ({found.sample_fps:g} per second)")
     print_table(["Time (s)", "Faces"], [[f"{t / 1000:.1f}", n] for t, n in sorted(per_time.items())])
+    return 0
+
+
+def cmd_video_policy(args) -> int:
+    from faceaudit._paths import resolve_data_dir
+    from faceaudit.accountability import Accountability, CallerContext, VideoSearches, VideoSearchPolicy
+
+    videos = VideoSearches(Accountability(resolve_data_dir(args.data_dir)))
+    if args.warrant_required is None:
+        policy = videos.policy(args.collection_id)
+    else:
+        ctx = CallerContext(access_key_id=f"local:{getpass.getuser()}", role="admin", source="cli")
+        policy = videos.set_policy(VideoSearchPolicy(args.collection_id, args.warrant_required == "yes"), ctx)
+    if args.json:
+        print_json(policy.to_json())
+    else:
+        print(f"{policy.collection_id}: video face searches "
+              + ("need a warrant or court-order reference" if policy.warrant_required
+                 else "need no warrant (the policy waives it)"))
     return 0
