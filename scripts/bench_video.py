@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Stored-video face search throughput: decoding, detection + embedding + tracking, and search.
 
-Builds synthetic clips (cv2.VideoWriter, MPEG-4 Part 2 'mp4v', 30 fps) with two public-domain
-portraits from tests/data drifting across a grey background, then measures on this machine:
+Builds clips with the test suite's builder (cv2.VideoWriter, MPEG-4 Part 2 'mp4v', 30 fps; two
+public-domain portraits from tests/data entering and leaving), then measures on this machine:
 
 1. decode only: every frame decoded (cv2.VideoCapture, OpenCV's bundled FFmpeg), frames/s;
 2. the face search pipeline (FaceCollections.search_faces_in_video: decode every frame, detect,
@@ -32,30 +32,18 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PORTRAITS = [ROOT / "tests" / "data" / "congress2018" / f"{m}.jpg" for m in ("C000127", "B000944")]
+sys.path.insert(0, str(ROOT))
 GALLERY = [ROOT / "tests" / "data" / "congress2014" / f"{m}.jpg" for m in ("C000127", "B000944")]
 
 
 def make_clip(path: Path, width: int, height: int, seconds: float, fps: int = 30) -> Path:
-    tiles = []
-    for p in PORTRAITS:
-        img = Image.open(p).convert("RGB")
-        h = int(height * 0.45)
-        tiles.append(np.asarray(img.resize((int(img.width * h / img.height), h)))[:, :, ::-1])
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    n = int(seconds * fps)
-    for i in range(n):
-        frame = np.full((height, width, 3), 110, np.uint8)
-        for j, tile in enumerate(tiles):
-            x = int((0.05 + 0.5 * j) * width + (i / n) * 0.3 * width) % (width - tile.shape[1])
-            y = (height - tile.shape[0]) // 2
-            frame[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
-        writer.write(frame)
-    writer.release()
-    return path
+    """The test suite's clip builder, at this size: two people, one entering as the other leaves."""
+    from tests.conftest import make_video
+
+    script = (("C000127", 0.0, seconds * 0.7, width // 20), ("B000944", seconds * 0.3, seconds, width // 2))
+    return make_video(path, script=script, seconds=seconds, fps=fps, size=(width, height))
 
 
 def decode_fps(path: Path) -> float:
