@@ -40,6 +40,9 @@ from faceaudit.collections._validate import (
 from faceaudit.service._dispatch import DEFAULT_SIMILARITY_THRESHOLD
 
 TARGET_PREFIX = "FaceAuditService"
+VIDEO_READS = frozenset({"GetFaceSearch", "GetFaceDetection", "StartFaceDetection"})
+"""Stored-video operations that compare no face with a collection (GetFaceSearch reads the
+results of a StartFaceSearch, whose every person was logged before the job could succeed)."""
 CASE_HEADER = "x-faceaudit-case-reference"
 PURPOSE_HEADER = "x-faceaudit-purpose"
 MAX_CONTEXT_CHARS = 256
@@ -107,6 +110,8 @@ class AccountabilityExtension:
     def wrap(self, caller, operation: str, params: Dict[str, Any], call, model_version):
         if operation == "StartFaceSearch":  # identifies everyone in the footage: warrant, log, leads
             return self._start_face_search(caller, params, call)
+        if operation in VIDEO_READS:  # no new comparison: the search was logged when its job ran
+            return call()
         if operation not in IDENTIFICATION_OPERATIONS:
             return call()
         t_member, t_default, m_member, m_default = _DEFAULTS[operation]
