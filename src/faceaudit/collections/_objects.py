@@ -76,8 +76,8 @@ class ObjectStore(Protocol):
         """The object's size in bytes."""
 
     def read(self, ref: ObjectRef, limit: int) -> bytes:
-        """The object's bytes; InvalidS3ObjectError-free callers check ``size`` against ``limit``
-        first; an object that grows past ``limit`` while read is refused as well."""
+        """The object's bytes, at most ``limit`` of them (InvalidS3ObjectError beyond: callers
+        check ``size`` first and raise their own error, this guards an object growing meanwhile)."""
 
     def local_copy(self, ref: ObjectRef, limit: int) -> "contextlib.AbstractContextManager[Path]":
         """A local file with the object's bytes for the duration of the ``with`` block."""
