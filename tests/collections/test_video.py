@@ -48,6 +48,33 @@ def test_containers_decode_at_the_sampling_rate(tmp_path, suffix, fourcc):
     assert len(list(sample_frames(path, meta, 0.5))) == 1
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_h264_decodes(tmp_path, suffix):
+    """Rekognition's own format: H.264 in MP4 or MOV (written with PyAV's libx264)."""
+    import av
+    import cv2
+
+    src = make_video(tmp_path / "src.avi", script=SHORT, seconds=2.0, size=(480, 270), fourcc="MJPG")
+    path = tmp_path / f"h264{suffix}"
+    cap = cv2.VideoCapture(str(src))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 480, 270, "yuv420p"
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            for packet in stream.encode(av.VideoFrame.from_ndarray(bgr[:, :, ::-1].copy(), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    cap.release()
+    meta = probe_video(path)
+    assert meta.codec in ("h264", "avc1") and meta.frame_count == 20
+    frames = list(sample_frames(path, meta, 2.0))
+    assert [f.timestamp_ms for f in frames] == [0, 500, 1000, 1500]
+
+
 def test_bad_videos_get_typed_errors(tmp_path, clip):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00not a video" * 100)
