@@ -410,16 +410,32 @@ class JobPool:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        last = [0.0]
+        # the heartbeat runs in its own thread, so a long step (a download, a slow frame) never
+        # lets the lease expire while the job is alive; it also writes the latest progress
+        state = {"fraction": 0.0, "message": "started"}
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(HEARTBEAT_S):
+                try:
+                    self.store.beat(job.job_id, state["fraction"], state["message"])
+                except sqlite3.Error:
+                    log.warning("cannot renew the heartbeat of job %s", job.job_id, exc_info=True)
 
         def progress(fraction: float, message: str) -> None:
             if self._stop.is_set():
                 raise _Stopping()
-            now = time.monotonic()
-            if now - last[0] >= HEARTBEAT_S:
-                last[0] = now
-                self.store.beat(job.job_id, max(0.0, min(1.0, fraction)), message)
+            state["fraction"], state["message"] = max(0.0, min(1.0, fraction)), message
 
+        beater = threading.Thread(target=beat, name=f"faceaudit-video-beat-{job.job_id[:8]}", daemon=True)
+        beater.start()
+        try:
+            self._execute(job, progress)
+        finally:
+            done.set()
+            beater.join()
+
+    def _execute(self, job: Job, progress: Callable[[float, str], None]) -> None:
         try:
             outcome = self._runners[job.kind](job, progress)
         except _Stopping:
