@@ -127,18 +127,17 @@ def test_same_probe_kept_concurrently_by_many_threads(acc):
     assert [p.name for p in path.parent.iterdir()] == [digest]  # no temporary files left
 
 
-def test_review_page_fmr_comes_from_the_calibration_curve():
+def test_review_page_says_what_the_threshold_promises_and_what_was_measured():
     from faceaudit.accountability._review_page import measured_fmr
     from faceaudit.engine import get_model
 
-    cal = get_model("sface").calibration()
-    at_85 = next(p for p in cal["curve"]["points"] if p["similarity"] == 85.0)
-    text = measured_fmr("sface", 85.0)
-    assert text.startswith(f"{100 * at_85['false_matches'] / cal['curve']['impostor_pairs']:.3g}%")
-    assert f"{at_85['false_matches']} false match" in text
-    assert measured_fmr("sface", 85.2).startswith("at most")
-    assert measured_fmr(get_model("sface").version, 30).startswith("higher than")
-    assert measured_fmr("no-such-model", 90) == "not measured for this model"
+    cal = get_model("sface").calibrated()
+    at_80 = cal.fmr(80.0)
+    text = measured_fmr("sface", 80.0)
+    assert text.startswith("Similarity 80 promises a false-match rate of 0.001% per comparison (1 in 100,000)")
+    assert f"{at_80.errors} false match" in text and "measured for this model" in text
+    assert "extrapolated" in measured_fmr(get_model("sface").version, 99.0)
+    assert measured_fmr("no-such-model", 90).endswith("this model has no calibration")
 
 
 @pytest.mark.parametrize("error, code", [(ResourceNotFoundError("no such collection"), "ResourceNotFoundException"),

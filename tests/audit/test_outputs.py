@@ -12,6 +12,7 @@ from pathlib import Path
 from faceaudit.audit import ThumbnailPolicy, render_report
 from faceaudit.audit._report import LEAD_NOTE
 from faceaudit.cli import main
+from faceaudit.engine import get_model
 from tests.audit.conftest import THRESHOLDS
 from tests.conftest import meds, portrait_2014, portrait_2018
 
@@ -30,7 +31,8 @@ def test_results_json_metadata(small_run, small_manifests):
     eng = res["engine"]
     assert (eng["kind"], eng["model"]) == ("local", "sface")
     assert eng["face_model_version"] == "yunet-2023mar-int8bq+sface-2021dec-int8bq" and eng["exact_scores"]
-    assert res["thresholds"] == list(THRESHOLDS) and res["model_threshold"] == 80.0
+    assert res["thresholds"] == list(THRESHOLDS)
+    assert res["model_threshold"] == get_model("sface").recommended_similarity  # the model's own point
     assert res["group_columns"] == ["dataset", "sex", "dataset&sex"]
     assert res["gallery_group_columns"] == ["dataset", "sex"]
     for m in res["manifests"]:
@@ -123,7 +125,8 @@ def test_thumbnails_policy(small_run):
     res, _ = load(out)
     rows = [_pair(portrait_2018("B000944"), portrait_2014("C000141"), "congress2014"),
             _pair(portrait_2018("C000127"), meds("S001-01-t10_01"), "meds", "82.0"),
-            _pair(portrait_2018("K000367"), portrait_2014("C000141"), "congress2014", "79.0")]  # below 80
+            _pair(portrait_2018("K000367"), portrait_2014("C000141"), "congress2014",
+                  f"{res['model_threshold'] - 1:.2f}")]  # below the lowest threshold shown
     html = render_report(res, rows, "/", ThumbnailPolicy())
     assert html.count("data:image/jpeg;base64,") == 4
     html = render_report(res, rows, "/", ThumbnailPolicy(exclude=(("dataset", "meds"),)))

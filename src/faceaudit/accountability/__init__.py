@@ -26,7 +26,12 @@ from faceaudit.accountability._log import (
     export_records,
     record_hash,
 )
-from faceaudit.accountability._policy import PolicyViolationError, ThresholdPolicy
+from faceaudit.accountability._policy import (
+    PolicyMeaning,
+    PolicyViolationError,
+    ThresholdPolicy,
+    policy_meaning,
+)
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._testing import TestingAPI
@@ -35,7 +40,7 @@ from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, Video
 __all__ = [
     "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
     "IDENTIFICATION_OPERATIONS", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
-    "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
-    "candidates_of", "compare_candidates", "export_records", "guarded", "record_hash",
+    "PolicyMeaning", "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
+    "candidates_of", "compare_candidates", "export_records", "guarded", "policy_meaning", "record_hash",
     "VideoSearchPolicy", "VideoSearches", "WARRANT_HEADER",
 ]

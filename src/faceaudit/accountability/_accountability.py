@@ -64,6 +64,19 @@ class SearchRecord:
     probe_user_id: Optional[str] = None  # SearchUsers by UserId
 
 
+def similarity_scale_of(model_version: Optional[str]) -> Optional[str]:
+    """The Similarity scale version of a FaceModelVersion (None when the model is unknown)."""
+    from faceaudit._errors import FaceAuditError
+    from faceaudit.engine import get_model
+
+    if not model_version:
+        return None
+    try:
+        return get_model(model_version).scale.version
+    except FaceAuditError:
+        return None
+
+
 class Accountability:
     """Search log, threshold policies and the review queue of one data dir."""
 
@@ -110,6 +123,7 @@ class Accountability:
             "operation": search.operation,
             "collection_id": search.collection_id,
             "model_version": search.model_version,
+            "similarity_scale": similarity_scale_of(search.model_version),
             "threshold": search.threshold,
             "max_faces": search.max_faces,
             "probe_sha256": search.probe_sha256,

@@ -184,6 +184,7 @@ class AccountabilityExtension:
         policy = ThresholdPolicy(
             collection_id=_string(params, "CollectionId", required=True),
             min_face_match_threshold=_number(params, "MinFaceMatchThreshold", 0, 100),
+            max_false_match_rate=_number(params, "MaxFalseMatchRate", 1e-7, 1),
             max_faces=_integer(params, "MaxFaces", 1, 4096),
             require_case_reference=bool(params.get("RequireCaseReference", False)),
             purpose=_string(params, "Purpose") or "",

@@ -14,38 +14,28 @@ from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE
 
 
 def measured_fmr(model_version: str, threshold: float) -> str:
-    """The model's measured 1:1 false-match rate at ``threshold`` (or the calibrated point just below it).
+    """What ``threshold`` means: the false-match rate the scale promises, and the model's measured one.
 
-    Uses the calibration curve (every 0.5 Similarity) when the model has one, else its table.
+    The measured figure is counted on the model's calibration pairs (strangers'
+    official portraits and mugshots), with its Wilson 95% interval.
     """
     from faceaudit._errors import FaceAuditError
-    from faceaudit._stats import wilson_interval
-    from faceaudit.engine import get_model
+    from faceaudit.engine import get_model, promised_fmr
 
+    promise = (f"Similarity {threshold:g} promises a false-match rate of {_pct(promised_fmr(threshold))} "
+               f"per comparison (1 in {1 / promised_fmr(threshold):,.0f})")
     try:
-        cal = get_model(model_version).calibration()
+        cal = get_model(model_version).calibrated()
     except FaceAuditError:
-        cal = None
-    if not cal:
-        return "not measured for this model"
-    if cal.get("curve"):
-        trials = cal["curve"]["impostor_pairs"]
-        points = [(p["similarity"], p["false_matches"]) for p in cal["curve"]["points"]]
-    else:
-        trials = cal["thresholds"][0]["fmr"]["trials"]
-        points = [(r["similarity"], r["fmr"]["errors"]) for r in cal["thresholds"]]
-    points.sort()
-    below = [p for p in points if p[0] <= threshold + 1e-9]
-    if not below:
-        sim, errors = points[0]
-        return (f"higher than {_pct(errors / trials)} (the rate measured at Similarity {sim:g}; "
-                "this threshold is lower)")
-    sim, errors = below[-1]
-    lo, hi = wilson_interval(errors, trials)
-    prefix = "" if abs(sim - threshold) < 1e-9 else "at most "
-    return (f"{prefix}{_pct(errors / trials)}, measured at Similarity {sim:g} ({errors} false "
-            f"match{'' if errors == 1 else 'es'} in {trials:,} impostor comparisons; "
-            f"95% interval {_pct(lo)} to {_pct(hi)})")
+        return promise + "; this model has no calibration"
+    fmr = cal.fmr(threshold)
+    if not fmr.measured:
+        return (f"{promise}; for this model that is extrapolated from its calibration ({fmr.errors} "
+                f"false match{'' if fmr.errors == 1 else 'es'} in {fmr.trials:,} stranger pairs at this "
+                "threshold: too few to measure)")
+    return (f"{promise}; measured for this model: {_pct(fmr.rate)} ({fmr.errors} false "
+            f"match{'' if fmr.errors == 1 else 'es'} in {fmr.trials:,} stranger pairs; 95% interval "
+            f"{_pct(fmr.ci95[0])} to {_pct(fmr.ci95[1])})")
 
 
 def _pct(rate: float) -> str:
@@ -159,7 +149,7 @@ def _lead_block(lead: Lead, reviewer: str, csrf: str, probe: Optional[str], cand
 <dl class="facts">
 <dt>Similarity</dt><dd class="similarity">{lead.similarity:.2f} (0-100, higher is more alike)</dd>
 <dt>Threshold of the search</dt><dd>{lead.threshold:g}</dd>
-<dt>Model's measured false-match rate at this threshold</dt><dd>{_esc(measured_fmr(lead.model_version, lead.threshold))}</dd>
+<dt>What this threshold means (false-match rate)</dt><dd>{_esc(measured_fmr(lead.model_version, lead.threshold))}</dd>
 <dt>Status</dt><dd class="status-{_esc(lead.status)}">{_esc(lead.status)} ({len(confirms)} of {CONFIRMATIONS_REQUIRED} confirmations)</dd>
 <dt>Search</dt><dd>{_esc(lead.operation)} in {_esc(lead.collection_id or '-')}, by {_esc(lead.requested_by)},
 case {_esc(lead.case_reference or '-')}, log record {lead.search_seq}</dd>

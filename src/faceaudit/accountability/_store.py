@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS policies (
     require_case_reference INTEGER NOT NULL DEFAULT 0,
     purpose TEXT NOT NULL DEFAULT '',
     set_by TEXT NOT NULL,
-    set_at REAL NOT NULL
+    set_at REAL NOT NULL,
+    max_false_match_rate REAL
 );
 CREATE TABLE IF NOT EXISTS leads (
     lead_id TEXT PRIMARY KEY,
@@ -54,6 +55,17 @@ CREATE TABLE IF NOT EXISTS decisions (
 """
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier version up to date (columns are only ever added)."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(policies)")}
+    if "max_false_match_rate" not in cols:
+        try:
+            conn.execute("ALTER TABLE policies ADD COLUMN max_false_match_rate REAL")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
+
+
 class Store:
     """A small SQLite database shared by worker processes (WAL, busy timeout, FULL sync)."""
 
@@ -75,6 +87,7 @@ class Store:
             with self._lock:
                 if not self._ready:
                     conn.executescript(_SCHEMA)
+                    _migrate(conn)
                     self._ready = True
             self._local.conn = conn
         return conn

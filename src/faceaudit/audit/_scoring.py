@@ -89,14 +89,9 @@ class SearchOutcomes:
 
 def vectorised_similarity(scale) -> Callable[[np.ndarray], np.ndarray]:
     """Array version of ``scale.to_similarity`` (same arithmetic), rounded to 4 decimals."""
-    a = float(scale.anchor_cosine)
-    from faceaudit.engine._registry import ANCHOR_SIMILARITY as anchor
 
     def f(cos: np.ndarray) -> np.ndarray:
-        c = np.asarray(cos, dtype=np.float64)
-        low = anchor * (c + 1.0) / (a + 1.0)
-        high = anchor + (100.0 - anchor) * (c - a) / (1.0 - a)
-        return np.round(np.clip(np.where(c <= a, low, high), 0.0, 100.0), 4)
+        return np.round(scale.to_similarity_array(cos), 4)
 
     return f
 

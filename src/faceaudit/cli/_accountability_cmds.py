@@ -43,7 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = pol_sub.add_parser("set", help="set a collection's policy (local admin)")
     p.add_argument("collection_id", metavar="COLLECTION")
     _data_dir_arg(p)
-    p.add_argument("--min-threshold", type=float, default=None, help="lowest allowed FaceMatchThreshold, 0-100 (e.g. 99)")
+    p.add_argument("--min-threshold", type=float, default=None,
+                   help="lowest allowed FaceMatchThreshold, 0-100 (e.g. 90 = false-match rate 1e-6 on every model)")
+    p.add_argument("--max-false-match-rate", type=float, default=None, metavar="RATE",
+                   help="riskiest false-match rate a search may run at, e.g. 1e-6 (= threshold 90); "
+                        "the stricter of this and --min-threshold applies")
     p.add_argument("--max-faces", type=int, default=None, help="most candidates per search")
     p.add_argument("--require-case-reference", action="store_true")
     p.add_argument("--purpose", default="", help='what the collection is for, e.g. "law-enforcement"')
@@ -126,19 +130,64 @@ def _local_admin():
     return CallerContext(access_key_id=f"local:{getpass.getuser()}", role="admin", source="cli")
 
 
-def _print_policy(policy, as_json: bool) -> None:
-    if as_json:
-        print_json(policy.to_json())
+def _policy_meaning(args, policy):
+    """What the policy's threshold means for its collection (model, size), or None without a threshold."""
+    from faceaudit._errors import ResourceNotFoundError
+    from faceaudit._paths import resolve_data_dir
+    from faceaudit.accountability import policy_meaning
+    from faceaudit.collections import FaceCollections
+    from faceaudit.engine import DEFAULT_MODEL
+
+    threshold = policy.effective_min_threshold
+    if threshold is None:
+        return None, ""
+    try:
+        desc = FaceCollections(resolve_data_dir(args.data_dir)).describe_collection(
+            collection_id=policy.collection_id)
+        model, size, where = desc.face_model_version, desc.face_count, ""
+    except ResourceNotFoundError:
+        model, size, where = DEFAULT_MODEL, 0, f" (collection not created yet: model {DEFAULT_MODEL} assumed)"
+    return policy_meaning(threshold, model, size), where
+
+
+def _print_policy(args, policy) -> None:
+    meaning, where = _policy_meaning(args, policy)
+    if args.json:
+        out = policy.to_json()
+        if meaning is not None:
+            out["Meaning"] = {
+                "Model": meaning.model, "Threshold": meaning.threshold,
+                "PromisedFalseMatchRate": meaning.promised_fmr,
+                "FalseMatchRateExtrapolated": meaning.fmr_extrapolated,
+                "FalseNonMatchRate": meaning.fnmr, "FalseNonMatches": meaning.fnmr_errors,
+                "GenuinePairs": meaning.fnmr_trials, "FalseNonMatchRateCI95": list(meaning.fnmr_ci95),
+                "GallerySize": meaning.gallery_size,
+                "ExpectedFalseCandidatesPerSearch": meaning.expected_false_candidates,
+                "Warnings": list(meaning.warnings),
+            }
+        print_json(out)
         return
-    mt = "none" if policy.min_face_match_threshold is None else f"{policy.min_face_match_threshold:g}"
+    eff = policy.effective_min_threshold
+    mt = "none" if eff is None else f"{eff:g}"
+    if policy.max_false_match_rate is not None:
+        mt += f" (from max false-match rate {policy.max_false_match_rate:.3g})"
     mf = "none" if policy.max_faces is None else str(policy.max_faces)
     print(f"collection {policy.collection_id}: minimum threshold {mt}, max candidates {mf}, "
           f"case reference {'required' if policy.require_case_reference else 'optional'}"
           + (f", purpose {policy.purpose}" if policy.purpose else ""))
+    if meaning is None:
+        print("  no minimum threshold: searches may run at any Similarity (default 80 = false-match "
+              "rate 1e-5 per comparison)")
+        return
+    print(f"  what it means{where}:")
+    for line in meaning.lines():
+        print(f"  - {line}")
+    for w in meaning.warnings:
+        print(f"faceaudit: warning: {w}", file=sys.stderr)
 
 
 def cmd_policy_get(args) -> int:
-    _print_policy(_acc(args).policy(args.collection_id), args.json)
+    _print_policy(args, _acc(args).policy(args.collection_id))
     return 0
 
 
@@ -151,8 +200,9 @@ def cmd_policy_set(args) -> int:
         max_faces=args.max_faces,
         require_case_reference=args.require_case_reference or args.law_enforcement,
         purpose=args.purpose or ("law-enforcement" if args.law_enforcement else ""),
+        max_false_match_rate=args.max_false_match_rate,
     )
-    _print_policy(_acc(args).set_policy(policy, _local_admin()), args.json)
+    _print_policy(args, _acc(args).set_policy(policy, _local_admin()))
     return 0
 
 

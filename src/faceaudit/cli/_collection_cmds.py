@@ -399,7 +399,7 @@ def cmd_search(args) -> int:
     if args.json:
         print_json(r.to_rekognition())
         return 0
-    print(f"{head}; threshold {r.threshold:g}; {len(r.face_matches)} candidate(s)")
+    print(f"{head}; threshold {r.threshold:g} ({_risk(r.threshold)}); {len(r.face_matches)} candidate(s)")
     if r.face_matches:
         headers = ["rank", "similarity", "FaceId", "ExternalImageId", "UserId"] + (["labels"] if args.labels else [])
         rows: List[List[Any]] = [
@@ -495,9 +495,18 @@ def cmd_users_search(args) -> int:
     if args.json:
         print_json(r.to_rekognition())
         return 0
-    print(f"searched {head}; threshold {r.threshold:g}; {len(r.user_matches)} candidate user(s)")
+    print(f"searched {head}; threshold {r.threshold:g} ({_risk(r.threshold)}); "
+          f"{len(r.user_matches)} candidate user(s)")
     if r.user_matches:
         print_table(["rank", "similarity", "UserId"],
                     [(i, m.similarity, m.user_id) for i, m in enumerate(r.user_matches, start=1)])
         _notice()
     return 0
+
+
+def _risk(threshold: float) -> str:
+    """What a Similarity threshold means, in words: the false-match rate it promises."""
+    from faceaudit.engine import promised_fmr
+
+    rate = promised_fmr(threshold)
+    return f"a stranger matches 1 in {1 / rate:,.0f} comparisons"
