@@ -191,6 +191,21 @@ def test_face_search_job_and_its_checks(backend):
         backend.get_face_search(job_id=job, max_results=1, next_token=token, sort_by="INDEX")
 
 
+def test_start_refuses_what_it_can_see_at_once(backend, monkeypatch):
+    from faceaudit._errors import LimitExceededError
+    from faceaudit.collections import _jobs
+
+    backend.video_limits = VideoLimits(max_bytes=1000)
+    with pytest.raises(VideoTooLargeError):
+        backend.start_face_detection(video=_video("doorbell.mp4"))
+    backend.video_limits = None
+    monkeypatch.setattr(_jobs, "MAX_PENDING_JOBS", 0)
+    with pytest.raises(LimitExceededError):
+        backend.start_face_detection(video=_video("doorbell.mp4"))
+    with pytest.raises(InvalidParameterError, match="JobTag"):
+        backend.start_face_detection(video=_video("doorbell.mp4"), job_tag="no spaces")
+
+
 def test_bad_video_fails_the_job_with_a_message(backend):
     job = backend.start_face_detection(video=_video("junk.mp4")).job_id
     page = _wait(backend.get_face_detection, job)

@@ -240,7 +240,10 @@ class VideoOps(Backend):
         if job.status == "SUCCEEDED":
             items, more = pool.store.items(job_id, sort_by, after, limit)
         progress_note = None
-        if job.wire_status == "IN_PROGRESS":
+        if job.status == "QUEUED":
+            progress_note = "queued: waiting for a worker" + (
+                f" ({job.status_message})" if job.status_message else "")
+        elif job.status == "IN_PROGRESS":
             progress_note = f"{round(job.progress * 100)}% done" + (
                 f" ({job.status_message})" if job.status_message else "")
         return VideoJobPage(
