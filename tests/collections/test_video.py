@@ -175,6 +175,12 @@ def test_face_search_job_and_its_checks(backend):
     assert {p["Person"]["Index"] for p in doc["Persons"]} == {0, 1}
     assert observed and observed[0][0] == job and observed[0][1] == "s3://footage/doorbell.mp4"
     assert [p.index for p in observed[0][2].persons] == [0, 1, 2]
+    from faceaudit.service import check_output, operation_model
+
+    assert check_output(operation_model("GetFaceSearch").output_shape, doc) == []
+    assert check_output(operation_model("StartFaceSearch").output_shape,
+                        backend.start_face_search(video=_video("doorbell.mp4"), collection_id="g",
+                                                  client_request_token="shape").to_rekognition()) == []
     with pytest.raises(ResourceNotFoundError):
         backend.start_face_search(video=_video("doorbell.mp4"), collection_id="nope")
     with pytest.raises(InvalidS3ObjectError):
@@ -228,6 +234,10 @@ def test_client_request_token_is_idempotent(backend):
     first = backend.start_face_detection(video=_video("doorbell.mp4"), client_request_token="t-1", job_tag="x")
     again = backend.start_face_detection(video=_video("doorbell.mp4"), client_request_token="t-1", job_tag="x")
     assert first.job_id == again.job_id
+    from faceaudit.service import check_output, operation_model
+
+    done = _wait(backend.get_face_detection, first.job_id)
+    assert check_output(operation_model("GetFaceDetection").output_shape, done.to_rekognition()) == []
     with pytest.raises(IdempotentParameterMismatchError):
         backend.start_face_detection(video=_video("doorbell.mp4"), client_request_token="t-1", job_tag="y")
     assert _wait(backend.get_face_detection, first.job_id).status == "SUCCEEDED"
