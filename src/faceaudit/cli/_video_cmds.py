@@ -98,7 +98,7 @@ def cmd_video_search(args) -> int:
     videos.record(ctx, args.warrant, job_id, args.video, found)
     if args.json:
         print_json({"JobStatus": "SUCCEEDED", "VideoMetadata": found.metadata.to_rekognition(),
-                    "Persons": [dict(i.doc) for i in found.items]})
+                    "Persons": [i.to_rekognition() for i in found.items]})
         return 0
     meta = found.metadata
     print(f"{args.video}: {meta.duration_millis / 1000:.1f} s, {meta.frame_width}x{meta.frame_height}, "
@@ -123,7 +123,7 @@ def cmd_video_detect(args) -> int:
         args.video, sample_fps=args.fps, progress=_progress(args.quiet))
     if args.json:
         print_json({"JobStatus": "SUCCEEDED", "VideoMetadata": found.metadata.to_rekognition(),
-                    "Faces": [dict(i.doc) for i in found.items]})
+                    "Faces": [i.to_rekognition() for i in found.items]})
         return 0
     per_time: dict = {}
     for item in found.items:

@@ -24,7 +24,9 @@ from faceaudit.collections._objects import BucketAccess, FolderStore, ObjectRef,
 from faceaudit.collections._ops_video import (
     FaceDetectionAnalysis,
     FaceSearchAnalysis,
+    FaceSighting,
     PersonFound,
+    PersonSighting,
     StartVideoJobResult,
     VideoJobPage,
 )
@@ -78,6 +80,6 @@ __all__ = [
     "quality_score", "read_manifest", "scan_directory",
     # objects in object stores (S3Object) and stored video
     "BucketAccess", "DEFAULT_SAMPLE_FPS", "FaceDetectionAnalysis", "FaceSearchAnalysis", "FolderStore",
-    "ObjectRef", "ObjectStore", "PersonFound", "S3Store", "StartVideoJobResult", "VideoJobPage",
-    "VideoLimits", "VideoMetadata", "check_sample_fps", "requested_by",
+    "FaceSighting", "ObjectRef", "ObjectStore", "PersonFound", "PersonSighting", "S3Store",
+    "StartVideoJobResult", "VideoJobPage", "VideoLimits", "VideoMetadata", "check_sample_fps", "requested_by",
 ]

@@ -56,7 +56,7 @@ from faceaudit.collections._video import (
     probe_video,
     sample_frames,
 )
-from faceaudit.engine import BoundingBox
+from faceaudit.engine import BoundingBox, DetectedFace
 
 FACE_DETECTION, FACE_SEARCH = "face_detection", "face_search"
 DEFAULT_VIDEO_MAX_FACES = 80
@@ -139,6 +139,43 @@ class PersonFound:
     matches: Tuple[FaceMatch, ...]
 
 
+@dataclass(frozen=True, eq=False)
+class PersonSighting:
+    """One person in one analysed frame (Rekognition's PersonMatch): time in ms from the start,
+    the Person Index, the face found, and the person's matches in the collection (similarity
+    0-100, higher is more alike; each an investigative lead, not an identification)."""
+
+    timestamp_ms: int
+    index: int
+    face: DetectedFace
+    matches: Tuple[FaceMatch, ...]
+
+    def to_rekognition(self) -> Dict[str, Any]:
+        return {
+            "Timestamp": self.timestamp_ms,
+            "Person": {"Index": self.index, "BoundingBox": self.face.bounding_box.to_rekognition(),
+                       "Face": self.face.to_rekognition()},
+            "FaceMatches": [m.to_rekognition() for m in self.matches],
+        }
+
+    def to_item(self) -> JobItem:
+        return JobItem(self.timestamp_ms, self.index, self.to_rekognition())
+
+
+@dataclass(frozen=True, eq=False)
+class FaceSighting:
+    """One face in one analysed frame (Rekognition's FaceDetection): time in ms, the face."""
+
+    timestamp_ms: int
+    face: DetectedFace
+
+    def to_rekognition(self) -> Dict[str, Any]:
+        return {"Timestamp": self.timestamp_ms, "Face": self.face.to_rekognition()}
+
+    def to_item(self) -> JobItem:
+        return JobItem(self.timestamp_ms, -1, self.to_rekognition())
+
+
 @dataclass(frozen=True)
 class FaceSearchAnalysis:
     """A face search of a whole video: every person found, and the PersonMatch entries
@@ -151,7 +188,7 @@ class FaceSearchAnalysis:
     metadata: VideoMetadata
     sample_fps: float
     persons: Tuple[PersonFound, ...]
-    items: Tuple[JobItem, ...]
+    items: Tuple[PersonSighting, ...]
 
 
 @dataclass(frozen=True)
@@ -160,7 +197,7 @@ class FaceDetectionAnalysis:
 
     metadata: VideoMetadata
     sample_fps: float
-    items: Tuple[JobItem, ...]
+    items: Tuple[FaceSighting, ...]
 
 
 def _jpeg(image) -> bytes:
@@ -317,8 +354,7 @@ class VideoOps(Backend):
         items = []
         for n, frame in enumerate(sample_frames(path, meta, fps)):
             for face in engine.detect(frame.image).faces:
-                items.append(JobItem(frame.timestamp_ms, -1,
-                                     {"Timestamp": frame.timestamp_ms, "Face": face.to_rekognition()}))
+                items.append(FaceSighting(frame.timestamp_ms, face))
             _report(progress, n + 1, expected, frame.timestamp_ms, meta)
         return FaceDetectionAnalysis(metadata=meta, sample_fps=fps, items=tuple(items))
 
@@ -350,7 +386,7 @@ class VideoOps(Backend):
                         del kept[number]
             _report(progress, n + 1, expected, frame.timestamp_ms, meta)
         persons: List[PersonFound] = []
-        items: List[JobItem] = []
+        items: List[PersonSighting] = []
         with self._store.read() as conn:
             coll = self._store.get_collection(conn, name)
             self._check_pin(coll, engine)
@@ -358,7 +394,8 @@ class VideoOps(Backend):
                 person = self._search_track(conn, coll, track, k, threshold, probes.get(track.index, {}))
                 persons.append(person)
                 if person.matches:
-                    items.extend(_person_items(track, person.matches))
+                    items.extend(PersonSighting(s.timestamp_ms, track.index, s.face, person.matches)
+                                 for s in track.sightings)
         return FaceSearchAnalysis(collection_id=name, threshold=threshold, max_faces=k,
                                   model_version=coll.model_version, metadata=meta, sample_fps=fps,
                                   persons=tuple(persons), items=tuple(items))
@@ -387,7 +424,7 @@ class VideoOps(Backend):
         ref = ObjectRef.from_rekognition(job.request["video"])
         with self.objects.local_copy(ref, self._limits.max_bytes) as path:
             found = self.detect_faces_in_video(path, sample_fps=job.request["fps"], progress=progress)
-        return JobOutcome(metadata=found.metadata.to_rekognition(), items=found.items)
+        return JobOutcome(metadata=found.metadata.to_rekognition(), items=[i.to_item() for i in found.items])
 
     def _run_face_search(self, job: Job, progress: Progress) -> JobOutcome:
         req = job.request
@@ -398,20 +435,7 @@ class VideoOps(Backend):
                 sample_fps=req["fps"], max_faces=req["max_faces"], progress=progress)
         if self.video_observer is not None:  # accountability first: no result without its record
             self.video_observer(job.requester, job.job_id, str(ref), found)
-        return JobOutcome(metadata=found.metadata.to_rekognition(), items=found.items)
-
-
-def _person_items(track: Track, matches: Tuple[FaceMatch, ...]) -> List[JobItem]:
-    docs = [m.to_rekognition() for m in matches]
-    return [
-        JobItem(s.timestamp_ms, track.index, {
-            "Timestamp": s.timestamp_ms,
-            "Person": {"Index": track.index, "BoundingBox": s.face.bounding_box.to_rekognition(),
-                       "Face": s.face.to_rekognition()},
-            "FaceMatches": docs,
-        })
-        for s in track.sightings
-    ]
+        return JobOutcome(metadata=found.metadata.to_rekognition(), items=[i.to_item() for i in found.items])
 
 
 def _report(progress: Optional[Progress], done: int, expected: int, t_ms: int, meta: VideoMetadata) -> None:
