@@ -106,7 +106,7 @@ class VideoSearches:
                                             "threshold": threshold, "reason": reason})
             raise PolicyViolationError(reason)
         try:
-            with requested_by({k: str(v) for k, v in _who(ctx).items()} | {"warrant": warrant}):
+            with requested_by({**_who(ctx), "warrant": warrant}):
                 result = call()
         except Exception as exc:
             self.acc.log.append("failed", {**who, "operation": VIDEO_SEARCH_OPERATION, "threshold": threshold,
@@ -133,6 +133,7 @@ class VideoSearches:
                 model_version=analysis.model_version,
                 probe=probe if person.matches else None,  # bystanders' frames are not kept
                 probe_sha256=digest, call=lambda p=person: p, candidates=_candidates,
+                gallery_size=analysis.gallery_size,
             )
         self.acc.log.append("video_search", {
             **_who(ctx), "warrant": warrant, "job_id": job_id, "video": video,
@@ -141,19 +142,19 @@ class VideoSearches:
             "people": len(analysis.persons), "people_matched": matched,
         })
 
-    def observer(self, requester: Mapping[str, str], job_id: str, video: str, analysis: Any) -> None:
+    def observer(self, requester: Mapping[str, Any], job_id: str, video: str, analysis: Any) -> None:
         """The backend's ``video_observer``: :meth:`record` as the job's requester."""
         ctx = CallerContext(
             access_key_id=requester.get("access_key_id", "unknown"), role=requester.get("role", "operator"),
             case_reference=requester.get("case_reference", "") or requester.get("warrant", ""),
             purpose=requester.get("purpose", ""), source=requester.get("source", "http"), request_id=job_id,
+            person=requester.get("person", ""),
         )
         self.record(ctx, requester.get("warrant", ""), job_id, video, analysis)
 
 
 def _who(ctx: CallerContext) -> Dict[str, Any]:
-    return {"access_key_id": ctx.access_key_id, "role": ctx.role, "source": ctx.source,
-            "request_id": ctx.request_id, "case_reference": ctx.case_reference, "purpose": ctx.purpose}
+    return Accountability._who(ctx)  # the same fields as every other record
 
 
 def _candidates(person: Any):

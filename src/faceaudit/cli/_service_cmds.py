@@ -80,12 +80,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "signed but images travel unencrypted; put a TLS-terminating proxy in front.",
             file=sys.stderr,
         )
+    from faceaudit._paths import private_dir
     from faceaudit.accountability import AccountabilityExtension, TestingAPI
 
     data_dir = resolve_data_dir(args.data_dir)
+    private_dir(data_dir)  # made 0700, or refused at start-up when open to other users
     # accountability by construction: every identification is logged, policies and roles hold,
-    # and auditor keys can test the deployed model (testing API)
-    extension = AccountabilityExtension(data_dir, testing=TestingAPI(data_dir))
+    # and auditor keys can test the deployed model (testing API);
+    # retention rules are applied once a day (by one worker at a time)
+    extension = AccountabilityExtension(data_dir, testing=TestingAPI(data_dir), daily_retention=True)
     objects, access, video = _object_options(args)
     config = ServiceConfig(
         data_dir=data_dir,

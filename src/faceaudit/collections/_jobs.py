@@ -87,13 +87,13 @@ _SCHEMA = (
     )""",
 )
 
-requester: "contextvars.ContextVar[Mapping[str, str]]" = contextvars.ContextVar("faceaudit_job_requester")
+requester: "contextvars.ContextVar[Mapping[str, Any]]" = contextvars.ContextVar("faceaudit_job_requester")
 """Who starts a job (access key, role, warrant or case reference, purpose, request id), set by the
 layer that knows (the accountability layer, the CLI) around a Start* call; stored with the job."""
 
 
 @contextlib.contextmanager
-def requested_by(who: Mapping[str, str]) -> Iterator[None]:
+def requested_by(who: Mapping[str, Any]) -> Iterator[None]:
     """Jobs started inside the block are recorded as started by ``who``."""
     token = requester.set(dict(who))
     try:
@@ -111,7 +111,7 @@ class Job:
     status: str
     request: Mapping[str, Any]
     job_tag: Optional[str]
-    requester: Mapping[str, str]
+    requester: Mapping[str, Any]
     created_at: float
     attempts: int
     progress: float
@@ -208,7 +208,7 @@ class JobStore:
                 "status_message, metadata")
 
     def submit(self, kind: str, request: Mapping[str, Any], client_token: Optional[str],
-               job_tag: Optional[str], who: Mapping[str, str]) -> Tuple[str, bool]:
+               job_tag: Optional[str], who: Mapping[str, Any]) -> Tuple[str, bool]:
         """(JobId, created): a new QUEUED job, or the job an earlier request with the same
         ClientRequestToken started (IdempotentParameterMismatchException if it asked otherwise)."""
         text = json.dumps({"request": request, "job_tag": job_tag}, sort_keys=True)

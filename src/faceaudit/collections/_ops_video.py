@@ -185,6 +185,7 @@ class FaceSearchAnalysis:
     threshold: float
     max_faces: int
     model_version: str
+    gallery_size: int
     metadata: VideoMetadata
     sample_fps: float
     persons: Tuple[PersonFound, ...]
@@ -397,7 +398,8 @@ class VideoOps(Backend):
                     items.extend(PersonSighting(s.timestamp_ms, track.index, s.face, person.matches)
                                  for s in track.sightings)
         return FaceSearchAnalysis(collection_id=name, threshold=threshold, max_faces=k,
-                                  model_version=coll.model_version, metadata=meta, sample_fps=fps,
+                                  model_version=coll.model_version, gallery_size=coll.face_count,
+                                  metadata=meta, sample_fps=fps,
                                   persons=tuple(persons), items=tuple(items))
 
     def _search_track(self, conn, coll, track: Track, k: int, threshold: float,
