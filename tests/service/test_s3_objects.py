@@ -221,3 +221,33 @@ def test_start_face_detection(served):
     # one face at 0 s, two at 2.5 s and at 5 s, none at 6 s (everyone has left)
     assert (per_time.get(0), per_time.get(2500), per_time.get(5000), per_time.get(6000)) == (1, 2, 2, None)
     assert _error(lambda: rek.start_face_detection(Video=_s3("footage", "missing.mp4")))[0] == "InvalidS3ObjectException"
+
+
+def test_readme_video_example(tmp_path, clip):
+    """examples/boto3_video_search.py, run as README.md says, against buckets laid out as it says."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "buckets" / "photos").mkdir(parents=True)
+    (tmp_path / "buckets" / "footage").mkdir()
+    for m in MEMBERS:
+        shutil.copy(portrait_2014(m), tmp_path / "buckets" / "photos" / f"{m}.jpg")
+    shutil.copy(clip, tmp_path / "buckets" / "footage" / "doorbell.mp4")
+    data = tmp_path / "data"
+    key = create_key(data)
+    (tmp_path / "key.json").write_text(json.dumps(key))
+    proc = ServeProcess(data, "--buckets", str(tmp_path / "buckets"), "--bucket-access", "operator=photos,footage")
+    try:
+        run = subprocess.run([sys.executable, str(root / "examples" / "boto3_video_search.py"),
+                              str(tmp_path / "key.json"), proc.url], cwd=root, capture_output=True, text=True,
+                             timeout=600)
+    finally:
+        proc.stop()
+    assert run.returncode == 0, run.stderr
+    assert "SUCCEEDED" in run.stdout
+    assert "person 0: 0.0-7.5 s, candidate C000127" in run.stdout
+    assert "person 1: 2.0-5.5 s, candidate B000944" in run.stdout
+    readme = (root / "README.md").read_text()
+    assert "examples/boto3_video_search.py" in readme and "scripts/make_sample_video.py" in readme
