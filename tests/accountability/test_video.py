@@ -87,6 +87,17 @@ def test_every_person_is_logged_and_each_match_is_a_lead_with_the_frame(setup):
     closing = _records(videos, "video_search")[-1].data
     assert (closing["people"], closing["people_matched"], closing["job_id"]) == (3, 2, job)
     assert videos.acc.log.verify().ok
+    # the usage report counts video searches apart from image searches
+    import datetime as dt
+
+    from faceaudit.accountability._usage import render_html, usage_report
+
+    now = dt.datetime.now(dt.timezone.utc)
+    report = usage_report(videos.acc, now - dt.timedelta(days=1), now + dt.timedelta(days=1), sign=False)
+    assert (report.searches.count, report.video_searches.count, report.video_people.count) == (0, 1, 3)
+    assert [f.label for f in report.video_searches_by] == ["g / warrant WARRANT-2026-17"]
+    assert {f.label: f.count for f in report.leads}["pending leads"] == 2
+    assert "face searches of stored video" in render_html(report)
 
 
 def test_policy_can_waive_the_warrant(setup):
