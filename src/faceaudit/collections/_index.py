@@ -215,7 +215,7 @@ class HnswParams:
 
     m: int = 32
     ef_construction: int = 80
-    ef_search: int = 1024
+    ef_search: int = 2048
     exact_below: int = 10_000
     max_dead_fraction: float = 0.2
 
