@@ -104,7 +104,7 @@ class FaceEngine:
     def detect(self, source: "ImageSource | Image", limit: int = MAX_FACES_CONSIDERED) -> DetectResult:
         """Detect faces (the ``limit`` largest), largest first."""
         img = self.image(source)
-        faces = largest_first(self.model.detector.detect(img), limit)
+        faces = largest_first(self.model.detector.detect(img, limit), limit)
         return DetectResult(faces=tuple(faces), image_width=img.width, image_height=img.height)
 
     def embed(self, image: Image, face: DetectedFace) -> FaceEmbedding:
@@ -115,7 +115,7 @@ class FaceEngine:
     ) -> Tuple[Image, List[FaceEmbedding]]:
         """Detect and embed every face (the ``limit`` largest), largest first."""
         img = self.image(source)
-        faces = largest_first(self.model.detector.detect(img), limit)
+        faces = largest_first(self.model.detector.detect(img, limit), limit)
         return img, [self.embed(img, f) for f in faces]
 
     def largest(self, source: "ImageSource | Image") -> Tuple[Image, FaceEmbedding]:

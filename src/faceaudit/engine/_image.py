@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
+import cv2
 import numpy as np
 from PIL import Image as _PILImage
 from PIL import ImageOps, UnidentifiedImageError
@@ -66,8 +67,17 @@ class Image:
         return int(self.pixels.shape[0])
 
     def bgr(self) -> np.ndarray:
-        """The pixels in OpenCV's BGR order (a copy)."""
-        return np.ascontiguousarray(self.pixels[:, :, ::-1])
+        """The pixels in OpenCV's BGR order: converted on first use, then shared (read-only).
+
+        Detection, quality and alignment all read this one array, so an image is
+        converted once however many faces it holds.
+        """
+        cached = self.__dict__.get("_bgr")
+        if cached is None:
+            cached = cv2.cvtColor(np.ascontiguousarray(self.pixels), cv2.COLOR_RGB2BGR)
+            cached.flags.writeable = False
+            object.__setattr__(self, "_bgr", cached)
+        return cached
 
 
 def read_bytes(source: ImageSource) -> bytes:
@@ -135,8 +145,8 @@ def load_image(source: ImageSource, *, min_side: int = MIN_IMAGE_SIDE) -> Image:
         )
     try:
         pil.load()
-        pil = ImageOps.exif_transpose(pil)
-        rgb = pil.convert("RGB")
+        ImageOps.exif_transpose(pil, in_place=True)  # no copy when there is nothing to turn
+        rgb = pil if pil.mode == "RGB" else pil.convert("RGB")
     except (_PILImage.DecompressionBombError, _PILImage.DecompressionBombWarning):
         raise ImageTooLargeError("image declares too many pixels (decompression bomb)") from None
     except Exception as exc:
