@@ -29,6 +29,13 @@ from faceaudit.engine._image import (
     load_image,
     read_bytes,
 )
+from faceaudit.engine._pool import (
+    EnginePool,
+    WorkerLost,
+    check_workers,
+    default_workers,
+    single_threaded_opencv,
+)
 from faceaudit.engine._registry import (
     DEFAULT_MODEL,
     FaceModel,
@@ -52,9 +59,10 @@ from faceaudit.engine._types import (
 
 __all__ = [
     "BoundingBox", "CompareResult", "DEFAULT_MODEL", "DetectResult", "DetectedFace", "Detector",
-    "Embedder", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image", "ImageSource",
-    "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
-    "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale", "WeightFile",
-    "check_similarity_threshold", "get_model", "largest_first", "list_models", "load_image",
-    "load_model", "normalise", "read_bytes", "sha256_file",
+    "Embedder", "EnginePool", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image",
+    "ImageSource", "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale",
+    "WeightFile", "WorkerLost", "check_similarity_threshold", "check_workers", "default_workers",
+    "get_model", "largest_first", "list_models", "load_image", "load_model", "normalise", "read_bytes",
+    "sha256_file", "single_threaded_opencv",
 ]
