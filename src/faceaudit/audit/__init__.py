@@ -9,8 +9,10 @@ Public surface::
     run.write("out")                                 # results.json, candidates.csv, report.html
     build_report("out")                              # report.html again from results.json
 
-Engines: :class:`LocalEngine` (in-process, exact scores for every pair) and
+Engines: :class:`LocalEngine` (faceaudit's models, exact scores for every pair) and
 :class:`RekognitionEngine` (any Rekognition-compatible endpoint via a boto3 client).
+The local engine's work runs on an executor: :class:`LocalExecutor` (worker processes on
+this machine, the default) or :class:`RayExecutor` (a Ray cluster).
 Metrics and formulas: docs/metrics.md. A candidate is an investigative lead, not an
 identification.
 """
@@ -32,8 +34,14 @@ from faceaudit.audit._engines import (
     external_image_id,
     make_client,
 )
+from faceaudit.audit._executors import AuditExecutor, LocalExecutor, RayExecutor
 from faceaudit.audit._groups import UNKNOWN, GroupColumn, parse_bands
-from faceaudit.audit._manifest import ImageRecord, Manifest, read_manifest, read_manifests
+from faceaudit.audit._manifest import (
+    ImageRecord,
+    Manifest,
+    read_manifest,
+    read_manifests,
+)
 from faceaudit.audit._metrics import differential
 from faceaudit.audit._report import ThumbnailPolicy, build_report, render_report
 from faceaudit.audit._results import (
@@ -52,15 +60,27 @@ from faceaudit.audit._results import (
     Rate,
     ThresholdSummary,
 )
-from faceaudit.audit._run import CANDIDATES_CSV, REPORT_HTML, RESULTS_JSON, AuditRun, run_audit
-from faceaudit.audit._scoring import SearchOutcomes, outcomes_from_candidates, score_exact
+from faceaudit.audit._run import (
+    CANDIDATES_CSV,
+    REPORT_HTML,
+    RESULTS_JSON,
+    AuditRun,
+    run_audit,
+)
+from faceaudit.audit._scoring import (
+    SearchOutcomes,
+    outcomes_from_candidates,
+    score_exact,
+)
 
 __all__ = [
-    "AuditConfig", "AuditCounts", "AuditDesign", "AuditEngine", "AuditResult", "AuditRun", "CANDIDATES_CSV",
+    "AuditConfig", "AuditCounts", "AuditDesign", "AuditEngine", "AuditExecutor", "AuditResult", "AuditRun",
+    "CANDIDATES_CSV",
     "CachedEmbedding", "CrossTable", "Curves", "DEFAULT_FMR_TARGETS", "DEFAULT_THRESHOLDS", "Differential",
     "EmbeddingCache", "EngineInfo", "FMRTarget", "Failure", "GroupColumn", "ImageRecord", "LocalEngine",
+    "LocalExecutor",
     "METRICS", "Manifest", "ManifestInfo", "MetricFrame", "Projection", "REKOGNITION_DEFAULT_THRESHOLD",
-    "REKOGNITION_MAX_FACES", "REPORT_HTML", "RESULTS_JSON", "Rate", "RekognitionEngine", "SearchOutcomes",
+    "REKOGNITION_MAX_FACES", "REPORT_HTML", "RESULTS_JSON", "Rate", "RayExecutor", "RekognitionEngine", "SearchOutcomes",
     "ThresholdSummary", "ThumbnailPolicy", "UNKNOWN", "build_design", "build_report", "differential",
     "external_image_id", "make_client", "outcomes_from_candidates", "parse_bands", "read_manifest",
     "read_manifests", "render_report", "run_audit", "score_exact",

@@ -34,6 +34,7 @@ from faceaudit.engine import (
     read_bytes,
 )
 
+
 @dataclass(frozen=True)
 class BatchFailure:
     """An image that could not be indexed: its name, the error's AWS code and message."""
