@@ -41,15 +41,16 @@ class YuNetDetector:
             return []
         faces = []
         for row in largest_rows(rows, limit):
-            row = row.astype(np.float64) / np.r_[[scale] * 14, 1.0]
-            box = (row[0], row[1], row[2], row[3])
-            landmarks = row[4:14].reshape(5, 2)
-            faces.append(build_face(bgr, box, landmarks, float(row[14]) * 100.0, cv2.COLOR_BGR2GRAY))
+            px = row[:14].astype(np.float64) / scale  # back to pixels of the original image
+            box = (px[0], px[1], px[2], px[3])
+            faces.append(build_face(bgr, box, px[4:14].reshape(5, 2), float(row[14]) * 100.0, cv2.COLOR_BGR2GRAY))
         return faces
 
 
 def largest_rows(rows: np.ndarray, limit: Optional[int]) -> np.ndarray:
     """YuNet's rows (x, y, w, h, ...), the ``limit`` largest boxes first (all when None)."""
+    if len(rows) == 1:
+        return rows
     order = np.argsort(-(rows[:, 2].astype(np.float64) * rows[:, 3]), kind="stable")
     return rows[order[:limit] if limit is not None else order]
 
