@@ -47,6 +47,7 @@ from faceaudit.engine._registry import (
     load_model,
     sha256_file,
 )
+from faceaudit.engine._riskscale import promised_fmr, similarity_for_fmr
 from faceaudit.engine._types import (
     LANDMARK_TYPES,
     BoundingBox,
@@ -63,6 +64,6 @@ __all__ = [
     "ImageSource", "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES",
     "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale",
     "WeightFile", "WorkerLost", "check_similarity_threshold", "check_workers", "default_workers",
-    "get_model", "largest_first", "list_models", "load_image", "load_model", "normalise", "read_bytes",
-    "sha256_file", "single_threaded_opencv",
+    "get_model", "largest_first", "list_models", "load_image", "load_model", "normalise", "promised_fmr",
+    "read_bytes", "sha256_file", "similarity_for_fmr", "single_threaded_opencv",
 ]
