@@ -108,3 +108,17 @@ def test_ray_counts_equal_the_local_executor_and_resume(ray_cluster, small_run, 
     assert_same_outcomes(_audit(small_manifests, engine), small_run[0])
     assert (engine.embedded, engine.from_cache) == (15, 5)
     assert ray_cluster.is_initialized()  # an executor leaves a Ray it did not start running
+
+
+def test_cli_executor_ray(ray_cluster, small_run, small_manifests, tmp_path):
+    from faceaudit.cli import main
+
+    out = tmp_path / "ray"
+    assert main(["audit", "--probes", str(small_manifests["probes"]), "--gallery", str(small_manifests["gallery"]),
+                 "--thresholds", ",".join(f"{t:g}" for t in THRESHOLDS), "--bootstrap", "0", "--quiet",
+                 "--executor", "ray", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    local = json.loads(small_run[0].result.to_json())
+    assert res["counts"] == local["counts"]
+    assert [s["overall"]["ACLU_COUNT"]["errors"] for s in res["summaries"]] == \
+        [s["overall"]["ACLU_COUNT"]["errors"] for s in local["summaries"]]
