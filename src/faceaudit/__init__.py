@@ -36,6 +36,7 @@ from faceaudit._errors import (
     ThrottlingError,
     UnknownOperationError,
     UnrecognizedClientError,
+    WorkerStartError,
 )
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ __all__ = [
     "MissingAuthenticationTokenError",
     "ModelError",
     "ModelIntegrityError",
+    "WorkerStartError",
     "ModelNotInstalledError",
     "NoFaceError",
     "RemoteServiceError",

@@ -129,6 +129,10 @@ class ModelIntegrityError(ModelError):
     """A weights file is missing or its SHA-256 differs from the pinned digest."""
 
 
+class WorkerStartError(ModelError):
+    """The worker processes that run a face model keep dying before they finish any image."""
+
+
 # --- HTTP service: protocol, authentication and limits -------------------------------------------
 
 

@@ -13,6 +13,9 @@ calling process, which stays the only writer of whatever store it keeps.
   order, at most ``2 * workers`` jobs in flight, so a huge input never sits in memory.
 * A worker that dies (killed, out of memory, a crash in native code) breaks the pool; it
   is rebuilt and the jobs in flight are retried once, then reported as :class:`WorkerLost`.
+  When a pool broke before finishing any job, the new one must first run an empty job:
+  workers that cannot start at all raise :class:`~faceaudit.WorkerStartError` instead
+  of every image being retried.
 * Workers exit on their own when the parent dies, even under ``kill -9``.
 * ``workers=1`` runs the task in this process with no pool at all.
 """
@@ -29,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
-from faceaudit._errors import InvalidParameterError
+from faceaudit._errors import InvalidParameterError, WorkerStartError
 from faceaudit.engine._engine import FaceEngine
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,10 @@ def _work(task: Task, data: bytes, args: Tuple[Any, ...]):
     return task(_WORKER["engine"], data, *args)
 
 
+def _ready() -> bool:
+    return True
+
+
 # -- parent side ---------------------------------------------------------------------------------
 class EnginePool:
     """``with EnginePool("sface", workers=4) as pool: for key, result in pool.map(task, jobs): ...``
@@ -146,6 +153,18 @@ class EnginePool:
             )
         return self._pool
 
+    def _check_start(self, pool: cf.ProcessPoolExecutor) -> None:
+        """Raise WorkerStartError when a fresh worker cannot even run an empty job."""
+        try:
+            pool.submit(_ready).result()
+        except cf.process.BrokenProcessPool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise WorkerStartError(
+                f"the worker processes for model {self.model!r} exit before they can run any image "
+                "(their error is printed above)"
+            ) from None
+
     def map(self, task: Task, jobs: Iterable[Tuple[K, bytes]], *args: Any) -> Iterator[Tuple[K, Any]]:
         """``(key, task(engine, data, *args))`` for each job, in completion order.
 
@@ -162,10 +181,14 @@ class EnginePool:
         attempts: Dict[K, int] = {}
         retry: List[Tuple[K, bytes]] = []
         exhausted = False
+        check_start = False  # the last pool broke before finishing any job: can workers start at all?
         while True:
             pool = self._executor()
+            if check_start:
+                self._check_start(pool)
             inflight: Dict[cf.Future, Tuple[K, bytes]] = {}
             broken = False
+            finished = 0
             try:
                 while True:
                     while len(inflight) < window and (retry or not exhausted):
@@ -192,8 +215,10 @@ class EnginePool:
                             else:
                                 retry.append((key, data))
                             continue
+                        finished += 1
                         yield key, result
                     if broken:
+                        check_start = not finished
                         log.warning("a worker process died; restarting the pool and retrying its images")
                         for key, data in inflight.values():
                             attempts[key] = attempts.get(key, 0) + 1
