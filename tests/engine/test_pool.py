@@ -27,6 +27,21 @@ def die_on_marker(engine, data: bytes):
     return len(data)
 
 
+def rendezvous(engine, data: bytes) -> bool:
+    """A task that announces itself in a folder, then waits (up to a minute) to see the other task there."""
+    import time
+    from pathlib import Path
+
+    folder, me, other = data.decode().split("|")
+    (Path(folder) / me).touch()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (Path(folder) / other).exists():
+            return True
+        time.sleep(0.01)
+    return False
+
+
 @pytest.fixture(scope="module")
 def jobs():
     paths = [portrait_2018(m) for m in MEMBERS] + [portrait_2014(m) for m in MEMBERS[:4]]
@@ -43,6 +58,12 @@ def test_workers_embed_as_this_process_does(jobs, sface_engine):
         assert np.array_equal(vec, expected[key][0]), key
         assert threads == 1 and pid != os.getpid()  # one OpenCV thread per worker, not this process
     assert all(pid == os.getpid() for _, _, pid in expected.values())
+
+
+def test_two_workers_run_at_the_same_time(tmp_path):
+    work = [("a", f"{tmp_path}|a|b".encode()), ("b", f"{tmp_path}|b|a".encode())]
+    with EnginePool("sface", workers=2) as pool:
+        assert dict(pool.map(rendezvous, work)) == {"a": True, "b": True}
 
 
 def test_a_dead_worker_is_retried_then_reported(jobs):

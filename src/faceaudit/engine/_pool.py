@@ -12,7 +12,8 @@ calling process, which stays the only writer of whatever store it keeps.
 * Jobs are ``(key, bytes)`` pairs; results come back as ``(key, result)`` in completion
   order, at most ``2 * workers`` jobs in flight, so a huge input never sits in memory.
 * A worker that dies (killed, out of memory, a crash in native code) breaks the pool; it
-  is rebuilt and the jobs in flight are retried once, then reported as :class:`WorkerLost`.
+  is rebuilt and the jobs that were in flight are retried one at a time, so that only a
+  job whose worker dies again, alone, is reported as :class:`WorkerLost`.
   When a pool broke before finishing any job, the new one must first run an empty job:
   workers that cannot start at all raise :class:`~faceaudit.WorkerStartError` instead
   of every image being retried.
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
 
 MAX_ATTEMPTS = 2
-"""A job in flight when a worker process dies is retried once, then reported as lost."""
+"""A job in flight when a worker process dies is retried once, alone, then reported as lost."""
 
 Task = Callable[..., Any]
 """``task(engine: FaceEngine, data: bytes, *args) -> result``, a module-level function."""
@@ -178,8 +179,7 @@ class EnginePool:
 
     def _map_parallel(self, task: Task, jobs: Iterator[Tuple[K, bytes]], args) -> Iterator[Tuple[K, Any]]:
         window = 2 * self.workers
-        attempts: Dict[K, int] = {}
-        retry: List[Tuple[K, bytes]] = []
+        suspects: List[Tuple[K, bytes]] = []  # in flight when a worker died: retried one at a time
         exhausted = False
         check_start = False  # the last pool broke before finishing any job: can workers start at all?
         while True:
@@ -187,43 +187,48 @@ class EnginePool:
             if check_start:
                 self._check_start(pool)
             inflight: Dict[cf.Future, Tuple[K, bytes]] = {}
+            isolated = False  # the one job in flight is a suspect, run alone
             broken = False
             finished = 0
             try:
                 while True:
-                    while len(inflight) < window and (retry or not exhausted):
-                        if retry:
-                            job = retry.pop()
-                        else:
+                    if suspects:
+                        if not inflight:
+                            job = suspects.pop(0)
+                            inflight[pool.submit(_work, task, job[1], args)] = job
+                            isolated = True
+                    else:
+                        isolated = False
+                        while len(inflight) < window and not exhausted:
                             job = next(jobs, None)
                             if job is None:
                                 exhausted = True
                                 break
-                        inflight[pool.submit(_work, task, job[1], args)] = job
+                            inflight[pool.submit(_work, task, job[1], args)] = job
                     if not inflight:
                         return
                     done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
+                    failed: List[Tuple[K, bytes]] = []
                     for fut in done:
-                        key, data = inflight.pop(fut)
+                        job = inflight.pop(fut)
                         try:
                             result = fut.result()
                         except cf.process.BrokenProcessPool:
                             broken = True
-                            attempts[key] = attempts.get(key, 0) + 1
-                            if attempts[key] >= MAX_ATTEMPTS:
-                                yield key, WorkerLost(attempts[key])
-                            else:
-                                retry.append((key, data))
+                            failed.append(job)
                             continue
                         finished += 1
-                        yield key, result
+                        yield job[0], result
                     if broken:
-                        check_start = not finished
-                        log.warning("a worker process died; restarting the pool and retrying its images")
-                        for key, data in inflight.values():
-                            attempts[key] = attempts.get(key, 0) + 1
-                            retry.append((key, data))
+                        failed += list(inflight.values())
                         inflight.clear()
+                        check_start = not finished
+                        if isolated:  # it died alone: this job kills its worker
+                            yield failed[0][0], WorkerLost(MAX_ATTEMPTS)
+                        else:
+                            log.warning("a worker process died; restarting the pool and retrying its %d "
+                                        "image(s) one at a time", len(failed))
+                            suspects.extend(failed)
                         break
             finally:
                 if broken or inflight:  # broken, or the caller stopped early (an error, Ctrl-C)
