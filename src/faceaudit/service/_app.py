@@ -46,6 +46,7 @@ from faceaudit.service._protocol import (
     IncompleteBodyError,
     HttpResponse,
     check_content_type,
+    error_doc,
     error_response,
     json_response,
     new_request_id,
@@ -164,7 +165,7 @@ class ServiceApp:
         if path != "/":
             return json_response(
                 404,
-                {"__type": "UnknownOperationException", "message": f"no resource {path[:100]!r}"},
+                error_doc("UnknownOperationException", f"no resource {path[:100]!r}"),
                 request_id,
             )
         if request.method != "POST":
@@ -293,7 +294,7 @@ class _TooLargeImage(ImageTooLargeError):
 def _method_not_allowed(request_id: str, allow: str) -> HttpResponse:
     return json_response(
         405,
-        {"__type": "MethodNotAllowedException", "message": f"use {allow}"},
+        error_doc("MethodNotAllowedException", f"use {allow}"),
         request_id,
         [("Allow", allow)],
     )

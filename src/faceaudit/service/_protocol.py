@@ -143,8 +143,14 @@ def json_response(status: int, doc: Any, request_id: str, extra: Optional[list] 
     return HttpResponse(status, body, headers)
 
 
+def error_doc(code: str, message: str) -> dict:
+    """An AWS JSON 1.1 error body. The message is under both ``message`` (botocore, the AWS CLI)
+    and ``Message`` (the AWS SDK for Go v2 reads only this one), as Rekognition's own errors."""
+    return {"__type": code, "message": message, "Message": message}
+
+
 def error_response(exc: FaceAuditError, request_id: str, extra: Optional[list] = None) -> HttpResponse:
-    """AWS JSON error: ``{"__type": code, "message": ...}`` with the error's HTTP status."""
-    doc = {"__type": exc.aws_code, "message": exc.message}
+    """AWS JSON error: :func:`error_doc` with the error's HTTP status."""
+    doc = error_doc(exc.aws_code, exc.message)
     headers = [("x-amzn-ErrorType", exc.aws_code)] + list(extra or [])
     return json_response(exc.http_status, doc, request_id, headers)

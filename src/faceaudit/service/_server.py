@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from faceaudit import __version__
 from faceaudit.service._app import ServiceApp
-from faceaudit.service._protocol import HttpRequest, HttpResponse, json_response, new_request_id
+from faceaudit.service._protocol import HttpRequest, HttpResponse, error_doc, json_response, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(
                     json_response(
                         400,
-                        {"__type": "SerializationException", "message": "invalid Content-Length"},
+                        error_doc("SerializationException", "invalid Content-Length"),
                         new_request_id(),
                     ),
                     head=False,
@@ -194,8 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         response = json_response(
             code,
-            {"__type": "SerializationException" if code < 500 else "InternalServerError",
-             "message": message or self.responses.get(code, ("",))[0]},
+            error_doc("SerializationException" if code < 500 else "InternalServerError",
+                      message or self.responses.get(code, ("",))[0]),
             new_request_id(),
         )
         response.headers.append(("Connection", "close"))
@@ -259,7 +259,7 @@ class ServiceHTTPServer(ThreadingMixIn, HTTPServer):
     def _refuse(self, request: socket.socket) -> None:
         response = json_response(
             503,
-            {"__type": "ServiceUnavailableException", "message": "too many connections; retry"},
+            error_doc("ServiceUnavailableException", "too many connections; retry"),
             new_request_id(),
         )
         head = ["HTTP/1.1 503 Service Unavailable"] + [f"{k}: {v}" for k, v in response.headers]
