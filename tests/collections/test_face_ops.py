@@ -18,6 +18,7 @@ from faceaudit.engine import get_model
 from tests.conftest import MEMBERS, blank_image, meds, portrait_2014, portrait_2018, side_by_side
 
 SFACE = get_model("sface").version
+SFACE_API = get_model("sface").numeric_version  # FaceModelVersion over the API
 
 
 def test_index_faces_response_shape(fc):
@@ -25,12 +26,12 @@ def test_index_faces_response_shape(fc):
                        external_image_id="congress:C000127")
     rk = r.to_rekognition()
     assert set(rk) == {"FaceRecords", "FaceModelVersion", "UnindexedFaces"}
-    assert rk["FaceModelVersion"] == SFACE and rk["UnindexedFaces"] == []
+    assert rk["FaceModelVersion"] == SFACE_API and rk["UnindexedFaces"] == []
     (rec,) = rk["FaceRecords"]
     face = rec["Face"]
     assert set(face) == {"FaceId", "BoundingBox", "ImageId", "ExternalImageId", "Confidence", "IndexFacesModelVersion"}
     assert FACE_ID_RE.fullmatch(face["FaceId"]) and FACE_ID_RE.fullmatch(face["ImageId"])
-    assert face["ExternalImageId"] == "congress:C000127" and face["IndexFacesModelVersion"] == SFACE
+    assert face["ExternalImageId"] == "congress:C000127" and face["IndexFacesModelVersion"] == SFACE_API
     assert set(face["BoundingBox"]) == {"Width", "Height", "Left", "Top"}
     assert 0 < face["Confidence"] <= 100
     assert set(rec["FaceDetail"]) == {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"}
@@ -95,7 +96,7 @@ def test_quality_filter(fc):
 
 def test_no_face_indexes_nothing_without_error(fc):
     r = fc.index_faces(collection_id="c", image=blank_image())
-    assert r.to_rekognition() == {"FaceRecords": [], "FaceModelVersion": SFACE, "UnindexedFaces": []}
+    assert r.to_rekognition() == {"FaceRecords": [], "FaceModelVersion": SFACE_API, "UnindexedFaces": []}
 
 
 def test_index_faces_errors(fc):

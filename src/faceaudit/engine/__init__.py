@@ -38,6 +38,7 @@ from faceaudit.engine._registry import (
     get_model,
     list_models,
     load_model,
+    rekognition_model_version,
     sha256_file,
 )
 from faceaudit.engine._types import (
@@ -56,5 +57,5 @@ __all__ = [
     "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
     "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale", "WeightFile",
     "check_similarity_threshold", "get_model", "largest_first", "list_models", "load_image",
-    "load_model", "normalise", "read_bytes", "sha256_file",
+    "load_model", "normalise", "read_bytes", "rekognition_model_version", "sha256_file",
 ]
