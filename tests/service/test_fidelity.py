@@ -50,3 +50,12 @@ def test_model_versions_match_botocores_pattern(rek):
     finally:
         rek.delete_collection(CollectionId=name)
     assert versions and all(ok.fullmatch(v) for v in versions), versions
+
+
+# -- CompareFaces' QualityFilter ------------------------------------------------------------------
+
+@pytest.mark.parametrize("level", ["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"])
+def test_compare_faces_takes_every_quality_filter(rek, level):
+    r = rek.compare_faces(SourceImage={"Bytes": portrait_2018("C000141").read_bytes()},
+                          TargetImage={"Bytes": portrait_2014("C000141").read_bytes()}, QualityFilter=level)
+    assert len(r["FaceMatches"]) == 1 and r["FaceMatches"][0]["Similarity"] >= 80

@@ -19,7 +19,7 @@ from faceaudit.collections._batch import BatchItem, BatchReport, index_batch
 from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._index import FaissIndex, NumpyIndex, VectorIndex, make_index
 from faceaudit.collections._manifest import map_external_image_id, read_manifest, scan_directory
-from faceaudit.collections._quality import BARS, REASONS, QualityBar, quality_band, quality_score
+from faceaudit.collections._quality import BARS, REASONS, QualityBar, passes_quality, quality_band, quality_score
 from faceaudit.collections._results import (
     CANDIDATE_NOTICE,
     AssociateFacesResult,
@@ -59,6 +59,6 @@ __all__ = [
     "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
     "SearchUsersResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
     "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
-    "VectorIndex", "index_batch", "make_index", "map_external_image_id", "quality_band",
+    "VectorIndex", "index_batch", "make_index", "map_external_image_id", "passes_quality", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
 ]

@@ -177,11 +177,15 @@ class Dispatcher:
         similarity_threshold: Optional[float] = None,
         quality_filter: Optional[str] = None,
     ) -> Any:
-        if quality_filter not in (None, "NONE"):
-            # Filtering on quality is the backend's business; the engine alone cannot do it.
-            raise InvalidParameterError(
-                "QualityFilter other than NONE needs the collections backend for CompareFaces"
-            )
         threshold = DEFAULT_SIMILARITY_THRESHOLD if similarity_threshold is None else similarity_threshold
-        return self.engine.compare(source_image, target_image, threshold)
+        keep = None
+        if quality_filter not in (None, "NONE"):  # the same bars as IndexFaces' (collections)
+            try:
+                passes_quality = importlib.import_module("faceaudit.collections").passes_quality
+            except (ImportError, AttributeError):
+                raise InvalidParameterError(
+                    "QualityFilter other than NONE needs the collections package for CompareFaces"
+                ) from None
+            keep = passes_quality(quality_filter)
+        return self.engine.compare(source_image, target_image, threshold, keep=keep)
 
