@@ -59,3 +59,38 @@ def test_compare_faces_takes_every_quality_filter(rek, level):
     r = rek.compare_faces(SourceImage={"Bytes": portrait_2018("C000141").read_bytes()},
                           TargetImage={"Bytes": portrait_2014("C000141").read_bytes()}, QualityFilter=level)
     assert len(r["FaceMatches"]) == 1 and r["FaceMatches"][0]["Similarity"] >= 80
+
+
+# -- tags and ARNs -----------------------------------------------------------------------------------
+
+@needs_backend
+def test_tags_on_collections_and_arns_in_the_signed_region(server, key):
+    from botocore.exceptions import ClientError
+
+    import boto3
+
+    def client(region):
+        return boto3.client("rekognition", endpoint_url=server, region_name=region,
+                            aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+
+    rek = client("eu-west-2")
+    arn = rek.create_collection(CollectionId="tagged", Tags={"team": "a"})["CollectionArn"]
+    try:
+        assert arn.startswith("arn:aws:rekognition:eu-west-2:") and arn.endswith(":collection/tagged")
+        assert rek.describe_collection(CollectionId="tagged")["CollectionARN"] == arn
+        assert rek.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"team": "a"}
+        rek.tag_resource(ResourceArn=arn, Tags={"team": "b", "purpose": "audit"})
+        assert rek.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"team": "b", "purpose": "audit"}
+        rek.untag_resource(ResourceArn=arn, TagKeys=["team", "absent"])
+        assert rek.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"purpose": "audit"}
+        # the same collection, named in another region's ARN, as the client that signed there sees it
+        other = client("ap-south-1")
+        other_arn = other.describe_collection(CollectionId="tagged")["CollectionARN"]
+        assert ":ap-south-1:" in other_arn
+        assert other.list_tags_for_resource(ResourceArn=other_arn)["Tags"] == {"purpose": "audit"}
+        for bad in (arn.replace("tagged", "nope"), "arn:aws:s3:::some-bucket", arn.replace(":collection/", ":user/")):
+            with pytest.raises(ClientError) as info:
+                rek.list_tags_for_resource(ResourceArn=bad)
+            assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    finally:
+        rek.delete_collection(CollectionId="tagged")

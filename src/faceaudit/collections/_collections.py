@@ -5,10 +5,11 @@ from __future__ import annotations
 from faceaudit.collections._ops_collections import CollectionOps
 from faceaudit.collections._ops_faces import FaceOps
 from faceaudit.collections._ops_search import SearchOps
+from faceaudit.collections._ops_tags import TagOps
 from faceaudit.collections._ops_users import UserOps
 
 
-class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps):
+class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps, TagOps):
     """Persistent face collections with exact 1:N search and Rekognition's semantics.
 
     ``FaceCollections(data_dir)``; one method per Rekognition operation, named in

@@ -462,3 +462,21 @@ class SearchUsersByImageResult:
             out["SearchedFace"] = {"FaceDetail": dict(self.searched_face_detail)}
         out["UnsearchedFaces"] = [u.to_rekognition() for u in self.unsearched_faces]
         return out
+
+
+@dataclass(frozen=True)
+class TagResourceResult:
+    """TagResource and UntagResource: an empty response."""
+
+    def to_rekognition(self) -> Dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class ListTagsForResourceResult:
+    """``tags``: (key, value) pairs, sorted by key."""
+
+    tags: Tuple[Tuple[str, str], ...]
+
+    def to_rekognition(self) -> Dict[str, Any]:
+        return {"Tags": dict(self.tags)}

@@ -346,6 +346,15 @@ class Store:
         return int(cur.lastrowid)
 
     @staticmethod
+    def collection_tags(conn, rowid: int) -> dict:
+        r = conn.execute("SELECT tags FROM collections WHERE id = ?", (rowid,)).fetchone()
+        return json.loads(r[0]) if r and r[0] else {}
+
+    @staticmethod
+    def set_collection_tags(conn, rowid: int, tags: dict) -> None:
+        conn.execute("UPDATE collections SET tags = ? WHERE id = ?", (json.dumps(tags), rowid))
+
+    @staticmethod
     def list_collections(conn, after: int, limit: int) -> List[CollectionRow]:
         if conn is None:
             return []

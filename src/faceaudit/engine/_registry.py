@@ -142,8 +142,8 @@ class ModelSpec:
 
     ``version`` is the descriptive model version a collection is pinned to (stored, logged,
     shown by ``faceaudit models``); ``numeric_version`` is what the Rekognition API reports as
-    FaceModelVersion / IndexFacesModelVersion, a string of digits and dots (botocore's pattern
-    ``[0-9\.]+``: validating clients reject anything else). :func:`get_model` accepts either.
+    FaceModelVersion / IndexFacesModelVersion, a string of digits and dots only (botocore's
+    pattern for them: validating clients reject anything else). :func:`get_model` accepts either.
     ``recommended_cosine`` is the model authors' published operating point,
     converted to cosine similarity; ``recommended_source`` says where it is from.
     """

@@ -245,14 +245,15 @@ class ServiceApp:
         model = operation_model(operation)
         params = parse_input(model.input_shape, parse_json_body(body))
 
-        # 10. dispatch and serialise
+        # 10. dispatch and serialise (ARNs in the region the request was signed for)
+        region = auth.region if auth is not None else None
         if ext is not None:
             doc, engine_ms = ext.wrap(
-                caller, operation, params, lambda: self.dispatcher.call(operation, params),
+                caller, operation, params, lambda: self.dispatcher.call(operation, params, region),
                 self.dispatcher.model_version,
             )
         else:
-            doc, engine_ms = self.dispatcher.call(operation, params)
+            doc, engine_ms = self.dispatcher.call(operation, params, region)
         outcome.engine_ms = engine_ms
         if self.config.strict_responses:
             problems = check_output(model.output_shape, doc)

@@ -131,8 +131,11 @@ class Dispatcher:
             kwargs[argument_name(name)] = value
         return kwargs
 
-    def call(self, operation: str, params: Dict[str, Any]) -> Tuple[Dict[str, Any], float]:
-        """The operation's response document and the milliseconds spent in the backend/engine."""
+    def call(self, operation: str, params: Dict[str, Any], region: Optional[str] = None
+             ) -> Tuple[Dict[str, Any], float]:
+        """The operation's response document and the milliseconds spent in the backend/engine.
+
+        ``region``: the region the request was signed for; the backend's ARNs name it."""
         if operation not in OPERATIONS:
             raise UnknownOperationError(f"{operation} is not an operation of this service")
         kwargs = self.arguments(operation, params)
@@ -155,8 +158,13 @@ class Dispatcher:
             method = getattr(backend, name, None) if backend is not None else None
             if method is None:
                 method = getattr(self, "_" + name)
+        in_region = getattr(getattr(method, "__self__", None), "in_region", None)
         start = time.perf_counter()
-        result = method(**kwargs)
+        if region and callable(in_region):
+            with in_region(region):
+                result = method(**kwargs)
+        else:
+            result = method(**kwargs)
         elapsed = (time.perf_counter() - start) * 1000.0
         doc = result.to_rekognition() if hasattr(result, "to_rekognition") else result
         if not isinstance(doc, dict):

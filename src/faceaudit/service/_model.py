@@ -23,6 +23,7 @@ COLLECTION_OPERATIONS: Tuple[str, ...] = (
     "IndexFaces", "ListFaces", "DeleteFaces", "SearchFaces", "SearchFacesByImage",
     "CreateUser", "DeleteUser", "ListUsers", "AssociateFaces", "DisassociateFaces",
     "SearchUsers", "SearchUsersByImage",
+    "TagResource", "UntagResource", "ListTagsForResource",
 )
 """Operations served by :class:`faceaudit.collections.FaceCollections`."""
 
