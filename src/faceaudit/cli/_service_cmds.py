@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from faceaudit._errors import InvalidParameterError
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from faceaudit._paths import resolve_data_dir
-    from faceaudit.service import DEFAULT_RATE_LIMIT, ServiceApp, ServiceConfig, configure_logging, serve
+    from faceaudit.service import DEFAULT_RATE_LIMIT, RateLimiter, ServiceConfig, configure_logging, serve
     from faceaudit.service import is_loopback
 
     level = args.serve_log_level or (args.log_level if args.log_level != "WARNING" else "INFO")
@@ -72,16 +73,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_limit=DEFAULT_RATE_LIMIT if args.rate_limit is None else args.rate_limit,
         rate_burst=args.rate_burst,
     )
-    from faceaudit.accountability import AccountabilityExtension, TestingAPI
-
-    # accountability by construction: every identification is logged, policies and roles hold,
-    # and auditor keys can test the deployed model (testing API)
-    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir))
-    app = ServiceApp(config, extension=extension)
+    # one rate limiter shared by every worker process; each worker makes its own app
+    factory = functools.partial(build_app, config, RateLimiter(config.rate_limit, config.rate_burst))
+    app = factory()
     if config.auth and not any(k.active for k in app.keys.list()):
         print(
             f"faceaudit: note: no active access key in {config.data_dir}: every request will be "
             f"refused; create one with `faceaudit keys create --data-dir {config.data_dir}`",
             file=sys.stderr,
         )
-    return serve(app, host=args.host, port=args.port, workers=args.workers, grace=args.grace)
+    return serve(app if args.workers == 1 else factory, host=args.host, port=args.port,
+                 workers=args.workers, grace=args.grace, log_level=level)
+
+
+def build_app(config, limiter):
+    """The service of ``faceaudit serve`` (made in each worker process)."""
+    from faceaudit.accountability import AccountabilityExtension, TestingAPI
+    from faceaudit.service import ServiceApp
+
+    # accountability by construction: every identification is logged, policies and roles hold,
+    # and auditor keys can test the deployed model (testing API)
+    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir))
+    return ServiceApp(config, extension=extension, limiter=limiter)
