@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SUPPORTED_VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
+LINGER_SECONDS = 2.0
+"""After a refusal outside a request cycle, how long the client's data is still read (and
+dropped) before the connection closes."""
 MAX_RESTART_DELAY_SECONDS = 30.0
 """The longest wait before a worker that keeps dying is started again."""
 
@@ -67,22 +70,23 @@ class GuardedH11Protocol(H11Protocol):
     The limits are the :class:`ServerLimits` of the ASGI app (``config.app.limits``).
     """
 
-    _per_client: "collections.Counter[str]" = collections.Counter()  # this process's connections
+    _per_client: "collections.Counter[Tuple[int, str]]" = collections.Counter()  # (server, address)
 
     def __init__(self, config: Config, server_state, app_state, _loop=None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ServerLimits = getattr(config.app, "limits", None) or ServerLimits()
         self._deadline: Optional[asyncio.TimerHandle] = None
-        self._counted: Optional[str] = None
+        self._counted: Optional[Tuple[int, str]] = None
         self._first_line: Optional[bytes] = b""  # None once the first request line was checked
+        self._refused = False
 
     # -- connection --------------------------------------------------------------------------
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        address = self.client[0] if self.client else "-"
+        address = (id(self.server_state), self.client[0] if self.client else "-")  # per server
         if self._per_client[address] >= self.limits.max_connections_per_client:
-            log.warning("too many connections from %s; refused", address)
+            log.warning("too many connections from %s; refused", address[1])
             self._refuse(503, "Service Unavailable", "ServiceUnavailableException",
                          "too many connections from this address; retry")
             return
@@ -100,6 +104,8 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # answered already: dropped until the lingering close
         if self._first_line is not None and not self._check_version(data):
             return
         if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
@@ -161,14 +167,25 @@ class GuardedH11Protocol(H11Protocol):
         self._refuse(400, "Bad Request", "SerializationException", f"invalid HTTP request: {msg}")
 
     def _refuse(self, status: int, reason: str, code: str, message: str) -> None:
+        """Answer and close: a lingering close (what the client still sends is dropped for up
+        to :data:`LINGER_SECONDS`), so that the client reads the answer rather than a reset."""
         self._disarm()
+        self._refused = True
         if not self.transport.is_closing():
             self.transport.write(_raw_response(status, reason, code, message))
-            self.transport.close()
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self.loop.call_later(LINGER_SECONDS, self.transport.close)
+            else:  # pragma: no cover - not TCP
+                self.transport.close()
         try:
             self.conn.send(h11.ConnectionClosed())
         except h11.LocalProtocolError:
             pass
+
+    def eof_received(self) -> None:
+        if self._refused:
+            self.transport.close()
 
 
 
