@@ -41,6 +41,7 @@ from faceaudit.engine._registry import (
     rekognition_model_version,
     sha256_file,
 )
+from faceaudit.engine._riskscale import promised_fmr, similarity_for_fmr
 from faceaudit.engine._types import (
     LANDMARK_TYPES,
     BoundingBox,
@@ -57,5 +58,6 @@ __all__ = [
     "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
     "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale", "WeightFile",
     "check_similarity_threshold", "get_model", "largest_first", "list_models", "load_image",
-    "load_model", "normalise", "read_bytes", "rekognition_model_version", "sha256_file",
+    "load_model", "normalise", "promised_fmr", "read_bytes", "rekognition_model_version", "sha256_file",
+    "similarity_for_fmr",
 ]
