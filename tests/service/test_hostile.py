@@ -217,3 +217,18 @@ def test_dead_workers_are_restarted_and_logged(tmp_path):
         assert info.value.response["Error"]["Code"] == "InvalidImageFormatException"
     finally:
         assert proc.stop() == 0
+
+
+def test_body_budget_lets_each_key_have_one_body_of_any_allowed_size():
+    from faceaudit.service import BodyBudget
+
+    mib = 1024 * 1024
+    budget = BodyBudget(total=160 * mib, per_key=64 * mib)
+    assert budget.reserve("auditor", 66 * mib)  # a StartAudit body: larger than the key's share
+    assert not budget.reserve("auditor", 66 * mib)  # but only one at a time
+    assert not budget.reserve("auditor", 1)
+    assert budget.reserve("operator", 60 * mib) and budget.reserve("other", 30 * mib)
+    assert not budget.reserve("third", 10 * mib)  # the worker's total is reached
+    budget.release("auditor", 66 * mib)
+    assert budget.reserve("third", 10 * mib)
+    assert BodyBudget(total=mib, per_key=mib).reserve("k", 5 * mib)  # larger than all: alone

@@ -48,11 +48,12 @@ class ServerLimits:
     """Connections per worker; beyond, requests get 503."""
     max_connections_per_client: int = 128
     """Connections per client address per worker; beyond, new ones get 503 and are closed."""
-    unverified_body_bytes: int = 128 * 1024 * 1024
+    unverified_body_bytes: int = 160 * 1024 * 1024
     """Bodies being read or run whose signature is not yet checked, per worker (by their
     declared Content-Length); a request that does not fit gets 503 (boto3 retries it)."""
     unverified_body_bytes_per_key: int = 64 * 1024 * 1024
-    """The same, for the requests signed with one access key id."""
+    """The same, for the requests signed with one access key id (a key may always have one
+    body in flight, however large its operation allows, if the worker's budget has room)."""
     threads: int = 32
     """Threads per worker that verify signatures and run operations."""
 
@@ -68,8 +69,12 @@ class BodyBudget:
         self._by_key: Dict[str, int] = {}
 
     def reserve(self, key: str, n: int) -> bool:
+        """Take ``n`` bytes for ``key``; False when they do not fit. One body of a key fits
+        whatever its size if the total has room; a body larger than the total fits alone."""
         held = self._by_key.get(key, 0)
-        if n and (self.used + n > self.total or held + n > self.per_key):
+        over_total = self.used and self.used + n > self.total
+        over_key = held and held + n > self.per_key
+        if n and (over_total or over_key):
             return False
         self.used += n
         self._by_key[key] = held + n

@@ -277,6 +277,7 @@ def uvicorn_config(asgi: AsgiService, grace: float = 30.0, workers: int = 1) -> 
         timeout_keep_alive=limits.idle_timeout,
         timeout_graceful_shutdown=max(1, int(grace + 0.999)),
         limit_concurrency=limits.max_connections,
+        timeout_worker_healthcheck=30,  # a worker busy on CPU may answer the supervisor's ping late
         workers=workers,
         loop="asyncio",
     )
