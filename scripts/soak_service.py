@@ -18,6 +18,7 @@ Loopback only; bounded in time (D seconds per server plus start-up).
 
     python scripts/soak_service.py                                 # this checkout, 60 s
     python scripts/soak_service.py --src old=/path/to/old/src --src new=src --seconds 60
+    python scripts/soak_service.py --hostile 8 --big-bodies 8 --seconds 30   # the memory attack alone
 
 ``--src LABEL=DIR`` runs the server from another source tree (PYTHONPATH=DIR, same
 interpreter), so that two versions are measured side by side in one run.
@@ -298,7 +299,7 @@ def soak(label: str, src: Path, args) -> dict:
             keys[role] = json.loads(out)
         server = Server(src, data, args.workers)
         try:
-            warm = legit_clients(server.url, keys["operator"], args.workers * 2, 3.0)  # engines loaded
+            warm = legit_clients(server.url, keys["operator"], args.workers * 4, 5.0)  # engines loaded
             workers = server.workers()
             baseline = {pid: rss_mib(pid) for pid in workers}
             peak = dict(baseline)
