@@ -148,8 +148,8 @@ class DeleteCollectionResult:
 class IndexFacesResult:
     """IndexFaces. ``image_id``: the ImageId of the image (also on each face).
 
-    ``already_indexed``: True when the same bytes with the same ExternalImageId
-    were indexed before; the stored faces are returned and nothing is added.
+    ``already_indexed`` (the batch indexer's resume only): True when the same bytes with the same
+    ExternalImageId were indexed before; the stored faces are returned and nothing is added.
     """
 
     face_records: Tuple[FaceRecord, ...]
