@@ -1,15 +1,40 @@
 #!/usr/bin/env python
-"""Measure a model's calibration table (FMR / FNMR at Similarity thresholds) on the public data.
+"""Build a model's calibration: its estimated false-match rate (FMR) at every score, and the scale.
 
 Usage: python scripts/calibrate.py --model sface [--data ../shared/data] [--cache .cache]
+       (`make calibrate` runs it for both models)
 
-Every image of the four public manifests (Congress 2018 and 2014 portraits,
-former members, NIST MEDS) is embedded once (largest face). Every pair of
-images is then compared: pairs of the same subject are genuine, pairs of
-different subjects are impostors. FMR(t) = impostor pairs >= t / impostor
-pairs; FNMR(t) = genuine pairs < t / genuine pairs. Images without a detected
-face are failures to enrol: left out of the pairs and counted. Writes
-src/faceaudit/engine/calibration/<model>.json.
+Data (the public manifests in shared/data; largest face per image):
+- Impostor pairs: every pair of different people among former_members.csv and
+  meds.csv (2,437 + 114 photos). These images are disjoint from the public
+  reproduction's probes (congress_2018.csv) and their mates (congress_2014.csv),
+  so the audit of those probes is an independent check of the scale. Subjects
+  decide who is a stranger (36 former members and 18 MEDS subjects have two or
+  more photos: those pairs are genuine, not impostors).
+- Genuine pairs: each member's 2018 portrait against their 2014 portrait (399),
+  for the FNMR column.
+- Hold-out: congress_2018 against former_members + meds (the public
+  reproduction's non-mated comparisons), never used to build the scale; its FMR
+  at each Similarity is recorded beside the promise.
+
+Method:
+- Empirical FMR(c) = impostor pairs with cosine >= c / impostor pairs. Knots
+  every 0.05 decade of FMR from 1 down to the FMR that ``--min-false-matches``
+  (10) impostor pairs still support: at each, the cosine of the k-th highest
+  impostor score and log10(k / N).
+- Beyond that, a fitted tail: the ``--tail`` (1,000) highest impostor scores
+  are modelled as an exponential above the next score u (maximum likelihood:
+  scale = mean excess). log10 FMR then falls linearly in cosine, continuing
+  from the last measured knot with the fitted slope, up to Similarity 100. The
+  fit's Kolmogorov-Smirnov statistic and p-value and the generalised Pareto
+  shape (method of moments) are recorded: a negative shape means the true tail
+  is lighter than exponential, so the extrapolated FMR is an overestimate and
+  the scale errs toward strictness.
+- Similarity = 80 + 10 * (-log10 FMR - 5) at every knot; linear in cosine
+  between knots; from Similarity 30 (FMR 1) linear down to 0 at cosine -1.
+
+Writes src/faceaudit/engine/calibration/<model>.json and pins its SHA-256 in
+src/faceaudit/engine/_registry.py.
 """
 
 from __future__ import annotations
@@ -17,7 +42,10 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import hashlib
 import json
+import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -29,11 +57,22 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from faceaudit import FaceAuditError, __version__  # noqa: E402
 from faceaudit._stats import wilson_interval  # noqa: E402
-from faceaudit.engine import FaceEngine  # noqa: E402
+from faceaudit.engine import FaceEngine, get_model, promised_fmr  # noqa: E402
+from faceaudit.engine._calibration import scale_version, similarity_of_log10_fmr  # noqa: E402
 
 MANIFESTS = ("congress_2018.csv", "congress_2014.csv", "former_members.csv", "meds.csv")
-THRESHOLDS = (80.0, 90.0, 95.0, 99.0)
-CURVE = tuple(x / 2 for x in range(100, 201))  # Similarity 50, 50.5, ..., 100
+IMPOSTOR_SETS = ("former_members", "meds")
+TABLE = (30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 99.0, 100.0)
+GALLERIES = (1_000, 25_000, 1_000_000)
+STEP_DECADES = 0.05
+KNOWN_MISLABELS = {
+    # image (relative to shared/data) -> why it is left out of the impostor pairs
+    "former_members/images/013010.jpg": (
+        "labelled George Danielson (born 1915) but shows the man of 014217.jpg (Robert Edgar, born "
+        "1943): cosine 0.81 with it, far above any other stranger pair; a genuine pair, not an impostor"
+    ),
+}
+TAIL_FMR = 2e-3  # ship every impostor score at or above the FMR-2e-3 cosine (Similarity ~57)
 
 
 def read_manifests(data: Path):
@@ -47,13 +86,14 @@ def read_manifests(data: Path):
 
 
 def embed_all(engine: FaceEngine, rows, cache: Path):
+    """Largest-face embedding of every image (zeros where no face), cached by path in an .npz."""
     cache.mkdir(parents=True, exist_ok=True)
     store = cache / f"calibration-{engine.spec.name}.npz"
     done = {}
     if store.exists():
         z = np.load(store, allow_pickle=False)
         done = {str(k): v for k, v in zip(z["paths"], z["vectors"])}
-    vectors, failed = [], 0
+    vectors = []
     t0 = time.time()
     for i, (path, _, _) in enumerate(rows):
         key = str(path)
@@ -63,97 +103,229 @@ def embed_all(engine: FaceEngine, rows, cache: Path):
                 done[key] = face.vector
             except FaceAuditError:
                 done[key] = np.zeros(engine.spec.dimension, np.float32)
-        vec = done[key]
-        failed += int(not vec.any())
-        vectors.append(vec)
+            if len(done) % 250 == 0:
+                np.savez(store, paths=np.array(list(done)), vectors=np.stack(list(done.values())))
+        vectors.append(done[key])
         if i % 250 == 0:
             print(f"  {i}/{len(rows)} images, {time.time() - t0:.0f}s", file=sys.stderr)
     np.savez(store, paths=np.array(list(done)), vectors=np.stack(list(done.values())))
-    return np.stack(vectors), failed
+    return np.stack(vectors).astype(np.float32)
+
+
+def pair_scores(vecs: np.ndarray, subjects: np.ndarray):
+    """Cosines of all unordered pairs: (impostor scores, genuine scores)."""
+    imp, gen = [], []
+    n = len(vecs)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        block = vecs[start:stop] @ vecs.T
+        rows_idx = np.arange(start, stop)
+        upper = np.arange(n)[None, :] > rows_idx[:, None]
+        same = subjects[rows_idx][:, None] == subjects[None, :]
+        imp.append(block[upper & ~same])
+        gen.append(block[upper & same])
+    return np.concatenate(imp).astype(np.float64), np.concatenate(gen).astype(np.float64)
+
+
+def ks_exponential(excess: np.ndarray, scale: float):
+    """Kolmogorov-Smirnov statistic and asymptotic p-value of ``excess`` against Exp(scale)."""
+    x = np.sort(excess)
+    n = len(x)
+    cdf = 1.0 - np.exp(-x / scale)
+    d = float(max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n)))
+    lam = (math.sqrt(n) + 0.12 + 0.11 / math.sqrt(n)) * d
+    p = 2.0 * sum((-1) ** (j - 1) * math.exp(-2.0 * j * j * lam * lam) for j in range(1, 101))
+    return d, float(min(1.0, max(0.0, p)))
+
+
+def build_knots(imp_desc: np.ndarray, min_false_matches: int, tail: int):
+    """Knots (cosine, log10 FMR, measured?) and the tail fit, from impostor scores sorted descending."""
+    n = len(imp_desc)
+    knots = []
+    top = math.log10(min_false_matches / n)
+    level = 0.0
+    while level >= top - 1e-12:
+        k = max(min_false_matches, min(n, int(round(10.0 ** level * n))))
+        cos = float(imp_desc[k - 1])
+        count = int(np.count_nonzero(imp_desc >= cos))  # ties: the FMR at this cosine
+        knots.append((cos, math.log10(count / n)))
+        level -= STEP_DECADES
+    if knots[-1][1] > top + 1e-12:
+        cos = float(imp_desc[min_false_matches - 1])
+        knots.append((cos, math.log10(int(np.count_nonzero(imp_desc >= cos)) / n)))
+    # strictly increasing cosine, strictly decreasing FMR
+    clean = []
+    for cos, lg in knots:
+        if clean and (cos <= clean[-1][0] or lg >= clean[-1][1]):
+            continue
+        clean.append((cos, lg))
+    # the exponential tail above u, fitted to the `tail` highest scores
+    u = float(imp_desc[tail])
+    excess = imp_desc[:tail] - u
+    scale = float(np.mean(excess))
+    d, p = ks_exponential(excess, scale)
+    mean, var = float(np.mean(excess)), float(np.var(excess, ddof=1))
+    gpd_shape = 0.5 * (1.0 - mean * mean / var)
+    slope = -1.0 / (scale * math.log(10.0))  # d log10 FMR / d cosine
+    fit = {
+        "model": "exponential excess over u: FMR(c) = (k/N) * exp(-(c - u) / scale), c >= u",
+        "k": tail, "u": round(u, 6), "scale": round(scale, 6),
+        "log10_fmr_per_cosine": round(slope, 4),
+        "ks_statistic": round(d, 4), "ks_p_value": round(p, 4),
+        "gpd_shape_moments": round(gpd_shape, 4),
+        "reading": ("negative GPD shape: the observed tail is lighter than exponential, so the "
+                    "extrapolated FMR overestimates the true rate (the scale errs toward strictness)"
+                    if gpd_shape < 0 else
+                    "GPD shape >= 0: the tail is at least as heavy as exponential; extrapolated "
+                    "FMRs may underestimate"),
+    }
+    return clean, slope, fit
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="sface")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache")
+    ap.add_argument("--min-false-matches", type=int, default=10)
+    ap.add_argument("--tail", type=int, default=1000)
     args = ap.parse_args()
     engine = FaceEngine(args.model)
+    spec = engine.spec
     rows = read_manifests(args.data)
-    vecs, failed = embed_all(engine, rows, args.cache)
+    vecs = embed_all(engine, rows, args.cache)
     ok = vecs.any(axis=1)
-    subjects = np.array([s for _, s, _ in rows])[ok]
-    vecs = vecs[ok]
-    _, sid = np.unique(subjects, return_inverse=True)
-    sims_t = list(THRESHOLDS) + [engine.spec.recommended_similarity] + list(CURVE)
-    cos_thresholds = np.array([engine.spec.scale.to_cosine(t) for t in THRESHOLDS]
-                              + [engine.spec.recommended_cosine]
-                              + [engine.spec.scale.to_cosine(t) for t in CURVE])
-    fm = np.zeros(len(cos_thresholds), np.int64)
-    fnm = np.zeros(len(cos_thresholds), np.int64)
-    n_gen = n_imp = 0
-    n = len(vecs)
-    for start in range(0, n, 512):  # upper triangle, blockwise
-        block = vecs[start:start + 512] @ vecs.T
-        rows_idx = np.arange(start, min(start + 512, n))
-        mask = np.arange(n)[None, :] > rows_idx[:, None]
-        same = sid[rows_idx][:, None] == sid[None, :]
-        gen = block[mask & same]
-        imp = block[mask & ~same]
-        n_gen += gen.size
-        n_imp += imp.size
-        fnm += (gen[None, :] < cos_thresholds[:, None]).sum(axis=1)
-        fm += (imp[None, :] >= cos_thresholds[:, None]).sum(axis=1)
+    subjects = np.array([s for _, s, _ in rows])
+    datasets = np.array([d for _, _, d in rows])
+    mislabelled = np.array([any(str(p).endswith(k) for k in KNOWN_MISLABELS) for p, _, _ in rows])
+    in_imp = np.isin(datasets, IMPOSTOR_SETS) & ok & ~mislabelled
+    imp, within_genuine = pair_scores(vecs[in_imp], subjects[in_imp])
+    imp_desc = np.sort(imp)[::-1]
+    n_imp = len(imp_desc)
+
+    p18 = (datasets == "congress2018") & ok
+    p14 = (datasets == "congress2014") & ok
+    idx14 = {s: i for s, i in zip(subjects[p14], np.flatnonzero(p14))}
+    genuine = np.array([float(vecs[i] @ vecs[idx14[s]])
+                        for s, i in zip(subjects[p18], np.flatnonzero(p18)) if s in idx14])
+    holdout = (vecs[p18] @ vecs[in_imp].T).reshape(-1).astype(np.float64)
+
+    knots, slope, fit = build_knots(imp_desc, args.min_false_matches, args.tail)
+    cos_k = [c for c, _ in knots]
+    sim_k = [float(x) for x in similarity_of_log10_fmr(np.array([lg for _, lg in knots]))]
+    measured_up_to = round(sim_k[-1], 4)
+    # fitted tail: linear in cosine from the last measured knot to Similarity 100
+    c100 = cos_k[-1] + (100.0 - sim_k[-1]) / (-10.0 * slope)
+    cos_k.append(c100)
+    sim_k.append(100.0)
+    cos_k.insert(0, -1.0)
+    sim_k.insert(0, 0.0)
+    cos_r = [round(float(c), 6) for c in cos_k]
+    sim_r = [round(float(s), 4) for s in sim_k]
+    keep = [0]
+    for i in range(1, len(cos_r)):
+        if cos_r[i] > cos_r[keep[-1]] and sim_r[i] > sim_r[keep[-1]]:
+            keep.append(i)
+    cos_r = [cos_r[i] for i in keep]
+    sim_r = [sim_r[i] for i in keep]
+    version = scale_version(spec.name, cos_r, sim_r)
+
+    def to_cos(s):
+        return float(np.interp(s, sim_r, cos_r))
 
     def stat(e, t):
         lo, hi = wilson_interval(int(e), int(t))
         return {"errors": int(e), "trials": int(t), "rate": e / t if t else 0.0, "ci95": [lo, hi]}
 
-    n_table = len(THRESHOLDS) + 1
-    curve = [{"similarity": s, "false_matches": int(fm[n_table + i]), "false_non_matches": int(fnm[n_table + i])}
-             for i, s in enumerate(CURVE)]
+    own = float(np.clip(np.interp(spec.recommended_cosine, cos_r, sim_r), 0, 100))
     table = []
-    for i, s in enumerate(sims_t[:n_table]):
-        recommended = i == n_table - 1
-        if recommended and any(abs(s - r["similarity"]) < 1e-9 for r in table):
-            for r in table:
-                if abs(s - r["similarity"]) < 1e-9:
-                    r["recommended"] = True
-            continue
-        table.append({"similarity": s, "recommended": recommended,
-                      "fmr": stat(fm[i], n_imp), "fnmr": stat(fnm[i], n_gen)})
-    notes = [
-        "Genuine pairs are few (Congress 2014 vs 2018 portraits and MEDS repeat encounters) and "
-        "mostly studio portraits: FNMR here is optimistic for unconstrained photos.",
-        "Impostor pairs are dominated by former members of Congress (mostly older white men): "
-        "FMR is not broken down by group here; `faceaudit audit` does that.",
-        "Where false matches number fewer than 30, the rate is uncertain (Doddington's rule of 30).",
-    ]
+    for s in sorted(set(TABLE) | {round(own, 2)}):
+        c = to_cos(s)
+        fm = int(np.count_nonzero(imp_desc >= c))
+        table.append({
+            "similarity": s,
+            "model_own_threshold": bool(abs(s - round(own, 2)) < 1e-9),
+            "cosine": round(c, 6),
+            "promised_fmr": promised_fmr(s),
+            "extrapolated": bool(s > measured_up_to + 1e-9),
+            "fmr": stat(fm, n_imp),
+            "holdout_fmr": stat(int(np.count_nonzero(holdout >= c)), len(holdout)),
+            "fnmr": stat(int(np.count_nonzero(genuine < c)), len(genuine)),
+            "expected_false_candidates": {str(g): g * promised_fmr(s) for g in GALLERIES},
+        })
+    tail_cut = float(imp_desc[min(n_imp, int(math.ceil(TAIL_FMR * n_imp))) - 1])
+    curve = []
+    for s in [x / 2 for x in range(100, 201)]:
+        c = to_cos(s)
+        curve.append({"similarity": s, "false_matches": int(np.count_nonzero(imp_desc >= c)),
+                      "false_non_matches": int(np.count_nonzero(genuine < c))})
     out = {
-        "model": engine.spec.name,
-        "face_model_version": engine.spec.version,
+        "model": spec.name,
+        "face_model_version": spec.version,
         "measured_on": dt.date.today().isoformat(),
         "software_version": __version__,
-        "scale": engine.spec.scale.formula,
+        "scale": {
+            "version": version,
+            "definition": "Similarity = 80 + 10 * (-log10 FMR - 5), clipped to 0-100 "
+                          "(80 = FMR 1e-5, 90 = 1e-6, 99 = 1.26e-7); linear in cosine between knots; "
+                          "from Similarity 30 (FMR 1) linear to 0 at cosine -1",
+            "measured_up_to_similarity": round(measured_up_to, 4),
+            "knots": [{"cosine": c, "similarity": s, "extrapolated": bool(s > measured_up_to + 1e-9)}
+                      for c, s in zip(cos_r, sim_r)],
+            "tail_fit": fit,
+            "model_own_threshold": {"cosine": spec.recommended_cosine, "similarity": round(own, 2),
+                                    "source": spec.recommended_source},
+        },
         "data": {
-            "description": "all pairs among the public manifests congress_2018, congress_2014, "
-                           "former_members and meds in shared/data (largest face per image)",
-            "manifests": list(MANIFESTS),
+            "description": "impostor pairs: all pairs of different people among former_members.csv "
+                           "and meds.csv; genuine pairs: congress_2018 vs congress_2014 portraits of "
+                           "the same member; hold-out: congress_2018 vs former_members + meds",
             "images": len(rows),
-            "failed_to_enrol": int(failed),
-            "subjects": int(sid.max() + 1),
-            "genuine_pairs": int(n_gen),
+            "failed_to_enrol": int((~ok).sum()),
+            "impostor_images": int(in_imp.sum()),
             "impostor_pairs": int(n_imp),
+            "same_subject_pairs_excluded": int(len(within_genuine)),
+            "genuine_pairs": int(len(genuine)),
+            "holdout_pairs": int(len(holdout)),
+            "min_false_matches": args.min_false_matches,
+            "left_out": KNOWN_MISLABELS,
         },
         "thresholds": table,
-        "curve": {"step": 0.5, "genuine_pairs": int(n_gen), "impostor_pairs": int(n_imp), "points": curve},
-        "notes": notes,
-        "command": f"python scripts/calibrate.py --model {engine.spec.name}",
+        "curve": {"step": 0.5, "genuine_pairs": int(len(genuine)), "impostor_pairs": int(n_imp),
+                  "points": curve},
+        "impostor_tail": {"fmr_down_to": TAIL_FMR,
+                          "cosines": [round(float(x), 6) for x in imp_desc[imp_desc >= tail_cut]]},
+        "genuine": {"cosines": sorted(round(float(x), 6) for x in genuine)},
+        "notes": [
+            "FMR depends on the photos and on the people: these are official portraits of mostly "
+            "older white men (former members of Congress) and NIST MEDS mugshots. `faceaudit audit` "
+            "measures the FMR on your own data, overall and per group.",
+            f"Above Similarity {measured_up_to:.1f} fewer than {args.min_false_matches} false matches "
+            "support the estimate: the FMR there is extrapolated from the fitted tail.",
+            "Genuine pairs are 2014 vs 2018 official portraits: FNMR is optimistic for "
+            "unconstrained photos.",
+        ],
+        "command": f"python scripts/calibrate.py --model {spec.name}",
     }
-    dest = ROOT / "src" / "faceaudit" / "engine" / "calibration" / f"{engine.spec.name}.json"
+    text = json.dumps(out, indent=1) + "\n"
+    dest = ROOT / "src" / "faceaudit" / "engine" / "calibration" / f"{spec.name}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {dest}", file=sys.stderr)
+    dest.write_text(text, encoding="utf-8")
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    reg = ROOT / "src" / "faceaudit" / "engine" / "_registry.py"
+    src = reg.read_text(encoding="utf-8")
+    src, n = re.subn(rf'("{re.escape(spec.name)}": ")[0-9a-f]{{64}}(")', rf"\g<1>{sha}\g<2>", src, count=1)
+    if n != 1:
+        print(f"could not pin {spec.name} in {reg}; pin SHA-256 {sha} by hand", file=sys.stderr)
+        return 1
+    reg.write_text(src, encoding="utf-8")
+    print(f"wrote {dest} (scale {version}, SHA-256 {sha}); pinned in {reg.name}", file=sys.stderr)
+    for r in table:
+        print(f"  Similarity {r['similarity']:6.2f}{' (own)' if r['model_own_threshold'] else '      '}"
+              f" promised FMR {r['promised_fmr']:.2e}  measured {r['fmr']['errors']}/{r['fmr']['trials']}"
+              f"  hold-out {r['holdout_fmr']['errors']}/{r['holdout_fmr']['trials']}"
+              f"  FNMR {r['fnmr']['errors']}/{r['fnmr']['trials']}"
+              f"{'  (extrapolated)' if r['extrapolated'] else ''}", file=sys.stderr)
     return 0
 
 

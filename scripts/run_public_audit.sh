@@ -9,11 +9,14 @@
 # to DOCS/<model>/. Embeddings are cached in OUT/embeddings.sqlite: a rerun resumes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DATA="${DATA:-$ROOT/../shared/data}"
-OUT="${OUT:-$ROOT/out/public-audit}"
-DOCS="${DOCS:-$ROOT/docs/public-audit}"
-FACEAUDIT="${FACEAUDIT:-$ROOT/.venv/bin/faceaudit}"
+cd "$ROOT"  # relative paths: results.json records the command as typed, without this machine's folders
+DATA="${DATA:-../shared/data}"
+OUT="${OUT:-out/public-audit}"
+DOCS="${DOCS:-docs/public-audit}"
+FACEAUDIT="${FACEAUDIT:-.venv/bin/faceaudit}"
 M="$DATA/manifests"
+# every people-of-color label in the race column, the members on two lists included
+PEOPLE_OF_COLOR="race=black,hispanic,asian_pacific,native_american,black;asian_pacific,hispanic;asian_pacific,black;hispanic"
 MODELS=("$@")
 [ ${#MODELS[@]} -eq 0 ] && MODELS=(sface dlib)
 
@@ -24,14 +27,15 @@ for model in "${MODELS[@]}"; do
     --gallery "$M/congress_2014.csv" "$M/former_members.csv" "$M/meds.csv" \
     --bands age=40,50,60,70 --cache "$OUT/embeddings.sqlite" --out "$OUT/$model" \
     --thumbnail-exclude dataset=meds \
-    --note "Gallery: 2,950 photos (399 2014 portraits of the members searched, 2,437 official portraits of former members, 114 NIST MEDS mugshots of 50 people) where the ACLU searched 25,000 arrest photos: compare per-comparison rates or the projection, not raw counts." \
-    --note "Former members, most of this gallery, skew toward older white men; their sex is known for only 275 of 2,437." \
-    --note "There are no race labels for members of Congress in this data. The ACLU reported that about 40% of its false matches were people of color, who were about 20% of Congress; this audit cannot test that. Only the MEDS gallery photos carry race labels (61 photos of Black and 53 of White people)." \
+    --share "$PEOPLE_OF_COLOR" --share-label "people of color" --match-count 28 \
+    --note "Gallery: 2,950 photos (399 2014 portraits of the members searched, 2,437 official portraits of former members, 114 NIST MEDS mugshots of 50 people) where the ACLU searched 25,000 arrest photos: compare per-comparison rates, not raw counts." \
+    --note "Race labels come from published lists (House Historian, Senate, Congressional Black Caucus and others; ../shared/data/congress115/ethnicity.csv), never from the photos. white_non_hispanic is assigned BY EXCLUSION: a member on none of the lists. People of color here: black, hispanic, asian_pacific, native_american and the members on two lists; one member (Garamendi) is unlabelled because sources disagree." \
+    --note "Former members, most of this gallery, skew toward older white men: 174 of their 2,437 portraits (7%) are of people of color, against about 21% of the members searched; their sex is known for only 275. MEDS photos carry NIST's own race labels (W, B), which are not the same labels as the Congress lists." \
     --note "Probes are official studio portraits; the 2014 mates are grayscale, 200x250. Real investigative probes (surveillance stills) are harder."
   end=$(date +%s)
   echo "$model: $((end - start)) s wall time" | tee "$OUT/$model/wall_time.txt"
   mkdir -p "$DOCS/$model"
-  "$ROOT/.venv/bin/python" -c 'import json,sys; json.dump(json.load(open(sys.argv[1])), open(sys.argv[2], "w"), separators=(",", ":"))' \
+  .venv/bin/python -c 'import json,sys; json.dump(json.load(open(sys.argv[1])), open(sys.argv[2], "w"), separators=(",", ":"))' \
     "$OUT/$model/results.json" "$DOCS/$model/results.json"
   "$FACEAUDIT" report "$OUT/$model" --no-thumbnails >/dev/null
   cp "$OUT/$model/report.html" "$DOCS/$model/report.html"

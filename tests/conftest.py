@@ -20,6 +20,28 @@ HAVE_DLIB = importlib.util.find_spec("dlib") is not None and importlib.util.find
 ) is not None
 
 
+WAIT_LIMIT_S = 600.0
+"""How long wait_until waits before calling a test hung (a guard only: tests wait for conditions)."""
+
+
+def wait_until(condition, what: str, limit: float = WAIT_LIMIT_S, interval: float = 0.02):
+    """Poll ``condition()`` until it returns a true value (returned); fail after ``limit`` seconds.
+
+    Tests wait for what they need to have happened, never for a fixed time, so a
+    loaded machine only makes them slower. The limit only turns a hang into a failure.
+    """
+    import time
+
+    deadline = time.monotonic() + limit
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit:g} s waiting for {what}")
+        time.sleep(interval)
+
+
 def portrait_2018(bioguide: str) -> Path:
     """Official 2018 Congressional portrait (public domain, Bioguide)."""
     return DATA / "congress2018" / f"{bioguide}.jpg"

@@ -99,3 +99,33 @@ def cluster_bootstrap_rates(errors, trials, resamples: int = 1000, seed=0, level
         if col.size:
             low[j], high[j] = np.percentile(col, [tail, 100.0 - tail])
     return low, high
+
+
+def fisher_exact_two_sided(a: int, b: int, c: int, d: int) -> float:
+    """Two-sided p-value of Fisher's exact test for the 2x2 table [[a, b], [c, d]].
+
+    Conditions on the margins (hypergeometric distribution of the top-left cell)
+    and sums the probabilities of every table no more likely than the one seen
+    (the usual "minimum likelihood" two-sided rule, as R's fisher.test).
+    """
+    for v in (a, b, c, d):
+        if int(v) != v or v < 0:
+            raise ValueError(f"a 2x2 table needs non-negative integer counts, got {(a, b, c, d)}")
+    a, b, c, d = int(a), int(b), int(c), int(d)
+    row1, col1, n = a + b, a + c, a + b + c + d
+    if n == 0:
+        return 1.0
+    lo, hi = max(0, col1 - (n - row1)), min(row1, col1)
+
+    def log_p(x: int) -> float:
+        return (math.lgamma(row1 + 1) - math.lgamma(x + 1) - math.lgamma(row1 - x + 1)
+                + math.lgamma(n - row1 + 1) - math.lgamma(col1 - x + 1) - math.lgamma(n - row1 - col1 + x + 1)
+                - math.lgamma(n + 1) + math.lgamma(col1 + 1) + math.lgamma(n - col1 + 1))
+
+    seen = log_p(a)
+    total = 0.0
+    for x in range(lo, hi + 1):
+        lp = log_p(x)
+        if lp <= seen + 1e-7:
+            total += math.exp(lp)
+    return min(1.0, total)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-import time
 import zipfile
 
 import pytest
 
 from tests.accountability.test_http import native
-from tests.conftest import MEMBERS, portrait_2014, portrait_2018
+from tests.conftest import MEMBERS, portrait_2014, portrait_2018, wait_until
 from tests.service.conftest import create_key
 
 
@@ -62,11 +61,12 @@ def test_auditor_runs_an_audit_and_gets_results_and_report(served):
         "Thresholds": [80, 90], "GroupBy": ["sex"]})
     assert status == 200, doc
     audit_id = doc["AuditId"]
-    for _ in range(240):
-        status, doc = native(url, keys["auditor"], "DescribeAudit", {"AuditId": audit_id})
-        if doc["Status"] in ("SUCCEEDED", "FAILED"):
-            break
-        time.sleep(0.5)
+
+    def finished():
+        _, d = native(url, keys["auditor"], "DescribeAudit", {"AuditId": audit_id})
+        return d if d["Status"] in ("SUCCEEDED", "FAILED") else None
+
+    doc = wait_until(finished, "the audit to finish", interval=0.2)
     assert doc["Status"] == "SUCCEEDED", doc
     assert doc["ResultsKeptUntil"] > doc["FinishedAt"]  # results kept for a stated time
     work = served_dir(url) / "audits" / audit_id

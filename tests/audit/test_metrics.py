@@ -29,7 +29,8 @@ def make_design(tmp_path, thresholds=(80.0, 90.0, 99.5), **cfg):
     g = write_manifest(tmp_path / "g.csv", [
         {"image": f"g{i}.jpg", "subject": s, "sex": x, "dataset": d} for i, (s, x, d) in enumerate(GALLERY)
     ], ["image", "subject", "sex", "dataset"])
-    config = AuditConfig(thresholds=thresholds, fmr_targets=(), bootstrap=cfg.pop("bootstrap", 300), **cfg)
+    config = AuditConfig(thresholds=thresholds, fmr_targets=(), bootstrap=cfg.pop("bootstrap", 300),
+                         min_group_searches=cfg.pop("min_group_searches", 1), **cfg)
     return build_design([read_manifest(p)], [read_manifest(g)], config)
 
 
@@ -122,7 +123,7 @@ def test_gallery_side_and_cross_table(parts):
     assert counts(frame(parts, "ACLU_COUNT", "dataset", 80.0, "gallery").by_group["y"]) == (4, 6)
     assert counts(frame(parts, "FMR", "dataset", 80.0, "gallery").by_group["y"]) == (5, 12)
     assert counts(frame(parts, "FMR", "dataset", 80.0, "gallery").by_group["x"]) == (0, 15)
-    ct = next(c for c in parts[1]["cross_tables"] if c.column == "sex" and c.threshold == 80.0)
+    ct = next(c for c in parts[1]["cross_tables"] if c.column == "sex" and c.gallery_column == "sex" and c.threshold == 80.0)
     assert counts(ct.cells["F"]["F"]) == (0, 7)
     assert counts(ct.cells["M"]["F"]) == (1, 6)
 

@@ -6,12 +6,14 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
 from faceaudit.audit import ThumbnailPolicy, render_report
 from faceaudit.audit._report import LEAD_NOTE
 from faceaudit.cli import main
+from faceaudit.engine import get_model
 from tests.audit.conftest import THRESHOLDS
 from tests.conftest import meds, portrait_2014, portrait_2018
 
@@ -30,7 +32,8 @@ def test_results_json_metadata(small_run, small_manifests):
     eng = res["engine"]
     assert (eng["kind"], eng["model"]) == ("local", "sface")
     assert eng["face_model_version"] == "yunet-2023mar-int8bq+sface-2021dec-int8bq" and eng["exact_scores"]
-    assert res["thresholds"] == list(THRESHOLDS) and res["model_threshold"] == 80.0
+    assert res["thresholds"] == list(THRESHOLDS)
+    assert res["model_threshold"] == get_model("sface").recommended_similarity  # the model's own point
     assert res["group_columns"] == ["dataset", "sex", "dataset&sex"]
     assert res["gallery_group_columns"] == ["dataset", "sex"]
     for m in res["manifests"]:
@@ -123,7 +126,8 @@ def test_thumbnails_policy(small_run):
     res, _ = load(out)
     rows = [_pair(portrait_2018("B000944"), portrait_2014("C000141"), "congress2014"),
             _pair(portrait_2018("C000127"), meds("S001-01-t10_01"), "meds", "82.0"),
-            _pair(portrait_2018("K000367"), portrait_2014("C000141"), "congress2014", "79.0")]  # below 80
+            _pair(portrait_2018("K000367"), portrait_2014("C000141"), "congress2014",
+                  f"{res['model_threshold'] - 1:.2f}")]  # below the lowest threshold shown
     html = render_report(res, rows, "/", ThumbnailPolicy())
     assert html.count("data:image/jpeg;base64,") == 4
     html = render_report(res, rows, "/", ThumbnailPolicy(exclude=(("dataset", "meds"),)))
@@ -160,3 +164,75 @@ def test_cli_errors(tmp_path, capsys):
     bad.write_text("path,who\nx.jpg,a\n")
     assert main(["audit", "--probes", str(bad), "--gallery", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "lacks the column(s) image, subject" in capsys.readouterr().err
+
+
+def test_results_carry_scale_promise_shares_and_counts(small_run, small_manifests, tmp_path, capsys):
+    _, out, _ = small_run
+    dest = tmp_path / "share-out"
+    argv = ["audit", "--probes", str(small_manifests["probes"]), "--gallery", str(small_manifests["gallery"]),
+            "--thresholds", "60,80", "--bootstrap", "20", "--quiet", "--cache", str(out / "embeddings.sqlite"),
+            "--share", "sex=F,M;F", "--share-label", "women", "--match-count", "2", "--min-group-size", "3",
+            "--note", "a note with 'quotes' and spaces", "--out", str(dest)]
+    assert main(argv) == 0
+    res, _ = load(dest)
+    assert "similarity_scale_version" in res["engine"]
+    assert res["min_group_searches"] == 3
+    (point,) = res["match_counts"]
+    assert point["requested"] == 2 and point["reached"]["errors"] <= 2
+    labels = {(s["label"], tuple(s["values"])) for s in res["share_tests"]}
+    assert labels == {("women", ("F", "M;F"))}
+    assert {s["threshold"] for s in res["share_tests"]} == {s["threshold"] for s in res["summaries"]}
+    pc = {p["threshold"]: p for p in res["promise_checks"]}
+    assert pc[80.0]["promised_fmr"] == 1e-05 and pc[60.0]["promised_fmr"] == 0.001
+    assert all(w["kind"] and w["message"] for w in res["warnings"])
+    # the command as typed: bare words, double quotes only where the shell needs them
+    assert res["command"].startswith("faceaudit audit --probes ")
+    assert '--share "sex=F,M;F" --share-label women' in res["command"]
+    assert "--note \"a note with 'quotes' and spaces\"" in res["command"]
+    html = (dest / "report.html").read_text()
+    assert "Who is falsely matched: the composition test" in html and "women</b> were" in html
+    assert html.index("What this test can and cannot show") < html.index("Against the ACLU's 2018 test")
+    assert "class='tw'" in html and "too small to compare" in html
+    assert "<pre class='cmd'>" in html
+
+
+def test_share_label_needs_a_share(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["audit", "--probes", "p.csv", "--gallery", "g.csv", "--share-label", "x", "--out", str(tmp_path)])
+    assert "--share-label must follow the --share" in capsys.readouterr().err
+
+
+def test_help_prints_plain_percent(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["audit", "--help"])
+    text = capsys.readouterr().out
+    assert re.search(r"95%\s+intervals", text) and "%%" not in text
+
+
+def test_thumbnails_show_both_faces_groups(small_run):
+    _, out, _ = small_run
+    res, _ = load(out)
+    row = _pair(portrait_2018("B000944"), portrait_2014("C000141"), "congress2014")
+    row.update({"probe_sex": "M", "candidate_sex": "F"})
+    html = render_report(res, [row], "/", ThumbnailPolicy())
+    assert "sex M" in html and "sex F" in html and "dataset congress2018" in html
+
+
+def test_comparison_page(small_run, tmp_path, capsys):
+    import shutil
+
+    _, out, _ = small_run
+    a, b = tmp_path / "sface", tmp_path / "other"
+    for d in (a, b):
+        d.mkdir()
+        shutil.copy(out / "results.json", d / "results.json")
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "cmp")]) == 0
+    html = (tmp_path / "cmp" / "comparison.html").read_text()
+    assert "2 face search audits side by side" in html and "At equal measured false-match rate" in html
+    assert html.count("sface (local)") >= 4 and "did not use the same manifests" not in html
+    assert main(["report", str(a), str(b)]) == 2
+    assert "need --out" in capsys.readouterr().err

@@ -16,6 +16,9 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
+HEIGHT = 12000
+"""Tall enough to hold the first screen's tables and the charts below them."""
+
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -60,10 +63,10 @@ def test_report_renders_in_chromium(browser, small_run, tmp_path):
     assert "investigative lead, not an identification" in html
 
     shot = tmp_path / "report.png"
-    r = chromium(browser, tmp_path, f"--screenshot={shot}", "--window-size=1280,4000", url)
+    r = chromium(browser, tmp_path, f"--screenshot={shot}", f"--window-size=1280,{HEIGHT}", url)
     assert r.returncode == 0 and shot.is_file(), r.stderr[-2000:]
     px = np.asarray(Image.open(shot).convert("RGB")).astype(np.int16)
-    assert px.shape[:2] == (4000, 1280)
+    assert px.shape[:2] == (HEIGHT, 1280)
     assert px.std() > 20, "the page looks blank"
     gray = px.mean(axis=2)
     # text and tables: most 200-pixel bands of the first 3000 rows hold dark ink
@@ -77,3 +80,24 @@ def test_report_renders_in_chromium(browser, small_run, tmp_path):
         return (np.abs(inner - np.array(rgb)).sum(axis=2) < 40).sum()
     assert near((0, 114, 178)) > 300
     assert near((213, 94, 0)) > 300
+
+
+def test_report_reads_on_a_phone(browser, small_run):
+    """At 390 px: the page never scrolls sideways (tables scroll in their box) and chart text is >= 10 px."""
+    from playwright.sync_api import sync_playwright
+
+    _, out, _ = small_run
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=browser, args=["--no-sandbox"])
+        try:
+            page = b.new_page(viewport={"width": 390, "height": 844})
+            page.goto((out / "report.html").resolve().as_uri())
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            wide = page.evaluate("Array.from(document.querySelectorAll('.tw')).filter("
+                                 "e => e.scrollWidth > e.clientWidth).length")
+            assert wide >= 1  # some table is wider than the phone and scrolls inside its box
+            sizes = page.evaluate("""Array.from(document.querySelectorAll('svg text.tick, svg text.legend'))
+                .map(t => t.getBoundingClientRect().height)""")
+            assert sizes and min(sizes) >= 10, min(sizes)
+        finally:
+            b.close()

@@ -7,10 +7,10 @@ import pytest
 
 from faceaudit.audit import AuditConfig, build_design, outcomes_from_candidates, read_manifest, score_exact
 from faceaudit.audit._scoring import N_BINS, OVERALL, similarity_bins, threshold_bin, vectorised_similarity
-from faceaudit.engine import SimilarityScale
+from faceaudit.engine import get_model
 from tests.audit.conftest import write_manifest
 
-SCALE = SimilarityScale(0.363)
+SCALE = get_model("sface").scale
 RNG = np.random.default_rng(12)
 
 

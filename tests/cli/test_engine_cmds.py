@@ -63,6 +63,7 @@ def test_models_lists_both_with_calibration(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0 and "sface (default)" in out and "dlib" in out
     assert "FMR" in out and "reproduce: python scripts/calibrate.py" in out
+    assert "Similarity = 80 + 10 * (-log10 FMR - 5)" in out and "Similarity scale: fmr1-sface-" in out
 
 
 def test_models_json(capsys):
@@ -71,6 +72,10 @@ def test_models_json(capsys):
     sface = next(m for m in models if m["Name"] == "sface")
     sims = [row["similarity"] for row in sface["Calibration"]["thresholds"]]
     assert {80.0, 90.0, 95.0, 99.0} <= set(sims)
+    assert sface["SimilarityScaleVersion"].startswith("fmr1-sface-")
+    row80 = next(r for r in sface["Calibration"]["thresholds"] if r["similarity"] == 80.0)
+    assert row80["promised_fmr"] == pytest.approx(1e-5)
+    assert row80["expected_false_candidates"]["25000"] == pytest.approx(0.25)
 
 
 def test_console_script_error_exit_code(tmp_path):

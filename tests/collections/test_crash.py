@@ -6,7 +6,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from faceaudit.collections import FaceCollections
 from tests.collections.test_batch import write_manifest
 from tests.collections.conftest import variants
+from tests.conftest import WAIT_LIMIT_S, wait_until
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir() or os.name != "posix", reason="needs POSIX signals")
 
@@ -64,22 +64,21 @@ def test_kill_9_mid_run_then_resume_indexes_each_image_once(tmp_path, sface_engi
     orphans_checked = 0
     for target in (None, 3, 12, 24):  # None: kill during start-up, before anything is committed
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        start = time.monotonic()
         workers = []
-        while proc.poll() is None and time.monotonic() - start < 120:
+
+        def ready():
+            # start-up: kill once the worker processes exist; later rounds: once `target` images are committed
+            nonlocal workers
             workers = children(proc.pid) or workers
-            if (target is None and time.monotonic() - start > 0.3) or (target is not None and count(db) >= target):
-                break
-            time.sleep(0.01)
+            return proc.poll() is not None or (workers and (target is None or count(db) >= target))
+
+        wait_until(ready, f"the indexer to reach {target or 'its workers'}", interval=0.01)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
-        proc.communicate(timeout=60)
+        proc.communicate(timeout=WAIT_LIMIT_S)
         # the workers notice that their parent is gone and exit
-        deadline = time.monotonic() + 10
-        while any(alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(alive(w) for w in workers)
+        wait_until(lambda: not any(alive(w) for w in workers), "the orphaned workers to exit", interval=0.1)
         orphans_checked += len(workers)
         con = sqlite3.connect(str(db))
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -88,7 +87,7 @@ def test_kill_9_mid_run_then_resume_indexes_each_image_once(tmp_path, sface_engi
         assert seen_images <= now  # nothing committed is lost
         seen_images = now
     assert kills >= 2 and 0 < len(seen_images) < 40 and orphans_checked >= 2
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WAIT_LIMIT_S)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["Failed"] == 0 and report["IndexedImages"] + report["AlreadyIndexed"] == 40

@@ -6,7 +6,6 @@ import http.client
 import json
 import signal
 import socket
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.conftest import portrait_2018
+from tests.conftest import WAIT_LIMIT_S, portrait_2018, wait_until
 from tests.service.conftest import ServeProcess, cli, client, create_key
 
 
@@ -38,8 +37,38 @@ def signed_bytes(url, key, op, body: bytes) -> bytes:
     return head.encode() + body
 
 
+def _tcp_sockets():
+    """(local port, remote port, tx_queue, rx_queue) of every TCP socket, from /proc/net/tcp{,6}."""
+    from pathlib import Path
+
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            tx, rx = (int(x, 16) for x in f[4].split(":"))
+            yield int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16), tx, rx
+
+
+def server_has_read(server_port: int, client_port: int, sent: int) -> bool:
+    """True once the server side of our connection has taken bytes out of its receive queue.
+
+    The kernel's queues say it without a clock: the server's socket (local port =
+    the server's, remote port = ours) holds fewer than ``sent`` unread bytes while
+    nothing of ours is still unacknowledged.
+    """
+    socks = list(_tcp_sockets())
+    ours = [(tx, rx) for lp, rp, tx, rx in socks if lp == client_port and rp == server_port]
+    theirs = [rx for lp, rp, tx, rx in socks if lp == server_port and rp == client_port]
+    if not ours or not theirs:
+        return False
+    return ours[0][0] == 0 and theirs[0] < sent
+
+
 def read_response(sock) -> bytes:
-    sock.settimeout(30)
+    sock.settimeout(WAIT_LIMIT_S)
     data = b""
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
@@ -68,16 +97,16 @@ def test_two_workers_serve_log_and_stop_gracefully(serve_dir, serve_key):
         body = json.dumps({"Image": {"Bytes": base64.b64encode(image).decode()}}).encode()
         raw = signed_bytes(proc.url, serve_key, "DetectFaces", body)
         sock = socket.create_connection((parts.hostname, parts.port))
-        sock.sendall(raw[:-100])
-        time.sleep(0.5)
-        start = time.monotonic()
+        sent = raw[:-100]
+        sock.sendall(sent)
+        # SIGTERM only once a worker has read from the connection (the request is then in flight)
+        client_port = sock.getsockname()[1]
+        wait_until(lambda: server_has_read(parts.port, client_port, len(sent)), "a worker to read the request")
         proc.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
         sock.sendall(raw[-100:])
         response = read_response(sock)
         assert response.startswith(b"HTTP/1.1 200"), response[:200]
-        assert proc.proc.wait(20) == 0
-        assert time.monotonic() - start < 15
+        assert proc.proc.wait(WAIT_LIMIT_S) == 0
     finally:
         proc.stop()
     lines = [json.loads(line) for line in proc.logs().splitlines() if line.startswith("{")]
@@ -93,7 +122,7 @@ def test_two_workers_serve_log_and_stop_gracefully(serve_dir, serve_key):
 
 def test_sigint_stops_too(serve_dir):
     proc = ServeProcess(serve_dir, "--workers", "1")
-    assert proc.stop(signal.SIGINT, timeout=20) == 0
+    assert proc.stop(signal.SIGINT, timeout=WAIT_LIMIT_S) == 0
 
 
 def test_no_auth_warns_and_stays_on_loopback(serve_dir):

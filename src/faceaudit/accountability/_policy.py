@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from faceaudit._errors import AccessDeniedError, InvalidParameterError
 from faceaudit.accountability._store import Store
+from faceaudit.engine import promised_fmr, similarity_for_fmr
+
+MIN_POLICY_FMR = 1e-7
+"""The strictest false-match rate a policy can ask for (Similarity 100 on the scale)."""
+
+
+DEFAULT_POLICY_ID = "*"
+"""The policies-table key of the deployment-wide default (no collection id can be ``*``)."""
 
 
 class PolicyViolationError(AccessDeniedError):
@@ -23,6 +32,9 @@ class ThresholdPolicy:
     max_faces: most candidates one search may return.
     require_case_reference: searches must carry a case reference (and a purpose).
     purpose: what the collection is for (e.g. "law-enforcement"), shown in reports.
+    max_false_match_rate: the riskiest false-match rate a search may run at (e.g. 1e-6); on
+        faceaudit's Similarity scale it is the threshold ``similarity_for_fmr(rate)`` (1e-6 -> 90)
+        on every model. When both this and ``min_face_match_threshold`` are set, the stricter wins.
     """
 
     collection_id: str
@@ -32,35 +44,137 @@ class ThresholdPolicy:
     purpose: str = ""
     set_by: str = ""
     set_at: float = 0.0
+    max_false_match_rate: Optional[float] = None
+    source: str = "collection"  # "collection" (its own), "default" (the deployment's) or "none"
+
+    @property
+    def effective_min_threshold(self) -> Optional[float]:
+        """The lowest Similarity threshold a search may use (0-100), from both rules; None if neither."""
+        bounds = [b for b in (
+            self.min_face_match_threshold,
+            None if self.max_false_match_rate is None
+            else round(similarity_for_fmr(self.max_false_match_rate), 4),
+        ) if b is not None]
+        return max(bounds) if bounds else None
 
     def to_json(self) -> Dict[str, Any]:
+        eff = self.effective_min_threshold
         return {
             "CollectionId": self.collection_id,
             "MinFaceMatchThreshold": self.min_face_match_threshold,
+            "MaxFalseMatchRate": self.max_false_match_rate,
+            "EffectiveMinFaceMatchThreshold": eff,
+            "PromisedFalseMatchRate": None if eff is None else promised_fmr(eff),
             "MaxFaces": self.max_faces,
             "RequireCaseReference": self.require_case_reference,
             "Purpose": self.purpose,
             "SetBy": self.set_by,
             "SetAt": self.set_at,
+            "Source": self.source,
         }
 
-    def check(self, threshold: float, max_faces: Optional[int], case_reference: Optional[str]) -> None:
-        """Raise :class:`PolicyViolationError` when a search request breaks this policy."""
-        if self.min_face_match_threshold is not None and threshold < self.min_face_match_threshold:
-            raise PolicyViolationError(
-                f"collection {self.collection_id!r} requires a match threshold of at least "
-                f"{self.min_face_match_threshold:g}; the request used {threshold:g}"
+    def violations(self, threshold: float, max_faces: Optional[int],
+                   case_reference: Optional[str]) -> List[str]:
+        """Every rule of this policy that a search request breaks (empty when it complies)."""
+        broken = []
+        eff = self.effective_min_threshold
+        if eff is not None and threshold < eff:
+            why = (f"a false-match rate of at most {self.max_false_match_rate:.3g}"
+                   if self.max_false_match_rate is not None
+                   and eff == round(similarity_for_fmr(self.max_false_match_rate), 4)
+                   else "it")
+            broken.append(
+                f"a match threshold of at least {eff:g} (false-match rate {promised_fmr(eff):.2g}; "
+                f"the policy requires {why}); the request used {threshold:g} "
+                f"(false-match rate {promised_fmr(threshold):.2g})"
             )
         if self.max_faces is not None and max_faces is not None and max_faces > self.max_faces:
-            raise PolicyViolationError(
-                f"collection {self.collection_id!r} allows at most {self.max_faces} candidates per "
-                f"search; the request asked for {max_faces}"
-            )
+            broken.append(f"at most {self.max_faces} candidates per search; the request asked for {max_faces}")
         if self.require_case_reference and not (case_reference or "").strip():
+            broken.append("a case reference for every search (header x-faceaudit-case-reference, "
+                          "or --case-reference on the command line)")
+        return broken
+
+    def check(self, threshold: float, max_faces: Optional[int], case_reference: Optional[str]) -> None:
+        """Raise :class:`PolicyViolationError` naming every rule the request breaks, at once."""
+        broken = self.violations(threshold, max_faces, case_reference)
+        if broken:
+            lead = f"collection {self.collection_id!r} requires "
+            if len(broken) == 1:
+                raise PolicyViolationError(lead + broken[0])
             raise PolicyViolationError(
-                f"collection {self.collection_id!r} requires a case reference for every search "
-                "(request tag 'faceaudit:case' or header x-faceaudit-case-reference)"
+                lead + "; ".join(f"({i}) {b}" for i, b in enumerate(broken, 1))
+                + f" [{len(broken)} rules broken]"
             )
+
+
+@dataclass(frozen=True)
+class PolicyMeaning:
+    """What a policy's threshold means for one collection: risk per comparison and per search.
+
+    threshold: the effective minimum Similarity (0-100, higher is more alike).
+    promised_fmr: the false-match rate that Similarity promises on every model.
+    fnmr / fnmr_errors / fnmr_trials / fnmr_ci95: the collection model's false non-match rate
+        there, measured on its calibration's genuine pairs (share of same-person pairs missed).
+    gallery_size: faces in the collection; expected_false_candidates: gallery_size x promised_fmr,
+        the expected number of strangers returned per search of someone not in the collection.
+    warnings: plain-words warnings (e.g. the model misses most people at this threshold).
+    """
+
+    threshold: float
+    promised_fmr: float
+    fmr_extrapolated: bool
+    model: str
+    fnmr: float
+    fnmr_errors: int
+    fnmr_trials: int
+    fnmr_ci95: Tuple[float, float]
+    gallery_size: int
+    expected_false_candidates: float
+    warnings: Tuple[str, ...]
+
+    def lines(self) -> List[str]:
+        """Human-readable explanation, one sentence a line."""
+        out = [
+            f"threshold {self.threshold:g} promises a false-match rate of {self.promised_fmr:.2g} per "
+            f"comparison (1 in {1 / self.promised_fmr:,.0f})"
+            + (" - extrapolated for this model beyond its calibration data" if self.fmr_extrapolated else ""),
+            f"model {self.model} misses {100 * self.fnmr:.1f}% of same-person pairs at this threshold "
+            f"({self.fnmr_errors}/{self.fnmr_trials}, 95% interval {100 * self.fnmr_ci95[0]:.1f}-"
+            f"{100 * self.fnmr_ci95[1]:.1f}%, official portraits: optimistic for other photos)",
+            f"expected false candidates per search of someone not in the collection: "
+            f"{self.expected_false_candidates:.3g} with its {self.gallery_size:,} faces "
+            f"(1,000 faces: {1000 * self.promised_fmr:.2g}; 25,000: {25000 * self.promised_fmr:.2g}; "
+            f"1,000,000: {1e6 * self.promised_fmr:.2g})",
+        ]
+        return out + [f"WARNING: {w}" for w in self.warnings]
+
+
+def policy_meaning(threshold: float, model: str, gallery_size: int) -> PolicyMeaning:
+    """What Similarity ``threshold`` means for a collection of ``gallery_size`` faces of ``model``."""
+    from faceaudit.engine import get_model
+
+    cal = get_model(model).calibrated()
+    fnmr = cal.fnmr(threshold)
+    fmr = promised_fmr(threshold)
+    warnings = []
+    if fnmr.rate > 0.5:
+        warnings.append(
+            f"at this threshold this model misses most people ({100 * fnmr.rate:.0f}% of same-person "
+            "pairs on official portraits): a search will rarely find anyone"
+        )
+    expected = gallery_size * fmr
+    if expected >= 1:
+        warnings.append(
+            f"a search of someone not in this collection is expected to return {expected:.2g} "
+            "strangers at this threshold"
+        )
+    return PolicyMeaning(
+        threshold=float(threshold), promised_fmr=fmr,
+        fmr_extrapolated=cal.scale.is_extrapolated(threshold), model=cal.model,
+        fnmr=fnmr.rate, fnmr_errors=fnmr.errors, fnmr_trials=fnmr.trials, fnmr_ci95=fnmr.ci95,
+        gallery_size=int(gallery_size), expected_false_candidates=expected, warnings=tuple(warnings),
+    )
 
 
 class PolicyStore:
@@ -70,19 +184,25 @@ class PolicyStore:
         self._store = store
 
     def get(self, collection_id: str) -> ThresholdPolicy:
-        row = self._store.read().execute(
-            "SELECT * FROM policies WHERE collection_id = ?", (collection_id,)
-        ).fetchone()
+        """The collection's own policy, else the deployment's default (``source`` says which)."""
+        conn = self._store.read()
+        row = conn.execute("SELECT * FROM policies WHERE collection_id = ?", (collection_id,)).fetchone()
+        source = "default" if collection_id == DEFAULT_POLICY_ID else "collection"
+        if row is None and collection_id != DEFAULT_POLICY_ID:
+            row = conn.execute("SELECT * FROM policies WHERE collection_id = ?", (DEFAULT_POLICY_ID,)).fetchone()
+            source = "default"
         if row is None:
-            return ThresholdPolicy(collection_id=collection_id)
+            return ThresholdPolicy(collection_id=collection_id, source="none")
         return ThresholdPolicy(
-            collection_id=row["collection_id"],
+            source=source,
+            collection_id=collection_id,
             min_face_match_threshold=row["min_face_match_threshold"],
             max_faces=row["max_faces"],
             require_case_reference=bool(row["require_case_reference"]),
             purpose=row["purpose"],
             set_by=row["set_by"],
             set_at=row["set_at"],
+            max_false_match_rate=row["max_false_match_rate"],
         )
 
     def set(self, policy: ThresholdPolicy, *, role: str, actor: str) -> ThresholdPolicy:
@@ -92,14 +212,24 @@ class PolicyStore:
             raise InvalidParameterError("MinFaceMatchThreshold must be from 0 to 100")
         if policy.max_faces is not None and not 1 <= policy.max_faces <= 4096:
             raise InvalidParameterError("MaxFaces must be from 1 to 4096")
+        rate = policy.max_false_match_rate
+        if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate)
+                                     and MIN_POLICY_FMR <= rate <= 1):
+            raise InvalidParameterError(
+                f"MaxFalseMatchRate must be from {MIN_POLICY_FMR:g} to 1 (e.g. 1e-6), got {rate!r}")
         stamped = ThresholdPolicy(
             policy.collection_id, policy.min_face_match_threshold, policy.max_faces,
             policy.require_case_reference, policy.purpose, actor, round(time.time(), 3),
+            None if rate is None else float(rate),
+            source="default" if policy.collection_id == DEFAULT_POLICY_ID else "collection",
         )
         with self._store.write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO policies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO policies (collection_id, min_face_match_threshold, max_faces, "
+                "require_case_reference, purpose, set_by, set_at, max_false_match_rate) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (stamped.collection_id, stamped.min_face_match_threshold, stamped.max_faces,
-                 int(stamped.require_case_reference), stamped.purpose, actor, stamped.set_at),
+                 int(stamped.require_case_reference), stamped.purpose, actor, stamped.set_at,
+                 stamped.max_false_match_rate),
             )
         return stamped

@@ -8,6 +8,10 @@ Public surface::
     run.result.summary(80).overall["ACLU_COUNT"]     # Rate: errors, trials, rate, intervals
     run.write("out")                                 # results.json, candidates.csv, report.html
     build_report("out")                              # report.html again from results.json
+    build_comparison(["out-sface", "out-dlib"], "cmp")  # engines side by side: cmp/comparison.html
+
+Composition test (the ACLU's "people of color were 40% of the false matches"):
+``AuditConfig(shares=(ShareSpec.parse("race=black,hispanic", "people of color"),), match_counts=(28,))``.
 
 Engines: :class:`LocalEngine` (in-process, exact scores for every pair) and
 :class:`RekognitionEngine` (any Rekognition-compatible endpoint via a boto3 client).
@@ -32,7 +36,8 @@ from faceaudit.audit._engines import (
     external_image_id,
     make_client,
 )
-from faceaudit.audit._groups import UNKNOWN, GroupColumn, parse_bands
+from faceaudit.audit._compare import COMPARISON_HTML, build_comparison, render_comparison
+from faceaudit.audit._groups import UNKNOWN, GroupColumn, ShareSpec, parse_bands
 from faceaudit.audit._manifest import ImageRecord, Manifest, read_manifest, read_manifests
 from faceaudit.audit._metrics import differential
 from faceaudit.audit._report import ThumbnailPolicy, build_report, render_report
@@ -47,15 +52,22 @@ from faceaudit.audit._results import (
     Failure,
     FMRTarget,
     ManifestInfo,
+    MatchCountPoint,
     MetricFrame,
     Projection,
+    PromiseCheck,
+    PromiseGap,
     Rate,
+    ShareTest,
     ThresholdSummary,
+    WarningGroup,
 )
 from faceaudit.audit._run import CANDIDATES_CSV, REPORT_HTML, RESULTS_JSON, AuditRun, run_audit
 from faceaudit.audit._scoring import SearchOutcomes, outcomes_from_candidates, score_exact
 
 __all__ = [
+    "COMPARISON_HTML", "MatchCountPoint", "PromiseCheck", "PromiseGap", "ShareSpec", "ShareTest", "WarningGroup",
+    "build_comparison", "render_comparison",
     "AuditConfig", "AuditCounts", "AuditDesign", "AuditEngine", "AuditResult", "AuditRun", "CANDIDATES_CSV",
     "CachedEmbedding", "CrossTable", "Curves", "DEFAULT_FMR_TARGETS", "DEFAULT_THRESHOLDS", "Differential",
     "EmbeddingCache", "EngineInfo", "FMRTarget", "Failure", "GroupColumn", "ImageRecord", "LocalEngine",

@@ -8,7 +8,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from faceaudit._errors import InvalidParameterError
-from faceaudit.audit._groups import GroupColumn, build_columns, default_columns
+from faceaudit.audit._groups import GroupColumn, ShareSpec, build_columns, default_columns
 from faceaudit.audit._manifest import ImageRecord, Manifest, all_records, label_columns
 
 DEFAULT_THRESHOLDS = (80.0, 90.0, 95.0, 99.0)
@@ -43,6 +43,9 @@ class AuditConfig:
     seed: int = 0
     fmr_targets: Tuple[float, ...] = DEFAULT_FMR_TARGETS
     min_errors: int = 30
+    shares: Tuple[ShareSpec, ...] = ()
+    match_counts: Tuple[int, ...] = ()
+    min_group_searches: int = 10
     projection_probes: int = 535
     projection_gallery: int = 25_000
     max_candidates: int = 4096
@@ -63,6 +66,13 @@ class AuditConfig:
         for f in self.fmr_targets:
             if not 0.0 < float(f) < 1.0:
                 raise InvalidParameterError(f"FMR targets must be between 0 and 1, got {f}")
+        for n in self.match_counts:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise InvalidParameterError(f"match counts must be whole numbers >= 1, got {n!r}")
+        object.__setattr__(self, "match_counts", tuple(sorted(set(self.match_counts))))
+        object.__setattr__(self, "shares", tuple(self.shares))
+        if self.min_group_searches < 1:
+            raise InvalidParameterError("min_group_searches must be >= 1")
 
     @property
     def floor(self) -> float:
@@ -137,6 +147,7 @@ def build_design(
     )
     _check_columns(p_cols, p_avail, "probe")
     _check_columns(g_cols, g_avail, "gallery")
+    _check_columns(tuple(dict.fromkeys(s.column for s in config.shares)), p_avail, "probe")
     subjects: Dict[str, int] = {}
     for r in probes + gallery:
         subjects.setdefault(r.subject, len(subjects))

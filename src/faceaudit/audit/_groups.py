@@ -176,3 +176,37 @@ def default_columns(records: Sequence[ImageRecord], candidates: Sequence[str]) -
         if len(values) >= 2:
             out.append(c)
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class ShareSpec:
+    """A set of labels of one probe column, for the composition test (e.g. race: people of color).
+
+    ``values`` are whole labels as written in the manifests; a label counts only if
+    it is listed exactly (``black;asian_pacific`` is its own label: list it too).
+    ``label`` names the set in the report ("people of color").
+    """
+
+    column: str
+    values: Tuple[str, ...]
+    label: str
+
+    @classmethod
+    def parse(cls, spec: str, label: Optional[str] = None) -> "ShareSpec":
+        """``"race=black,hispanic,black;asian_pacific"`` -> column race, three labels.
+
+        Labels are separated by commas only, so a label may hold ``;`` (two groups)
+        or spaces; quote the whole spec in a shell.
+        """
+        name, sep, rest = spec.partition("=")
+        name = name.strip()
+        values = tuple(dict.fromkeys(v.strip() for v in rest.split(",") if v.strip()))
+        if not sep or not name or not values:
+            raise InvalidParameterError(
+                f"share spec {spec!r} must look like COLUMN=LABEL1,LABEL2,... "
+                "(e.g. 'race=black,hispanic,black;asian_pacific')"
+            )
+        if UNKNOWN in values:
+            raise InvalidParameterError(f"share spec {spec!r}: {UNKNOWN!r} cannot be part of a set")
+        text = (label or "").strip() or f"{name} in {{{', '.join(values)}}}"
+        return cls(column=name, values=values, label=text)

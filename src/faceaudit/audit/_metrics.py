@@ -14,18 +14,22 @@ import numpy as np
 
 from faceaudit._stats import cluster_bootstrap_rates, gini
 from faceaudit.audit._design import AuditDesign
+from faceaudit.audit._groups import INTERSECTION
+from faceaudit.audit._composition import cross_tables, share_tests
+from faceaudit.audit._promise import promise_checks
 from faceaudit.audit._results import (
     PAIR_METRICS,
     SEARCH_METRICS,
     AuditCounts,
-    CrossTable,
     Curves,
     Differential,
     FMRTarget,
+    MatchCountPoint,
     MetricFrame,
     Projection,
     Rate,
     ThresholdSummary,
+    WarningGroup,
 )
 from faceaudit.audit._scoring import BIN_WIDTH, N_BINS, OVERALL, SearchOutcomes
 
@@ -123,16 +127,26 @@ def group_rates(
 
 # ---------------------------------------------------------------- differentials
 
-def _spread(rates: Mapping[str, Rate], known: Sequence[str]):
-    vals = {g: rates[g].rate for g in known if g in rates and rates[g].trials > 0}
+def big_enough(rates: Mapping[str, Rate], known: Sequence[str], min_people: int) -> List[str]:
+    """Known groups with trials from at least ``min_people`` people (the others are too small to compare)."""
+    return [g for g in known if g in rates and rates[g].trials > 0 and rates[g].subjects >= min_people]
+
+
+def _spread(rates: Mapping[str, Rate], known: Sequence[str], min_people: int = 1):
+    vals = {g: rates[g].rate for g in big_enough(rates, known, min_people)}
     if len(vals) < 2:
-        return None, None, "undefined: fewer than two groups with data", None, None
+        note = ("undefined: fewer than two groups with data" if min_people <= 1 else
+                f"undefined: fewer than two groups with at least {min_people} people searched")
+        return None, None, note, None, None
     hi_g = max(vals, key=lambda g: vals[g])
     lo_g = min(vals, key=lambda g: vals[g])
     hi, lo = vals[hi_g], vals[lo_g]
-    if lo == 0.0:
-        note = "undefined: every group's rate is 0" if hi == 0.0 else f"undefined: the lowest rate ({lo_g}) is 0"
-        return hi - lo, None, note, hi_g, lo_g
+    if lo == 0.0 or hi == lo:
+        if hi == 0.0:
+            return 0.0, None, "undefined: every group's rate is 0", None, None
+        if hi == lo:
+            return 0.0, 1.0, "equal: every group compared has the same rate", None, None
+        return hi - lo, None, f"undefined: the lowest rate ({lo_g}) is 0", hi_g, lo_g
     return hi - lo, hi / lo, None, hi_g, lo_g
 
 
@@ -245,15 +259,17 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
         for m in SEARCH_METRICS + PAIR_METRICS:
             for k in range(T):
                 rates = {g: per_group[g][m][k] for g in col.groups}
-                diff, ratio, note, hi, lo = _spread(rates, known)
+                diff, ratio, note, hi, lo = _spread(rates, known, cfg.min_group_searches)
                 frames.append(MetricFrame(m, float(th[k]), col.name, "probe", overall[m][k], rates, diff, ratio,
                                           note, hi, lo))
         for k in range(T):
             for setting, fm, fnm in (("1:1", "FMR", "FNMR"), ("1:N", "FPIR", "FNIR")):
-                differentials.append(differential(
-                    col.name, float(th[k]), setting, fm, fnm,
-                    {g: per_group[g][fm][k] for g in col.groups},
-                    {g: per_group[g][fnm][k] for g in col.groups}, known, cfg.alpha))
+                fm_rates = {g: per_group[g][fm][k] for g in col.groups}
+                fnm_rates = {g: per_group[g][fnm][k] for g in col.groups}
+                big = [g for g in big_enough(fm_rates, known, cfg.min_group_searches)
+                       if g in big_enough(fnm_rates, known, cfg.min_group_searches)]
+                differentials.append(differential(col.name, float(th[k]), setting, fm, fnm, fm_rates, fnm_rates,
+                                                  big, cfg.alpha))
 
     for col in design.gallery_columns:
         per_group = {}
@@ -268,22 +284,14 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
                 frames.append(MetricFrame(m, float(th[k]), col.name, "gallery", overall[m][k], rates, diff,
                                           ratio, note, hi, lo))
 
-    # cross tables: FMR between probe group and gallery group of the same column
-    cross: List[CrossTable] = []
-    for gcol in design.gallery_columns:
-        try:
-            pcol = design.probe_column(gcol.name)
-        except KeyError:
-            continue
-        ge = out.imp_ge_gallery[gcol.name]
-        n = out.imp_n_gallery[gcol.name]
-        for k in range(T):
-            cells = {}
-            for pi, pg in enumerate(pcol.groups):
-                m = pcol.codes == pi
-                cells[pg] = {gg: Rate.of(ge[m, gj, k].sum(), n[m, gj].sum(), min_errors=me)
-                             for gj, gg in enumerate(gcol.groups)}
-            cross.append(CrossTable(gcol.name, float(th[k]), "FMR", cells))
+    # who is matched to whom, and the composition test
+    seed_for = lambda *key: _seed(seed, *key)  # noqa: E731
+    cross = cross_tables(design, out, me, R, seed_for, group_rates)
+    shares = share_tests(design, out, cfg.shares, me, R, lambda label: _seed(seed, "share", label))
+    promises = promise_checks(
+        [float(t) for t in th], overall["FMR"],
+        {c.name: {g: by_col[c.name][g]["FMR"] for g in c.groups} for c in design.probe_columns
+         if INTERSECTION not in c.name})
 
     # FMR targets
     targets: List[FMRTarget] = []
@@ -303,6 +311,20 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
         targets.append(FMRTarget(target, t, overall["FMR"][k], overall["FNMR"][k], overall["FPIR"][k],
                                  overall["FNIR"][k], measurable, note))
 
+    # the thresholds at which N searches have a false candidate (the ACLU's operating point)
+    points: List[MatchCountPoint] = []
+    for n_req, t in out.match_count_thresholds.items():
+        if t is None:
+            points.append(MatchCountPoint(n_req, None, None, None, None, None, "no threshold could be found"))
+            continue
+        k = out.threshold_index(t)
+        got = overall["ACLU_COUNT"][k]
+        note = f"at {t:.2f}, {got.errors} of {got.trials} searches had a false candidate"
+        if got.errors < n_req:
+            note += (f" (fewer than {n_req}: " + ("even at the lowest threshold searched" if not out.exact or t == 0
+                     else "searches tie just below this threshold") + ")")
+        points.append(MatchCountPoint(n_req, t, got, overall["FPIR"][k], overall["FNIR"][k], overall["FMR"][k], note))
+
     # summaries and projections
     reasons: Dict[float, List[str]] = {float(t): [] for t in th}
     for t in th:
@@ -313,6 +335,9 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
     for target, t in out.fmr_target_thresholds.items():
         if t is not None:
             reasons[float(t)].append(f"overall FMR <= {target:g}")
+    for n_req, t in out.match_count_thresholds.items():
+        if t is not None:
+            reasons[float(t)].append(f"{n_req} searches with a false candidate")
     mean_gallery = int(round(float(out.imp_n[out.probe_ok].mean()))) if out.probe_ok.any() else 0
     summaries = []
     for k, t in enumerate(th):
@@ -367,27 +392,66 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
         candidates=int(len(out.cand_similarity)), truncated_searches=int(out.truncated.sum()),
     )
     return dict(summaries=tuple(summaries), frames=tuple(frames), differentials=tuple(differentials),
-                cross_tables=tuple(cross), fmr_targets=tuple(targets), curves=curves, counts=counts)
+                cross_tables=cross, fmr_targets=tuple(targets), curves=curves, counts=counts,
+                share_tests=shares, match_counts=tuple(points), promise_checks=promises)
 
 
-def doddington_warnings(summaries: Sequence[ThresholdSummary], frames: Sequence[MetricFrame],
-                        min_errors: int) -> Tuple[str, ...]:
-    """One line per (metric, threshold) whose overall or group rates rest on fewer than ``min_errors`` errors."""
-    out = []
+PLAIN = {
+    "ACLU_COUNT": "searches with a false candidate (the ACLU count)",
+    "FPIR": "people not in the gallery who got a false candidate (FPIR)",
+    "FNIR": "people in the gallery who were not found (FNIR)",
+    "MATED_FALSE": "people in the gallery also shown a stranger",
+    "FMR": "comparisons of two different people that matched (FMR)",
+    "FNMR": "comparisons of the same person that did not match (FNMR)",
+}
+"""Each metric in plain words, for warnings."""
+
+
+def _list(values: Sequence[str]) -> str:
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+
+def result_warnings(summaries: Sequence[ThresholdSummary], frames: Sequence[MetricFrame], design: AuditDesign,
+                    min_errors: int, min_group_searches: int) -> Tuple[WarningGroup, ...]:
+    """Cautions grouped by kind, in plain words (Doddington's rule of 30; groups too small to compare)."""
+    out: List[WarningGroup] = []
+    few_overall: Dict[str, List[str]] = {}
     for s in summaries:
         for m, r in s.overall.items():
-            if r.trials == 0:
-                continue
-            few_groups = sorted({
-                f"{f.column}={g}" for f in frames
-                if f.metric == m and abs(f.threshold - s.threshold) < 1e-9 and f.side == "probe" and "&" not in f.column
-                for g, gr in f.by_group.items() if gr.trials > 0 and gr.errors < min_errors
-            })
-            if r.errors < min_errors:
-                out.append(f"{m} at {s.threshold:g}: the overall rate rests on {r.errors} errors "
-                           f"(fewer than {min_errors}); treat it as uncertain")
-            elif few_groups:
-                shown = ", ".join(few_groups[:8]) + (" ..." if len(few_groups) > 8 else "")
-                out.append(f"{m} at {s.threshold:g}: {len(few_groups)} group rate(s) rest on fewer than "
-                           f"{min_errors} errors ({shown})")
+            if r.trials > 0 and r.errors < min_errors:
+                few_overall.setdefault(m, []).append(f"{s.threshold:g}")
+    if few_overall:
+        out.append(WarningGroup(
+            "few_errors_overall",
+            f"Some overall rates rest on fewer than {min_errors} errors, so they are uncertain (a rate from a "
+            "handful of errors can move a lot with a few more photos): read their intervals.",
+            tuple(f"{PLAIN.get(m, m)}: at {_list(ts)}" for m, ts in few_overall.items())))
+    few_groups: Dict[Tuple[str, str], List[str]] = {}
+    for f in frames:
+        if f.side != "probe" or INTERSECTION in f.column:
+            continue
+        for g, r in f.by_group.items():
+            if r.trials > 0 and r.errors < min_errors:
+                few_groups.setdefault((f.column, g), []).append(f"{f.metric} at {f.threshold:g}")
+    if few_groups:
+        cols = sorted({c for c, _ in few_groups})
+        out.append(WarningGroup(
+            "few_errors_groups",
+            f"Many rates of single groups rest on fewer than {min_errors} errors: compare groups by their "
+            f"intervals, not by their rates alone ({len(few_groups)} groups of {_list(cols)}).",
+            tuple(f"{c} {g}: {len(v)} rates" for (c, g), v in sorted(few_groups.items()))))
+    small = []
+    for col in design.probe_columns:
+        if INTERSECTION in col.name:
+            continue
+        for i in col.known:
+            people = len(np.unique(design.probe_subject[col.codes == i]))
+            if people < min_group_searches:
+                small.append(f"{col.name} {col.groups[i]} ({people} {'person' if people == 1 else 'people'})")
+    if small:
+        out.append(WarningGroup(
+            "small_groups",
+            f"Groups with fewer than {min_group_searches} people searched are shown in the tables but marked too "
+            "small and left out of every ratio and differential: a rate from one or two people says little "
+            "about a group.", tuple(small)))
     return tuple(out)

@@ -19,57 +19,24 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from faceaudit._errors import InvalidParameterError
+from faceaudit.audit._headline import aclu_section, cross_section, first_screen, promise_section, share_section
+from faceaudit.audit._html import (
+    LEAD_NOTE,
+    SHORT,
+    base_columns,
+    find_frame,
+    find_summary,
+    headline_threshold,
+    interval,
+    min_group,
+    num,
+    page,
+    pct,
+    people,
+    rate_cell,
+    tfmt,
+)
 from faceaudit.audit._svg import PALETTE, Series, histogram_chart, line_chart
-
-LEAD_NOTE = ("A candidate is an investigative lead, not an identification. A trained person must check "
-             "every candidate, and no action should be taken against anyone on the strength of a face "
-             "search alone.")
-
-ACLU_2018 = ("In the ACLU's 2018 test, Amazon Rekognition searched 535 members of Congress against 25,000 "
-             "arrest photos at its default threshold of 80 and returned a false match for 28 of them (5.2%).")
-
-METRIC_TITLES = {
-    "ACLU_COUNT": "Searches with a false candidate (ACLU count)",
-    "FPIR": "FPIR: people not in the gallery who got a false candidate",
-    "FNIR": "FNIR: people in the gallery who were not found",
-    "MATED_FALSE": "People in the gallery who were also shown a stranger",
-    "FMR": "FMR: per-comparison false match rate",
-    "FNMR": "FNMR: per-comparison false non-match rate",
-}
-KEY_MIN_SEARCHES = 10
-"""The summary compares only groups with at least this many searches (the tables show every group)."""
-
-SHORT = {"ACLU_COUNT": "False candidate (any search)", "FPIR": "FPIR", "FNIR": "FNIR",
-         "MATED_FALSE": "Stranger in mated search", "FMR": "FMR", "FNMR": "FNMR"}
-
-CSS = """
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1a1a1a;
- margin:0;background:#f4f4f2}
-main{max-width:1220px;margin:0 auto;padding:24px 28px 60px;background:#fff}
-h1{font-size:26px;margin:4px 0 6px}h2{font-size:21px;margin:34px 0 10px;border-bottom:2px solid #ddd;
- padding-bottom:4px}h3{font-size:17px;margin:22px 0 8px}
-.meta{color:#555;font-size:13px}.lead{background:#fff4e5;border-left:6px solid #d55e00;padding:10px 14px;
- margin:14px 0;font-weight:600}
-.key{background:#eef5fb;border-left:6px solid #0072b2;padding:10px 16px;margin:12px 0}
-.key li{margin:4px 0}.caveat li{margin:4px 0}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:13px}
-th,td{border:1px solid #d6d6d6;padding:4px 6px;vertical-align:top;text-align:left}
-th{background:#f0f0ee}td.n{text-align:right}
-td small,.small{color:#555;font-size:11.5px}.few{color:#b3541e}
-.charts{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.chart{border:1px solid #e2e2e2}
-.nodata{width:540px;padding:10px;box-sizing:border-box;font-size:13px;color:#444}
-svg .ct{font-size:14px;font-weight:600}svg .tick{font-size:11px;fill:#444}svg .axis{font-size:12px;fill:#222}
-svg .legend{font-size:12px;fill:#222}svg .grid{stroke:#ececec}svg .frame{fill:none;stroke:#888}
-svg .vline{stroke:#999;stroke-dasharray:3 3}svg .vlabel{font-size:10px;fill:#666}
-details{margin:6px 0}summary{cursor:pointer;font-weight:600}
-.pairs{display:flex;flex-wrap:wrap;gap:10px}.pair{border:1px solid #ddd;padding:6px;width:232px;font-size:12px}
-.pair img,.pair .ph{width:110px;height:137px;object-fit:cover;background:#eee;display:inline-block;
- vertical-align:top}.pair .ph{font-size:11px;color:#666;text-align:center;line-height:1.3;padding-top:40px;
- box-sizing:border-box}.pair .sim{font-weight:700;font-size:14px}
-code{background:#f3f3f3;padding:1px 4px;font-size:12.5px}.formula{font-family:ui-monospace,monospace;
- font-size:13px}
-"""
-
 
 @dataclass(frozen=True)
 class ThumbnailPolicy:
@@ -97,53 +64,6 @@ class ThumbnailPolicy:
         return tuple(out)
 
 
-# ---------------------------------------------------------------- formatting
-
-def pct(rate: Optional[float]) -> str:
-    if rate is None:
-        return "–"
-    if rate == 0:
-        return "0%"
-    p = rate * 100
-    if p >= 10:
-        return f"{p:.1f}%"
-    if p >= 0.1:
-        return f"{p:.2f}%"
-    return f"{p:.2g}%"
-
-
-def interval(ci) -> str:
-    if not ci or ci[0] is None or ci[1] is None:
-        return "–"
-    return f"{pct(ci[0])}–{pct(ci[1])}"
-
-
-def rate_cell(r: Optional[Dict[str, Any]], compact: bool = False) -> str:
-    if not r or r.get("trials", 0) == 0:
-        return '<td class="n">–</td>'
-    few = r.get("few_errors")
-    mark = ' <span class="few" title="fewer than 30 errors: uncertain">†</span>' if few else ""
-    boot = r.get("bootstrap95")
-    bline = f"<br><small>people: {interval(boot)}</small>" if boot and boot[0] is not None else ""
-    if compact:
-        return (f'<td class="n">{r["errors"]:,} / {r["trials"]:,}<br><b>{pct(r["rate"])}</b>{mark}'
-                f'<br><small>{interval(r["wilson95"])}</small></td>')
-    return (f'<td class="n">{r["errors"]:,} / {r["trials"]:,}<br><b>{pct(r["rate"])}</b>{mark}'
-            f'<br><small>95% CI {interval(r["wilson95"])}</small>{bline}</td>')
-
-
-def num(v: Optional[float], digits: int = 3) -> str:
-    if v is None:
-        return "undefined"
-    if v == 0:
-        return "0"
-    return f"{v:.{digits}g}"
-
-
-def tfmt(t: float) -> str:
-    return f"{t:g}"
-
-
 # ---------------------------------------------------------------- thumbnails
 
 def _thumb(path: Path, size: int) -> Optional[str]:
@@ -169,11 +89,7 @@ def _excluded(row: Dict[str, str], side: str, policy: ThumbnailPolicy) -> Option
 
 # ---------------------------------------------------------------- sections
 
-def _frame(res: Dict[str, Any], metric: str, column: str, t: float, side: str = "probe"):
-    for f in res["frames"]:
-        if f["metric"] == metric and f["column"] == column and f["side"] == side and abs(f["threshold"] - t) < 1e-9:
-            return f
-    return None
+_frame = find_frame
 
 
 def _diff(res: Dict[str, Any], column: str, t: float, setting: str):
@@ -183,91 +99,43 @@ def _diff(res: Dict[str, Any], column: str, t: float, setting: str):
     return None
 
 
-def _summary(res, t):
-    for s in res["summaries"]:
-        if abs(s["threshold"] - t) < 1e-9:
-            return s
-    return None
+_summary = find_summary
+_base_columns = base_columns
 
 
-def _key_findings(res: Dict[str, Any]) -> str:
-    c = res["counts"]
-    mt = res["model_threshold"]
-    s = _summary(res, mt) or _summary(res, res["thresholds"][0])
-    t = s["threshold"]
+def _more_findings(res: Dict[str, Any]) -> str:
+    """Search rates, the projection and the strictest threshold, after the first screen."""
+    t = headline_threshold(res)
+    s = _summary(res, t)
     o = s["overall"]
     items = []
-    items.append(
-        f"We searched <b>{c['probes']:,}</b> photos of {c['probe_subjects']:,} people against a gallery of "
-        f"<b>{c['gallery_images']:,}</b> photos of {c['gallery_subjects']:,} people. "
-        f"{c['searches_mated']:,} of the searches are for someone who has another photo in the gallery "
-        f"(<i>mated</i>: the system should find them); {c['searches_non_mated']:,} are for someone who is not "
-        f"in the gallery (<i>non-mated</i>: every candidate returned is somebody else)."
-    )
-    why = "the model's own threshold" if t == mt else "the lowest audited threshold"
-    if abs(t - 80) < 1e-9:
-        why = ("Amazon Rekognition's default, the one the ACLU used" if res["engine"]["kind"] == "rekognition"
-               else why + ", and Amazon Rekognition's default, the one the ACLU used")
-    a = o["ACLU_COUNT"]
-    items.append(
-        f"At a similarity threshold of <b>{tfmt(t)}</b> ({why}), <b>{a['errors']:,} of {a['trials']:,} searches "
-        f"({pct(a['rate'])})</b> returned at least one candidate who is somebody else. {ACLU_2018}"
-    )
     fp, fn, mf = o["FPIR"], o["FNIR"], o["MATED_FALSE"]
     if fp["trials"]:
         items.append(
-            f"Of the {fp['trials']:,} people who are <b>not</b> in the gallery, <b>{fp['errors']:,} ({pct(fp['rate'])})</b> "
-            f"got a false candidate (FPIR; 95% interval {interval(fp['wilson95'])})."
-        )
+            f"At {tfmt(t)}, of the {fp['trials']:,} people who are <b>not</b> in the gallery, <b>{fp['errors']:,} "
+            f"({pct(fp['rate'])}, 95% interval {interval(fp['wilson95'])})</b> got a false candidate (FPIR).")
     if fn["trials"]:
         items.append(
-            f"Of the {fn['trials']:,} people who <b>are</b> in the gallery, <b>{fn['errors']:,} ({pct(fn['rate'])})</b> "
-            f"were not found (FNIR), and {mf['errors']:,} were shown a stranger at or above the threshold as well."
-        )
+            f"Of the {fn['trials']:,} people who <b>are</b> in the gallery, <b>{fn['errors']:,} ({pct(fn['rate'])}, "
+            f"95% interval {interval(fn['wilson95'])})</b> were not found (FNIR), and {mf['errors']:,} were shown a "
+            "stranger at or above the threshold as well.")
     p = s.get("projection")
     if p and p.get("expected") is not None:
         items.append(
             f"Each comparison of two different people scored {tfmt(t)} or more with probability "
             f"{pct(p['fmr']['rate'])} ({p['fmr']['errors']:,} of {p['fmr']['trials']:,} comparisons). "
-            f"<b>Projected</b> to the ACLU's setting ({p['probes']:,} people, {p['gallery']:,} gallery photos), that "
-            + (f"nearly every one of the {p['probes']:,} people would get a false candidate"
-               if p["low"] >= p["probes"] - 0.5 else
-               f"would be about <b>{p['expected']:.0f}</b> people with a false candidate (between {p['low']:.0f} and "
-               f"{p['high']:.0f})")
-            + ". This is a projection that assumes independent comparisons, not a measurement."
-        )
-    for col in _base_columns(res):
-        f = _frame(res, "ACLU_COUNT", col, t)
-        if not f:
-            continue
-        big = {g: r for g, r in f["by_group"].items() if g != "unknown" and r["trials"] >= KEY_MIN_SEARCHES}
-        if len(big) < 2:
-            continue
-        hi_g = max(big, key=lambda g: big[g]["rate"])
-        lo_g = min(big, key=lambda g: big[g]["rate"])
-        hi, lo = big[hi_g], big[lo_g]
-        if hi["rate"] == lo["rate"]:
-            continue
-        ratio = (f"{hi['rate'] / lo['rate']:.2g} times as high" if lo["rate"] > 0
-                 else "no ratio can be given, the lowest rate is 0")
-        small = "" if len(big) == len([g for g in f["by_group"] if g != "unknown"]) else \
-            f" (groups with at least {KEY_MIN_SEARCHES} searches; all groups in the tables below)"
-        items.append(
-            f"By <b>{escape(col)}</b>{small}: the share of searches with a false candidate was highest for "
-            f"<b>{escape(hi_g)}</b>, {pct(hi['rate'])} ({hi['errors']}/{hi['trials']}), and lowest for "
-            f"<b>{escape(lo_g)}</b>, {pct(lo['rate'])} ({lo['errors']}/{lo['trials']}): {ratio}."
-            + (" These groups are small: see the intervals below." if hi["few_errors"] or lo["few_errors"] else "")
-        )
+            f"<b>Projected</b> to {p['probes']:,} people searched against {p['gallery']:,} photos, that "
+            + (f"is nearly every one of the {p['probes']:,}" if p["low"] >= p["probes"] - 0.5 else
+               f"is <b>about {people(p['expected'])} people (95% interval {people(p['low'])} to "
+               f"{people(p['high'])})</b> with a false candidate")
+            + ". This is a projection that assumes independent comparisons, not a measurement.")
     top = max(res["thresholds"])
     if top != t:
         st = _summary(res, top)["overall"]
         items.append(
-            f"At the strictest audited threshold, <b>{tfmt(top)}</b>"
-            + (" (what Amazon recommends for law enforcement)" if abs(top - 99) < 1e-9 else "")
-            + f", {st['ACLU_COUNT']['errors']:,} searches ({pct(st['ACLU_COUNT']['rate'])}) had a false candidate "
-            f"and {pct(st['FNIR']['rate'])} of the people in the gallery were not found: a stricter threshold "
-            f"trades false leads for missed people."
-        )
+            f"At the strictest audited threshold, <b>{tfmt(top)}</b>, {st['ACLU_COUNT']['errors']:,} searches "
+            f"({pct(st['ACLU_COUNT']['rate'])}) had a false candidate and {pct(st['FNIR']['rate'])} of the people in "
+            "the gallery were not found: a stricter threshold trades false leads for missed people.")
     return '<ul class="key">' + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
 
 
@@ -275,14 +143,16 @@ def _caveats(res: Dict[str, Any]) -> str:
     c = res["counts"]
     items = [
         LEAD_NOTE,
-        f"This gallery holds {c['gallery_images']:,} photos; the ACLU's held 25,000. The more photos a search "
-        "is run against, the more likely a false candidate, so counts from galleries of different sizes are "
-        "not comparable. The per-comparison false match rate (FMR) is, and the projection above uses it.",
+        f"This gallery holds {c['gallery_images']:,} photos. The more photos a search is run against, the more "
+        "likely a false candidate, so counts from galleries of different sizes are not comparable; the "
+        "per-comparison false match rate (FMR) is (see the comparison with the ACLU below).",
         "Results hold for these photos and this model only. Surveillance stills, old or low-quality photos, "
         "or a different model give different error rates.",
         "Group labels come only from the manifests (the data), never from the faces. \"unknown\" means the "
         "manifest gave no label. A group with few people, or few errors, has a wide interval: read the "
         "intervals, not just the rates.",
+        f"Ratios between groups use only groups with at least {min_group(res)} people searched; smaller groups are "
+        "shown, marked too small.",
         "Two intervals are given. The 95% confidence interval (Wilson) treats every search or comparison as "
         "independent. The \"people:\" interval (bootstrap) redraws the people searched, so it widens "
         "when one person's photos cause many of the errors. Rates marked † rest on fewer than 30 errors "
@@ -318,8 +188,8 @@ def _projection_table(res: Dict[str, Any]) -> str:
             f"{p['fmr']['trials']:,} = {num(p['fmr']['rate'])}</td>"
             f"<td class='n'>{p['observed_count']:,} of {p['observed_searches']:,} "
             f"<small>(~{p['observed_gallery']:,} other people's photos per search)</small></td>"
-            f"<td class='n'><b>{p['expected']:.1f}</b> of {p['probes']:,} <small>({p['low']:.1f}–{p['high']:.1f})"
-            f"</small></td></tr>"
+            f"<td class='n'>about <b>{people(p['expected'])}</b> of {p['probes']:,} people "
+            f"<b>(95% interval {people(p['low'])} to {people(p['high'])})</b></td></tr>"
         )
     if not rows:
         return "<p>No projection: no comparisons of different people were counted.</p>"
@@ -329,6 +199,27 @@ def _projection_table(res: Dict[str, Any]) -> str:
             "with the ends of FMR's 95% interval in brackets. It assumes every comparison is an independent draw; "
             "real galleries (lookalikes, photo quality, who is in them) need not behave that way. "
             "<b>It is a projection, not a measurement.</b></p>")
+
+
+def _match_count_table(res: Dict[str, Any]) -> str:
+    points = res.get("match_counts", [])
+    if not points:
+        return ("<p class='small'><code>--match-count N</code> finds the threshold at which N searches have a false "
+                "candidate (the ACLU's operating point: 28).</p>")
+    rows = []
+    for p in points:
+        if p["threshold"] is None:
+            rows.append(f"<tr><td class='n'>{p['requested']}</td><td colspan=5>{escape(p['note'])}</td></tr>")
+            continue
+        rows.append(f"<tr><td class='n'>{p['requested']}</td><td class='n'><b>{tfmt(p['threshold'])}</b></td>"
+                    f"{rate_cell(p['reached'], True)}{rate_cell(p['fpir'], True)}{rate_cell(p['fnir'], True)}"
+                    f"{rate_cell(p['fmr'], True)}</tr>")
+    return ("<table><tr><th>Searches with a false candidate asked for</th><th>Threshold</th><th>Reached</th>"
+            "<th>FPIR</th><th>FNIR</th><th>FMR</th></tr>" + "".join(rows) + "</table><p class='small'>The lowest "
+            "threshold (in steps of 0.01) at which at most that many searches return a candidate who is somebody "
+            "else; where searches tie, fewer are reached. Each search counts only strangers, so a mated search "
+            "counts as a non-mated search against the rest of the gallery. The ACLU's 28 of 535 were measured at "
+            "such an operating point; the composition test and the group tables are also given there.</p>")
 
 
 def _targets_table(res: Dict[str, Any]) -> str:
@@ -351,10 +242,6 @@ def _targets_table(res: Dict[str, Any]) -> str:
             "group tables below.</p>")
 
 
-def _base_columns(res: Dict[str, Any]) -> List[str]:
-    return [c for c in res["group_columns"] if "&" not in c]
-
-
 def _group_table(res: Dict[str, Any], column: str, t: float, metrics: Sequence[str], side: str = "probe") -> str:
     frames = {m: _frame(res, m, column, t, side) for m in metrics}
     first = next((f for f in frames.values() if f), None)
@@ -368,7 +255,10 @@ def _group_table(res: Dict[str, Any], column: str, t: float, metrics: Sequence[s
     for g in groups:
         n = comp.get(g, "")
         cells = "".join(rate_cell(frames[m]["by_group"].get(g) if frames[m] else None, True) for m in metrics)
-        rows.append(f"<tr><td>{escape(g)}</td><td class='n'>{n}</td>{cells}</tr>")
+        who = (first["by_group"].get(g) or {}).get("subjects", 0)
+        small = side == "probe" and g != "unknown" and who < min_group(res)
+        mark = "<br><small class='few'>too small to compare</small>" if small else ""
+        rows.append(f"<tr><td>{escape(g)}{mark}</td><td class='n'>{n}</td>{cells}</tr>")
     cells = "".join(rate_cell(frames[m]["overall"] if frames[m] else None, True) for m in metrics)
     rows.append(f"<tr><td><b>everyone</b></td><td></td>{cells}</tr>")
     rcells = []
@@ -376,7 +266,7 @@ def _group_table(res: Dict[str, Any], column: str, t: float, metrics: Sequence[s
         f = frames[m]
         if not f:
             rcells.append("<td></td>")
-        elif f["ratio"] is not None:
+        elif f["ratio"] is not None and f.get("highest"):
             rcells.append(f"<td class='n'><b>{f['ratio']:.3g}×</b><br><small>{escape(f['highest'])} / "
                           f"{escape(f['lowest'])}</small></td>")
         else:
@@ -402,14 +292,15 @@ def _group_table(res: Dict[str, Any], column: str, t: float, metrics: Sequence[s
 
 def _group_sections(res: Dict[str, Any]) -> str:
     out = []
-    mt = res["model_threshold"]
+    mt = headline_threshold(res)
     ths = [s["threshold"] for s in res["summaries"]]
     metrics = ["ACLU_COUNT", "FPIR", "FNIR", "FMR", "FNMR"]
+    shown = {mt, max(res["thresholds"])}
     for col in _base_columns(res):
         out.append(f"<h3>By {escape(col)} (of the person searched)</h3>")
         for t in ths:
             why = ", ".join(_summary(res, t)["reasons"])
-            opn = " open" if abs(t - mt) < 1e-9 else ""
+            opn = " open" if any(abs(t - x) < 1e-9 for x in shown) else ""
             out.append(f"<details{opn}><summary>At threshold {tfmt(t)} <small>({escape(why)})</small></summary>"
                        + _group_table(res, col, t, metrics) + "</details>")
     inter = [c for c in res["group_columns"] if "&" in c]
@@ -425,22 +316,10 @@ def _group_sections(res: Dict[str, Any]) -> str:
 
 def _gallery_sections(res: Dict[str, Any]) -> str:
     out = []
-    mt = res["model_threshold"]
+    mt = headline_threshold(res)
     for col in res["gallery_group_columns"]:
         out.append(f"<h3>By {escape(col)} of the gallery photo</h3>")
         out.append(_group_table(res, col, mt, ["FPIR", "ACLU_COUNT", "FMR"], side="gallery"))
-    for ct in res["cross_tables"]:
-        if abs(ct["threshold"] - mt) > 1e-9:
-            continue
-        cells = ct["cells"]
-        pgs = list(cells)
-        ggs = list(next(iter(cells.values()))) if cells else []
-        head = "".join(f"<th>gallery {escape(g)}</th>" for g in ggs)
-        rows = "".join(
-            f"<tr><th>searched {escape(p)}</th>" + "".join(rate_cell(cells[p][g], True) for g in ggs) + "</tr>"
-            for p in pgs)
-        out.append(f"<h3>FMR by {escape(ct['column'])} of both photos, at {tfmt(mt)}</h3>"
-                   f"<table><tr><th></th>{head}</tr>{rows}</table>")
     return "\n".join(out)
 
 
@@ -474,7 +353,7 @@ def _charts(res: Dict[str, Any]) -> str:
                 series.append(Series(f"{name}: FNIR", list(zip(grid, d["FNIR"])), colors[g], dash="6 4"))
         if not series:
             continue
-        title = "False leads and misses against threshold" + (f", by {col}" if col else "")
+        title = "False leads and misses" + (f", by {col}" if col else ", everyone")
         out.append(line_chart(series, title=title, x_label="Similarity threshold (higher is stricter)",
                               y_label="share of searches", x_range=(x_lo, 100.0), y_range=(0.0, 1.0),
                               y_percent=True, vlines=vlines))
@@ -493,7 +372,7 @@ def _charts(res: Dict[str, Any]) -> str:
                 p = [(f, n) for _, f, n in pts if f > 0 and n > 0]
                 if p:
                     series.append(Series("everyone" if col == "" else g, p, colors[g]))
-            title = "DET: misses against false matches" + (f", by {col}" if col else "")
+            title = "DET: misses vs false matches" + (f", by {col}" if col else "")
             if not series:
                 out.append(f"<div class='chart nodata'><b>{escape(title)}</b><p>Nothing to draw: at every threshold "
                            "either no false match or no false non-match occurred in this data, and a rate of 0 "
@@ -528,10 +407,15 @@ def _charts(res: Dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _labels(row: Dict[str, str], side: str, columns: Sequence[str]) -> str:
+    """The group labels of one face of a pair, e.g. " (sex F, race black)"."""
+    parts = [f"{escape(c)} {escape(row[f'{side}_{c}'] or 'unknown')}" for c in columns if f"{side}_{c}" in row]
+    return f"<br><span class='lab'>{', '.join(parts)}</span>" if parts else ""
+
+
 def _thumbnails(res: Dict[str, Any], candidates: Sequence[Dict[str, str]], base: Path, policy: ThumbnailPolicy) -> str:
-    mt = res["model_threshold"]
     floor = min(res["thresholds"])
-    t = mt if mt >= floor else floor
+    t = max(headline_threshold(res), floor)
     best: Dict[str, Dict[str, str]] = {}
     for row in candidates:
         if row.get("mated") != "false":
@@ -547,12 +431,14 @@ def _thumbnails(res: Dict[str, Any], candidates: Sequence[Dict[str, str]], base:
             best[k] = row
     rows = sorted(best.values(), key=lambda r: -float(r["similarity"]))
     intro = (f"<p>Every search with a false candidate at or above {tfmt(t)}: the searched photo (left) and "
-             f"its highest-scoring candidate who is somebody else (right). {len(rows):,} searches; all candidates "
+             f"its highest-scoring candidate who is somebody else (right), each with its group labels from the "
+             f"manifests. {len(rows):,} searches; all candidates "
              f"are in <code>candidates.csv</code>.</p><p class='lead'>{LEAD_NOTE}</p>")
     if not rows:
         return intro + "<p>No false candidates at this threshold.</p>"
     if not policy.enabled:
         return intro + "<p>Thumbnails are switched off for this report (<code>--no-thumbnails</code>).</p>"
+    columns = list(dict.fromkeys(base_columns(res) + list(res.get("gallery_group_columns", []))))
     cards = []
     for row in rows[: policy.max_pairs]:
         imgs = []
@@ -565,8 +451,9 @@ def _thumbnails(res: Dict[str, Any], candidates: Sequence[Dict[str, str]], base:
                 imgs.append(f'<span class="ph">not shown<br>({escape(why or "image not found")})</span>')
         cards.append(
             f'<div class="pair">{imgs[0]} {imgs[1]}<br><span class="sim">{float(row["similarity"]):.1f}</span> '
-            f'similarity<br><small>searched {escape(row["probe_subject"])}<br>candidate '
-            f'{escape(row["candidate_subject"])} (a different person)</small></div>')
+            f'similarity<br><small>searched {escape(row["probe_subject"])}{_labels(row, "probe", columns)}<br>'
+            f'candidate {escape(row["candidate_subject"])} (a different person)'
+            f'{_labels(row, "candidate", columns)}</small></div>')
     more = len(rows) - policy.max_pairs
     tail = f"<p>{more:,} more in candidates.csv.</p>" if more > 0 else ""
     return intro + '<div class="pairs">' + "".join(cards) + "</div>" + tail
@@ -629,16 +516,34 @@ def _provenance(res: Dict[str, Any]) -> str:
     rows = "".join(f"<tr><td>{escape(m['side'])}</td><td>{escape(m['path'])}</td><td class='n'>{m['rows']:,}</td>"
                    f"<td><code>{escape(m['sha256'])}</code></td></tr>" for m in res["manifests"])
     search = ", ".join(f"{escape(str(k))}={escape(str(v))}" for k, v in (eng.get("search") or {}).items())
-    cmd = f"<p>Command: <code>{escape(res['command'])}</code></p>" if res.get("command") else ""
+    cmd = (f"<p>Command, as typed:</p><pre class='cmd'>{escape(res['command'])}</pre>" if res.get("command") else "")
     timings = ", ".join(f"{k[:-2].replace('_', ' ')} {v:g} s" if k.endswith("_s") else f"{k.replace('_', ' ')} {v:g}"
                         for k, v in res.get("timings", {}).items())
     return (f"<p>Engine <b>{escape(eng['kind'])}</b>, model <b>{escape(eng['model'])}</b>, FaceModelVersion "
             f"<code>{escape(eng['face_model_version'])}</code>"
             + (f", endpoint <code>{escape(eng['endpoint'])}</code>" if eng.get("endpoint") else "")
             + f". Model's own threshold {tfmt(eng['model_threshold'])}: {escape(eng['model_threshold_source'])}. "
-            f"Search: {search}.</p><table><tr><th>Side</th><th>Manifest</th><th>Rows</th><th>SHA-256</th></tr>"
+            + (f" Similarity scale version <code>{escape(eng['similarity_scale_version'])}</code>."
+               if eng.get("similarity_scale_version") else "")
+            + f" Search: {search}.</p><table><tr><th>Side</th><th>Manifest</th><th>Rows</th><th>SHA-256</th></tr>"
             f"{rows}</table>{cmd}<p class='small'>faceaudit {escape(res['faceaudit_version'])}, "
             f"{escape(res['created'])}; {escape(timings)}.</p>")
+
+
+def _warnings(res: Dict[str, Any]) -> str:
+    warn = res.get("warnings", [])
+    if not warn:
+        return "<p>Every rate rests on at least 30 errors.</p>"
+    items = []
+    for w in warn:
+        if isinstance(w, str):  # results.json written before warnings were grouped
+            items.append(escape(w))
+            continue
+        details = w.get("details") or []
+        more = (f"<details><summary>{len(details):,} item(s)</summary><ul class='small'>"
+                + "".join(f"<li>{escape(d)}</li>" for d in details) + "</ul></details>") if details else ""
+        items.append(escape(w["message"]) + more)
+    return "<ul class='caveat'>" + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
 
 
 def render_report(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = (), base_dir: "Path | str" = ".",
@@ -648,28 +553,37 @@ def render_report(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ()
     base = Path(base_dir)
     c = res["counts"]
     eng = res["engine"]
-    warn = res.get("warnings", [])
-    warn_html = ("<ul class='small'>" + "".join(f"<li>{escape(w)}</li>" for w in warn) + "</ul>") if warn else \
-        "<p>Every rate rests on at least 30 errors.</p>"
     title = f"Face search audit: {c['probes']:,} searches against {c['gallery_images']:,} photos"
+    version = eng.get("similarity_scale_version")
     body = f"""<main>
 <h1>{escape(title)}</h1>
-<p class="meta">Engine {escape(eng['kind'])} · model {escape(eng['model'])} ({escape(eng['face_model_version'])}) ·
-thresholds {", ".join(tfmt(t) for t in res['thresholds'])} · faceaudit {escape(res['faceaudit_version'])} ·
-{escape(res['created'])}</p>
+<p class="meta">Engine {escape(eng['kind'])} · model {escape(eng['model'])} ({escape(eng['face_model_version'])}{
+        f", scale {escape(version)}" if version else ""}) · thresholds {", ".join(tfmt(t) for t in res['thresholds'])} ·
+faceaudit {escape(res['faceaudit_version'])} · {escape(res['created'])}</p>
 <p class="lead">{LEAD_NOTE}</p>
 <h2>What we found</h2>
-{_key_findings(res)}
+{first_screen(res)}
 <h2>What this test can and cannot show</h2>
 {_caveats(res)}
+<h2>More findings</h2>
+{_more_findings(res)}
+<h2>Against the ACLU's 2018 test, per comparison</h2>
+{aclu_section(res)}
+<h2>Who is falsely matched: the composition test</h2>
+{share_section(res)}
+<h2>The Similarity scale's promise against this audit</h2>
+{promise_section(res)}
 <h2>Results at each threshold</h2>
 {_main_table(res)}
+<h2>Who is matched to whom</h2>
+{cross_section(res)}
 <h2>Charts</h2>
 {_charts(res)}
 <h2>Projection to the ACLU's search size</h2>
 {_projection_table(res)}
-<h2>Thresholds for a fixed false match rate</h2>
+<h2>Thresholds for a fixed false match rate, or a fixed number of falsely matched searches</h2>
 {_targets_table(res)}
+{_match_count_table(res)}
 <h2>Rates by group</h2>
 <p>Rates of the people searched, split by their labels in the manifest. Each cell: errors / trials, the rate,
 and its 95% interval. † fewer than 30 errors.</p>
@@ -684,15 +598,13 @@ searches with a false candidate from that part, and the false match rate of comp
 <h2>Failures</h2>
 {_failures(res)}
 <h2>Warnings</h2>
-{warn_html}
+{_warnings(res)}
 <h2>Method and definitions</h2>
 {_method(res)}
 <h2>Reproducibility</h2>
 {_provenance(res)}
 </main>"""
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")
+    return page(title, body)
 
 
 def build_report(out_dir: "str | Path", thumbnails: Optional[ThumbnailPolicy] = None) -> Path:

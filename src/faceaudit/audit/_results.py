@@ -196,12 +196,115 @@ class FMRTarget:
 
 @dataclass(frozen=True)
 class CrossTable:
-    """FMR for impostor comparisons between a probe group and a gallery group (same column on both sides)."""
+    """Who is falsely matched to whom: FMR of comparisons between a probe group and a gallery group.
+
+    ``cells[probe group][gallery group]`` is a Rate over the impostor comparisons
+    of that pair of groups (Wilson interval; the bootstrap interval resamples the
+    people searched). ``column`` labels the person searched, ``gallery_column``
+    the gallery photo (e.g. race x race, or race x dataset).
+    """
 
     column: str
+    gallery_column: str
     threshold: float
     metric: str
     cells: Mapping[str, Mapping[str, Rate]]
+
+
+@dataclass(frozen=True)
+class ShareTest:
+    """The composition test at one threshold (the ACLU's "40% of false matches, 20% of Congress").
+
+    Among searches with at least one false candidate (a candidate who is somebody
+    else, as the ACLU count), the share whose person carries a label in
+    ``values`` of ``column`` (``matched``), against that share among all searches
+    (``everyone``). Searches without a label in the column are left out of both
+    (``unknown`` of them). ``ratio`` = matched share / overall share (1: no
+    over-representation). ``difference_bootstrap95``: percentile interval of the
+    difference of the two shares, resampling people. ``rate_in_set`` /
+    ``rate_outside``: the share of searches with a false candidate inside and
+    outside the set; ``p_value``: Fisher's exact test (two-sided) that the two are
+    equal, which is the same as the two shares being equal.
+    """
+
+    label: str
+    column: str
+    values: Tuple[str, ...]
+    threshold: float
+    matched: Rate
+    everyone: Rate
+    ratio: Optional[float]
+    difference: Optional[float]
+    difference_bootstrap95: Optional[Tuple[Optional[float], Optional[float]]]
+    rate_in_set: Rate
+    rate_outside: Rate
+    p_value: Optional[float]
+    unknown: int
+    labels_outside: Tuple[str, ...]
+    labels_absent: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MatchCountPoint:
+    """The threshold at which ``requested`` searches return a false candidate (e.g. the ACLU's 28).
+
+    The lowest threshold on the 0.01 grid at which at most ``requested`` searches
+    (mated or not; only candidates who are somebody else count, as in the ACLU
+    count) have a false candidate; ``reached`` is the count there (below the
+    request when several searches tie). None when it cannot be found.
+    """
+
+    requested: int
+    threshold: Optional[float]
+    reached: Optional[Rate]
+    fpir: Optional[Rate]
+    fnir: Optional[Rate]
+    fmr: Optional[Rate]
+    note: str
+
+
+@dataclass(frozen=True)
+class PromiseGap:
+    """The FMR measured for one group against the FMR the Similarity scale promises.
+
+    ``ratio`` = measured / promised; ``ratio95`` its range from the widest of the
+    Wilson and bootstrap intervals. ``verdict``: "above" (the interval lies above
+    the promise), "below", or "consistent" (the interval holds the promise).
+    ``finding``: the same in plain words.
+    """
+
+    column: str
+    group: str
+    measured: Rate
+    ratio: Optional[float]
+    ratio95: Tuple[Optional[float], Optional[float]]
+    verdict: str
+    finding: str
+
+
+@dataclass(frozen=True)
+class PromiseCheck:
+    """At one threshold: the FMR the Similarity scale promises and the FMR this audit measured.
+
+    Similarity = 80 + 10 * (-log10 FMR - 5), so a threshold t promises
+    FMR = 10 ** (-(t - 30) / 10) (80: 1e-5, 90: 1e-6, 99: 1.26e-7) on every model;
+    the promise holds on the calibration photos, and this audit measures it on
+    its own photos and people, overall and per group.
+    """
+
+    threshold: float
+    promised_fmr: float
+    overall: PromiseGap
+    groups: Tuple[PromiseGap, ...]
+
+
+@dataclass(frozen=True)
+class WarningGroup:
+    """One kind of caution about the results, in plain words, with the details behind it."""
+
+    kind: str
+    message: str
+    details: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -259,6 +362,9 @@ class EngineInfo:
 
     ``exact_scores``: every probe was scored against every gallery face (local
     engine); otherwise only candidates at or above ``search_threshold`` were seen.
+    ``similarity_scale_version``: the version of the Similarity scale (the model's
+    calibration to false-match rates), beside ``face_model_version``; None when
+    the engine does not say.
     """
 
     kind: str
@@ -270,6 +376,7 @@ class EngineInfo:
     similarity: str
     endpoint: Optional[str] = None
     search: Mapping[str, Any] = field(default_factory=dict)
+    similarity_scale_version: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -308,10 +415,14 @@ class AuditResult:
     fmr_targets: Tuple[FMRTarget, ...]
     curves: Curves
     failures: Tuple[Failure, ...]
-    warnings: Tuple[str, ...]
+    warnings: Tuple[WarningGroup, ...]
     notes: Tuple[str, ...]
     timings: Mapping[str, float]
     command: Optional[str] = None
+    share_tests: Tuple[ShareTest, ...] = ()
+    match_counts: Tuple[MatchCountPoint, ...] = ()
+    promise_checks: Tuple[PromiseCheck, ...] = ()
+    min_group_searches: int = 10
     metric_definitions: Mapping[str, str] = field(default_factory=lambda: dict(METRICS))
 
     def to_dict(self) -> Dict[str, Any]:

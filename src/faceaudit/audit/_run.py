@@ -17,7 +17,7 @@ from faceaudit.audit._design import AuditConfig, AuditDesign, build_design
 from faceaudit.audit._engines import AuditEngine
 from faceaudit.audit._groups import INTERSECTION
 from faceaudit.audit._manifest import Manifest, read_manifests
-from faceaudit.audit._metrics import compute, doddington_warnings
+from faceaudit.audit._metrics import compute, result_warnings
 from faceaudit.audit._results import AuditResult, Failure, ManifestInfo
 from faceaudit.audit._scoring import SearchOutcomes
 
@@ -168,7 +168,8 @@ def run_audit(
     parts = compute(design, outcomes, info.model_threshold)
     t2 = time.monotonic()
     counts = parts["counts"]
-    warnings = doddington_warnings(parts["summaries"], parts["frames"], config.min_errors)
+    warnings = result_warnings(parts["summaries"], parts["frames"], design, config.min_errors,
+                               config.min_group_searches)
     result = AuditResult(
         faceaudit_version=__version__,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -198,6 +199,7 @@ def run_audit(
         timings={"search_s": round(t1 - t0, 2), "metrics_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2),
                  **{f"images_{k}": float(getattr(engine, k)) for k in ("embedded", "from_cache")
                     if isinstance(getattr(engine, k, None), int)}},
-        command=command,
+        command=command, share_tests=parts["share_tests"], match_counts=parts["match_counts"],
+        promise_checks=parts["promise_checks"], min_group_searches=config.min_group_searches,
     )
     return AuditRun(result=result, design=design, outcomes=outcomes)

@@ -79,6 +79,7 @@ class SearchOutcomes:
     hist_genuine: Optional[Dict[str, np.ndarray]] = None
     hist_impostor: Optional[Dict[str, np.ndarray]] = None
     fmr_target_thresholds: Dict[float, Optional[float]] = field(default_factory=dict)
+    match_count_thresholds: Dict[int, Optional[float]] = field(default_factory=dict)
 
     def threshold_index(self, t: float) -> int:
         hits = np.nonzero(np.isclose(self.thresholds, t, atol=1e-9))[0]
@@ -89,14 +90,9 @@ class SearchOutcomes:
 
 def vectorised_similarity(scale) -> Callable[[np.ndarray], np.ndarray]:
     """Array version of ``scale.to_similarity`` (same arithmetic), rounded to 4 decimals."""
-    a = float(scale.anchor_cosine)
-    from faceaudit.engine._registry import ANCHOR_SIMILARITY as anchor
 
     def f(cos: np.ndarray) -> np.ndarray:
-        c = np.asarray(cos, dtype=np.float64)
-        low = anchor * (c + 1.0) / (a + 1.0)
-        high = anchor + (100.0 - anchor) * (c - a) / (1.0 - a)
-        return np.round(np.clip(np.where(c <= a, low, high), 0.0, 100.0), 4)
+        return np.round(scale.to_similarity_array(cos), 4)
 
     return f
 
@@ -122,6 +118,27 @@ def _fmr_target_thresholds(hist: np.ndarray, targets: Sequence[float]) -> Dict[f
     for t in targets:
         ok = np.nonzero(tail <= t)[0]
         out[float(t)] = round(int(ok[0]) * BIN_WIDTH, 2) if ok.size else None
+    return out
+
+
+def match_count_thresholds(best_false: np.ndarray, counts: Sequence[int], floor: float = 0.0
+                           ) -> Dict[int, Optional[float]]:
+    """Lowest threshold (0.01 grid, >= ``floor``) at which at most N searches have a false candidate.
+
+    ``best_false[i]``: the highest similarity of a candidate who is somebody else
+    in search i (NaN: none, or none seen at or above ``floor``). A search has a
+    false candidate at t when ``best_false >= t``; the count falls as t rises, so
+    the threshold is one step above the (N+1)-th highest value; with ties the
+    count there may be below N (the caller reports the count reached).
+    """
+    b = np.sort(np.asarray(best_false, np.float64)[np.isfinite(best_false)])[::-1]
+    out: Dict[int, Optional[float]] = {}
+    for n in counts:
+        if len(b) <= n:
+            out[int(n)] = round(float(floor), 2)
+            continue
+        t = (int(similarity_bins(b[n:n + 1])[0]) + 1) * BIN_WIDTH
+        out[int(n)] = round(min(100.0, max(float(floor), t)), 2)
     return out
 
 
@@ -202,15 +219,23 @@ def score_exact(
             yield rows, sim, genuine & valid, (~genuine) & valid, int((~valid).sum())
 
     targets: Dict[float, Optional[float]] = {}
-    if cfg.fmr_targets:
+    counts: Dict[int, Optional[float]] = {}
+    two_pass = bool(cfg.fmr_targets or cfg.match_counts)
+    if two_pass:
         hist = np.zeros(N_BINS, np.int64)
+        best_false = np.full(P, np.nan)
         with Progress("scoring (1/2)", len(pi), enabled=progress) as bar:
             for rows, sim, gen, imp, _ in blocks():
                 hist += np.bincount(similarity_bins(sim[imp]), minlength=N_BINS)
+                with np.errstate(invalid="ignore"):
+                    best_false[rows] = np.where(imp.any(1), np.where(imp, sim, -np.inf).max(1, initial=-np.inf),
+                                                np.nan)
                 bar.update(len(rows))
         targets = _fmr_target_thresholds(hist, cfg.fmr_targets)
+        counts = match_count_thresholds(best_false, cfg.match_counts)
     thresholds = sorted(
-        {round(float(t), 2) for t in (*cfg.thresholds, *extra_thresholds, *(v for v in targets.values() if v is not None))}
+        {round(float(t), 2) for t in (*cfg.thresholds, *extra_thresholds,
+                                      *(v for v in (*targets.values(), *counts.values()) if v is not None))}
     )
     th = np.array(thresholds, np.float64)
     T = len(th)
@@ -219,7 +244,7 @@ def score_exact(
     cand_g: List[np.ndarray] = []
     cand_s: List[np.ndarray] = []
     same_pairs = 0
-    with Progress("scoring (2/2)" if cfg.fmr_targets else "scoring", len(pi), enabled=progress) as bar:
+    with Progress("scoring (2/2)" if two_pass else "scoring", len(pi), enabled=progress) as bar:
         for rows, sim, gen, imp, same in blocks():
             same_pairs += same
             B = len(rows)
@@ -270,6 +295,7 @@ def score_exact(
         cand_similarity=np.concatenate(cand_s) if cand_s else np.zeros(0),
         truncated=np.zeros(P, bool), same_image_pairs=same_pairs,
         hist_genuine=acc.hist_gen, hist_impostor=acc.hist_imp, fmr_target_thresholds=targets,
+        match_count_thresholds=counts,
     )
 
 
@@ -298,8 +324,6 @@ def outcomes_from_candidates(
     probe_ok = np.asarray(probe_ok, bool)
     gallery_ok = np.asarray(gallery_ok, bool)
     floor = cfg.floor
-    th = np.array(sorted({round(float(t), 2) for t in (*cfg.thresholds, *extra_thresholds) if t >= floor}))
-    T = len(th)
     psha, gsha = _sha_codes(probe_sha, gallery_sha)
     cp = np.asarray(cand_probe, np.int64)
     cg = np.asarray(cand_gallery, np.int64)
@@ -307,6 +331,13 @@ def outcomes_from_candidates(
     keep = (cs >= floor) & (psha[cp] != gsha[cg]) & probe_ok[cp] & gallery_ok[cg]
     cp, cg, cs = cp[keep], cg[keep], cs[keep]
     genuine = design.probe_subject[cp] == design.gallery_subject[cg]
+    best_false = np.full(P, np.nan)
+    np.fmax.at(best_false, cp[~genuine], cs[~genuine])
+    counts = match_count_thresholds(best_false, cfg.match_counts, floor)
+    th = np.array(sorted({round(float(t), 2) for t in (*cfg.thresholds, *extra_thresholds,
+                                                        *(v for v in counts.values() if v is not None))
+                          if t >= floor}))
+    T = len(th)
     level = np.searchsorted(th, cs, side="right")
     # comparison counts from the design
     gi = np.nonzero(gallery_ok)[0]
@@ -356,5 +387,5 @@ def outcomes_from_candidates(
         imp_ge_gallery=imp_ge_g, imp_n_gallery=imp_n_g,
         cand_probe=cp, cand_gallery=cg, cand_similarity=cs,
         truncated=np.zeros(P, bool) if truncated is None else np.asarray(truncated, bool),
-        same_image_pairs=int(same_img[probe_ok].sum()),
+        same_image_pairs=int(same_img[probe_ok].sum()), match_count_thresholds=counts,
     )

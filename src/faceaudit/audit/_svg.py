@@ -11,6 +11,10 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
 """Okabe-Ito colours (readable with colour-vision deficiency)."""
 
 
+LEGEND_CHAR_PX = 7.5
+"""Width of one legend character at the report's legend font size (13 px), for laying legends out."""
+
+
 @dataclass(frozen=True)
 class Series:
     """One line: points (x, y); y None breaks the line. ``dash`` e.g. "6 4"."""
@@ -53,12 +57,12 @@ def line_chart(
     series: Sequence[Series], *, title: str, x_label: str, y_label: str,
     x_range: Tuple[float, float], y_range: Tuple[float, float], log_x: bool = False, log_y: bool = False,
     x_percent: bool = False, y_percent: bool = False, vlines: Sequence[Tuple[float, str]] = (),
-    width: int = 560, height: int = 330, note: str = "",
+    width: int = 440, height: int = 330, note: str = "",
 ) -> str:
     """An SVG line chart with axes, ticks, grid, optional vertical markers and a legend."""
     ml, mr, mt, mb = 64, 16, 34, 50
     longest = max((len(s.name) for s in series), default=0)
-    per_row = 3 if longest <= 16 else (2 if longest <= 30 else 1)
+    per_row = max(1, min(3, int((width - ml - mr) // (37 + LEGEND_CHAR_PX * longest))))
     legend_h = 18 * ((len(series) + per_row - 1) // per_row)
     H = height + legend_h + (16 if note else 0)
     pw, ph = width - ml - mr, height - mt - mb
@@ -86,7 +90,7 @@ def line_chart(
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {H}" '
            f'width="{width}" height="{H}" role="img" aria-label="{escape(title)}">',
            f'<rect x="0" y="0" width="{width}" height="{H}" fill="#fff"/>',
-           f'<text x="{ml}" y="20" class="ct">{escape(title)}</text>']
+           f'<text x="8" y="20" class="ct">{escape(title)}</text>']
     xt = ([10.0 ** e for e in range(math.ceil(math.log10(x0) - 1e-9), math.floor(math.log10(x1) + 1e-9) + 1)]
           if log_x else _nice_ticks(x0, x1))
     yt = ([10.0 ** e for e in range(math.ceil(math.log10(y0) - 1e-9), math.floor(math.log10(y1) + 1e-9) + 1)]
@@ -148,7 +152,7 @@ def line_chart(
 
 def histogram_chart(
     bars: Sequence[Tuple[str, Sequence[float], str]], *, bin_width: float, title: str, x_label: str,
-    y_label: str, log_y: bool = True, vlines: Sequence[Tuple[float, str]] = (), width: int = 560,
+    y_label: str, log_y: bool = True, vlines: Sequence[Tuple[float, str]] = (), width: int = 440,
     height: int = 330,
 ) -> str:
     """Overlaid step histograms over Similarity 0-100: ``bars`` = (name, proportions per bin, colour)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import shlex
+import re
 import sys
 from pathlib import Path
 
@@ -21,13 +21,39 @@ def _thresholds(text: str) -> tuple:
         raise InvalidParameterError(f"--thresholds must be numbers from 0 to 100, got {text!r}") from None
 
 
+def _match_counts(text: str) -> tuple:
+    from faceaudit._errors import InvalidParameterError
+
+    try:
+        values = tuple(int(x) for x in _csv_list(text))
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise InvalidParameterError(f"--match-count must be whole numbers >= 1, got {text!r}")
+    return values
+
+
+class _ShareAction(argparse.Action):
+    """--share COLUMN=LABEL,...: one composition test; --share-label names the --share before it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        shares = list(getattr(namespace, "shares", None) or [])
+        if option_string == "--share-label":
+            if not shares:
+                parser.error("--share-label must follow the --share it names")
+            shares[-1] = (shares[-1][0], value)
+        else:
+            shares.append((value, None))
+        setattr(namespace, "shares", shares)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "audit",
         help="search probe photos against a gallery and measure false matches per group (the ACLU's test)",
         description=(
             "Search every probe image against the gallery and report FPIR, FNIR, the ACLU count, FMR and "
-            "FNMR at each threshold, overall and per group, with 95%% intervals. Manifests are CSV files "
+            "FNMR at each threshold, overall and per group, with 95% intervals. Manifests are CSV files "
             "with image (path relative to the CSV), subject, then group-label columns. Writes results.json, "
             "candidates.csv and report.html into --out."
         ),
@@ -60,6 +86,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--cache", default=None, metavar="PATH",
                    help="embedding cache, SQLite (default OUT/embeddings.sqlite); reruns resume from it")
+    p.add_argument("--share", dest="shares", action=_ShareAction, default=[], metavar="COLUMN=LABEL,...",
+                   help="composition test: the share of these labels of a probe column among searches with a false "
+                        "candidate against their share among all searches, e.g. "
+                        "'race=black,hispanic,asian_pacific,native_american,black;asian_pacific' (labels are "
+                        "separated by commas and matched whole, so a label may hold ';'; quote it in a shell; "
+                        "repeatable)")
+    p.add_argument("--share-label", dest="shares", action=_ShareAction, metavar="TEXT",
+                   help="a name for the --share just before it, e.g. 'people of color'")
+    p.add_argument("--match-count", type=_match_counts, default=(), metavar="N[,N...]",
+                   help="also audit the threshold at which N searches have a false candidate (the ACLU's 28)")
+    p.add_argument("--min-group-size", type=int, default=10, metavar="N",
+                   help="groups with fewer people searched are shown but marked too small and left out of ratios "
+                        "(default 10)")
     p.add_argument("--note", action="append", default=[], metavar="TEXT",
                    help="a caveat about the data to print in the report (repeatable)")
     _report_options(p)
@@ -67,8 +106,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.set_defaults(handler=cmd_audit)
 
-    p = sub.add_parser("report", help="rebuild DIR/report.html from DIR/results.json (and candidates.csv)")
-    p.add_argument("dir", metavar="DIR")
+    p = sub.add_parser(
+        "report", help="rebuild DIR/report.html from DIR/results.json, or compare several audits side by side",
+        description="With one DIR: rebuild DIR/report.html from DIR/results.json (and candidates.csv). With "
+                    "several DIRs and --out: one page comparing the audits (e.g. sface, dlib and a Rekognition "
+                    "endpoint on the same manifests) at equal Similarity and at equal measured false-match rate.")
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="several DIRs: write the comparison page to DIR/comparison.html")
     _report_options(p)
     p.set_defaults(handler=cmd_report)
 
@@ -97,6 +142,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         AuditConfig,
         LocalEngine,
         RekognitionEngine,
+        ShareSpec,
         make_client,
         parse_bands,
         run_audit,
@@ -108,6 +154,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         thresholds=args.thresholds or DEFAULT_THRESHOLDS, group_by=args.group_by,
         gallery_group_by=args.gallery_group_by, bands=parse_bands(args.bands),
         intersections=not args.no_intersections, alpha=args.alpha, bootstrap=args.bootstrap, seed=args.seed,
+        shares=tuple(ShareSpec.parse(spec, label) for spec, label in args.shares),
+        match_counts=tuple(args.match_count), min_group_searches=args.min_group_size,
     )
     if args.engine == "local":
         if args.endpoint_url:
@@ -123,7 +171,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
                     notes=args.note)
     paths = run.write(out, thumbnails=policy)
     r = run.result
-    print(f"engine {r.engine.kind}, model {r.engine.model} ({r.engine.face_model_version})")
+    scale = f", Similarity scale {r.engine.similarity_scale_version}" if r.engine.similarity_scale_version else ""
+    print(f"engine {r.engine.kind}, model {r.engine.model} ({r.engine.face_model_version}{scale})")
     print(f"{r.counts.probes} searches ({r.counts.searches_mated} mated, {r.counts.searches_non_mated} non-mated) "
           f"against {r.counts.gallery_images} gallery photos; {r.counts.probes_failed + r.counts.gallery_failed} "
           f"without a usable face")
@@ -133,6 +182,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
               f"false candidate; FPIR {_pct(o['FPIR'].rate)}, FNIR {_pct(o['FNIR'].rate)}, "
               f"FMR {_pct(o['FMR'].rate)}, FNMR {_pct(o['FNMR'].rate)}"
               + (f"  [{', '.join(x.reasons)}]" if x.reasons else ""))
+    for st in r.share_tests:
+        m, e = st.matched, st.everyone
+        if m.trials and any(abs(st.threshold - x) < 1e-9 for x in (*r.thresholds, *(p.threshold for p in r.match_counts))):
+            print(f"  {st.label} at {st.threshold:g}: {m.errors}/{m.trials} = {_pct(m.rate)} of the searches with a false "
+                  f"candidate, {_pct(e.rate)} of all {e.trials} (Fisher's exact p = {st.p_value:.2g})")
     print("A candidate is an investigative lead, not an identification.", file=sys.stderr)
     print(f"results: {paths['results']}")
     print(f"candidates: {paths['candidates']}")
@@ -140,31 +194,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+SAFE_WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+"""Words a POSIX shell reads as they are (no quoting needed)."""
+
+
+def shell_words(words) -> str:
+    """A command line a person can read and paste: bare words where safe, else double quotes."""
+    out = []
+    for w in words:
+        if w and SAFE_WORD.match(w):
+            out.append(w)
+        else:
+            out.append('"' + re.sub(r'(["\\$`])', r"\\\1", w) + '"')
+    return " ".join(out)
+
+
 def _command_line(args: argparse.Namespace) -> str:
-    """The audit's command line, rebuilt from the parsed options (recorded in results.json)."""
-    parts = ["faceaudit", "audit", "--probes", *args.probes, "--gallery", *args.gallery, "--engine", args.engine]
-    for flag, value in (("--model", args.model), ("--endpoint-url", args.endpoint_url), ("--region", args.region),
-                        ("--cache", args.cache)):
-        if value:
-            parts += [flag, value]
-    if args.thresholds:
-        parts += ["--thresholds", ",".join(f"{t:g}" for t in args.thresholds)]
-    for flag, value in (("--group-by", args.group_by), ("--gallery-group-by", args.gallery_group_by)):
-        if value is not None:
-            parts += [flag, ",".join(value)]
-    for b in args.bands:
-        parts += ["--bands", b]
-    if args.no_intersections:
-        parts.append("--no-intersections")
-    parts += ["--alpha", f"{args.alpha:g}", "--bootstrap", str(args.bootstrap), "--seed", str(args.seed)]
-    for n in args.note:
-        parts += ["--note", n]
-    if args.no_thumbnails:
-        parts.append("--no-thumbnails")
-    for x in args.thumbnail_exclude:
-        parts += ["--thumbnail-exclude", x]
-    parts += ["--out", args.out]
-    return " ".join(shlex.quote(p) for p in parts)
+    """The audit's command line as typed (its arguments, after the program name faceaudit)."""
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = sys.argv[1:]
+    return shell_words(["faceaudit", *argv])
 
 
 def _pct(rate) -> str:
@@ -172,8 +222,15 @@ def _pct(rate) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from faceaudit.audit import build_report
+    from faceaudit._errors import InvalidParameterError
+    from faceaudit.audit import build_comparison, build_report
 
-    path = build_report(args.dir, thumbnails=_policy(args))
-    print(f"report: {path}")
+    if len(args.dirs) == 1 and args.out is None:
+        path = build_report(args.dirs[0], thumbnails=_policy(args))
+        print(f"report: {path}")
+        return 0
+    if args.out is None:
+        raise InvalidParameterError("several DIRs need --out DIR for the comparison page")
+    path = build_comparison(args.dirs, args.out)
+    print(f"comparison: {path}")
     return 0

@@ -64,7 +64,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import getpass
 
     from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability, CallerContext, compare_candidates, guarded
+    from faceaudit.accountability import Accountability, CallerContext, guard_request
     from faceaudit.engine import check_similarity_threshold, load_image
 
     engine = _engine(args.model)
@@ -72,16 +72,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     source = load_image(args.source)
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
                         case_reference=args.case_reference, purpose=args.purpose)
-    result = guarded(
-        Accountability(resolve_data_dir(args.data_dir)), ctx, operation="CompareFaces",
-        collection_id=None, threshold=threshold, max_faces=None, model_version=engine.model_version,
-        probe=None, probe_sha256=source.sha256,
-        call=lambda: engine.compare(source, args.target, threshold), candidates=compare_candidates,
+    result = guard_request(
+        Accountability(resolve_data_dir(args.data_dir)), ctx, "CompareFaces",
+        {"SimilarityThreshold": threshold}, lambda: engine.compare(source, args.target, threshold),
+        response_of=lambda r: r.to_rekognition(), model_version=lambda r: engine.model_version,
+        probe_sha256=source.sha256,
     )
     if args.json:
         print_json(result.to_rekognition())
         return 0
-    print(f"model {engine.spec.name} ({engine.model_version}); threshold {result.threshold:g}")
+    from faceaudit.engine import promised_fmr
+
+    print(f"model {engine.spec.name} ({engine.model_version}); threshold {result.threshold:g} "
+          f"(Similarity scale {engine.spec.scale.version})")
+    print(f"Similarity is 0-100, higher is more alike; at or above {result.threshold:g} two different "
+          f"people match with probability {promised_fmr(result.threshold):.2g} (1 in "
+          f"{1 / promised_fmr(result.threshold):,.0f}), on every model.")
     rows = [("match", f"{m.similarity:.2f}", _box(m.face)) for m in result.matches]
     rows += [("no match", f"{m.similarity:.2f}", _box(m.face)) for m in result.unmatched]
     print_table(["result", "similarity", "target face box"], rows)
@@ -97,6 +103,15 @@ def _box(face) -> str:
     return f"left={b.left:.3f} top={b.top:.3f} w={b.width:.3f} h={b.height:.3f}"
 
 
+def _calibration_summary(spec) -> dict:
+    """The calibration without its raw score lists (those stay in the shipped file)."""
+    raw = dict(spec.calibration())
+    raw["impostor_tail"] = {"fmr_down_to": raw["impostor_tail"]["fmr_down_to"],
+                            "scores": len(raw["impostor_tail"]["cosines"])}
+    raw["genuine"] = {"scores": len(raw["genuine"]["cosines"])}
+    return raw
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from faceaudit.engine import DEFAULT_MODEL, list_models
 
@@ -104,38 +119,47 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
+                "SimilarityScale": SCALE_MEANING,
                 "Models": [
                     {
                         "Name": s.name,
                         "FaceModelVersion": s.version,
                         "ApiFaceModelVersion": s.numeric_version,
+                        "SimilarityScaleVersion": s.scale.version,
                         "Default": s.name == DEFAULT_MODEL,
                         "Installed": s.is_installed(),
                         "RecommendedSimilarity": s.recommended_similarity,
-                        "Calibration": s.calibration(),
+                        "Calibration": _calibration_summary(s),
                     }
                     for s in specs
                 ]
             }
         )
         return 0
+    print(SCALE_MEANING + "\n")
     for s in specs:
         flag = " (default)" if s.name == DEFAULT_MODEL else ""
         state = "installed" if s.is_installed() else f"not installed: pip install 'faceaudit[{s.extra}]'"
         print(f"{s.name}{flag}: {s.description}")
         print(f"  FaceModelVersion: {s.version} (over the API: {s.numeric_version})   [{state}]")
-        print(f"  {s.scale.formula}  (0-100, higher is more alike)")
+        print(f"  Similarity scale: {s.scale.version} (measured up to {s.scale.measured_up_to:.1f}, "
+              "extrapolated beyond)")
         print(
             f"  model's own threshold: Similarity {s.recommended_similarity:.2f} "
             f"({s.recommended_source})"
         )
-        cal = s.calibration()
-        if cal is None:
-            print("  calibration: not measured yet\n")
-            continue
-        _print_calibration(cal)
+        _print_calibration(s.calibration())
         print()
     return 0
+
+
+SCALE_MEANING = (
+    "Similarity (0-100, higher is more alike) means the same false-match risk on every model: "
+    "Similarity = 80 + 10 * (-log10 FMR - 5), FMR being the share of pairs of different people "
+    "scoring at or above it (80 = 1 in 100,000; 90 = 1 in 1,000,000; 99 = 1 in 7.9 million). "
+    "Each model's calibration estimates its FMR from stranger pairs of public portraits and "
+    "mugshots; FMR on your photos and people can differ: `faceaudit audit` measures it."
+)
 
 
 def _pct(rate: float) -> str:
@@ -143,32 +167,34 @@ def _pct(rate: float) -> str:
 
 
 def _print_calibration(cal: dict) -> None:
-    print(f"  calibration measured {cal['measured_on']} with faceaudit {cal['software_version']}:")
-    print(f"    {cal['data']['description']}")
     d = cal["data"]
-    print(
-        f"    {d['images']} images, {d['failed_to_enrol']} without a detected face; "
-        f"{d['genuine_pairs']} genuine pairs, {d['impostor_pairs']} impostor pairs"
-    )
+    fit = cal["scale"]["tail_fit"]
+    print(f"  calibration measured {cal['measured_on']} with faceaudit {cal['software_version']}:")
+    print(f"    {d['description']}")
+    print(f"    {d['images']} images ({d['failed_to_enrol']} without a detected face); "
+          f"{d['impostor_pairs']:,} impostor pairs, {d['genuine_pairs']} genuine pairs, "
+          f"{d['holdout_pairs']:,} hold-out impostor pairs")
+    print(f"    tail fit: {fit['model']}; k={fit['k']}, KS D={fit['ks_statistic']} "
+          f"(p={fit['ks_p_value']}), GPD shape {fit['gpd_shape_moments']}: {fit['reading']}")
     rows = []
     for r in cal["thresholds"]:
-        rows.append(
-            (
-                f"{r['similarity']:.2f}" + (" *" if r.get("recommended") else ""),
-                f"{r['fmr']['errors']}/{r['fmr']['trials']}",
-                _pct(r["fmr"]["rate"]),
-                f"[{_pct(r['fmr']['ci95'][0])}, {_pct(r['fmr']['ci95'][1])}]",
-                f"{r['fnmr']['errors']}/{r['fnmr']['trials']}",
-                _pct(r["fnmr"]["rate"]),
-                f"[{_pct(r['fnmr']['ci95'][0])}, {_pct(r['fnmr']['ci95'][1])}]",
-            )
-        )
+        exp = r["expected_false_candidates"]
+        rows.append((
+            f"{r['similarity']:.2f}" + (" *" if r.get("model_own_threshold") else ""),
+            f"{r['promised_fmr']:.2g}",
+            ("~" if r["extrapolated"] else "") + f"{r['fmr']['errors']}/{r['fmr']['trials']:,}",
+            f"[{r['fmr']['ci95'][0]:.2g}, {r['fmr']['ci95'][1]:.2g}]",
+            f"{r['holdout_fmr']['errors']}/{r['holdout_fmr']['trials']:,}",
+            f"{r['fnmr']['errors']}/{r['fnmr']['trials']} = {_pct(r['fnmr']['rate'])}",
+            " / ".join(f"{exp[g]:.2g}" for g in ("1000", "25000", "1000000")),
+        ))
     print_table(
-        ["similarity", "false matches", "FMR", "FMR 95% CI", "false non-matches", "FNMR", "FNMR 95% CI"],
-        rows,
-        indent="    ",
+        ["similarity", "promised FMR", "false matches", "FMR 95% CI", "hold-out", "FNMR",
+         "expected strangers per search (1k / 25k / 1M faces)"],
+        rows, indent="    ",
     )
-    print("    * the model's own recommended threshold. Intervals: Wilson 95%.")
+    print("    * the model's own published threshold. ~ above the measured range: the promise there "
+          "rests on the fitted tail (too few false matches to count). Intervals: Wilson 95%.")
     for note in cal.get("notes", []):
         print(f"    note: {note}")
     print(f"    reproduce: {cal['command']}")

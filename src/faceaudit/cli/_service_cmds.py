@@ -73,6 +73,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_limit=DEFAULT_RATE_LIMIT if args.rate_limit is None else args.rate_limit,
         rate_burst=args.rate_burst,
     )
+    from faceaudit._paths import private_dir
+
+    private_dir(config.data_dir)  # made 0700, or refused at start-up when open to other users
     # one rate limiter shared by every worker process; each worker makes its own app
     factory = functools.partial(build_app, config, RateLimiter(config.rate_limit, config.rate_burst))
     app = factory()
@@ -92,6 +95,7 @@ def build_app(config, limiter):
     from faceaudit.service import ServiceApp
 
     # accountability by construction: every identification is logged, policies and roles hold,
-    # and auditor keys can test the deployed model (testing API)
-    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir))
+    # and auditor keys can test the deployed model (testing API); retention rules are applied
+    # once a day (by one worker at a time, started in the worker on its first request)
+    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir), daily_retention=True)
     return ServiceApp(config, extension=extension, limiter=limiter)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import re
 import threading
@@ -20,6 +19,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from faceaudit._errors import InvalidParameterError, ModelIntegrityError, ModelNotInstalledError
 from faceaudit.engine._base import Detector, Embedder
+from faceaudit.engine._calibration import Calibration, SimilarityScale, parse_calibration
 
 log = logging.getLogger(__name__)
 
@@ -82,51 +82,6 @@ def _verify(path: Path, expected: str) -> Path:
     return path
 
 
-ANCHOR_SIMILARITY = 80.0
-"""Where each model's published same-identity threshold sits on the Similarity scale.
-
-80 is Rekognition's default FaceMatchThreshold, so a default search runs at the
-model authors' own operating point. Whether that is strict enough for a 1:N
-search is exactly what the calibration table and the audit measure.
-"""
-
-
-@dataclass(frozen=True)
-class SimilarityScale:
-    """Similarity 0-100 (higher is more alike): a piecewise-linear, increasing function of cosine.
-
-    Knots: cosine -1 -> 0, cosine ``anchor_cosine`` (the model's published
-    threshold) -> 80, cosine 1 -> 100; linear in between. For L2-normalised
-    embeddings cosine is ``1 - d^2 / 2`` (d the Euclidean distance), so the scale
-    is monotone in each model's raw score.
-    """
-
-    anchor_cosine: float
-
-    def to_similarity(self, cosine: float) -> float:
-        c, a = float(cosine), self.anchor_cosine
-        if c <= a:
-            value = ANCHOR_SIMILARITY * (c + 1.0) / (a + 1.0)
-        else:
-            value = ANCHOR_SIMILARITY + (100.0 - ANCHOR_SIMILARITY) * (c - a) / (1.0 - a)
-        return float(min(100.0, max(0.0, value)))
-
-    def to_cosine(self, similarity: float) -> float:
-        """Inverse of :meth:`to_similarity`: the cosine at which a similarity threshold sits."""
-        s, a = float(similarity), self.anchor_cosine
-        if s <= ANCHOR_SIMILARITY:
-            return s / ANCHOR_SIMILARITY * (a + 1.0) - 1.0
-        return a + (s - ANCHOR_SIMILARITY) / (100.0 - ANCHOR_SIMILARITY) * (1.0 - a)
-
-    @property
-    def formula(self) -> str:
-        a = self.anchor_cosine
-        return (
-            f"Similarity = 80 * (cos + 1) / {a + 1:.4f} for cos <= {a:.4f}, "
-            f"else 80 + 20 * (cos - {a:.4f}) / {1 - a:.4f}"
-        )
-
-
 @dataclass(frozen=True)
 class FaceModel:
     """A loaded model: detector and embedder, ready to use."""
@@ -146,6 +101,8 @@ class ModelSpec:
     pattern for them: validating clients reject anything else). :func:`get_model` accepts either.
     ``recommended_cosine`` is the model authors' published operating point,
     converted to cosine similarity; ``recommended_source`` says where it is from.
+    ``calibration_sha256`` pins the shipped calibration file that defines the
+    model's Similarity scale (written by ``scripts/calibrate.py``).
     """
 
     name: str
@@ -158,14 +115,21 @@ class ModelSpec:
     recommended_cosine: float
     recommended_source: str
     factory: Callable[[Tuple[Path, ...]], Tuple[Detector, Embedder]] = field(repr=False)
+    calibration_sha256: Optional[str] = None
     dimension: int = 128
 
     @property
     def scale(self) -> SimilarityScale:
-        return SimilarityScale(self.recommended_cosine)
+        """Cosine <-> Similarity for this model, from its calibration (same FMR on every model)."""
+        return self.calibrated().scale
+
+    def calibrated(self) -> Calibration:
+        """The shipped, hash-checked calibration (loaded once per process)."""
+        return _load_calibration(self.name, self.calibration_sha256)
 
     @property
     def recommended_similarity(self) -> float:
+        """Where the model authors' own threshold falls on the Similarity scale."""
         return round(self.scale.to_similarity(self.recommended_cosine), 2)
 
     def is_installed(self) -> bool:
@@ -173,12 +137,9 @@ class ModelSpec:
         names = set(self.requires) | {w.package for w in self.weights}
         return all(importlib.util.find_spec(n) is not None for n in names)
 
-    def calibration(self) -> Optional[dict]:
-        """The measured calibration table shipped with faceaudit, or None if not measured."""
-        ref = resources.files("faceaudit.engine").joinpath("calibration", f"{self.name}.json")
-        if not ref.is_file():
-            return None
-        return json.loads(ref.read_text(encoding="utf-8"))
+    def calibration(self) -> dict:
+        """The calibration file's contents (tables, fit, data description), as shipped."""
+        return self.calibrated().raw
 
     def load(self) -> FaceModel:
         for module in self.requires:
@@ -193,6 +154,24 @@ class ModelSpec:
         return FaceModel(spec=self, detector=detector, embedder=embedder)
 
 
+_calibrations: Dict[str, Calibration] = {}
+
+
+def _load_calibration(name: str, sha256: Optional[str]) -> Calibration:
+    with _verified_lock:
+        cal = _calibrations.get(name)
+    if cal is not None:
+        return cal
+    ref = resources.files("faceaudit.engine").joinpath("calibration", f"{name}.json")
+    if not ref.is_file():
+        raise ModelIntegrityError(f"model {name!r} has no calibration file (run `make calibrate`)")
+    cal = parse_calibration(ref.read_text(encoding="utf-8"), expected_sha256=sha256,
+                            source=f"calibration/{name}.json")
+    with _verified_lock:
+        _calibrations[name] = cal
+    return cal
+
+
 def _sface_factory(paths):
     from faceaudit.engine._sface import SFaceEmbedder, YuNetDetector
 
@@ -205,6 +184,12 @@ def _dlib_factory(paths):
     detector = DlibHogDetector(paths[0])
     return detector, DlibResNetEmbedder(paths[1], detector)
 
+
+# Pins of the shipped calibration files; rewritten by scripts/calibrate.py (make calibrate).
+_CALIBRATION_SHA256 = {
+    "sface": "e99e4bf17e6f4e6854acce1f9f41abe5c05c755ed6b55b37246aed76db9028d5",
+    "dlib": "261234d663059a1319030aec1bc458327cde5803f8af4d28cca7c3e9e69b2728",
+}
 
 _MODELS: Dict[str, ModelSpec] = {
     spec.name: spec
@@ -231,6 +216,7 @@ _MODELS: Dict[str, ModelSpec] = {
             recommended_cosine=0.363,
             recommended_source="OpenCV FaceRecognizerSF sample: cosine >= 0.363 means same identity",
             factory=_sface_factory,
+            calibration_sha256=_CALIBRATION_SHA256["sface"],
         ),
         ModelSpec(
             name="dlib",
@@ -260,6 +246,7 @@ _MODELS: Dict[str, ModelSpec] = {
                 "(raw descriptors, norm ~1.45)"
             ),
             factory=_dlib_factory,
+            calibration_sha256=_CALIBRATION_SHA256["dlib"],
         ),
     )
 }
