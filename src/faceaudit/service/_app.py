@@ -85,8 +85,8 @@ class ServiceConfig:
 class Exchange:
     """One request on its way through the pipeline: what :meth:`ServiceApp.begin` learnt from
     the headers. ``response`` is set when the request was answered without its body; otherwise
-    ``body_limit`` bytes at most (exactly Content-Length) are to be read and given to
-    :meth:`ServiceApp.finish`."""
+    the body (Content-Length bytes, within the operation's limit for the key's role) is to be
+    read and given to :meth:`ServiceApp.finish`."""
 
     request: HttpRequest
     request_id: str
