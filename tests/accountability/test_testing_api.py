@@ -188,6 +188,8 @@ def test_disk_quota_per_auditor(tmp_path, monkeypatch):
 
 
 def test_ended_audits_lose_inputs_then_results(tmp_path, monkeypatch):
+    import time
+
     from faceaudit.accountability import TestingAPI
     from faceaudit.accountability import _testing
 
