@@ -208,7 +208,7 @@ def _policy_text(policy: Optional[Dict[str, Any]]) -> str:
 
     cid = policy.get("CollectionId")
     parts = ["deployment default" if cid == "*" else f"collection {cid}"]
-    mt = policy.get("MinFaceMatchThreshold")
+    mt = policy.get("EffectiveMinFaceMatchThreshold", policy.get("MinFaceMatchThreshold"))
     parts.append("no minimum threshold" if mt is None else
                  f"minimum threshold {mt:g} (false-match rate <= {promised_fmr(mt):.2g})")
     if policy.get("MaxFaces") is not None:
