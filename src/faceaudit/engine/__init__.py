@@ -40,6 +40,7 @@ from faceaudit.engine._registry import (
     get_model,
     list_models,
     load_model,
+    rekognition_model_version,
     sha256_file,
 )
 from faceaudit.engine._riskscale import promised_fmr, similarity_for_fmr
@@ -59,6 +60,6 @@ __all__ = [
     "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
     "MAX_STORED_IMAGE_BYTES", "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale", "WeightFile",
     "check_similarity_threshold", "get_model", "largest_first", "list_models", "load_image",
-    "load_model", "normalise", "promised_fmr", "read_bytes", "sha256_file", "similarity_for_fmr",
-    "StoredImage",
+    "load_model", "normalise", "promised_fmr", "read_bytes", "rekognition_model_version", "sha256_file",
+    "similarity_for_fmr", "StoredImage",
 ]
