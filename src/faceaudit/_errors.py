@@ -241,6 +241,15 @@ class ThrottlingError(FaceAuditError):
     exit_code = 8
 
 
+class ServiceUnavailableError(FaceAuditError):
+    """The service is busy (e.g. too many connections or request bodies at once); retry later
+    (boto3 retries HTTP 503 by itself)."""
+
+    aws_code = "ServiceUnavailableException"
+    http_status = 503
+    exit_code = 8
+
+
 class RemoteServiceError(FaceAuditError):
     """A Rekognition-compatible endpoint refused a request, or could not be reached.
 

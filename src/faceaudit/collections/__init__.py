@@ -30,7 +30,7 @@ from faceaudit.collections._ops_video import (
     StartVideoJobResult,
     VideoJobPage,
 )
-from faceaudit.collections._quality import BARS, REASONS, QualityBar, quality_band, quality_score
+from faceaudit.collections._quality import BARS, REASONS, QualityBar, passes_quality, quality_band, quality_score
 from faceaudit.collections._results import (
     CANDIDATE_NOTICE,
     AssociateFacesResult,
@@ -47,11 +47,13 @@ from faceaudit.collections._results import (
     IndexFacesResult,
     ListCollectionsResult,
     ListFacesResult,
+    ListTagsForResourceResult,
     ListUsersResult,
     SearchFacesByImageResult,
     SearchFacesResult,
     SearchUsersByImageResult,
     SearchUsersResult,
+    TagResourceResult,
     UnindexedFace,
     UnsearchedFace,
     UnsuccessfulFaceAssociation,
@@ -72,11 +74,11 @@ __all__ = [
     "CreateCollectionResult", "CreateUserResult", "DeleteCollectionResult", "DeleteFacesResult",
     "DeleteUserResult", "DescribeCollectionResult", "DisassociateFacesResult", "Face",
     "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "IndexFacesResult",
-    "ListCollectionsResult", "ListFacesResult", "ListUsersResult", "NumpyIndex", "QualityBar",
+    "ListCollectionsResult", "ListFacesResult", "ListTagsForResourceResult", "ListUsersResult", "NumpyIndex", "QualityBar",
     "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
-    "SearchUsersResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
+    "SearchUsersResult", "TagResourceResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
     "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
-    "VectorIndex", "index_batch", "make_index", "map_external_image_id", "quality_band",
+    "VectorIndex", "index_batch", "make_index", "map_external_image_id", "passes_quality", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
     # objects in object stores (S3Object) and stored video
     "BucketAccess", "DEFAULT_SAMPLE_FPS", "FaceDetectionAnalysis", "FaceSearchAnalysis", "FolderStore",

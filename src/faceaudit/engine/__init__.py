@@ -47,6 +47,7 @@ from faceaudit.engine._registry import (
     get_model,
     list_models,
     load_model,
+    rekognition_model_version,
     sha256_file,
 )
 from faceaudit.engine._riskscale import promised_fmr, similarity_for_fmr
@@ -67,6 +68,6 @@ __all__ = [
     "MAX_IMAGE_PIXELS", "MAX_STORED_IMAGE_BYTES", "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality",
     "SimilarityScale", "StoredImage", "WeightFile", "WorkerLost", "check_similarity_threshold",
     "check_workers", "default_workers", "get_model", "largest_first", "list_models", "load_image",
-    "load_model", "normalise", "promised_fmr", "read_bytes", "sha256_file", "similarity_for_fmr",
-    "single_threaded_opencv",
+    "load_model", "normalise", "promised_fmr", "read_bytes", "rekognition_model_version", "sha256_file",
+    "similarity_for_fmr", "single_threaded_opencv",
 ]
