@@ -148,3 +148,20 @@ def test_share_test_matches_brute_force_on_random_data(tmp_path):
         a = sum(1 for f, r in zip(flags, roles) if f and r == "sen")
         c = sum(1 for f, r in zip(flags, roles) if f and r != "sen")
         assert (st.matched.errors, st.matched.trials) == (a, a + c)
+
+
+def test_who_to_whom_finding_when_no_other_photo_matched():
+    from faceaudit.audit._headline import _cross_finding
+
+    def rate(e, n):
+        return {"errors": e, "trials": n, "rate": e / n, "wilson95": list(Rate.of(e, n).wilson95),
+                "subjects": 20}
+
+    res = {"composition": {"gallery": {"race": {"black": 10, "white": 990}}}, "min_group_searches": 10,
+           "frames": [{"metric": "ACLU_COUNT", "column": "race", "side": "probe", "threshold": 80.0,
+                       "by_group": {"black": {"subjects": 20}}}]}
+    ct = {"column": "race", "gallery_column": "race", "threshold": 80.0,
+          "cells": {"black": {"black": rate(12, 200), "white": rate(0, 19_800)}}}
+    (line,) = _cross_finding(res, ct, 80.0)
+    assert "while none of the other photos matched them" in line and "only 1.00% of this gallery" in line
+    assert "rests on 12 false matches, so it is uncertain" in line

@@ -318,9 +318,11 @@ def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[st
                     if labelled < total else ")"))
         across = oe / on
         if within["rate"] and within["wilson95"][0] > wilson_interval(oe, on)[1]:
-            line = (f"People labelled {escape(pg)} were falsely matched to gallery photos labelled {escape(pg)} at "
-                    f"{times(within['rate'] / across)} the rate of other photos (FMR {sci(within['rate'])} against "
-                    f"{sci(across)}; {within['errors']:,} of {within['trials']:,} comparisons)")
+            how = (f"at {times(within['rate'] / across)} the rate of other photos" if across > 0 else
+                   "while none of the other photos matched them")
+            line = (f"People labelled {escape(pg)} were falsely matched to gallery photos labelled {escape(pg)} {how} "
+                    f"(FMR {sci(within['rate'])} against {sci(across)}; {within['errors']:,} of {within['trials']:,} "
+                    "comparisons)")
             if share < RARE_IN_GALLERY:
                 line += (f", but only {where} is labelled {escape(pg)}: a gallery with more such photos would falsely "
                          f"match people labelled {escape(pg)} more often than this audit can show")
