@@ -225,3 +225,7 @@ class RemoteServiceError(FaceAuditError):
         super().__init__(message)
         if aws_code:
             self.aws_code = aws_code
+
+
+class UnsafePermissionsError(AccessDeniedError):
+    """The data dir (or a file holding secrets or faces) is open to group or other users."""

@@ -21,8 +21,10 @@ def acc_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keys(acc_dir):
-    return {role: create_key(acc_dir, role) for role in ("admin", "operator", "auditor")} | {
-        "operator2": create_key(acc_dir, "operator")
+    people = {"admin": "Ada", "operator": "Oscar", "auditor": "Aud", "reviewer": "Rita"}
+    return {role: create_key(acc_dir, role, people[role]) for role in people} | {
+        "operator2": create_key(acc_dir, "operator", "Olga"),
+        "olga-second-key": create_key(acc_dir, "reviewer", "Olga"),
     }
 
 
@@ -129,19 +131,56 @@ def test_auditor_cannot_list_or_search_collections(url, keys, gallery):
     assert status == 400 and doc["__type"] == "AccessDeniedException"
 
 
-def test_lead_needs_two_distinct_reviewers_over_http(url, keys, gallery):
+def test_lead_needs_two_distinct_people_not_the_searcher_over_http(url, keys, gallery):
+    """Finding 4: the searcher confirmed their own lead; one person with two keys counted twice."""
     rek = with_case(client(url, keys["operator"]), "case-9")
     rek.search_faces_by_image(CollectionId=gallery, Image={"Bytes": portrait_2018("C000127").read_bytes()},
                               FaceMatchThreshold=90)
-    _, doc = native(url, keys["operator"], "ListLeads", {"Status": "pending"})
-    lead = next(l for l in doc["Leads"] if l["CaseReference"] == "case-9")
-    assert "not an identification" in lead["Notice"]
-    _, doc = native(url, keys["operator"], "DecideLead", {"LeadId": lead["LeadId"], "Decision": "confirm"})
-    assert doc["Lead"]["Status"] == "pending"
+    _, doc = native(url, keys["reviewer"], "ListLeads", {"Status": "pending", "CaseReference": "case-9"})
+    (lead,) = doc["Leads"]
+    assert "not an identification" in lead["Notice"] and lead["RequestedByPerson"] == "Oscar"
+    assert lead["Rank"] == 1 and lead["GallerySize"] == 3
     status, doc = native(url, keys["operator"], "DecideLead", {"LeadId": lead["LeadId"], "Decision": "confirm"})
-    assert status == 400 and doc["__type"] == "ConflictException"
+    assert status == 400 and doc["__type"] == "AccessDeniedException" and "ran the search" in doc["message"]
     _, doc = native(url, keys["operator2"], "DecideLead", {"LeadId": lead["LeadId"], "Decision": "confirm"})
+    assert doc["Lead"]["Status"] == "pending"
+    status, doc = native(url, keys["olga-second-key"], "DecideLead", {"LeadId": lead["LeadId"], "Decision": "confirm"})
+    assert status == 400 and doc["__type"] == "ConflictException" and "different person" in doc["message"]
+    _, doc = native(url, keys["reviewer"], "DecideLead", {"LeadId": lead["LeadId"], "Decision": "confirm"})
     assert doc["Lead"]["Status"] == "confirmed"
+    assert [d["Reviewer"] for d in doc["Lead"]["Decisions"]] == ["Olga", "Rita"]
+
+
+def test_reviewer_role_decides_but_never_searches(url, keys, gallery):
+    rek = client(url, keys["reviewer"])
+    with pytest.raises(rek.exceptions.AccessDeniedException, match="never search"):
+        rek.search_faces_by_image(CollectionId=gallery, Image={"Bytes": portrait_2018("C000141").read_bytes()})
+    with pytest.raises(rek.exceptions.AccessDeniedException):
+        rek.list_faces(CollectionId=gallery)
+    status, _ = native(url, keys["reviewer"], "ListLeads", {})
+    assert status == 200
+
+
+def test_audit_traffic_makes_no_leads_but_is_logged(url, keys, gallery, acc_dir):
+    """Finding 9: an audit's temporary collection filled the review queue."""
+    def audit(request, **_):
+        request.headers["x-faceaudit-audit"] = "1"
+
+    rek = client(url, keys["operator"])
+    rek.meta.events.register("before-sign.rekognition.*", audit)
+    rek.create_collection(CollectionId="faceaudit-audit-test")
+    rek.index_faces(CollectionId="faceaudit-audit-test", Image={"Bytes": portrait_2014("C000141").read_bytes()})
+    rek.search_faces_by_image(CollectionId="faceaudit-audit-test",
+                              Image={"Bytes": portrait_2018("C000141").read_bytes()})
+    rec = [r for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "search"][-1]
+    assert rec.data["audit"] is True and rec.data["candidates"]
+    _, doc = native(url, keys["admin"], "ListLeads", {"CollectionId": "faceaudit-audit-test"})
+    assert doc["Leads"] == []
+    # the header alone does not make a working collection's searches "audit traffic"
+    rek.search_faces_by_image(CollectionId="lineup", Image={"Bytes": portrait_2018("C000141").read_bytes()})
+    rec = [r for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "search"][-1]
+    assert rec.data["audit"] is False
+    rek.delete_collection(CollectionId="faceaudit-audit-test")
 
 
 def test_compare_faces_logged(url, keys, acc_dir):
@@ -160,3 +199,93 @@ def test_native_bad_input(url, keys):
     assert status == 400 and doc["__type"] == "UnknownOperationException"
     status, doc = native(url, keys["admin"], "GetLead", {"LeadId": "nope"})
     assert status == 400 and doc["__type"] == "ResourceNotFoundException"
+
+
+def test_associate_faces_is_an_identification_policy_checked_and_logged(url, keys, acc_dir):
+    """Finding 1: AssociateFaces(UserMatchThreshold=100) ranked a gallery without a trace."""
+    admin, oper = client(url, keys["admin"]), client(url, keys["operator"])
+    oper.create_collection(CollectionId="assoc")
+    gallery = [oper.index_faces(CollectionId="assoc", Image={"Bytes": portrait_2014(b).read_bytes()},
+                                ExternalImageId=b)["FaceRecords"][0]["Face"]["FaceId"]
+               for b in ("B000944", "C000141", "C000127")]
+    probe = oper.index_faces(CollectionId="assoc", Image={"Bytes": portrait_2018("C000141").read_bytes()},
+                             ExternalImageId="probe")["FaceRecords"][0]["Face"]["FaceId"]
+    status, _ = native(url, keys["admin"], "PutCollectionPolicy", {
+        "CollectionId": "assoc", "MinFaceMatchThreshold": 99, "RequireCaseReference": True})
+    assert status == 200
+    oper.create_user(CollectionId="assoc", UserId="throwaway")
+    with pytest.raises(oper.exceptions.AccessDeniedException, match="case reference"):
+        oper.associate_faces(CollectionId="assoc", UserId="throwaway", FaceIds=[probe], UserMatchThreshold=100)
+    log = SearchLog(acc_dir / "search-log.jsonl")
+    refused = [r for r in log.records() if r.kind == "refused"][-1]
+    assert refused.data["operation"] == "AssociateFaces" and refused.data["collection_id"] == "assoc"
+
+    cased = with_case(client(url, keys["operator"]), "case-assoc")
+    cased.associate_faces(CollectionId="assoc", UserId="throwaway", FaceIds=[probe], UserMatchThreshold=100)
+    resp = cased.associate_faces(CollectionId="assoc", UserId="throwaway", FaceIds=gallery,
+                                 UserMatchThreshold=100)
+    scores = {u["FaceId"]: u["Confidence"] for u in resp["UnsuccessfulFaceAssociations"]}
+    assert len(scores) >= 2 and set(scores) | {f["FaceId"] for f in resp["AssociatedFaces"]} == set(gallery)
+    rec = [r for r in log.records() if r.kind == "search"][-1]
+    assert rec.data["operation"] == "AssociateFaces" and rec.data["case_reference"] == "case-assoc"
+    assert rec.data["probe_user_id"] == "throwaway" and rec.data["max_faces"] == 3
+    assert {c["face_id"]: c["similarity"] for c in rec.data["candidates"]} == pytest.approx(scores)
+    assert all(c["below_threshold"] for c in rec.data["candidates"])
+    assert log.verify().ok
+    admin.delete_collection(CollectionId="assoc")
+
+
+def test_one_rule_decides_what_is_an_identification():
+    from faceaudit.accountability import identification, identification_operations
+    from faceaudit.service._model import OPERATIONS, service_model
+
+    assert set(identification_operations(OPERATIONS)) == {
+        "SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage", "CompareFaces",
+        "AssociateFaces"}
+    # operations not served yet are classified by the same rule (video search, celebrities)
+    everything = set(identification_operations(service_model().operation_names))
+    assert {"StartFaceSearch", "GetFaceSearch", "RecognizeCelebrities"} <= everything
+    assert identification("DetectFaces") is None and identification("IndexFaces") is None
+    assert identification("AssociateFaces").max_candidates({"FaceIds": ["a", "b"]}) == 2
+    assert identification("SearchFaces").threshold({}) == 80.0
+
+
+def test_search_by_face_id_keeps_what_was_searched(url, keys, acc_dir):
+    """Finding 8: SearchFaces by FaceId kept no probe image; after DeleteFaces nothing showed it."""
+    from faceaudit.accountability import Accountability
+
+    rek = with_case(client(url, keys["operator"]), "case-fid")
+    rek.create_collection(CollectionId="byface")
+    ids = [rek.index_faces(CollectionId="byface", Image={"Bytes": img}, ExternalImageId=name)
+           ["FaceRecords"][0]["Face"]["FaceId"]
+           for name, img in (("old", portrait_2014("C000141").read_bytes()),
+                             ("new", portrait_2018("C000141").read_bytes()))]
+    rek.search_faces(CollectionId="byface", FaceId=ids[1], FaceMatchThreshold=50)
+    rec = [r for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "search"][-1]
+    assert rec.data["probe_face_id"] == ids[1] and rec.data["probe_sha256"]
+    rek.delete_faces(CollectionId="byface", FaceIds=[ids[1]])
+    kept = Accountability(acc_dir).probe_path(rec.data["probe_sha256"])
+    assert kept is not None and kept.read_bytes()[:2] == b"\xff\xd8"  # the searched face's crop
+    rek.delete_collection(CollectionId="byface")
+
+
+def test_default_policy_cannot_be_dodged_by_copying_into_a_new_collection(url, keys, acc_dir):
+    """Finding 5: faces copied into a new collection without a policy were searched at threshold 0."""
+    status, doc = native(url, keys["operator"], "PutDefaultPolicy", {"MinFaceMatchThreshold": 99})
+    assert status == 400 and doc["__type"] == "AccessDeniedException"
+    status, doc = native(url, keys["admin"], "PutDefaultPolicy",
+                         {"MinFaceMatchThreshold": 99, "RequireCaseReference": True})
+    assert status == 200 and doc["Policy"]["Source"] == "default"
+    try:
+        rek = with_case(client(url, keys["operator"]), "case-copy")
+        rek.create_collection(CollectionId="copied")
+        rek.index_faces(CollectionId="copied", Image={"Bytes": portrait_2014("C000141").read_bytes()})
+        with pytest.raises(rek.exceptions.AccessDeniedException, match="at least 99"):
+            rek.search_faces_by_image(CollectionId="copied", Image={"Bytes": portrait_2018("C000141").read_bytes()},
+                                      FaceMatchThreshold=0)
+        _, doc = native(url, keys["reviewer"], "ListCollectionPolicies", {})
+        sources = {p["CollectionId"]: p["Source"] for p in doc["Policies"]}
+        assert sources["copied"] == "default" and doc["DefaultPolicy"]["MinFaceMatchThreshold"] == 99
+    finally:
+        native(url, keys["admin"], "PutDefaultPolicy", {})
+        client(url, keys["admin"]).delete_collection(CollectionId="copied")

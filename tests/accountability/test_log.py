@@ -97,7 +97,83 @@ def test_torn_final_line_is_verifiable_and_repaired(tmp_path):
     rec = log.append("search", {"operation": "SearchFaces"})
     assert rec.seq == 5 and log.verify().ok and not log.verify().torn_tail
     repair = list(log.records())[3]
-    assert repair.kind == "repair" and repair.data["torn_bytes_removed"] == len(b'{"seq":4,"time":1.0,"kind":"sea')
+    torn = b'{"seq":4,"time":1.0,"kind":"sea'
+    assert repair.kind == "repair" and repair.data["quarantined_bytes"] == len(torn)
+    assert (log.quarantine_dir / repair.data["quarantine_file"]).read_bytes() == torn
+    (found,) = log.verify().repairs
+    assert found.quarantine_ok and found.acknowledged_missing == 0 and found.after_seq == 3
+
+
+def test_repair_never_removes_acknowledged_records(tmp_path):
+    """Finding 2: remove the final newlines, search once more: the torn tail was cut and verify said OK."""
+    log = _filled(tmp_path, 5)
+    leads_point_at = {r.seq: r.hash for r in log.records()}
+    acknowledged = log.path.read_bytes()
+    lines = _lines(log)
+    # join the last two acknowledged records into one line without a final newline
+    log.path.write_bytes(b"".join(lines[:3]) + lines[3].rstrip(b"\n") + lines[4].rstrip(b"\n"))
+    rec = log.append("search", {"operation": "SearchFaces"})
+    assert rec.seq == 7  # seq 4 and 5 were acknowledged: never given again
+    result = log.verify()
+    assert result.ok
+    (repair,) = result.repairs
+    assert repair.acknowledged_missing == 2 and repair.after_seq == 3 and repair.quarantine_ok
+    kept = (log.quarantine_dir / repair.quarantine_file).read_bytes()
+    assert kept == acknowledged[len(b"".join(lines[:3])):].replace(b"\n", b"", 1).rstrip(b"\n")
+    assert {r.seq for r in log.records()}.isdisjoint({4, 5}) and leads_point_at[3] in {r.hash for r in log.records()}
+    (log.quarantine_dir / repair.quarantine_file).write_bytes(b"gone")  # the evidence must stay
+    assert not log.verify().ok
+
+
+def test_records_cut_at_a_line_boundary_are_recorded_by_the_next_append(tmp_path):
+    log = _filled(tmp_path, 5)
+    log.path.write_bytes(b"".join(_lines(log)[:3]))
+    assert log.append("search", {}).seq == 7
+    result = log.verify()
+    assert result.ok and result.repairs[0].acknowledged_missing == 2
+
+
+def _rewrite(log, index, edit):
+    lines = _lines(log)
+    lines[index] = edit(lines[index])
+    log.path.write_bytes(b"".join(lines))
+
+
+def test_head_hash_checked_against_the_chain(tmp_path):
+    """Finding 3: editing the last record and recomputing its hash passed."""
+    from faceaudit.accountability import record_hash
+
+    log = _filled(tmp_path, 3)
+
+    def edit(line):
+        rec = json.loads(line)
+        rec["data"]["threshold"] = 99
+        rec["hash"] = record_hash(rec["seq"], rec["time"], rec["kind"], rec["data"], rec["prev"])
+        return (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+    _rewrite(log, 2, edit)
+    result = log.verify()
+    assert not result.ok and "head file's hash" in result.problem
+
+
+def test_bytes_that_were_never_hashed_are_refused(tmp_path):
+    """Finding 3: an extra field, duplicate keys inside data, seq written as "3" or 3.4 passed."""
+    log = _filled(tmp_path, 3)
+    original = log.path.read_bytes()
+    forgeries = {
+        "extra field": lambda l: l[:-2] + b',"zz":"forged"}\n',
+        "duplicate key": lambda l: l.replace(b'"data":{', b'"data":{"case_reference":"forged",', 1)
+        .replace(b'"candidates"', b'"case_reference":"real","candidates"', 1),
+        "seq as text": lambda l: l.replace(b'"seq":3', b'"seq":"3"'),
+        "seq as float": lambda l: l.replace(b'"seq":3', b'"seq":3.0'),
+        "spacing": lambda l: l.replace(b'"kind":', b'"kind": '),
+    }
+    for what, forge in forgeries.items():
+        log.path.write_bytes(original)
+        _rewrite(log, 2, forge)
+        assert log.path.read_bytes() != original, what
+        result = log.verify()
+        assert not result.ok and result.first_bad == 3 and "canonical" in result.problem, what
 
 
 _WRITER = """
@@ -111,11 +187,29 @@ while True:
 """
 
 
+def _complete_lines(path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _wait_for(condition, what: str, limit: float = 300.0) -> None:
+    """Poll ``condition`` until it holds (the generous limit only guards against a hang)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 def test_kill_9_mid_append_leaves_verifiable_log(tmp_path):
     path = tmp_path / "log.jsonl"
     for round_ in range(4):
+        before = _complete_lines(path)
         procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path)]) for _ in range(2)]
-        time.sleep(0.6 + 0.2 * round_)
+        # kill once the writers have appended (a condition, not a fixed time: the machine may be loaded)
+        _wait_for(lambda: _complete_lines(path) >= before + 4 + 2 * round_, "the writers to append")
         for p in procs:
             p.send_signal(signal.SIGKILL)
             p.wait()

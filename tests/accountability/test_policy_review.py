@@ -16,7 +16,7 @@ OPERATOR = CallerContext("AKOPER", role="operator", case_reference="case-17", pu
 
 @pytest.fixture
 def acc(tmp_path):
-    return Accountability(tmp_path)
+    return Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop of " + face_id.encode())
 
 
 def test_operator_cannot_set_policy(acc):
@@ -68,7 +68,7 @@ def test_lead_needs_two_distinct_reviewers(acc):
     lead = acc.leads()[0]
     after_one = acc.decide(lead.lead_id, "alice", "confirm")
     assert after_one.status == "pending"
-    with pytest.raises(ConflictError, match="different reviewer"):
+    with pytest.raises(ConflictError, match="different person"):
         acc.decide(lead.lead_id, "alice", "confirm")
     after_two = acc.decide(lead.lead_id, "bob", "confirm", "matches tattoo in case file")
     assert after_two.status == "confirmed"
@@ -153,3 +153,24 @@ def test_failed_search_is_logged_whatever_the_error(acc, error, code):
                 model_version="v", probe=b"img", call=boom, candidates=lambda r: ())
     (rec,) = [r for r in acc.log.records() if r.kind == "failed"]
     assert rec.data["error"] == code and rec.data["case_reference"] == "case-17"
+
+
+def test_a_crash_between_log_and_leads_loses_no_lead(acc):
+    """Finding 8: kill -9 after the log append and before the lead insert left a search without leads."""
+    data = {**Accountability._who(OPERATOR), "operation": "SearchFacesByImage", "collection_id": "mugshots",
+            "model_version": "v1", "threshold": 90.0, "max_faces": 5, "probe_sha256": "cd" * 32,
+            "candidates": [{"similarity": 97.0, "face_id": "f-1"}, {"similarity": 93.0, "face_id": "f-2"}]}
+    rec = acc.log.append("search", data)  # the process dies here, before any lead is made
+    leads = Accountability(acc.data_dir).leads("pending")  # the next process
+    assert [(l.search_seq, l.rank, l.candidate_face_id) for l in leads] == [(rec.seq, 1, "f-1"), (rec.seq, 2, "f-2")]
+    assert len(acc.leads("pending")) == 2  # made once, whoever catches up
+
+
+def test_leads_made_before_the_upgrade_are_not_made_again(acc):
+    _search(acc, 2)
+    with acc._store.write() as conn:  # a database from before leads were made from the log
+        conn.execute("DELETE FROM lead_sync")
+        conn.execute("UPDATE leads SET lead_id = 'old-' || lead_id")
+    assert len(Accountability(acc.data_dir).leads("pending")) == 2
+    _search(acc, 1)
+    assert len(acc.leads("pending")) == 3

@@ -35,17 +35,22 @@ def setup(tmp_path_factory):
     from faceaudit.service import ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
 
     d = tmp_path_factory.mktemp("review-web")
-    alice, bob = create_key(d, "operator"), create_key(d, "admin")
-    auditor = create_key(d, "auditor")
+    sam = create_key(d, "operator", "Sam Searcher")
+    alice, bob = create_key(d, "reviewer", "Alice Reviewer"), create_key(d, "admin", "Bob Admin")
+    auditor = create_key(d, "auditor", "Ann Auditor")
     app = ServiceApp(ServiceConfig(d, rate_limit=10_000), extension=AccountabilityExtension(d))
     srv, thread, url = start_in_thread(app)
-    rek = with_case(client(url, alice), "case-2026-042")
+    rek = with_case(client(url, sam), "case-2026-042")
     rek.create_collection(CollectionId="bookings")
     for b in ("B000944", "C000141"):
         rek.index_faces(CollectionId="bookings", Image={"Bytes": portrait_2014(b).read_bytes()}, ExternalImageId=b)
     rek.search_faces_by_image(CollectionId="bookings", Image={"Bytes": portrait_2018("B000944").read_bytes()},
                               FaceMatchThreshold=90, MaxFaces=1)
-    yield url, d, alice, bob, auditor
+    # a CompareFaces lead: no stored candidate face, so it can only be rejected
+    with_case(client(url, sam), "case-2026-043").compare_faces(
+        SourceImage={"Bytes": portrait_2018("C000141").read_bytes()},
+        TargetImage={"Bytes": portrait_2014("C000141").read_bytes()}, SimilarityThreshold=90)
+    yield url, d, sam, alice, bob, auditor
     stop_thread_server(srv, thread)
 
 
@@ -58,10 +63,10 @@ def _sign_in(page, url, key):
     page.wait_for_url(url + "/review")
 
 
-def test_two_reviewers_confirm_in_browser(setup, tmp_path):
+def test_two_people_confirm_in_browser(setup, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    url, data_dir, alice, bob, auditor = setup
+    url, data_dir, sam, alice, bob, auditor = setup
     shots = Path(os.environ.get("FACEAUDIT_SCREENSHOT_DIR") or tmp_path)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=ARGS)
@@ -74,36 +79,53 @@ def test_two_reviewers_confirm_in_browser(setup, tmp_path):
         page.click("#signin")
         assert "Sign-in refused" in page.content()
 
+        # the searcher sees the lead but may not decide on it, nor fetch its images
+        _sign_in(page, url, sam)
+        assert page.locator("section.lead form.decide").count() == 0
+        assert "you ran the search" in page.inner_text("section.search")
+        page.click("#signout")
+        page.wait_for_url(url + "/review/login")
+
         _sign_in(page, url, alice)
-        lead = page.locator("section.lead").first
-        assert page.locator("section.lead").count() == 1
+        assert page.locator("section.search").count() == 2  # grouped by search
+        lead = page.locator("section.lead[data-confirmable=yes]").first
         assert "not an identification" in page.inner_text("#lead-notice")
         assert "false-match rate" in lead.inner_text() and "90" in lead.inner_text()
         images = lead.locator("img")
         assert images.count() == 2  # probe | candidate side by side
         for i in range(2):  # both loaded: the kept probe and the candidate's face crop
             assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+        compared = page.locator("section.lead[data-confirmable=no]")
+        assert compared.count() == 1 and compared.locator("button.confirm").count() == 0
+        assert "Cannot be confirmed" in compared.inner_text()
         page.screenshot(path=str(shots / "review-page.png"), full_page=True)
         lead.locator("input[name=note]").fill("same scar as booking photo")
         lead.locator("button.confirm").click()
-        page.wait_for_url(lambda u: "flash=" in u)
+        page.wait_for_url(url + "/review")
         assert "it is now pending" in page.inner_text("#flash")
-        assert "a different reviewer must decide" in page.inner_text("section.lead")
-        page.goto(url + "/review/logout")
+        assert "a different person must decide" in page.inner_text("section.lead[data-confirmable=yes]")
+        page.click("#signout")
+        page.wait_for_url(url + "/review/login")
 
         _sign_in(page, url, bob)
-        page.locator("section.lead button.confirm").first.click()
-        page.wait_for_url(lambda u: "flash=" in u)
+        page.locator("section.lead[data-confirmable=yes] button.confirm").first.click()
+        page.wait_for_url(url + "/review")
         assert "it is now confirmed" in page.inner_text("#flash")
         page.goto(url + "/review?status=confirmed")
         assert page.locator("section.lead[data-status=confirmed]").count() == 1
         page.screenshot(path=str(shots / "review-confirmed.png"), full_page=True)
+
+        # a phone: the page fits the screen (viewport meta, one column)
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+        _sign_in(phone, url, alice)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        phone.screenshot(path=str(shots / "review-phone.png"), full_page=True)
         browser.close()
 
     log = SearchLog(data_dir / "search-log.jsonl")
     reviews = [r.data for r in log.records() if r.kind == "review"]
-    assert [(r["reviewer"], r["status_after"]) for r in reviews] == [
-        (alice["AccessKeyId"], "pending"), (bob["AccessKeyId"], "confirmed")]
+    assert [(r["reviewer"], r["access_key_id"], r["status_after"]) for r in reviews] == [
+        ("Alice Reviewer", alice["AccessKeyId"], "pending"), ("Bob Admin", bob["AccessKeyId"], "confirmed")]
     assert reviews[0]["note"] == "same scar as booking photo"
     assert log.verify().ok
 

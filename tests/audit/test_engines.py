@@ -149,13 +149,15 @@ def test_rekognition_engine_deletes_its_collection_on_error(small_manifests, tmp
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
+    from faceaudit.accountability import AccountabilityExtension
     from faceaudit.service import KeyStore, ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
 
     data = tmp_path_factory.mktemp("service")
     key = KeyStore(data).create("operator")
-    app = ServiceApp(ServiceConfig(data, rate_limit=10_000, strict_responses=True))
+    app = ServiceApp(ServiceConfig(data, rate_limit=10_000, strict_responses=True),
+                     extension=AccountabilityExtension(data))
     srv, thread, url = start_in_thread(app)
-    yield url, key
+    yield url, key, data
     stop_thread_server(srv, thread)
 
 
@@ -163,7 +165,9 @@ def test_rekognition_engine_against_faceaudit_serve(service, small_run, small_ma
     import boto3
     from botocore.config import Config
 
-    url, key = service
+    from faceaudit.accountability import Accountability
+
+    url, key, data = service
     client = boto3.client("rekognition", endpoint_url=url, region_name="us-east-1",
                           aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret,
                           config=Config(retries={"max_attempts": 1, "mode": "standard"}))
@@ -173,6 +177,11 @@ def test_rekognition_engine_against_faceaudit_serve(service, small_run, small_ma
     _compare_with_local(small_run[0], run)
     assert run.result.engine.endpoint == url
     assert client.list_collections()["CollectionIds"] == []
+    # the audit's searches are logged as audit traffic and make no review leads (finding 9)
+    acc = Accountability(data)
+    searches = [r.data for r in acc.log.records() if r.kind == "search"]
+    assert searches and all(d["audit"] for d in searches) and any(d["candidates"] for d in searches)
+    assert acc.leads() == []
 
 
 def test_cli_audit_with_the_rekognition_engine(service, small_manifests, tmp_path, monkeypatch, capsys):
@@ -180,7 +189,7 @@ def test_cli_audit_with_the_rekognition_engine(service, small_manifests, tmp_pat
 
     from faceaudit.cli import main
 
-    url, key = service
+    url, key, _ = service
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key.secret)
     out = tmp_path / "rek"

@@ -31,9 +31,10 @@ def cli(*argv: str, check: bool = True, env: Optional[dict] = None) -> subproces
     )
 
 
-def create_key(data_dir: Path, role: str = "operator") -> dict:
+def create_key(data_dir: Path, role: str = "operator", person: str = "") -> dict:
     """`faceaudit keys create --json` in a subprocess: {"AccessKeyId": ..., "SecretAccessKey": ...}."""
-    out = cli("keys", "create", "--json", "--role", role, "--data-dir", str(data_dir)).stdout
+    extra = ["--person", person] if person else []
+    out = cli("keys", "create", "--json", "--role", role, "--data-dir", str(data_dir), *extra).stdout
     return json.loads(out)
 
 

@@ -9,18 +9,32 @@
 """
 
 from faceaudit.accountability._accountability import (
-    IDENTIFICATION_OPERATIONS,
     Accountability,
     CallerContext,
     Candidate,
     SearchRecord,
 )
-from faceaudit.accountability._guard import compare_candidates, guarded
-from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension, candidates_of
+from faceaudit.accountability._anchors import (
+    AnchorCheck,
+    AnchorReport,
+    DeploymentKey,
+    check_anchors,
+    issue_anchor,
+)
+from faceaudit.accountability._guard import guarded
+from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
+from faceaudit.accountability._identification import (
+    Identification,
+    candidates_of,
+    guard_request,
+    identification,
+    identification_operations,
+)
 from faceaudit.accountability._log import (
     GENESIS,
     LogIntegrityError,
     LogRecord,
+    Repair,
     SearchLog,
     VerifyResult,
     export_records,
@@ -32,13 +46,16 @@ from faceaudit.accountability._policy import (
     ThresholdPolicy,
     policy_meaning,
 )
-from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead
+from faceaudit.accountability._retention import DailyRetention, Retention, RetentionReport, RetentionRule
+from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead, Reviewer
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._testing import TestingAPI
 
 __all__ = [
+    "DailyRetention", "Retention", "RetentionReport", "RetentionRule",
+    "AnchorCheck", "AnchorReport", "DeploymentKey", "check_anchors", "issue_anchor",
     "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
-    "IDENTIFICATION_OPERATIONS", "LEAD_NOTICE", "Lead", "LogIntegrityError", "LogRecord",
+    "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "Reviewer", "LogIntegrityError", "LogRecord", "Repair",
     "PolicyMeaning", "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
-    "candidates_of", "compare_candidates", "export_records", "guarded", "policy_meaning", "record_hash",
+    "candidates_of", "export_records", "guarded", "policy_meaning", "record_hash",
 ]

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import secrets
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+from faceaudit._paths import check_private_dir
 from faceaudit.accountability._files import write_private
 from faceaudit.accountability._log import LogRecord, SearchLog
-from faceaudit.accountability._policy import PolicyStore, PolicyViolationError, ThresholdPolicy
-from faceaudit.accountability._review import Lead, ReviewQueue
+from faceaudit.accountability._policy import DEFAULT_POLICY_ID, PolicyStore, PolicyViolationError, ThresholdPolicy
+from faceaudit.accountability._review import Lead, Reviewer, ReviewQueue
 from faceaudit.accountability._store import Store
-
-IDENTIFICATION_OPERATIONS = frozenset(
-    {"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage", "CompareFaces"}
-)
-"""Operations whose results identify people: each is logged, and its candidates become leads."""
-
 
 @dataclass(frozen=True)
 class CallerContext:
-    """Who asks, and why. ``source`` is "http" or "cli"."""
+    """Who asks, and why. ``source`` is "http" or "cli".
+
+    ``person``: the named person holding the key (may not review the search's leads).
+    ``audit``: the request is an audit's own traffic (on a collection the audit made): logged,
+    never a lead.
+    """
 
     access_key_id: str
     role: str = "operator"
@@ -29,6 +31,8 @@ class CallerContext:
     purpose: str = ""
     source: str = "cli"
     request_id: str = ""
+    person: str = ""
+    audit: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,15 @@ class Candidate:
     face_id: Optional[str] = None
     external_image_id: Optional[str] = None
     user_id: Optional[str] = None
+    below_threshold: bool = False  # a similarity disclosed although it missed the threshold (no lead)
 
     def to_json(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"similarity": self.similarity}
         for key in ("face_id", "external_image_id", "user_id"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.below_threshold:
+            out["below_threshold"] = True
         return out
 
 
@@ -62,6 +69,7 @@ class SearchRecord:
     started_at: Optional[float] = None
     probe_face_id: Optional[str] = None  # SearchFaces / SearchUsers by FaceId
     probe_user_id: Optional[str] = None  # SearchUsers by UserId
+    gallery_size: Optional[int] = None  # faces in the searched collection
 
 
 def similarity_scale_of(model_version: Optional[str]) -> Optional[str]:
@@ -80,8 +88,13 @@ def similarity_scale_of(model_version: Optional[str]) -> Optional[str]:
 class Accountability:
     """Search log, threshold policies and the review queue of one data dir."""
 
-    def __init__(self, data_dir: "str | os.PathLike[str]") -> None:
+    def __init__(self, data_dir: "str | os.PathLike[str]",
+                 face_image: Optional[Callable[[str], Optional[bytes]]] = None) -> None:
         self.data_dir = Path(data_dir)
+        if self.data_dir.is_dir():
+            check_private_dir(self.data_dir)  # UnsafePermissionsError: open to other local users
+        self._face_image = face_image
+        self._collections: Any = None
         self.log = SearchLog(self.data_dir / "search-log.jsonl")
         self._store = Store(self.data_dir / "accountability.db")
         self.policies = PolicyStore(self._store)
@@ -97,6 +110,24 @@ class Accountability:
         stamped = self.policies.set(policy, role=ctx.role, actor=ctx.access_key_id)
         self.log.append("policy", {"access_key_id": ctx.access_key_id, "policy": stamped.to_json()})
         return stamped
+
+    def default_policy(self) -> ThresholdPolicy:
+        """The deployment-wide default: it applies to every collection without a policy of its own."""
+        return self.policies.get(DEFAULT_POLICY_ID)
+
+    def set_default_policy(self, policy: ThresholdPolicy, ctx: CallerContext) -> ThresholdPolicy:
+        return self.set_policy(replace(policy, collection_id=DEFAULT_POLICY_ID), ctx)
+
+    def policy_listing(self) -> List[ThresholdPolicy]:
+        """Every collection's policy (its own, the default's, or none), collections in name order."""
+        fc, ids, token = self.collections(), [], None
+        while True:
+            page = fc.list_collections(next_token=token)
+            ids.extend(page.collection_ids)
+            token = page.next_token
+            if not token:
+                break
+        return [self.policy(cid) for cid in sorted(ids)]
 
     def authorize(self, ctx: CallerContext, operation: str, collection_id: Optional[str],
                   threshold: float, max_faces: Optional[int]) -> None:
@@ -131,10 +162,10 @@ class Accountability:
             "probe_user_id": search.probe_user_id,
             "candidates": [c.to_json() for c in search.candidates],
             "started_at": search.started_at,
+            "gallery_size": search.gallery_size,
         }
         rec = self.log.append("search", data)
-        if search.candidates:
-            self.reviews.add_leads(rec.seq, data)
+        self.reviews.catch_up()  # leads come from the log: a crash here loses none
         return rec
 
     def probe_path(self, sha256: str) -> Optional[Path]:
@@ -155,12 +186,96 @@ class Accountability:
         return {
             "access_key_id": ctx.access_key_id, "role": ctx.role, "source": ctx.source,
             "request_id": ctx.request_id, "case_reference": ctx.case_reference, "purpose": ctx.purpose,
+            "person": ctx.person, "audit": ctx.audit,
         }
+
+    # -- audit traffic -------------------------------------------------------------
+
+    def mark_audit_collection(self, ctx: CallerContext, collection_id: str, audit: bool) -> None:
+        """Record whether a collection was just created for an audit (by ``ctx``'s key): the
+        audit's searches on it make no leads. A collection created otherwise is never one."""
+        with self._store.write() as conn:
+            conn.execute("DELETE FROM audit_collections WHERE collection_id = ?", (collection_id,))
+            if audit:
+                conn.execute("INSERT INTO audit_collections VALUES (?, ?, ?)",
+                             (collection_id, ctx.access_key_id, round(time.time(), 3)))
+        if audit:
+            self.log.append("audit-collection", {**self._who(ctx), "collection_id": collection_id})
+
+    def is_audit_collection(self, collection_id: Optional[str], access_key_id: str) -> bool:
+        if not collection_id:
+            return False
+        row = self._store.read().execute(
+            "SELECT 1 FROM audit_collections WHERE collection_id = ? AND created_by = ?",
+            (collection_id, access_key_id)).fetchone()
+        return row is not None
+
+    # -- review web sessions (server-side: signing out ends them everywhere) -------
+
+    def open_session(self, access_key_id: str, seconds: int) -> str:
+        session_id = secrets.token_urlsafe(24)
+        with self._store.write() as conn:
+            conn.execute("INSERT INTO review_sessions (session_id, access_key_id, expires) VALUES (?, ?, ?)",
+                         (session_id, access_key_id, time.time() + seconds))
+        return session_id
+
+    def session_key(self, session_id: str) -> Optional[str]:
+        """The access key of a live session (not ended, not expired), or None."""
+        row = self._store.read().execute(
+            "SELECT access_key_id, expires, ended FROM review_sessions WHERE session_id = ?",
+            (session_id,)).fetchone()
+        if row is None or row["ended"] is not None or row["expires"] < time.time():
+            return None
+        return row["access_key_id"]
+
+    def end_session(self, session_id: str) -> None:
+        with self._store.write() as conn:
+            conn.execute("UPDATE review_sessions SET ended = ? WHERE session_id = ? AND ended IS NULL",
+                         (time.time(), session_id))
+
+    def set_notice(self, session_id: str, notice: str) -> None:
+        """A message for the session's next page (kept server-side: never text from a URL)."""
+        with self._store.write() as conn:
+            conn.execute("UPDATE review_sessions SET notice = ? WHERE session_id = ?", (notice[:500], session_id))
+
+    def take_notice(self, session_id: str) -> str:
+        with self._store.write() as conn:
+            row = conn.execute("SELECT notice FROM review_sessions WHERE session_id = ?", (session_id,)).fetchone()
+            conn.execute("UPDATE review_sessions SET notice = NULL WHERE session_id = ?", (session_id,))
+        return (row["notice"] or "") if row else ""
 
     # -- review ------------------------------------------------------------------
 
-    def leads(self, status: Optional[str] = None, limit: int = 100) -> List[Lead]:
-        return self.reviews.list(status, limit)
+    def leads(self, status: Optional[str] = None, limit: int = 100, *, collection_id: Optional[str] = None,
+              case_reference: Optional[str] = None) -> List[Lead]:
+        return self.reviews.list(status, limit, collection_id=collection_id, case_reference=case_reference)
 
-    def decide(self, lead_id: str, reviewer: str, decision: str, note: str = "") -> Lead:
-        return self.reviews.decide(lead_id, reviewer, decision, note)
+    def decide(self, lead_id: str, reviewer: "Union[Reviewer, str]", decision: str, note: str = "") -> Lead:
+        """One person's decision; a lead lacking its evidence (images) can only be rejected."""
+        return self.reviews.decide(lead_id, reviewer, decision, note, missing_evidence=self.missing_evidence)
+
+    def collections(self) -> Any:
+        """The data dir's :class:`faceaudit.collections.FaceCollections` (opened on first use)."""
+        if self._collections is None:
+            from faceaudit.collections import FaceCollections
+
+            self._collections = FaceCollections(self.data_dir)
+        return self._collections
+
+    def face_image(self, face_id: Optional[str]) -> Optional[bytes]:
+        """The stored face crop of a candidate (None when the face or its collection is gone)."""
+        if not face_id:
+            return None
+        if self._face_image is not None:
+            return self._face_image(face_id)
+        return self.collections().face_thumbnail(face_id)
+
+    def missing_evidence(self, lead: Lead) -> str:
+        """Why a reviewer cannot compare the lead's two faces ("" when both images are there)."""
+        if not self.probe_path(lead.probe_sha256):
+            return "the probe image was not kept"
+        if not lead.candidate_face_id:
+            return "the candidate has no stored face image (a user or a compared image)"
+        if not self.face_image(lead.candidate_face_id):
+            return "the candidate's face is no longer stored (face or collection deleted)"
+        return ""

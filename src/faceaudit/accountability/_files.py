@@ -6,6 +6,8 @@ import os
 import uuid
 from pathlib import Path
 
+from faceaudit._paths import private_dir
+
 
 def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
     """Write ``data`` to ``path`` (mode 0600) all at once: a unique temp file, fsync, then publish.
@@ -15,7 +17,7 @@ def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
     ``os.replace`` (last writer wins); ``replace=False`` with ``os.link`` (first writer
     wins; later ones leave the file as it is). Returns True when this call published.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent, check=False)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}.{uuid.uuid4().hex}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

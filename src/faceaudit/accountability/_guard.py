@@ -39,6 +39,7 @@ def guarded(
     probe_face_id: Optional[str] = None,
     probe_user_id: Optional[str] = None,
     model_version_of: Optional[Callable[[R], str]] = None,
+    gallery_size: Optional[int] = None,
 ) -> R:
     """Authorize, run and log one identification operation; returns the operation's result."""
     acc.authorize(ctx, operation, collection_id, threshold, max_faces)
@@ -54,7 +55,7 @@ def guarded(
             "request_id": ctx.request_id, "operation": operation, "collection_id": collection_id,
             "threshold": threshold, "max_faces": max_faces, "probe_sha256": probe_sha256,
             "case_reference": ctx.case_reference, "purpose": ctx.purpose, "error": code,
-            "started_at": started,
+            "started_at": started, "person": ctx.person, "audit": ctx.audit,
         })
         raise
     acc.record(ctx, SearchRecord(
@@ -62,11 +63,6 @@ def guarded(
         model_version=model_version_of(result) if model_version_of else model_version,
         threshold=threshold, max_faces=max_faces, probe_sha256=probe_sha256,
         candidates=tuple(candidates(result)), started_at=started,
-        probe_face_id=probe_face_id, probe_user_id=probe_user_id,
+        probe_face_id=probe_face_id, probe_user_id=probe_user_id, gallery_size=gallery_size,
     ), probe=probe)
     return result
-
-
-def compare_candidates(result) -> Sequence[Candidate]:
-    """Candidates of a CompareFaces result: each matched target face (no FaceId exists)."""
-    return tuple(Candidate(similarity=m.similarity) for m in result.matches)

@@ -1,9 +1,10 @@
 """The accountability layer over HTTP: a :class:`faceaudit.service.ServiceExtension`.
 
 - every request is authorised for its key's role (:mod:`._roles`);
-- identification operations (SearchFaces, SearchFacesByImage, SearchUsers,
-  SearchUsersByImage, CompareFaces) run through :func:`guarded`: policy check,
-  then the call, then the hash-chained log record and one lead per candidate.
+- identification operations (every operation that returns a similarity between a
+  probe and stored faces, decided by :func:`identification` from the API model)
+  run through :func:`guard_request`: policy check, then the call, then the
+  hash-chained log record and one lead per candidate at or above the threshold.
   The case reference and purpose come from the ``x-faceaudit-case-reference``
   and ``x-faceaudit-purpose`` headers (sign them with the request);
 - faceaudit's own JSON operations (``X-Amz-Target: FaceAuditService.<Op>``):
@@ -14,54 +15,25 @@
 from __future__ import annotations
 
 import math
+import os
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Optional
 
 from faceaudit._errors import InvalidParameterError
-from faceaudit.accountability._accountability import (
-    IDENTIFICATION_OPERATIONS,
-    Accountability,
-    CallerContext,
-    Candidate,
-)
-from faceaudit.accountability._guard import guarded
-from faceaudit.accountability._policy import ThresholdPolicy
+from faceaudit.accountability._accountability import Accountability, CallerContext
+from faceaudit.accountability._identification import guard_request
+from faceaudit.accountability._policy import DEFAULT_POLICY_ID, ThresholdPolicy
+from faceaudit.accountability._review import Reviewer
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
-from faceaudit.collections._validate import (
-    DEFAULT_FACE_MATCH_THRESHOLD,
-    DEFAULT_MAX_USERS,
-    DEFAULT_SEARCH_MAX_FACES,
-    DEFAULT_SEARCH_USER_MATCH_THRESHOLD,
-)
-from faceaudit.service._dispatch import DEFAULT_SIMILARITY_THRESHOLD
 
 TARGET_PREFIX = "FaceAuditService"
 CASE_HEADER = "x-faceaudit-case-reference"
 PURPOSE_HEADER = "x-faceaudit-purpose"
+AUDIT_HEADER = "x-faceaudit-audit"
+"""``1`` on an audit's own requests (the rekognition audit engine signs it): a collection created
+with it is the audit's, and the same key's searches on it are logged but make no leads."""
 MAX_CONTEXT_CHARS = 256
-
-_DEFAULTS = {
-    # operation: (threshold member, default, max-candidates member, default): the backend's own
-    "SearchFaces": ("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD, "MaxFaces", DEFAULT_SEARCH_MAX_FACES),
-    "SearchFacesByImage": ("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD, "MaxFaces", DEFAULT_SEARCH_MAX_FACES),
-    "SearchUsers": ("UserMatchThreshold", DEFAULT_SEARCH_USER_MATCH_THRESHOLD, "MaxUsers", DEFAULT_MAX_USERS),
-    "SearchUsersByImage": ("UserMatchThreshold", DEFAULT_SEARCH_USER_MATCH_THRESHOLD, "MaxUsers", DEFAULT_MAX_USERS),
-    "CompareFaces": ("SimilarityThreshold", DEFAULT_SIMILARITY_THRESHOLD, None, None),
-}
-
-
-def candidates_of(doc: Dict[str, Any]) -> Tuple[Candidate, ...]:
-    """The candidates in an identification response (FaceMatches or UserMatches)."""
-    out = []
-    for m in doc.get("FaceMatches", []) or []:
-        face = m.get("Face", {}) or {}
-        out.append(Candidate(similarity=float(m.get("Similarity", 0.0)), face_id=face.get("FaceId"),
-                             external_image_id=face.get("ExternalImageId"), user_id=face.get("UserId")))
-    for m in doc.get("UserMatches", []) or []:
-        user = m.get("User", {}) or {}
-        out.append(Candidate(similarity=float(m.get("Similarity", 0.0)), user_id=user.get("UserId")))
-    return tuple(out)
-
 
 class AccountabilityExtension:
     """Plugs the search log, policies, review and the testing API into ``faceaudit serve``."""
@@ -75,19 +47,29 @@ class AccountabilityExtension:
         keys: Any = None,
         face_image: Optional[Callable[[str], Optional[bytes]]] = None,
         testing: Any = None,
+        daily_retention: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.acc = Accountability(self.data_dir)
+        self.acc = Accountability(self.data_dir, face_image=face_image)
         self._keys = keys
-        self._face_image = face_image
         self._testing = testing
         self._web = None
-        self._collections = None
+        self._daily_retention = daily_retention
+        self._retention_pid: Optional[int] = None
 
     # -- ServiceExtension ------------------------------------------------------------------
 
     def authorize(self, caller, operation: str, native: bool) -> None:
+        self._start_retention()
         authorize(caller.role, operation, native)
+
+    def _start_retention(self) -> None:
+        """Start the daily retention thread in this worker process (after the fork, never before)."""
+        if self._daily_retention and self._retention_pid != os.getpid():
+            from faceaudit.accountability._retention import DailyRetention
+
+            self._retention_pid = os.getpid()
+            DailyRetention(self.data_dir).start()
 
     def context(self, caller) -> CallerContext:
         case = caller.header(CASE_HEADER).strip()
@@ -97,35 +79,43 @@ class AccountabilityExtension:
                 f"{CASE_HEADER} and {PURPOSE_HEADER} are at most {MAX_CONTEXT_CHARS} characters"
             )
         return CallerContext(access_key_id=caller.access_key_id, role=caller.role, case_reference=case,
-                             purpose=purpose, source="http", request_id=caller.request_id)
+                             purpose=purpose, source="http", request_id=caller.request_id,
+                             person=self._person(caller.access_key_id))
+
+    def _key_store(self):
+        if self._keys is None:
+            from faceaudit.service import KeyStore
+
+            self._keys = KeyStore(self.data_dir)
+        return self._keys
+
+    def _person(self, access_key_id: str) -> str:
+        key = self._key_store().lookup(access_key_id)
+        return key.person if key is not None else ""
 
     def wrap(self, caller, operation: str, params: Dict[str, Any], call, model_version):
-        if operation not in IDENTIFICATION_OPERATIONS:
-            return call()
-        t_member, t_default, m_member, m_default = _DEFAULTS[operation]
-        threshold = float(params.get(t_member, t_default))
-        max_faces = int(params.get(m_member, m_default)) if m_member else None
-        image = params.get("Image") or params.get("SourceImage") or {}
-        probe = image.get("Bytes") if isinstance(image, dict) else None
-
-        def version(result) -> str:
-            return str(result[0].get("FaceModelVersion") or model_version())
-
-        box: Dict[str, Any] = {}
-
-        def run():
+        """Every identification (decided by :func:`identification`) is checked, logged and reviewed."""
+        ctx = self.context(caller)
+        audit = caller.header(AUDIT_HEADER).strip() == "1"
+        if operation == "CreateCollection":
             result = call()
-            box["version"] = version(result)
+            self.acc.mark_audit_collection(ctx, params["CollectionId"], audit)
             return result
-
-        result = guarded(
-            self.acc, self.context(caller), operation=operation,
-            collection_id=params.get("CollectionId"), threshold=threshold, max_faces=max_faces,
-            model_version="", probe=probe, call=run, candidates=lambda r: candidates_of(r[0]),
-            probe_face_id=params.get("FaceId"), probe_user_id=params.get("UserId"),
-            model_version_of=lambda r: box.get("version", ""),
+        if audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id):
+            ctx = replace(ctx, audit=True)
+        return guard_request(
+            self.acc, ctx, operation, params, call, response_of=lambda r: r[0],
+            model_version=lambda r: str(r[0].get("FaceModelVersion") or model_version()),
+            gallery_size=self._gallery_size, probe_of_face=self.acc.face_image,
         )
-        return result
+
+    def _gallery_size(self, collection_id: str) -> Optional[int]:
+        from faceaudit._errors import FaceAuditError
+
+        try:
+            return self.acc.collections().describe_collection(collection_id=collection_id).face_count
+        except FaceAuditError:
+            return None
 
     def body_limit(self, operation: str) -> int:
         if operation == "StartAudit" and self._testing is not None:
@@ -145,30 +135,23 @@ class AccountabilityExtension:
         if self._web is None:
             from faceaudit.accountability._review_web import ReviewWeb
 
-            self._web = ReviewWeb(self.data_dir, self.acc, self._keys, self._face_image or self._gallery_face)
+            self._web = ReviewWeb(self.data_dir, self.acc, self._key_store())
         return self._web.handle(request, request_id)
-
-    def _gallery_face(self, face_id: str) -> Optional[bytes]:
-        """The candidate's face crop kept by the collections store (for the review page)."""
-        if self._collections is None:
-            from faceaudit.collections import FaceCollections
-
-            self._collections = FaceCollections(self.data_dir)
-        return self._collections.face_thumbnail(face_id)
 
     # -- faceaudit's own operations --------------------------------------------------------
 
     def _op_put_collection_policy(self, caller, params) -> Dict[str, Any]:
-        policy = ThresholdPolicy(
-            collection_id=_string(params, "CollectionId", required=True),
-            min_face_match_threshold=_number(params, "MinFaceMatchThreshold", 0, 100),
-            max_false_match_rate=_number(params, "MaxFalseMatchRate", 1e-7, 1),
-            max_faces=_integer(params, "MaxFaces", 1, 4096),
-            require_case_reference=bool(params.get("RequireCaseReference", False)),
-            purpose=_string(params, "Purpose") or "",
-        )
+        policy = _policy_of(params, _string(params, "CollectionId", required=True))
         stamped = self.acc.set_policy(policy, self.context(caller))
         return {"Policy": stamped.to_json()}
+
+    def _op_put_default_policy(self, caller, params) -> Dict[str, Any]:
+        stamped = self.acc.set_default_policy(_policy_of(params, DEFAULT_POLICY_ID), self.context(caller))
+        return {"Policy": stamped.to_json()}
+
+    def _op_list_collection_policies(self, caller, params) -> Dict[str, Any]:
+        return {"DefaultPolicy": self.acc.default_policy().to_json(),
+                "Policies": [p.to_json() for p in self.acc.policy_listing()]}
 
     def _op_get_collection_policy(self, caller, params) -> Dict[str, Any]:
         return {"Policy": self.acc.policy(_string(params, "CollectionId", required=True)).to_json()}
@@ -176,17 +159,30 @@ class AccountabilityExtension:
     def _op_list_leads(self, caller, params) -> Dict[str, Any]:
         status = _string(params, "Status")
         limit = _integer(params, "MaxResults", 1, 1000) or 100
-        return {"Leads": [lead.to_json() for lead in self.acc.leads(status, limit)]}
+        leads = self.acc.leads(status, limit, collection_id=_string(params, "CollectionId"),
+                               case_reference=_string(params, "CaseReference"))
+        return {"Leads": [lead.to_json() for lead in leads]}
 
     def _op_get_lead(self, caller, params) -> Dict[str, Any]:
         return {"Lead": self.acc.reviews.get(_string(params, "LeadId", required=True)).to_json()}
 
     def _op_decide_lead(self, caller, params) -> Dict[str, Any]:
         lead = self.acc.decide(
-            _string(params, "LeadId", required=True), caller.access_key_id,
+            _string(params, "LeadId", required=True), Reviewer(caller.access_key_id, self._person(caller.access_key_id)),
             _string(params, "Decision", required=True), _string(params, "Note") or "",
         )
         return {"Lead": lead.to_json()}
+
+
+def _policy_of(params, collection_id: str) -> ThresholdPolicy:
+    return ThresholdPolicy(
+        collection_id=collection_id,
+        min_face_match_threshold=_number(params, "MinFaceMatchThreshold", 0, 100),
+        max_false_match_rate=_number(params, "MaxFalseMatchRate", 1e-7, 1),
+        max_faces=_integer(params, "MaxFaces", 1, 4096),
+        require_case_reference=bool(params.get("RequireCaseReference", False)),
+        purpose=_string(params, "Purpose") or "",
+    )
 
 
 def _snake(name: str) -> str:

@@ -15,6 +15,10 @@ MIN_POLICY_FMR = 1e-7
 """The strictest false-match rate a policy can ask for (Similarity 100 on the scale)."""
 
 
+DEFAULT_POLICY_ID = "*"
+"""The policies-table key of the deployment-wide default (no collection id can be ``*``)."""
+
+
 class PolicyViolationError(AccessDeniedError):
     """A request falls below its collection's policy (e.g. FaceMatchThreshold under the minimum)."""
 
@@ -41,6 +45,7 @@ class ThresholdPolicy:
     set_by: str = ""
     set_at: float = 0.0
     max_false_match_rate: Optional[float] = None
+    source: str = "collection"  # "collection" (its own), "default" (the deployment's) or "none"
 
     @property
     def effective_min_threshold(self) -> Optional[float]:
@@ -65,6 +70,7 @@ class ThresholdPolicy:
             "Purpose": self.purpose,
             "SetBy": self.set_by,
             "SetAt": self.set_at,
+            "Source": self.source,
         }
 
     def violations(self, threshold: float, max_faces: Optional[int],
@@ -178,13 +184,18 @@ class PolicyStore:
         self._store = store
 
     def get(self, collection_id: str) -> ThresholdPolicy:
-        row = self._store.read().execute(
-            "SELECT * FROM policies WHERE collection_id = ?", (collection_id,)
-        ).fetchone()
+        """The collection's own policy, else the deployment's default (``source`` says which)."""
+        conn = self._store.read()
+        row = conn.execute("SELECT * FROM policies WHERE collection_id = ?", (collection_id,)).fetchone()
+        source = "default" if collection_id == DEFAULT_POLICY_ID else "collection"
+        if row is None and collection_id != DEFAULT_POLICY_ID:
+            row = conn.execute("SELECT * FROM policies WHERE collection_id = ?", (DEFAULT_POLICY_ID,)).fetchone()
+            source = "default"
         if row is None:
-            return ThresholdPolicy(collection_id=collection_id)
+            return ThresholdPolicy(collection_id=collection_id, source="none")
         return ThresholdPolicy(
-            collection_id=row["collection_id"],
+            source=source,
+            collection_id=collection_id,
             min_face_match_threshold=row["min_face_match_threshold"],
             max_faces=row["max_faces"],
             require_case_reference=bool(row["require_case_reference"]),
@@ -210,6 +221,7 @@ class PolicyStore:
             policy.collection_id, policy.min_face_match_threshold, policy.max_faces,
             policy.require_case_reference, policy.purpose, actor, round(time.time(), 3),
             None if rate is None else float(rate),
+            source="default" if policy.collection_id == DEFAULT_POLICY_ID else "collection",
         )
         with self._store.write() as conn:
             conn.execute(

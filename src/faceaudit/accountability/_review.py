@@ -1,20 +1,23 @@
-"""Human review of leads: two different reviewers must confirm before a lead is "confirmed".
+"""Human review of leads: two different people must confirm before a lead is "confirmed".
 
 Every candidate returned by an identification search becomes a lead in state
-``pending``. A reviewer records ``confirm`` or ``reject`` once per lead. The
-lead becomes ``confirmed`` when two DIFFERENT reviewers have confirmed it (EU
-AI Act art. 14(5)), and ``rejected`` as soon as any reviewer rejects it. Every
-decision is appended to the same hash-chained log as the searches.
+``pending``. Leads are made from the search log itself (:meth:`ReviewQueue.catch_up`,
+idempotent): a crash between the log append and the lead insert loses no lead.
+Audit traffic (``data["audit"]``) and similarities disclosed under the threshold
+make none. A reviewer is a named person (the person an access key belongs to);
+each person records ``confirm`` or ``reject`` once per lead, and the person who
+ran the search may not review its leads. The lead becomes ``confirmed`` when two
+DIFFERENT people have confirmed it (EU AI Act art. 14(5)), and ``rejected`` as
+soon as anyone rejects it. Every decision is appended to the same hash-chained log.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from faceaudit._errors import ConflictError, InvalidParameterError, ResourceNotFoundError
+from faceaudit._errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
 from faceaudit.accountability._log import SearchLog
 from faceaudit.accountability._store import Store
 
@@ -27,15 +30,27 @@ LEAD_NOTICE = (
 )
 
 
+_LEAD_IDS = uuid.UUID("5d0c6f4e-3a57-4c47-9a51-6f1f0a7c2b10")
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """Who decides: the named ``person`` holding the access key ``key_id``."""
+
+    key_id: str
+    person: str
+
+
 @dataclass(frozen=True)
 class Decision:
-    """One reviewer's decision on a lead (``time`` in Unix seconds)."""
+    """One reviewer's decision on a lead (``time`` in Unix seconds). ``reviewer`` is the person."""
 
     reviewer: str
     decision: str
     note: str
     time: float
     log_seq: int
+    access_key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,10 @@ class Lead:
     model_version: str
     status: str
     decisions: Tuple[Decision, ...] = ()
+    requested_by_person: str = ""
+    rank: int = 1
+    candidates: int = 1
+    gallery_size: Optional[int] = None
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -71,9 +90,11 @@ class Lead:
             "ExternalImageId": self.candidate_external_image_id, "UserId": self.candidate_user_id,
             "Similarity": self.similarity, "Threshold": self.threshold,
             "FaceModelVersion": self.model_version, "Status": self.status,
+            "RequestedByPerson": self.requested_by_person, "Rank": self.rank,
+            "CandidatesInSearch": self.candidates, "GallerySize": self.gallery_size,
             "Decisions": [
                 {"Reviewer": d.reviewer, "Decision": d.decision, "Note": d.note, "Time": d.time,
-                 "LogSeq": d.log_seq}
+                 "LogSeq": d.log_seq, "AccessKeyId": d.access_key_id}
                 for d in self.decisions
             ],
             "Notice": LEAD_NOTICE,
@@ -87,26 +108,48 @@ class ReviewQueue:
         self._store = store
         self._log = log
 
-    def add_leads(self, search_seq: int, search: Dict[str, Any]) -> List[str]:
-        """Create one pending lead per candidate of a logged search; returns the lead ids."""
-        ids = []
-        now = round(time.time(), 3)
+    def catch_up(self) -> int:
+        """Make the leads of every logged search not yet turned into leads; returns how many.
+
+        Lead ids derive from the search record's hash, so running this twice (or in two
+        processes) makes each lead once.
+        """
+        made = 0
         with self._store.write() as conn:
-            for cand in search.get("candidates", []):
-                lead_id = str(uuid.uuid4())
-                conn.execute(
-                    "INSERT INTO leads (lead_id, search_seq, created_at, operation, collection_id, "
-                    "requested_by, case_reference, probe_sha256, candidate_face_id, "
-                    "candidate_external_image_id, candidate_user_id, similarity, threshold, "
-                    "model_version, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'pending')",
-                    (lead_id, search_seq, now, search.get("operation", ""), search.get("collection_id"),
-                     search.get("access_key_id", ""), search.get("case_reference", "") or "",
-                     search.get("probe_sha256", ""), cand.get("face_id"),
-                     cand.get("external_image_id"), cand.get("user_id"), float(cand["similarity"]),
-                     float(search.get("threshold", 0.0)), search.get("model_version", "")),
-                )
-                ids.append(lead_id)
-        return ids
+            row = conn.execute("SELECT last_seq, log_offset FROM lead_sync WHERE id = 1").fetchone()
+            last_seq, offset = (row[0], row[1]) if row else (0, 0)
+            # a database from before leads were made from the log already holds those searches' leads
+            made_before = 0 if row else (conn.execute("SELECT MAX(search_seq) FROM leads").fetchone()[0] or 0)
+            for rec, end in self._log.records_after(offset):
+                last_seq, offset = rec.seq, end
+                if rec.kind == "search" and rec.seq > made_before:
+                    made += self._insert_leads(conn, rec.seq, rec.hash, rec.time, rec.data)
+            conn.execute("INSERT OR REPLACE INTO lead_sync VALUES (1, ?, ?)", (last_seq, offset))
+        return made
+
+    @staticmethod
+    def _insert_leads(conn, search_seq: int, search_hash: str, when: float, search: Dict[str, Any]) -> int:
+        if search.get("audit"):
+            return 0  # an audit's own traffic: logged, never a lead
+        cands = [c for c in search.get("candidates") or [] if not c.get("below_threshold")]
+        made = 0
+        for rank, cand in enumerate(cands, start=1):
+            lead_id = str(uuid.uuid5(_LEAD_IDS, f"{search_hash}:{rank}"))
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO leads (lead_id, search_seq, created_at, operation, collection_id, "
+                "requested_by, case_reference, probe_sha256, candidate_face_id, "
+                "candidate_external_image_id, candidate_user_id, similarity, threshold, "
+                "model_version, status, requested_by_person, rank, candidates, gallery_size) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'pending',?,?,?,?)",
+                (lead_id, search_seq, round(when, 3), search.get("operation", ""), search.get("collection_id"),
+                 search.get("access_key_id", ""), search.get("case_reference", "") or "",
+                 search.get("probe_sha256", "") or "", cand.get("face_id"),
+                 cand.get("external_image_id"), cand.get("user_id"), float(cand["similarity"]),
+                 float(search.get("threshold") or 0.0), search.get("model_version", "") or "",
+                 search.get("person", "") or "", rank, len(cands), search.get("gallery_size")),
+            )
+            made += cur.rowcount
+        return made
 
     def get(self, lead_id: str) -> Lead:
         conn = self._store.read()
@@ -115,27 +158,49 @@ class ReviewQueue:
             raise ResourceNotFoundError(f"lead {lead_id!r} not found")
         return self._lead(conn, row)
 
-    def list(self, status: Optional[str] = None, limit: int = 100) -> List[Lead]:
+    def list(self, status: Optional[str] = None, limit: int = 100, *, collection_id: Optional[str] = None,
+             case_reference: Optional[str] = None) -> List[Lead]:
+        """Leads, newest search first, each search's candidates in rank order."""
         if status is not None and status not in STATUSES:
             raise InvalidParameterError(f"status must be one of {', '.join(STATUSES)}")
+        self.catch_up()
+        where, args = [], []
+        for column, value in (("status", status), ("collection_id", collection_id),
+                              ("case_reference", case_reference)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = ("SELECT * FROM leads" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY search_seq DESC, rank, lead_id LIMIT ?")
         conn = self._store.read()
-        if status:
-            rows = conn.execute(
-                "SELECT * FROM leads WHERE status = ? ORDER BY created_at, lead_id LIMIT ?", (status, limit)
-            ).fetchall()
-        else:
-            rows = conn.execute("SELECT * FROM leads ORDER BY created_at, lead_id LIMIT ?", (limit,)).fetchall()
-        return [self._lead(conn, r) for r in rows]
+        return [self._lead(conn, r) for r in conn.execute(sql, (*args, limit)).fetchall()]
 
-    def decide(self, lead_id: str, reviewer: str, decision: str, note: str = "") -> Lead:
-        """Record one reviewer's decision; returns the lead with its new status."""
+    def decide(self, lead_id: str, reviewer: "Union[Reviewer, str]", decision: str, note: str = "",
+               missing_evidence: Optional[Callable[[Lead], str]] = None) -> Lead:
+        """Record one person's decision; returns the lead with its new status.
+
+        ``reviewer`` is a :class:`Reviewer` (a bare string names a person holding a key of the
+        same name). ``missing_evidence(lead)`` says why a lead cannot be confirmed ("" when it can).
+        """
         if decision not in DECISIONS:
             raise InvalidParameterError("decision must be 'confirm' or 'reject'")
-        reviewer = (reviewer or "").strip()
-        if not reviewer:
+        if isinstance(reviewer, str):
+            reviewer = Reviewer(reviewer.strip(), reviewer.strip())
+        if not reviewer.key_id:
             raise InvalidParameterError("a reviewer identity is required")
+        if not reviewer.person:
+            raise AccessDeniedError(
+                f"access key {reviewer.key_id} belongs to no named person; reviewing needs a key made "
+                "with `faceaudit keys create --person NAME`")
         if len(note) > 2000:
             raise InvalidParameterError("note is longer than 2000 characters")
+        lead = self.get(lead_id)
+        if lead.requested_by == reviewer.key_id or (
+                lead.requested_by_person and lead.requested_by_person == reviewer.person):
+            raise AccessDeniedError("the person who ran the search may not review its leads")
+        problem = missing_evidence(lead) if (missing_evidence and decision == "confirm") else ""
+        if problem:
+            raise ConflictError(f"lead {lead_id} cannot be confirmed: {problem}; it can only be rejected")
         with self._store.write() as conn:
             row = conn.execute("SELECT * FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
             if row is None:
@@ -143,12 +208,12 @@ class ReviewQueue:
             if row["status"] != "pending":
                 raise ConflictError(f"lead {lead_id} is already {row['status']}")
             done = conn.execute(
-                "SELECT 1 FROM decisions WHERE lead_id = ? AND reviewer = ?", (lead_id, reviewer)
+                "SELECT 1 FROM decisions WHERE lead_id = ? AND reviewer = ?", (lead_id, reviewer.person)
             ).fetchone()
             if done:
                 raise ConflictError(
-                    f"reviewer {reviewer!r} has already decided on lead {lead_id}; "
-                    "a second, different reviewer is required"
+                    f"{reviewer.person!r} has already decided on lead {lead_id}; "
+                    "a second, different person is required"
                 )
             confirms = conn.execute(
                 "SELECT COUNT(*) FROM decisions WHERE lead_id = ? AND decision = 'confirm'", (lead_id,)
@@ -161,14 +226,16 @@ class ReviewQueue:
                 status = "pending"
             # the log append happens inside the transaction: a decision is stored only if logged
             rec = self._log.append("review", {
-                "lead_id": lead_id, "search_seq": row["search_seq"], "reviewer": reviewer,
+                "lead_id": lead_id, "search_seq": row["search_seq"], "reviewer": reviewer.person,
+                "access_key_id": reviewer.key_id,
                 "decision": decision, "note": note, "status_after": status,
                 "collection_id": row["collection_id"], "face_id": row["candidate_face_id"],
                 "similarity": row["similarity"],
             })
             conn.execute(
-                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)",
-                (lead_id, reviewer, decision, note, rec.time, rec.seq),
+                "INSERT INTO decisions (lead_id, reviewer, decision, note, decided_at, log_seq, access_key_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (lead_id, reviewer.person, decision, note, rec.time, rec.seq, reviewer.key_id),
             )
             conn.execute("UPDATE leads SET status = ? WHERE lead_id = ?", (status, lead_id))
         return self.get(lead_id)
@@ -176,7 +243,7 @@ class ReviewQueue:
     @staticmethod
     def _lead(conn, row) -> Lead:
         decisions = tuple(
-            Decision(d["reviewer"], d["decision"], d["note"], d["decided_at"], d["log_seq"])
+            Decision(d["reviewer"], d["decision"], d["note"], d["decided_at"], d["log_seq"], d["access_key_id"])
             for d in conn.execute(
                 "SELECT * FROM decisions WHERE lead_id = ? ORDER BY decided_at", (row["lead_id"],)
             )
@@ -186,4 +253,5 @@ class ReviewQueue:
             row["requested_by"] or "", row["case_reference"] or "", row["probe_sha256"] or "",
             row["candidate_face_id"], row["candidate_external_image_id"], row["candidate_user_id"],
             row["similarity"], row["threshold"], row["model_version"] or "", row["status"], decisions,
+            row["requested_by_person"] or "", row["rank"], row["candidates"], row["gallery_size"],
         )

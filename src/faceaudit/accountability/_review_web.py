@@ -1,11 +1,16 @@
-"""The review web page's HTTP handling: sign-in, session cookie, CSRF, decisions, images.
+"""The review web page's HTTP handling: sign-in, sessions, CSRF, decisions, images.
 
 Browsers cannot sign SigV4 requests, so a reviewer signs in once with their
-access key id and secret (role admin or operator). The server answers with a
-session cookie ``<key id>.<expiry>.<HMAC>`` (HttpOnly, SameSite=Strict, 8 hours)
-keyed by a random secret kept in the data dir (mode 0600, shared by workers).
-Every form carries a CSRF token derived from the session. The key is looked up
-again on every request, so revoking it ends its sessions.
+access key id and secret (role admin, operator or reviewer; the key must belong
+to a named person). Sign-in itself is protected against cross-site forgery: the
+form carries a token bound to a short-lived cookie set with the form
+(SameSite=Strict), and a foreign Origin is refused. A session lives server-side
+(``accountability.db``): the cookie ``<session id>.<HMAC>`` (HttpOnly,
+SameSite=Strict, 8 hours) is worth nothing once the reviewer signs out. Every
+form carries a CSRF token derived from the session. The key is looked up again
+on every request, so revoking it ends its sessions. Messages after a decision
+are kept with the session, never taken from the URL. Images are served only for
+a pending lead the signed-in person may decide on.
 """
 
 from __future__ import annotations
@@ -13,19 +18,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from faceaudit._errors import FaceAuditError
 from faceaudit.accountability._accountability import Accountability
 from faceaudit.accountability._files import write_private
 from faceaudit.accountability._review_page import render_login, render_review_page
+from faceaudit.accountability._review import Reviewer
 from faceaudit.accountability._roles import REVIEWER_ROLES
 
 COOKIE = "faceaudit_review"
+LOGIN_COOKIE = "faceaudit_login"
 SESSION_SECONDS = 8 * 3600
+LOGIN_FORM_SECONDS = 900
 MAX_FORM_BYTES = 16 * 1024
 
 
@@ -57,8 +64,7 @@ def _redirect(location: str, request_id: str, extra=()):
 class ReviewWeb:
     """Serves ``/review`` for one data dir."""
 
-    def __init__(self, data_dir: Path, acc: Accountability, keys: Any,
-                 face_image: Optional[Callable[[str], Optional[bytes]]]) -> None:
+    def __init__(self, data_dir: Path, acc: Accountability, keys: Any) -> None:
         self.data_dir = Path(data_dir)
         self.acc = acc
         if keys is None:
@@ -66,7 +72,6 @@ class ReviewWeb:
 
             keys = KeyStore(self.data_dir)
         self.keys = keys
-        self.face_image = face_image
         self._secret: Optional[bytes] = None
 
     # -- sessions --------------------------------------------------------------------------
@@ -85,28 +90,26 @@ class ReviewWeb:
     def _sign(self, text: str) -> str:
         return hmac.new(self._session_secret(), text.encode(), hashlib.sha256).hexdigest()
 
-    def _new_session(self, key_id: str) -> str:
-        expires = int(time.time()) + SESSION_SECONDS
-        body = f"{key_id}.{expires}"
-        return f"{body}.{self._sign(body)}"
-
-    def _reviewer(self, request) -> Optional[str]:
-        """The signed-in reviewer's key id, or None."""
+    def _session_id(self, request) -> Optional[str]:
         cookie = _cookies(request.header("cookie") or "").get(COOKIE, "")
-        parts = cookie.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        session_id, _, mac = cookie.partition(".")
+        if not session_id or not hmac.compare_digest(self._sign("session:" + session_id), mac):
             return None
-        key_id, expires, mac = parts
-        if not hmac.compare_digest(self._sign(f"{key_id}.{expires}"), mac) or int(expires) < time.time():
+        return session_id
+
+    def _reviewer(self, request) -> "Optional[Tuple[str, Reviewer]]":
+        """The live session id and the signed-in reviewer, or None."""
+        session_id = self._session_id(request)
+        key_id = self.acc.session_key(session_id) if session_id else None
+        if key_id is None:
             return None
         key = self.keys.lookup(key_id)
         if key is None or not key.active or key.role not in REVIEWER_ROLES:
             return None
-        return key_id
+        return session_id, Reviewer(key.access_key_id, key.person)
 
-    def _csrf(self, request) -> str:
-        cookie = _cookies(request.header("cookie") or "").get(COOKIE, "")
-        return self._sign("csrf:" + cookie)
+    def _csrf(self, session_id: str) -> str:
+        return self._sign("csrf:" + session_id)
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -115,71 +118,120 @@ class ReviewWeb:
         if path == "/review/login":
             if method == "POST":
                 return self._login(request, request_id)
-            return _html(200, render_login(), request_id)
-        if path == "/review/logout":
-            return _redirect("/review/login", request_id,
-                             [("Set-Cookie", f"{COOKIE}=; Path=/review; Max-Age=0; HttpOnly; SameSite=Strict")])
-        reviewer = self._reviewer(request)
-        if reviewer is None:
+            return self._login_form(request_id)
+        signed_in = self._reviewer(request)
+        if path == "/review/logout" and method == "POST":
+            if signed_in is not None:
+                form = self._read_form(request)
+                if form is not None and hmac.compare_digest(form.get("csrf", ""), self._csrf(signed_in[0])):
+                    self.acc.end_session(signed_in[0])
+            return _redirect("/review/login", request_id, [(
+                "Set-Cookie", f"{COOKIE}=; Path=/review; Max-Age=0; HttpOnly; SameSite=Strict")])
+        if signed_in is None:
             if method == "GET" and path == "/review":
                 return _redirect("/review/login", request_id)
             return _html(401, render_login("Please sign in."), request_id)
+        session_id, reviewer = signed_in
         if path == "/review" and method in ("GET", "HEAD"):
-            return self._page(request, request_id, reviewer)
+            return self._page(request, request_id, session_id, reviewer)
         if path.startswith("/review/leads/") and path.endswith("/decision") and method == "POST":
-            return self._decide(request, request_id, reviewer, path[len("/review/leads/"):-len("/decision")])
-        if path.startswith("/review/images/probe/") and method == "GET":
-            found = self.acc.probe_path(path.rsplit("/", 1)[1])
-            return self._image(found.read_bytes() if found else None, request_id)
-        if path.startswith("/review/images/face/") and method == "GET":
-            data = self.face_image(path.rsplit("/", 1)[1]) if self.face_image else None
-            return self._image(data, request_id)
+            return self._decide(request, request_id, session_id, reviewer,
+                                path[len("/review/leads/"):-len("/decision")])
+        if path.startswith("/review/images/lead/") and method == "GET":
+            lead_id, _, which = path[len("/review/images/lead/"):].partition("/")
+            return self._image(self._lead_image(reviewer, lead_id, which), request_id)
         return _html(404, "<p>not found</p>", request_id)
 
-    def _login(self, request, request_id: str):
+    def _login_form(self, request_id: str):
+        nonce = secrets.token_urlsafe(18)
+        return _html(200, render_login(csrf=self._sign("login:" + nonce)), request_id, [(
+            "Set-Cookie",
+            f"{LOGIN_COOKIE}={nonce}; Path=/review/login; Max-Age={LOGIN_FORM_SECONDS}; HttpOnly; SameSite=Strict",
+        )])
+
+    def _read_form(self, request) -> Optional[Dict[str, str]]:
         if (request.content_length or 0) > MAX_FORM_BYTES:
+            return None
+        return _form(request.body())
+
+    def _login(self, request, request_id: str):
+        form = self._read_form(request)
+        if form is None:
             return _html(413, render_login("The form is too large."), request_id)
-        form = _form(request.body())
+        nonce = _cookies(request.header("cookie") or "").get(LOGIN_COOKIE, "")
+        origin = request.header("origin")
+        if (not nonce or not hmac.compare_digest(form.get("csrf", ""), self._sign("login:" + nonce))
+                or not _same_origin(origin, request.header("host"))):
+            return _html(403, render_login("Sign-in refused: the form did not come from this page. "
+                                           "Reload the sign-in page and try again."), request_id)
         key = self.keys.lookup(form.get("access_key_id", "").strip())
         secret = form.get("secret", "")
         ok = (key is not None and key.active and key.role in REVIEWER_ROLES
               and hmac.compare_digest(key.secret.encode(), secret.encode()))
         if not ok:
             return _html(401, render_login("Sign-in refused: unknown or revoked key, wrong secret, or a role "
-                                           "that may not review (admin or operator only)."), request_id)
-        cookie = self._new_session(key.access_key_id)
-        return _redirect("/review", request_id, [(
-            "Set-Cookie",
-            f"{COOKIE}={cookie}; Path=/review; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict",
-        )])
+                                           "that may not review (admin, operator or reviewer only)."), request_id)
+        session_id = self.acc.open_session(key.access_key_id, SESSION_SECONDS)
+        cookie = f"{session_id}.{self._sign('session:' + session_id)}"
+        return _redirect("/review", request_id, [
+            ("Set-Cookie", f"{COOKIE}={cookie}; Path=/review; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict"),
+            ("Set-Cookie", f"{LOGIN_COOKIE}=; Path=/review/login; Max-Age=0; HttpOnly; SameSite=Strict"),
+        ])
 
-    def _page(self, request, request_id: str, reviewer: str):
+    def _page(self, request, request_id: str, session_id: str, reviewer: Reviewer):
         query = urllib.parse.parse_qs(request.query)
         status = (query.get("status") or ["pending"])[0]
         if status not in ("pending", "confirmed", "rejected"):
             status = "pending"
-        flash = (query.get("flash") or [""])[0][:300]
-        leads = self.acc.leads(status, 200)
+        collection = (query.get("collection") or [""])[0][:255] or None
+        case = (query.get("case") or [""])[0][:256] or None
+        leads = self.acc.leads(status, 500, collection_id=collection, case_reference=case)
+        decidable = {l.lead_id: self._may_decide(reviewer, l) for l in leads}
         page = render_review_page(
-            leads, reviewer, self._csrf(request),
-            probe_url=lambda l: f"/review/images/probe/{l.probe_sha256}" if self.acc.probe_path(l.probe_sha256) else None,
-            candidate_url=lambda l: f"/review/images/face/{l.candidate_face_id}" if l.candidate_face_id and self.face_image else None,
-            status=status, flash=flash,
+            leads, reviewer, self._csrf(session_id),
+            probe_url=lambda l: f"/review/images/lead/{l.lead_id}/probe" if decidable[l.lead_id] and self.acc.probe_path(l.probe_sha256) else None,
+            candidate_url=lambda l: f"/review/images/lead/{l.lead_id}/candidate" if decidable[l.lead_id] and l.candidate_face_id else None,
+            missing=self.acc.missing_evidence, may_decide=lambda l: decidable[l.lead_id],
+            status=status, notice=self.acc.take_notice(session_id), collection=collection or "", case=case or "",
         )
         return _html(200, page, request_id)
 
-    def _decide(self, request, request_id: str, reviewer: str, lead_id: str):
-        if (request.content_length or 0) > MAX_FORM_BYTES:
+    @staticmethod
+    def _may_decide(reviewer: Reviewer, lead) -> bool:
+        """Whether this person may decide on the lead now (pending, not their search, not decided)."""
+        return (lead.status == "pending" and bool(reviewer.person)
+                and lead.requested_by != reviewer.key_id
+                and not (lead.requested_by_person and lead.requested_by_person == reviewer.person)
+                and all(d.reviewer != reviewer.person for d in lead.decisions))
+
+    def _lead_image(self, reviewer: Reviewer, lead_id: str, which: str) -> Optional[bytes]:
+        """A lead's probe or candidate image, only while the person is deciding on it."""
+        try:
+            lead = self.acc.reviews.get(lead_id)
+        except FaceAuditError:
+            return None
+        if not self._may_decide(reviewer, lead):
+            return None
+        if which == "probe":
+            found = self.acc.probe_path(lead.probe_sha256)
+            return found.read_bytes() if found else None
+        if which == "candidate":
+            return self.acc.face_image(lead.candidate_face_id)
+        return None
+
+    def _decide(self, request, request_id: str, session_id: str, reviewer: Reviewer, lead_id: str):
+        form = self._read_form(request)
+        if form is None:
             return _html(413, "<p>form too large</p>", request_id)
-        form = _form(request.body())
-        if not hmac.compare_digest(form.get("csrf", ""), self._csrf(request)):
+        if not hmac.compare_digest(form.get("csrf", ""), self._csrf(session_id)):
             return _html(403, "<p>Refused: the form is stale or forged (CSRF check). Reload the page.</p>", request_id)
         try:
             lead = self.acc.decide(lead_id, reviewer, form.get("decision", ""), form.get("note", ""))
-            flash = f"Recorded: {form.get('decision')} on lead {lead.lead_id}; it is now {lead.status}."
+            notice = f"Recorded: {form.get('decision')} on lead {lead.lead_id}; it is now {lead.status}."
         except FaceAuditError as exc:
-            flash = f"Not recorded: {exc.message}"
-        return _redirect("/review?" + urllib.parse.urlencode({"flash": flash}), request_id)
+            notice = f"Not recorded: {exc.message}"
+        self.acc.set_notice(session_id, notice)
+        return _redirect("/review", request_id)
 
     @staticmethod
     def _image(data: Optional[bytes], request_id: str):
@@ -187,6 +239,14 @@ class ReviewWeb:
             return _response(404, b"", "text/plain", request_id)
         kind = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
         return _response(200, data, kind, request_id)
+
+
+def _same_origin(origin: Optional[str], host: Optional[str]) -> bool:
+    """No Origin (not a browser form, or an old browser) passes; a present one must name this host."""
+    if not origin:
+        return True
+    netloc = urllib.parse.urlsplit(origin).netloc
+    return bool(host) and netloc.lower() == host.strip().lower()
 
 
 def _cookies(header: str) -> Dict[str, str]:

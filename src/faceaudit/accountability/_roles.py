@@ -4,6 +4,8 @@
 - operator: the Rekognition operations, reading policies, reviewing leads.
 - auditor: independent testing only (the testing API and DetectFaces): no access
   to any collection's faces, no searches, no leads.
+- reviewer: decides on leads (and reads them and policies); never searches, never
+  touches a collection through the Rekognition API.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from faceaudit._errors import AccessDeniedError
 
 NATIVE_OPERATIONS = {
     "PutCollectionPolicy": ("admin",),
-    "GetCollectionPolicy": ("admin", "operator"),
-    "ListLeads": ("admin", "operator"),
-    "GetLead": ("admin", "operator"),
-    "DecideLead": ("admin", "operator"),
+    "GetCollectionPolicy": ("admin", "operator", "reviewer"),
+    "PutDefaultPolicy": ("admin",),
+    "ListCollectionPolicies": ("admin", "operator", "reviewer"),
+    "ListLeads": ("admin", "operator", "reviewer"),
+    "GetLead": ("admin", "operator", "reviewer"),
+    "DecideLead": ("admin", "operator", "reviewer"),
     "StartAudit": ("admin", "auditor"),
     "DescribeAudit": ("admin", "auditor"),
     "ListAudits": ("admin", "auditor"),
@@ -26,7 +30,7 @@ NATIVE_OPERATIONS = {
 AUDITOR_REKOGNITION_OPERATIONS = frozenset({"DetectFaces"})
 """The only Rekognition operations an auditor key may call: none touches a collection."""
 
-REVIEWER_ROLES = ("admin", "operator")
+REVIEWER_ROLES = ("admin", "operator", "reviewer")
 
 
 def authorize(role: str, operation: str, native: bool) -> None:
@@ -43,6 +47,10 @@ def authorize(role: str, operation: str, native: bool) -> None:
         return
     if role == "auditor" and operation in AUDITOR_REKOGNITION_OPERATIONS:
         return
+    if role == "reviewer":
+        raise AccessDeniedError(
+            f"a key with role 'reviewer' may not call {operation}: reviewers decide on leads and never search"
+        )
     raise AccessDeniedError(
         f"a key with role {role!r} may not call {operation}: auditor keys test the model through "
         "the testing API and never see a collection's faces"

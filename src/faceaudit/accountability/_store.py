@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from faceaudit._paths import private_dir, private_file
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS policies (
     collection_id TEXT PRIMARY KEY,
@@ -37,6 +39,30 @@ CREATE TABLE IF NOT EXISTS leads (
     status TEXT NOT NULL DEFAULT 'pending'
 );
 CREATE INDEX IF NOT EXISTS leads_status ON leads(status, created_at);
+CREATE TABLE IF NOT EXISTS lead_sync (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_seq INTEGER NOT NULL,
+    log_offset INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_collections (
+    collection_id TEXT PRIMARY KEY,
+    created_by TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retention (
+    collection_id TEXT PRIMARY KEY,
+    days INTEGER,
+    legal_hold INTEGER NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_sessions (
+    session_id TEXT PRIMARY KEY,
+    access_key_id TEXT NOT NULL,
+    expires REAL NOT NULL,
+    ended REAL,
+    notice TEXT
+);
 CREATE TABLE IF NOT EXISTS decisions (
     lead_id TEXT NOT NULL REFERENCES leads(lead_id),
     reviewer TEXT NOT NULL,
@@ -47,17 +73,6 @@ CREATE TABLE IF NOT EXISTS decisions (
     PRIMARY KEY (lead_id, reviewer)
 );
 """
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a database made by an earlier version up to date (columns are only ever added)."""
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(policies)")}
-    if "max_false_match_rate" not in cols:
-        try:
-            conn.execute("ALTER TABLE policies ADD COLUMN max_false_match_rate REAL")
-        except sqlite3.OperationalError as exc:  # another process added it first
-            if "duplicate column" not in str(exc):
-                raise
 
 
 class Store:
@@ -72,7 +87,7 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(private_dir(self.path.parent) / self.path.name)
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
@@ -81,7 +96,7 @@ class Store:
             with self._lock:
                 if not self._ready:
                     conn.executescript(_SCHEMA)
-                    _migrate(conn)
+                    _add_columns(conn)
                     self._ready = True
             self._local.conn = conn
         return conn
@@ -101,3 +116,26 @@ class Store:
 
     def read(self) -> sqlite3.Connection:
         return self._conn()
+
+
+_ADDED_COLUMNS = (
+    # table, column, declaration: columns added after the first release (older databases get them)
+    ("policies", "max_false_match_rate", "REAL"),
+    ("leads", "requested_by_person", "TEXT NOT NULL DEFAULT ''"),
+    ("leads", "rank", "INTEGER NOT NULL DEFAULT 1"),
+    ("leads", "candidates", "INTEGER NOT NULL DEFAULT 1"),
+    ("leads", "gallery_size", "INTEGER"),
+    ("decisions", "access_key_id", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier version up to date (columns are only ever added)."""
+    for table, column, decl in _ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise

@@ -188,7 +188,9 @@ class RekognitionEngine:
     Uses five operations: CreateCollection, IndexFaces (MaxFaces=1: the largest
     face, ExternalImageId = the subject), DescribeCollection,
     SearchFacesByImage (FaceMatchThreshold = the lowest audited threshold,
-    MaxFaces = 4096) and DeleteCollection (always, in a ``finally``).
+    MaxFaces = 4096) and DeleteCollection (always, in a ``finally``). Every request
+    carries the signed header ``x-faceaudit-audit: 1``: ``faceaudit serve`` logs the
+    audit's searches on the collection it created but makes no review leads of them.
     ``quality_filter`` is passed to IndexFaces when given (the service's own
     default otherwise; Amazon's is AUTO).
     """
@@ -205,6 +207,9 @@ class RekognitionEngine:
         self.face_model_version = "unknown (not run yet)"
         self.collection_id: Optional[str] = None
         self.search_threshold: Optional[float] = None
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:  # signed with the request: faceaudit serve logs it but makes no leads
+            events.register("before-sign.rekognition.*", _mark_audit_traffic)
 
     def endpoint(self) -> Optional[str]:
         meta = getattr(self.client, "meta", None)
@@ -327,6 +332,14 @@ class RekognitionEngine:
             np.array(cand_p, np.int64), np.array(cand_g, np.int64), np.array(cand_s, np.float64),
             truncated=truncated, extra_thresholds=(REKOGNITION_DEFAULT_THRESHOLD,),
         )
+
+
+AUDIT_HEADER = "x-faceaudit-audit"
+
+
+def _mark_audit_traffic(request, **_):
+    """Tell ``faceaudit serve`` that this is an audit's own traffic (Amazon ignores the header)."""
+    request.headers[AUDIT_HEADER] = "1"
 
 
 def make_client(endpoint_url: Optional[str] = None, region: Optional[str] = None):

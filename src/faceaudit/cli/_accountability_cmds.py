@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import sys
 import time
 
@@ -21,8 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = log_sub.add_parser("verify", help="check every record's hash and link; non-zero exit on tampering")
     _data_dir_arg(p)
     p.add_argument("--expect-head", default=None, help="a head hash published earlier (see `log head`)")
+    p.add_argument("--anchors", default=None, metavar="DIR",
+                   help="also check the log against every signed anchor (*.json) in DIR (see `log anchor`)")
+    p.add_argument("--public-key", default=None, metavar="HEX",
+                   help="the deployment's Ed25519 public key the anchors must be signed with "
+                        "(default: the key of the first anchor; all must share it)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_log_verify)
+    p = log_sub.add_parser("anchor", help="sign the log's head with the deployment key, for an oversight body")
+    _data_dir_arg(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the signed anchor (JSON)")
+    p.set_defaults(handler=cmd_log_anchor)
     p = log_sub.add_parser("export", help="write the records for public reporting")
     _data_dir_arg(p)
     p.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -42,6 +52,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_policy_get)
     p = pol_sub.add_parser("set", help="set a collection's policy (local admin)")
     p.add_argument("collection_id", metavar="COLLECTION")
+    _policy_options(p)
+    p = pol_sub.add_parser("set-default", help="set the deployment-wide default policy: it applies to every "
+                                               "collection without a policy of its own (local admin)")
+    _policy_options(p)
+    p.set_defaults(collection_id=None)
+    p = pol_sub.add_parser("list", help="every collection's policy, and which rely on the default")
+    _data_dir_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_policy_list)
+
+    rev = sub.add_parser("review", help="human review of leads (two reviewers confirm)")
+    rev_sub = rev.add_subparsers(dest="review_command", metavar="ACTION")
+    rev_sub.required = True
+    p = rev_sub.add_parser("list", help="list leads")
+    _data_dir_arg(p)
+    p.add_argument("--status", choices=["pending", "confirmed", "rejected"], default="pending")
+    p.add_argument("--collection", default=None, help="only leads of this collection")
+    p.add_argument("--case", default=None, help="only leads of this case reference")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_review_list)
+    p = rev_sub.add_parser("show", help="show one lead")
+    p.add_argument("lead_id", metavar="LEAD")
+    _data_dir_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_review_show)
+    for action in ("confirm", "reject"):
+        p = rev_sub.add_parser(action, help=f"{action} a lead as a reviewer")
+        p.add_argument("lead_id", metavar="LEAD")
+        _data_dir_arg(p)
+        p.add_argument("--access-key-id", required=True,
+                       help="your own access key (role reviewer, operator or admin, made with --person): "
+                            "decisions are recorded under its person; "
+                            "the secret is read from $FACEAUDIT_SECRET_ACCESS_KEY or asked for")
+        p.add_argument("--note", default="")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(handler=cmd_review_decide, decision=action)
+
+
+def _policy_options(p: argparse.ArgumentParser) -> None:
     _data_dir_arg(p)
     p.add_argument("--min-threshold", type=float, default=None,
                    help="lowest allowed FaceMatchThreshold, 0-100 (e.g. 90 = false-match rate 1e-6 on every model)")
@@ -55,30 +104,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="shorthand: min threshold 99, case reference required, purpose law-enforcement")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_policy_set)
-
-    rev = sub.add_parser("review", help="human review of leads (two reviewers confirm)")
-    rev_sub = rev.add_subparsers(dest="review_command", metavar="ACTION")
-    rev_sub.required = True
-    p = rev_sub.add_parser("list", help="list leads")
-    _data_dir_arg(p)
-    p.add_argument("--status", choices=["pending", "confirmed", "rejected"], default="pending")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_review_list)
-    p = rev_sub.add_parser("show", help="show one lead")
-    p.add_argument("lead_id", metavar="LEAD")
-    _data_dir_arg(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_review_show)
-    for action in ("confirm", "reject"):
-        p = rev_sub.add_parser(action, help=f"{action} a lead as a reviewer")
-        p.add_argument("lead_id", metavar="LEAD")
-        _data_dir_arg(p)
-        p.add_argument("--access-key-id", required=True,
-                       help="your own access key (role operator or admin): decisions are recorded under it; "
-                            "the secret is read from $FACEAUDIT_SECRET_ACCESS_KEY or asked for")
-        p.add_argument("--note", default="")
-        p.add_argument("--json", action="store_true")
-        p.set_defaults(handler=cmd_review_decide, decision=action)
 
 
 def _acc(args):
@@ -95,13 +120,52 @@ def cmd_log_verify(args) -> int:
     if args.json:
         print_json({"Ok": result.ok, "Records": result.records, "HeadHash": result.head_hash,
                     "FirstBadRecord": result.first_bad, "Problem": result.problem,
-                    "TornTail": result.torn_tail})
+                    "TornTail": result.torn_tail,
+                    "Repairs": [{"Seq": r.seq, "AfterSeq": r.after_seq, "QuarantinedBytes": r.quarantined_bytes,
+                                 "QuarantinedSha256": r.quarantined_sha256, "QuarantineFile": r.quarantine_file,
+                                 "AcknowledgedMissing": r.acknowledged_missing, "QuarantineOk": r.quarantine_ok}
+                                for r in result.repairs]})
     elif result.ok:
         extra = " (a torn, unacknowledged final write is ignored)" if result.torn_tail else ""
         print(f"OK: {result.records} records, chain intact, head {result.head_hash}{extra}")
+    if not args.json:
+        for r in result.repairs:
+            warn = (f"; WARNING: {r.acknowledged_missing} record(s) the head file had acknowledged are missing "
+                    "(a crash never does this: investigate)" if r.acknowledged_missing else "")
+            print(f"repair at record {r.seq}: after record {r.after_seq}, {r.quarantined_bytes} byte(s) kept in "
+                  f"{r.quarantine_file or '-'} (sha256 {r.quarantined_sha256 or '-'}){warn}")
     if not result.ok:
         where = f"record {result.first_bad}" if result.first_bad else "log"
         raise LogIntegrityError(f"search log verification FAILED at {where}: {result.problem}")
+    if args.anchors:
+        _check_anchors(args)
+    return 0
+
+
+def _check_anchors(args) -> None:
+    from faceaudit.accountability import LogIntegrityError, check_anchors
+
+    report = check_anchors(_acc(args).log, args.anchors, args.public_key)
+    for c in report.checks:
+        print(f"anchor {c.file} (record {c.seq}): {c.problem or 'OK'}")
+    if report.not_handed_over:
+        print(f"anchors issued but not in {args.anchors}: records {', '.join(map(str, report.not_handed_over))}")
+    if not report.checks:
+        raise LogIntegrityError(f"no anchors (*.json) in {args.anchors}")
+    if not report.ok:
+        raise LogIntegrityError("search log verification FAILED against its signed anchors")
+    print(f"OK: the log agrees with {len(report.checks)} signed anchor(s) (key {report.public_key})")
+
+
+def cmd_log_anchor(args) -> int:
+    from faceaudit.accountability import DeploymentKey, issue_anchor
+
+    acc = _acc(args)
+    anchor = issue_anchor(acc.log, DeploymentKey(acc.data_dir))
+    with open(args.out, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(anchor, indent=1, sort_keys=True) + "\n")
+    print(f"anchored record {anchor['seq']} (hash {anchor['hash']}) in {args.out}, signed by Ed25519 key "
+          f"{anchor['public_key']}; hand it to your oversight body")
     return 0
 
 
@@ -138,9 +202,13 @@ def _policy_meaning(args, policy):
     from faceaudit.collections import FaceCollections
     from faceaudit.engine import DEFAULT_MODEL
 
+    from faceaudit.accountability._policy import DEFAULT_POLICY_ID
+
     threshold = policy.effective_min_threshold
     if threshold is None:
         return None, ""
+    if policy.collection_id == DEFAULT_POLICY_ID:
+        return policy_meaning(threshold, DEFAULT_MODEL, 0), f" (deployment default: model {DEFAULT_MODEL} assumed)"
     try:
         desc = FaceCollections(resolve_data_dir(args.data_dir)).describe_collection(
             collection_id=policy.collection_id)
@@ -172,7 +240,7 @@ def _print_policy(args, policy) -> None:
     if policy.max_false_match_rate is not None:
         mt += f" (from max false-match rate {policy.max_false_match_rate:.3g})"
     mf = "none" if policy.max_faces is None else str(policy.max_faces)
-    print(f"collection {policy.collection_id}: minimum threshold {mt}, max candidates {mf}, "
+    print(f"{_policy_name(policy)}: minimum threshold {mt}, max candidates {mf}, "
           f"case reference {'required' if policy.require_case_reference else 'optional'}"
           + (f", purpose {policy.purpose}" if policy.purpose else ""))
     if meaning is None:
@@ -186,6 +254,40 @@ def _print_policy(args, policy) -> None:
         print(f"faceaudit: warning: {w}", file=sys.stderr)
 
 
+def _policy_name(policy) -> str:
+    from faceaudit.accountability._policy import DEFAULT_POLICY_ID
+
+    if policy.collection_id == DEFAULT_POLICY_ID:
+        return "deployment default policy"
+    how = {"default": " (relies on the deployment default)", "none": " (no policy: nothing enforced)"}
+    return f"collection {policy.collection_id}{how.get(policy.source, '')}"
+
+
+def cmd_policy_list(args) -> int:
+    acc = _acc(args)
+    default, policies = acc.default_policy(), acc.policy_listing()
+    if args.json:
+        print_json({"DefaultPolicy": default.to_json(), "Policies": [p.to_json() for p in policies]})
+        return 0
+
+    from faceaudit.engine import promised_fmr
+
+    def cell(value, fmt="{:g}"):
+        return "-" if value is None else fmt.format(value)
+
+    def threshold(value):  # say what a Similarity threshold means
+        return "-" if value is None else f"{value:g} (false-match rate <= {promised_fmr(value):.2g})"
+
+    rows = [["(default)", default.source if default.source == "none" else "deployment default",
+             threshold(default.min_face_match_threshold), cell(default.max_faces, "{}"),
+             "required" if default.require_case_reference else "optional", default.purpose or "-"]]
+    rows += [[p.collection_id, {"collection": "own policy", "default": "relies on default", "none": "NO POLICY"}[p.source],
+              threshold(p.min_face_match_threshold), cell(p.max_faces, "{}"),
+              "required" if p.require_case_reference else "optional", p.purpose or "-"] for p in policies]
+    print_table(["collection", "policy", "min threshold", "max candidates", "case reference", "purpose"], rows)
+    return 0
+
+
 def cmd_policy_get(args) -> int:
     _print_policy(args, _acc(args).policy(args.collection_id))
     return 0
@@ -194,21 +296,26 @@ def cmd_policy_get(args) -> int:
 def cmd_policy_set(args) -> int:
     from faceaudit.accountability import ThresholdPolicy
 
+    from faceaudit.accountability._policy import DEFAULT_POLICY_ID
+
     policy = ThresholdPolicy(
-        collection_id=args.collection_id,
+        collection_id=args.collection_id or DEFAULT_POLICY_ID,
         min_face_match_threshold=99.0 if args.law_enforcement and args.min_threshold is None else args.min_threshold,
         max_faces=args.max_faces,
         require_case_reference=args.require_case_reference or args.law_enforcement,
         purpose=args.purpose or ("law-enforcement" if args.law_enforcement else ""),
         max_false_match_rate=args.max_false_match_rate,
     )
-    _print_policy(args, _acc(args).set_policy(policy, _local_admin()))
+    acc = _acc(args)
+    set_ = acc.set_policy if args.collection_id else acc.set_default_policy
+    _print_policy(args, set_(policy, _local_admin()))
     return 0
 
 
 def _lead_rows(leads):
     return [
-        (l.lead_id, l.status, f"{l.similarity:.2f}", f"{l.threshold:g}", l.collection_id or "-",
+        (l.search_seq, l.rank, l.lead_id, l.status, f"{l.similarity:.2f}", f"{l.threshold:g}",
+         l.collection_id or "-",
          l.candidate_external_image_id or l.candidate_face_id or l.candidate_user_id or "-",
          sum(d.decision == "confirm" for d in l.decisions), l.case_reference or "-")
         for l in leads
@@ -216,12 +323,12 @@ def _lead_rows(leads):
 
 
 def cmd_review_list(args) -> int:
-    leads = _acc(args).leads(args.status)
+    leads = _acc(args).leads(args.status, collection_id=args.collection, case_reference=args.case)
     if args.json:
         print_json({"Leads": [l.to_json() for l in leads]})
         return 0
-    print_table(["lead", "status", "similarity", "threshold", "collection", "candidate", "confirms", "case"],
-                _lead_rows(leads))
+    print_table(["search", "rank", "lead", "status", "similarity", "threshold", "collection", "candidate",
+                 "confirms", "case"], _lead_rows(leads))
     print("A candidate is an investigative lead, not an identification.", file=sys.stderr)
     return 0
 
@@ -247,13 +354,14 @@ def cmd_review_show(args) -> int:
     return 0
 
 
-def _reviewer_key(args) -> str:
-    """The reviewer's access key id, after checking its secret and role (as the web page does)."""
+def _reviewer_key(args):
+    """The reviewer (key and person), after checking the key's secret and role (as the web page does)."""
     import hmac
     import os
 
     from faceaudit._errors import AccessDeniedError
     from faceaudit._paths import resolve_data_dir
+    from faceaudit.accountability import Reviewer
     from faceaudit.accountability._roles import REVIEWER_ROLES
     from faceaudit.service import KeyStore
 
@@ -266,8 +374,8 @@ def _reviewer_key(args) -> str:
     if (key is None or not key.active or key.role not in REVIEWER_ROLES
             or not hmac.compare_digest(key.secret.encode(), secret.encode())):
         raise AccessDeniedError("unknown or revoked key, wrong secret, or a role that may not review "
-                                "(operator or admin only)")
-    return key.access_key_id
+                                "(reviewer, operator or admin only)")
+    return Reviewer(key.access_key_id, key.person)
 
 
 def cmd_review_decide(args) -> int:
@@ -277,6 +385,6 @@ def cmd_review_decide(args) -> int:
         print_json(lead.to_json())
     else:
         n = sum(d.decision == "confirm" for d in lead.decisions)
-        print(f"lead {lead.lead_id}: {args.decision} recorded for {reviewer}; status {lead.status} "
+        print(f"lead {lead.lead_id}: {args.decision} recorded for {reviewer.person}; status {lead.status} "
               f"({n} of 2 confirmations)")
     return 0

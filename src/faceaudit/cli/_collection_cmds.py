@@ -142,6 +142,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("user_id", metavar="USER_ID")
     p.add_argument("face_ids", nargs="+", metavar="FACE_ID")
     p.add_argument("--threshold", type=float, default=None, help="UserMatchThreshold, 0-100 (default 75)")
+    _accountability(p)  # it discloses similarities: an identification, checked and logged
     _common(p)
     p.set_defaults(handler=cmd_users_associate)
     p = g.add_parser("disassociate", help="remove faces from a user (DisassociateFaces)")
@@ -197,23 +198,20 @@ def _next(token) -> None:
         print(f"more: --next-token {token}")
 
 
-def _guarded(args, fc, *, operation: str, threshold: float, max_faces: int, call, probe=None,
-             probe_face_id=None, probe_user_id=None):
-    """Run an identification search through the accountability layer: the collection's threshold
-    policy is checked, and the search and its candidates are logged (as over HTTP)."""
+def _guarded(args, fc, operation: str, params, call):
+    """Run a request through the accountability layer, as over HTTP: an identification (decided by
+    :func:`faceaudit.accountability.identification`) is policy-checked, logged and makes leads."""
     import getpass
 
-    from faceaudit.accountability import Accountability, CallerContext, candidates_of, guarded
+    from faceaudit.accountability import Accountability, CallerContext, guard_request
 
-    version = fc.describe_collection(collection_id=args.collection_id).face_model_version
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
                         case_reference=args.case_reference, purpose=args.purpose)
-    return guarded(
-        Accountability(fc.data_dir), ctx, operation=operation, collection_id=args.collection_id,
-        threshold=threshold, max_faces=max_faces, model_version=version, probe=probe,
-        probe_face_id=probe_face_id, probe_user_id=probe_user_id, call=call,
-        candidates=lambda result: candidates_of(result.to_rekognition()),
-    )
+    version = fc.describe_collection(collection_id=params["CollectionId"]).face_model_version
+    return guard_request(Accountability(fc.data_dir), ctx, operation,
+                         {k: v for k, v in params.items() if v is not None}, call,
+                         response_of=lambda result: result.to_rekognition(),
+                         model_version=lambda result: version)
 
 
 # -- collection ----------------------------------------------------------------------------------
@@ -382,15 +380,17 @@ def cmd_search(args) -> int:
     threshold = percent(args.threshold, "FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)
     max_faces = int_range(args.max_faces, "MaxFaces", DEFAULT_SEARCH_MAX_FACES, 1, MAX_SEARCH_MAX_FACES)
     if args.face_id is not None:
-        r = _guarded(args, fc, operation="SearchFaces", threshold=threshold, max_faces=max_faces,
-                     probe_face_id=args.face_id,
+        r = _guarded(args, fc, "SearchFaces", dict(
+                         CollectionId=args.collection_id, FaceId=args.face_id, MaxFaces=max_faces,
+                         FaceMatchThreshold=threshold),
                      call=lambda: fc.search_faces(collection_id=args.collection_id, face_id=args.face_id,
                                                   max_faces=max_faces, face_match_threshold=threshold))
         head = f"searched face {r.searched_face_id}"
     else:
         image = _image(args.image)
-        r = _guarded(args, fc, operation="SearchFacesByImage", threshold=threshold, max_faces=max_faces,
-                     probe=image,
+        r = _guarded(args, fc, "SearchFacesByImage", dict(
+                         CollectionId=args.collection_id, Image={"Bytes": image}, MaxFaces=max_faces,
+                         FaceMatchThreshold=threshold),
                      call=lambda: fc.search_faces_by_image(
                          collection_id=args.collection_id, image=image, max_faces=max_faces,
                          face_match_threshold=threshold, quality_filter=args.quality_filter))
@@ -437,8 +437,12 @@ def cmd_users_list(args) -> int:
 
 
 def cmd_users_associate(args) -> int:
-    r = _fc(args).associate_faces(collection_id=args.collection_id, user_id=args.user_id,
-                                  face_ids=args.face_ids, user_match_threshold=args.threshold)
+    fc = _fc(args)
+    r = _guarded(args, fc, "AssociateFaces", dict(
+        CollectionId=args.collection_id, UserId=args.user_id, FaceIds=list(args.face_ids),
+        UserMatchThreshold=args.threshold),
+        call=lambda: fc.associate_faces(collection_id=args.collection_id, user_id=args.user_id,
+                                        face_ids=args.face_ids, user_match_threshold=args.threshold))
     if args.json:
         print_json(r.to_rekognition())
         return 0
@@ -479,15 +483,17 @@ def cmd_users_search(args) -> int:
     max_users = int_range(args.max_users, "MaxUsers", DEFAULT_MAX_USERS, 1, MAX_USERS)
     if args.image is not None:
         image = _image(args.image)
-        r = _guarded(args, fc, operation="SearchUsersByImage", threshold=threshold, max_faces=max_users,
-                     probe=image,
+        r = _guarded(args, fc, "SearchUsersByImage", dict(
+                         CollectionId=args.collection_id, Image={"Bytes": image}, MaxUsers=max_users,
+                         UserMatchThreshold=threshold),
                      call=lambda: fc.search_users_by_image(
                          collection_id=args.collection_id, image=image, user_match_threshold=threshold,
                          max_users=max_users, quality_filter=args.quality_filter))
         head = f"largest face of {args.image}" if r.searched_face_detail is not None else f"no usable face in {args.image}"
     else:
-        r = _guarded(args, fc, operation="SearchUsers", threshold=threshold, max_faces=max_users,
-                     probe_face_id=args.face_id, probe_user_id=args.user_id,
+        r = _guarded(args, fc, "SearchUsers", dict(
+                         CollectionId=args.collection_id, FaceId=args.face_id, UserId=args.user_id,
+                         MaxUsers=max_users, UserMatchThreshold=threshold),
                      call=lambda: fc.search_users(
                          collection_id=args.collection_id, user_id=args.user_id, face_id=args.face_id,
                          user_match_threshold=threshold, max_users=max_users))

@@ -64,7 +64,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import getpass
 
     from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability, CallerContext, compare_candidates, guarded
+    from faceaudit.accountability import Accountability, CallerContext, guard_request
     from faceaudit.engine import check_similarity_threshold, load_image
 
     engine = _engine(args.model)
@@ -72,11 +72,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     source = load_image(args.source)
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
                         case_reference=args.case_reference, purpose=args.purpose)
-    result = guarded(
-        Accountability(resolve_data_dir(args.data_dir)), ctx, operation="CompareFaces",
-        collection_id=None, threshold=threshold, max_faces=None, model_version=engine.model_version,
-        probe=None, probe_sha256=source.sha256,
-        call=lambda: engine.compare(source, args.target, threshold), candidates=compare_candidates,
+    result = guard_request(
+        Accountability(resolve_data_dir(args.data_dir)), ctx, "CompareFaces",
+        {"SimilarityThreshold": threshold}, lambda: engine.compare(source, args.target, threshold),
+        response_of=lambda r: r.to_rekognition(), model_version=lambda r: engine.model_version,
+        probe_sha256=source.sha256,
     )
     if args.json:
         print_json(result.to_rekognition())

@@ -15,8 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ksub.required = True
 
     c = ksub.add_parser("create", help="create a key; its secret is shown once")
-    c.add_argument("--role", default="operator", choices=["admin", "operator", "auditor"],
-                   help="what the key may do (default operator)")
+    c.add_argument("--role", default="operator", choices=["admin", "operator", "auditor", "reviewer"],
+                   help="what the key may do (default operator; reviewer: decide on leads, never search)")
+    c.add_argument("--person", default="",
+                   help="the named person who holds the key: reviewing leads needs it, and two confirmations "
+                        "must come from two different people")
     c.add_argument("--description", default="", help="a note: who or what uses the key")
     c.add_argument("--json", action="store_true",
                    help='print {"AccessKeyId": ..., "SecretAccessKey": ...} (one line)')
@@ -48,13 +51,14 @@ def _store(args: argparse.Namespace):
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    key = _store(args).create(role=args.role, description=args.description)
+    key = _store(args).create(role=args.role, description=args.description, person=args.person)
     if args.json:
         print_json({"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret})
         return 0
     print(f"AccessKeyId:     {key.access_key_id}")
     print(f"SecretAccessKey: {key.secret}")
     print(f"Role:            {key.role}")
+    print(f"Person:          {key.person or '-'}")
     print("The secret is shown only now: store it (e.g. in ~/.aws/credentials).", file=sys.stderr)
     return 0
 
@@ -65,8 +69,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print_json({"AccessKeys": keys})
         return 0
     print_table(
-        ["ACCESS KEY ID", "ROLE", "STATUS", "CREATED", "DESCRIPTION"],
-        [[k["AccessKeyId"], k["Role"], k["Status"], k["Created"], k["Description"]] for k in keys],
+        ["ACCESS KEY ID", "ROLE", "PERSON", "STATUS", "CREATED", "DESCRIPTION"],
+        [[k["AccessKeyId"], k["Role"], k["Person"] or "-", k["Status"], k["Created"], k["Description"]]
+         for k in keys],
     )
     return 0
 

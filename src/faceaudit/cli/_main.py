@@ -46,8 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SPELLINGS = {("report", "usage"): "report-usage"}
+"""Two-word commands that would clash with a one-word command's positional argument
+(``faceaudit report DIR``): ``faceaudit report usage ...`` runs ``report-usage``."""
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for words, command in SPELLINGS.items():
+        if tuple(argv[:len(words)]) == words:
+            argv = [command, *argv[len(words):]]
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(

@@ -72,11 +72,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_limit=DEFAULT_RATE_LIMIT if args.rate_limit is None else args.rate_limit,
         rate_burst=args.rate_burst,
     )
+    from faceaudit._paths import private_dir
     from faceaudit.accountability import AccountabilityExtension, TestingAPI
+
+    private_dir(config.data_dir)  # made 0700, or refused at start-up when open to other users
 
     # accountability by construction: every identification is logged, policies and roles hold,
     # and auditor keys can test the deployed model (testing API)
-    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir))
+    # retention rules are applied once a day (by one worker at a time)
+    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir), daily_retention=True)
     app = ServiceApp(config, extension=extension)
     if config.auth and not any(k.active for k in app.keys.list()):
         print(

@@ -36,6 +36,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from faceaudit._paths import private_dir
 from faceaudit.collections._index import VectorIndex, make_index
 from faceaudit.collections._store import CollectionRow, Store
 
@@ -158,7 +159,7 @@ class IndexCache:
         meta = json.dumps({"collection": coll.rowid, "seq": coll.head_seq,
                            "model_version": coll.model_version, "count": int(len(ids))})
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent, check=False)
             fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:

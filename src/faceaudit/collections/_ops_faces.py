@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from faceaudit._errors import InvalidParameterError, ServiceQuotaExceededError
 from faceaudit.collections import _tokens
@@ -168,6 +168,14 @@ class FaceOps(Backend):
             face_model_version=coll.model_version,
             next_token=token,
         )
+
+    def faces_indexed_before(self, *, collection_id: str, before: float) -> Tuple[Tuple[str, Optional[str]], ...]:
+        """(FaceId, UserId or None) of the faces indexed before ``before`` (Unix seconds), oldest
+        first: what a retention period of the collection has expired (not a Rekognition operation)."""
+        name = v.collection_id(collection_id)
+        with self._store.read() as conn:
+            coll = self._store.get_collection(conn, name)
+            return tuple(self._store.faces_created_before(conn, coll.rowid, float(before)))
 
     def delete_faces(self, *, collection_id: str, face_ids: Sequence[str]) -> DeleteFacesResult:
         """Delete faces; per face failures: FACE_NOT_FOUND, ASSOCIATED_TO_AN_EXISTING_USER."""

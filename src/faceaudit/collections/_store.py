@@ -202,10 +202,15 @@ class Store:
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self, create: bool) -> Optional[sqlite3.Connection]:
+        from faceaudit._paths import private_dir, private_file
+
         if not self.path.exists():
             if not create:
                 return None
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
+            private_file(self.path)
+        else:
+            private_dir(self.data_dir)  # refuses a data dir open to other users
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -479,6 +484,13 @@ class Store:
             f"{_FACE_SELECT} WHERE {' AND '.join(where)} ORDER BY f.id LIMIT ?", (*args, limit)
         ).fetchall()
         return [_face_row(r) for r in rows]
+
+    @staticmethod
+    def faces_created_before(conn, collection_rowid: int, before: float) -> List[Tuple[str, Optional[str]]]:
+        """(FaceId, UserId or None) of the collection's faces indexed before ``before``, oldest first."""
+        return [(r[0], r[1]) for r in conn.execute(
+            "SELECT f.face_id, u.user_id FROM faces f LEFT JOIN users u ON u.id = f.user_row "
+            "WHERE f.collection_id = ? AND f.created_at < ? ORDER BY f.id", (collection_rowid, before))]
 
     @staticmethod
     def find_image(conn, collection_rowid: int, sha256: str, external_image_id: Optional[str]):

@@ -28,7 +28,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from faceaudit._errors import FaceAuditError, InvalidParameterError, ResourceNotFoundError
 
 KEYS_FILE = "access-keys.json"
-ROLES = ("admin", "operator", "auditor")
+ROLES = ("admin", "operator", "auditor", "reviewer")
 DEFAULT_ROLE = "operator"
 ACCESS_KEY_PREFIX = "FAKI"
 
@@ -41,7 +41,11 @@ class KeyFileError(FaceAuditError):
 
 @dataclass(frozen=True)
 class AccessKey:
-    """One access key. ``secret`` is the SigV4 secret; ``role`` is admin, operator or auditor."""
+    """One access key. ``secret`` is the SigV4 secret; ``role`` is admin, operator, auditor or reviewer.
+
+    ``person``: the named person the key belongs to (one person may hold several keys; two
+    confirmations of a lead must come from two different people).
+    """
 
     access_key_id: str
     secret: str
@@ -50,6 +54,7 @@ class AccessKey:
     status: str = "Active"  # or "Revoked"
     revoked: Optional[float] = None
     description: str = ""
+    person: str = ""
 
     @property
     def active(self) -> bool:
@@ -63,6 +68,7 @@ class AccessKey:
             "Status": self.status,
             "Created": _iso(self.created),
             "Description": self.description,
+            "Person": self.person,
         }
         if self.revoked is not None:
             out["Revoked"] = _iso(self.revoked)
@@ -153,21 +159,25 @@ class KeyStore:
                 status=item.get("Status", "Active"),
                 revoked=item.get("Revoked"),
                 description=item.get("Description", ""),
+                person=item.get("Person", ""),
             )
             keys[key.access_key_id] = key
         return keys
 
     # -- writing -----------------------------------------------------------------------------
 
-    def create(self, role: str = DEFAULT_ROLE, description: str = "") -> AccessKey:
+    def create(self, role: str = DEFAULT_ROLE, description: str = "", person: str = "") -> AccessKey:
         """A new active key with a fresh secret (the only time the secret is returned)."""
         if role not in ROLES:
             raise InvalidParameterError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        person = " ".join(person.split())
+        if len(person) > 200 or any(not c.isprintable() for c in person):
+            raise InvalidParameterError("person must be a printable name of at most 200 characters")
         with self._locked() as keys:
             key_id = new_access_key_id()
             while key_id in keys:  # pragma: no cover - 80 random bits
                 key_id = new_access_key_id()
-            key = AccessKey(key_id, new_secret(), role, time.time(), description=description)
+            key = AccessKey(key_id, new_secret(), role, time.time(), description=description, person=person)
             keys[key_id] = key
             self._write(keys)
         return key
@@ -208,6 +218,7 @@ class KeyStore:
                     "Status": k.status,
                     "Revoked": k.revoked,
                     "Description": k.description,
+                    "Person": k.person,
                 }
                 for k in sorted(keys.values(), key=lambda k: (k.created, k.access_key_id))
             ]
@@ -228,10 +239,7 @@ class KeyStore:
 
 
 def _make_private_dir(path: Path) -> None:
-    """Create the data dir (0700 for the parts created here) if it does not exist."""
-    if not path.is_dir():
-        old = os.umask(0o077)
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        finally:
-            os.umask(old)
+    """Create the data dir (0700 for the parts created here); refuse one open to other users."""
+    from faceaudit._paths import private_dir
+
+    private_dir(path)

@@ -1,0 +1,206 @@
+"""Which operations identify people: decided once, from each operation's own API model.
+
+An operation is an identification when it compares a probe with stored faces
+and tells the caller how alike they are. That shows in its model, so no list of
+operation names has to be kept in sync: its request takes a similarity
+threshold (a member named ``*MatchThreshold`` or ``*SimilarityThreshold``:
+SearchFaces, SearchFacesByImage, SearchUsers, SearchUsersByImage, CompareFaces,
+AssociateFaces, StartFaceSearch), or its response carries a similarity
+(``Similarity`` or ``MatchConfidence`` anywhere in it: GetFaceSearch,
+RecognizeCelebrities). Any operation added later is classified the same way.
+
+Every identification is policy-checked, logged and turned into leads by
+:func:`guard_request`, which the HTTP service and the CLI both call.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+
+from faceaudit.accountability._accountability import Accountability, CallerContext, Candidate
+from faceaudit.accountability._guard import guarded
+
+THRESHOLD_SUFFIXES = ("MatchThreshold", "SimilarityThreshold")
+"""A request member ending so is a similarity threshold (0-100, higher is more alike)."""
+
+SCORE_MEMBERS = frozenset({"Similarity", "MatchConfidence"})
+"""A response member so named is a similarity between a probe and a stored or target face."""
+
+MAX_CANDIDATE_MEMBERS = ("MaxFaces", "MaxUsers")
+NAMED_CANDIDATE_MEMBERS = ("FaceIds",)
+"""Request members naming the stored faces to compare with (AssociateFaces): their count is the candidates."""
+
+
+def _default(operation: str, member: str) -> Optional[float]:
+    """The backend's own default for an omitted member (None when unknown)."""
+    from faceaudit.collections._validate import (
+        DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD,
+        DEFAULT_FACE_MATCH_THRESHOLD,
+        DEFAULT_MAX_USERS,
+        DEFAULT_SEARCH_MAX_FACES,
+        DEFAULT_SEARCH_USER_MATCH_THRESHOLD,
+    )
+    from faceaudit.service._dispatch import DEFAULT_SIMILARITY_THRESHOLD
+
+    if member == "UserMatchThreshold":
+        return (DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD if operation == "AssociateFaces"
+                else DEFAULT_SEARCH_USER_MATCH_THRESHOLD)
+    return {
+        "FaceMatchThreshold": DEFAULT_FACE_MATCH_THRESHOLD,
+        "SimilarityThreshold": DEFAULT_SIMILARITY_THRESHOLD,
+        "MaxFaces": DEFAULT_SEARCH_MAX_FACES,
+        "MaxUsers": DEFAULT_MAX_USERS,
+    }.get(member)
+
+
+@dataclass(frozen=True)
+class Identification:
+    """How to read an identification request: its threshold, candidate limit and probe."""
+
+    operation: str
+    threshold_member: Optional[str]
+    max_candidates_member: Optional[str]
+    named_candidates_member: Optional[str]
+    image_members: Tuple[str, ...]
+
+    def threshold(self, params: Mapping[str, Any]) -> float:
+        """The request's threshold, the backend's default, or 0 (the strictest check) when unknown."""
+        if self.threshold_member and params.get(self.threshold_member) is not None:
+            return float(params[self.threshold_member])
+        default = _default(self.operation, self.threshold_member) if self.threshold_member else None
+        return float(default) if default is not None else 0.0
+
+    def max_candidates(self, params: Mapping[str, Any]) -> Optional[int]:
+        if self.named_candidates_member and params.get(self.named_candidates_member) is not None:
+            return len(params[self.named_candidates_member])
+        if self.max_candidates_member is None:
+            return None
+        if params.get(self.max_candidates_member) is not None:
+            return int(params[self.max_candidates_member])
+        default = _default(self.operation, self.max_candidates_member)
+        return int(default) if default is not None else None
+
+    def probe(self, params: Mapping[str, Any]) -> Optional[bytes]:
+        """The probe image's bytes (the first image member: Image or SourceImage)."""
+        for name in self.image_members:
+            image = params.get(name)
+            if isinstance(image, dict) and isinstance(image.get("Bytes"), (bytes, bytearray)):
+                return bytes(image["Bytes"])
+        return None
+
+
+def _walk_members(shape, seen: set) -> Iterator[str]:
+    if shape is None or id(shape) in seen:
+        return
+    seen.add(id(shape))
+    for name, member in getattr(shape, "members", {}).items():
+        yield name
+        yield from _walk_members(member, seen)
+    yield from _walk_members(getattr(shape, "member", None), seen)  # list shapes
+
+
+@functools.lru_cache(maxsize=None)
+def identification(operation: str) -> Optional[Identification]:
+    """The :class:`Identification` reading of ``operation``, or None when it identifies no one."""
+    from faceaudit.service._model import operation_model, service_model
+
+    if operation not in service_model().operation_names:
+        return None
+    model = operation_model(operation)
+    members = dict(getattr(model.input_shape, "members", {}) or {})
+    threshold = next((n for n in members if n.endswith(THRESHOLD_SUFFIXES)), None)
+    scores = any(n in SCORE_MEMBERS for n in _walk_members(model.output_shape, set()))
+    if threshold is None and not scores:
+        return None
+    return Identification(
+        operation=operation,
+        threshold_member=threshold,
+        max_candidates_member=next((n for n in MAX_CANDIDATE_MEMBERS if n in members), None),
+        named_candidates_member=next((n for n in NAMED_CANDIDATE_MEMBERS if n in members), None),
+        image_members=tuple(n for n, m in members.items() if m.name == "Image"),
+    )
+
+
+def identification_operations(operations: Sequence[str]) -> Tuple[str, ...]:
+    """Those of ``operations`` that are identifications."""
+    return tuple(op for op in operations if identification(op) is not None)
+
+
+def candidates_of(doc: Mapping[str, Any]) -> Tuple[Candidate, ...]:
+    """Every similarity a response discloses, as candidates (whatever the operation).
+
+    A dict with ``Similarity`` (or ``MatchConfidence``) is a match: its ``Face`` or ``User``
+    names the candidate. An AssociateFaces face refused with LOW_MATCH_CONFIDENCE discloses
+    its similarity as ``Confidence``.
+    """
+    out = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            score = next((node[k] for k in SCORE_MEMBERS if isinstance(node.get(k), (int, float))), None)
+            if score is None and "LOW_MATCH_CONFIDENCE" in (node.get("Reasons") or ()) \
+                    and isinstance(node.get("Confidence"), (int, float)):
+                score = node["Confidence"]
+                out.append(Candidate(similarity=float(score), face_id=node.get("FaceId"), below_threshold=True))
+                return
+            if score is not None:
+                face = node.get("Face") if isinstance(node.get("Face"), dict) else {}
+                user = node.get("User") if isinstance(node.get("User"), dict) else {}
+                out.append(Candidate(
+                    similarity=float(score), face_id=face.get("FaceId") or node.get("FaceId"),
+                    external_image_id=face.get("ExternalImageId"),
+                    user_id=user.get("UserId") or face.get("UserId")))
+                return
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(dict(doc))
+    return tuple(out)
+
+
+def guard_request(
+    acc: Accountability,
+    ctx: CallerContext,
+    operation: str,
+    params: Mapping[str, Any],
+    call: Callable[[], Any],
+    response_of: Callable[[Any], Mapping[str, Any]],
+    *,
+    model_version: Callable[[Any], str] = lambda result: "",
+    probe_sha256: Optional[str] = None,
+    gallery_size: Optional[Callable[[str], Optional[int]]] = None,
+    probe_of_face: Optional[Callable[[str], Optional[bytes]]] = None,
+) -> Any:
+    """Run one request: an identification is policy-checked, logged and makes leads; others just run.
+
+    ``params`` are the request's members (Rekognition names: ``CollectionId``,
+    ``FaceMatchThreshold``, ``Image`` as ``{"Bytes": ...}``); ``response_of`` turns the
+    call's result into the response document.
+    """
+    spec = identification(operation)
+    if spec is None:
+        return call()
+    collection_id = params.get("CollectionId")
+    probe = spec.probe(params)
+    if probe is None and probe_sha256 is None and params.get("FaceId") and probe_of_face is not None:
+        probe = probe_of_face(params["FaceId"])  # kept: shows what was searched after DeleteFaces
+    return guarded(
+        acc, ctx, operation=operation, collection_id=collection_id,
+        threshold=spec.threshold(params), max_faces=spec.max_candidates(params), model_version="",
+        probe=probe, probe_sha256=probe_sha256,
+        gallery_size=gallery_size(collection_id) if (gallery_size and collection_id) else None,
+        call=call, candidates=lambda result: candidates_of(response_of(result)),
+        probe_face_id=params.get("FaceId"), probe_user_id=params.get("UserId"),
+        model_version_of=lambda result: model_version(result) or str(
+            response_of(result).get("FaceModelVersion") or ""),
+    )
+
+
+def request_params(**members: Any) -> Dict[str, Any]:
+    """Request members without the ones left out (None)."""
+    return {k: v for k, v in members.items() if v is not None}
