@@ -83,7 +83,7 @@ def main() -> int:
             coll = "bookings" if rng.random() < 0.8 else "missing-persons"
             member = rng.choice(MEMBERS)
             probe = (ROOT / "tests/data/congress2018" / f"{member}.jpg").read_bytes()
-            threshold = rng.choice((80.0, 95.0, 95.0, 96.0)) if coll == "bookings" else 90.0
+            threshold = rng.choice((80.0, 96.0, 96.0, 97.0, 97.0)) if coll == "bookings" else 90.0
             case = "" if rng.random() < 0.1 else f"2026-{rng.randint(100, 140)}"
             ctx = CallerContext(sam.access_key_id, role="operator", person=sam.person, case_reference=case,
                                 purpose=rng.choice(purposes[coll]), source="http")

@@ -21,7 +21,9 @@ from faceaudit._errors import (
     InvalidParameterError,
     InvalidS3ObjectError,
     InvalidSignatureError,
+    InvalidVideoError,
     LengthRequiredError,
+    LimitExceededError,
     MissingAuthenticationTokenError,
     ModelError,
     ModelIntegrityError,
@@ -36,6 +38,8 @@ from faceaudit._errors import (
     ThrottlingError,
     UnknownOperationError,
     UnrecognizedClientError,
+    VideoError,
+    VideoTooLargeError,
 )
 
 __version__ = "0.1.0"
@@ -55,6 +59,10 @@ __all__ = [
     "InvalidParameterError",
     "InvalidS3ObjectError",
     "InvalidSignatureError",
+    "InvalidVideoError",
+    "LimitExceededError",
+    "VideoError",
+    "VideoTooLargeError",
     "LengthRequiredError",
     "MissingAuthenticationTokenError",
     "ModelError",

@@ -149,9 +149,36 @@ class SerializationError(FaceAuditError):
 
 
 class InvalidS3ObjectError(InvalidParameterError):
-    """An image given as an S3Object: faceaudit holds no S3 buckets, send Image.Bytes."""
+    """An S3Object that cannot be read: no object store configured, no such bucket or object,
+    a name that escapes its bucket, an unsupported Version, or a store that refused access."""
 
     aws_code = "InvalidS3ObjectException"
+
+
+class VideoError(FaceAuditError):
+    """Base of the errors about a video itself (stored-video operations)."""
+
+    aws_code = "InvalidParameterException"
+    http_status = 400
+    exit_code = 3
+
+
+class InvalidVideoError(VideoError):
+    """A video that cannot be decoded: truncated, an unknown container or codec, zero frames."""
+
+
+class VideoTooLargeError(VideoError):
+    """A video over the size, duration or resolution limit."""
+
+    aws_code = "VideoTooLargeException"
+
+
+class LimitExceededError(FaceAuditError):
+    """Too many stored-video jobs are waiting; start another when one has finished."""
+
+    aws_code = "LimitExceededException"
+    http_status = 400
+    exit_code = 8
 
 
 class RequestTooLargeError(FaceAuditError):

@@ -90,6 +90,9 @@ def test_two_writers_two_readers(tmp_path, sface_engine):
     gate.touch()
     for w in writers:
         assert w.wait(timeout=WAIT_LIMIT_S) == 0, w.stderr.read()
+    # every reader has seen the full collection before the deletions start (under load a reader may
+    # otherwise go from a part-filled collection straight to the one after the deletions)
+    wait_until(lambda: all(seen(i)[1] == 20 for i in range(2)), "the readers to see all 20 faces")
     # deletions while the readers still search
     faces = fc.list_faces(collection_id="m").faces
     assert len(faces) == 20

@@ -112,11 +112,28 @@ def test_image_over_5_mb_is_image_too_large_before_decoding():
     assert info.value.aws_code == "ImageTooLargeException"
 
 
-def test_s3_object_is_refused_with_a_clear_message():
+def test_s3_object_passes_validation_for_the_dispatcher_to_read():
+    params = {"CollectionId": "c", "Image": {"S3Object": {"Bucket": "bkt", "Name": "k"}}}
+    assert parse_input(shape("SearchFacesByImage"), params) == params
+
+
+def test_s3_object_shape_is_validated():
+    with pytest.raises(InvalidParameterError, match="s3Object.bucket"):
+        parse_input(shape("DetectFaces"), {"Image": {"S3Object": {"Bucket": "b", "Name": "k"}}})
+
+
+def test_image_with_bytes_and_s3_object():
+    with pytest.raises(InvalidParameterError, match="exactly one"):
+        parse_input(shape("DetectFaces"), {"Image": {"Bytes": "AAAA", "S3Object": {"Bucket": "bbb", "Name": "k"}}})
+
+
+def test_without_an_object_store_s3_object_is_refused_with_a_clear_message(tmp_path):
+    from faceaudit.service import Dispatcher
+
     with pytest.raises(InvalidS3ObjectError) as info:
-        parse_input(shape("SearchFacesByImage"), {"CollectionId": "c", "Image": {"S3Object": {"Bucket": "b", "Name": "k"}}})
+        Dispatcher(tmp_path).resolve("DetectFaces", {"Image": {"S3Object": {"Bucket": "bbb", "Name": "k"}}}, "admin")
     assert info.value.aws_code == "InvalidS3ObjectException"
-    assert "Image.Bytes" in info.value.message
+    assert "Image.Bytes" in info.value.message and "--buckets" in info.value.message
 
 
 def test_image_without_bytes():

@@ -50,6 +50,7 @@ from faceaudit.accountability._retention import DailyRetention, Retention, Reten
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead, Reviewer
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._testing import TestingAPI
+from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, VideoSearchPolicy
 
 __all__ = [
     "DailyRetention", "Retention", "RetentionReport", "RetentionRule",
@@ -58,4 +59,5 @@ __all__ = [
     "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "Reviewer", "LogIntegrityError", "LogRecord", "Repair",
     "PolicyMeaning", "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
     "candidates_of", "export_records", "guarded", "policy_meaning", "record_hash",
+    "VideoSearchPolicy", "VideoSearches", "WARRANT_HEADER",
 ]

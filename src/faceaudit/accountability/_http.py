@@ -7,6 +7,9 @@
   hash-chained log record and one lead per candidate at or above the threshold.
   The case reference and purpose come from the ``x-faceaudit-case-reference``
   and ``x-faceaudit-purpose`` headers (sign them with the request);
+- StartFaceSearch (a face search of stored video) needs a warrant or court-order
+  reference in ``x-faceaudit-warrant`` unless the collection's video-search
+  policy says otherwise; every person found is logged (:mod:`._video`);
 - faceaudit's own JSON operations (``X-Amz-Target: FaceAuditService.<Op>``):
   policies, leads and review decisions, and the testing API for auditors;
 - the review web page under ``/review`` (:mod:`._review_web`).
@@ -26,14 +29,19 @@ from faceaudit.accountability._identification import guard_request
 from faceaudit.accountability._policy import DEFAULT_POLICY_ID, ThresholdPolicy
 from faceaudit.accountability._review import Reviewer
 from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
+from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, VideoSearchPolicy
 
 TARGET_PREFIX = "FaceAuditService"
+VIDEO_READS = frozenset({"GetFaceSearch", "GetFaceDetection", "StartFaceDetection"})
+"""Stored-video operations that compare no face with a collection (GetFaceSearch reads the
+results of a StartFaceSearch, whose every person was logged before the job could succeed)."""
 CASE_HEADER = "x-faceaudit-case-reference"
 PURPOSE_HEADER = "x-faceaudit-purpose"
 AUDIT_HEADER = "x-faceaudit-audit"
 """``1`` on an audit's own requests (the rekognition audit engine signs it): a collection created
 with it is the audit's, and the same key's searches on it are logged but make no leads."""
 MAX_CONTEXT_CHARS = 256
+
 
 class AccountabilityExtension:
     """Plugs the search log, policies, review and the testing API into ``faceaudit serve``."""
@@ -56,6 +64,7 @@ class AccountabilityExtension:
         self._web = None
         self._daily_retention = daily_retention
         self._retention_pid: Optional[int] = None
+        self.videos = VideoSearches(self.acc)
 
     # -- ServiceExtension ------------------------------------------------------------------
 
@@ -95,6 +104,10 @@ class AccountabilityExtension:
 
     def wrap(self, caller, operation: str, params: Dict[str, Any], call, model_version):
         """Every identification (decided by :func:`identification`) is checked, logged and reviewed."""
+        if operation == "StartFaceSearch":  # identifies everyone in the footage: warrant, log, leads
+            return self._start_face_search(caller, params, call)
+        if operation in VIDEO_READS:  # no new comparison: the search was logged when its job ran
+            return call()
         ctx = self.context(caller)
         audit = caller.header(AUDIT_HEADER).strip() == "1"
         if operation == "CreateCollection":
@@ -116,6 +129,17 @@ class AccountabilityExtension:
             return self.acc.collections().describe_collection(collection_id=collection_id).face_count
         except FaceAuditError:
             return None
+
+    def _start_face_search(self, caller, params: Dict[str, Any], call):
+        from faceaudit.collections._ops_video import DEFAULT_VIDEO_MAX_FACES
+        from faceaudit.collections._validate import DEFAULT_FACE_MATCH_THRESHOLD
+
+        return self.videos.start(
+            self.context(caller), caller.header(WARRANT_HEADER), collection_id=params.get("CollectionId"),
+            threshold=float(params.get("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)),
+            max_faces=DEFAULT_VIDEO_MAX_FACES, video=params.get("Video"), call=call,
+            job_id_of=lambda r: r[0].get("JobId", ""),
+        )
 
     def body_limit(self, operation: str) -> int:
         if operation == "StartAudit" and self._testing is not None:
@@ -155,6 +179,16 @@ class AccountabilityExtension:
 
     def _op_get_collection_policy(self, caller, params) -> Dict[str, Any]:
         return {"Policy": self.acc.policy(_string(params, "CollectionId", required=True)).to_json()}
+
+    def _op_put_video_search_policy(self, caller, params) -> Dict[str, Any]:
+        required = params.get("WarrantRequired", True)
+        if not isinstance(required, bool):
+            raise InvalidParameterError("WarrantRequired must be true or false")
+        policy = VideoSearchPolicy(_string(params, "CollectionId", required=True), required)
+        return {"Policy": self.videos.set_policy(policy, self.context(caller)).to_json()}
+
+    def _op_get_video_search_policy(self, caller, params) -> Dict[str, Any]:
+        return {"Policy": self.videos.policy(_string(params, "CollectionId", required=True)).to_json()}
 
     def _op_list_leads(self, caller, params) -> Dict[str, Any]:
         status = _string(params, "Status")

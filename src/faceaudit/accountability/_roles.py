@@ -16,6 +16,8 @@ NATIVE_OPERATIONS = {
     "PutCollectionPolicy": ("admin",),
     "GetCollectionPolicy": ("admin", "operator", "reviewer"),
     "PutDefaultPolicy": ("admin",),
+    "PutVideoSearchPolicy": ("admin",),
+    "GetVideoSearchPolicy": ("admin", "operator", "reviewer"),
     "ListCollectionPolicies": ("admin", "operator", "reviewer"),
     "ListLeads": ("admin", "operator", "reviewer"),
     "GetLead": ("admin", "operator", "reviewer"),

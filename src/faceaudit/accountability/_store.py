@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS leads (
     model_version TEXT,
     status TEXT NOT NULL DEFAULT 'pending'
 );
+CREATE TABLE IF NOT EXISTS video_policies (
+    collection_id TEXT PRIMARY KEY,
+    warrant_required INTEGER NOT NULL DEFAULT 1,
+    set_by TEXT NOT NULL,
+    set_at REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS leads_status ON leads(status, created_at);
 CREATE TABLE IF NOT EXISTS lead_sync (
     id INTEGER PRIMARY KEY CHECK (id = 1),

@@ -1,7 +1,8 @@
 """The usage report an oversight body can check (RCW 43.386.020/.060/.070, EU AI Act art. 12).
 
 ``faceaudit report usage --from D --to D [--format html|json]`` counts, for the
-period: identification searches by collection, purpose and threshold; refusals;
+period: identification searches by collection, purpose and threshold; face searches of
+stored video apart (jobs by collection and warrant, and the people searched in them); refusals;
 failures; leads confirmed, rejected and pending; time from search to decision;
 every policy change; audits run; retention deletions. Every figure lists the
 search-log records it counts, and the report carries the log's verification and
@@ -70,6 +71,9 @@ class UsageReport:
     log_records: int
     log_problem: str
     anchor: Dict[str, Any]
+    video_searches: Figure = Figure("face searches of stored video", 0, ())
+    video_searches_by: Tuple[Figure, ...] = ()  # collection / warrant
+    video_people: Figure = Figure("people searched in stored video", 0, ())
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -79,6 +83,9 @@ class UsageReport:
             "Refusals": [f.to_json() for f in self.refusals],
             "Failures": self.failures.to_json(),
             "AuditSearches": self.audit_searches.to_json(),
+            "VideoSearches": self.video_searches.to_json(),
+            "VideoSearchesByCollectionWarrant": [f.to_json() for f in self.video_searches_by],
+            "PeopleSearchedInVideo": self.video_people.to_json(),
             "Leads": [f.to_json() for f in self.leads],
             "TimeToDecision": self.decision_times.to_json(),
             "PolicyChanges": list(self.policy_changes),
@@ -123,6 +130,10 @@ def usage_report(acc: Accountability, start: dt.datetime, end: dt.datetime, *, s
         kinds[r.kind].append(r)
     searches = [r for r in kinds["search"] if not r.data.get("audit")]
     audit_searches = [r for r in kinds["search"] if r.data.get("audit")]
+    # a face search of stored video logs one search per person found (operation StartFaceSearch)
+    # and one video_search record per video: counted apart from the image searches
+    video_people = [r for r in searches if r.data.get("operation") == "StartFaceSearch"]
+    image_searches = [r for r in searches if r.data.get("operation") != "StartFaceSearch"]
 
     def search_key(r: LogRecord) -> str:
         d = r.data
@@ -161,13 +172,17 @@ def usage_report(acc: Accountability, start: dt.datetime, end: dt.datetime, *, s
         for r in kinds["retention"])
     anchor = issue_anchor(acc.log, DeploymentKey(acc.data_dir)) if (sign and verified.ok) else {}
     return UsageReport(
-        start=start, end=end, searches=_figure("identification searches", searches),
-        searches_by=_grouped(searches, search_key),
+        start=start, end=end, searches=_figure("identification searches", image_searches),
+        searches_by=_grouped(image_searches, search_key),
         refusals=_grouped(kinds["refused"], lambda r: f"{r.data.get('collection_id')}: {r.data.get('reason')}"),
         failures=_figure("failed searches", kinds["failed"]),
         audit_searches=_figure("searches by audits (no leads)", audit_searches),
         leads=leads, decision_times=times, policy_changes=policies, audits=audits, retention=retention,
         log_ok=verified.ok, log_records=verified.records, log_problem=verified.problem, anchor=anchor,
+        video_searches=_figure("face searches of stored video", kinds["video_search"]),
+        video_searches_by=_grouped(kinds["video_search"], lambda r: (
+            f"{r.data.get('collection_id')} / warrant {r.data.get('warrant') or '(none: waived by the policy)'}")),
+        video_people=_figure("people searched in stored video", video_people),
     )
 
 
@@ -208,7 +223,7 @@ def _policy_text(policy: Optional[Dict[str, Any]]) -> str:
 
     cid = policy.get("CollectionId")
     parts = ["deployment default" if cid == "*" else f"collection {cid}"]
-    mt = policy.get("MinFaceMatchThreshold")
+    mt = policy.get("EffectiveMinFaceMatchThreshold", policy.get("MinFaceMatchThreshold"))
     parts.append("no minimum threshold" if mt is None else
                  f"minimum threshold {mt:g} (false-match rate <= {promised_fmr(mt):.2g})")
     if policy.get("MaxFaces") is not None:
@@ -242,6 +257,7 @@ def render_html(report: UsageReport) -> str:
 <header><h1>Face recognition usage report: {period}</h1></header><main>
 <section><div class=big>
 <div><b>{r.searches.count}</b>identification searches</div>
+<div><b>{r.video_searches.count}</b>face searches of stored video</div>
 <div><b>{sum(f.count for f in r.refusals)}</b>searches refused by policy</div>
 <div><b>{leads['confirmed'].count}</b>leads confirmed by two people</div>
 <div><b>{leads['rejected'].count}</b>leads rejected</div>
@@ -251,6 +267,9 @@ def render_html(report: UsageReport) -> str:
 <section><h2>Searches by collection / purpose / threshold</h2>{_rows(r.searches_by, "collection / purpose / threshold")}
 <p class=muted>Also: {r.failures.count} failed search(es) (records {_records(r.failures.records)}); {r.audit_searches.count}
 search(es) made by accuracy audits on their own collections, which make no leads.</p></section>
+<section><h2>Face searches of stored video, by collection / warrant</h2>{_rows(r.video_searches_by, "collection / warrant")}
+<p class=muted>Everyone in the footage is searched: {r.video_people.count} people in all (one logged search
+each, records {_records(r.video_people.records)}).</p></section>
 <section><h2>Refused searches (policy)</h2>{_rows(r.refusals, "collection: reason")}</section>
 <section><h2>Human review of the period's leads</h2>{_rows(r.leads, "status now")}<p>{_esc(timing)}
 (records {_records(t.records)}).</p></section>

@@ -279,10 +279,10 @@ def cmd_policy_list(args) -> int:
         return "-" if value is None else f"{value:g} (false-match rate <= {promised_fmr(value):.2g})"
 
     rows = [["(default)", default.source if default.source == "none" else "deployment default",
-             threshold(default.min_face_match_threshold), cell(default.max_faces, "{}"),
+             threshold(default.effective_min_threshold), cell(default.max_faces, "{}"),
              "required" if default.require_case_reference else "optional", default.purpose or "-"]]
     rows += [[p.collection_id, {"collection": "own policy", "default": "relies on default", "none": "NO POLICY"}[p.source],
-              threshold(p.min_face_match_threshold), cell(p.max_faces, "{}"),
+              threshold(p.effective_min_threshold), cell(p.max_faces, "{}"),
               "required" if p.require_case_reference else "optional", p.purpose or "-"] for p in policies]
     print_table(["collection", "policy", "min threshold", "max candidates", "case reference", "purpose"], rows)
     return 0

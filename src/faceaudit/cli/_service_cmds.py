@@ -38,6 +38,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", dest="serve_log_level", default=None,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log level of the JSON-lines logs on stderr (default INFO: one line per request)")
+    p.add_argument("--buckets", default=None, metavar="DIR",
+                   help="read S3Object images and videos from this folder: each bucket a folder, each "
+                        "object a file (object versions are not supported)")
+    p.add_argument("--s3-endpoint-url", default=None, metavar="URL",
+                   help="read S3Object images and videos from this S3-compatible endpoint instead "
+                        "(credentials: the usual AWS chain, e.g. AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
+    p.add_argument("--s3-region", default=None, help="region of --s3-endpoint-url (default us-east-1)")
+    p.add_argument("--bucket-access", action="append", default=[], metavar="ROLE=BUCKET[,BUCKET...]",
+                   help="buckets keys of ROLE may read (repeatable; '*' for all, empty for none); "
+                        "default: admin and operator keys read every bucket, auditor keys none")
+    p.add_argument("--video-workers", type=int, default=1, metavar="N",
+                   help="threads per worker process that run stored-video jobs (default 1)")
+    p.add_argument("--video-fps", type=float, default=None, metavar="N",
+                   help="frames analysed per second of stored video (default 2, 0.1-30)")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -66,21 +80,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "signed but images travel unencrypted; put a TLS-terminating proxy in front.",
             file=sys.stderr,
         )
-    config = ServiceConfig(
-        data_dir=resolve_data_dir(args.data_dir),
-        auth=not args.no_auth,
-        rate_limit=DEFAULT_RATE_LIMIT if args.rate_limit is None else args.rate_limit,
-        rate_burst=args.rate_burst,
-    )
     from faceaudit._paths import private_dir
     from faceaudit.accountability import AccountabilityExtension, TestingAPI
 
-    private_dir(config.data_dir)  # made 0700, or refused at start-up when open to other users
-
+    data_dir = resolve_data_dir(args.data_dir)
+    private_dir(data_dir)  # made 0700, or refused at start-up when open to other users
     # accountability by construction: every identification is logged, policies and roles hold,
-    # and auditor keys can test the deployed model (testing API)
+    # and auditor keys can test the deployed model (testing API);
     # retention rules are applied once a day (by one worker at a time)
-    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir), daily_retention=True)
+    extension = AccountabilityExtension(data_dir, testing=TestingAPI(data_dir), daily_retention=True)
+    objects, access, video = _object_options(args)
+    config = ServiceConfig(
+        data_dir=data_dir,
+        auth=not args.no_auth,
+        rate_limit=DEFAULT_RATE_LIMIT if args.rate_limit is None else args.rate_limit,
+        rate_burst=args.rate_burst,
+        objects=objects,
+        bucket_access=access,
+        # every person found by a video face search is logged before the job can succeed
+        backend_options={**video, "video_observer": extension.videos.observer},
+    )
     app = ServiceApp(config, extension=extension)
     if config.auth and not any(k.active for k in app.keys.list()):
         print(
@@ -89,3 +108,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return serve(app, host=args.host, port=args.port, workers=args.workers, grace=args.grace)
+
+
+def _object_options(args: argparse.Namespace):
+    """(object store or None, bucket access, stored-video backend options) from the serve options."""
+    from faceaudit.collections import BucketAccess, FolderStore, S3Store, check_sample_fps
+
+    if args.buckets and args.s3_endpoint_url:
+        raise InvalidParameterError("give --buckets or --s3-endpoint-url, not both")
+    objects = None
+    if args.buckets:
+        from pathlib import Path
+
+        if not Path(args.buckets).is_dir():
+            raise InvalidParameterError(f"--buckets {args.buckets}: no such folder")
+        objects = FolderStore(args.buckets)
+    elif args.s3_endpoint_url:
+        objects = S3Store(args.s3_endpoint_url, region=args.s3_region)
+    if args.video_workers < 1:
+        raise InvalidParameterError("--video-workers must be at least 1")
+    video = {"video_workers": args.video_workers,
+             "video_sample_fps": check_sample_fps(args.video_fps)}
+    return objects, BucketAccess.parse(args.bucket_access), video

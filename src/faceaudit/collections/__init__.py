@@ -18,7 +18,18 @@ Every search result is an investigative lead, not an identification.
 from faceaudit.collections._batch import BatchItem, BatchReport, index_batch
 from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._index import FaissIndex, NumpyIndex, VectorIndex, make_index
+from faceaudit.collections._jobs import requested_by
 from faceaudit.collections._manifest import map_external_image_id, read_manifest, scan_directory
+from faceaudit.collections._objects import BucketAccess, FolderStore, ObjectRef, ObjectStore, S3Store
+from faceaudit.collections._ops_video import (
+    FaceDetectionAnalysis,
+    FaceSearchAnalysis,
+    FaceSighting,
+    PersonFound,
+    PersonSighting,
+    StartVideoJobResult,
+    VideoJobPage,
+)
 from faceaudit.collections._quality import BARS, REASONS, QualityBar, quality_band, quality_score
 from faceaudit.collections._results import (
     CANDIDATE_NOTICE,
@@ -49,6 +60,12 @@ from faceaudit.collections._results import (
     User,
     UserMatch,
 )
+from faceaudit.collections._video import (
+    DEFAULT_SAMPLE_FPS,
+    VideoLimits,
+    VideoMetadata,
+    check_sample_fps,
+)
 
 __all__ = [
     "AssociateFacesResult", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
@@ -61,4 +78,8 @@ __all__ = [
     "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
     "VectorIndex", "index_batch", "make_index", "map_external_image_id", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
+    # objects in object stores (S3Object) and stored video
+    "BucketAccess", "DEFAULT_SAMPLE_FPS", "FaceDetectionAnalysis", "FaceSearchAnalysis", "FolderStore",
+    "FaceSighting", "ObjectRef", "ObjectStore", "PersonFound", "PersonSighting", "S3Store",
+    "StartVideoJobResult", "VideoJobPage", "VideoLimits", "VideoMetadata", "check_sample_fps", "requested_by",
 ]

@@ -9,7 +9,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -40,6 +40,11 @@ class Backend:
         account_id: str = DEFAULT_ACCOUNT_ID,
         engines: Optional[Dict[str, FaceEngine]] = None,
         snapshot_min_faces: int = 50_000,
+        objects: Any = None,
+        video_workers: int = 1,
+        video_limits: Any = None,
+        video_observer: Optional[Callable[..., None]] = None,
+        video_sample_fps: Optional[float] = None,
     ) -> None:
         self.data_dir: Path = resolve_data_dir(data_dir)
         self.region = region
@@ -50,6 +55,13 @@ class Backend:
         for engine in (engines or {}).values():
             self._engines[engine.spec.name] = engine
         self._engine_lock = threading.Lock()
+        # stored video (see _ops_video): where S3Object videos are read, how many worker threads
+        # run jobs, the limits a video must respect, and who is told of each face search
+        self.objects = objects
+        self.video_workers = video_workers
+        self.video_limits = video_limits
+        self.video_observer = video_observer
+        self.video_sample_fps = video_sample_fps
 
     def close(self) -> None:
         """Close this thread's database connection (the object stays usable)."""

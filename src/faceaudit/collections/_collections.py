@@ -6,9 +6,10 @@ from faceaudit.collections._ops_collections import CollectionOps
 from faceaudit.collections._ops_faces import FaceOps
 from faceaudit.collections._ops_search import SearchOps
 from faceaudit.collections._ops_users import UserOps
+from faceaudit.collections._ops_video import VideoOps
 
 
-class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps):
+class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps, VideoOps):
     """Persistent face collections with exact 1:N search and Rekognition's semantics.
 
     ``FaceCollections(data_dir)``; one method per Rekognition operation, named in
@@ -21,7 +22,12 @@ class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps):
     force), ``region`` and ``account_id`` (used in collection ARNs), ``engines``
     (already built :class:`~faceaudit.engine.FaceEngine` objects to reuse),
     ``snapshot_min_faces`` (index snapshots are written after rebuilds of at least
-    this many faces).
+    this many faces). Stored video: ``objects`` (the :class:`ObjectStore` S3Object
+    videos are read from), ``video_workers`` (worker threads running jobs in this
+    process, default 1), ``video_limits`` (:class:`VideoLimits`),
+    ``video_sample_fps`` (frames analysed per second of video, default 2) and
+    ``video_observer`` (called with each finished face search before it SUCCEEDS:
+    the accountability layer's record of it).
 
     Safe to share between threads; any number of processes may open the same data
     dir (one writer at a time, readers never blocked). Every search is exact and

@@ -23,9 +23,11 @@ from faceaudit.engine._engine import (
 from faceaudit.engine._image import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
+    MAX_STORED_IMAGE_BYTES,
     MIN_IMAGE_SIDE,
     Image,
     ImageSource,
+    StoredImage,
     load_image,
     read_bytes,
 )
@@ -55,7 +57,8 @@ __all__ = [
     "BoundingBox", "CompareResult", "DEFAULT_MODEL", "DetectResult", "DetectedFace", "Detector",
     "Embedder", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image", "ImageSource",
     "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
-    "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale", "WeightFile",
+    "MAX_STORED_IMAGE_BYTES", "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale", "WeightFile",
     "check_similarity_threshold", "get_model", "largest_first", "list_models", "load_image",
     "load_model", "normalise", "promised_fmr", "read_bytes", "sha256_file", "similarity_for_fmr",
+    "StoredImage",
 ]

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 """Rekognition's limit for image bytes passed inline: 5 MB."""
 
+MAX_STORED_IMAGE_BYTES = 15 * 1024 * 1024
+"""Rekognition's limit for an image read from an S3 object (S3Object): 15 MB."""
+
 MIN_IMAGE_SIDE = 80
 """Rekognition's minimum image size: 80 pixels on each side."""
 
@@ -70,6 +73,22 @@ class Image:
         return np.ascontiguousarray(self.pixels[:, :, ::-1])
 
 
+class StoredImage(bytes):
+    """Image bytes read from an object store (a Rekognition ``S3Object``).
+
+    Plain ``bytes`` everywhere, except that :func:`load_image` allows them up to
+    :data:`MAX_STORED_IMAGE_BYTES` (15 MB), Rekognition's limit for images in S3,
+    instead of the 5 MB of inline image bytes.
+    """
+
+    __slots__ = ()
+
+
+def byte_limit(source: object) -> int:
+    """The size limit of an image source: 15 MB for a :class:`StoredImage`, else 5 MB."""
+    return MAX_STORED_IMAGE_BYTES if isinstance(source, StoredImage) else MAX_IMAGE_BYTES
+
+
 def read_bytes(source: ImageSource) -> bytes:
     """Read an image source (bytes or a path) into bytes, refusing files over the limit."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -99,18 +118,20 @@ def load_image(source: ImageSource, *, min_side: int = MIN_IMAGE_SIDE) -> Image:
     Raises
     ------
     ImageTooLargeError
-        over 5 MB of bytes, or a declared size over the pixel limit.
+        over 5 MB of bytes (15 MB for a :class:`StoredImage`), or a declared size over the pixel limit.
     InvalidImageFormatError
         empty, truncated, corrupt, or neither JPEG nor PNG.
     ImageTooSmallError
         either side below ``min_side`` pixels (80 by default).
     """
+    limit = byte_limit(source)
     data = read_bytes(source)
     if len(data) == 0:
         raise InvalidImageFormatError("image is empty (0 bytes)")
-    if len(data) > MAX_IMAGE_BYTES:
+    if len(data) > limit:
         raise ImageTooLargeError(
-            f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} bytes (5 MB)"
+            f"image is {len(data)} bytes; the limit is {limit} bytes ({limit // (1024 * 1024)} MB"
+            + (" for an image in an object store)" if limit != MAX_IMAGE_BYTES else ")")
         )
     try:
         with warnings.catch_warnings():

@@ -11,6 +11,7 @@ The pipeline, in order, so that nothing is read or done before it must be:
 7. the per-key rate limit (ThrottlingException),
 8. the caller's role (an extension may refuse: AccessDeniedException),
 9. parse JSON, validate against the model's input shape (or serve an extension's operation),
+   read S3Object images from the object store (for a bucket the caller's role may read),
 10. dispatch (backend or engine, wrapped by the extension), serialise ``to_rekognition()``,
 11. log one JSON line.
 """
@@ -21,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from faceaudit import __version__
 from faceaudit._errors import (
@@ -73,6 +74,9 @@ class ServiceConfig:
     rate_burst: Optional[float] = None
     max_skew_seconds: float = 15 * 60
     strict_responses: bool = False  # check every response against its shape (tests)
+    objects: Any = None  # ObjectStore for S3Object inputs (None: refused)
+    bucket_access: Any = None  # BucketAccess: which roles read which buckets (None: default)
+    backend_options: Optional[Mapping[str, Any]] = None  # more keyword options of the backend
 
 
 @dataclass
@@ -97,7 +101,10 @@ class ServiceApp:
         self.extension = extension
         self.keys = KeyStore(config.data_dir)
         self.verifier = SigV4Verifier(self.keys, max_skew=config.max_skew_seconds, clock=clock)
-        self.dispatcher = dispatcher or Dispatcher(config.data_dir)
+        self.dispatcher = dispatcher or Dispatcher(
+            config.data_dir, objects=config.objects, bucket_access=config.bucket_access,
+            backend_options=config.backend_options,
+        )
         self.limiter = limiter or RateLimiter(config.rate_limit, config.rate_burst)
         self._n_images = {op: _count_images(op) for op in OPERATIONS}
 
@@ -243,6 +250,7 @@ class ServiceApp:
             return json_response(200, doc, request_id)
         model = operation_model(operation)
         params = parse_input(model.input_shape, parse_json_body(body))
+        params = self.dispatcher.resolve(operation, params, principal.role)  # S3Object -> bytes
 
         # 10. dispatch and serialise
         if ext is not None:

@@ -7,6 +7,12 @@ members not passed (the backend applies Rekognition's defaults), and the
 result's ``to_rekognition()`` is the response. CompareFaces and DetectFaces need
 no collection: the backend serves them if it has the methods, otherwise the face
 engine does. The backend and the engine are created lazily, once per process.
+
+An image given as an ``S3Object`` is read from the object store the service was
+started with (:meth:`Dispatcher.resolve`, before the extension sees the request,
+so the accountability layer logs the image itself), after checking that the
+caller's role may read that bucket. A ``Video``'s S3Object is checked the same
+way and passed on as it is: the backend reads it when the job runs.
 """
 
 from __future__ import annotations
@@ -16,9 +22,14 @@ import inspect
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from faceaudit._errors import InvalidParameterError, UnknownOperationError
+from faceaudit._errors import (
+    ImageTooLargeError,
+    InvalidParameterError,
+    InvalidS3ObjectError,
+    UnknownOperationError,
+)
 from faceaudit.service._model import (
     COLLECTION_OPERATIONS,
     ENGINE_OPERATIONS,
@@ -41,18 +52,21 @@ def _backend_class() -> Any:
     return getattr(module, "FaceCollections", None)
 
 
-def _default_backend(data_dir: Path, engine: Any = None) -> Any:
-    """``FaceCollections(data_dir)``, sharing the service's engine when the backend takes one."""
+def _default_backend(data_dir: Path, engine: Any = None,
+                     options: Optional[Mapping[str, Any]] = None) -> Any:
+    """``FaceCollections(data_dir, **options)``, sharing the service's engine when the backend
+    takes one (options the backend does not take are not passed)."""
     cls = _backend_class()
     if cls is None:
         raise ImportError("faceaudit.collections.FaceCollections is not installed")
     try:
-        takes_engines = "engines" in inspect.signature(cls).parameters
+        accepted = set(inspect.signature(cls).parameters)
     except (TypeError, ValueError):  # pragma: no cover
-        takes_engines = False
-    if engine is not None and takes_engines:
-        return cls(data_dir, engines={engine.spec.name: engine})
-    return cls(data_dir)
+        accepted = set()
+    kwargs = {k: v for k, v in (options or {}).items() if k in accepted and v is not None}
+    if engine is not None and "engines" in accepted:
+        kwargs["engines"] = {engine.spec.name: engine}
+    return cls(data_dir, **kwargs)
 
 
 def _default_engine() -> Any:
@@ -69,8 +83,15 @@ class Dispatcher:
         data_dir: "Path | str",
         backend_factory: Optional[Callable[[Path], Any]] = None,
         engine_factory: Optional[Callable[[], Any]] = None,
+        *,
+        objects: Any = None,
+        bucket_access: Any = None,
+        backend_options: Optional[Mapping[str, Any]] = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.objects = objects  # an ObjectStore, or None: S3Object inputs are refused
+        self.bucket_access = bucket_access  # a BucketAccess, or None: the default by role
+        self._backend_options = {"objects": objects, **(backend_options or {})}
         self._backend_factory = backend_factory
         self._engine_factory = engine_factory or _default_engine
         self._backend: Any = None
@@ -90,7 +111,8 @@ class Dispatcher:
                     else:  # one engine per process, shared with the backend
                         if self._engine is None:
                             self._engine = self._engine_factory()
-                        self._backend = _default_backend(self.data_dir, self._engine)
+                        self._backend = _default_backend(self.data_dir, self._engine,
+                                                         self._backend_options)
         return self._backend
 
     def _backend_or_none(self) -> Any:
@@ -115,15 +137,55 @@ class Dispatcher:
     def supports(self, operation: str) -> bool:
         return operation in OPERATIONS
 
-    # -- calling ---------------------------------------------------------------------------------
+    # -- objects in object stores ---------------------------------------------------------------
 
-    def arguments(self, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
-        """Validated request members as the backend's keyword arguments (images as bytes)."""
+    def resolve(self, operation: str, params: Dict[str, Any], role: str) -> Dict[str, Any]:
+        """The request with each image ``S3Object`` replaced by the object's bytes.
+
+        Checks that ``role`` may read the bucket (AccessDeniedException), that the
+        object exists (InvalidS3ObjectException) and is at most 15 MB
+        (ImageTooLargeException). A video's S3Object is only checked for access.
+        """
+        from faceaudit.collections import BucketAccess, ObjectRef
+        from faceaudit.engine import MAX_STORED_IMAGE_BYTES, StoredImage
+
+        images = self._image_members(operation)
+        out = dict(params)
+        for name, value in params.items():
+            obj = value.get("S3Object") if isinstance(value, dict) else None
+            if obj is None or (name not in images and name != "Video"):
+                continue
+            ref = ObjectRef.from_rekognition(obj, f"{name}.S3Object")
+            (self.bucket_access or BucketAccess()).check(role, ref.bucket)
+            if self.objects is None:
+                raise InvalidS3ObjectError(
+                    f"{name}.S3Object: this server reads no object store (start it with --buckets DIR "
+                    "or --s3-endpoint-url URL); send the image inline instead (Image.Bytes, at most 5 MB)"
+                )
+            if name == "Video":
+                continue
+            size = self.objects.size(ref)
+            if size > MAX_STORED_IMAGE_BYTES:
+                raise ImageTooLargeError(
+                    f"{ref} is {size} bytes; an image in an object store may be at most "
+                    f"{MAX_STORED_IMAGE_BYTES} bytes (15 MB)"
+                )
+            out[name] = {"Bytes": StoredImage(self.objects.read(ref, MAX_STORED_IMAGE_BYTES))}
+        return out
+
+    def _image_members(self, operation: str) -> Tuple[str, ...]:
         images = self._images.get(operation)
         if images is None:
             shape = operation_model(operation).input_shape
             images = tuple(n for n, m in shape.members.items() if m.name == "Image")
             self._images[operation] = images
+        return images
+
+    # -- calling ---------------------------------------------------------------------------------
+
+    def arguments(self, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Validated request members as the backend's keyword arguments (images as bytes)."""
+        images = self._image_members(operation)
         kwargs = {}
         for name, value in params.items():
             if name in images:

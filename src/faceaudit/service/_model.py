@@ -23,8 +23,10 @@ COLLECTION_OPERATIONS: Tuple[str, ...] = (
     "IndexFaces", "ListFaces", "DeleteFaces", "SearchFaces", "SearchFacesByImage",
     "CreateUser", "DeleteUser", "ListUsers", "AssociateFaces", "DisassociateFaces",
     "SearchUsers", "SearchUsersByImage",
+    "StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch",
 )
-"""Operations served by :class:`faceaudit.collections.FaceCollections`."""
+"""Operations served by :class:`faceaudit.collections.FaceCollections` (the last four: stored
+video, jobs run by the backend's worker pool)."""
 
 ENGINE_OPERATIONS: Tuple[str, ...] = ("CompareFaces", "DetectFaces")
 """Operations that need no collection: served by the face engine directly."""

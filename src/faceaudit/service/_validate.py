@@ -22,11 +22,7 @@ from typing import Any, List, Optional, Tuple
 
 from botocore.model import Shape
 
-from faceaudit._errors import (
-    ImageTooLargeError,
-    InvalidParameterError,
-    InvalidS3ObjectError,
-)
+from faceaudit._errors import ImageTooLargeError, InvalidParameterError
 
 IMAGE_SHAPE = "Image"
 IMAGE_BLOB_SHAPE = "ImageBlob"
@@ -105,13 +101,12 @@ class _Checker:
         return out
 
     def _image_source(self, value: dict, path: str) -> None:
-        if value.get("S3Object") is not None:
-            raise InvalidS3ObjectError(
-                f"'{path}.s3Object': images in S3 are not supported by faceaudit, which holds no "
-                "S3 buckets; send the image bytes inline (Image.Bytes, at most 5 MB)"
+        has_bytes, has_object = value.get("Bytes") is not None, value.get("S3Object") is not None
+        if has_bytes == has_object:
+            raise InvalidParameterError(
+                f"'{path}' must have exactly one of Bytes (the image, base64 encoded, at most 5 MB) "
+                "and S3Object (an image in an object store, at most 15 MB)"
             )
-        if value.get("Bytes") is None:
-            raise InvalidParameterError(f"'{path}' must have Bytes (the image, base64 encoded)")
 
     def _list(self, shape: Shape, value: Any, path: str) -> Any:
         if not isinstance(value, list):
@@ -241,8 +236,8 @@ def parse_input(shape: Optional[Shape], params: Any) -> dict:
 
     Returns the parameters with blobs decoded to ``bytes`` and nulls and unknown
     members dropped. Raises :class:`InvalidParameterError` listing every problem,
-    :class:`ImageTooLargeError` for an image over 5 MB, and
-    :class:`InvalidS3ObjectError` for an image given as an S3 object.
+    and :class:`ImageTooLargeError` for image bytes over 5 MB. An image given as an
+    ``S3Object`` is left as it is (the dispatcher reads it from the object store).
     """
     if not isinstance(params, dict):
         raise InvalidParameterError("the request body must be a JSON object")

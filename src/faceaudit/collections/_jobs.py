@@ -1,0 +1,453 @@
+"""Stored-video jobs: persisted in SQLite, run by a pool of worker threads, never lost.
+
+``<data dir>/video-jobs.sqlite3`` (WAL, ``synchronous=FULL``) holds each job:
+kind, request, who asked (:data:`requester`), state and progress, and, once it
+has SUCCEEDED, its result items (one row each, for paging). States:
+QUEUED -> IN_PROGRESS -> SUCCEEDED | FAILED (QUEUED shows as IN_PROGRESS on
+the wire, as Rekognition has no such state). Results are written in the same
+transaction that marks the job SUCCEEDED.
+
+Any process serving the data dir may run any job: a worker claims the oldest
+QUEUED job in one write transaction, then renews a heartbeat while it works.
+A job whose worker died (kill -9, power loss) is found by its stale heartbeat,
+or at once when its owner was a dead process of this host, and queued again
+from the start; after :data:`MAX_ATTEMPTS` interrupted runs it FAILS with a
+StatusMessage saying so. Nothing else ever removes a job.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import contextvars
+import hashlib
+import json
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+from faceaudit._errors import (
+    FaceAuditError,
+    IdempotentParameterMismatchError,
+    LimitExceededError,
+    ResourceNotFoundError,
+)
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "video-jobs.sqlite3"
+BUSY_TIMEOUT_S = 60.0
+LEASE_S = 60.0
+"""A job whose heartbeat is older than this is taken to have lost its worker."""
+HEARTBEAT_S = 2.0
+MAX_ATTEMPTS = 3
+MAX_PENDING_JOBS = 20
+"""Jobs queued or in progress at once (Rekognition's default quota is 20 concurrent jobs)."""
+POLL_S = 1.0
+
+QUEUED, IN_PROGRESS, SUCCEEDED, FAILED = "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED"
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS jobs (
+        job_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        request TEXT NOT NULL,
+        request_sha256 TEXT NOT NULL,
+        client_token TEXT,
+        job_tag TEXT,
+        requester TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        owner TEXT,
+        heartbeat REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        progress REAL NOT NULL DEFAULT 0,
+        status_message TEXT,
+        metadata TEXT
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_token ON jobs(kind, client_token) WHERE client_token IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at)",
+    """CREATE TABLE IF NOT EXISTS job_items (
+        job_id TEXT NOT NULL REFERENCES jobs(job_id),
+        seq INTEGER NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        person_index INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    )""",
+)
+
+requester: "contextvars.ContextVar[Mapping[str, Any]]" = contextvars.ContextVar("faceaudit_job_requester")
+"""Who starts a job (access key, role, warrant or case reference, purpose, request id), set by the
+layer that knows (the accountability layer, the CLI) around a Start* call; stored with the job."""
+
+
+@contextlib.contextmanager
+def requested_by(who: Mapping[str, Any]) -> Iterator[None]:
+    """Jobs started inside the block are recorded as started by ``who``."""
+    token = requester.set(dict(who))
+    try:
+        yield
+    finally:
+        requester.reset(token)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One stored-video job as persisted (times in epoch seconds, progress 0-1)."""
+
+    job_id: str
+    kind: str
+    status: str
+    request: Mapping[str, Any]
+    job_tag: Optional[str]
+    requester: Mapping[str, Any]
+    created_at: float
+    attempts: int
+    progress: float
+    status_message: Optional[str]
+    metadata: Optional[Mapping[str, Any]]
+
+    @property
+    def wire_status(self) -> str:
+        """JobStatus as Rekognition names it: IN_PROGRESS | SUCCEEDED | FAILED."""
+        return IN_PROGRESS if self.status == QUEUED else self.status
+
+
+@dataclass(frozen=True)
+class JobItem:
+    """One result entry: time in ms, person index (-1 when none) and its Rekognition document."""
+
+    timestamp_ms: int
+    person_index: int
+    doc: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a finished run hands back: the video's metadata and the result items."""
+
+    metadata: Mapping[str, Any]
+    items: Sequence[JobItem]
+
+
+Runner = Callable[[Job, Callable[[float, str], None]], JobOutcome]
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_dead(owner: Optional[str]) -> bool:
+    """True when ``owner`` was a process of this host that no longer runs."""
+    if not owner:
+        return True
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+class JobStore:
+    """The jobs database of one data dir (thread-safe; one connection per call)."""
+
+    def __init__(self, data_dir: "str | os.PathLike[str]") -> None:
+        self.path = Path(data_dir) / DB_NAME
+        self._ready = False
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _conn(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            if not self._ready:
+                with self._lock:
+                    for stmt in _SCHEMA:
+                        conn.execute(stmt)
+                    self._ready = True
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _job(row: Sequence[Any]) -> Job:
+        (job_id, kind, status, request, job_tag, who, created, attempts, progress, message,
+         metadata) = row
+        return Job(job_id, kind, status, json.loads(request), job_tag, json.loads(who), created,
+                   attempts, progress, message, json.loads(metadata) if metadata else None)
+
+    _COLUMNS = ("job_id, kind, status, request, job_tag, requester, created_at, attempts, progress, "
+                "status_message, metadata")
+
+    def submit(self, kind: str, request: Mapping[str, Any], client_token: Optional[str],
+               job_tag: Optional[str], who: Mapping[str, Any]) -> Tuple[str, bool]:
+        """(JobId, created): a new QUEUED job, or the job an earlier request with the same
+        ClientRequestToken started (IdempotentParameterMismatchException if it asked otherwise)."""
+        text = json.dumps({"request": request, "job_tag": job_tag}, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with self._conn(write=True) as conn:
+            if client_token is not None:
+                row = conn.execute("SELECT job_id, request_sha256 FROM jobs WHERE kind = ? AND client_token = ?",
+                                   (kind, client_token)).fetchone()
+                if row is not None:
+                    if row[1] != digest:
+                        raise IdempotentParameterMismatchError(
+                            f"ClientRequestToken {client_token!r} was used with different parameters")
+                    return row[0], False
+            pending = conn.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)",
+                                   (QUEUED, IN_PROGRESS)).fetchone()[0]
+            if pending >= MAX_PENDING_JOBS:
+                raise LimitExceededError(
+                    f"{pending} stored-video jobs are queued or running; at most {MAX_PENDING_JOBS} "
+                    "at once: start this one when one has finished")
+            job_id = uuid.uuid4().hex + uuid.uuid4().hex[:32]
+            conn.execute(
+                "INSERT INTO jobs (job_id, kind, status, request, request_sha256, client_token, job_tag, "
+                "requester, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, kind, QUEUED, json.dumps(request, sort_keys=True), digest, client_token, job_tag,
+                 json.dumps(dict(who), sort_keys=True), time.time()),
+            )
+        return job_id, True
+
+    def get(self, job_id: str, kind: str) -> Job:
+        with self._conn() as conn:
+            row = conn.execute(f"SELECT {self._COLUMNS} FROM jobs WHERE job_id = ? AND kind = ?",
+                               (job_id, kind)).fetchone()
+        if row is None:
+            raise ResourceNotFoundError(f"no {kind.replace('_', ' ')} job with JobId {job_id!r}")
+        return self._job(row)
+
+    def items(self, job_id: str, order: str, after: int, limit: int) -> Tuple[List[JobItem], Optional[int]]:
+        """Up to ``limit`` items after position ``after`` in ``order`` (TIMESTAMP or INDEX);
+        returns them and the position of the last one when more follow."""
+        key = "timestamp_ms, person_index, seq" if order == "TIMESTAMP" else "person_index, timestamp_ms, seq"
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT timestamp_ms, person_index, doc FROM job_items WHERE job_id = ? "
+                f"ORDER BY {key} LIMIT ? OFFSET ?", (job_id, limit + 1, after)).fetchall()
+        items = [JobItem(r[0], r[1], json.loads(r[2])) for r in rows[:limit]]
+        return items, (after + limit if len(rows) > limit else None)
+
+    # -- the worker side ------------------------------------------------------------------------
+
+    def recover(self, lease_s: float = LEASE_S) -> int:
+        """Queue again (or FAIL after MAX_ATTEMPTS) the jobs whose worker is gone; returns how many."""
+        now = time.time()
+        n = 0
+        with self._conn(write=True) as conn:
+            rows = conn.execute("SELECT job_id, owner, heartbeat, attempts FROM jobs WHERE status = ?",
+                                (IN_PROGRESS,)).fetchall()
+            for job_id, owner, beat, attempts in rows:
+                if not (_owner_dead(owner) or (beat or 0) < now - lease_s):
+                    continue
+                n += 1
+                if attempts >= MAX_ATTEMPTS:
+                    conn.execute(
+                        "UPDATE jobs SET status = ?, finished_at = ?, status_message = ? WHERE job_id = ?",
+                        (FAILED, now, f"the job was interrupted {attempts} times (its worker stopped); "
+                         "start it again", job_id))
+                else:
+                    conn.execute(
+                        "UPDATE jobs SET status = ?, owner = NULL, progress = 0, status_message = ? "
+                        "WHERE job_id = ?",
+                        (QUEUED, "queued again after its worker stopped", job_id))
+                log.warning("stored-video job %s lost its worker (%s); %s", job_id, owner,
+                            "failed" if attempts >= MAX_ATTEMPTS else "queued again")
+        return n
+
+    def claim(self) -> Optional[Job]:
+        """The oldest QUEUED job, now IN_PROGRESS and owned by this process, or None."""
+        with self._conn(write=True) as conn:
+            row = conn.execute("SELECT job_id FROM jobs WHERE status = ? ORDER BY created_at LIMIT 1",
+                               (QUEUED,)).fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            conn.execute(
+                "UPDATE jobs SET status = ?, owner = ?, heartbeat = ?, started_at = ?, "
+                "attempts = attempts + 1, status_message = NULL WHERE job_id = ?",
+                (IN_PROGRESS, _owner(), now, now, row[0]))
+            job = conn.execute(f"SELECT {self._COLUMNS} FROM jobs WHERE job_id = ?", (row[0],)).fetchone()
+        return self._job(job)
+
+    def beat(self, job_id: str, progress: float, message: str) -> None:
+        with self._conn(write=True) as conn:
+            conn.execute("UPDATE jobs SET heartbeat = ?, progress = ?, status_message = ? "
+                         "WHERE job_id = ? AND status = ? AND owner = ?",
+                         (time.time(), progress, message, job_id, IN_PROGRESS, _owner()))
+
+    def succeed(self, job_id: str, outcome: JobOutcome) -> None:
+        with self._conn(write=True) as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, progress = 1, status_message = NULL, "
+                "metadata = ? WHERE job_id = ? AND status = ? AND owner = ?",
+                (SUCCEEDED, time.time(), json.dumps(dict(outcome.metadata)), job_id, IN_PROGRESS, _owner()))
+            if cur.rowcount != 1:  # another worker took it over meanwhile: its result counts
+                return
+            conn.executemany(
+                "INSERT INTO job_items VALUES (?, ?, ?, ?, ?)",
+                [(job_id, i, it.timestamp_ms, it.person_index, json.dumps(dict(it.doc)))
+                 for i, it in enumerate(outcome.items)])
+
+    def requeue(self, job_id: str) -> None:
+        """Give back a job this process stops working on (shutdown): QUEUED, the attempt not counted."""
+        with self._conn(write=True) as conn:
+            conn.execute("UPDATE jobs SET status = ?, owner = NULL, progress = 0, attempts = attempts - 1, "
+                         "status_message = ? WHERE job_id = ? AND status = ? AND owner = ?",
+                         (QUEUED, "queued again: the server stopped", job_id, IN_PROGRESS, _owner()))
+
+    def fail(self, job_id: str, message: str, metadata: Optional[Mapping[str, Any]] = None) -> None:
+        with self._conn(write=True) as conn:
+            conn.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, status_message = ?, metadata = ? "
+                "WHERE job_id = ? AND status = ? AND owner = ?",
+                (FAILED, time.time(), message[:1000], json.dumps(dict(metadata)) if metadata else None,
+                 job_id, IN_PROGRESS, _owner()))
+
+
+class _Stopping(Exception):
+    """Raised inside a run when its pool stops (the process exits)."""
+
+
+_POOLS: "weakref.WeakSet[JobPool]" = weakref.WeakSet()
+
+
+def _stop_all() -> None:
+    for pool in list(_POOLS):
+        pool.stop()
+
+
+atexit.register(_stop_all)
+
+
+class JobPool:
+    """Worker threads of this process that run the jobs of a :class:`JobStore`.
+
+    Started on first use; each thread claims a job, runs it with ``runners[kind]``
+    and records the outcome. A run's FaceAuditError FAILS the job with its message;
+    any other exception FAILS it with a generic message (the details go to the log).
+    When the process exits, a job being run is given back (QUEUED) for the next start.
+    """
+
+    def __init__(self, store: JobStore, runners: Mapping[str, Runner], workers: int = 1) -> None:
+        self.store = store
+        self._runners = dict(runners)
+        self._workers = max(1, int(workers))
+        self._wake = threading.Event()
+        self._started_pid: Optional[int] = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: List[threading.Thread] = []
+
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._started_pid == os.getpid():
+                return
+            self._started_pid = os.getpid()
+            self._stop.clear()
+            self.store.recover()
+            self._threads = [threading.Thread(target=self._loop, name=f"faceaudit-video-{i}", daemon=True)
+                             for i in range(self._workers)]
+            for t in self._threads:
+                t.start()
+            _POOLS.add(self)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the workers (a running job is given back); waits up to ``timeout`` seconds."""
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        last_recover = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                job = self.store.claim()
+            except sqlite3.Error:
+                log.warning("cannot claim a stored-video job", exc_info=True)
+                job = None
+            if job is None:
+                self._wake.wait(POLL_S)
+                self._wake.clear()
+                if time.monotonic() - last_recover > LEASE_S / 4:
+                    last_recover = time.monotonic()
+                    with contextlib.suppress(sqlite3.Error):
+                        self.store.recover()
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        # the heartbeat runs in its own thread, so a long step (a download, a slow frame) never
+        # lets the lease expire while the job is alive; it also writes the latest progress
+        state = {"fraction": 0.0, "message": "started"}
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(HEARTBEAT_S):
+                try:
+                    self.store.beat(job.job_id, state["fraction"], state["message"])
+                except sqlite3.Error:
+                    log.warning("cannot renew the heartbeat of job %s", job.job_id, exc_info=True)
+
+        def progress(fraction: float, message: str) -> None:
+            if self._stop.is_set():
+                raise _Stopping()
+            state["fraction"], state["message"] = max(0.0, min(1.0, fraction)), message
+
+        beater = threading.Thread(target=beat, name=f"faceaudit-video-beat-{job.job_id[:8]}", daemon=True)
+        beater.start()
+        try:
+            self._execute(job, progress)
+        finally:
+            done.set()
+            beater.join()
+
+    def _execute(self, job: Job, progress: Callable[[float, str], None]) -> None:
+        try:
+            outcome = self._runners[job.kind](job, progress)
+        except _Stopping:
+            self.store.requeue(job.job_id)
+            return
+        except FaceAuditError as exc:
+            log.info("stored-video job %s failed: %s: %s", job.job_id, exc.aws_code, exc.message)
+            self.store.fail(job.job_id, f"{exc.aws_code}: {exc.message}")
+            return
+        except Exception:
+            log.error("stored-video job %s failed with an internal error", job.job_id, exc_info=True)
+            self.store.fail(job.job_id, "InternalServerError: the job failed inside faceaudit (see its log)")
+            return
+        self.store.succeed(job.job_id, outcome)
+        log.info("stored-video job %s succeeded (%d items)", job.job_id, len(outcome.items))

@@ -1,0 +1,135 @@
+"""Following faces across sampled video frames, so that one person keeps one Person Index.
+
+A face in a new frame joins a track when its box overlaps the track's last box
+(intersection over union) in a recent frame and its embedding is not unlike the
+track's, or, whatever the boxes, when its embedding is alike enough (a person
+who left the picture and came back). Pairs are joined greedily, the most alike
+first, one face per track per frame. Each track keeps its best frames (large,
+sharp, confident faces): the ones searched in the collection.
+
+Thresholds are Similarity values (0-100, higher is more alike) converted with
+the model's own scale, so they mean the same false-match rate on every model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from faceaudit.engine import DetectedFace, SimilarityScale
+
+RELINK_SIMILARITY = 85.0
+"""Similarity at which a face joins a track without overlapping it (a person coming back)."""
+OVERLAP_SIMILARITY = 75.0
+"""Similarity a face overlapping a recent track's box must still reach to join it."""
+MIN_IOU = 0.3
+"""Box overlap (intersection over union) that counts as the same place in the picture."""
+MAX_GAP_MS = 2000
+"""How long a track's last box counts as recent for the overlap rule (milliseconds)."""
+BEST_FRAMES = 3
+"""Frames of each track searched in the collection."""
+
+
+@dataclass(frozen=True, eq=False)
+class Sighting:
+    """One face of a track in one frame: time in ms, the face, its embedding, frame number."""
+
+    timestamp_ms: int
+    face: DetectedFace
+    vector: np.ndarray
+    frame_number: int
+
+    @property
+    def quality(self) -> float:
+        """How good a probe this face makes (higher is better): size x sharpness x confidence."""
+        q = self.face.quality
+        size = min(float(getattr(q, "face_size_px", 0.0) or 0.0), 224.0)
+        sharp = float(getattr(q, "sharpness", 50.0) or 0.0)
+        return size * (0.5 + sharp / 200.0) * self.face.confidence / 100.0
+
+
+@dataclass(eq=False)
+class Track:
+    """One person's sightings, in time order, and the sum of their embeddings."""
+
+    index: int
+    sightings: List[Sighting] = field(default_factory=list)
+    _sum: Optional[np.ndarray] = None
+
+    def add(self, s: Sighting) -> None:
+        self.sightings.append(s)
+        self._sum = s.vector.astype(np.float64) if self._sum is None else self._sum + s.vector
+
+    @property
+    def mean(self) -> np.ndarray:
+        v = self._sum if self._sum is not None else np.zeros(1)
+        n = float(np.linalg.norm(v))
+        return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
+
+    @property
+    def last(self) -> Sighting:
+        return self.sightings[-1]
+
+    def best(self, n: int = BEST_FRAMES) -> List[Sighting]:
+        """The ``n`` best sightings (by :attr:`Sighting.quality`), best first."""
+        return sorted(self.sightings, key=lambda s: -s.quality)[:n]
+
+
+def iou(a: Tuple[float, float, float, float], b: Tuple[float, float, float, float]) -> float:
+    """Intersection over union of two (left, top, width, height) boxes."""
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    w = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
+    h = max(0.0, min(ay2, by2) - max(a[1], b[1]))
+    inter = w * h
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+class FaceTracker:
+    """Assigns each face of each sampled frame to a track (a Person Index from 0)."""
+
+    def __init__(self, scale: SimilarityScale, relink_similarity: float = RELINK_SIMILARITY,
+                 overlap_similarity: float = OVERLAP_SIMILARITY, min_iou: float = MIN_IOU,
+                 max_gap_ms: int = MAX_GAP_MS) -> None:
+        self._relink = scale.to_cosine(relink_similarity)
+        self._overlap = scale.to_cosine(overlap_similarity)
+        self._min_iou = min_iou
+        self._max_gap = max_gap_ms
+        self.tracks: List[Track] = []
+
+    def update(self, frame_number: int, timestamp_ms: int,
+               faces: Sequence[Tuple[DetectedFace, np.ndarray]]) -> List[int]:
+        """The track index of each face (in the order given)."""
+        pairs = []
+        for fi, (face, vec) in enumerate(faces):
+            box = _box(face)
+            for track in self.tracks:
+                cos = float(np.dot(track.mean, vec))
+                recent = timestamp_ms - track.last.timestamp_ms <= self._max_gap
+                overlap = recent and iou(_box(track.last.face), box) >= self._min_iou
+                if cos >= self._relink or (overlap and cos >= self._overlap):
+                    pairs.append((cos + (1.0 if overlap else 0.0), fi, track.index))
+        pairs.sort(key=lambda p: -p[0])
+        assigned: dict = {}
+        taken = set()
+        for _, fi, ti in pairs:
+            if fi in assigned or ti in taken:
+                continue
+            assigned[fi] = ti
+            taken.add(ti)
+        out = []
+        for fi, (face, vec) in enumerate(faces):
+            ti = assigned.get(fi)
+            if ti is None:
+                ti = len(self.tracks)
+                self.tracks.append(Track(index=ti))
+            self.tracks[ti].add(Sighting(timestamp_ms, face, np.asarray(vec, np.float32), frame_number))
+            out.append(ti)
+        return out
+
+
+def _box(face: DetectedFace) -> Tuple[float, float, float, float]:
+    b = face.bounding_box
+    return (b.left, b.top, b.width, b.height)
