@@ -42,3 +42,6 @@ for model in "${MODELS[@]}"; do
   "$FACEAUDIT" report "$OUT/$model" --thumbnail-exclude dataset=meds >/dev/null
   echo "$model: $DOCS/$model/results.json, $DOCS/$model/report.html (no thumbnails); full report $OUT/$model/report.html"
 done
+if [ -f "$DOCS/sface/results.json" ] && [ -f "$DOCS/dlib/results.json" ]; then
+  "$FACEAUDIT" report "$DOCS/sface" "$DOCS/dlib" --out "$DOCS"   # engines side by side: $DOCS/comparison.html
+fi

@@ -35,11 +35,13 @@ from faceaudit._errors import (
     ResourceNotFoundError,
     SerializationError,
     ServiceQuotaExceededError,
+    ServiceUnavailableError,
     ThrottlingError,
     UnknownOperationError,
     UnrecognizedClientError,
     VideoError,
     VideoTooLargeError,
+    WorkerStartError,
 )
 
 __version__ = "0.1.0"
@@ -67,6 +69,7 @@ __all__ = [
     "MissingAuthenticationTokenError",
     "ModelError",
     "ModelIntegrityError",
+    "WorkerStartError",
     "ModelNotInstalledError",
     "NoFaceError",
     "RemoteServiceError",
@@ -75,6 +78,7 @@ __all__ = [
     "ResourceNotFoundError",
     "SerializationError",
     "ServiceQuotaExceededError",
+    "ServiceUnavailableError",
     "ThrottlingError",
     "UnknownOperationError",
     "UnrecognizedClientError",

@@ -129,6 +129,10 @@ class ModelIntegrityError(ModelError):
     """A weights file is missing or its SHA-256 differs from the pinned digest."""
 
 
+class WorkerStartError(ModelError):
+    """The worker processes that run a face model keep dying before they finish any image."""
+
+
 # --- HTTP service: protocol, authentication and limits -------------------------------------------
 
 
@@ -234,6 +238,15 @@ class ThrottlingError(FaceAuditError):
 
     aws_code = "ThrottlingException"
     http_status = 500
+    exit_code = 8
+
+
+class ServiceUnavailableError(FaceAuditError):
+    """The service is busy (e.g. too many connections or request bodies at once); retry later
+    (boto3 retries HTTP 503 by itself)."""
+
+    aws_code = "ServiceUnavailableException"
+    http_status = 503
     exit_code = 8
 
 

@@ -25,8 +25,16 @@ def served(tmp_path_factory):
     app = ServiceApp(ServiceConfig(d, rate_limit=10_000),
                      extension=AccountabilityExtension(d, testing=TestingAPI(d)))
     srv, thread, url = start_in_thread(app)
+    _DIRS[url] = d
     yield url, keys
     stop_thread_server(srv, thread)
+
+
+_DIRS = {}
+
+
+def served_dir(url):
+    return _DIRS[url]
 
 
 def _archive() -> str:
@@ -60,6 +68,9 @@ def test_auditor_runs_an_audit_and_gets_results_and_report(served):
 
     doc = wait_until(finished, "the audit to finish", interval=0.2)
     assert doc["Status"] == "SUCCEEDED", doc
+    assert doc["ResultsKeptUntil"] > doc["FinishedAt"]  # results kept for a stated time
+    work = served_dir(url) / "audits" / audit_id
+    assert not (work / "input").exists() and not list(work.glob("embeddings.sqlite*"))  # inputs gone
     results = doc["Results"]
     text = json.dumps(results)
     assert results["engine"]["kind"] == "local" and "sex" in text
@@ -79,12 +90,26 @@ def test_auditor_runs_an_audit_and_gets_results_and_report(served):
     (lambda: base64.b64encode(b"not a zip").decode(), "ZIP"),
     (lambda: _zip({"../evil.csv": b"x"}), "unsafe path"),
     (lambda: _zip({"probes.csv": b"image,subject\n"}), "gallery.csv"),
+    (lambda: _zip({"x": b"1", "x/y": b"2"}), "both a file and a directory"),
+    (lambda: _zip({"x/y": b"2", "x": b"1"}), "both a file and a directory"),
+    (lambda: _zip({"probes.csv": b"image,subject\n", "gallery.csv/a": b""}), "gallery.csv"),
+    (lambda: _zip({"probes.csv": b"\xff\xfe\x00bad", "gallery.csv": b"image,subject\n"}), "probes.csv"),
+    (lambda: _zip_twice("probes.csv"), "twice"),
 ])
 def test_bad_archives_refused(served, make, message):
     url, keys = served
     status, doc = native(url, keys["auditor"], "StartAudit", {
         "Archive": make(), "Probes": ["probes.csv"], "Gallery": ["gallery.csv"]})
     assert status == 400 and doc["__type"] == "InvalidParameterException" and message in doc["message"]
+
+
+def _zip_twice(name):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(name, b"image,subject\n")
+        with pytest.warns(UserWarning):
+            zf.writestr(name, b"image,subject\n")
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _zip(files):
@@ -113,3 +138,70 @@ def test_too_many_pending_audits_refused(tmp_path):
         "AuditId": f"{0:032x}", "Owner": "k", "Status": "RUNNING", "SubmittedAt": 0, "Pid": 2**22 + 12345}))
     # a stale RUNNING audit of a dead process no longer counts: accepted
     assert api.start("k", {"Archive": _archive(), "Probes": ["probes.csv"], "Gallery": ["gallery.csv"]})["AuditId"]
+
+
+def _start_params():
+    return {"Archive": _archive(), "Probes": ["probes.csv"], "Gallery": ["gallery.csv"]}
+
+
+def test_pending_limit_holds_for_simultaneous_starts(tmp_path, monkeypatch):
+    # 12 StartAudit calls at once, each through its own TestingAPI (as worker processes have):
+    # only MAX_PENDING get in
+    import threading
+
+    from faceaudit.accountability import TestingAPI
+    from faceaudit.accountability._testing import MAX_PENDING, LimitExceededError
+
+    monkeypatch.setattr(TestingAPI, "_run", lambda self, audit_id: None)  # stay QUEUED
+    params = _start_params()
+    outcomes, go = [], threading.Barrier(12)
+
+    def start():
+        api = TestingAPI(tmp_path)
+        go.wait(30)
+        try:
+            outcomes.append(api.start("k", dict(params))["AuditId"])
+        except LimitExceededError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=start) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(outcomes) == 12 and outcomes.count("refused") == 12 - MAX_PENDING
+
+
+def test_disk_quota_per_auditor(tmp_path, monkeypatch):
+    from faceaudit import ServiceQuotaExceededError
+    from faceaudit.accountability import TestingAPI
+    from faceaudit.accountability import _testing
+
+    monkeypatch.setattr(TestingAPI, "_run", lambda self, audit_id: None)
+    api = TestingAPI(tmp_path)
+    one = api.start("a", _start_params())["AuditId"]
+    size = sum(f.stat().st_size for f in (tmp_path / "audits" / one).rglob("*") if f.is_file())
+    monkeypatch.setattr(_testing, "AUDITOR_QUOTA_BYTES", int(size * 1.5))
+    with pytest.raises(ServiceQuotaExceededError):
+        api.start("a", _start_params())
+    assert api.start("b", _start_params())["AuditId"]  # another auditor has their own quota
+
+
+def test_ended_audits_lose_inputs_then_results(tmp_path, monkeypatch):
+    import time
+
+    from faceaudit.accountability import TestingAPI
+    from faceaudit.accountability import _testing
+
+    monkeypatch.setattr(TestingAPI, "_run", lambda self, audit_id: None)
+    api = TestingAPI(tmp_path)
+    old, recent = (api.start("a", _start_params())["AuditId"] for _ in range(2))
+    for audit_id, ended in ((old, time.time() - _testing.RESULTS_KEPT_SECONDS - 10), (recent, time.time())):
+        status = api._status(audit_id)
+        status.update(Status="SUCCEEDED", FinishedAt=ended)
+        api._write_status(audit_id, status)
+        (tmp_path / "audits" / audit_id / "out").mkdir()
+    api.start("a", _start_params())  # each start sweeps
+    assert not (tmp_path / "audits" / old).exists()  # past the stated time: gone
+    assert (tmp_path / "audits" / recent / "out").is_dir()  # results kept
+    assert not (tmp_path / "audits" / recent / "input").exists()  # inputs gone

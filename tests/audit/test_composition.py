@@ -56,8 +56,8 @@ def test_share_test_by_hand(tmp_path):
     assert (st.rate_outside.errors, st.rate_outside.trials) == (2, 2)
     assert st.p_value == pytest.approx(fisher_exact_two_sided(1, 2, 2, 0))
     assert st.labels_outside == ("M",) and st.labels_absent == ()
-    lo, hi = st.difference_bootstrap95
-    assert -1.0 <= lo <= st.difference <= hi <= 1.0
+    # 3 matched searches of 5 people: more than 1% of resamples hold none, so no bootstrap interval
+    assert st.difference_bootstrap95 is None
     # one test per threshold
     assert sorted(s.threshold for s in parts["share_tests"]) == [80.0, 90.0, 99.5]
 
@@ -148,3 +148,32 @@ def test_share_test_matches_brute_force_on_random_data(tmp_path):
         a = sum(1 for f, r in zip(flags, roles) if f and r == "sen")
         c = sum(1 for f, r in zip(flags, roles) if f and r != "sen")
         assert (st.matched.errors, st.matched.trials) == (a, a + c)
+
+
+def test_who_to_whom_finding_when_no_other_photo_matched():
+    from faceaudit.audit._headline import _cross_finding
+
+    def rate(e, n):
+        return {"errors": e, "trials": n, "rate": e / n, "wilson95": list(Rate.of(e, n).wilson95),
+                "subjects": 20}
+
+    res = {"composition": {"gallery": {"race": {"black": 10, "white": 990}}}, "min_group_searches": 10,
+           "frames": [{"metric": "ACLU_COUNT", "column": "race", "side": "probe", "threshold": 80.0,
+                       "by_group": {"black": {"subjects": 20}}}]}
+    ct = {"column": "race", "gallery_column": "race", "threshold": 80.0,
+          "cells": {"black": {"black": rate(12, 200), "white": rate(0, 19_800)}}}
+    (line,) = _cross_finding(res, ct, 80.0)
+    assert "while none of the other photos matched them" in line and "only 1.00% of this gallery" in line
+    assert "rests on 12 false matches, so it is uncertain" in line
+
+
+def test_no_bootstrap_interval_from_one_falsely_matched_search():
+    from faceaudit.audit._composition import _difference_interval
+
+    in_set = np.array([True] + [False] * 9 + [True] * 2)
+    matched = np.zeros((12, 2), bool)
+    matched[0, 0] = True           # one matched search: most resamples hold no match at all
+    matched[:8, 1] = True          # eight: every resample holds one
+    low, high = _difference_interval(in_set, matched, np.arange(12), 500, np.random.SeedSequence(1))
+    assert np.isnan(low[0]) and np.isnan(high[0])
+    assert np.isfinite(low[1]) and low[1] <= (1 / 8 - 3 / 12) <= high[1]

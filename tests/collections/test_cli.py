@@ -58,7 +58,7 @@ def test_index_search_faces_users(run):
     assert set(r) == {"FaceRecords", "FaceModelVersion", "UnindexedFaces"} and len(r["FaceRecords"]) == 1
     face_id = r["FaceRecords"][0]["Face"]["FaceId"]
     out, _ = run("index", "g", str(portrait_2014("C000141")), "--external-image-id", "C000141")
-    assert "already indexed" in out
+    assert "1 face(s) indexed" in out  # one image is IndexFaces: indexed again, as Rekognition does
     out, err = run("index", "g", str(DATA / "congress2014"), "--workers", "1")
     assert "8 images: 8 indexed (8 faces), 0 already indexed" in out  # ExternalImageId C000141.jpg: new
     assert "img/s" in err  # progress bar on stderr

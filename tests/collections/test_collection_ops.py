@@ -43,11 +43,11 @@ def test_create_and_describe(tmp_path):
     assert r.to_rekognition() == {
         "StatusCode": 200,
         "CollectionArn": "arn:aws:rekognition:eu-west-1:123456789012:collection/My.col-1_x",
-        "FaceModelVersion": sface.version,
+        "FaceModelVersion": sface.numeric_version,  # the API's form: [0-9.]+
     }
     d = fc.describe_collection(collection_id="My.col-1_x").to_rekognition()
     assert set(d) == {"FaceCount", "FaceModelVersion", "CollectionARN", "CreationTimestamp", "UserCount"}
-    assert d["FaceCount"] == 0 and d["UserCount"] == 0 and d["FaceModelVersion"] == sface.version
+    assert d["FaceCount"] == 0 and d["UserCount"] == 0 and d["FaceModelVersion"] == sface.numeric_version
     assert d["CollectionARN"] == r.collection_arn
     assert before - 1 <= d["CreationTimestamp"] <= time.time() + 1
 

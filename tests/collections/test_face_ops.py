@@ -18,6 +18,7 @@ from faceaudit.engine import get_model
 from tests.conftest import MEMBERS, blank_image, meds, portrait_2014, portrait_2018, side_by_side
 
 SFACE = get_model("sface").version
+SFACE_API = get_model("sface").numeric_version  # FaceModelVersion over the API
 
 
 def test_index_faces_response_shape(fc):
@@ -25,12 +26,12 @@ def test_index_faces_response_shape(fc):
                        external_image_id="congress:C000127")
     rk = r.to_rekognition()
     assert set(rk) == {"FaceRecords", "FaceModelVersion", "UnindexedFaces"}
-    assert rk["FaceModelVersion"] == SFACE and rk["UnindexedFaces"] == []
+    assert rk["FaceModelVersion"] == SFACE_API and rk["UnindexedFaces"] == []
     (rec,) = rk["FaceRecords"]
     face = rec["Face"]
     assert set(face) == {"FaceId", "BoundingBox", "ImageId", "ExternalImageId", "Confidence", "IndexFacesModelVersion"}
     assert FACE_ID_RE.fullmatch(face["FaceId"]) and FACE_ID_RE.fullmatch(face["ImageId"])
-    assert face["ExternalImageId"] == "congress:C000127" and face["IndexFacesModelVersion"] == SFACE
+    assert face["ExternalImageId"] == "congress:C000127" and face["IndexFacesModelVersion"] == SFACE_API
     assert set(face["BoundingBox"]) == {"Width", "Height", "Left", "Top"}
     assert 0 < face["Confidence"] <= 100
     assert set(rec["FaceDetail"]) == {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"}
@@ -44,22 +45,61 @@ def test_no_external_image_id_is_left_out(fc):
     assert r.face_records[0].face.external_image_id is None
 
 
-def test_reindexing_the_same_bytes_stores_no_duplicate(fc):
+def test_reindexing_the_same_bytes_indexes_again_like_rekognition(fc):
     data = portrait_2018("F000062").read_bytes()
     first = fc.index_faces(collection_id="c", image=data, external_image_id="f")
     again = fc.index_faces(collection_id="c", image=data, external_image_id="f")
-    assert again.already_indexed and again.to_rekognition() == first.to_rekognition()
-    assert fc.describe_collection(collection_id="c").face_count == 1
-    # another ExternalImageId, or no ExternalImageId, is another image
-    other = fc.index_faces(collection_id="c", image=data, external_image_id="g")
+    assert not again.already_indexed and again.image_id != first.image_id
+    assert again.face_records[0].face.face_id != first.face_records[0].face.face_id
+    assert fc.describe_collection(collection_id="c").face_count == 2
+    # with this call's parameters, not the first call's answer
+    strict = fc.index_faces(collection_id="c", image=data, external_image_id="f", max_faces=1,
+                            quality_filter="NONE")
+    assert len(strict.face_records) == 1 and strict.image_id not in (first.image_id, again.image_id)
     none = fc.index_faces(collection_id="c", image=data)
-    none2 = fc.index_faces(collection_id="c", image=data)
-    assert len({first.image_id, other.image_id, none.image_id}) == 3 and none2.image_id == none.image_id
-    assert fc.describe_collection(collection_id="c").face_count == 3
-    # once its faces are deleted, the image can be indexed again
-    fc.delete_faces(collection_id="c", face_ids=[first.face_records[0].face.face_id])
-    fresh = fc.index_faces(collection_id="c", image=data, external_image_id="f")
-    assert not fresh.already_indexed and fresh.image_id != first.image_id
+    assert none.face_records[0].face.external_image_id is None
+    assert fc.describe_collection(collection_id="c").face_count == 4
+
+
+def test_schema_2_images_lose_their_unique_key_and_keep_everything(tmp_path, sface_engine):
+    import sqlite3
+
+    from faceaudit.collections import FaceCollections
+    from faceaudit.collections._store import SCHEMA_VERSION
+
+    first = FaceCollections(tmp_path, engines={"sface": sface_engine})
+    first.create_collection(collection_id="old")
+    kept = first.index_faces(collection_id="old", image=portrait_2014("C000141").read_bytes(), external_image_id="a")
+    gone = first.index_faces(collection_id="old", image=portrait_2014("C000127").read_bytes(), external_image_id="b")
+    first.delete_faces(collection_id="old", face_ids=[gone.face_records[0].face.face_id])
+    first.close()
+    db = tmp_path / "collections.sqlite3"
+    con = sqlite3.connect(db, isolation_level=None)  # rebuild the images table as schema 2 had it
+    con.execute("PRAGMA foreign_keys = OFF")
+    con.execute("BEGIN")
+    seq = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'images'").fetchone()[0]
+    sql = con.execute("SELECT sql FROM sqlite_master WHERE name = 'images'").fetchone()[0]
+    con.execute(sql.replace("CREATE TABLE images", "CREATE TABLE images_v2").rstrip().rstrip(")")
+                + ", UNIQUE (collection_id, sha256, external_image_id))")
+    con.execute("INSERT INTO images_v2 SELECT * FROM images")
+    con.execute("DROP TABLE images")
+    con.execute("ALTER TABLE images_v2 RENAME TO images")
+    con.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'images'", (seq,))
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.execute("COMMIT")
+    con.close()
+    again = FaceCollections(tmp_path, engines={"sface": sface_engine})
+    faces = again.list_faces(collection_id="old").faces
+    assert [f.face_id for f in faces] == [kept.face_records[0].face.face_id]  # the face and its image kept
+    assert faces[0].image_id == kept.image_id and faces[0].external_image_id == "a"
+    r = again.index_faces(collection_id="old", image=portrait_2014("C000141").read_bytes(), external_image_id="a")
+    assert r.image_id != kept.image_id and again.describe_collection(collection_id="old").face_count == 2
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert con.execute("SELECT MAX(id) FROM images").fetchone()[0] > seq  # no image row id reused
+    assert "UNIQUE (collection_id, sha256" not in con.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'images'").fetchone()[0]
 
 
 def test_max_faces_drops_the_smallest_and_reports_it(fc):
@@ -95,7 +135,7 @@ def test_quality_filter(fc):
 
 def test_no_face_indexes_nothing_without_error(fc):
     r = fc.index_faces(collection_id="c", image=blank_image())
-    assert r.to_rekognition() == {"FaceRecords": [], "FaceModelVersion": SFACE, "UnindexedFaces": []}
+    assert r.to_rekognition() == {"FaceRecords": [], "FaceModelVersion": SFACE_API, "UnindexedFaces": []}
 
 
 def test_index_faces_errors(fc):
@@ -236,4 +276,6 @@ def test_schema_1_database_is_migrated(tmp_path, sface_engine):
     r = again.index_faces(collection_id="old", image=portrait_2014("C000127").read_bytes())
     assert again.face_thumbnail(r.face_records[0].face.face_id)
     con = sqlite3.connect(db)
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    from faceaudit.collections._store import SCHEMA_VERSION
+
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)

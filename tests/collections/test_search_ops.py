@@ -18,7 +18,7 @@ def test_search_by_image_defaults_and_shape(gallery):
     r = fc.search_faces_by_image(collection_id="gallery", image=portrait_2018("C000141").read_bytes())
     rk = r.to_rekognition()
     assert set(rk) == {"SearchedFaceBoundingBox", "SearchedFaceConfidence", "FaceMatches", "FaceModelVersion"}
-    assert rk["FaceModelVersion"] == SFACE.version and 0 < rk["SearchedFaceConfidence"] <= 100
+    assert rk["FaceModelVersion"] == SFACE.numeric_version and 0 < rk["SearchedFaceConfidence"] <= 100
     sims = [m["Similarity"] for m in rk["FaceMatches"]]
     assert sims and sims == sorted(sims, reverse=True) and all(s >= 80 for s in sims)  # default 80
     assert rk["FaceMatches"][0]["Face"]["ExternalImageId"] == "C000141"

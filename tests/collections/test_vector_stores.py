@@ -230,3 +230,24 @@ def test_hnsw_graph_is_kept_in_the_snapshot(tmp_path, sface_engine, monkeypatch)
     assert_same_matches(got, oracle.search_faces(collection_id="h", face_id=faces[20], face_match_threshold=0,
                                                  max_faces=4096))
     assert len(got.face_matches) == 289
+
+
+def test_tag_resource_switches_the_index_at_the_next_search(tmp_path, sface_engine):
+    engines = {"sface": sface_engine}
+    fc = FaceCollections(tmp_path, engines=engines, search_config=SearchConfig(hnsw=GRAPH))
+    fc.create_collection(collection_id="t")
+    faces = fill(fc, "t", 100, np.random.default_rng(12), sface_engine)
+    fc.search_faces(collection_id="t", face_id=faces[0])
+    assert kind_of(fc, "t") is IndexKind.FLAT
+    arn = fc.collection_arn("t")
+    with pytest.raises(InvalidParameterError):
+        fc.tag_resource(resource_arn=arn, tags={INDEX_TAG: "ivf"})
+    fc.tag_resource(resource_arn=arn, tags={INDEX_TAG: "hnsw"})
+    a = fc.search_faces(collection_id="t", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    assert kind_of(fc, "t") is IndexKind.HNSW
+    oracle = FaceCollections(tmp_path, index="numpy", engines=engines)
+    assert_same_matches(a, oracle.search_faces(collection_id="t", face_id=faces[0], face_match_threshold=0,
+                                               max_faces=4096))
+    fc.untag_resource(resource_arn=arn, tag_keys=[INDEX_TAG])
+    fc.search_faces(collection_id="t", face_id=faces[0])
+    assert kind_of(fc, "t") is IndexKind.FLAT

@@ -126,3 +126,14 @@ def test_similarity_scale_is_monotone_and_continuous():
         for s in (30.0, 50.0, 80.0, 90.0, 95.0, 99.0):
             assert scale.to_similarity(scale.to_cosine(s)) == pytest.approx(s, abs=1e-6)
         assert scale.to_similarity(scale.to_cosine(80.0) + 1e-4) > 80.0
+
+
+def test_compare_keep_filters_faces_out_of_the_comparison(sface_engine):
+    target = side_by_side(portrait_2018("C000141"), portrait_2014("B000944"), portrait_2018("F000062"))
+    # the source portrait's face is wide; of the target's three narrow faces only the first third's
+    left_only = lambda f: f.bounding_box.width > 0.3 or f.bounding_box.left < 0.3  # noqa: E731
+    result = sface_engine.compare(portrait_2018("B000944"), target, similarity_threshold=0, keep=left_only)
+    assert len(result.matches) == 1 and result.unmatched == ()  # filtered faces are not compared
+    assert result.matches[0].face.bounding_box.left < 0.3
+    with pytest.raises(NoFaceError, match="QualityFilter"):
+        sface_engine.compare(portrait_2018("B000944"), target, keep=lambda f: False)

@@ -52,3 +52,19 @@ def test_nothing_loads_at_import(monkeypatch):
 
     importlib.reload(eng)
     assert eng.FaceEngine("sface")._model is None  # constructing loads nothing
+
+
+def test_numeric_versions_for_the_api_and_both_ways():
+    import re
+
+    from faceaudit.engine import rekognition_model_version
+
+    numerics = set()
+    for spec in list_models():
+        assert re.fullmatch(r"[0-9.]+", spec.numeric_version), spec  # botocore's pattern
+        assert get_model(spec.numeric_version) is spec and get_model(spec.version) is spec
+        assert rekognition_model_version(spec.version) == spec.numeric_version
+        assert rekognition_model_version(spec.numeric_version) == spec.numeric_version
+        numerics.add(spec.numeric_version)
+    assert len(numerics) == len(list_models())  # one per model
+    assert rekognition_model_version("something-else") == "0.0"

@@ -271,3 +271,49 @@ def test_short_or_stalled_body_and_deep_json(setup):
     assert doc(r)["__type"] == "SerializationException" and r.close
     r = app.handle(request(key, "ListCollections", body=b"[" * 100_000 + b"]" * 100_000))
     assert doc(r)["__type"] == "SerializationException" and backend.calls == []
+
+
+class _BigBodyExtension:
+    """An extension with one operation of a large body, for admin keys only."""
+
+    target_prefix = "FaceAuditService"
+    operations = frozenset({"StartAudit"})
+
+    def authorize(self, caller, operation, native):
+        from faceaudit import AccessDeniedError
+
+        if caller.role != "admin":
+            raise AccessDeniedError(f"role {caller.role} may not call {operation}")
+
+    def body_limit(self, operation):
+        return 64 * 1024 * 1024
+
+    def call(self, caller, operation, params):
+        return {"Called": operation}
+
+
+def test_role_is_checked_before_the_body_is_read(tmp_path):
+    # knowing an operator key's id (with any signature) no longer buys a 64 MiB buffer
+    store = KeyStore(tmp_path)
+    operator, admin = store.create(role="operator"), store.create(role="admin")
+    app = ServiceApp(ServiceConfig(tmp_path, rate_limit=1000), extension=_BigBodyExtension())
+    target = {"X-Amz-Target": "FaceAuditService.StartAudit"}
+    req = request(operator, "x", body=b"{}", headers=target, read=never_read)
+    req.content_length = 60 * 1024 * 1024
+    r = app.handle(req)
+    assert r.status == 400 and doc(r)["__type"] == "AccessDeniedException"
+    exchange = app.begin(request(admin, "x", body=b"{}", headers=target))
+    assert exchange.needs_body  # the admin's request goes on to its body
+    assert json.loads(app.finish(exchange, b"{}").body) == {"Called": "StartAudit"}
+
+
+def test_body_hash_is_computed_while_streaming(setup):
+    import hashlib
+
+    app, key, backend = setup
+    req = request(key, "ListCollections", {"MaxResults": 5})
+    chunks = []
+    read = req.read_body
+    req.read_body = lambda n: chunks.append(n) or read(min(n, 7))  # a trickle of 7-byte chunks
+    assert app.handle(req).status == 200
+    assert len(chunks) > 2 and req.body_sha256 == hashlib.sha256(b'{"MaxResults": 5}').hexdigest()

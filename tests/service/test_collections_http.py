@@ -97,9 +97,11 @@ def test_index_faces_response_and_max_faces(rek, coll):
         assert set(face) >= {"FaceId", "BoundingBox", "ImageId", "Confidence"} and face["ExternalImageId"] == "pair"
         assert "BoundingBox" in r["FaceRecords"][0]["FaceDetail"]
         assert len(r["UnindexedFaces"]) == 1 and "EXCEEDS_MAX_FACES" in r["UnindexedFaces"][0]["Reasons"]
-        # re-indexing the same image with the same ExternalImageId stores no duplicate
-        rek.index_faces(CollectionId="index-test", Image={"Bytes": two}, ExternalImageId="pair", MaxFaces=1)
-        assert rek.describe_collection(CollectionId="index-test")["FaceCount"] == 1
+        # the same image with the same ExternalImageId is indexed again, with this call's MaxFaces
+        # (as Rekognition does: a replay of the first answer would ignore MaxFaces/QualityFilter)
+        r = rek.index_faces(CollectionId="index-test", Image={"Bytes": two}, ExternalImageId="pair", MaxFaces=2)
+        assert len(r["FaceRecords"]) == 2 and r["FaceRecords"][0]["Face"]["ImageId"] != face["ImageId"]
+        assert rek.describe_collection(CollectionId="index-test")["FaceCount"] == 3
         # no face: nothing indexed, no error
         r = rek.index_faces(CollectionId="index-test", Image={"Bytes": blank_image()})
         assert r["FaceRecords"] == []

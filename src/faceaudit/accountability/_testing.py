@@ -8,15 +8,25 @@ audit sees only the submitted images: it never touches a collection.
 
 Archive limits (checked before anything is written): 48 MiB compressed, 512 MiB
 uncompressed, 20,000 entries, no absolute paths or ``..`` (in entry names and in the images
-the manifests name: only files of the archive). Audits run one at a
-time per data dir (a file lock); each auditor sees only their own audits, an
-admin sees all.
+the manifests name: only files of the archive), no entry that is both a file and a directory
+(``x`` and ``x/y``), no duplicate entries; every bad archive is an InvalidParameterException.
+Audits run one at a time per data dir (a file lock); each auditor sees only their own audits,
+an admin sees all.
+
+Disk: at most :data:`MAX_PENDING` audits queued or running per data dir, counted under a file
+lock shared by the worker processes (so simultaneous StartAudit calls cannot all get in); each
+auditor's audits may hold at most :data:`AUDITOR_QUOTA_BYTES` on disk (an archive is counted
+at its uncompressed size before it is extracted: ServiceQuotaExceededException). The inputs
+(archive contents, embedding cache) are deleted as soon as an audit ends; its results and
+report are kept for :data:`RESULTS_KEPT_SECONDS` (30 days) after it ended, then deleted
+(``ResultsKeptUntil`` in DescribeAudit).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import fcntl
 import io
 import json
@@ -30,9 +40,14 @@ import time
 import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
-from faceaudit._errors import FaceAuditError, InvalidParameterError, ResourceNotFoundError
+from faceaudit._errors import (
+    FaceAuditError,
+    InvalidParameterError,
+    ResourceNotFoundError,
+    ServiceQuotaExceededError,
+)
 from faceaudit.accountability._files import write_private
 
 
@@ -50,6 +65,10 @@ MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_ENTRIES = 20_000
 MAX_PENDING = 4
 """Audits queued or running at once per data dir; more are refused (LimitExceededException)."""
+AUDITOR_QUOTA_BYTES = 2 * 1024 * 1024 * 1024
+"""Disk space one auditor's audits may hold (inputs while they run, results after): 2 GiB."""
+RESULTS_KEPT_SECONDS = 30 * 24 * 3600
+"""How long results and report of an ended audit are kept: 30 days."""
 _AUDIT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -87,11 +106,6 @@ class TestingAPI:
         raise InvalidParameterError(f"unknown testing operation {operation}")
 
     def start(self, owner: str, params: Dict[str, Any]) -> Dict[str, Any]:
-        pending = sum(1 for st in self._all() if st["Status"] in ("QUEUED", "RUNNING"))
-        if pending >= MAX_PENDING:
-            raise LimitExceededError(
-                f"{pending} audits are queued or running; at most {MAX_PENDING} at once. Try again later."
-            )
         archive = _archive(params.get("Archive"))
         probes = _names(params, "Probes")
         gallery = _names(params, "Gallery")
@@ -103,27 +117,71 @@ class TestingAPI:
         group_by = params.get("GroupBy")
         if group_by is not None and (not isinstance(group_by, list) or not all(isinstance(g, str) for g in group_by)):
             raise InvalidParameterError("GroupBy must be a list of column names")
+        expanded = _inspect(archive)  # every entry checked before anything is written
         audit_id = uuid.uuid4().hex
         work = self.root / audit_id
-        inputs = work / "input"
-        inputs.mkdir(parents=True)
-        try:
-            _extract(archive, inputs)
-            for name in probes + gallery:
-                if not (inputs / name).is_file():
-                    raise InvalidParameterError(f"manifest {name!r} is not in the archive")
-                _check_manifest(inputs, name)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
         status = {
             "AuditId": audit_id, "Owner": owner, "Status": "QUEUED", "SubmittedAt": round(time.time(), 3),
             "Probes": probes, "Gallery": gallery, "Thresholds": [float(t) for t in thresholds],
-            "GroupBy": group_by, "Pid": os.getpid(),
+            "GroupBy": group_by, "Pid": os.getpid(), "ReservedBytes": expanded,
         }
-        self._write_status(audit_id, status)
+        with self._start_lock():  # counting and reserving are one step for every worker process
+            self._sweep()
+            audits = self._all()
+            pending = sum(1 for st in audits if st["Status"] in ("QUEUED", "RUNNING"))
+            if pending >= MAX_PENDING:
+                raise LimitExceededError(
+                    f"{pending} audits are queued or running; at most {MAX_PENDING} at once. Try again later."
+                )
+            used = sum(self._disk_use(st) for st in audits if st.get("Owner") == owner)
+            if used + expanded > AUDITOR_QUOTA_BYTES:
+                raise ServiceQuotaExceededError(
+                    f"this auditor's audits hold {used} bytes and the archive expands to {expanded}; "
+                    f"at most {AUDITOR_QUOTA_BYTES} bytes per auditor (results are kept "
+                    f"{RESULTS_KEPT_SECONDS // 86400} days after an audit ends)"
+                )
+            (work / "input").mkdir(parents=True)
+            self._write_status(audit_id, status)  # counts as pending from here on
+        try:
+            _extract(archive, work / "input")
+            for name in probes + gallery:
+                if not (work / "input" / name).is_file():
+                    raise InvalidParameterError(f"manifest {name!r} is not in the archive")
+                _check_manifest(work / "input", name)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         threading.Thread(target=self._run, args=(audit_id,), name=f"audit-{audit_id[:8]}", daemon=True).start()
         return self._public(status)
+
+    @contextlib.contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.root.parent / "audits.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _sweep(self) -> None:
+        """Delete the inputs of ended audits (also of audits whose server died) and whole audits
+        whose results are past :data:`RESULTS_KEPT_SECONDS`."""
+        now = time.time()
+        for status in self._all():
+            if status["Status"] in ("QUEUED", "RUNNING"):
+                continue
+            work = self.root / status["AuditId"]
+            ended = status.get("FinishedAt") or status.get("SubmittedAt") or now
+            if now - ended > RESULTS_KEPT_SECONDS:
+                shutil.rmtree(work, ignore_errors=True)
+            else:
+                _remove_inputs(work)
+
+    def _disk_use(self, status: Dict[str, Any]) -> int:
+        """Bytes an audit holds on disk (at least what it reserved while it is pending)."""
+        work = self.root / status["AuditId"]
+        used = sum(f.stat().st_size for f in work.rglob("*") if f.is_file())
+        if status["Status"] in ("QUEUED", "RUNNING"):
+            used = max(used, int(status.get("ReservedBytes") or 0))
+        return used
 
     # -- running ---------------------------------------------------------------------------
 
@@ -154,6 +212,7 @@ class TestingAPI:
                 status.update(Status="FAILED", Error=f"internal error: {type(exc).__name__}")
             status["FinishedAt"] = round(time.time(), 3)
             self._write_status(audit_id, status)
+            _remove_inputs(work)  # the submitted images are not kept once the audit ended
 
     # -- status files ----------------------------------------------------------------------
 
@@ -185,7 +244,16 @@ class TestingAPI:
 
     @staticmethod
     def _public(status: Dict[str, Any]) -> Dict[str, Any]:
-        return {k: v for k, v in status.items() if k != "Pid"}
+        out = {k: v for k, v in status.items() if k not in ("Pid", "ReservedBytes")}
+        if status.get("FinishedAt"):
+            out["ResultsKeptUntil"] = round(status["FinishedAt"] + RESULTS_KEPT_SECONDS, 3)
+        return out
+
+
+def _remove_inputs(work: Path) -> None:
+    shutil.rmtree(work / "input", ignore_errors=True)
+    for cache in work.glob("embeddings.sqlite*"):
+        cache.unlink(missing_ok=True)
 
 
 def _alive(pid: Optional[int]) -> bool:
@@ -241,39 +309,78 @@ def _check_manifest(inputs: Path, name: str) -> None:
     from faceaudit.audit import read_manifest
 
     root = inputs.resolve()
-    for record in read_manifest(inputs / name).records:
+    try:
+        records = read_manifest(inputs / name).records
+    except FaceAuditError:
+        raise
+    except Exception as exc:  # undecodable text, a directory, ...: still the auditor's input
+        raise InvalidParameterError(f"manifest {name!r} cannot be read: {type(exc).__name__}") from None
+    for record in records:
         if not Path(record.path).is_relative_to(root):
             raise InvalidParameterError(
                 f"manifest {name!r} line {record.line}: image path is outside the archive"
             )
 
 
-def _extract(data: bytes, dest: Path) -> None:
+def _open_zip(data: bytes) -> zipfile.ZipFile:
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError):
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError):
         raise InvalidParameterError("Archive is not a ZIP file") from None
-    with zf:
+
+
+def _inspect(data: bytes) -> int:
+    """Check every entry of the archive before anything is written; its uncompressed size."""
+    with _open_zip(data) as zf:
         infos = zf.infolist()
         if len(infos) > MAX_ENTRIES:
             raise InvalidParameterError(f"Archive has more than {MAX_ENTRIES} entries")
-        if sum(i.file_size for i in infos) > MAX_UNCOMPRESSED_BYTES:
+        total = sum(i.file_size for i in infos)
+        if total > MAX_UNCOMPRESSED_BYTES:
             raise InvalidParameterError(f"Archive expands to more than {MAX_UNCOMPRESSED_BYTES} bytes")
+        files, dirs = set(), set()
         for info in infos:
+            if info.flag_bits & 0x1:
+                raise InvalidParameterError(f"Archive entry {info.filename[:100]!r} is encrypted")
+            rel = _safe_member(info.filename)
+            key = "/".join(rel.parts)
+            if not info.is_dir():
+                if key in files:
+                    raise InvalidParameterError(f"Archive has the entry {key[:100]!r} twice")
+                files.add(key)
+            else:
+                dirs.add(key)
+            dirs.update("/".join(rel.parts[:i]) for i in range(1, len(rel.parts)))
+        clash = files & dirs
+        if clash:
+            name = sorted(clash)[0]
+            raise InvalidParameterError(
+                f"Archive entry {name[:100]!r} is both a file and a directory (e.g. 'x' and 'x/y')"
+            )
+        return total
+
+
+def _extract(data: bytes, dest: Path) -> None:
+    """Extract an archive :func:`_inspect` accepted; any failure is an InvalidParameterException."""
+    _inspect(data)
+    with _open_zip(data) as zf:
+        for info in zf.infolist():
             rel = _safe_member(info.filename)
             if info.is_dir():
                 continue
             target = dest.joinpath(*rel.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
             written = 0
             try:
-                with zf.open(info) as src, open(target, "wb") as out:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "xb") as out:
                     for chunk in iter(lambda: src.read(1 << 20), b""):
                         written += len(chunk)
                         if written > info.file_size:  # a lying header: stop
                             raise InvalidParameterError("Archive entry larger than it declares")
                         out.write(chunk)
-            except (OSError, zipfile.BadZipFile, NotImplementedError, EOFError) as exc:
+            except FaceAuditError:
+                raise
+            except Exception as exc:  # OSError, BadZipFile, zlib.error, RuntimeError, ...
                 raise InvalidParameterError(
                     f"Archive entry {info.filename[:100]!r} cannot be extracted: {type(exc).__name__}"
                 ) from None

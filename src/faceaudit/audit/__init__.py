@@ -13,8 +13,10 @@ Public surface::
 Composition test (the ACLU's "people of color were 40% of the false matches"):
 ``AuditConfig(shares=(ShareSpec.parse("race=black,hispanic", "people of color"),), match_counts=(28,))``.
 
-Engines: :class:`LocalEngine` (in-process, exact scores for every pair) and
+Engines: :class:`LocalEngine` (faceaudit's models, exact scores for every pair) and
 :class:`RekognitionEngine` (any Rekognition-compatible endpoint via a boto3 client).
+The local engine's work runs on an executor: :class:`LocalExecutor` (worker processes on
+this machine, the default) or :class:`RayExecutor` (a Ray cluster).
 Metrics and formulas: docs/metrics.md. A candidate is an investigative lead, not an
 identification.
 """
@@ -37,6 +39,7 @@ from faceaudit.audit._engines import (
     make_client,
 )
 from faceaudit.audit._compare import COMPARISON_HTML, build_comparison, render_comparison
+from faceaudit.audit._executors import AuditExecutor, LocalExecutor, RayExecutor
 from faceaudit.audit._groups import UNKNOWN, GroupColumn, ShareSpec, parse_bands
 from faceaudit.audit._manifest import ImageRecord, Manifest, read_manifest, read_manifests
 from faceaudit.audit._metrics import differential
@@ -62,17 +65,30 @@ from faceaudit.audit._results import (
     ThresholdSummary,
     WarningGroup,
 )
-from faceaudit.audit._run import CANDIDATES_CSV, REPORT_HTML, RESULTS_JSON, AuditRun, run_audit
-from faceaudit.audit._scoring import SearchOutcomes, outcomes_from_candidates, score_exact
+from faceaudit.audit._run import (
+    CANDIDATES_CSV,
+    REPORT_HTML,
+    RESULTS_JSON,
+    AuditRun,
+    run_audit,
+)
+from faceaudit.audit._scoring import (
+    SearchOutcomes,
+    outcomes_from_candidates,
+    score_exact,
+)
 
 __all__ = [
     "COMPARISON_HTML", "MatchCountPoint", "PromiseCheck", "PromiseGap", "ShareSpec", "ShareTest", "WarningGroup",
     "build_comparison", "render_comparison",
-    "AuditConfig", "AuditCounts", "AuditDesign", "AuditEngine", "AuditResult", "AuditRun", "CANDIDATES_CSV",
+    "AuditConfig", "AuditCounts", "AuditDesign", "AuditEngine", "AuditExecutor", "AuditResult", "AuditRun",
+    "CANDIDATES_CSV",
     "CachedEmbedding", "CrossTable", "Curves", "DEFAULT_FMR_TARGETS", "DEFAULT_THRESHOLDS", "Differential",
     "EmbeddingCache", "EngineInfo", "FMRTarget", "Failure", "GroupColumn", "ImageRecord", "LocalEngine",
+    "LocalExecutor",
     "METRICS", "Manifest", "ManifestInfo", "MetricFrame", "Projection", "REKOGNITION_DEFAULT_THRESHOLD",
-    "REKOGNITION_MAX_FACES", "REPORT_HTML", "RESULTS_JSON", "Rate", "RekognitionEngine", "SearchOutcomes",
+    "REKOGNITION_MAX_FACES", "REPORT_HTML", "RESULTS_JSON", "Rate", "RayExecutor", "RekognitionEngine",
+    "SearchOutcomes",
     "ThresholdSummary", "ThumbnailPolicy", "UNKNOWN", "build_design", "build_report", "differential",
     "external_image_id", "make_client", "outcomes_from_candidates", "parse_bands", "read_manifest",
     "read_manifests", "render_report", "run_audit", "score_exact",

@@ -22,12 +22,17 @@ from faceaudit.audit._results import CrossTable, Rate, ShareTest
 from faceaudit.audit._scoring import SearchOutcomes
 
 
+MIN_DEFINED = 0.99
+"""Share of bootstrap resamples that must hold a falsely matched search for the difference's interval."""
+
+
 def _difference_interval(in_set: np.ndarray, matched: np.ndarray, subjects: np.ndarray, resamples: int,
                          seed: np.random.SeedSequence) -> Tuple[np.ndarray, np.ndarray]:
     """Percentile 95% intervals (per threshold) of share-among-matched minus share-among-all.
 
     ``in_set[i]``: search i's person is in the set; ``matched[i, k]``: search i had a
     false candidate at threshold k. People (subjects) are resampled with their searches.
+    NaN where too few searches were matched for the bootstrap to mean anything.
     """
     T = matched.shape[1]
     if resamples <= 0 or len(in_set) == 0:
@@ -48,9 +53,11 @@ def _difference_interval(in_set: np.ndarray, matched: np.ndarray, subjects: np.n
     low, high = np.full(T, np.nan), np.full(T, np.nan)
     for k in range(T):
         col = diff[:, k]
-        col = col[np.isfinite(col)]
-        if col.size:
-            low[k], high[k] = np.percentile(col, [2.5, 97.5])
+        ok = np.isfinite(col)
+        # a resample without any falsely matched search has no share: with so few matches that this happens
+        # in more than 1% of the resamples, the bootstrap says nothing reliable and no interval is given
+        if ok.mean() >= MIN_DEFINED:
+            low[k], high[k] = np.percentile(col[ok], [2.5, 97.5])
     return low, high
 
 

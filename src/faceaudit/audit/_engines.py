@@ -1,8 +1,9 @@
 """Audit engines: one small interface, two implementations.
 
-* :class:`LocalEngine` embeds every image in-process with a :class:`FaceEngine`
-  (any installed model), caches embeddings by image SHA-256 and
-  FaceModelVersion, and scores every probe against every gallery face exactly.
+* :class:`LocalEngine` embeds every image with faceaudit's own models (any installed
+  model) through an executor (worker processes on this machine, or Ray), caches
+  embeddings by image SHA-256 and FaceModelVersion, and scores every probe against
+  every gallery face exactly.
 * :class:`RekognitionEngine` talks to any Rekognition-compatible endpoint through
   a boto3 client (Amazon Rekognition itself, or ``faceaudit serve``): it creates
   a temporary collection, indexes the gallery, searches each probe, and deletes
@@ -20,13 +21,24 @@ from typing import Dict, List, Optional, Protocol, Sequence, Tuple, runtime_chec
 
 import numpy as np
 
-from faceaudit._errors import FaceAuditError, InvalidParameterError, NoFaceError, RemoteServiceError
+from faceaudit._errors import (
+    FaceAuditError,
+    InvalidParameterError,
+    NoFaceError,
+    RemoteServiceError,
+)
 from faceaudit.audit._cache import CachedEmbedding, EmbeddingCache
 from faceaudit.audit._design import AuditDesign
+from faceaudit.audit._executors import AuditExecutor, LocalExecutor
 from faceaudit.audit._manifest import ImageRecord
 from faceaudit.audit._progress import Progress
 from faceaudit.audit._results import EngineInfo
-from faceaudit.audit._scoring import SearchOutcomes, outcomes_from_candidates, score_exact, vectorised_similarity
+from faceaudit.audit._scoring import (
+    SearchOutcomes,
+    outcomes_from_candidates,
+    score_exact,
+    vectorised_similarity,
+)
 from faceaudit.collections import INDEX_TAG
 
 REKOGNITION_DEFAULT_THRESHOLD = 80.0
@@ -71,18 +83,40 @@ def _read(record: ImageRecord) -> Tuple[Optional[bytes], Optional[str]]:
         return None, str(exc)
 
 
+def embed_largest(engine, data: bytes) -> CachedEmbedding:
+    """The audit's image task: the largest face's embedding, or why there is none (never raises
+    for a bad image). Runs wherever the executor puts it (a worker process, a Ray node)."""
+    from faceaudit.engine import load_image
+
+    try:
+        img = load_image(data)
+        faces = engine.model.detector.detect(img, 1)
+        if not faces:
+            return CachedEmbedding(None, "no face detected", 0, None)
+        vec = engine.model.embedder.embed(img, faces[0])
+        return CachedEmbedding(np.asarray(vec, np.float32), None, len(faces), float(faces[0].confidence))
+    except NoFaceError as exc:
+        return CachedEmbedding(None, str(exc) or "no face detected", 0, None)
+    except FaceAuditError as exc:
+        return CachedEmbedding(None, f"{exc.aws_code}: {exc}", 0, None)
+
+
 class LocalEngine:
-    """In-process engine: exact scores for every probe-gallery pair.
+    """faceaudit's own models: exact scores for every probe-gallery pair.
 
     ``cache``: an :class:`EmbeddingCache`, a path to one, or None (no cache).
-    ``face_engine``: a ready :class:`FaceEngine` (or any object with ``spec`` and
-    ``model.detector`` / ``model.embedder``); built from ``model`` when None.
+    ``workers``: processes that embed (default: the CPUs; 1 embeds in this process).
+    ``executor``: where images are embedded and blocks scored (default: a
+    :class:`LocalExecutor` with ``workers``; or a :class:`RayExecutor`). This process
+    stays the only writer of the cache, so progress and resume are the same everywhere.
+    ``face_engine``: a ready :class:`FaceEngine` used when embedding in this process.
     """
 
     kind = "local"
 
     def __init__(self, model: str = "sface", cache: "EmbeddingCache | str | Path | None" = None,
-                 face_engine=None) -> None:
+                 face_engine=None, workers: Optional[int] = None,
+                 executor: Optional[AuditExecutor] = None) -> None:
         if face_engine is None:
             from faceaudit.engine import FaceEngine
 
@@ -90,6 +124,7 @@ class LocalEngine:
         self.face_engine = face_engine
         self.spec = face_engine.spec
         self._cache_arg = cache
+        self.executor: AuditExecutor = executor if executor is not None else LocalExecutor(workers, face_engine)
         self.embedded = 0
         self.from_cache = 0
 
@@ -104,23 +139,17 @@ class LocalEngine:
         )
 
     def _embed_one(self, data: bytes) -> CachedEmbedding:
-        from faceaudit.engine import largest_first, load_image
-
-        try:
-            img = load_image(data)
-            model = self.face_engine.model
-            faces = largest_first(model.detector.detect(img), 100)
-            if not faces:
-                return CachedEmbedding(None, "no face detected", 0, None)
-            vec = model.embedder.embed(img, faces[0])
-            return CachedEmbedding(np.asarray(vec, np.float32), None, len(faces), float(faces[0].confidence))
-        except NoFaceError as exc:
-            return CachedEmbedding(None, str(exc) or "no face detected", 0, None)
-        except FaceAuditError as exc:
-            return CachedEmbedding(None, f"{exc.aws_code}: {exc}", 0, None)
+        return embed_largest(self.face_engine, data)
 
     def embed(self, records: Sequence[ImageRecord], progress: bool = True, label: str = "embedding"):
-        """(vectors[N, D], ok[N], sha[N], reason[N]) for the records, through the cache."""
+        """(vectors[N, D], ok[N], sha[N], reason[N]) for the records, through the cache.
+
+        Cached images are answered at once; the others go to the executor, and each result
+        is written to the cache (by this process only) as it arrives, so an interrupted run
+        keeps what it embedded.
+        """
+        from faceaudit.engine import WorkerLost
+
         cache = self._cache_arg
         own = False
         if cache is not None and not isinstance(cache, EmbeddingCache):
@@ -134,31 +163,59 @@ class LocalEngine:
         shas: List[Optional[str]] = [None] * n
         reasons: List[Optional[str]] = [None] * n
         by_path: Dict[Path, Tuple[CachedEmbedding, Optional[str]]] = {}
+        waiting: Dict[str, List[int]] = {}  # SHA-256 being embedded -> records waiting for it
+        pending: Dict[Path, str] = {}  # path -> SHA-256 being embedded
+
+        def settle(i: int, entry: CachedEmbedding, sha: Optional[str]) -> None:
+            shas[i] = sha
+            if entry.ok:
+                vectors[i] = entry.vector
+                ok[i] = True
+            else:
+                reasons[i] = entry.reason
+            bar.update(1)
+
+        def jobs():
+            for i, r in enumerate(records):
+                if r.path in by_path:
+                    settle(i, *by_path[r.path])
+                    continue
+                if r.path in pending:
+                    waiting[pending[r.path]].append(i)
+                    continue
+                data, err = _read(r)
+                if data is None:
+                    by_path[r.path] = (CachedEmbedding(None, err or "unreadable"), None)
+                    settle(i, *by_path[r.path])
+                    continue
+                sha = hashlib.sha256(data).hexdigest()
+                entry = cache.get(sha, version) if cache is not None else None
+                if entry is not None:
+                    self.from_cache += 1
+                    by_path[r.path] = (entry, sha)
+                    settle(i, entry, sha)
+                    continue
+                pending[r.path] = sha
+                if sha in waiting:  # the same bytes under another path: embedded once
+                    self.from_cache += 1
+                    waiting[sha].append(i)
+                    continue
+                waiting[sha] = [i]
+                yield sha, data
+
         try:
             with Progress(label, n, enabled=progress) as bar:
-                for i, r in enumerate(records):
-                    if r.path not in by_path:
-                        data, err = _read(r)
-                        if data is None:
-                            by_path[r.path] = (CachedEmbedding(None, err or "unreadable"), None)
-                        else:
-                            sha = hashlib.sha256(data).hexdigest()
-                            entry = cache.get(sha, version) if cache is not None else None
-                            if entry is not None:
-                                self.from_cache += 1
-                            else:
-                                entry = self._embed_one(data)
-                                self.embedded += 1
-                                if cache is not None:
-                                    cache.put(sha, version, entry)
-                            by_path[r.path] = (entry, sha)
-                    entry, shas[i] = by_path[r.path]
-                    if entry.ok:
-                        vectors[i] = entry.vector
-                        ok[i] = True
+                for sha, result in self.executor.map_images(self.spec.name, embed_largest, jobs()):
+                    if isinstance(result, WorkerLost):  # not cached: a rerun tries it again
+                        entry = CachedEmbedding(None, f"InternalServerError: {result.message}")
                     else:
-                        reasons[i] = entry.reason
-                    bar.update(1)
+                        entry = result
+                        self.embedded += 1
+                        if cache is not None:
+                            cache.put(sha, version, entry)
+                    for i in waiting.pop(sha):
+                        by_path[records[i].path] = (entry, sha)
+                        settle(i, entry, sha)
         finally:
             if cache is not None:
                 cache.commit()
@@ -167,14 +224,17 @@ class LocalEngine:
         return vectors, ok, shas, reasons
 
     def run(self, design: AuditDesign, progress: bool = True) -> SearchOutcomes:
-        records = design.probes + design.gallery
-        vectors, ok, shas, reasons = self.embed(records, progress=progress)
-        P = design.n_probes
-        return score_exact(
-            design, vectors[:P], vectors[P:], ok[:P], ok[P:], shas[:P], shas[P:], reasons[:P], reasons[P:],
-            vectorised_similarity(self.spec.scale), extra_thresholds=(float(self.spec.recommended_similarity),),
-            progress=progress,
-        )
+        try:
+            records = design.probes + design.gallery
+            vectors, ok, shas, reasons = self.embed(records, progress=progress)
+            P = design.n_probes
+            return score_exact(
+                design, vectors[:P], vectors[P:], ok[:P], ok[P:], shas[:P], shas[P:], reasons[:P], reasons[P:],
+                vectorised_similarity(self.spec.scale), extra_thresholds=(float(self.spec.recommended_similarity),),
+                progress=progress, map_blocks=self.executor.map_blocks,
+            )
+        finally:
+            self.executor.close()
 
 
 def _client_error(exc: Exception) -> Tuple[str, str]:

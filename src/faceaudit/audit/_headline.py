@@ -118,7 +118,7 @@ def share_sentence(st: Dict[str, Any], where: str) -> str:
     if p is not None:
         verdict = (f"; Fisher's exact test p = {p:.2g}: " + ("a difference this large is unlikely by chance"
                    if p < 0.05 else "this data cannot tell the two shares apart"))
-    ratio = f", {st['ratio']:.2g} times their share" if st.get("ratio") else ""
+    ratio = f", {st['ratio']:.2f} times their share" if st.get("ratio") else ""
     return (f"{where}, <b>{escape(st['label'])}</b> were <b>{m['errors']:,} of the {m['trials']:,}</b> searches with "
             f"a false candidate: <b>{pct(m['rate'])}</b> <span class='ci'>({interval(m['wilson95'])})</span>, "
             f"against {pct(e['rate'])} of all {e['trials']:,} searches with a {escape(st['column'])} label"
@@ -318,14 +318,17 @@ def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[st
                     if labelled < total else ")"))
         across = oe / on
         if within["rate"] and within["wilson95"][0] > wilson_interval(oe, on)[1]:
-            line = (f"People labelled {escape(pg)} were falsely matched to gallery photos labelled {escape(pg)} at "
-                    f"{times(within['rate'] / across)} the rate of other photos (FMR {sci(within['rate'])} against "
-                    f"{sci(across)}; {within['errors']:,} of {within['trials']:,} comparisons)")
+            how = (f"at {times(within['rate'] / across)} the rate of other photos" if across > 0 else
+                   "while none of the other photos matched them")
+            line = (f"People labelled {escape(pg)} were falsely matched to gallery photos labelled {escape(pg)} {how} "
+                    f"(FMR {sci(within['rate'])} against {sci(across)}; {within['errors']:,} of {within['trials']:,} "
+                    "comparisons)")
             if share < RARE_IN_GALLERY:
                 line += (f", but only {where} is labelled {escape(pg)}: a gallery with more such photos would falsely "
                          f"match people labelled {escape(pg)} more often than this audit can show")
             if within["errors"] < int(res.get("min_errors", 30)):
-                line += f". It rests on {within['errors']} false matches, so it is uncertain"
+                line += (f". It rests on {within['errors']} false match{'' if within['errors'] == 1 else 'es'}, "
+                         "so it is uncertain")
             out.append(line + ".")
         elif share < RARE_IN_GALLERY and within["errors"] == 0:
             out.append(f"Only {where} is labelled {escape(pg)}: false matches of people labelled {escape(pg)} within "
@@ -338,7 +341,10 @@ def cross_section(res: Dict[str, Any]) -> str:
     if not tables:
         return "<p>No gallery labels to cross with.</p>"
     t0 = headline_threshold(res)
-    ths = [t0] + [t for t in match_point_thresholds(res) if abs(t - t0) > 1e-9]
+    ths: List[float] = []
+    for t in [t0, *match_point_thresholds(res), res["model_threshold"]]:
+        if find_summary(res, t) is not None and all(abs(t - x) > 1e-9 for x in ths):
+            ths.append(t)
     comp_all = res.get("composition", {}).get("gallery", {})
     out = ["<p>The false-match rate (FMR) of comparisons between the group of the person searched (rows) and the "
            "group of the gallery photo (columns), with its 95% interval. The gallery's make-up is under each column: "

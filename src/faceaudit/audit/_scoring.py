@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -176,6 +176,116 @@ def _ge_counts(rows: np.ndarray, level: np.ndarray, n_rows: int, T: int, extra: 
     return np.flip(np.cumsum(np.flip(counts, -1), -1), -1)[..., 1:]
 
 
+BlockMapper = Callable[..., Iterator[Any]]
+"""``map_blocks(fn, context, blocks, *args)``: ``fn(context, rows, *args)`` for each block of
+probe rows, results in the order of ``blocks`` (an executor may run them anywhere)."""
+
+
+def map_blocks_here(fn: Callable[..., Any], context: Any, blocks: Sequence[np.ndarray], *args: Any) -> Iterator[Any]:
+    """The default :data:`BlockMapper`: one block after another, in this process."""
+    for rows in blocks:
+        yield fn(context, rows, *args)
+
+
+@dataclass(frozen=True, eq=False)
+class ScoringContext:
+    """Everything a block of probes is scored with (picklable; sent once to remote workers).
+
+    Gallery arrays hold the enrolled gallery faces only (``gallery_index`` maps them back).
+    Similarity is 0-100, higher is more alike.
+    """
+
+    probe_vectors: np.ndarray
+    probe_subject: np.ndarray
+    probe_sha: np.ndarray
+    probe_columns: Tuple[Tuple[str, int, np.ndarray], ...]  # (name, groups, codes per probe)
+    gallery_vectors: np.ndarray
+    gallery_index: np.ndarray
+    gallery_subject: np.ndarray
+    gallery_sha: np.ndarray
+    gallery_columns: Tuple[Tuple[str, int, np.ndarray], ...]  # (name, groups, codes per enrolled face)
+    floor: float
+    to_similarity: Callable[[np.ndarray], np.ndarray]
+
+    def compare(self, rows: np.ndarray):
+        """(similarity, genuine, impostor, same-image pairs) of probe ``rows`` against the gallery."""
+        G = self.gallery_vectors
+        sim = self.to_similarity(self.probe_vectors[rows] @ G.T) if len(G) else np.zeros((len(rows), 0))
+        genuine = self.probe_subject[rows][:, None] == self.gallery_subject[None, :]
+        valid = self.probe_sha[rows][:, None] != self.gallery_sha[None, :]
+        return sim, genuine & valid, (~genuine) & valid, int((~valid).sum())
+
+
+def impostor_histogram(ctx: ScoringContext, rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Pass 1 of a block: histogram of its impostor similarities (0.01 bins), and each probe's
+    highest impostor similarity (NaN: no impostor comparison)."""
+    sim, _, imp, _ = ctx.compare(rows)
+    with np.errstate(invalid="ignore"):
+        best_false = np.where(imp.any(1), np.where(imp, sim, -np.inf).max(1, initial=-np.inf), np.nan)
+    return np.bincount(similarity_bins(sim[imp]), minlength=N_BINS), best_false
+
+
+@dataclass(frozen=True, eq=False)
+class BlockCounts:
+    """Pass 2 of a block of probe ``rows``: its rows of every count, its histograms, its candidates."""
+
+    rows: np.ndarray
+    imp_ge: np.ndarray
+    gen_ge: np.ndarray
+    imp_n: np.ndarray
+    gen_n: np.ndarray
+    best_mate: np.ndarray
+    best_nonmate: np.ndarray
+    best_g: Dict[str, np.ndarray]
+    imp_ge_g: Dict[str, np.ndarray]
+    imp_n_g: Dict[str, np.ndarray]
+    hist_gen: Dict[str, np.ndarray]
+    hist_imp: Dict[str, np.ndarray]
+    cand_probe: np.ndarray
+    cand_gallery: np.ndarray
+    cand_similarity: np.ndarray
+    same_pairs: int
+
+
+def count_block(ctx: ScoringContext, rows: np.ndarray, th: np.ndarray) -> BlockCounts:
+    """Pass 2 of a block: counts at every threshold ``th``, best scores, histograms, candidates."""
+    sim, gen, imp, same = ctx.compare(rows)
+    T = len(th)
+    B = len(rows)
+    level = np.searchsorted(th, sim, side="right")
+    local = np.broadcast_to(np.arange(B)[:, None], sim.shape)
+    ir, il = local[imp], level[imp]
+    gr, gl = local[gen], level[gen]
+    with np.errstate(invalid="ignore"):
+        best_mate = np.where(gen.any(1), np.where(gen, sim, -np.inf).max(1, initial=-np.inf), np.nan)
+        best_nonmate = np.where(imp.any(1), np.where(imp, sim, -np.inf).max(1, initial=-np.inf), np.nan)
+    best_g, imp_ge_g, imp_n_g = {}, {}, {}
+    for name, ng, gcodes in ctx.gallery_columns:
+        codes = np.broadcast_to(gcodes[None, :], sim.shape)
+        imp_ge_g[name] = _ge_counts(ir, il, B, T, extra=codes[imp], n_extra=ng)
+        imp_n_g[name] = np.bincount(ir * ng + codes[imp], minlength=B * ng).reshape(B, ng)
+        b = np.full((B, ng), np.nan)
+        for g in range(ng):
+            m = imp & (codes == g)
+            b[:, g] = np.where(m.any(1), np.where(m, sim, -np.inf).max(1, initial=-np.inf), np.nan)
+        best_g[name] = b
+    bins = similarity_bins(sim)
+    hist_gen = {OVERALL: np.bincount(bins[gen], minlength=N_BINS)[None, :]}
+    hist_imp = {OVERALL: np.bincount(bins[imp], minlength=N_BINS)[None, :]}
+    for name, ng, pcodes in ctx.probe_columns:
+        key = pcodes[rows][:, None] * N_BINS + bins
+        hist_gen[name] = np.bincount(key[gen], minlength=ng * N_BINS).reshape(ng, N_BINS)
+        hist_imp[name] = np.bincount(key[imp], minlength=ng * N_BINS).reshape(ng, N_BINS)
+    hit = (sim >= ctx.floor) & (gen | imp)
+    r, g = np.nonzero(hit)
+    return BlockCounts(
+        rows=rows, imp_ge=_ge_counts(ir, il, B, T), gen_ge=_ge_counts(gr, gl, B, T),
+        imp_n=imp.sum(1), gen_n=gen.sum(1), best_mate=best_mate, best_nonmate=best_nonmate,
+        best_g=best_g, imp_ge_g=imp_ge_g, imp_n_g=imp_n_g, hist_gen=hist_gen, hist_imp=hist_imp,
+        cand_probe=rows[r], cand_gallery=ctx.gallery_index[g], cand_similarity=sim[r, g], same_pairs=same,
+    )
+
+
 def score_exact(
     design: AuditDesign,
     probe_vectors: np.ndarray,
@@ -189,6 +299,7 @@ def score_exact(
     to_similarity: Callable[[np.ndarray], np.ndarray],
     extra_thresholds: Sequence[float] = (),
     progress: bool = True,
+    map_blocks: BlockMapper = map_blocks_here,
 ) -> SearchOutcomes:
     """Exact scores of every probe against every gallery face, streamed in blocks.
 
@@ -197,26 +308,24 @@ def score_exact(
     Similarity 0-100 (rounded to 4 decimals). Two passes: the first builds the
     overall impostor histogram to find the thresholds of the FMR targets; the
     second counts at every threshold (audited, ``extra_thresholds``, FMR targets).
+    ``map_blocks`` runs the blocks (:func:`map_blocks_here`, or an executor's, e.g. Ray's);
+    each block's counts are exact integers, so where a block runs changes nothing.
     """
     cfg = design.config
     P = design.n_probes
     pi = np.nonzero(probe_ok)[0]
     gi = np.nonzero(gallery_ok)[0]
-    G = np.asarray(gallery_vectors, np.float64)[gi]
-    gsub = design.gallery_subject[gi]
     psha, gsha = _sha_codes(probe_sha, gallery_sha)
-    gsha = gsha[gi]
-    gcodes = {c.name: c.codes[gi] for c in design.gallery_columns}
+    ctx = ScoringContext(
+        probe_vectors=np.asarray(probe_vectors, np.float64), probe_subject=design.probe_subject, probe_sha=psha,
+        probe_columns=tuple((c.name, len(c.groups), c.codes) for c in design.probe_columns),
+        gallery_vectors=np.asarray(gallery_vectors, np.float64)[gi], gallery_index=gi,
+        gallery_subject=design.gallery_subject[gi], gallery_sha=gsha[gi],
+        gallery_columns=tuple((c.name, len(c.groups), c.codes[gi]) for c in design.gallery_columns),
+        floor=float(cfg.floor), to_similarity=to_similarity,
+    )
     block = max(1, int(cfg.block_size))
-    Pv = np.asarray(probe_vectors, np.float64)
-
-    def blocks():
-        for start in range(0, len(pi), block):
-            rows = pi[start:start + block]
-            sim = to_similarity(Pv[rows] @ G.T) if len(gi) else np.zeros((len(rows), 0))
-            genuine = design.probe_subject[rows][:, None] == gsub[None, :]
-            valid = psha[rows][:, None] != gsha[None, :]
-            yield rows, sim, genuine & valid, (~genuine) & valid, int((~valid).sum())
+    blocks = [pi[start:start + block] for start in range(0, len(pi), block)]
 
     targets: Dict[float, Optional[float]] = {}
     counts: Dict[int, Optional[float]] = {}
@@ -225,11 +334,9 @@ def score_exact(
         hist = np.zeros(N_BINS, np.int64)
         best_false = np.full(P, np.nan)
         with Progress("scoring (1/2)", len(pi), enabled=progress) as bar:
-            for rows, sim, gen, imp, _ in blocks():
-                hist += np.bincount(similarity_bins(sim[imp]), minlength=N_BINS)
-                with np.errstate(invalid="ignore"):
-                    best_false[rows] = np.where(imp.any(1), np.where(imp, sim, -np.inf).max(1, initial=-np.inf),
-                                                np.nan)
+            for rows, (h, best) in zip(blocks, map_blocks(impostor_histogram, ctx, blocks)):
+                hist += h
+                best_false[rows] = best
                 bar.update(len(rows))
         targets = _fmr_target_thresholds(hist, cfg.fmr_targets)
         counts = match_count_thresholds(best_false, cfg.match_counts)
@@ -238,51 +345,32 @@ def score_exact(
                                       *(v for v in (*targets.values(), *counts.values()) if v is not None))}
     )
     th = np.array(thresholds, np.float64)
-    T = len(th)
     acc = _Accumulator(design, th, hist_columns=True)
     cand_p: List[np.ndarray] = []
     cand_g: List[np.ndarray] = []
     cand_s: List[np.ndarray] = []
     same_pairs = 0
     with Progress("scoring (2/2)" if two_pass else "scoring", len(pi), enabled=progress) as bar:
-        for rows, sim, gen, imp, same in blocks():
-            same_pairs += same
-            B = len(rows)
-            level = np.searchsorted(th, sim, side="right")
-            local = np.broadcast_to(np.arange(B)[:, None], sim.shape)
-            ir, il = local[imp], level[imp]
-            gr, gl = local[gen], level[gen]
-            acc.imp_ge[rows] = _ge_counts(ir, il, B, T)
-            acc.gen_ge[rows] = _ge_counts(gr, gl, B, T)
-            acc.imp_n[rows] = imp.sum(1)
-            acc.gen_n[rows] = gen.sum(1)
-            with np.errstate(invalid="ignore"):
-                acc.best_mate[rows] = np.where(gen.any(1), np.where(gen, sim, -np.inf).max(1, initial=-np.inf), np.nan)
-                acc.best_nonmate[rows] = np.where(imp.any(1), np.where(imp, sim, -np.inf).max(1, initial=-np.inf), np.nan)
-            for c in design.gallery_columns:
-                codes = np.broadcast_to(gcodes[c.name][None, :], sim.shape)
-                ng = len(c.groups)
-                acc.imp_ge_g[c.name][rows] = _ge_counts(ir, il, B, T, extra=codes[imp], n_extra=ng)
-                acc.imp_n_g[c.name][rows] = np.bincount(ir * ng + codes[imp], minlength=B * ng).reshape(B, ng)
-                for g in range(ng):
-                    m = imp & (codes == g)
-                    acc.best_g[c.name][rows, g] = np.where(
-                        m.any(1), np.where(m, sim, -np.inf).max(1, initial=-np.inf), np.nan
-                    )
-            bins = similarity_bins(sim)
-            acc.hist_gen[OVERALL][0] += np.bincount(bins[gen], minlength=N_BINS)
-            acc.hist_imp[OVERALL][0] += np.bincount(bins[imp], minlength=N_BINS)
-            for c in design.probe_columns:
-                ng = len(c.groups)
-                key = c.codes[rows][:, None] * N_BINS + bins
-                acc.hist_gen[c.name] += np.bincount(key[gen], minlength=ng * N_BINS).reshape(ng, N_BINS)
-                acc.hist_imp[c.name] += np.bincount(key[imp], minlength=ng * N_BINS).reshape(ng, N_BINS)
-            hit = (sim >= cfg.floor) & (gen | imp)
-            r, g = np.nonzero(hit)
-            cand_p.append(rows[r])
-            cand_g.append(gi[g])
-            cand_s.append(sim[r, g])
-            bar.update(B)
+        for b in map_blocks(count_block, ctx, blocks, th):
+            rows = b.rows
+            same_pairs += b.same_pairs
+            acc.imp_ge[rows] = b.imp_ge
+            acc.gen_ge[rows] = b.gen_ge
+            acc.imp_n[rows] = b.imp_n
+            acc.gen_n[rows] = b.gen_n
+            acc.best_mate[rows] = b.best_mate
+            acc.best_nonmate[rows] = b.best_nonmate
+            for name in acc.best_g:
+                acc.imp_ge_g[name][rows] = b.imp_ge_g[name]
+                acc.imp_n_g[name][rows] = b.imp_n_g[name]
+                acc.best_g[name][rows] = b.best_g[name]
+            for name in acc.hist_gen:
+                acc.hist_gen[name] += b.hist_gen[name]
+                acc.hist_imp[name] += b.hist_imp[name]
+            cand_p.append(b.cand_probe)
+            cand_g.append(b.cand_gallery)
+            cand_s.append(b.cand_similarity)
+            bar.update(len(rows))
     return SearchOutcomes(
         exact=True, floor=cfg.floor, thresholds=th,
         probe_ok=np.asarray(probe_ok, bool), gallery_ok=np.asarray(gallery_ok, bool),

@@ -84,6 +84,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="subject resamples for the bootstrap intervals (default 1000; 0: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local engine: processes that embed images, one OpenCV thread each (default: the CPUs; "
+                        "1: in this process)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local engine: where images are embedded and scores computed: local (worker processes "
+                        "on this machine, the default) or ray (a Ray cluster; pip install 'faceaudit[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="auto|URI",
+                   help="--executor ray: the cluster (auto: the one this machine belongs to; ray://HOST:10001: a "
+                        "remote one; default: a local Ray with --workers CPUs)")
     p.add_argument("--cache", default=None, metavar="PATH",
                    help="embedding cache, SQLite (default OUT/embeddings.sqlite); reruns resume from it")
     p.add_argument("--share", dest="shares", action=_ShareAction, default=[], metavar="COLUMN=LABEL,...",
@@ -162,8 +171,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
             raise InvalidParameterError("--endpoint-url needs --engine rekognition")
         from faceaudit.engine import DEFAULT_MODEL
 
-        engine = LocalEngine(args.model or DEFAULT_MODEL, cache=args.cache or out / "embeddings.sqlite")
+        executor = _executor(args)
+        engine = LocalEngine(args.model or DEFAULT_MODEL, cache=args.cache or out / "embeddings.sqlite",
+                             executor=executor)
     else:
+        if args.executor != "local" or args.ray_address or args.workers is not None:
+            raise InvalidParameterError("--workers, --executor and --ray-address are for --engine local")
         client = make_client(args.endpoint_url, args.region)
         engine = RekognitionEngine(client, model_name=args.model)
     command = _command_line(args)
@@ -192,6 +205,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(f"candidates: {paths['candidates']}")
     print(f"report: {paths['report']}")
     return 0
+
+
+def _executor(args: argparse.Namespace):
+    from faceaudit._errors import InvalidParameterError
+    from faceaudit.audit import LocalExecutor, RayExecutor
+
+    if args.executor == "ray":
+        return RayExecutor(address=args.ray_address, workers=args.workers)
+    if args.ray_address:
+        raise InvalidParameterError("--ray-address needs --executor ray")
+    return LocalExecutor(args.workers)
 
 
 SAFE_WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")

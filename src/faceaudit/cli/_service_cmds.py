@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from faceaudit._errors import InvalidParameterError
@@ -91,7 +92,7 @@ def _search_config(args: argparse.Namespace) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from faceaudit._paths import resolve_data_dir
-    from faceaudit.service import DEFAULT_RATE_LIMIT, ServiceApp, ServiceConfig, configure_logging, serve
+    from faceaudit.service import DEFAULT_RATE_LIMIT, RateLimiter, ServiceConfig, configure_logging, serve
     from faceaudit.service import is_loopback
 
     level = args.serve_log_level or (args.log_level if args.log_level != "WARNING" else "INFO")
@@ -116,14 +117,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     from faceaudit._paths import private_dir
-    from faceaudit.accountability import AccountabilityExtension, TestingAPI
 
     data_dir = resolve_data_dir(args.data_dir)
     private_dir(data_dir)  # made 0700, or refused at start-up when open to other users
-    # accountability by construction: every identification is logged, policies and roles hold,
-    # and auditor keys can test the deployed model (testing API);
-    # retention rules are applied once a day (by one worker at a time)
-    extension = AccountabilityExtension(data_dir, testing=TestingAPI(data_dir), daily_retention=True)
     objects, access, video = _object_options(args)
     config = ServiceConfig(
         data_dir=data_dir,
@@ -132,17 +128,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_burst=args.rate_burst,
         objects=objects,
         bucket_access=access,
-        # every person found by a video face search is logged before the job can succeed
-        backend_options={**video, "video_observer": extension.videos.observer},
+        backend_options=video,
     )
-    app = ServiceApp(config, extension=extension)
+    # one rate limiter shared by every worker process; each worker makes its own app
+    factory = functools.partial(build_app, config, RateLimiter(config.rate_limit, config.rate_burst))
+    app = factory()
     if config.auth and not any(k.active for k in app.keys.list()):
         print(
             f"faceaudit: note: no active access key in {config.data_dir}: every request will be "
             f"refused; create one with `faceaudit keys create --data-dir {config.data_dir}`",
             file=sys.stderr,
         )
-    return serve(app, host=args.host, port=args.port, workers=args.workers, grace=args.grace)
+    return serve(app if args.workers == 1 else factory, host=args.host, port=args.port,
+                 workers=args.workers, grace=args.grace, log_level=level)
 
 
 def _object_options(args: argparse.Namespace):
@@ -165,3 +163,20 @@ def _object_options(args: argparse.Namespace):
     video = {"video_workers": args.video_workers,
              "video_sample_fps": check_sample_fps(args.video_fps)}
     return objects, BucketAccess.parse(args.bucket_access), video
+
+
+def build_app(config, limiter):
+    """The service of ``faceaudit serve`` (made in each worker process)."""
+    import dataclasses
+
+    from faceaudit.accountability import AccountabilityExtension, TestingAPI
+    from faceaudit.service import ServiceApp
+
+    # accountability by construction: every identification is logged, policies and roles hold,
+    # and auditor keys can test the deployed model (testing API); retention rules are applied
+    # once a day (by one worker at a time, started in the worker on its first request)
+    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir), daily_retention=True)
+    # every person found by a video face search is logged before the job can succeed
+    config = dataclasses.replace(config, backend_options={
+        **(config.backend_options or {}), "video_observer": extension.videos.observer})
+    return ServiceApp(config, extension=extension, limiter=limiter)

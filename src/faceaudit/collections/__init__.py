@@ -32,7 +32,7 @@ from faceaudit.collections._ops_video import (
     StartVideoJobResult,
     VideoJobPage,
 )
-from faceaudit.collections._quality import BARS, REASONS, QualityBar, quality_band, quality_score
+from faceaudit.collections._quality import BARS, REASONS, QualityBar, passes_quality, quality_band, quality_score
 from faceaudit.collections._results import (
     CANDIDATE_NOTICE,
     AssociateFacesResult,
@@ -49,11 +49,13 @@ from faceaudit.collections._results import (
     IndexFacesResult,
     ListCollectionsResult,
     ListFacesResult,
+    ListTagsForResourceResult,
     ListUsersResult,
     SearchFacesByImageResult,
     SearchFacesResult,
     SearchUsersByImageResult,
     SearchUsersResult,
+    TagResourceResult,
     UnindexedFace,
     UnsearchedFace,
     UnsuccessfulFaceAssociation,
@@ -75,11 +77,11 @@ __all__ = [
     "DeleteUserResult", "DescribeCollectionResult", "DisassociateFacesResult", "Face",
     "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "HnswIndex", "HnswParams", "INDEX_TAG",
     "IndexFacesResult", "IndexKind",
-    "ListCollectionsResult", "ListFacesResult", "ListUsersResult", "NumpyIndex", "QualityBar",
+    "ListCollectionsResult", "ListFacesResult", "ListTagsForResourceResult", "ListUsersResult", "NumpyIndex", "QualityBar",
     "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
-    "SearchUsersResult", "SearchConfig", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
+    "SearchUsersResult", "SearchConfig", "TagResourceResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
     "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
-    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "quality_band",
+    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "passes_quality", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
     # objects in object stores (S3Object) and stored video
     "BucketAccess", "DEFAULT_SAMPLE_FPS", "FaceDetectionAnalysis", "FaceSearchAnalysis", "FolderStore",

@@ -5,15 +5,17 @@ The operations themselves live in ``_ops_*.py`` mixins, one module per group.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
-from faceaudit._errors import ConflictError, IdempotentParameterMismatchError, ModelError
+from faceaudit._errors import ConflictError, IdempotentParameterMismatchError, ModelError, ResourceNotFoundError
 from faceaudit._paths import resolve_data_dir
 from faceaudit.collections._cache import IndexCache
 from faceaudit.collections._results import Face
@@ -24,6 +26,7 @@ from faceaudit.engine import BoundingBox, FaceEngine, ModelSpec, get_model
 R = TypeVar("R")
 
 DEFAULT_REGION = "local"
+_request_region: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("region", default=None)
 DEFAULT_ACCOUNT_ID = "000000000000"
 MAX_FACES_PER_COLLECTION = 20_000_000
 """Rekognition's limit: up to 20 million faces per collection."""
@@ -79,7 +82,29 @@ class Backend:
 
     # -- naming ----------------------------------------------------------------------------------
     def collection_arn(self, name: str) -> str:
-        return f"arn:aws:rekognition:{self.region}:{self.account_id}:collection/{name}"
+        """The collection's ARN, in the region of :meth:`in_region` (the region a request was
+        signed for) or else the backend's own ``region``."""
+        region = _request_region.get() or self.region
+        return f"arn:aws:rekognition:{region}:{self.account_id}:collection/{name}"
+
+    @contextlib.contextmanager
+    def in_region(self, region: Optional[str]) -> Iterator[None]:
+        """ARNs made inside this block name ``region`` (per thread and task: the HTTP service
+        serves each request in the region its signature was scoped to, as AWS does)."""
+        token = _request_region.set(region or None)
+        try:
+            yield
+        finally:
+            _request_region.reset(token)
+
+    def collection_of_arn(self, arn: str) -> str:
+        """The collection name of a collection ARN of this account (any region);
+        ResourceNotFoundException for anything else."""
+        parts = str(arn).split(":", 5)
+        if (len(parts) != 6 or parts[:3] != ["arn", "aws", "rekognition"] or parts[4] != self.account_id
+                or not parts[5].startswith("collection/")):
+            raise ResourceNotFoundError(f"no such resource: {str(arn)[:200]!r}")
+        return parts[5][len("collection/"):]
 
     # -- engines ---------------------------------------------------------------------------------
     def _spec(self, coll: CollectionRow) -> ModelSpec:

@@ -1,7 +1,7 @@
 """Batch indexing: many images into one collection, in parallel, resumable.
 
-Worker processes (``spawn``ed, each with its own engine) decode, detect, filter
-and embed; the parent process is the only SQLite writer and commits each image
+Worker processes (the engine's :class:`~faceaudit.engine.EnginePool`, each with its
+own engine and one OpenCV thread) decode, detect, filter and embed; the parent process is the only SQLite writer and commits each image
 (its image row, faces and change-log rows) in one small transaction. An image
 is identified by the SHA-256 of its bytes and its ExternalImageId, exactly as
 IndexFaces deduplicates: a run killed at any moment (kill -9 included) and run
@@ -12,12 +12,7 @@ decoded are reported (count and reasons) and do not stop the run.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
-import multiprocessing
-import os
-import signal
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,10 +24,15 @@ from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._manifest import BatchItem
 from faceaudit.collections._prepare import PreparedImage, prepare_index
 from faceaudit.collections._progress import Progress
-from faceaudit.engine import MAX_FACES_CONSIDERED, FaceEngine, load_image, read_bytes
-
-MAX_ATTEMPTS = 2
-"""An image in flight when a worker process dies is retried once, then reported."""
+from faceaudit.engine import (
+    MAX_FACES_CONSIDERED,
+    EnginePool,
+    FaceEngine,
+    WorkerLost,
+    check_workers,
+    load_image,
+    read_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -86,43 +86,14 @@ class BatchReport:
         }
 
 
-# -- worker side ---------------------------------------------------------------------------------
-_WORKER: Dict[str, Any] = {}
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Exit when the parent is gone (kill -9 leaves idle workers blocked on their queue)."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent_pid:
-            os._exit(0)
-
-
-def _init_worker(model: str, parent_pid: int, max_faces: int, quality_filter: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    try:  # parallelism comes from the processes: one OpenCV thread each, no oversubscription
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    _WORKER.update(engine=FaceEngine(model), parent=parent_pid, max_faces=max_faces, level=quality_filter)
-
-
 def _prepare(engine: FaceEngine, data: bytes, max_faces: int, level: str):
+    """The pool's task: detect, filter and embed one image (errors become values)."""
     try:
         return prepare_index(engine, load_image(data), max_faces=max_faces, quality_filter=level), None
     except FaceAuditError as exc:
         return None, (exc.aws_code, exc.message)
     except Exception as exc:  # a bad image must not stop the run
         return None, ("InternalServerError", f"{type(exc).__name__}: {exc}")
-
-
-def _work(data: bytes):
-    if os.getppid() != _WORKER["parent"]:  # orphaned (the parent was killed): stop
-        os._exit(0)
-    return _prepare(_WORKER["engine"], data, _WORKER["max_faces"], _WORKER["level"])
 
 
 # -- parent side ---------------------------------------------------------------------------------
@@ -179,59 +150,6 @@ class _Run:
             self.progress.update(no_face=1)
 
 
-def _run_serial(run: _Run, engine: FaceEngine, max_faces: int, level: str) -> None:
-    for n, data in run.jobs():
-        run.store(n, *_prepare(engine, data, max_faces, level))
-
-
-def _run_parallel(run: _Run, model: str, workers: int, max_faces: int, level: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    args = (model, os.getpid(), max_faces, level)
-    jobs = run.jobs()
-    window = 2 * workers
-    attempts: Dict[int, int] = {}
-    retry: List[Tuple[int, bytes]] = []
-    exhausted = False
-    while True:
-        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=args)
-        inflight: Dict[cf.Future, Tuple[int, bytes]] = {}
-        broken = False
-        try:
-            while True:
-                while len(inflight) < window and (retry or not exhausted):
-                    if retry:
-                        job = retry.pop()
-                    else:
-                        job = next(jobs, None)
-                        if job is None:
-                            exhausted = True
-                            break
-                    inflight[pool.submit(_work, job[1])] = job
-                if not inflight:
-                    return
-                done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    n, data = inflight.pop(fut)
-                    try:
-                        prepared, error = fut.result()
-                    except cf.process.BrokenProcessPool:
-                        broken = True
-                        attempts[n] = attempts.get(n, 0) + 1
-                        if attempts[n] >= MAX_ATTEMPTS:
-                            run.fail(n, "InternalServerError", "the worker process died on this image")
-                        else:
-                            retry.append((n, data))
-                        continue
-                    run.store(n, prepared, error)
-                if broken:
-                    for fut, (n, data) in inflight.items():
-                        attempts[n] = attempts.get(n, 0) + 1
-                        retry.append((n, data))
-                    break
-        finally:
-            pool.shutdown(wait=not broken, cancel_futures=True)
-
-
 def index_batch(
     collection_id: str,
     items: Iterable[BatchItem],
@@ -246,7 +164,8 @@ def index_batch(
 ) -> BatchReport:
     """Index ``items`` into an existing collection; resumable and exactly-once per image.
 
-    ``workers``: processes (default: the number of CPUs; 1 runs in this process).
+    ``workers``: processes of the shared :class:`~faceaudit.engine.EnginePool` (default: the
+    CPUs; 1 runs in this process).
     ``max_faces`` / ``quality_filter``: as IndexFaces (defaults 100 and AUTO).
     ``progress``: draw a progress bar on stderr. ``checkpoint``: write the index
     snapshot at the end, so searching processes start fast.
@@ -258,16 +177,17 @@ def index_batch(
     coll = fc._collection_row(name)
     fc._spec(coll)  # the pinned model must be available before any work
     items = list(items)
-    workers = max(1, int(workers or os.cpu_count() or 1))
-    workers = min(workers, max(1, len(items)))
+    workers = min(check_workers(workers), max(1, len(items)))
     bar = Progress(len(items), enabled=progress, label=f"{name} ")
     run = _Run(fc, name, items, bar)
     start = time.monotonic()
     try:
-        if workers == 1:
-            _run_serial(run, fc._engine(coll), limit, level)
-        else:
-            _run_parallel(run, coll.model, workers, limit, level)
+        with EnginePool(coll.model, workers, engine=fc._engine(coll) if workers == 1 else None) as pool:
+            for n, result in pool.map(_prepare, run.jobs(), limit, level):
+                if isinstance(result, WorkerLost):
+                    run.fail(n, "InternalServerError", result.message)
+                else:
+                    run.store(n, *result)
     finally:
         bar.close()
     if checkpoint and run.faces:

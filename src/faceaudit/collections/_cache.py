@@ -75,7 +75,6 @@ class IndexCache:
         self.snapshot_min_faces = snapshot_min_faces
         self._entries: Dict[int, _Entry] = {}
         self._locks: Dict[int, threading.RLock] = {}
-        self._tags: Dict[int, dict] = {}
         self._guard = threading.Lock()
         self._milvus = None
         self._milvus_pid = None
@@ -105,10 +104,8 @@ class IndexCache:
         """
         if self.milvus or self.kind == "numpy":
             return IndexKind.FLAT
-        tags = self._tags.get(coll.rowid)
-        if tags is None:  # tags never change after creation, and row ids are never reused
-            tags = self._tags[coll.rowid] = Store.collection_tags(conn, coll.rowid)
-        return self.config.kind_for(tags, coll.face_count)
+        # read in the search's transaction: TagResource may change faceaudit:index at any time
+        return self.config.kind_for(Store.collection_tags(conn, coll.rowid), coll.face_count)
 
     def _new_index(self, coll: CollectionRow, kind: IndexKind) -> VectorIndex:
         if kind is IndexKind.HNSW:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from faceaudit.collections._ops_collections import CollectionOps
 from faceaudit.collections._ops_faces import FaceOps
 from faceaudit.collections._ops_search import SearchOps
+from faceaudit.collections._ops_tags import TagOps
 from faceaudit.collections._ops_users import UserOps
 from faceaudit.collections._ops_video import VideoOps
 
 
-class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps, VideoOps):
+class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps, TagOps, VideoOps):
     """Persistent face collections with exact 1:N search and Rekognition's semantics.
 
     ``FaceCollections(data_dir)``; one method per Rekognition operation, named in

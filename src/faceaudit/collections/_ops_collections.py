@@ -8,7 +8,7 @@ from faceaudit._errors import ResourceAlreadyExistsError
 from faceaudit.collections import _tokens
 from faceaudit.collections import _validate as v
 from faceaudit.collections._backend import Backend
-from faceaudit.collections._search_config import INDEX_TAG, parse_index_kind
+from faceaudit.collections._search_config import checked_index_tag
 from faceaudit.collections._results import (
     CreateCollectionResult,
     DeleteCollectionResult,
@@ -31,9 +31,7 @@ class CollectionOps(Backend):
         ResourceAlreadyExistsException if the id is taken.
         """
         name = v.collection_id(collection_id)
-        tag_map = v.tags(tags)
-        if INDEX_TAG in tag_map:  # faceaudit:index=flat|hnsw pins the collection's index kind
-            tag_map[INDEX_TAG] = parse_index_kind(tag_map[INDEX_TAG]).value
+        tag_map = checked_index_tag(v.tags(tags))  # faceaudit:index=flat|hnsw pins the index kind
         spec = get_model(model or DEFAULT_MODEL)  # InvalidParameterError for unknown models
         with self._store.write(create=True) as conn:
             if self._store.find_collection(conn, name) is not None:

@@ -40,9 +40,11 @@ class FaceOps(Backend):
         Of the 100 largest faces, those failing ``quality_filter`` (default AUTO,
         see :mod:`faceaudit.collections._quality`) are not indexed, nor those beyond
         ``max_faces`` (lowest quality first, then smallest): they come back in
-        UnindexedFaces with their reasons. Indexing the same bytes (SHA-256) with
-        the same ExternalImageId again adds nothing and returns the stored faces.
-        DetectionAttributes other than DEFAULT are accepted but not computed.
+        UnindexedFaces with their reasons. Indexing the same bytes again indexes
+        them again (new ImageId and FaceIds, with this call's MaxFaces and
+        QualityFilter), as Rekognition does; the batch indexer (``faceaudit index
+        DIR``) skips what it indexed before. DetectionAttributes other than DEFAULT
+        are accepted but not computed.
         """
         name = v.collection_id(collection_id)
         ext = v.external_image_id(external_image_id)
@@ -54,13 +56,8 @@ class FaceOps(Backend):
             coll = self._store.get_collection(conn, name)
         engine = self._engine(coll)
         img = load_image(data)
-        with self._store.read() as conn:  # already indexed: skip the detector
-            row = self._store.find_image(conn, coll.rowid, img.sha256, ext)
-            if row is not None:
-                coll = self._store.get_collection(conn, name)
-                return self._existing(conn, coll, row)
         prepared = prepare_index(engine, img, max_faces=min(limit, MAX_FACES_CONSIDERED), quality_filter=level)
-        return self._store_prepared(name, prepared, external_image_id=ext)
+        return self._store_prepared(name, prepared, external_image_id=ext, resume=False)
 
     def _store_prepared(
         self,
@@ -70,8 +67,10 @@ class FaceOps(Backend):
         external_image_id: Optional[str] = None,
         labels: Optional[Mapping[str, Any]] = None,
         source: Optional[str] = None,
+        resume: bool = True,
     ) -> IndexFacesResult:
-        """Store a prepared image in one write transaction (exactly once per bytes + ExternalImageId)."""
+        """Store a prepared image in one write transaction. ``resume`` (the batch indexer): the
+        same bytes with the same ExternalImageId already stored are not stored again."""
         unindexed = [{"Reasons": list(r), "FaceDetail": d} for r, d in prepared.unindexed]
         with self._store.write() as conn:
             coll = self._store.get_collection(conn, collection_id)
@@ -80,7 +79,7 @@ class FaceOps(Backend):
                     f"collection {coll.name!r} is pinned to FaceModelVersion {coll.model_version}; "
                     f"the faces were computed with {prepared.model_version}"
                 )
-            row = self._store.find_image(conn, coll.rowid, prepared.sha256, external_image_id)
+            row = self._store.find_image(conn, coll.rowid, prepared.sha256, external_image_id) if resume else None
             if row is not None:
                 return self._existing(conn, coll, row)
             if not prepared.faces:

@@ -45,7 +45,7 @@ a face passes, HIGH 3, MEDIUM 2, LOW 1, none 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from faceaudit.engine import DetectedFace
 
@@ -104,6 +104,12 @@ def failures(face: DetectedFace, level: str) -> List[str]:
     if quality_score(face) < bar.min_quality:
         reasons.append("LOW_FACE_QUALITY")
     return reasons
+
+
+def passes_quality(level: str) -> Callable[[DetectedFace], bool]:
+    """A predicate: does a face pass the bar of ``level`` (NONE: every face does)? For
+    CompareFaces' QualityFilter, whose filtered faces take no part in the comparison."""
+    return lambda face: not failures(face, level)
 
 
 def quality_band(face: DetectedFace) -> int:

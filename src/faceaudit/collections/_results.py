@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from faceaudit.engine import BoundingBox
+from faceaudit.engine import BoundingBox, rekognition_model_version
 
 CANDIDATE_NOTICE = (
     "A candidate is an investigative lead, not an identification: "
@@ -55,7 +55,7 @@ class Face:
         if self.external_image_id is not None:
             out["ExternalImageId"] = self.external_image_id
         out["Confidence"] = self.confidence
-        out["IndexFacesModelVersion"] = self.index_faces_model_version
+        out["IndexFacesModelVersion"] = rekognition_model_version(self.index_faces_model_version)
         if self.user_id is not None:
             out["UserId"] = self.user_id
         return out
@@ -95,7 +95,7 @@ class CreateCollectionResult:
         return {
             "StatusCode": self.status_code,
             "CollectionArn": self.collection_arn,
-            "FaceModelVersion": self.face_model_version,
+            "FaceModelVersion": rekognition_model_version(self.face_model_version),
         }
 
 
@@ -113,7 +113,7 @@ class DescribeCollectionResult:
     def to_rekognition(self) -> Dict[str, Any]:
         return {
             "FaceCount": self.face_count,
-            "FaceModelVersion": self.face_model_version,
+            "FaceModelVersion": rekognition_model_version(self.face_model_version),
             "CollectionARN": self.collection_arn,
             "CreationTimestamp": self.creation_timestamp,
             "UserCount": self.user_count,
@@ -129,7 +129,7 @@ class ListCollectionsResult:
     def to_rekognition(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {
             "CollectionIds": list(self.collection_ids),
-            "FaceModelVersions": list(self.face_model_versions),
+            "FaceModelVersions": [rekognition_model_version(v) for v in self.face_model_versions],
         }
         if self.next_token:
             out["NextToken"] = self.next_token
@@ -148,8 +148,8 @@ class DeleteCollectionResult:
 class IndexFacesResult:
     """IndexFaces. ``image_id``: the ImageId of the image (also on each face).
 
-    ``already_indexed``: True when the same bytes with the same ExternalImageId
-    were indexed before; the stored faces are returned and nothing is added.
+    ``already_indexed`` (the batch indexer's resume only): True when the same bytes with the same
+    ExternalImageId were indexed before; the stored faces are returned and nothing is added.
     """
 
     face_records: Tuple[FaceRecord, ...]
@@ -161,7 +161,7 @@ class IndexFacesResult:
     def to_rekognition(self) -> Dict[str, Any]:
         return {
             "FaceRecords": [r.to_rekognition() for r in self.face_records],
-            "FaceModelVersion": self.face_model_version,
+            "FaceModelVersion": rekognition_model_version(self.face_model_version),
             "UnindexedFaces": [u.to_rekognition() for u in self.unindexed_faces],
         }
 
@@ -176,7 +176,7 @@ class ListFacesResult:
         out: Dict[str, Any] = {"Faces": [f.to_rekognition() for f in self.faces]}
         if self.next_token:
             out["NextToken"] = self.next_token
-        out["FaceModelVersion"] = self.face_model_version
+        out["FaceModelVersion"] = rekognition_model_version(self.face_model_version)
         return out
 
 
@@ -246,7 +246,7 @@ class SearchFacesByImageResult:
             "SearchedFaceBoundingBox": self.searched_face_bounding_box.to_rekognition(),
             "SearchedFaceConfidence": self.searched_face_confidence,
             "FaceMatches": [m.to_rekognition() for m in self.face_matches],
-            "FaceModelVersion": self.face_model_version,
+            "FaceModelVersion": rekognition_model_version(self.face_model_version),
         }
 
 
@@ -263,7 +263,7 @@ class SearchFacesResult:
         return {
             "SearchedFaceId": self.searched_face_id,
             "FaceMatches": [m.to_rekognition() for m in self.face_matches],
-            "FaceModelVersion": self.face_model_version,
+            "FaceModelVersion": rekognition_model_version(self.face_model_version),
         }
 
 
@@ -423,7 +423,7 @@ class SearchUsersResult:
     def to_rekognition(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {
             "UserMatches": [m.to_rekognition() for m in self.user_matches],
-            "FaceModelVersion": self.face_model_version,
+            "FaceModelVersion": rekognition_model_version(self.face_model_version),
         }
         if self.searched_face_id is not None:
             out["SearchedFace"] = {"FaceId": self.searched_face_id}
@@ -456,9 +456,27 @@ class SearchUsersByImageResult:
     def to_rekognition(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {
             "UserMatches": [m.to_rekognition() for m in self.user_matches],
-            "FaceModelVersion": self.face_model_version,
+            "FaceModelVersion": rekognition_model_version(self.face_model_version),
         }
         if self.searched_face_detail is not None:
             out["SearchedFace"] = {"FaceDetail": dict(self.searched_face_detail)}
         out["UnsearchedFaces"] = [u.to_rekognition() for u in self.unsearched_faces]
         return out
+
+
+@dataclass(frozen=True)
+class TagResourceResult:
+    """TagResource and UntagResource: an empty response."""
+
+    def to_rekognition(self) -> Dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class ListTagsForResourceResult:
+    """``tags``: (key, value) pairs, sorted by key."""
+
+    tags: Tuple[Tuple[str, str], ...]
+
+    def to_rekognition(self) -> Dict[str, Any]:
+        return {"Tags": dict(self.tags)}

@@ -32,7 +32,7 @@ from faceaudit._errors import InvalidParameterError
 from faceaudit.collections._index import HnswParams
 
 INDEX_TAG = "faceaudit:index"
-"""CreateCollection tag that pins a collection's index kind (``flat`` or ``hnsw``)."""
+"""CreateCollection/TagResource tag that pins a collection's index kind (``flat`` or ``hnsw``)."""
 
 ENV_VECTOR_STORE = "FACEAUDIT_VECTOR_STORE"
 ENV_MILVUS_URI = "FACEAUDIT_MILVUS_URI"
@@ -55,6 +55,13 @@ def parse_index_kind(value: str, what: str = f"tag {INDEX_TAG}") -> IndexKind:
     except ValueError:
         known = ", ".join(k.value for k in IndexKind)
         raise InvalidParameterError(f"{what} must be one of {known}, got {value!r}") from None
+
+
+def checked_index_tag(tags: dict) -> dict:
+    """``tags`` with a ``faceaudit:index`` value checked and lower-cased (InvalidParameterError)."""
+    if INDEX_TAG in tags:
+        return {**tags, INDEX_TAG: parse_index_kind(tags[INDEX_TAG]).value}
+    return tags
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ Tables
 ``collections``  name, model name and FaceModelVersion (the pin), creation time,
                  tags, face/user counts, ``head_seq`` (last change-log entry of
                  the collection) and ``log_floor`` (entries up to it were pruned).
-``images``       one row per indexed image: ImageId, sha256 of the bytes,
-                 ExternalImageId ('' when none), UnindexedFaces of the first
-                 indexing, manifest labels, source path. UNIQUE(collection,
-                 sha256, ExternalImageId): the same bytes with the same
-                 ExternalImageId are stored once.
+``images``       one row per IndexFaces call that indexed faces: ImageId, sha256
+                 of the bytes, ExternalImageId ('' when none), its UnindexedFaces,
+                 manifest labels, source path. Indexed by (collection, sha256,
+                 ExternalImageId): the batch indexer's resume key (it skips what it
+                 indexed before); IndexFaces indexes the same bytes again, as
+                 Rekognition does (schema 3; before, that key was UNIQUE).
 ``faces``        FaceId, image, user, bounding box, confidence, FaceDetail JSON,
                  the embedding (float32 little-endian BLOB). Its integer row id
                  is the vector id in the in-memory index.
@@ -48,7 +49,7 @@ import numpy as np
 from faceaudit._errors import ResourceNotFoundError
 
 DB_NAME = "collections.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 60.0
 LOG_KEEP = 200_000
 """Change-log entries kept per collection; a process further behind rebuilds its index."""
@@ -80,9 +81,9 @@ CREATE TABLE IF NOT EXISTS images (
     unindexed TEXT NOT NULL DEFAULT '[]',
     labels TEXT NOT NULL DEFAULT '{}',
     source TEXT,
-    created_at REAL NOT NULL,
-    UNIQUE (collection_id, sha256, external_image_id)
+    created_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS images_by_key ON images(collection_id, sha256, external_image_id);
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
@@ -134,6 +135,26 @@ _MIGRATIONS = {
     # from version -> statements that bring it to version + 1
     1: ("CREATE TABLE IF NOT EXISTS face_thumbnails (face_row INTEGER PRIMARY KEY "
         "REFERENCES faces(id) ON DELETE CASCADE, jpeg BLOB NOT NULL)",),
+    # images without UNIQUE(collection, sha256, ExternalImageId): SQLite's table rebuild, in one
+    # transaction with foreign keys off (faces keep pointing at the same image rows), the
+    # AUTOINCREMENT sequence carried over so that no row id is ever reused
+    2: (
+        "CREATE TABLE images_v3 (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE, "
+        "image_id TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL, external_image_id TEXT NOT NULL, "
+        "width INTEGER, height INTEGER, unindexed TEXT NOT NULL DEFAULT '[]', "
+        "labels TEXT NOT NULL DEFAULT '{}', source TEXT, created_at REAL NOT NULL)",
+        "INSERT INTO images_v3 (id, collection_id, image_id, sha256, external_image_id, width, height, "
+        "unindexed, labels, source, created_at) SELECT id, collection_id, image_id, sha256, "
+        "external_image_id, width, height, unindexed, labels, source, created_at FROM images",
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'images_v3', seq FROM sqlite_sequence "
+        "WHERE name = 'images' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'images_v3')",
+        "UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT seq FROM sqlite_sequence "
+        "WHERE name = 'images'), 0)) WHERE name = 'images_v3'",
+        "DROP TABLE images",
+        "ALTER TABLE images_v3 RENAME TO images",
+        "CREATE INDEX IF NOT EXISTS images_by_key ON images(collection_id, sha256, external_image_id)",
+    ),
 }
 
 
@@ -246,6 +267,10 @@ class Store:
             raise
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the schema up to date in one transaction (all or nothing, also under kill -9).
+        Foreign keys are off meanwhile (a table rebuild must not cascade) and checked before
+        the commit."""
+        conn.execute("PRAGMA foreign_keys = OFF")  # (not changeable inside a transaction)
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
@@ -253,11 +278,16 @@ class Store:
                 for stmt in _MIGRATIONS[version]:
                     conn.execute(stmt)
                 version += 1
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise OSError(f"{self.path}: migration would break {len(broken)} references; nothing changed")
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
 
     def connection(self, create: bool = False) -> Optional[sqlite3.Connection]:
         """This thread's connection; None when the database does not exist and ``create`` is False."""
@@ -351,9 +381,13 @@ class Store:
         return int(cur.lastrowid)
 
     @staticmethod
-    def collection_tags(conn, rowid: int) -> Dict[str, str]:
+    def collection_tags(conn, rowid: int) -> dict:
         r = conn.execute("SELECT tags FROM collections WHERE id = ?", (rowid,)).fetchone()
         return json.loads(r[0]) if r and r[0] else {}
+
+    @staticmethod
+    def set_collection_tags(conn, rowid: int, tags: dict) -> None:
+        conn.execute("UPDATE collections SET tags = ? WHERE id = ?", (json.dumps(tags), rowid))
 
     @staticmethod
     def list_collections(conn, after: int, limit: int) -> List[CollectionRow]:
@@ -501,7 +535,7 @@ class Store:
     def find_image(conn, collection_rowid: int, sha256: str, external_image_id: Optional[str]):
         return conn.execute(
             "SELECT id, image_id, unindexed FROM images WHERE collection_id = ? AND sha256 = ? "
-            "AND external_image_id = ?",
+            "AND external_image_id = ? ORDER BY id LIMIT 1",
             (collection_rowid, sha256, external_image_id or ""),
         ).fetchone()
 

@@ -31,6 +31,13 @@ from faceaudit.engine._image import (
     load_image,
     read_bytes,
 )
+from faceaudit.engine._pool import (
+    EnginePool,
+    WorkerLost,
+    check_workers,
+    default_workers,
+    single_threaded_opencv,
+)
 from faceaudit.engine._registry import (
     DEFAULT_MODEL,
     FaceModel,
@@ -40,6 +47,7 @@ from faceaudit.engine._registry import (
     get_model,
     list_models,
     load_model,
+    rekognition_model_version,
     sha256_file,
 )
 from faceaudit.engine._riskscale import promised_fmr, similarity_for_fmr
@@ -55,10 +63,11 @@ from faceaudit.engine._types import (
 
 __all__ = [
     "BoundingBox", "CompareResult", "DEFAULT_MODEL", "DetectResult", "DetectedFace", "Detector",
-    "Embedder", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image", "ImageSource",
-    "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
-    "MAX_STORED_IMAGE_BYTES", "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality", "SimilarityScale", "WeightFile",
-    "check_similarity_threshold", "get_model", "largest_first", "list_models", "load_image",
-    "load_model", "normalise", "promised_fmr", "read_bytes", "sha256_file", "similarity_for_fmr",
-    "StoredImage",
+    "Embedder", "EnginePool", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image",
+    "ImageSource", "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS", "MAX_STORED_IMAGE_BYTES", "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality",
+    "SimilarityScale", "StoredImage", "WeightFile", "WorkerLost", "check_similarity_threshold",
+    "check_workers", "default_workers", "get_model", "largest_first", "list_models", "load_image",
+    "load_model", "normalise", "promised_fmr", "read_bytes", "rekognition_model_version", "sha256_file",
+    "similarity_for_fmr", "single_threaded_opencv",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Protocol, runtime_checkable
+from typing import List, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -14,8 +14,9 @@ from faceaudit.engine._types import DetectedFace
 class Detector(Protocol):
     """Finds faces in an image."""
 
-    def detect(self, image: Image) -> List[DetectedFace]:
-        """All faces found, in pixels of ``image``; any order."""
+    def detect(self, image: Image, limit: Optional[int] = None) -> List[DetectedFace]:
+        """The faces found, in pixels of ``image``: all of them, or only the ``limit`` largest
+        boxes (only those are measured: landmarks, pose, quality); any order."""
         ...
 
 

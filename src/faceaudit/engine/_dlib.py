@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -59,7 +59,7 @@ class DlibHogDetector:
         half = (eye_r - eye_l) * 0.4
         return np.array([eye_l, eye_r, nose, mouth_mid - half, mouth_mid + half], dtype=np.float32)
 
-    def detect(self, image: Image) -> List[DetectedFace]:
+    def detect(self, image: Image, limit: Optional[int] = None) -> List[DetectedFace]:
         rgb = image.pixels
         scale = detection_scale(image.width, image.height, DETECT_MAX_SIDE)
         small = rgb
@@ -69,9 +69,9 @@ class DlibHogDetector:
         upsample = 1 if max(small.shape[:2]) < _UPSAMPLE_BELOW else 0
         with self._lock:
             rects, scores, _ = self._detector.run(np.ascontiguousarray(small), upsample, 0.0)
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        found = sorted(zip(rects, scores), key=lambda rs: rs[0].width() * rs[0].height(), reverse=True)
         faces = []
-        for rect, score in zip(rects, scores):
+        for rect, score in found[:limit] if limit is not None else found:
             box = (
                 rect.left() / scale,
                 rect.top() / scale,
@@ -80,7 +80,7 @@ class DlibHogDetector:
             )
             with self._lock:
                 landmarks = self._five_points(rgb, box)
-            faces.append(build_face(gray, box, landmarks, _score_to_confidence(float(score))))
+            faces.append(build_face(rgb, box, landmarks, _score_to_confidence(float(score)), cv2.COLOR_RGB2GRAY))
         return faces
 
     def shape(self, rgb: np.ndarray, face: DetectedFace):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -104,7 +104,7 @@ class FaceEngine:
     def detect(self, source: "ImageSource | Image", limit: int = MAX_FACES_CONSIDERED) -> DetectResult:
         """Detect faces (the ``limit`` largest), largest first."""
         img = self.image(source)
-        faces = largest_first(self.model.detector.detect(img), limit)
+        faces = largest_first(self.model.detector.detect(img, limit), limit)
         return DetectResult(faces=tuple(faces), image_width=img.width, image_height=img.height)
 
     def embed(self, image: Image, face: DetectedFace) -> FaceEmbedding:
@@ -115,7 +115,7 @@ class FaceEngine:
     ) -> Tuple[Image, List[FaceEmbedding]]:
         """Detect and embed every face (the ``limit`` largest), largest first."""
         img = self.image(source)
-        faces = largest_first(self.model.detector.detect(img), limit)
+        faces = largest_first(self.model.detector.detect(img, limit), limit)
         return img, [self.embed(img, f) for f in faces]
 
     def largest(self, source: "ImageSource | Image") -> Tuple[Image, FaceEmbedding]:
@@ -134,15 +134,27 @@ class FaceEngine:
         source: "ImageSource | Image",
         target: "ImageSource | Image",
         similarity_threshold: float = 80.0,
+        keep: Optional[Callable[[DetectedFace], bool]] = None,
     ) -> CompareResult:
         """CompareFaces: the largest source face against each of the 100 largest target faces.
 
         Target faces at or above the threshold are matches (highest similarity
         first); the others are unmatched. NoFaceError if the source has no face.
+        ``keep`` (CompareFaces' QualityFilter): only faces it accepts take part, in the
+        source (its largest accepted face) and in the target (the others are not compared).
         """
         threshold = check_similarity_threshold(similarity_threshold)
-        _, src = self.largest(source)
-        _, targets = self.analyze(target)
+        if keep is None:
+            _, src = self.largest(source)
+            _, targets = self.analyze(target)
+        else:
+            src_img = self.image(source)
+            accepted = [f for f in self.detect(src_img).faces if keep(f)]
+            if not accepted:
+                raise NoFaceError("no face in the source image passes the QualityFilter")
+            src = self.embed(src_img, accepted[0])
+            tgt_img = self.image(target)
+            targets = [self.embed(tgt_img, f) for f in self.detect(tgt_img).faces if keep(f)]
         scored = sorted(
             (FaceMatch(self.similarity(src.vector, t.vector), t.face) for t in targets),
             key=lambda m: m.similarity,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
+import cv2
 import numpy as np
 from PIL import Image as _PILImage
 from PIL import ImageOps, UnidentifiedImageError
@@ -24,6 +25,7 @@ from faceaudit._errors import (
     ImageTooSmallError,
     InvalidImageFormatError,
 )
+from faceaudit.engine._decode_budget import DECODE_BUDGET, check_declared_size
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,17 @@ class Image:
         return int(self.pixels.shape[0])
 
     def bgr(self) -> np.ndarray:
-        """The pixels in OpenCV's BGR order (a copy)."""
-        return np.ascontiguousarray(self.pixels[:, :, ::-1])
+        """The pixels in OpenCV's BGR order: converted on first use, then shared (read-only).
+
+        Detection, quality and alignment all read this one array, so an image is
+        converted once however many faces it holds.
+        """
+        cached = self.__dict__.get("_bgr")
+        if cached is None:
+            cached = cv2.cvtColor(np.ascontiguousarray(self.pixels), cv2.COLOR_RGB2BGR)
+            cached.flags.writeable = False
+            object.__setattr__(self, "_bgr", cached)
+        return cached
 
 
 class StoredImage(bytes):
@@ -154,15 +165,17 @@ def load_image(source: ImageSource, *, min_side: int = MIN_IMAGE_SIDE) -> Image:
             f"image declares {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS} pixels "
             f"and {MAX_IMAGE_SIDE} per side"
         )
-    try:
-        pil.load()
-        pil = ImageOps.exif_transpose(pil)
-        rgb = pil.convert("RGB")
-    except (_PILImage.DecompressionBombError, _PILImage.DecompressionBombWarning):
-        raise ImageTooLargeError("image declares too many pixels (decompression bomb)") from None
-    except Exception as exc:
-        raise InvalidImageFormatError(f"corrupt or truncated image: {exc}") from None
-    pixels = np.asarray(rgb, dtype=np.uint8)
+    check_declared_size(width, height, len(data))  # the decode budget (_decode_budget)
+    with DECODE_BUDGET.hold(width * height):
+        try:
+            pil.load()
+            ImageOps.exif_transpose(pil, in_place=True)  # no copy when there is nothing to turn
+            rgb = pil if pil.mode == "RGB" else pil.convert("RGB")
+        except (_PILImage.DecompressionBombError, _PILImage.DecompressionBombWarning):
+            raise ImageTooLargeError("image declares too many pixels (decompression bomb)") from None
+        except Exception as exc:
+            raise InvalidImageFormatError(f"corrupt or truncated image: {exc}") from None
+        pixels = np.asarray(rgb, dtype=np.uint8)
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise InvalidImageFormatError("image could not be converted to RGB")
     if pixels.shape[0] < min_side or pixels.shape[1] < min_side:

@@ -13,6 +13,7 @@ These are simple, documented estimates (not learned models):
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -54,16 +55,26 @@ def estimate_pose(landmarks_px: np.ndarray) -> Pose:
     return Pose(roll=round(roll, 3), yaw=round(yaw, 3), pitch=round(pitch, 3))
 
 
-def measure_quality(gray: np.ndarray, box_px: tuple[float, float, float, float]) -> Quality:
-    """Brightness and sharpness (0-100) of the face box of a grayscale image."""
-    h, w = gray.shape[:2]
+def measure_quality(
+    pixels: np.ndarray, box_px: tuple[float, float, float, float], gray_code: Optional[int] = None
+) -> Quality:
+    """Brightness and sharpness (0-100) of the face box.
+
+    ``pixels`` is a grayscale image, or a colour one with ``gray_code`` the OpenCV
+    conversion to gray (``cv2.COLOR_BGR2GRAY`` / ``cv2.COLOR_RGB2GRAY``): then only
+    the face box is converted, which gives the same gray pixels as converting the
+    whole image and cropping, at a fraction of the work.
+    """
+    h, w = pixels.shape[:2]
     x, y, bw, bh = box_px
     x0, y0 = max(int(round(x)), 0), max(int(round(y)), 0)
     x1, y1 = min(int(round(x + bw)), w), min(int(round(y + bh)), h)
     size = float(min(bw, bh))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return Quality(brightness=0.0, sharpness=0.0, face_size_px=size)
-    crop = gray[y0:y1, x0:x1]
+    crop = pixels[y0:y1, x0:x1]
+    if gray_code is not None:
+        crop = cv2.cvtColor(crop, gray_code)
     brightness = float(crop.mean()) * 100.0 / 255.0
     small = cv2.resize(crop, (112, 112), interpolation=cv2.INTER_AREA)
     var = float(cv2.Laplacian(small, cv2.CV_64F).var())
@@ -74,13 +85,17 @@ def measure_quality(gray: np.ndarray, box_px: tuple[float, float, float, float])
 
 
 def build_face(
-    gray: np.ndarray,
+    pixels: np.ndarray,
     box_px: tuple[float, float, float, float],
     landmarks_px: np.ndarray,
     confidence: float,
+    gray_code: Optional[int] = None,
 ) -> DetectedFace:
-    """Assemble a :class:`DetectedFace` from detector output in original-image pixels."""
-    h, w = gray.shape[:2]
+    """Assemble a :class:`DetectedFace` from detector output in original-image pixels.
+
+    ``pixels``/``gray_code``: the image, as for :func:`measure_quality`.
+    """
+    h, w = pixels.shape[:2]
     x, y, bw, bh = (float(v) for v in box_px)
     landmarks_px = np.asarray(landmarks_px, dtype=np.float32).reshape(5, 2)
     box = BoundingBox(left=x / w, top=y / h, width=bw / w, height=bh / h)
@@ -93,7 +108,7 @@ def build_face(
         confidence=float(np.clip(confidence, 0.0, 100.0)),
         landmarks=landmarks,
         pose=estimate_pose(landmarks_px),
-        quality=measure_quality(gray, (x, y, bw, bh)),
+        quality=measure_quality(pixels, (x, y, bw, bh), gray_code),
         box_px=(x, y, bw, bh),
         landmarks_px=landmarks_px,
     )

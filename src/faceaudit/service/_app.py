@@ -6,21 +6,26 @@ The pipeline, in order, so that nothing is read or done before it must be:
 2. Content-Length required (411), no chunked bodies,
 3. authentication checks that need no body (header, scope, time, key),
 4. the operation from ``X-Amz-Target`` (UnknownOperationException),
-5. the body size limit of that operation (413, before reading),
-6. read the body, verify the signature over it,
-7. the per-key rate limit (ThrottlingException),
-8. the caller's role (an extension may refuse: AccessDeniedException),
+5. the caller's role (the key's, from the headers; an extension may refuse: AccessDeniedException),
+6. the body size limit of that operation (413, before reading): only a key whose role may call
+   the operation gets the operation's limit,
+7. read the body (its SHA-256 computed while it streams in), verify the signature over it,
+8. the per-key rate limit (ThrottlingException),
 9. parse JSON, validate against the model's input shape (or serve an extension's operation),
    read S3Object images from the object store (for a bucket the caller's role may read),
 10. dispatch (backend or engine, wrapped by the extension), serialise ``to_rekognition()``,
 11. log one JSON line.
+
+Steps 1-6 need only the headers (:meth:`ServiceApp.begin`), step 7's reading is the server's
+business (an asynchronous server reads the body without holding a thread), and steps 7-11 run
+in :meth:`ServiceApp.finish`. :meth:`ServiceApp.handle` does all of it in one call.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -34,7 +39,7 @@ from faceaudit._errors import (
     ThrottlingError,
     UnknownOperationError,
 )
-from faceaudit.service._auth import ANONYMOUS, Principal, SigV4Verifier
+from faceaudit.service._auth import ANONYMOUS, ParsedAuthorization, Principal, SigV4Verifier
 from faceaudit.service._dispatch import Dispatcher
 from faceaudit.service._extension import Caller, ServiceExtension
 from faceaudit.service._keys import KeyStore
@@ -47,6 +52,7 @@ from faceaudit.service._protocol import (
     IncompleteBodyError,
     HttpResponse,
     check_content_type,
+    error_doc,
     error_response,
     json_response,
     new_request_id,
@@ -80,10 +86,27 @@ class ServiceConfig:
 
 
 @dataclass
-class _Outcome:
+class Exchange:
+    """One request on its way through the pipeline: what :meth:`ServiceApp.begin` learnt from
+    the headers. ``response`` is set when the request was answered without its body; otherwise
+    the body (Content-Length bytes, within the operation's limit for the key's role) is to be
+    read and given to :meth:`ServiceApp.finish`."""
+
+    request: HttpRequest
+    request_id: str
+    started: float
     operation: Optional[str] = None
     access_key_id: Optional[str] = None
     engine_ms: Optional[float] = None
+    native: bool = False
+    auth: Optional[ParsedAuthorization] = None
+    caller: Optional[Caller] = field(default=None, repr=False)
+    response: Optional[HttpResponse] = None
+    error_code: Optional[str] = None
+
+    @property
+    def needs_body(self) -> bool:
+        return self.response is None
 
 
 class ServiceApp:
@@ -116,34 +139,67 @@ class ServiceApp:
     # -- entry point ---------------------------------------------------------------------------
 
     def handle(self, request: HttpRequest) -> HttpResponse:
-        start = time.perf_counter()
-        request_id = new_request_id()
-        outcome = _Outcome()
-        error_code: Optional[str] = None
+        """The whole pipeline in one call, reading the body with ``request.body()``."""
+        exchange = self.begin(request)
+        if not exchange.needs_body:
+            return self.done(exchange)
         try:
-            response = self._route(request, request_id, outcome)
+            body = request.body()
         except FaceAuditError as exc:
-            response = self._error(exc, request_id)
-            error_code = exc.aws_code
-        except Exception:  # a bug: never leak details, log them
-            log.error("unhandled error in request %s", request_id, exc_info=True)
-            response = self._error(FaceAuditError("Internal server error"), request_id)
-            error_code = "InternalServerError"
-        if outcome.engine_ms is not None:
-            response.headers.append((ENGINE_TIME_HEADER, f"{outcome.engine_ms:.2f}"))
+            return self.fail(exchange, exc)
+        return self.finish(exchange, body, request.body_sha256)
+
+    def begin(self, request: HttpRequest) -> Exchange:
+        """Steps 1-6, from the headers alone. For ``POST /`` this never reads the body; another
+        path may be served by the extension, which may read it (call that in a thread)."""
+        exchange = Exchange(request, new_request_id(), time.perf_counter())
+        self._guard(exchange, lambda: self._route(request, exchange))
+        return exchange
+
+    def finish(self, exchange: Exchange, body: bytes, body_sha256: Optional[str] = None) -> HttpResponse:
+        """Steps 7-11 with the body that was read (``body_sha256``: its SHA-256 in hex, computed
+        while it streamed in; computed here when None)."""
+        self._guard(exchange, lambda: self._api_body(exchange, body, body_sha256))
+        return self.done(exchange)
+
+    def fail(self, exchange: Exchange, exc: FaceAuditError) -> HttpResponse:
+        """Answer ``exchange`` with an error found by the server (e.g. the body did not arrive)."""
+        exchange.response = self._error(exc, exchange.request_id)
+        exchange.error_code = exc.aws_code
+        return self.done(exchange)
+
+    def done(self, exchange: Exchange) -> HttpResponse:
+        """The response, with the engine time header, after logging the request's line."""
+        response = exchange.response
+        if response is None:  # pragma: no cover - a server bug: finish() was never called
+            raise RuntimeError("the request's body was never read")
+        if exchange.engine_ms is not None:
+            response.headers.append((ENGINE_TIME_HEADER, f"{exchange.engine_ms:.2f}"))
+        request = exchange.request
         log_request(
-            request_id=request_id,
+            request_id=exchange.request_id,
             method=request.method,
             path=request.raw_path,
-            operation=outcome.operation,
-            access_key_id=outcome.access_key_id,
+            operation=exchange.operation,
+            access_key_id=exchange.access_key_id,
             status=response.status,
-            error_code=error_code,
-            duration_ms=(time.perf_counter() - start) * 1000.0,
-            engine_ms=outcome.engine_ms,
+            error_code=exchange.error_code,
+            duration_ms=(time.perf_counter() - exchange.started) * 1000.0,
+            engine_ms=exchange.engine_ms,
             remote=request.remote,
         )
         return response
+
+    def _guard(self, exchange: Exchange, step: Callable[[], Optional[HttpResponse]]) -> None:
+        try:
+            exchange.response = step()
+        except FaceAuditError as exc:
+            exchange.response = self._error(exc, exchange.request_id)
+            exchange.error_code = exc.aws_code
+        except Exception:  # a bug: never leak details, log them
+            log.error("unhandled error in request %s", exchange.request_id, exc_info=True)
+            exchange.response = self._error(FaceAuditError("Internal server error"), exchange.request_id)
+            exchange.error_code = "InternalServerError"
 
     @staticmethod
     def _error(exc: FaceAuditError, request_id: str) -> HttpResponse:
@@ -158,7 +214,8 @@ class ServiceApp:
 
     # -- routing ---------------------------------------------------------------------------------
 
-    def _route(self, request: HttpRequest, request_id: str, outcome: _Outcome) -> HttpResponse:
+    def _route(self, request: HttpRequest, exchange: Exchange) -> Optional[HttpResponse]:
+        request_id = exchange.request_id
         path = request.raw_path
         if path == "/health":
             if request.method not in ("GET", "HEAD"):
@@ -171,14 +228,14 @@ class ServiceApp:
         if path != "/":
             return json_response(
                 404,
-                {"__type": "UnknownOperationException", "message": f"no resource {path[:100]!r}"},
+                error_doc("UnknownOperationException", f"no resource {path[:100]!r}"),
                 request_id,
             )
         if request.method != "POST":
             return _method_not_allowed(request_id, "POST")
-        return self._api(request, request_id, outcome)
+        return self._api_head(request, exchange)
 
-    def _api(self, request: HttpRequest, request_id: str, outcome: _Outcome) -> HttpResponse:
+    def _api_head(self, request: HttpRequest, exchange: Exchange) -> Optional[HttpResponse]:
         # 2. a declared length, so that the size limit holds before reading
         if (request.header("transfer-encoding") or "").strip():
             raise LengthRequiredError("chunked request bodies are not accepted; send Content-Length")
@@ -189,22 +246,36 @@ class ServiceApp:
         auth = None
         if self.config.auth:
             auth = self.verifier.precheck(request.headers, request.query)
-            outcome.access_key_id = auth.key.access_key_id
+            exchange.access_key_id = auth.key.access_key_id
         else:
             _check_loopback_host(request.header("host"))
+        exchange.auth = auth
 
         # 4. the operation (Rekognition's, or the extension's own under its target prefix)
         ext = self.extension
         native_prefix = ext.target_prefix if ext is not None else None
         native, operation = operation_name(request.header("x-amz-target"), native_prefix)
-        outcome.operation = operation
+        exchange.operation = operation
+        exchange.native = native
         if native:
             if operation not in ext.operations:  # type: ignore[union-attr]
                 raise UnknownOperationError(f"{operation} is not an operation of this service")
         elif operation not in OPERATIONS:
             raise UnknownOperationError(f"{operation} is not an operation of this service")
 
-        # 5. body size, before reading it
+        # 5. the key's role may run this operation (from the headers: before any body is read)
+        role = auth.key.role if auth is not None else ANONYMOUS.role
+        caller = Caller(
+            access_key_id=auth.key.access_key_id if auth is not None else ANONYMOUS.access_key_id,
+            role=role,
+            request_id=exchange.request_id,
+            headers={k.lower(): v for k, v in request.headers if k.lower().startswith("x-faceaudit-")},
+        )
+        if ext is not None:
+            ext.authorize(caller, operation, native)
+        exchange.caller = caller
+
+        # 6. body size, before reading it
         limit = ext.body_limit(operation) if native else body_limit(self._n_images[operation])
         if request.content_length > limit:
             message = (
@@ -214,16 +285,23 @@ class ServiceApp:
             if not native and self._n_images[operation]:
                 raise _TooLargeImage(message + " (images: at most 5 MB each)")
             raise RequestTooLargeError(message)
+        return None  # the body is to be read: finish()
 
-        # 6. the body, and the signature over it
-        body = request.body()
+    def _api_body(self, exchange: Exchange, body: bytes, body_sha256: Optional[str]) -> HttpResponse:
+        request, auth, ext = exchange.request, exchange.auth, self.extension
+        operation, native, caller = exchange.operation, exchange.native, exchange.caller
+        if operation is None or caller is None:  # pragma: no cover - begin() was not called
+            raise RuntimeError("finish() before begin() had checked the headers")
+
+        # 7. the signature over the body
         principal: Principal = ANONYMOUS
         if auth is not None:
             principal = self.verifier.verify(
-                auth, request.method, request.raw_path, request.query, request.headers, body
+                auth, request.method, request.raw_path, request.query, request.headers, body,
+                payload_sha256=body_sha256,
             )
 
-        # 7. rate limit per key (per client address without authentication)
+        # 8. rate limit per key (per client address without authentication)
         bucket = principal.access_key_id if auth is not None else f"ip:{request.remote}"
         wait = self.limiter.acquire(bucket)
         if wait > 0:
@@ -233,17 +311,8 @@ class ServiceApp:
             exc.retry_after = wait  # type: ignore[attr-defined]
             raise exc
 
-        # 8. the caller's role may run this operation
-        caller = Caller(
-            access_key_id=principal.access_key_id,
-            role=principal.role,
-            request_id=request_id,
-            headers={k.lower(): v for k, v in request.headers if k.lower().startswith("x-faceaudit-")},
-        )
-        if ext is not None:
-            ext.authorize(caller, operation, native)
-
         # 9. parse and validate
+        request_id = exchange.request_id
         check_content_type(request.header("content-type"))
         if native:
             doc = ext.call(caller, operation, parse_json_body(body))  # type: ignore[union-attr]
@@ -252,15 +321,16 @@ class ServiceApp:
         params = parse_input(model.input_shape, parse_json_body(body))
         params = self.dispatcher.resolve(operation, params, principal.role)  # S3Object -> bytes
 
-        # 10. dispatch and serialise
+        # 10. dispatch and serialise (ARNs in the region the request was signed for)
+        region = auth.region if auth is not None else None
         if ext is not None:
             doc, engine_ms = ext.wrap(
-                caller, operation, params, lambda: self.dispatcher.call(operation, params),
+                caller, operation, params, lambda: self.dispatcher.call(operation, params, region),
                 self.dispatcher.model_version,
             )
         else:
-            doc, engine_ms = self.dispatcher.call(operation, params)
-        outcome.engine_ms = engine_ms
+            doc, engine_ms = self.dispatcher.call(operation, params, region)
+        exchange.engine_ms = engine_ms
         if self.config.strict_responses:
             problems = check_output(model.output_shape, doc)
             if problems:
@@ -301,7 +371,7 @@ class _TooLargeImage(ImageTooLargeError):
 def _method_not_allowed(request_id: str, allow: str) -> HttpResponse:
     return json_response(
         405,
-        {"__type": "MethodNotAllowedException", "message": f"use {allow}"},
+        error_doc("MethodNotAllowedException", f"use {allow}"),
         request_id,
         [("Allow", allow)],
     )

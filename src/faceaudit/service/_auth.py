@@ -235,9 +235,13 @@ class SigV4Verifier:
         query: str,
         headers: Headers,
         body: bytes,
+        payload_sha256: Optional[str] = None,
     ) -> Principal:
-        """Rebuild the canonical request and compare signatures (constant time)."""
-        computed = hashlib.sha256(body).hexdigest()
+        """Rebuild the canonical request and compare signatures (constant time).
+
+        ``payload_sha256``: the body's SHA-256 (hex) when the server computed it while the body
+        streamed in; computed here otherwise."""
+        computed = payload_sha256 or hashlib.sha256(body).hexdigest()
         declared = header(headers, "x-amz-content-sha256")
         if declared is not None:
             declared = declared.strip()

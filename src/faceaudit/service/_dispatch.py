@@ -193,8 +193,11 @@ class Dispatcher:
             kwargs[argument_name(name)] = value
         return kwargs
 
-    def call(self, operation: str, params: Dict[str, Any]) -> Tuple[Dict[str, Any], float]:
-        """The operation's response document and the milliseconds spent in the backend/engine."""
+    def call(self, operation: str, params: Dict[str, Any], region: Optional[str] = None
+             ) -> Tuple[Dict[str, Any], float]:
+        """The operation's response document and the milliseconds spent in the backend/engine.
+
+        ``region``: the region the request was signed for; the backend's ARNs name it."""
         if operation not in OPERATIONS:
             raise UnknownOperationError(f"{operation} is not an operation of this service")
         kwargs = self.arguments(operation, params)
@@ -217,8 +220,13 @@ class Dispatcher:
             method = getattr(backend, name, None) if backend is not None else None
             if method is None:
                 method = getattr(self, "_" + name)
+        in_region = getattr(getattr(method, "__self__", None), "in_region", None)
         start = time.perf_counter()
-        result = method(**kwargs)
+        if region and callable(in_region):
+            with in_region(region):
+                result = method(**kwargs)
+        else:
+            result = method(**kwargs)
         elapsed = (time.perf_counter() - start) * 1000.0
         doc = result.to_rekognition() if hasattr(result, "to_rekognition") else result
         if not isinstance(doc, dict):
@@ -239,11 +247,15 @@ class Dispatcher:
         similarity_threshold: Optional[float] = None,
         quality_filter: Optional[str] = None,
     ) -> Any:
-        if quality_filter not in (None, "NONE"):
-            # Filtering on quality is the backend's business; the engine alone cannot do it.
-            raise InvalidParameterError(
-                "QualityFilter other than NONE needs the collections backend for CompareFaces"
-            )
         threshold = DEFAULT_SIMILARITY_THRESHOLD if similarity_threshold is None else similarity_threshold
-        return self.engine.compare(source_image, target_image, threshold)
+        keep = None
+        if quality_filter not in (None, "NONE"):  # the same bars as IndexFaces' (collections)
+            try:
+                passes_quality = importlib.import_module("faceaudit.collections").passes_quality
+            except (ImportError, AttributeError):
+                raise InvalidParameterError(
+                    "QualityFilter other than NONE needs the collections package for CompareFaces"
+                ) from None
+            keep = passes_quality(quality_filter)
+        return self.engine.compare(source_image, target_image, threshold, keep=keep)
 

@@ -1,15 +1,14 @@
 """Limits enforced before any work: request body size and per-key request rate.
 
-The rate limiter is a token bucket per access key kept in anonymous shared
-memory, so the worker processes forked from one ``faceaudit serve`` share the
-buckets: the limit holds for the service, not per worker.
+The rate limiter is a token bucket per access key kept in shared memory that the
+worker processes of one ``faceaudit serve`` inherit (forked or spawned), so they
+share the buckets: the limit holds for the service, not per worker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import mmap
 import multiprocessing
 import struct
 import time
@@ -54,8 +53,21 @@ class RateLimiter:
         self.burst = float(burst) if burst else max(1.0, self.rate)
         self.slots = slots
         self.clock = clock
-        self._mem = mmap.mmap(-1, slots * self._SLOT.size)  # MAP_SHARED: survives fork
-        self._lock = multiprocessing.Lock()
+        # shared memory and a lock that worker processes inherit, forked or spawned (pickled
+        # with the worker's arguments: see __getstate__)
+        context = multiprocessing.get_context("spawn")
+        self._raw = context.RawArray("B", slots * self._SLOT.size)
+        self._lock = context.Lock()
+        self._mem = memoryview(self._raw).cast("B")
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["_mem"]  # a view of _raw: made again in the worker
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._mem = memoryview(self._raw).cast("B")
 
     @property
     def enabled(self) -> bool:
@@ -80,7 +92,7 @@ class RateLimiter:
                     tokens = self.burst
                     break
             else:  # every slot taken (e.g. --no-auth with very many clients): start over
-                self._mem[:] = b"\0" * len(self._mem)
+                self._mem[:] = bytes(len(self._mem))
                 offset = start * size
                 tokens = self.burst
             if tokens >= 1.0:

@@ -24,8 +24,9 @@ COLLECTION_OPERATIONS: Tuple[str, ...] = (
     "CreateUser", "DeleteUser", "ListUsers", "AssociateFaces", "DisassociateFaces",
     "SearchUsers", "SearchUsersByImage",
     "StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch",
+    "TagResource", "UntagResource", "ListTagsForResource",
 )
-"""Operations served by :class:`faceaudit.collections.FaceCollections` (the last four: stored
+"""Operations served by :class:`faceaudit.collections.FaceCollections` (Start/Get*: stored
 video, jobs run by the backend's worker pool)."""
 
 ENGINE_OPERATIONS: Tuple[str, ...] = ("CompareFaces", "DetectFaces")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -39,23 +40,64 @@ class HttpRequest:
     content_length: Optional[int] = None
     read_body: Callable[[int], bytes] = field(default=lambda n: b"", repr=False)
     body_consumed: bool = False
+    body_sha256: Optional[str] = None  # hex SHA-256 of the body, once read
 
     def header(self, name: str) -> Optional[str]:
         return header(self.headers, name)
 
     def body(self) -> bytes:
-        """Read the whole body (Content-Length bytes); only once."""
+        """Read the whole body (Content-Length bytes) in chunks, hashing it as it arrives; once."""
         if self.body_consumed:
             raise RuntimeError("the body was read already")
         self.body_consumed = True
-        n = self.content_length or 0
+        reader = BodyReader(self.content_length or 0)
         try:
-            data = self.read_body(n) if n else b""
+            while not reader.complete:
+                chunk = self.read_body(reader.wanted)
+                if not chunk:
+                    break
+                reader.add(chunk)
         except OSError as exc:  # the client stalled (timeout) or went away
             raise IncompleteBodyError(f"the request body did not arrive: {type(exc).__name__}") from None
-        if len(data) != n:
-            raise IncompleteBodyError(f"the body ended after {len(data)} of {n} bytes")
+        data, self.body_sha256 = reader.result()
         return data
+
+
+class BodyReader:
+    """A body of ``length`` bytes (Content-Length) collected chunk by chunk, its SHA-256
+    computed while it streams in (so that the signature check needs no second pass)."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self._parts = bytearray()
+        self._sha = hashlib.sha256()
+
+    @property
+    def received(self) -> int:
+        return len(self._parts)
+
+    @property
+    def complete(self) -> bool:
+        return self.received >= self.length
+
+    @property
+    def wanted(self) -> int:
+        """How many bytes to ask for next (at most one chunk)."""
+        return min(self.CHUNK, self.length - self.received)
+
+    def add(self, chunk: bytes) -> None:
+        if self.received + len(chunk) > self.length:
+            raise IncompleteBodyError(f"the body is longer than its Content-Length of {self.length} bytes")
+        self._parts += chunk
+        self._sha.update(chunk)
+
+    def result(self) -> Tuple[bytes, str]:
+        """(body, hex SHA-256); IncompleteBodyError when fewer bytes than Content-Length came."""
+        if not self.complete:
+            raise IncompleteBodyError(f"the body ended after {self.received} of {self.length} bytes")
+        return bytes(self._parts), self._sha.hexdigest()
 
 
 class IncompleteBodyError(SerializationError):
@@ -143,8 +185,14 @@ def json_response(status: int, doc: Any, request_id: str, extra: Optional[list] 
     return HttpResponse(status, body, headers)
 
 
+def error_doc(code: str, message: str) -> dict:
+    """An AWS JSON 1.1 error body. The message is under both ``message`` (botocore, the AWS CLI)
+    and ``Message`` (the AWS SDK for Go v2 reads only this one), as Rekognition's own errors."""
+    return {"__type": code, "message": message, "Message": message}
+
+
 def error_response(exc: FaceAuditError, request_id: str, extra: Optional[list] = None) -> HttpResponse:
-    """AWS JSON error: ``{"__type": code, "message": ...}`` with the error's HTTP status."""
-    doc = {"__type": exc.aws_code, "message": exc.message}
+    """AWS JSON error: :func:`error_doc` with the error's HTTP status."""
+    doc = error_doc(exc.aws_code, exc.message)
     headers = [("x-amzn-ErrorType", exc.aws_code)] + list(extra or [])
     return json_response(exc.http_status, doc, request_id, headers)

@@ -1,316 +1,251 @@
-"""The HTTP server: a threaded server per process, pre-forked workers sharing one socket.
+"""The HTTP server: uvicorn (h11) serving :class:`~faceaudit.service._asgi.AsgiService`, its
+worker processes supervised by uvicorn's multi-process supervisor.
 
-``serve()`` binds one listening socket (loopback unless told otherwise), then
-either serves in this process (one worker) or forks N workers that each run a
-threaded server on the inherited socket; the parent only supervises (restarts a
-worker that dies, forwards SIGTERM/SIGINT). Shutdown is graceful: stop
-accepting, close idle keep-alive connections, let requests in flight finish (up
-to a grace period), then exit.
+What is faceaudit's own here is only what uvicorn does not do for a service on a hostile network
+(:class:`GuardedH11Protocol`, uvicorn's h11 protocol with):
 
-The face engine and the collections backend are created lazily in each worker,
-after the fork, on the first request that needs them.
+- a total deadline for the headers and body of each request (uvicorn has a keep-alive timeout
+  only: a client sending a byte every few seconds would hold its connection for ever);
+- a cap on connections per client address;
+- ``505 HTTP Version Not Supported`` for HTTP/2.0 and HTTP/0.9 request lines, and JSON bodies
+  for protocol errors, like the rest of the API.
+
+Workers: one process serves in-process; more are spawned by uvicorn's supervisor
+(:class:`Supervisor`), which restarts a worker that dies, here with exponential backoff, never
+giving up, and logs each death. ``serve()`` binds one listening socket (loopback unless told
+otherwise) shared by the workers. Shutdown (SIGTERM/SIGINT) is graceful: stop accepting, close
+idle connections, let requests in flight finish (up to a grace period), then exit.
+
+The face engine and the collections backend are created lazily in each worker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
-import os
 import signal
 import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from socketserver import ThreadingMixIn
-from typing import Dict, List, Optional, Tuple
-from urllib.parse import urlsplit
+from typing import Dict, Optional, Tuple
+
+import h11
+from uvicorn import Config, Server
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from faceaudit import __version__
 from faceaudit.service._app import ServiceApp
-from faceaudit.service._protocol import HttpRequest, HttpResponse, json_response, new_request_id
+from faceaudit.service._asgi import AppSource, AsgiService, ServerLimits
+from faceaudit.service._protocol import dump_json, error_doc, new_request_id
 
 log = logging.getLogger(__name__)
 
-IDLE_TIMEOUT_SECONDS = 60.0
-"""A connection idle (or a client silent mid-request) this long is closed."""
-
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
-"""A refused, unread body up to this size is read and dropped (never held) so that the client,
-which sends it all before reading, sees the refusal (e.g. ImageTooLargeException for a 12 MB
-photo) rather than a broken pipe. Beyond, the connection is closed at once."""
-
-MAX_CONNECTIONS = 256
-"""Concurrent connections per worker; beyond, new connections get 503 and are closed."""
-
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+SUPPORTED_VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
+LINGER_SECONDS = 2.0
+"""After a refusal outside a request cycle, how long the client's data is still read (and
+dropped) before the connection closes."""
+MAX_RESTART_DELAY_SECONDS = 30.0
+"""The longest wait before a worker that keeps dying is started again."""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = f"faceaudit/{__version__}"
-    server: "ServiceHTTPServer"
+def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
+    """A whole HTTP/1.1 response (JSON error body, connection closed), for answers given
+    outside any request cycle (too many connections, timeouts, protocol errors)."""
+    body = dump_json(error_doc(code, message))
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.1\r\n"
+        f"Content-Length: {len(body)}\r\nx-amzn-RequestId: {new_request_id()}\r\n"
+        f"x-amzn-ErrorType: {code}\r\nServer: faceaudit/{__version__}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
 
-    def version_string(self) -> str:
-        return self.server_version
 
-    def setup(self) -> None:
-        self.timeout = self.server.idle_timeout
-        super().setup()
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:  # pragma: no cover - not TCP
-            pass
-        self.busy = False
-        self.server._register(self)
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a request deadline, a per-client cap and version checks.
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server._unregister(self)
+    The limits are the :class:`ServerLimits` of the ASGI app (``config.app.limits``).
+    """
 
-    # Same as BaseHTTPRequestHandler's, with the idle/busy state graceful shutdown needs.
-    def handle_one_request(self) -> None:
-        try:
-            self.raw_requestline = self.rfile.readline(65537)
-            with self.server._conn_lock:
-                self.busy = True
-            try:
-                if len(self.raw_requestline) > 65536:
-                    self.requestline = self.request_version = self.command = ""
-                    self.send_error(414)
-                    return
-                if not self.raw_requestline:
-                    self.close_connection = True
-                    return
-                self._expecting = False
-                if not self.parse_request():
-                    return
-                method = getattr(self, "do_" + self.command, None)
-                if method is None:
-                    self.send_error(501, f"Unsupported method ({self.command!r})")
-                    return
-                method()
-                self.wfile.flush()
-            finally:
-                with self.server._conn_lock:
-                    self.busy = False
-                    if self.server.stopping:
-                        self.close_connection = True
-        except (TimeoutError, ConnectionError, OSError):
-            self.close_connection = True
+    _per_client: "collections.Counter[Tuple[int, str]]" = collections.Counter()  # (server, address)
 
-    def do_POST(self) -> None:
-        self._serve()
+    def __init__(self, config: Config, server_state, app_state, _loop=None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits: ServerLimits = getattr(config.app, "limits", None) or ServerLimits()
+        self._deadline: Optional[asyncio.TimerHandle] = None
+        self._counted: Optional[Tuple[int, str]] = None
+        self._first_line: Optional[bytes] = b""  # None once the first request line was checked
+        self._refused = False
 
-    do_GET = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_POST
+    # -- connection --------------------------------------------------------------------------
 
-    def _serve(self) -> None:
-        parts = urlsplit(self.path)
-        lengths = self.headers.get_all("Content-Length") or []
-        content_length: Optional[int] = None
-        if lengths:
-            values = {v.strip() for v in lengths}
-            value = values.pop() if len(values) == 1 else ""
-            if not value.isdigit():
-                self._send(
-                    json_response(
-                        400,
-                        {"__type": "SerializationException", "message": "invalid Content-Length"},
-                        new_request_id(),
-                    ),
-                    head=False,
-                )
-                self.close_connection = True
-                return
-            content_length = int(value)
-        request = HttpRequest(
-            method=self.command,
-            raw_path=parts.path or "/",
-            query=parts.query,
-            headers=list(self.headers.items()),
-            remote=self.client_address[0] if self.client_address else "-",
-            content_length=content_length,
-            read_body=self._read_body,
-        )
-        response = self.server.app.handle(request)
-        unread = 0 if request.body_consumed else (content_length or 0)
-        chunked = bool((self.headers.get("Transfer-Encoding") or "").strip())
-        if unread and self._expecting:
-            # "Expect: 100-continue" and refused before reading: the client has not sent the
-            # body and will not; close instead of waiting for it.
-            unread = 0
-            response.close = True
-        if unread > DRAIN_LIMIT_BYTES or chunked or response.close:
-            response.headers.append(("Connection", "close"))
-            self.close_connection = True
-        self._send(response, head=self.command == "HEAD")
-        if unread and not self._discard(unread):
-            self.close_connection = True
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        address = (id(self.server_state), self.client[0] if self.client else "-")  # per server
+        if self._per_client[address] >= self.limits.max_connections_per_client:
+            log.warning("too many connections from %s; refused", address[1])
+            self._refuse(503, "Service Unavailable", "ServiceUnavailableException",
+                         "too many connections from this address; retry")
+            return
+        self._per_client[address] += 1
+        self._counted = address
+        self._arm()
 
-    def handle_expect_100(self) -> bool:
-        """Send "100 Continue" only when the service reads the body (it may refuse first)."""
-        self._expecting = True
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        if self._counted is not None:
+            self._per_client[self._counted] -= 1
+            if self._per_client[self._counted] <= 0:
+                del self._per_client[self._counted]
+            self._counted = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # answered already: dropped until the lingering close
+        if self._first_line is not None and not self._check_version(data):
+            return
+        if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm()  # a new request begins: its headers and body have a deadline
+        super().data_received(data)
+
+    def on_response_complete(self) -> None:
+        self._disarm()
+        super().on_response_complete()
+
+    # -- the request deadline ----------------------------------------------------------------
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.limits.request_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if not cycle.more_body:
+                return  # the whole request arrived: the service is working on it
+            self.transport.close()  # the body is late: the service sees an incomplete body
+            return
+        self._refuse(408, "Request Timeout", "RequestTimeoutException",
+                     f"the request did not arrive within {self.limits.request_timeout:g} s")
+
+    # -- protocol errors ---------------------------------------------------------------------
+
+    def _check_version(self, data: bytes) -> bool:
+        """HTTP/2.0 (prior knowledge) and HTTP/0.9 request lines: 505. False if refused."""
+        line = self._first_line + data[:8192]  # type: ignore[operator]
+        end = line.find(b"\n")
+        if end < 0:
+            if len(line) < 8192:
+                self._first_line = line
+                return True
+            self._first_line = None  # no line end in 8 KiB: h11 refuses it
+            return True
+        self._first_line = None
+        parts = line[:end].rstrip(b"\r").split(b" ")
+        if len(parts) == 2 or (len(parts) == 3 and parts[2].startswith(b"HTTP/")
+                               and parts[2] not in SUPPORTED_VERSIONS):
+            version = parts[2].decode("latin-1", "replace")[:16] if len(parts) == 3 else "HTTP/0.9"
+            self._refuse(505, "HTTP Version Not Supported", "HttpVersionNotSupportedException",
+                         f"{version} is not supported: use HTTP/1.1")
+            return False
         return True
 
-    def _read_body(self, n: int) -> bytes:
-        if self._expecting:
-            self._expecting = False
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self.wfile.flush()
-        return self.rfile.read(n)
+    def send_400_response(self, msg: str) -> None:
+        """A malformed request (h11 refused it): a JSON SerializationException, connection closed."""
+        self._refuse(400, "Bad Request", "SerializationException", f"invalid HTTP request: {msg}")
 
-    def _send(self, response: HttpResponse, head: bool) -> None:
-        """Status, headers and body in one write (two small writes meet Nagle and delayed ACK:
-        +40 ms per response)."""
-        self.send_response(response.status)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self._headers_buffer.append(b"\r\n")
-        if not head:
-            self._headers_buffer.append(response.body)
-        self.flush_headers()
-
-    def _discard(self, n: int) -> bool:
-        """Read and drop a body the service refused without reading, so that the client
-        receives the response (and a small one keeps its connection). True if all was read."""
+    def _refuse(self, status: int, reason: str, code: str, message: str) -> None:
+        """Answer and close: a lingering close (what the client still sends is dropped for up
+        to :data:`LINGER_SECONDS`), so that the client reads the answer rather than a reset."""
+        self._disarm()
+        self._refused = True
+        if not self.transport.is_closing():
+            self.transport.write(_raw_response(status, reason, code, message))
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self.loop.call_later(LINGER_SECONDS, self.transport.close)
+            else:  # pragma: no cover - not TCP
+                self.transport.close()
         try:
-            if n > DRAIN_LIMIT_BYTES:  # too much to drain: a short lingering close
-                self.connection.shutdown(socket.SHUT_WR)
-                n = 1024 * 1024
-            self.connection.settimeout(5.0)
-            while n > 0:
-                chunk = self.rfile.read(min(n, 65536))
-                if not chunk:
-                    return False
-                n -= len(chunk)
-            self.connection.settimeout(self.timeout)
-            return True
-        except OSError:
-            return False
-
-    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
-        """Protocol-level errors (bad request line, ...) as JSON, like the rest of the API."""
-        self.close_connection = True
-        response = json_response(
-            code,
-            {"__type": "SerializationException" if code < 500 else "InternalServerError",
-             "message": message or self.responses.get(code, ("",))[0]},
-            new_request_id(),
-        )
-        response.headers.append(("Connection", "close"))
-        try:
-            self._send(response, head=getattr(self, "command", "") == "HEAD")
-        except OSError:
+            self.conn.send(h11.ConnectionClosed())
+        except h11.LocalProtocolError:
             pass
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
-        log.debug("http: " + format, *args)
+    def eof_received(self) -> None:
+        if self._refused:
+            self.transport.close()
 
 
-class ServiceHTTPServer(ThreadingMixIn, HTTPServer):
-    """A threaded HTTP/1.1 server for one :class:`ServiceApp`, on a socket bound elsewhere."""
 
-    daemon_threads = True
-    block_on_close = False
+class Supervisor(Multiprocess):
+    """uvicorn's multi-process supervisor, restarting a dead worker after a backoff (0, then
+    0.5 s doubling up to 30 s while workers keep dying within a minute of their start) and never
+    giving up; each death is logged."""
 
-    def __init__(
-        self,
-        app: ServiceApp,
-        sock: socket.socket,
-        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
-        max_connections: int = MAX_CONNECTIONS,
-    ) -> None:
-        address = sock.getsockname()[:2]
-        super().__init__(address, _Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
-        self.server_name, self.server_port = str(address[0]), int(address[1])
-        self.app = app
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
-        self.stopping = False
-        self._conn_lock = threading.Lock()
-        self._conns: Dict[_Handler, None] = {}
-        self._active = 0
+    def __init__(self, config: Config, sockets) -> None:
+        super().__init__(config, sockets)
+        self._started: Dict[int, float] = {}
+        self._failures: Dict[int, int] = {}
+        self._due: Dict[int, float] = {}
 
-    def process_request(self, request, client_address) -> None:
-        with self._conn_lock:
-            refuse = self.stopping or self._active >= self.max_connections
-            if not refuse:
-                self._active += 1
-        if refuse:
-            self._refuse(request)
+    def init_processes(self) -> None:
+        super().init_processes()
+        now = time.monotonic()
+        for idx in range(len(self.processes)):
+            self._started[idx] = now
+
+    def keep_subprocess_alive(self) -> None:
+        if self.should_exit.is_set():
             return
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            with self._conn_lock:
-                self._active -= 1
-            raise
+        now = time.monotonic()
+        for idx, process in enumerate(self.processes):
+            due = self._due.get(idx)
+            if due is not None:
+                if now >= due and not self.should_exit.is_set():
+                    del self._due[idx]
+                    self._start(idx, now)
+                continue
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # hung (no answer to the health ping) or dead
+            process.join()
+            lived = now - self._started.get(idx, now)
+            failures = self._failures.get(idx, 0) + 1 if lived < 60.0 else 1
+            self._failures[idx] = failures
+            delay = 0.0 if failures <= 1 else min(MAX_RESTART_DELAY_SECONDS, 0.5 * 2 ** (failures - 2))
+            log.error(
+                "worker %s died (exit code %s) after %.1f s; starting another in %.1f s",
+                process.pid, process.exitcode, lived, delay,
+                extra={"fields": {"event": "worker_died", "worker": process.pid, "exit_code": process.exitcode,
+                                  "lived_s": round(lived, 1), "restart_in_s": delay, "failures": failures}},
+            )
+            self._due[idx] = now + delay
 
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._active -= 1
-
-    def _refuse(self, request: socket.socket) -> None:
-        response = json_response(
-            503,
-            {"__type": "ServiceUnavailableException", "message": "too many connections; retry"},
-            new_request_id(),
-        )
-        head = ["HTTP/1.1 503 Service Unavailable"] + [f"{k}: {v}" for k, v in response.headers]
-        head.append("Connection: close")
-        try:
-            request.settimeout(2.0)
-            request.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-        except OSError:
-            pass
-        self.shutdown_request(request)
-
-    def handle_error(self, request, client_address) -> None:
-        log.debug("connection error from %s", client_address, exc_info=True)
-
-    def _register(self, handler: _Handler) -> None:
-        with self._conn_lock:
-            self._conns[handler] = None
-
-    def _unregister(self, handler: _Handler) -> None:
-        with self._conn_lock:
-            self._conns.pop(handler, None)
-
-    def close_idle_and_wait(self, grace: float) -> bool:
-        """After shutdown(): close idle connections, wait for busy ones. True if all finished."""
-        deadline = time.monotonic() + grace
-        while True:
-            with self._conn_lock:
-                self.stopping = True
-                busy = 0
-                for handler in list(self._conns):
-                    if handler.busy:
-                        busy += 1
-                    else:
-                        try:
-                            handler.connection.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
-                remaining = len(self._conns)
-            if remaining == 0:
-                return True
-            if time.monotonic() >= deadline:
-                log.warning("shutdown: %d connection(s) still busy after %.0f s", busy, grace)
-                return False
-            time.sleep(0.05)
+    def _start(self, idx: int, now: float) -> None:
+        process = Process(self.config, self.sockets)
+        process.start()
+        self.processes[idx] = process
+        self._started[idx] = now
 
 
-def bind_socket(host: str, port: int, backlog: int = 128) -> socket.socket:
-    """The listening socket (non-blocking, so that workers sharing it never block in accept)."""
+# -- binding and serving ---------------------------------------------------------------------------
+
+def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """The listening socket, shared by the workers."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.create_server((host, port), family=family, backlog=backlog, reuse_port=False)
-    sock.setblocking(False)
     sock.set_inheritable(True)
     return sock
 
@@ -326,157 +261,103 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _Stop:
-    """A flag set by SIGTERM/SIGINT; the first signal asks for a graceful stop."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.signum: Optional[int] = None
-
-    def install(self, on_stop=None) -> None:
-        def handler(signum, frame):
-            first = not self.event.is_set()
-            self.signum = signum
-            self.event.set()
-            if first and on_stop is not None:
-                threading.Thread(target=on_stop, daemon=True).start()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-
-
-def run_worker(app: ServiceApp, sock: socket.socket, grace: float, stop: Optional[_Stop] = None,
-               **server_args) -> int:
-    """Serve on ``sock`` in this process until SIGTERM/SIGINT; returns an exit status."""
-    server = ServiceHTTPServer(app, sock, **server_args)
-    stop = stop or _Stop()
-    stop.install(on_stop=server.shutdown)
-    if stop.event.is_set():  # signalled before the server existed
-        return 0
-    log.info("worker started", extra={"fields": {"event": "worker_started", "worker": os.getpid()}})
-    try:
-        server.serve_forever(poll_interval=0.5)
-    finally:
-        server.close_idle_and_wait(grace)
-        server.server_close()
-        log.info("worker stopped", extra={"fields": {"event": "worker_stopped", "worker": os.getpid()}})
-    return 0
+def uvicorn_config(asgi: AsgiService, grace: float = 30.0, workers: int = 1) -> Config:
+    """uvicorn's settings for faceaudit: our protocol, no proxy headers, no access log (the
+    service logs each request itself), our Server header."""
+    limits = asgi.limits
+    return Config(
+        app=asgi,
+        http=GuardedH11Protocol,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        headers=[("Server", f"faceaudit/{__version__}")],
+        timeout_keep_alive=limits.idle_timeout,
+        timeout_graceful_shutdown=max(1, int(grace + 0.999)),
+        limit_concurrency=limits.max_connections,
+        timeout_worker_healthcheck=30,  # a worker busy on CPU may answer the supervisor's ping late
+        workers=workers,
+        loop="asyncio",
+    )
 
 
 def serve(
-    app: ServiceApp,
+    app: AppSource,
     host: str = "127.0.0.1",
     port: int = 8080,
     workers: int = 1,
     grace: float = 30.0,
     ready_stream=None,
-    **server_args,
+    limits: ServerLimits = ServerLimits(),
+    log_level: Optional[str] = None,
 ) -> int:
-    """Bind, announce ``serving http://HOST:PORT`` on ``ready_stream`` (stdout), serve until signalled."""
-    app.check_ready()
+    """Bind, announce ``serving http://HOST:PORT`` on ``ready_stream`` (stdout), serve until
+    signalled. ``app``: a :class:`ServiceApp`, or (needed for ``workers > 1``: each worker makes
+    its own) a picklable callable returning one; ``log_level``: the workers' JSON log level."""
+    if workers > 1 and isinstance(app, ServiceApp):
+        raise TypeError("serve(workers > 1) needs a factory of the ServiceApp, not an instance")
+    instance = app if isinstance(app, ServiceApp) else app()  # checked here; served if one worker
+    instance.check_ready()
     sock = bind_socket(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     url = f"http://{shown}:{bound_port}"
-    log.info(
-        "listening",
-        extra={"fields": {"event": "listening", "url": url, "workers": workers, "auth": app.config.auth,
-                          "rate_limit": app.config.rate_limit}},
-    )
+    auth = instance.config.auth
+    log.info("listening", extra={"fields": {"event": "listening", "url": url, "workers": workers, "auth": auth}})
     # Signals are caught from here on: a SIGTERM right after the announcement stops cleanly.
-    stop = _Stop()
-    stop.install()
+    stopped = threading.Event()
+    running: Dict[str, Server] = {}
+
+    def on_signal(signum, frame) -> None:  # until uvicorn's own handlers take over
+        stopped.set()
+        if "server" in running:
+            running["server"].should_exit = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     stream = ready_stream or sys.stdout
     stream.write(f"serving {url} ({workers} worker{'s' if workers != 1 else ''}, "
-                 f"authentication {'on' if app.config.auth else 'OFF'})\n")
+                 f"authentication {'on' if auth else 'OFF'})\n")
     stream.flush()
-    if workers <= 1:
-        try:
-            return run_worker(app, sock, grace, stop=stop, **server_args)
-        finally:
-            sock.close()
-    return _supervise(app, sock, workers, grace, server_args, stop)
-
-
-def _supervise(app: ServiceApp, sock: socket.socket, workers: int, grace: float, server_args,
-               stop: _Stop) -> int:
-    children: Dict[int, float] = {}
-
-    def spawn() -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            status = 1
-            try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                status = run_worker(app, sock, grace, **server_args)
-            except BaseException:
-                log.exception("worker failed")
-            finally:
-                logging.shutdown()
-                os._exit(status)
-        children[pid] = time.monotonic()
-
-    for _ in range(workers):
-        spawn()
-    failures: List[float] = []
-    while not stop.event.is_set():
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            pid, status = 0, 0
-        if pid and pid in children:
-            children.pop(pid)
-            now = time.monotonic()
-            failures = [t for t in failures if now - t < 60] + [now]
-            log.error("worker %d exited (status %d); starting another", pid, status)
-            if len(failures) > 5 * workers:
-                log.error("workers keep failing; stopping")
-                break
-            spawn()
-            continue
-        stop.event.wait(0.2)
-
-    for pid in children:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace + 5.0
-    while children and time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if pid:
-            children.pop(pid, None)
+    try:
+        if workers <= 1:
+            server = running["server"] = Server(uvicorn_config(AsgiService(instance, limits), grace))
+            if not stopped.is_set():
+                server.run(sockets=[sock])
         else:
-            time.sleep(0.05)
-    for pid in children:  # still there after the grace period
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-    sock.close()
+            supervisor = Supervisor(uvicorn_config(AsgiService(app, limits, log_level), grace, workers), [sock])
+            if not stopped.is_set():  # from here on the supervisor queues signals itself
+                supervisor.run()
+    finally:
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     log.info("stopped", extra={"fields": {"event": "stopped"}})
     return 0
 
 
-def start_in_thread(app: ServiceApp, host: str = "127.0.0.1", port: int = 0, **server_args
-                    ) -> Tuple[ServiceHTTPServer, threading.Thread, str]:
-    """A server in a background thread of this process (tests, benchmarks): (server, thread, url)."""
+# -- a server in a thread (tests, benchmarks) -------------------------------------------------------
+
+def start_in_thread(app: ServiceApp, host: str = "127.0.0.1", port: int = 0,
+                    limits: ServerLimits = ServerLimits(), timeout: float = 30.0
+                    ) -> Tuple[Server, threading.Thread, str]:
+    """A server in a background thread of this process: (server, thread, url)."""
     sock = bind_socket(host, port)
-    server = ServiceHTTPServer(app, sock, **server_args)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    server = Server(uvicorn_config(AsgiService(app, limits)))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="faceaudit-server")
     thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
     h, p = sock.getsockname()[:2]
     return server, thread, f"http://{h}:{p}"
 
 
-def stop_thread_server(server: ServiceHTTPServer, thread: threading.Thread, grace: float = 5.0) -> None:
-    server.shutdown()
-    server.close_idle_and_wait(grace)
-    server.server_close()
-    thread.join(grace)
+def stop_thread_server(server: Server, thread: threading.Thread, grace: float = 5.0) -> None:
+    server.should_exit = True
+    thread.join(grace + 5.0)
 
