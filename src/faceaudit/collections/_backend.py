@@ -155,7 +155,7 @@ class Backend:
     # -- search ----------------------------------------------------------------------------------
     def _similarities(self, coll: CollectionRow, cosines: np.ndarray) -> List[float]:
         scale = self._spec(coll).scale
-        return [round(scale.to_similarity(float(c)), 4) for c in np.asarray(cosines).reshape(-1)]
+        return [round(float(v), 4) for v in scale.to_similarity_array(np.asarray(cosines).reshape(-1))]
 
     def _search(
         self,
@@ -183,10 +183,11 @@ class Backend:
         out = []
         for ids, scores in hits:
             found = []
-            for i, s in zip(ids.tolist(), scores.tolist()):
+            # one vectorised mapping per query (same arithmetic as to_similarity, element by element)
+            for i, s in zip(ids.tolist(), scale.to_similarity_array(scores).tolist()):
                 if i in exclude:
                     continue
-                sim = round(scale.to_similarity(s), 4)
+                sim = round(s, 4)
                 if sim >= threshold:
                     found.append((i, sim))
             out.append(found[:k])

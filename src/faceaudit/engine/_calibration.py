@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -81,24 +81,31 @@ class SimilarityScale:
     version: str
     measured_up_to: float
     """Highest Similarity whose FMR is measured; above it the FMR is extrapolated."""
+    # the knots as arrays, made once: np.interp would otherwise convert the tuples on every call
+    _c: np.ndarray = field(init=False, repr=False, compare=False)
+    _s: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        c = np.asarray(self.cosines)
-        s = np.asarray(self.similarities)
+        c = np.asarray(self.cosines, np.float64)
+        s = np.asarray(self.similarities, np.float64)
         if len(c) < 2 or len(c) != len(s) or np.any(np.diff(c) <= 0) or np.any(np.diff(s) <= 0):
             raise ModelIntegrityError("a similarity scale needs strictly increasing knots")
+        c.setflags(write=False)
+        s.setflags(write=False)
+        object.__setattr__(self, "_c", c)
+        object.__setattr__(self, "_s", s)
 
     def to_similarity(self, cosine: float) -> float:
         """Similarity (0-100) of one cosine."""
-        return float(np.clip(np.interp(float(cosine), self.cosines, self.similarities), 0.0, 100.0))
+        return float(np.clip(np.interp(float(cosine), self._c, self._s), 0.0, 100.0))
 
     def to_similarity_array(self, cosines: np.ndarray) -> np.ndarray:
         """Similarity (0-100, float64) of an array of cosines; same arithmetic as :meth:`to_similarity`."""
-        return np.clip(np.interp(np.asarray(cosines, np.float64), self.cosines, self.similarities), 0.0, 100.0)
+        return np.clip(np.interp(np.asarray(cosines, np.float64), self._c, self._s), 0.0, 100.0)
 
     def to_cosine(self, similarity: float) -> float:
         """The cosine at which a Similarity threshold sits (inverse of :meth:`to_similarity`)."""
-        return float(np.interp(float(similarity), self.similarities, self.cosines))
+        return float(np.interp(float(similarity), self._s, self._c))
 
     def is_extrapolated(self, similarity: float) -> bool:
         """True where this model's FMR at ``similarity`` comes from the fitted tail, not from counts."""
