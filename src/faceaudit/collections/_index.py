@@ -22,7 +22,7 @@ collection).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, Tuple, runtime_checkable
+from typing import Callable, Dict, List, Optional, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 
@@ -64,6 +64,18 @@ def _check_new(ids: np.ndarray, present: np.ndarray) -> None:
         raise ValueError("duplicate ids in one add()")
     if present.size and np.isin(ids, present).any():
         raise ValueError("add(): some ids are already in the index")
+
+
+def _new_entries(ids, vectors, dimension: int, present: Callable[[], np.ndarray]):
+    """``(ids, vectors)`` of one add(), converted and checked: same lengths, no duplicates, none
+    already present (``present()`` is only asked when there is something to add)."""
+    ids = _as_ids(ids)
+    vectors = _as_vectors(vectors, dimension)
+    if len(ids) != len(vectors):
+        raise ValueError("ids and vectors differ in length")
+    if len(ids):
+        _check_new(ids, present())
+    return ids, vectors
 
 
 def _order(ids: np.ndarray, scores: np.ndarray, min_score: float, k: int) -> Hits:
@@ -167,13 +179,9 @@ class FaissIndex:
         return self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def add(self, ids, vectors) -> None:
-        ids = _as_ids(ids)
-        vectors = _as_vectors(vectors, self.dimension)
-        if len(ids) != len(vectors):
-            raise ValueError("ids and vectors differ in length")
+        ids, vectors = _new_entries(ids, vectors, self.dimension, self.ids)
         if not len(ids):
             return
-        _check_new(ids, self.ids() if self.count else np.zeros(0, np.int64))
         self._index.add_with_ids(vectors, ids)
 
     def remove(self, ids) -> int:
@@ -274,13 +282,9 @@ class HnswIndex:
         return self._faiss.rev_swig_ptr(storage.get_xb(), n * self.dimension).reshape(n, self.dimension)
 
     def add(self, ids, vectors) -> None:
-        ids = _as_ids(ids)
-        vectors = _as_vectors(vectors, self.dimension)
-        if len(ids) != len(vectors):
-            raise ValueError("ids and vectors differ in length")
+        ids, vectors = _new_entries(ids, vectors, self.dimension, self.ids)
         if not len(ids):
             return
-        _check_new(ids, self.ids() if self.count else np.zeros(0, np.int64))
         self._index.add(vectors)
         self._pos_ids = np.concatenate([self._pos_ids, ids])
         self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])

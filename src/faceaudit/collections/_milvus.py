@@ -25,7 +25,7 @@ from typing import List
 import numpy as np
 
 from faceaudit._paths import private_dir
-from faceaudit.collections._index import Hits, _as_ids, _as_vectors, _check_new, _order
+from faceaudit.collections._index import Hits, _as_ids, _as_vectors, _new_entries, _order
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +128,9 @@ class MilvusIndex:
         return self._ids.copy()
 
     def add(self, ids, vectors) -> None:
-        ids = _as_ids(ids)
-        vectors = _as_vectors(vectors, self.dimension)
-        if len(ids) != len(vectors):
-            raise ValueError("ids and vectors differ in length")
+        ids, vectors = _new_entries(ids, vectors, self.dimension, lambda: self._ids)
         if not len(ids):
             return
-        _check_new(ids, self._ids)
         for lo in range(0, len(ids), BATCH):
             rows = [{"id": int(i), "vector": v} for i, v in zip(ids[lo:lo + BATCH], vectors[lo:lo + BATCH])]
             self._client.upsert(self.name, rows)
