@@ -13,24 +13,14 @@ import json
 import sys
 from pathlib import Path
 
+from faceaudit.audit._html import sci  # the report's own notation for small rates
+
 
 def pct(r) -> str:
     if not r or not r["trials"]:
         return "–"
     lo, hi = r["wilson95"]
     return f"{r['errors']}/{r['trials']} = {100 * r['rate']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
-
-
-def sci(v) -> str:
-    if v is None:
-        return "–"
-    if v == 0:
-        return "0"
-    text = f"{v:.2g}"
-    if "e" not in text:
-        return text
-    mantissa, exponent = text.split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def fmr(r) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from faceaudit._errors import AccessDeniedError, InvalidParameterError
 from faceaudit.accountability._store import Store
-from faceaudit.engine import promised_fmr, similarity_for_fmr
+from faceaudit.engine import one_in, promised_fmr, similarity_for_fmr
 
 MIN_POLICY_FMR = 1e-7
 """The strictest false-match rate a policy can ask for (Similarity 100 on the scale)."""
@@ -137,7 +137,7 @@ class PolicyMeaning:
         """Human-readable explanation, one sentence a line."""
         out = [
             f"threshold {self.threshold:g} promises a false-match rate of {self.promised_fmr:.2g} per "
-            f"comparison (1 in {1 / self.promised_fmr:,.0f})"
+            f"comparison ({one_in(self.threshold)})"
             + (" - extrapolated for this model beyond its calibration data" if self.fmr_extrapolated else ""),
             f"model {self.model} misses {100 * self.fnmr:.1f}% of same-person pairs at this threshold "
             f"({self.fnmr_errors}/{self.fnmr_trials}, 95% interval {100 * self.fnmr_ci95[0]:.1f}-"

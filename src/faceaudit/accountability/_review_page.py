@@ -20,10 +20,10 @@ def measured_fmr(model_version: str, threshold: float) -> str:
     official portraits and mugshots), with its Wilson 95% interval.
     """
     from faceaudit._errors import FaceAuditError
-    from faceaudit.engine import get_model, promised_fmr
+    from faceaudit.engine import get_model, one_in, promised_fmr
 
     promise = (f"Similarity {threshold:g} promises a false-match rate of {_pct(promised_fmr(threshold))} "
-               f"per comparison (1 in {1 / promised_fmr(threshold):,.0f})")
+               f"per comparison ({one_in(threshold)})")
     try:
         cal = get_model(model_version).calibrated()
     except FaceAuditError:

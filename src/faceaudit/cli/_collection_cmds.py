@@ -518,7 +518,6 @@ def cmd_users_search(args) -> int:
 
 def _risk(threshold: float) -> str:
     """What a Similarity threshold means, in words: the false-match rate it promises."""
-    from faceaudit.engine import promised_fmr
+    from faceaudit.engine import one_in
 
-    rate = promised_fmr(threshold)
-    return f"a stranger matches 1 in {1 / rate:,.0f} comparisons"
+    return f"a stranger matches {one_in(threshold)} comparisons"

@@ -81,13 +81,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_rekognition())
         return 0
-    from faceaudit.engine import promised_fmr
+    from faceaudit.engine import one_in, promised_fmr
 
     print(f"model {engine.spec.name} ({engine.model_version}); threshold {result.threshold:g} "
           f"(Similarity scale {engine.spec.scale.version})")
     print(f"Similarity is 0-100, higher is more alike; at or above {result.threshold:g} two different "
-          f"people match with probability {promised_fmr(result.threshold):.2g} (1 in "
-          f"{1 / promised_fmr(result.threshold):,.0f}), on every model.")
+          f"people match with probability {promised_fmr(result.threshold):.2g} "
+          f"({one_in(result.threshold)}), on every model.")
     rows = [("match", f"{m.similarity:.2f}", _box(m.face)) for m in result.matches]
     rows += [("no match", f"{m.similarity:.2f}", _box(m.face)) for m in result.unmatched]
     print_table(["result", "similarity", "target face box"], rows)

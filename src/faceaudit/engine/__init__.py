@@ -50,7 +50,7 @@ from faceaudit.engine._registry import (
     rekognition_model_version,
     sha256_file,
 )
-from faceaudit.engine._riskscale import promised_fmr, similarity_for_fmr
+from faceaudit.engine._riskscale import one_in, promised_fmr, similarity_for_fmr
 from faceaudit.engine._types import (
     LANDMARK_TYPES,
     BoundingBox,
@@ -68,6 +68,6 @@ __all__ = [
     "MAX_IMAGE_PIXELS", "MAX_STORED_IMAGE_BYTES", "MIN_IMAGE_SIDE", "ModelSpec", "Pose", "Quality",
     "SimilarityScale", "StoredImage", "WeightFile", "WorkerLost", "check_similarity_threshold",
     "check_workers", "default_workers", "get_model", "largest_first", "list_models", "load_image",
-    "load_model", "normalise", "promised_fmr", "read_bytes", "rekognition_model_version", "sha256_file",
+    "load_model", "normalise", "one_in", "promised_fmr", "read_bytes", "rekognition_model_version", "sha256_file",
     "similarity_for_fmr", "single_threaded_opencv",
 ]

@@ -40,6 +40,11 @@ def promised_fmr(similarity: float) -> float:
     return 10.0 ** (-(s - FMR_ONE_SIMILARITY) / POINTS_PER_DECADE)
 
 
+def one_in(similarity: float) -> str:
+    """The promise of a Similarity threshold as odds: "1 in 100,000" for 80 (one stranger pair in N)."""
+    return f"1 in {1.0 / promised_fmr(similarity):,.0f}"
+
+
 def similarity_for_fmr(fmr: float) -> float:
     """The Similarity threshold that promises false-match rate ``fmr`` (0 < fmr <= 1)."""
     f = float(fmr)
