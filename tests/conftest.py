@@ -103,10 +103,17 @@ def any_engine(request):
     return FaceEngine(request.param)
 
 
+@pytest.fixture(scope="session")
+def _session_cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("faceaudit-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_data_dir(tmp_path_factory, monkeypatch):
-    """No test writes to the user's real data dir: FACEAUDIT_DATA_DIR points at a fresh tmp dir."""
+def _isolated_data_dir(tmp_path_factory, monkeypatch, _session_cache_dir):
+    """No test writes to the user's real data or cache dir: FACEAUDIT_DATA_DIR points at a fresh
+    tmp dir, FACEAUDIT_CACHE_DIR at one shared by the session (the folded SFace model)."""
     monkeypatch.setenv("FACEAUDIT_DATA_DIR", str(tmp_path_factory.mktemp("faceaudit-data")))
+    monkeypatch.setenv("FACEAUDIT_CACHE_DIR", str(_session_cache_dir))
 
 
 # -- stored video: a test clip made from the portraits above ------------------------------------

@@ -20,6 +20,16 @@ def default_data_dir() -> Path:
     return base / "faceaudit"
 
 
+def default_cache_dir() -> Path:
+    """``$FACEAUDIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/faceaudit``, else ``~/.cache/faceaudit``:
+    files faceaudit can always make again (nothing there is evidence or a secret)."""
+    env = os.environ.get("FACEAUDIT_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "faceaudit"
+
+
 def resolve_data_dir(value: Optional[Union[str, os.PathLike]] = None) -> Path:
     """The data dir given on the command line, or the default."""
     return Path(value).expanduser() if value else default_data_dir()

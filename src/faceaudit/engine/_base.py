@@ -25,6 +25,7 @@ class Embedder(Protocol):
     """Turns one detected face into a fixed-length vector."""
 
     dimension: int
+    runtime: str  # what runs the network, for people: "opencv dnn", "onnxruntime (CPU)", ...
 
     def embed(self, image: Image, face: DetectedFace) -> np.ndarray:
         """The face's embedding, shape (dimension,), float32, L2-normalised."""

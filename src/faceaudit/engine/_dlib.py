@@ -94,6 +94,7 @@ class DlibResNetEmbedder:
     """dlib's ResNet face descriptor (128-d), L2-normalised."""
 
     dimension = 128
+    runtime = "dlib"
 
     def __init__(self, recognition_model: Path, detector: DlibHogDetector):
         dlib = _import_dlib()

@@ -117,6 +117,8 @@ class ModelSpec:
     factory: Callable[[Tuple[Path, ...]], Tuple[Detector, Embedder]] = field(repr=False)
     calibration_sha256: Optional[str] = None
     dimension: int = 128
+    runtime: Callable[[], str] = field(default=lambda: "", repr=False)
+    """What will run the network in this process (read from the environment, nothing loaded)."""
 
     @property
     def scale(self) -> SimilarityScale:
@@ -173,9 +175,15 @@ def _load_calibration(name: str, sha256: Optional[str]) -> Calibration:
 
 
 def _sface_factory(paths):
-    from faceaudit.engine._sface import SFaceEmbedder, YuNetDetector
+    from faceaudit.engine._sface import YuNetDetector, sface_embedder
 
-    return YuNetDetector(paths[0]), SFaceEmbedder(paths[1])
+    return YuNetDetector(paths[0]), sface_embedder(paths[1])
+
+
+def _sface_runtime() -> str:
+    from faceaudit.engine._sface import planned_runtime
+
+    return planned_runtime()
 
 
 def _dlib_factory(paths):
@@ -216,6 +224,7 @@ _MODELS: Dict[str, ModelSpec] = {
             recommended_cosine=0.363,
             recommended_source="OpenCV FaceRecognizerSF sample: cosine >= 0.363 means same identity",
             factory=_sface_factory,
+            runtime=_sface_runtime,
             calibration_sha256=_CALIBRATION_SHA256["sface"],
         ),
         ModelSpec(
@@ -246,6 +255,7 @@ _MODELS: Dict[str, ModelSpec] = {
                 "(raw descriptors, norm ~1.45)"
             ),
             factory=_dlib_factory,
+            runtime=lambda: "dlib (CPU)",
             calibration_sha256=_CALIBRATION_SHA256["dlib"],
         ),
     )

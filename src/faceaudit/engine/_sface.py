@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import enum
+import importlib.util
+import os
 import threading
 from pathlib import Path
 from typing import List, Optional
@@ -9,7 +12,8 @@ from typing import List, Optional
 import cv2
 import numpy as np
 
-from faceaudit.engine._base import detection_scale, normalise
+from faceaudit._errors import InvalidParameterError, ModelNotInstalledError
+from faceaudit.engine._base import Embedder, detection_scale, normalise
 from faceaudit.engine._image import Image
 from faceaudit.engine._quality import build_face
 from faceaudit.engine._types import DetectedFace
@@ -59,6 +63,7 @@ class SFaceEmbedder:
     """OpenCV FaceRecognizerSF: aligns on the five landmarks, 128-d feature."""
 
     dimension = 128
+    runtime = "opencv dnn"
 
     def __init__(self, weights: Path):
         self._net = cv2.FaceRecognizerSF.create(str(weights), "")
@@ -73,3 +78,57 @@ class SFaceEmbedder:
             aligned = self._net.alignCrop(bgr, row)
             feature = self._net.feature(aligned)
         return normalise(feature)
+
+
+class Runtime(enum.Enum):
+    """What runs the SFace network. Both give the same embeddings (cosine >= 0.9999)."""
+
+    AUTO = "auto"  # ONNX Runtime when installed (faster; a GPU where onnxruntime-gpu has one), else OpenCV
+    OPENCV = "opencv"  # OpenCV's DNN module
+    ONNXRUNTIME = "onnxruntime"
+
+    @classmethod
+    def from_environment(cls) -> "Runtime":
+        """``FACEAUDIT_RUNTIME`` (auto, opencv or onnxruntime; default auto)."""
+        raw = os.environ.get("FACEAUDIT_RUNTIME", "auto").strip().lower() or "auto"
+        try:
+            return cls(raw)
+        except ValueError:
+            raise InvalidParameterError(
+                f"FACEAUDIT_RUNTIME={raw!r} is not one of: {', '.join(r.value for r in cls)}"
+            ) from None
+
+
+def onnxruntime_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def _resolve(runtime: Optional[Runtime]) -> Runtime:
+    runtime = runtime or Runtime.from_environment()
+    if runtime is Runtime.AUTO:
+        return Runtime.ONNXRUNTIME if onnxruntime_installed() else Runtime.OPENCV
+    return runtime
+
+
+def planned_runtime(runtime: Optional[Runtime] = None) -> str:
+    """What :func:`sface_embedder` would run SFace on, for people (loads nothing)."""
+    runtime = _resolve(runtime)
+    if runtime is Runtime.OPENCV or not onnxruntime_installed():
+        return "opencv dnn" + ("" if runtime is Runtime.OPENCV else " (onnxruntime not installed)")
+    from faceaudit.engine._onnx import onnx_providers
+
+    return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in onnx_providers())})"
+
+
+def sface_embedder(weights: Path, runtime: Optional[Runtime] = None) -> Embedder:
+    """The SFace embedder on ``runtime`` (default: :meth:`Runtime.from_environment`)."""
+    runtime = _resolve(runtime)
+    if runtime is Runtime.OPENCV:
+        return SFaceEmbedder(weights)
+    if not onnxruntime_installed():
+        raise ModelNotInstalledError(
+            "FACEAUDIT_RUNTIME=onnxruntime needs the onnxruntime and onnx packages (pip install onnxruntime onnx)"
+        )
+    from faceaudit.engine._onnx import OnnxSFaceEmbedder
+
+    return OnnxSFaceEmbedder(weights)
