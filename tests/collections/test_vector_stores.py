@@ -1,4 +1,4 @@
-"""Per-collection HNSW and the Milvus vector store give the numpy oracle's results."""
+"""Per-collection fast scan and HNSW, and the Milvus vector store, give the numpy oracle's results."""
 
 import os
 
@@ -9,6 +9,7 @@ from faceaudit import InvalidParameterError
 from faceaudit.collections import (
     INDEX_TAG,
     FaceCollections,
+    FastScanParams,
     HnswParams,
     IndexKind,
     SearchConfig,
@@ -19,6 +20,7 @@ from tests.conftest import MEMBERS, portrait_2018
 
 # the graph is searched even on a test-sized collection (efSearch >= its size: exact)
 GRAPH = HnswParams(exact_below=0)
+SCAN = FastScanParams(exact_below=0, refine=8)  # codes from 1,024 faces on; few proposals
 
 
 def matches(result):
@@ -57,6 +59,14 @@ def test_config_from_env_and_tag_rules():
     assert c.kind_for({}, 10) is IndexKind.FLAT and c.kind_for({}, 11) is IndexKind.HNSW
     assert c.kind_for({INDEX_TAG: "flat"}, 10**6) is IndexKind.FLAT  # the tag wins
     assert SearchConfig().kind_for({INDEX_TAG: "hnsw"}, 1) is IndexKind.HNSW
+    assert SearchConfig().kind_for({INDEX_TAG: "FastScan"}, 1) is IndexKind.FASTSCAN
+    c = SearchConfig.from_env({"FACEAUDIT_FASTSCAN_ABOVE": "100", "FACEAUDIT_HNSW_ABOVE": "1000"})
+    assert SearchConfig.from_env(c.to_env()) == c
+    # flat, then the fast scan past 100 faces, then HNSW past 1,000
+    assert [c.kind_for({}, n) for n in (100, 101, 1000, 1001)] == [
+        IndexKind.FLAT, IndexKind.FASTSCAN, IndexKind.FASTSCAN, IndexKind.HNSW]
+    with pytest.raises(InvalidParameterError):
+        SearchConfig.from_env({"FACEAUDIT_FASTSCAN_ABOVE": "-5"})
 
 
 def test_index_tag_is_validated(tmp_path):
@@ -106,6 +116,31 @@ def test_switches_to_hnsw_past_the_size_the_operator_set(tmp_path, sface_engine)
                                                max_faces=4096))
     fc.search_faces(collection_id="pinned", face_id=fc.list_faces(collection_id="pinned").faces[0].face_id)
     assert kind_of(fc, "pinned") is IndexKind.FLAT
+
+
+def test_fastscan_collection_gives_the_oracles_results_and_follows_deletions(tmp_path, sface_engine):
+    """A collection past --fastscan-above: 1,300 faces, so the 4-bit codes are trained and used
+    (a few proposals per candidate); the candidates at the thresholds that matter and every
+    score equal the oracle's, and deleted faces never come back."""
+    engines = {"sface": sface_engine}
+    fc = FaceCollections(tmp_path, engines=engines, search_config=SearchConfig(fastscan_above=1000, fastscan=SCAN))
+    fc.create_collection(collection_id="s")
+    rng = np.random.default_rng(8)
+    faces = fill(fc, "s", 1300, rng, sface_engine)
+    oracle = FaceCollections(tmp_path, index="numpy", engines=engines)
+    for fid in faces[:5]:
+        for threshold in (50, 80):
+            a = fc.search_faces(collection_id="s", face_id=fid, face_match_threshold=threshold, max_faces=20)
+            b = oracle.search_faces(collection_id="s", face_id=fid, face_match_threshold=threshold, max_faces=20)
+            assert_same_matches(a, b)
+    assert kind_of(fc, "s") is IndexKind.FASTSCAN
+    index = fc._cache._entries[fc._collection_row("s").rowid].index
+    assert index._codes is not None and index._codes.ntotal == 1300
+    fc.delete_faces(collection_id="s", face_ids=faces[1:101])
+    a = fc.search_faces(collection_id="s", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    b = oracle.search_faces(collection_id="s", face_id=faces[0], face_match_threshold=0, max_faces=4096)
+    assert_same_matches(a, b)
+    assert len(a.face_matches) == 1199
 
 
 def test_hnsw_collection_on_real_photos(gallery, sface_engine, tmp_path):

@@ -1,4 +1,4 @@
-"""`faceaudit serve --vector-store milvus --milvus-uri URI` and `--hnsw-above N`."""
+"""`faceaudit serve --vector-store milvus --milvus-uri URI`, `--fastscan-above N` and `--hnsw-above N`."""
 
 from __future__ import annotations
 
@@ -18,16 +18,19 @@ def test_serve_options_reach_the_backend_through_the_environment(monkeypatch, tm
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEAUDIT_")}
     monkeypatch.setattr(os, "environ", env)  # what _search_config writes stays in this test
-    args = argparse.Namespace(vector_store=None, milvus_uri=None, hnsw_above=500_000, workers=4)
+    args = argparse.Namespace(vector_store=None, milvus_uri=None, hnsw_above=500_000, fastscan_above=20_000,
+                              workers=4)
     _search_config(args)
-    assert SearchConfig.from_env() == SearchConfig(hnsw_above=500_000)
+    assert SearchConfig.from_env() == SearchConfig(hnsw_above=500_000, fastscan_above=20_000)
     if os.environ.get("CI") == "true" or _has_pymilvus():
         uri = str(tmp_path / "m.db")
-        _search_config(argparse.Namespace(vector_store="milvus", milvus_uri=uri, hnsw_above=None, workers=1))
+        _search_config(argparse.Namespace(vector_store="milvus", milvus_uri=uri, hnsw_above=None,
+                                                 fastscan_above=None, workers=1))
         c = SearchConfig.from_env()
         assert (c.vector_store, c.milvus_uri, c.hnsw_above) == (VectorStore.MILVUS, uri, 500_000)
         with pytest.raises(InvalidParameterError):  # milvus-lite is one process's
-            _search_config(argparse.Namespace(vector_store="milvus", milvus_uri=uri, hnsw_above=None, workers=2))
+            _search_config(argparse.Namespace(vector_store="milvus", milvus_uri=uri, hnsw_above=None,
+                                                     fastscan_above=None, workers=2))
 
 
 def _has_pymilvus() -> bool:

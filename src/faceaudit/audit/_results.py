@@ -40,6 +40,11 @@ def plain(obj: Any) -> Any:
 
     NaN/inf -> None; floats keep 7 significant digits (counts are exact integers).
     """
+    kind = type(obj)
+    if kind is str or kind is int or kind is bool or obj is None:  # most leaves: nothing to do
+        return obj
+    if kind is float:
+        return float(f"{obj:.7g}") if math.isfinite(obj) else None
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):

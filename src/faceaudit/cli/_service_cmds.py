@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default $FACEAUDIT_VECTOR_STORE)")
     p.add_argument("--milvus-uri", default=None, metavar="URI",
                    help="Milvus server (http://host:19530) or milvus-lite file (default <data dir>/milvus.db)")
+    p.add_argument("--fastscan-above", type=int, default=None, metavar="N",
+                   help="collections without a faceaudit:index tag use the fast scan (approximate "
+                        "candidates, exact similarities) above N faces (default: never)")
     p.add_argument("--hnsw-above", type=int, default=None, metavar="N",
                    help="collections without a faceaudit:index tag use HNSW above N faces (default: never)")
     p.add_argument("--buckets", default=None, metavar="DIR",
@@ -64,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _search_config(args: argparse.Namespace) -> None:
-    """Put --vector-store/--milvus-uri/--hnsw-above into the environment the backend and workers read."""
+    """Put --vector-store/--milvus-uri/--fastscan-above/--hnsw-above into the environment the workers read."""
     import dataclasses
     import os
     from pathlib import Path
@@ -79,6 +82,8 @@ def _search_config(args: argparse.Namespace) -> None:
         config = dataclasses.replace(config, milvus_uri=uri)
     if args.hnsw_above is not None:
         config = dataclasses.replace(config, hnsw_above=args.hnsw_above)
+    if args.fastscan_above is not None:
+        config = dataclasses.replace(config, fastscan_above=args.fastscan_above)
     if config.vector_store is VectorStore.MILVUS:
         try:
             import pymilvus  # noqa: F401

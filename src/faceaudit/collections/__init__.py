@@ -18,7 +18,16 @@ Every search result is an investigative lead, not an identification.
 
 from faceaudit.collections._batch import BatchItem, BatchReport, index_batch
 from faceaudit.collections._collections import FaceCollections
-from faceaudit.collections._index import FaissIndex, HnswIndex, HnswParams, NumpyIndex, VectorIndex, make_index
+from faceaudit.collections._index import (
+    FaissIndex,
+    FastScanIndex,
+    FastScanParams,
+    HnswIndex,
+    HnswParams,
+    NumpyIndex,
+    VectorIndex,
+    make_index,
+)
 from faceaudit.collections._jobs import requested_by
 from faceaudit.collections._manifest import map_external_image_id, read_manifest, scan_directory
 from faceaudit.collections._objects import BucketAccess, FolderStore, ObjectRef, ObjectStore, S3Store
@@ -75,7 +84,7 @@ __all__ = [
     "AssociateFacesResult", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
     "CreateCollectionResult", "CreateUserResult", "DeleteCollectionResult", "DeleteFacesResult",
     "DeleteUserResult", "DescribeCollectionResult", "DisassociateFacesResult", "Face",
-    "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "HnswIndex", "HnswParams", "INDEX_TAG",
+    "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "FastScanIndex", "FastScanParams", "HnswIndex", "HnswParams", "INDEX_TAG",
     "IndexFacesResult", "IndexKind",
     "ListCollectionsResult", "ListFacesResult", "ListTagsForResourceResult", "ListUsersResult", "NumpyIndex", "QualityBar",
     "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",

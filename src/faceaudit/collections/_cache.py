@@ -46,7 +46,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from faceaudit._paths import private_dir
-from faceaudit.collections._index import HnswIndex, VectorIndex, make_index
+from faceaudit.collections._index import FastScanIndex, HnswIndex, VectorIndex, make_index
 from faceaudit.collections._search_config import IndexKind, SearchConfig, VectorStore
 from faceaudit.collections._store import CollectionRow, Store
 
@@ -110,6 +110,8 @@ class IndexCache:
     def _new_index(self, coll: CollectionRow, kind: IndexKind) -> VectorIndex:
         if kind is IndexKind.HNSW:
             return HnswIndex(coll.dimension, self.config.hnsw)
+        if kind is IndexKind.FASTSCAN:
+            return FastScanIndex(coll.dimension, self.config.fastscan)
         return make_index(self.kind, coll.dimension)
 
     def lock(self, collection_rowid: int) -> threading.RLock:
@@ -144,7 +146,7 @@ class IndexCache:
         if entry is None:
             self._forget_deleted(conn)
             entry = self._open(conn, coll, want)
-        elif entry.kind is not want:  # grew past --hnsw-above
+        elif entry.kind is not want:  # grew past --fastscan-above / --hnsw-above, or re-tagged
             log.info("collection %s (%d faces): switching its index from %s to %s",
                      coll.name, coll.face_count, entry.kind.value, want.value)
             entry = self._rebuild(conn, coll, want)

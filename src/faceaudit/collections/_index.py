@@ -207,6 +207,23 @@ class FaissIndex:
         return out
 
 
+def _exact_search(vectors: np.ndarray, alive: np.ndarray, pos_ids: np.ndarray, q: np.ndarray, k: int,
+                  min_score: float) -> List[Hits]:
+    """Every live row scored exactly: what an approximate index does when it is small or asked
+    for most of itself (``vectors``/``alive``/``pos_ids``: one row per position)."""
+    live = np.flatnonzero(alive)
+    kk = min(k + 1, len(live))
+    scores = vectors[live] @ q.T
+    out = []
+    for j in range(len(q)):
+        s = scores[:, j]
+        part = np.argpartition(-s, kk - 1)[:kk] if kk < len(s) else np.arange(len(s))
+        kth = s[part].min()
+        part = np.flatnonzero(s >= kth)
+        out.append(_order(pos_ids[live[part]], s[part], min_score, k))
+    return out
+
+
 @dataclass(frozen=True)
 class HnswParams:
     """Parameters of :class:`HnswIndex` (FAISS ``IndexHNSWFlat``, inner product).
@@ -352,16 +369,7 @@ class HnswIndex:
         kk = min(k + 1, n)  # one extra so a tie at the k-th place is resolved like the oracle
         if n < self.params.exact_below or kk >= n // 2:
             # small, or asked for most of it: score every live face (exact, and as fast)
-            live = np.flatnonzero(self._alive)
-            scores = vectors[live] @ q.T
-            out = []
-            for j in range(len(q)):
-                s = scores[:, j]
-                part = np.argpartition(-s, kk - 1)[:kk] if kk < len(s) else np.arange(len(s))
-                kth = s[part].min()
-                part = np.flatnonzero(s >= kth)
-                out.append(_order(self._pos_ids[live[part]], s[part], min_score, k))
-            return out
+            return _exact_search(vectors, self._alive, self._pos_ids, q, k, min_score)
         _, nodes = self._index.search(q, kk, params=self._search_params(max(self.params.ef_search, kk)))
         out = []
         for j in range(len(q)):
@@ -372,11 +380,167 @@ class HnswIndex:
         return out
 
 
-INDEX_KINDS = {"faiss": FaissIndex, "numpy": NumpyIndex, "hnsw": HnswIndex}
+@dataclass(frozen=True)
+class FastScanParams:
+    """Parameters of :class:`FastScanIndex`.
+
+    ``subquantizers``: product-quantisation codes of that many 4-bit parts (``dimension`` must
+    divide by it; 64 on 128-d faces: 2 dimensions per part, 32 bytes per face); ``refine``:
+    the scan proposes ``refine * (k + 1)`` candidates, each re-scored exactly (recall against
+    latency); ``exact_below``: collections with fewer live faces than this are scored exactly
+    (no codebook is trained on so few); ``train_size``: faces sampled to train the codebooks;
+    ``retrain_growth``: the codebooks are trained again once the index has grown this many
+    times since they were; ``max_dead_fraction``: removed faces stay as tombstones until they
+    pass this fraction, then the codes are rebuilt from the live faces.
+    Defaults are tuned with ``scripts/bench_scale.py`` (docs/scaling.md).
+    """
+
+    subquantizers: int = 64
+    refine: int = 64
+    exact_below: int = 10_000
+    train_size: int = 100_000
+    retrain_growth: float = 4.0
+    max_dead_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.subquantizers < 1 or self.refine < 1 or self.exact_below < 0 or self.train_size < 1024:
+            raise ValueError("fast-scan parameters: subquantizers >= 1, refine >= 1, exact_below >= 0, "
+                             "train_size >= 1024")
+        if self.retrain_growth <= 1.0 or not 0.0 < self.max_dead_fraction < 1.0:
+            raise ValueError("fast-scan retrain_growth must be > 1 and max_dead_fraction in (0, 1)")
+
+
+MIN_CODEBOOK_FACES = 1024
+"""Below this many faces a fast-scan index scores exactly: 4-bit codebooks (16 centroids per
+part) need a few hundred training points at least."""
+
+
+class FastScanIndex:
+    """Every face scanned through 4-bit product-quantisation codes, the best candidates scored exactly.
+
+    FAISS's ``IndexPQFastScan`` (inner product) scores every stored code against the query
+    with SIMD table look-ups (32 bytes per face instead of 512), and proposes the
+    ``refine * (k + 1)`` best; each is then re-scored as the exact inner product with its
+    stored vector, so every score (and Similarity) equals flat's and only recall is
+    approximate. Unlike a graph, nothing is skipped unseen: a face is missed only when the
+    code's error pushes it below hundreds of strangers, so recall holds in spaces of high
+    intrinsic dimension where HNSW loses candidates (measured in docs/scaling.md). The codes
+    are cheap to build (seconds per million faces), so they are rebuilt rather than stored.
+    """
+
+    def __init__(self, dimension: int, params: Optional[FastScanParams] = None) -> None:
+        import faiss
+
+        self._faiss = faiss
+        self.dimension = int(dimension)
+        self.params = params or FastScanParams()
+        if self.dimension % self.params.subquantizers:
+            raise ValueError(f"dimension {self.dimension} does not divide into "
+                             f"{self.params.subquantizers} subquantizers")
+        self._vecs = np.zeros((0, self.dimension), dtype=np.float32)  # capacity rows; _size used
+        self._size = 0
+        self._pos_ids = np.zeros(0, dtype=np.int64)
+        self._alive = np.zeros(0, dtype=bool)
+        self._dead = 0
+        self._codes = None  # the trained IndexPQFastScan over positions 0.._coded-1, or None
+        self._trained_on = 0
+
+    @property
+    def count(self) -> int:
+        return int(self._size - self._dead)
+
+    def ids(self) -> np.ndarray:
+        return self._pos_ids[self._alive].copy()
+
+    def _vectors(self) -> np.ndarray:
+        return self._vecs[: self._size]
+
+    def add(self, ids, vectors) -> None:
+        ids, vectors = _new_entries(ids, vectors, self.dimension, self.ids)
+        if not len(ids):
+            return
+        need = self._size + len(ids)
+        if need > len(self._vecs):
+            grown = np.zeros((max(need, 2 * len(self._vecs), 1024), self.dimension), dtype=np.float32)
+            grown[: self._size] = self._vecs[: self._size]
+            self._vecs = grown
+        self._vecs[self._size:need] = vectors
+        self._size = need
+        self._pos_ids = np.concatenate([self._pos_ids, ids])
+        self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
+        if self._codes is None:
+            if self.count >= max(self.params.exact_below, MIN_CODEBOOK_FACES):
+                self._encode_all()
+        elif self._size > self.params.retrain_growth * self._trained_on:
+            self._encode_all()
+        else:
+            self._codes.add(np.ascontiguousarray(vectors))
+
+    def _encode_all(self) -> None:
+        """Train the codebooks on a sample of the stored faces and encode every position."""
+        faiss = self._faiss
+        vectors = self._vectors()
+        rng = np.random.default_rng(0)  # the same faces give the same codebooks
+        sample = vectors if self._size <= self.params.train_size else \
+            vectors[np.sort(rng.choice(self._size, self.params.train_size, replace=False))]
+        codes = faiss.IndexPQFastScan(self.dimension, self.params.subquantizers, 4, faiss.METRIC_INNER_PRODUCT)
+        codes.train(np.ascontiguousarray(sample))
+        codes.add(np.ascontiguousarray(vectors))
+        self._codes, self._trained_on = codes, self._size
+
+    def remove(self, ids) -> int:
+        ids = _as_ids(ids)
+        if not len(ids) or not self.count:
+            return 0
+        hit = self._alive & np.isin(self._pos_ids, ids)
+        removed = int(hit.sum())
+        if removed:
+            self._alive[hit] = False
+            self._dead += removed
+            if self._dead > self.params.max_dead_fraction * self._size:
+                self._compact()
+        return removed
+
+    def _compact(self) -> None:
+        """Drop the tombstones: keep the live faces and encode them again."""
+        keep = self._alive.copy()
+        self._vecs = np.ascontiguousarray(self._vectors()[keep])
+        self._size = len(self._vecs)
+        self._pos_ids = self._pos_ids[keep]
+        self._alive = np.ones(self._size, dtype=bool)
+        self._dead = 0
+        self._codes, self._trained_on = None, 0
+        if self._size >= max(self.params.exact_below, MIN_CODEBOOK_FACES):
+            self._encode_all()
+
+    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+        q = _as_vectors(queries, self.dimension)
+        n = self.count
+        k = int(k)
+        if n == 0 or k <= 0:
+            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+            return [empty for _ in range(len(q))]
+        vectors = self._vectors()
+        kk = min(k + 1, n)  # one extra so a tie at the k-th place is resolved like the oracle
+        proposals = kk * self.params.refine + self._dead  # tombstones may take places
+        if self._codes is None or proposals >= self._size // 2:
+            return _exact_search(vectors, self._alive, self._pos_ids, q, k, min_score)
+        _, positions = self._codes.search(q, proposals)
+        out = []
+        for j in range(len(q)):
+            found = positions[j][positions[j] >= 0]
+            found = found[self._alive[found]]
+            # exact re-scoring from the stored vectors: the codes only propose candidates
+            exact = (vectors[found] @ q[j]).astype(np.float32)
+            out.append(_order(self._pos_ids[found], exact, min_score, k))
+        return out
+
+
+INDEX_KINDS = {"faiss": FaissIndex, "numpy": NumpyIndex, "hnsw": HnswIndex, "fastscan": FastScanIndex}
 
 
 def make_index(kind: str, dimension: int) -> VectorIndex:
-    """A new empty local index of ``kind`` ("faiss" (exact flat), "numpy" or "hnsw")."""
+    """A new empty local index of ``kind`` ("faiss" (exact flat), "numpy", "hnsw" or "fastscan")."""
     try:
         return INDEX_KINDS[kind](dimension)
     except KeyError:

@@ -7,15 +7,20 @@ SQLite is always the truth; the index is a cache of it (``_cache.py``). Two choi
   collection: milvus-lite in ``<data dir>/milvus.db`` by default, or the
   standalone/cluster server at ``milvus_uri``);
 - the local index, per collection (``IndexKind``): ``flat`` (exact, the
-  default and the oracle) or ``hnsw`` (FAISS HNSW graph: approximate candidates,
-  exact scores). A collection created with the tag ``faceaudit:index=hnsw`` (or
-  ``=flat``) keeps that choice; otherwise it is ``hnsw`` once it holds more than
-  ``hnsw_above`` faces, when the operator set that.
+  default and the oracle), ``fastscan`` (every face scanned through 4-bit codes,
+  the best candidates scored exactly) or ``hnsw`` (FAISS HNSW graph: approximate
+  candidates, exact scores). A collection created with the tag
+  ``faceaudit:index=fastscan`` (or ``=hnsw``, ``=flat``) keeps that choice;
+  otherwise it changes once it holds more than ``fastscan_above`` or
+  ``hnsw_above`` faces, when the operator set those (past both, the larger
+  threshold's kind: ``--fastscan-above 100000 --hnsw-above 50000000`` means
+  flat, then fast scan, then HNSW).
 
 A process takes its choices from :meth:`SearchConfig.from_env` unless given
 one: ``FACEAUDIT_VECTOR_STORE`` (local|milvus), ``FACEAUDIT_MILVUS_URI``,
-``FACEAUDIT_HNSW_ABOVE`` (a face count). ``faceaudit serve --vector-store
-milvus --milvus-uri URI --hnsw-above N`` sets them for its workers.
+``FACEAUDIT_FASTSCAN_ABOVE`` and ``FACEAUDIT_HNSW_ABOVE`` (face counts).
+``faceaudit serve --vector-store milvus --milvus-uri URI --fastscan-above N``
+sets them for its workers.
 
 Audits never use these indexes: they score every probe against every gallery
 face exactly (``faceaudit.audit``).
@@ -29,18 +34,20 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from faceaudit._errors import InvalidParameterError
-from faceaudit.collections._index import HnswParams
+from faceaudit.collections._index import FastScanParams, HnswParams
 
 INDEX_TAG = "faceaudit:index"
-"""CreateCollection/TagResource tag that pins a collection's index kind (``flat`` or ``hnsw``)."""
+"""CreateCollection/TagResource tag that pins a collection's index kind (``flat``, ``fastscan`` or ``hnsw``)."""
 
 ENV_VECTOR_STORE = "FACEAUDIT_VECTOR_STORE"
 ENV_MILVUS_URI = "FACEAUDIT_MILVUS_URI"
 ENV_HNSW_ABOVE = "FACEAUDIT_HNSW_ABOVE"
+ENV_FASTSCAN_ABOVE = "FACEAUDIT_FASTSCAN_ABOVE"
 
 
 class IndexKind(str, enum.Enum):
     FLAT = "flat"
+    FASTSCAN = "fastscan"
     HNSW = "hnsw"
 
 
@@ -74,18 +81,24 @@ class SearchConfig:
     hnsw_above: Optional[int] = None
     """Collections without an index tag use HNSW above this many faces; None: never."""
     hnsw: HnswParams = field(default_factory=HnswParams)
+    fastscan_above: Optional[int] = None
+    """Collections without an index tag use the fast scan above this many faces; None: never."""
+    fastscan: FastScanParams = field(default_factory=FastScanParams)
 
     def __post_init__(self) -> None:
-        if self.hnsw_above is not None and self.hnsw_above < 0:
-            raise InvalidParameterError("the HNSW size threshold must be a face count >= 0")
+        for name in ("hnsw_above", "fastscan_above"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InvalidParameterError(f"{name.replace('_', ' ')}: a face count >= 0, got {value}")
 
     def kind_for(self, tags: Mapping[str, str], face_count: int) -> IndexKind:
         """The local index a collection with these tags and this many faces uses."""
         if INDEX_TAG in tags:
             return parse_index_kind(tags[INDEX_TAG])
-        if self.hnsw_above is not None and face_count > self.hnsw_above:
-            return IndexKind.HNSW
-        return IndexKind.FLAT
+        passed = [(above, kind) for above, kind in ((self.fastscan_above, IndexKind.FASTSCAN),
+                                                    (self.hnsw_above, IndexKind.HNSW))
+                  if above is not None and face_count > above]
+        return max(passed, key=lambda p: p[0])[1] if passed else IndexKind.FLAT
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "SearchConfig":
@@ -97,12 +110,8 @@ class SearchConfig:
             raise InvalidParameterError(
                 f"{ENV_VECTOR_STORE} must be local or milvus, got {store!r}"
             ) from None
-        above = env.get(ENV_HNSW_ABOVE, "").strip()
-        try:
-            hnsw_above = int(above) if above else None
-        except ValueError:
-            raise InvalidParameterError(f"{ENV_HNSW_ABOVE} must be a face count, got {above!r}") from None
-        return cls(vector_store=vector_store, milvus_uri=env.get(ENV_MILVUS_URI) or None, hnsw_above=hnsw_above)
+        return cls(vector_store=vector_store, milvus_uri=env.get(ENV_MILVUS_URI) or None,
+                   hnsw_above=_face_count(env, ENV_HNSW_ABOVE), fastscan_above=_face_count(env, ENV_FASTSCAN_ABOVE))
 
     def to_env(self) -> dict:
         """The environment variables that make :meth:`from_env` return this config."""
@@ -111,4 +120,14 @@ class SearchConfig:
             out[ENV_MILVUS_URI] = self.milvus_uri
         if self.hnsw_above is not None:
             out[ENV_HNSW_ABOVE] = str(self.hnsw_above)
+        if self.fastscan_above is not None:
+            out[ENV_FASTSCAN_ABOVE] = str(self.fastscan_above)
         return out
+
+
+def _face_count(env: Mapping[str, str], name: str) -> Optional[int]:
+    raw = env.get(name, "").strip()
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        raise InvalidParameterError(f"{name} must be a face count, got {raw!r}") from None
