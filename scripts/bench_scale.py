@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Large galleries: build time, memory, latency and recall of flat, HNSW and Milvus-lite.
+"""Large galleries: build time, memory, latency and recall of flat, fast scan, HNSW and Milvus-lite.
 
 Gallery: N synthetic faces shaped like real ones plus real faces with real mates.
 Real sface embeddings are measured on the shared photos (congress 2014/2018
@@ -25,6 +25,7 @@ flat index on the same N as its reference. The audit rate (``--audit``) is exact
 block scoring (probes x gallery, one thread): scores per second per core.
 
     python scripts/bench_scale.py --sizes 1000000 --ef 64,128,256,512 --milvus 200000
+    python scripts/bench_scale.py --sizes 1000000,5000000 --refine 16,64 --ef ""   # fast scan only
     python scripts/bench_scale.py --sizes 100000 --queries 200          # a quick look
 
 Results and the paper estimates for 20M faces and a 1e12-score audit: docs/scaling.md.
@@ -219,7 +220,9 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=80)
     ap.add_argument("--m", type=int, default=32, help="HNSW M")
     ap.add_argument("--ef-construction", type=int, default=80)
-    ap.add_argument("--ef", default="64,128,256", help="HNSW efSearch values to measure")
+    ap.add_argument("--ef", default="64,128,256", help="HNSW efSearch values to measure (empty: no HNSW)")
+    ap.add_argument("--refine", default="16,64", help="fast-scan refine values to measure (empty: no fast scan)")
+    ap.add_argument("--subquantizers", type=int, default=64, help="fast-scan 4-bit code parts")
     ap.add_argument("--build-threads", type=int, default=2, help="FAISS threads while building HNSW")
     ap.add_argument("--milvus", type=int, default=0, metavar="N", help="also Milvus-lite on the first N faces")
     ap.add_argument("--milvus-queries", type=int, default=30, help="probes timed on Milvus-lite (slow)")
@@ -231,7 +234,7 @@ def main(argv=None) -> int:
 
     import faiss
 
-    from faceaudit.collections import FaissIndex, HnswIndex, HnswParams
+    from faceaudit.collections import FaissIndex, FastScanIndex, FastScanParams, HnswIndex, HnswParams
     from faceaudit.engine import get_model
 
     scale = get_model("sface").scale
@@ -269,6 +272,31 @@ def main(argv=None) -> int:
         lat, ref = time_queries(flat, probes, args.k)
         rows.append(recall_rows("flat", n, lat, ref, ref, mate_ids, to_sim, build, per_face))
         print_table(rows[-1:])
+        refines = [int(r) for r in args.refine.split(",") if r]
+        if refines:
+            faiss.omp_set_num_threads(args.build_threads)
+            m0 = rss_mb()
+            t = time.perf_counter()
+            fparams = FastScanParams(subquantizers=args.subquantizers, exact_below=0)
+            scan = FastScanIndex(gallery.shape[1], fparams)
+            scan.add(ids, gallery)  # one add: codebooks trained once, every face encoded
+            build = time.perf_counter() - t
+            print(f"  fastscan resident growth {(rss_mb() - m0) * 1.048576e6 / n:,.0f} bytes/face", file=sys.stderr)
+            per_face = gallery.shape[1] * 4 + args.subquantizers / 2 + 8 + 1  # vector, 4-bit codes, id, live flag
+            faiss.omp_set_num_threads(1)
+            for refine in refines:
+                scan.params = dataclasses.replace(fparams, refine=refine)
+                lat, hits = time_queries(scan, probes, args.k)
+                rows.append(recall_rows(f"fastscan PQ{args.subquantizers}x4 refine {refine}", n, lat, hits, ref,
+                                        mate_ids, to_sim, build, per_face))
+                print_table(rows[-1:])
+            del scan
+        if not [e for e in args.ef.split(",") if e]:
+            if args.milvus:
+                rows += bench_milvus(gallery, ids, probes, mate_ids, min(args.milvus, n), args.k, to_sim,
+                                     args.milvus_queries)
+            del flat, gallery
+            continue
         faiss.omp_set_num_threads(args.build_threads)
         m0 = rss_mb()
         t = time.perf_counter()

@@ -125,3 +125,35 @@ def test_auto_falls_back_to_opencv_without_onnxruntime(weights, monkeypatch):
 @needs_ort
 def test_auto_prefers_onnxruntime(weights):
     assert sface_embedder(weights, Runtime.AUTO).runtime.startswith("onnxruntime")
+
+
+def test_similarity_transform_recovers_a_known_one():
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(0, 500, size=(5, 2))
+    angle, scale, shift = 0.3, 0.41, np.array([12.5, -7.25])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = scale * pts @ rot.T + shift
+    m = onnx_mod.similarity_transform(pts, moved)
+    np.testing.assert_allclose(m, np.hstack([scale * rot, shift[:, None]]), atol=1e-9)
+    # a reflection is never returned: the best proper rotation instead
+    m = onnx_mod.similarity_transform(pts, pts * [-1, 1])
+    assert np.linalg.det(m[:, :2]) > 0
+
+
+def test_alignment_matches_opencvs_crop(weights, engine):
+    """align_crop against FaceRecognizerSF.alignCrop on every test face: the same crop up to a few
+    grey levels (float64 here, float32 there)."""
+    import cv2
+
+    rec = cv2.FaceRecognizerSF.create(str(weights), "")
+    diffs = []
+    for path in PHOTOS:
+        image = load_image(path)
+        for face in engine.detect(image).faces:
+            row = np.concatenate([np.asarray(face.box_px, np.float32), face.landmarks_px.reshape(-1),
+                                  [face.confidence / 100.0]]).astype(np.float32)
+            theirs = rec.alignCrop(image.bgr(), row).astype(np.int16)
+            ours = onnx_mod.align_crop(image.bgr(), face.landmarks_px).astype(np.int16)
+            assert ours.shape == theirs.shape == (112, 112, 3)
+            diffs.append((np.abs(ours - theirs).max(), np.abs(ours - theirs).mean()))
+    assert max(d[0] for d in diffs) <= 16 and max(d[1] for d in diffs) < 0.5, diffs
