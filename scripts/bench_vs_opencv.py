@@ -163,7 +163,8 @@ def main() -> int:
     cv2.setNumThreads(1)
     photos = sample_photos()
     step = max(1, len(photos) // a.images)
-    print(f"cv2 {cv2.__version__}, {os.cpu_count()} CPUs, {load()}")
+    print(f"cv2 {cv2.__version__}, {os.cpu_count()} CPUs, {load()}; faceaudit runs "
+          f"{get_model('sface').runtime()} (FACEAUDIT_RUNTIME=opencv for OpenCV's DNN)")
     single_image(photos[::step][: a.images], a.rounds)
     if not a.skip_audit:
         whole_audit(a.workers)

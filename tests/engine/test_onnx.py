@@ -12,11 +12,13 @@ from faceaudit import InvalidParameterError, ModelIntegrityError, ModelNotInstal
 from faceaudit.engine import FaceEngine, get_model, load_image
 from faceaudit.engine import _onnx as onnx_mod
 from faceaudit.engine import _sface
-from faceaudit.engine._sface import Runtime, SFaceEmbedder, sface_embedder
+from faceaudit.engine._sface import Runtime, RuntimePlan, SFaceEmbedder, YuNetDetector, plan_runtime, sface_model
 from tests.conftest import DATA
 
 HAVE_ORT = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+HAVE_OV = all(importlib.util.find_spec(m) is not None for m in ("openvino", "onnx"))
 needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime / onnx not installed")
+needs_ov = pytest.mark.skipif(not HAVE_OV, reason="openvino / onnx not installed")
 
 PHOTOS = sorted(p for p in DATA.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
@@ -27,22 +29,32 @@ def weights():
 
 
 @pytest.fixture(scope="module")
+def detector_weights():
+    return get_model("sface").weights[0].verified_path()
+
+
+def sface_embedder(weights, runtime):
+    return sface_model(get_model("sface").weights[0].verified_path(), weights, runtime)[1]
+
+
+@pytest.fixture(scope="module")
 def engine():
     return FaceEngine("sface")
 
 
 @needs_ort
-def test_onnxruntime_embeddings_equal_opencv_on_every_test_face(weights, engine, tmp_path, monkeypatch):
+@pytest.mark.parametrize("runtime", [Runtime.ONNXRUNTIME, pytest.param(Runtime.OPENVINO, marks=needs_ov)])
+def test_embeddings_equal_opencvs_on_every_test_face(runtime, weights, engine, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEAUDIT_CACHE_DIR", str(tmp_path))  # folded afresh, then cached there
     opencv = SFaceEmbedder(weights)
-    ort = sface_embedder(weights, Runtime.ONNXRUNTIME)
-    assert list((tmp_path / "models").glob("*.onnx"))
-    assert "onnxruntime" in ort.runtime and opencv.runtime == "opencv dnn"
+    other = sface_embedder(weights, runtime)
+    assert len(list((tmp_path / "models").glob("*.onnx"))) == 2  # SFace and YuNet folds
+    assert other.runtime.startswith(runtime.value) and opencv.runtime == "opencv dnn"
     cosines = []
     for path in PHOTOS:
         image = load_image(path)
         for face in engine.detect(image).faces:
-            a, b = opencv.embed(image, face), ort.embed(image, face)
+            a, b = opencv.embed(image, face), other.embed(image, face)
             assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (128,)
             assert abs(float(np.linalg.norm(b)) - 1.0) < 1e-5
             cosines.append(float(a @ b))
@@ -95,7 +107,7 @@ def test_fold_is_cached_only_when_it_matches_its_pin(weights, tmp_path, monkeypa
     cached[0].write_bytes(b"tampered" + cached[0].read_bytes()[8:])
     called = []
     real = onnx_mod.fold_dequantized_weights
-    monkeypatch.setattr(onnx_mod, "fold_dequantized_weights", lambda data: called.append(1) or real(data))
+    monkeypatch.setattr(onnx_mod, "fold_dequantized_weights", lambda *a: called.append(1) or real(*a))
     assert onnx_mod.folded_model(weights, cache_dir=tmp_path) == first
     assert called == [1]
     # an unpinned fold (another onnx version) is used but not written
@@ -111,20 +123,52 @@ def test_runtime_from_environment(monkeypatch):
     monkeypatch.setenv("FACEAUDIT_RUNTIME", "OpenCV")
     assert Runtime.from_environment() is Runtime.OPENCV
     monkeypatch.setenv("FACEAUDIT_RUNTIME", "tensorrt")
-    with pytest.raises(InvalidParameterError, match="auto, opencv, onnxruntime"):
+    with pytest.raises(InvalidParameterError, match="auto, opencv, onnxruntime, openvino"):
         Runtime.from_environment()
 
 
-def test_auto_falls_back_to_opencv_without_onnxruntime(weights, monkeypatch):
-    monkeypatch.setattr(_sface, "onnxruntime_installed", lambda: False)
-    assert sface_embedder(weights, Runtime.AUTO).runtime == "opencv dnn"
+def test_runtime_plans(monkeypatch):
+    """auto: YuNet on ONNX Runtime, SFace on OpenVINO on a CPU, on ONNX Runtime with CUDA;
+    OpenCV for what is missing; an explicit runtime that is missing is a typed error."""
+    def installed(ort, ov, cuda=False):
+        monkeypatch.setattr(_sface, "onnxruntime_installed", lambda: ort)
+        monkeypatch.setattr(_sface, "openvino_installed", lambda: ov)
+        monkeypatch.setattr(_sface, "_cuda", lambda: cuda)
+
+    installed(True, True)
+    assert plan_runtime(Runtime.AUTO) == RuntimePlan(Runtime.ONNXRUNTIME, Runtime.OPENVINO)
+    assert plan_runtime(Runtime.ONNXRUNTIME) == RuntimePlan(Runtime.ONNXRUNTIME, Runtime.ONNXRUNTIME)
+    assert plan_runtime(Runtime.OPENCV) == RuntimePlan(Runtime.OPENCV, Runtime.OPENCV)
+    installed(True, True, cuda=True)
+    assert plan_runtime(Runtime.AUTO) == RuntimePlan(Runtime.ONNXRUNTIME, Runtime.ONNXRUNTIME)
+    installed(True, False)
+    assert plan_runtime(Runtime.AUTO) == RuntimePlan(Runtime.ONNXRUNTIME, Runtime.ONNXRUNTIME)
+    with pytest.raises(ModelNotInstalledError, match="openvino"):
+        plan_runtime(Runtime.OPENVINO)
+    installed(False, True)
+    assert plan_runtime(Runtime.AUTO) == RuntimePlan(Runtime.OPENCV, Runtime.OPENVINO)
+    installed(False, False)
+    assert plan_runtime(Runtime.AUTO) == RuntimePlan(Runtime.OPENCV, Runtime.OPENCV)
+    assert plan_runtime(Runtime.AUTO).describe() == "opencv dnn"
     with pytest.raises(ModelNotInstalledError, match="onnxruntime"):
-        sface_embedder(weights, Runtime.ONNXRUNTIME)
+        plan_runtime(Runtime.ONNXRUNTIME)
 
 
+def test_auto_falls_back_to_opencv_without_the_other_runtimes(weights, monkeypatch):
+    monkeypatch.setattr(_sface, "onnxruntime_installed", lambda: False)
+    monkeypatch.setattr(_sface, "openvino_installed", lambda: False)
+    detector, embedder = sface_model(get_model("sface").weights[0].verified_path(), weights, Runtime.AUTO)
+    assert embedder.runtime == "opencv dnn" and type(detector) is YuNetDetector
+
+
+@needs_ov
 @needs_ort
-def test_auto_prefers_onnxruntime(weights):
-    assert sface_embedder(weights, Runtime.AUTO).runtime.startswith("onnxruntime")
+def test_auto_runs_sface_on_openvino_and_yunet_on_onnxruntime(weights):
+    if _sface._cuda():
+        pytest.skip("with CUDA, auto runs SFace on ONNX Runtime")
+    detector, embedder = sface_model(get_model("sface").weights[0].verified_path(), weights, Runtime.AUTO)
+    assert embedder.runtime == "openvino (CPU)" and isinstance(detector, onnx_mod.OnnxYuNetDetector)
+    assert get_model("sface").runtime() == "YuNet on onnxruntime (CPU), SFace on openvino (CPU)"
 
 
 def test_similarity_transform_recovers_a_known_one():
@@ -157,3 +201,70 @@ def test_alignment_matches_opencvs_crop(weights, engine):
             assert ours.shape == theirs.shape == (112, 112, 3)
             diffs.append((np.abs(ours - theirs).max(), np.abs(ours - theirs).mean()))
     assert max(d[0] for d in diffs) <= 16 and max(d[1] for d in diffs) < 0.5, diffs
+
+
+@needs_ort
+def test_onnxruntime_detector_finds_opencvs_faces(detector_weights):
+    """YuNet through ONNX Runtime + our decoding and suppression against FaceDetectorYN on every
+    test photo and the bundled sample's first 100: the same faces, in the same order, with
+    boxes and landmarks within 0.001 px and scores within 1e-4."""
+    from pathlib import Path
+
+    import cv2
+
+    opencv = YuNetDetector(detector_weights)
+    ort = onnx_mod.OnnxYuNetDetector(detector_weights)
+    sample = sorted((Path(__file__).resolve().parents[2] / "examples" / "sample").rglob("*.jpg"))[:100]
+    compared = 0
+    for path in PHOTOS + sample:
+        bgr = load_image(path).bgr()
+        for scale in (1.0, 0.5):  # odd sizes: padding to multiples of 32 on both sides
+            small = bgr if scale == 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            a, b = opencv._raw_rows(small), ort._raw_rows(small)
+            assert (a is None) == (b is None), path
+            if a is None:
+                continue
+            assert a.shape == b.shape, path
+            np.testing.assert_allclose(a[:, :14], b[:, :14], atol=1e-3)
+            np.testing.assert_allclose(a[:, 14], b[:, 14], atol=1e-4)
+            compared += len(a)
+    assert compared >= 200
+
+
+def test_suppression_keeps_the_best_of_overlapping_boxes():
+    """yunet_rows on hand-made outputs: two overlapping candidates in one 32x32 input -> the
+    better one; a third far away stays; scores at or below the threshold never appear."""
+    out = {}
+    for stride in (8, 16, 32):
+        n = (32 // stride) ** 2
+        out[f"cls_{stride}"] = np.zeros((1, n, 1), np.float32)
+        out[f"obj_{stride}"] = np.ones((1, n, 1), np.float32)
+        out[f"bbox_{stride}"] = np.zeros((1, n, 4), np.float32)
+        out[f"kps_{stride}"] = np.zeros((1, n, 10), np.float32)
+    out["cls_8"][0, [0, 1, 15], 0] = [0.81, 0.64, 0.49]  # scores 0.9, 0.8, 0.7 (sqrt of cls * obj)
+    out["bbox_8"][0, :, 2:] = np.log(2.0)  # 16x16 boxes centred on their cells
+    out["cls_16"][0, 3, 0] = 0.25  # score 0.5: below the threshold
+    rows = onnx_mod.yunet_rows(out, 32, 32, 0.6, 0.3)
+    np.testing.assert_allclose(rows[:, 14], [0.9, 0.7], atol=1e-6)
+    np.testing.assert_allclose(rows[0, :4], [-8, -8, 16, 16])  # cell (0, 0): centre 0, 16 wide
+    np.testing.assert_allclose(rows[1, :2], [3 * 8 - 8, 3 * 8 - 8])  # cell 15 = row 3, column 3
+    assert onnx_mod.yunet_rows(out, 32, 32, 0.95, 0.3) is None
+
+
+@needs_ort
+def test_a_pool_folds_once_before_its_workers_start(tmp_path, monkeypatch):
+    """The parent caches both folds before spawning workers: the workers load them, none folds."""
+    from faceaudit.engine import EnginePool
+
+    monkeypatch.setenv("FACEAUDIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("FACEAUDIT_RUNTIME", "onnxruntime")
+    photo = PHOTOS[0].read_bytes()
+    with EnginePool("sface", workers=2) as pool:
+        results = dict(pool.map(_box_count, [("a", photo), ("b", photo)]))
+    assert results["a"] == results["b"] >= 1
+    assert sorted(p.name.split("-folded")[0] for p in (tmp_path / "models").glob("*.onnx")) == [
+        "face_detection_yunet_2023mar_int8bq", "face_recognition_sface_2021dec_int8bq"]
+
+
+def _box_count(engine, data):
+    return len(engine.detect(data).faces)

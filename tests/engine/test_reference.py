@@ -95,7 +95,9 @@ def _check(engine, model: str) -> None:
             assert np.allclose(g.face.box_px, r["box_px"], atol=1e-3), name
             assert g.face.quality.brightness == pytest.approx(r["brightness"], abs=1e-3)
             assert g.face.quality.sharpness == pytest.approx(r["sharpness"], abs=1e-3)
-            assert [g.face.pose.roll, g.face.pose.yaw, g.face.pose.pitch] == pytest.approx(r["pose"], abs=1e-3)
+            # pose is rounded to 0.001 degree: landmarks 1e-4 px apart (ONNX Runtime against
+            # OpenCV's DNN module) may round to neighbouring values
+            assert [g.face.pose.roll, g.face.pose.yaw, g.face.pose.pitch] == pytest.approx(r["pose"], abs=2.5e-3)
 
 
 def test_sface_embeddings_equal_the_reference(sface_engine):

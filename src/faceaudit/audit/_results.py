@@ -433,8 +433,11 @@ class AuditResult:
     def to_dict(self) -> Dict[str, Any]:
         return plain(self)
 
-    def to_json(self, indent: Optional[int] = 1) -> str:
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+    def to_json(self, indent: Optional[int] = None) -> str:
+        """results.json: compact by default (one line; Python's fast encoder: a pretty-printed
+        file of a large audit takes several times longer to write). ``indent`` for people."""
+        separators = (",", ":") if indent is None else None
+        return json.dumps(self.to_dict(), indent=indent, separators=separators, allow_nan=False)
 
     def summary(self, threshold: float) -> ThresholdSummary:
         for s in self.summaries:

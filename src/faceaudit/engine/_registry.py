@@ -119,6 +119,13 @@ class ModelSpec:
     dimension: int = 128
     runtime: Callable[[], str] = field(default=lambda: "", repr=False)
     """What will run the network in this process (read from the environment, nothing loaded)."""
+    prepare: Callable[[Tuple[Path, ...]], None] = field(default=lambda paths: None, repr=False)
+    """Work done once per machine before worker processes load the model (e.g. caching a
+    converted network), given the verified weight paths."""
+
+    def prepare_for_workers(self) -> None:
+        """Run :attr:`prepare` here, so that worker processes do not each repeat it."""
+        self.prepare(tuple(w.verified_path() for w in self.weights))
 
     @property
     def scale(self) -> SimilarityScale:
@@ -175,9 +182,15 @@ def _load_calibration(name: str, sha256: Optional[str]) -> Calibration:
 
 
 def _sface_factory(paths):
-    from faceaudit.engine._sface import YuNetDetector, sface_embedder
+    from faceaudit.engine._sface import sface_model
 
-    return YuNetDetector(paths[0]), sface_embedder(paths[1])
+    return sface_model(paths[0], paths[1])
+
+
+def _sface_prepare(paths) -> None:
+    from faceaudit.engine._sface import Runtime, prepare_runtime
+
+    prepare_runtime(paths[0], paths[1], Runtime.from_environment())
 
 
 def _sface_runtime() -> str:
@@ -225,6 +238,7 @@ _MODELS: Dict[str, ModelSpec] = {
             recommended_source="OpenCV FaceRecognizerSF sample: cosine >= 0.363 means same identity",
             factory=_sface_factory,
             runtime=_sface_runtime,
+            prepare=_sface_prepare,
             calibration_sha256=_CALIBRATION_SHA256["sface"],
         ),
         ModelSpec(

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 import importlib.util
 import os
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from faceaudit._errors import InvalidParameterError, ModelNotInstalledError
-from faceaudit.engine._base import Embedder, detection_scale, normalise
+from faceaudit.engine._base import Detector, Embedder, detection_scale, normalise
 from faceaudit.engine._image import Image
 from faceaudit.engine._quality import build_face
 from faceaudit.engine._types import DetectedFace
@@ -31,6 +32,13 @@ class YuNetDetector:
         )
         self._lock = threading.Lock()
 
+    def _raw_rows(self, small: np.ndarray) -> Optional[np.ndarray]:
+        """FaceDetectorYN's rows for the (downscaled) BGR image, or None when it finds no face."""
+        with self._lock:
+            self._net.setInputSize((small.shape[1], small.shape[0]))
+            _, rows = self._net.detect(small)
+        return rows
+
     def detect(self, image: Image, limit: Optional[int] = None) -> List[DetectedFace]:
         bgr = image.bgr()
         scale = detection_scale(image.width, image.height, DETECT_MAX_SIDE)
@@ -38,9 +46,7 @@ class YuNetDetector:
         if scale < 1.0:
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        with self._lock:
-            self._net.setInputSize((small.shape[1], small.shape[0]))
-            _, rows = self._net.detect(small)
+        rows = self._raw_rows(small)
         if rows is None:
             return []
         faces = []
@@ -81,15 +87,17 @@ class SFaceEmbedder:
 
 
 class Runtime(enum.Enum):
-    """What runs the SFace network. Both give the same embeddings (cosine >= 0.9999)."""
+    """What runs the YuNet and SFace networks. Every runtime gives the same faces and embeddings
+    (coordinates within 0.001 px, cosine >= 0.9999: tests/engine/test_onnx.py)."""
 
-    AUTO = "auto"  # ONNX Runtime when installed (faster; a GPU where onnxruntime-gpu has one), else OpenCV
-    OPENCV = "opencv"  # OpenCV's DNN module
-    ONNXRUNTIME = "onnxruntime"
+    AUTO = "auto"  # the fastest installed, network by network (see plan_runtime)
+    OPENCV = "opencv"  # OpenCV's DNN module for both
+    ONNXRUNTIME = "onnxruntime"  # ONNX Runtime for both (CUDA with onnxruntime-gpu)
+    OPENVINO = "openvino"  # SFace on OpenVINO's CPU plugin, YuNet on ONNX Runtime
 
     @classmethod
     def from_environment(cls) -> "Runtime":
-        """``FACEAUDIT_RUNTIME`` (auto, opencv or onnxruntime; default auto)."""
+        """``FACEAUDIT_RUNTIME`` (auto, opencv, onnxruntime or openvino; default auto)."""
         raw = os.environ.get("FACEAUDIT_RUNTIME", "auto").strip().lower() or "auto"
         try:
             return cls(raw)
@@ -99,36 +107,105 @@ class Runtime(enum.Enum):
             ) from None
 
 
+def _installed(*names: str) -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in names)
+
+
 def onnxruntime_installed() -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+    return _installed("onnxruntime", "onnx")  # onnx folds the pinned files' quantized weights
 
 
-def _resolve(runtime: Optional[Runtime]) -> Runtime:
-    runtime = runtime or Runtime.from_environment()
-    if runtime is Runtime.AUTO:
-        return Runtime.ONNXRUNTIME if onnxruntime_installed() else Runtime.OPENCV
-    return runtime
+def openvino_installed() -> bool:
+    return _installed("openvino", "onnx")
 
 
-def planned_runtime(runtime: Optional[Runtime] = None) -> str:
-    """What :func:`sface_embedder` would run SFace on, for people (loads nothing)."""
-    runtime = _resolve(runtime)
-    if runtime is Runtime.OPENCV or not onnxruntime_installed():
-        return "opencv dnn" + ("" if runtime is Runtime.OPENCV else " (onnxruntime not installed)")
+def _cuda() -> bool:
     from faceaudit.engine._onnx import onnx_providers
 
-    return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in onnx_providers())})"
+    return "CUDAExecutionProvider" in onnx_providers()
 
 
-def sface_embedder(weights: Path, runtime: Optional[Runtime] = None) -> Embedder:
-    """The SFace embedder on ``runtime`` (default: :meth:`Runtime.from_environment`)."""
-    runtime = _resolve(runtime)
+@dataclass(frozen=True)
+class RuntimePlan:
+    """Which runtime runs each network."""
+
+    detector: Runtime  # OPENCV or ONNXRUNTIME
+    embedder: Runtime  # OPENCV, ONNXRUNTIME or OPENVINO
+
+    def describe(self) -> str:
+        def name(r: Runtime) -> str:
+            if r is Runtime.OPENCV:
+                return "opencv dnn"
+            if r is Runtime.OPENVINO:
+                return "openvino (CPU)"
+            from faceaudit.engine._onnx import onnx_providers
+
+            return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in onnx_providers())})"
+
+        if self.detector is self.embedder:
+            return name(self.embedder)
+        return f"YuNet on {name(self.detector)}, SFace on {name(self.embedder)}"
+
+
+def plan_runtime(runtime: Optional[Runtime] = None) -> RuntimePlan:
+    """The runtime of each network for ``runtime`` (default: ``FACEAUDIT_RUNTIME``).
+
+    ``auto``: YuNet on ONNX Runtime (twice OpenCV's speed on this small network); SFace on
+    ONNX Runtime where it has a GPU, else on OpenVINO (about twice ONNX Runtime's speed on one
+    x86 core), else ONNX Runtime; OpenCV for whatever is not installed. An explicit runtime
+    that is not installed is a ModelNotInstalledError.
+    """
+    runtime = runtime or Runtime.from_environment()
+    ort, ov = onnxruntime_installed(), openvino_installed()
     if runtime is Runtime.OPENCV:
-        return SFaceEmbedder(weights)
-    if not onnxruntime_installed():
+        return RuntimePlan(Runtime.OPENCV, Runtime.OPENCV)
+    if runtime is Runtime.ONNXRUNTIME and not ort:
         raise ModelNotInstalledError(
             "FACEAUDIT_RUNTIME=onnxruntime needs the onnxruntime and onnx packages (pip install onnxruntime onnx)"
         )
-    from faceaudit.engine._onnx import OnnxSFaceEmbedder
+    if runtime is Runtime.OPENVINO and not ov:
+        raise ModelNotInstalledError(
+            "FACEAUDIT_RUNTIME=openvino needs the openvino and onnx packages (pip install openvino onnx)"
+        )
+    detector = Runtime.ONNXRUNTIME if ort else Runtime.OPENCV
+    if runtime is not Runtime.AUTO:
+        return RuntimePlan(detector, runtime)
+    if ort and _cuda():
+        return RuntimePlan(detector, Runtime.ONNXRUNTIME)
+    return RuntimePlan(detector, Runtime.OPENVINO if ov else detector)
 
-    return OnnxSFaceEmbedder(weights)
+
+def planned_runtime(runtime: Optional[Runtime] = None) -> str:
+    """What :func:`sface_model` would run YuNet and SFace on, for people (loads nothing)."""
+    return plan_runtime(runtime).describe()
+
+
+def prepare_runtime(detector_weights: Path, embedder_weights: Path, runtime: Optional[Runtime] = None) -> None:
+    """Fold and cache the networks ONNX Runtime or OpenVINO will load (once per machine)."""
+    plan = plan_runtime(runtime)
+    if plan.detector is not Runtime.OPENCV or plan.embedder is not Runtime.OPENCV:
+        from faceaudit.engine._onnx import ensure_folded
+
+        if plan.embedder is not Runtime.OPENCV:
+            ensure_folded(embedder_weights)
+        if plan.detector is not Runtime.OPENCV:
+            ensure_folded(detector_weights, any_image_size=True)
+
+
+def sface_model(detector_weights: Path, embedder_weights: Path,
+                runtime: Optional[Runtime] = None) -> Tuple[Detector, Embedder]:
+    """YuNet and SFace, each on the runtime :func:`plan_runtime` gives for ``runtime``."""
+    plan = plan_runtime(runtime)
+    if plan.detector is Runtime.OPENCV:
+        detector: Detector = YuNetDetector(detector_weights)
+    else:
+        from faceaudit.engine._onnx import OnnxYuNetDetector
+
+        detector = OnnxYuNetDetector(detector_weights)
+    if plan.embedder is Runtime.OPENCV:
+        return detector, SFaceEmbedder(embedder_weights)
+    from faceaudit.engine._onnx import OnnxSFaceEmbedder, OpenVinoSFaceEmbedder
+
+    if plan.embedder is Runtime.OPENVINO:
+        return detector, OpenVinoSFaceEmbedder(embedder_weights)
+    return detector, OnnxSFaceEmbedder(embedder_weights)
