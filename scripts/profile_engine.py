@@ -88,23 +88,30 @@ def main() -> int:
         det = model.detector
 
         def yunet(img):
-            bgr = img.bgr()
-            det._net.setInputSize((bgr.shape[1], bgr.shape[0]))
-            return det._net.detect(bgr)
+            return det._raw_rows(img.bgr())  # the network and its decoding, whatever runs it
 
-        rec = model.embedder._net
+        emb = model.embedder
+        if hasattr(emb, "aligned"):  # ONNX Runtime / OpenVINO: our alignment, then the network
+            align = emb.aligned
 
-        def row(face):
-            return np.concatenate([np.asarray(face.box_px, np.float32), face.landmarks_px.reshape(-1),
-                                   [face.confidence / 100.0]]).astype(np.float32)
+            def forward(crop):
+                return emb._forward(cv2.dnn.blobFromImage(crop, 1.0, (112, 112), (0, 0, 0), True, False))
+        else:  # OpenCV's FaceRecognizerSF
+            rec = emb._net
 
-        crops = [(rec.alignCrop(img.bgr(), row(f))) for img, f in pairs]
+            def align(img, face):
+                row = np.concatenate([np.asarray(face.box_px, np.float32), face.landmarks_px.reshape(-1),
+                                      [face.confidence / 100.0]]).astype(np.float32)
+                return rec.alignCrop(img.bgr(), row)
+
+            forward = rec.feature
+        crops = [align(img, f) for img, f in pairs]
         stages += [
-            ("detection network (YuNet)", yunet, images),
+            (f"detection network (YuNet, {type(det).__name__})", yunet, images),
             ("detect(limit=1): + pose, quality", lambda img: det.detect(img, 1), images),
             ("detect(): every face measured", lambda img: det.detect(img), images),
-            ("alignment (alignCrop)", lambda p: rec.alignCrop(p[0].bgr(), row(p[1])), pairs),
-            ("embedding network (SFace)", lambda c: rec.feature(c), crops),
+            ("alignment", lambda p: align(p[0], p[1]), pairs),
+            (f"embedding network (SFace, {emb.runtime})", forward, crops),
         ]
     else:
         stages += [
