@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag (repeatable)")
     p.add_argument("--index", default=None, choices=["flat", "fastscan", "hnsw"],
                    help="search index: flat (exact, default), fastscan (every face scanned through 4-bit "
-                        "codes, the best re-scored exactly: about 10x faster at 1M faces, measured recall "
+                        "codes, the best re-scored exactly: 5-8x faster at 1M-5M faces, measured recall "
                         "1.0 at Similarity 80) or hnsw (a graph; lower recall); similarities are exact "
                         "with each; kept as the tag faceaudit:index (docs/scaling.md)")
     _common(p)
