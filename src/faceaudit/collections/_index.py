@@ -22,7 +22,7 @@ collection).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Protocol, Tuple, runtime_checkable
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 
@@ -143,8 +143,7 @@ class NumpyIndex:
         q = _as_vectors(queries, self.dimension)
         k = int(k)
         if self._n == 0 or k <= 0:
-            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-            return [empty for _ in range(len(q))]
+            return _no_hits(q)
         scores = self._vectors[: self._n] @ q.T  # (n, nq)
         ids = self._ids[: self._n]
         out = []
@@ -195,8 +194,7 @@ class FaissIndex:
         n = self.count
         k = int(k)
         if n == 0 or k <= 0:
-            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-            return [empty for _ in range(len(q))]
+            return _no_hits(q)
         # one extra candidate so that a tie at the k-th place is resolved like the oracle
         kk = min(k + 1, n)
         scores, ids = self._index.search(q, kk)
@@ -205,6 +203,12 @@ class FaissIndex:
             valid = ids[j] >= 0
             out.append(_order(ids[j][valid], scores[j][valid], min_score, k))
         return out
+
+
+def _no_hits(q: np.ndarray) -> List[Hits]:
+    """One empty result per query (an empty index, or k <= 0)."""
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+    return [empty for _ in range(len(q))]
 
 
 def _exact_search(vectors: np.ndarray, alive: np.ndarray, pos_ids: np.ndarray, q: np.ndarray, k: int,
@@ -222,6 +226,43 @@ def _exact_search(vectors: np.ndarray, alive: np.ndarray, pos_ids: np.ndarray, q
         part = np.flatnonzero(s >= kth)
         out.append(_order(pos_ids[live[part]], s[part], min_score, k))
     return out
+
+
+class _Tombstones:
+    """Positions ``0..n-1`` mapped to face ids, with removed faces kept as tombstones (excluded
+    from every search) until they pass ``params.max_dead_fraction``; then :meth:`_compact`."""
+
+    _pos_ids: np.ndarray
+    _alive: np.ndarray
+    _dead: int
+    params: Any
+
+    @property
+    def count(self) -> int:
+        return int(len(self._pos_ids) - self._dead)
+
+    def ids(self) -> np.ndarray:
+        return self._pos_ids[self._alive].copy()
+
+    def remove(self, ids) -> int:
+        ids = _as_ids(ids)
+        if not len(ids) or not self.count:
+            return 0
+        hit = self._alive & np.isin(self._pos_ids, ids)
+        removed = int(hit.sum())
+        if removed:
+            self._alive[hit] = False
+            self._dead += removed
+            self._removed()
+            if self._dead > self.params.max_dead_fraction * len(self._pos_ids):
+                self._compact()
+        return removed
+
+    def _removed(self) -> None:
+        """Called after tombstones were added (before any compaction)."""
+
+    def _compact(self) -> None:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -251,7 +292,7 @@ class HnswParams:
             raise ValueError("HNSW max_dead_fraction must be in (0, 1)")
 
 
-class HnswIndex:
+class HnswIndex(_Tombstones):
     """Approximate candidates from a FAISS HNSW graph, scored exactly.
 
     The graph (``IndexHNSWFlat``, inner product) proposes ``max(k + 1, ef_search)``
@@ -283,13 +324,6 @@ class HnswIndex:
         self._dead = 0
         self._selector = None
 
-    @property
-    def count(self) -> int:
-        return int(len(self._pos_ids) - self._dead)
-
-    def ids(self) -> np.ndarray:
-        return self._pos_ids[self._alive].copy()
-
     def _vectors(self) -> np.ndarray:
         """The graph's stored vectors (a view: valid until the next add), one row per node."""
         n = int(self._index.ntotal)
@@ -306,19 +340,8 @@ class HnswIndex:
         self._pos_ids = np.concatenate([self._pos_ids, ids])
         self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
 
-    def remove(self, ids) -> int:
-        ids = _as_ids(ids)
-        if not len(ids) or not self.count:
-            return 0
-        hit = self._alive & np.isin(self._pos_ids, ids)
-        removed = int(hit.sum())
-        if removed:
-            self._alive[hit] = False
-            self._dead += removed
-            self._selector = None
-            if self._dead > self.params.max_dead_fraction * len(self._pos_ids):
-                self._compact()
-        return removed
+    def _removed(self) -> None:
+        self._selector = None  # the search filter follows the tombstones
 
     def _compact(self) -> None:
         """Rebuild the graph from the live vectors (drops every tombstone)."""
@@ -363,8 +386,7 @@ class HnswIndex:
         n = self.count
         k = int(k)
         if n == 0 or k <= 0:
-            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-            return [empty for _ in range(len(q))]
+            return _no_hits(q)
         vectors = self._vectors()
         kk = min(k + 1, n)  # one extra so a tie at the k-th place is resolved like the oracle
         if n < self.params.exact_below or kk >= n // 2:
@@ -415,7 +437,7 @@ MIN_CODEBOOK_FACES = 1024
 part) need a few hundred training points at least."""
 
 
-class FastScanIndex:
+class FastScanIndex(_Tombstones):
     """Every face scanned through 4-bit product-quantisation codes, the best candidates scored exactly.
 
     FAISS's ``IndexPQFastScan`` (inner product) scores every stored code against the query
@@ -444,13 +466,6 @@ class FastScanIndex:
         self._dead = 0
         self._codes = None  # the trained IndexPQFastScan over positions 0.._coded-1, or None
         self._trained_on = 0
-
-    @property
-    def count(self) -> int:
-        return int(self._size - self._dead)
-
-    def ids(self) -> np.ndarray:
-        return self._pos_ids[self._alive].copy()
 
     def _vectors(self) -> np.ndarray:
         return self._vecs[: self._size]
@@ -488,19 +503,6 @@ class FastScanIndex:
         codes.add(np.ascontiguousarray(vectors))
         self._codes, self._trained_on = codes, self._size
 
-    def remove(self, ids) -> int:
-        ids = _as_ids(ids)
-        if not len(ids) or not self.count:
-            return 0
-        hit = self._alive & np.isin(self._pos_ids, ids)
-        removed = int(hit.sum())
-        if removed:
-            self._alive[hit] = False
-            self._dead += removed
-            if self._dead > self.params.max_dead_fraction * self._size:
-                self._compact()
-        return removed
-
     def _compact(self) -> None:
         """Drop the tombstones: keep the live faces and encode them again."""
         keep = self._alive.copy()
@@ -518,8 +520,7 @@ class FastScanIndex:
         n = self.count
         k = int(k)
         if n == 0 or k <= 0:
-            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-            return [empty for _ in range(len(q))]
+            return _no_hits(q)
         vectors = self._vectors()
         kk = min(k + 1, n)  # one extra so a tie at the k-th place is resolved like the oracle
         proposals = kk * self.params.refine + self._dead  # tombstones may take places

@@ -25,7 +25,7 @@ from typing import List
 import numpy as np
 
 from faceaudit._paths import private_dir
-from faceaudit.collections._index import Hits, _as_ids, _as_vectors, _new_entries, _order
+from faceaudit.collections._index import Hits, _as_ids, _as_vectors, _new_entries, _no_hits, _order
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,7 @@ class MilvusIndex:
         n = self.count
         k = int(k)
         if n == 0 or k <= 0:
-            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-            return [empty for _ in range(len(q))]
+            return _no_hits(q)
         # one extra candidate so that a tie at the k-th place is resolved like the oracle
         limit = min(k + 1, n, MAX_TOPK)
         res = self._client.search(self.name, data=[row for row in q], limit=limit,
