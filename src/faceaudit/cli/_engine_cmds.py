@@ -143,8 +143,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         state = "installed" if s.is_installed() else f"not installed: pip install 'faceaudit[{s.extra}]'"
         print(f"{s.name}{flag}: {s.description}")
         print(f"  FaceModelVersion: {s.version} (over the API: {s.numeric_version})   [{state}]")
-        print(f"  runs on: {s.runtime()}" + ("   (FACEAUDIT_RUNTIME=opencv|onnxruntime|openvino: same faces and embeddings)"
-                                             if s.name == "sface" else ""))
+        choice = "   (FACEAUDIT_RUNTIME=opencv|onnxruntime|openvino: same faces and embeddings)"
+        print(f"  runs on: {s.runtime()}" + (choice if s.name == "sface" else ""))
         print(f"  Similarity scale: {s.scale.version} (measured up to {s.scale.measured_up_to:.1f}, "
               "extrapolated beyond)")
         print(
