@@ -268,3 +268,26 @@ def test_a_pool_folds_once_before_its_workers_start(tmp_path, monkeypatch):
 
 def _box_count(engine, data):
     return len(engine.detect(data).faces)
+
+
+def test_auto_falls_back_when_a_runtime_fails_to_load(weights, detector_weights, monkeypatch, caplog):
+    """auto: a runtime that is installed but cannot load the network (e.g. an unsupported CPU)
+    is logged and the next one used; an explicit choice that fails is a typed ModelError."""
+    from faceaudit import ModelError
+    from faceaudit.engine import _onnx
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("this CPU is not supported")
+
+    monkeypatch.setattr(_sface, "onnxruntime_installed", lambda: HAVE_ORT)
+    monkeypatch.setattr(_sface, "openvino_installed", lambda: True)
+    monkeypatch.setattr(_sface, "_cuda", lambda: False)
+    monkeypatch.setattr(_onnx, "OpenVinoSFaceEmbedder", broken)
+    monkeypatch.setattr(_onnx, "OnnxYuNetDetector", broken)
+    with caplog.at_level("WARNING"):
+        detector, embedder = sface_model(detector_weights, weights, Runtime.AUTO)
+    assert type(detector) is YuNetDetector
+    assert embedder.runtime == ("onnxruntime (CPU)" if HAVE_ORT else "opencv dnn")
+    assert "does not load on openvino" in caplog.text
+    with pytest.raises(ModelError, match="does not load on onnxruntime: this CPU"):
+        sface_model(detector_weights, weights, Runtime.OPENVINO)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 import importlib.util
 import os
@@ -13,11 +14,13 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
-from faceaudit._errors import InvalidParameterError, ModelNotInstalledError
+from faceaudit._errors import FaceAuditError, InvalidParameterError, ModelError, ModelNotInstalledError
 from faceaudit.engine._base import Detector, Embedder, detection_scale, normalise
 from faceaudit.engine._image import Image
 from faceaudit.engine._quality import build_face
 from faceaudit.engine._types import DetectedFace
+
+log = logging.getLogger(__name__)
 
 DETECT_MAX_SIDE = 1280
 """Images are downscaled so the longer side is at most this for detection; boxes map back."""
@@ -192,20 +195,52 @@ def prepare_runtime(detector_weights: Path, embedder_weights: Path, runtime: Opt
             ensure_folded(detector_weights, any_image_size=True)
 
 
+def _build(kind: str, runtime: Runtime, weights: Path):
+    """The detector or embedder (``kind``) on one runtime."""
+    if runtime is Runtime.OPENCV:
+        return YuNetDetector(weights) if kind == "detector" else SFaceEmbedder(weights)
+    from faceaudit.engine import _onnx
+
+    if kind == "detector":
+        return _onnx.OnnxYuNetDetector(weights)
+    if runtime is Runtime.OPENVINO:
+        return _onnx.OpenVinoSFaceEmbedder(weights)
+    return _onnx.OnnxSFaceEmbedder(weights)
+
+
+def _fallbacks(first: Runtime, auto: bool) -> List[Runtime]:
+    """``first``, then (with ``auto``) the slower runtimes to try if it fails to load."""
+    if not auto:
+        return [first]
+    order = [Runtime.OPENVINO, Runtime.ONNXRUNTIME, Runtime.OPENCV]
+    rest = [r for r in order[order.index(first) + 1:]
+            if r is Runtime.OPENCV or (r is Runtime.ONNXRUNTIME and onnxruntime_installed())]
+    return [first] + rest
+
+
 def sface_model(detector_weights: Path, embedder_weights: Path,
                 runtime: Optional[Runtime] = None) -> Tuple[Detector, Embedder]:
-    """YuNet and SFace, each on the runtime :func:`plan_runtime` gives for ``runtime``."""
+    """YuNet and SFace, each on the runtime :func:`plan_runtime` gives for ``runtime``.
+
+    With ``auto`` a runtime that is installed but fails to load the network (an unsupported
+    CPU, a broken install) is logged and the next one is used (OpenVINO -> ONNX Runtime ->
+    OpenCV), with the same results; an explicitly chosen runtime that fails is a ModelError.
+    """
+    runtime = runtime or Runtime.from_environment()
     plan = plan_runtime(runtime)
-    if plan.detector is Runtime.OPENCV:
-        detector: Detector = YuNetDetector(detector_weights)
-    else:
-        from faceaudit.engine._onnx import OnnxYuNetDetector
-
-        detector = OnnxYuNetDetector(detector_weights)
-    if plan.embedder is Runtime.OPENCV:
-        return detector, SFaceEmbedder(embedder_weights)
-    from faceaudit.engine._onnx import OnnxSFaceEmbedder, OpenVinoSFaceEmbedder
-
-    if plan.embedder is Runtime.OPENVINO:
-        return detector, OpenVinoSFaceEmbedder(embedder_weights)
-    return detector, OnnxSFaceEmbedder(embedder_weights)
+    built = []
+    for kind, first, weights in (("detector", plan.detector, detector_weights),
+                                 ("embedder", plan.embedder, embedder_weights)):
+        candidates = _fallbacks(first, runtime is Runtime.AUTO)
+        for i, r in enumerate(candidates):
+            try:
+                built.append(_build(kind, r, weights))
+                break
+            except FaceAuditError:
+                raise
+            except Exception as exc:  # the runtime's own errors: RuntimeError, its C++ exceptions
+                if i + 1 == len(candidates):
+                    raise ModelError(f"the sface {kind} does not load on {r.value}: {exc}") from None
+                log.warning("the sface %s does not load on %s (%s): using %s", kind, r.value, exc,
+                            candidates[i + 1].value)
+    return built[0], built[1]
