@@ -297,3 +297,18 @@ def test_fastscan_params_are_checked():
         FastScanParams(retrain_growth=1.0)
     with pytest.raises(ValueError):
         FastScanIndex(100, FastScanParams(subquantizers=64))  # 100 does not divide into 64 parts
+
+
+def test_fastscan_codes_round_trip_and_refuse_a_mismatch(pair):
+    rng, ids, vecs, _, n = pair
+    idx = fill(FastScanIndex(128, SCAN), ids, vecs)
+    blob = idx.graph_bytes()
+    again = FastScanIndex.from_graph(blob, ids, vecs, 128, SCAN)
+    q = unit(rng, 10)
+    for (ia, sa), (ib, sb) in zip(idx.search(q, 10), again.search(q, 10)):
+        assert ia.tolist() == ib.tolist() and np.array_equal(sa, sb)
+    with pytest.raises(ValueError):
+        FastScanIndex.from_graph(blob, ids[:-1], vecs[:-1], 128, SCAN)
+    idx.remove(ids[:1])
+    assert idx.graph_bytes() is None  # tombstones: the codes no longer match the ids
+    assert FastScanIndex(128).graph_bytes() is None  # nothing trained yet

@@ -267,6 +267,40 @@ def test_hnsw_graph_is_kept_in_the_snapshot(tmp_path, sface_engine, monkeypatch)
     assert len(got.face_matches) == 289
 
 
+def test_fastscan_codes_are_kept_in_the_snapshot(tmp_path, sface_engine, monkeypatch):
+    """A new process loads the codes as trained and encoded (no training at start), then catches up."""
+    from faceaudit.collections import FastScanIndex
+
+    engines = {"sface": sface_engine}
+    config = SearchConfig(fastscan=SCAN)
+    a = FaceCollections(tmp_path, engines=engines, search_config=config, snapshot_min_faces=0)
+    a.create_collection(collection_id="s", tags={INDEX_TAG: "fastscan"})
+    rng = np.random.default_rng(12)
+    faces = fill(a, "s", 1200, rng, sface_engine)
+    a.search_faces(collection_id="s", face_id=faces[0])  # trains and encodes, writes the snapshot
+    with np.load(a._cache.snapshot_path(a._collection_row("s").rowid)) as z:
+        assert "graph" in z.files and len(z["ids"]) == 1200
+    a.delete_faces(collection_id="s", face_ids=faces[:10])  # after the snapshot: replayed
+
+    def no_training(self):
+        raise AssertionError("the codes were trained again instead of loaded")
+
+    monkeypatch.setattr(FastScanIndex, "_encode_all", no_training)
+    b = FaceCollections(tmp_path, engines=engines, search_config=config, snapshot_min_faces=0)
+    got = b.search_faces(collection_id="s", face_id=faces[20], face_match_threshold=50, max_faces=20)
+    assert b._cache.stats == {"rebuilds": 0, "snapshot_loads": 1, "catch_ups": 1}
+    assert kind_of(b, "s") is IndexKind.FASTSCAN
+    monkeypatch.undo()
+    oracle = FaceCollections(tmp_path, index="numpy", engines=engines)
+    assert_same_matches(got, oracle.search_faces(collection_id="s", face_id=faces[20], face_match_threshold=50,
+                                                 max_faces=20))
+    # the loaded codes propose what the built ones do: the same top 20 at any threshold
+    built = a.search_faces(collection_id="s", face_id=faces[20], face_match_threshold=0, max_faces=20)
+    loaded = b.search_faces(collection_id="s", face_id=faces[20], face_match_threshold=0, max_faces=20)
+    assert_same_matches(loaded, built)
+    assert len(loaded.face_matches) == 20
+
+
 def test_tag_resource_switches_the_index_at_the_next_search(tmp_path, sface_engine):
     engines = {"sface": sface_engine}
     fc = FaceCollections(tmp_path, engines=engines, search_config=SearchConfig(hnsw=GRAPH))

@@ -193,7 +193,8 @@ class IndexCache:
 
     @staticmethod
     def _graph_of(index: VectorIndex) -> Optional[np.ndarray]:
-        return index.graph_bytes() if isinstance(index, HnswIndex) else None
+        """What an approximate index keeps in the snapshot: the HNSW graph, the fast-scan codes."""
+        return index.graph_bytes() if isinstance(index, (HnswIndex, FastScanIndex)) else None
 
     def _reconcile_milvus(self, conn, coll: CollectionRow) -> _Entry:
         """The Milvus collection, made to hold exactly SQLite's faces (repairs counted as rebuilds)."""
@@ -217,16 +218,19 @@ class IndexCache:
             return self._rebuild(conn, coll, kind)
         ids, vectors, seq, graph = loaded
         index = None
-        if kind is IndexKind.HNSW and graph is not None:  # the graph as built: no rebuild at start
+        if kind in (IndexKind.HNSW, IndexKind.FASTSCAN) and graph is not None:  # as built: no rebuild
             try:
-                index = HnswIndex.from_graph(graph, ids, coll.dimension, self.config.hnsw)
+                if kind is IndexKind.HNSW:
+                    index = HnswIndex.from_graph(graph, ids, coll.dimension, self.config.hnsw)
+                else:
+                    index = FastScanIndex.from_graph(graph, ids, vectors, coll.dimension, self.config.fastscan)
             except (ValueError, RuntimeError) as exc:
-                log.warning("unusable HNSW graph in the snapshot of collection %s (%s): rebuilding it",
-                            coll.name, exc)
+                log.warning("unusable %s index in the snapshot of collection %s (%s): rebuilding it",
+                            kind.value, coll.name, exc)
         if index is None:
             index = self._new_index(coll, kind)
             index.add(ids, vectors)
-            if kind is IndexKind.HNSW and index.count >= self.snapshot_min_faces:
+            if kind in (IndexKind.HNSW, IndexKind.FASTSCAN) and index.count >= self.snapshot_min_faces:
                 coll_at = dataclasses.replace(coll, head_seq=seq)  # the graph reflects the snapshot's seq
                 self._write_snapshot(coll_at, ids, vectors, graph=self._graph_of(index))
         entry = _Entry(index=index, seq=seq, kind=kind)

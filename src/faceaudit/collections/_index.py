@@ -447,7 +447,8 @@ class FastScanIndex(_Tombstones):
     approximate. Unlike a graph, nothing is skipped unseen: a face is missed only when the
     code's error pushes it below hundreds of strangers, so recall holds in spaces of high
     intrinsic dimension where HNSW loses candidates (measured in docs/scaling.md). The codes
-    are cheap to build (seconds per million faces), so they are rebuilt rather than stored.
+    build in seconds per million faces; :meth:`graph_bytes` / :meth:`from_graph` keep them in
+    the collection's snapshot so that a new process neither trains nor encodes.
     """
 
     def __init__(self, dimension: int, params: Optional[FastScanParams] = None) -> None:
@@ -502,6 +503,31 @@ class FastScanIndex(_Tombstones):
         codes.train(np.ascontiguousarray(sample))
         codes.add(np.ascontiguousarray(vectors))
         self._codes, self._trained_on = codes, self._size
+
+    def graph_bytes(self) -> Optional[np.ndarray]:
+        """The serialised codes (uint8) when they cover exactly :meth:`ids` in order (no
+        tombstones), for the snapshot; None while the collection is scored exactly."""
+        if self._dead or self._codes is None or self._codes.ntotal != self._size:
+            return None
+        return self._faiss.serialize_index(self._codes)
+
+    @classmethod
+    def from_graph(cls, codes: np.ndarray, ids: np.ndarray, vectors: np.ndarray, dimension: int,
+                   params: Optional[FastScanParams] = None) -> "FastScanIndex":
+        """An index from :meth:`graph_bytes` and the ids and vectors it was built from, without
+        training or encoding again (ValueError if they disagree)."""
+        self = cls(dimension, params)
+        index = self._faiss.deserialize_index(np.ascontiguousarray(codes, dtype=np.uint8))
+        ids, vectors = _new_entries(ids, vectors, self.dimension, lambda: np.zeros(0, np.int64))
+        if not isinstance(index, self._faiss.IndexPQFastScan) or index.d != self.dimension \
+                or index.ntotal != len(ids) or index.metric_type != self._faiss.METRIC_INNER_PRODUCT:
+            raise ValueError("the fast-scan codes do not match their ids")
+        self._vecs = np.ascontiguousarray(vectors, dtype=np.float32).copy()
+        self._size = len(ids)
+        self._pos_ids = ids.copy()
+        self._alive = np.ones(len(ids), dtype=bool)
+        self._codes, self._trained_on = index, len(ids)
+        return self
 
     def _compact(self) -> None:
         """Drop the tombstones: keep the live faces and encode them again."""
