@@ -176,6 +176,10 @@ def test_results_carry_scale_promise_shares_and_counts(small_run, small_manifest
     assert main(argv) == 0
     res, _ = load(dest)
     assert "similarity_scale_version" in res["engine"]
+    from faceaudit.engine import get_model
+
+    assert res["engine"]["runtime"] == get_model("sface").runtime()  # what ran the networks
+    assert "Networks ran on" in (dest / "report.html").read_text()
     assert res["min_group_searches"] == 3
     (point,) = res["match_counts"]
     assert point["requested"] == 2 and point["reached"]["errors"] <= 2

@@ -136,6 +136,7 @@ class LocalEngine:
             similarity=self.spec.scale.formula,
             search={"faces_per_image": "largest face only", "scores": "every probe against every gallery face"},
             similarity_scale_version=self.spec.scale.version,
+            runtime=self.spec.runtime() or None,
         )
 
     def _embed_one(self, data: bytes) -> CachedEmbedding:

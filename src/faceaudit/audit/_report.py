@@ -525,6 +525,8 @@ def _provenance(res: Dict[str, Any]) -> str:
             + f". Model's own threshold {tfmt(eng['model_threshold'])}: {escape(eng['model_threshold_source'])}. "
             + (f" Similarity scale version <code>{escape(eng['similarity_scale_version'])}</code>."
                if eng.get("similarity_scale_version") else "")
+            + (f" Networks ran on {escape(eng['runtime'])} (every runtime gives the same embeddings)."
+               if eng.get("runtime") else "")
             + f" Search: {search}.</p><table><tr><th>Side</th><th>Manifest</th><th>Rows</th><th>SHA-256</th></tr>"
             f"{rows}</table>{cmd}<p class='small'>faceaudit {escape(res['faceaudit_version'])}, "
             f"{escape(res['created'])}; {escape(timings)}.</p>")

@@ -369,7 +369,9 @@ class EngineInfo:
     engine); otherwise only candidates at or above ``search_threshold`` were seen.
     ``similarity_scale_version``: the version of the Similarity scale (the model's
     calibration to false-match rates), beside ``face_model_version``; None when
-    the engine does not say.
+    the engine does not say. ``runtime``: what runs the networks on the auditing
+    machine (e.g. "YuNet on onnxruntime (CPU), SFace on openvino (CPU)"); every runtime
+    gives the same embeddings to cosine 0.9999, and cached embeddings may come from another.
     """
 
     kind: str
@@ -382,6 +384,7 @@ class EngineInfo:
     endpoint: Optional[str] = None
     search: Mapping[str, Any] = field(default_factory=dict)
     similarity_scale_version: Optional[str] = None
+    runtime: Optional[str] = None
 
 
 @dataclass(frozen=True)
