@@ -176,9 +176,10 @@ def test_results_carry_scale_promise_shares_and_counts(small_run, small_manifest
     assert main(argv) == 0
     res, _ = load(dest)
     assert "similarity_scale_version" in res["engine"]
-    from faceaudit.engine import get_model
+    import re
 
-    assert res["engine"]["runtime"] == get_model("sface").runtime()  # what ran the networks
+    runtime = res["engine"]["runtime"]  # what ran the networks
+    assert re.fullmatch(r"opencv dnn|onnxruntime \(.+\)|openvino \(CPU\)|YuNet on .+, SFace on .+", runtime), runtime
     assert "Networks ran on" in (dest / "report.html").read_text()
     assert res["min_group_searches"] == 3
     (point,) = res["match_counts"]

@@ -110,11 +110,16 @@ def test_fold_is_cached_only_when_it_matches_its_pin(weights, tmp_path, monkeypa
     monkeypatch.setattr(onnx_mod, "fold_dequantized_weights", lambda *a: called.append(1) or real(*a))
     assert onnx_mod.folded_model(weights, cache_dir=tmp_path) == first
     assert called == [1]
-    # an unpinned fold (another onnx version) is used but not written
+    # a fold that differs from its pin (another onnx version) is used but not written
     other = tmp_path / "other"
-    monkeypatch.setattr(onnx_mod, "FOLDED_SHA256", {})
+    monkeypatch.setattr(onnx_mod, "FOLDED_SHA256", {k: "0" * 64 for k in onnx_mod.FOLDED_SHA256})
     assert onnx_mod.folded_model(weights, cache_dir=other) == first
     assert not (other / "models").exists() or not list((other / "models").glob("*.onnx"))
+    # a file that is not one of the pinned ones is never folded, whatever its name
+    stranger = tmp_path / weights.name
+    stranger.write_bytes(weights.read_bytes() + b"\0")
+    with pytest.raises(ModelIntegrityError, match="not a pinned model file"):
+        onnx_mod.folded_model(stranger, cache_dir=other)
 
 
 def test_runtime_from_environment(monkeypatch):
@@ -259,11 +264,19 @@ def test_a_pool_folds_once_before_its_workers_start(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEAUDIT_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("FACEAUDIT_RUNTIME", "onnxruntime")
     photo = PHOTOS[0].read_bytes()
-    with EnginePool("sface", workers=2) as pool:
+    pool = EnginePool("sface", workers=2)
+    try:
+        pool._executor()  # what map() does first: prepare here, then start the workers
+        folds = sorted((tmp_path / "models").glob("*.onnx"))
+        assert [p.name.split("-folded")[0] for p in folds] == [
+            "face_detection_yunet_2023mar_int8bq", "face_recognition_sface_2021dec_int8bq"]
+        written = {p: p.stat().st_mtime_ns for p in folds}
         results = dict(pool.map(_box_count, [("a", photo), ("b", photo)]))
+    finally:
+        pool.close()
     assert results["a"] == results["b"] >= 1
-    assert sorted(p.name.split("-folded")[0] for p in (tmp_path / "models").glob("*.onnx")) == [
-        "face_detection_yunet_2023mar_int8bq", "face_recognition_sface_2021dec_int8bq"]
+    assert {p: p.stat().st_mtime_ns for p in folds} == written  # the workers loaded them, none folded
+    assert not list((tmp_path / "models").glob(".fold-*"))
 
 
 def _box_count(engine, data):
@@ -291,3 +304,30 @@ def test_auto_falls_back_when_a_runtime_fails_to_load(weights, detector_weights,
     assert "does not load on openvino" in caplog.text
     with pytest.raises(ModelError, match="does not load on onnxruntime: this CPU"):
         sface_model(detector_weights, weights, Runtime.OPENVINO)
+
+
+
+@needs_ort
+def test_a_broken_fold_falls_back_under_auto(weights, detector_weights, monkeypatch, caplog):
+    """A fold that fails its own check (e.g. an onnx that cannot write this model) is a load
+    failure like any other: auto moves on to OpenCV for that network."""
+    def bad_fold(*args, **kwargs):
+        raise ModelIntegrityError("the folded model does not check")
+
+    monkeypatch.setattr(onnx_mod, "folded_model", bad_fold)
+    monkeypatch.setattr(_sface, "_cuda", lambda: False)
+    with caplog.at_level("WARNING"):
+        detector, embedder = sface_model(detector_weights, weights, Runtime.AUTO)
+    assert type(detector) is YuNetDetector and embedder.runtime == "opencv dnn"
+    with pytest.raises(ModelIntegrityError):
+        sface_model(detector_weights, weights, Runtime.ONNXRUNTIME)
+
+
+def test_a_loaded_model_says_what_runs_it(engine):
+    from faceaudit.engine import FaceEngine
+
+    fresh = FaceEngine("sface")
+    assert fresh.loaded_runtime is None
+    fresh.model
+    assert fresh.loaded_runtime == engine.model.runtime
+    assert engine.model.runtime in (get_model("sface").runtime(), "opencv dnn")

@@ -136,7 +136,8 @@ class LocalEngine:
             similarity=self.spec.scale.formula,
             search={"faces_per_image": "largest face only", "scores": "every probe against every gallery face"},
             similarity_scale_version=self.spec.scale.version,
-            runtime=self.spec.runtime() or None,
+            # as loaded here when this process embedded; else as planned (workers log a fallback)
+            runtime=self.face_engine.loaded_runtime or self.spec.runtime() or None,
         )
 
     def _embed_one(self, data: bytes) -> CachedEmbedding:

@@ -549,7 +549,8 @@ class FastScanIndex(_Tombstones):
             return _no_hits(q)
         vectors = self._vectors()
         kk = min(k + 1, n)  # one extra so a tie at the k-th place is resolved like the oracle
-        proposals = kk * self.params.refine + self._dead  # tombstones may take places
+        # tombstones take places among the proposals in proportion: ask for that many more
+        proposals = -(-kk * self.params.refine * self._size // n)
         if self._codes is None or proposals >= self._size // 2:
             return _exact_search(vectors, self._alive, self._pos_ids, q, k, min_score)
         _, positions = self._codes.search(q, proposals)

@@ -10,9 +10,18 @@ from faceaudit.engine._image import Image
 from faceaudit.engine._types import DetectedFace
 
 
+def describe_runtimes(detector: str, embedder: str, names: "tuple[str, str]" = ("detector", "embedder")) -> str:
+    """What runs a model's two networks, for people: one name when both run on the same."""
+    if detector == embedder:
+        return embedder
+    return f"{names[0]} on {detector}, {names[1]} on {embedder}"
+
+
 @runtime_checkable
 class Detector(Protocol):
     """Finds faces in an image."""
+
+    runtime: str  # what runs it, for people: "opencv dnn", "onnxruntime (CPU)", ...
 
     def detect(self, image: Image, limit: Optional[int] = None) -> List[DetectedFace]:
         """The faces found, in pixels of ``image``: all of them, or only the ``limit`` largest

@@ -40,6 +40,8 @@ def _score_to_confidence(score: float) -> float:
 class DlibHogDetector:
     """dlib's frontal-face HOG detector with the 5-point shape predictor."""
 
+    runtime = "dlib"
+
     def __init__(self, shape_predictor: Path):
         dlib = _import_dlib()
         self._dlib = dlib

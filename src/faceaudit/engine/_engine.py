@@ -94,6 +94,11 @@ class FaceEngine:
         return self._model
 
     @property
+    def loaded_runtime(self) -> Optional[str]:
+        """What runs the networks in this process, as loaded; None before the model is loaded."""
+        return self._model.runtime if self._model is not None else None
+
+    @property
     def model_version(self) -> str:
         return self.spec.version
 

@@ -78,6 +78,13 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, b
         return (q - zero) * scale
     axis = axis % q.ndim
     if block > 0:
+        want = list(q.shape)
+        want[axis] = -(-q.shape[axis] // block)  # one scale per block, the last one maybe short
+        if list(scale.shape) != want or list(zero.shape) not in (want, []):
+            raise ModelIntegrityError(
+                f"DequantizeLinear block scales of shape {scale.shape} do not fit weights {q.shape} "
+                f"in blocks of {block}"
+            )
         scale = np.repeat(scale, block, axis=axis)
         zero = np.repeat(zero, block, axis=axis)
         cut = [slice(None)] * q.ndim
@@ -166,6 +173,9 @@ def folded_model(weights: Path, cache_dir: Optional[Path] = None, any_image_size
     pinned copy is there, else folded now (and cached when the fold matches its pin)."""
     data = Path(weights).read_bytes()
     source = hashlib.sha256(data).hexdigest()
+    if source not in {key.split("+")[0] for key in FOLDED_SHA256}:
+        # read again here, so checked again: only the pinned files are ever folded and run
+        raise ModelIntegrityError(f"{weights} is not a pinned model file (SHA-256 {source})")
     pin = FOLDED_SHA256.get(source + ("+any-size" if any_image_size else ""))
     cached = _cache_path(weights, source, cache_dir, any_image_size)
     if pin is not None:
@@ -179,14 +189,20 @@ def folded_model(weights: Path, cache_dir: Optional[Path] = None, any_image_size
     if pin is None or hashlib.sha256(folded).hexdigest() != pin:
         log.info("the fold of %s is not the pinned one (another onnx version?): used, not cached", weights)
         return folded
+    tmp = None
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".fold-")
         with os.fdopen(fd, "wb") as fh:
             fh.write(folded)
         os.replace(tmp, cached)
-    except OSError as exc:  # a read-only home: fold again next time
+    except OSError as exc:  # a read-only home, a full disk: fold again next time
         log.info("could not cache the folded model in %s: %s", cached.parent, exc)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     return folded
 
 
@@ -254,7 +270,7 @@ class OnnxSFaceEmbedder(_FoldedSFace):
 
     @property
     def runtime(self) -> str:
-        return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in self.providers)})"
+        return _describe_session(self._session)
 
     def _forward(self, blob: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: blob})[0]
@@ -301,7 +317,17 @@ def _session(model: bytes, threads: int):
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: its warnings about unused initializers are noise
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(model, options, providers=onnx_providers())
+    # on CUDA, pick convolution algorithms by heuristic: an exhaustive search would run again
+    # for every new input size (YuNet sees each image at its own size)
+    providers = [(p, {"cudnn_conv_algo_search": "HEURISTIC"}) if p == "CUDAExecutionProvider" else p
+                 for p in onnx_providers()]
+    return onnxruntime.InferenceSession(model, options, providers=providers)
+
+
+def _describe_session(session) -> str:
+    """"onnxruntime (CUDA, CPU)": the providers the session really got (a CUDA provider that
+    failed to start is not among them)."""
+    return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in session.get_providers())})"
 
 
 def yunet_rows(outputs: Dict[str, np.ndarray], width: int, height: int, score_threshold: float,
@@ -326,7 +352,8 @@ def yunet_rows(outputs: Dict[str, np.ndarray], width: int, height: int, score_th
             raise ModelIntegrityError(f"YuNet stride {stride}: {len(cls)} predictions for a {cols}x{nrows} grid")
         cell = np.arange(cols * nrows)
         cx, cy = (cell % cols).astype(np.float32), (cell // cols).astype(np.float32)
-        w, h = np.exp(box[:, 2]) * stride, np.exp(box[:, 3]) * stride
+        with np.errstate(over="ignore"):  # cells far below the threshold may overflow: never kept
+            w, h = np.exp(box[:, 2]) * stride, np.exp(box[:, 3]) * stride
         x = (cx + box[:, 0]) * stride - w / 2
         y = (cy + box[:, 1]) * stride - h / 2
         marks = np.empty_like(kps)
@@ -365,6 +392,7 @@ class OnnxYuNetDetector(YuNetDetector):
                  threads: int = 0) -> None:
         self._score, self._nms = score_threshold, nms_threshold
         self._session = _session(folded_model(weights, any_image_size=True), threads)
+        self.runtime = _describe_session(self._session)
         self._input = self._session.get_inputs()[0].name
         self._names = [o.name for o in self._session.get_outputs()]
 

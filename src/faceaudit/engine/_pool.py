@@ -148,13 +148,13 @@ class EnginePool:
 
     def _executor(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
-            from faceaudit._errors import FaceAuditError
             from faceaudit.engine._registry import get_model
 
             try:
                 get_model(self.model).prepare_for_workers()  # e.g. a converted network, cached once
-            except FaceAuditError as exc:  # the workers meet it too, and say so (WorkerStartError)
-                log.debug("model %s not prepared for the workers: %s", self.model, exc)
+            except Exception as exc:  # noqa: BLE001 - the workers meet it too: they fall back or say so
+                log.warning("model %s not prepared for the workers (%s): each worker loads it itself",
+                            self.model, exc)
             self._pool = cf.ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker, initargs=(self.model, os.getpid()),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
 from faceaudit._errors import InvalidParameterError, ModelIntegrityError, ModelNotInstalledError
-from faceaudit.engine._base import Detector, Embedder
+from faceaudit.engine._base import Detector, Embedder, describe_runtimes
 from faceaudit.engine._calibration import Calibration, SimilarityScale, parse_calibration
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,12 @@ class FaceModel:
     detector: Detector
     embedder: Embedder
 
+    @property
+    def runtime(self) -> str:
+        """What runs its networks, as loaded (after any fallback)."""
+        return describe_runtimes(getattr(self.detector, "runtime", "?"), getattr(self.embedder, "runtime", "?"),
+                                 self.spec.networks)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -119,6 +125,8 @@ class ModelSpec:
     dimension: int = 128
     runtime: Callable[[], str] = field(default=lambda: "", repr=False)
     """What will run the network in this process (read from the environment, nothing loaded)."""
+    networks: Tuple[str, str] = ("detector", "embedder")
+    """The two networks' names, for people (e.g. YuNet, SFace)."""
     prepare: Callable[[Tuple[Path, ...]], None] = field(default=lambda paths: None, repr=False)
     """Work done once per machine before worker processes load the model (e.g. caching a
     converted network), given the verified weight paths."""
@@ -239,6 +247,7 @@ _MODELS: Dict[str, ModelSpec] = {
             factory=_sface_factory,
             runtime=_sface_runtime,
             prepare=_sface_prepare,
+            networks=("YuNet", "SFace"),
             calibration_sha256=_CALIBRATION_SHA256["sface"],
         ),
         ModelSpec(

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from faceaudit._errors import FaceAuditError, InvalidParameterError, ModelError, ModelNotInstalledError
-from faceaudit.engine._base import Detector, Embedder, detection_scale, normalise
+from faceaudit.engine._base import Detector, Embedder, describe_runtimes, detection_scale, normalise
 from faceaudit.engine._image import Image
 from faceaudit.engine._quality import build_face
 from faceaudit.engine._types import DetectedFace
@@ -28,6 +28,8 @@ DETECT_MAX_SIDE = 1280
 
 class YuNetDetector:
     """OpenCV FaceDetectorYN. Confidence is YuNet's face score times 100."""
+
+    runtime = "opencv dnn"
 
     def __init__(self, weights: Path, score_threshold: float = 0.6, nms_threshold: float = 0.3):
         self._net = cv2.FaceDetectorYN.create(
@@ -145,9 +147,10 @@ class RuntimePlan:
 
             return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in onnx_providers())})"
 
-        if self.detector is self.embedder:
-            return name(self.embedder)
-        return f"YuNet on {name(self.detector)}, SFace on {name(self.embedder)}"
+        return describe_runtimes(name(self.detector), name(self.embedder), SFACE_NETWORKS)
+
+
+SFACE_NETWORKS = ("YuNet", "SFace")
 
 
 def plan_runtime(runtime: Optional[Runtime] = None) -> RuntimePlan:
@@ -236,10 +239,10 @@ def sface_model(detector_weights: Path, embedder_weights: Path,
             try:
                 built.append(_build(kind, r, weights))
                 break
-            except FaceAuditError:
-                raise
-            except Exception as exc:  # the runtime's own errors: RuntimeError, its C++ exceptions
+            except Exception as exc:  # the runtime's own errors (RuntimeError, C++ exceptions), a bad fold
                 if i + 1 == len(candidates):
+                    if isinstance(exc, FaceAuditError):
+                        raise
                     raise ModelError(f"the sface {kind} does not load on {r.value}: {exc}") from None
                 log.warning("the sface %s does not load on %s (%s): using %s", kind, r.value, exc,
                             candidates[i + 1].value)
