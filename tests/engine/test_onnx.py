@@ -331,3 +331,13 @@ def test_a_loaded_model_says_what_runs_it(engine):
     fresh.model
     assert fresh.loaded_runtime == engine.model.runtime
     assert engine.model.runtime in (get_model("sface").runtime(), "opencv dnn")
+
+
+def test_dequantize_refuses_scales_that_do_not_fit():
+    q = np.zeros((2, 8), np.int8)
+    with pytest.raises(ModelIntegrityError):  # 8 in blocks of 3 needs 3 scales per row, not 2
+        onnx_mod._dequantize(q, np.ones((2, 2), np.float32), np.zeros((2, 2), np.int8), axis=1, block=3)
+    with pytest.raises(ModelIntegrityError):  # a zero point of another shape than its scales
+        onnx_mod._dequantize(q, np.ones((2, 3), np.float32), np.zeros((), np.int8), axis=1, block=3)
+    with pytest.raises(ModelIntegrityError):  # per axis: one scale per row, 2 rows
+        onnx_mod._dequantize(q, np.ones(3, np.float32), np.zeros(3, np.int8), axis=0, block=0)

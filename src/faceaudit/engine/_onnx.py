@@ -80,7 +80,7 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, b
     if block > 0:
         want = list(q.shape)
         want[axis] = -(-q.shape[axis] // block)  # one scale per block, the last one maybe short
-        if list(scale.shape) != want or list(zero.shape) not in (want, []):
+        if list(scale.shape) != want or zero.shape != scale.shape:
             raise ModelIntegrityError(
                 f"DequantizeLinear block scales of shape {scale.shape} do not fit weights {q.shape} "
                 f"in blocks of {block}"
@@ -91,11 +91,13 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, b
         cut[axis] = slice(0, q.shape[axis])
         scale, zero = scale[tuple(cut)], zero[tuple(cut)]
     else:  # per-axis: a 1-D scale along ``axis``
+        if scale.size != q.shape[axis] or zero.size != scale.size:
+            raise ModelIntegrityError(
+                f"DequantizeLinear scales of shape {scale.shape} do not fit weights {q.shape} along axis {axis}"
+            )
         shape = [1] * q.ndim
         shape[axis] = -1
         scale, zero = scale.reshape(shape), zero.reshape(shape)
-    if scale.shape != q.shape and scale.size != q.shape[axis]:
-        raise ModelIntegrityError(f"DequantizeLinear scales of shape {scale.shape} do not fit weights {q.shape}")
     return (q - zero) * scale
 
 
