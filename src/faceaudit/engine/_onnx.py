@@ -326,10 +326,14 @@ def _session(model: bytes, threads: int):
     return onnxruntime.InferenceSession(model, options, providers=providers)
 
 
+def onnxruntime_label(providers: List[str]) -> str:
+    """"onnxruntime (CUDA, CPU)" for these execution providers, for people."""
+    return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in providers)})"
+
+
 def _describe_session(session) -> str:
-    """"onnxruntime (CUDA, CPU)": the providers the session really got (a CUDA provider that
-    failed to start is not among them)."""
-    return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in session.get_providers())})"
+    """The providers the session really got (a CUDA provider that failed to start is not among them)."""
+    return onnxruntime_label(session.get_providers())
 
 
 def yunet_rows(outputs: Dict[str, np.ndarray], width: int, height: int, score_threshold: float,

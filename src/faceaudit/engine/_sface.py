@@ -143,9 +143,9 @@ class RuntimePlan:
                 return "opencv dnn"
             if r is Runtime.OPENVINO:
                 return "openvino (CPU)"
-            from faceaudit.engine._onnx import onnx_providers
+            from faceaudit.engine._onnx import onnx_providers, onnxruntime_label
 
-            return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in onnx_providers())})"
+            return onnxruntime_label(onnx_providers())
 
         return describe_runtimes(name(self.detector), name(self.embedder), SFACE_NETWORKS)
 
