@@ -188,24 +188,28 @@ def planned_runtime(runtime: Optional[Runtime] = None) -> str:
 
 def prepare_runtime(detector_weights: Path, embedder_weights: Path, runtime: Optional[Runtime] = None) -> None:
     """Fold and cache the networks ONNX Runtime or OpenVINO will load (once per machine)."""
+    from faceaudit.engine._onnx import ensure_folded
+
     plan = plan_runtime(runtime)
-    if plan.detector is not Runtime.OPENCV or plan.embedder is not Runtime.OPENCV:
-        from faceaudit.engine._onnx import ensure_folded
-
-        if plan.embedder is not Runtime.OPENCV:
-            ensure_folded(embedder_weights)
-        if plan.detector is not Runtime.OPENCV:
-            ensure_folded(detector_weights, any_image_size=True)
+    if plan.embedder is not Runtime.OPENCV:
+        ensure_folded(embedder_weights)
+    if plan.detector is not Runtime.OPENCV:
+        ensure_folded(detector_weights, any_image_size=True)
 
 
-def _build(kind: str, runtime: Runtime, weights: Path):
-    """The detector or embedder (``kind``) on one runtime."""
+def _detector_on(runtime: Runtime, weights: Path) -> Detector:
     if runtime is Runtime.OPENCV:
-        return YuNetDetector(weights) if kind == "detector" else SFaceEmbedder(weights)
+        return YuNetDetector(weights)
+    from faceaudit.engine._onnx import OnnxYuNetDetector
+
+    return OnnxYuNetDetector(weights)
+
+
+def _embedder_on(runtime: Runtime, weights: Path) -> Embedder:
+    if runtime is Runtime.OPENCV:
+        return SFaceEmbedder(weights)
     from faceaudit.engine import _onnx
 
-    if kind == "detector":
-        return _onnx.OnnxYuNetDetector(weights)
     if runtime is Runtime.OPENVINO:
         return _onnx.OpenVinoSFaceEmbedder(weights)
     return _onnx.OnnxSFaceEmbedder(weights)
@@ -232,12 +236,12 @@ def sface_model(detector_weights: Path, embedder_weights: Path,
     runtime = runtime or Runtime.from_environment()
     plan = plan_runtime(runtime)
     built = []
-    for kind, first, weights in (("detector", plan.detector, detector_weights),
-                                 ("embedder", plan.embedder, embedder_weights)):
+    for kind, make, first, weights in (("detector", _detector_on, plan.detector, detector_weights),
+                                       ("embedder", _embedder_on, plan.embedder, embedder_weights)):
         candidates = _fallbacks(first, runtime is Runtime.AUTO)
         for i, r in enumerate(candidates):
             try:
-                built.append(_build(kind, r, weights))
+                built.append(make(r, weights))
                 break
             except Exception as exc:  # the runtime's own errors (RuntimeError, C++ exceptions), a bad fold
                 if i + 1 == len(candidates):
