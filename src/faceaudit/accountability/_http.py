@@ -131,8 +131,7 @@ class AccountabilityExtension:
             return None
 
     def _start_face_search(self, caller, params: Dict[str, Any], call):
-        from faceaudit.collections._ops_video import DEFAULT_VIDEO_MAX_FACES
-        from faceaudit.collections._validate import DEFAULT_FACE_MATCH_THRESHOLD
+        from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
 
         return self.videos.start(
             self.context(caller), caller.header(WARRANT_HEADER), collection_id=params.get("CollectionId"),

@@ -19,6 +19,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
+from faceaudit._defaults import request_default
 from faceaudit.accountability._accountability import Accountability, CallerContext, Candidate
 from faceaudit.accountability._guard import guarded
 
@@ -34,25 +35,10 @@ NAMED_CANDIDATE_MEMBERS = ("FaceIds",)
 
 
 def _default(operation: str, member: str) -> Optional[float]:
-    """The backend's own default for an omitted member (None when unknown)."""
-    from faceaudit.collections._validate import (
-        DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD,
-        DEFAULT_FACE_MATCH_THRESHOLD,
-        DEFAULT_MAX_USERS,
-        DEFAULT_SEARCH_MAX_FACES,
-        DEFAULT_SEARCH_USER_MATCH_THRESHOLD,
-    )
-    from faceaudit.service._dispatch import DEFAULT_SIMILARITY_THRESHOLD
-
-    if member == "UserMatchThreshold":
-        return (DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD if operation == "AssociateFaces"
-                else DEFAULT_SEARCH_USER_MATCH_THRESHOLD)
-    return {
-        "FaceMatchThreshold": DEFAULT_FACE_MATCH_THRESHOLD,
-        "SimilarityThreshold": DEFAULT_SIMILARITY_THRESHOLD,
-        "MaxFaces": DEFAULT_SEARCH_MAX_FACES,
-        "MaxUsers": DEFAULT_MAX_USERS,
-    }.get(member)
+    """Rekognition's default for an omitted member (None when unknown), from the one module that
+    holds them. A request the service passed on is already normalised (``normalise_request``):
+    its members are set and this is not reached."""
+    return request_default(operation, member)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Protocol, Sequence, Tuple, runtime_chec
 
 import numpy as np
 
+from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD
 from faceaudit._errors import (
     FaceAuditError,
     InvalidParameterError,
@@ -41,8 +42,8 @@ from faceaudit.audit._scoring import (
 )
 from faceaudit.collections import INDEX_TAG
 
-REKOGNITION_DEFAULT_THRESHOLD = 80.0
-"""Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used)."""
+REKOGNITION_DEFAULT_THRESHOLD = DEFAULT_FACE_MATCH_THRESHOLD
+"""Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used; ``faceaudit._defaults``)."""
 
 REKOGNITION_MAX_FACES = 4096
 """The largest MaxFaces SearchFacesByImage accepts."""

@@ -357,7 +357,6 @@ def cmd_review_show(args) -> int:
 def _reviewer_key(args):
     """The reviewer (key and person), after checking the key's secret and role (as the web page does)."""
     import hmac
-    import os
 
     from faceaudit._errors import AccessDeniedError
     from faceaudit._paths import resolve_data_dir
@@ -365,7 +364,7 @@ def _reviewer_key(args):
     from faceaudit.accountability._roles import REVIEWER_ROLES
     from faceaudit.service import KeyStore
 
-    secret = os.environ.get("FACEAUDIT_SECRET_ACCESS_KEY")
+    secret = args.settings.secret_access_key if getattr(args, "settings", None) else None
     if secret is None:
         if not sys.stdin.isatty():
             raise AccessDeniedError("set FACEAUDIT_SECRET_ACCESS_KEY or run interactively to give the secret")

@@ -209,12 +209,14 @@ def _guarded(args, fc, operation: str, params, call):
     import getpass
 
     from faceaudit.accountability import Accountability, CallerContext, guard_request
+    from faceaudit.collections import normalise_request
 
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
                         case_reference=args.case_reference, purpose=args.purpose)
     version = fc.describe_collection(collection_id=params["CollectionId"]).face_model_version
-    return guard_request(Accountability(fc.data_dir), ctx, operation,
-                         {k: v for k, v in params.items() if v is not None}, call,
+    # Rekognition's defaults applied as the backend applies them: the policy and the log read these
+    request = normalise_request(operation, {k: v for k, v in params.items() if v is not None})
+    return guard_request(Accountability(fc.data_dir), ctx, operation, request, call,
                          response_of=lambda result: result.to_rekognition(),
                          model_version=lambda result: version)
 

@@ -16,6 +16,7 @@ Milvus collection (``SearchConfig``; docs/scaling.md). Batch indexing of a direc
 Every search result is an investigative lead, not an identification.
 """
 
+from faceaudit.collections._backend import BackendOptions
 from faceaudit.collections._batch import BatchItem, BatchReport, index_batch
 from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._index import (
@@ -31,6 +32,7 @@ from faceaudit.collections._index import (
 from faceaudit.collections._jobs import requested_by
 from faceaudit.collections._manifest import map_external_image_id, read_manifest, scan_directory
 from faceaudit.collections._objects import BucketAccess, FolderStore, ObjectRef, ObjectStore, S3Store
+from faceaudit.collections._validate import normalise_request
 from faceaudit.collections._search_config import INDEX_TAG, IndexKind, SearchConfig, VectorStore
 from faceaudit.collections._ops_video import (
     FaceDetectionAnalysis,
@@ -81,7 +83,7 @@ from faceaudit.collections._video import (
 )
 
 __all__ = [
-    "AssociateFacesResult", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
+    "AssociateFacesResult", "BackendOptions", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
     "CreateCollectionResult", "CreateUserResult", "DeleteCollectionResult", "DeleteFacesResult",
     "DeleteUserResult", "DescribeCollectionResult", "DisassociateFacesResult", "Face",
     "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "FastScanIndex", "FastScanParams", "HnswIndex", "HnswParams", "INDEX_TAG",
@@ -90,7 +92,7 @@ __all__ = [
     "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
     "SearchUsersResult", "SearchConfig", "TagResourceResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
     "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
-    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "passes_quality", "quality_band",
+    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "normalise_request", "passes_quality", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
     # objects in object stores (S3Object) and stored video
     "BucketAccess", "DEFAULT_SAMPLE_FPS", "FaceDetectionAnalysis", "FaceSearchAnalysis", "FolderStore",

@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import cv2
 import numpy as np
 
+from faceaudit._defaults import DEFAULT_VIDEO_MAX_FACES
 from faceaudit._errors import InvalidParameterError, InvalidS3ObjectError, VideoTooLargeError
 from faceaudit.collections import _tokens
 from faceaudit.collections import _validate as v
@@ -59,8 +60,6 @@ from faceaudit.collections._video import (
 from faceaudit.engine import BoundingBox, DetectedFace
 
 FACE_DETECTION, FACE_SEARCH = "face_detection", "face_search"
-DEFAULT_VIDEO_MAX_FACES = 80
-"""Collection faces returned per person found in a video (as SearchFacesByImage's MaxFaces default)."""
 DEFAULT_GET_MAX_RESULTS = 1000
 MAX_GET_MAX_RESULTS = 1000
 SORT_ORDERS = ("INDEX", "TIMESTAMP")

@@ -11,8 +11,33 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from faceaudit._defaults import (  # written down once there; re-exported (`as`) for the _ops_* modules
+    DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD as DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD,
+)
+from faceaudit._defaults import (
+    DEFAULT_FACE_MATCH_THRESHOLD as DEFAULT_FACE_MATCH_THRESHOLD,
+)
+from faceaudit._defaults import (
+    DEFAULT_LIST_MAX_RESULTS,
+    IDENTIFICATION_DEFAULTS,
+    MAX_LIST_MAX_RESULTS,
+    MAX_SEARCH_MAX_FACES,
+    MAX_USERS,
+)
+from faceaudit._defaults import (
+    DEFAULT_LIST_USERS_MAX_RESULTS as DEFAULT_LIST_USERS_MAX_RESULTS,
+)
+from faceaudit._defaults import (
+    DEFAULT_MAX_USERS as DEFAULT_MAX_USERS,
+)
+from faceaudit._defaults import (
+    DEFAULT_SEARCH_MAX_FACES as DEFAULT_SEARCH_MAX_FACES,
+)
+from faceaudit._defaults import (
+    DEFAULT_SEARCH_USER_MATCH_THRESHOLD as DEFAULT_SEARCH_USER_MATCH_THRESHOLD,
+)
 from faceaudit._errors import InvalidParameterError
 
 COLLECTION_ID_RE = re.compile(r"[a-zA-Z0-9_.\-]+")
@@ -28,16 +53,6 @@ ATTRIBUTES = (
     "EYES_OPEN", "GENDER", "MOUTH_OPEN", "MUSTACHE", "FACE_OCCLUDED", "SMILE", "SUNGLASSES",
 )
 
-DEFAULT_FACE_MATCH_THRESHOLD = 80.0
-DEFAULT_SEARCH_MAX_FACES = 80
-MAX_SEARCH_MAX_FACES = 4096
-DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD = 75.0
-DEFAULT_SEARCH_USER_MATCH_THRESHOLD = 80.0
-DEFAULT_MAX_USERS = 80
-MAX_USERS = 500
-DEFAULT_LIST_MAX_RESULTS = 1000
-MAX_LIST_MAX_RESULTS = 4096
-DEFAULT_LIST_USERS_MAX_RESULTS = 100
 MAX_FACE_IDS = 4096
 MAX_USER_FACE_IDS = 100
 MAX_TAGS = 200
@@ -193,3 +208,24 @@ def one_of(values: Mapping[str, Any], names: Iterable[str]) -> str:
     if len(given) != 1:
         raise InvalidParameterError(f"exactly one of {', '.join(names)} is required")
     return given[0]
+
+
+_CANDIDATE_LIMITS = {"MaxFaces": MAX_SEARCH_MAX_FACES, "MaxUsers": MAX_USERS}
+
+
+def normalise_request(operation: str, params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The request with Rekognition's defaults of its similarity threshold and candidate limit
+    applied and checked (``faceaudit._defaults``): the one step after which the backend, the
+    accountability layer's policy check and the search log all read the same values.
+
+    ``params`` use Rekognition's member names (``FaceMatchThreshold``, ``MaxFaces``, ...);
+    members the operation has no default for are passed through unchanged. A threshold outside
+    0-100 or a limit out of range is an InvalidParameterError.
+    """
+    out = dict(params)
+    for member, default in IDENTIFICATION_DEFAULTS.get(operation, {}).items():
+        if member.endswith("Threshold"):
+            out[member] = percent(out.get(member), member, float(default))
+        else:
+            out[member] = int_range(out.get(member), member, int(default), 1, _CANDIDATE_LIMITS.get(member))
+    return out

@@ -7,6 +7,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
+from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD
 from faceaudit._errors import InvalidParameterError, NoFaceError
 from faceaudit.engine._image import Image, ImageSource, load_image
 from faceaudit.engine._registry import DEFAULT_MODEL, FaceModel, ModelSpec, get_model, load_model
@@ -138,7 +139,7 @@ class FaceEngine:
         self,
         source: "ImageSource | Image",
         target: "ImageSource | Image",
-        similarity_threshold: float = 80.0,
+        similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD,
         keep: Optional[Callable[[DetectedFace], bool]] = None,
     ) -> CompareResult:
         """CompareFaces: the largest source face against each of the 100 largest target faces.
