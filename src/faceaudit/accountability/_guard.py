@@ -40,6 +40,7 @@ def guarded(
     probe_user_id: Optional[str] = None,
     model_version_of: Optional[Callable[[R], str]] = None,
     gallery_size: Optional[int] = None,
+    index: Optional[str] = None,
 ) -> R:
     """Authorize, run and log one identification operation; returns the operation's result."""
     acc.authorize(ctx, operation, collection_id, threshold, max_faces)
@@ -55,7 +56,7 @@ def guarded(
             "request_id": ctx.request_id, "operation": operation, "collection_id": collection_id,
             "threshold": threshold, "max_faces": max_faces, "probe_sha256": probe_sha256,
             "case_reference": ctx.case_reference, "purpose": ctx.purpose, "error": code,
-            "started_at": started, "person": ctx.person, "audit": ctx.audit,
+            "started_at": started, "person": ctx.person, "audit": ctx.audit, "index": index,
         })
         raise
     acc.record(ctx, SearchRecord(
@@ -64,5 +65,6 @@ def guarded(
         threshold=threshold, max_faces=max_faces, probe_sha256=probe_sha256,
         candidates=tuple(candidates(result)), started_at=started,
         probe_face_id=probe_face_id, probe_user_id=probe_user_id, gallery_size=gallery_size,
+        index=index,
     ), probe=probe)
     return result

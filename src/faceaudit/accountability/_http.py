@@ -114,12 +114,15 @@ class AccountabilityExtension:
             result = call()
             self.acc.mark_audit_collection(ctx, params["CollectionId"], audit)
             return result
+        if operation in ("TagResource", "UntagResource"):
+            return self._tagging(ctx, operation, params, call)
         if audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id):
             ctx = replace(ctx, audit=True)
         return guard_request(
             self.acc, ctx, operation, params, call, response_of=lambda r: r[0],
             model_version=lambda r: str(r[0].get("FaceModelVersion") or model_version()),
             gallery_size=self._gallery_size, probe_of_face=self.acc.face_image,
+            index_of=self._index_kind,
         )
 
     def _gallery_size(self, collection_id: str) -> Optional[int]:
@@ -127,6 +130,34 @@ class AccountabilityExtension:
 
         try:
             return self.acc.collections().describe_collection(collection_id=collection_id).face_count
+        except FaceAuditError:
+            return None
+
+    def _tagging(self, ctx, operation: str, params: Dict[str, Any], call):
+        """TagResource/UntagResource; a change of the faceaudit:index tag (which index, exact or
+        approximate, serves the collection's searches) is logged with the kind before and after."""
+        from faceaudit._errors import FaceAuditError
+        from faceaudit.collections import INDEX_TAG
+
+        tags = params.get("Tags") or {}
+        touched = INDEX_TAG in tags if operation == "TagResource" else INDEX_TAG in (params.get("TagKeys") or ())
+        if not touched:
+            return call()
+        try:
+            name = self.acc.collections().collection_of_arn(params.get("ResourceArn", ""))
+        except FaceAuditError:
+            return call()  # the backend answers ResourceNotFoundException itself
+        before = self._index_kind(name)
+        result = call()
+        self.acc.record_index_tag(ctx, operation, name, tags.get(INDEX_TAG) if operation == "TagResource" else None,
+                                  before, self._index_kind(name))
+        return result
+
+    def _index_kind(self, collection_id: str) -> Optional[str]:
+        from faceaudit._errors import FaceAuditError
+
+        try:
+            return self.acc.collections().index_kind(collection_id)
         except FaceAuditError:
             return None
 

@@ -161,12 +161,14 @@ def guard_request(
     probe_sha256: Optional[str] = None,
     gallery_size: Optional[Callable[[str], Optional[int]]] = None,
     probe_of_face: Optional[Callable[[str], Optional[bytes]]] = None,
+    index_of: Optional[Callable[[str], Optional[str]]] = None,
 ) -> Any:
     """Run one request: an identification is policy-checked, logged and makes leads; others just run.
 
     ``params`` are the request's members (Rekognition names: ``CollectionId``,
     ``FaceMatchThreshold``, ``Image`` as ``{"Bytes": ...}``); ``response_of`` turns the
-    call's result into the response document.
+    call's result into the response document. ``index_of(collection_id)``: the index kind
+    that serves the collection (flat, fastscan, hnsw, milvus), recorded in the log record.
     """
     spec = identification(operation)
     if spec is None:
@@ -180,6 +182,7 @@ def guard_request(
         threshold=spec.threshold(params), max_faces=spec.max_candidates(params), model_version="",
         probe=probe, probe_sha256=probe_sha256,
         gallery_size=gallery_size(collection_id) if (gallery_size and collection_id) else None,
+        index=index_of(collection_id) if (index_of and collection_id) else None,
         call=call, candidates=lambda result: candidates_of(response_of(result)),
         probe_face_id=params.get("FaceId"), probe_user_id=params.get("UserId"),
         model_version_of=lambda result: model_version(result) or str(

@@ -218,7 +218,7 @@ def _guarded(args, fc, operation: str, params, call):
     request = normalise_request(operation, {k: v for k, v in params.items() if v is not None})
     return guard_request(Accountability(fc.data_dir), ctx, operation, request, call,
                          response_of=lambda result: result.to_rekognition(),
-                         model_version=lambda result: version)
+                         model_version=lambda result: version, index_of=fc.index_kind)
 
 
 # -- collection ----------------------------------------------------------------------------------
@@ -246,15 +246,18 @@ def cmd_collection_create(args) -> int:
 def cmd_collection_describe(args) -> int:
     import datetime as dt
 
-    r = _fc(args).describe_collection(collection_id=args.collection_id)
+    fc = _fc(args)
+    r = fc.describe_collection(collection_id=args.collection_id)
     if args.json:
         print_json(r.to_rekognition())
         return 0
     created = dt.datetime.fromtimestamp(r.creation_timestamp, dt.timezone.utc).isoformat(timespec="seconds")
+    kind = fc.index_kind(args.collection_id)
+    exact = "exact" if kind in ("flat", "milvus") else "approximate candidates, exact similarities"
     print_table(["field", "value"], [
         ("CollectionARN", r.collection_arn), ("model", r.model),
         ("FaceModelVersion", r.face_model_version), ("FaceCount", r.face_count),
-        ("UserCount", r.user_count), ("CreationTimestamp", created),
+        ("UserCount", r.user_count), ("CreationTimestamp", created), ("index", f"{kind} ({exact})"),
     ])
     return 0
 

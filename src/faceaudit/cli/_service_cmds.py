@@ -182,4 +182,7 @@ def build_app(config, limiter):
     # every person found by a video face search is logged before the job can succeed
     options = config.backend_options or BackendOptions()
     config = dataclasses.replace(config, backend_options=options.replace(video_observer=extension.videos.observer))
-    return ServiceApp(config, extension=extension, limiter=limiter)
+    app = ServiceApp(config, extension=extension, limiter=limiter)
+    # the accountability layer reads collections (sizes, index kinds) through the service's backend
+    extension.acc.use_collections(lambda: app.dispatcher.backend)
+    return app

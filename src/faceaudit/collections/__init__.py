@@ -1,4 +1,4 @@
-"""Persistent face collections with exact 1:N search, speaking Rekognition's face API.
+"""Persistent face collections with 1:N search, speaking Rekognition's face API.
 
 Public surface::
 
@@ -10,9 +10,15 @@ Public surface::
     result.to_rekognition()        # SearchFacesByImage response shape
 
 SQLite (``<data dir>/collections.sqlite3``) holds everything; each process keeps
-a vector index as a cache rebuilt or caught up from SQLite: exact flat (FAISS,
-the default), HNSW per collection (approximate candidates, exact scores), or a
-Milvus collection (``SearchConfig``; docs/scaling.md). Batch indexing of a directory or manifest: :func:`index_batch`.
+a vector index as a cache rebuilt or caught up from SQLite, chosen per collection
+(``faceaudit:index`` tag or ``SearchConfig``; docs/scaling.md). Which searches are
+exact: with the flat index (FAISS, the default) and with Milvus (a FLAT Milvus
+index) every face is scored, so the search is exact; the fast scan and HNSW are
+approximate: they propose candidates (the fast scan from 4-bit codes, HNSW from
+a graph) and only those are scored exactly, so a face at or above the threshold
+can be missed (measured recall: docs/scaling.md). Every similarity returned is
+exact either way. ``DescribeCollection``'s tags (``faceaudit:index``), ``faceaudit
+collection describe`` and each search-log record say which index served a search. Batch indexing of a directory or manifest: :func:`index_batch`.
 Every search result is an investigative lead, not an identification.
 """
 

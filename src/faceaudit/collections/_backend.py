@@ -105,7 +105,8 @@ class BackendOptions:
 
 
 class Backend:
-    """Storage, engines and the exact search shared by every operation."""
+    """Storage, engines and the search shared by every operation (exact with the flat index and
+    Milvus, approximate candidates with the fast scan and HNSW)."""
 
     def __init__(
         self,
@@ -242,7 +243,7 @@ class Backend:
 
         Highest similarity first; every similarity is exact. The candidates are
         exact with the flat index and Milvus, and approximate (measured recall) with
-        HNSW (see ``_search_config``). Runs inside the caller's read transaction,
+        the fast scan and HNSW (see ``_search_config``). Runs inside the caller's read transaction,
         so the hits exist in that snapshot.
         """
         scale = self._spec(coll).scale
@@ -278,7 +279,8 @@ class Backend:
         """Users ranked by their best face's similarity to any query: [(UserId, similarity)].
 
         Searches with a growing k until ``max_users`` users are found or no face
-        at or above the threshold is left, so the ranking is exact.
+        at or above the threshold is left, so the ranking is exact over the faces the
+        index proposes (all of them with the flat index and Milvus).
         """
         best: Dict[str, float] = {}
         total = coll.face_count
@@ -325,6 +327,16 @@ class Backend:
         with self._store.read() as conn:
             coll = self._store.get_collection(conn, collection_id)
             return self._cache.checkpoint(conn, coll)
+
+    def index_kind(self, collection_id: str) -> str:
+        """Which index serves the collection's searches in this process now: ``flat`` (exact),
+        ``fastscan`` or ``hnsw`` (approximate candidates, exact similarities), or ``milvus``
+        (the Milvus vector store, a FLAT index: exact). ResourceNotFoundException when absent."""
+        with self._store.read() as conn:
+            coll = self._store.get_collection(conn, collection_id)
+            if self._cache.milvus:
+                return "milvus"
+            return self._cache.kind_of(conn, coll).value
 
     def face_thumbnail(self, face_id: str) -> Optional[bytes]:
         """The JPEG face crop kept for human review of a candidate, or None.
