@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from faceaudit import InvalidParameterError
-from faceaudit._settings import ENVIRONMENT, RUNTIMES, VECTOR_STORES, Settings, load_settings
+from faceaudit._settings import (
+    ENVIRONMENT,
+    RUNTIMES,
+    VECTOR_STORES,
+    Settings,
+    load_settings,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "faceaudit"
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -3,7 +3,11 @@ change of a collection's faceaudit:index tag is logged with the kind before and 
 
 from __future__ import annotations
 
-from faceaudit.accountability import AccountabilityExtension, CallerContext, guard_request
+from faceaudit.accountability import (
+    AccountabilityExtension,
+    CallerContext,
+    guard_request,
+)
 from faceaudit.collections import INDEX_TAG, SearchConfig
 from faceaudit.service import Caller
 
