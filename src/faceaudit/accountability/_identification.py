@@ -90,7 +90,7 @@ def _walk_members(shape, seen: set) -> Iterator[str]:
 @functools.lru_cache(maxsize=None)
 def identification(operation: str) -> Optional[Identification]:
     """The :class:`Identification` reading of ``operation``, or None when it identifies no one."""
-    from faceaudit.service._model import operation_model, service_model
+    from faceaudit.service import operation_model, service_model
 
     if operation not in service_model().operation_names:
         return None

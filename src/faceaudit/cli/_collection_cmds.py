@@ -386,12 +386,12 @@ def cmd_search(args) -> int:
     fc = _fc(args)
     if (args.image is None) == (args.face_id is None):
         raise InvalidParameterError("give either IMAGE or --face-id")
-    from faceaudit.collections._validate import (
-        DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES, MAX_SEARCH_MAX_FACES, int_range, percent,
-    )
+    from faceaudit.collections import normalise_request
 
-    threshold = percent(args.threshold, "FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)
-    max_faces = int_range(args.max_faces, "MaxFaces", DEFAULT_SEARCH_MAX_FACES, 1, MAX_SEARCH_MAX_FACES)
+    # Rekognition's defaults applied and checked once, as for a request over HTTP
+    request = normalise_request("SearchFacesByImage", {"FaceMatchThreshold": args.threshold,
+                                                       "MaxFaces": args.max_faces})
+    threshold, max_faces = request["FaceMatchThreshold"], request["MaxFaces"]
     if args.face_id is not None:
         r = _guarded(args, fc, "SearchFaces", dict(
                          CollectionId=args.collection_id, FaceId=args.face_id, MaxFaces=max_faces,
@@ -487,13 +487,12 @@ def cmd_users_disassociate(args) -> int:
 
 
 def cmd_users_search(args) -> int:
-    from faceaudit.collections._validate import (
-        DEFAULT_MAX_USERS, DEFAULT_SEARCH_USER_MATCH_THRESHOLD, MAX_USERS, int_range, percent,
-    )
+    from faceaudit.collections import normalise_request
 
     fc = _fc(args)
-    threshold = percent(args.threshold, "UserMatchThreshold", DEFAULT_SEARCH_USER_MATCH_THRESHOLD)
-    max_users = int_range(args.max_users, "MaxUsers", DEFAULT_MAX_USERS, 1, MAX_USERS)
+    # Rekognition's defaults applied and checked once, as for a request over HTTP
+    request = normalise_request("SearchUsers", {"UserMatchThreshold": args.threshold, "MaxUsers": args.max_users})
+    threshold, max_users = request["UserMatchThreshold"], request["MaxUsers"]
     if args.image is not None:
         image = _image(args.image)
         r = _guarded(args, fc, "SearchUsersByImage", dict(
