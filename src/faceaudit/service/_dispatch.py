@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
 
 from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD
 from faceaudit._errors import (
@@ -247,7 +247,7 @@ class Dispatcher:
 
     # -- the two operations without a collection: the face engine --------------------------------
 
-    def detect_faces(self, image: bytes, attributes: Optional[list] = None) -> Result:
+    def detect_faces(self, image: bytes, attributes: Optional[List[str]] = None) -> Result:
         """DetectFaces. The engine reports the DEFAULT attributes (BoundingBox, Confidence,
         Landmarks, Pose, Quality); it estimates no age, gender or emotions, so "ALL" returns the same."""
         return self.engine.detect(image)
