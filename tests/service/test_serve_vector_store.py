@@ -76,3 +76,27 @@ def test_serve_with_milvus_lite(tmp_path):
         assert uri.exists()
     finally:
         assert proc.stop() == 0
+
+
+@pytest.mark.slow
+def test_serve_flags_reach_every_worker_and_the_search_log(tmp_path):
+    """--fastscan-above 0 over two spawned workers: every worker's backend uses the fast scan for
+    an untagged collection (no environment variable carries it), and the search log says so."""
+    from faceaudit.accountability import SearchLog
+
+    data = tmp_path / "data"
+    key = create_key(data)
+    proc = ServeProcess(data, "--workers", "2", "--fastscan-above", "0")
+    try:
+        rek = client(proc.url, key)
+        rek.create_collection(CollectionId="g")
+        rek.index_faces(CollectionId="g", Image={"Bytes": portrait_2014("B000944").read_bytes()},
+                        ExternalImageId="B000944")
+        probe = portrait_2018("B000944").read_bytes()
+        for _ in range(4):  # fresh connections spread over the workers
+            r = client(proc.url, key).search_faces_by_image(CollectionId="g", Image={"Bytes": probe})
+            assert r["FaceMatches"][0]["Face"]["ExternalImageId"] == "B000944"
+    finally:
+        assert proc.stop() == 0
+    indexes = [r.data.get("index") for r in SearchLog(data / "search-log.jsonl").records() if r.kind == "search"]
+    assert indexes == ["fastscan"] * 4
