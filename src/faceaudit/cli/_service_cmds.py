@@ -103,7 +103,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--workers must be at least 1")
     if not 0 <= args.port <= 65535:
         raise InvalidParameterError("--port must be from 0 to 65535")
-    search = _search_config(args, getattr(args, "settings", None))
+    settings = getattr(args, "settings", None)  # loaded once by the entry point: flags > env > defaults
+    search = _search_config(args, settings)
     if args.no_auth:
         if not is_loopback(args.host):
             raise InvalidParameterError("--no-auth serves only on loopback (127.0.0.1 or ::1)")
@@ -120,7 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     from faceaudit._paths import private_dir
 
-    data_dir = resolve_data_dir(args.data_dir)
+    data_dir = settings.data_dir if settings is not None else resolve_data_dir(args.data_dir)
     private_dir(data_dir)  # made 0700, or refused at start-up when open to other users
     objects, access, video = _object_options(args)
     video = video.replace(search_config=search)
