@@ -22,6 +22,7 @@ from markupsafe import Markup
 from faceaudit._errors import InvalidParameterError
 from faceaudit.audit._headline import aclu_section, cross_section, first_screen, promise_section, share_section
 from faceaudit.audit._html import (
+    LEAD_NOTE,  # noqa: F401  (report.html's lead notice, imported from here by callers)
     base_columns,
     find_frame,
     find_summary,
