@@ -65,6 +65,9 @@ def _payload_manifests(d: Path):
     col = "group " + BREAKOUT
     probes = [{"image": str(portrait_2018(b)), "subject": f"{SCRIPT}{b}", "sex": sex(b) + BREAKOUT,
                "dataset": SCRIPT, col: QUOTES} for b in MEMBERS]
+    (d / "blank.png").write_bytes(blank_image(220, 220))  # a failure to acquire: its subject is listed
+    probes.append({"image": str(d / "blank.png"), "subject": SCRIPT + "nobody", "sex": "", "dataset": SCRIPT,
+                   col: QUOTES})
     gallery = [{"image": str(portrait_2014(b)), "subject": f"{SCRIPT}{b}", "sex": sex(b) + BREAKOUT,
                 "dataset": QUOTES, col: SCRIPT} for b in MATED]
     gallery += [{"image": str(meds(m)), "subject": BREAKOUT + m[:4], "sex": "F" + BREAKOUT, "dataset": "meds",
@@ -90,7 +93,7 @@ def audited(small_run, tmp_path_factory):
 
 def test_report_escapes_every_manifest_field_and_note(audited):
     html = (audited / "report.html").read_text(encoding="utf-8")
-    assert_escaped(html, [SCRIPT, BREAKOUT, QUOTES, QUOTES + SCRIPT])
+    assert_escaped(html, [SCRIPT, BREAKOUT, QUOTES, SCRIPT + "nobody", QUOTES + SCRIPT])
 
 
 def test_report_rebuilt_from_a_tampered_results_json_escapes_engine_labels(audited, tmp_path):
@@ -132,7 +135,13 @@ def test_comparison_escapes_folder_names_and_engine_labels(audited, small_run, t
 # ---------------------------------------------------------------- accountability pages
 
 def _activity(tmp_path):
-    from faceaudit.accountability import Accountability, CallerContext, Candidate, Reviewer, SearchRecord
+    from faceaudit.accountability import (
+        Accountability,
+        CallerContext,
+        Candidate,
+        Reviewer,
+        SearchRecord,
+    )
 
     acc = Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8crop")
     oper = CallerContext("AKSAM", person=BREAKOUT + "op", case_reference=SCRIPT, purpose=QUOTES + SCRIPT)

@@ -20,7 +20,13 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 from markupsafe import Markup
 
 from faceaudit._errors import InvalidParameterError
-from faceaudit.audit._headline import aclu_section, cross_section, first_screen, promise_section, share_section
+from faceaudit.audit._headline import (
+    aclu_section,
+    cross_section,
+    first_screen,
+    promise_section,
+    share_section,
+)
 from faceaudit.audit._html import (
     LEAD_NOTE,  # noqa: F401  (report.html's lead notice, imported from here by callers)
     base_columns,
