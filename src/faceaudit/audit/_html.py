@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from markupsafe import Markup
 
@@ -176,7 +176,7 @@ def basename(path: str) -> str:
     return Path(path).name
 
 
-FILTERS = {"pct": pct, "interval": interval, "num": num, "sci": sci, "times": times, "tfmt": tfmt,
+FILTERS: Dict[str, Callable[..., str]] = {"pct": pct, "interval": interval, "num": num, "sci": sci, "times": times, "tfmt": tfmt,
            "people": people, "n": thousands, "g": general, "points": points, "basename": basename}
 """The number formats the audit's templates use (every number is formatted here, never in a template)."""
 

@@ -314,7 +314,7 @@ class Card(NamedTuple):
 
 class Thumbnails(NamedTuple):
     t: float
-    count: int
+    searches: int  # searches with a false candidate at or above t
     enabled: bool
     cards: Tuple[Card, ...]
     more: int

@@ -130,6 +130,11 @@ class _Axis(NamedTuple):
         f = max(0.0, min(1.0, f))
         return self.start + ((1.0 - f) if self.flip else f) * self.length
 
+    def tick(self, v: float) -> float:
+        """Pixels of a tick (ticks lie within the range, above 0 on a log axis)."""
+        p = self(v)
+        return self.start if p is None else p
+
     def ticks(self) -> List[float]:
         if self.log:
             return [10.0 ** e for e in range(math.ceil(math.log10(self.lo) - 1e-9),
@@ -185,8 +190,9 @@ def line_chart(
     pw, ph = width - ml - mr, height - mt - mb
     tx = _Axis(x_range[0], x_range[1], log_x, ml, pw, flip=False)
     ty = _Axis(y_range[0], y_range[1], log_y, mt, ph, flip=True)
-    x_ticks = tuple(_Tick(f"{tx(v):.1f}", _fmt_tick(v, log_x, x_percent)) for v in tx.ticks())
-    y_ticks = tuple(_Tick(f"{ty(v):.1f}", _fmt_tick(v, log_y, y_percent), f"{ty(v) + 4:.1f}") for v in ty.ticks())
+    x_ticks = tuple(_Tick(f"{tx.tick(v):.1f}", _fmt_tick(v, log_x, x_percent)) for v in tx.ticks())
+    y_ticks = tuple(_Tick(f"{ty.tick(v):.1f}", _fmt_tick(v, log_y, y_percent), f"{ty.tick(v) + 4:.1f}")
+                    for v in ty.ticks())
     marks = tuple(_VLine(f"{x:.1f}", label, f"{x + 3:.1f}") for x, label in ((tx(v), label) for v, label in vlines)
                   if x is not None)
     chart = _Chart(
