@@ -21,6 +21,11 @@ from markupsafe import Markup
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.audit._headline import (
+    AcluSection,
+    CrossTable,
+    FirstScreen,
+    PromiseSection,
+    ShareSet,
     aclu_section,
     cross_section,
     first_screen,
@@ -377,19 +382,19 @@ def _timings(res: Dict[str, Any]) -> str:
 class ReportView(NamedTuple):
     """Everything report.html shows beyond results.json's own fields, computed before laying out."""
 
-    first_screen: Any
+    first_screen: FirstScreen
     caveats: Caveats
     more_findings: MoreFindings
-    aclu: Any
-    shares: Any
-    promise: Any
+    aclu: AcluSection
+    shares: Tuple[ShareSet, ...]
+    promise: Optional[PromiseSection]
     metrics: Tuple[str, ...]
-    cross: Any
+    cross: Tuple[CrossTable, ...]
     charts: Charts
     projections: Tuple[Tuple[float, Dict[str, Any]], ...]
     groups: GroupSections
     gallery: Tuple[Tuple[str, Optional[GroupTable]], ...]
-    composition: Any
+    composition: Tuple[Tuple[str, Tuple[Tuple[str, Dict[str, int], int], ...]], ...]
     thumbnails: Thumbnails
     search: Tuple[Tuple[str, str], ...]
     timings: str
