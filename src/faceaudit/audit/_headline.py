@@ -25,8 +25,10 @@ from faceaudit.audit._html import (
     implied_fmr,
     match_point_thresholds,
     min_group,
+    pct,
     reasons,
     sci,
+    times,
 )
 
 Rate = Dict[str, Any]
@@ -231,28 +233,8 @@ RARE_IN_GALLERY = 0.25
 """A group below this share of the gallery's labelled photos is called rare in the gallery."""
 
 
-class CrossFinding(NamedTuple):
-    """Within-group false matches of one group against its share of the gallery.
-
-    ``kind`` "within": matched within the group above the across-group rate; "rare": the
-    group is rare in the gallery and never matched within itself.
-    """
-
-    kind: str
-    group: str
-    column: str  # the gallery's label column
-    within: Rate
-    across: float
-    n: int  # gallery photos in the group
-    total: int  # gallery photos
-    labelled: int  # gallery photos with a label in the column
-    share: float  # n / labelled
-    rare: bool
-    few: bool
-
-
-def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[CrossFinding]:
-    """Within-group against across-group false matches, beside the gallery's composition."""
+def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[str]:
+    """Within-group against across-group false matches, beside the gallery's composition (plain sentences)."""
     comp = res.get("composition", {}).get("gallery", {}).get(ct["gallery_column"], {})
     total = sum(comp.values()) or 0
     labelled = total - comp.get("unknown", 0)
@@ -269,13 +251,26 @@ def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[Cr
             continue
         n_g = comp.get(pg, 0)
         share = n_g / labelled
-        rare = share < RARE_IN_GALLERY
-        finding = CrossFinding("within", pg, ct["gallery_column"], within, oe / on, n_g, total, labelled, share, rare,
-                               within["errors"] < int(res.get("min_errors", 30)))
+        where = (f"{pct(n_g / total)} of this gallery ({n_g:,} of {total:,} photos"
+                 + (f"; {pct(share)} of the {labelled:,} with a {ct['gallery_column']} label)"
+                    if labelled < total else ")"))
+        across = oe / on
         if within["rate"] and within["wilson95"][0] > wilson_interval(oe, on)[1]:
-            out.append(finding)
-        elif rare and within["errors"] == 0:
-            out.append(finding._replace(kind="rare"))
+            how = (f"at {times(within['rate'] / across)} the rate of other photos" if across > 0 else
+                   "while none of the other photos matched them")
+            line = (f"People labelled {pg} were falsely matched to gallery photos labelled {pg} {how} "
+                    f"(FMR {sci(within['rate'])} against {sci(across)}; {within['errors']:,} of {within['trials']:,} "
+                    "comparisons)")
+            if share < RARE_IN_GALLERY:
+                line += (f", but only {where} is labelled {pg}: a gallery with more such photos would falsely "
+                         f"match people labelled {pg} more often than this audit can show")
+            if within["errors"] < int(res.get("min_errors", 30)):
+                line += (f". It rests on {within['errors']} false match{'' if within['errors'] == 1 else 'es'}, "
+                         "so it is uncertain")
+            out.append(line + ".")
+        elif share < RARE_IN_GALLERY and within["errors"] == 0:
+            out.append(f"Only {where} is labelled {pg}: false matches of people labelled {pg} within "
+                       f"their own group can hardly occur here ({within['trials']:,} comparisons, none matched).")
     return out
 
 
@@ -291,7 +286,7 @@ class CrossTable(NamedTuple):
     total: int
     gallery_groups: Tuple[str, ...]
     cells: Dict[str, Dict[str, Rate]]
-    findings: Tuple[CrossFinding, ...]
+    findings: Tuple[str, ...]  # plain sentences
 
 
 def cross_section(res: Dict[str, Any]) -> Tuple[CrossTable, ...]:
