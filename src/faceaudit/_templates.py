@@ -32,11 +32,10 @@ def render(package: str, name: str, filters: Optional[Mapping[str, Callable[...,
            **context: Any) -> str:
     """Render template ``name`` of ``package`` with ``context``.
 
-    ``filters``: the package's number formats, registered on its environment the first time
-    (a package always passes the same table).
+    ``filters``: the package's number formats, registered on its environment (a package
+    always passes the same table, so registering again changes nothing).
     """
     env = environment(package)
     if filters:
-        for key, fn in filters.items():
-            env.filters.setdefault(key, fn)
+        env.filters.update(filters)
     return env.get_template(name).render(**context)
