@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext
+from faceaudit.accountability._holds import DELETING_OPERATIONS, guard_deletion
 from faceaudit.accountability._identification import guard_request
 from faceaudit.accountability._policy import DEFAULT_POLICY_ID, ThresholdPolicy
 from faceaudit.accountability._review import Reviewer
@@ -116,6 +117,8 @@ class AccountabilityExtension:
             return result
         if audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id):
             ctx = replace(ctx, audit=True)
+        if operation in DELETING_OPERATIONS:  # refused under a legal hold; every deletion logged
+            return guard_deletion(self.acc, ctx, operation, params, call, response_of=lambda r: r[0])
         return guard_request(
             self.acc, ctx, operation, params, call, response_of=lambda r: r[0],
             model_version=lambda r: str(r[0].get("FaceModelVersion") or model_version()),

@@ -219,6 +219,20 @@ def _guarded(args, fc, operation: str, params, call):
                          model_version=lambda result: version)
 
 
+def _deleting(args, fc, operation: str, params, call):
+    """Run a deleting request through the accountability layer, as over HTTP: refused under a
+    legal hold (logged), else run and logged as a deletion."""
+    import getpass
+
+    from faceaudit.accountability import Accountability, CallerContext, guard_deletion
+
+    acc = Accountability(fc.data_dir)
+    acc._collections = fc
+    ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli")
+    return guard_deletion(acc, ctx, operation, {k: v for k, v in params.items() if v is not None}, call,
+                          response_of=lambda result: result.to_rekognition())
+
+
 # -- collection ----------------------------------------------------------------------------------
 def cmd_collection_create(args) -> int:
     from faceaudit._errors import InvalidParameterError
@@ -268,7 +282,9 @@ def cmd_collection_list(args) -> int:
 
 
 def cmd_collection_delete(args) -> int:
-    r = _fc(args).delete_collection(collection_id=args.collection_id)
+    fc = _fc(args)
+    r = _deleting(args, fc, "DeleteCollection", {"CollectionId": args.collection_id},
+                  lambda: fc.delete_collection(collection_id=args.collection_id))
     if args.json:
         print_json(r.to_rekognition())
     else:
@@ -297,7 +313,9 @@ def cmd_faces_list(args) -> int:
 
 
 def cmd_faces_delete(args) -> int:
-    r = _fc(args).delete_faces(collection_id=args.collection_id, face_ids=args.face_ids)
+    fc = _fc(args)
+    r = _deleting(args, fc, "DeleteFaces", {"CollectionId": args.collection_id, "FaceIds": args.face_ids},
+                  lambda: fc.delete_faces(collection_id=args.collection_id, face_ids=args.face_ids))
     if args.json:
         print_json(r.to_rekognition())
         return 0
@@ -428,7 +446,9 @@ def cmd_users_create(args) -> int:
 
 
 def cmd_users_delete(args) -> int:
-    r = _fc(args).delete_user(collection_id=args.collection_id, user_id=args.user_id)
+    fc = _fc(args)
+    r = _deleting(args, fc, "DeleteUser", {"CollectionId": args.collection_id, "UserId": args.user_id},
+                  lambda: fc.delete_user(collection_id=args.collection_id, user_id=args.user_id))
     print_json(r.to_rekognition()) if args.json else print(f"deleted user {args.user_id}")
     return 0
 
@@ -468,8 +488,11 @@ def cmd_users_associate(args) -> int:
 
 
 def cmd_users_disassociate(args) -> int:
-    r = _fc(args).disassociate_faces(collection_id=args.collection_id, user_id=args.user_id,
-                                     face_ids=args.face_ids)
+    fc = _fc(args)
+    r = _deleting(args, fc, "DisassociateFaces",
+                  {"CollectionId": args.collection_id, "UserId": args.user_id, "FaceIds": args.face_ids},
+                  lambda: fc.disassociate_faces(collection_id=args.collection_id, user_id=args.user_id,
+                                                face_ids=args.face_ids))
     if args.json:
         print_json(r.to_rekognition())
         return 0
