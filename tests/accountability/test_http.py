@@ -162,11 +162,12 @@ def test_reviewer_role_decides_but_never_searches(url, keys, gallery):
 
 
 def test_audit_traffic_makes_no_leads_but_is_logged(url, keys, gallery, acc_dir):
-    """Finding 9: an audit's temporary collection filled the review queue."""
+    """Finding 9: an audit's temporary collection filled the review queue. Issue 22 M3: the
+    audit header is honoured only from auditor keys (it was an operator's key here before)."""
     def audit(request, **_):
         request.headers["x-faceaudit-audit"] = "1"
 
-    rek = client(url, keys["operator"])
+    rek = client(url, keys["auditor"])
     rek.meta.events.register("before-sign.rekognition.*", audit)
     rek.create_collection(CollectionId="faceaudit-audit-test")
     rek.index_faces(CollectionId="faceaudit-audit-test", Image={"Bytes": portrait_2014("C000141").read_bytes()})
@@ -176,10 +177,9 @@ def test_audit_traffic_makes_no_leads_but_is_logged(url, keys, gallery, acc_dir)
     assert rec.data["audit"] is True and rec.data["candidates"]
     _, doc = native(url, keys["admin"], "ListLeads", {"CollectionId": "faceaudit-audit-test"})
     assert doc["Leads"] == []
-    # the header alone does not make a working collection's searches "audit traffic"
-    rek.search_faces_by_image(CollectionId="lineup", Image={"Bytes": portrait_2018("C000141").read_bytes()})
-    rec = [r for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "search"][-1]
-    assert rec.data["audit"] is False
+    # the header does not open a working collection to the auditor, nor make its searches audit traffic
+    with pytest.raises(rek.exceptions.AccessDeniedException, match="created for an audit"):
+        rek.search_faces_by_image(CollectionId="lineup", Image={"Bytes": portrait_2018("C000141").read_bytes()})
     rek.delete_collection(CollectionId="faceaudit-audit-test")
 
 
@@ -291,3 +291,23 @@ def test_default_policy_cannot_be_dodged_by_copying_into_a_new_collection(url, k
     finally:
         native(url, keys["admin"], "PutDefaultPolicy", {})
         client(url, keys["admin"]).delete_collection(CollectionId="copied")
+
+
+def test_an_operator_cannot_make_its_searches_audit_traffic(url, keys, gallery, acc_dir):
+    """Issue 22 M3: an operator created a collection with the audit header; its real searches were
+    then logged as audit traffic and made no leads. The header is refused from any non-auditor key."""
+    def audit(request, **_):
+        request.headers["x-faceaudit-audit"] = "1"
+
+    for name in ("operator", "admin"):
+        rek = client(url, keys[name])
+        rek.meta.events.register("before-sign.rekognition.*", audit)
+        with pytest.raises(rek.exceptions.AccessDeniedException, match="only from auditor keys"):
+            rek.create_collection(CollectionId=f"sneaky-{name}")
+        with pytest.raises(rek.exceptions.AccessDeniedException, match="only from auditor keys"):
+            rek.search_faces_by_image(CollectionId="lineup", Image={"Bytes": portrait_2018("C000141").read_bytes()})
+    refused = [r.data for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "refused"]
+    assert [(r["operation"], r["role"]) for r in refused[-4:]] == [
+        ("CreateCollection", "operator"), ("SearchFacesByImage", "operator"),
+        ("CreateCollection", "admin"), ("SearchFacesByImage", "admin")]
+    assert "sneaky-operator" not in client(url, keys["admin"]).list_collections()["CollectionIds"]

@@ -293,6 +293,13 @@ class VideoOps(Backend):
             next_token=None if more is None else _tokens.encode(secret, "video-" + kind, scope, more),
         )
 
+    def video_job_requester(self, job_id: Any) -> Optional[Mapping[str, Any]]:
+        """Who started a stored-video job (access key, role, person...), for the layer that decides
+        who may read its results; None when there is no such job."""
+        if not isinstance(job_id, str) or not 1 <= len(job_id) <= 64:
+            return None
+        return JobStore(self.data_dir).requester_of(job_id)
+
     # -- Rekognition operations ------------------------------------------------------------------
 
     def start_face_detection(self, *, video: Any, client_request_token: Optional[str] = None,
