@@ -147,6 +147,7 @@ class AccountabilityExtension:
             self.acc, ctx, operation, params, call, response_of=lambda r: r[0],
             model_version=lambda r: str(r[0].get("FaceModelVersion") or model_version()),
             gallery_size=self._gallery_size, probe_of_face=self.acc.face_image,
+            rebuild=lambda r, doc: (doc, *r[1:]),
         )
 
     def _read_video_job(self, ctx: CallerContext, operation: str, params: Dict[str, Any], call):

@@ -203,7 +203,7 @@ def _next(token) -> None:
         print(f"more: --next-token {token}")
 
 
-def _guarded(args, fc, operation: str, params, call):
+def _guarded(args, fc, operation: str, params, call, rebuild=None):
     """Run a request through the accountability layer, as over HTTP: an identification (decided by
     :func:`faceaudit.accountability.identification`) is policy-checked, logged and makes leads."""
     import getpass
@@ -216,7 +216,16 @@ def _guarded(args, fc, operation: str, params, call):
     return guard_request(Accountability(fc.data_dir), ctx, operation,
                          {k: v for k, v in params.items() if v is not None}, call,
                          response_of=lambda result: result.to_rekognition(),
-                         model_version=lambda result: version)
+                         model_version=lambda result: version, rebuild=rebuild)
+
+
+def _without_withheld(result, doc):
+    """An AssociateFaces result showing only the confidences the policy lets through (``doc``)."""
+    from dataclasses import replace
+
+    shown = {u["FaceId"] for u in doc.get("UnsuccessfulFaceAssociations", []) if "Confidence" in u}
+    return replace(result, unsuccessful_face_associations=tuple(
+        u if u.face_id in shown else replace(u, confidence=None) for u in result.unsuccessful_face_associations))
 
 
 def _deleting(args, fc, operation: str, params, call):
@@ -470,7 +479,8 @@ def cmd_users_associate(args) -> int:
         CollectionId=args.collection_id, UserId=args.user_id, FaceIds=list(args.face_ids),
         UserMatchThreshold=args.threshold),
         call=lambda: fc.associate_faces(collection_id=args.collection_id, user_id=args.user_id,
-                                        face_ids=args.face_ids, user_match_threshold=args.threshold))
+                                        face_ids=args.face_ids, user_match_threshold=args.threshold),
+        rebuild=_without_withheld)
     if args.json:
         print_json(r.to_rekognition())
         return 0
