@@ -33,6 +33,7 @@ from faceaudit.accountability._identification import (
 )
 from faceaudit.accountability._log import (
     GENESIS,
+    AcknowledgedRecordsMissingError,
     LogIntegrityError,
     LogRecord,
     Repair,
@@ -61,5 +62,5 @@ __all__ = [
     "PolicyMeaning", "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
     "candidates_of", "export_records", "guarded", "policy_meaning", "record_hash",
     "VideoSearchPolicy", "VideoSearches", "WARRANT_HEADER",
-    "DELETING_OPERATIONS", "guard_deletion", "on_legal_hold",
+    "DELETING_OPERATIONS", "guard_deletion", "on_legal_hold", "AcknowledgedRecordsMissingError",
 ]
