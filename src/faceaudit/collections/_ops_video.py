@@ -360,7 +360,7 @@ class VideoOps(Backend):
                 DEFAULT_MODEL, FaceEngine(DEFAULT_MODEL))
         expected = max(1, math.ceil(meta.duration_millis / 1000.0 * fps))
         items = []
-        for n, frame in enumerate(sample_frames(path, meta, fps)):
+        for n, frame in enumerate(sample_frames(path, meta, fps, self._limits)):
             for face in engine.detect(frame.image).faces:
                 items.append(FaceSighting(frame.timestamp_ms, face))
             _report(progress, n + 1, expected, frame.timestamp_ms, meta)
@@ -381,7 +381,7 @@ class VideoOps(Backend):
         tracker = FaceTracker(engine.spec.scale)
         probes: Dict[int, Dict[int, bytes]] = {}
         expected = max(1, math.ceil(meta.duration_millis / 1000.0 * fps))
-        for n, frame in enumerate(sample_frames(path, meta, fps)):
+        for n, frame in enumerate(sample_frames(path, meta, fps, self._limits)):
             faces = engine.detect(frame.image).faces
             vectors = [engine.embed(frame.image, f).vector for f in faces]
             for ti in set(tracker.update(frame.number, frame.timestamp_ms, list(zip(faces, vectors)))):
