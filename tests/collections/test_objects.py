@@ -71,3 +71,68 @@ def test_bucket_access_by_role():
         BucketAccess.parse(["operator"])
     with pytest.raises(InvalidParameterError):
         BucketAccess.parse(["operator=a/b"])
+
+
+def test_a_bucket_folder_that_is_a_link_out_of_the_root_is_refused(tmp_path):
+    """Issue 22 L3: a bucket folder that was itself a symlink out of the --buckets root was served."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.jpg").write_bytes(b"outside")
+    (tmp_path / "root").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "root" / "linked")
+    store = FolderStore(tmp_path / "root")
+    for call in (lambda r: store.read(r, 100), store.size):
+        with pytest.raises(InvalidS3ObjectError, match="does not exist"):
+            call(ObjectRef("linked", "x.jpg"))
+
+
+def test_a_folder_swapped_for_a_link_after_opening_cannot_redirect_the_read(tmp_path):
+    """Issue 22 M5: swapping a folder in an object's path with a symlink out of the bucket made some
+    reads return the outside file. The object is opened once (no link followed) and that open file
+    is what is read, also through local_copy while a decoder works on it."""
+    bucket = tmp_path / "root" / "footage"
+    (bucket / "cam").mkdir(parents=True)
+    (bucket / "cam" / "v.mp4").write_bytes(b"inside")
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "v.mp4").write_bytes(b"OUTSIDE")
+    store = FolderStore(tmp_path / "root")
+    ref = ObjectRef("footage", "cam/v.mp4")
+    with store.local_copy(ref, 100) as path:
+        os.rename(bucket / "cam", bucket / "cam-old")
+        os.symlink(tmp_path / "evil", bucket / "cam")
+        assert path.read_bytes() == b"inside"
+    with pytest.raises(InvalidS3ObjectError, match="does not exist"):
+        store.read(ref, 100)
+
+
+def test_racing_a_symlink_swap_never_reads_outside(tmp_path):
+    """Issue 22 M5 as the attack ran it: one thread swaps the folder with a link, another reads."""
+    import threading
+
+    bucket = tmp_path / "root" / "footage"
+    (bucket / "cam").mkdir(parents=True)
+    (bucket / "cam" / "v.jpg").write_bytes(b"inside")
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "v.jpg").write_bytes(b"OUTSIDE")
+    store = FolderStore(tmp_path / "root")
+    stop = threading.Event()
+
+    def swap():
+        while not stop.is_set():
+            os.rename(bucket / "cam", bucket / "real")
+            os.symlink(tmp_path / "evil", bucket / "cam")
+            os.unlink(bucket / "cam")
+            os.rename(bucket / "real", bucket / "cam")
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    seen = []
+    try:
+        for _ in range(2000):
+            try:
+                seen.append(store.read(ObjectRef("footage", "cam/v.jpg"), 100))
+            except InvalidS3ObjectError:
+                seen.append(None)
+    finally:
+        stop.set()
+        swapper.join()
+    assert b"OUTSIDE" not in seen and b"inside" in seen
