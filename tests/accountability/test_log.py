@@ -279,3 +279,15 @@ def test_a_head_file_without_its_hash_is_refused(tmp_path):
         log.head_path.write_text(json.dumps(head))
         result = log.verify()
         assert not result.ok and "head file is damaged" in result.problem, head
+
+
+def test_csv_export_neutralises_every_formula_form(tmp_path):
+    """Issue 22 L10: ` =1+1`, `|calc` and fullwidth `＝1+1` were written as they are."""
+    import csv
+    import io
+
+    log = SearchLog(tmp_path / "log.jsonl")
+    log.append("search", {"operation": "SearchFaces", "case_reference": " =1+1", "purpose": "|calc",
+                          "access_key_id": "\uff1d1+1"})
+    (row,) = list(csv.DictReader(io.StringIO(export_records(list(log.records()), "csv"))))
+    assert (row["case_reference"], row["purpose"], row["access_key_id"]) == ("' =1+1", "'|calc", "'\uff1d1+1")

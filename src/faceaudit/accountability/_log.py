@@ -395,13 +395,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet will not run as a formula (text starting =, +, -, @ is quoted with ')."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
 def export_records(records: List[LogRecord], fmt: str) -> str:
     """Records as JSON (a list) or CSV (one row per record, data flattened as JSON)."""
     if fmt == "json":
@@ -410,6 +403,8 @@ def export_records(records: List[LogRecord], fmt: str) -> str:
         import csv
         import io
 
+        from faceaudit._csv import neutralise
+
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["seq", "time_utc", "kind", "operation", "access_key_id", "collection_id",
@@ -417,7 +412,7 @@ def export_records(records: List[LogRecord], fmt: str) -> str:
                     "data", "hash"])
         for r in records:
             d = r.data
-            w.writerow([_cell(v) for v in (
+            w.writerow([neutralise(v) for v in (
                 r.seq, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.time)), r.kind,
                 d.get("operation", ""), d.get("access_key_id", ""), d.get("collection_id", ""),
                 d.get("threshold", ""), len(d.get("candidates", []) or []),
