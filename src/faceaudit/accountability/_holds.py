@@ -16,8 +16,7 @@ TagResource overwriting a key's value. Adding new keys under a hold is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from faceaudit._errors import FaceAuditError, LegalHoldError
 from faceaudit.accountability._accountability import Accountability, CallerContext
@@ -28,7 +27,7 @@ DELETING_OPERATIONS = frozenset({
 """Rekognition operations that delete faces, users, collections or tags."""
 
 
-def on_legal_hold(acc: Accountability, collection_id: str | None) -> bool:
+def on_legal_hold(acc: Accountability, collection_id: Optional[str]) -> bool:
     """Whether ``collection_id`` is on legal hold (its retention rule says so)."""
     if not collection_id:
         return False
@@ -38,7 +37,7 @@ def on_legal_hold(acc: Accountability, collection_id: str | None) -> bool:
 
 
 def refuse_under_hold(acc: Accountability, ctx: CallerContext, operation: str, collection_id: str,
-                      detail: dict[str, Any] | None = None) -> None:
+                      detail: Optional[Dict[str, Any]] = None) -> None:
     """Log the refusal of a deleting ``operation`` on a held collection, then raise LegalHoldError."""
     reason = (f"collection {collection_id!r} is on legal hold: nothing of it may be deleted until an admin "
               f"lifts the hold (faceaudit retention set {collection_id} --no-legal-hold)")
@@ -47,7 +46,7 @@ def refuse_under_hold(acc: Accountability, ctx: CallerContext, operation: str, c
     raise LegalHoldError(reason)
 
 
-def _collection_of(acc: Accountability, params: Mapping[str, Any]) -> str | None:
+def _collection_of(acc: Accountability, params: Mapping[str, Any]) -> Optional[str]:
     cid = params.get("CollectionId")
     if isinstance(cid, str):
         return cid
@@ -60,7 +59,7 @@ def _collection_of(acc: Accountability, params: Mapping[str, Any]) -> str | None
     return None
 
 
-def _tags(acc: Accountability, collection_id: str) -> dict[str, str]:
+def _tags(acc: Accountability, collection_id: str) -> Dict[str, str]:
     try:
         coll = acc.collections()
         arn = coll.describe_collection(collection_id=collection_id).collection_arn
@@ -70,7 +69,7 @@ def _tags(acc: Accountability, collection_id: str) -> dict[str, str]:
 
 
 def _dropped_tags(acc: Accountability, operation: str, collection_id: str,
-                  params: Mapping[str, Any]) -> list[str]:
+                  params: Mapping[str, Any]) -> List[str]:
     """The tag keys a Tag/UntagResource would remove or overwrite (empty: it drops nothing)."""
     old = _tags(acc, collection_id)
     if operation == "UntagResource":
@@ -81,7 +80,7 @@ def _dropped_tags(acc: Accountability, operation: str, collection_id: str,
         if isinstance(new, dict) else []
 
 
-def _counts(acc: Accountability, collection_id: str) -> dict[str, Any]:
+def _counts(acc: Accountability, collection_id: str) -> Dict[str, Any]:
     try:
         d = acc.collections().describe_collection(collection_id=collection_id)
     except FaceAuditError:
@@ -90,13 +89,13 @@ def _counts(acc: Accountability, collection_id: str) -> dict[str, Any]:
 
 
 def _deleted(operation: str, params: Mapping[str, Any], doc: Mapping[str, Any],
-             before: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
+             before: Dict[str, Any], dropped: List[str]) -> Dict[str, Any]:
     """What the operation deleted, from its request and response documents."""
     if operation == "DeleteFaces":
         ids = [f for f in doc.get("DeletedFaces") or [] if isinstance(f, str)]
         return {"face_ids": ids, "count": len(ids)}
     if operation == "DisassociateFaces":
-        ids = [f.get("FaceId") for f in doc.get("DisassociatedFaces") or [] if isinstance(f, dict)]
+        ids = [str(f["FaceId"]) for f in doc.get("DisassociatedFaces") or [] if isinstance(f, dict) and f.get("FaceId")]
         return {"user_id": params.get("UserId"), "face_ids": ids, "count": len(ids)}
     if operation == "DeleteUser":
         return {"user_id": params.get("UserId"), "count": 1}
@@ -121,7 +120,7 @@ def guard_deletion(
     if operation not in DELETING_OPERATIONS:
         return call()
     collection_id = _collection_of(acc, params)
-    dropped: list[str] = []
+    dropped: List[str] = []
     if operation in ("TagResource", "UntagResource") and collection_id:
         dropped = _dropped_tags(acc, operation, collection_id, params)
     if on_legal_hold(acc, collection_id) and (operation not in ("TagResource", "UntagResource") or dropped):
