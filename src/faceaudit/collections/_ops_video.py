@@ -208,6 +208,7 @@ def _jpeg(image) -> bytes:
 
 class VideoOps(Backend):
     _video_pool: Optional[JobPool] = None
+    _job_reads: Optional[JobStore] = None
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -298,7 +299,11 @@ class VideoOps(Backend):
         who may read its results; None when there is no such job."""
         if not isinstance(job_id, str) or not 1 <= len(job_id) <= 64:
             return None
-        return JobStore(self.data_dir).requester_of(job_id)
+        if self._video_pool is not None:
+            return self._video_pool.store.requester_of(job_id)
+        if self._job_reads is None:  # reads only: no worker started for them
+            self._job_reads = JobStore(self.data_dir)
+        return self._job_reads.requester_of(job_id)
 
     # -- Rekognition operations ------------------------------------------------------------------
 
