@@ -106,3 +106,35 @@ def test_conditions_need_the_local_engine(small_manifests):
     with pytest.raises(InvalidParameterError, match="local engine"):
         run_audit([small_manifests["probes"]], [small_manifests["gallery"]], Remote(), progress=False,
                   conditions=conditions_with_clean(["cctv-4m"]))
+
+
+def test_cli_probe_condition_prints_a_table(condition_run, small_manifests, tmp_path, capsys):
+    from faceaudit.cli import main
+
+    _, out, _ = condition_run
+    dest = tmp_path / "cli"
+    code = main(["audit", "--probes", str(small_manifests["probes"]), "--gallery", str(small_manifests["gallery"]),
+                 "--thresholds", "80,90", "--bootstrap", "0", "--quiet", "--workers", "1",
+                 "--cache", str(out / "embeddings.sqlite"), "--probe-condition", "doorbell-day-3m", "--out", str(dest)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "probe conditions" in printed
+    rows = [line.split() for line in printed.splitlines() if line.strip().startswith(("clean ", "doorbell-day-3m "))]
+    assert [r[0] for r in rows] == ["clean", "doorbell-day-3m"]
+    assert rows[0][1] == "1/9"  # the faceless probe: a failure to enrol in every condition
+    data = json.loads((dest / "results.json").read_text())
+    assert [c["name"] for c in data["conditions"]] == ["clean", "doorbell-day-3m"]
+    assert "--probe-condition doorbell-day-3m" in data["command"]
+
+
+def test_cli_probe_condition_errors(small_manifests, tmp_path, capsys):
+    from faceaudit.cli import main
+
+    base = ["audit", "--probes", str(small_manifests["probes"]), "--gallery", str(small_manifests["gallery"]),
+            "--quiet", "--out", str(tmp_path / "o")]
+    assert main(base + ["--probe-condition", "iod=20,fog=3"]) == 2
+    assert "unknown probe condition step 'fog=3'" in capsys.readouterr().err
+    assert main(base + ["--probe-condition", "jpeg=0"]) == 2
+    assert "'jpeg=0'" in capsys.readouterr().err
+    assert main(base + ["--engine", "rekognition", "--probe-condition", "cctv-4m"]) == 2
+    assert "--probe-condition needs --engine local" in capsys.readouterr().err
