@@ -17,7 +17,7 @@ count, FMR, the promise checks, per-group rates with intervals), plus:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -161,7 +161,7 @@ def temptation(design: AuditDesign, out: SearchOutcomes, target: float = TEMPTAT
     M = int(mated.sum())
     P = design.n_probes
     G = int(np.asarray(out.gallery_ok, bool).sum())
-    base = dict(fnir_target=target, searches=P, projection_probes=cfg.projection_probes, audit_gallery=G,
+    base: Dict[str, Any] = dict(fnir_target=target, searches=P, projection_probes=cfg.projection_probes, audit_gallery=G,
                 projection_gallery=cfg.projection_gallery)
     if M == 0:
         return Temptation(threshold=None, fnir=None, searches_with_false_candidate=None, fmr=None,

@@ -227,7 +227,7 @@ def _print_conditions(r) -> None:
     count at the model's threshold, the lead list, the temptation threshold, and the cost."""
     ths = [float(t) for t in r.thresholds]
     head = (["condition", "FTE"] + [f"FNIR@{t:g}" for t in ths] + [f"false@{t:g}" for t in ths[:1]]
-            + ["rank1", "top20", "T(FNIR<=5%)", "embed s"])
+            + ["rank1", "top20", "T(FNIR<=5%)", "false@T", "embed s"])
     rows = []
     for c in r.conditions:
         lead, tt = c.lead_list, c.temptation
@@ -235,11 +235,13 @@ def _print_conditions(r) -> None:
                     + [_pct(c.rate("FNIR", t).rate) for t in ths]
                     + [f"{c.rate('ACLU_COUNT', t).errors}/{c.rate('ACLU_COUNT', t).trials}" for t in ths[:1]]
                     + [_pct(lead.at_rank[1]), _pct(lead.at_rank[20]),
-                       "none" if tt.threshold is None else f"{tt.threshold:.2f}", f"{c.embed_seconds:.1f}"])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+                       "none" if tt.threshold is None else f"{tt.threshold:.2f}",
+                       "-" if tt.searches_with_false_candidate is None
+                       else f"{tt.searches_with_false_candidate}/{tt.searches}", f"{c.embed_seconds:.1f}"])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     print("probe conditions (synthetic degradations of the probes; gallery unchanged):")
     for row in [head] + rows:
-        print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+        print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
 
 
 def _executor(args: argparse.Namespace):

@@ -166,6 +166,8 @@ class ProbeCondition:
 
 
 def _scale(img: np.ndarray, px: Optional[float], rng, eye_distance: Optional[float]) -> np.ndarray:
+    if px is None:  # pragma: no cover - the grammar gives iod a value
+        return img
     if eye_distance is None or eye_distance <= 0:
         raise NoFaceError("no face on the original photo to measure the eye distance the iod step needs")
     factor = float(px) / float(eye_distance)
@@ -371,7 +373,8 @@ def conditions_with_clean(texts: Sequence[str]) -> Tuple[ProbeCondition, ...]:
 def _rescaled(face: DetectedFace, factor: float, pixels_bgr: np.ndarray) -> DetectedFace:
     from faceaudit.engine._quality import build_face
 
-    box = tuple(float(v) / factor for v in face.box_px)
+    x, y, w, h = (float(v) / factor for v in face.box_px)
+    box = (x, y, w, h)
     return build_face(pixels_bgr, box, face.landmarks_px / factor, face.confidence, cv2.COLOR_BGR2GRAY)
 
 
