@@ -45,6 +45,7 @@ def test_an_audit_with_two_conditions_gives_results_for_both(condition_run):
         shares = [c.lead_list.at_rank[k] for k in LEAD_RANKS]
         assert shares == sorted(shares)  # deeper lists find at least as many mates
     # the faceless probe fails in every condition; degrading only adds failures and misses
+    assert (day.target_eye_distance, day.quality_band) == (15.0, "tiny") and clean.target_eye_distance is None
     assert day.failures_to_enrol >= clean.failures_to_enrol >= 1
     assert night.failures_to_enrol >= clean.failures_to_enrol
     assert night.rate("FNIR", 80.0).errors >= clean.rate("FNIR", 80.0).errors

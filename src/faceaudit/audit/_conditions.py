@@ -24,6 +24,7 @@ import numpy as np
 from faceaudit.audit._design import AuditDesign
 from faceaudit.audit._results import MatchCountPoint, MetricFrame, PromiseCheck, ShareTest, ThresholdSummary
 from faceaudit.audit._scoring import OVERALL, SearchOutcomes, threshold_bin
+from faceaudit.engine import quality_band
 
 LEAD_RANKS = (1, 5, 20, 50)
 """Candidate-list depths of the lead-list view."""
@@ -91,7 +92,9 @@ class ConditionResult:
     """The audit's numbers for the probes under one condition (the gallery unchanged).
 
     ``failures_to_enrol``: probes with no usable face under the condition (after the detector's
-    retry on the enlarged image); they count as misses. ``embed_seconds``: wall time to degrade,
+    retry on the enlarged image); they count as misses. ``target_eye_distance``: the ``iod``
+    step's pixels between the eyes (None when the condition keeps the size) and
+    ``quality_band`` its band (:func:`faceaudit.engine.quality_band`). ``embed_seconds``: wall time to degrade,
     detect and embed the probes (0 when all came from the cache).
     """
 
@@ -101,6 +104,8 @@ class ConditionResult:
     source: str
     probes: int
     failures_to_enrol: int
+    target_eye_distance: Optional[float]
+    quality_band: Optional[str]
     embed_seconds: float
     images_embedded: int
     images_from_cache: int
@@ -205,6 +210,8 @@ def condition_result(design: AuditDesign, condition, out: SearchOutcomes, parts:
     return ConditionResult(
         name=condition.name, spec=condition.spec, version=condition.version, source=condition.source,
         probes=design.n_probes, failures_to_enrol=int((~np.asarray(out.probe_ok, bool)).sum()),
+        target_eye_distance=condition.target_eye_distance,
+        quality_band=None if condition.target_eye_distance is None else quality_band(condition.target_eye_distance).name,
         embed_seconds=round(float(embed_seconds), 2), images_embedded=int(embedded), images_from_cache=int(from_cache),
         summaries=parts["summaries"], frames=parts["frames"], promise_checks=parts["promise_checks"],
         share_tests=parts["share_tests"], match_counts=parts["match_counts"],
