@@ -87,8 +87,9 @@ def test_seeded_noise_is_reproducible_and_seeds_differ(photo):
 def test_gamma_darkens_and_gray_is_gray(photo):
     dark = probe_condition("gamma=2").apply(photo.pixels, photo.sha256)
     assert dark.mean() < photo.pixels.mean() * 0.8
-    g = probe_condition("gray").apply(photo.pixels, photo.sha256)
-    assert np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 1], g[..., 2])
+    for spec in ("gray", "gray,noise=6"):  # noise on a gray (infrared) image stays gray
+        g = probe_condition(spec).apply(photo.pixels, photo.sha256)
+        assert np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 1], g[..., 2]), spec
 
 
 def test_blur_and_motion_blur_smooth(photo):

@@ -23,7 +23,8 @@ Steps, applied in the order written:
 ``noise=SIGMA``
     Poisson-Gaussian sensor noise in 8-bit levels: shot noise (Poisson photo-electron counts
     at :data:`SHOT_GAIN` levels per electron, so its variance grows with the level) plus Gaussian
-    read noise of SIGMA levels. The gain is an assumption, not a measured sensor.
+    read noise of SIGMA levels, drawn per pixel and channel (once per pixel on a gray image).
+    The gain is an assumption, not a measured sensor.
 ``gray``
     Grayscale (ITU-R BT.601 luma), as a night camera's infrared mode records.
 ``jpeg=Q``
@@ -198,6 +199,9 @@ def _gamma(img, g, rng, _iod):
 
 
 def _noise(img, sigma, rng: np.random.Generator, _iod):
+    if img.ndim == 3 and np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
+        one = _noise(img[..., :1], sigma, rng, _iod)  # a gray (infrared) image: one sensor value a pixel
+        return np.repeat(one, 3, axis=2)
     x = img.astype(np.float64)
     shot = rng.poisson(x / SHOT_GAIN) * SHOT_GAIN
     y = shot + rng.normal(0.0, float(sigma), size=x.shape) if sigma > 0 else shot
