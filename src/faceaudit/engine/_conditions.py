@@ -199,7 +199,7 @@ def _gamma(img, g, rng, _iod):
 
 
 def _noise(img, sigma, rng: np.random.Generator, _iod):
-    if img.ndim == 3 and np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
+    if img.ndim == 3 and img.shape[2] == 3 and np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
         one = _noise(img[..., :1], sigma, rng, _iod)  # a gray (infrared) image: one sensor value a pixel
         return np.repeat(one, 3, axis=2)
     x = img.astype(np.float64)
