@@ -139,3 +139,36 @@ def test_cli_probe_condition_errors(small_manifests, tmp_path, capsys):
     assert "'jpeg=0'" in capsys.readouterr().err
     assert main(base + ["--engine", "rekognition", "--probe-condition", "cctv-4m"]) == 2
     assert "--probe-condition needs --engine local" in capsys.readouterr().err
+
+
+def test_mate_ranks_agree_with_the_candidate_list(condition_run):
+    from faceaudit.audit._conditions import mate_ranks
+
+    run, _, engine = condition_run
+    d, o = run.design, run.outcomes
+    clean = engine.run_condition(d, CLEAN, progress=False)
+    ranks = mate_ranks(d, o, clean.probe_vectors, clean.gallery_vectors, engine.similarity_function())
+    listed = {}
+    for row in run.candidate_rows():
+        if row["mated"] == "true":
+            listed.setdefault(row["probe_image"], int(row["rank"]))
+    checked = 0
+    for i, r in enumerate(d.probes):
+        if str(r.path) in listed:
+            assert ranks[i] == listed[str(r.path)], r.path
+            checked += 1
+        elif not d.mated[i]:
+            assert ranks[i] == 0
+    assert checked >= 5
+    assert run.result.conditions[0].lead_list.found_at_rank[1] == int((ranks == 1).sum())
+
+
+def test_the_condition_task_travels_to_worker_processes():
+    import functools
+    import pickle
+
+    from faceaudit.audit._engines import embed_under
+
+    task = functools.partial(embed_under, condition=PRESETS["doorbell-night-3m"])
+    back = pickle.loads(pickle.dumps(task))
+    assert back.func is embed_under and back.keywords["condition"] == PRESETS["doorbell-night-3m"]
