@@ -301,12 +301,14 @@ class LocalEngine:
         """Array cosine -> Similarity (0-100) of this engine's model."""
         return vectorised_similarity(self.spec.scale)
 
-    def run_condition(self, design: AuditDesign, condition, progress: bool = True) -> ConditionRun:
+    def run_condition(self, design: AuditDesign, condition, progress: bool = True, close: bool = True
+                      ) -> ConditionRun:
         """Search the probes of ``design``, degraded by ``condition``, against the unchanged gallery.
 
         The gallery's embeddings (and, for the clean condition, the probes' and outcomes) are
         reused from :meth:`run` on the same design; degraded probes go through the cache under
         :func:`condition_cache_version`, so a changed condition version embeds them again.
+        ``close=False`` keeps the executor's workers for the next condition.
         """
         last = getattr(self, "_last", None)
         try:
@@ -325,7 +327,8 @@ class LocalEngine:
             return ConditionRun(outcomes, probes[0], gallery[0], seconds, self.embedded - before[0],
                                 self.from_cache - before[1])
         finally:
-            self.executor.close()
+            if close:
+                self.executor.close()
 
 
 def _client_error(exc: Exception) -> Tuple[str, str]:

@@ -158,12 +158,17 @@ def _conditions(design: AuditDesign, engine, outcomes: SearchOutcomes, parts, co
     sim = engine.similarity_function()
     threshold = engine.info().model_threshold
     out = []
-    for c in ordered:
-        cr = engine.run_condition(design, c, progress=progress)
-        o = outcomes if c.is_clean else cr.outcomes
-        p = parts if c.is_clean else compute(design, o, threshold)
-        ranks = mate_ranks(design, o, cr.probe_vectors, cr.gallery_vectors, sim)
-        out.append(condition_result(design, c, o, p, ranks, cr.embed_seconds, cr.embedded, cr.from_cache))
+    try:
+        for c in ordered:  # one set of workers for every condition
+            cr = engine.run_condition(design, c, progress=progress, close=False)
+            o = outcomes if c.is_clean else cr.outcomes
+            p = parts if c.is_clean else compute(design, o, threshold)
+            ranks = mate_ranks(design, o, cr.probe_vectors, cr.gallery_vectors, sim)
+            out.append(condition_result(design, c, o, p, ranks, cr.embed_seconds, cr.embedded, cr.from_cache))
+    finally:
+        close = getattr(getattr(engine, "executor", None), "close", None)
+        if close is not None:
+            close()
     return tuple(out)
 
 
