@@ -25,7 +25,7 @@ from faceaudit.audit._results import (
     Differential,
     FMRTarget,
     MatchCountPoint,
-    MetricFrame,
+    ThresholdMetrics,
     Projection,
     Rate,
     ThresholdSummary,
@@ -247,7 +247,7 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
     R, seed, me = cfg.bootstrap, cfg.seed, cfg.min_errors
 
     overall = group_rates(errs, everyone, subjects, R, _seed(seed, "overall"), me)
-    frames: List[MetricFrame] = []
+    frames: List[ThresholdMetrics] = []
     differentials: List[Differential] = []
     by_col: Dict[str, Dict[str, Dict[str, List[Rate]]]] = {}
     for col in design.probe_columns:
@@ -260,7 +260,7 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
             for k in range(T):
                 rates = {g: per_group[g][m][k] for g in col.groups}
                 diff, ratio, note, hi, lo = _spread(rates, known, cfg.min_group_searches)
-                frames.append(MetricFrame(m, float(th[k]), col.name, "probe", overall[m][k], rates, diff, ratio,
+                frames.append(ThresholdMetrics(m, float(th[k]), col.name, "probe", overall[m][k], rates, diff, ratio,
                                           note, hi, lo))
         for k in range(T):
             for setting, fm, fnm in (("1:1", "FMR", "FNMR"), ("1:N", "FPIR", "FNIR")):
@@ -281,7 +281,7 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
             for k in range(T):
                 rates = {g: per_group[g][m][k] for g in col.groups}
                 diff, ratio, note, hi, lo = _spread(rates, known)
-                frames.append(MetricFrame(m, float(th[k]), col.name, "gallery", overall[m][k], rates, diff,
+                frames.append(ThresholdMetrics(m, float(th[k]), col.name, "gallery", overall[m][k], rates, diff,
                                           ratio, note, hi, lo))
 
     # who is matched to whom, and the composition test
@@ -411,7 +411,7 @@ def _list(values: Sequence[str]) -> str:
     return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
 
 
-def result_warnings(summaries: Sequence[ThresholdSummary], frames: Sequence[MetricFrame], design: AuditDesign,
+def result_warnings(summaries: Sequence[ThresholdSummary], frames: Sequence[ThresholdMetrics], design: AuditDesign,
                     min_errors: int, min_group_searches: int) -> Tuple[WarningGroup, ...]:
     """Cautions grouped by kind, in plain words (Doddington's rule of 30; groups too small to compare)."""
     out: List[WarningGroup] = []

@@ -100,8 +100,12 @@ class Rate:
 
 
 @dataclass(frozen=True)
-class MetricFrame:
-    """One metric at one threshold, overall and per group of one column (like fairlearn's MetricFrame).
+class ThresholdMetrics:
+    """One metric at one threshold: its overall rate and the rate of each group of one column.
+
+    A per-threshold record (one entry of ``AuditResult.frames``, the results.json
+    key), not an aggregator: the audit builds one for every metric, threshold and
+    column.
 
     ``side`` says whose label defines the groups: "probe" (the person searched)
     or "gallery" (the gallery face that matched; FPIR/ACLU_COUNT then count false
@@ -417,7 +421,7 @@ class AuditResult:
     counts: AuditCounts
     composition: Mapping[str, Mapping[str, Mapping[str, int]]]
     summaries: Tuple[ThresholdSummary, ...]
-    frames: Tuple[MetricFrame, ...]
+    frames: Tuple[ThresholdMetrics, ...]
     differentials: Tuple[Differential, ...]
     cross_tables: Tuple[CrossTable, ...]
     fmr_targets: Tuple[FMRTarget, ...]
@@ -448,7 +452,7 @@ class AuditResult:
                 return s
         raise KeyError(threshold)
 
-    def frame(self, metric: str, column: str, threshold: float, side: str = "probe") -> MetricFrame:
+    def frame(self, metric: str, column: str, threshold: float, side: str = "probe") -> ThresholdMetrics:
         for f in self.frames:
             if f.metric == metric and f.column == column and f.side == side and abs(f.threshold - threshold) < 1e-9:
                 return f
