@@ -50,11 +50,11 @@ def parts(tmp_path):
 
 
 def overall(parts, t):
-    return next(s for s in parts[1]["summaries"] if s.threshold == t).overall
+    return next(s for s in parts[1].summaries if s.threshold == t).overall
 
 
 def frame(parts, metric, column, t, side="probe"):
-    return next(f for f in parts[1]["frames"]
+    return next(f for f in parts[1].frames
                 if (f.metric, f.column, f.threshold, f.side) == (metric, column, t, side))
 
 
@@ -87,7 +87,7 @@ def test_zero_errors_have_rule_of_three_bounds(parts):
     assert o["FPIR"].few_errors
     f = frame(parts, "FMR", "sex", 99.5)
     assert f.ratio is None and f.ratio_note == "undefined: every group's rate is 0"
-    d = next(d for d in parts[1]["differentials"] if d.column == "sex" and d.threshold == 99.5 and d.setting == "1:1")
+    d = next(d for d in parts[1].differentials if d.column == "sex" and d.threshold == 99.5 and d.setting == "1:1")
     assert d.garbe is None and d.ir is None and any("GARBE undefined" in n for n in d.notes)
 
 
@@ -123,20 +123,20 @@ def test_gallery_side_and_cross_table(parts):
     assert counts(frame(parts, "ACLU_COUNT", "dataset", 80.0, "gallery").by_group["y"]) == (4, 6)
     assert counts(frame(parts, "FMR", "dataset", 80.0, "gallery").by_group["y"]) == (5, 12)
     assert counts(frame(parts, "FMR", "dataset", 80.0, "gallery").by_group["x"]) == (0, 15)
-    ct = next(c for c in parts[1]["cross_tables"] if c.column == "sex" and c.gallery_column == "sex" and c.threshold == 80.0)
+    ct = next(c for c in parts[1].cross_tables if c.column == "sex" and c.gallery_column == "sex" and c.threshold == 80.0)
     assert counts(ct.cells["F"]["F"]) == (0, 7)
     assert counts(ct.cells["M"]["F"]) == (1, 6)
 
 
 def test_differentials_by_hand(parts):
-    d = next(d for d in parts[1]["differentials"] if d.column == "sex" and d.threshold == 80.0 and d.setting == "1:1")
+    d = next(d for d in parts[1].differentials if d.column == "sex" and d.threshold == 80.0 and d.setting == "1:1")
     assert d.groups == ("F", "M") and d.alpha == 0.5
     # FMR F 1/13, M 2/9; FNMR F 0, M 1
     assert d.fdr == pytest.approx(1 - (0.5 * (2 / 9 - 1 / 13) + 0.5 * 1.0))
     assert d.ir is None and any("IR undefined" in n for n in d.notes)
     # Gini of two values a, b is |a - b| / (a + b)
     assert d.garbe == pytest.approx(0.5 * (17 / 35) + 0.5 * 1.0)
-    d = next(d for d in parts[1]["differentials"] if d.column == "sex" and d.threshold == 90.0 and d.setting == "1:1")
+    d = next(d for d in parts[1].differentials if d.column == "sex" and d.threshold == 90.0 and d.setting == "1:1")
     assert d.fdr == pytest.approx(1 - (0.5 / 9 + 0.5 * 0.5))
     assert d.garbe == pytest.approx(0.5 * 1.0 + 0.5 * (0.5 / 1.5))
 
@@ -167,7 +167,7 @@ def test_differential_formulas_directly():
 
 
 def test_projection_formula(parts):
-    s = next(s for s in parts[1]["summaries"] if s.threshold == 90.0)
+    s = next(s for s in parts[1].summaries if s.threshold == 90.0)
     p = s.projection
     assert (p.probes, p.gallery) == (535, 25_000)
     fmr = 2 / 27
@@ -178,7 +178,7 @@ def test_projection_formula(parts):
 
 def test_projection_that_does_not_saturate(tmp_path):
     design = make_design(tmp_path, projection_probes=100, projection_gallery=10)
-    s = compute(design, make_outcomes(design), 80.0)["summaries"][1]
+    s = compute(design, make_outcomes(design), 80.0).summaries[1]
     fmr = 2 / 27
     assert s.projection.expected == pytest.approx(100 * (1 - (1 - fmr) ** 10))
     lo, hi = s.overall["FMR"].wilson95
@@ -192,14 +192,14 @@ def test_bootstrap_resamples_subjects_and_is_seeded(tmp_path):
     b = compute(d1, make_outcomes(d1), 80.0)
     d2 = make_design(tmp_path, bootstrap=300, seed=6)
     c = compute(d2, make_outcomes(d2), 80.0)
-    ra = a["summaries"][0].overall["FMR"].bootstrap95
-    assert ra == b["summaries"][0].overall["FMR"].bootstrap95
-    assert ra != c["summaries"][0].overall["FMR"].bootstrap95
+    ra = a.summaries[0].overall["FMR"].bootstrap95
+    assert ra == b.summaries[0].overall["FMR"].bootstrap95
+    assert ra != c.summaries[0].overall["FMR"].bootstrap95
     # the interval comes from whole people: its ends are pooled rates of resampled subjects
     assert 0.0 <= ra[0] <= 5 / 27 <= ra[1] <= 1.0
-    assert a["summaries"][0].overall["FMR"].subjects == 6
+    assert a.summaries[0].overall["FMR"].subjects == 6
     none = make_design(tmp_path, bootstrap=0)
-    assert compute(none, make_outcomes(none), 80.0)["summaries"][0].overall["FMR"].bootstrap95 is None
+    assert compute(none, make_outcomes(none), 80.0).summaries[0].overall["FMR"].bootstrap95 is None
 
 
 def test_subject_with_two_probes_is_one_resampling_unit(tmp_path):
@@ -210,7 +210,7 @@ def test_subject_with_two_probes_is_one_resampling_unit(tmp_path):
     design = build_design([read_manifest(p)], [read_manifest(g)],
                           AuditConfig(thresholds=(80,), fmr_targets=(), bootstrap=2000, seed=3))
     out = make_outcomes(design, [(0, 0, 90.0), (1, 0, 90.0)])
-    o = compute(design, out, 80.0)["summaries"][0].overall["FPIR"]
+    o = compute(design, out, 80.0).summaries[0].overall["FPIR"]
     assert counts(o) == (2, 3) and o.subjects == 2
     # resampling people: A (2 of 2 wrong) and B (0 of 1): possible rates 0, 2/3, 1 -> [0, 1]
     assert o.bootstrap95 == (0.0, 1.0)

@@ -88,6 +88,20 @@ class SearchOutcomes:
         return int(hits[0])
 
 
+@dataclass(frozen=True, eq=False)
+class ErrorCounts:
+    """One metric's errors and trials per probe (search): what every rate is summed from.
+
+    ``errors[i, k]``: errors of probe ``i`` at threshold ``k`` (0/1 for search
+    metrics, comparison counts for pair metrics); ``trials[i]``: its trials (the
+    same at every threshold). The rate over probes ``S`` at threshold ``k`` is
+    ``errors[S, k].sum() / trials[S].sum()``.
+    """
+
+    errors: np.ndarray
+    trials: np.ndarray
+
+
 def vectorised_similarity(scale) -> Callable[[np.ndarray], np.ndarray]:
     """Array version of ``scale.to_similarity`` (same arithmetic), rounded to 4 decimals."""
 
