@@ -240,3 +240,115 @@ def test_config_validation():
     with pytest.raises(InvalidParameterError):
         AuditConfig(alpha=1.5)
     assert AuditConfig(thresholds=(99, 80, 80.0)).thresholds == (80.0, 99.0)
+
+
+# ---------------------------------------------------------------- the split functions against a numpy oracle
+
+ORACLE_THRESHOLDS = (80.0, 85.0, 90.0, 95.0)
+
+
+@pytest.fixture(params=[1, 2, 3])
+def random_case(request, tmp_path):
+    """Every probe scored against every gallery face at random (all pairs are candidates: 0 floor
+    loss), so the oracle can read each rate straight off the full score matrix."""
+    rng = np.random.default_rng(request.param)
+    design = make_design(tmp_path, thresholds=ORACLE_THRESHOLDS, bootstrap=0)
+    P, G = design.n_probes, design.n_gallery
+    sim = np.round(rng.uniform(75.0, 100.0, size=(P, G)), 2)
+    cands = [(i, j, float(sim[i, j])) for i in range(P) for j in range(G)]
+    return design, sim, make_outcomes(design, cands)
+
+
+def oracle(design, sim, mask, t):
+    """Each metric's (errors, trials) over the probes in ``mask`` at threshold ``t``, from the score matrix."""
+    genuine = design.probe_subject[:, None] == design.gallery_subject[None, :]
+    hit = sim >= t
+    mated = genuine.any(1)
+    false_cand = (hit & ~genuine).any(1)
+    found = (hit & genuine).any(1)
+    m = np.asarray(mask, bool)
+    return {
+        "FPIR": (int((m & ~mated & false_cand).sum()), int((m & ~mated).sum())),
+        "FNIR": (int((m & mated & ~found).sum()), int((m & mated).sum())),
+        "ACLU_COUNT": (int((m & false_cand).sum()), int(m.sum())),
+        "MATED_FALSE": (int((m & mated & false_cand).sum()), int((m & mated).sum())),
+        "FMR": (int((hit & ~genuine)[m].sum()), int((~genuine)[m].sum())),
+        "FNMR": (int((~hit & genuine)[m].sum()), int(genuine[m].sum())),
+    }
+
+
+def test_per_probe_error_counts_against_the_oracle(random_case):
+    from faceaudit.audit._metrics import probe_errors
+
+    design, sim, out = random_case
+    errs = probe_errors(design, out)
+    everyone = np.ones(design.n_probes, bool)
+    for k, t in enumerate(out.thresholds):
+        want = oracle(design, sim, everyone, t)
+        for m, c in errs.items():
+            assert (int(c.errors[:, k].sum()), int(c.trials.sum())) == want[m], (m, t)
+
+
+def test_group_rates_and_frames_against_the_oracle(random_case):
+    design, sim, out = random_case
+    res = compute(design, out, 80.0)
+    col = design.probe_column("sex")
+    for f in res.frames:
+        if f.side != "probe" or f.column != "sex":
+            continue
+        assert counts(f.overall) == oracle(design, sim, np.ones(design.n_probes, bool), f.threshold)[f.metric]
+        for gi, g in enumerate(col.groups):
+            want = oracle(design, sim, col.codes == gi, f.threshold)[f.metric]
+            assert counts(f.by_group[g]) == want, (f.metric, f.threshold, g)
+            e, n = want
+            assert f.by_group[g].rate == (e / n if n else None)
+        known = {g: f.by_group[g].rate for g in ("F", "M") if f.by_group[g].trials}
+        if len(known) == 2:
+            assert f.difference == pytest.approx(max(known.values()) - min(known.values()))
+            if min(known.values()) > 0:
+                assert f.ratio == pytest.approx(max(known.values()) / min(known.values()))
+
+
+def test_fmr_of_each_gallery_group_against_the_oracle(random_case):
+    design, sim, out = random_case
+    res = compute(design, out, 80.0)
+    gcol = design.gallery_column("dataset")
+    genuine = design.probe_subject[:, None] == design.gallery_subject[None, :]
+    for gi, g in enumerate(gcol.groups):
+        in_group = (gcol.codes == gi)[None, :]
+        for t in out.thresholds:
+            f = frame((design, res), "FMR", "dataset", t, side="gallery")
+            imp = ~genuine & in_group
+            assert counts(f.by_group[g]) == (int((imp & (sim >= t)).sum()), int(imp.sum()))
+
+
+def test_small_functions_against_their_formulas():
+    from faceaudit.audit._metrics import (
+        expected_false_match_searches,
+        fmr_at,
+        fnir_at,
+        fnmr_at,
+        fpir_at,
+        spread_of,
+    )
+
+    mated = np.array([True, False, False, True])
+    false_cand = np.array([[1, 0], [1, 1], [0, 0], [1, 1]], bool)
+    found = np.array([[1, 1], [0, 0], [0, 0], [0, 0]], bool)
+    fp = fpir_at(mated, false_cand)
+    assert fp.errors.sum(0).tolist() == [1, 1] and fp.trials.sum() == 2
+    fn = fnir_at(mated, found)
+    assert fn.errors.sum(0).tolist() == [1, 1] and fn.trials.sum() == 2
+    ge, n = np.array([[3, 1], [0, 0]]), np.array([4, 2])
+    assert fmr_at(ge, n).errors.sum(0).tolist() == [3, 1]
+    assert fnmr_at(ge, n).errors.sum(0).tolist() == [1 + 2, 3 + 2]
+    for fmr, probes, gallery in ((1e-5, 535, 25_000), (0.3, 10, 3), (0.0, 5, 7), (1.0, 4, 2)):
+        assert expected_false_match_searches(fmr, probes, gallery) == pytest.approx(
+            probes * (1 - (1 - fmr) ** gallery), rel=1e-9, abs=1e-12)  # the naive form loses digits
+    s = spread_of({"a": Rate.of(1, 10, subjects=10), "b": Rate.of(4, 10, subjects=10),
+                   "u": Rate.of(9, 10, subjects=10)}, ["a", "b"])
+    assert (s.difference, s.ratio, s.highest, s.lowest) == (pytest.approx(0.3), pytest.approx(4.0), "b", "a")
+    s = spread_of({"a": Rate.of(0, 10, subjects=10), "b": Rate.of(4, 10, subjects=10)}, ["a", "b"])
+    assert s.ratio is None and "lowest rate (a) is 0" in s.note
+    s = spread_of({"a": Rate.of(1, 10, subjects=3), "b": Rate.of(4, 10, subjects=10)}, ["a", "b"], min_people=5)
+    assert s.difference is None and "at least 5 people" in s.note
