@@ -326,12 +326,13 @@ def count_block(ctx: ScoringContext, rows: np.ndarray, th: np.ndarray) -> BlockC
         hist_gen[name] = np.bincount(key[gen], minlength=ng * N_BINS).reshape(ng, N_BINS)
         hist_imp[name] = np.bincount(key[imp], minlength=ng * N_BINS).reshape(ng, N_BINS)
     hit = (sim >= ctx.floor) & (gen | imp)
-    r, g = np.nonzero(hit)
+    hit_row, hit_col = np.nonzero(hit)
     return BlockCounts(
         rows=rows, imp_ge=_ge_counts(ir, il, B, T), gen_ge=_ge_counts(gr, gl, B, T),
         imp_n=imp.sum(1), gen_n=gen.sum(1), best_mate=best_mate, best_nonmate=best_nonmate,
         best_g=best_g, imp_ge_g=imp_ge_g, imp_n_g=imp_n_g, hist_gen=hist_gen, hist_imp=hist_imp,
-        cand_probe=rows[r], cand_gallery=ctx.gallery_index[g], cand_similarity=sim[r, g], same_pairs=same,
+        cand_probe=rows[hit_row], cand_gallery=ctx.gallery_index[hit_col], cand_similarity=sim[hit_row, hit_col],
+        same_pairs=same,
     )
 
 
