@@ -56,6 +56,7 @@ from faceaudit.audit._results import (
     FMRTarget,
     ManifestInfo,
     MatchCountPoint,
+    MetricByGroup,
     Projection,
     PromiseCheck,
     PromiseGap,
@@ -79,7 +80,8 @@ from faceaudit.audit._scoring import (
 )
 
 __all__ = [
-    "COMPARISON_HTML", "MatchCountPoint", "PromiseCheck", "PromiseGap", "ShareSpec", "ShareTest", "WarningGroup",
+    "COMPARISON_HTML", "MatchCountPoint", "MetricByGroup", "PromiseCheck", "PromiseGap", "ShareSpec", "ShareTest",
+    "WarningGroup",
     "build_comparison", "render_comparison",
     "AuditConfig", "AuditCounts", "AuditDesign", "AuditEngine", "AuditExecutor", "AuditResult", "AuditRun",
     "CANDIDATES_CSV",

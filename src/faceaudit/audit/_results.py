@@ -129,6 +129,26 @@ class ThresholdMetrics:
 
 
 @dataclass(frozen=True)
+class MetricByGroup:
+    """One metric over one column at every threshold: the overall / by-group / difference / ratio view.
+
+    Built from the :class:`ThresholdMetrics` records (:meth:`AuditResult.by_group`);
+    index ``k`` is ``thresholds[k]`` (ascending) in every tuple. ``difference[k]`` =
+    highest - lowest group rate and ``ratio[k]`` = highest / lowest (None: undefined),
+    over the known groups compared, as in each record.
+    """
+
+    metric: str
+    column: str
+    side: str
+    thresholds: Tuple[float, ...]
+    overall: Tuple[Rate, ...]
+    by_group: Mapping[str, Tuple[Rate, ...]]
+    difference: Tuple[Optional[float], ...]
+    ratio: Tuple[Optional[float], ...]
+
+
+@dataclass(frozen=True)
 class Differential:
     """Summary measures of unequal error rates across the groups of one column at one threshold.
 
@@ -457,3 +477,16 @@ class AuditResult:
             if f.metric == metric and f.column == column and f.side == side and abs(f.threshold - threshold) < 1e-9:
                 return f
         raise KeyError((metric, column, threshold, side))
+
+    def by_group(self, metric: str, column: str, side: str = "probe") -> MetricByGroup:
+        """One metric of one column at every threshold (KeyError when the audit has no such records)."""
+        recs = sorted((f for f in self.frames if f.metric == metric and f.column == column and f.side == side),
+                      key=lambda f: f.threshold)
+        if not recs:
+            raise KeyError((metric, column, side))
+        groups = list(recs[0].by_group)
+        return MetricByGroup(
+            metric, column, side, tuple(f.threshold for f in recs), tuple(f.overall for f in recs),
+            {g: tuple(f.by_group[g] for f in recs) for g in groups},
+            tuple(f.difference for f in recs), tuple(f.ratio for f in recs),
+        )
