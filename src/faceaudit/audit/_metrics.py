@@ -3,6 +3,15 @@
 Formulas follow docs/metrics.md (shared): FPIR, FNIR, FMR, FNMR; max/min
 ratio; FDR (Pereira & Marcel 2021); IR; GARBE with the Gini coefficient (Howard
 et al. 2022). Thresholds are global, never tuned per group.
+
+The steps, each a small function: per-probe error counts of each metric
+(:func:`fpir_at`, :func:`fnir_at`, :func:`fmr_at`, :func:`fnmr_at`, ...);
+rates of a set of probes with the people-resampling bootstrap
+(:func:`group_rates`); per-threshold records and their spread
+(:func:`threshold_metrics`, :func:`spread_of`); differentials
+(:func:`differentials_at`); operating points and projections
+(:func:`fmr_targets`, :func:`match_count_points`, :func:`threshold_summaries`);
+curves and counts. :func:`compute` composes them into :class:`AuditMetrics`.
 """
 
 from __future__ import annotations
@@ -227,7 +236,15 @@ def differential(
     column: str, threshold: float, setting: str, fm_name: str, fnm_name: str,
     fm: Mapping[str, Rate], fnm: Mapping[str, Rate], known: Sequence[str], alpha: float,
 ) -> Differential:
-    """FDR, IR and GARBE over the known groups that have trials for both rates."""
+    """FDR, IR and GARBE over the known groups ``known`` that have trials for both rates.
+
+    With a = ``alpha``, i and j ranging over the groups, FM the false-match rate
+    (``fm``: FMR or FPIR) and FNM the false-non-match rate (``fnm``: FNMR or FNIR):
+
+    * FDR = 1 - (a * max|FM_i - FM_j| + (1 - a) * max|FNM_i - FNM_j|)  (Pereira & Marcel 2021; 1 = fair)
+    * IR = (max FM / min FM)^a * (max FNM / min FNM)^(1 - a)  (1 = fair; undefined when a minimum is 0)
+    * GARBE = a * Gini(FM) + (1 - a) * Gini(FNM)  (Howard et al. 2022; 0 = equitable)
+    """
     groups = tuple(g for g in known if fm.get(g) and fnm.get(g) and fm[g].trials > 0 and fnm[g].trials > 0)
     notes: List[str] = []
     fdr = ir = garbe = None
