@@ -22,7 +22,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from faceaudit.audit._design import AuditDesign
-from faceaudit.audit._results import MatchCountPoint, MetricFrame, PromiseCheck, ShareTest, ThresholdSummary
+from faceaudit.audit._metrics import AuditMetrics
+from faceaudit.audit._results import MatchCountPoint, PromiseCheck, ShareTest, ThresholdMetrics, ThresholdSummary
 from faceaudit.audit._scoring import OVERALL, SearchOutcomes, threshold_bin
 from faceaudit.engine import quality_band
 
@@ -110,7 +111,7 @@ class ConditionResult:
     images_embedded: int
     images_from_cache: int
     summaries: Tuple[ThresholdSummary, ...]
-    frames: Tuple[MetricFrame, ...]
+    frames: Tuple[ThresholdMetrics, ...]
     promise_checks: Tuple[PromiseCheck, ...]
     share_tests: Tuple[ShareTest, ...]
     match_counts: Tuple[MatchCountPoint, ...]
@@ -203,7 +204,7 @@ def temptation(design: AuditDesign, out: SearchOutcomes, target: float = TEMPTAT
                            "have a stranger at or above it", **base)
 
 
-def condition_result(design: AuditDesign, condition, out: SearchOutcomes, parts: Dict, ranks: np.ndarray,
+def condition_result(design: AuditDesign, condition, out: SearchOutcomes, parts: AuditMetrics, ranks: np.ndarray,
                      embed_seconds: float, embedded: int, from_cache: int) -> ConditionResult:
     """One condition's :class:`ConditionResult` from its outcomes and ``compute``'s parts."""
     thresholds = [float(t) for t in design.config.thresholds]
@@ -213,7 +214,7 @@ def condition_result(design: AuditDesign, condition, out: SearchOutcomes, parts:
         target_eye_distance=condition.target_eye_distance,
         quality_band=None if condition.target_eye_distance is None else quality_band(condition.target_eye_distance).name,
         embed_seconds=round(float(embed_seconds), 2), images_embedded=int(embedded), images_from_cache=int(from_cache),
-        summaries=parts["summaries"], frames=parts["frames"], promise_checks=parts["promise_checks"],
-        share_tests=parts["share_tests"], match_counts=parts["match_counts"],
+        summaries=parts.summaries, frames=parts.frames, promise_checks=parts.promise_checks,
+        share_tests=parts.share_tests, match_counts=parts.match_counts,
         lead_list=lead_list(design, out, ranks, thresholds), temptation=temptation(design, out),
     )

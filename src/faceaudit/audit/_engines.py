@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import numpy as np
 
@@ -189,6 +189,26 @@ class LocalEngine:
     def _embed_one(self, data: bytes) -> CachedEmbedding:
         return embed_largest(self.face_engine, data)
 
+    def _open_cache(self) -> Tuple[Optional[EmbeddingCache], bool]:
+        """The embedding cache (None: none), and whether this call opened it (and must close it)."""
+        cache = self._cache_arg
+        if cache is not None and not isinstance(cache, EmbeddingCache):
+            return EmbeddingCache(cache), True
+        return cache, False
+
+    def _store(self, cache: Optional[EmbeddingCache], sha: str, result: Any,
+               version: Optional[str] = None) -> CachedEmbedding:
+        """An executor's result as a cache entry, written to the cache (under ``version``, default
+        the model's); a lost worker's is not cached (a rerun tries the image again)."""
+        from faceaudit.engine import WorkerLost
+
+        if isinstance(result, WorkerLost):
+            return CachedEmbedding(None, f"InternalServerError: {result.message}")
+        self.embedded += 1
+        if cache is not None:
+            cache.put(sha, version or self.spec.version, result)
+        return result
+
     def embed(self, records: Sequence[ImageRecord], progress: bool = True, label: str = "embedding",
               condition=None):
         """(vectors[N, D], ok[N], sha[N], reason[N]) for the records, through the cache.
@@ -200,13 +220,7 @@ class LocalEngine:
         is written to the cache (by this process only) as it arrives, so an interrupted run
         keeps what it embedded.
         """
-        from faceaudit.engine import WorkerLost
-
-        cache = self._cache_arg
-        own = False
-        if cache is not None and not isinstance(cache, EmbeddingCache):
-            cache = EmbeddingCache(cache)
-            own = True
+        cache, own = self._open_cache()
         version = condition_cache_version(self.spec.version, condition)
         task = embed_largest if condition is None or condition.is_clean else functools.partial(
             embed_under, condition=condition)
@@ -260,13 +274,7 @@ class LocalEngine:
         try:
             with Progress(label, n, enabled=progress) as bar:
                 for sha, result in self.executor.map_images(self.spec.name, task, jobs()):
-                    if isinstance(result, WorkerLost):  # not cached: a rerun tries it again
-                        entry = CachedEmbedding(None, f"InternalServerError: {result.message}")
-                    else:
-                        entry = result
-                        self.embedded += 1
-                        if cache is not None:
-                            cache.put(sha, version, entry)
+                    entry = self._store(cache, sha, result, version)
                     for i in waiting.pop(sha):
                         by_path[records[i].path] = (entry, sha)
                         settle(i, entry, sha)
@@ -406,76 +414,19 @@ class RekognitionEngine:
             raise RemoteServiceError(f"{name} failed: {message}", aws_code=code if "Exception" in code else None) from exc
 
     def run(self, design: AuditDesign, progress: bool = True) -> SearchOutcomes:
-        floor = design.config.floor
-        self.search_threshold = floor
-        P, G = design.n_probes, design.n_gallery
-        probe_ok = np.zeros(P, bool)
-        gallery_ok = np.zeros(G, bool)
-        probe_sha: List[Optional[str]] = [None] * P
-        gallery_sha: List[Optional[str]] = [None] * G
-        probe_reason: List[Optional[str]] = [None] * P
-        gallery_reason: List[Optional[str]] = [None] * G
-        cand_p: List[int] = []
-        cand_g: List[int] = []
-        cand_s: List[float] = []
-        truncated = np.zeros(P, bool)
+        """Index the gallery into a temporary collection, search every probe at the lowest audited
+        threshold, delete the collection; outcomes from the candidate lists."""
+        self.search_threshold = design.config.floor
         cid = f"{self.collection_prefix}-{uuid.uuid4().hex[:12]}"
         # exact search whatever the server's default index (faceaudit's tag; Rekognition keeps it as a tag)
         created = self._call("create_collection", CollectionId=cid, Tags={INDEX_TAG: "flat"})
         self.collection_id = cid
         self.face_model_version = str(created.get("FaceModelVersion") or "unknown")
         try:
-            face_index: Dict[str, int] = {}
-            with Progress("indexing gallery", G, enabled=progress) as bar:
-                for j, r in enumerate(design.gallery):
-                    data, err = _read(r)
-                    if data is None:
-                        gallery_reason[j] = err
-                        bar.update(1)
-                        continue
-                    gallery_sha[j] = hashlib.sha256(data).hexdigest()
-                    kwargs = dict(CollectionId=cid, Image={"Bytes": data},
-                                  ExternalImageId=external_image_id(r.subject), MaxFaces=1)
-                    if self.quality_filter:
-                        kwargs["QualityFilter"] = self.quality_filter
-                    resp, err = self._image_call("index_faces", **kwargs)
-                    records = (resp or {}).get("FaceRecords") or []
-                    if records:
-                        face_index[records[0]["Face"]["FaceId"]] = j
-                        gallery_ok[j] = True
-                    else:
-                        reasons = [",".join(u.get("Reasons", [])) for u in (resp or {}).get("UnindexedFaces", [])]
-                        gallery_reason[j] = err or ("face not indexed: " + "; ".join(reasons) if reasons
-                                                    else "no face detected")
-                    bar.update(1)
+            gallery = self._index_gallery(design, cid, progress)
             desc = self._call("describe_collection", CollectionId=cid)
             self.face_model_version = str(desc.get("FaceModelVersion") or self.face_model_version)
-            with Progress("searching", P, enabled=progress) as bar:
-                for i, r in enumerate(design.probes):
-                    data, err = _read(r)
-                    if data is None:
-                        probe_reason[i] = err
-                        bar.update(1)
-                        continue
-                    probe_sha[i] = hashlib.sha256(data).hexdigest()
-                    resp, err = self._image_call(
-                        "search_faces_by_image", CollectionId=cid, Image={"Bytes": data},
-                        FaceMatchThreshold=float(floor), MaxFaces=self.max_faces)
-                    if resp is None:
-                        probe_reason[i] = err
-                        bar.update(1)
-                        continue
-                    probe_ok[i] = True
-                    matches = resp.get("FaceMatches") or []
-                    truncated[i] = len(matches) >= self.max_faces
-                    for m in matches:
-                        j = face_index.get(m["Face"]["FaceId"])
-                        if j is None:
-                            continue  # a face this audit did not index
-                        cand_p.append(i)
-                        cand_g.append(j)
-                        cand_s.append(round(float(m["Similarity"]), 4))  # as candidates.csv writes it
-                    bar.update(1)
+            probes = self._search_probes(design, cid, gallery.face_index, progress)
         finally:
             try:
                 self.client.delete_collection(CollectionId=cid)
@@ -484,10 +435,96 @@ class RekognitionEngine:
 
                 logging.getLogger(__name__).warning("could not delete the temporary collection %s", cid)
         return outcomes_from_candidates(
-            design, probe_ok, gallery_ok, probe_sha, gallery_sha, probe_reason, gallery_reason,
-            np.array(cand_p, np.int64), np.array(cand_g, np.int64), np.array(cand_s, np.float64),
-            truncated=truncated, extra_thresholds=(REKOGNITION_DEFAULT_THRESHOLD,),
+            design, probes.ok, gallery.ok, probes.sha, gallery.sha, probes.reason, gallery.reason,
+            np.array(probes.cand_probe, np.int64), np.array(probes.cand_gallery, np.int64),
+            np.array(probes.cand_similarity, np.float64),
+            truncated=probes.truncated, extra_thresholds=(REKOGNITION_DEFAULT_THRESHOLD,),
         )
+
+    def _index_gallery(self, design: AuditDesign, cid: str, progress: bool) -> "_Indexed":
+        """IndexFaces of every gallery image (the largest face only) into collection ``cid``."""
+        G = design.n_gallery
+        done = _Indexed(np.zeros(G, bool), [None] * G, [None] * G, {})
+        with Progress("indexing gallery", G, enabled=progress) as bar:
+            for j, r in enumerate(design.gallery):
+                data, err = _read(r)
+                if data is None:
+                    done.reason[j] = err
+                    bar.update(1)
+                    continue
+                done.sha[j] = hashlib.sha256(data).hexdigest()
+                kwargs = dict(CollectionId=cid, Image={"Bytes": data},
+                              ExternalImageId=external_image_id(r.subject), MaxFaces=1)
+                if self.quality_filter:
+                    kwargs["QualityFilter"] = self.quality_filter
+                resp, err = self._image_call("index_faces", **kwargs)
+                records = (resp or {}).get("FaceRecords") or []
+                if records:
+                    done.face_index[records[0]["Face"]["FaceId"]] = j
+                    done.ok[j] = True
+                else:
+                    reasons = [",".join(u.get("Reasons", [])) for u in (resp or {}).get("UnindexedFaces", [])]
+                    done.reason[j] = err or ("face not indexed: " + "; ".join(reasons) if reasons
+                                             else "no face detected")
+                bar.update(1)
+        return done
+
+    def _search_probes(self, design: AuditDesign, cid: str, face_index: Dict[str, int],
+                       progress: bool) -> "_Searched":
+        """SearchFacesByImage of every probe at the lowest audited threshold; candidates are gallery rows."""
+        P = design.n_probes
+        done = _Searched(np.zeros(P, bool), [None] * P, [None] * P, [], [], [], np.zeros(P, bool))
+        with Progress("searching", P, enabled=progress) as bar:
+            for i, r in enumerate(design.probes):
+                data, err = _read(r)
+                if data is None:
+                    done.reason[i] = err
+                    bar.update(1)
+                    continue
+                done.sha[i] = hashlib.sha256(data).hexdigest()
+                resp, err = self._image_call(
+                    "search_faces_by_image", CollectionId=cid, Image={"Bytes": data},
+                    FaceMatchThreshold=float(design.config.floor), MaxFaces=self.max_faces)
+                if resp is None:
+                    done.reason[i] = err
+                    bar.update(1)
+                    continue
+                done.ok[i] = True
+                matches = resp.get("FaceMatches") or []
+                done.truncated[i] = len(matches) >= self.max_faces
+                for m in matches:
+                    j = face_index.get(m["Face"]["FaceId"])
+                    if j is None:
+                        continue  # a face this audit did not index
+                    done.cand_probe.append(i)
+                    done.cand_gallery.append(j)
+                    done.cand_similarity.append(round(float(m["Similarity"]), 4))  # as candidates.csv writes it
+                bar.update(1)
+        return done
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    """The gallery as indexed: enrolled or not, SHA-256 and reason per image; FaceId -> gallery row."""
+
+    ok: np.ndarray
+    sha: List[Optional[str]]
+    reason: List[Optional[str]]
+    face_index: Dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Searched:
+    """The probes as searched: ok, SHA-256 and reason per image; candidates (probe row, gallery row,
+    Similarity); whether a search was cut at MaxFaces."""
+
+    ok: np.ndarray
+    sha: List[Optional[str]]
+    reason: List[Optional[str]]
+    cand_probe: List[int]
+    cand_gallery: List[int]
+    cand_similarity: List[float]
+    truncated: np.ndarray
 
 
 AUDIT_HEADER = "x-faceaudit-audit"

@@ -202,10 +202,10 @@ def run_audit(
     info = engine.info()
     parts = compute(design, outcomes, info.model_threshold)
     t2 = time.monotonic()
-    counts = parts["counts"]
+    counts = parts.counts
     per_condition = _conditions(design, engine, outcomes, parts, conditions, progress)
     t3 = time.monotonic()
-    warnings = result_warnings(parts["summaries"], parts["frames"], design, config.min_errors,
+    warnings = result_warnings(parts.summaries, parts.frames, design, config.min_errors,
                                config.min_group_searches)
     result = AuditResult(
         faceaudit_version=__version__,
@@ -229,16 +229,16 @@ def run_audit(
             "gallery": {c.name: {g: int((c.codes == i).sum()) for i, g in enumerate(c.groups)}
                         for c in design.gallery_columns},
         },
-        summaries=parts["summaries"], frames=parts["frames"],
-        differentials=parts["differentials"], cross_tables=parts["cross_tables"],
-        fmr_targets=parts["fmr_targets"], curves=parts["curves"], failures=_failures(design, outcomes),
+        summaries=parts.summaries, frames=parts.frames,
+        differentials=parts.differentials, cross_tables=parts.cross_tables,
+        fmr_targets=parts.fmr_targets, curves=parts.curves, failures=_failures(design, outcomes),
         warnings=warnings, notes=_notes(design, outcomes, counts, info) + tuple(notes),
         timings={"search_s": round(t1 - t0, 2), "metrics_s": round(t2 - t1, 2), "total_s": round(t3 - t0, 2),
                  **({"conditions_s": round(t3 - t2, 2)} if per_condition else {}),
                  **{f"images_{k}": float(getattr(engine, k)) for k in ("embedded", "from_cache")
                     if isinstance(getattr(engine, k, None), int)}},
-        command=command, share_tests=parts["share_tests"], match_counts=parts["match_counts"],
-        promise_checks=parts["promise_checks"], min_group_searches=config.min_group_searches,
+        command=command, share_tests=parts.share_tests, match_counts=parts.match_counts,
+        promise_checks=parts.promise_checks, min_group_searches=config.min_group_searches,
         conditions=per_condition,
     )
     return AuditRun(result=result, design=design, outcomes=outcomes)
