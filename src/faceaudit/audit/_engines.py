@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +104,48 @@ def embed_largest(engine, data: bytes) -> CachedEmbedding:
         return CachedEmbedding(None, f"{exc.aws_code}: {exc}", 0, None)
 
 
+def embed_under(engine, data: bytes, condition) -> CachedEmbedding:
+    """The audit's image task under a probe condition: the photo degraded (seeded by the
+    condition and the photo's SHA-256), its faces detected as a system built for small faces
+    does (again on the image enlarged when none is found), the largest embedded; or why there
+    is none (a failure to enrol under this condition). Never raises for a bad image."""
+    from faceaudit.engine import degrade, detect_upscaled, load_image
+
+    try:
+        img = load_image(data)
+        degraded = degrade(engine.model.detector, img, condition)
+        faces, _ = detect_upscaled(engine.model.detector, degraded.image, 1)
+        if not faces:
+            return CachedEmbedding(None, f"no face detected under probe condition {condition.name}", 0, None)
+        vec = engine.model.embedder.embed(degraded.image, faces[0])
+        return CachedEmbedding(np.asarray(vec, np.float32), None, len(faces), float(faces[0].confidence))
+    except NoFaceError as exc:
+        return CachedEmbedding(None, str(exc) or "no face detected", 0, None)
+    except FaceAuditError as exc:
+        return CachedEmbedding(None, f"{exc.aws_code}: {exc}", 0, None)
+
+
+def condition_cache_version(model_version: str, condition) -> str:
+    """The cache's model-version key for probes under ``condition``: the model's own version
+    for the clean condition, else the model's and the condition's versions together."""
+    if condition is None or condition.is_clean:
+        return model_version
+    return f"{model_version}|probe-condition:{condition.version}"
+
+
+@dataclass(frozen=True, eq=False)
+class ConditionRun:
+    """The probes of a design searched under one condition: the outcomes, the vectors they
+    came from (for ranks), and the cost (seconds to degrade, detect and embed the probes)."""
+
+    outcomes: SearchOutcomes
+    probe_vectors: np.ndarray
+    gallery_vectors: np.ndarray
+    embed_seconds: float
+    embedded: int
+    from_cache: int
+
+
 class LocalEngine:
     """faceaudit's own models: exact scores for every probe-gallery pair.
 
@@ -128,6 +172,7 @@ class LocalEngine:
         self.executor: AuditExecutor = executor if executor is not None else LocalExecutor(workers, face_engine)
         self.embedded = 0
         self.from_cache = 0
+        self._last = None  # (design, probes, gallery, outcomes) of the last run, for run_condition
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -151,27 +196,34 @@ class LocalEngine:
             return EmbeddingCache(cache), True
         return cache, False
 
-    def _store(self, cache: Optional[EmbeddingCache], sha: str, result: Any) -> CachedEmbedding:
-        """An executor's result as a cache entry, written to the cache; a lost worker's is not cached
-        (a rerun tries the image again)."""
+    def _store(self, cache: Optional[EmbeddingCache], sha: str, result: Any,
+               version: Optional[str] = None) -> CachedEmbedding:
+        """An executor's result as a cache entry, written to the cache (under ``version``, default
+        the model's); a lost worker's is not cached (a rerun tries the image again)."""
         from faceaudit.engine import WorkerLost
 
         if isinstance(result, WorkerLost):
             return CachedEmbedding(None, f"InternalServerError: {result.message}")
         self.embedded += 1
         if cache is not None:
-            cache.put(sha, self.spec.version, result)
+            cache.put(sha, version or self.spec.version, result)
         return result
 
-    def embed(self, records: Sequence[ImageRecord], progress: bool = True, label: str = "embedding"):
+    def embed(self, records: Sequence[ImageRecord], progress: bool = True, label: str = "embedding",
+              condition=None):
         """(vectors[N, D], ok[N], sha[N], reason[N]) for the records, through the cache.
+
+        ``condition``: a probe condition to degrade each image with first (cached under
+        :func:`condition_cache_version`); ``sha`` stays the original image's SHA-256.
 
         Cached images are answered at once; the others go to the executor, and each result
         is written to the cache (by this process only) as it arrives, so an interrupted run
         keeps what it embedded.
         """
         cache, own = self._open_cache()
-        version = self.spec.version
+        version = condition_cache_version(self.spec.version, condition)
+        task = embed_largest if condition is None or condition.is_clean else functools.partial(
+            embed_under, condition=condition)
         dim = int(getattr(self.spec, "dimension", 128))
         n = len(records)
         vectors = np.zeros((n, dim), np.float32)
@@ -221,8 +273,8 @@ class LocalEngine:
 
         try:
             with Progress(label, n, enabled=progress) as bar:
-                for sha, result in self.executor.map_images(self.spec.name, embed_largest, jobs()):
-                    entry = self._store(cache, sha, result)
+                for sha, result in self.executor.map_images(self.spec.name, task, jobs()):
+                    entry = self._store(cache, sha, result, version)
                     for i in waiting.pop(sha):
                         by_path[records[i].path] = (entry, sha)
                         settle(i, entry, sha)
@@ -238,13 +290,53 @@ class LocalEngine:
             records = design.probes + design.gallery
             vectors, ok, shas, reasons = self.embed(records, progress=progress)
             P = design.n_probes
-            return score_exact(
-                design, vectors[:P], vectors[P:], ok[:P], ok[P:], shas[:P], shas[P:], reasons[:P], reasons[P:],
-                vectorised_similarity(self.spec.scale), extra_thresholds=(float(self.spec.recommended_similarity),),
-                progress=progress, map_blocks=self.executor.map_blocks,
-            )
+            outcomes = self._score(design, (vectors[:P], ok[:P], shas[:P], reasons[:P]),
+                                   (vectors[P:], ok[P:], shas[P:], reasons[P:]), progress)
+            self._last = (design, (vectors[:P], ok[:P], shas[:P], reasons[:P]),
+                          (vectors[P:], ok[P:], shas[P:], reasons[P:]), outcomes)
+            return outcomes
         finally:
             self.executor.close()
+
+    def _score(self, design: AuditDesign, probes, gallery, progress: bool) -> SearchOutcomes:
+        return score_exact(
+            design, probes[0], gallery[0], probes[1], gallery[1], probes[2], gallery[2], probes[3], gallery[3],
+            vectorised_similarity(self.spec.scale), extra_thresholds=(float(self.spec.recommended_similarity),),
+            progress=progress, map_blocks=self.executor.map_blocks,
+        )
+
+    def similarity_function(self):
+        """Array cosine -> Similarity (0-100) of this engine's model."""
+        return vectorised_similarity(self.spec.scale)
+
+    def run_condition(self, design: AuditDesign, condition, progress: bool = True, close: bool = True
+                      ) -> ConditionRun:
+        """Search the probes of ``design``, degraded by ``condition``, against the unchanged gallery.
+
+        The gallery's embeddings (and, for the clean condition, the probes' and outcomes) are
+        reused from :meth:`run` on the same design; degraded probes go through the cache under
+        :func:`condition_cache_version`, so a changed condition version embeds them again.
+        ``close=False`` keeps the executor's workers for the next condition.
+        """
+        last = getattr(self, "_last", None)
+        try:
+            if last is not None and last[0] is design:
+                gallery = last[2]
+            else:
+                gallery = self.embed(design.gallery, progress=progress, label="embedding gallery")
+            if condition.is_clean and last is not None and last[0] is design:
+                return ConditionRun(last[3], last[1][0], gallery[0], 0.0, 0, 0)
+            before = (self.embedded, self.from_cache)
+            t0 = time.monotonic()
+            probes = self.embed(design.probes, progress=progress, label=f"probes: {condition.name}",
+                                condition=condition)
+            seconds = time.monotonic() - t0
+            outcomes = self._score(design, probes, gallery, progress)
+            return ConditionRun(outcomes, probes[0], gallery[0], seconds, self.embedded - before[0],
+                                self.from_cache - before[1])
+        finally:
+            if close:
+                self.executor.close()
 
 
 def _client_error(exc: Exception) -> Tuple[str, str]:

@@ -455,6 +455,7 @@ class AuditResult:
     match_counts: Tuple[MatchCountPoint, ...] = ()
     promise_checks: Tuple[PromiseCheck, ...] = ()
     min_group_searches: int = 10
+    conditions: Tuple[Any, ...] = ()  # ConditionResult per probe condition (audit/_conditions.py), clean first
     metric_definitions: Mapping[str, str] = field(default_factory=lambda: dict(METRICS))
 
     def to_dict(self) -> Dict[str, Any]:
