@@ -8,6 +8,7 @@ maps to (``aws_code``), its HTTP status and its CLI exit code.
 
 from faceaudit._errors import (
     AccessDeniedError,
+    LegalHoldError,
     AuthenticationError,
     ConflictError,
     FaceAuditError,
@@ -48,6 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDeniedError",
+    "LegalHoldError",
     "AuthenticationError",
     "ConflictError",
     "FaceAuditError",

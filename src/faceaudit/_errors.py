@@ -113,6 +113,13 @@ class AccessDeniedError(FaceAuditError):
     exit_code = 6
 
 
+class LegalHoldError(AccessDeniedError):
+    """A deleting operation on a collection under legal hold (``faceaudit retention set C
+    --legal-hold``): refused and logged until an admin lifts the hold. Exit code 10."""
+
+    exit_code = 10
+
+
 class ModelError(FaceAuditError):
     """A face model cannot be used: not installed, or its weights fail the hash check."""
 
