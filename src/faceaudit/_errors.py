@@ -178,7 +178,8 @@ class VideoTooLargeError(VideoError):
 
 
 class LimitExceededError(FaceAuditError):
-    """Too many stored-video jobs are waiting; start another when one has finished."""
+    """Too many jobs are waiting (stored-video jobs, testing-API audits); start another when one
+    has finished."""
 
     aws_code = "LimitExceededException"
     http_status = 400
@@ -269,3 +270,12 @@ class RemoteServiceError(FaceAuditError):
 
 class UnsafePermissionsError(AccessDeniedError):
     """The data dir (or a file holding secrets or faces) is open to group or other users."""
+
+
+class DataVersionError(FaceAuditError):
+    """A database written by a newer faceaudit (a schema this one does not know), or a
+    migration that would break the data; nothing was changed."""
+
+    aws_code = "InternalServerError"
+    http_status = 500
+    exit_code = 1
