@@ -31,7 +31,7 @@ from faceaudit.audit._cache import CachedEmbedding, EmbeddingCache
 from faceaudit.audit._design import AuditDesign
 from faceaudit.audit._executors import AuditExecutor, LocalExecutor
 from faceaudit.audit._manifest import ImageRecord
-from faceaudit.audit._progress import Progress
+from faceaudit._progress import Progress
 from faceaudit.audit._results import EngineInfo
 from faceaudit.audit._scoring import (
     SearchOutcomes,

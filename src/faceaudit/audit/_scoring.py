@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from faceaudit.audit._design import AuditDesign
-from faceaudit.audit._progress import Progress
+from faceaudit._progress import Progress
 
 BIN_WIDTH = 0.01
 """Width of the score histogram bins, in Similarity points."""
