@@ -37,6 +37,17 @@ class NoFaceError(InvalidParameterError):
     """The image holds no face where one is required."""
 
 
+class ManifestError(InvalidParameterError):
+    """A manifest CSV that cannot be used: missing, not UTF-8, a required column absent, a
+    duplicated column, or a bad row (``line`` is the file's line number, ``column`` the
+    column concerned; either is None when the error is about the whole file)."""
+
+    def __init__(self, message: str, path: str = "", line: "int | None" = None,
+                 column: "str | None" = None) -> None:
+        super().__init__(message)
+        self.path, self.line, self.column = path, line, column
+
+
 class InvalidPaginationTokenError(InvalidParameterError):
     """A NextToken that this data dir did not issue, or issued for another listing."""
 
