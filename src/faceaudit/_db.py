@@ -73,17 +73,19 @@ class Schema:
 
 
 def statements(sql: str) -> List[str]:
-    """Split SQL into complete statements (executescript() would COMMIT first)."""
+    """Split SQL into complete statements (executescript() would COMMIT first); a ``;``
+    inside a string literal or a trigger body does not end a statement."""
     out: List[str] = []
     buf = ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
+    for piece in sql.split(";"):
+        buf += piece + ";"
         if sqlite3.complete_statement(buf):
             if buf.strip().rstrip(";").strip():
                 out.append(buf.strip())
             buf = ""
-    if buf.strip():
-        out.append(buf.strip())  # the last statement may lack its ';'
+    rest = buf.strip().rstrip(";").strip()  # the last statement may lack its ';'
+    if rest:
+        out.append(rest)
     return out
 
 
