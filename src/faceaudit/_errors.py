@@ -290,3 +290,29 @@ class DataVersionError(FaceAuditError):
     aws_code = "InternalServerError"
     http_status = 500
     exit_code = 1
+
+
+class PolicyViolationError(AccessDeniedError):
+    """A request falls below its collection's policy (e.g. FaceMatchThreshold under the minimum)."""
+
+
+class LogIntegrityError(FaceAuditError):
+    """The search log fails verification (edited, removed, reordered or truncated records)."""
+
+    aws_code = "LogVerificationFailed"
+    exit_code = 8
+
+
+class KeyFileError(FaceAuditError):
+    """A file holding keys is unsafe (readable by others), damaged or unreadable: the access
+    keys file, or the deployment's signing key (:class:`SigningKeyError`)."""
+
+    exit_code = 6
+
+
+class SigningKeyError(KeyFileError):
+    """The deployment's signing key is damaged or not private."""
+
+
+class IncompleteBodyError(SerializationError):
+    """Fewer body bytes than Content-Length said; the connection is closed after the answer."""

@@ -40,20 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from faceaudit._errors import FaceAuditError
+from faceaudit._errors import LogIntegrityError
 from faceaudit._paths import private_dir
 from faceaudit.accountability._files import write_private
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-
-
-class LogIntegrityError(FaceAuditError):
-    """The search log fails verification (edited, removed, reordered or truncated records)."""
-
-    aws_code = "LogVerificationFailed"
-    exit_code = 8
 
 
 def _canonical(obj: Any) -> bytes:
