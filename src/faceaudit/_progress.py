@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Dict, Optional, TextIO
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]  # (no stubs installed)
 
 
 class Progress:

@@ -32,7 +32,7 @@ import uuid
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from faceaudit._db import Schema, SQLiteDatabase
 from faceaudit._errors import (
@@ -394,7 +394,7 @@ class JobPool:
     def _run(self, job: Job) -> None:
         # the heartbeat runs in its own thread, so a long step (a download, a slow frame) never
         # lets the lease expire while the job is alive; it also writes the latest progress
-        state = {"fraction": 0.0, "message": "started"}
+        state: Dict[str, Any] = {"fraction": 0.0, "message": "started"}
         done = threading.Event()
 
         def beat() -> None:

@@ -150,7 +150,7 @@ def read_manifest(path: Union[str, "os.PathLike[str]"]) -> List[BatchItem]:
     return items
 
 
-def scan_directory(path) -> List[BatchItem]:
+def scan_directory(path: Union[str, "os.PathLike[str]"]) -> List[BatchItem]:
     """Every JPEG/PNG under a directory (sorted); ExternalImageId from the relative path."""
     root = Path(path)
     if not root.is_dir():
