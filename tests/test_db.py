@@ -62,6 +62,27 @@ def test_migrations_run_once_in_order(tmp_path):
     assert migrate(conn, _schema(calls)) == 0
 
 
+def test_processes_opening_an_old_database_at_once_migrate_it_once(tmp_path):
+    import threading
+
+    calls = []
+    path = tmp_path / "x.sqlite3"
+    errors = []
+
+    def open_it():
+        try:
+            SQLiteDatabase(path, _schema(calls)).connect().close()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and calls == [2, 3]
+
+
 def test_interrupted_migration_rolls_back_everything(tmp_path):
     path = tmp_path / "x.sqlite3"
     with pytest.raises(RuntimeError, match="step 3 breaks"):
