@@ -25,7 +25,7 @@ from typing import Any, Dict, Optional, Tuple
 from faceaudit._errors import FaceAuditError
 from faceaudit.accountability._accountability import Accountability
 from faceaudit.accountability._files import write_private
-from faceaudit.accountability._review_page import render_login, render_review_page
+from faceaudit.accountability._review_page import REVIEW_CSP, render_login, render_review_page
 from faceaudit.accountability._review import Reviewer
 from faceaudit.accountability._roles import REVIEWER_ROLES
 
@@ -46,8 +46,7 @@ def _response(status: int, body: bytes, content_type: str, request_id: str, extr
         ("Cache-Control", "no-store"),
         ("X-Frame-Options", "DENY"),
         ("X-Content-Type-Options", "nosniff"),
-        ("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
-                                    "form-action 'self'"),
+        ("Content-Security-Policy", REVIEW_CSP),
     ]
     headers.extend(extra)
     return HttpResponse(status, body, headers)
