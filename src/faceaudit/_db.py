@@ -9,9 +9,11 @@ date on its first connection: all pending migrations in one ``BEGIN IMMEDIATE``
 transaction, so an interrupted migration (an error, kill -9, power loss) leaves the
 database as it was, and two processes that open an old database at once migrate it once.
 
-The stores speak to the database only through :meth:`SQLiteDatabase.connect` and
-:func:`transaction`; a second dialect (PostgreSQL, issue 21) can slot in as another class
-with the same two entry points and the same :class:`Schema` records.
+The stores speak to the database only through :meth:`SQLiteDatabase.connect` /
+:meth:`SQLiteDatabase.session` and :func:`transaction`. A second dialect (PostgreSQL,
+issue 21) slots in as another class with the same entry points (its ``dialect`` named),
+the same version record (``meta``, one ``version_key`` per store when the stores share
+one database) and a :class:`Schema` per store with that dialect's SQL in its steps.
 """
 
 from __future__ import annotations
