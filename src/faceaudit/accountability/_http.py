@@ -139,8 +139,9 @@ class AccountabilityExtension:
             if not (audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id)):
                 raise AccessDeniedError("an auditor key may touch only the collections it created for an "
                                         f"audit (with the {AUDIT_HEADER} header)")
-        if operation in ("TagResource", "UntagResource"):
-            return self._tagging(ctx, operation, params, call)
+        if operation in ("TagResource", "UntagResource"):  # a faceaudit:index change is logged too
+            untagged = call
+            call = lambda: self._tagging(ctx, operation, params, untagged)  # noqa: E731
         if audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id):
             ctx = replace(ctx, audit=True)
         if operation in DELETING_OPERATIONS:  # refused under a legal hold; every deletion logged
