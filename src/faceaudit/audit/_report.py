@@ -406,7 +406,7 @@ def render_report(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ()
     c = res["counts"]
     eng = res["engine"]
     view = ReportView(
-        first_screen=first_screen(res),
+        first_screen=first_screen(res, candidates),
         caveats=Caveats(c["gallery_images"], min_group(res), tuple(res.get("notes", []))),
         more_findings=_more_findings(res), aclu=aclu_section(res), shares=share_section(res),
         promise=promise_section(res), metrics=("ACLU_COUNT", "FPIR", "FNIR", "MATED_FALSE", "FMR", "FNMR"),
