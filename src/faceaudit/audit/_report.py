@@ -280,7 +280,9 @@ def _identification_charts(res: Dict[str, Any]) -> Tuple[Figure, ...]:
                 series.append(Series(f"{name}: FPIR", list(zip(grid, d["FPIR"])), colors[g]))
             if any(v is not None for v in d["FNIR"]):
                 series.append(Series(f"{name}: FNIR", list(zip(grid, d["FNIR"])), colors[g], dash="6 4"))
-        if series:
+        if not series and left_out:
+            out.append(Figure(Markup(""), f"False leads and misses, by {col}: no group is drawn. " + left_out))
+        elif series:
             out.append(Figure(line_chart(
                 series, title="False leads and misses" + (f", by {col}" if col else ", everyone"),
                 x_label="Similarity threshold (higher is stricter)", y_label="share of searches",
@@ -304,7 +306,7 @@ def _det_chart(res: Dict[str, Any], col: str, groups: Dict[str, Any]) -> DetChar
     caption = ("Lower left is better. Thresholds with a rate of 0 cannot be drawn on log axes."
                + (" " + left_out if left_out else ""))
     if not series:
-        return DetChart(title, True, None, left_out)
+        return DetChart(title, True, None, ("No group is drawn. " + left_out) if left_out and not drawn else "")
     lo_f = min(f for s_ in series for f, _ in s_.points)
     lo_n = min(n for s_ in series for _, n in s_.points)
     return DetChart(title, False, line_chart(
