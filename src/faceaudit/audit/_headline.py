@@ -362,10 +362,12 @@ class EquivalentPoint(NamedTuple):
     ``errors`` of ``trials`` comparisons of two different people scored at or above ``t``;
     ``searches`` of ``probes`` searches had a false candidate there (None when the audit's
     outputs cannot tell: ``t`` below candidates.csv's floor and not an audited threshold).
+    ``t`` is None when the audit has fewer than 1/target comparisons: too few to measure
+    the rate (the same rule as the FMR targets').
     """
 
     target: float
-    t: float
+    t: Optional[float]
     errors: int
     trials: int
     searches: Optional[int]
@@ -398,6 +400,8 @@ def equivalent_point(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] =
     n = int(res["counts"].get("impostor_comparisons") or 0)
     if not n:
         return None
+    if n * target < 1.0:
+        return EquivalentPoint(target, None, 0, n, None, int(res["counts"]["probes"]))
     t = next((t for t, f in _points_fmr(res) if f <= target), None)
     if t is None:
         return None
