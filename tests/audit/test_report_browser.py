@@ -166,6 +166,12 @@ def test_first_screen_reads_right(browser, published_report, width, height):
             assert captions and all(fits and h > 0 for _, fits, h in captions)
             assert page.evaluate("Array.from(document.querySelectorAll('svg text')).filter(t => "
                                  "t.textContent.includes('cannot be drawn')).length") == 0
+            cut = page.evaluate("""Array.from(document.querySelectorAll('svg')).flatMap(s => {
+                const b = s.getBoundingClientRect();
+                return Array.from(s.querySelectorAll('text')).filter(t => { const r = t.getBoundingClientRect();
+                  return r.left < b.left - 0.5 || r.top < b.top - 0.5 || r.right > b.right + 0.5 ||
+                    r.bottom > b.bottom + 0.5; }).map(t => t.textContent); })""")
+            assert cut == [], cut  # every title, tick, label and legend inside its drawing
             # groups below the size rule are not drawn, and the caption says which
             assert any("Not drawn:" in text for text, _, _ in captions)
         finally:
