@@ -1,9 +1,10 @@
 """Engines side by side: one page from several audits of the same manifests (``faceaudit report D1 D2 --out D``).
 
 Per engine, at equal Similarity (each audited threshold) and at equal measured
-false-match rate (the FMR-target thresholds) and at the ACLU's operating point
-(``--match-count``): the ACLU count, FPIR, FNIR, measured against promised FMR
-and the composition test, each with its counts and interval.
+false-match rate (the FMR-target thresholds) and at the threshold with a given
+count of falsely matched searches (``--match-count``): the ACLU count, FPIR, FNIR, measured against promised FMR
+and the composition test, each with its counts and interval; above them a summary
+paragraph and one chart (false leads and misses against the threshold, per engine).
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ def _summary(results: Sequence[Dict[str, Any]], names: Sequence[str]) -> Summary
     at_target: List[SummaryLine] = []
     if common:
         for name, r, ft in zip(names, results, common[1]):
+            if ft is None:
+                continue
             s = find_summary(r, ft["threshold"])
             if s:
                 at_target.append(SummaryLine(name, ft["threshold"], f"FMR ≤ {common[0]:g}",

@@ -245,7 +245,8 @@ def _drawn_groups(res: Dict[str, Any], col: str, groups: Iterable[str]) -> Tuple
     if col == "":
         return list(groups), ""
     t = headline_threshold(res)
-    keep, small = [], []
+    keep: List[Tuple[str, int]] = []
+    small: List[Tuple[str, int]] = []
     for g in groups:
         n = group_people(res, col, g, t)
         (small if n < min_group(res) else keep).append((g, n))
