@@ -15,11 +15,11 @@ from faceaudit.accountability._review_page import render_review_page
 
 
 def lead(**kw) -> Lead:
-    base = dict(lead_id="L1", search_seq=3, created_at=1_800_000_000.0, operation="SearchFacesByImage",
-                collection_id="bookings", requested_by="AKSAM", case_reference="case-1", probe_sha256="a" * 64,
-                candidate_face_id="f-1", candidate_external_image_id="B000944", candidate_user_id=None,
-                similarity=91.5, threshold=90.0, model_version="sface", status="pending",
-                requested_by_person="Sam Searcher")
+    base = {"lead_id": "L1", "search_seq": 3, "created_at": 1_800_000_000.0, "operation": "SearchFacesByImage",
+            "collection_id": "bookings", "requested_by": "AKSAM", "case_reference": "case-1",
+            "probe_sha256": "a" * 64, "candidate_face_id": "f-1", "candidate_external_image_id": "B000944",
+            "candidate_user_id": None, "similarity": 91.5, "threshold": 90.0, "model_version": "sface",
+            "status": "pending", "requested_by_person": "Sam Searcher"}
     base.update(kw)
     return Lead(**base)
 

@@ -177,7 +177,7 @@ def face_crop(jpeg: bytes, box: Any, margin: float = FACE_CROP_MARGIN) -> bytes:
         return jpeg
     pad = margin * max(bw, bh)
     x0, y0 = max(0, int(x - pad)), max(0, int(y - pad))
-    x1, y1 = min(w, int(round(x + bw + pad))), min(h, int(round(y + bh + pad)))
+    x1, y1 = min(w, round(x + bw + pad)), min(h, round(y + bh + pad))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return jpeg
     ok, buf = cv2.imencode(".jpg", img[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, 90])

@@ -405,7 +405,7 @@ def equivalent_point(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] =
     t = next((t for t, f in _points_fmr(res) if f <= target), None)
     if t is None:
         return None
-    errors = next(int(round(f * n)) for x, f in _points_fmr(res) if x == t)
+    errors = next(round(f * n) for x, f in _points_fmr(res) if x == t)
     s = find_summary(res, t)
     searches: Optional[int] = s["overall"]["ACLU_COUNT"]["errors"] if s else None
     floor = float(res.get("candidates_floor", min(res["thresholds"])))
