@@ -90,3 +90,30 @@ def test_a_video_lead_probe_is_the_matched_face_cropped_from_the_frame():
     # a frame that cannot be decoded, or a box of no size, is kept as it is
     assert face_crop(b"not a jpeg", BoundingBox(0.1, 0.1, 0.2, 0.2)) == b"not a jpeg"
     assert face_crop(bytes(buf), BoundingBox(0.1, 0.1, 0.0, 0.2)) == bytes(buf)
+
+
+def test_a_finished_video_search_keeps_the_cropped_face_as_the_lead_probe(tmp_path):
+    from types import SimpleNamespace
+
+    import cv2
+
+    from faceaudit.accountability import Accountability, CallerContext, VideoSearches
+    from faceaudit.engine import BoundingBox
+
+    frame = np.full((360, 640, 3), 40, np.uint8)
+    frame[100:160, 400:450] = 250
+    ok, buf = cv2.imencode(".jpg", frame)
+    assert ok
+    face = SimpleNamespace(face_id="f-1", external_image_id="B000944", user_id=None)
+    person = SimpleNamespace(probe_jpeg=bytes(buf), probe_box=BoundingBox(400 / 640, 100 / 360, 50 / 640, 60 / 360),
+                             matches=(SimpleNamespace(similarity=97.0, face=face),))
+    analysis = SimpleNamespace(persons=(person,), collection_id="g", threshold=80.0, max_faces=10,
+                               model_version="sface", gallery_size=2, sample_fps=1.0,
+                               metadata=SimpleNamespace(duration_millis=1000))
+    videos = VideoSearches(Accountability(tmp_path / "data"))
+    ctx = CallerContext("AKOP", role="operator", source="http", request_id="job-1", person="Sam")
+    videos.record(ctx, "W-1", "job-1", "clip.mp4", analysis)
+    (found,) = videos.acc.leads()
+    kept = videos.acc.probe_path(found.probe_sha256).read_bytes()
+    img = cv2.imdecode(np.frombuffer(kept, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert img.shape == (132, 122)  # the face with its margin, not the 640 x 360 frame
