@@ -488,8 +488,8 @@ class IndependentRate(NamedTuple):
 class CalibrationOverlap(NamedTuple):
     """Gallery photos that are also the photos the model's Similarity scale was calibrated on.
 
-    ``overlap`` of ``gallery`` photos come from the manifests ``manifests`` the calibration's
-    impostor pairs were drawn from; ``independent``: the FMR on the other gallery photos only
+    ``overlap`` of ``gallery`` photos come from the gallery manifests ``manifests`` (file names)
+    that the calibration's impostor pairs were drawn from; ``independent``: the FMR on the other gallery photos only
     (pairs the calibration never saw) at a few thresholds, empty when the gallery's labels
     cannot separate them.
     """
@@ -555,7 +555,8 @@ def calibration_overlap(res: Dict[str, Any]) -> Optional[CalibrationOverlap]:
                     independent.append(IndependentRate(t, {"errors": e, "trials": n, "rate": e / n,
                                                            "wilson95": [lo, hi]}, _promised(t)))
             break
-    return CalibrationOverlap(eng["model"], desc, tuple(sorted(names)), sum(m["rows"] for m in inside),
+    return CalibrationOverlap(eng["model"], desc, tuple(Path(m["path"]).name for m in inside),
+                              sum(m["rows"] for m in inside),
                               sum(m["rows"] for m in gallery), tuple(m["path"] for m in outside), tuple(independent))
 
 
