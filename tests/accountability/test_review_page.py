@@ -117,3 +117,8 @@ def test_a_finished_video_search_keeps_the_cropped_face_as_the_lead_probe(tmp_pa
     kept = videos.acc.probe_path(found.probe_sha256).read_bytes()
     img = cv2.imdecode(np.frombuffer(kept, np.uint8), cv2.IMREAD_GRAYSCALE)
     assert img.shape == (132, 122)  # the face with its margin, not the 640 x 360 frame
+
+
+def test_the_searcher_is_recognised_however_the_name_is_written():
+    doc = text(page([lead(requested_by="AKOTHER")], Reviewer("AKSAM2", "sam  SEARCHER"), decide=lambda l: False))
+    assert "you ran the search" in doc

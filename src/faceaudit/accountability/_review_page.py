@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Lead
+from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Lead, same_person
 
 
 def measured_fmr(model_version: str, threshold: float) -> str:
@@ -144,10 +144,9 @@ def _why_not(reviewer, lead: Lead) -> str:
     if not person:
         return ("this key has no person: only a key issued to a named person may decide (an admin can issue "
                 "one with `faceaudit keys create --person NAME`)")
-    if lead.requested_by == getattr(reviewer, "key_id", None) or (
-            lead.requested_by_person and lead.requested_by_person == person):
+    if lead.requested_by == getattr(reviewer, "key_id", None) or same_person(lead.requested_by_person, person):
         return "you ran the search (a different person must decide)"
-    if any(d.reviewer == person for d in lead.decisions):
+    if any(same_person(d.reviewer, person) for d in lead.decisions):
         return "you have decided already (a different person must decide next)"
     return "it is not pending"
 
