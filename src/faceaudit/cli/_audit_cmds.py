@@ -78,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with 2+ values)")
     p.add_argument("--bands", action="append", default=[], metavar="COL=E1,E2,...",
                    help="band edges for a numeric column, e.g. age=40,50,60,70 (default: 10-year bands)")
+    p.add_argument("--relabel", action="append", default=[], metavar="COLUMN:OLD=NEW",
+                   help="rename a label before grouping, on both sides, e.g. race:B=black so that NIST MEDS's "
+                        "labels join the Congress lists' (repeatable)")
     p.add_argument("--no-intersections", action="store_true", help="do not cross pairs of group columns")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="weight of false matches in FDR, IR and GARBE, 0-1 (default 0.5)")
@@ -162,6 +165,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ShareSpec,
         make_client,
         parse_bands,
+        parse_relabel,
         run_audit,
     )
 
@@ -178,6 +182,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         intersections=not args.no_intersections, alpha=args.alpha, bootstrap=args.bootstrap, seed=args.seed,
         shares=tuple(ShareSpec.parse(spec, label) for spec, label in args.shares),
         match_counts=tuple(args.match_count), min_group_searches=args.min_group_size,
+        relabel=parse_relabel(args.relabel),
     )
     if args.engine == "local":
         if args.endpoint_url:
