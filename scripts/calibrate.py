@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Build a model's calibration: its estimated false-match rate (FMR) at every score, and the scale.
 
-Usage: python scripts/calibrate.py --model sface [--data ../shared/data] [--cache .cache]
+Usage: .venv/bin/python scripts/calibrate.py --model sface [--data ../shared/data]
+       [--cache out/public-audit/embeddings.sqlite]
        (`make calibrate` runs it for both models)
 
 Data (the public manifests in shared/data; largest face per image):
@@ -49,14 +50,12 @@ src/faceaudit/engine/_registry.py.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import hashlib
 import json
 import math
 import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +64,10 @@ from scipy.stats import chi2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from faceaudit import FaceAuditError, __version__  # noqa: E402
+from faceaudit import __version__  # noqa: E402
+from faceaudit.audit import LocalEngine, read_manifest  # noqa: E402
 from faceaudit._stats import wilson_interval  # noqa: E402
-from faceaudit.engine import FaceEngine, promised_fmr  # noqa: E402
+from faceaudit.engine import get_model, promised_fmr  # noqa: E402
 from faceaudit.engine._calibration import (  # noqa: E402
     BOUND_CONFIDENCE,
     SimilarityScale,
@@ -87,40 +87,20 @@ TAIL_FMR = 2e-3  # ship every impostor score at or above the FMR-2e-3 cosine (Si
 
 
 def read_manifests(data: Path):
-    rows = []
-    for name in MANIFESTS:
-        path = data / "manifests" / name
-        with open(path, newline="") as fh:
-            for r in csv.DictReader(fh):
-                rows.append(((path.parent / r["image"]).resolve(), r["subject"], r["dataset"]))
-    return rows
+    """Every image of the calibration's manifests (the audit's manifest reader: same paths)."""
+    return [r for name in MANIFESTS for r in read_manifest(data / "manifests" / name).records]
 
 
-def embed_all(engine: FaceEngine, rows, cache: Path):
-    """Largest-face embedding of every image (zeros where no face), cached by path in an .npz."""
-    cache.mkdir(parents=True, exist_ok=True)
-    store = cache / f"calibration-{engine.spec.name}.npz"
-    done = {}
-    if store.exists():
-        z = np.load(store, allow_pickle=False)
-        done = {str(k): v for k, v in zip(z["paths"], z["vectors"])}
-    vectors = []
-    t0 = time.time()
-    for i, (path, _, _) in enumerate(rows):
-        key = str(path)
-        if key not in done:
-            try:
-                _, face = engine.largest(path)
-                done[key] = face.vector
-            except FaceAuditError:
-                done[key] = np.zeros(engine.spec.dimension, np.float32)
-            if len(done) % 250 == 0:
-                np.savez(store, paths=np.array(list(done)), vectors=np.stack(list(done.values())))
-        vectors.append(done[key])
-        if i % 250 == 0:
-            print(f"  {i}/{len(rows)} images, {time.time() - t0:.0f}s", file=sys.stderr)
-    np.savez(store, paths=np.array(list(done)), vectors=np.stack(list(done.values())))
-    return np.stack(vectors).astype(np.float32)
+def embed_all(model: str, records, cache: Path) -> np.ndarray:
+    """Largest-face embedding of every image (zeros where no face), through the audit's embedding
+    cache (SHA-256 of the image and FaceModelVersion): the public reproduction's cache
+    (out/public-audit/embeddings.sqlite) holds the same embeddings, so either run reuses the other's."""
+    engine = LocalEngine(model, cache=cache)
+    vectors, ok, _, _ = engine.embed(records, progress=True, label=f"embedding ({model})")
+    engine.executor.close()
+    print(f"  {engine.embedded} images embedded, {engine.from_cache} from {cache}", file=sys.stderr)
+    vectors[~ok] = 0.0
+    return vectors.astype(np.float32)
 
 
 def pair_scores(vecs: np.ndarray, subjects: np.ndarray):
@@ -228,17 +208,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="sface")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--cache", type=Path, default=ROOT / ".cache")
+    ap.add_argument("--cache", type=Path, default=ROOT / "out" / "public-audit" / "embeddings.sqlite",
+                    help="embedding cache (the audit's SQLite format; default: the public reproduction's)")
     ap.add_argument("--min-false-matches", type=int, default=10)
     ap.add_argument("--tail", type=int, default=1000)
     args = ap.parse_args()
-    engine = FaceEngine(args.model)
-    spec = engine.spec
+    spec = get_model(args.model)
     rows = read_manifests(args.data)
-    vecs = embed_all(engine, rows, args.cache)
+    vecs = embed_all(spec.name, rows, args.cache)
     ok = vecs.any(axis=1)
-    subjects = np.array([s for _, s, _ in rows])
-    datasets = np.array([d for _, _, d in rows])
+    subjects = np.array([r.subject for r in rows])
+    datasets = np.array([r.label("dataset") for r in rows])
     in_imp = np.isin(datasets, IMPOSTOR_SETS) & ok
     imp, within_genuine = pair_scores(vecs[in_imp], subjects[in_imp])
     imp_desc = np.sort(imp)[::-1]
