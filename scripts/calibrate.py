@@ -39,8 +39,8 @@ estimate, so the calibration data hold each promise with room):
 - Similarity = 80 + 10 * (-log10 FMR_bound - 5) at every knot; linear in cosine
   between knots; from Similarity 30 (FMR 1) linear down to 0 at cosine -1.
 - Above the cosine c99 of Similarity 99 the scale keeps rising toward 100
-  without reaching it: 99 + (1 - exp(-(c - c99) / w)), w = (1 - c99) / ln 100
-  (cosine 1 scores 99.99), never steeper than the tail line at c99 (so it
+  without reaching it: 99 + (1 - exp(-(c - c99) / w)), w = (1 - c99) / ln 10
+  (cosine 1 scores 99.9), never steeper than the tail line at c99 (so it
   promises at most the FMR the line would): stronger matches rank higher.
 
 Writes src/faceaudit/engine/calibration/<model>.json and pins its SHA-256 in
@@ -78,11 +78,11 @@ from faceaudit.engine._calibration import (  # noqa: E402
 
 MANIFESTS = ("congress_2018.csv", "congress_2014.csv", "former_members.csv", "meds.csv")
 IMPOSTOR_SETS = ("former_members", "meds")
-TABLE = (30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 99.0, 100.0)
+TABLE = (30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 99.0, 99.5)
 GALLERIES = (1_000, 25_000, 1_000_000)
 STEP_DECADES = 0.05
 TOP_SIMILARITY = 99.0  # the last knot; above it the scale rises toward 100 without reaching it
-TOP_AT_COSINE_ONE = 99.99  # Similarity of cosine 1 (identical embeddings) on the top
+TOP_AT_COSINE_ONE = 99.9  # Similarity of cosine 1 (identical embeddings) on the top
 TAIL_FMR = 2e-3  # ship every impostor score at or above the FMR-2e-3 cosine (Similarity ~57)
 
 

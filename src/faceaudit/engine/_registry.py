@@ -216,7 +216,7 @@ def _dlib_factory(paths):
 
 # Pins of the shipped calibration files; rewritten by scripts/calibrate.py (make calibrate).
 _CALIBRATION_SHA256 = {
-    "sface": "e99e4bf17e6f4e6854acce1f9f41abe5c05c755ed6b55b37246aed76db9028d5",
+    "sface": "7ee0170434ca4ec7e4168e9c8531cab0c64b372ff0ca5ac50222fde39a3c9d55",
     "dlib": "261234d663059a1319030aec1bc458327cde5803f8af4d28cca7c3e9e69b2728",
 }
 
