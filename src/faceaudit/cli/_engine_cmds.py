@@ -160,8 +160,10 @@ SCALE_MEANING = (
     "Similarity (0-100, higher is more alike) means the same false-match risk on every model: "
     "Similarity = 80 + 10 * (-log10 FMR - 5), FMR being the share of pairs of different people "
     "scoring at or above it (80 = 1 in 100,000; 90 = 1 in 1,000,000; 99 = 1 in 7.9 million). "
-    "Each model's calibration estimates its FMR from stranger pairs of public portraits and "
-    "mugshots; FMR on your photos and people can differ: `faceaudit audit` measures it."
+    "Each model's calibration places each threshold where the one-sided 95% upper bound of its FMR, "
+    "from stranger pairs of public portraits and mugshots, meets the promise; above 99 the scale "
+    "keeps rising toward 100 so stronger matches rank higher. FMR on your photos and people can "
+    "differ: `faceaudit audit` measures it."
 )
 
 
