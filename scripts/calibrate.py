@@ -10,7 +10,7 @@ Data (the public manifests in shared/data; largest face per image):
   meds.csv (2,437 + 114 photos). These images are disjoint from the public
   reproduction's probes (congress_2018.csv) and their mates (congress_2014.csv),
   so the audit of those probes is an independent check of the scale. Subjects
-  decide who is a stranger (36 former members and 18 MEDS subjects have two or
+  decide who is a stranger (37 former members and 18 MEDS subjects have two or
   more photos: those pairs are genuine, not impostors).
 - Genuine pairs: each member's 2018 portrait against their 2014 portrait (399),
   for the FNMR column.
@@ -25,13 +25,14 @@ estimate, so the calibration data hold each promise with room):
   impostor pairs are still counted: at each, the cosine of the k-th highest
   impostor score and the exact (Clopper-Pearson) 95% upper bound of the count
   at the knot below it, so that linear interpolation between knots never
-  promises less than the bound of the count at any cosine in between.
+  promises less than the bound of the count at any cosine in between; above u
+  (below) the larger of that and the fitted tail's upper band.
 - Beyond that, a fitted tail: the ``--tail`` (1,000) highest impostor scores
   are modelled as an exponential above the next score u (maximum likelihood:
   scale = mean excess). Its upper band takes the 97.5% Clopper-Pearson bound of
   k/N and the 97.5% chi-square bound of the scale (jointly >= 95%). log10 FMR
   then falls linearly in cosine with the band's slope, continuing from the last
-  measured knot (above the band there), up to Similarity 99. The fit's
+  measured knot (at or above the band there), up to Similarity 99. The fit's
   Kolmogorov-Smirnov statistic and p-value and the generalised Pareto shape
   (method of moments) are recorded: a negative shape means the true tail is
   lighter than exponential, so the extrapolated FMR is an overestimate and the
@@ -154,10 +155,6 @@ def build_knots(imp_desc: np.ndarray, min_false_matches: int, tail: int):
         if counted and (cos <= counted[-1][0] or count >= counted[-1][1]):
             continue
         counted.append((cos, count))
-    knots = []
-    for i, (cos, count) in enumerate(counted):
-        below = counted[max(0, i - 1)][1]
-        knots.append((cos, math.log10(fmr_upper_bound(below, n)), count))
     # the exponential tail above u, fitted to the `tail` highest scores, and its upper band
     u = float(imp_desc[tail])
     excess = imp_desc[:tail] - u
@@ -171,10 +168,10 @@ def build_knots(imp_desc: np.ndarray, min_false_matches: int, tail: int):
     slope_up = -1.0 / (scale_up * math.log(10.0))  # d log10 FMR_bound / d cosine
     fit = {
         "model": "exponential excess over u: FMR(c) = (k/N) * exp(-(c - u) / scale), c >= u",
-        "k": tail, "u": round(u, 6), "scale": round(scale, 6),
+        "k": tail, "u": u, "scale": scale,  # unrounded: the band below is recomputed from them
         "log10_fmr_per_cosine": round(-1.0 / (scale * math.log(10.0)), 4),
         "upper_band": {
-            "k_over_n": float(f"{k_over_n_up:.6g}"), "scale": round(scale_up, 6),
+            "k_over_n": k_over_n_up, "scale": scale_up,
             "log10_fmr_per_cosine": round(slope_up, 4), "confidence": BOUND_CONFIDENCE,
             "method": "97.5% Clopper-Pearson upper bound of k/N and 97.5% chi-square upper bound of "
                       "the scale (2k * scale / chi2(0.025, 2k)): jointly >= 95%",
@@ -191,11 +188,14 @@ def build_knots(imp_desc: np.ndarray, min_false_matches: int, tail: int):
     def band(c: float) -> float:
         return math.log10(k_over_n_up) + slope_up * (c - u)
 
-    # the extrapolation continues from the last measured knot with the band's slope; where the
-    # band lies above that knot, measured knots are dropped until it does not (continuous and
-    # never below the band)
-    while len(knots) > 2 and band(knots[-1][0]) > knots[-1][1]:
-        knots.pop()
+    # each knot: the larger of the two 95% bounds where both exist (above u, the tail's band may
+    # lie above the counted bound where the tail is lighter than exponential); the max of two
+    # lines is convex in cosine, so the chords between knots stay above it
+    knots = []
+    for i, (cos, count) in enumerate(counted):
+        below = counted[max(0, i - 1)][1]
+        lg = math.log10(fmr_upper_bound(below, n))
+        knots.append((cos, max(lg, band(cos)) if cos >= u else lg, count))
     return knots, slope_up, fit, band
 
 
@@ -246,7 +246,8 @@ def main() -> int:
     cos_k.insert(0, -1.0)
     sim_k.insert(0, 0.0)
     # rounded as stored; Similarity rounded down (a lower Similarity promises a higher FMR)
-    cos_r = [round(float(c), 6) for c in cos_k]
+    # rounded toward strictness: cosine up, Similarity down (each promises a higher FMR)
+    cos_r = [math.ceil(float(c) * 1e6 - 1e-6) / 1e6 for c in cos_k]
     sim_r = [math.floor(float(x) * 1e4 + 1e-6) / 1e4 for x in sim_k]
     keep = [0]
     for i in range(1, len(cos_r)):
@@ -272,7 +273,8 @@ def main() -> int:
     def bound_at(c: float, extrapolated: bool) -> float:
         if extrapolated:
             return 10.0 ** band(c)
-        return fmr_upper_bound(int(np.count_nonzero(imp_desc >= c)), n_imp)
+        counted = fmr_upper_bound(int(np.count_nonzero(imp_desc >= c)), n_imp)
+        return max(counted, 10.0 ** band(c)) if c >= fit["u"] else counted
 
     own = scale.to_similarity(spec.recommended_cosine)
     table = []
@@ -299,7 +301,7 @@ def main() -> int:
         c = scale.to_cosine(s)
         curve.append({"similarity": s, "false_matches": int(np.count_nonzero(imp_desc >= c)),
                       "false_non_matches": int(np.count_nonzero(genuine < c))})
-    counts = {round(float(c), 6): int(k) for c, _, k in knots}
+    counts = {math.ceil(float(c) * 1e6 - 1e-6) / 1e6: int(k) for c, _, k in knots}
     out = {
         "model": spec.name,
         "face_model_version": spec.version,

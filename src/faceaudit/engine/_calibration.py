@@ -216,18 +216,20 @@ class Calibration:
         """One-sided 95% upper bound of the FMR at a Similarity threshold (what the scale is built from).
 
         Measured range: the exact Clopper-Pearson bound of the impostor pairs at or
-        above the threshold's cosine. Above it: the fitted tail's upper band. Below
-        the shipped impostor tail (Similarity under ~57): the promise itself.
+        above the threshold's cosine (or, above the tail's threshold u, the fitted
+        tail's upper band where that is higher). Above it: the band. Below the
+        shipped impostor tail (Similarity under ~57): the promise itself.
         """
         cos = self.scale.to_cosine(similarity)
         tail = np.asarray(self.impostor_tail)
         if not len(tail) or cos < tail[-1]:
             return promised_fmr(similarity)
-        if self.scale.is_extrapolated(similarity):
-            band = self._tail_fmr(cos, upper=True)
-            if band is not None:
-                return band
-        return fmr_upper_bound(int(np.count_nonzero(tail >= cos)), self.impostor_pairs)
+        band = self._tail_fmr(cos, upper=True)
+        if self.scale.is_extrapolated(similarity) and band is not None:
+            return band
+        counted = fmr_upper_bound(int(np.count_nonzero(tail >= cos)), self.impostor_pairs)
+        u = self.raw.get("scale", {}).get("tail_fit", {}).get("u")
+        return max(counted, band) if band is not None and u is not None and cos >= float(u) else counted
 
     def _tail_fmr(self, cosine: float, upper: bool) -> Optional[float]:
         """The fitted exponential tail's FMR at ``cosine`` (``upper``: its 95% upper band); None
