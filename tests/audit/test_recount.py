@@ -227,3 +227,12 @@ def test_the_public_reproduction_recounts_from_its_own_outputs(model):
         pytest.skip("the shared data (../shared/data) is not beside this checkout")
     assert (folder / "candidates.csv").exists(), "the published candidates.csv is missing"
     assert check(res, folder, ROOT) > 1000
+
+
+@pytest.mark.parametrize("bad", [-1, 100.5, float("nan"), "40", True])
+def test_a_bad_candidates_floor_is_a_clear_error(bad):
+    from faceaudit import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="candidates floor"):
+        AuditConfig(candidates_floor=bad)
+    assert AuditConfig(thresholds=(80.0,), candidates_floor=55.559).floor == 55.55  # rounded down

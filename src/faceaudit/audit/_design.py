@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
@@ -81,7 +82,8 @@ class AuditConfig:
         if cf is not None:
             if isinstance(cf, bool) or not isinstance(cf, (int, float)) or not 0.0 <= float(cf) <= 100.0:
                 raise InvalidParameterError(f"the candidates floor must be from 0 to 100, got {cf!r}")
-            object.__setattr__(self, "candidates_floor", round(float(cf), 2))
+            # on the 0.01 grid, rounded down: a floor keeps at least the candidates asked for
+            object.__setattr__(self, "candidates_floor", math.floor(float(cf) * 100.0 + 1e-9) / 100.0)
 
     @property
     def floor(self) -> float:
