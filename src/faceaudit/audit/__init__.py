@@ -56,12 +56,13 @@ from faceaudit.audit._results import (
     FMRTarget,
     ManifestInfo,
     MatchCountPoint,
-    MetricFrame,
+    MetricByGroup,
     Projection,
     PromiseCheck,
     PromiseGap,
     Rate,
     ShareTest,
+    ThresholdMetrics,
     ThresholdSummary,
     WarningGroup,
 )
@@ -79,14 +80,15 @@ from faceaudit.audit._scoring import (
 )
 
 __all__ = [
-    "COMPARISON_HTML", "MatchCountPoint", "PromiseCheck", "PromiseGap", "ShareSpec", "ShareTest", "WarningGroup",
+    "COMPARISON_HTML", "MatchCountPoint", "MetricByGroup", "PromiseCheck", "PromiseGap", "ShareSpec", "ShareTest",
+    "WarningGroup",
     "build_comparison", "render_comparison",
     "AuditConfig", "AuditCounts", "AuditDesign", "AuditEngine", "AuditExecutor", "AuditResult", "AuditRun",
     "CANDIDATES_CSV",
     "CachedEmbedding", "CrossTable", "Curves", "DEFAULT_FMR_TARGETS", "DEFAULT_THRESHOLDS", "Differential",
     "EmbeddingCache", "EngineInfo", "FMRTarget", "Failure", "GroupColumn", "ImageRecord", "LocalEngine",
     "LocalExecutor",
-    "METRICS", "Manifest", "ManifestInfo", "MetricFrame", "Projection", "REKOGNITION_DEFAULT_THRESHOLD",
+    "METRICS", "Manifest", "ManifestInfo", "ThresholdMetrics", "Projection", "REKOGNITION_DEFAULT_THRESHOLD",
     "REKOGNITION_MAX_FACES", "REPORT_HTML", "RESULTS_JSON", "Rate", "RayExecutor", "RekognitionEngine",
     "SearchOutcomes",
     "ThresholdSummary", "ThumbnailPolicy", "UNKNOWN", "build_design", "build_report", "differential",

@@ -87,8 +87,8 @@ def _band_name(value: float, edges: Tuple[float, ...]) -> str:
 def auto_bands(values: Sequence[str]) -> Optional[Tuple[float, ...]]:
     """10-year-wide band edges for a numeric column with many distinct values, else None."""
     present = [v for v in values if v]
-    nums = [_number(v) for v in present]
-    if not present or any(n is None for n in nums) or len(set(nums)) < AUTO_BAND_MIN_DISTINCT:
+    nums = [n for n in (_number(v) for v in present) if n is not None]
+    if not present or len(nums) < len(present) or len(set(nums)) < AUTO_BAND_MIN_DISTINCT:
         return None
     lo = math.floor(min(nums) / 10.0) * 10
     hi = math.floor(max(nums) / 10.0) * 10 + 10
