@@ -36,8 +36,10 @@ def test_results_json_metadata(small_run, small_manifests):
     assert res["model_threshold"] == get_model("sface").recommended_similarity  # the model's own point
     assert res["group_columns"] == ["dataset", "sex", "dataset&sex"]
     assert res["gallery_group_columns"] == ["dataset", "sex"]
-    for m in res["manifests"]:
-        assert m["sha256"] == hashlib.sha256(Path(m["path"]).read_bytes()).hexdigest()
+    for m in res["manifests"]:  # given as absolute paths, recorded relative to the folder holding them
+        assert not Path(m["path"]).is_absolute()
+        folder = small_manifests["probes"].parent
+        assert m["sha256"] == hashlib.sha256((folder / m["path"]).read_bytes()).hexdigest()
     assert {m["side"] for m in res["manifests"]} == {"probe", "gallery"}
     assert res["alpha"] == 0.5 and res["bootstrap_resamples"] == 200 and res["bootstrap_seed"] == 7
     assert [t["target"] for t in res["fmr_targets"]] == [1e-3, 1e-4, 1e-5]

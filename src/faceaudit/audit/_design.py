@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
@@ -30,7 +31,10 @@ class AuditConfig:
     every pair of probe columns crossed. alpha: weight of the false-match side in
     FDR, IR and GARBE (0.5 = both error types weigh the same). bootstrap: number of
     subject resamples (0 = none) and its seed. fmr_targets: overall FMRs whose
-    thresholds are found (engines with exact scores only).
+    thresholds are found (engines with exact scores only). candidates_floor: also
+    keep candidates down to this Similarity (candidates.csv; the search threshold
+    of engines that only return candidates); exact engines always keep them down
+    to the lowest threshold any figure uses (None: no lower).
     """
 
     thresholds: Tuple[float, ...] = DEFAULT_THRESHOLDS
@@ -52,6 +56,7 @@ class AuditConfig:
     relabel: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Labels renamed before grouping, per column ({"race": {"B": "black"}}), on both sides."""
     block_size: int = 256
+    candidates_floor: Optional[float] = None
 
     def __post_init__(self) -> None:
         ts = tuple(self.thresholds)
@@ -75,10 +80,19 @@ class AuditConfig:
         object.__setattr__(self, "shares", tuple(self.shares))
         if self.min_group_searches < 1:
             raise InvalidParameterError("min_group_searches must be >= 1")
+        cf = self.candidates_floor
+        if cf is not None:
+            if isinstance(cf, bool) or not isinstance(cf, (int, float)) or not 0.0 <= float(cf) <= 100.0:
+                raise InvalidParameterError(f"the candidates floor must be from 0 to 100, got {cf!r}")
+            # on the 0.01 grid, rounded down: a floor keeps at least the candidates asked for
+            object.__setattr__(self, "candidates_floor", math.floor(float(cf) * 100.0 + 1e-9) / 100.0)
 
     @property
     def floor(self) -> float:
-        """The lowest audited threshold: the search threshold of engines that only return candidates."""
+        """The lowest audited threshold or the candidates floor if lower: the search threshold of
+        engines that only return candidates, and the lowest Similarity kept in candidates.csv."""
+        if self.candidates_floor is not None:
+            return min(self.thresholds[0], self.candidates_floor)
         return self.thresholds[0]
 
 

@@ -108,6 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a name for the --share just before it, e.g. 'people of color'")
     p.add_argument("--match-count", type=_match_counts, default=(), metavar="N[,N...]",
                    help="also audit the threshold at which N searches have a false candidate (the ACLU's 28)")
+    p.add_argument("--candidates-floor", type=float, default=None, metavar="T",
+                   help="candidates.csv: also every candidate down to this Similarity (default: down to the "
+                        "lowest threshold any figure uses)")
     p.add_argument("--min-group-size", type=int, default=10, metavar="N",
                    help="groups with fewer people searched are shown but marked too small and left out of ratios "
                         "(default 10)")
@@ -183,6 +186,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         shares=tuple(ShareSpec.parse(spec, label) for spec, label in args.shares),
         match_counts=tuple(args.match_count), min_group_searches=args.min_group_size,
         relabel=parse_relabel(args.relabel),
+        candidates_floor=args.candidates_floor,
     )
     if args.engine == "local":
         if args.endpoint_url:
