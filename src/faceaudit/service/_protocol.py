@@ -11,9 +11,10 @@ import base64
 import datetime as _dt
 import hashlib
 import json
+import tempfile
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, List, Optional, Tuple, Union
 
 from faceaudit._errors import FaceAuditError, SerializationError, UnknownOperationError
 from faceaudit.service._auth import Headers, header
@@ -41,6 +42,7 @@ class HttpRequest:
     read_body: Callable[[int], bytes] = field(default=lambda n: b"", repr=False)
     body_consumed: bool = False
     body_sha256: Optional[str] = None  # hex SHA-256 of the body, once read
+    scheme: str = "http"  # "https" when served over TLS or a trusted proxy says the client used it
 
     def header(self, name: str) -> Optional[str]:
         return header(self.headers, name)
@@ -65,18 +67,26 @@ class HttpRequest:
 
 class BodyReader:
     """A body of ``length`` bytes (Content-Length) collected chunk by chunk, its SHA-256
-    computed while it streams in (so that the signature check needs no second pass)."""
+    computed while it streams in (so that the signature check needs no second pass).
+
+    With ``spool_above``, what goes beyond that many bytes is written to a temporary file (0600,
+    gone once closed; in ``spool_dir`` or the system's temporary folder), not held in memory:
+    :meth:`result` then gives that file, at its start."""
 
     CHUNK = 256 * 1024
 
-    def __init__(self, length: int) -> None:
+    def __init__(self, length: int, spool_above: Optional[int] = None, spool_dir: Optional[str] = None) -> None:
         self.length = length
         self._parts = bytearray()
+        self._file: Optional[BinaryIO] = None
+        if spool_above is not None:
+            self._file = tempfile.SpooledTemporaryFile(max_size=spool_above, dir=spool_dir)  # type: ignore[assignment]
+        self._received = 0
         self._sha = hashlib.sha256()
 
     @property
     def received(self) -> int:
-        return len(self._parts)
+        return self._received
 
     @property
     def complete(self) -> bool:
@@ -90,14 +100,28 @@ class BodyReader:
     def add(self, chunk: bytes) -> None:
         if self.received + len(chunk) > self.length:
             raise IncompleteBodyError(f"the body is longer than its Content-Length of {self.length} bytes")
-        self._parts += chunk
+        if self._file is not None:
+            self._file.write(chunk)
+        else:
+            self._parts += chunk
+        self._received += len(chunk)
         self._sha.update(chunk)
 
-    def result(self) -> Tuple[bytes, str]:
-        """(body, hex SHA-256); IncompleteBodyError when fewer bytes than Content-Length came."""
+    def result(self) -> Tuple[Union[bytes, BinaryIO], str]:
+        """(body, hex SHA-256); IncompleteBodyError when fewer bytes than Content-Length came.
+        The body is bytes, or the spool file (the caller closes it)."""
         if not self.complete:
             raise IncompleteBodyError(f"the body ended after {self.received} of {self.length} bytes")
+        if self._file is not None:
+            self._file.seek(0)
+            return self._file, self._sha.hexdigest()
         return bytes(self._parts), self._sha.hexdigest()
+
+    def close(self) -> None:
+        """Drop what was received (the spool file is deleted)."""
+        if self._file is not None:
+            self._file.close()
+        self._parts = bytearray()
 
 
 class IncompleteBodyError(SerializationError):
