@@ -349,8 +349,10 @@ def _check_loopback_host(host: Optional[str]) -> None:
     import ipaddress
     from urllib.parse import urlsplit
 
-    try:
-        name = urlsplit("//" + host.strip()).hostname or ""
+    try:  # a bare host[:port]: no user info ("evil.example@127.0.0.1"), path or spaces
+        parts = urlsplit("//" + host.strip())
+        name = (parts.hostname or "") if parts.netloc == host.strip() and "@" not in host else ""
+        parts.port  # noqa: B018 - a port that is not a number raises
     except ValueError:
         name = ""
     try:

@@ -11,6 +11,7 @@ import base64
 import datetime as _dt
 import hashlib
 import json
+import math
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -162,18 +163,48 @@ def check_content_type(value: Optional[str]) -> None:
 
 
 def parse_json_body(body: bytes) -> dict:
-    """The request's JSON object ({} for an empty body); SerializationException otherwise."""
+    """The request's JSON object ({} for an empty body); SerializationException otherwise.
+
+    UTF-8 only (RFC 8259 section 8.1: no other encoding, no byte order mark), and every number
+    anywhere in the document a finite double or a 64-bit integer: NaN, Infinity and overflowing
+    numbers such as 1e400 are refused, also in members the operation does not know."""
     if not body.strip():
         return {}
     try:
-        doc = json.loads(body)
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SerializationError("the request body must be JSON encoded as UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise SerializationError("the request body must be JSON encoded as UTF-8, without a byte order mark")
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_int64)
     except RecursionError:
         raise SerializationError("the request body nests too deeply") from None
-    except (UnicodeDecodeError, ValueError) as exc:
+    except ValueError as exc:
         raise SerializationError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise SerializationError("the request body must be a JSON object")
     return doc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise SerializationError(f"the request body is not valid JSON: {name} is not a number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise SerializationError(f"the request body holds a number out of range: {text[:40]}")
+    return value
+
+
+def _int64(text: str) -> int:
+    if len(text) > 21:
+        raise SerializationError(f"the request body holds a number out of range: {text[:40]}...")
+    value = int(text)
+    if not -(2 ** 63) <= value < 2 ** 64:
+        raise SerializationError(f"the request body holds a number out of range: {text[:40]}")
+    return value
 
 
 def _default(obj: Any) -> Any:
