@@ -277,3 +277,25 @@ def test_restarts_never_leave_the_service_without_a_worker(monkeypatch):
     clock[0] += 60
     sup.keep_subprocess_alive()
     assert all(p.alive for p in sup.processes)
+
+
+def test_a_killed_worker_does_not_hold_the_supervisor_for_the_health_check_timeout(tmp_path):
+    # issue 22: uvicorn's supervisor kept its copy of the worker's pipe end, so that a health
+    # ping of a worker killed meanwhile waited the whole 30 s timeout, restarting nothing
+    import functools
+    import threading
+
+    from faceaudit.service import AsgiService, ServiceApp, ServiceConfig, Supervisor, uvicorn_config
+
+    sup = Supervisor(uvicorn_config(AsgiService(functools.partial(ServiceApp, ServiceConfig(tmp_path))),
+                                    workers=2), [])
+    sup.processes = [None]
+    sup._start(0, time.monotonic())
+    process = sup.processes[0]
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    answer = []
+    pinger = threading.Thread(target=lambda: answer.append(process.ping(timeout=30)), daemon=True)
+    pinger.start()
+    pinger.join(15)  # ends at once (EOF) with the fix; waited the full 30 s before
+    assert answer == [False]

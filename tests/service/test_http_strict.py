@@ -49,7 +49,12 @@ def test_a_long_url_gets_414(server):
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory):
     """Authentication off (loopback only): the body is parsed without a signature."""
-    from faceaudit.service import ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
+    from faceaudit.service import (
+        ServiceApp,
+        ServiceConfig,
+        start_in_thread,
+        stop_thread_server,
+    )
 
     app = ServiceApp(ServiceConfig(tmp_path_factory.mktemp("open"), auth=False, rate_limit=10_000))
     srv, thread, url = start_in_thread(app)

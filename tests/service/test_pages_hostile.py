@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,7 +18,13 @@ from tests.service.test_hostile import connect, read_all
 @pytest.fixture()
 def review_server(tmp_path):
     from faceaudit.accountability import AccountabilityExtension
-    from faceaudit.service import ServerLimits, ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
+    from faceaudit.service import (
+        ServerLimits,
+        ServiceApp,
+        ServiceConfig,
+        start_in_thread,
+        stop_thread_server,
+    )
 
     key = create_key(tmp_path, "operator", "Sam")
     app = ServiceApp(ServiceConfig(tmp_path, rate_limit=10_000), extension=AccountabilityExtension(tmp_path))
@@ -85,7 +90,13 @@ def test_review_cookies_are_secure_behind_a_trusted_https_proxy(tmp_path):
     import http.client
 
     from faceaudit.accountability import AccountabilityExtension
-    from faceaudit.service import ServerLimits, ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
+    from faceaudit.service import (
+        ServerLimits,
+        ServiceApp,
+        ServiceConfig,
+        start_in_thread,
+        stop_thread_server,
+    )
 
     app = ServiceApp(ServiceConfig(tmp_path, rate_limit=10_000), extension=AccountabilityExtension(tmp_path))
     srv, thread, url = start_in_thread(app, limits=ServerLimits(trusted_proxies=("127.0.0.1/32",)))

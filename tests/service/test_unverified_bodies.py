@@ -76,7 +76,12 @@ class Attack:
 @pytest.fixture()
 def default_limits_server(tmp_path):
     """A server with the default limits (160 MiB of unverified bodies per worker)."""
-    from faceaudit.service import ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
+    from faceaudit.service import (
+        ServiceApp,
+        ServiceConfig,
+        start_in_thread,
+        stop_thread_server,
+    )
 
     keys = [create_key(tmp_path), create_key(tmp_path, "admin"), create_key(tmp_path), create_key(tmp_path)]
     app = ServiceApp(ServiceConfig(tmp_path, rate_limit=10_000))

@@ -146,7 +146,7 @@ class Reservation:
         self.stranger = False  # from an address that had not verified a signature of the key
         self.reading = True
         self.evicted = False
-        self.evict: Callable[[], None] | None = None
+        self.evict: "Callable[..., object] | None" = None
         self.released = False
 
     def __bool__(self) -> bool:
@@ -282,18 +282,19 @@ class BodyBudget:
         return True
 
     def release(self, reservation: "Reservation | str", n: int | None = None, address: str = "-") -> None:
-        """Give back a reservation (or, by key and size, the oldest one of ``key``)."""
-        if not isinstance(reservation, Reservation):
-            key, address = reservation, address_group(address)
-            found = next((r for r in self._live if r.key == key and r.n == n and r.address == address), None)
+        """Give back a reservation (or, by key and size, the oldest one of ``key`` from ``address``)."""
+        if isinstance(reservation, Reservation):
+            r = reservation
+        else:
+            key, group = reservation, address_group(address)
+            found = next((x for x in self._live if x.key == key and x.n == n and x.address == group), None)
             if found is None:
                 return
-            reservation = found
-        if reservation.released:
+            r = found
+        if r.released:
             return
-        reservation.released = True
-        self._live.remove(reservation)
-        r = reservation
+        r.released = True
+        self._live.remove(r)
         _decrease(self._by_key, f"{r.key}@{r.address}", r.n)
         if r.stranger:
             _decrease(self._by_key, f"{r.key}?", r.n)

@@ -63,7 +63,7 @@ class HttpRequest:
         except OSError as exc:  # the client stalled (timeout) or went away
             raise IncompleteBodyError(f"the request body did not arrive: {type(exc).__name__}") from None
         data, self.body_sha256 = reader.result()
-        return data
+        return data if isinstance(data, bytes) else data.read()  # (not spooled here: always bytes)
 
 
 class BodyReader:
