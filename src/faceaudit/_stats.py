@@ -1,37 +1,48 @@
-"""Small statistical helpers shared by calibration and the audit."""
+"""Small statistical helpers shared by calibration and the audit.
+
+The Wilson interval and Fisher's exact test are scipy's; the Gini coefficient and the
+bootstrap that resamples people (clusters), which scipy does not provide, are written here.
+"""
 
 from __future__ import annotations
 
-import math
+import functools
 from typing import Tuple
 
 Z95 = 1.959963984540054
+"""The standard normal deviate of a two-sided 95% interval (scipy.stats.norm.ppf(0.975))."""
+
+Z95_LEVEL = 0.95
+"""The two-sided level that :data:`Z95` covers."""
 
 
+@functools.lru_cache(maxsize=65536)
 def wilson_interval(errors: int, trials: int, z: float = Z95) -> Tuple[float, float]:
-    """Wilson score interval for a binomial proportion ``errors / trials``.
+    """Wilson score interval for a binomial proportion ``errors / trials`` (scipy's).
 
     .. math:: \\frac{\\hat p + z^2/2n \\pm z\\sqrt{\\hat p(1-\\hat p)/n + z^2/4n^2}}{1 + z^2/n}
 
-    With zero trials the interval is (0, 1): nothing is known. With zero errors
-    the upper bound is close to 3.84/(n+3.84), the order of the "rule of 3".
+    Computed by ``scipy.stats.binomtest(errors, trials).proportion_ci(method="wilson")``
+    at the two-sided level that ``z`` standard normal deviates cover (0.95 for
+    :data:`Z95`). With zero trials the interval is (0, 1): nothing is known. With
+    zero errors the lower bound is exactly 0 and the upper bound close to
+    3.84/(n+3.84), the order of the "rule of 3"; with every trial an error the
+    upper bound is exactly 1. Cached: an audit asks for the same counts many times,
+    and each scipy call costs about 0.2 ms.
     """
     if trials < 0 or errors < 0 or errors > trials:
         raise ValueError(f"need 0 <= errors <= trials, got {errors}/{trials}")
     if trials == 0:
         return (0.0, 1.0)
-    n = float(trials)
-    p = errors / n
-    z2 = z * z
-    centre = p + z2 / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    denom = 1 + z2 / n
-    lo = max(0.0, (centre - half) / denom)
-    hi = min(1.0, (centre + half) / denom)
-    if errors == 0:
-        lo = 0.0
-    if errors == trials:
-        hi = 1.0
+    from scipy.stats import binomtest, norm
+
+    level = Z95_LEVEL if z == Z95 else float(1.0 - 2.0 * norm.sf(z))
+    # the interval does not depend on the hypothesised proportion; at p = errors / trials the
+    # test's p-value is 1 and scipy skips its search for it (a third of the time per call)
+    k, n = int(errors), int(trials)
+    ci = binomtest(k, n, p=k / n).proportion_ci(confidence_level=level, method="wilson")
+    lo = 0.0 if errors == 0 else max(0.0, float(ci.low))
+    hi = 1.0 if errors == trials else min(1.0, float(ci.high))
     return (lo, hi)
 
 
@@ -105,30 +116,17 @@ def cluster_bootstrap_rates(errors, trials, resamples: int = 1000, seed=0, level
 
 
 def fisher_exact_two_sided(a: int, b: int, c: int, d: int) -> float:
-    """Two-sided p-value of Fisher's exact test for the 2x2 table [[a, b], [c, d]].
+    """Two-sided p-value of Fisher's exact test for the 2x2 table [[a, b], [c, d]] (scipy's).
 
-    Conditions on the margins (hypergeometric distribution of the top-left cell)
-    and sums the probabilities of every table no more likely than the one seen
-    (the usual "minimum likelihood" two-sided rule, as R's fisher.test).
+    ``scipy.stats.fisher_exact``: conditions on the margins (hypergeometric
+    distribution of the top-left cell) and sums the probabilities of every table
+    no more likely than the one seen (the "minimum likelihood" two-sided rule, as
+    R's fisher.test). 1.0 for an empty table or an empty row or column.
     """
     for v in (a, b, c, d):
         if int(v) != v or v < 0:
             raise ValueError(f"a 2x2 table needs non-negative integer counts, got {(a, b, c, d)}")
-    a, b, c, d = int(a), int(b), int(c), int(d)
-    row1, col1, n = a + b, a + c, a + b + c + d
-    if n == 0:
-        return 1.0
-    lo, hi = max(0, col1 - (n - row1)), min(row1, col1)
+    from scipy.stats import fisher_exact
 
-    def log_p(x: int) -> float:
-        return (math.lgamma(row1 + 1) - math.lgamma(x + 1) - math.lgamma(row1 - x + 1)
-                + math.lgamma(n - row1 + 1) - math.lgamma(col1 - x + 1) - math.lgamma(n - row1 - col1 + x + 1)
-                - math.lgamma(n + 1) + math.lgamma(col1 + 1) + math.lgamma(n - col1 + 1))
-
-    seen = log_p(a)
-    total = 0.0
-    for x in range(lo, hi + 1):
-        lp = log_p(x)
-        if lp <= seen + 1e-7:
-            total += math.exp(lp)
-    return min(1.0, total)
+    result = fisher_exact([[int(a), int(b)], [int(c), int(d)]], alternative="two-sided")
+    return min(1.0, float(result.pvalue))

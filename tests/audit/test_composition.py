@@ -46,7 +46,7 @@ def _parts(tmp_path, **cfg):
 
 def test_share_test_by_hand(tmp_path):
     design, parts = _parts(tmp_path, shares=(ShareSpec.parse("sex=F", "women"),), bootstrap=300)
-    st = next(s for s in parts["share_tests"] if s.threshold == 80.0)
+    st = next(s for s in parts.share_tests if s.threshold == 80.0)
     # five searches carry a sex label (F has none): A, B, E are F; C, D are M
     assert (st.everyone.errors, st.everyone.trials) == (3, 5) and st.unknown == 1
     # with a false candidate at 80 and a label: A (F), C (M), D (M)
@@ -59,7 +59,7 @@ def test_share_test_by_hand(tmp_path):
     # 3 matched searches of 5 people: more than 1% of resamples hold none, so no bootstrap interval
     assert st.difference_bootstrap95 is None
     # one test per threshold
-    assert sorted(s.threshold for s in parts["share_tests"]) == [80.0, 90.0, 99.5]
+    assert sorted(s.threshold for s in parts.share_tests) == [80.0, 90.0, 99.5]
 
 
 def test_share_column_must_exist(tmp_path):
@@ -81,10 +81,10 @@ def test_match_count_threshold_is_the_lowest_with_at_most_n(n):
 
 def test_match_count_point_in_the_audit(tmp_path):
     design, parts = _parts(tmp_path, match_counts=(2,))
-    (p,) = parts["match_counts"]
+    (p,) = parts.match_counts
     # best false candidate per search: A 85, C 91, D 88, F 99 -> at most 2 searches from 88.01 on
     assert p.threshold == 88.01 and (p.reached.errors, p.reached.trials) == (2, 6)
-    s = next(s for s in parts["summaries"] if s.threshold == 88.01)
+    s = next(s for s in parts.summaries if s.threshold == 88.01)
     assert "2 searches with a false candidate" in s.reasons
     with pytest.raises(InvalidParameterError):
         AuditConfig(match_counts=(0,))
@@ -92,23 +92,23 @@ def test_match_count_point_in_the_audit(tmp_path):
 
 def test_cross_tables_every_pair_and_sums(tmp_path):
     design, parts = _parts(tmp_path)
-    pairs = {(c.column, c.gallery_column) for c in parts["cross_tables"]}
+    pairs = {(c.column, c.gallery_column) for c in parts.cross_tables}
     assert pairs == {("sex", "sex"), ("sex", "dataset"), ("role", "sex"), ("role", "dataset")}
-    over = next(s for s in parts["summaries"] if s.threshold == 80.0).overall["FMR"]
-    for ct in parts["cross_tables"]:
+    over = next(s for s in parts.summaries if s.threshold == 80.0).overall["FMR"]
+    for ct in parts.cross_tables:
         if ct.threshold != 80.0:
             continue
         cells = [r for row in ct.cells.values() for r in row.values()]
         assert sum(r.errors for r in cells) == over.errors and sum(r.trials for r in cells) == over.trials
         assert all(r.bootstrap95 is not None for r in cells if r.trials)
-    ct = next(c for c in parts["cross_tables"] if (c.column, c.gallery_column, c.threshold) == ("role", "dataset", 80.0))
+    ct = next(c for c in parts.cross_tables if (c.column, c.gallery_column, c.threshold) == ("role", "dataset", 80.0))
     # false matches at 80 are all with gallery y (S1, S2): A (sen) 85, C (rep) 91, D (sen) 88, F (rep) 99 + 80
     assert (ct.cells["sen"]["y"].errors, ct.cells["rep"]["y"].errors, ct.cells["rep"]["x"].errors) == (2, 3, 0)
 
 
 def test_promise_checks(tmp_path):
     design, parts = _parts(tmp_path)
-    pc = next(p for p in parts["promise_checks"] if p.threshold == 80.0)
+    pc = next(p for p in parts.promise_checks if p.threshold == 80.0)
     assert pc.promised_fmr == pytest.approx(1e-5)
     assert (pc.overall.measured.errors, pc.overall.measured.trials) == (5, 27)
     assert pc.overall.verdict == "above" and pc.overall.finding.startswith("Overall, the false-match rate at 80 was")
@@ -128,11 +128,11 @@ def test_promise_gap_verdicts():
 
 def test_small_groups_are_left_out_of_ratios(tmp_path):
     design, parts = _parts(tmp_path, min_group_searches=2)
-    f = next(f for f in parts["frames"] if (f.metric, f.column, f.threshold, f.side) == ("FMR", "sex", 80.0, "probe"))
+    f = next(f for f in parts.frames if (f.metric, f.column, f.threshold, f.side) == ("FMR", "sex", 80.0, "probe"))
     # F has 3 people, M 2: both compared; with a minimum of 3 only F is left: no ratio
     assert f.ratio is not None
     design, parts = _parts(tmp_path, min_group_searches=3)
-    f = next(f for f in parts["frames"] if (f.metric, f.column, f.threshold, f.side) == ("FMR", "sex", 80.0, "probe"))
+    f = next(f for f in parts.frames if (f.metric, f.column, f.threshold, f.side) == ("FMR", "sex", 80.0, "probe"))
     assert f.ratio is None and "at least 3 people" in f.ratio_note
 
 
@@ -140,7 +140,7 @@ def test_share_test_matches_brute_force_on_random_data(tmp_path):
     """Shares and Fisher's table recounted from the per-search false-candidate flags."""
     design, parts = _parts(tmp_path, shares=(ShareSpec.parse("role=sen"),), bootstrap=0)
     out = make_outcomes(design)
-    for st, k in itertools.product(parts["share_tests"], range(len(out.thresholds))):
+    for st, k in itertools.product(parts.share_tests, range(len(out.thresholds))):
         if st.threshold != out.thresholds[k]:
             continue
         flags = out.imp_ge[:, k] > 0

@@ -50,11 +50,11 @@ def parts(tmp_path):
 
 
 def overall(parts, t):
-    return next(s for s in parts[1]["summaries"] if s.threshold == t).overall
+    return next(s for s in parts[1].summaries if s.threshold == t).overall
 
 
 def frame(parts, metric, column, t, side="probe"):
-    return next(f for f in parts[1]["frames"]
+    return next(f for f in parts[1].frames
                 if (f.metric, f.column, f.threshold, f.side) == (metric, column, t, side))
 
 
@@ -87,7 +87,7 @@ def test_zero_errors_have_rule_of_three_bounds(parts):
     assert o["FPIR"].few_errors
     f = frame(parts, "FMR", "sex", 99.5)
     assert f.ratio is None and f.ratio_note == "undefined: every group's rate is 0"
-    d = next(d for d in parts[1]["differentials"] if d.column == "sex" and d.threshold == 99.5 and d.setting == "1:1")
+    d = next(d for d in parts[1].differentials if d.column == "sex" and d.threshold == 99.5 and d.setting == "1:1")
     assert d.garbe is None and d.ir is None and any("GARBE undefined" in n for n in d.notes)
 
 
@@ -123,20 +123,20 @@ def test_gallery_side_and_cross_table(parts):
     assert counts(frame(parts, "ACLU_COUNT", "dataset", 80.0, "gallery").by_group["y"]) == (4, 6)
     assert counts(frame(parts, "FMR", "dataset", 80.0, "gallery").by_group["y"]) == (5, 12)
     assert counts(frame(parts, "FMR", "dataset", 80.0, "gallery").by_group["x"]) == (0, 15)
-    ct = next(c for c in parts[1]["cross_tables"] if c.column == "sex" and c.gallery_column == "sex" and c.threshold == 80.0)
+    ct = next(c for c in parts[1].cross_tables if c.column == "sex" and c.gallery_column == "sex" and c.threshold == 80.0)
     assert counts(ct.cells["F"]["F"]) == (0, 7)
     assert counts(ct.cells["M"]["F"]) == (1, 6)
 
 
 def test_differentials_by_hand(parts):
-    d = next(d for d in parts[1]["differentials"] if d.column == "sex" and d.threshold == 80.0 and d.setting == "1:1")
+    d = next(d for d in parts[1].differentials if d.column == "sex" and d.threshold == 80.0 and d.setting == "1:1")
     assert d.groups == ("F", "M") and d.alpha == 0.5
     # FMR F 1/13, M 2/9; FNMR F 0, M 1
     assert d.fdr == pytest.approx(1 - (0.5 * (2 / 9 - 1 / 13) + 0.5 * 1.0))
     assert d.ir is None and any("IR undefined" in n for n in d.notes)
     # Gini of two values a, b is |a - b| / (a + b)
     assert d.garbe == pytest.approx(0.5 * (17 / 35) + 0.5 * 1.0)
-    d = next(d for d in parts[1]["differentials"] if d.column == "sex" and d.threshold == 90.0 and d.setting == "1:1")
+    d = next(d for d in parts[1].differentials if d.column == "sex" and d.threshold == 90.0 and d.setting == "1:1")
     assert d.fdr == pytest.approx(1 - (0.5 / 9 + 0.5 * 0.5))
     assert d.garbe == pytest.approx(0.5 * 1.0 + 0.5 * (0.5 / 1.5))
 
@@ -167,7 +167,7 @@ def test_differential_formulas_directly():
 
 
 def test_projection_formula(parts):
-    s = next(s for s in parts[1]["summaries"] if s.threshold == 90.0)
+    s = next(s for s in parts[1].summaries if s.threshold == 90.0)
     p = s.projection
     assert (p.probes, p.gallery) == (535, 25_000)
     fmr = 2 / 27
@@ -178,7 +178,7 @@ def test_projection_formula(parts):
 
 def test_projection_that_does_not_saturate(tmp_path):
     design = make_design(tmp_path, projection_probes=100, projection_gallery=10)
-    s = compute(design, make_outcomes(design), 80.0)["summaries"][1]
+    s = compute(design, make_outcomes(design), 80.0).summaries[1]
     fmr = 2 / 27
     assert s.projection.expected == pytest.approx(100 * (1 - (1 - fmr) ** 10))
     lo, hi = s.overall["FMR"].wilson95
@@ -192,14 +192,14 @@ def test_bootstrap_resamples_subjects_and_is_seeded(tmp_path):
     b = compute(d1, make_outcomes(d1), 80.0)
     d2 = make_design(tmp_path, bootstrap=300, seed=6)
     c = compute(d2, make_outcomes(d2), 80.0)
-    ra = a["summaries"][0].overall["FMR"].bootstrap95
-    assert ra == b["summaries"][0].overall["FMR"].bootstrap95
-    assert ra != c["summaries"][0].overall["FMR"].bootstrap95
+    ra = a.summaries[0].overall["FMR"].bootstrap95
+    assert ra == b.summaries[0].overall["FMR"].bootstrap95
+    assert ra != c.summaries[0].overall["FMR"].bootstrap95
     # the interval comes from whole people: its ends are pooled rates of resampled subjects
     assert 0.0 <= ra[0] <= 5 / 27 <= ra[1] <= 1.0
-    assert a["summaries"][0].overall["FMR"].subjects == 6
+    assert a.summaries[0].overall["FMR"].subjects == 6
     none = make_design(tmp_path, bootstrap=0)
-    assert compute(none, make_outcomes(none), 80.0)["summaries"][0].overall["FMR"].bootstrap95 is None
+    assert compute(none, make_outcomes(none), 80.0).summaries[0].overall["FMR"].bootstrap95 is None
 
 
 def test_subject_with_two_probes_is_one_resampling_unit(tmp_path):
@@ -210,7 +210,7 @@ def test_subject_with_two_probes_is_one_resampling_unit(tmp_path):
     design = build_design([read_manifest(p)], [read_manifest(g)],
                           AuditConfig(thresholds=(80,), fmr_targets=(), bootstrap=2000, seed=3))
     out = make_outcomes(design, [(0, 0, 90.0), (1, 0, 90.0)])
-    o = compute(design, out, 80.0)["summaries"][0].overall["FPIR"]
+    o = compute(design, out, 80.0).summaries[0].overall["FPIR"]
     assert counts(o) == (2, 3) and o.subjects == 2
     # resampling people: A (2 of 2 wrong) and B (0 of 1): possible rates 0, 2/3, 1 -> [0, 1]
     assert o.bootstrap95 == (0.0, 1.0)
@@ -240,3 +240,115 @@ def test_config_validation():
     with pytest.raises(InvalidParameterError):
         AuditConfig(alpha=1.5)
     assert AuditConfig(thresholds=(99, 80, 80.0)).thresholds == (80.0, 99.0)
+
+
+# ---------------------------------------------------------------- the split functions against a numpy oracle
+
+ORACLE_THRESHOLDS = (80.0, 85.0, 90.0, 95.0)
+
+
+@pytest.fixture(params=[1, 2, 3])
+def random_case(request, tmp_path):
+    """Every probe scored against every gallery face at random (all pairs are candidates: 0 floor
+    loss), so the oracle can read each rate straight off the full score matrix."""
+    rng = np.random.default_rng(request.param)
+    design = make_design(tmp_path, thresholds=ORACLE_THRESHOLDS, bootstrap=0)
+    P, G = design.n_probes, design.n_gallery
+    sim = np.round(rng.uniform(75.0, 100.0, size=(P, G)), 2)
+    cands = [(i, j, float(sim[i, j])) for i in range(P) for j in range(G)]
+    return design, sim, make_outcomes(design, cands)
+
+
+def oracle(design, sim, mask, t):
+    """Each metric's (errors, trials) over the probes in ``mask`` at threshold ``t``, from the score matrix."""
+    genuine = design.probe_subject[:, None] == design.gallery_subject[None, :]
+    hit = sim >= t
+    mated = genuine.any(1)
+    false_cand = (hit & ~genuine).any(1)
+    found = (hit & genuine).any(1)
+    m = np.asarray(mask, bool)
+    return {
+        "FPIR": (int((m & ~mated & false_cand).sum()), int((m & ~mated).sum())),
+        "FNIR": (int((m & mated & ~found).sum()), int((m & mated).sum())),
+        "ACLU_COUNT": (int((m & false_cand).sum()), int(m.sum())),
+        "MATED_FALSE": (int((m & mated & false_cand).sum()), int((m & mated).sum())),
+        "FMR": (int((hit & ~genuine)[m].sum()), int((~genuine)[m].sum())),
+        "FNMR": (int((~hit & genuine)[m].sum()), int(genuine[m].sum())),
+    }
+
+
+def test_per_probe_error_counts_against_the_oracle(random_case):
+    from faceaudit.audit._metrics import probe_errors
+
+    design, sim, out = random_case
+    errs = probe_errors(design, out)
+    everyone = np.ones(design.n_probes, bool)
+    for k, t in enumerate(out.thresholds):
+        want = oracle(design, sim, everyone, t)
+        for m, c in errs.items():
+            assert (int(c.errors[:, k].sum()), int(c.trials.sum())) == want[m], (m, t)
+
+
+def test_group_rates_and_frames_against_the_oracle(random_case):
+    design, sim, out = random_case
+    res = compute(design, out, 80.0)
+    col = design.probe_column("sex")
+    for f in res.frames:
+        if f.side != "probe" or f.column != "sex":
+            continue
+        assert counts(f.overall) == oracle(design, sim, np.ones(design.n_probes, bool), f.threshold)[f.metric]
+        for gi, g in enumerate(col.groups):
+            want = oracle(design, sim, col.codes == gi, f.threshold)[f.metric]
+            assert counts(f.by_group[g]) == want, (f.metric, f.threshold, g)
+            e, n = want
+            assert f.by_group[g].rate == (e / n if n else None)
+        known = {g: f.by_group[g].rate for g in ("F", "M") if f.by_group[g].trials}
+        if len(known) == 2:
+            assert f.difference == pytest.approx(max(known.values()) - min(known.values()))
+            if min(known.values()) > 0:
+                assert f.ratio == pytest.approx(max(known.values()) / min(known.values()))
+
+
+def test_fmr_of_each_gallery_group_against_the_oracle(random_case):
+    design, sim, out = random_case
+    res = compute(design, out, 80.0)
+    gcol = design.gallery_column("dataset")
+    genuine = design.probe_subject[:, None] == design.gallery_subject[None, :]
+    for gi, g in enumerate(gcol.groups):
+        in_group = (gcol.codes == gi)[None, :]
+        for t in out.thresholds:
+            f = frame((design, res), "FMR", "dataset", t, side="gallery")
+            imp = ~genuine & in_group
+            assert counts(f.by_group[g]) == (int((imp & (sim >= t)).sum()), int(imp.sum()))
+
+
+def test_small_functions_against_their_formulas():
+    from faceaudit.audit._metrics import (
+        expected_false_match_searches,
+        fmr_at,
+        fnir_at,
+        fnmr_at,
+        fpir_at,
+        spread_of,
+    )
+
+    mated = np.array([True, False, False, True])
+    false_cand = np.array([[1, 0], [1, 1], [0, 0], [1, 1]], bool)
+    found = np.array([[1, 1], [0, 0], [0, 0], [0, 0]], bool)
+    fp = fpir_at(mated, false_cand)
+    assert fp.errors.sum(0).tolist() == [1, 1] and fp.trials.sum() == 2
+    fn = fnir_at(mated, found)
+    assert fn.errors.sum(0).tolist() == [1, 1] and fn.trials.sum() == 2
+    ge, n = np.array([[3, 1], [0, 0]]), np.array([4, 2])
+    assert fmr_at(ge, n).errors.sum(0).tolist() == [3, 1]
+    assert fnmr_at(ge, n).errors.sum(0).tolist() == [1 + 2, 3 + 2]
+    for fmr, probes, gallery in ((1e-5, 535, 25_000), (0.3, 10, 3), (0.0, 5, 7), (1.0, 4, 2)):
+        assert expected_false_match_searches(fmr, probes, gallery) == pytest.approx(
+            probes * (1 - (1 - fmr) ** gallery), rel=1e-9, abs=1e-12)  # the naive form loses digits
+    s = spread_of({"a": Rate.of(1, 10, subjects=10), "b": Rate.of(4, 10, subjects=10),
+                   "u": Rate.of(9, 10, subjects=10)}, ["a", "b"])
+    assert (s.difference, s.ratio, s.highest, s.lowest) == (pytest.approx(0.3), pytest.approx(4.0), "b", "a")
+    s = spread_of({"a": Rate.of(0, 10, subjects=10), "b": Rate.of(4, 10, subjects=10)}, ["a", "b"])
+    assert s.ratio is None and "lowest rate (a) is 0" in s.note
+    s = spread_of({"a": Rate.of(1, 10, subjects=3), "b": Rate.of(4, 10, subjects=10)}, ["a", "b"], min_people=5)
+    assert s.difference is None and "at least 5 people" in s.note

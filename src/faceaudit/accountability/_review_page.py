@@ -6,11 +6,10 @@ token and image URLs; this module returns self-contained HTML (no network).
 
 from __future__ import annotations
 
-import html
 import time
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Lead
+from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Lead, same_person
 
 
 def measured_fmr(model_version: str, threshold: float) -> str:
@@ -42,73 +41,61 @@ def _pct(rate: float) -> str:
     return f"{100 * rate:.3g}%"
 
 
-_CSS = """
-*{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f4f4f1;color:#1d1d1b}
-header{background:#1d1d1b;color:#fff;padding:12px 24px;display:flex;justify-content:space-between;align-items:center;flex-wrap:wrap;gap:8px}
-header h1{font-size:20px;margin:0}
-main{max-width:1100px;margin:0 auto;padding:16px 24px}
-.notice{background:#fff4d6;border:2px solid #c98a00;padding:10px 14px;margin:12px 0;font-weight:600}
-.search{background:#ecece7;border:1px solid #bbb;border-radius:6px;margin:18px 0;padding:10px 14px}
-.search h3{margin:4px 0 8px;font-size:16px}
-.lead{background:#fff;border:1px solid #ccc;border-radius:6px;margin:12px 0;padding:14px}
-.pair{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap}
-.pair figure{margin:0;text-align:center}
-.pair img{width:240px;height:300px;object-fit:contain;background:#ddd;border:1px solid #999}
-.noimg{width:240px;height:300px;background:#ddd;border:1px dashed #999;display:flex;align-items:center;justify-content:center;color:#555;padding:8px;text-align:center}
-.pair figcaption{font-size:13px;color:#444;margin-top:4px;max-width:240px;overflow-wrap:anywhere}
-.facts{flex:1;min-width:240px}
-.facts dt{font-weight:600;margin-top:6px}
-.facts dd{margin:0}
-.status-pending{color:#8a5a00}.status-confirmed{color:#0a6b2d}.status-rejected{color:#a11}
-.blocked{background:#fde8e8;border:1px solid #a11;padding:8px;margin-top:8px}
-form.decide{margin-top:10px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}
-form.decide input[type=text]{flex:1;min-width:200px;padding:6px}
-form.filter{display:flex;gap:8px;flex-wrap:wrap;align-items:end;margin:8px 0}
-form.filter input{padding:6px}
-button{padding:8px 16px;font-size:15px;border-radius:4px;border:1px solid #333;cursor:pointer}
-button.confirm{background:#0a6b2d;color:#fff}button.reject{background:#a11;color:#fff}
-button.link{background:none;border:none;color:#fff;text-decoration:underline;padding:0;font-size:inherit}
-.muted{color:#666;font-size:13px}
-nav{display:flex;gap:14px;align-items:center;flex-wrap:wrap}
-nav a{color:#fff}
-nav form{margin:0}
-@media (max-width:640px){
- main{padding:8px 10px}
- header{padding:10px 12px}
- header h1{font-size:17px}
- .pair{gap:10px}
- .pair figure{flex:1 1 45%}
- .pair img,.noimg{width:100%;height:auto;aspect-ratio:4/5}
- .facts{min-width:100%}
- button{width:100%;padding:12px}
- form.decide input[type=text]{min-width:100%}
-}
-"""
-
-_HEAD = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">"""
+REVIEW_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'"
+"""The review pages' Content-Security-Policy (the server sends the same one as a header)."""
 
 
-def _esc(value) -> str:
-    return html.escape(str(value), quote=True)
+class _Decision(NamedTuple):
+    reviewer: str
+    decision: str
+    when: str
+    note: str
+
+
+class _LeadView(NamedTuple):
+    """One lead as the page shows it (every field plain text; the template escapes it)."""
+
+    lead_id: str
+    status: str
+    missing: str
+    probe_url: Optional[str]
+    candidate_url: Optional[str]
+    probe_absent: str
+    candidate_absent: str
+    candidate_caption: str
+    similarity: str
+    rank: int
+    candidates: int
+    threshold: str
+    fmr_text: str
+    confirmations: int
+    history: Tuple[_Decision, ...]
+    form: str  # "" (decided), "not-allowed" or "decide"
+    why_not: str  # why this person may not decide ("" unless form is "not-allowed")
+
+
+class _SearchView(NamedTuple):
+    seq: int
+    operation: str
+    collection: str
+    case: str
+    requested_by: str
+    when: str
+    threshold: str
+    candidates: int
+    gallery: str
+    leads: Tuple[_LeadView, ...]
+
+
+def _render(name: str, **context) -> str:
+    from faceaudit._templates import render
+
+    return render("faceaudit.accountability", name, csp=REVIEW_CSP, **context)
 
 
 def render_login(message: str = "", csrf: str = "") -> str:
     """The sign-in page: an access key id and secret (admin, operator or reviewer role)."""
-    msg = f'<p class="notice">{_esc(message)}</p>' if message else ""
-    form = f"""<form method="post" action="/review/login" id="login">
-<input type="hidden" name="csrf" value="{_esc(csrf)}">
-<p><label>Access key id<br><input name="access_key_id" id="access_key_id" size="40" autocomplete="username"></label></p>
-<p><label>Secret access key<br><input name="secret" id="secret" type="password" size="50" autocomplete="current-password"></label></p>
-<p><button type="submit" id="signin">Sign in</button></p>
-</form>""" if csrf else '<p><a href="/review/login">Open the sign-in page</a></p>'
-    return f"""{_HEAD}
-<title>faceaudit review: sign in</title><style>{_CSS}</style></head><body>
-<header><h1>faceaudit: human review of leads</h1></header><main>{msg}
-{form}<p class="muted">Reviewers sign in with their own key, which belongs to a named person: each decision
-is logged under that person, and two confirmations must come from two different people.</p>
-</main></body></html>"""
+    return _render("login.html.j2", message=message, csrf=csrf)
 
 
 def render_review_page(
@@ -130,88 +117,60 @@ def render_review_page(
     groups: Dict[int, List[Lead]] = {}
     for lead in leads:
         groups.setdefault(lead.search_seq, []).append(lead)
-    blocks = []
+    searches = []
     for seq, members in groups.items():
         first = members[0]
-        gallery = "unknown" if first.gallery_size is None else f"{first.gallery_size:,}"
-        inner = "".join(_lead_block(l, csrf_token, probe_url(l), candidate_url(l), missing(l) if l.status == "pending" else "",
-                                    may_decide(l)) for l in members)
-        blocks.append(f"""<section class="search" id="search-{seq}">
-<h3>Search (log record {seq}): {_esc(first.operation)} in {_esc(first.collection_id or '-')}, case {_esc(first.case_reference or '-')}</h3>
-<p class="muted">by {_esc(first.requested_by_person or first.requested_by)} at {_esc(_when(first.created_at))} UTC;
-threshold {first.threshold:g}; {first.candidates} candidate(s) returned from a gallery of {gallery} face(s)</p>
-{inner}</section>""")
-    empty = "" if blocks else f'<p id="empty">No {_esc(status)} leads.</p>'
-    notice_html = f'<p class="notice" id="flash">{_esc(notice)}</p>' if notice else ""
-    tabs = " ".join(f'<a href="/review?status={s}">{s}</a>' for s in ("pending", "confirmed", "rejected"))
-    who = f"{reviewer.person or '(no person: may not decide)'} ({reviewer.key_id})"
-    return f"""{_HEAD}
-<title>faceaudit review: {_esc(status)} leads</title><style>{_CSS}</style></head><body>
-<header><h1>faceaudit: human review of leads</h1><nav>signed in as <b id="reviewer">{_esc(who)}</b> {tabs}
-<form method="post" action="/review/logout"><input type="hidden" name="csrf" value="{_esc(csrf_token)}">
-<button class="link" type="submit" id="signout">sign out</button></form></nav></header>
-<main>
-<p class="notice" id="lead-notice">{_esc(LEAD_NOTICE)}</p>
-<p class="muted">A lead becomes <b>confirmed</b> only after {CONFIRMATIONS_REQUIRED} different people
-confirm it; one rejection rejects it; the person who ran a search may not review its leads. Every
-decision is written to the tamper-evident search log.</p>
-{notice_html}
-<form class="filter" method="get" action="/review"><input type="hidden" name="status" value="{_esc(status)}">
-<label>Collection<br><input name="collection" value="{_esc(collection)}"></label>
-<label>Case<br><input name="case" value="{_esc(case)}"></label>
-<button type="submit">Filter</button></form>
-<h2>{_esc(status.capitalize())} leads ({len(leads)} in {len(groups)} search(es))</h2>
-{empty}{''.join(blocks)}
-</main></body></html>"""
+        searches.append(_SearchView(
+            seq=seq, operation=str(first.operation), collection=first.collection_id or "-",
+            case=first.case_reference or "-", requested_by=str(first.requested_by_person or first.requested_by),
+            when=_when(first.created_at), threshold=f"{first.threshold:g}", candidates=first.candidates,
+            gallery="unknown" if first.gallery_size is None else f"{first.gallery_size:,}",
+            leads=tuple(_lead_view(l, probe_url(l), candidate_url(l), missing(l) if l.status == "pending" else "",
+                                   may_decide(l), _why_not(reviewer, l)) for l in members)))
+    return _render(
+        "review.html.j2", status=status, status_title=status.capitalize(), notice=notice, collection=collection,
+        case=case, csrf=csrf_token, who=f"{reviewer.person or '(no person: may not decide)'} ({reviewer.key_id})",
+        tabs=("pending", "confirmed", "rejected"), lead_notice=LEAD_NOTICE,
+        confirmations_required=CONFIRMATIONS_REQUIRED, n_leads=len(leads), searches=searches)
 
 
 def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
 
 
-def _img(url: Optional[str], alt: str, caption: str, absent: str) -> str:
-    if url:
-        body = f'<img src="{_esc(url)}" alt="{_esc(alt)}">'
-    else:
-        body = f'<div class="noimg">{_esc(absent)}</div>'
-    return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>"
+def _why_not(reviewer, lead: Lead) -> str:
+    """Why this signed-in key may not decide on a pending lead, in the words the page shows."""
+    person = getattr(reviewer, "person", "") or ""
+    if not person:
+        return ("this key has no person: only a key issued to a named person may decide (an admin can issue "
+                "one with `faceaudit keys create --person NAME`)")
+    if lead.requested_by == getattr(reviewer, "key_id", None) or same_person(lead.requested_by_person, person):
+        return "you ran the search (a different person must decide)"
+    if any(same_person(d.reviewer, person) for d in lead.decisions):
+        return "you have decided already (a different person must decide next)"
+    return "it is not pending"
 
 
-def _lead_block(lead: Lead, csrf: str, probe: Optional[str], cand: Optional[str], missing: str,
-                may_decide: bool) -> str:
-    confirms = [d for d in lead.decisions if d.decision == "confirm"]
-    history = "".join(
-        f"<li>{_esc(d.reviewer)}: {_esc(d.decision)} at {_esc(_when(d.time))} UTC"
-        f"{' (' + _esc(d.note) + ')' if d.note else ''}</li>"
-        for d in lead.decisions
-    ) or "<li>none yet</li>"
+def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: str, may_decide: bool,
+               why_not: str = "") -> _LeadView:
     candidate_name = lead.candidate_external_image_id or lead.candidate_user_id or lead.candidate_face_id or "-"
     hidden = "shown only to a person deciding on this lead"
-    probe_absent = "probe image not kept" if missing.startswith("the probe") else hidden
-    cand_absent = missing if (missing and not missing.startswith("the probe")) else hidden
+    if missing.startswith("the probe"):
+        probe = None  # never an <img> that cannot load
+    elif missing:
+        cand = None
     if lead.status != "pending":
         form = ""
-    elif not may_decide:
-        form = ('<p class="muted">You may not decide on this lead: you ran the search, or you have '
-                'decided already (a different person must decide next).</p>')
     else:
-        confirm = ("" if missing else
-                   '<button class="confirm" name="decision" value="confirm" type="submit">Confirm lead</button>')
-        blocked = (f'<p class="blocked">Cannot be confirmed: {_esc(missing)}. It can only be rejected.</p>'
-                   if missing else "")
-        form = f"""{blocked}<form class="decide" method="post" action="/review/leads/{_esc(lead.lead_id)}/decision">
-<input type="hidden" name="csrf" value="{_esc(csrf)}">
-<input type="text" name="note" placeholder="note: what corroborates or contradicts this lead" maxlength="2000">
-{confirm}<button class="reject" name="decision" value="reject" type="submit">Reject lead</button></form>"""
-    return f"""<section class="lead" id="lead-{_esc(lead.lead_id)}" data-status="{_esc(lead.status)}" data-confirmable="{'no' if missing else 'yes'}">
-<div class="pair">{_img(probe, "probe image", "probe (searched image)", probe_absent)}
-{_img(cand, "candidate image", f"candidate #{lead.rank}: " + candidate_name, cand_absent)}
-<dl class="facts">
-<dt>Similarity</dt><dd class="similarity">{lead.similarity:.2f} (0-100, higher is more alike); rank {lead.rank} of {lead.candidates}</dd>
-<dt>Threshold of the search</dt><dd>{lead.threshold:g}</dd>
-<dt>What this threshold means (false-match rate)</dt><dd>{_esc(measured_fmr(lead.model_version, lead.threshold))}</dd>
-<dt>Status</dt><dd class="status-{_esc(lead.status)}">{_esc(lead.status)} ({len(confirms)} of {CONFIRMATIONS_REQUIRED} confirmations)</dd>
-<dt>Decisions</dt><dd><ul>{history}</ul></dd>
-</dl></div>
-<p class="notice">Not an identification: an investigative lead that needs independent corroboration.</p>
-{form}</section>"""
+        form = "decide" if may_decide else "not-allowed"
+    return _LeadView(
+        lead_id=str(lead.lead_id), status=str(lead.status), missing=missing, probe_url=probe, candidate_url=cand,
+        probe_absent="probe image not kept" if missing.startswith("the probe") else hidden,
+        candidate_absent=(("no image: " + missing) if (missing and not missing.startswith("the probe"))
+                          else hidden),
+        candidate_caption=f"candidate #{lead.rank}: {candidate_name}",
+        similarity=f"{lead.similarity:.2f}", rank=lead.rank, candidates=lead.candidates,
+        threshold=f"{lead.threshold:g}", fmr_text=measured_fmr(lead.model_version, lead.threshold),
+        confirmations=sum(1 for d in lead.decisions if d.decision == "confirm"),
+        history=tuple(_Decision(str(d.reviewer), str(d.decision), _when(d.time), d.note or "") for d in lead.decisions),
+        form=form, why_not=why_not if form == "not-allowed" else "")

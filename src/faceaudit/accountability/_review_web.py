@@ -25,8 +25,8 @@ from typing import Any, Dict, Optional, Tuple
 from faceaudit._errors import FaceAuditError
 from faceaudit.accountability._accountability import Accountability
 from faceaudit.accountability._files import write_private
-from faceaudit.accountability._review_page import render_login, render_review_page
-from faceaudit.accountability._review import Reviewer
+from faceaudit.accountability._review_page import REVIEW_CSP, render_login, render_review_page
+from faceaudit.accountability._review import Reviewer, same_person
 from faceaudit.accountability._roles import REVIEWER_ROLES
 
 COOKIE = "faceaudit_review"
@@ -56,8 +56,7 @@ def _response(status: int, body: bytes, content_type: str, request_id: str, extr
         ("Cache-Control", "no-store"),
         ("X-Frame-Options", "DENY"),
         ("X-Content-Type-Options", "nosniff"),
-        ("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
-                                    "form-action 'self'"),
+        ("Content-Security-Policy", REVIEW_CSP),
     ]
     headers.extend(extra)
     return HttpResponse(status, body, headers)
@@ -197,7 +196,7 @@ class ReviewWeb:
         page = render_review_page(
             leads, reviewer, self._csrf(session_id),
             probe_url=lambda l: f"/review/images/lead/{l.lead_id}/probe" if decidable[l.lead_id] and self.acc.probe_path(l.probe_sha256) else None,
-            candidate_url=lambda l: f"/review/images/lead/{l.lead_id}/candidate" if decidable[l.lead_id] and l.candidate_face_id else None,
+            candidate_url=lambda l: f"/review/images/lead/{l.lead_id}/candidate" if decidable[l.lead_id] and l.candidate_face_id and self.acc.face_image(l.candidate_face_id) else None,
             missing=self.acc.missing_evidence, may_decide=lambda l: decidable[l.lead_id],
             status=status, notice=self.acc.take_notice(session_id), collection=collection or "", case=case or "",
         )
@@ -208,8 +207,8 @@ class ReviewWeb:
         """Whether this person may decide on the lead now (pending, not their search, not decided)."""
         return (lead.status == "pending" and bool(reviewer.person)
                 and lead.requested_by != reviewer.key_id
-                and not (lead.requested_by_person and lead.requested_by_person == reviewer.person)
-                and all(d.reviewer != reviewer.person for d in lead.decisions))
+                and not same_person(lead.requested_by_person, reviewer.person)
+                and not any(same_person(d.reviewer, reviewer.person) for d in lead.decisions))
 
     def _lead_image(self, reviewer: Reviewer, lead_id: str, which: str) -> Optional[bytes]:
         """A lead's probe or candidate image, only while the person is deciding on it."""

@@ -13,11 +13,10 @@ recompute each figure and check it was not made up afterwards.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.accountability._accountability import Accountability
@@ -190,10 +189,6 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _esc(v: Any) -> str:
-    return html.escape(str(v), quote=True)
-
-
 def _records(seqs: Tuple[int, ...], limit: int = 12) -> str:
     if not seqs:
         return "-"
@@ -201,19 +196,15 @@ def _records(seqs: Tuple[int, ...], limit: int = 12) -> str:
     return shown + (f" and {len(seqs) - limit} more" if len(seqs) > limit else "")
 
 
-def _rows(figures, head: str) -> str:
-    body = "".join(f"<tr><td>{_esc(f.label)}</td><td class=n>{f.count}</td><td class=rec>{_records(f.records)}</td></tr>"
-                   for f in figures) or '<tr><td colspan=3 class=muted>none</td></tr>'
-    return f"<table><tr><th>{_esc(head)}</th><th>count</th><th>log records</th></tr>{body}</table>"
+USAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+"""The usage report's Content-Security-Policy: inline style only, nothing fetched, no script."""
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f1;color:#1d1d1b}
-header{background:#1d1d1b;color:#fff;padding:14px 28px}header h1{margin:0;font-size:22px}
-main{max-width:1000px;margin:0 auto;padding:12px 28px}section{background:#fff;border:1px solid #ccc;border-radius:6px;margin:14px 0;padding:10px 16px}
-h2{font-size:17px;margin:6px 0 10px}table{border-collapse:collapse;width:100%;font-size:14px}
-th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e3e3e3;vertical-align:top}td.n{text-align:right;width:70px;font-weight:600}
-td.rec{color:#555;font-size:12px;width:260px}.big{display:flex;gap:14px;flex-wrap:wrap}.big div{flex:1;min-width:150px;background:#f7f7f4;border:1px solid #ddd;border-radius:6px;padding:10px}
-.big b{display:block;font-size:26px}.ok{color:#0a6b2d}.bad{color:#a11}.muted{color:#666;font-size:13px}code{font-size:12px;word-break:break-all}"""
+class _PolicyRow(NamedTuple):
+    time: str
+    set_by: str
+    policy: str
+    seq: int
 
 
 def _policy_text(policy: Optional[Dict[str, Any]]) -> str:
@@ -236,47 +227,16 @@ def _policy_text(policy: Optional[Dict[str, Any]]) -> str:
 
 def render_html(report: UsageReport) -> str:
     """A self-contained HTML page of the report (no network)."""
+    from faceaudit._templates import render
+
     r = report
-    period = f"{r.start:%Y-%m-%d} to {(r.end - dt.timedelta(seconds=1)):%Y-%m-%d} (UTC)"
-    leads = {f.label.split()[0]: f for f in r.leads}
     t = r.decision_times
     timing = ("no lead was decided" if not t.n else
               f"{t.n} decided lead(s): median {t.median_hours:g} h, longest {t.max_hours:g} h from search to final decision")
-    policies = "".join(
-        f"<tr><td>{_esc(p['Time'])}</td><td>{_esc(p['SetBy'])}</td><td>{_esc(_policy_text(p['Policy']))}</td>"
-        f"<td class=rec>{p['LogRecord']}</td></tr>" for p in r.policy_changes) or "<tr><td colspan=4 class=muted>none</td></tr>"
-    log_state = (f'<span class=ok>verified: {r.log_records} records, chain intact</span>' if r.log_ok
-                 else f'<span class=bad>VERIFICATION FAILED: {_esc(r.log_problem)}</span>')
-    anchor = r.anchor
-    signed = (f"record {anchor['seq']}, hash <code>{_esc(anchor['hash'])}</code>, signed by Ed25519 key "
-              f"<code>{_esc(anchor['public_key'])}</code>; signature <code>{_esc(anchor['signature'])}</code>"
-              if anchor else "not signed")
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>faceaudit usage report {period}</title><style>{_CSS}</style></head><body>
-<header><h1>Face recognition usage report: {period}</h1></header><main>
-<section><div class=big>
-<div><b>{r.searches.count}</b>identification searches</div>
-<div><b>{r.video_searches.count}</b>face searches of stored video</div>
-<div><b>{sum(f.count for f in r.refusals)}</b>searches refused by policy</div>
-<div><b>{leads['confirmed'].count}</b>leads confirmed by two people</div>
-<div><b>{leads['rejected'].count}</b>leads rejected</div>
-<div><b>{leads['pending'].count}</b>leads still pending</div>
-</div><p class=muted>A candidate is an investigative lead, not an identification. Thresholds are Similarity
-(0-100, higher is more alike; 80 promises a false-match rate of 1e-5 per comparison, 90 1e-6, 99 1.3e-7).</p></section>
-<section><h2>Searches by collection / purpose / threshold</h2>{_rows(r.searches_by, "collection / purpose / threshold")}
-<p class=muted>Also: {r.failures.count} failed search(es) (records {_records(r.failures.records)}); {r.audit_searches.count}
-search(es) made by accuracy audits on their own collections, which make no leads.</p></section>
-<section><h2>Face searches of stored video, by collection / warrant</h2>{_rows(r.video_searches_by, "collection / warrant")}
-<p class=muted>Everyone in the footage is searched: {r.video_people.count} people in all (one logged search
-each, records {_records(r.video_people.records)}).</p></section>
-<section><h2>Refused searches (policy)</h2>{_rows(r.refusals, "collection: reason")}</section>
-<section><h2>Human review of the period's leads</h2>{_rows(r.leads, "status now")}<p>{_esc(timing)}
-(records {_records(t.records)}).</p></section>
-<section><h2>Policy changes</h2><table><tr><th>time</th><th>by</th><th>policy</th><th>log record</th></tr>{policies}</table></section>
-<section><h2>Audits run</h2>{_rows(r.audits, "audit")}</section>
-<section><h2>Retention deletions</h2>{_rows(r.retention, "deleted")}</section>
-<section><h2>Where these figures come from</h2><p>The search log: {log_state}. Signed head this report was
-computed from: {signed}. Keep it with the anchors you hold and check the log with
-<code>faceaudit log verify --anchors DIR</code>; each figure above lists the log records it counts.</p></section>
-</main></body></html>"""
+    policies = [_PolicyRow(str(p["Time"]), str(p["SetBy"]), _policy_text(p["Policy"]), p["LogRecord"])
+                for p in r.policy_changes]
+    return render(
+        "faceaudit.accountability", "usage.html.j2", filters={"records": _records}, csp=USAGE_CSP, r=r,
+        period=f"{r.start:%Y-%m-%d} to {(r.end - dt.timedelta(seconds=1)):%Y-%m-%d} (UTC)",
+        leads={f.label.split()[0]: f for f in r.leads}, refusals=sum(f.count for f in r.refusals),
+        timing=timing, policies=policies, anchor=r.anchor)

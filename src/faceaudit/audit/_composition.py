@@ -19,7 +19,7 @@ from faceaudit._stats import fisher_exact_two_sided
 from faceaudit.audit._design import AuditDesign
 from faceaudit.audit._groups import INTERSECTION, ShareSpec
 from faceaudit.audit._results import CrossTable, Rate, ShareTest
-from faceaudit.audit._scoring import SearchOutcomes
+from faceaudit.audit._scoring import ErrorCounts, SearchOutcomes
 
 
 MIN_DEFINED = 0.99
@@ -114,7 +114,7 @@ def cross_tables(design: AuditDesign, out: SearchOutcomes, min_errors: int, resa
     for gcol in design.gallery_columns:
         ge = out.imp_ge_gallery[gcol.name]
         n = out.imp_n_gallery[gcol.name]
-        errs = {gg: (ge[:, gj, :], n[:, gj]) for gj, gg in enumerate(gcol.groups)}
+        errs = {gg: ErrorCounts(ge[:, gj, :], n[:, gj]) for gj, gg in enumerate(gcol.groups)}
         for pcol in design.probe_columns:
             if INTERSECTION in pcol.name:
                 continue

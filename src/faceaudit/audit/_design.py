@@ -8,7 +8,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from faceaudit._errors import InvalidParameterError
-from faceaudit.audit._groups import GroupColumn, ShareSpec, build_columns, default_columns
+from faceaudit.audit._groups import GroupColumn, ShareSpec, build_columns, default_columns, relabel_records
 from faceaudit.audit._manifest import ImageRecord, Manifest, all_records, label_columns
 
 DEFAULT_THRESHOLDS = (80.0, 90.0, 95.0, 99.0)
@@ -49,6 +49,8 @@ class AuditConfig:
     projection_probes: int = 535
     projection_gallery: int = 25_000
     max_candidates: int = 4096
+    relabel: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Labels renamed before grouping, per column ({"race": {"B": "black"}}), on both sides."""
     block_size: int = 256
 
     def __post_init__(self) -> None:
@@ -133,8 +135,8 @@ def _check_columns(names: Sequence[str], available: Sequence[str], side: str) ->
 def build_design(
     probe_manifests: Sequence[Manifest], gallery_manifests: Sequence[Manifest], config: AuditConfig
 ) -> AuditDesign:
-    probes = all_records(probe_manifests)
-    gallery = all_records(gallery_manifests)
+    probes = relabel_records(all_records(probe_manifests), config.relabel)
+    gallery = relabel_records(all_records(gallery_manifests), config.relabel)
     if not probes:
         raise InvalidParameterError("the probe manifests hold no images")
     if not gallery:
@@ -148,6 +150,7 @@ def build_design(
     _check_columns(p_cols, p_avail, "probe")
     _check_columns(g_cols, g_avail, "gallery")
     _check_columns(tuple(dict.fromkeys(s.column for s in config.shares)), p_avail, "probe")
+    _check_columns(tuple(c for c in config.relabel if c not in g_avail), p_avail, "probe or gallery")
     subjects: Dict[str, int] = {}
     for r in probes + gallery:
         subjects.setdefault(r.subject, len(subjects))

@@ -13,11 +13,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import re
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import numpy as np
 
@@ -27,11 +29,11 @@ from faceaudit._errors import (
     NoFaceError,
     RemoteServiceError,
 )
+from faceaudit._progress import Progress
 from faceaudit.audit._cache import CachedEmbedding, EmbeddingCache
 from faceaudit.audit._design import AuditDesign
 from faceaudit.audit._executors import AuditExecutor, LocalExecutor
 from faceaudit.audit._manifest import ImageRecord
-from faceaudit.audit._progress import Progress
 from faceaudit.audit._results import EngineInfo
 from faceaudit.audit._scoring import (
     SearchOutcomes,
@@ -40,15 +42,13 @@ from faceaudit.audit._scoring import (
     vectorised_similarity,
 )
 from faceaudit.collections import INDEX_TAG
+from faceaudit.collections import map_external_image_id as external_image_id
 
 REKOGNITION_DEFAULT_THRESHOLD = 80.0
 """Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used)."""
 
 REKOGNITION_MAX_FACES = 4096
 """The largest MaxFaces SearchFacesByImage accepts."""
-
-EXTERNAL_IMAGE_ID = re.compile(r"[^a-zA-Z0-9_.\-:]")
-"""Characters not allowed in Rekognition's ExternalImageId ([a-zA-Z0-9_.\\-:]+, at most 255)."""
 
 IMAGE_ERROR_CODES = frozenset({
     "InvalidParameterException", "InvalidImageFormatException", "ImageTooLargeException",
@@ -67,11 +67,6 @@ class AuditEngine(Protocol):
     def run(self, design: AuditDesign, progress: bool = True) -> SearchOutcomes:
         """Search every probe of ``design`` against its gallery."""
         ...
-
-
-def external_image_id(subject: str) -> str:
-    """A subject as a valid ExternalImageId (disallowed characters -> "_", at most 255)."""
-    return EXTERNAL_IMAGE_ID.sub("_", subject)[:255] or "_"
 
 
 def _read(record: ImageRecord) -> Tuple[Optional[bytes], Optional[str]]:
@@ -101,6 +96,48 @@ def embed_largest(engine, data: bytes) -> CachedEmbedding:
         return CachedEmbedding(None, f"{exc.aws_code}: {exc}", 0, None)
 
 
+def embed_under(engine, data: bytes, condition) -> CachedEmbedding:
+    """The audit's image task under a probe condition: the photo degraded (seeded by the
+    condition and the photo's SHA-256), its faces detected as a system built for small faces
+    does (again on the image enlarged when none is found), the largest embedded; or why there
+    is none (a failure to enrol under this condition). Never raises for a bad image."""
+    from faceaudit.engine import degrade, detect_upscaled, load_image
+
+    try:
+        img = load_image(data)
+        degraded = degrade(engine.model.detector, img, condition)
+        faces, _ = detect_upscaled(engine.model.detector, degraded.image, 1)
+        if not faces:
+            return CachedEmbedding(None, f"no face detected under probe condition {condition.name}", 0, None)
+        vec = engine.model.embedder.embed(degraded.image, faces[0])
+        return CachedEmbedding(np.asarray(vec, np.float32), None, len(faces), float(faces[0].confidence))
+    except NoFaceError as exc:
+        return CachedEmbedding(None, str(exc) or "no face detected", 0, None)
+    except FaceAuditError as exc:
+        return CachedEmbedding(None, f"{exc.aws_code}: {exc}", 0, None)
+
+
+def condition_cache_version(model_version: str, condition) -> str:
+    """The cache's model-version key for probes under ``condition``: the model's own version
+    for the clean condition, else the model's and the condition's versions together."""
+    if condition is None or condition.is_clean:
+        return model_version
+    return f"{model_version}|probe-condition:{condition.version}"
+
+
+@dataclass(frozen=True, eq=False)
+class ConditionRun:
+    """The probes of a design searched under one condition: the outcomes, the vectors they
+    came from (for ranks), and the cost (seconds to degrade, detect and embed the probes)."""
+
+    outcomes: SearchOutcomes
+    probe_vectors: np.ndarray
+    gallery_vectors: np.ndarray
+    embed_seconds: float
+    embedded: int
+    from_cache: int
+
+
 class LocalEngine:
     """faceaudit's own models: exact scores for every probe-gallery pair.
 
@@ -127,6 +164,7 @@ class LocalEngine:
         self.executor: AuditExecutor = executor if executor is not None else LocalExecutor(workers, face_engine)
         self.embedded = 0
         self.from_cache = 0
+        self._last = None  # (design, probes, gallery, outcomes) of the last run, for run_condition
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -143,21 +181,41 @@ class LocalEngine:
     def _embed_one(self, data: bytes) -> CachedEmbedding:
         return embed_largest(self.face_engine, data)
 
-    def embed(self, records: Sequence[ImageRecord], progress: bool = True, label: str = "embedding"):
+    def _open_cache(self) -> Tuple[Optional[EmbeddingCache], bool]:
+        """The embedding cache (None: none), and whether this call opened it (and must close it)."""
+        cache = self._cache_arg
+        if cache is not None and not isinstance(cache, EmbeddingCache):
+            return EmbeddingCache(cache), True
+        return cache, False
+
+    def _store(self, cache: Optional[EmbeddingCache], sha: str, result: Any,
+               version: Optional[str] = None) -> CachedEmbedding:
+        """An executor's result as a cache entry, written to the cache (under ``version``, default
+        the model's); a lost worker's is not cached (a rerun tries the image again)."""
+        from faceaudit.engine import WorkerLost
+
+        if isinstance(result, WorkerLost):
+            return CachedEmbedding(None, f"InternalServerError: {result.message}")
+        self.embedded += 1
+        if cache is not None:
+            cache.put(sha, version or self.spec.version, result)
+        return result
+
+    def embed(self, records: Sequence[ImageRecord], progress: bool = True, label: str = "embedding",
+              condition=None):
         """(vectors[N, D], ok[N], sha[N], reason[N]) for the records, through the cache.
+
+        ``condition``: a probe condition to degrade each image with first (cached under
+        :func:`condition_cache_version`); ``sha`` stays the original image's SHA-256.
 
         Cached images are answered at once; the others go to the executor, and each result
         is written to the cache (by this process only) as it arrives, so an interrupted run
         keeps what it embedded.
         """
-        from faceaudit.engine import WorkerLost
-
-        cache = self._cache_arg
-        own = False
-        if cache is not None and not isinstance(cache, EmbeddingCache):
-            cache = EmbeddingCache(cache)
-            own = True
-        version = self.spec.version
+        cache, own = self._open_cache()
+        version = condition_cache_version(self.spec.version, condition)
+        task = embed_largest if condition is None or condition.is_clean else functools.partial(
+            embed_under, condition=condition)
         dim = int(getattr(self.spec, "dimension", 128))
         n = len(records)
         vectors = np.zeros((n, dim), np.float32)
@@ -207,14 +265,8 @@ class LocalEngine:
 
         try:
             with Progress(label, n, enabled=progress) as bar:
-                for sha, result in self.executor.map_images(self.spec.name, embed_largest, jobs()):
-                    if isinstance(result, WorkerLost):  # not cached: a rerun tries it again
-                        entry = CachedEmbedding(None, f"InternalServerError: {result.message}")
-                    else:
-                        entry = result
-                        self.embedded += 1
-                        if cache is not None:
-                            cache.put(sha, version, entry)
+                for sha, result in self.executor.map_images(self.spec.name, task, jobs()):
+                    entry = self._store(cache, sha, result, version)
                     for i in waiting.pop(sha):
                         by_path[records[i].path] = (entry, sha)
                         settle(i, entry, sha)
@@ -230,13 +282,53 @@ class LocalEngine:
             records = design.probes + design.gallery
             vectors, ok, shas, reasons = self.embed(records, progress=progress)
             P = design.n_probes
-            return score_exact(
-                design, vectors[:P], vectors[P:], ok[:P], ok[P:], shas[:P], shas[P:], reasons[:P], reasons[P:],
-                vectorised_similarity(self.spec.scale), extra_thresholds=(float(self.spec.recommended_similarity),),
-                progress=progress, map_blocks=self.executor.map_blocks,
-            )
+            outcomes = self._score(design, (vectors[:P], ok[:P], shas[:P], reasons[:P]),
+                                   (vectors[P:], ok[P:], shas[P:], reasons[P:]), progress)
+            self._last = (design, (vectors[:P], ok[:P], shas[:P], reasons[:P]),
+                          (vectors[P:], ok[P:], shas[P:], reasons[P:]), outcomes)
+            return outcomes
         finally:
             self.executor.close()
+
+    def _score(self, design: AuditDesign, probes, gallery, progress: bool) -> SearchOutcomes:
+        return score_exact(
+            design, probes[0], gallery[0], probes[1], gallery[1], probes[2], gallery[2], probes[3], gallery[3],
+            vectorised_similarity(self.spec.scale), extra_thresholds=(float(self.spec.recommended_similarity),),
+            progress=progress, map_blocks=self.executor.map_blocks,
+        )
+
+    def similarity_function(self):
+        """Array cosine -> Similarity (0-100) of this engine's model."""
+        return vectorised_similarity(self.spec.scale)
+
+    def run_condition(self, design: AuditDesign, condition, progress: bool = True, close: bool = True
+                      ) -> ConditionRun:
+        """Search the probes of ``design``, degraded by ``condition``, against the unchanged gallery.
+
+        The gallery's embeddings (and, for the clean condition, the probes' and outcomes) are
+        reused from :meth:`run` on the same design; degraded probes go through the cache under
+        :func:`condition_cache_version`, so a changed condition version embeds them again.
+        ``close=False`` keeps the executor's workers for the next condition.
+        """
+        last = getattr(self, "_last", None)
+        try:
+            if last is not None and last[0] is design:
+                gallery = last[2]
+            else:
+                gallery = self.embed(design.gallery, progress=progress, label="embedding gallery")
+            if condition.is_clean and last is not None and last[0] is design:
+                return ConditionRun(last[3], last[1][0], gallery[0], 0.0, 0, 0)
+            before = (self.embedded, self.from_cache)
+            t0 = time.monotonic()
+            probes = self.embed(design.probes, progress=progress, label=f"probes: {condition.name}",
+                                condition=condition)
+            seconds = time.monotonic() - t0
+            outcomes = self._score(design, probes, gallery, progress)
+            return ConditionRun(outcomes, probes[0], gallery[0], seconds, self.embedded - before[0],
+                                self.from_cache - before[1])
+        finally:
+            if close:
+                self.executor.close()
 
 
 def _client_error(exc: Exception) -> Tuple[str, str]:
@@ -314,76 +406,19 @@ class RekognitionEngine:
             raise RemoteServiceError(f"{name} failed: {message}", aws_code=code if "Exception" in code else None) from exc
 
     def run(self, design: AuditDesign, progress: bool = True) -> SearchOutcomes:
-        floor = design.config.floor
-        self.search_threshold = floor
-        P, G = design.n_probes, design.n_gallery
-        probe_ok = np.zeros(P, bool)
-        gallery_ok = np.zeros(G, bool)
-        probe_sha: List[Optional[str]] = [None] * P
-        gallery_sha: List[Optional[str]] = [None] * G
-        probe_reason: List[Optional[str]] = [None] * P
-        gallery_reason: List[Optional[str]] = [None] * G
-        cand_p: List[int] = []
-        cand_g: List[int] = []
-        cand_s: List[float] = []
-        truncated = np.zeros(P, bool)
+        """Index the gallery into a temporary collection, search every probe at the lowest audited
+        threshold, delete the collection; outcomes from the candidate lists."""
+        self.search_threshold = design.config.floor
         cid = f"{self.collection_prefix}-{uuid.uuid4().hex[:12]}"
         # exact search whatever the server's default index (faceaudit's tag; Rekognition keeps it as a tag)
         created = self._call("create_collection", CollectionId=cid, Tags={INDEX_TAG: "flat"})
         self.collection_id = cid
         self.face_model_version = str(created.get("FaceModelVersion") or "unknown")
         try:
-            face_index: Dict[str, int] = {}
-            with Progress("indexing gallery", G, enabled=progress) as bar:
-                for j, r in enumerate(design.gallery):
-                    data, err = _read(r)
-                    if data is None:
-                        gallery_reason[j] = err
-                        bar.update(1)
-                        continue
-                    gallery_sha[j] = hashlib.sha256(data).hexdigest()
-                    kwargs = dict(CollectionId=cid, Image={"Bytes": data},
-                                  ExternalImageId=external_image_id(r.subject), MaxFaces=1)
-                    if self.quality_filter:
-                        kwargs["QualityFilter"] = self.quality_filter
-                    resp, err = self._image_call("index_faces", **kwargs)
-                    records = (resp or {}).get("FaceRecords") or []
-                    if records:
-                        face_index[records[0]["Face"]["FaceId"]] = j
-                        gallery_ok[j] = True
-                    else:
-                        reasons = [",".join(u.get("Reasons", [])) for u in (resp or {}).get("UnindexedFaces", [])]
-                        gallery_reason[j] = err or ("face not indexed: " + "; ".join(reasons) if reasons
-                                                    else "no face detected")
-                    bar.update(1)
+            gallery = self._index_gallery(design, cid, progress)
             desc = self._call("describe_collection", CollectionId=cid)
             self.face_model_version = str(desc.get("FaceModelVersion") or self.face_model_version)
-            with Progress("searching", P, enabled=progress) as bar:
-                for i, r in enumerate(design.probes):
-                    data, err = _read(r)
-                    if data is None:
-                        probe_reason[i] = err
-                        bar.update(1)
-                        continue
-                    probe_sha[i] = hashlib.sha256(data).hexdigest()
-                    resp, err = self._image_call(
-                        "search_faces_by_image", CollectionId=cid, Image={"Bytes": data},
-                        FaceMatchThreshold=float(floor), MaxFaces=self.max_faces)
-                    if resp is None:
-                        probe_reason[i] = err
-                        bar.update(1)
-                        continue
-                    probe_ok[i] = True
-                    matches = resp.get("FaceMatches") or []
-                    truncated[i] = len(matches) >= self.max_faces
-                    for m in matches:
-                        j = face_index.get(m["Face"]["FaceId"])
-                        if j is None:
-                            continue  # a face this audit did not index
-                        cand_p.append(i)
-                        cand_g.append(j)
-                        cand_s.append(round(float(m["Similarity"]), 4))  # as candidates.csv writes it
-                    bar.update(1)
+            probes = self._search_probes(design, cid, gallery.face_index, progress)
         finally:
             try:
                 self.client.delete_collection(CollectionId=cid)
@@ -392,10 +427,96 @@ class RekognitionEngine:
 
                 logging.getLogger(__name__).warning("could not delete the temporary collection %s", cid)
         return outcomes_from_candidates(
-            design, probe_ok, gallery_ok, probe_sha, gallery_sha, probe_reason, gallery_reason,
-            np.array(cand_p, np.int64), np.array(cand_g, np.int64), np.array(cand_s, np.float64),
-            truncated=truncated, extra_thresholds=(REKOGNITION_DEFAULT_THRESHOLD,),
+            design, probes.ok, gallery.ok, probes.sha, gallery.sha, probes.reason, gallery.reason,
+            np.array(probes.cand_probe, np.int64), np.array(probes.cand_gallery, np.int64),
+            np.array(probes.cand_similarity, np.float64),
+            truncated=probes.truncated, extra_thresholds=(REKOGNITION_DEFAULT_THRESHOLD,),
         )
+
+    def _index_gallery(self, design: AuditDesign, cid: str, progress: bool) -> "_Indexed":
+        """IndexFaces of every gallery image (the largest face only) into collection ``cid``."""
+        G = design.n_gallery
+        done = _Indexed(np.zeros(G, bool), [None] * G, [None] * G, {})
+        with Progress("indexing gallery", G, enabled=progress) as bar:
+            for j, r in enumerate(design.gallery):
+                data, err = _read(r)
+                if data is None:
+                    done.reason[j] = err
+                    bar.update(1)
+                    continue
+                done.sha[j] = hashlib.sha256(data).hexdigest()
+                kwargs = dict(CollectionId=cid, Image={"Bytes": data},
+                              ExternalImageId=external_image_id(r.subject), MaxFaces=1)
+                if self.quality_filter:
+                    kwargs["QualityFilter"] = self.quality_filter
+                resp, err = self._image_call("index_faces", **kwargs)
+                records = (resp or {}).get("FaceRecords") or []
+                if records:
+                    done.face_index[records[0]["Face"]["FaceId"]] = j
+                    done.ok[j] = True
+                else:
+                    reasons = [",".join(u.get("Reasons", [])) for u in (resp or {}).get("UnindexedFaces", [])]
+                    done.reason[j] = err or ("face not indexed: " + "; ".join(reasons) if reasons
+                                             else "no face detected")
+                bar.update(1)
+        return done
+
+    def _search_probes(self, design: AuditDesign, cid: str, face_index: Dict[str, int],
+                       progress: bool) -> "_Searched":
+        """SearchFacesByImage of every probe at the lowest audited threshold; candidates are gallery rows."""
+        P = design.n_probes
+        done = _Searched(np.zeros(P, bool), [None] * P, [None] * P, [], [], [], np.zeros(P, bool))
+        with Progress("searching", P, enabled=progress) as bar:
+            for i, r in enumerate(design.probes):
+                data, err = _read(r)
+                if data is None:
+                    done.reason[i] = err
+                    bar.update(1)
+                    continue
+                done.sha[i] = hashlib.sha256(data).hexdigest()
+                resp, err = self._image_call(
+                    "search_faces_by_image", CollectionId=cid, Image={"Bytes": data},
+                    FaceMatchThreshold=float(design.config.floor), MaxFaces=self.max_faces)
+                if resp is None:
+                    done.reason[i] = err
+                    bar.update(1)
+                    continue
+                done.ok[i] = True
+                matches = resp.get("FaceMatches") or []
+                done.truncated[i] = len(matches) >= self.max_faces
+                for m in matches:
+                    j = face_index.get(m["Face"]["FaceId"])
+                    if j is None:
+                        continue  # a face this audit did not index
+                    done.cand_probe.append(i)
+                    done.cand_gallery.append(j)
+                    done.cand_similarity.append(round(float(m["Similarity"]), 4))  # as candidates.csv writes it
+                bar.update(1)
+        return done
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    """The gallery as indexed: enrolled or not, SHA-256 and reason per image; FaceId -> gallery row."""
+
+    ok: np.ndarray
+    sha: List[Optional[str]]
+    reason: List[Optional[str]]
+    face_index: Dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Searched:
+    """The probes as searched: ok, SHA-256 and reason per image; candidates (probe row, gallery row,
+    Similarity); whether a search was cut at MaxFaces."""
+
+    ok: np.ndarray
+    sha: List[Optional[str]]
+    reason: List[Optional[str]]
+    cand_probe: List[int]
+    cand_gallery: List[int]
+    cand_similarity: List[float]
+    truncated: np.ndarray
 
 
 AUDIT_HEADER = "x-faceaudit-audit"

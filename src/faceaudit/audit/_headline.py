@@ -1,15 +1,19 @@
 """report.html's findings: the first screen, the comparison with the ACLU, the scale's promise,
 the composition test and who is matched to whom.
 
-Each function takes a results.json dict and returns HTML. Numbers carry their
-counts and intervals; ratios come only from groups with at least
-``min_group_searches`` people searched (smaller groups are shown, marked too small).
+Each function takes a results.json dict and returns the view-model its macro in
+``templates/headline.html.j2`` lays out. Numbers carry their counts and
+intervals; ratios come only from groups with at least ``min_group_searches``
+people searched (smaller groups are shown, marked too small).
 """
 
 from __future__ import annotations
 
-from html import escape
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from faceaudit._stats import wilson_interval
 from faceaudit.audit._html import (
@@ -23,17 +27,18 @@ from faceaudit.audit._html import (
     group_people,
     headline_threshold,
     implied_fmr,
-    interval,
     match_point_thresholds,
     min_group,
     pct,
-    rate_ci,
     reasons,
     sci,
-    tfmt,
     times,
-    ul,
 )
+
+log = logging.getLogger(__name__)
+
+Rate = Dict[str, Any]
+"""One rate of results.json: errors, trials, rate, wilson95 (and bootstrap95, subjects where counted)."""
 
 
 def _promise(t: float) -> str:
@@ -43,232 +48,196 @@ def _promise(t: float) -> str:
     return f"the scale promises a false-match rate of {sci(f)}, 1 in {1 / f:,.0f} comparisons of two different people"
 
 
-def _group_label(res: Dict[str, Any], column: str, group: str, t: float) -> Tuple[str, bool]:
-    f = find_frame(res, "ACLU_COUNT", column, t)
-    r = (f or {}).get("by_group", {}).get(group) or {}
-    n = int(r.get("subjects") or 0)
-    small = group != "unknown" and n < min_group(res)
-    text = f"{escape(column)} <b>{escape(group)}</b> <small>({n:,} {'person' if n == 1 else 'people'}"
-    text += ", too small to compare)</small>" if small else ")</small>"
-    return text, small
+class GroupRow(NamedTuple):
+    """One row of the by-group table: a group's rates per (threshold, metric), or everyone's."""
+
+    everyone: bool
+    column: str
+    group: str
+    people: int
+    small: bool
+    rates: Tuple[Optional[Rate], ...]
 
 
-def _cell(r: Optional[Dict[str, Any]], small: bool) -> str:
-    cls = "n small-group" if small else "n"
-    return f"<td class='{cls}'>{rate_ci(r)}</td>"
+class ByGroupTable(NamedTuple):
+    thresholds: Tuple[float, ...]
+    labels: Tuple[str, ...]
+    rows: Tuple[GroupRow, ...]
+    min_group: int
 
 
-def by_group_table(res: Dict[str, Any], thresholds: Sequence[float]) -> str:
+_BY_GROUP_METRICS = (("ACLU_COUNT", "searches with a false candidate"), ("FNIR", "people in the gallery not found"))
+
+
+def by_group_table(res: Dict[str, Any], thresholds: Sequence[float]) -> ByGroupTable:
     """Rows: everyone, then every group of every base column; per threshold: false candidate share and FNIR."""
-    metrics = (("ACLU_COUNT", "searches with a false candidate"), ("FNIR", "people in the gallery not found"))
-    head = "".join(f"<th>At {tfmt(t)}: {label}</th>" for t in thresholds for _, label in metrics)
-    rows = [f"<tr><th>Who was searched</th>{head}</tr>"]
-    cells = ""
+    metrics = [m for m, _ in _BY_GROUP_METRICS]
+    overall = []
     for t in thresholds:
         s = find_summary(res, t)
-        for m, _ in metrics:
-            cells += _cell(s["overall"].get(m) if s else None, False)
-    rows.append(f"<tr><td><b>everyone</b></td>{cells}</tr>")
+        overall += [s["overall"].get(m) if s else None for m in metrics]
+    rows = [GroupRow(True, "", "", 0, False, tuple(overall))]
     for col in base_columns(res):
         for g in res["groups"].get(col, []):
-            label, small = _group_label(res, col, g, thresholds[0])
-            cells = ""
-            for t in thresholds:
-                for m, _ in metrics:
-                    f = find_frame(res, m, col, t)
-                    cells += _cell((f or {}).get("by_group", {}).get(g), small)
-            rows.append(f"<tr><td>{label}</td>{cells}</tr>")
-    return ("<table class='bygroup'>" + "".join(rows) + "</table><p class='small'>Each cell: errors / searches = rate "
-            f"(95% interval). Groups with fewer than {min_group(res)} people searched are greyed: too small to "
-            "compare, and left out of every ratio.</p>")
+            f0 = find_frame(res, "ACLU_COUNT", col, thresholds[0])
+            n = int(((f0 or {}).get("by_group", {}).get(g) or {}).get("subjects") or 0)
+            rates = tuple((find_frame(res, m, col, t) or {}).get("by_group", {}).get(g)
+                          for t in thresholds for m in metrics)
+            rows.append(GroupRow(False, col, g, n, g != "unknown" and n < min_group(res), rates))
+    return ByGroupTable(tuple(thresholds), tuple(label for _, label in _BY_GROUP_METRICS), tuple(rows), min_group(res))
 
 
-def _ratio_sentence(res: Dict[str, Any], column: str, t: float) -> Optional[str]:
+class RatioSentence(NamedTuple):
+    """Highest against lowest group of one column (``equal``: every group had the same share)."""
+
+    column: str
+    min_group: int
+    equal: bool
+    highest: str = ""
+    lowest: str = ""
+    hi: Optional[Rate] = None
+    lo: Optional[Rate] = None
+    ratio: Optional[float] = None
+    overlap: bool = False
+
+
+def _ratio_sentence(res: Dict[str, Any], column: str, t: float) -> Optional[RatioSentence]:
     f = find_frame(res, "ACLU_COUNT", column, t)
     if not f:
         return None
     note = f.get("ratio_note") or ""
     if note.startswith("equal"):
-        return (f"By {escape(column)}: every group with at least {min_group(res)} people searched had the same "
-                "share of searches with a false candidate.")
+        return RatioSentence(column, min_group(res), True)
     if not f.get("highest") or not f.get("lowest"):
         return None
     hi, lo = f["by_group"][f["highest"]], f["by_group"][f["lowest"]]
-    ratio = (f"{f['ratio']:.2g} times as high" if f.get("ratio") else "no ratio can be given: the lowest is 0")
-    overlap = hi["wilson95"][0] <= lo["wilson95"][1]
-    return (f"By {escape(column)} (groups of at least {min_group(res)} people): highest for <b>{escape(f['highest'])}"
-            f"</b>, {rate_ci(hi)}; lowest for <b>{escape(f['lowest'])}</b>, {rate_ci(lo)}: {ratio}"
-            + (". The intervals overlap: this data cannot tell the two apart." if overlap else "."))
-
-
-def share_sentence(st: Dict[str, Any], where: str) -> str:
-    m, e = st["matched"], st["everyone"]
-    if not m["trials"]:
-        return (f"{where}, no search had a false candidate, so the share of {escape(st['label'])} among them "
-                "cannot be measured.")
-    p = st.get("p_value")
-    diff = st.get("difference")
-    boot = st.get("difference_bootstrap95")
-    dtext = ""
-    if diff is not None:
-        dtext = f"; difference {100 * diff:+.1f} points"
-        if boot and boot[0] is not None:
-            dtext += f" (95% interval {100 * boot[0]:+.1f} to {100 * boot[1]:+.1f})"
-    verdict = ""
-    if p is not None:
-        verdict = (f"; Fisher's exact test p = {p:.2g}: " + ("a difference this large is unlikely by chance"
-                   if p < 0.05 else "this data cannot tell the two shares apart"))
-    ratio = f", {st['ratio']:.2f} times their share" if st.get("ratio") else ""
-    return (f"{where}, <b>{escape(st['label'])}</b> were <b>{m['errors']:,} of the {m['trials']:,}</b> searches with "
-            f"a false candidate: <b>{pct(m['rate'])}</b> <span class='ci'>({interval(m['wilson95'])})</span>, "
-            f"against {pct(e['rate'])} of all {e['trials']:,} searches with a {escape(st['column'])} label"
-            f"{ratio}{dtext}{verdict}.")
+    return RatioSentence(column, min_group(res), False, f["highest"], f["lowest"], hi, lo, f.get("ratio"),
+                         hi["wilson95"][0] <= lo["wilson95"][1])
 
 
 def _share_at(res: Dict[str, Any], t: float) -> List[Dict[str, Any]]:
     return [s for s in res.get("share_tests", []) if abs(s["threshold"] - t) < 1e-9]
 
 
-def first_screen(res: Dict[str, Any]) -> str:
-    """The headline with its interval per group, 80 vs the strictest threshold by group, the composition test."""
-    c = res["counts"]
+class FirstScreen(NamedTuple):
+    c: Dict[str, Any]  # results.json "counts"
+    t: float
+    why: str
+    promise: str
+    a: Rate  # the ACLU count at t
+    gallery: int  # photos each search ran against (other people's), the count's caveat
+    aclu_gallery: int
+    projection: Optional[Dict[str, Any]]  # the count projected to 535 x 25,000, when computed
+    match_points: Tuple[MatchPoint, ...]
+    equivalent: Optional[EquivalentPoint]
+    shares: Tuple[Tuple[Dict[str, Any], str], ...]  # (share test, where it was measured), largest sample first
+    within: Tuple[WithinGroup, ...]
+    overlap: Optional[CalibrationOverlap]
+    finding: str
+    thresholds: Tuple[float, ...]
+    table: ByGroupTable
+    ratios: Tuple[RatioSentence, ...]
+    group_findings: Tuple[str, ...]
+
+
+def first_screen(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ()) -> FirstScreen:
+    """The headline count beside its gallery-size caveat and projection, the match-count point beside the
+    point with the ACLU's per-comparison rate, the composition tests (largest sample first), the
+    strongest within-group findings, the calibration overlap, and the table by group."""
     t = headline_threshold(res)
     s = find_summary(res, t)
-    a = s["overall"]["ACLU_COUNT"]
-    why = reasons(res, t)
     top = max(res["thresholds"])
-    intro = [
-        f"We searched <b>{c['probes']:,}</b> photos of {c['probe_subjects']:,} people against a gallery of "
-        f"<b>{c['gallery_images']:,}</b> photos of {c['gallery_subjects']:,} people ({c['searches_mated']:,} of "
-        f"the people searched have another photo in the gallery; {c['searches_non_mated']:,} do not).",
-        f"<span class='finding'>At a similarity threshold of <b>{tfmt(t)}</b> ({escape(why)}; {_promise(t)}), "
-        f"<b>{a['errors']:,} of {a['trials']:,} searches</b> returned at least one candidate who is somebody else: "
-        f"<b>{pct(a['rate'])} <span class='ci'>(95% interval {interval(a['wilson95'])})</span></b>.</span>",
-    ]
-    for st in _share_at(res, t):
-        intro.append(share_sentence(st, f"At {tfmt(t)}"))
+    shares = [(st, f"At {t:g}") for st in _share_at(res, t)]
     for p in res.get("match_counts", []):
         if p.get("threshold") is None:
             continue
-        for st in _share_at(res, p["threshold"]):
-            intro.append(share_sentence(
-                st, f"At {tfmt(p['threshold'])}, where {p['reached']['errors']} searches had a false candidate "
-                    f"(asked for: {p['requested']}; the ACLU's 28 of 535 were counted at such a point)"))
+        shares += [(st, f"At {p['threshold']:g}, the threshold at which {p['reached']['errors']} searches had a "
+                        "false candidate in this gallery")
+                   for st in _share_at(res, p["threshold"])]
+    shares.sort(key=lambda x: -int(x[0]["matched"].get("trials") or 0))
     check = next((pc for pc in res.get("promise_checks", []) if abs(pc["threshold"] - t) < 1e-9), None)
-    if check:
-        intro.append(escape(check["overall"]["finding"]))
-    items = []
-    for col in base_columns(res):
-        line = _ratio_sentence(res, col, t)
-        if line:
-            items.append(line)
+    ratios = [r for r in (_ratio_sentence(res, col, t) for col in base_columns(res)) if r]
+    findings: List[str] = []
     if check:
         above = [g for g in check["groups"] if g["verdict"] == "above" and g["group"] != "unknown"
                  and g["measured"]["subjects"] >= min_group(res) and check["overall"]["verdict"] != "above"]
-        for g in above[:4]:
-            items.append(escape(g["finding"]))
-    ths = [t] + ([top] if top != t else [])
-    html = ul(intro)
-    html += f"<h3>By group, at {' and '.join(tfmt(x) for x in ths)}</h3>" + by_group_table(res, ths)
-    if items:
-        html += ul(items)
-    return html
+        findings = [g["finding"] for g in above[:4]]
+    ths = (t,) + ((top,) if top != t else ())
+    proj = s.get("projection")
+    gallery = int((proj or {}).get("observed_gallery") or res["counts"]["gallery_images"])
+    return FirstScreen(res["counts"], t, reasons(res, t), _promise(t), s["overall"]["ACLU_COUNT"], gallery,
+                       ACLU_GALLERY, proj if proj and proj.get("expected") is not None else None,
+                       match_points(res), equivalent_point(res, candidates), tuple(shares),
+                       within_group_findings(res), calibration_overlap(res),
+                       check["overall"]["finding"] if check else "", ths, by_group_table(res, ths), tuple(ratios),
+                       tuple(findings))
 
 
-def aclu_section(res: Dict[str, Any]) -> str:
+class AcluRow(NamedTuple):
+    """This audit at one threshold: measured FMR and the FMR the ACLU's formula implies from its searches."""
+
+    t: float
+    measured: bool
+    fmr: Rate
+    implied: Optional[float]
+    implied_low: Optional[float]
+    implied_high: Optional[float]
+    searches: int
+    gallery: int
+
+
+class AcluSection(NamedTuple):
+    aclu: Dict[str, float]
+    rows: Tuple[AcluRow, ...]
+    matched: int
+    searches: int
+    gallery: int
+
+
+def aclu_section(res: Dict[str, Any]) -> AcluSection:
     """The ACLU's 2018 result against this audit, in per-comparison false-match rates only."""
-    aclu = aclu_implied_fmr()
-    rows = [f"<tr><td>ACLU 2018 (Amazon Rekognition at 80; every search non-mated)</td><td class='n'>"
-            f"<b>{sci(aclu['rate'])}</b> <span class='ci'>({sci(aclu['low'])}–{sci(aclu['high'])})</span></td>"
-            "<td>implied by its share of searches with a false match, over a 25,000-photo gallery</td></tr>"]
+    rows = []
     for s in res["summaries"]:
         if s["threshold"] not in res["thresholds"] and abs(s["threshold"] - res["model_threshold"]) > 1e-9:
             continue
-        fmr = s["overall"]["FMR"]
-        fp = s["overall"]["FPIR"]
+        fmr, fp = s["overall"]["FMR"], s["overall"]["FPIR"]
         gal = (s.get("projection") or {}).get("observed_gallery") or 0
-        imp = implied_fmr(fp["rate"], gal)
-        imp_lo = implied_fmr(fp["wilson95"][0], gal) if fp["trials"] else None
-        imp_hi = implied_fmr(fp["wilson95"][1], gal) if fp["trials"] else None
-        if fmr["trials"]:
-            rows.append(f"<tr><td>This audit at {tfmt(s['threshold'])}: measured</td><td class='n'><b>{sci(fmr['rate'])}"
-                        f"</b> <span class='ci'>({sci(fmr['wilson95'][0])}–{sci(fmr['wilson95'][1])})</span></td>"
-                        "<td>every comparison of two different people counted</td></tr>")
-        if imp is not None and fp["trials"]:
-            rows.append(f"<tr><td>This audit at {tfmt(s['threshold'])}: implied by the non-mated searches</td>"
-                        f"<td class='n'><b>{sci(imp)}</b> <span class='ci'>({sci(imp_lo)}–{sci(imp_hi)})</span></td>"
-                        f"<td>the ACLU's formula on this audit's {fp['trials']:,} non-mated searches, about "
-                        f"{gal:,} photos each</td></tr>")
-    return ("<p>The ACLU searched a gallery of 25,000 photos; this gallery holds a different number, and the more "
-            "photos a search runs against, the more likely a false candidate. So counts of falsely matched people "
-            "from the two tests are not comparable, and are not set side by side here. What is comparable is the "
-            "per-comparison false-match rate (FMR): the chance that one comparison of two different people "
-            "scores at or above the threshold. The ACLU's result gives it as FMR = −ln(1 − share of searches with "
-            "a false match) / gallery size, assuming independent comparisons.</p>"
-            "<table><tr><th>Source</th><th>Per-comparison FMR (95% interval)</th><th>How</th></tr>"
-            + "".join(rows) + "</table>"
-            f"<p class='small'>ACLU 2018: {ACLU_MATCHED} of {ACLU_SEARCHES} searches against {ACLU_GALLERY:,} photos "
-            "(its Similarity scale was Amazon's, not this one).</p>")
+        imp = implied_fmr(fp["rate"], gal) if fp["trials"] else None
+        rows.append(AcluRow(
+            s["threshold"], bool(fmr["trials"]), fmr, imp,
+            implied_fmr(fp["wilson95"][0], gal) if fp["trials"] else None,
+            implied_fmr(fp["wilson95"][1], gal) if fp["trials"] else None, fp["trials"], gal))
+    return AcluSection(aclu_implied_fmr(), tuple(rows), ACLU_MATCHED, ACLU_SEARCHES, ACLU_GALLERY)
 
 
-def share_section(res: Dict[str, Any]) -> str:
+class ShareSet(NamedTuple):
+    """The composition tests of one set of labels, one per threshold (with each threshold's reasons)."""
+
+    label: str
+    tests: Tuple[Dict[str, Any], ...]
+    reasons: Tuple[str, ...]
+
+
+def share_section(res: Dict[str, Any]) -> Tuple[ShareSet, ...]:
     tests = res.get("share_tests", [])
-    if not tests:
-        return ("<p>No composition test was asked for. <code>--share COLUMN=LABEL,...</code> (with "
-                "<code>--share-label</code>) tests whether a set of groups is over-represented among the people "
-                "falsely matched, as the ACLU reported for people of color.</p>")
     out = []
     for label in dict.fromkeys(st["label"] for st in tests):
-        sts = [st for st in tests if st["label"] == label]
-        first = sts[0]
-        rows = []
-        for st in sts:
-            m, e = st["matched"], st["everyone"]
-            boot = st.get("difference_bootstrap95")
-            d = "–" if st.get("difference") is None else f"{100 * st['difference']:+.1f}"
-            if boot and boot[0] is not None:
-                d += f" <span class='ci'>({100 * boot[0]:+.1f} to {100 * boot[1]:+.1f})</span>"
-            p = "–" if st.get("p_value") is None else f"{st['p_value']:.2g}"
-            rows.append(f"<tr><td class='n'>{tfmt(st['threshold'])}<br><small>{escape(reasons(res, st['threshold']))}"
-                        f"</small></td><td class='n'>{rate_ci(m)}</td><td class='n'>{rate_ci(e)}</td>"
-                        f"<td class='n'>{d}</td><td class='n'>{p}</td><td class='n'>{rate_ci(st['rate_in_set'])}</td>"
-                        f"<td class='n'>{rate_ci(st['rate_outside'])}</td></tr>")
-        outside = ", ".join(escape(v) for v in first["labels_outside"]) or "none"
-        absent = (f" Listed but not in the data: {', '.join(escape(v) for v in first['labels_absent'])}."
-                  if first["labels_absent"] else "")
-        out.append(
-            f"<h3>{escape(label)}: {escape(first['column'])} = {escape(', '.join(first['values']))}</h3>"
-            f"<p class='small'>Labels counted outside the set: {outside}.{absent} Searches without a "
-            f"{escape(first['column'])} label ({first['unknown']}) are left out.</p>"
-            "<table><tr><th>Threshold</th><th>Share among searches with a false candidate</th><th>Share among all "
-            "searches</th><th>Difference, points (95% interval, people resampled)</th><th>Fisher's exact p</th>"
-            f"<th>Searches in the set with a false candidate</th><th>Searches outside the set with a false "
-            f"candidate</th></tr>{''.join(rows)}</table>")
-    return ("<p>The ACLU reported that people of color were about 40% of its false matches and about 20% of "
-            "Congress. The same test here, for each set of labels asked for: among the searches that returned a "
-            "candidate who is somebody else, the share of people in the set, against their share among all "
-            "searches. The two shares differ exactly when people in the set get false candidates at a different "
-            "rate than the others (last two columns), which Fisher's exact test checks.</p>" + "".join(out))
+        sts = tuple(st for st in tests if st["label"] == label)
+        out.append(ShareSet(label, sts, tuple(reasons(res, st["threshold"]) for st in sts)))
+    return tuple(out)
 
 
-def promise_section(res: Dict[str, Any]) -> str:
+class PromiseSection(NamedTuple):
+    version: Optional[str]
+    checks: Tuple[Tuple[Dict[str, Any], str], ...]  # (promise check, reasons of its threshold)
+    findings: Tuple[str, ...]
+    min_group: int
+
+
+def promise_section(res: Dict[str, Any]) -> Optional[PromiseSection]:
     checks = res.get("promise_checks", [])
     if not checks:
-        return "<p>This results file predates the check of the Similarity scale's promise.</p>"
-    eng = res["engine"]
-    version = eng.get("similarity_scale_version")
-    rows = []
-    for pc in checks:
-        o = pc["overall"]
-        r95 = o.get("ratio95") or (None, None)
-        ratio = "–" if o.get("ratio") is None else (
-            f"{times(o['ratio'])} <span class='ci'>({times(r95[0])}–{times(r95[1])})</span>" if r95[0] is not None
-            else times(o["ratio"]))
-        rows.append(f"<tr><td class='n'>{tfmt(pc['threshold'])}<br><small>{escape(reasons(res, pc['threshold']))}"
-                    f"</small></td><td class='n'>{sci(pc['promised_fmr'])}</td><td class='n'>"
-                    f"{o['measured']['errors']:,} / {o['measured']['trials']:,} = <b>{sci(o['measured']['rate'])}</b> "
-                    f"<span class='ci'>({sci(o['measured']['wilson95'][0])}–{sci(o['measured']['wilson95'][1])})</span>"
-                    f"</td><td class='n'>{ratio}</td><td>{escape(o['verdict'])}</td></tr>")
+        return None
     findings = []
     for pc in checks:
         if pc["threshold"] not in res["thresholds"]:
@@ -276,19 +245,9 @@ def promise_section(res: Dict[str, Any]) -> str:
         for g in pc["groups"]:
             if g["verdict"] in ("above", "below") and g["group"] != "unknown" \
                     and g["measured"]["subjects"] >= min_group(res):
-                findings.append(escape(g["finding"]))
-    scale = (f"Similarity scale version <code>{escape(version)}</code>." if version else
-             "This engine does not report a Similarity scale version: its Similarity may not be calibrated to the "
-             "false-match rate, and the promise below is the scale's, not this engine's.")
-    return (f"<p>Similarity is defined by the false-match rate it promises: Similarity = 80 + 10 × (−log<sub>10</sub> "
-            "FMR − 5), so 80 promises 1e-5, 90 promises 1e-6 and 99 about 1.3e-7, on every model. The promise holds "
-            "on the model's calibration photos; this audit measures it on its own photos and people. A gap is "
-            f"called a finding only when its interval excludes the promise. {scale}</p>"
-            "<table><tr><th>Threshold</th><th>Promised FMR</th><th>Measured FMR (95% interval)</th>"
-            "<th>Measured ÷ promised</th><th>Verdict</th></tr>" + "".join(rows) + "</table>"
-            + (f"<h3>Groups whose rate differs from the promise (groups of at least {min_group(res)} people)</h3>"
-               + ul(findings, "caveat") if findings else
-               "<p>No group of at least the stated size differs from the promise beyond its interval.</p>"))
+                findings.append(g["finding"])
+    return PromiseSection(res["engine"].get("similarity_scale_version"),
+                          tuple((pc, reasons(res, pc["threshold"])) for pc in checks), tuple(findings), min_group(res))
 
 
 RARE_IN_GALLERY = 0.25
@@ -296,7 +255,7 @@ RARE_IN_GALLERY = 0.25
 
 
 def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[str]:
-    """Within-group against across-group false matches, beside the gallery's composition."""
+    """Within-group against across-group false matches, beside the gallery's composition (plain sentences)."""
     comp = res.get("composition", {}).get("gallery", {}).get(ct["gallery_column"], {})
     total = sum(comp.values()) or 0
     labelled = total - comp.get("unknown", 0)
@@ -314,64 +273,294 @@ def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[st
         n_g = comp.get(pg, 0)
         share = n_g / labelled
         where = (f"{pct(n_g / total)} of this gallery ({n_g:,} of {total:,} photos"
-                 + (f"; {pct(share)} of the {labelled:,} with a {escape(ct['gallery_column'])} label)"
+                 + (f"; {pct(share)} of the {labelled:,} with a {ct['gallery_column']} label)"
                     if labelled < total else ")"))
         across = oe / on
         if within["rate"] and within["wilson95"][0] > wilson_interval(oe, on)[1]:
             how = (f"at {times(within['rate'] / across)} the rate of other photos" if across > 0 else
                    "while none of the other photos matched them")
-            line = (f"People labelled {escape(pg)} were falsely matched to gallery photos labelled {escape(pg)} {how} "
+            line = (f"People labelled {pg} were falsely matched to gallery photos labelled {pg} {how} "
                     f"(FMR {sci(within['rate'])} against {sci(across)}; {within['errors']:,} of {within['trials']:,} "
                     "comparisons)")
             if share < RARE_IN_GALLERY:
-                line += (f", but only {where} is labelled {escape(pg)}: a gallery with more such photos would falsely "
-                         f"match people labelled {escape(pg)} more often than this audit can show")
+                line += (f", but only {where} is labelled {pg}: a gallery with more such photos would falsely "
+                         f"match people labelled {pg} more often than this audit can show")
             if within["errors"] < int(res.get("min_errors", 30)):
                 line += (f". It rests on {within['errors']} false match{'' if within['errors'] == 1 else 'es'}, "
                          "so it is uncertain")
             out.append(line + ".")
         elif share < RARE_IN_GALLERY and within["errors"] == 0:
-            out.append(f"Only {where} is labelled {escape(pg)}: false matches of people labelled {escape(pg)} within "
+            out.append(f"Only {where} is labelled {pg}: false matches of people labelled {pg} within "
                        f"their own group can hardly occur here ({within['trials']:,} comparisons, none matched).")
     return out
 
 
-def cross_section(res: Dict[str, Any]) -> str:
+class CrossTable(NamedTuple):
+    """False-match rates between the groups of the person searched (rows) and of the gallery photo (columns)."""
+
+    column: str
+    gallery_column: str
+    t: float
+    why: str
+    same: bool
+    comp: Dict[str, int]
+    total: int
+    gallery_groups: Tuple[str, ...]
+    cells: Dict[str, Dict[str, Rate]]
+    findings: Tuple[str, ...]  # plain sentences
+
+
+def cross_section(res: Dict[str, Any]) -> Tuple[CrossTable, ...]:
     tables = res.get("cross_tables", [])
     if not tables:
-        return "<p>No gallery labels to cross with.</p>"
+        return ()
     t0 = headline_threshold(res)
     ths: List[float] = []
     for t in [t0, *match_point_thresholds(res), res["model_threshold"]]:
         if find_summary(res, t) is not None and all(abs(t - x) > 1e-9 for x in ths):
             ths.append(t)
     comp_all = res.get("composition", {}).get("gallery", {})
-    out = ["<p>The false-match rate (FMR) of comparisons between the group of the person searched (rows) and the "
-           "group of the gallery photo (columns), with its 95% interval. The gallery's make-up is under each column: "
-           "a group that is rare in the gallery cannot produce many false matches, whatever the rate.</p>"]
     ordered = sorted(tables, key=lambda c: c["column"] != c.get("gallery_column", c["column"]))
+    out = []
     for t in ths:
         for ct in ordered:
             if abs(ct["threshold"] - t) > 1e-9:
                 continue
-            same = ct["column"] == ct.get("gallery_column", ct["column"])
             gcol = ct.get("gallery_column", ct["column"])
+            same = ct["column"] == gcol
             comp = comp_all.get(gcol, {})
-            total = sum(comp.values()) or 1
-            ggs = list(next(iter(ct["cells"].values()), {}))
-            head = "".join(f"<th>gallery {escape(g)}<br><small>{comp.get(g, 0):,} photos ({pct(comp.get(g, 0) / total)})"
-                           "</small></th>" for g in ggs)
-            rows = "".join(
-                f"<tr><th>searched {escape(pg)}</th>" + "".join(
-                    f"<td class='n'>{row[g]['errors']:,} / {row[g]['trials']:,}<br><b>{sci(row[g]['rate'])}</b><br>"
-                    f"<small>{sci(row[g]['wilson95'][0])}–{sci(row[g]['wilson95'][1])}</small></td>"
-                    if row[g]["trials"] else "<td class='n'>–</td>" for g in ggs) + "</tr>"
-                for pg, row in ct["cells"].items())
-            table = f"<table><tr><th></th>{head}</tr>{rows}</table>"
-            title = f"{escape(ct['column'])} of the person searched × {escape(gcol)} of the gallery photo, at {tfmt(t)}"
-            findings = _cross_finding(res, ct, t) if same else []
-            body = table + (ul(findings, "caveat") if findings else "")
-            opn = " open" if same else ""
-            out.append(f"<details{opn}><summary>{title} <small>({escape(reasons(res, t))})</small></summary>{body}"
-                       "</details>")
-    return "\n".join(out)
+            out.append(CrossTable(
+                ct["column"], gcol, t, reasons(res, t), same, comp, sum(comp.values()) or 1,
+                tuple(next(iter(ct["cells"].values()), {})), ct["cells"],
+                tuple(_cross_finding(res, ct, t)) if same else ()))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- the first screen's framing (issue 23)
+
+class MatchPoint(NamedTuple):
+    """The threshold at which ``requested`` searches had a false candidate in this gallery (``--match-count``).
+
+    ``gallery``: photos each search ran against (of other people); ``fmr``: the per-comparison
+    false-match rate there; ``aclu_fmr``: the rate the ACLU's 28 of 535 against 25,000 imply;
+    ``fmr_ratio`` = fmr / aclu_fmr (higher: this model errs more per comparison at that point).
+    """
+
+    t: float
+    requested: int
+    reached: Rate
+    gallery: int
+    aclu_gallery: int
+    fmr: Rate
+    aclu_fmr: float
+    fmr_ratio: Optional[float]
+
+
+class EquivalentPoint(NamedTuple):
+    """The lowest threshold whose measured per-comparison FMR is at most the ACLU's implied rate.
+
+    ``errors`` of ``trials`` comparisons of two different people scored at or above ``t``;
+    ``searches`` of ``probes`` searches had a false candidate there (None when the audit's
+    outputs cannot tell: ``t`` below candidates.csv's floor and not an audited threshold).
+    ``t`` is None when the audit has fewer than 1/target comparisons: too few to measure
+    the rate (the same rule as the FMR targets').
+    """
+
+    target: float
+    t: Optional[float]
+    errors: int
+    trials: int
+    searches: Optional[int]
+    probes: int
+
+
+def _points_fmr(res: Dict[str, Any]):
+    """(threshold, FMR at or above it) from the DET curve of everyone, ascending; [] without exact scores."""
+    pts = (res.get("curves", {}).get("det", {}).get("", {}) or {}).get("all") or []
+    return sorted((float(t), float(f)) for t, f, _ in pts)
+
+
+def match_points(res: Dict[str, Any]) -> Tuple[MatchPoint, ...]:
+    aclu = aclu_implied_fmr()["rate"]
+    out = []
+    for p in res.get("match_counts", []):
+        if p.get("threshold") is None:
+            continue
+        s = find_summary(res, p["threshold"]) or {}
+        gal = int((s.get("projection") or {}).get("observed_gallery") or 0)
+        fmr = p["fmr"]
+        out.append(MatchPoint(p["threshold"], p["requested"], p["reached"], gal, ACLU_GALLERY, fmr, aclu,
+                              fmr["rate"] / aclu if fmr.get("trials") else None))
+    return tuple(out)
+
+
+def equivalent_point(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ()) -> Optional[EquivalentPoint]:
+    """Where this audit's measured FMR first falls to the ACLU's implied per-comparison rate (from the results)."""
+    target = aclu_implied_fmr()["rate"]
+    n = int(res["counts"].get("impostor_comparisons") or 0)
+    if not n:
+        return None
+    if n * target < 1.0:
+        return EquivalentPoint(target, None, 0, n, None, int(res["counts"]["probes"]))
+    t = next((t for t, f in _points_fmr(res) if f <= target), None)
+    if t is None:
+        return None
+    errors = next(round(f * n) for x, f in _points_fmr(res) if x == t)
+    s = find_summary(res, t)
+    searches: Optional[int] = s["overall"]["ACLU_COUNT"]["errors"] if s else None
+    floor = float(res.get("candidates_floor", min(res["thresholds"])))
+    if searches is None and candidates and t >= floor - 1e-9:
+        hit = set()
+        for row in candidates:
+            try:
+                if row.get("mated") == "false" and float(row["similarity"]) >= t:
+                    hit.add(row["probe_image"])
+            except (KeyError, ValueError):
+                continue
+        searches = len(hit)
+    return EquivalentPoint(target, t, errors, n, searches, int(res["counts"]["probes"]))
+
+
+class WithinGroup(NamedTuple):
+    """People of a group falsely matched to gallery photos of their own group against photos of other groups.
+
+    ``within``: FMR of comparisons with own-group photos; ``across_*``: with other labelled photos;
+    ``ratio`` = within / across rate; ``share``: the group's share of the gallery's photos.
+    """
+
+    column: str
+    group: str
+    t: float
+    why: str
+    within: Rate
+    across_errors: int
+    across_trials: int
+    ratio: Optional[float]
+    share: float
+    few: bool
+
+
+def within_group_findings(res: Dict[str, Any], limit: int = 3) -> Tuple[WithinGroup, ...]:
+    """The strongest within-group findings of the who-to-whom tables, in plain terms, strongest first.
+
+    Only the thresholds whose tables the report shows (headline, match-count points, the model's own)
+    are read. For each (column, group) of at least ``min_group_searches`` people the threshold with the most
+    within-group false matches is kept; only groups whose within-group FMR's interval lies above the
+    across-group rate's, and at least twice as high, are lifted.
+    """
+    best: Dict[Tuple[str, str], WithinGroup] = {}
+    shown = [headline_threshold(res), *match_point_thresholds(res), res["model_threshold"]]
+    for ct in res.get("cross_tables", []):
+        col = ct["column"]
+        if ct.get("gallery_column", col) != col or all(abs(ct["threshold"] - x) > 1e-9 for x in shown):
+            continue
+        t = ct["threshold"]
+        comp = res.get("composition", {}).get("gallery", {}).get(col, {})
+        total = sum(comp.values())
+        for pg, row in ct["cells"].items():
+            if pg == "unknown" or pg not in row or not total or group_people(res, col, pg, t) < min_group(res):
+                continue
+            within = row[pg]
+            others = [r for g, r in row.items() if g not in (pg, "unknown")]
+            oe, on = sum(r["errors"] for r in others), sum(r["trials"] for r in others)
+            if not within["trials"] or not on or not within["errors"]:
+                continue
+            if within["wilson95"][0] <= wilson_interval(oe, on)[1]:
+                continue
+            ratio = within["rate"] / (oe / on) if oe else None
+            if ratio is not None and ratio < 2:
+                continue
+            w = WithinGroup(col, pg, t, reasons(res, t), within, oe, on, ratio, comp.get(pg, 0) / total,
+                            within["errors"] < int(res.get("min_errors", 30)))
+            key = (col, pg)
+            if key not in best or within["errors"] > best[key].within["errors"]:
+                best[key] = w
+    ranked = sorted(best.values(), key=lambda w: -(w.ratio if w.ratio is not None else math.inf))
+    return tuple(ranked[:limit])
+
+
+class IndependentRate(NamedTuple):
+    t: float
+    fmr: Rate
+    promised: float
+
+
+class CalibrationOverlap(NamedTuple):
+    """Gallery photos that are also the photos the model's Similarity scale was calibrated on.
+
+    ``overlap`` of ``gallery`` photos come from the gallery manifests ``manifests`` (file names)
+    that the calibration's impostor pairs were drawn from; ``independent``: the FMR on the other gallery photos only
+    (pairs the calibration never saw) at a few thresholds, empty when the gallery's labels
+    cannot separate them.
+    """
+
+    model: str
+    description: str
+    manifests: Tuple[str, ...]
+    overlap: int
+    gallery: int
+    independent_manifests: Tuple[str, ...]
+    independent: Tuple[IndependentRate, ...]
+
+
+_CSV = re.compile(r"[\w.-]+\.csv")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def calibration_overlap(res: Dict[str, Any]) -> Optional[CalibrationOverlap]:
+    """Which gallery photos calibrated the model, read from the calibration shipped with the local engine.
+
+    None when the engine is not faceaudit's local one, its calibration does not name its photo
+    sets, or no gallery manifest is one of them (a ``--note`` can then say it).
+    """
+    eng = res.get("engine", {})
+    if eng.get("kind") != "local":
+        return None
+    try:
+        from faceaudit.engine import get_model
+
+        desc = str(get_model(eng["model"]).calibration()["data"]["description"])
+    except Exception:  # an unknown or uninstalled model: nothing can be said
+        log.debug("no calibration description for %r", eng.get("model"), exc_info=True)
+        return None
+    part = desc.split("impostor pairs:", 1)[1].split(";", 1)[0] if "impostor pairs:" in desc else ""
+    names = set(_CSV.findall(part))
+    if not names:
+        return None
+    gallery = [m for m in res.get("manifests", []) if m["side"] == "gallery"]
+    inside = [m for m in gallery if Path(m["path"]).name in names]
+    if not inside:
+        return None
+    outside = [m for m in gallery if m not in inside]
+    independent: List[IndependentRate] = []
+    if outside:
+        # a gallery label whose groups are the manifests (e.g. dataset congress2014 = congress_2014.csv)
+        for col, comp in res.get("composition", {}).get("gallery", {}).items():
+            groups = {_norm(g): g for g in comp}
+            want = [groups.get(_norm(Path(m["path"]).stem)) for m in outside]
+            if not all(want) or any(comp[g] != m["rows"] for g, m in zip(want, outside)):
+                continue
+            ths = [headline_threshold(res), *match_point_thresholds(res), res["model_threshold"]]
+            for t in dict.fromkeys(ths):
+                f = find_frame(res, "FMR", col, t, "gallery")
+                if not f:
+                    continue
+                cells = [f["by_group"].get(g) or {} for g in want]
+                e, n = sum(c.get("errors", 0) for c in cells), sum(c.get("trials", 0) for c in cells)
+                if n:
+                    lo, hi = wilson_interval(e, n)
+                    independent.append(IndependentRate(t, {"errors": e, "trials": n, "rate": e / n,
+                                                           "wilson95": [lo, hi]}, _promised(t)))
+            break
+    return CalibrationOverlap(eng["model"], desc, tuple(Path(m["path"]).name for m in inside),
+                              sum(m["rows"] for m in inside),
+                              sum(m["rows"] for m in gallery), tuple(m["path"] for m in outside), tuple(independent))
+
+
+def _promised(t: float) -> float:
+    from faceaudit.engine import promised_fmr
+
+    return float(promised_fmr(t))

@@ -7,8 +7,10 @@ is printed with its count and its interval, the interval as prominent as the poi
 from __future__ import annotations
 
 import math
-from html import escape
-from typing import Any, Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from markupsafe import Markup
 
 LEAD_NOTE = ("A candidate is an investigative lead, not an identification. A trained person must check "
              "every candidate, and no action should be taken against anyone on the strength of a face "
@@ -20,39 +22,8 @@ ACLU_SEARCHES, ACLU_MATCHED, ACLU_GALLERY, ACLU_THRESHOLD = 535, 28, 25_000, 80.
 SHORT = {"ACLU_COUNT": "False candidate (any search)", "FPIR": "FPIR", "FNIR": "FNIR",
          "MATED_FALSE": "Stranger in mated search", "FMR": "FMR", "FNMR": "FNMR"}
 
-CSS = """
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1a1a1a;
- margin:0;background:#f4f4f2}
-main{max-width:1220px;margin:0 auto;padding:24px 28px 60px;background:#fff}
-h1{font-size:26px;margin:4px 0 6px}h2{font-size:21px;margin:34px 0 10px;border-bottom:2px solid #ddd;
- padding-bottom:4px}h3{font-size:17px;margin:22px 0 8px}
-.meta{color:#555;font-size:13px}.lead{background:#fff4e5;border-left:6px solid #d55e00;padding:10px 14px;
- margin:14px 0;font-weight:600}
-.key{background:#eef5fb;border-left:6px solid #0072b2;padding:10px 16px;margin:12px 0}
-.key li{margin:4px 0}.caveat li{margin:4px 0}
-.tw{overflow-x:auto;max-width:100%;-webkit-overflow-scrolling:touch}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:13px}
-th,td{border:1px solid #d6d6d6;padding:4px 6px;vertical-align:top;text-align:left}
-th{background:#f0f0ee}td.n{text-align:right}td.small-group{color:#777;background:#fafafa}
-td small,.small{color:#555;font-size:12px}table.bygroup td.n{white-space:nowrap}.few{color:#b3541e}.ci{white-space:nowrap}
-.charts{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-.chart{border:1px solid #e2e2e2;width:100%;max-width:520px;height:auto}
-.nodata{max-width:540px;padding:10px;box-sizing:border-box;font-size:13px;color:#444}
-svg .ct{font-size:16px;font-weight:600}svg .tick{font-size:13px;fill:#333}svg .axis{font-size:14px;fill:#222}
-svg .legend{font-size:13px;fill:#222}svg .grid{stroke:#ececec}svg .frame{fill:none;stroke:#888}
-svg .vline{stroke:#999;stroke-dasharray:3 3}svg .vlabel{font-size:12px;fill:#555}
-details{margin:6px 0}summary{cursor:pointer;font-weight:600}
-.pairs{display:flex;flex-wrap:wrap;gap:10px}.pair{border:1px solid #ddd;padding:6px;width:232px;font-size:12px}
-.pair img,.pair .ph{width:110px;height:137px;object-fit:cover;background:#eee;display:inline-block;
- vertical-align:top}.pair .ph{font-size:11px;color:#666;text-align:center;line-height:1.3;padding-top:40px;
- box-sizing:border-box}.pair .sim{font-weight:700;font-size:14px}.pair .lab{color:#333}
-code{background:#f3f3f3;padding:1px 4px;font-size:12.5px}.formula{font-family:ui-monospace,monospace;
- font-size:13px}
-pre.cmd{background:#f3f3f3;padding:8px 10px;font-size:12.5px;white-space:pre-wrap;word-break:break-all}
-.finding{font-size:16px}
-@media (max-width:640px){main{padding:12px 12px 40px}h1{font-size:21px}h2{font-size:18px}
- .pair{width:100%;box-sizing:border-box}.key{padding:8px 10px 8px 22px}}
-"""
+REPORT_CSP = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'"
+"""The Content-Security-Policy of report.html and comparison.html: inline style and data: images only, no script."""
 
 
 def pct(rate: Optional[float]) -> str:
@@ -72,28 +43,6 @@ def interval(ci) -> str:
     if not ci or ci[0] is None or ci[1] is None:
         return "–"
     return f"{pct(ci[0])}–{pct(ci[1])}"
-
-
-def rate_ci(r: Optional[Dict[str, Any]]) -> str:
-    """``12 / 112 = 10.7% (6.1%–17.8%)``: count, rate and interval at the same weight."""
-    if not r or not r.get("trials"):
-        return "–"
-    return (f"{r['errors']:,} / {r['trials']:,} = {pct(r['rate'])} "
-            f"<span class='ci'>({interval(r['wilson95'])})</span>")
-
-
-def rate_cell(r: Optional[Dict[str, Any]], compact: bool = False) -> str:
-    if not r or r.get("trials", 0) == 0:
-        return '<td class="n">–</td>'
-    few = r.get("few_errors")
-    mark = ' <span class="few" title="fewer than 30 errors: uncertain">†</span>' if few else ""
-    boot = r.get("bootstrap95")
-    bline = f"<br><small>people: {interval(boot)}</small>" if boot and boot[0] is not None else ""
-    if compact:
-        return (f'<td class="n">{r["errors"]:,} / {r["trials"]:,}<br><b>{pct(r["rate"])}</b>{mark}'
-                f'<br><small>{interval(r["wilson95"])}</small></td>')
-    return (f'<td class="n">{r["errors"]:,} / {r["trials"]:,}<br><b>{pct(r["rate"])}</b>{mark}'
-            f'<br><small>95% CI {interval(r["wilson95"])}</small>{bline}</td>')
 
 
 def num(v: Optional[float], digits: int = 3) -> str:
@@ -133,9 +82,12 @@ def people(n: float) -> str:
     return f"{int(round(n)):,}"
 
 
-def tables_scroll(html: str) -> str:
-    """Wrap every table in a box that scrolls sideways on narrow screens (the page itself never does)."""
-    return html.replace("<table", "<div class='tw'><table").replace("</table>", "</table></div>")
+def tables_scroll(html: Markup) -> Markup:
+    """Wrap every table in a box that scrolls sideways on narrow screens (the page itself never does).
+
+    ``html`` is rendered markup (user text in it is already escaped, so "<table" only ever opens a table).
+    """
+    return Markup(str(html).replace("<table", "<div class='tw'><table").replace("</table>", "</table></div>"))
 
 
 # ---------------------------------------------------------------- lookups in a results.json dict
@@ -205,11 +157,38 @@ def implied_fmr(share: Optional[float], gallery: int) -> Optional[float]:
     return -math.log1p(-share) / gallery
 
 
-def page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{tables_scroll(body)}</body></html>\n")
+def thousands(n: float) -> str:
+    """1234567 -> "1,234,567"."""
+    return f"{n:,}"
 
 
-def ul(items: Sequence[str], cls: str = "key") -> str:
-    return f'<ul class="{cls}">' + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
+def general(v: float) -> str:
+    """A number in Python's shortest general form: 1e-05, 0.25, 80."""
+    return f"{v:g}"
+
+
+def points(v: float) -> str:
+    """A signed difference in percentage points, one decimal: +3.2, -0.5."""
+    return f"{v:+.1f}"
+
+
+def basename(path: str) -> str:
+    return Path(path).name
+
+
+FILTERS: Dict[str, Callable[..., str]] = {"pct": pct, "interval": interval, "num": num, "sci": sci, "times": times, "tfmt": tfmt,
+           "people": people, "n": thousands, "g": general, "points": points, "basename": basename}
+"""The number formats the audit's templates use (every number is formatted here, never in a template)."""
+
+
+def render(name: str, **context: Any) -> Markup:
+    """Render the audit template ``name`` (autoescaped) with the shared number filters."""
+    from faceaudit._templates import render as render_template
+
+    return Markup(render_template("faceaudit.audit", name, filters=FILTERS, lead_note=LEAD_NOTE, short=SHORT,
+                                  **context))
+
+
+def page(title: str, body: Markup) -> str:
+    """A whole self-contained page: ``body`` (already rendered) inside the shared head, style and CSP."""
+    return render("page.html.j2", title=title, body=tables_scroll(body), csp=REPORT_CSP)

@@ -3,35 +3,48 @@
 Formulas follow docs/metrics.md (shared): FPIR, FNIR, FMR, FNMR; max/min
 ratio; FDR (Pereira & Marcel 2021); IR; GARBE with the Gini coefficient (Howard
 et al. 2022). Thresholds are global, never tuned per group.
+
+The steps, each a small function: per-probe error counts of each metric
+(:func:`fpir_at`, :func:`fnir_at`, :func:`fmr_at`, :func:`fnmr_at`, ...);
+rates of a set of probes with the people-resampling bootstrap
+(:func:`group_rates`); per-threshold records and their spread
+(:func:`threshold_metrics`, :func:`spread_of`); differentials
+(:func:`differentials_at`); operating points and projections
+(:func:`fmr_targets`, :func:`match_count_points`, :func:`threshold_summaries`);
+curves and counts. :func:`compute` composes them into :class:`AuditMetrics`.
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Dict, List, Mapping, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from faceaudit._stats import cluster_bootstrap_rates, gini
-from faceaudit.audit._design import AuditDesign
-from faceaudit.audit._groups import INTERSECTION
 from faceaudit.audit._composition import cross_tables, share_tests
+from faceaudit.audit._design import AuditDesign
+from faceaudit.audit._groups import INTERSECTION, GroupColumn
 from faceaudit.audit._promise import promise_checks
 from faceaudit.audit._results import (
     PAIR_METRICS,
     SEARCH_METRICS,
     AuditCounts,
+    CrossTable,
     Curves,
     Differential,
     FMRTarget,
     MatchCountPoint,
-    MetricFrame,
     Projection,
+    PromiseCheck,
     Rate,
+    ShareTest,
+    ThresholdMetrics,
     ThresholdSummary,
     WarningGroup,
 )
-from faceaudit.audit._scoring import BIN_WIDTH, N_BINS, OVERALL, SearchOutcomes
+from faceaudit.audit._scoring import BIN_WIDTH, N_BINS, OVERALL, ErrorCounts, SearchOutcomes
 
 DISTRIBUTION_BIN = 0.5
 """Width (Similarity points) of the bins of the score distributions in results.json and the report."""
@@ -40,36 +53,78 @@ CURVE_STEP = 0.5
 """Step (Similarity points) of the FPIR / FNIR against threshold curves."""
 
 
-# ---------------------------------------------------------------- per-probe error matrices
+# ---------------------------------------------------------------- per-probe error counts
 
-def probe_errors(design: AuditDesign, out: SearchOutcomes) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """metric -> (errors[P, T], trials[P]) per probe (search metrics: 0/1 per probe)."""
-    mated = design.mated
+def fpir_at(mated: np.ndarray, false_candidate: np.ndarray) -> ErrorCounts:
+    """FPIR(t) = non-mated searches returning at least one candidate >= t / all non-mated searches.
+
+    ``mated[i]``: search ``i``'s person is in the gallery; ``false_candidate[i, k]``:
+    search ``i`` returned a candidate of another person scoring >= threshold ``k``.
+    """
     non = ~mated
-    false_cand = out.imp_ge > 0
-    found = out.gen_ge > 0
-    i64 = np.int64
+    return ErrorCounts((non[:, None] & false_candidate).astype(np.int64), non.astype(np.int64))
+
+
+def fnir_at(mated: np.ndarray, mate_found: np.ndarray) -> ErrorCounts:
+    """FNIR(t) = mated searches whose true mate is not returned >= t / all mated searches.
+
+    ``mate_found[i, k]``: a gallery face of search ``i``'s own person scored >= threshold ``k``.
+    """
+    return ErrorCounts((mated[:, None] & ~mate_found).astype(np.int64), mated.astype(np.int64))
+
+
+def aclu_count_at(false_candidate: np.ndarray) -> ErrorCounts:
+    """ACLU count(t) = searches, mated or not, returning a candidate of another person >= t / all searches."""
+    return ErrorCounts(false_candidate.astype(np.int64), np.ones(false_candidate.shape[0], np.int64))
+
+
+def mated_false_at(mated: np.ndarray, false_candidate: np.ndarray) -> ErrorCounts:
+    """Mated false(t) = mated searches also returning a stranger >= t / all mated searches."""
+    return ErrorCounts((mated[:, None] & false_candidate).astype(np.int64), mated.astype(np.int64))
+
+
+def fmr_at(impostor_ge: np.ndarray, impostor_n: np.ndarray) -> ErrorCounts:
+    """FMR(t) = impostor pairs (two different people) with score >= t / all impostor pairs.
+
+    ``impostor_ge[i, k]``: probe ``i``'s impostor comparisons scoring >= threshold ``k``;
+    ``impostor_n[i]``: all its impostor comparisons.
+    """
+    return ErrorCounts(impostor_ge.astype(np.int64), impostor_n.astype(np.int64))
+
+
+def fnmr_at(genuine_ge: np.ndarray, genuine_n: np.ndarray) -> ErrorCounts:
+    """FNMR(t) = genuine pairs (same person) with score < t / all genuine pairs.
+
+    ``genuine_ge[i, k]``: probe ``i``'s genuine comparisons scoring >= threshold ``k``;
+    ``genuine_n[i]``: all its genuine comparisons.
+    """
+    return ErrorCounts((genuine_n[:, None] - genuine_ge).astype(np.int64), genuine_n.astype(np.int64))
+
+
+def probe_errors(design: AuditDesign, out: SearchOutcomes) -> Dict[str, ErrorCounts]:
+    """Metric name -> its per-probe :class:`ErrorCounts`, for every metric of :data:`SEARCH_METRICS`
+    and :data:`PAIR_METRICS` (a false candidate is any candidate of another person)."""
+    mated = design.mated
+    false_candidate = out.imp_ge > 0
     return {
-        "FPIR": ((non[:, None] & false_cand).astype(i64), non.astype(i64)),
-        "FNIR": ((mated[:, None] & ~found).astype(i64), mated.astype(i64)),
-        "ACLU_COUNT": (false_cand.astype(i64), np.ones(design.n_probes, i64)),
-        "MATED_FALSE": ((mated[:, None] & false_cand).astype(i64), mated.astype(i64)),
-        "FMR": (out.imp_ge.astype(i64), out.imp_n.astype(i64)),
-        "FNMR": ((out.gen_n[:, None] - out.gen_ge).astype(i64), out.gen_n.astype(i64)),
+        "FPIR": fpir_at(mated, false_candidate),
+        "FNIR": fnir_at(mated, out.gen_ge > 0),
+        "ACLU_COUNT": aclu_count_at(false_candidate),
+        "MATED_FALSE": mated_false_at(mated, false_candidate),
+        "FMR": fmr_at(out.imp_ge, out.imp_n),
+        "FNMR": fnmr_at(out.gen_ge, out.gen_n),
     }
 
 
-def gallery_errors(design: AuditDesign, out: SearchOutcomes, column: str, group: int):
-    """Per-probe errors counting only false candidates from one gallery group."""
-    non = ~design.mated
+def gallery_errors(design: AuditDesign, out: SearchOutcomes, column: str, group: int) -> Dict[str, ErrorCounts]:
+    """FPIR, ACLU count and FMR per probe, counting only false candidates (impostor comparisons)
+    from the gallery faces in ``group`` of gallery ``column``."""
     ge = out.imp_ge_gallery[column][:, group, :]
-    n = out.imp_n_gallery[column][:, group]
-    fc = ge > 0
-    i64 = np.int64
+    false_candidate = ge > 0
     return {
-        "FPIR": ((non[:, None] & fc).astype(i64), non.astype(i64)),
-        "ACLU_COUNT": (fc.astype(i64), np.ones(design.n_probes, i64)),
-        "FMR": (ge.astype(i64), n.astype(i64)),
+        "FPIR": fpir_at(design.mated, false_candidate),
+        "ACLU_COUNT": aclu_count_at(false_candidate),
+        "FMR": fmr_at(ge, out.imp_n_gallery[column][:, group]),
     }
 
 
@@ -77,47 +132,57 @@ def _seed(seed: int, *key: str) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), zlib.crc32("|".join(key).encode("utf-8"))])
 
 
+RatesByMetric = Dict[str, List[Rate]]
+"""Metric name -> its :class:`Rate` at each threshold (in the order of ``SearchOutcomes.thresholds``)."""
+
+
+def _per_subject(errs: Mapping[str, ErrorCounts], mask: np.ndarray, subjects: np.ndarray
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """Errors and trials summed per subject (person) among the probes in ``mask``: two (subjects,
+    metrics x thresholds) arrays, one column per (metric, threshold), metrics in the order of ``errs``."""
+    T = next(iter(errs.values())).errors.shape[1]
+    uniq, inv = np.unique(subjects[mask], return_inverse=True)
+    S = len(uniq)
+    E = []
+    N = []
+    for counts in errs.values():
+        se = np.zeros((S, T), np.float64)
+        np.add.at(se, inv, counts.errors[mask])
+        sn = np.bincount(inv, weights=counts.trials[mask], minlength=S).astype(np.float64)
+        E.append(se)
+        N.append(np.broadcast_to(sn[:, None], (S, T)))
+    E_all = np.concatenate(E, axis=1) if E else np.zeros((S, 0))
+    N_all = np.concatenate(N, axis=1) if N else np.zeros((S, 0))
+    return E_all, N_all
+
+
 def group_rates(
-    errs: Mapping[str, Tuple[np.ndarray, np.ndarray]],
+    errs: Mapping[str, ErrorCounts],
     mask: np.ndarray,
     subjects: np.ndarray,
     resamples: int,
     seed: np.random.SeedSequence,
     min_errors: int,
-) -> Dict[str, List[Rate]]:
+) -> RatesByMetric:
     """metric -> [Rate at each threshold] for the probes in ``mask``.
 
-    The bootstrap resamples the subjects (people) among those probes: each
-    subject's errors and trials are summed first, then subjects are drawn with
-    replacement (one weight matrix for every metric and threshold of the group).
+    rate = sum of errors / sum of trials over those probes. The bootstrap
+    resamples the subjects (people) among those probes: each subject's errors and
+    trials are summed first, then subjects are drawn with replacement (one weight
+    matrix for every metric and threshold of the group).
     """
-    names = list(errs)
-    T = next(iter(errs.values()))[0].shape[1]
-    subj = subjects[mask]
-    uniq, inv = np.unique(subj, return_inverse=True)
-    S = len(uniq)
-    E = []
-    N = []
-    for m in names:
-        e, n = errs[m]
-        e, n = e[mask], n[mask]
-        se = np.zeros((S, T), np.float64)
-        np.add.at(se, inv, e)
-        sn = np.bincount(inv, weights=n, minlength=S).astype(np.float64)
-        E.append(se)
-        N.append(np.broadcast_to(sn[:, None], (S, T)))
-    E_all = np.concatenate(E, axis=1) if E else np.zeros((S, 0))
-    N_all = np.concatenate(N, axis=1) if N else np.zeros((S, 0))
-    if resamples > 0 and S > 0:
+    T = next(iter(errs.values())).errors.shape[1]
+    E_all, N_all = _per_subject(errs, mask, subjects)
+    if resamples > 0 and E_all.shape[0] > 0:
         low, high = cluster_bootstrap_rates(E_all, N_all, resamples=resamples, seed=seed)
     else:
         low = high = None
-    out: Dict[str, List[Rate]] = {}
-    for mi, m in enumerate(names):
+    out: RatesByMetric = {}
+    for mi, m in enumerate(errs):
         rates = []
         for k in range(T):
             j = mi * T + k
-            boot = (low[j], high[j]) if low is not None else None
+            boot = (low[j], high[j]) if low is not None and high is not None else None
             # subjects with at least one trial for this metric
             n_subj = int((N_all[:, j] > 0).sum())
             rates.append(Rate.of(E_all[:, j].sum(), N_all[:, j].sum(), boot, n_subj, min_errors))
@@ -132,29 +197,54 @@ def big_enough(rates: Mapping[str, Rate], known: Sequence[str], min_people: int)
     return [g for g in known if g in rates and rates[g].trials > 0 and rates[g].subjects >= min_people]
 
 
-def _spread(rates: Mapping[str, Rate], known: Sequence[str], min_people: int = 1):
-    vals = {g: rates[g].rate for g in big_enough(rates, known, min_people)}
+@dataclass(frozen=True)
+class Spread:
+    """How far apart the groups' rates are: difference = max rate - min rate, ratio = max / min.
+
+    Over the known groups with trials from enough people. ``ratio`` is None and
+    ``note`` says why when it is undefined (the lowest rate is 0, or fewer than two
+    groups); ``highest`` / ``lowest`` name the groups (None when not meaningful).
+    """
+
+    difference: Optional[float]
+    ratio: Optional[float]
+    note: Optional[str]
+    highest: Optional[str]
+    lowest: Optional[str]
+
+
+def spread_of(rates: Mapping[str, Rate], known: Sequence[str], min_people: int = 1) -> Spread:
+    """max - min and max / min of the rates of the groups of ``known`` searched in ``min_people`` people or more."""
+    vals: Dict[str, float] = {g: float(rates[g].rate or 0.0) for g in big_enough(rates, known, min_people)}
     if len(vals) < 2:
         note = ("undefined: fewer than two groups with data" if min_people <= 1 else
                 f"undefined: fewer than two groups with at least {min_people} people searched")
-        return None, None, note, None, None
+        return Spread(None, None, note, None, None)
     hi_g = max(vals, key=lambda g: vals[g])
     lo_g = min(vals, key=lambda g: vals[g])
     hi, lo = vals[hi_g], vals[lo_g]
     if lo == 0.0 or hi == lo:
         if hi == 0.0:
-            return 0.0, None, "undefined: every group's rate is 0", None, None
+            return Spread(0.0, None, "undefined: every group's rate is 0", None, None)
         if hi == lo:
-            return 0.0, 1.0, "equal: every group compared has the same rate", None, None
-        return hi - lo, None, f"undefined: the lowest rate ({lo_g}) is 0", hi_g, lo_g
-    return hi - lo, hi / lo, None, hi_g, lo_g
+            return Spread(0.0, 1.0, "equal: every group compared has the same rate", None, None)
+        return Spread(hi - lo, None, f"undefined: the lowest rate ({lo_g}) is 0", hi_g, lo_g)
+    return Spread(hi - lo, hi / lo, None, hi_g, lo_g)
 
 
 def differential(
     column: str, threshold: float, setting: str, fm_name: str, fnm_name: str,
     fm: Mapping[str, Rate], fnm: Mapping[str, Rate], known: Sequence[str], alpha: float,
 ) -> Differential:
-    """FDR, IR and GARBE over the known groups that have trials for both rates."""
+    """FDR, IR and GARBE over the known groups ``known`` that have trials for both rates.
+
+    With a = ``alpha``, i and j ranging over the groups, FM the false-match rate
+    (``fm``: FMR or FPIR) and FNM the false-non-match rate (``fnm``: FNMR or FNIR):
+
+    * FDR = 1 - (a * max|FM_i - FM_j| + (1 - a) * max|FNM_i - FNM_j|)  (Pereira & Marcel 2021; 1 = fair)
+    * IR = (max FM / min FM)^a * (max FNM / min FNM)^(1 - a)  (1 = fair; undefined when a minimum is 0)
+    * GARBE = a * Gini(FM) + (1 - a) * Gini(FNM)  (Howard et al. 2022; 0 = equitable)
+    """
     groups = tuple(g for g in known if fm.get(g) and fnm.get(g) and fm[g].trials > 0 and fnm[g].trials > 0)
     notes: List[str] = []
     fdr = ir = garbe = None
@@ -234,66 +324,66 @@ def identification_curve(best: np.ndarray, trials: np.ndarray, grid: np.ndarray,
     return tuple(round(float(v), 6) for v in rate)
 
 
-# ---------------------------------------------------------------- the whole computation
+# ---------------------------------------------------------------- rates per group and their spread
 
-def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
-    """Everything but the metadata of :class:`AuditResult`, as a dict of its fields."""
+ByGroup = Dict[str, RatesByMetric]
+"""Group name -> metric -> its Rate at each threshold."""
+
+
+def probe_group_rates(design: AuditDesign, errs: Mapping[str, ErrorCounts], column: GroupColumn) -> ByGroup:
+    """Every metric of each group of a probe column (the person searched), bootstrap seeded per group."""
     cfg = design.config
-    th = out.thresholds
-    T = len(th)
-    errs = probe_errors(design, out)
-    subjects = design.probe_subject
+    return {g: group_rates(errs, column.codes == gi, design.probe_subject, cfg.bootstrap,
+                           _seed(cfg.seed, "probe", column.name, g), cfg.min_errors)
+            for gi, g in enumerate(column.groups)}
+
+
+def gallery_group_rates(design: AuditDesign, out: SearchOutcomes, column: GroupColumn) -> ByGroup:
+    """FPIR, ACLU count and FMR counting false candidates from each group of a gallery column in turn."""
+    cfg = design.config
     everyone = np.ones(design.n_probes, bool)
-    R, seed, me = cfg.bootstrap, cfg.seed, cfg.min_errors
+    return {g: group_rates(gallery_errors(design, out, column.name, gi), everyone, design.probe_subject,
+                           cfg.bootstrap, _seed(cfg.seed, "gallery", column.name, g), cfg.min_errors)
+            for gi, g in enumerate(column.groups)}
 
-    overall = group_rates(errs, everyone, subjects, R, _seed(seed, "overall"), me)
-    frames: List[MetricFrame] = []
-    differentials: List[Differential] = []
-    by_col: Dict[str, Dict[str, Dict[str, List[Rate]]]] = {}
-    for col in design.probe_columns:
-        per_group = {}
-        for gi, g in enumerate(col.groups):
-            per_group[g] = group_rates(errs, col.codes == gi, subjects, R, _seed(seed, "probe", col.name, g), me)
-        by_col[col.name] = per_group
-        known = [col.groups[i] for i in col.known]
-        for m in SEARCH_METRICS + PAIR_METRICS:
-            for k in range(T):
-                rates = {g: per_group[g][m][k] for g in col.groups}
-                diff, ratio, note, hi, lo = _spread(rates, known, cfg.min_group_searches)
-                frames.append(MetricFrame(m, float(th[k]), col.name, "probe", overall[m][k], rates, diff, ratio,
-                                          note, hi, lo))
-        for k in range(T):
-            for setting, fm, fnm in (("1:1", "FMR", "FNMR"), ("1:N", "FPIR", "FNIR")):
-                fm_rates = {g: per_group[g][fm][k] for g in col.groups}
-                fnm_rates = {g: per_group[g][fnm][k] for g in col.groups}
-                big = [g for g in big_enough(fm_rates, known, cfg.min_group_searches)
-                       if g in big_enough(fnm_rates, known, cfg.min_group_searches)]
-                differentials.append(differential(col.name, float(th[k]), setting, fm, fnm, fm_rates, fnm_rates,
-                                                  big, cfg.alpha))
 
-    for col in design.gallery_columns:
-        per_group = {}
-        for gi, g in enumerate(col.groups):
-            per_group[g] = group_rates(gallery_errors(design, out, col.name, gi), everyone, subjects, R,
-                                       _seed(seed, "gallery", col.name, g), me)
-        known = [col.groups[i] for i in col.known]
-        for m in ("FPIR", "ACLU_COUNT", "FMR"):
-            for k in range(T):
-                rates = {g: per_group[g][m][k] for g in col.groups}
-                diff, ratio, note, hi, lo = _spread(rates, known)
-                frames.append(MetricFrame(m, float(th[k]), col.name, "gallery", overall[m][k], rates, diff,
-                                          ratio, note, hi, lo))
+def threshold_metrics(column: GroupColumn, side: str, metrics: Sequence[str], thresholds: np.ndarray,
+                      overall: RatesByMetric, per_group: ByGroup, min_people: int) -> List[ThresholdMetrics]:
+    """One :class:`ThresholdMetrics` per metric and threshold: overall, each group, and their spread."""
+    known = [column.groups[i] for i in column.known]
+    records: List[ThresholdMetrics] = []
+    for m in metrics:
+        for k, t in enumerate(thresholds):
+            rates = {g: per_group[g][m][k] for g in column.groups}
+            s = spread_of(rates, known, min_people)
+            records.append(ThresholdMetrics(m, float(t), column.name, side, overall[m][k], rates, s.difference,
+                                            s.ratio, s.note, s.highest, s.lowest))
+    return records
 
-    # who is matched to whom, and the composition test
-    seed_for = lambda *key: _seed(seed, *key)  # noqa: E731
-    cross = cross_tables(design, out, me, R, seed_for, group_rates)
-    shares = share_tests(design, out, cfg.shares, me, R, lambda label: _seed(seed, "share", label))
-    promises = promise_checks(
-        [float(t) for t in th], overall["FMR"],
-        {c.name: {g: by_col[c.name][g]["FMR"] for g in c.groups} for c in design.probe_columns
-         if INTERSECTION not in c.name})
 
-    # FMR targets
+def differentials_at(column: GroupColumn, thresholds: np.ndarray, per_group: ByGroup, min_people: int,
+                     alpha: float) -> List[Differential]:
+    """FDR, IR and GARBE at each threshold, 1:1 (FMR, FNMR) then 1:N (FPIR, FNIR), over the known groups
+    with both rates measured on at least ``min_people`` people."""
+    known = [column.groups[i] for i in column.known]
+    out: List[Differential] = []
+    for k, t in enumerate(thresholds):
+        for setting, fm, fnm in (("1:1", "FMR", "FNMR"), ("1:N", "FPIR", "FNIR")):
+            fm_rates = {g: per_group[g][fm][k] for g in column.groups}
+            fnm_rates = {g: per_group[g][fnm][k] for g in column.groups}
+            both = [g for g in big_enough(fm_rates, known, min_people)
+                    if g in big_enough(fnm_rates, known, min_people)]
+            out.append(differential(column.name, float(t), setting, fm, fnm, fm_rates, fnm_rates, both, alpha))
+    return out
+
+
+# ---------------------------------------------------------------- operating points and projections
+
+def fmr_targets(out: SearchOutcomes, overall: RatesByMetric) -> Tuple[FMRTarget, ...]:
+    """For each FMR target: the lowest 0.01 threshold with overall FMR(t) <= target, and the rates there.
+
+    The target is measurable when impostor comparisons x target >= 1 (fewer cannot tell it from 0).
+    """
     targets: List[FMRTarget] = []
     n_imp = int(out.imp_n.sum())
     for target, t in out.fmr_target_thresholds.items():
@@ -310,8 +400,12 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
                      f"(it needs at least {int(np.ceil(1 / target))})")
         targets.append(FMRTarget(target, t, overall["FMR"][k], overall["FNMR"][k], overall["FPIR"][k],
                                  overall["FNIR"][k], measurable, note))
+    return tuple(targets)
 
-    # the thresholds at which N searches have a false candidate (the ACLU's operating point)
+
+def match_count_points(out: SearchOutcomes, overall: RatesByMetric) -> Tuple[MatchCountPoint, ...]:
+    """For each requested N: the lowest 0.01 threshold t with ACLU count(t) <= N searches (the ACLU's
+    operating point), and the rates there."""
     points: List[MatchCountPoint] = []
     for n_req, t in out.match_count_thresholds.items():
         if t is None:
@@ -324,41 +418,80 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
             note += (f" (fewer than {n_req}: " + ("even at the lowest threshold searched" if not out.exact or t == 0
                      else "searches tie just below this threshold") + ")")
         points.append(MatchCountPoint(n_req, t, got, overall["FPIR"][k], overall["FNIR"][k], overall["FMR"][k], note))
+    return tuple(points)
 
-    # summaries and projections
-    reasons: Dict[float, List[str]] = {float(t): [] for t in th}
-    for t in th:
-        if any(abs(t - a) < 1e-9 for a in cfg.thresholds):
+
+def threshold_reasons(out: SearchOutcomes, audited: Sequence[float], model_threshold: float
+                      ) -> Dict[float, List[str]]:
+    """Why each threshold of ``out`` is reported: audited, the model's own, an FMR target, a match count."""
+    reasons: Dict[float, List[str]] = {float(t): [] for t in out.thresholds}
+    for t in out.thresholds:
+        if any(abs(t - a) < 1e-9 for a in audited):
             reasons[float(t)].append("audited")
         if abs(t - model_threshold) < 1e-9:
             reasons[float(t)].append("model's own threshold")
-    for target, t in out.fmr_target_thresholds.items():
-        if t is not None:
-            reasons[float(t)].append(f"overall FMR <= {target:g}")
-    for n_req, t in out.match_count_thresholds.items():
-        if t is not None:
-            reasons[float(t)].append(f"{n_req} searches with a false candidate")
+    for target, ft in out.fmr_target_thresholds.items():
+        if ft is not None:
+            reasons[float(ft)].append(f"overall FMR <= {target:g}")
+    for n_req, mt in out.match_count_thresholds.items():
+        if mt is not None:
+            reasons[float(mt)].append(f"{n_req} searches with a false candidate")
+    return reasons
+
+
+def expected_false_match_searches(fmr: float, probes: int, gallery: int) -> float:
+    """probes x (1 - (1 - FMR)^gallery): searches expected to return a false candidate if each of the
+    ``gallery`` comparisons of each search were an independent draw at ``fmr`` (a projection)."""
+    return float(probes * -np.expm1(gallery * np.log1p(-fmr))) if fmr < 1 else float(probes)
+
+
+def projection_at(threshold: float, fmr: Rate, aclu_count: Rate, probes: int, gallery: int,
+                  mean_gallery: int) -> Optional[Projection]:
+    """The ACLU count projected to ``probes`` searches of a ``gallery``-face gallery from the measured FMR
+    (and the ends of its Wilson interval); None without impostor comparisons."""
+    if fmr.trials == 0 or fmr.rate is None:
+        return None
+    f = expected_false_match_searches
+    return Projection(threshold, fmr, probes, gallery, f(fmr.rate, probes, gallery),
+                      f(fmr.wilson95[0], probes, gallery), f(fmr.wilson95[1], probes, gallery),
+                      aclu_count.errors, aclu_count.trials, mean_gallery)
+
+
+def threshold_summaries(design: AuditDesign, out: SearchOutcomes, overall: RatesByMetric,
+                        model_threshold: float) -> Tuple[ThresholdSummary, ...]:
+    """The overall rates at each threshold, why it is reported, and the projection to the ACLU's size."""
+    cfg = design.config
+    reasons = threshold_reasons(out, cfg.thresholds, model_threshold)
     mean_gallery = int(round(float(out.imp_n[out.probe_ok].mean()))) if out.probe_ok.any() else 0
     summaries = []
-    for k, t in enumerate(th):
-        fmr = overall["FMR"][k]
-        proj = None
-        if fmr.trials > 0:
-            P, N = cfg.projection_probes, cfg.projection_gallery
-            f = lambda r: float(P * -np.expm1(N * np.log1p(-r))) if r < 1 else float(P)
-            proj = Projection(float(t), fmr, P, N, f(fmr.rate), f(fmr.wilson95[0]), f(fmr.wilson95[1]),
-                              overall["ACLU_COUNT"][k].errors, overall["ACLU_COUNT"][k].trials, mean_gallery)
+    for k, t in enumerate(out.thresholds):
+        proj = projection_at(float(t), overall["FMR"][k], overall["ACLU_COUNT"][k], cfg.projection_probes,
+                             cfg.projection_gallery, mean_gallery)
         summaries.append(ThresholdSummary(float(t), tuple(reasons[float(t)]),
                                           {m: overall[m][k] for m in overall}, proj))
+    return tuple(summaries)
 
-    # curves
+
+# ---------------------------------------------------------------- curves and counts
+
+def curve_grid(out: SearchOutcomes) -> np.ndarray:
+    """Thresholds of the identification curves: 0 to 100 in :data:`CURVE_STEP` steps (from the search
+    floor when only candidates at or above it are known)."""
     lo = 0.0 if out.exact else out.floor
     grid = np.round(np.arange(lo, 100.0 + 1e-9, CURVE_STEP), 2)
     if not out.exact and grid[0] != out.floor:
         grid = np.concatenate([[out.floor], grid[grid > out.floor]])
+    return grid
+
+
+def curves_of(design: AuditDesign, out: SearchOutcomes) -> Curves:
+    """FPIR(t) and FNIR(t) curves, DET points and score distributions, overall and per group of each
+    base probe column (DET and distributions with exact scores only)."""
+    grid = curve_grid(out)
+    everyone = np.ones(design.n_probes, bool)
+    columns = [(OVERALL, None)] + [(c.name, c) for c in design.probe_columns if INTERSECTION not in c.name]
     ident: Dict[str, Dict[str, Dict[str, Tuple]]] = {}
-    base_cols = [c for c in design.probe_columns if "&" not in c.name]
-    for name, col in [(OVERALL, None)] + [(c.name, c) for c in base_cols]:
+    for name, col in columns:
         groups = {"all": everyone} if col is None else {g: col.codes == i for i, g in enumerate(col.groups)}
         ident[name] = {
             g: {"FPIR": identification_curve(out.best_nonmate, m & ~design.mated, grid, miss=False),
@@ -368,32 +501,81 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float):
     det: Dict[str, Dict[str, Tuple]] = {}
     gen_d: Dict[str, Dict[str, Tuple[int, ...]]] = {}
     imp_d: Dict[str, Dict[str, Tuple[int, ...]]] = {}
-    if out.hist_genuine is not None:
-        for name, col in [(OVERALL, None)] + [(c.name, c) for c in base_cols]:
-            groups = ["all"] if col is None else list(col.groups)
-            hg, hi_ = out.hist_genuine[name], out.hist_impostor[name]
-            det[name] = {g: det_points(hg[i], hi_[i]) for i, g in enumerate(groups)}
-            gen_d[name] = {g: coarse(hg[i]) for i, g in enumerate(groups)}
-            imp_d[name] = {g: coarse(hi_[i]) for i, g in enumerate(groups)}
-    curves = Curves(tuple(float(x) for x in grid), ident, det, DISTRIBUTION_BIN, gen_d, imp_d)
+    if out.hist_genuine is not None and out.hist_impostor is not None:
+        for name, col in columns:
+            names = ["all"] if col is None else list(col.groups)
+            hg, hi = out.hist_genuine[name], out.hist_impostor[name]
+            det[name] = {g: det_points(hg[i], hi[i]) for i, g in enumerate(names)}
+            gen_d[name] = {g: coarse(hg[i]) for i, g in enumerate(names)}
+            imp_d[name] = {g: coarse(hi[i]) for i, g in enumerate(names)}
+    return Curves(tuple(float(x) for x in grid), ident, det, DISTRIBUTION_BIN, gen_d, imp_d)
 
-    # counts
+
+def audit_counts(design: AuditDesign, out: SearchOutcomes) -> AuditCounts:
+    """How many images, people, searches and comparisons the audit rests on."""
     gal_ok = out.gallery_ok
     enrolled_subjects = set(design.gallery_subject[gal_ok].tolist())
     mated_no_mate = int(sum(1 for i in np.nonzero(design.mated)[0]
                             if design.probe_subject[i] not in enrolled_subjects))
-    counts = AuditCounts(
+    return AuditCounts(
         probes=design.n_probes, probe_subjects=int(len(np.unique(design.probe_subject))),
         probes_failed=int((~out.probe_ok).sum()), searches_mated=int(design.mated.sum()),
         searches_non_mated=int((~design.mated).sum()), mated_without_enrolled_mate=mated_no_mate,
         gallery_images=design.n_gallery, gallery_subjects=int(len(np.unique(design.gallery_subject))),
         gallery_failed=int((~gal_ok).sum()), genuine_comparisons=int(out.gen_n.sum()),
-        impostor_comparisons=n_imp, same_image_pairs_excluded=int(out.same_image_pairs),
+        impostor_comparisons=int(out.imp_n.sum()), same_image_pairs_excluded=int(out.same_image_pairs),
         candidates=int(len(out.cand_similarity)), truncated_searches=int(out.truncated.sum()),
     )
-    return dict(summaries=tuple(summaries), frames=tuple(frames), differentials=tuple(differentials),
-                cross_tables=cross, fmr_targets=tuple(targets), curves=curves, counts=counts,
-                share_tests=shares, match_counts=tuple(points), promise_checks=promises)
+
+
+# ---------------------------------------------------------------- the whole computation
+
+@dataclass(frozen=True)
+class AuditMetrics:
+    """Everything an audit measures from its search outcomes: the fields of :class:`AuditResult` that
+    are not metadata (same names)."""
+
+    summaries: Tuple[ThresholdSummary, ...]
+    frames: Tuple[ThresholdMetrics, ...]
+    differentials: Tuple[Differential, ...]
+    cross_tables: Tuple[CrossTable, ...]
+    fmr_targets: Tuple[FMRTarget, ...]
+    curves: Curves
+    counts: AuditCounts
+    share_tests: Tuple[ShareTest, ...]
+    match_counts: Tuple[MatchCountPoint, ...]
+    promise_checks: Tuple[PromiseCheck, ...]
+
+
+def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float) -> AuditMetrics:
+    """Every rate, interval, differential, operating point, projection, curve and count of an audit."""
+    cfg = design.config
+    th = out.thresholds
+    R, seed, me = cfg.bootstrap, cfg.seed, cfg.min_errors
+    errs = probe_errors(design, out)
+    overall = group_rates(errs, np.ones(design.n_probes, bool), design.probe_subject, R, _seed(seed, "overall"), me)
+    frames: List[ThresholdMetrics] = []
+    differentials: List[Differential] = []
+    fmr_by_group: Dict[str, Dict[str, List[Rate]]] = {}
+    for col in design.probe_columns:
+        per_group = probe_group_rates(design, errs, col)
+        frames += threshold_metrics(col, "probe", SEARCH_METRICS + PAIR_METRICS, th, overall, per_group,
+                                    cfg.min_group_searches)
+        differentials += differentials_at(col, th, per_group, cfg.min_group_searches, cfg.alpha)
+        if INTERSECTION not in col.name:
+            fmr_by_group[col.name] = {g: per_group[g]["FMR"] for g in col.groups}
+    for col in design.gallery_columns:
+        frames += threshold_metrics(col, "gallery", ("FPIR", "ACLU_COUNT", "FMR"), th, overall,
+                                    gallery_group_rates(design, out, col), 1)
+    return AuditMetrics(
+        summaries=threshold_summaries(design, out, overall, model_threshold),
+        frames=tuple(frames), differentials=tuple(differentials),
+        cross_tables=cross_tables(design, out, me, R, lambda *key: _seed(seed, *key), group_rates),
+        fmr_targets=fmr_targets(out, overall), curves=curves_of(design, out), counts=audit_counts(design, out),
+        share_tests=share_tests(design, out, cfg.shares, me, R, lambda label: _seed(seed, "share", label)),
+        match_counts=match_count_points(out, overall),
+        promise_checks=promise_checks([float(t) for t in th], overall["FMR"], fmr_by_group),
+    )
 
 
 PLAIN = {
@@ -411,7 +593,7 @@ def _list(values: Sequence[str]) -> str:
     return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
 
 
-def result_warnings(summaries: Sequence[ThresholdSummary], frames: Sequence[MetricFrame], design: AuditDesign,
+def result_warnings(summaries: Sequence[ThresholdSummary], frames: Sequence[ThresholdMetrics], design: AuditDesign,
                     min_errors: int, min_group_searches: int) -> Tuple[WarningGroup, ...]:
     """Cautions grouped by kind, in plain words (Doddington's rule of 30; groups too small to compare)."""
     out: List[WarningGroup] = []

@@ -14,29 +14,38 @@ import io
 import json
 import math
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from markupsafe import Markup
 
 from faceaudit._errors import InvalidParameterError
-from faceaudit.audit._headline import aclu_section, cross_section, first_screen, promise_section, share_section
+from faceaudit.audit._headline import (
+    AcluSection,
+    CrossTable,
+    FirstScreen,
+    PromiseSection,
+    ShareSet,
+    aclu_section,
+    cross_section,
+    first_screen,
+    promise_section,
+    share_section,
+)
 from faceaudit.audit._html import (
-    LEAD_NOTE,
-    SHORT,
+    LEAD_NOTE,  # noqa: F401  (report.html's lead notice, imported from here by callers)
     base_columns,
     find_frame,
     find_summary,
+    group_people,
     headline_threshold,
-    interval,
     min_group,
-    num,
     page,
-    pct,
-    people,
-    rate_cell,
+    render,
     tfmt,
 )
 from faceaudit.audit._svg import PALETTE, Series, histogram_chart, line_chart
+
 
 @dataclass(frozen=True)
 class ThumbnailPolicy:
@@ -89,7 +98,8 @@ def _excluded(row: Dict[str, str], side: str, policy: ThumbnailPolicy) -> Option
 
 # ---------------------------------------------------------------- sections
 
-_frame = find_frame
+Rate = Dict[str, Any]
+"""One rate of results.json: errors, trials, rate, wilson95 (bootstrap95, few_errors where counted)."""
 
 
 def _diff(res: Dict[str, Any], column: str, t: float, setting: str):
@@ -99,239 +109,157 @@ def _diff(res: Dict[str, Any], column: str, t: float, setting: str):
     return None
 
 
-_summary = find_summary
-_base_columns = base_columns
+class MoreFindings(NamedTuple):
+    """Search rates at the headline threshold ``t``, the projection, and the strictest threshold ``top``."""
+
+    t: float
+    fp: Rate
+    fn: Rate
+    mf: Rate
+    p: Optional[Dict[str, Any]]  # the projection, when one was computed
+    top: Optional[float]  # None when the headline threshold is the strictest
+    st: Optional[Dict[str, Rate]]  # overall rates at ``top``
 
 
-def _more_findings(res: Dict[str, Any]) -> str:
-    """Search rates, the projection and the strictest threshold, after the first screen."""
+def _more_findings(res: Dict[str, Any]) -> MoreFindings:
     t = headline_threshold(res)
-    s = _summary(res, t)
-    o = s["overall"]
-    items = []
-    fp, fn, mf = o["FPIR"], o["FNIR"], o["MATED_FALSE"]
-    if fp["trials"]:
-        items.append(
-            f"At {tfmt(t)}, of the {fp['trials']:,} people who are <b>not</b> in the gallery, <b>{fp['errors']:,} "
-            f"({pct(fp['rate'])}, 95% interval {interval(fp['wilson95'])})</b> got a false candidate (FPIR).")
-    if fn["trials"]:
-        items.append(
-            f"Of the {fn['trials']:,} people who <b>are</b> in the gallery, <b>{fn['errors']:,} ({pct(fn['rate'])}, "
-            f"95% interval {interval(fn['wilson95'])})</b> were not found (FNIR), and {mf['errors']:,} were shown a "
-            "stranger at or above the threshold as well.")
-    p = s.get("projection")
-    if p and p.get("expected") is not None:
-        items.append(
-            f"Each comparison of two different people scored {tfmt(t)} or more with probability "
-            f"{pct(p['fmr']['rate'])} ({p['fmr']['errors']:,} of {p['fmr']['trials']:,} comparisons). "
-            f"<b>Projected</b> to {p['probes']:,} people searched against {p['gallery']:,} photos, that "
-            + (f"is nearly every one of the {p['probes']:,}" if p["low"] >= p["probes"] - 0.5 else
-               f"is <b>about {people(p['expected'])} people (95% interval {people(p['low'])} to "
-               f"{people(p['high'])})</b> with a false candidate")
-            + ". This is a projection that assumes independent comparisons, not a measurement.")
+    o = find_summary(res, t)["overall"]
+    p = find_summary(res, t).get("projection")
     top = max(res["thresholds"])
-    if top != t:
-        st = _summary(res, top)["overall"]
-        items.append(
-            f"At the strictest audited threshold, <b>{tfmt(top)}</b>, {st['ACLU_COUNT']['errors']:,} searches "
-            f"({pct(st['ACLU_COUNT']['rate'])}) had a false candidate and {pct(st['FNIR']['rate'])} of the people in "
-            "the gallery were not found: a stricter threshold trades false leads for missed people.")
-    return '<ul class="key">' + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
+    return MoreFindings(t, o["FPIR"], o["FNIR"], o["MATED_FALSE"], p if p and p.get("expected") is not None else None,
+                        None if top == t else top, None if top == t else find_summary(res, top)["overall"])
 
 
-def _caveats(res: Dict[str, Any]) -> str:
-    c = res["counts"]
-    items = [
-        LEAD_NOTE,
-        f"This gallery holds {c['gallery_images']:,} photos. The more photos a search is run against, the more "
-        "likely a false candidate, so counts from galleries of different sizes are not comparable; the "
-        "per-comparison false match rate (FMR) is (see the comparison with the ACLU below).",
-        "Results hold for these photos and this model only. Surveillance stills, old or low-quality photos, "
-        "or a different model give different error rates.",
-        "Group labels come only from the manifests (the data), never from the faces. \"unknown\" means the "
-        "manifest gave no label. A group with few people, or few errors, has a wide interval: read the "
-        "intervals, not just the rates.",
-        f"Ratios between groups use only groups with at least {min_group(res)} people searched; smaller groups are "
-        "shown, marked too small.",
-        "Two intervals are given. The 95% confidence interval (Wilson) treats every search or comparison as "
-        "independent. The \"people:\" interval (bootstrap) redraws the people searched, so it widens "
-        "when one person's photos cause many of the errors. Rates marked † rest on fewer than 30 errors "
-        "(Doddington's rule of 30) and are uncertain.",
-        "Thresholds are the same for everyone; they are never tuned per group.",
-    ]
-    items += [escape(n) for n in res.get("notes", [])]
-    return '<ul class="caveat">' + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
+class Caveats(NamedTuple):
+    gallery_images: int
+    min_group: int
+    notes: Tuple[str, ...]  # the --note texts, as given
 
 
-def _main_table(res: Dict[str, Any]) -> str:
-    metrics = ["ACLU_COUNT", "FPIR", "FNIR", "MATED_FALSE", "FMR", "FNMR"]
-    head = "".join(f"<th>{escape(SHORT[m])}</th>" for m in metrics)
-    rows = []
-    for s in res["summaries"]:
-        why = ", ".join(s["reasons"])
-        cells = "".join(rate_cell(s["overall"].get(m)) for m in metrics)
-        rows.append(f"<tr><th>{tfmt(s['threshold'])}<br><small>{escape(why)}</small></th>{cells}</tr>")
-    return (f"<table><tr><th>Threshold</th>{head}</tr>{''.join(rows)}</table>"
-            "<p class='small'>Each cell: errors / trials, the rate, its 95% confidence interval (Wilson) and, after "
-            "\"people:\", the 95% interval from resampling the people searched (bootstrap). "
-            "† fewer than 30 errors.</p>")
+class GroupTableRow(NamedTuple):
+    name: str
+    small: bool
+    photos: Any  # the group's photo count in the composition, "" when unknown
+    rates: Tuple[Optional[Rate], ...]
 
 
-def _projection_table(res: Dict[str, Any]) -> str:
-    rows = []
-    for s in res["summaries"]:
-        p = s.get("projection")
-        if not p or p.get("expected") is None:
-            continue
-        rows.append(
-            f"<tr><td class='n'>{tfmt(s['threshold'])}</td><td class='n'>{p['fmr']['errors']:,} / "
-            f"{p['fmr']['trials']:,} = {num(p['fmr']['rate'])}</td>"
-            f"<td class='n'>{p['observed_count']:,} of {p['observed_searches']:,} "
-            f"<small>(~{p['observed_gallery']:,} other people's photos per search)</small></td>"
-            f"<td class='n'>about <b>{people(p['expected'])}</b> of {p['probes']:,} people "
-            f"<b>(95% interval {people(p['low'])} to {people(p['high'])})</b></td></tr>"
-        )
-    if not rows:
-        return "<p>No projection: no comparisons of different people were counted.</p>"
-    return ("<table><tr><th>Threshold</th><th>Per-comparison FMR</th><th>Measured here: searches with a "
-            "false candidate</th><th>Projection to 535 people × 25,000 photos</th></tr>" + "".join(rows) +
-            "</table><p class='small'>Projection: expected count = 535 × (1 − (1 − FMR)<sup>25,000</sup>), "
-            "with the ends of FMR's 95% interval in brackets. It assumes every comparison is an independent draw; "
-            "real galleries (lookalikes, photo quality, who is in them) need not behave that way. "
-            "<b>It is a projection, not a measurement.</b></p>")
+class GroupTable(NamedTuple):
+    """One column's groups at one threshold: rates per metric, everyone, highest ÷ lowest, differentials."""
+
+    label: str
+    metrics: Tuple[str, ...]
+    rows: Tuple[GroupTableRow, ...]
+    overall: Tuple[Optional[Rate], ...]
+    frames: Tuple[Optional[Dict[str, Any]], ...]
+    differentials: Tuple[Dict[str, Any], ...]
 
 
-def _match_count_table(res: Dict[str, Any]) -> str:
-    points = res.get("match_counts", [])
-    if not points:
-        return ("<p class='small'><code>--match-count N</code> finds the threshold at which N searches have a false "
-                "candidate (the ACLU's operating point: 28).</p>")
-    rows = []
-    for p in points:
-        if p["threshold"] is None:
-            rows.append(f"<tr><td class='n'>{p['requested']}</td><td colspan=5>{escape(p['note'])}</td></tr>")
-            continue
-        rows.append(f"<tr><td class='n'>{p['requested']}</td><td class='n'><b>{tfmt(p['threshold'])}</b></td>"
-                    f"{rate_cell(p['reached'], True)}{rate_cell(p['fpir'], True)}{rate_cell(p['fnir'], True)}"
-                    f"{rate_cell(p['fmr'], True)}</tr>")
-    return ("<table><tr><th>Searches with a false candidate asked for</th><th>Threshold</th><th>Reached</th>"
-            "<th>FPIR</th><th>FNIR</th><th>FMR</th></tr>" + "".join(rows) + "</table><p class='small'>The lowest "
-            "threshold (in steps of 0.01) at which at most that many searches return a candidate who is somebody "
-            "else; where searches tie, fewer are reached. Each search counts only strangers, so a mated search "
-            "counts as a non-mated search against the rest of the gallery. The ACLU's 28 of 535 were measured at "
-            "such an operating point; the composition test and the group tables are also given there.</p>")
-
-
-def _targets_table(res: Dict[str, Any]) -> str:
-    if not res["fmr_targets"]:
-        return ("<p>Thresholds for a fixed false match rate need every pair's exact score "
-                "(the local engine).</p>")
-    rows = []
-    for ft in res["fmr_targets"]:
-        if ft["threshold"] is None:
-            rows.append(f"<tr><td>{ft['target']:g}</td><td colspan=5>{escape(ft['note'])}</td></tr>")
-            continue
-        flag = "" if ft["measurable"] else "<br><small class='few'>too few comparisons to measure</small>"
-        rows.append(f"<tr><td class='n'>{ft['target']:g}</td><td class='n'><b>{tfmt(ft['threshold'])}</b>{flag}</td>"
-                    f"{rate_cell(ft['fmr'], True)}{rate_cell(ft['fnmr'], True)}{rate_cell(ft['fpir'], True)}"
-                    f"{rate_cell(ft['fnir'], True)}</tr>")
-    return ("<table><tr><th>Target FMR</th><th>Threshold</th><th>FMR achieved</th><th>FNMR</th><th>FPIR</th>"
-            "<th>FNIR</th></tr>" + "".join(rows) + "</table><p class='small'>The lowest threshold (in steps "
-            "of 0.01) at which the overall false match rate is at most the target, as NIST sets one threshold "
-            "for everyone and reports each group's rates at it. Group rates at these thresholds are in the "
-            "group tables below.</p>")
-
-
-def _group_table(res: Dict[str, Any], column: str, t: float, metrics: Sequence[str], side: str = "probe") -> str:
-    frames = {m: _frame(res, m, column, t, side) for m in metrics}
-    first = next((f for f in frames.values() if f), None)
+def _group_table(res: Dict[str, Any], column: str, t: float, metrics: Sequence[str],
+                 side: str = "probe") -> Optional[GroupTable]:
+    frames = tuple(find_frame(res, m, column, t, side) for m in metrics)
+    first = next((f for f in frames if f), None)
     if first is None:
-        return ""
-    groups = list(first["by_group"])
+        return None
     comp = res.get("composition", {}).get(side, {}).get(column, {})
-    head = "".join(f"<th>{escape(SHORT[m])}</th>" for m in metrics)
-    label = "Gallery group" if side == "gallery" else "Group"
-    rows = [f"<tr><th>{label}</th><th>Photos</th>{head}</tr>"]
-    for g in groups:
-        n = comp.get(g, "")
-        cells = "".join(rate_cell(frames[m]["by_group"].get(g) if frames[m] else None, True) for m in metrics)
+    rows = []
+    for g in first["by_group"]:
         who = (first["by_group"].get(g) or {}).get("subjects", 0)
-        small = side == "probe" and g != "unknown" and who < min_group(res)
-        mark = "<br><small class='few'>too small to compare</small>" if small else ""
-        rows.append(f"<tr><td>{escape(g)}{mark}</td><td class='n'>{n}</td>{cells}</tr>")
-    cells = "".join(rate_cell(frames[m]["overall"] if frames[m] else None, True) for m in metrics)
-    rows.append(f"<tr><td><b>everyone</b></td><td></td>{cells}</tr>")
-    rcells = []
-    for m in metrics:
-        f = frames[m]
-        if not f:
-            rcells.append("<td></td>")
-        elif f["ratio"] is not None and f.get("highest"):
-            rcells.append(f"<td class='n'><b>{f['ratio']:.3g}×</b><br><small>{escape(f['highest'])} / "
-                          f"{escape(f['lowest'])}</small></td>")
-        else:
-            rcells.append(f"<td><small>{escape(f['ratio_note'] or 'undefined')}</small></td>")
-    rows.append(f"<tr><td>highest ÷ lowest</td><td></td>{''.join(rcells)}</tr>")
-    html = "<table>" + "".join(rows) + "</table>"
+        rows.append(GroupTableRow(g, side == "probe" and g != "unknown" and who < min_group(res), comp.get(g, ""),
+                                  tuple(f["by_group"].get(g) if f else None for f in frames)))
+    diffs = ()
     if side == "probe":
-        lines = []
-        for setting in ("1:1", "1:N"):
-            d = _diff(res, column, t, setting)
-            if not d:
-                continue
-            note = f" <small>({escape('; '.join(d['notes']))})</small>" if d["notes"] else ""
-            lines.append(
-                f"<li>{setting} ({d['false_match']}, {d['false_non_match']}; α = {d['alpha']:g}): "
-                f"FDR <b>{num(d['fdr'])}</b> (1 = fair), IR <b>{num(d['ir'])}</b> (1 = fair), "
-                f"GARBE <b>{num(d['garbe'])}</b> (0 = fair){note}</li>"
-            )
-        if lines:
-            html += "<ul class='small'>" + "".join(lines) + "</ul>"
-    return html
+        diffs = tuple(d for d in (_diff(res, column, t, setting) for setting in ("1:1", "1:N")) if d)
+    return GroupTable("Gallery group" if side == "gallery" else "Group", tuple(metrics), tuple(rows),
+                      tuple(f["overall"] if f else None for f in frames), frames, diffs)
 
 
-def _group_sections(res: Dict[str, Any]) -> str:
-    out = []
+class GroupDetails(NamedTuple):
+    threshold: float
+    reasons: str
+    open: bool
+    table: Optional[GroupTable]
+
+
+class GroupColumn(NamedTuple):
+    name: str
+    details: Tuple[GroupDetails, ...]
+
+
+class GroupSections(NamedTuple):
+    columns: Tuple[GroupColumn, ...]
+    threshold: float
+    intersections: Tuple[Tuple[str, Optional[GroupTable]], ...]  # ("sex × age", table)
+
+
+def _group_sections(res: Dict[str, Any]) -> GroupSections:
     mt = headline_threshold(res)
-    ths = [s["threshold"] for s in res["summaries"]]
     metrics = ["ACLU_COUNT", "FPIR", "FNIR", "FMR", "FNMR"]
     shown = {mt, max(res["thresholds"])}
-    for col in _base_columns(res):
-        out.append(f"<h3>By {escape(col)} (of the person searched)</h3>")
-        for t in ths:
-            why = ", ".join(_summary(res, t)["reasons"])
-            opn = " open" if any(abs(t - x) < 1e-9 for x in shown) else ""
-            out.append(f"<details{opn}><summary>At threshold {tfmt(t)} <small>({escape(why)})</small></summary>"
-                       + _group_table(res, col, t, metrics) + "</details>")
-    inter = [c for c in res["group_columns"] if "&" in c]
-    if inter:
-        out.append(f"<h3>Intersections (two labels at once), at threshold {tfmt(mt)}</h3>")
-        out.append("<p class='small'>Groups get small quickly here; most rates below rest on few errors. "
-                   "Every threshold is in results.json.</p>")
-        for col in inter:
-            out.append(f"<details><summary>{escape(col.replace('&', ' × '))}</summary>"
-                       + _group_table(res, col, mt, metrics) + "</details>")
-    return "\n".join(out)
+    columns = tuple(GroupColumn(col, tuple(
+        GroupDetails(s["threshold"], ", ".join(s["reasons"]), any(abs(s["threshold"] - x) < 1e-9 for x in shown),
+                     _group_table(res, col, s["threshold"], metrics))
+        for s in res["summaries"])) for col in base_columns(res))
+    inter = tuple((col.replace("&", " × "), _group_table(res, col, mt, metrics))
+                  for col in res["group_columns"] if "&" in col)
+    return GroupSections(columns, mt, inter)
 
 
-def _gallery_sections(res: Dict[str, Any]) -> str:
-    out = []
+def _gallery_sections(res: Dict[str, Any]) -> Tuple[Tuple[str, Optional[GroupTable]], ...]:
     mt = headline_threshold(res)
-    for col in res["gallery_group_columns"]:
-        out.append(f"<h3>By {escape(col)} of the gallery photo</h3>")
-        out.append(_group_table(res, col, mt, ["FPIR", "ACLU_COUNT", "FMR"], side="gallery"))
-    return "\n".join(out)
+    return tuple((col, _group_table(res, col, mt, ["FPIR", "ACLU_COUNT", "FMR"], side="gallery"))
+                 for col in res["gallery_group_columns"])
 
 
 def _colors(groups: Sequence[str]) -> Dict[str, str]:
     return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
 
 
-def _charts(res: Dict[str, Any]) -> str:
+class Figure(NamedTuple):
+    """One chart and its caption (HTML text under the chart, so it is never cut by the drawing's width)."""
+
+    svg: Markup
+    caption: str
+
+
+class DetChart(NamedTuple):
+    title: str
+    empty: bool
+    svg: Optional[Markup]
+    caption: str = ""
+
+
+class Charts(NamedTuple):
+    lines: Tuple[Figure, ...]  # false leads and misses against the threshold
+    det: bool  # exact scores: DET curves and score distributions exist
+    drawable: bool
+    det_charts: Tuple[DetChart, ...]
+    histogram: Optional[Markup]
+
+
+def _drawn_groups(res: Dict[str, Any], col: str, groups: Iterable[str]) -> Tuple[List[str], str]:
+    """The groups of ``col`` big enough to draw, and a sentence naming those left out and why ("" if none).
+
+    The size rule is the tables': fewer than ``min_group_searches`` people searched (at the headline
+    threshold) is too few for a line to mean anything.
+    """
+    if col == "":
+        return list(groups), ""
+    t = headline_threshold(res)
+    keep: List[Tuple[str, int]] = []
+    small: List[Tuple[str, int]] = []
+    for g in groups:
+        n = group_people(res, col, g, t)
+        (small if n < min_group(res) else keep).append((g, n))
+    if not small:
+        return [g for g, _ in keep], ""
+    names = ", ".join(f"{g} ({n} {'person' if n == 1 else 'people'})" for g, n in small)
+    return [g for g, _ in keep], (f"Not drawn: {names}, below the {min_group(res)} people searched that a group "
+                                  "needs for its rates to be compared (their counts are in the tables).")
+
+
+def _identification_charts(res: Dict[str, Any]) -> Tuple[Figure, ...]:
     cur = res["curves"]
     grid = cur["grid"]
-    vlines = [(t, tfmt(t)) for t in res["thresholds"]]
-    out = ['<div class="charts">']
     x_lo = grid[0]
     every = cur["identification"].get("", {}).get("all")
     if every and res["engine"]["exact_scores"]:
@@ -340,82 +268,120 @@ def _charts(res: Dict[str, Any]) -> str:
             if (fp is not None and fp < 1.0) or (fn is not None and fn > 0.0):
                 x_lo = max(grid[0], 10.0 * math.floor((x - 10.0) / 10.0))
                 break
-    cols = [""] + [c for c in _base_columns(res) if c in cur["identification"]]
-    for col in cols:
+    out = []
+    for col in [""] + [c for c in base_columns(res) if c in cur["identification"]]:
         series = []
         groups = cur["identification"].get(col, {})
         colors = _colors(list(groups))
-        for g, d in groups.items():
+        drawn, left_out = _drawn_groups(res, col, groups)
+        for g in drawn:
+            d = groups[g]
             name = "everyone" if col == "" else g
             if any(v is not None for v in d["FPIR"]):
                 series.append(Series(f"{name}: FPIR", list(zip(grid, d["FPIR"])), colors[g]))
             if any(v is not None for v in d["FNIR"]):
                 series.append(Series(f"{name}: FNIR", list(zip(grid, d["FNIR"])), colors[g], dash="6 4"))
-        if not series:
-            continue
-        title = "False leads and misses" + (f", by {col}" if col else ", everyone")
-        out.append(line_chart(series, title=title, x_label="Similarity threshold (higher is stricter)",
-                              y_label="share of searches", x_range=(x_lo, 100.0), y_range=(0.0, 1.0),
-                              y_percent=True, vlines=vlines))
+        if not series and left_out:
+            out.append(Figure(Markup(""), f"False leads and misses, by {col}: no group is drawn. " + left_out))
+        elif series:
+            out.append(Figure(line_chart(
+                series, title="False leads and misses" + (f", by {col}" if col else ", everyone"),
+                x_label="Similarity threshold (higher is stricter)", y_label="share of searches",
+                x_range=(x_lo, 100.0), y_range=(0.0, 1.0), y_percent=True,
+                vlines=[(t, tfmt(t)) for t in res["thresholds"]]),
+                "FPIR (solid): share of the people not in the gallery who got a false candidate. FNIR (dashed): "
+                "share of the people in the gallery who were not found." + (" " + left_out if left_out else "")))
+    return tuple(out)
+
+
+def _det_chart(res: Dict[str, Any], col: str, groups: Dict[str, Any]) -> DetChart:
+    colors = _colors(list(groups))
+    drawn, left_out = _drawn_groups(res, col, groups)
+    series = []
+    for g in drawn:
+        # log axes: only thresholds where both error rates are above 0 can be drawn
+        p = [(f, n) for _, f, n in groups[g] if f > 0 and n > 0]
+        if p:
+            series.append(Series("everyone" if col == "" else g, p, colors[g]))
+    title = "DET: misses vs false matches" + (f", by {col}" if col else "")
+    caption = ("Lower left is better. Thresholds with a rate of 0 cannot be drawn on log axes."
+               + (" " + left_out if left_out else ""))
+    if not series:
+        return DetChart(title, True, None, ("No group is drawn. " + left_out) if left_out and not drawn else "")
+    lo_f = min(f for s_ in series for f, _ in s_.points)
+    lo_n = min(n for s_ in series for _, n in s_.points)
+    return DetChart(title, False, line_chart(
+        series, title=title, x_label="FMR, false match rate (log scale)", y_label="FNMR, false non-match rate (log)",
+        x_range=(min(1e-4, 10.0 ** math.floor(math.log10(lo_f))), 1.0),
+        y_range=(min(1e-2, 10.0 ** math.floor(math.log10(lo_n))), 1.0), log_x=True, log_y=True), caption)
+
+
+def _charts(res: Dict[str, Any]) -> Charts:
+    cur = res["curves"]
+    det = bool(cur["det"])
     drawable = any(f > 0 and n > 0 for pts in cur["det"].get("", {}).values() for _, f, n in pts)
-    if cur["det"] and not drawable:
-        out.append("<div class='chart nodata'><b>DET: misses against false matches</b><p>Nothing to draw: at "
-                   "every threshold either no false match or no false non-match occurred in this data, and a rate "
-                   "of 0 cannot sit on a log axis. More comparisons are needed for DET curves.</p></div>")
-    if cur["det"] and drawable:
-        for col in [""] + [c for c in _base_columns(res) if c in cur["det"]]:
-            groups = cur["det"].get(col, {})
-            colors = _colors(list(groups))
-            series = []
-            for g, pts in groups.items():
-                # log axes: only thresholds where both error rates are above 0 can be drawn
-                p = [(f, n) for _, f, n in pts if f > 0 and n > 0]
-                if p:
-                    series.append(Series("everyone" if col == "" else g, p, colors[g]))
-            title = "DET: misses vs false matches" + (f", by {col}" if col else "")
-            if not series:
-                out.append(f"<div class='chart nodata'><b>{escape(title)}</b><p>Nothing to draw: at every threshold "
-                           "either no false match or no false non-match occurred in this data, and a rate of 0 "
-                           "cannot sit on a log axis. More comparisons are needed for a DET curve.</p></div>")
-                continue
-            lo_f = min(f for s_ in series for f, _ in s_.points)
-            lo_n = min(n for s_ in series for _, n in s_.points)
-            out.append(line_chart(
-                series, title=title,
-                x_label="FMR, false match rate (log scale)", y_label="FNMR, false non-match rate (log)",
-                x_range=(min(1e-4, 10.0 ** math.floor(math.log10(lo_f))), 1.0),
-                y_range=(min(1e-2, 10.0 ** math.floor(math.log10(lo_n))), 1.0), log_x=True, log_y=True,
-                note="Lower left is better. Thresholds with a rate of 0 cannot be drawn on log axes."))
-    if cur["det"]:
-        gen = cur["genuine"].get("", {}).get("all")
-        imp = cur["impostor"].get("", {}).get("all")
-        if gen and imp:
-            sg, si = sum(gen) or 1, sum(imp) or 1
-            out.append(histogram_chart(
-                [("same person (genuine pairs)", [v / sg for v in gen], PALETTE[2]),
-                 ("different people (impostor pairs)", [v / si for v in imp], PALETTE[1])],
-                bin_width=cur["bin_width"], title="How alike the model finds two photos",
-                x_label="Similarity (0-100)", y_label="share of pairs (log scale)", vlines=vlines))
-    else:
-        out.append("<p>Score distributions and DET curves need every pair's exact score (the local engine); "
-                   "this engine only returned candidates at or above the lowest threshold.</p>")
-    out.append("</div>")
-    if cur["det"]:
-        out.append("<p class='small'>The score chart's vertical axis is logarithmic so that the rare strangers "
-                   "who score high stay visible: every impostor pair to the right of a threshold line is a false "
-                   "match at that threshold.</p>")
-    return "\n".join(out)
+    det_charts: Tuple[DetChart, ...] = ()
+    if det and drawable:
+        det_charts = tuple(_det_chart(res, col, cur["det"].get(col, {}))
+                           for col in [""] + [c for c in base_columns(res) if c in cur["det"]])
+    histogram = None
+    gen = cur["genuine"].get("", {}).get("all") if det else None
+    imp = cur["impostor"].get("", {}).get("all") if det else None
+    if gen and imp:
+        sg, si = sum(gen) or 1, sum(imp) or 1
+        histogram = histogram_chart(
+            [("same person (genuine pairs)", [v / sg for v in gen], PALETTE[2]),
+             ("different people (impostor pairs)", [v / si for v in imp], PALETTE[1])],
+            bin_width=cur["bin_width"], title="How alike the model finds two photos",
+            x_label="Similarity (0-100)", y_label="share of pairs (log scale)",
+            vlines=[(t, tfmt(t)) for t in res["thresholds"]])
+    return Charts(_identification_charts(res), det, drawable, det_charts, histogram)
 
 
-def _labels(row: Dict[str, str], side: str, columns: Sequence[str]) -> str:
-    """The group labels of one face of a pair, e.g. " (sex F, race black)"."""
-    parts = [f"{escape(c)} {escape(row[f'{side}_{c}'] or 'unknown')}" for c in columns if f"{side}_{c}" in row]
-    return f"<br><span class='lab'>{', '.join(parts)}</span>" if parts else ""
+class Face(NamedTuple):
+    side: str
+    subject: str
+    uri: Optional[str]  # data: URI of the thumbnail, None when not shown
+    why: str  # why not shown
 
 
-def _thumbnails(res: Dict[str, Any], candidates: Sequence[Dict[str, str]], base: Path, policy: ThumbnailPolicy) -> str:
-    floor = min(res["thresholds"])
-    t = max(headline_threshold(res), floor)
+class Card(NamedTuple):
+    """One false candidate: the searched photo and the candidate, with their group labels."""
+
+    images: Tuple[Face, Face]
+    similarity: str
+    probe_subject: str
+    probe_labels: Tuple[Tuple[str, str], ...]
+    candidate_subject: str
+    candidate_labels: Tuple[Tuple[str, str], ...]
+
+
+class Thumbnails(NamedTuple):
+    t: float
+    searches: int  # searches with a false candidate at or above t
+    enabled: bool
+    cards: Tuple[Card, ...]
+    more: int
+
+
+def _labels(row: Dict[str, str], side: str, columns: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
+    """The group labels of one face of a pair, e.g. (("sex", "F"), ("race", "black"))."""
+    return tuple((c, row[f"{side}_{c}"] or "unknown") for c in columns if f"{side}_{c}" in row)
+
+
+def _card(row: Dict[str, str], base: Path, policy: ThumbnailPolicy, columns: Sequence[str]) -> Card:
+    faces = []
+    for side, key in (("probe", "probe_image"), ("candidate", "candidate_image")):
+        why = _excluded(row, side, policy)
+        uri = None if why else _thumb(base / row[key], policy.size)
+        faces.append(Face(side, row[side + "_subject"], uri, why or "image not found"))
+    return Card((faces[0], faces[1]), f"{float(row['similarity']):.1f}", row["probe_subject"],
+                _labels(row, "probe", columns), row["candidate_subject"], _labels(row, "candidate", columns))
+
+
+def _thumbnails(res: Dict[str, Any], candidates: Sequence[Dict[str, str]], base: Path,
+                policy: ThumbnailPolicy) -> Thumbnails:
+    t = max(headline_threshold(res), min(res["thresholds"]))
     best: Dict[str, Dict[str, str]] = {}
     for row in candidates:
         if row.get("mated") != "false":
@@ -430,183 +396,67 @@ def _thumbnails(res: Dict[str, Any], candidates: Sequence[Dict[str, str]], base:
         if k not in best or s > float(best[k]["similarity"]):
             best[k] = row
     rows = sorted(best.values(), key=lambda r: -float(r["similarity"]))
-    intro = (f"<p>Every search with a false candidate at or above {tfmt(t)}: the searched photo (left) and "
-             f"its highest-scoring candidate who is somebody else (right), each with its group labels from the "
-             f"manifests. {len(rows):,} searches; all candidates "
-             f"are in <code>candidates.csv</code>.</p><p class='lead'>{LEAD_NOTE}</p>")
-    if not rows:
-        return intro + "<p>No false candidates at this threshold.</p>"
-    if not policy.enabled:
-        return intro + "<p>Thumbnails are switched off for this report (<code>--no-thumbnails</code>).</p>"
-    columns = list(dict.fromkeys(base_columns(res) + list(res.get("gallery_group_columns", []))))
-    cards = []
-    for row in rows[: policy.max_pairs]:
-        imgs = []
-        for side, key in (("probe", "probe_image"), ("candidate", "candidate_image")):
-            why = _excluded(row, side, policy)
-            uri = None if why else _thumb(base / row[key], policy.size)
-            if uri:
-                imgs.append(f'<img src="{uri}" alt="{escape(side)} {escape(row[side + "_subject"])}">')
-            else:
-                imgs.append(f'<span class="ph">not shown<br>({escape(why or "image not found")})</span>')
-        cards.append(
-            f'<div class="pair">{imgs[0]} {imgs[1]}<br><span class="sim">{float(row["similarity"]):.1f}</span> '
-            f'similarity<br><small>searched {escape(row["probe_subject"])}{_labels(row, "probe", columns)}<br>'
-            f'candidate {escape(row["candidate_subject"])} (a different person)'
-            f'{_labels(row, "candidate", columns)}</small></div>')
-    more = len(rows) - policy.max_pairs
-    tail = f"<p>{more:,} more in candidates.csv.</p>" if more > 0 else ""
-    return intro + '<div class="pairs">' + "".join(cards) + "</div>" + tail
+    cards: Tuple[Card, ...] = ()
+    if rows and policy.enabled:
+        columns = list(dict.fromkeys(base_columns(res) + list(res.get("gallery_group_columns", []))))
+        cards = tuple(_card(row, base, policy, columns) for row in rows[: policy.max_pairs])
+    return Thumbnails(t, len(rows), policy.enabled, cards, len(rows) - policy.max_pairs)
 
 
-def _failures(res: Dict[str, Any]) -> str:
-    f = res["failures"]
-    if not f:
-        return "<p>Every photo had a usable face.</p>"
-    rows = "".join(f"<tr><td>{escape(x['side'])}</td><td>{escape(Path(x['image']).name)}</td>"
-                   f"<td>{escape(x['subject'])}</td><td>{escape(x['reason'])}</td></tr>" for x in f[:300])
-    more = f"<p>{len(f) - 300:,} more in results.json.</p>" if len(f) > 300 else ""
-    return (f"<details><summary>{len(f):,} photo(s) without a usable face (failures to enrol or acquire)"
-            f"</summary><table><tr><th>Side</th><th>Image</th><th>Subject</th><th>Reason</th></tr>{rows}"
-            f"</table>{more}</details>")
-
-
-def _composition(res: Dict[str, Any]) -> str:
+def _composition(res: Dict[str, Any]) -> Tuple[Tuple[str, Tuple[Tuple[str, Dict[str, int], int], ...]], ...]:
+    """Per side with labels: (title, ((column, photos per group, total or 1), ...))."""
     out = []
     for side, title in (("probe", "People searched"), ("gallery", "Gallery")):
         comp = res.get("composition", {}).get(side, {})
-        if not comp:
-            continue
-        parts = []
-        for col, groups in comp.items():
-            total = sum(groups.values()) or 1
-            cells = ", ".join(f"{escape(g)} {n:,} ({100 * n / total:.0f}%)" for g, n in groups.items())
-            parts.append(f"<tr><td>{escape(col)}</td><td>{cells}</td></tr>")
-        out.append(f"<h3>{title}: who is in it</h3><table><tr><th>Label</th><th>Photos per group</th></tr>"
-                   + "".join(parts) + "</table>")
-    return "\n".join(out)
+        if comp:
+            out.append((title, tuple((col, groups, sum(groups.values()) or 1) for col, groups in comp.items())))
+    return tuple(out)
 
 
-def _method(res: Dict[str, Any]) -> str:
-    defs = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}.</li>" for k, v in res.get("metric_definitions", {}).items())
-    a = res["alpha"]
-    eng = res["engine"]
-    return f"""
-<ul>{defs}</ul>
-<p>A search is <i>mated</i> when the searched person has at least one photo in the gallery manifests.
-Only the largest face of each photo is used. Similarity is 0-100, higher is more alike; a comparison is a
-match at threshold t when its similarity is at least t. {escape(eng['similarity'])}.</p>
-<p>Intervals: Wilson score interval (95%); bootstrap percentile interval from {res['bootstrap_resamples']:,}
-resamples of the people searched (seed {res['bootstrap_seed']}), computed from each person's own counts.</p>
-<p>Differences between groups (known groups only; "unknown" is left out), with α = {a:g}:</p>
-<ul class="formula">
-<li>ratio = highest group rate / lowest group rate (undefined when the lowest is 0)</li>
-<li>FDR = 1 − (α·max|FMR<sub>i</sub> − FMR<sub>j</sub>| + (1 − α)·max|FNMR<sub>i</sub> − FNMR<sub>j</sub>|)
- (Pereira &amp; Marcel 2021; 1 = fair)</li>
-<li>IR = (max FMR / min FMR)<sup>α</sup> · (max FNMR / min FNMR)<sup>1 − α</sup> (1 = fair)</li>
-<li>GARBE = α·Gini(FMR<sub>g</sub>) + (1 − α)·Gini(FNMR<sub>g</sub>),
- Gini(x) = n/(n − 1) · Σ<sub>i</sub>Σ<sub>j</sub>|x<sub>i</sub> − x<sub>j</sub>| / (2n²·mean(x)) (Howard et al. 2022; 0 = fair)</li>
-</ul>
-<p>The same formulas are applied to the search rates (FPIR in place of FMR, FNIR in place of FNMR), marked 1:N.</p>
-"""
+def _timings(res: Dict[str, Any]) -> str:
+    return ", ".join(f"{k[:-2].replace('_', ' ')} {v:g} s" if k.endswith("_s") else f"{k.replace('_', ' ')} {v:g}"
+                     for k, v in res.get("timings", {}).items())
 
 
-def _provenance(res: Dict[str, Any]) -> str:
-    eng = res["engine"]
-    rows = "".join(f"<tr><td>{escape(m['side'])}</td><td>{escape(m['path'])}</td><td class='n'>{m['rows']:,}</td>"
-                   f"<td><code>{escape(m['sha256'])}</code></td></tr>" for m in res["manifests"])
-    search = ", ".join(f"{escape(str(k))}={escape(str(v))}" for k, v in (eng.get("search") or {}).items())
-    cmd = (f"<p>Command, as typed:</p><pre class='cmd'>{escape(res['command'])}</pre>" if res.get("command") else "")
-    timings = ", ".join(f"{k[:-2].replace('_', ' ')} {v:g} s" if k.endswith("_s") else f"{k.replace('_', ' ')} {v:g}"
-                        for k, v in res.get("timings", {}).items())
-    return (f"<p>Engine <b>{escape(eng['kind'])}</b>, model <b>{escape(eng['model'])}</b>, FaceModelVersion "
-            f"<code>{escape(eng['face_model_version'])}</code>"
-            + (f", endpoint <code>{escape(eng['endpoint'])}</code>" if eng.get("endpoint") else "")
-            + f". Model's own threshold {tfmt(eng['model_threshold'])}: {escape(eng['model_threshold_source'])}. "
-            + (f" Similarity scale version <code>{escape(eng['similarity_scale_version'])}</code>."
-               if eng.get("similarity_scale_version") else "")
-            + (f" Networks ran on {escape(eng['runtime'])} (every runtime gives the same embeddings)."
-               if eng.get("runtime") else "")
-            + f" Search: {search}.</p><table><tr><th>Side</th><th>Manifest</th><th>Rows</th><th>SHA-256</th></tr>"
-            f"{rows}</table>{cmd}<p class='small'>faceaudit {escape(res['faceaudit_version'])}, "
-            f"{escape(res['created'])}; {escape(timings)}.</p>")
+class ReportView(NamedTuple):
+    """Everything report.html shows beyond results.json's own fields, computed before laying out."""
 
-
-def _warnings(res: Dict[str, Any]) -> str:
-    warn = res.get("warnings", [])
-    if not warn:
-        return "<p>Every rate rests on at least 30 errors.</p>"
-    items = []
-    for w in warn:
-        if isinstance(w, str):  # results.json written before warnings were grouped
-            items.append(escape(w))
-            continue
-        details = w.get("details") or []
-        more = (f"<details><summary>{len(details):,} item(s)</summary><ul class='small'>"
-                + "".join(f"<li>{escape(d)}</li>" for d in details) + "</ul></details>") if details else ""
-        items.append(escape(w["message"]) + more)
-    return "<ul class='caveat'>" + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
+    first_screen: FirstScreen
+    caveats: Caveats
+    more_findings: MoreFindings
+    aclu: AcluSection
+    shares: Tuple[ShareSet, ...]
+    promise: Optional[PromiseSection]
+    metrics: Tuple[str, ...]
+    cross: Tuple[CrossTable, ...]
+    charts: Charts
+    projections: Tuple[Tuple[float, Dict[str, Any]], ...]
+    groups: GroupSections
+    gallery: Tuple[Tuple[str, Optional[GroupTable]], ...]
+    composition: Tuple[Tuple[str, Tuple[Tuple[str, Dict[str, int], int], ...]], ...]
+    thumbnails: Thumbnails
+    search: Tuple[Tuple[str, str], ...]
+    timings: str
 
 
 def render_report(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = (), base_dir: "Path | str" = ".",
                   thumbnails: Optional[ThumbnailPolicy] = None) -> str:
     """The report page for a results.json dict (and candidates.csv rows for the thumbnails)."""
-    policy = thumbnails or ThumbnailPolicy()
-    base = Path(base_dir)
     c = res["counts"]
     eng = res["engine"]
+    view = ReportView(
+        first_screen=first_screen(res, candidates),
+        caveats=Caveats(c["gallery_images"], min_group(res), tuple(res.get("notes", []))),
+        more_findings=_more_findings(res), aclu=aclu_section(res), shares=share_section(res),
+        promise=promise_section(res), metrics=("ACLU_COUNT", "FPIR", "FNIR", "MATED_FALSE", "FMR", "FNMR"),
+        cross=cross_section(res), charts=_charts(res),
+        projections=tuple((s["threshold"], s["projection"]) for s in res["summaries"]
+                          if s.get("projection") and s["projection"].get("expected") is not None),
+        groups=_group_sections(res), gallery=_gallery_sections(res), composition=_composition(res),
+        thumbnails=_thumbnails(res, candidates, Path(base_dir), thumbnails or ThumbnailPolicy()),
+        search=tuple((str(k), str(v)) for k, v in (eng.get("search") or {}).items()), timings=_timings(res))
     title = f"Face search audit: {c['probes']:,} searches against {c['gallery_images']:,} photos"
-    version = eng.get("similarity_scale_version")
-    body = f"""<main>
-<h1>{escape(title)}</h1>
-<p class="meta">Engine {escape(eng['kind'])} · model {escape(eng['model'])} ({escape(eng['face_model_version'])}{
-        f", scale {escape(version)}" if version else ""}) · thresholds {", ".join(tfmt(t) for t in res['thresholds'])} ·
-faceaudit {escape(res['faceaudit_version'])} · {escape(res['created'])}</p>
-<p class="lead">{LEAD_NOTE}</p>
-<h2>What we found</h2>
-{first_screen(res)}
-<h2>What this test can and cannot show</h2>
-{_caveats(res)}
-<h2>More findings</h2>
-{_more_findings(res)}
-<h2>Against the ACLU's 2018 test, per comparison</h2>
-{aclu_section(res)}
-<h2>Who is falsely matched: the composition test</h2>
-{share_section(res)}
-<h2>The Similarity scale's promise against this audit</h2>
-{promise_section(res)}
-<h2>Results at each threshold</h2>
-{_main_table(res)}
-<h2>Who is matched to whom</h2>
-{cross_section(res)}
-<h2>Charts</h2>
-{_charts(res)}
-<h2>Projection to the ACLU's search size</h2>
-{_projection_table(res)}
-<h2>Thresholds for a fixed false match rate, or a fixed number of falsely matched searches</h2>
-{_targets_table(res)}
-{_match_count_table(res)}
-<h2>Rates by group</h2>
-<p>Rates of the people searched, split by their labels in the manifest. Each cell: errors / trials, the rate,
-and its 95% interval. † fewer than 30 errors.</p>
-{_group_sections(res)}
-<h2>Where the false candidates came from</h2>
-<p>The same searches, counting only false candidates from one part of the gallery: FPIR and the share of
-searches with a false candidate from that part, and the false match rate of comparisons with its photos.</p>
-{_gallery_sections(res)}
-{_composition(res)}
-<h2>False candidates, side by side</h2>
-{_thumbnails(res, candidates, base, policy)}
-<h2>Failures</h2>
-{_failures(res)}
-<h2>Warnings</h2>
-{_warnings(res)}
-<h2>Method and definitions</h2>
-{_method(res)}
-<h2>Reproducibility</h2>
-{_provenance(res)}
-</main>"""
-    return page(title, body)
+    return page(title, render("report.html.j2", title=title, res=res, eng=eng, v=view))
 
 
 def build_report(out_dir: "str | Path", thumbnails: Optional[ThumbnailPolicy] = None) -> Path:
@@ -624,8 +474,10 @@ def build_report(out_dir: "str | Path", thumbnails: Optional[ThumbnailPolicy] = 
     candidates: List[Dict[str, str]] = []
     cpath = out / CANDIDATES_CSV
     if cpath.is_file():
-        with open(cpath, newline="", encoding="utf-8") as fh:
-            candidates = list(csv.DictReader(fh))
+        from faceaudit._csv import restore
+
+        with open(cpath, newline="", encoding="utf-8") as fh:  # cells as written before neutralising
+            candidates = [{k: restore(v or "") for k, v in row.items()} for row in csv.DictReader(fh)]
     html = render_report(res, candidates, out, thumbnails)
     target = out / REPORT_HTML
     tmp = target.with_suffix(".html.tmp")

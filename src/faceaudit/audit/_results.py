@@ -100,8 +100,12 @@ class Rate:
 
 
 @dataclass(frozen=True)
-class MetricFrame:
-    """One metric at one threshold, overall and per group of one column (like fairlearn's MetricFrame).
+class ThresholdMetrics:
+    """One metric at one threshold: its overall rate and the rate of each group of one column.
+
+    A per-threshold record (one entry of ``AuditResult.frames``, the results.json
+    key), not an aggregator: the audit builds one for every metric, threshold and
+    column.
 
     ``side`` says whose label defines the groups: "probe" (the person searched)
     or "gallery" (the gallery face that matched; FPIR/ACLU_COUNT then count false
@@ -122,6 +126,26 @@ class MetricFrame:
     ratio_note: Optional[str]
     highest: Optional[str]
     lowest: Optional[str]
+
+
+@dataclass(frozen=True)
+class MetricByGroup:
+    """One metric over one column at every threshold: the overall / by-group / difference / ratio view.
+
+    Built from the :class:`ThresholdMetrics` records (:meth:`AuditResult.by_group`);
+    index ``k`` is ``thresholds[k]`` (ascending) in every tuple. ``difference[k]`` =
+    highest - lowest group rate and ``ratio[k]`` = highest / lowest (None: undefined),
+    over the known groups compared, as in each record.
+    """
+
+    metric: str
+    column: str
+    side: str
+    thresholds: Tuple[float, ...]
+    overall: Tuple[Rate, ...]
+    by_group: Mapping[str, Tuple[Rate, ...]]
+    difference: Tuple[Optional[float], ...]
+    ratio: Tuple[Optional[float], ...]
 
 
 @dataclass(frozen=True)
@@ -417,7 +441,7 @@ class AuditResult:
     counts: AuditCounts
     composition: Mapping[str, Mapping[str, Mapping[str, int]]]
     summaries: Tuple[ThresholdSummary, ...]
-    frames: Tuple[MetricFrame, ...]
+    frames: Tuple[ThresholdMetrics, ...]
     differentials: Tuple[Differential, ...]
     cross_tables: Tuple[CrossTable, ...]
     fmr_targets: Tuple[FMRTarget, ...]
@@ -431,6 +455,7 @@ class AuditResult:
     match_counts: Tuple[MatchCountPoint, ...] = ()
     promise_checks: Tuple[PromiseCheck, ...] = ()
     min_group_searches: int = 10
+    conditions: Tuple[Any, ...] = ()  # ConditionResult per probe condition (audit/_conditions.py), clean first
     metric_definitions: Mapping[str, str] = field(default_factory=lambda: dict(METRICS))
 
     def to_dict(self) -> Dict[str, Any]:
@@ -448,8 +473,21 @@ class AuditResult:
                 return s
         raise KeyError(threshold)
 
-    def frame(self, metric: str, column: str, threshold: float, side: str = "probe") -> MetricFrame:
+    def frame(self, metric: str, column: str, threshold: float, side: str = "probe") -> ThresholdMetrics:
         for f in self.frames:
             if f.metric == metric and f.column == column and f.side == side and abs(f.threshold - threshold) < 1e-9:
                 return f
         raise KeyError((metric, column, threshold, side))
+
+    def by_group(self, metric: str, column: str, side: str = "probe") -> MetricByGroup:
+        """One metric of one column at every threshold (KeyError when the audit has no such records)."""
+        recs = sorted((f for f in self.frames if f.metric == metric and f.column == column and f.side == side),
+                      key=lambda f: f.threshold)
+        if not recs:
+            raise KeyError((metric, column, side))
+        groups = list(recs[0].by_group)
+        return MetricByGroup(
+            metric, column, side, tuple(f.threshold for f in recs), tuple(f.overall for f in recs),
+            {g: tuple(f.by_group[g] for f in recs) for g in groups},
+            tuple(f.difference for f in recs), tuple(f.ratio for f in recs),
+        )

@@ -78,6 +78,8 @@ class AuditRun:
 
     def write(self, out_dir: "str | Path", report: bool = True, **report_options) -> Dict[str, Path]:
         """Write results.json, candidates.csv and (``report``) report.html into ``out_dir``."""
+        from faceaudit._csv import neutralise
+
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"results": out / RESULTS_JSON, "candidates": out / CANDIDATES_CSV}
@@ -90,9 +92,9 @@ class AuditRun:
             fields = list(first) if first else list(CANDIDATE_COLUMNS)
             w = csv.DictWriter(fh, fieldnames=fields)
             w.writeheader()
-            if first:
-                w.writerow(first)
-                w.writerows(rows)
+            if first:  # no cell a spreadsheet would run (subjects and labels are the submitter's text)
+                w.writerow({k: neutralise(v) for k, v in first.items()})
+                w.writerows({k: neutralise(v) for k, v in row.items()} for row in rows)
         if report:
             from faceaudit.audit._report import build_report
 
@@ -147,6 +149,31 @@ def _notes(design: AuditDesign, o: SearchOutcomes, result_counts, engine_info) -
     return tuple(notes)
 
 
+def _conditions(design: AuditDesign, engine, outcomes: SearchOutcomes, parts, conditions, progress: bool):
+    """A :class:`ConditionResult` per condition, clean first (its numbers are the audit's own)."""
+    from faceaudit.audit._conditions import condition_result, mate_ranks
+    from faceaudit.engine import CLEAN
+
+    if not conditions:
+        return ()
+    ordered = [CLEAN] + [c for c in conditions if not c.is_clean]
+    sim = engine.similarity_function()
+    threshold = engine.info().model_threshold
+    out = []
+    try:
+        for c in ordered:  # one set of workers for every condition
+            cr = engine.run_condition(design, c, progress=progress, close=False)
+            o = outcomes if c.is_clean else cr.outcomes
+            p = parts if c.is_clean else compute(design, o, threshold)
+            ranks = mate_ranks(design, o, cr.probe_vectors, cr.gallery_vectors, sim)
+            out.append(condition_result(design, c, o, p, ranks, cr.embed_seconds, cr.embedded, cr.from_cache))
+    finally:
+        close = getattr(getattr(engine, "executor", None), "close", None)
+        if close is not None:
+            close()
+    return tuple(out)
+
+
 def run_audit(
     probe_manifests: Sequence["Manifest | str | os.PathLike[str]"],
     gallery_manifests: Sequence["Manifest | str | os.PathLike[str]"],
@@ -155,9 +182,19 @@ def run_audit(
     progress: bool = True,
     command: Optional[str] = None,
     notes: Sequence[str] = (),
+    conditions: Sequence = (),
 ) -> AuditRun:
-    """Search every probe against the gallery with ``engine`` and compute every metric."""
+    """Search every probe against the gallery with ``engine`` and compute every metric.
+
+    ``conditions``: probe conditions (:class:`faceaudit.engine.ProbeCondition`) to search the
+    probes under as well, each against the unchanged gallery (local engine only); the clean
+    condition is always among them when any is given. Their results are ``result.conditions``.
+    """
     config = config or AuditConfig()
+    if conditions and not hasattr(engine, "run_condition"):
+        from faceaudit._errors import InvalidParameterError
+
+        raise InvalidParameterError("probe conditions need the local engine (it degrades the probes itself)")
     t0 = time.monotonic()
     pm = tuple(m if isinstance(m, Manifest) else read_manifests([m])[0] for m in probe_manifests)
     gm = tuple(m if isinstance(m, Manifest) else read_manifests([m])[0] for m in gallery_manifests)
@@ -167,8 +204,10 @@ def run_audit(
     info = engine.info()
     parts = compute(design, outcomes, info.model_threshold)
     t2 = time.monotonic()
-    counts = parts["counts"]
-    warnings = result_warnings(parts["summaries"], parts["frames"], design, config.min_errors,
+    counts = parts.counts
+    per_condition = _conditions(design, engine, outcomes, parts, conditions, progress)
+    t3 = time.monotonic()
+    warnings = result_warnings(parts.summaries, parts.frames, design, config.min_errors,
                                config.min_group_searches)
     result = AuditResult(
         faceaudit_version=__version__,
@@ -192,14 +231,16 @@ def run_audit(
             "gallery": {c.name: {g: int((c.codes == i).sum()) for i, g in enumerate(c.groups)}
                         for c in design.gallery_columns},
         },
-        summaries=parts["summaries"], frames=parts["frames"],
-        differentials=parts["differentials"], cross_tables=parts["cross_tables"],
-        fmr_targets=parts["fmr_targets"], curves=parts["curves"], failures=_failures(design, outcomes),
+        summaries=parts.summaries, frames=parts.frames,
+        differentials=parts.differentials, cross_tables=parts.cross_tables,
+        fmr_targets=parts.fmr_targets, curves=parts.curves, failures=_failures(design, outcomes),
         warnings=warnings, notes=_notes(design, outcomes, counts, info) + tuple(notes),
-        timings={"search_s": round(t1 - t0, 2), "metrics_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2),
+        timings={"search_s": round(t1 - t0, 2), "metrics_s": round(t2 - t1, 2), "total_s": round(t3 - t0, 2),
+                 **({"conditions_s": round(t3 - t2, 2)} if per_condition else {}),
                  **{f"images_{k}": float(getattr(engine, k)) for k in ("embedded", "from_cache")
                     if isinstance(getattr(engine, k, None), int)}},
-        command=command, share_tests=parts["share_tests"], match_counts=parts["match_counts"],
-        promise_checks=parts["promise_checks"], min_group_searches=config.min_group_searches,
+        command=command, share_tests=parts.share_tests, match_counts=parts.match_counts,
+        promise_checks=parts.promise_checks, min_group_searches=config.min_group_searches,
+        conditions=per_condition,
     )
     return AuditRun(result=result, design=design, outcomes=outcomes)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from faceaudit._progress import Progress
 from faceaudit.audit._design import AuditDesign
-from faceaudit.audit._progress import Progress
+from faceaudit.audit._groups import GroupColumn
 
 BIN_WIDTH = 0.01
 """Width of the score histogram bins, in Similarity points."""
@@ -88,6 +89,20 @@ class SearchOutcomes:
         return int(hits[0])
 
 
+@dataclass(frozen=True, eq=False)
+class ErrorCounts:
+    """One metric's errors and trials per probe (search): what every rate is summed from.
+
+    ``errors[i, k]``: errors of probe ``i`` at threshold ``k`` (0/1 for search
+    metrics, comparison counts for pair metrics); ``trials[i]``: its trials (the
+    same at every threshold). The rate over probes ``S`` at threshold ``k`` is
+    ``errors[S, k].sum() / trials[S].sum()``.
+    """
+
+    errors: np.ndarray
+    trials: np.ndarray
+
+
 def vectorised_similarity(scale) -> Callable[[np.ndarray], np.ndarray]:
     """Array version of ``scale.to_similarity`` (same arithmetic), rounded to 4 decimals."""
 
@@ -143,6 +158,8 @@ def match_count_thresholds(best_false: np.ndarray, counts: Sequence[int], floor:
 
 
 class _Accumulator:
+    """Every count of every probe, filled block by block (:meth:`add`)."""
+
     def __init__(self, design: AuditDesign, thresholds: np.ndarray, hist_columns: bool):
         P = design.n_probes
         T = len(thresholds)
@@ -165,6 +182,38 @@ class _Accumulator:
             for c in design.probe_columns:
                 self.hist_gen[c.name] = np.zeros((len(c.groups), N_BINS), np.int64)
                 self.hist_imp[c.name] = np.zeros((len(c.groups), N_BINS), np.int64)
+        self.cand_p: List[np.ndarray] = []
+        self.cand_g: List[np.ndarray] = []
+        self.cand_s: List[np.ndarray] = []
+        self.same_pairs = 0
+
+    def add(self, b: "BlockCounts") -> None:
+        """Store the counts of one block of probe rows (each row is written once; histograms add up)."""
+        rows = b.rows
+        self.same_pairs += b.same_pairs
+        self.imp_ge[rows] = b.imp_ge
+        self.gen_ge[rows] = b.gen_ge
+        self.imp_n[rows] = b.imp_n
+        self.gen_n[rows] = b.gen_n
+        self.best_mate[rows] = b.best_mate
+        self.best_nonmate[rows] = b.best_nonmate
+        for name in self.best_g:
+            self.imp_ge_g[name][rows] = b.imp_ge_g[name]
+            self.imp_n_g[name][rows] = b.imp_n_g[name]
+            self.best_g[name][rows] = b.best_g[name]
+        if self.hist_gen is not None and self.hist_imp is not None:
+            for name in self.hist_gen:
+                self.hist_gen[name] += b.hist_gen[name]
+                self.hist_imp[name] += b.hist_imp[name]
+        self.cand_p.append(b.cand_probe)
+        self.cand_g.append(b.cand_gallery)
+        self.cand_s.append(b.cand_similarity)
+
+    def candidates(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(probe row, gallery row, similarity) of every comparison at or above the floor, in block order."""
+        if not self.cand_p:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return np.concatenate(self.cand_p), np.concatenate(self.cand_g), np.concatenate(self.cand_s)
 
 
 def _ge_counts(rows: np.ndarray, level: np.ndarray, n_rows: int, T: int, extra: Optional[np.ndarray] = None,
@@ -277,12 +326,13 @@ def count_block(ctx: ScoringContext, rows: np.ndarray, th: np.ndarray) -> BlockC
         hist_gen[name] = np.bincount(key[gen], minlength=ng * N_BINS).reshape(ng, N_BINS)
         hist_imp[name] = np.bincount(key[imp], minlength=ng * N_BINS).reshape(ng, N_BINS)
     hit = (sim >= ctx.floor) & (gen | imp)
-    r, g = np.nonzero(hit)
+    hit_row, hit_col = np.nonzero(hit)
     return BlockCounts(
         rows=rows, imp_ge=_ge_counts(ir, il, B, T), gen_ge=_ge_counts(gr, gl, B, T),
         imp_n=imp.sum(1), gen_n=gen.sum(1), best_mate=best_mate, best_nonmate=best_nonmate,
         best_g=best_g, imp_ge_g=imp_ge_g, imp_n_g=imp_n_g, hist_gen=hist_gen, hist_imp=hist_imp,
-        cand_probe=rows[r], cand_gallery=ctx.gallery_index[g], cand_similarity=sim[r, g], same_pairs=same,
+        cand_probe=rows[hit_row], cand_gallery=ctx.gallery_index[hit_col], cand_similarity=sim[hit_row, hit_col],
+        same_pairs=same,
     )
 
 
@@ -314,63 +364,26 @@ def score_exact(
     cfg = design.config
     P = design.n_probes
     pi = np.nonzero(probe_ok)[0]
-    gi = np.nonzero(gallery_ok)[0]
-    psha, gsha = _sha_codes(probe_sha, gallery_sha)
-    ctx = ScoringContext(
-        probe_vectors=np.asarray(probe_vectors, np.float64), probe_subject=design.probe_subject, probe_sha=psha,
-        probe_columns=tuple((c.name, len(c.groups), c.codes) for c in design.probe_columns),
-        gallery_vectors=np.asarray(gallery_vectors, np.float64)[gi], gallery_index=gi,
-        gallery_subject=design.gallery_subject[gi], gallery_sha=gsha[gi],
-        gallery_columns=tuple((c.name, len(c.groups), c.codes[gi]) for c in design.gallery_columns),
-        floor=float(cfg.floor), to_similarity=to_similarity,
-    )
+    ctx = scoring_context(design, probe_vectors, gallery_vectors, gallery_ok, probe_sha, gallery_sha,
+                          to_similarity)
     block = max(1, int(cfg.block_size))
     blocks = [pi[start:start + block] for start in range(0, len(pi), block)]
-
+    two_pass = bool(cfg.fmr_targets or cfg.match_counts)
     targets: Dict[float, Optional[float]] = {}
     counts: Dict[int, Optional[float]] = {}
-    two_pass = bool(cfg.fmr_targets or cfg.match_counts)
     if two_pass:
-        hist = np.zeros(N_BINS, np.int64)
-        best_false = np.full(P, np.nan)
-        with Progress("scoring (1/2)", len(pi), enabled=progress) as bar:
-            for rows, (h, best) in zip(blocks, map_blocks(impostor_histogram, ctx, blocks)):
-                hist += h
-                best_false[rows] = best
-                bar.update(len(rows))
-        targets = _fmr_target_thresholds(hist, cfg.fmr_targets)
-        counts = match_count_thresholds(best_false, cfg.match_counts)
+        targets, counts = _operating_thresholds(design, ctx, blocks, progress, map_blocks)
     thresholds = sorted(
         {round(float(t), 2) for t in (*cfg.thresholds, *extra_thresholds,
                                       *(v for v in (*targets.values(), *counts.values()) if v is not None))}
     )
     th = np.array(thresholds, np.float64)
     acc = _Accumulator(design, th, hist_columns=True)
-    cand_p: List[np.ndarray] = []
-    cand_g: List[np.ndarray] = []
-    cand_s: List[np.ndarray] = []
-    same_pairs = 0
     with Progress("scoring (2/2)" if two_pass else "scoring", len(pi), enabled=progress) as bar:
         for b in map_blocks(count_block, ctx, blocks, th):
-            rows = b.rows
-            same_pairs += b.same_pairs
-            acc.imp_ge[rows] = b.imp_ge
-            acc.gen_ge[rows] = b.gen_ge
-            acc.imp_n[rows] = b.imp_n
-            acc.gen_n[rows] = b.gen_n
-            acc.best_mate[rows] = b.best_mate
-            acc.best_nonmate[rows] = b.best_nonmate
-            for name in acc.best_g:
-                acc.imp_ge_g[name][rows] = b.imp_ge_g[name]
-                acc.imp_n_g[name][rows] = b.imp_n_g[name]
-                acc.best_g[name][rows] = b.best_g[name]
-            for name in acc.hist_gen:
-                acc.hist_gen[name] += b.hist_gen[name]
-                acc.hist_imp[name] += b.hist_imp[name]
-            cand_p.append(b.cand_probe)
-            cand_g.append(b.cand_gallery)
-            cand_s.append(b.cand_similarity)
-            bar.update(len(rows))
+            acc.add(b)
+            bar.update(len(b.rows))
+    cand_probe, cand_gallery, cand_similarity = acc.candidates()
     return SearchOutcomes(
         exact=True, floor=cfg.floor, thresholds=th,
         probe_ok=np.asarray(probe_ok, bool), gallery_ok=np.asarray(gallery_ok, bool),
@@ -378,13 +391,48 @@ def score_exact(
         best_mate=acc.best_mate, best_nonmate=acc.best_nonmate, best_nonmate_gallery=acc.best_g,
         imp_ge=acc.imp_ge, imp_n=acc.imp_n, gen_ge=acc.gen_ge, gen_n=acc.gen_n,
         imp_ge_gallery=acc.imp_ge_g, imp_n_gallery=acc.imp_n_g,
-        cand_probe=np.concatenate(cand_p) if cand_p else np.zeros(0, np.int64),
-        cand_gallery=np.concatenate(cand_g) if cand_g else np.zeros(0, np.int64),
-        cand_similarity=np.concatenate(cand_s) if cand_s else np.zeros(0),
-        truncated=np.zeros(P, bool), same_image_pairs=same_pairs,
+        cand_probe=cand_probe, cand_gallery=cand_gallery, cand_similarity=cand_similarity,
+        truncated=np.zeros(P, bool), same_image_pairs=acc.same_pairs,
         hist_genuine=acc.hist_gen, hist_impostor=acc.hist_imp, fmr_target_thresholds=targets,
         match_count_thresholds=counts,
     )
+
+
+def scoring_context(
+    design: AuditDesign,
+    probe_vectors: np.ndarray,
+    gallery_vectors: np.ndarray,
+    gallery_ok: np.ndarray,
+    probe_sha: Sequence[Optional[str]],
+    gallery_sha: Sequence[Optional[str]],
+    to_similarity: Callable[[np.ndarray], np.ndarray],
+) -> ScoringContext:
+    """The :class:`ScoringContext` of a design: every probe, and the enrolled gallery faces only."""
+    gi = np.nonzero(gallery_ok)[0]
+    psha, gsha = _sha_codes(probe_sha, gallery_sha)
+    return ScoringContext(
+        probe_vectors=np.asarray(probe_vectors, np.float64), probe_subject=design.probe_subject, probe_sha=psha,
+        probe_columns=tuple((c.name, len(c.groups), c.codes) for c in design.probe_columns),
+        gallery_vectors=np.asarray(gallery_vectors, np.float64)[gi], gallery_index=gi,
+        gallery_subject=design.gallery_subject[gi], gallery_sha=gsha[gi],
+        gallery_columns=tuple((c.name, len(c.groups), c.codes[gi]) for c in design.gallery_columns),
+        floor=float(design.config.floor), to_similarity=to_similarity,
+    )
+
+
+def _operating_thresholds(design: AuditDesign, ctx: ScoringContext, blocks: Sequence[np.ndarray], progress: bool,
+                          map_blocks: BlockMapper) -> Tuple[Dict[float, Optional[float]], Dict[int, Optional[float]]]:
+    """Pass 1: the thresholds of the FMR targets (from the overall impostor histogram) and of the
+    match counts (from each probe's highest impostor similarity)."""
+    cfg = design.config
+    hist = np.zeros(N_BINS, np.int64)
+    best_false = np.full(design.n_probes, np.nan)
+    with Progress("scoring (1/2)", sum(len(rows) for rows in blocks), enabled=progress) as bar:
+        for rows, (h, best) in zip(blocks, map_blocks(impostor_histogram, ctx, blocks)):
+            hist += h
+            best_false[rows] = best
+            bar.update(len(rows))
+    return _fmr_target_thresholds(hist, cfg.fmr_targets), match_count_thresholds(best_false, cfg.match_counts)
 
 
 def outcomes_from_candidates(
@@ -427,53 +475,77 @@ def outcomes_from_candidates(
                           if t >= floor}))
     T = len(th)
     level = np.searchsorted(th, cs, side="right")
-    # comparison counts from the design
-    gi = np.nonzero(gallery_ok)[0]
-    gsub_ok = design.gallery_subject[gi]
-    subj_count = np.bincount(gsub_ok, minlength=len(design.subjects))
-    same_img = np.zeros(P, np.int64)
-    same_img_gen = np.zeros(P, np.int64)
-    gsha_ok = {}
-    for j in gi:
-        gsha_ok.setdefault(int(gsha[j]), []).append(int(j))
-    for i in np.nonzero(probe_ok)[0]:
-        for j in gsha_ok.get(int(psha[i]), ()):
-            same_img[i] += 1
-            same_img_gen[i] += int(design.gallery_subject[j] == design.probe_subject[i])
-    gen_n = np.where(probe_ok, subj_count[design.probe_subject] - same_img_gen, 0)
-    imp_n = np.where(probe_ok, len(gi) - subj_count[design.probe_subject] - (same_img - same_img_gen), 0)
-    imp_ge = _ge_counts(cp[~genuine], level[~genuine], P, T)
-    gen_ge = _ge_counts(cp[genuine], level[genuine], P, T)
+    same = _same_image_pairs(design, probe_ok, gallery_ok, psha, gsha)
+    gen_n, imp_n = _comparison_counts(design, probe_ok, gallery_ok, same)
     best_mate = np.full(P, np.nan)
     best_nonmate = np.full(P, np.nan)
     np.fmax.at(best_mate, cp[genuine], cs[genuine])
     np.fmax.at(best_nonmate, cp[~genuine], cs[~genuine])
     best_g, imp_ge_g, imp_n_g = {}, {}, {}
+    imp = ~genuine
     for c in design.gallery_columns:
         ng = len(c.groups)
         codes = c.codes[cg]
         b = np.full((P, ng), np.nan)
-        np.fmax.at(b, (cp[~genuine], codes[~genuine]), cs[~genuine])
+        np.fmax.at(b, (cp[imp], codes[imp]), cs[imp])
         best_g[c.name] = b
-        imp_ge_g[c.name] = _ge_counts(cp[~genuine], level[~genuine], P, T, extra=codes[~genuine], n_extra=ng)
-        # impostor comparisons per gallery group: enrolled faces of the group minus the probe's own
-        per_group = np.bincount(c.codes[gi], minlength=ng)
-        own = np.zeros((len(design.subjects), ng), np.int64)
-        np.add.at(own, (gsub_ok, c.codes[gi]), 1)
-        n = per_group[None, :] - own[design.probe_subject]
-        n_same = np.zeros((P, ng), np.int64)
-        for i in np.nonzero(probe_ok)[0]:
-            for j in gsha_ok.get(int(psha[i]), ()):
-                if design.gallery_subject[j] != design.probe_subject[i]:
-                    n_same[i, c.codes[j]] += 1
-        imp_n_g[c.name] = np.where(probe_ok[:, None], n - n_same, 0)
+        imp_ge_g[c.name] = _ge_counts(cp[imp], level[imp], P, T, extra=codes[imp], n_extra=ng)
+        imp_n_g[c.name] = _gallery_group_comparisons(design, c, probe_ok, gallery_ok, same)
     return SearchOutcomes(
         exact=False, floor=floor, thresholds=th, probe_ok=probe_ok, gallery_ok=gallery_ok,
         probe_reason=tuple(probe_reason), gallery_reason=tuple(gallery_reason),
         best_mate=best_mate, best_nonmate=best_nonmate, best_nonmate_gallery=best_g,
-        imp_ge=imp_ge, imp_n=imp_n, gen_ge=gen_ge, gen_n=gen_n,
+        imp_ge=_ge_counts(cp[imp], level[imp], P, T), imp_n=imp_n,
+        gen_ge=_ge_counts(cp[genuine], level[genuine], P, T), gen_n=gen_n,
         imp_ge_gallery=imp_ge_g, imp_n_gallery=imp_n_g,
         cand_probe=cp, cand_gallery=cg, cand_similarity=cs,
         truncated=np.zeros(P, bool) if truncated is None else np.asarray(truncated, bool),
-        same_image_pairs=int(same_img[probe_ok].sum()), match_count_thresholds=counts,
+        same_image_pairs=sum(len(js) for js in same.values()), match_count_thresholds=counts,
     )
+
+
+def _same_image_pairs(design: AuditDesign, probe_ok: np.ndarray, gallery_ok: np.ndarray, psha: np.ndarray,
+                      gsha: np.ndarray) -> Dict[int, List[int]]:
+    """Enrolled probe -> the enrolled gallery faces of byte-identical images (left out of every count)."""
+    by_sha: Dict[int, List[int]] = {}
+    for j in np.nonzero(gallery_ok)[0]:
+        by_sha.setdefault(int(gsha[j]), []).append(int(j))
+    return {int(i): by_sha[int(psha[i])] for i in np.nonzero(probe_ok)[0] if int(psha[i]) in by_sha}
+
+
+def _comparison_counts(design: AuditDesign, probe_ok: np.ndarray, gallery_ok: np.ndarray,
+                       same: Mapping[int, Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
+    """(genuine, impostor) comparisons of each probe: every enrolled probe against every enrolled
+    gallery face of the same / another person, byte-identical images left out; 0 for failed probes."""
+    P = design.n_probes
+    gsub_ok = design.gallery_subject[gallery_ok]
+    subj_count = np.bincount(gsub_ok, minlength=len(design.subjects))
+    same_img = np.zeros(P, np.int64)
+    same_img_gen = np.zeros(P, np.int64)
+    for i, js in same.items():
+        same_img[i] = len(js)
+        same_img_gen[i] = sum(int(design.gallery_subject[j] == design.probe_subject[i]) for j in js)
+    own = subj_count[design.probe_subject]
+    gen_n = np.where(probe_ok, own - same_img_gen, 0)
+    imp_n = np.where(probe_ok, int(gallery_ok.sum()) - own - (same_img - same_img_gen), 0)
+    return gen_n, imp_n
+
+
+def _gallery_group_comparisons(design: AuditDesign, column: GroupColumn, probe_ok: np.ndarray,
+                               gallery_ok: np.ndarray, same: Mapping[int, Sequence[int]]) -> np.ndarray:
+    """Impostor comparisons of each probe with each group of a gallery column: (probes, groups).
+
+    The group's enrolled faces minus the probe's own person's and minus byte-identical images.
+    """
+    ng = len(column.groups)
+    gi = np.nonzero(gallery_ok)[0]
+    per_group = np.bincount(column.codes[gi], minlength=ng)
+    own = np.zeros((len(design.subjects), ng), np.int64)
+    np.add.at(own, (design.gallery_subject[gi], column.codes[gi]), 1)
+    n = per_group[None, :] - own[design.probe_subject]
+    n_same = np.zeros((design.n_probes, ng), np.int64)
+    for i, js in same.items():
+        for j in js:
+            if design.gallery_subject[j] != design.probe_subject[i]:
+                n_same[i, column.codes[j]] += 1
+    return np.where(probe_ok[:, None], n - n_same, 0)

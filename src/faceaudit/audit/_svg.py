@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from html import escape
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+from markupsafe import Markup
 
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999")
 """Okabe-Ito colours (readable with colour-vision deficiency)."""
@@ -53,108 +54,160 @@ def _fmt_tick(v: float, log: bool, percent: bool) -> str:
     return f"{v:g}"
 
 
+class _Tick(NamedTuple):
+    pos: str  # pixels along the axis, formatted
+    label: str
+    label_pos: str = ""
+
+
+class _VLine(NamedTuple):
+    pos: str
+    label: str
+    label_pos: str
+
+
+class _Line(NamedTuple):
+    color: str
+    width: float
+    dash: Optional[str]
+    polylines: Tuple[str, ...]  # "x,y x,y ..." pixel points
+    dots: Tuple[Tuple[str, str], ...]  # lone points
+
+
+class _LegendEntry(NamedTuple):
+    name: str
+    color: str
+    width: float
+    dash: Optional[str]
+    x: str
+    y: str
+    x_end: str
+    text_x: str
+    text_y: str
+
+
+class _Chart(NamedTuple):
+    """A laid-out line chart: every position in pixels (already formatted), every text plain."""
+
+    title: str
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    plot_width: int
+    plot_height: int
+    x_ticks: Tuple[_Tick, ...]
+    y_ticks: Tuple[_Tick, ...]
+    vlines: Tuple[_VLine, ...]
+    lines: Tuple[_Line, ...]
+    x_label: str
+    x_label_pos: str
+    y_label: str
+    y_label_pos: str
+    legend: Tuple[_LegendEntry, ...]
+    note: str
+
+
+class _Axis(NamedTuple):
+    """Maps a value to pixels: ``start`` (value lo) to ``start + sign * length`` (value hi)."""
+
+    lo: float
+    hi: float
+    log: bool
+    start: float
+    length: float
+    flip: bool
+
+    def __call__(self, v: float) -> Optional[float]:
+        if self.log:
+            if v <= 0:
+                return None
+            f = (math.log10(v) - math.log10(self.lo)) / (math.log10(self.hi) - math.log10(self.lo))
+        else:
+            f = (v - self.lo) / (self.hi - self.lo)
+        f = max(0.0, min(1.0, f))
+        return self.start + ((1.0 - f) if self.flip else f) * self.length
+
+    def tick(self, v: float) -> float:
+        """Pixels of a tick (ticks lie within the range, above 0 on a log axis)."""
+        p = self(v)
+        return self.start if p is None else p
+
+    def ticks(self) -> List[float]:
+        if self.log:
+            return [10.0 ** e for e in range(math.ceil(math.log10(self.lo) - 1e-9),
+                                             math.floor(math.log10(self.hi) + 1e-9) + 1)]
+        return _nice_ticks(self.lo, self.hi)
+
+
+def _line(s: Series, tx: _Axis, ty: _Axis) -> _Line:
+    """One series as polylines (broken where a point cannot be drawn) and lone dots."""
+    parts: List[str] = []
+    cur: List[str] = []
+    for xv, yv in s.points:
+        px = tx(xv) if xv is not None else None
+        py = ty(yv) if yv is not None else None
+        if px is None or py is None:
+            if len(cur) > 1:
+                parts.append(" ".join(cur))
+            cur = []
+            continue
+        cur.append(f"{px:.1f},{py:.1f}")
+    dots: Tuple[Tuple[str, str], ...] = ()
+    if len(cur) > 1:
+        parts.append(" ".join(cur))
+    elif len(cur) == 1:
+        x, y = cur[0].split(",")
+        dots = ((x, y),)
+    return _Line(s.color, s.width, s.dash, tuple(parts), dots)
+
+
+def _legend(series: Sequence[Series], left: int, plot_width: int, height: int, per_row: int) -> Tuple[_LegendEntry, ...]:
+    out = []
+    for i, s in enumerate(series):
+        lx = left + (i % per_row) * (plot_width / per_row)
+        ly = height + 6 + 18 * (i // per_row)
+        out.append(_LegendEntry(s.name, s.color, s.width, s.dash, f"{lx:.0f}", f"{ly:.0f}", f"{lx + 22:.0f}",
+                                f"{lx + 27:.0f}", f"{ly + 4:.0f}"))
+    return tuple(out)
+
+
 def line_chart(
     series: Sequence[Series], *, title: str, x_label: str, y_label: str,
     x_range: Tuple[float, float], y_range: Tuple[float, float], log_x: bool = False, log_y: bool = False,
     x_percent: bool = False, y_percent: bool = False, vlines: Sequence[Tuple[float, str]] = (),
     width: int = 440, height: int = 330, note: str = "",
-) -> str:
+) -> Markup:
     """An SVG line chart with axes, ticks, grid, optional vertical markers and a legend."""
+    from faceaudit._templates import render
+
     ml, mr, mt, mb = 64, 16, 34, 50
     longest = max((len(s.name) for s in series), default=0)
     per_row = max(1, min(3, int((width - ml - mr) // (37 + LEGEND_CHAR_PX * longest))))
     legend_h = 18 * ((len(series) + per_row - 1) // per_row)
-    H = height + legend_h + (16 if note else 0)
     pw, ph = width - ml - mr, height - mt - mb
-    x0, x1 = x_range
-    y0, y1 = y_range
-
-    def tx(v: float) -> Optional[float]:
-        if log_x:
-            if v <= 0:
-                return None
-            f = (math.log10(v) - math.log10(x0)) / (math.log10(x1) - math.log10(x0))
-        else:
-            f = (v - x0) / (x1 - x0)
-        return ml + max(0.0, min(1.0, f)) * pw
-
-    def ty(v: float) -> Optional[float]:
-        if log_y:
-            if v <= 0:
-                return None
-            f = (math.log10(v) - math.log10(y0)) / (math.log10(y1) - math.log10(y0))
-        else:
-            f = (v - y0) / (y1 - y0)
-        return mt + (1.0 - max(0.0, min(1.0, f))) * ph
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {H}" '
-           f'width="{width}" height="{H}" role="img" aria-label="{escape(title)}">',
-           f'<rect x="0" y="0" width="{width}" height="{H}" fill="#fff"/>',
-           f'<text x="8" y="20" class="ct">{escape(title)}</text>']
-    xt = ([10.0 ** e for e in range(math.ceil(math.log10(x0) - 1e-9), math.floor(math.log10(x1) + 1e-9) + 1)]
-          if log_x else _nice_ticks(x0, x1))
-    yt = ([10.0 ** e for e in range(math.ceil(math.log10(y0) - 1e-9), math.floor(math.log10(y1) + 1e-9) + 1)]
-          if log_y else _nice_ticks(y0, y1))
-    for v in xt:
-        x = tx(v)
-        out.append(f'<line x1="{x:.1f}" y1="{mt}" x2="{x:.1f}" y2="{mt + ph}" class="grid"/>')
-        out.append(f'<text x="{x:.1f}" y="{mt + ph + 16}" class="tick" text-anchor="middle">'
-                   f'{escape(_fmt_tick(v, log_x, x_percent))}</text>')
-    for v in yt:
-        y = ty(v)
-        out.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" class="grid"/>')
-        out.append(f'<text x="{ml - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
-                   f'{escape(_fmt_tick(v, log_y, y_percent))}</text>')
-    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>')
-    for v, label in vlines:
-        x = tx(v)
-        if x is None:
-            continue
-        out.append(f'<line x1="{x:.1f}" y1="{mt}" x2="{x:.1f}" y2="{mt + ph}" class="vline"/>')
-        if label:
-            out.append(f'<text x="{x + 3:.1f}" y="{mt + 11}" class="vlabel">{escape(label)}</text>')
-    for s in series:
-        parts: List[str] = []
-        cur: List[str] = []
-        for xv, yv in s.points:
-            px = tx(xv) if xv is not None else None
-            py = ty(yv) if yv is not None else None
-            if px is None or py is None:
-                if len(cur) > 1:
-                    parts.append(" ".join(cur))
-                cur = []
-                continue
-            cur.append(f"{px:.1f},{py:.1f}")
-        if len(cur) > 1:
-            parts.append(" ".join(cur))
-        elif len(cur) == 1:
-            x, y = cur[0].split(",")
-            out.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{s.color}"/>')
-        dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
-        for p in parts:
-            out.append(f'<polyline points="{p}" fill="none" stroke="{s.color}" stroke-width="{s.width}"{dash}/>')
-    out.append(f'<text x="{ml + pw / 2:.0f}" y="{mt + ph + 36}" class="axis" text-anchor="middle">'
-               f'{escape(x_label)}</text>')
-    out.append(f'<text x="14" y="{mt + ph / 2:.0f}" class="axis" text-anchor="middle" '
-               f'transform="rotate(-90 14 {mt + ph / 2:.0f})">{escape(y_label)}</text>')
-    for i, s in enumerate(series):
-        lx = ml + (i % per_row) * (pw / per_row)
-        ly = height + 6 + 18 * (i // per_row)
-        dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
-        out.append(f'<line x1="{lx:.0f}" y1="{ly:.0f}" x2="{lx + 22:.0f}" y2="{ly:.0f}" stroke="{s.color}" '
-                   f'stroke-width="{s.width}"{dash}/>')
-        out.append(f'<text x="{lx + 27:.0f}" y="{ly + 4:.0f}" class="legend">{escape(s.name)}</text>')
-    if note:
-        out.append(f'<text x="{ml}" y="{H - 5}" class="tick">{escape(note)}</text>')
-    out.append("</svg>")
-    return "\n".join(out)
+    tx = _Axis(x_range[0], x_range[1], log_x, ml, pw, flip=False)
+    ty = _Axis(y_range[0], y_range[1], log_y, mt, ph, flip=True)
+    x_ticks = tuple(_Tick(f"{tx.tick(v):.1f}", _fmt_tick(v, log_x, x_percent)) for v in tx.ticks())
+    y_ticks = tuple(_Tick(f"{ty.tick(v):.1f}", _fmt_tick(v, log_y, y_percent), f"{ty.tick(v) + 4:.1f}")
+                    for v in ty.ticks())
+    marks = tuple(_VLine(f"{x:.1f}", label, f"{x + 3:.1f}") for x, label in ((tx(v), label) for v, label in vlines)
+                  if x is not None)
+    chart = _Chart(
+        title=title, width=width, height=height + legend_h + (16 if note else 0), left=ml, right=ml + pw, top=mt,
+        bottom=mt + ph, plot_width=pw, plot_height=ph, x_ticks=x_ticks, y_ticks=y_ticks, vlines=marks,
+        lines=tuple(_line(s, tx, ty) for s in series), x_label=x_label, x_label_pos=f"{ml + pw / 2:.0f}",
+        y_label=y_label, y_label_pos=f"{mt + ph / 2:.0f}", legend=_legend(series, ml, pw, height, per_row), note=note)
+    return Markup(render("faceaudit.audit", "line_chart.svg.j2", c=chart).rstrip("\n"))
 
 
 def histogram_chart(
     bars: Sequence[Tuple[str, Sequence[float], str]], *, bin_width: float, title: str, x_label: str,
     y_label: str, log_y: bool = True, vlines: Sequence[Tuple[float, str]] = (), width: int = 440,
     height: int = 330,
-) -> str:
+) -> Markup:
     """Overlaid step histograms over Similarity 0-100: ``bars`` = (name, proportions per bin, colour)."""
     series = []
     ymax = 0.0

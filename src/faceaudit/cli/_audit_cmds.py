@@ -78,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with 2+ values)")
     p.add_argument("--bands", action="append", default=[], metavar="COL=E1,E2,...",
                    help="band edges for a numeric column, e.g. age=40,50,60,70 (default: 10-year bands)")
+    p.add_argument("--relabel", action="append", default=[], metavar="COLUMN:OLD=NEW",
+                   help="rename a label before grouping, on both sides, e.g. race:B=black so that NIST MEDS's "
+                        "labels join the Congress lists' (repeatable)")
     p.add_argument("--no-intersections", action="store_true", help="do not cross pairs of group columns")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="weight of false matches in FDR, IR and GARBE, 0-1 (default 0.5)")
@@ -110,6 +113,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 10)")
     p.add_argument("--note", action="append", default=[], metavar="TEXT",
                    help="a caveat about the data to print in the report (repeatable)")
+    p.add_argument("--probe-condition", dest="probe_conditions", action="append", default=[],
+                   metavar="SPEC|PRESET",
+                   help="local engine: also search the probes degraded as a camera takes them, against the same "
+                        "gallery (repeatable; 'clean' is always included). A preset (clean, doorbell-day-1.5m, "
+                        "doorbell-day-3m, doorbell-night-3m, cctv-4m, cctv-8m) or steps, e.g. "
+                        "'iod=20,blur=1,gamma=2,noise=6,jpeg=50' (iod=PX eyes PX apart, blur=SIGMA, motion=LENGTH, "
+                        "gamma=G, noise=SIGMA, gray, jpeg=Q, h264=KBPS for a 1080p stream). Synthetic: the "
+                        "direction and rough size of the effect, not rates on real footage")
     _report_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -154,17 +165,24 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ShareSpec,
         make_client,
         parse_bands,
+        parse_relabel,
         run_audit,
     )
 
     out = Path(args.out)
     policy = _policy(args)
+    from faceaudit.engine import conditions_with_clean
+
+    conditions = conditions_with_clean(args.probe_conditions) if args.probe_conditions else ()
+    if conditions and args.engine != "local":
+        raise InvalidParameterError("--probe-condition needs --engine local (it degrades the probes itself)")
     config = AuditConfig(
         thresholds=args.thresholds or DEFAULT_THRESHOLDS, group_by=args.group_by,
         gallery_group_by=args.gallery_group_by, bands=parse_bands(args.bands),
         intersections=not args.no_intersections, alpha=args.alpha, bootstrap=args.bootstrap, seed=args.seed,
         shares=tuple(ShareSpec.parse(spec, label) for spec, label in args.shares),
         match_counts=tuple(args.match_count), min_group_searches=args.min_group_size,
+        relabel=parse_relabel(args.relabel),
     )
     if args.engine == "local":
         if args.endpoint_url:
@@ -181,7 +199,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         engine = RekognitionEngine(client, model_name=args.model)
     command = _command_line(args)
     run = run_audit(args.probes, args.gallery, engine, config, progress=not args.quiet, command=command,
-                    notes=args.note)
+                    notes=args.note, conditions=conditions)
     paths = run.write(out, thumbnails=policy)
     r = run.result
     scale = f", Similarity scale {r.engine.similarity_scale_version}" if r.engine.similarity_scale_version else ""
@@ -200,11 +218,35 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if m.trials and any(abs(st.threshold - x) < 1e-9 for x in (*r.thresholds, *(p.threshold for p in r.match_counts))):
             print(f"  {st.label} at {st.threshold:g}: {m.errors}/{m.trials} = {_pct(m.rate)} of the searches with a false "
                   f"candidate, {_pct(e.rate)} of all {e.trials} (Fisher's exact p = {st.p_value:.2g})")
+    if r.conditions:
+        _print_conditions(r)
     print("A candidate is an investigative lead, not an identification.", file=sys.stderr)
     print(f"results: {paths['results']}")
     print(f"candidates: {paths['candidates']}")
     print(f"report: {paths['report']}")
     return 0
+
+
+def _print_conditions(r) -> None:
+    """One line per probe condition: failures to enrol, FNIR at each audited threshold, the ACLU
+    count at the model's threshold, the lead list, the temptation threshold, and the cost."""
+    ths = [float(t) for t in r.thresholds]
+    head = (["condition", "FTE"] + [f"FNIR@{t:g}" for t in ths] + [f"false@{t:g}" for t in ths[:1]]
+            + ["rank1", "top20", "T(FNIR<=5%)", "false@T", "embed s"])
+    rows = []
+    for c in r.conditions:
+        lead, tt = c.lead_list, c.temptation
+        rows.append([c.name, f"{c.failures_to_enrol}/{c.probes}"]
+                    + [_pct(c.rate("FNIR", t).rate) for t in ths]
+                    + [f"{c.rate('ACLU_COUNT', t).errors}/{c.rate('ACLU_COUNT', t).trials}" for t in ths[:1]]
+                    + [_pct(lead.at_rank[1]), _pct(lead.at_rank[20]),
+                       "none" if tt.threshold is None else f"{tt.threshold:.2f}",
+                       "-" if tt.searches_with_false_candidate is None
+                       else f"{tt.searches_with_false_candidate}/{tt.searches}", f"{c.embed_seconds:.1f}"])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+    print("probe conditions (synthetic degradations of the probes; gallery unchanged):")
+    for row in [head] + rows:
+        print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
 
 
 def _executor(args: argparse.Namespace):

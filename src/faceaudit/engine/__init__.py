@@ -11,6 +11,19 @@ Nothing loads at import time: models load on first use.
 """
 
 from faceaudit.engine._base import Detector, Embedder, normalise
+from faceaudit.engine._conditions import (
+    CLEAN,
+    PRESETS,
+    DegradedProbe,
+    ProbeCondition,
+    Step,
+    conditions_with_clean,
+    degrade,
+    detect_upscaled,
+    eye_distance_px,
+    parse_steps,
+    probe_condition,
+)
 from faceaudit.engine._engine import (
     MAX_FACES_CONSIDERED,
     CompareResult,
@@ -50,6 +63,7 @@ from faceaudit.engine._registry import (
     rekognition_model_version,
     sha256_file,
 )
+from faceaudit.engine._quality import QUALITY_BANDS, QualityBand, quality_band
 from faceaudit.engine._riskscale import one_in, promised_fmr, similarity_for_fmr
 from faceaudit.engine._types import (
     LANDMARK_TYPES,
@@ -62,6 +76,9 @@ from faceaudit.engine._types import (
 )
 
 __all__ = [
+    "CLEAN", "DegradedProbe", "PRESETS", "ProbeCondition", "QUALITY_BANDS", "QualityBand", "Step",
+    "conditions_with_clean", "degrade", "detect_upscaled", "eye_distance_px", "parse_steps", "probe_condition",
+    "quality_band",
     "BoundingBox", "CompareResult", "DEFAULT_MODEL", "DetectResult", "DetectedFace", "Detector",
     "Embedder", "EnginePool", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image",
     "ImageSource", "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES",

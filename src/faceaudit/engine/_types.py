@@ -67,11 +67,15 @@ class Quality:
     brightness: mean luminance of the face box, 0-100 (higher is brighter).
     sharpness: focus measure of the face box, 0-100 (higher is sharper).
     face_size_px: the shorter side of the face box in pixels of the original image.
+    eye_distance_px: pixels between the two eye landmarks (inter-ocular distance) in the
+    original image; the size measure of probe quality (:func:`faceaudit.engine.quality_band`).
+    Not part of Rekognition's Quality: kept out of :meth:`to_rekognition`.
     """
 
     brightness: float
     sharpness: float
     face_size_px: float
+    eye_distance_px: float = 0.0
 
     def to_rekognition(self) -> dict[str, float]:
         return {"Brightness": self.brightness, "Sharpness": self.sharpness}

@@ -17,7 +17,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, List, Optional, Tuple, Union
 
-from faceaudit._errors import FaceAuditError, SerializationError, UnknownOperationError
+from faceaudit._errors import (
+    FaceAuditError,
+    IncompleteBodyError,
+    SerializationError,
+    UnknownOperationError,
+)
 from faceaudit.service._auth import Headers, header
 from faceaudit.service._model import JSON_CONTENT_TYPE, TARGET_PREFIX
 
@@ -123,10 +128,6 @@ class BodyReader:
         if self._file is not None:
             self._file.close()
         self._parts = bytearray()
-
-
-class IncompleteBodyError(SerializationError):
-    """Fewer body bytes than Content-Length said; the connection is closed after the answer."""
 
 
 @dataclass

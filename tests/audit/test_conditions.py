@@ -1,0 +1,174 @@
+"""The audit under probe conditions: results per condition, cached by condition version (issue 19)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from faceaudit._errors import InvalidParameterError
+from faceaudit.audit import AuditConfig, EmbeddingCache, LocalEngine, run_audit
+from faceaudit.audit._conditions import LEAD_RANKS, temptation
+from faceaudit.audit._engines import condition_cache_version
+from faceaudit.engine import CLEAN, PRESETS, ProbeCondition, conditions_with_clean, probe_condition
+from tests.audit.conftest import THRESHOLDS
+
+
+@pytest.fixture(scope="module")
+def condition_run(small_manifests, sface_engine, tmp_path_factory):
+    out = tmp_path_factory.mktemp("conditions")
+    engine = LocalEngine("sface", cache=out / "embeddings.sqlite", face_engine=sface_engine, workers=1)
+    conditions = conditions_with_clean(["doorbell-day-3m", "iod=12,blur=1,gamma=2,noise=6,gray,jpeg=50"])
+    run = run_audit([small_manifests["probes"]], [small_manifests["gallery"]], engine,
+                    AuditConfig(thresholds=THRESHOLDS, bootstrap=50, seed=3), progress=False, conditions=conditions)
+    return run, out, engine
+
+
+def test_an_audit_with_two_conditions_gives_results_for_both(condition_run):
+    run, out, _ = condition_run
+    r = run.result
+    assert [c.name for c in r.conditions] == ["clean", "doorbell-day-3m", "iod=12,blur=1,gamma=2,noise=6,gray,jpeg=50"]
+    clean, day, night = r.conditions
+    # clean is the audit itself
+    assert clean.summaries == r.summaries and clean.failures_to_enrol == r.counts.probes_failed
+    for c in r.conditions:
+        assert c.probes == run.design.n_probes
+        assert {s.threshold for s in c.summaries} >= set(THRESHOLDS)
+        for t in THRESHOLDS:
+            fnir = c.rate("FNIR", t)
+            assert fnir.trials == int(run.design.mated.sum()) and fnir.wilson95 is not None
+            assert c.rate("ACLU_COUNT", t).trials == run.design.n_probes
+        assert any(f.column == "sex" and f.metric == "FNIR" for f in c.frames)  # per-group rates
+        assert c.promise_checks
+        assert set(c.lead_list.at_rank) == set(LEAD_RANKS)
+        shares = [c.lead_list.at_rank[k] for k in LEAD_RANKS]
+        assert shares == sorted(shares)  # deeper lists find at least as many mates
+    # the faceless probe fails in every condition; degrading only adds failures and misses
+    assert (day.target_eye_distance, day.quality_band) == (15.0, "tiny") and clean.target_eye_distance is None
+    assert day.failures_to_enrol >= clean.failures_to_enrol >= 1
+    assert night.failures_to_enrol >= clean.failures_to_enrol
+    assert night.rate("FNIR", 80.0).errors >= clean.rate("FNIR", 80.0).errors
+    assert day.images_embedded == run.design.n_probes  # each probe degraded and embedded once (failures too)
+    # results.json carries them
+    run.write(out, report=False)
+    data = json.loads((out / "results.json").read_text())
+    assert [c["name"] for c in data["conditions"]] == [c.name for c in r.conditions]
+    assert data["conditions"][1]["spec"] == PRESETS["doorbell-day-3m"].spec
+    assert "synthetic" in data["conditions"][1]["note"]
+
+
+def test_conditions_are_cached_by_version(condition_run, small_manifests, sface_engine):
+    run, out, _ = condition_run
+    design = run.design
+    day = PRESETS["doorbell-day-3m"]
+    again = LocalEngine("sface", cache=out / "embeddings.sqlite", face_engine=sface_engine, workers=1)
+    first = again.run_condition(design, day, progress=False)
+    assert first.embedded == 0 and first.from_cache >= design.n_probes - 1  # all from the cache
+    changed = ProbeCondition(day.name, day.steps, version=day.version + "-changed")
+    second = again.run_condition(design, changed, progress=False)
+    assert second.embedded >= design.n_probes - 1  # a new version: embedded again
+    with EmbeddingCache(out / "embeddings.sqlite") as cache:
+        v = condition_cache_version(sface_engine.spec.version, changed)
+        assert cache.count(v)[0] >= 1 and v != sface_engine.spec.version
+    assert condition_cache_version("m", CLEAN) == "m"
+
+
+def test_degraded_embeddings_are_reproducible(condition_run, sface_engine):
+    run, _, _ = condition_run
+    c = probe_condition("iod=20,noise=4,jpeg=60")
+    a = LocalEngine("sface", face_engine=sface_engine, workers=1).run_condition(run.design, c, progress=False)
+    b = LocalEngine("sface", face_engine=sface_engine, workers=1).run_condition(run.design, c, progress=False)
+    np.testing.assert_array_equal(a.probe_vectors, b.probe_vectors)
+    np.testing.assert_array_equal(a.outcomes.best_mate, b.outcomes.best_mate)
+
+
+def test_temptation_threshold_reaches_the_target(condition_run):
+    run, _, _ = condition_run
+    design, out = run.design, run.outcomes
+    t = temptation(design, out)
+    mated = design.mated
+    assert t.threshold is not None  # every mated probe of the small audit has a face
+    scores = np.where(out.probe_ok & np.isfinite(out.best_mate), out.best_mate, -np.inf)[mated]
+    assert float((scores < t.threshold).mean()) <= 0.05 + 1e-12 and t.fnir <= 0.05
+    assert float((scores < t.threshold + 0.01).mean()) > 0.05 or t.threshold >= 100.0  # the highest such
+    expected = int((out.probe_ok & (out.best_nonmate >= t.threshold)).sum())
+    assert t.searches_with_false_candidate == expected
+
+
+def test_conditions_need_the_local_engine(small_manifests):
+    class Remote:
+        def info(self):  # pragma: no cover - refused before
+            raise AssertionError
+
+        def run(self, design, progress=True):  # pragma: no cover - refused before
+            raise AssertionError
+
+    with pytest.raises(InvalidParameterError, match="local engine"):
+        run_audit([small_manifests["probes"]], [small_manifests["gallery"]], Remote(), progress=False,
+                  conditions=conditions_with_clean(["cctv-4m"]))
+
+
+def test_cli_probe_condition_prints_a_table(condition_run, small_manifests, tmp_path, capsys):
+    from faceaudit.cli import main
+
+    _, out, _ = condition_run
+    dest = tmp_path / "cli"
+    code = main(["audit", "--probes", str(small_manifests["probes"]), "--gallery", str(small_manifests["gallery"]),
+                 "--thresholds", "80,90", "--bootstrap", "0", "--quiet", "--workers", "1",
+                 "--cache", str(out / "embeddings.sqlite"), "--probe-condition", "doorbell-day-3m", "--out", str(dest)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "probe conditions" in printed
+    rows = [line.split() for line in printed.splitlines() if line.strip().startswith(("clean ", "doorbell-day-3m "))]
+    assert [r[0] for r in rows] == ["clean", "doorbell-day-3m"]
+    assert rows[0][1] == "1/9"  # the faceless probe: a failure to enrol in every condition
+    data = json.loads((dest / "results.json").read_text())
+    assert [c["name"] for c in data["conditions"]] == ["clean", "doorbell-day-3m"]
+    assert "--probe-condition doorbell-day-3m" in data["command"]
+
+
+def test_cli_probe_condition_errors(small_manifests, tmp_path, capsys):
+    from faceaudit.cli import main
+
+    base = ["audit", "--probes", str(small_manifests["probes"]), "--gallery", str(small_manifests["gallery"]),
+            "--quiet", "--out", str(tmp_path / "o")]
+    assert main(base + ["--probe-condition", "iod=20,fog=3"]) == 2
+    assert "unknown probe condition step 'fog=3'" in capsys.readouterr().err
+    assert main(base + ["--probe-condition", "jpeg=0"]) == 2
+    assert "'jpeg=0'" in capsys.readouterr().err
+    assert main(base + ["--engine", "rekognition", "--probe-condition", "cctv-4m"]) == 2
+    assert "--probe-condition needs --engine local" in capsys.readouterr().err
+
+
+def test_mate_ranks_agree_with_the_candidate_list(condition_run):
+    from faceaudit.audit._conditions import mate_ranks
+
+    run, _, engine = condition_run
+    d, o = run.design, run.outcomes
+    clean = engine.run_condition(d, CLEAN, progress=False)
+    ranks = mate_ranks(d, o, clean.probe_vectors, clean.gallery_vectors, engine.similarity_function())
+    listed = {}
+    for row in run.candidate_rows():
+        if row["mated"] == "true":
+            listed.setdefault(row["probe_image"], int(row["rank"]))
+    checked = 0
+    for i, r in enumerate(d.probes):
+        if str(r.path) in listed:
+            assert ranks[i] == listed[str(r.path)], r.path
+            checked += 1
+        elif not d.mated[i]:
+            assert ranks[i] == 0
+    assert checked >= 5
+    assert run.result.conditions[0].lead_list.found_at_rank[1] == int((ranks == 1).sum())
+
+
+def test_the_condition_task_travels_to_worker_processes():
+    import functools
+    import pickle
+
+    from faceaudit.audit._engines import embed_under
+
+    task = functools.partial(embed_under, condition=PRESETS["doorbell-night-3m"])
+    back = pickle.loads(pickle.dumps(task))
+    assert back.func is embed_under and back.keywords["condition"] == PRESETS["doorbell-night-3m"]
