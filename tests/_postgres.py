@@ -165,7 +165,7 @@ def start_server(bin_dir: Path, *, fsync: bool = True) -> PostgresServer:
                     return server
                 except psycopg.OperationalError:
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"PostgreSQL did not accept connections within {START_LIMIT_S:g} s")
+                        raise RuntimeError(f"PostgreSQL did not accept connections within {START_LIMIT_S:g} s") from None
                     time.sleep(0.05)
             if "already in use" not in (root / "server.log").read_text(errors="replace"):
                 break
