@@ -91,17 +91,46 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    fsync: bool = True
+
+    def crash(self) -> None:
+        """Stop at once, as a crash would (``pg_ctl stop -m immediate``: every backend killed, no
+        shutdown checkpoint); the files stay for :meth:`start`."""
+        if self.proc.poll() is None:
+            _run([str(self.bin_dir / "pg_ctl"), "stop", "-m", "immediate", "-D", str(self.data_dir)],
+                 self.run_as, check=False, timeout=60)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait()
+
+    def start(self) -> None:
+        """Start the server (again) on its port; returns once it accepts connections (after
+        crash recovery, when it crashed)."""
+        import psycopg
+
+        with open(self.root / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-k", str(self.root),
+                 "-c", "listen_addresses=127.0.0.1", "-c", f"fsync={'on' if self.fsync else 'off'}",
+                 "-c", "max_connections=200"],
+                stdout=log, stderr=subprocess.STDOUT, env=_env(self.run_as), cwd="/", **_demote(self.run_as))
+        deadline = time.monotonic() + START_LIMIT_S
+        while self.proc.poll() is None:
+            try:
+                psycopg.connect(self.url(), connect_timeout=5).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"PostgreSQL did not accept connections within {START_LIMIT_S:g} s") from None
+                time.sleep(0.05)
+        raise RuntimeError("PostgreSQL exited at start:\n" + (self.root / "server.log").read_text(errors="replace")[-2000:])
+
     def stop(self) -> None:
         """Stop at once (no shutdown checkpoint) and remove the files."""
         try:
-            if self.proc.poll() is None:
-                _run([str(self.bin_dir / "pg_ctl"), "stop", "-m", "immediate", "-D", str(self.data_dir)],
-                     self.run_as, check=False, timeout=60)
-                try:
-                    self.proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    self.proc.send_signal(signal.SIGKILL)
-                    self.proc.wait()
+            self.crash()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -127,8 +156,6 @@ def _run(cmd, user, *, check=True, timeout=300):
 
 def start_server(bin_dir: Path, *, fsync: bool = True) -> PostgresServer:
     """initdb and start a server; returns once it accepts connections."""
-    import psycopg
-
     run_as = None
     if os.geteuid() == 0:
         try:
@@ -136,7 +163,7 @@ def start_server(bin_dir: Path, *, fsync: bool = True) -> PostgresServer:
         except KeyError:
             raise RuntimeError("running as root but there is no 'postgres' OS user to run the server as") from None
     root = Path(tempfile.mkdtemp(prefix="faceaudit-pg-"))  # 0700; under /tmp, reachable by that user
-    proc = None
+    server = None
     try:
         if run_as is not None:
             os.chown(root, run_as.pw_uid, run_as.pw_gid)
@@ -149,31 +176,19 @@ def start_server(bin_dir: Path, *, fsync: bool = True) -> PostgresServer:
             "host all all 127.0.0.1/32 trust\n")
         if run_as is not None:
             os.chown(data / "pg_hba.conf", run_as.pw_uid, run_as.pw_gid)
-        for _attempt in range(5):  # the free port may be taken between choosing and binding it
-            port = _free_port()
-            with open(root / "server.log", "ab") as log:
-                proc = subprocess.Popen(
-                    [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
-                     "-c", "listen_addresses=127.0.0.1", "-c", f"fsync={'on' if fsync else 'off'}",
-                     "-c", "max_connections=200"],
-                    stdout=log, stderr=subprocess.STDOUT, env=_env(run_as), cwd="/", **_demote(run_as))
-            server = PostgresServer(bin_dir, root, port, proc, run_as)
-            deadline = time.monotonic() + START_LIMIT_S
-            while proc.poll() is None:
-                try:
-                    psycopg.connect(server.url(), connect_timeout=5).close()
-                    return server
-                except psycopg.OperationalError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"PostgreSQL did not accept connections within {START_LIMIT_S:g} s") from None
-                    time.sleep(0.05)
-            if "already in use" not in (root / "server.log").read_text(errors="replace"):
-                break
-        raise RuntimeError("PostgreSQL exited at start:\n" + (root / "server.log").read_text(errors="replace")[-2000:])
+        for attempt in range(5):  # the free port may be taken between choosing and binding it
+            server = PostgresServer(bin_dir, root, _free_port(), None, run_as, fsync)  # type: ignore[arg-type]
+            try:
+                server.start()
+                return server
+            except RuntimeError:
+                if attempt == 4 or "already in use" not in (root / "server.log").read_text(errors="replace"):
+                    raise
+        raise AssertionError("unreachable")
     except BaseException:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        if server is not None and server.proc is not None and server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait()
         shutil.rmtree(root, ignore_errors=True)
         raise
 

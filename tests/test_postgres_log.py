@@ -141,3 +141,30 @@ def test_a_deleted_head_row_stops_appends_and_fails_verify(postgres_url):
     result = log.verify()
     assert not result.ok and "row 7 holds record 1" in result.problem
     log.close()
+
+
+def test_a_lost_server_is_a_503_and_the_log_keeps_every_committed_record():
+    """The server crashes between appends: the next append fails with a clear 503 (never a fork,
+    never a traceback); once it is back, the same log object reconnects and the chain goes on
+    from every record committed before the crash."""
+    from faceaudit._errors import ServiceUnavailableError
+    from tests import _postgres
+
+    if _postgres.find_bin_dir() is None:
+        _postgres.unavailable("no binaries")
+    with _postgres.throwaway_server(fsync=True) as server:
+        url = server.new_database()
+        log = PostgresSearchLog(url)
+        committed = [log.append("search", {"i": i}) for i in range(3)]
+        server.crash()
+        with pytest.raises(ServiceUnavailableError) as err:
+            log.append("search", {"i": 3})
+        assert err.value.http_status == 503 and "search log" in str(err.value)
+        with pytest.raises(ServiceUnavailableError):
+            log.verify()
+        server.start()  # crash recovery replays the WAL
+        after = log.append("search", {"i": 3})
+        assert (after.seq, after.prev) == (4, committed[-1].hash)
+        assert [r.hash for r in log.records()][:3] == [r.hash for r in committed]
+        assert log.verify().ok and log.verify().records == 4
+        log.close()
