@@ -168,3 +168,28 @@ def test_a_lost_server_is_a_503_and_the_log_keeps_every_committed_record():
         assert [r.hash for r in log.records()][:3] == [r.hash for r in committed]
         assert log.verify().ok and log.verify().records == 4
         log.close()
+
+
+def test_threads_of_one_host_share_the_log_object(postgres_url):
+    """The service appends from many request threads: one connection per thread, one chain."""
+    import threading
+
+    log = PostgresSearchLog(postgres_url)
+    seqs, errors = [], []
+
+    def work():
+        try:
+            seqs.extend(log.append("search", {"t": threading.get_ident()}).seq for _ in range(25))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            log.close()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sorted(seqs) == list(range(1, 101))
+    assert log.verify().ok and log.verify().records == 100
+    log.close()
