@@ -132,6 +132,11 @@ _ADDED_COLUMNS = (
     ("leads", "candidates", "INTEGER NOT NULL DEFAULT 1"),
     ("leads", "gallery_size", "INTEGER"),
     ("decisions", "access_key_id", "TEXT NOT NULL DEFAULT ''"),
+    ("policies", "min_eye_distance_px", "REAL"),
+    ("policies", "min_probe_quality", "TEXT"),
+    ("policies", "on_low_quality", "TEXT NOT NULL DEFAULT 'refuse'"),
+    ("leads", "probe_quality", "TEXT"),  # JSON: the search record's probe_quality
+    ("leads", "quality_flag", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
