@@ -148,3 +148,64 @@ def test_put_collection_policy_over_http_refuses_a_small_probe(tmp_path):
     assert len(refused) == 1 and refused[0]["source"] == "http" and "policy minimum" in refused[0]["reason"]
     [search] = [r.data for r in records if r.kind == "search"]
     assert search["probe_quality"]["band"] == "portrait"
+
+
+def _lead_with_quality(tmp_path, eyes: float, flag: str = ""):
+    from faceaudit.accountability import Accountability, CallerContext, Candidate, SearchRecord
+    from faceaudit.accountability._probe_quality import ProbeQuality
+    from faceaudit.engine import Quality, get_model
+
+    acc = Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop")
+    acc.record(CallerContext("AKOPER", role="operator", case_reference="c-1"), SearchRecord(
+        operation="SearchFacesByImage", collection_id="g", model_version=get_model("sface").version,
+        threshold=80.0, max_faces=5, probe_sha256="ab" * 32, candidates=(Candidate(91.0, face_id="f1"),),
+        probe_quality=ProbeQuality.of(Quality(brightness=21.0, sharpness=40.0, face_size_px=40.0,
+                                              eye_distance_px=eyes)),
+        quality_flag=flag))
+    return acc.leads()[0]
+
+
+def _page(lead) -> str:
+    from faceaudit.accountability import Reviewer
+    from faceaudit.accountability._review_page import render_review_page
+
+    return render_review_page([lead], Reviewer("AKREV", "Rita"), "csrf", probe_url=lambda l: None,
+                              candidate_url=lambda l: None, missing=lambda l: "", may_decide=lambda l: True)
+
+
+def test_review_page_says_the_probe_quality_and_that_its_band_was_not_measured(tmp_path):
+    lead = _lead_with_quality(tmp_path, 18.0, flag="probe eyes 18 px apart, policy minimum 20")
+    page = _page(lead)
+    assert "eyes 18 px apart (band tiny), sharpness 40, brightness 21" in page
+    # the shipped calibration has no per-band figures: said plainly, no invented number
+    assert "error rates were not measured for this quality band" in page
+    assert "Flagged: below the collection's minimum probe quality (probe eyes 18 px apart, policy minimum 20)" in page
+
+
+def test_review_page_warns_on_a_probe_below_the_measured_range(tmp_path):
+    page = _page(_lead_with_quality(tmp_path, 7.0))
+    assert 'class="probe-quality quality-warning"' in page
+    assert "WARNING: eyes 7 px apart, below the measured range (band below-measured)" in page
+
+
+def test_quality_sentence_takes_the_calibrations_per_band_figures(monkeypatch):
+    """With per-band figures in the calibration file, the sentence gives the measured miss rate."""
+    import faceaudit.engine as engine
+    from faceaudit.accountability._probe_quality import ProbeQuality, band_figures, quality_sentence
+
+    class Cal:
+        raw = {"quality_bands": [{"band": "tiny", "condition": "doorbell-night-3m", "thresholds": [
+            {"similarity": 80, "fnmr": 0.76, "errors": 303, "trials": 399, "fmr": 6.4e-7},
+            {"similarity": 90, "fnmr": 0.86, "errors": 343, "trials": 399}]}]}
+
+    class Model:
+        def calibrated(self):
+            return Cal()
+
+    monkeypatch.setattr(engine, "get_model", lambda name: Model())
+    assert band_figures("m", "tiny", 85.0).threshold == 80  # the nearest measured threshold at or below
+    assert band_figures("m", "tiny", 70.0) is None and band_figures("m", "small", 80.0) is None
+    text = quality_sentence(ProbeQuality(18.0, 40.0, 21.0, "tiny"), "m", 80.0)
+    assert text == ("eyes 18 px apart (band tiny): on degraded portraits at this quality (doorbell-night-3m) the "
+                    "model missed 76% of mates at 80 (303/399); a candidate here is more likely a look-alike "
+                    "than at portrait quality.")
