@@ -209,3 +209,47 @@ def test_quality_sentence_takes_the_calibrations_per_band_figures(monkeypatch):
     assert text == ("eyes 18 px apart (band tiny): on degraded portraits at this quality (doorbell-night-3m) the "
                     "model missed 76% of mates at 80 (303/399); a candidate here is more likely a look-alike "
                     "than at portrait quality.")
+
+
+def test_video_leads_carry_their_frames_quality_and_the_policys_flag(tmp_path):
+    import time
+
+    from faceaudit.accountability import (
+        Accountability,
+        CallerContext,
+        ThresholdPolicy,
+        VideoSearches,
+    )
+    from faceaudit.accountability._probe_quality import LowQualityAction
+    from faceaudit.collections import FaceCollections, FolderStore
+    from tests.conftest import make_video
+
+    (tmp_path / "buckets" / "footage").mkdir(parents=True)
+    make_video(tmp_path / "buckets" / "footage" / "doorbell.mp4")
+    data = tmp_path / "data"
+    videos = VideoSearches(Accountability(data))
+    fc = FaceCollections(data, objects=FolderStore(tmp_path / "buckets"), video_observer=videos.observer,
+                         video_sample_fps=1.0)
+    fc.create_collection(collection_id="g")
+    for m in ("C000127", "B000944"):
+        fc.index_faces(collection_id="g", image=portrait_2014(m).read_bytes(), external_image_id=m)
+    videos.acc.set_policy(ThresholdPolicy("g", min_eye_distance_px=999.0, on_low_quality=LowQualityAction.FLAG),
+                          CallerContext("AKADMIN", role="admin"))
+    video = {"S3Object": {"Bucket": "footage", "Name": "doorbell.mp4"}}
+    job = videos.start(CallerContext("AKOPERATOR", role="operator", source="http"), "WARRANT-1", collection_id="g",
+                       threshold=80.0, max_faces=80, video=video,
+                       call=lambda: fc.start_face_search(video=video, collection_id="g"),
+                       job_id_of=lambda r: r.job_id).job_id
+    deadline = time.monotonic() + 300
+    while (page := fc.get_face_search(job_id=job)).status == "IN_PROGRESS":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert page.status == "SUCCEEDED"
+    searches = [r.data for r in videos.acc.log.records() if r.kind == "search"]
+    assert len(searches) == 3 and all(s["probe_quality"]["eye_distance_px"] > 0 for s in searches)
+    assert all("policy minimum 999" in s["quality_flag"] for s in searches)
+    leads = videos.acc.leads()
+    assert len(leads) == 2
+    for lead in leads:
+        [search] = [s for s in searches if s["probe_sha256"] == lead.probe_sha256]
+        assert lead.probe_quality.to_json() == search["probe_quality"] and "policy minimum 999" in lead.quality_flag
