@@ -151,7 +151,12 @@ def test_put_collection_policy_over_http_refuses_a_small_probe(tmp_path):
 
 
 def _lead_with_quality(tmp_path, eyes: float, flag: str = ""):
-    from faceaudit.accountability import Accountability, CallerContext, Candidate, SearchRecord
+    from faceaudit.accountability import (
+        Accountability,
+        CallerContext,
+        Candidate,
+        SearchRecord,
+    )
     from faceaudit.accountability._probe_quality import ProbeQuality
     from faceaudit.engine import Quality, get_model
 
@@ -190,19 +195,21 @@ def test_review_page_warns_on_a_probe_below_the_measured_range(tmp_path):
 
 def test_quality_sentence_takes_the_calibrations_per_band_figures(monkeypatch):
     """With per-band figures in the calibration file, the sentence gives the measured miss rate."""
-    import faceaudit.engine as engine
-    from faceaudit.accountability._probe_quality import ProbeQuality, band_figures, quality_sentence
+    from types import SimpleNamespace
 
-    class Cal:
-        raw = {"quality_bands": [{"band": "tiny", "condition": "doorbell-night-3m", "thresholds": [
-            {"similarity": 80, "fnmr": 0.76, "errors": 303, "trials": 399, "fmr": 6.4e-7},
-            {"similarity": 90, "fnmr": 0.86, "errors": 343, "trials": 399}]}]}
+    from faceaudit import engine
+    from faceaudit.accountability._probe_quality import (
+        ProbeQuality,
+        band_figures,
+        quality_sentence,
+    )
 
-    class Model:
-        def calibrated(self):
-            return Cal()
+    cal = SimpleNamespace(raw={"quality_bands": [{"band": "tiny", "condition": "doorbell-night-3m", "thresholds": [
+        {"similarity": 80, "fnmr": 0.76, "errors": 303, "trials": 399, "fmr": 6.4e-7},
+        {"similarity": 90, "fnmr": 0.86, "errors": 343, "trials": 399}]}]})
+    model = SimpleNamespace(calibrated=lambda: cal)
 
-    monkeypatch.setattr(engine, "get_model", lambda name: Model())
+    monkeypatch.setattr(engine, "get_model", lambda name: model)
     assert band_figures("m", "tiny", 85.0).threshold == 80  # the nearest measured threshold at or below
     assert band_figures("m", "tiny", 70.0) is None and band_figures("m", "small", 80.0) is None
     text = quality_sentence(ProbeQuality(18.0, 40.0, 21.0, "tiny"), "m", 80.0)

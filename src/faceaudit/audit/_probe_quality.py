@@ -9,8 +9,9 @@ the first threshold shown (80 where the audit has it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from markupsafe import Markup
 
@@ -35,16 +36,16 @@ class ConditionRow:
     number: int
     name: str
     spec: str
-    eye_distance: Optional[float]
-    band: Optional[str]
+    eye_distance: float | None
+    band: str | None
     probes: int
     failures_to_enrol: int
-    fnir: Tuple[Optional[Mapping[str, Any]], ...]
-    false_candidate: Optional[Mapping[str, Any]]
-    rank1: Optional[float]
-    top20: Optional[float]
-    temptation_threshold: Optional[float]
-    temptation_false: Optional[int]
+    fnir: tuple[Mapping[str, Any] | None, ...]
+    false_candidate: Mapping[str, Any] | None
+    rank1: float | None
+    top20: float | None
+    temptation_threshold: float | None
+    temptation_false: int | None
     temptation_searches: int
 
 
@@ -57,13 +58,13 @@ class ProbeQualitySection:
 
     headline: str
     first_screen: str
-    thresholds: Tuple[float, ...]
-    rows: Tuple[ConditionRow, ...]
+    thresholds: tuple[float, ...]
+    rows: tuple[ConditionRow, ...]
     chart: Markup
     note: str
 
 
-def _rate(cond: Mapping[str, Any], metric: str, threshold: float) -> Optional[Mapping[str, Any]]:
+def _rate(cond: Mapping[str, Any], metric: str, threshold: float) -> Mapping[str, Any] | None:
     for s in cond.get("summaries") or ():
         if abs(float(s["threshold"]) - threshold) < 1e-9:
             r = (s.get("overall") or {}).get(metric)
@@ -71,7 +72,7 @@ def _rate(cond: Mapping[str, Any], metric: str, threshold: float) -> Optional[Ma
     return None
 
 
-def _share(value: Any) -> Optional[float]:
+def _share(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
@@ -91,7 +92,7 @@ def _row(number: int, cond: Mapping[str, Any], thresholds: Sequence[float]) -> C
     )
 
 
-def _pct(rate: Optional[float]) -> str:
+def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{100 * rate:.1f}%"
 
 
@@ -113,8 +114,8 @@ def _chart(rows: Sequence[ConditionRow], threshold: float) -> Markup:
     x_hi = max([40.0] + [r.eye_distance + 5 for r in sized if r.eye_distance is not None])
     tx = _Axis(0.0, x_hi, False, ml, pw, flip=False)
     ty = _Axis(0.0, 1.0, False, mt, ph, flip=True)
-    markers: List[Dict[str, Any]] = []
-    references: List[Dict[str, Any]] = []
+    markers: list[dict[str, Any]] = []
+    references: list[dict[str, Any]] = []
     for r in rows:
         values = (("FNIR", r.fnir[0], CHART_COLORS[0], "circle"),
                   ("searches with a false candidate", r.false_candidate, CHART_COLORS[1], "square"))
@@ -143,7 +144,7 @@ def _chart(rows: Sequence[ConditionRow], threshold: float) -> Markup:
     return Markup(render("faceaudit.audit", "probe_quality_chart.svg.j2", c=chart).rstrip("\n"))
 
 
-def probe_quality_section(res: Mapping[str, Any]) -> Optional[ProbeQualitySection]:
+def probe_quality_section(res: Mapping[str, Any]) -> ProbeQualitySection | None:
     """The section for a results.json dict; None when it has no degraded condition."""
     conditions = [c for c in res.get("conditions") or () if isinstance(c, Mapping)]
     if len(conditions) < 2:  # clean alone: the rest of the report already is that

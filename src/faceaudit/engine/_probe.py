@@ -13,15 +13,15 @@ An observer may raise to stop the search before any stored face is compared.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, Iterator, Optional
 
 from faceaudit.engine._types import Quality
 
 ProbeObserver = Callable[[Quality], None]
 
-_observer: "ContextVar[Optional[ProbeObserver]]" = ContextVar("faceaudit_probe_observer", default=None)
+_observer: ContextVar[ProbeObserver | None] = ContextVar("faceaudit_probe_observer", default=None)
 
 
 @contextmanager
