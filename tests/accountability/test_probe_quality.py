@@ -260,3 +260,17 @@ def test_video_leads_carry_their_frames_quality_and_the_policys_flag(tmp_path):
     for lead in leads:
         [search] = [s for s in searches if s["probe_sha256"] == lead.probe_sha256]
         assert lead.probe_quality.to_json() == search["probe_quality"] and "policy minimum 999" in lead.quality_flag
+
+
+def test_review_show_prints_the_probe_quality_and_flag(cli, tmp_path, capsys):
+    from faceaudit.accountability import Accountability
+
+    path = tmp_path / "small.jpg"
+    path.write_bytes(small_probe("C000141", 0.4))
+    cli("policy", "set", "g", "--min-eye-distance", "25", "--on-low-quality", "flag")
+    cli("search", "g", str(path), "--threshold", "0")
+    lead = Accountability(tmp_path / "data").leads()[0]
+    out, _ = cli("review", "show", lead.lead_id)
+    assert f"ProbeQuality       {lead.probe_quality.text()}" in out
+    assert "not measured for this quality band" in out or "model missed" in out
+    assert "QualityFlag" in out and "policy minimum 25" in out

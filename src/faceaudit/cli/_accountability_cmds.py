@@ -366,6 +366,13 @@ def cmd_review_show(args) -> int:
         print(f"{key:18} {doc[key]}")
     probe = acc.probe_path(lead.probe_sha256)
     print(f"{'ProbeImage':18} {probe or 'not kept'}")
+    if lead.probe_quality is not None:  # what it means for the model: measured data only
+        from faceaudit.accountability._probe_quality import quality_sentence
+
+        print(f"{'ProbeQuality':18} {lead.probe_quality.text()}")
+        print(f"{'':18} {quality_sentence(lead.probe_quality, lead.model_version, lead.threshold)}")
+    if lead.quality_flag:
+        print(f"{'QualityFlag':18} below the collection's minimum probe quality: {lead.quality_flag}")
     for d in lead.decisions:
         print(f"decision: {d.reviewer} {d.decision} at "
               f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(d.time))} UTC {d.note}")
