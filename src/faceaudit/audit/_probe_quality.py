@@ -127,10 +127,17 @@ def _chart(rows: Sequence[ConditionRow], threshold: float) -> Markup:
             if r.eye_distance is None:
                 references.append({"y": f"{y:.1f}", "color": color, "title": title + " (photos as taken)"})
             else:
-                markers.append({"x": f"{tx(r.eye_distance):.1f}", "y": f"{y:.1f}", "color": color,
+                x = f"{tx(r.eye_distance):.1f}"
+                same = next((m for m in markers if (m["x"], m["shape"]) == (x, shape)
+                             and abs(float(m["y"]) - y) < 6), None)
+                if same is not None:  # coincident markers: one marker, both numbers
+                    same["label"] += f", {r.number}"
+                    same["title"] += f"; {title}"
+                    continue
+                markers.append({"x": x, "y": f"{y:.1f}", "color": color,
                                 "shape": shape, "label": str(r.number), "title": title})
     chart = {
-        "title": f"Probe quality at Similarity {threshold:g}: misses and false candidates",
+        "title": f"At Similarity {threshold:g}: mates missed, false candidates",
         "width": width, "height": height + 22, "left": ml, "right": ml + pw, "top": mt, "bottom": mt + ph,
         "plot_width": pw, "plot_height": ph,
         "x_ticks": tuple(_Tick(f"{tx.tick(v):.1f}", _fmt_tick(v, False, False)) for v in tx.ticks()),
