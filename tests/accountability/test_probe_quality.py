@@ -274,3 +274,32 @@ def test_review_show_prints_the_probe_quality_and_flag(cli, tmp_path, capsys):
     assert f"ProbeQuality       {lead.probe_quality.text()}" in out
     assert "not measured for this quality band" in out or "model missed" in out
     assert "QualityFlag" in out and "policy minimum 25" in out
+
+
+def test_an_accountability_db_of_the_previous_version_migrates_in_place(tmp_path):
+    """A database at schema version 2 (before probe quality) keeps its policy and gains the columns."""
+    import sqlite3
+
+    from faceaudit._db import Schema, SQLiteDatabase, schema_version
+    from faceaudit.accountability import (
+        Accountability,
+        CallerContext,
+        ThresholdPolicy,
+        _store,
+    )
+    from faceaudit.accountability._probe_quality import LowQualityAction
+
+    previous = Schema("accountability", {1: _store._SCHEMA, 2: _store._add_columns})
+    old = SQLiteDatabase(tmp_path / "accountability.db", previous, row_factory=sqlite3.Row).connect()
+    old.execute("INSERT INTO policies (collection_id, min_face_match_threshold, set_by, set_at) "
+                "VALUES ('g', 95, 'admin', 1.0)")
+    assert schema_version(old, previous) == 2
+    old.close()
+    acc = Accountability(tmp_path)
+    kept = acc.policy("g")
+    assert kept.min_face_match_threshold == 95 and kept.min_eye_distance_px is None
+    assert kept.on_low_quality is LowQualityAction.REFUSE
+    acc.set_policy(ThresholdPolicy("g", min_eye_distance_px=20.0, min_probe_quality="small",
+                                   on_low_quality=LowQualityAction.FLAG), CallerContext("AKADMIN", role="admin"))
+    got = Accountability(tmp_path).policy("g")
+    assert (got.min_eye_distance_px, got.min_probe_quality, got.on_low_quality) == (20.0, "small", LowQualityAction.FLAG)

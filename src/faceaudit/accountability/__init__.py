@@ -22,6 +22,7 @@ from faceaudit.accountability._anchors import (
     issue_anchor,
 )
 from faceaudit.accountability._guard import guarded
+from faceaudit._errors import AcknowledgedRecordsMissingError
 from faceaudit.accountability._holds import DELETING_OPERATIONS, guard_deletion, on_legal_hold
 from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
 from faceaudit.accountability._identification import (
@@ -33,7 +34,6 @@ from faceaudit.accountability._identification import (
 )
 from faceaudit.accountability._log import (
     GENESIS,
-    AcknowledgedRecordsMissingError,
     LogIntegrityError,
     LogRecord,
     Repair,

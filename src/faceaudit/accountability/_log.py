@@ -42,27 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from faceaudit._errors import FaceAuditError
+from faceaudit._errors import LogIntegrityError
 from faceaudit._paths import private_dir
 from faceaudit.accountability._files import write_private
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-
-
-class LogIntegrityError(FaceAuditError):
-    """The search log fails verification (edited, removed, reordered or truncated records)."""
-
-    aws_code = "LogVerificationFailed"
-    exit_code = 8
-
-
-class AcknowledgedRecordsMissingError(LogIntegrityError):
-    """Records the head file had acknowledged are missing from the log (with or without a repair
-    record saying so): a crash never does this. ``faceaudit log verify`` exits 11."""
-
-    exit_code = 11
 
 
 def _canonical(obj: Any) -> bytes:

@@ -45,18 +45,11 @@ from typing import Any, Dict, Iterator, List, Optional
 from faceaudit._errors import (
     FaceAuditError,
     InvalidParameterError,
+    LimitExceededError,
     ResourceNotFoundError,
     ServiceQuotaExceededError,
 )
 from faceaudit.accountability._files import write_private
-
-
-class LimitExceededError(FaceAuditError):
-    """Too many audits queued or running (Rekognition's LimitExceededException)."""
-
-    aws_code = "LimitExceededException"
-    http_status = 400
-    exit_code = 5
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,11 +29,11 @@ from faceaudit._errors import (
     NoFaceError,
     RemoteServiceError,
 )
+from faceaudit._progress import Progress
 from faceaudit.audit._cache import CachedEmbedding, EmbeddingCache
 from faceaudit.audit._design import AuditDesign
 from faceaudit.audit._executors import AuditExecutor, LocalExecutor
 from faceaudit.audit._manifest import ImageRecord
-from faceaudit.audit._progress import Progress
 from faceaudit.audit._results import EngineInfo
 from faceaudit.audit._scoring import (
     SearchOutcomes,
@@ -43,15 +42,13 @@ from faceaudit.audit._scoring import (
     vectorised_similarity,
 )
 from faceaudit.collections import INDEX_TAG
+from faceaudit.collections import map_external_image_id as external_image_id
 
 REKOGNITION_DEFAULT_THRESHOLD = 80.0
 """Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used)."""
 
 REKOGNITION_MAX_FACES = 4096
 """The largest MaxFaces SearchFacesByImage accepts."""
-
-EXTERNAL_IMAGE_ID = re.compile(r"[^a-zA-Z0-9_.\-:]")
-"""Characters not allowed in Rekognition's ExternalImageId ([a-zA-Z0-9_.\\-:]+, at most 255)."""
 
 IMAGE_ERROR_CODES = frozenset({
     "InvalidParameterException", "InvalidImageFormatException", "ImageTooLargeException",
@@ -70,11 +67,6 @@ class AuditEngine(Protocol):
     def run(self, design: AuditDesign, progress: bool = True) -> SearchOutcomes:
         """Search every probe of ``design`` against its gallery."""
         ...
-
-
-def external_image_id(subject: str) -> str:
-    """A subject as a valid ExternalImageId (disallowed characters -> "_", at most 255)."""
-    return EXTERNAL_IMAGE_ID.sub("_", subject)[:255] or "_"
 
 
 def _read(record: ImageRecord) -> Tuple[Optional[bytes], Optional[str]]:

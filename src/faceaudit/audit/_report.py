@@ -37,6 +37,7 @@ from faceaudit.audit._html import (
     base_columns,
     find_frame,
     find_summary,
+    group_people,
     headline_threshold,
     min_group,
     page,
@@ -214,21 +215,50 @@ def _colors(groups: Sequence[str]) -> Dict[str, str]:
     return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
 
 
+class Figure(NamedTuple):
+    """One chart and its caption (HTML text under the chart, so it is never cut by the drawing's width)."""
+
+    svg: Markup
+    caption: str
+
+
 class DetChart(NamedTuple):
     title: str
     empty: bool
     svg: Optional[Markup]
+    caption: str = ""
 
 
 class Charts(NamedTuple):
-    lines: Tuple[Markup, ...]  # false leads and misses against the threshold
+    lines: Tuple[Figure, ...]  # false leads and misses against the threshold
     det: bool  # exact scores: DET curves and score distributions exist
     drawable: bool
     det_charts: Tuple[DetChart, ...]
     histogram: Optional[Markup]
 
 
-def _identification_charts(res: Dict[str, Any]) -> Tuple[Markup, ...]:
+def _drawn_groups(res: Dict[str, Any], col: str, groups: Iterable[str]) -> Tuple[List[str], str]:
+    """The groups of ``col`` big enough to draw, and a sentence naming those left out and why ("" if none).
+
+    The size rule is the tables': fewer than ``min_group_searches`` people searched (at the headline
+    threshold) is too few for a line to mean anything.
+    """
+    if col == "":
+        return list(groups), ""
+    t = headline_threshold(res)
+    keep: List[Tuple[str, int]] = []
+    small: List[Tuple[str, int]] = []
+    for g in groups:
+        n = group_people(res, col, g, t)
+        (small if n < min_group(res) else keep).append((g, n))
+    if not small:
+        return [g for g, _ in keep], ""
+    names = ", ".join(f"{g} ({n} {'person' if n == 1 else 'people'})" for g, n in small)
+    return [g for g, _ in keep], (f"Not drawn: {names}, below the {min_group(res)} people searched that a group "
+                                  "needs for its rates to be compared (their counts are in the tables).")
+
+
+def _identification_charts(res: Dict[str, Any]) -> Tuple[Figure, ...]:
     cur = res["curves"]
     grid = cur["grid"]
     x_lo = grid[0]
@@ -244,38 +274,47 @@ def _identification_charts(res: Dict[str, Any]) -> Tuple[Markup, ...]:
         series = []
         groups = cur["identification"].get(col, {})
         colors = _colors(list(groups))
-        for g, d in groups.items():
+        drawn, left_out = _drawn_groups(res, col, groups)
+        for g in drawn:
+            d = groups[g]
             name = "everyone" if col == "" else g
             if any(v is not None for v in d["FPIR"]):
                 series.append(Series(f"{name}: FPIR", list(zip(grid, d["FPIR"])), colors[g]))
             if any(v is not None for v in d["FNIR"]):
                 series.append(Series(f"{name}: FNIR", list(zip(grid, d["FNIR"])), colors[g], dash="6 4"))
-        if series:
-            out.append(line_chart(series, title="False leads and misses" + (f", by {col}" if col else ", everyone"),
-                                  x_label="Similarity threshold (higher is stricter)", y_label="share of searches",
-                                  x_range=(x_lo, 100.0), y_range=(0.0, 1.0), y_percent=True,
-                                  vlines=[(t, tfmt(t)) for t in res["thresholds"]]))
+        if not series and left_out:
+            out.append(Figure(Markup(""), f"False leads and misses, by {col}: no group is drawn. " + left_out))
+        elif series:
+            out.append(Figure(line_chart(
+                series, title="False leads and misses" + (f", by {col}" if col else ", everyone"),
+                x_label="Similarity threshold (higher is stricter)", y_label="share of searches",
+                x_range=(x_lo, 100.0), y_range=(0.0, 1.0), y_percent=True,
+                vlines=[(t, tfmt(t)) for t in res["thresholds"]]),
+                "FPIR (solid): share of the people not in the gallery who got a false candidate. FNIR (dashed): "
+                "share of the people in the gallery who were not found." + (" " + left_out if left_out else "")))
     return tuple(out)
 
 
-def _det_chart(col: str, groups: Dict[str, Any]) -> DetChart:
+def _det_chart(res: Dict[str, Any], col: str, groups: Dict[str, Any]) -> DetChart:
     colors = _colors(list(groups))
+    drawn, left_out = _drawn_groups(res, col, groups)
     series = []
-    for g, pts in groups.items():
+    for g in drawn:
         # log axes: only thresholds where both error rates are above 0 can be drawn
-        p = [(f, n) for _, f, n in pts if f > 0 and n > 0]
+        p = [(f, n) for _, f, n in groups[g] if f > 0 and n > 0]
         if p:
             series.append(Series("everyone" if col == "" else g, p, colors[g]))
     title = "DET: misses vs false matches" + (f", by {col}" if col else "")
+    caption = ("Lower left is better. Thresholds with a rate of 0 cannot be drawn on log axes."
+               + (" " + left_out if left_out else ""))
     if not series:
-        return DetChart(title, True, None)
+        return DetChart(title, True, None, ("No group is drawn. " + left_out) if left_out and not drawn else "")
     lo_f = min(f for s_ in series for f, _ in s_.points)
     lo_n = min(n for s_ in series for _, n in s_.points)
     return DetChart(title, False, line_chart(
         series, title=title, x_label="FMR, false match rate (log scale)", y_label="FNMR, false non-match rate (log)",
         x_range=(min(1e-4, 10.0 ** math.floor(math.log10(lo_f))), 1.0),
-        y_range=(min(1e-2, 10.0 ** math.floor(math.log10(lo_n))), 1.0), log_x=True, log_y=True,
-        note="Lower left is better. Thresholds with a rate of 0 cannot be drawn on log axes."))
+        y_range=(min(1e-2, 10.0 ** math.floor(math.log10(lo_n))), 1.0), log_x=True, log_y=True), caption)
 
 
 def _charts(res: Dict[str, Any]) -> Charts:
@@ -284,7 +323,7 @@ def _charts(res: Dict[str, Any]) -> Charts:
     drawable = any(f > 0 and n > 0 for pts in cur["det"].get("", {}).values() for _, f, n in pts)
     det_charts: Tuple[DetChart, ...] = ()
     if det and drawable:
-        det_charts = tuple(_det_chart(col, cur["det"].get(col, {}))
+        det_charts = tuple(_det_chart(res, col, cur["det"].get(col, {}))
                            for col in [""] + [c for c in base_columns(res) if c in cur["det"]])
     histogram = None
     gen = cur["genuine"].get("", {}).get("all") if det else None
@@ -407,7 +446,7 @@ def render_report(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ()
     c = res["counts"]
     eng = res["engine"]
     view = ReportView(
-        first_screen=first_screen(res),
+        first_screen=first_screen(res, candidates),
         caveats=Caveats(c["gallery_images"], min_group(res), tuple(res.get("notes", []))),
         more_findings=_more_findings(res), aclu=aclu_section(res), shares=share_section(res),
         promise=promise_section(res), metrics=("ACLU_COUNT", "FPIR", "FNIR", "MATED_FALSE", "FMR", "FNMR"),

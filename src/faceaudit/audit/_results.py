@@ -377,12 +377,17 @@ class AuditCounts:
 
 @dataclass(frozen=True)
 class Failure:
-    """An image whose face could not be used: a failure to enrol (gallery) or to acquire (probe)."""
+    """An image whose face could not be used: a failure to enrol (gallery) or to acquire (probe).
+
+    ``image`` is relative to the folder of ``manifest`` (as the manifest's image
+    column names it); ``manifest`` as recorded under ``manifests``.
+    """
 
     side: str
     image: str
     subject: str
     reason: str
+    manifest: str = ""
 
 
 @dataclass(frozen=True)
@@ -455,6 +460,8 @@ class AuditResult:
     match_counts: Tuple[MatchCountPoint, ...] = ()
     promise_checks: Tuple[PromiseCheck, ...] = ()
     min_group_searches: int = 10
+    candidates_floor: Optional[float] = None
+    """candidates.csv holds every candidate at or above this Similarity."""
     conditions: Tuple[Any, ...] = ()  # ConditionResult per probe condition (audit/_conditions.py), clean first
     metric_definitions: Mapping[str, str] = field(default_factory=lambda: dict(METRICS))
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from faceaudit._db import Schema, SQLiteDatabase
 from faceaudit._errors import (
     FaceAuditError,
     IdempotentParameterMismatchError,
@@ -58,65 +59,49 @@ POLL_S = 1.0
 
 QUEUED, IN_PROGRESS, SUCCEEDED, FAILED = "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED"
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS jobs (
-        job_id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL,
-        request TEXT NOT NULL,
-        request_sha256 TEXT NOT NULL,
-        client_token TEXT,
-        job_tag TEXT,
-        requester TEXT NOT NULL DEFAULT '{}',
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        owner TEXT,
-        heartbeat REAL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        progress REAL NOT NULL DEFAULT 0,
-        status_message TEXT,
-        metadata TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at)",
-    """CREATE TABLE IF NOT EXISTS job_items (
-        job_id TEXT NOT NULL REFERENCES jobs(job_id),
-        seq INTEGER NOT NULL,
-        timestamp_ms INTEGER NOT NULL,
-        person_index INTEGER NOT NULL,
-        doc TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)
-    )""",
-)
-
-_MIGRATIONS = (
-    # 1: jobs belong to their caller (the requester's access key): ClientRequestToken scoped to it
-    ("jobs", "caller", (
-        "ALTER TABLE jobs ADD COLUMN caller TEXT NOT NULL DEFAULT ''",
-        "UPDATE jobs SET caller = COALESCE(json_extract(requester, '$.access_key_id'), '')",
-        "DROP INDEX IF EXISTS jobs_token",
-    )),
-)
-_INDEXES = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_caller_token ON jobs(kind, caller, client_token) "
-    "WHERE client_token IS NOT NULL",
-)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT NOT NULL,
+    request_sha256 TEXT NOT NULL,
+    client_token TEXT,
+    job_tag TEXT,
+    requester TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    owner TEXT,
+    heartbeat REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    progress REAL NOT NULL DEFAULT 0,
+    status_message TEXT,
+    metadata TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_token ON jobs(kind, client_token) WHERE client_token IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
+CREATE TABLE IF NOT EXISTS job_items (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    seq INTEGER NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    person_index INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+"""
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Add what older data dirs lack, in one write transaction (another process may migrate too)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for table, column, statements in _MIGRATIONS:
-            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
-                for stmt in statements:
-                    conn.execute(stmt)
-        for stmt in _INDEXES:
-            conn.execute(stmt)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+# 2: jobs belong to their caller (the requester's access key): ClientRequestToken scoped to it
+_CALLER = """
+ALTER TABLE jobs ADD COLUMN caller TEXT NOT NULL DEFAULT '';
+UPDATE jobs SET caller = COALESCE(json_extract(requester, '$.access_key_id'), '');
+DROP INDEX IF EXISTS jobs_token;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_caller_token ON jobs(kind, caller, client_token)
+    WHERE client_token IS NOT NULL;
+"""
+
+SCHEMA = Schema("video jobs", {1: _SCHEMA, 2: _CALLER})
 
 
 def caller_of(who: Mapping[str, Any]) -> str:
@@ -208,32 +193,10 @@ class JobStore:
 
     def __init__(self, data_dir: "str | os.PathLike[str]") -> None:
         self.path = Path(data_dir) / DB_NAME
-        self._ready = False
-        self._lock = threading.Lock()
+        self._db = SQLiteDatabase(self.path, SCHEMA, busy_timeout_s=BUSY_TIMEOUT_S, foreign_keys=False)
 
-    @contextlib.contextmanager
-    def _conn(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            if not self._ready:
-                with self._lock:
-                    for stmt in _SCHEMA:
-                        conn.execute(stmt)
-                    _migrate(conn)
-                    self._ready = True
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def _conn(self, write: bool = False) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
+        return self._db.session(write=write)
 
     @staticmethod
     def _job(row: Sequence[Any]) -> Job:
@@ -464,7 +427,7 @@ class JobPool:
     def _run(self, job: Job) -> None:
         # the heartbeat runs in its own thread, so a long step (a download, a slow frame) never
         # lets the lease expire while the job is alive; it also writes the latest progress
-        state = {"fraction": 0.0, "message": "started"}
+        state: Dict[str, Any] = {"fraction": 0.0, "message": "started"}
         done = threading.Event()
 
         def beat() -> None:
