@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.engine import QUALITY_BANDS, Quality, quality_band
@@ -43,7 +44,7 @@ class LowQualityAction(str, Enum):
     """The search runs; its log record and every lead it makes carry the reason as a flag."""
 
     @classmethod
-    def parse(cls, value: Any) -> "LowQualityAction":
+    def parse(cls, value: Any) -> LowQualityAction:
         if isinstance(value, cls):
             return value
         if isinstance(value, str):
@@ -87,7 +88,7 @@ class ProbeQuality:
     band: str
 
     @classmethod
-    def of(cls, quality: Quality) -> "ProbeQuality":
+    def of(cls, quality: Quality) -> ProbeQuality:
         eye = float(quality.eye_distance_px)
         return cls(round(eye, 2), round(float(quality.sharpness), 2), round(float(quality.brightness), 2),
                    quality_band(max(eye, 0.0)).name)
@@ -101,7 +102,7 @@ class ProbeQuality:
                 "Brightness": self.brightness, "Band": self.band}
 
     @classmethod
-    def from_json(cls, doc: Any) -> "Optional[ProbeQuality]":
+    def from_json(cls, doc: Any) -> ProbeQuality | None:
         """The quality a log record or lead row holds; None when it holds none (or not this shape)."""
         if not isinstance(doc, Mapping):
             return None
@@ -117,7 +118,7 @@ class ProbeQuality:
                 f"brightness {self.brightness:.0f}")
 
 
-def shortfall(quality: ProbeQuality, min_eye_distance_px: Optional[float], min_band: Optional[str]) -> str:
+def shortfall(quality: ProbeQuality, min_eye_distance_px: float | None, min_band: str | None) -> str:
     """Why ``quality`` is below a policy's minimum, in plain words ("" when it is not)."""
     reasons = []
     if min_eye_distance_px is not None and quality.eye_distance_px < min_eye_distance_px:
@@ -143,11 +144,11 @@ class BandFigures:
     fnmr: float
     errors: int
     trials: int
-    fmr: Optional[float]
+    fmr: float | None
     condition: str
 
 
-def band_figures(model_version: str, band: str, threshold: float) -> Optional[BandFigures]:
+def band_figures(model_version: str, band: str, threshold: float) -> BandFigures | None:
     """The calibration's measured figures for ``band`` at the Similarity ``threshold`` nearest
     at or below the search's (None when the calibration file has none for this band).
 
