@@ -7,7 +7,6 @@ bootstrap that resamples people (clusters), which scipy does not provide, are wr
 from __future__ import annotations
 
 import functools
-from typing import Tuple
 
 Z95 = 1.959963984540054
 """The standard normal deviate of a two-sided 95% interval (scipy.stats.norm.ppf(0.975))."""
@@ -17,7 +16,7 @@ Z95_LEVEL = 0.95
 
 
 @functools.lru_cache(maxsize=65536)
-def wilson_interval(errors: int, trials: int, z: float = Z95) -> Tuple[float, float]:
+def wilson_interval(errors: int, trials: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion ``errors / trials`` (scipy's).
 
     .. math:: \\frac{\\hat p + z^2/2n \\pm z\\sqrt{\\hat p(1-\\hat p)/n + z^2/4n^2}}{1 + z^2/n}

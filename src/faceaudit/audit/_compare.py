@@ -9,8 +9,9 @@ and the composition test, each with its counts and interval.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, NamedTuple
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.audit._html import find_summary, page, render
@@ -18,7 +19,7 @@ from faceaudit.audit._html import find_summary, page, render
 COMPARISON_HTML = "comparison.html"
 
 
-def _load(d: "str | Path") -> Dict[str, Any]:
+def _load(d: str | Path) -> dict[str, Any]:
     from faceaudit.audit._run import RESULTS_JSON
 
     path = Path(d) / RESULTS_JSON
@@ -30,7 +31,7 @@ def _load(d: "str | Path") -> Dict[str, Any]:
         raise InvalidParameterError(f"cannot read {path}: {exc}") from None
 
 
-def _name(res: Dict[str, Any]) -> str:
+def _name(res: dict[str, Any]) -> str:
     e = res["engine"]
     return f"{e['model']} ({e['kind']})"
 
@@ -41,13 +42,13 @@ class EngineRow(NamedTuple):
     name: str
     t: float
     note: str  # why this threshold, under it ("model's own", "FMR ≤ 1e-05")
-    summary: Optional[Dict[str, Any]]
-    check: Optional[Dict[str, Any]]  # the scale's promise at t
-    shares: Tuple[Dict[str, Any], ...]  # composition tests at t with any false candidate
+    summary: dict[str, Any] | None
+    check: dict[str, Any] | None  # the scale's promise at t
+    shares: tuple[dict[str, Any], ...]  # composition tests at t with any false candidate
     missing: str = ""
 
 
-def _row(res: Dict[str, Any], t: float, note: str = "") -> EngineRow:
+def _row(res: dict[str, Any], t: float, note: str = "") -> EngineRow:
     near = lambda x: abs(x - t) < 1e-9  # noqa: E731
     return EngineRow(
         _name(res), t, note, find_summary(res, t),
@@ -55,9 +56,9 @@ def _row(res: Dict[str, Any], t: float, note: str = "") -> EngineRow:
         tuple(st for st in res.get("share_tests", []) if near(st["threshold"]) and st["matched"]["trials"]))
 
 
-def _target_rows(results: Sequence[Dict[str, Any]]) -> List[EngineRow]:
+def _target_rows(results: Sequence[dict[str, Any]]) -> list[EngineRow]:
     targets = sorted({ft["target"] for r in results for ft in r.get("fmr_targets", [])}, reverse=True)
-    rows: List[EngineRow] = []
+    rows: list[EngineRow] = []
     for target in targets:
         for r in results:
             ft = next((x for x in r.get("fmr_targets", []) if x["target"] == target), None)
@@ -69,20 +70,21 @@ def _target_rows(results: Sequence[Dict[str, Any]]) -> List[EngineRow]:
     return rows
 
 
-def render_comparison(results: Sequence[Dict[str, Any]], names: Sequence[str]) -> str:
+def render_comparison(results: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
     """The comparison page for several results.json dicts."""
     shas = [sorted(m["sha256"] for m in r["manifests"]) for r in results]
     thresholds = sorted({t for r in results for t in r["thresholds"]})
     count_rows = [_row(r, p["threshold"], f"{p['requested']} falsely matched asked for")
                   for r in results for p in r.get("match_counts", []) if p.get("threshold") is not None]
     body = render("comparison.html.j2", n=len(results), same=all(s == shas[0] for s in shas),
-                  engines=list(zip(names, results)), sim_rows=[_row(r, t) for t in thresholds for r in results],
+                  engines=list(zip(names, results, strict=True)),
+                  sim_rows=[_row(r, t) for t in thresholds for r in results],
                   own=[_row(r, r["model_threshold"], "model's own") for r in results],
                   fmr_rows=_target_rows(results), count_rows=count_rows)
     return page(f"{len(results)} face search audits side by side", body)
 
 
-def build_comparison(dirs: Sequence["str | Path"], out_dir: "str | Path") -> Path:
+def build_comparison(dirs: Sequence[str | Path], out_dir: str | Path) -> Path:
     """Write ``out_dir/comparison.html`` comparing the audits in ``dirs``."""
     if len(dirs) < 2:
         raise InvalidParameterError("a comparison needs at least two audit folders")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,18 +33,18 @@ class AuditConfig:
     thresholds are found (engines with exact scores only).
     """
 
-    thresholds: Tuple[float, ...] = DEFAULT_THRESHOLDS
-    group_by: Optional[Tuple[str, ...]] = None
-    gallery_group_by: Optional[Tuple[str, ...]] = None
-    bands: Mapping[str, Tuple[float, ...]] = field(default_factory=dict)
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    group_by: tuple[str, ...] | None = None
+    gallery_group_by: tuple[str, ...] | None = None
+    bands: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     intersections: bool = True
     alpha: float = 0.5
     bootstrap: int = 1000
     seed: int = 0
-    fmr_targets: Tuple[float, ...] = DEFAULT_FMR_TARGETS
+    fmr_targets: tuple[float, ...] = DEFAULT_FMR_TARGETS
     min_errors: int = 30
-    shares: Tuple[ShareSpec, ...] = ()
-    match_counts: Tuple[int, ...] = ()
+    shares: tuple[ShareSpec, ...] = ()
+    match_counts: tuple[int, ...] = ()
     min_group_searches: int = 10
     projection_probes: int = 535
     projection_gallery: int = 25_000
@@ -88,16 +88,16 @@ class AuditDesign:
     manifests (a mated search), whether or not that image enrolled.
     """
 
-    probes: Tuple[ImageRecord, ...]
-    gallery: Tuple[ImageRecord, ...]
-    probe_manifests: Tuple[Manifest, ...]
-    gallery_manifests: Tuple[Manifest, ...]
-    subjects: Tuple[str, ...]
+    probes: tuple[ImageRecord, ...]
+    gallery: tuple[ImageRecord, ...]
+    probe_manifests: tuple[Manifest, ...]
+    gallery_manifests: tuple[Manifest, ...]
+    subjects: tuple[str, ...]
     probe_subject: np.ndarray
     gallery_subject: np.ndarray
     mated: np.ndarray
-    probe_columns: Tuple[GroupColumn, ...]
-    gallery_columns: Tuple[GroupColumn, ...]
+    probe_columns: tuple[GroupColumn, ...]
+    gallery_columns: tuple[GroupColumn, ...]
     config: AuditConfig
 
     @property
@@ -148,7 +148,7 @@ def build_design(
     _check_columns(p_cols, p_avail, "probe")
     _check_columns(g_cols, g_avail, "gallery")
     _check_columns(tuple(dict.fromkeys(s.column for s in config.shares)), p_avail, "probe")
-    subjects: Dict[str, int] = {}
+    subjects: dict[str, int] = {}
     for r in probes + gallery:
         subjects.setdefault(r.subject, len(subjects))
     psub = np.array([subjects[r.subject] for r in probes], dtype=np.int64)

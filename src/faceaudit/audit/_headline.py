@@ -9,7 +9,8 @@ people searched (smaller groups are shown, marked too small).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from faceaudit._stats import wilson_interval
 from faceaudit.audit._html import (
@@ -31,7 +32,7 @@ from faceaudit.audit._html import (
     times,
 )
 
-Rate = Dict[str, Any]
+Rate = dict[str, Any]
 """One rate of results.json: errors, trials, rate, wilson95 (and bootstrap95, subjects where counted)."""
 
 
@@ -50,20 +51,20 @@ class GroupRow(NamedTuple):
     group: str
     people: int
     small: bool
-    rates: Tuple[Optional[Rate], ...]
+    rates: tuple[Rate | None, ...]
 
 
 class ByGroupTable(NamedTuple):
-    thresholds: Tuple[float, ...]
-    labels: Tuple[str, ...]
-    rows: Tuple[GroupRow, ...]
+    thresholds: tuple[float, ...]
+    labels: tuple[str, ...]
+    rows: tuple[GroupRow, ...]
     min_group: int
 
 
 _BY_GROUP_METRICS = (("ACLU_COUNT", "searches with a false candidate"), ("FNIR", "people in the gallery not found"))
 
 
-def by_group_table(res: Dict[str, Any], thresholds: Sequence[float]) -> ByGroupTable:
+def by_group_table(res: dict[str, Any], thresholds: Sequence[float]) -> ByGroupTable:
     """Rows: everyone, then every group of every base column; per threshold: false candidate share and FNIR."""
     metrics = [m for m, _ in _BY_GROUP_METRICS]
     overall = []
@@ -89,13 +90,13 @@ class RatioSentence(NamedTuple):
     equal: bool
     highest: str = ""
     lowest: str = ""
-    hi: Optional[Rate] = None
-    lo: Optional[Rate] = None
-    ratio: Optional[float] = None
+    hi: Rate | None = None
+    lo: Rate | None = None
+    ratio: float | None = None
     overlap: bool = False
 
 
-def _ratio_sentence(res: Dict[str, Any], column: str, t: float) -> Optional[RatioSentence]:
+def _ratio_sentence(res: dict[str, Any], column: str, t: float) -> RatioSentence | None:
     f = find_frame(res, "ACLU_COUNT", column, t)
     if not f:
         return None
@@ -109,25 +110,25 @@ def _ratio_sentence(res: Dict[str, Any], column: str, t: float) -> Optional[Rati
                          hi["wilson95"][0] <= lo["wilson95"][1])
 
 
-def _share_at(res: Dict[str, Any], t: float) -> List[Dict[str, Any]]:
+def _share_at(res: dict[str, Any], t: float) -> list[dict[str, Any]]:
     return [s for s in res.get("share_tests", []) if abs(s["threshold"] - t) < 1e-9]
 
 
 class FirstScreen(NamedTuple):
-    c: Dict[str, Any]  # results.json "counts"
+    c: dict[str, Any]  # results.json "counts"
     t: float
     why: str
     promise: str
     a: Rate  # the ACLU count at t
-    shares: Tuple[Tuple[Dict[str, Any], str], ...]  # (share test, where it was measured)
+    shares: tuple[tuple[dict[str, Any], str], ...]  # (share test, where it was measured)
     finding: str
-    thresholds: Tuple[float, ...]
+    thresholds: tuple[float, ...]
     table: ByGroupTable
-    ratios: Tuple[RatioSentence, ...]
-    group_findings: Tuple[str, ...]
+    ratios: tuple[RatioSentence, ...]
+    group_findings: tuple[str, ...]
 
 
-def first_screen(res: Dict[str, Any]) -> FirstScreen:
+def first_screen(res: dict[str, Any]) -> FirstScreen:
     """The headline with its interval per group, 80 vs the strictest threshold by group, the composition test."""
     t = headline_threshold(res)
     s = find_summary(res, t)
@@ -141,7 +142,7 @@ def first_screen(res: Dict[str, Any]) -> FirstScreen:
                    for st in _share_at(res, p["threshold"])]
     check = next((pc for pc in res.get("promise_checks", []) if abs(pc["threshold"] - t) < 1e-9), None)
     ratios = [r for r in (_ratio_sentence(res, col, t) for col in base_columns(res)) if r]
-    findings: List[str] = []
+    findings: list[str] = []
     if check:
         above = [g for g in check["groups"] if g["verdict"] == "above" and g["group"] != "unknown"
                  and g["measured"]["subjects"] >= min_group(res) and check["overall"]["verdict"] != "above"]
@@ -158,22 +159,22 @@ class AcluRow(NamedTuple):
     t: float
     measured: bool
     fmr: Rate
-    implied: Optional[float]
-    implied_low: Optional[float]
-    implied_high: Optional[float]
+    implied: float | None
+    implied_low: float | None
+    implied_high: float | None
     searches: int
     gallery: int
 
 
 class AcluSection(NamedTuple):
-    aclu: Dict[str, float]
-    rows: Tuple[AcluRow, ...]
+    aclu: dict[str, float]
+    rows: tuple[AcluRow, ...]
     matched: int
     searches: int
     gallery: int
 
 
-def aclu_section(res: Dict[str, Any]) -> AcluSection:
+def aclu_section(res: dict[str, Any]) -> AcluSection:
     """The ACLU's 2018 result against this audit, in per-comparison false-match rates only."""
     rows = []
     for s in res["summaries"]:
@@ -193,11 +194,11 @@ class ShareSet(NamedTuple):
     """The composition tests of one set of labels, one per threshold (with each threshold's reasons)."""
 
     label: str
-    tests: Tuple[Dict[str, Any], ...]
-    reasons: Tuple[str, ...]
+    tests: tuple[dict[str, Any], ...]
+    reasons: tuple[str, ...]
 
 
-def share_section(res: Dict[str, Any]) -> Tuple[ShareSet, ...]:
+def share_section(res: dict[str, Any]) -> tuple[ShareSet, ...]:
     tests = res.get("share_tests", [])
     out = []
     for label in dict.fromkeys(st["label"] for st in tests):
@@ -207,13 +208,13 @@ def share_section(res: Dict[str, Any]) -> Tuple[ShareSet, ...]:
 
 
 class PromiseSection(NamedTuple):
-    version: Optional[str]
-    checks: Tuple[Tuple[Dict[str, Any], str], ...]  # (promise check, reasons of its threshold)
-    findings: Tuple[str, ...]
+    version: str | None
+    checks: tuple[tuple[dict[str, Any], str], ...]  # (promise check, reasons of its threshold)
+    findings: tuple[str, ...]
     min_group: int
 
 
-def promise_section(res: Dict[str, Any]) -> Optional[PromiseSection]:
+def promise_section(res: dict[str, Any]) -> PromiseSection | None:
     checks = res.get("promise_checks", [])
     if not checks:
         return None
@@ -233,7 +234,7 @@ RARE_IN_GALLERY = 0.25
 """A group below this share of the gallery's labelled photos is called rare in the gallery."""
 
 
-def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[str]:
+def _cross_finding(res: dict[str, Any], ct: dict[str, Any], t: float) -> list[str]:
     """Within-group against across-group false matches, beside the gallery's composition (plain sentences)."""
     comp = res.get("composition", {}).get("gallery", {}).get(ct["gallery_column"], {})
     total = sum(comp.values()) or 0
@@ -282,19 +283,19 @@ class CrossTable(NamedTuple):
     t: float
     why: str
     same: bool
-    comp: Dict[str, int]
+    comp: dict[str, int]
     total: int
-    gallery_groups: Tuple[str, ...]
-    cells: Dict[str, Dict[str, Rate]]
-    findings: Tuple[str, ...]  # plain sentences
+    gallery_groups: tuple[str, ...]
+    cells: dict[str, dict[str, Rate]]
+    findings: tuple[str, ...]  # plain sentences
 
 
-def cross_section(res: Dict[str, Any]) -> Tuple[CrossTable, ...]:
+def cross_section(res: dict[str, Any]) -> tuple[CrossTable, ...]:
     tables = res.get("cross_tables", [])
     if not tables:
         return ()
     t0 = headline_threshold(res)
-    ths: List[float] = []
+    ths: list[float] = []
     for t in [t0, *match_point_thresholds(res), res["model_threshold"]]:
         if find_summary(res, t) is not None and all(abs(t - x) > 1e-9 for x in ths):
             ths.append(t)

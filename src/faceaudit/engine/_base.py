@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -10,7 +10,7 @@ from faceaudit.engine._image import Image
 from faceaudit.engine._types import DetectedFace
 
 
-def describe_runtimes(detector: str, embedder: str, names: "tuple[str, str]" = ("detector", "embedder")) -> str:
+def describe_runtimes(detector: str, embedder: str, names: tuple[str, str] = ("detector", "embedder")) -> str:
     """What runs a model's two networks, for people: one name when both run on the same."""
     if detector == embedder:
         return embedder
@@ -23,7 +23,7 @@ class Detector(Protocol):
 
     runtime: str  # what runs it, for people: "opencv dnn", "onnxruntime (CPU)", ...
 
-    def detect(self, image: Image, limit: Optional[int] = None) -> List[DetectedFace]:
+    def detect(self, image: Image, limit: int | None = None) -> list[DetectedFace]:
         """The faces found, in pixels of ``image``: all of them, or only the ``limit`` largest
         boxes (only those are measured: landmarks, pose, quality); any order."""
         ...
