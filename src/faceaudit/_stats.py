@@ -125,7 +125,8 @@ def fisher_exact_two_sided(a: int, b: int, c: int, d: int) -> float:
     for v in (a, b, c, d):
         if int(v) != v or v < 0:
             raise ValueError(f"a 2x2 table needs non-negative integer counts, got {(a, b, c, d)}")
+    import numpy as np
     from scipy.stats import fisher_exact
 
-    result = fisher_exact([[int(a), int(b)], [int(c), int(d)]], alternative="two-sided")
+    result = fisher_exact(np.array([[a, b], [c, d]], dtype=np.int64), alternative="two-sided")
     return min(1.0, float(result.pvalue))

@@ -45,6 +45,9 @@ from faceaudit.audit._scoring import (
 )
 from faceaudit.collections import INDEX_TAG
 
+_Embedded = tuple[np.ndarray, np.ndarray, list[str | None], list[str | None]]
+"""What embedding a list of images gives: vectors[N, D], ok[N], SHA-256[N], reason[N]."""
+
 REKOGNITION_DEFAULT_THRESHOLD = 80.0
 """Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used)."""
 
@@ -173,7 +176,8 @@ class LocalEngine:
         self.executor: AuditExecutor = executor if executor is not None else LocalExecutor(workers, face_engine)
         self.embedded = 0
         self.from_cache = 0
-        self._last = None  # (design, probes, gallery, outcomes) of the last run, for run_condition
+        # (design, probes, gallery, outcomes) of the last run, for run_condition
+        self._last: tuple[AuditDesign, _Embedded, _Embedded, SearchOutcomes] | None = None
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -211,7 +215,7 @@ class LocalEngine:
         return result
 
     def embed(self, records: Sequence[ImageRecord], progress: bool = True, label: str = "embedding",
-              condition=None):
+              condition=None) -> _Embedded:
         """(vectors[N, D], ok[N], sha[N], reason[N]) for the records, through the cache.
 
         ``condition``: a probe condition to degrade each image with first (cached under

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from faceaudit._errors import InvalidParameterError
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
 
 
 class AuditExecutor(Protocol):
@@ -32,8 +34,8 @@ class AuditExecutor(Protocol):
     name: str
     workers: int
 
-    def map_images(self, model: str, task: Callable[..., Any], jobs: Iterable[tuple[Hashable, bytes]]
-                   ) -> Iterator[tuple[Hashable, Any]]:
+    def map_images(self, model: str, task: Callable[..., Any], jobs: Iterable[tuple[K, bytes]]
+                   ) -> Iterator[tuple[K, Any]]:
         """``(key, task(engine, data))`` per job, in completion order; a job whose worker
         died gives ``(key, WorkerLost)``. ``task`` is a module-level function."""
         ...

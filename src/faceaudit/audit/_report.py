@@ -79,8 +79,8 @@ def _thumb(path: Path, size: int) -> str | None:
     try:
         from PIL import Image, ImageOps
 
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
+        with Image.open(path) as opened:
+            im = ImageOps.exif_transpose(opened).convert("RGB")
             im.thumbnail((size, int(size * 1.25)))
             buf = io.BytesIO()
             im.save(buf, "JPEG", quality=72, optimize=True)
@@ -261,16 +261,18 @@ def _identification_charts(res: dict[str, Any]) -> tuple[Markup, ...]:
 def _det_chart(col: str, groups: dict[str, Any]) -> DetChart:
     colors = _colors(list(groups))
     series = []
+    drawn: list[tuple[float, float]] = []
     for g, pts in groups.items():
         # log axes: only thresholds where both error rates are above 0 can be drawn
         p = [(f, n) for _, f, n in pts if f > 0 and n > 0]
         if p:
             series.append(Series("everyone" if col == "" else g, p, colors[g]))
+            drawn += p
     title = "DET: misses vs false matches" + (f", by {col}" if col else "")
     if not series:
         return DetChart(title, True, None)
-    lo_f = min(f for s_ in series for f, _ in s_.points)
-    lo_n = min(n for s_ in series for _, n in s_.points)
+    lo_f = min(f for f, _ in drawn)
+    lo_n = min(n for _, n in drawn)
     return DetChart(title, False, line_chart(
         series, title=title, x_label="FMR, false match rate (log scale)", y_label="FNMR, false non-match rate (log)",
         x_range=(min(1e-4, 10.0 ** math.floor(math.log10(lo_f))), 1.0),

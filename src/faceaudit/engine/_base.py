@@ -21,7 +21,10 @@ def describe_runtimes(detector: str, embedder: str, names: tuple[str, str] = ("d
 class Detector(Protocol):
     """Finds faces in an image."""
 
-    runtime: str  # what runs it, for people: "opencv dnn", "onnxruntime (CPU)", ...
+    @property
+    def runtime(self) -> str:
+        """What runs it, for people: "opencv dnn", "onnxruntime (CPU)", ..."""
+        ...
 
     def detect(self, image: Image, limit: int | None = None) -> list[DetectedFace]:
         """The faces found, in pixels of ``image``: all of them, or only the ``limit`` largest
@@ -34,7 +37,11 @@ class Embedder(Protocol):
     """Turns one detected face into a fixed-length vector."""
 
     dimension: int
-    runtime: str  # what runs the network, for people: "opencv dnn", "onnxruntime (CPU)", ...
+
+    @property
+    def runtime(self) -> str:
+        """What runs the network, for people: "opencv dnn", "onnxruntime (CPU)", ..."""
+        ...
 
     def embed(self, image: Image, face: DetectedFace) -> np.ndarray:
         """The face's embedding, shape (dimension,), float32, L2-normalised."""

@@ -218,7 +218,10 @@ def _jpeg(img, q, rng, _iod):
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(q)])
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 BGR
         raise InvalidParameterError("the jpeg step could not encode the image")
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if decoded is None:  # pragma: no cover - OpenCV decodes what it encoded
+        raise InvalidParameterError("the jpeg step could not decode the image it encoded")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 def h264_roundtrip(img: np.ndarray, kbps: float) -> tuple[np.ndarray, int]:

@@ -208,11 +208,11 @@ class EnginePool:
                     else:
                         isolated = False
                         while len(inflight) < window and not exhausted:
-                            job = next(jobs, None)
-                            if job is None:
+                            fresh = next(jobs, None)
+                            if fresh is None:
                                 exhausted = True
                                 break
-                            inflight[pool.submit(_work, task, job[1], args)] = job
+                            inflight[pool.submit(_work, task, fresh[1], args)] = fresh
                     if not inflight:
                         return
                     done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)

@@ -7,8 +7,10 @@ import importlib.util
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -18,6 +20,8 @@ from faceaudit.engine._base import Detector, Embedder, describe_runtimes, detect
 from faceaudit.engine._image import Image
 from faceaudit.engine._quality import build_face
 from faceaudit.engine._types import DetectedFace
+
+_Network = TypeVar("_Network", Detector, Embedder)
 
 log = logging.getLogger(__name__)
 
@@ -234,19 +238,23 @@ def sface_model(detector_weights: Path, embedder_weights: Path,
     """
     runtime = runtime or Runtime.from_environment()
     plan = plan_runtime(runtime)
-    built = []
-    for kind, make, first, weights in (("detector", _detector_on, plan.detector, detector_weights),
-                                       ("embedder", _embedder_on, plan.embedder, embedder_weights)):
-        candidates = _fallbacks(first, runtime is Runtime.AUTO)
-        for i, r in enumerate(candidates):
-            try:
-                built.append(make(r, weights))
-                break
-            except Exception as exc:  # the runtime's own errors (RuntimeError, C++ exceptions), a bad fold
-                if i + 1 == len(candidates):
-                    if isinstance(exc, FaceAuditError):
-                        raise
-                    raise ModelError(f"the sface {kind} does not load on {r.value}: {exc}") from None
-                log.warning("the sface %s does not load on %s (%s): using %s", kind, r.value, exc,
-                            candidates[i + 1].value)
-    return built[0], built[1]
+    auto = runtime is Runtime.AUTO
+    return (_first_that_loads("detector", _detector_on, _fallbacks(plan.detector, auto), detector_weights),
+            _first_that_loads("embedder", _embedder_on, _fallbacks(plan.embedder, auto), embedder_weights))
+
+
+def _first_that_loads(kind: str, make: Callable[[Runtime, Path], _Network], candidates: list[Runtime],
+                      weights: Path) -> _Network:
+    """The network built on the first of ``candidates`` that loads it (a failure before the last
+    is logged); the last one's failure is raised as a ModelError."""
+    for i, r in enumerate(candidates):
+        try:
+            return make(r, weights)
+        except Exception as exc:  # the runtime's own errors (RuntimeError, C++ exceptions), a bad fold
+            if i + 1 == len(candidates):
+                if isinstance(exc, FaceAuditError):
+                    raise
+                raise ModelError(f"the sface {kind} does not load on {r.value}: {exc}") from None
+            log.warning("the sface %s does not load on %s (%s): using %s", kind, r.value, exc,
+                        candidates[i + 1].value)
+    raise ModelError(f"the sface {kind} has no runtime to load on")  # pragma: no cover - never empty
