@@ -8,8 +8,10 @@ maps to (``aws_code``), its HTTP status and its CLI exit code.
 
 from faceaudit._errors import (
     AccessDeniedError,
+    LegalHoldError,
     AuthenticationError,
     ConflictError,
+    DataVersionError,
     FaceAuditError,
     IdempotentParameterMismatchError,
     ImageError,
@@ -24,6 +26,7 @@ from faceaudit._errors import (
     InvalidVideoError,
     LengthRequiredError,
     LimitExceededError,
+    ManifestError,
     MissingAuthenticationTokenError,
     ModelError,
     ModelIntegrityError,
@@ -48,8 +51,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDeniedError",
+    "LegalHoldError",
     "AuthenticationError",
     "ConflictError",
+    "DataVersionError",
     "FaceAuditError",
     "IdempotentParameterMismatchError",
     "ImageError",
@@ -63,6 +68,7 @@ __all__ = [
     "InvalidSignatureError",
     "InvalidVideoError",
     "LimitExceededError",
+    "ManifestError",
     "VideoError",
     "VideoTooLargeError",
     "LengthRequiredError",

@@ -37,6 +37,17 @@ class NoFaceError(InvalidParameterError):
     """The image holds no face where one is required."""
 
 
+class ManifestError(InvalidParameterError):
+    """A manifest CSV that cannot be used: missing, not UTF-8, a required column absent, a
+    duplicated column, or a bad row (``line`` is the file's line number, ``column`` the
+    column concerned; either is None when the error is about the whole file)."""
+
+    def __init__(self, message: str, path: str = "", line: "int | None" = None,
+                 column: "str | None" = None) -> None:
+        super().__init__(message)
+        self.path, self.line, self.column = path, line, column
+
+
 class InvalidPaginationTokenError(InvalidParameterError):
     """A NextToken that this data dir did not issue, or issued for another listing."""
 
@@ -113,6 +124,13 @@ class AccessDeniedError(FaceAuditError):
     exit_code = 6
 
 
+class LegalHoldError(AccessDeniedError):
+    """A deleting operation on a collection under legal hold (``faceaudit retention set C
+    --legal-hold``): refused and logged until an admin lifts the hold. Exit code 10."""
+
+    exit_code = 10
+
+
 class ModelError(FaceAuditError):
     """A face model cannot be used: not installed, or its weights fail the hash check."""
 
@@ -178,7 +196,8 @@ class VideoTooLargeError(VideoError):
 
 
 class LimitExceededError(FaceAuditError):
-    """Too many stored-video jobs are waiting; start another when one has finished."""
+    """Too many jobs are waiting (stored-video jobs, testing-API audits); start another when one
+    has finished."""
 
     aws_code = "LimitExceededException"
     http_status = 400
@@ -269,3 +288,45 @@ class RemoteServiceError(FaceAuditError):
 
 class UnsafePermissionsError(AccessDeniedError):
     """The data dir (or a file holding secrets or faces) is open to group or other users."""
+
+
+class DataVersionError(FaceAuditError):
+    """A database written by a newer faceaudit (a schema this one does not know), or a
+    migration that would break the data; nothing was changed."""
+
+    aws_code = "InternalServerError"
+    http_status = 500
+    exit_code = 1
+
+
+class PolicyViolationError(AccessDeniedError):
+    """A request falls below its collection's policy (e.g. FaceMatchThreshold under the minimum)."""
+
+
+class LogIntegrityError(FaceAuditError):
+    """The search log fails verification (edited, removed, reordered or truncated records)."""
+
+    aws_code = "LogVerificationFailed"
+    exit_code = 8
+
+
+class AcknowledgedRecordsMissingError(LogIntegrityError):
+    """Records the head file had acknowledged are missing from the log (with or without a repair
+    record saying so): a crash never does this. ``faceaudit log verify`` exits 11."""
+
+    exit_code = 11
+
+
+class KeyFileError(FaceAuditError):
+    """A file holding keys is unsafe (readable by others), damaged or unreadable: the access
+    keys file, or the deployment's signing key (:class:`SigningKeyError`)."""
+
+    exit_code = 6
+
+
+class SigningKeyError(KeyFileError):
+    """The deployment's signing key is damaged or not private."""
+
+
+class IncompleteBodyError(SerializationError):
+    """Fewer body bytes than Content-Length said; the connection is closed after the answer."""

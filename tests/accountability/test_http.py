@@ -162,11 +162,12 @@ def test_reviewer_role_decides_but_never_searches(url, keys, gallery):
 
 
 def test_audit_traffic_makes_no_leads_but_is_logged(url, keys, gallery, acc_dir):
-    """Finding 9: an audit's temporary collection filled the review queue."""
+    """Finding 9: an audit's temporary collection filled the review queue. Issue 22 M3: the
+    audit header is honoured only from auditor keys (it was an operator's key here before)."""
     def audit(request, **_):
         request.headers["x-faceaudit-audit"] = "1"
 
-    rek = client(url, keys["operator"])
+    rek = client(url, keys["auditor"])
     rek.meta.events.register("before-sign.rekognition.*", audit)
     rek.create_collection(CollectionId="faceaudit-audit-test")
     rek.index_faces(CollectionId="faceaudit-audit-test", Image={"Bytes": portrait_2014("C000141").read_bytes()})
@@ -176,10 +177,9 @@ def test_audit_traffic_makes_no_leads_but_is_logged(url, keys, gallery, acc_dir)
     assert rec.data["audit"] is True and rec.data["candidates"]
     _, doc = native(url, keys["admin"], "ListLeads", {"CollectionId": "faceaudit-audit-test"})
     assert doc["Leads"] == []
-    # the header alone does not make a working collection's searches "audit traffic"
-    rek.search_faces_by_image(CollectionId="lineup", Image={"Bytes": portrait_2018("C000141").read_bytes()})
-    rec = [r for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "search"][-1]
-    assert rec.data["audit"] is False
+    # the header does not open a working collection to the auditor, nor make its searches audit traffic
+    with pytest.raises(rek.exceptions.AccessDeniedException, match="created for an audit"):
+        rek.search_faces_by_image(CollectionId="lineup", Image={"Bytes": portrait_2018("C000141").read_bytes()})
     rek.delete_collection(CollectionId="faceaudit-audit-test")
 
 
@@ -224,13 +224,16 @@ def test_associate_faces_is_an_identification_policy_checked_and_logged(url, key
     cased.associate_faces(CollectionId="assoc", UserId="throwaway", FaceIds=[probe], UserMatchThreshold=100)
     resp = cased.associate_faces(CollectionId="assoc", UserId="throwaway", FaceIds=gallery,
                                  UserMatchThreshold=100)
-    scores = {u["FaceId"]: u["Confidence"] for u in resp["UnsuccessfulFaceAssociations"]}
-    assert len(scores) >= 2 and set(scores) | {f["FaceId"] for f in resp["AssociatedFaces"]} == set(gallery)
+    # issue 22 M4 (a deliberate change): confidences below the policy's minimum (99) are withheld
+    # from the response; the log keeps every one, marked withheld
+    refused = {u["FaceId"]: u for u in resp["UnsuccessfulFaceAssociations"]}
+    assert len(refused) >= 2 and set(refused) | {f["FaceId"] for f in resp["AssociatedFaces"]} == set(gallery)
+    assert all(u.get("Confidence", 100) >= 99 for u in refused.values())
     rec = [r for r in log.records() if r.kind == "search"][-1]
     assert rec.data["operation"] == "AssociateFaces" and rec.data["case_reference"] == "case-assoc"
     assert rec.data["probe_user_id"] == "throwaway" and rec.data["max_faces"] == 3
-    assert {c["face_id"]: c["similarity"] for c in rec.data["candidates"]} == pytest.approx(scores)
-    assert all(c["below_threshold"] for c in rec.data["candidates"])
+    assert {c["face_id"] for c in rec.data["candidates"]} == set(refused)
+    assert all(c["below_threshold"] and c["withheld"] == (c["similarity"] < 99) for c in rec.data["candidates"])
     assert log.verify().ok
     admin.delete_collection(CollectionId="assoc")
 
@@ -291,3 +294,51 @@ def test_default_policy_cannot_be_dodged_by_copying_into_a_new_collection(url, k
     finally:
         native(url, keys["admin"], "PutDefaultPolicy", {})
         client(url, keys["admin"]).delete_collection(CollectionId="copied")
+
+
+def test_an_operator_cannot_make_its_searches_audit_traffic(url, keys, gallery, acc_dir):
+    """Issue 22 M3: an operator created a collection with the audit header; its real searches were
+    then logged as audit traffic and made no leads. The header is refused from any non-auditor key."""
+    def audit(request, **_):
+        request.headers["x-faceaudit-audit"] = "1"
+
+    for name in ("operator", "admin"):
+        rek = client(url, keys[name])
+        rek.meta.events.register("before-sign.rekognition.*", audit)
+        with pytest.raises(rek.exceptions.AccessDeniedException, match="only from auditor keys"):
+            rek.create_collection(CollectionId=f"sneaky-{name}")
+        with pytest.raises(rek.exceptions.AccessDeniedException, match="only from auditor keys"):
+            rek.search_faces_by_image(CollectionId="lineup", Image={"Bytes": portrait_2018("C000141").read_bytes()})
+    refused = [r.data for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "refused"]
+    assert [(r["operation"], r["role"]) for r in refused[-4:]] == [
+        ("CreateCollection", "operator"), ("SearchFacesByImage", "operator"),
+        ("CreateCollection", "admin"), ("SearchFacesByImage", "admin")]
+    assert "sneaky-operator" not in client(url, keys["admin"]).list_collections()["CollectionIds"]
+
+
+def test_no_similarity_below_the_policy_minimum_is_handed_back(url, keys, acc_dir):
+    """Issue 22 M4: AssociateFaces under a policy (minimum 99) with UserMatchThreshold 100 returned a
+    confidence for every face: an identification oracle below the policy's minimum."""
+    oper, admin = with_case(client(url, keys["operator"]), "case-m4"), client(url, keys["admin"])
+    oper.create_collection(CollectionId="oracle")
+    gallery = [oper.index_faces(CollectionId="oracle", Image={"Bytes": portrait_2014(b).read_bytes()},
+                                ExternalImageId=b)["FaceRecords"][0]["Face"]["FaceId"]
+               for b in ("B000944", "C000141", "C000127")]
+    probe = oper.index_faces(CollectionId="oracle", Image={"Bytes": portrait_2018("C000141").read_bytes()},
+                             ExternalImageId="probe")["FaceRecords"][0]["Face"]["FaceId"]
+    oper.create_user(CollectionId="oracle", UserId="u")
+    oper.associate_faces(CollectionId="oracle", UserId="u", FaceIds=[probe], UserMatchThreshold=100)
+    before = oper.associate_faces(CollectionId="oracle", UserId="u", FaceIds=gallery[:1], UserMatchThreshold=100)
+    assert "Confidence" in before["UnsuccessfulFaceAssociations"][0]  # no policy: as Rekognition
+    native(url, keys["admin"], "PutCollectionPolicy", {"CollectionId": "oracle", "MinFaceMatchThreshold": 99})
+    resp = oper.associate_faces(CollectionId="oracle", UserId="u", FaceIds=gallery, UserMatchThreshold=100)
+    refused = resp["UnsuccessfulFaceAssociations"]
+    assert len(refused) >= 2 and {u["FaceId"] for u in refused} | {f["FaceId"] for f in resp["AssociatedFaces"]} \
+        == set(gallery)
+    assert all("Confidence" not in u and u["Reasons"] == ["LOW_MATCH_CONFIDENCE"] for u in refused)
+    users = oper.search_users(CollectionId="oracle", FaceId=gallery[1], UserMatchThreshold=99)
+    assert all(m["Similarity"] >= 99 for m in users["UserMatches"])
+    rec = [r for r in SearchLog(acc_dir / "search-log.jsonl").records() if r.kind == "search"
+           and r.data["operation"] == "AssociateFaces"][-1]
+    assert len(rec.data["candidates"]) == len(refused) and all(c["withheld"] for c in rec.data["candidates"])
+    admin.delete_collection(CollectionId="oracle")

@@ -115,14 +115,14 @@ def test_repair_never_removes_acknowledged_records(tmp_path):
     rec = log.append("search", {"operation": "SearchFaces"})
     assert rec.seq == 7  # seq 4 and 5 were acknowledged: never given again
     result = log.verify()
-    assert result.ok
+    assert not result.ok and result.acknowledged_missing == 2  # issue 22 L5: fails (it passed with a warning)
     (repair,) = result.repairs
     assert repair.acknowledged_missing == 2 and repair.after_seq == 3 and repair.quarantine_ok
     kept = (log.quarantine_dir / repair.quarantine_file).read_bytes()
     assert kept == acknowledged[len(b"".join(lines[:3])):].replace(b"\n", b"", 1).rstrip(b"\n")
     assert {r.seq for r in log.records()}.isdisjoint({4, 5}) and leads_point_at[3] in {r.hash for r in log.records()}
     (log.quarantine_dir / repair.quarantine_file).write_bytes(b"gone")  # the evidence must stay
-    assert not log.verify().ok
+    assert not log.verify().ok and "quarantine file" in log.verify().problem
 
 
 def test_records_cut_at_a_line_boundary_are_recorded_by_the_next_append(tmp_path):
@@ -130,7 +130,8 @@ def test_records_cut_at_a_line_boundary_are_recorded_by_the_next_append(tmp_path
     log.path.write_bytes(b"".join(_lines(log)[:3]))
     assert log.append("search", {}).seq == 7
     result = log.verify()
-    assert result.ok and result.repairs[0].acknowledged_missing == 2
+    assert not result.ok and result.repairs[0].acknowledged_missing == 2  # issue 22 L5: no longer OK
+    assert "acknowledged are missing" in result.problem
 
 
 def _rewrite(log, index, edit):
@@ -243,3 +244,50 @@ def test_csv_export_neutralises_spreadsheet_formulas(tmp_path):
 
     (row,) = list(csv.DictReader(io.StringIO(export_records(list(log.records()), "csv"))))
     assert row["case_reference"].startswith("'=") and row["purpose"] == "'+1" and row["access_key_id"] == "'@me"
+
+
+def test_missing_acknowledged_records_fail_verify_with_their_own_exit_code(tmp_path):
+    """Issue 22 L5: `log verify` exited 0 (with a WARNING) when acknowledged records were missing
+    after a repair; without a repair it exited 8 like any other failure."""
+    from tests.service.conftest import cli
+
+    def filled(data, n):
+        data.mkdir(mode=0o700)
+        log = SearchLog(data / "search-log.jsonl")
+        for i in range(n):
+            log.append("search", {"operation": "SearchFacesByImage", "threshold": 80 + i})
+        return log
+
+    data = tmp_path / "data"
+    log = filled(data, 5)
+    log.path.write_bytes(b"".join(_lines(log)[:3]))  # records 4 and 5 removed at a line boundary
+    r = cli("log", "verify", "--data-dir", str(data), check=False)
+    assert r.returncode == 11 and "removed from the end" in r.stderr
+    log.append("search", {})  # the next append records the cut in a repair record
+    r = cli("log", "verify", "--data-dir", str(data), check=False)
+    assert r.returncode == 11 and "acknowledged are missing" in r.stderr
+    other = filled(tmp_path / "other", 3)
+    _rewrite(other, 1, lambda line: line.replace(b'"kind":"search"', b'"kind":"searcH"'))
+    assert cli("log", "verify", "--data-dir", str(tmp_path / "other"), check=False).returncode == 8
+
+
+def test_a_head_file_without_its_hash_is_refused(tmp_path):
+    """Issue 22 L6: a head file {"seq":0} over a truncated log was accepted."""
+    log = _filled(tmp_path, 5)
+    log.path.write_bytes(b"".join(_lines(log)[:2]))
+    for head in ({"seq": 0}, {"seq": 2}, {"seq": 2, "hash": "x"}, {"seq": 0, "hash": "0" * 64}):
+        log.head_path.write_text(json.dumps(head))
+        result = log.verify()
+        assert not result.ok and "head file is damaged" in result.problem, head
+
+
+def test_csv_export_neutralises_every_formula_form(tmp_path):
+    """Issue 22 L10: ` =1+1`, `|calc` and fullwidth `＝1+1` were written as they are."""
+    import csv
+    import io
+
+    log = SearchLog(tmp_path / "log.jsonl")
+    log.append("search", {"operation": "SearchFaces", "case_reference": " =1+1", "purpose": "|calc",
+                          "access_key_id": "\uff1d1+1"})
+    (row,) = list(csv.DictReader(io.StringIO(export_records(list(log.records()), "csv"))))
+    assert (row["case_reference"], row["purpose"], row["access_key_id"]) == ("' =1+1", "'|calc", "'\uff1d1+1")

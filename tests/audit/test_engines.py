@@ -165,7 +165,7 @@ def service(tmp_path_factory):
     from faceaudit.service import KeyStore, ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
 
     data = tmp_path_factory.mktemp("service")
-    key = KeyStore(data).create("operator")
+    key = KeyStore(data).create("auditor")  # issue 22 M3: the audit header is honoured only from auditor keys
     app = ServiceApp(ServiceConfig(data, rate_limit=10_000, strict_responses=True),
                      extension=AccountabilityExtension(data))
     srv, thread, url = start_in_thread(app)
@@ -188,7 +188,9 @@ def test_rekognition_engine_against_faceaudit_serve(service, small_run, small_ma
                     AuditConfig(thresholds=THRESHOLDS, bootstrap=200, seed=7), progress=False)
     _compare_with_local(small_run[0], run)
     assert run.result.engine.endpoint == url
-    assert client.list_collections()["CollectionIds"] == []
+    from faceaudit.collections import FaceCollections
+
+    assert FaceCollections(data).list_collections().collection_ids == ()
     # the audit's searches are logged as audit traffic and make no review leads (finding 9)
     acc = Accountability(data)
     searches = [r.data for r in acc.log.records() if r.kind == "search"]

@@ -54,8 +54,17 @@ def test_a_partial_run_is_completed_by_the_next(fc, forty):
     assert fc.describe_collection(collection_id="c").face_count == 40
 
 
-def test_bad_images_are_reported_and_do_not_stop_the_run(fc, tmp_path, capsys):
+def test_bad_images_are_reported_and_do_not_stop_the_run(fc, tmp_path, monkeypatch):
+    import io
+
     from PIL import Image
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)  # the bar is drawn only on a terminal
 
     (tmp_path / "junk.jpg").write_bytes(b"not an image")
     (tmp_path / "tiny.jpg").write_bytes(jpeg(Image.new("RGB", (40, 40))))
@@ -72,8 +81,8 @@ def test_bad_images_are_reported_and_do_not_stop_the_run(fc, tmp_path, capsys):
     assert sum(report.failure_reasons().values()) == 3
     d = report.to_dict()
     assert d["Failed"] == 3 and d["IndexedImages"] == 3 and len(d["Failures"]) == 3
-    err = capsys.readouterr().err
-    assert "7/7" in err and "img/s" in err  # the progress bar, on stderr
+    err = terminal.getvalue()
+    assert "7/7" in err and "img/s" in err and "indexed 3" in err  # the progress bar, on stderr
 
 
 def test_directory_batch(fc):

@@ -74,3 +74,31 @@ def test_the_shared_manifests_map_to_valid_ids():
         assert all(i.external_image_id and EXTERNAL_IMAGE_ID_RE.fullmatch(i.external_image_id) for i in items)
         assert all(i.external_image_id == i.labels["subject"] for i in items)  # no character needed mapping
         assert all(i.source.is_file() for i in items[:20])
+
+
+def test_one_reader_options_and_typed_errors(tmp_path):
+    from faceaudit import ManifestError
+    from faceaudit.collections import read_manifest_table
+
+    m = tmp_path / "m.csv"
+    m.write_text(" image , subject ,sex\na.jpg,s1,F\n\nb.jpg,,\n", encoding="utf-8")
+    t = read_manifest_table(m, require_subject=False)  # header names stripped, blank line skipped
+    assert t.columns == ("image", "subject", "sex") and t.label_columns == ("sex",)
+    assert [(r.line, r.image, r.subject, dict(r.labels)) for r in t.rows] == [
+        (2, "a.jpg", "s1", {"sex": "F"}), (4, "b.jpg", "", {"sex": ""})]
+    with pytest.raises(ManifestError, match="line 4, column 'subject': empty") as exc:
+        read_manifest_table(m, require_subject=True)
+    assert (exc.value.line, exc.value.column) == (4, "subject")
+    cases = {
+        "image,sex\na.jpg,F\n": ("lacks the column", 1, "subject"),
+        "image,subject,image\na.jpg,s,b\n": ("appears twice", 1, "image"),
+        "image,subject\na.jpg,Doe, Jane\n": ("3 cells for 2 columns", 2, None),
+    }
+    for text, (message, line, column) in cases.items():
+        m.write_text(text, encoding="utf-8")
+        with pytest.raises(ManifestError, match=message) as exc:
+            read_manifest_table(m, require_subject=True)
+        assert (exc.value.line, exc.value.column) == (line, column)
+    m.write_bytes(b"image,subject\na.jpg,\xff\n")
+    with pytest.raises(ManifestError, match="not UTF-8 text \\(line 2\\)"):
+        read_manifest(m)

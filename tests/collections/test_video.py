@@ -273,3 +273,24 @@ def test_a_job_whose_worker_died_is_run_again_then_failed_after_max_attempts(bac
     assert page.status == "FAILED" and "interrupted" in page.status_message
     with sqlite3.connect(backend.data_dir / DB_NAME) as conn:
         assert json.loads(conn.execute("SELECT request FROM jobs WHERE job_id=?", (job_id,)).fetchone()[0])
+
+
+def test_length_is_the_decoded_one_not_the_declared_one(tmp_path):
+    """Issue 22 M2: an AVI declaring 20 s but holding 6.1 h of frames ran to the end. Here: an AVI
+    whose header (avih dwTotalFrames, strh dwLength) declares 5 frames (0.5 s) but holds 4 s."""
+    import struct
+
+    avi = make_video(tmp_path / "long.avi", script=(), seconds=4.0, size=(480, 270), fourcc="MJPG")
+    data = bytearray(avi.read_bytes())
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    struct.pack_into("<I", data, avih + 8 + 16, 5)
+    struct.pack_into("<I", data, strh + 8 + 32, 5)
+    lying = tmp_path / "lying.avi"
+    lying.write_bytes(bytes(data))
+    limits = VideoLimits(max_seconds=2.0)
+    meta = probe_video(lying, limits)
+    assert meta.duration_millis == 500  # the header passes the limit
+    fc = FaceCollections(tmp_path / "data", video_limits=limits)
+    with pytest.raises(VideoTooLargeError, match="more than 2 s of frames"):
+        fc.detect_faces_in_video(lying)
+    assert len(list(sample_frames(avi, probe_video(avi), 1.0))) == 4  # an honest one under the default limit

@@ -22,6 +22,8 @@ from faceaudit.accountability._anchors import (
     issue_anchor,
 )
 from faceaudit.accountability._guard import guarded
+from faceaudit._errors import AcknowledgedRecordsMissingError
+from faceaudit.accountability._holds import DELETING_OPERATIONS, guard_deletion, on_legal_hold
 from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
 from faceaudit.accountability._identification import (
     Identification,
@@ -60,4 +62,5 @@ __all__ = [
     "PolicyMeaning", "PolicyViolationError", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
     "candidates_of", "export_records", "guarded", "policy_meaning", "record_hash",
     "VideoSearchPolicy", "VideoSearches", "WARRANT_HEADER",
+    "DELETING_OPERATIONS", "guard_deletion", "on_legal_hold", "AcknowledgedRecordsMissingError",
 ]

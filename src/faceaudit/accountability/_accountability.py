@@ -44,6 +44,7 @@ class Candidate:
     external_image_id: Optional[str] = None
     user_id: Optional[str] = None
     below_threshold: bool = False  # a similarity disclosed although it missed the threshold (no lead)
+    withheld: bool = False  # below the collection policy's minimum: logged, not handed back
 
     def to_json(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"similarity": self.similarity}
@@ -52,6 +53,8 @@ class Candidate:
                 out[key] = getattr(self, key)
         if self.below_threshold:
             out["below_threshold"] = True
+        if self.withheld:
+            out["withheld"] = True
         return out
 
 

@@ -18,18 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from faceaudit._errors import FaceAuditError, InvalidParameterError
+from faceaudit._errors import InvalidParameterError, SigningKeyError
 from faceaudit.accountability._files import write_private
 from faceaudit.accountability._log import SearchLog, _canonical
 
 KEY_FILE = "deployment-signing.key"
 ANCHOR_KIND = "faceaudit-search-log-anchor"
-
-
-class SigningKeyError(FaceAuditError):
-    """The deployment's signing key is damaged or not private."""
-
-    exit_code = 6
 
 
 class DeploymentKey:

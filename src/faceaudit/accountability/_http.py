@@ -23,12 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, Optional
 
-from faceaudit._errors import InvalidParameterError
+from faceaudit._errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
 from faceaudit.accountability._accountability import Accountability, CallerContext
+from faceaudit.accountability._holds import DELETING_OPERATIONS, guard_deletion
 from faceaudit.accountability._identification import guard_request
 from faceaudit.accountability._policy import DEFAULT_POLICY_ID, ThresholdPolicy
-from faceaudit.accountability._review import Reviewer
-from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
+from faceaudit.accountability._review import Reviewer, same_person
+from faceaudit.accountability._roles import AUDIT_ENGINE_OPERATIONS, NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, VideoSearchPolicy
 
 TARGET_PREFIX = "FaceAuditService"
@@ -38,8 +39,15 @@ results of a StartFaceSearch, whose every person was logged before the job could
 CASE_HEADER = "x-faceaudit-case-reference"
 PURPOSE_HEADER = "x-faceaudit-purpose"
 AUDIT_HEADER = "x-faceaudit-audit"
-"""``1`` on an audit's own requests (the rekognition audit engine signs it): a collection created
-with it is the audit's, and the same key's searches on it are logged but make no leads."""
+"""``1`` on an audit's own requests (the rekognition audit engine signs it), honoured only from
+auditor keys: a collection an auditor creates with it is the audit's, the same key may index,
+search, describe and delete it, and those searches are logged but make no leads. From any other
+role the header is refused (AccessDeniedException) and the refusal logged: an operator cannot
+make its own searches audit traffic."""
+VIDEO_RESULTS = frozenset({"GetFaceSearch", "GetFaceDetection"})
+"""Reads of a stored-video job's results: only its caller (key or person), admins and auditors;
+each read is logged as a ``disclosure``."""
+JOB_READER_ROLES = ("admin", "auditor")
 MAX_CONTEXT_CHARS = 256
 
 
@@ -70,7 +78,15 @@ class AccountabilityExtension:
 
     def authorize(self, caller, operation: str, native: bool) -> None:
         self._start_retention()
-        authorize(caller.role, operation, native)
+        audit = caller.header(AUDIT_HEADER).strip() == "1"
+        if audit and caller.role != "auditor":
+            ctx = self.context(caller)
+            reason = (f"the {AUDIT_HEADER} header is honoured only from auditor keys (run `faceaudit audit "
+                      "--engine rekognition` with an auditor key); a key with role "
+                      f"{caller.role!r} cannot make its requests audit traffic")
+            self.acc.log.append("refused", {**self.acc._who(ctx), "operation": operation, "reason": reason})
+            raise AccessDeniedError(reason)
+        authorize(caller.role, operation, native, audit=audit)
 
     def _start_retention(self) -> None:
         """Start the daily retention thread in this worker process (after the fork, never before)."""
@@ -106,21 +122,57 @@ class AccountabilityExtension:
         """Every identification (decided by :func:`identification`) is checked, logged and reviewed."""
         if operation == "StartFaceSearch":  # identifies everyone in the footage: warrant, log, leads
             return self._start_face_search(caller, params, call)
-        if operation in VIDEO_READS:  # no new comparison: the search was logged when its job ran
-            return call()
         ctx = self.context(caller)
-        audit = caller.header(AUDIT_HEADER).strip() == "1"
+        if operation in VIDEO_RESULTS:  # no new comparison, but a disclosure: owner or admin/auditor
+            return self._read_video_job(ctx, operation, params, call)
+        if operation in VIDEO_READS:  # StartFaceDetection: the job belongs to its caller
+            from faceaudit.collections import requested_by
+
+            with requested_by(self.acc._who(ctx)):
+                return call()
+        audit = caller.header(AUDIT_HEADER).strip() == "1"  # only an auditor's gets this far
         if operation == "CreateCollection":
             result = call()
             self.acc.mark_audit_collection(ctx, params["CollectionId"], audit)
             return result
+        if ctx.role == "auditor" and operation in AUDIT_ENGINE_OPERATIONS:
+            if not (audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id)):
+                raise AccessDeniedError("an auditor key may touch only the collections it created for an "
+                                        f"audit (with the {AUDIT_HEADER} header)")
         if audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id):
             ctx = replace(ctx, audit=True)
+        if operation in DELETING_OPERATIONS:  # refused under a legal hold; every deletion logged
+            return guard_deletion(self.acc, ctx, operation, params, call, response_of=lambda r: r[0])
         return guard_request(
             self.acc, ctx, operation, params, call, response_of=lambda r: r[0],
             model_version=lambda r: str(r[0].get("FaceModelVersion") or model_version()),
             gallery_size=self._gallery_size, probe_of_face=self.acc.face_image,
+            rebuild=lambda r, doc: (doc, *r[1:]),
         )
+
+    def _read_video_job(self, ctx: CallerContext, operation: str, params: Dict[str, Any], call):
+        """A stored-video job's results: refused (as if there were no such job, and logged) unless
+        the caller started the job (same key or same person) or is an admin or auditor; every read
+        is a ``disclosure`` record (who, job, what it showed)."""
+        job_id = params.get("JobId")
+        started_by = self.acc.collections().video_job_requester(job_id) if isinstance(job_id, str) else None
+        if started_by is not None and ctx.role not in JOB_READER_ROLES and not (
+                started_by.get("access_key_id") == ctx.access_key_id
+                or same_person(started_by.get("person"), ctx.person)):
+            self.acc.log.append("refused", {**self.acc._who(ctx), "operation": operation, "job_id": job_id,
+                                            "reason": "the stored-video job belongs to another key"})
+            raise ResourceNotFoundError(f"no stored-video job with JobId {job_id!r}")
+        result = call()
+        doc = result[0]
+        items = doc.get("Persons") if operation == "GetFaceSearch" else doc.get("Faces")
+        faces = sorted({m["Face"]["FaceId"] for p in (doc.get("Persons") or [])
+                        for m in p.get("FaceMatches") or [] if m.get("Face", {}).get("FaceId")})
+        self.acc.log.append("disclosure", {
+            **self.acc._who(ctx), "operation": operation, "job_id": job_id,
+            "job_started_by": (started_by or {}).get("access_key_id", ""),
+            "collection_id": (started_by or {}).get("collection_id"), "job_status": doc.get("JobStatus"),
+            "items": len(items or []), "face_ids": faces, "next_token": bool(doc.get("NextToken"))})
+        return result
 
     def _gallery_size(self, collection_id: str) -> Optional[int]:
         from faceaudit._errors import FaceAuditError

@@ -16,7 +16,7 @@ Every identification is policy-checked, logged and turned into leads by
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from faceaudit.accountability._accountability import Accountability, CallerContext, Candidate
@@ -163,6 +163,41 @@ def candidates_of(doc: Mapping[str, Any]) -> Tuple[Candidate, ...]:
     return tuple(out)
 
 
+def withhold_below(doc: Mapping[str, Any], minimum: float) -> Tuple[Dict[str, Any], int]:
+    """``doc`` without any similarity below ``minimum`` (a collection policy's lowest threshold):
+    a match (a dict with ``Similarity`` or ``MatchConfidence``) below it is dropped from its list;
+    an AssociateFaces refusal (LOW_MATCH_CONFIDENCE) keeps its reason but loses its ``Confidence``.
+    Returns the new document and how many scores were withheld."""
+    withheld = 0
+
+    def score(node: Any) -> Optional[float]:
+        if isinstance(node, dict):
+            return next((float(node[k]) for k in SCORE_MEMBERS if isinstance(node.get(k), (int, float))), None)
+        return None
+
+    def visit(node: Any) -> Any:
+        nonlocal withheld
+        if isinstance(node, list):
+            kept = []
+            for item in node:
+                s = score(item)
+                if s is not None and s < minimum:
+                    withheld += 1
+                    continue
+                kept.append(visit(item))
+            return kept
+        if isinstance(node, dict):
+            out = {k: visit(v) for k, v in node.items()}
+            if "LOW_MATCH_CONFIDENCE" in (node.get("Reasons") or ()) and isinstance(node.get("Confidence"), (int, float)) \
+                    and node["Confidence"] < minimum:
+                del out["Confidence"]
+                withheld += 1
+            return out
+        return node
+
+    return visit(dict(doc)), withheld
+
+
 def guard_request(
     acc: Accountability,
     ctx: CallerContext,
@@ -175,12 +210,16 @@ def guard_request(
     probe_sha256: Optional[str] = None,
     gallery_size: Optional[Callable[[str], Optional[int]]] = None,
     probe_of_face: Optional[Callable[[str], Optional[bytes]]] = None,
+    rebuild: Optional[Callable[[Any, Dict[str, Any]], Any]] = None,
 ) -> Any:
     """Run one request: an identification is policy-checked, logged and makes leads; others just run.
 
     ``params`` are the request's members (Rekognition names: ``CollectionId``,
     ``FaceMatchThreshold``, ``Image`` as ``{"Bytes": ...}``); ``response_of`` turns the
-    call's result into the response document.
+    call's result into the response document. ``rebuild(result, document)``: the result
+    answering with ``document`` instead; given, no similarity below the collection policy's
+    minimum threshold is handed back (:func:`withhold_below`; the log keeps them, marked
+    ``withheld``).
     """
     spec = identification(operation)
     if spec is None:
@@ -189,16 +228,27 @@ def guard_request(
     probe = spec.probe(params)
     if probe is None and probe_sha256 is None and params.get("FaceId") and probe_of_face is not None:
         probe = probe_of_face(params["FaceId"])  # kept: shows what was searched after DeleteFaces
-    return guarded(
+    minimum = acc.policy(collection_id).effective_min_threshold if collection_id else None
+
+    def found(result: Any) -> Tuple[Candidate, ...]:
+        return tuple(replace(c, withheld=True) if minimum is not None and c.similarity < minimum else c
+                     for c in candidates_of(response_of(result)))
+
+    result = guarded(
         acc, ctx, operation=operation, collection_id=collection_id,
         threshold=spec.threshold(params), max_faces=spec.max_candidates(params), model_version="",
         probe=probe, probe_sha256=probe_sha256,
         gallery_size=gallery_size(collection_id) if (gallery_size and collection_id) else None,
-        call=call, candidates=lambda result: candidates_of(response_of(result)),
+        call=call, candidates=found,
         probe_face_id=params.get("FaceId"), probe_user_id=params.get("UserId"),
         model_version_of=lambda result: model_version(result) or str(
             response_of(result).get("FaceModelVersion") or ""),
     )
+    if rebuild is not None and minimum is not None:
+        doc, withheld = withhold_below(response_of(result), minimum)
+        if withheld:
+            result = rebuild(result, doc)
+    return result
 
 
 def request_params(**members: Any) -> Dict[str, Any]:

@@ -21,7 +21,9 @@ file's name and what the head file said. Records missing from the end (the head
 file names a later record than the log holds) are recorded the same way. A
 sequence number is never given twice: after a repair the chain continues after
 the highest seq ever acknowledged, and the repair record says where it resumes.
-``verify`` lists every repair and checks each quarantine file against its hash.
+``verify`` lists every repair and checks each quarantine file against its hash; a repair
+that records acknowledged records as missing fails verification (a crash never does that),
+as does a head file without a record's seq and hash.
 
 Each line must be exactly the canonical serialisation of its record: verify
 re-serialises every record and refuses any whose bytes differ (extra or missing
@@ -40,20 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from faceaudit._errors import FaceAuditError
+from faceaudit._errors import LogIntegrityError
 from faceaudit._paths import private_dir
 from faceaudit.accountability._files import write_private
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-
-
-class LogIntegrityError(FaceAuditError):
-    """The search log fails verification (edited, removed, reordered or truncated records)."""
-
-    aws_code = "LogVerificationFailed"
-    exit_code = 8
 
 
 def _canonical(obj: Any) -> bytes:
@@ -108,6 +103,8 @@ class VerifyResult:
     ``ok`` is True when every record checks out. Otherwise ``first_bad`` is the
     1-based line number of the first bad record (or the expected seq when
     records are missing at the end) and ``problem`` says what is wrong.
+    ``acknowledged_missing``: how many records the head file had acknowledged are gone
+    (removed from the end, or cut and recorded by a repair record); any makes ``ok`` False.
     """
 
     ok: bool
@@ -117,6 +114,7 @@ class VerifyResult:
     problem: str = ""
     torn_tail: bool = False
     repairs: Tuple[Repair, ...] = ()
+    acknowledged_missing: int = 0
 
 
 class SearchLog:
@@ -258,8 +256,8 @@ class SearchLog:
         hashes: Dict[int, str] = {}
         repairs: List[Repair] = []
 
-        def bad(line: Optional[int], problem: str) -> VerifyResult:
-            return VerifyResult(False, count, prev, line, problem, torn, tuple(repairs))
+        def bad(line: Optional[int], problem: str, missing: int = 0) -> VerifyResult:
+            return VerifyResult(False, count, prev, line, problem, torn, tuple(repairs), missing)
 
         if self.path.exists():
             with open(self.path, "rb") as fh:
@@ -291,18 +289,26 @@ class SearchLog:
         head = self.head()
         if head is not None:
             head_seq = head.get("seq")
-            if not isinstance(head_seq, int) or isinstance(head_seq, bool):
-                return bad(None, "head file is damaged")
+            if not isinstance(head_seq, int) or isinstance(head_seq, bool) or head_seq < 1 \
+                    or not _is_hash(head.get("hash")):
+                return bad(None, "head file is damaged: it must name the last acknowledged record "
+                                 "(seq from 1) and carry that record's hash")
             if head_seq > seq:
                 return bad(seq + 1, f"log ends at record {seq} but the head file says {head_seq} "
-                                    "(records removed from the end)")
-            if head_seq and hashes.get(head_seq) != head.get("hash"):
+                                    "(acknowledged records removed from the end)", head_seq - seq)
+            if hashes.get(head_seq) != head.get("hash"):
                 return bad(None, f"the head file's hash is not the hash of record {head_seq} "
                                  "(the record or the head file was edited)")
         elif count:
             return bad(None, "head file missing")
         if expect_head and expect_head not in hashes.values():
             return bad(None, "the published head hash is not in this log (log rewritten or truncated)")
+        cut = [r for r in repairs if r.acknowledged_missing]
+        if cut:
+            missing = sum(r.acknowledged_missing for r in cut)
+            return bad(None, f"{missing} record(s) the head file had acknowledged are missing (repair "
+                             f"record(s) {', '.join(str(r.seq) for r in cut)}; a crash never does this: "
+                             "investigate)", missing)
         return VerifyResult(True, count, prev, torn_tail=torn, repairs=tuple(repairs))
 
     def _repair_of(self, rec: LogRecord, after: int) -> Repair:
@@ -375,13 +381,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet will not run as a formula (text starting =, +, -, @ is quoted with ')."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
 def export_records(records: List[LogRecord], fmt: str) -> str:
     """Records as JSON (a list) or CSV (one row per record, data flattened as JSON)."""
     if fmt == "json":
@@ -390,6 +389,8 @@ def export_records(records: List[LogRecord], fmt: str) -> str:
         import csv
         import io
 
+        from faceaudit._csv import neutralise
+
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["seq", "time_utc", "kind", "operation", "access_key_id", "collection_id",
@@ -397,7 +398,7 @@ def export_records(records: List[LogRecord], fmt: str) -> str:
                     "data", "hash"])
         for r in records:
             d = r.data
-            w.writerow([_cell(v) for v in (
+            w.writerow([neutralise(v) for v in (
                 r.seq, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.time)), r.kind,
                 d.get("operation", ""), d.get("access_key_id", ""), d.get("collection_id", ""),
                 d.get("threshold", ""), len(d.get("candidates", []) or []),

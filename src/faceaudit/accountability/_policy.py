@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from faceaudit._errors import AccessDeniedError, InvalidParameterError
+from faceaudit._errors import AccessDeniedError, InvalidParameterError, PolicyViolationError
 from faceaudit.accountability._store import Store
 from faceaudit.engine import one_in, promised_fmr, similarity_for_fmr
 
@@ -17,10 +17,6 @@ MIN_POLICY_FMR = 1e-7
 
 DEFAULT_POLICY_ID = "*"
 """The policies-table key of the deployment-wide default (no collection id can be ``*``)."""
-
-
-class PolicyViolationError(AccessDeniedError):
-    """A request falls below its collection's policy (e.g. FaceMatchThreshold under the minimum)."""
 
 
 @dataclass(frozen=True)

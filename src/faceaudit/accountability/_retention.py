@@ -6,7 +6,9 @@ An admin sets a collection's rule (``faceaudit retention set COLLECTION --days N
 (disassociating them from their user first) and the kept probes of searches of
 that collection older than N days, unless the collection is on legal hold, a
 probe also belongs to a search that must still be kept, or a lead of it is
-still pending. Every deletion is logged (the face ids, the probe hashes).
+still pending. Every deletion is logged (the face ids, the probe hashes); so is every expired
+face a hold kept (a ``refused`` record per held collection). Under a hold every other deleting
+operation is refused too (:mod:`._holds`).
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class Retention:
         seqs: List[int] = []
         held = tuple(sorted(c for c, r in rules.items() if r.legal_hold))
         for cid, rule in sorted(rules.items()):
-            if rule.legal_hold or rule.days is None:
+            if rule.days is None:
                 continue
             try:
                 expired = fc.faces_indexed_before(collection_id=cid, before=now - rule.days * DAY_SECONDS)
@@ -103,6 +105,13 @@ class Retention:
                 if getattr(exc, "aws_code", "") == "ResourceNotFoundException":
                     continue
                 raise
+            if rule.legal_hold:  # the hold wins: nothing deleted, the refusal logged
+                if expired:
+                    seqs.append(self.acc.log.append("refused", {
+                        **self.acc._who(ctx), "operation": "RetentionApply", "collection_id": cid,
+                        "legal_hold": True, "count": len(expired),
+                        "reason": f"collection {cid!r} is on legal hold: {len(expired)} expired face(s) kept"}).seq)
+                continue
             deleted: List[str] = []
             for user_id in sorted({u for _, u in expired if u}):
                 mine = [f for f, u in expired if u == user_id]

@@ -13,6 +13,7 @@ soon as anyone rejects it. Every decision is appended to the same hash-chained l
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -31,6 +32,17 @@ LEAD_NOTICE = (
 
 
 _LEAD_IDS = uuid.UUID("5d0c6f4e-3a57-4c47-9a51-6f1f0a7c2b10")
+
+
+def person_key(name: Optional[str]) -> str:
+    """A person's name as compared: NFKC-normalised, case-folded, whitespace collapsed
+    ("ALICE", "alice" and fullwidth "ａｌｉｃｅ" are one person)."""
+    return " ".join(unicodedata.normalize("NFKC", name or "").casefold().split())
+
+
+def same_person(a: Optional[str], b: Optional[str]) -> bool:
+    """Whether two named persons are the same one (an empty name is nobody)."""
+    return bool(person_key(a)) and person_key(a) == person_key(b)
 
 
 @dataclass(frozen=True)
@@ -195,8 +207,7 @@ class ReviewQueue:
         if len(note) > 2000:
             raise InvalidParameterError("note is longer than 2000 characters")
         lead = self.get(lead_id)
-        if lead.requested_by == reviewer.key_id or (
-                lead.requested_by_person and lead.requested_by_person == reviewer.person):
+        if lead.requested_by == reviewer.key_id or same_person(lead.requested_by_person, reviewer.person):
             raise AccessDeniedError("the person who ran the search may not review its leads")
         problem = missing_evidence(lead) if (missing_evidence and decision == "confirm") else ""
         if problem:
@@ -207,10 +218,8 @@ class ReviewQueue:
                 raise ResourceNotFoundError(f"lead {lead_id!r} not found")
             if row["status"] != "pending":
                 raise ConflictError(f"lead {lead_id} is already {row['status']}")
-            done = conn.execute(
-                "SELECT 1 FROM decisions WHERE lead_id = ? AND reviewer = ?", (lead_id, reviewer.person)
-            ).fetchone()
-            if done:
+            done = [r[0] for r in conn.execute("SELECT reviewer FROM decisions WHERE lead_id = ?", (lead_id,))]
+            if any(same_person(person, reviewer.person) for person in done):
                 raise ConflictError(
                     f"{reviewer.person!r} has already decided on lead {lead_id}; "
                     "a second, different person is required"

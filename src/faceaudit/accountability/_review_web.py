@@ -26,7 +26,7 @@ from faceaudit._errors import FaceAuditError
 from faceaudit.accountability._accountability import Accountability
 from faceaudit.accountability._files import write_private
 from faceaudit.accountability._review_page import REVIEW_CSP, render_login, render_review_page
-from faceaudit.accountability._review import Reviewer
+from faceaudit.accountability._review import Reviewer, same_person
 from faceaudit.accountability._roles import REVIEWER_ROLES
 
 COOKIE = "faceaudit_review"
@@ -200,8 +200,8 @@ class ReviewWeb:
         """Whether this person may decide on the lead now (pending, not their search, not decided)."""
         return (lead.status == "pending" and bool(reviewer.person)
                 and lead.requested_by != reviewer.key_id
-                and not (lead.requested_by_person and lead.requested_by_person == reviewer.person)
-                and all(d.reviewer != reviewer.person for d in lead.decisions))
+                and not same_person(lead.requested_by_person, reviewer.person)
+                and not any(same_person(d.reviewer, reviewer.person) for d in lead.decisions))
 
     def _lead_image(self, reviewer: Reviewer, lead_id: str, which: str) -> Optional[bytes]:
         """A lead's probe or candidate image, only while the person is deciding on it."""

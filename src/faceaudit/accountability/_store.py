@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from faceaudit._paths import private_dir, private_file
+from faceaudit._db import Schema, SQLiteDatabase, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS policies (
@@ -81,51 +81,16 @@ CREATE TABLE IF NOT EXISTS decisions (
 """
 
 
-class Store:
-    """A small SQLite database shared by worker processes (WAL, busy timeout, FULL sync)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self._ready = False
-        self._lock = threading.Lock()
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            private_file(private_dir(self.path.parent) / self.path.name)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            with self._lock:
-                if not self._ready:
-                    conn.executescript(_SCHEMA)
-                    _add_columns(conn)
-                    self._ready = True
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE: one writer at a time across processes)."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
-
-    def read(self) -> sqlite3.Connection:
-        return self._conn()
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Columns added after the first release: older databases get them (only ever added)."""
+    for table, column, decl in _ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
 
 _ADDED_COLUMNS = (
-    # table, column, declaration: columns added after the first release (older databases get them)
+    # table, column, declaration
     ("policies", "max_false_match_rate", "REAL"),
     ("leads", "requested_by_person", "TEXT NOT NULL DEFAULT ''"),
     ("leads", "rank", "INTEGER NOT NULL DEFAULT 1"),
@@ -134,14 +99,30 @@ _ADDED_COLUMNS = (
     ("decisions", "access_key_id", "TEXT NOT NULL DEFAULT ''"),
 )
 
+SCHEMA = Schema("accountability", {1: _SCHEMA, 2: _add_columns})
+"""Version 1: the tables (made before versions were recorded); 2: the columns added since."""
 
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Bring a database made by an earlier version up to date (columns are only ever added)."""
-    for table, column, decl in _ADDED_COLUMNS:
-        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if column not in have:
-            try:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-            except sqlite3.OperationalError as exc:  # another process added it first
-                if "duplicate column" not in str(exc):
-                    raise
+
+class Store:
+    """A small SQLite database shared by worker processes (WAL, busy timeout, FULL sync):
+    one connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._db = SQLiteDatabase(self.path, SCHEMA, busy_timeout_s=30.0, row_factory=sqlite3.Row)
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._db.connect()
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: one writer at a time across processes)."""
+        with transaction(self._conn(), write=True) as conn:
+            yield conn
+
+    def read(self) -> sqlite3.Connection:
+        return self._conn()

@@ -39,24 +39,17 @@ import threading
 import time
 import uuid
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Dict, Iterator, List, Optional
 
 from faceaudit._errors import (
     FaceAuditError,
     InvalidParameterError,
+    LimitExceededError,
     ResourceNotFoundError,
     ServiceQuotaExceededError,
 )
 from faceaudit.accountability._files import write_private
-
-
-class LimitExceededError(FaceAuditError):
-    """Too many audits queued or running (Rekognition's LimitExceededException)."""
-
-    aws_code = "LimitExceededException"
-    http_status = 400
-    exit_code = 5
 
 log = logging.getLogger(__name__)
 
@@ -96,20 +89,24 @@ class TestingAPI:
             out = self._public(status)
             results = self.root / status["AuditId"] / "out" / "results.json"
             if status["Status"] == "SUCCEEDED" and results.exists():
-                out["Results"] = json.loads(results.read_text())
+                out["Results"] = _without_server_paths(json.loads(results.read_text()), self.root / status["AuditId"])
             return out
         if operation == "GetAuditReport":
             report = self.root / status["AuditId"] / "out" / "report.html"
             if status["Status"] != "SUCCEEDED" or not report.exists():
                 raise InvalidParameterError(f"audit {status['AuditId']} has no report yet ({status['Status']})")
-            return {"AuditId": status["AuditId"], "ReportHtml": report.read_text(encoding="utf-8")}
+            return {"AuditId": status["AuditId"],
+                    "ReportHtml": _without_server_paths(report.read_text(encoding="utf-8"),
+                                                        self.root / status["AuditId"])}
         raise InvalidParameterError(f"unknown testing operation {operation}")
 
     def start(self, owner: str, params: Dict[str, Any]) -> Dict[str, Any]:
         archive = _archive(params.get("Archive"))
         probes = _names(params, "Probes")
         gallery = _names(params, "Gallery")
-        thresholds = params.get("Thresholds") or [80, 90, 95, 99]
+        thresholds = params.get("Thresholds")
+        if thresholds is None:
+            thresholds = [80, 90, 95, 99]
         if (not isinstance(thresholds, list) or not thresholds or len(thresholds) > 20
                 or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 100
                            for t in thresholds)):
@@ -297,10 +294,27 @@ def _archive(value: Any) -> bytes:
 
 
 def _safe_member(name: str) -> PurePosixPath:
+    """An archive entry name as a relative path; absolute names, ``..``, backslashes, ``~`` and drive
+    letters or other colons (``C:/evil.txt``, ``x:stream``) are refused."""
     p = PurePosixPath(name)
-    if not name or p.is_absolute() or ".." in p.parts or "\\" in name or name.startswith("~"):
+    if (not name or p.is_absolute() or ".." in p.parts or "\\" in name or name.startswith("~")
+            or ":" in name or PureWindowsPath(name).drive or PureWindowsPath(name).root):
         raise InvalidParameterError(f"unsafe path in archive: {name[:100]!r}")
     return p
+
+
+def _without_server_paths(value: Any, work: Path) -> Any:
+    """``value`` (JSON data or text) with the server's audit folder left out of every string: paths
+    read relative to the submitted archive (the auditor never learns the server's data dir)."""
+    if isinstance(value, str):
+        for prefix, to in ((str(work / "input") + "/", ""), (str(work / "out") + "/", ""), (str(work), ".")):
+            value = value.replace(prefix, to)
+        return value
+    if isinstance(value, list):
+        return [_without_server_paths(v, work) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_server_paths(v, work) for k, v in value.items()}
+    return value
 
 
 def _check_manifest(inputs: Path, name: str) -> None:

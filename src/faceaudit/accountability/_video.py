@@ -106,7 +106,7 @@ class VideoSearches:
                                             "threshold": threshold, "reason": reason})
             raise PolicyViolationError(reason)
         try:
-            with requested_by({**_who(ctx), "warrant": warrant}):
+            with requested_by({**_who(ctx), "warrant": warrant, "collection_id": collection_id}):
                 result = call()
         except Exception as exc:
             self.acc.log.append("failed", {**who, "operation": VIDEO_SEARCH_OPERATION, "threshold": threshold,

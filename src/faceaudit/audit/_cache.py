@@ -8,14 +8,15 @@ picks up where it stopped, and a second audit of the same images is instant.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-SCHEMA = """
+from faceaudit._db import Schema, SQLiteDatabase
+
+_EMBEDDINGS = """
 CREATE TABLE IF NOT EXISTS embeddings (
     sha256 TEXT NOT NULL,
     model_version TEXT NOT NULL,
@@ -27,6 +28,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (sha256, model_version)
 )
 """
+
+SCHEMA = Schema("embedding cache", {1: _EMBEDDINGS})
 
 
 @dataclass(frozen=True)
@@ -44,14 +47,15 @@ class CachedEmbedding:
 
 
 class EmbeddingCache:
-    """SQLite cache of embeddings keyed by image SHA-256 and FaceModelVersion."""
+    """SQLite cache of embeddings keyed by image SHA-256 and FaceModelVersion.
+
+    Writes are grouped: a transaction opens with the first :meth:`put` and commits every
+    25 rows, on :meth:`commit` and on :meth:`close` (``synchronous=NORMAL``: a cache is
+    made again when lost; what was committed survives kill -9)."""
 
     def __init__(self, path: "str | Path") -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path))
-        self._db.execute(SCHEMA)
-        self._db.commit()
+        self._db = SQLiteDatabase(self.path, SCHEMA, synchronous="NORMAL", check_dir=False).connect()
         self._pending = 0
 
     def get(self, sha256: str, model_version: str) -> Optional[CachedEmbedding]:
@@ -83,6 +87,8 @@ class EmbeddingCache:
 
     def put(self, sha256: str, model_version: str, entry: CachedEmbedding) -> None:
         blob = None if entry.vector is None else np.asarray(entry.vector, np.float32).tobytes()
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")
         self._db.execute(
             "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)",
             (sha256, model_version, "ok" if entry.ok else "failed", entry.reason, blob,
@@ -93,7 +99,8 @@ class EmbeddingCache:
             self.commit()
 
     def commit(self) -> None:
-        self._db.commit()
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
         self._pending = 0
 
     def close(self) -> None:

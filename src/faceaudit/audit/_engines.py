@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,11 +30,11 @@ from faceaudit._errors import (
     NoFaceError,
     RemoteServiceError,
 )
+from faceaudit._progress import Progress
 from faceaudit.audit._cache import CachedEmbedding, EmbeddingCache
 from faceaudit.audit._design import AuditDesign
 from faceaudit.audit._executors import AuditExecutor, LocalExecutor
 from faceaudit.audit._manifest import ImageRecord
-from faceaudit.audit._progress import Progress
 from faceaudit.audit._results import EngineInfo
 from faceaudit.audit._scoring import (
     SearchOutcomes,
@@ -44,6 +43,7 @@ from faceaudit.audit._scoring import (
     vectorised_similarity,
 )
 from faceaudit.collections import INDEX_TAG
+from faceaudit.collections import map_external_image_id as external_image_id
 
 _Embedded = tuple[np.ndarray, np.ndarray, list[str | None], list[str | None]]
 """What embedding a list of images gives: vectors[N, D], ok[N], SHA-256[N], reason[N]."""
@@ -53,9 +53,6 @@ REKOGNITION_DEFAULT_THRESHOLD = 80.0
 
 REKOGNITION_MAX_FACES = 4096
 """The largest MaxFaces SearchFacesByImage accepts."""
-
-EXTERNAL_IMAGE_ID = re.compile(r"[^a-zA-Z0-9_.\-:]")
-"""Characters not allowed in Rekognition's ExternalImageId ([a-zA-Z0-9_.\\-:]+, at most 255)."""
 
 IMAGE_ERROR_CODES = frozenset({
     "InvalidParameterException", "InvalidImageFormatException", "ImageTooLargeException",
@@ -74,11 +71,6 @@ class AuditEngine(Protocol):
     def run(self, design: AuditDesign, progress: bool = True) -> SearchOutcomes:
         """Search every probe of ``design`` against its gallery."""
         ...
-
-
-def external_image_id(subject: str) -> str:
-    """A subject as a valid ExternalImageId (disallowed characters -> "_", at most 255)."""
-    return EXTERNAL_IMAGE_ID.sub("_", subject)[:255] or "_"
 
 
 def _read(record: ImageRecord) -> tuple[bytes | None, str | None]:

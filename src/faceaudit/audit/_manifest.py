@@ -1,15 +1,15 @@
-"""Audit manifests: one CSV row per image with ``image``, ``subject`` and group-label columns."""
+"""Audit manifests: one CSV row per image with ``image``, ``subject`` and group-label columns
+(read by :func:`faceaudit.collections.read_manifest_table`)."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence, Tuple
 
 from faceaudit._errors import InvalidParameterError
+from faceaudit.collections import read_manifest_table
 
 REQUIRED_COLUMNS = ("image", "subject")
 
@@ -52,43 +52,19 @@ class Manifest:
 
 
 def read_manifest(path: "str | os.PathLike[str]") -> Manifest:
-    """Read one manifest CSV; image paths are relative to the CSV's folder.
+    """Read one manifest CSV (the collections' reader, a subject required in every row);
+    image paths are relative to the CSV's folder.
 
-    Raises InvalidParameterError when the file is missing, has no ``image`` or
-    ``subject`` column, or a row has an empty image or subject.
+    Raises ManifestError (an InvalidParameterError) when the file is missing, has no
+    ``image`` or ``subject`` column, or a row has an empty image or subject.
     """
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InvalidParameterError(f"manifest not found: {p}") from None
-    except OSError as exc:
-        raise InvalidParameterError(f"cannot read manifest {p}: {exc.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidParameterError(f"manifest {p} is not UTF-8 text") from None
-    reader = csv.DictReader(text.splitlines())
-    columns = tuple((c or "").strip() for c in (reader.fieldnames or ()))
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise InvalidParameterError(
-            f"manifest {p} lacks the column(s) {', '.join(missing)} (needs image, subject, then labels)"
-        )
-    base = p.resolve().parent
-    records = []
-    for line, row in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        image, subject = row.get("image", ""), row.get("subject", "")
-        if not image or not subject:
-            raise InvalidParameterError(f"{p}:{line}: empty image or subject")
-        labels = {c: row.get(c, "") for c in columns if c not in REQUIRED_COLUMNS}
-        records.append(
-            ImageRecord(path=(base / image).resolve(), subject=subject, labels=labels,
-                        manifest=str(p), line=line)
-        )
-    return Manifest(path=str(p), sha256=hashlib.sha256(data).hexdigest(), columns=columns,
-                    records=tuple(records))
+    table = read_manifest_table(path, require_subject=True)
+    base = table.path.resolve().parent
+    records = tuple(
+        ImageRecord(path=(base / row.image).resolve(), subject=row.subject, labels=dict(row.labels),
+                    manifest=str(table.path), line=row.line)
+        for row in table.rows)
+    return Manifest(path=str(table.path), sha256=table.sha256, columns=table.columns, records=records)
 
 
 def read_manifests(paths: Iterable["str | os.PathLike[str]"]) -> Tuple[Manifest, ...]:

@@ -438,8 +438,10 @@ def build_report(out_dir: str | Path, thumbnails: ThumbnailPolicy | None = None)
     candidates: list[dict[str, str]] = []
     cpath = out / CANDIDATES_CSV
     if cpath.is_file():
-        with open(cpath, newline="", encoding="utf-8") as fh:
-            candidates = list(csv.DictReader(fh))
+        from faceaudit._csv import restore
+
+        with open(cpath, newline="", encoding="utf-8") as fh:  # cells as written before neutralising
+            candidates = [{k: restore(v or "") for k, v in row.items()} for row in csv.DictReader(fh)]
     html = render_report(res, candidates, out, thumbnails)
     target = out / REPORT_HTML
     tmp = target.with_suffix(".html.tmp")

@@ -78,6 +78,8 @@ class AuditRun:
 
     def write(self, out_dir: "str | Path", report: bool = True, **report_options) -> Dict[str, Path]:
         """Write results.json, candidates.csv and (``report``) report.html into ``out_dir``."""
+        from faceaudit._csv import neutralise
+
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"results": out / RESULTS_JSON, "candidates": out / CANDIDATES_CSV}
@@ -90,9 +92,9 @@ class AuditRun:
             fields = list(first) if first else list(CANDIDATE_COLUMNS)
             w = csv.DictWriter(fh, fieldnames=fields)
             w.writeheader()
-            if first:
-                w.writerow(first)
-                w.writerows(rows)
+            if first:  # no cell a spreadsheet would run (subjects and labels are the submitter's text)
+                w.writerow({k: neutralise(v) for k, v in first.items()})
+                w.writerows({k: neutralise(v) for k, v in row.items()} for row in rows)
         if report:
             from faceaudit.audit._report import build_report
 

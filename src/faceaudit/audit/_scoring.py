@@ -19,9 +19,9 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from faceaudit._progress import Progress
 from faceaudit.audit._design import AuditDesign
 from faceaudit.audit._groups import GroupColumn
-from faceaudit.audit._progress import Progress
 
 BIN_WIDTH = 0.01
 """Width of the score histogram bins, in Similarity points."""

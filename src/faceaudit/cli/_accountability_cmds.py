@@ -114,13 +114,13 @@ def _acc(args):
 
 
 def cmd_log_verify(args) -> int:
-    from faceaudit.accountability import LogIntegrityError
+    from faceaudit.accountability import AcknowledgedRecordsMissingError, LogIntegrityError
 
     result = _acc(args).log.verify(expect_head=args.expect_head)
     if args.json:
         print_json({"Ok": result.ok, "Records": result.records, "HeadHash": result.head_hash,
                     "FirstBadRecord": result.first_bad, "Problem": result.problem,
-                    "TornTail": result.torn_tail,
+                    "TornTail": result.torn_tail, "AcknowledgedMissing": result.acknowledged_missing,
                     "Repairs": [{"Seq": r.seq, "AfterSeq": r.after_seq, "QuarantinedBytes": r.quarantined_bytes,
                                  "QuarantinedSha256": r.quarantined_sha256, "QuarantineFile": r.quarantine_file,
                                  "AcknowledgedMissing": r.acknowledged_missing, "QuarantineOk": r.quarantine_ok}
@@ -136,6 +136,8 @@ def cmd_log_verify(args) -> int:
                   f"{r.quarantine_file or '-'} (sha256 {r.quarantined_sha256 or '-'}){warn}")
     if not result.ok:
         where = f"record {result.first_bad}" if result.first_bad else "log"
+        if result.acknowledged_missing:  # its own exit code (11): evidence is gone
+            raise AcknowledgedRecordsMissingError(f"search log verification FAILED at {where}: {result.problem}")
         raise LogIntegrityError(f"search log verification FAILED at {where}: {result.problem}")
     if args.anchors:
         _check_anchors(args)

@@ -203,7 +203,7 @@ def _next(token) -> None:
         print(f"more: --next-token {token}")
 
 
-def _guarded(args, fc, operation: str, params, call):
+def _guarded(args, fc, operation: str, params, call, rebuild=None):
     """Run a request through the accountability layer, as over HTTP: an identification (decided by
     :func:`faceaudit.accountability.identification`) is policy-checked, logged and makes leads."""
     import getpass
@@ -216,7 +216,30 @@ def _guarded(args, fc, operation: str, params, call):
     return guard_request(Accountability(fc.data_dir), ctx, operation,
                          {k: v for k, v in params.items() if v is not None}, call,
                          response_of=lambda result: result.to_rekognition(),
-                         model_version=lambda result: version)
+                         model_version=lambda result: version, rebuild=rebuild)
+
+
+def _without_withheld(result, doc):
+    """An AssociateFaces result showing only the confidences the policy lets through (``doc``)."""
+    from dataclasses import replace
+
+    shown = {u["FaceId"] for u in doc.get("UnsuccessfulFaceAssociations", []) if "Confidence" in u}
+    return replace(result, unsuccessful_face_associations=tuple(
+        u if u.face_id in shown else replace(u, confidence=None) for u in result.unsuccessful_face_associations))
+
+
+def _deleting(args, fc, operation: str, params, call):
+    """Run a deleting request through the accountability layer, as over HTTP: refused under a
+    legal hold (logged), else run and logged as a deletion."""
+    import getpass
+
+    from faceaudit.accountability import Accountability, CallerContext, guard_deletion
+
+    acc = Accountability(fc.data_dir)
+    acc._collections = fc
+    ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli")
+    return guard_deletion(acc, ctx, operation, {k: v for k, v in params.items() if v is not None}, call,
+                          response_of=lambda result: result.to_rekognition())
 
 
 # -- collection ----------------------------------------------------------------------------------
@@ -268,7 +291,9 @@ def cmd_collection_list(args) -> int:
 
 
 def cmd_collection_delete(args) -> int:
-    r = _fc(args).delete_collection(collection_id=args.collection_id)
+    fc = _fc(args)
+    r = _deleting(args, fc, "DeleteCollection", {"CollectionId": args.collection_id},
+                  lambda: fc.delete_collection(collection_id=args.collection_id))
     if args.json:
         print_json(r.to_rekognition())
     else:
@@ -297,7 +322,9 @@ def cmd_faces_list(args) -> int:
 
 
 def cmd_faces_delete(args) -> int:
-    r = _fc(args).delete_faces(collection_id=args.collection_id, face_ids=args.face_ids)
+    fc = _fc(args)
+    r = _deleting(args, fc, "DeleteFaces", {"CollectionId": args.collection_id, "FaceIds": args.face_ids},
+                  lambda: fc.delete_faces(collection_id=args.collection_id, face_ids=args.face_ids))
     if args.json:
         print_json(r.to_rekognition())
         return 0
@@ -428,7 +455,9 @@ def cmd_users_create(args) -> int:
 
 
 def cmd_users_delete(args) -> int:
-    r = _fc(args).delete_user(collection_id=args.collection_id, user_id=args.user_id)
+    fc = _fc(args)
+    r = _deleting(args, fc, "DeleteUser", {"CollectionId": args.collection_id, "UserId": args.user_id},
+                  lambda: fc.delete_user(collection_id=args.collection_id, user_id=args.user_id))
     print_json(r.to_rekognition()) if args.json else print(f"deleted user {args.user_id}")
     return 0
 
@@ -450,7 +479,8 @@ def cmd_users_associate(args) -> int:
         CollectionId=args.collection_id, UserId=args.user_id, FaceIds=list(args.face_ids),
         UserMatchThreshold=args.threshold),
         call=lambda: fc.associate_faces(collection_id=args.collection_id, user_id=args.user_id,
-                                        face_ids=args.face_ids, user_match_threshold=args.threshold))
+                                        face_ids=args.face_ids, user_match_threshold=args.threshold),
+        rebuild=_without_withheld)
     if args.json:
         print_json(r.to_rekognition())
         return 0
@@ -468,8 +498,11 @@ def cmd_users_associate(args) -> int:
 
 
 def cmd_users_disassociate(args) -> int:
-    r = _fc(args).disassociate_faces(collection_id=args.collection_id, user_id=args.user_id,
-                                     face_ids=args.face_ids)
+    fc = _fc(args)
+    r = _deleting(args, fc, "DisassociateFaces",
+                  {"CollectionId": args.collection_id, "UserId": args.user_id, "FaceIds": args.face_ids},
+                  lambda: fc.disassociate_faces(collection_id=args.collection_id, user_id=args.user_id,
+                                                face_ids=args.face_ids))
     if args.json:
         print_json(r.to_rekognition())
         return 0

@@ -29,7 +29,14 @@ from faceaudit.collections._index import (
     make_index,
 )
 from faceaudit.collections._jobs import requested_by
-from faceaudit.collections._manifest import map_external_image_id, read_manifest, scan_directory
+from faceaudit.collections._manifest import (
+    ManifestRow,
+    ManifestTable,
+    map_external_image_id,
+    read_manifest,
+    read_manifest_table,
+    scan_directory,
+)
 from faceaudit.collections._objects import BucketAccess, FolderStore, ObjectRef, ObjectStore, S3Store
 from faceaudit.collections._search_config import INDEX_TAG, IndexKind, SearchConfig, VectorStore
 from faceaudit.collections._ops_video import (
@@ -92,6 +99,8 @@ __all__ = [
     "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
     "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "passes_quality", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
+    # the one manifest reader (batch indexing and the audit)
+    "ManifestRow", "ManifestTable", "read_manifest_table",
     # objects in object stores (S3Object) and stored video
     "BucketAccess", "DEFAULT_SAMPLE_FPS", "FaceDetectionAnalysis", "FaceSearchAnalysis", "FolderStore",
     "FaceSighting", "ObjectRef", "ObjectStore", "PersonFound", "PersonSighting", "S3Store",

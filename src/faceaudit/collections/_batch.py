@@ -23,7 +23,7 @@ from faceaudit.collections import _validate as v
 from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._manifest import BatchItem
 from faceaudit.collections._prepare import PreparedImage, prepare_index
-from faceaudit.collections._progress import Progress
+from faceaudit._progress import Progress
 from faceaudit.engine import (
     MAX_FACES_CONSIDERED,
     EnginePool,
@@ -178,7 +178,7 @@ def index_batch(
     fc._spec(coll)  # the pinned model must be available before any work
     items = list(items)
     workers = min(check_workers(workers), max(1, len(items)))
-    bar = Progress(len(items), enabled=progress, label=f"{name} ")
+    bar = Progress(name, len(items), enabled=progress)
     run = _Run(fc, name, items, bar)
     start = time.monotonic()
     try:

@@ -1,7 +1,8 @@
 """Stored-video jobs: persisted in SQLite, run by a pool of worker threads, never lost.
 
 ``<data dir>/video-jobs.sqlite3`` (WAL, ``synchronous=FULL``) holds each job:
-kind, request, who asked (:data:`requester`), state and progress, and, once it
+kind, request, who asked (:data:`requester`; its access key is the job's ``caller``, which
+scopes ClientRequestToken and a per-key quota), state and progress, and, once it
 has SUCCEEDED, its result items (one row each, for paging). States:
 QUEUED -> IN_PROGRESS -> SUCCEEDED | FAILED (QUEUED shows as IN_PROGRESS on
 the wire, as Rekognition has no such state). Results are written in the same
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from faceaudit._db import Schema, SQLiteDatabase
 from faceaudit._errors import (
     FaceAuditError,
     IdempotentParameterMismatchError,
@@ -51,41 +53,61 @@ HEARTBEAT_S = 2.0
 MAX_ATTEMPTS = 3
 MAX_PENDING_JOBS = 20
 """Jobs queued or in progress at once (Rekognition's default quota is 20 concurrent jobs)."""
+MAX_PENDING_JOBS_PER_CALLER = 5
+"""Of those, at most this many started by one caller (access key): one key cannot fill every slot."""
 POLL_S = 1.0
 
 QUEUED, IN_PROGRESS, SUCCEEDED, FAILED = "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED"
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS jobs (
-        job_id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL,
-        request TEXT NOT NULL,
-        request_sha256 TEXT NOT NULL,
-        client_token TEXT,
-        job_tag TEXT,
-        requester TEXT NOT NULL DEFAULT '{}',
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        owner TEXT,
-        heartbeat REAL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        progress REAL NOT NULL DEFAULT 0,
-        status_message TEXT,
-        metadata TEXT
-    )""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_token ON jobs(kind, client_token) WHERE client_token IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at)",
-    """CREATE TABLE IF NOT EXISTS job_items (
-        job_id TEXT NOT NULL REFERENCES jobs(job_id),
-        seq INTEGER NOT NULL,
-        timestamp_ms INTEGER NOT NULL,
-        person_index INTEGER NOT NULL,
-        doc TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)
-    )""",
-)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT NOT NULL,
+    request_sha256 TEXT NOT NULL,
+    client_token TEXT,
+    job_tag TEXT,
+    requester TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    owner TEXT,
+    heartbeat REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    progress REAL NOT NULL DEFAULT 0,
+    status_message TEXT,
+    metadata TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_token ON jobs(kind, client_token) WHERE client_token IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
+CREATE TABLE IF NOT EXISTS job_items (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    seq INTEGER NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    person_index INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+"""
+
+
+# 2: jobs belong to their caller (the requester's access key): ClientRequestToken scoped to it
+_CALLER = """
+ALTER TABLE jobs ADD COLUMN caller TEXT NOT NULL DEFAULT '';
+UPDATE jobs SET caller = COALESCE(json_extract(requester, '$.access_key_id'), '');
+DROP INDEX IF EXISTS jobs_token;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_caller_token ON jobs(kind, caller, client_token)
+    WHERE client_token IS NOT NULL;
+"""
+
+SCHEMA = Schema("video jobs", {1: _SCHEMA, 2: _CALLER})
+
+
+def caller_of(who: Mapping[str, Any]) -> str:
+    """The caller a job belongs to: the requester's access key ('' when none was recorded)."""
+    return str(who.get("access_key_id") or "")
+
 
 requester: "contextvars.ContextVar[Mapping[str, Any]]" = contextvars.ContextVar("faceaudit_job_requester")
 """Who starts a job (access key, role, warrant or case reference, purpose, request id), set by the
@@ -171,31 +193,10 @@ class JobStore:
 
     def __init__(self, data_dir: "str | os.PathLike[str]") -> None:
         self.path = Path(data_dir) / DB_NAME
-        self._ready = False
-        self._lock = threading.Lock()
+        self._db = SQLiteDatabase(self.path, SCHEMA, busy_timeout_s=BUSY_TIMEOUT_S, foreign_keys=False)
 
-    @contextlib.contextmanager
-    def _conn(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            if not self._ready:
-                with self._lock:
-                    for stmt in _SCHEMA:
-                        conn.execute(stmt)
-                    self._ready = True
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def _conn(self, write: bool = False) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
+        return self._db.session(write=write)
 
     @staticmethod
     def _job(row: Sequence[Any]) -> Job:
@@ -209,14 +210,16 @@ class JobStore:
 
     def submit(self, kind: str, request: Mapping[str, Any], client_token: Optional[str],
                job_tag: Optional[str], who: Mapping[str, Any]) -> Tuple[str, bool]:
-        """(JobId, created): a new QUEUED job, or the job an earlier request with the same
-        ClientRequestToken started (IdempotentParameterMismatchException if it asked otherwise)."""
+        """(JobId, created): a new QUEUED job, or the job an earlier request of the same caller
+        (:func:`caller_of` ``who``) with the same ClientRequestToken started
+        (IdempotentParameterMismatchException if it asked otherwise)."""
         text = json.dumps({"request": request, "job_tag": job_tag}, sort_keys=True)
         digest = hashlib.sha256(text.encode()).hexdigest()
+        caller = caller_of(who)
         with self._conn(write=True) as conn:
             if client_token is not None:
-                row = conn.execute("SELECT job_id, request_sha256 FROM jobs WHERE kind = ? AND client_token = ?",
-                                   (kind, client_token)).fetchone()
+                row = conn.execute("SELECT job_id, request_sha256 FROM jobs WHERE kind = ? AND caller = ? "
+                                   "AND client_token = ?", (kind, caller, client_token)).fetchone()
                 if row is not None:
                     if row[1] != digest:
                         raise IdempotentParameterMismatchError(
@@ -228,12 +231,18 @@ class JobStore:
                 raise LimitExceededError(
                     f"{pending} stored-video jobs are queued or running; at most {MAX_PENDING_JOBS} "
                     "at once: start this one when one has finished")
+            mine = conn.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?) AND caller = ?",
+                                (QUEUED, IN_PROGRESS, caller)).fetchone()[0]
+            if caller and mine >= MAX_PENDING_JOBS_PER_CALLER:
+                raise LimitExceededError(
+                    f"this key has {mine} stored-video jobs queued or running; at most "
+                    f"{MAX_PENDING_JOBS_PER_CALLER} per key at once: start this one when one has finished")
             job_id = uuid.uuid4().hex + uuid.uuid4().hex[:32]
             conn.execute(
                 "INSERT INTO jobs (job_id, kind, status, request, request_sha256, client_token, job_tag, "
-                "requester, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "requester, created_at, caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, kind, QUEUED, json.dumps(request, sort_keys=True), digest, client_token, job_tag,
-                 json.dumps(dict(who), sort_keys=True), time.time()),
+                 json.dumps(dict(who), sort_keys=True), time.time(), caller),
             )
         return job_id, True
 
@@ -244,6 +253,12 @@ class JobStore:
         if row is None:
             raise ResourceNotFoundError(f"no {kind.replace('_', ' ')} job with JobId {job_id!r}")
         return self._job(row)
+
+    def requester_of(self, job_id: str) -> Optional[Mapping[str, Any]]:
+        """Who started the job (its stored :data:`requester`), whatever its kind; None when no such job."""
+        with self._conn() as conn:
+            row = conn.execute("SELECT requester FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else json.loads(row[0])
 
     def items(self, job_id: str, order: str, after: int, limit: int) -> Tuple[List[JobItem], Optional[int]]:
         """Up to ``limit`` items after position ``after`` in ``order`` (TIMESTAMP or INDEX);
@@ -412,7 +427,7 @@ class JobPool:
     def _run(self, job: Job) -> None:
         # the heartbeat runs in its own thread, so a long step (a download, a slow frame) never
         # lets the lease expire while the job is alive; it also writes the latest progress
-        state = {"fraction": 0.0, "message": "started"}
+        state: Dict[str, Any] = {"fraction": 0.0, "message": "started"}
         done = threading.Event()
 
         def beat() -> None:

@@ -1,9 +1,10 @@
-"""What a batch indexes: the images of a directory, or the rows of a manifest CSV.
+"""Manifest CSVs (the one reader, used by batch indexing and by the audit) and directories.
 
 Manifest: a CSV with a header; column ``image`` (path relative to the CSV, or
-absolute), optional column ``subject`` (the identity), then any label columns
-(``dataset``, ``sex``, ``age``, ``race``, ...). Empty cells mean unknown and are
-left out of the labels.
+absolute), column ``subject`` (the identity; optional for batch indexing, required by
+the audit), then any label columns (``dataset``, ``sex``, ``age``, ``race``, ...).
+Header names and cells are stripped of surrounding blanks; an empty cell means unknown.
+A bad file or row is an :class:`~faceaudit.ManifestError` naming the line and column.
 
 ExternalImageId mapping: Rekognition allows ``[a-zA-Z0-9_.\\-:]``, 1-255
 characters. The subject (for a directory: the image path relative to it, with
@@ -16,23 +17,114 @@ original subject is kept verbatim in the face labels (``labels["subject"]``).
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from faceaudit._errors import InvalidParameterError
+from faceaudit._errors import InvalidParameterError, ManifestError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_COLUMN, SUBJECT_COLUMN = "image", "subject"
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")
 
 
 def map_external_image_id(subject: Optional[str]) -> Optional[str]:
-    """The ExternalImageId for a subject: disallowed characters become ``_``; at most 255."""
+    """The ExternalImageId for a subject: disallowed characters become ``_``; at most 255
+    characters; None for no subject (or one of blanks only)."""
     if subject is None:
         return None
     mapped = _NOT_ALLOWED.sub("_", subject.strip())[:255]
     return mapped or None
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One data row of a manifest.
+
+    ``line`` is its line number in the file (the header is line 1); ``image`` the path as
+    written and ``path`` that path joined to the manifest's folder (an absolute one kept);
+    ``subject`` "" when the manifest has none; ``labels`` every other column, "" = unknown.
+    """
+
+    line: int
+    image: str
+    path: Path
+    subject: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ManifestTable:
+    """A manifest file as read: its path, the SHA-256 of its bytes, its columns and rows."""
+
+    path: Path
+    sha256: str
+    columns: Tuple[str, ...]
+    rows: Tuple[ManifestRow, ...]
+
+    @property
+    def label_columns(self) -> Tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in (IMAGE_COLUMN, SUBJECT_COLUMN))
+
+
+def read_manifest_table(path: Union[str, "os.PathLike[str]"], *, require_subject: bool) -> ManifestTable:
+    """Read a manifest CSV; ``require_subject``: the ``subject`` column and a subject in
+    every row are required (the audit), else optional (batch indexing).
+
+    Raises :class:`~faceaudit.ManifestError` when the file is missing, unreadable or not
+    UTF-8, a required column is absent, a column name repeats, or a row has an empty
+    required cell or more cells than the header.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {p}", str(p)) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {p}: {exc.strerror}", str(p)) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ManifestError(f"manifest {p} is not UTF-8 text (line {line})", str(p), line) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        columns = tuple(c.strip() for c in next(reader, []))
+        required = (IMAGE_COLUMN, SUBJECT_COLUMN) if require_subject else (IMAGE_COLUMN,)
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise ManifestError(
+                f"manifest {p} lacks the column(s) {', '.join(missing)} "
+                f"(needs {', '.join(required)}, then labels)", str(p), 1, missing[0])
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ManifestError(f"manifest {p}, line 1: column {repeated[0]!r} appears twice",
+                                str(p), 1, repeated[0])
+        rows = []
+        for cells in reader:
+            line = reader.line_num
+            if not cells:
+                continue  # a blank line
+            if len(cells) > len(columns):
+                raise ManifestError(
+                    f"manifest {p}, line {line}: {len(cells)} cells for {len(columns)} columns "
+                    "(quote a value that holds a comma)", str(p), line)
+            row = dict(zip(columns, (c.strip() for c in cells)))
+            for column in required:
+                if not row.get(column):
+                    raise ManifestError(f"manifest {p}, line {line}, column {column!r}: empty",
+                                        str(p), line, column)
+            image = row[IMAGE_COLUMN]
+            labels = {c: row.get(c, "") for c in columns if c not in (IMAGE_COLUMN, SUBJECT_COLUMN)}
+            rows.append(ManifestRow(line=line, image=image, path=p.parent / image,
+                                    subject=row.get(SUBJECT_COLUMN, ""), labels=labels))
+    except csv.Error as exc:
+        raise ManifestError(f"manifest {p}, line {reader.line_num}: {exc}", str(p), reader.line_num) from None
+    return ManifestTable(path=p, sha256=hashlib.sha256(data).hexdigest(), columns=columns, rows=tuple(rows))
 
 
 @dataclass(frozen=True)
@@ -45,41 +137,20 @@ class BatchItem:
     name: str = ""
 
 
-def read_manifest(path) -> List[BatchItem]:
-    """The rows of a manifest CSV as :class:`BatchItem` (InvalidParameterError if malformed)."""
-    path = Path(path)
-    try:
-        fh = open(path, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InvalidParameterError(f"cannot read manifest {path}: {exc.strerror}") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or "image" not in reader.fieldnames:
-            raise InvalidParameterError(f"manifest {path} has no 'image' column")
-        items = []
-        for n, row in enumerate(reader, start=2):
-            image = (row.get("image") or "").strip()
-            if not image:
-                raise InvalidParameterError(f"manifest {path}, line {n}: empty 'image'")
-            subject = (row.get("subject") or "").strip()
-            labels: Dict[str, Any] = {}
-            if subject:
-                labels["subject"] = subject
-            for key, value in row.items():
-                if key in ("image", "subject") or key is None or value is None:
-                    continue
-                value = value.strip()
-                if value:
-                    labels[key] = value
-            source = Path(image) if Path(image).is_absolute() else path.parent / image
-            items.append(BatchItem(
-                source=source, external_image_id=map_external_image_id(subject) if subject else None,
-                labels=labels, name=image,
-            ))
+def read_manifest(path: Union[str, "os.PathLike[str]"]) -> List[BatchItem]:
+    """The rows of a manifest CSV as :class:`BatchItem` (ManifestError if malformed): the
+    subject, when given, is the ExternalImageId (mapped) and kept in the labels; empty
+    label cells are left out."""
+    items = []
+    for row in read_manifest_table(path, require_subject=False).rows:
+        labels: Dict[str, Any] = {"subject": row.subject} if row.subject else {}
+        labels.update((k, v) for k, v in row.labels.items() if v)
+        items.append(BatchItem(source=row.path, external_image_id=map_external_image_id(row.subject),
+                               labels=labels, name=row.image))
     return items
 
 
-def scan_directory(path) -> List[BatchItem]:
+def scan_directory(path: Union[str, "os.PathLike[str]"]) -> List[BatchItem]:
     """Every JPEG/PNG under a directory (sorted); ExternalImageId from the relative path."""
     root = Path(path)
     if not root.is_dir():

@@ -5,7 +5,9 @@ two implementations:
 
 - :class:`FolderStore`, the embedded default (``faceaudit serve --buckets DIR``):
   each bucket is a folder under one root, each object a file. A name can never
-  leave its bucket (no ``..``, no absolute names, no symbolic link pointing out),
+  leave its bucket (no ``..``, no absolute names, no symbolic link followed at all,
+  also not a bucket folder that is a link; the file is opened with ``openat`` and
+  ``O_NOFOLLOW`` one name at a time, so a folder swapped for a link mid-read is no way out),
   and object versions are not kept (``Version`` -> InvalidS3ObjectException).
 - :class:`S3Store`, any S3-compatible endpoint through boto3
   (``--s3-endpoint-url``; credentials from the usual AWS chain: environment,
@@ -19,9 +21,11 @@ Rekognition; sizes over a limit are refused before reading.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,12 +92,19 @@ def _too_large(ref: ObjectRef, size: int, limit: int) -> InvalidS3ObjectError:
 
 
 class FolderStore:
-    """Buckets as folders under ``root``; objects as files (``a/b.jpg`` is ``root/bucket/a/b.jpg``)."""
+    """Buckets as folders under ``root``; objects as files (``a/b.jpg`` is ``root/bucket/a/b.jpg``).
+
+    Every read opens the object by walking from the root one name at a time, each folder opened
+    relative to the one before with ``O_NOFOLLOW`` (``openat``), the file itself too, and then
+    reads that open file: no symbolic link is ever followed (a bucket folder that is a link, or a
+    link anywhere in a name, is "does not exist"), and swapping a folder for a link while a read
+    is under way cannot redirect it (issue 22 M5, L3).
+    """
 
     def __init__(self, root: "str | os.PathLike[str]") -> None:
         self.root = Path(root).resolve()
 
-    def _path(self, ref: ObjectRef) -> Path:
+    def _parts(self, ref: ObjectRef) -> "list[str]":
         if ref.version is not None:
             raise InvalidS3ObjectError(
                 f"{ref}: the folder object store keeps no object versions; omit S3Object.Version"
@@ -106,45 +117,83 @@ class FolderStore:
                 f"object name {ref.name!r} is not served by the folder store "
                 "(empty, '.' or '..' path segments, backslashes and NUL are refused)"
             )
-        bucket_dir = self.root / ref.bucket
-        if not bucket_dir.is_dir():
-            raise InvalidS3ObjectError(f"bucket {ref.bucket!r} does not exist")
-        path = bucket_dir.joinpath(*parts)
+        return parts
+
+    def _open(self, ref: ObjectRef) -> int:
+        """A read-only descriptor of the object's regular file, reached with no link followed."""
+        parts = self._parts(ref)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        folder = os.O_DIRECTORY | flags
         try:
-            real = path.resolve(strict=True)
-        except (FileNotFoundError, NotADirectoryError):
-            raise InvalidS3ObjectError(f"{ref} does not exist") from None
-        except (OSError, RuntimeError) as exc:
-            raise InvalidS3ObjectError(f"{ref} cannot be read: {exc}") from None
-        if not real.is_relative_to(bucket_dir.resolve()) or not real.is_file():
-            raise InvalidS3ObjectError(f"{ref} does not exist")
-        return real
+            fd = os.open(self.root, os.O_DIRECTORY | os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise InvalidS3ObjectError(f"{ref} cannot be read: the bucket root is unreadable ({exc.strerror})") from None
+        try:
+            try:
+                nxt = os.open(ref.bucket, folder, dir_fd=fd)
+            except OSError:
+                raise InvalidS3ObjectError(f"bucket {ref.bucket!r} does not exist") from None
+            os.close(fd)
+            fd = nxt
+            for i, name in enumerate(parts):
+                last = i == len(parts) - 1
+                try:
+                    nxt = os.open(name, (flags | os.O_NONBLOCK) if last else folder, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EISDIR):
+                        raise InvalidS3ObjectError(f"{ref} does not exist") from None
+                    raise InvalidS3ObjectError(f"{ref} cannot be read: {exc.strerror}") from None
+                os.close(fd)
+                fd = nxt
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device is not an object
+                raise InvalidS3ObjectError(f"{ref} does not exist")
+            os.set_blocking(fd, True)
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
 
     def size(self, ref: ObjectRef) -> int:
-        path = self._path(ref)
+        fd = self._open(ref)
         try:
-            return path.stat().st_size
-        except OSError as exc:
-            raise InvalidS3ObjectError(f"{ref} cannot be read: {exc.strerror}") from None
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
 
     def read(self, ref: ObjectRef, limit: int) -> bytes:
-        path = self._path(ref)
+        fd = self._open(ref)
         try:
-            with open(path, "rb") as f:
+            with os.fdopen(fd, "rb", closefd=False) as f:
                 data = f.read(limit + 1)
         except OSError as exc:
             raise InvalidS3ObjectError(f"{ref} cannot be read: {exc.strerror}") from None
+        finally:
+            os.close(fd)
         if len(data) > limit:
             raise _too_large(ref, len(data), limit)
         return data
 
     @contextlib.contextmanager
     def local_copy(self, ref: ObjectRef, limit: int) -> Iterator[Path]:
-        path = self._path(ref)
-        size = self.size(ref)
-        if size > limit:
-            raise _too_large(ref, size, limit)
-        yield path  # already a local file: no copy
+        """The opened file itself while the block runs (``/proc/self/fd/N`` on Linux: the decoder
+        reads exactly the file that was opened), else a private copy of it."""
+        fd = self._open(ref)
+        try:
+            size = os.fstat(fd).st_size
+            if size > limit:
+                raise _too_large(ref, size, limit)
+            proc = Path(f"/proc/self/fd/{fd}")
+            if proc.exists():
+                yield proc
+                return
+            with tempfile.NamedTemporaryFile(prefix="faceaudit-object-") as out:
+                with os.fdopen(os.dup(fd), "rb") as src:
+                    for chunk in iter(lambda: src.read(_CHUNK), b""):
+                        out.write(chunk)
+                out.flush()
+                yield Path(out.name)
+        finally:
+            os.close(fd)
 
 
 class S3Store:

@@ -208,6 +208,7 @@ def _jpeg(image) -> bytes:
 
 class VideoOps(Backend):
     _video_pool: Optional[JobPool] = None
+    _job_reads: Optional[JobStore] = None
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -293,6 +294,17 @@ class VideoOps(Backend):
             next_token=None if more is None else _tokens.encode(secret, "video-" + kind, scope, more),
         )
 
+    def video_job_requester(self, job_id: Any) -> Optional[Mapping[str, Any]]:
+        """Who started a stored-video job (access key, role, person...), for the layer that decides
+        who may read its results; None when there is no such job."""
+        if not isinstance(job_id, str) or not 1 <= len(job_id) <= 64:
+            return None
+        if self._video_pool is not None:
+            return self._video_pool.store.requester_of(job_id)
+        if self._job_reads is None:  # reads only: no worker started for them
+            self._job_reads = JobStore(self.data_dir)
+        return self._job_reads.requester_of(job_id)
+
     # -- Rekognition operations ------------------------------------------------------------------
 
     def start_face_detection(self, *, video: Any, client_request_token: Optional[str] = None,
@@ -353,7 +365,7 @@ class VideoOps(Backend):
                 DEFAULT_MODEL, FaceEngine(DEFAULT_MODEL))
         expected = max(1, math.ceil(meta.duration_millis / 1000.0 * fps))
         items = []
-        for n, frame in enumerate(sample_frames(path, meta, fps)):
+        for n, frame in enumerate(sample_frames(path, meta, fps, self._limits)):
             for face in engine.detect(frame.image).faces:
                 items.append(FaceSighting(frame.timestamp_ms, face))
             _report(progress, n + 1, expected, frame.timestamp_ms, meta)
@@ -374,7 +386,7 @@ class VideoOps(Backend):
         tracker = FaceTracker(engine.spec.scale)
         probes: Dict[int, Dict[int, bytes]] = {}
         expected = max(1, math.ceil(meta.duration_millis / 1000.0 * fps))
-        for n, frame in enumerate(sample_frames(path, meta, fps)):
+        for n, frame in enumerate(sample_frames(path, meta, fps, self._limits)):
             faces = engine.detect(frame.image).faces
             vectors = [engine.embed(frame.image, f).vector for f in faces]
             for ti in set(tracker.update(frame.number, frame.timestamp_ms, list(zip(faces, vectors)))):

@@ -25,7 +25,8 @@ Tables
 ``face_log``     one row per face added or deleted (seq, collection, face row):
                  what other processes replay to bring their index up to date.
 ``idempotency``  responses of requests made with a ClientRequestToken.
-``meta``         schema version and the secret that signs pagination tokens.
+``meta``         schema version (see :mod:`faceaudit._db`) and the secret that signs
+                 pagination tokens.
 
 Every row id is AUTOINCREMENT, never reused, so an id seen by a cache always
 means the same face (or collection).
@@ -46,10 +47,10 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from faceaudit._db import Schema, SQLiteDatabase, statements, transaction
 from faceaudit._errors import ResourceNotFoundError
 
 DB_NAME = "collections.sqlite3"
-SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 60.0
 LOG_KEEP = 200_000
 """Change-log entries kept per collection; a process further behind rebuilds its index."""
@@ -131,31 +132,42 @@ CREATE TABLE IF NOT EXISTS face_thumbnails (
 );
 """
 
-_MIGRATIONS = {
-    # from version -> statements that bring it to version + 1
-    1: ("CREATE TABLE IF NOT EXISTS face_thumbnails (face_row INTEGER PRIMARY KEY "
-        "REFERENCES faces(id) ON DELETE CASCADE, jpeg BLOB NOT NULL)",),
-    # images without UNIQUE(collection, sha256, ExternalImageId): SQLite's table rebuild, in one
-    # transaction with foreign keys off (faces keep pointing at the same image rows), the
-    # AUTOINCREMENT sequence carried over so that no row id is ever reused
-    2: (
-        "CREATE TABLE images_v3 (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE, "
-        "image_id TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL, external_image_id TEXT NOT NULL, "
-        "width INTEGER, height INTEGER, unindexed TEXT NOT NULL DEFAULT '[]', "
-        "labels TEXT NOT NULL DEFAULT '{}', source TEXT, created_at REAL NOT NULL)",
-        "INSERT INTO images_v3 (id, collection_id, image_id, sha256, external_image_id, width, height, "
-        "unindexed, labels, source, created_at) SELECT id, collection_id, image_id, sha256, "
-        "external_image_id, width, height, unindexed, labels, source, created_at FROM images",
-        "INSERT INTO sqlite_sequence (name, seq) SELECT 'images_v3', seq FROM sqlite_sequence "
-        "WHERE name = 'images' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'images_v3')",
-        "UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT seq FROM sqlite_sequence "
-        "WHERE name = 'images'), 0)) WHERE name = 'images_v3'",
-        "DROP TABLE images",
-        "ALTER TABLE images_v3 RENAME TO images",
-        "CREATE INDEX IF NOT EXISTS images_by_key ON images(collection_id, sha256, external_image_id)",
-    ),
-}
+_REBUILD_IMAGES = """
+CREATE TABLE images_v3 (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    image_id TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL, external_image_id TEXT NOT NULL,
+    width INTEGER, height INTEGER, unindexed TEXT NOT NULL DEFAULT '[]',
+    labels TEXT NOT NULL DEFAULT '{}', source TEXT, created_at REAL NOT NULL);
+INSERT INTO images_v3 (id, collection_id, image_id, sha256, external_image_id, width, height,
+    unindexed, labels, source, created_at) SELECT id, collection_id, image_id, sha256,
+    external_image_id, width, height, unindexed, labels, source, created_at FROM images;
+INSERT INTO sqlite_sequence (name, seq) SELECT 'images_v3', seq FROM sqlite_sequence
+    WHERE name = 'images' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'images_v3');
+UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT seq FROM sqlite_sequence
+    WHERE name = 'images'), 0)) WHERE name = 'images_v3';
+DROP TABLE images;
+ALTER TABLE images_v3 RENAME TO images;
+CREATE INDEX IF NOT EXISTS images_by_key ON images(collection_id, sha256, external_image_id);
+"""
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    """A new database: the latest schema and the secret that signs pagination tokens."""
+    for stmt in statements(_SCHEMA):
+        conn.execute(stmt)
+    conn.execute("INSERT OR IGNORE INTO meta VALUES ('token_secret', ?)", (secrets.token_hex(32),))
+
+
+SCHEMA = Schema("collections", {
+    # version 1 was made by the first release (its version recorded in meta from the start)
+    2: "CREATE TABLE IF NOT EXISTS face_thumbnails (face_row INTEGER PRIMARY KEY "
+       "REFERENCES faces(id) ON DELETE CASCADE, jpeg BLOB NOT NULL)",
+    # images without UNIQUE(collection, sha256, ExternalImageId): SQLite's table rebuild (foreign
+    # keys off meanwhile: faces keep pointing at the same image rows), the AUTOINCREMENT sequence
+    # carried over so that no row id is ever reused
+    3: _REBUILD_IMAGES,
+}, initial=_create)
+SCHEMA_VERSION = SCHEMA.latest
 
 
 @dataclass(frozen=True)
@@ -218,76 +230,15 @@ class Store:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_NAME
+        self._db = SQLiteDatabase(self.path, SCHEMA, busy_timeout_s=BUSY_TIMEOUT_S, check_same_thread=False)
         self._local = threading.local()
         self._secret: Optional[bytes] = None
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self, create: bool) -> Optional[sqlite3.Connection]:
-        from faceaudit._paths import private_dir, private_file
-
-        if not self.path.exists():
-            if not create:
-                return None
-            private_dir(self.data_dir)
-            private_file(self.path)
-        else:
-            private_dir(self.data_dir)  # refuses a data dir open to other users
-        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":  # pragma: no cover - e.g. a file system without shared memory
-            raise OSError(f"cannot put {self.path} in WAL mode (got {mode})")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        self._ensure_schema(conn)
-        return conn
-
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        row = None
-        with contextlib.suppress(sqlite3.OperationalError):
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is not None:
-            if int(row[0]) > SCHEMA_VERSION:
-                raise OSError(f"{self.path} has schema {row[0]}; this faceaudit knows {SCHEMA_VERSION}")
-            if int(row[0]) < SCHEMA_VERSION:
-                self._migrate(conn)
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # one statement at a time: executescript() would COMMIT first
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('token_secret', ?)", (secrets.token_hex(32),))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Bring the schema up to date in one transaction (all or nothing, also under kill -9).
-        Foreign keys are off meanwhile (a table rebuild must not cascade) and checked before
-        the commit."""
-        conn.execute("PRAGMA foreign_keys = OFF")  # (not changeable inside a transaction)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-            while version < SCHEMA_VERSION:
-                for stmt in _MIGRATIONS[version]:
-                    conn.execute(stmt)
-                version += 1
-            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
-            if broken:
-                raise OSError(f"{self.path}: migration would break {len(broken)} references; nothing changed")
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.execute("PRAGMA foreign_keys = ON")
+        if not self._db.exists() and not create:
+            return None
+        return self._db.connect()  # refuses a data dir open to other users
 
     def connection(self, create: bool = False) -> Optional[sqlite3.Connection]:
         """This thread's connection; None when the database does not exist and ``create`` is False."""
@@ -315,12 +266,8 @@ class Store:
         if conn is None:
             yield None
             return
-        conn.execute("BEGIN")
-        try:
+        with transaction(conn, write=False):
             yield conn
-        finally:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def write(self, create: bool = False) -> Iterator[Optional[sqlite3.Connection]]:
@@ -333,15 +280,8 @@ class Store:
         if conn is None:
             yield None
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn, write=True):
             yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
 
     def secret(self, conn: Optional[sqlite3.Connection]) -> Optional[bytes]:
         """The key that signs pagination tokens (None before the database exists)."""

@@ -169,22 +169,30 @@ def probe_video(path: "str | os.PathLike[str]", limits: VideoLimits = VideoLimit
                          frame_rate=fps, frame_width=width, frame_height=height, frame_count=count)
 
 
-def sample_frames(path: "str | os.PathLike[str]", meta: VideoMetadata, fps: float) -> Iterator[Frame]:
+def sample_frames(path: "str | os.PathLike[str]", meta: VideoMetadata, fps: float,
+                  limits: VideoLimits = VideoLimits()) -> Iterator[Frame]:
     """Frames at about ``fps`` per second of video (the first frame of each 1/fps interval).
 
     Every frame is decoded (a compressed stream cannot skip), only the sampled
     ones are converted. Raises InvalidVideoError when no frame decodes, or when
-    the stream stops well before the frame count its container declares.
+    the stream stops well before the frame count its container declares, and
+    VideoTooLargeError as soon as the frames decoded run past ``limits.max_seconds``:
+    the length counted is the decoded one, whatever the container's header declares.
     """
     cap = _open(Path(path))
     decoded = 0
     next_slot = 0
+    max_frames = math.floor(limits.max_seconds * meta.frame_rate) + 1
     try:
         while True:
             if not cap.grab():
                 break
             number = decoded
             decoded += 1
+            if decoded > max_frames:
+                raise VideoTooLargeError(
+                    f"the video holds more than {limits.max_seconds:.0f} s of frames (the limit) although "
+                    f"its container declares {meta.duration_millis / 1000:.0f} s")
             t = number / meta.frame_rate
             if t * fps + 1e-9 < next_slot:
                 continue

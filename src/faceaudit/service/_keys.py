@@ -25,18 +25,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from faceaudit._errors import FaceAuditError, InvalidParameterError, ResourceNotFoundError
+from faceaudit._errors import InvalidParameterError, KeyFileError, ResourceNotFoundError
 
 KEYS_FILE = "access-keys.json"
 ROLES = ("admin", "operator", "auditor", "reviewer")
 DEFAULT_ROLE = "operator"
 ACCESS_KEY_PREFIX = "FAKI"
-
-
-class KeyFileError(FaceAuditError):
-    """The keys file is unsafe (readable by others) or unreadable."""
-
-    exit_code = 6
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Tuple
 
-from faceaudit._errors import FaceAuditError, SerializationError, UnknownOperationError
+from faceaudit._errors import (
+    FaceAuditError,
+    IncompleteBodyError,
+    SerializationError,
+    UnknownOperationError,
+)
 from faceaudit.service._auth import Headers, header
 from faceaudit.service._model import JSON_CONTENT_TYPE, TARGET_PREFIX
 
@@ -98,10 +103,6 @@ class BodyReader:
         if not self.complete:
             raise IncompleteBodyError(f"the body ended after {self.received} of {self.length} bytes")
         return bytes(self._parts), self._sha.hexdigest()
-
-
-class IncompleteBodyError(SerializationError):
-    """Fewer body bytes than Content-Length said; the connection is closed after the answer."""
 
 
 @dataclass
