@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Build a model's calibration: its estimated false-match rate (FMR) at every score, and the scale.
 
-Usage: python scripts/calibrate.py --model sface [--data ../shared/data] [--cache .cache]
+Usage: .venv/bin/python scripts/calibrate.py --model sface [--data ../shared/data]
+       [--cache out/public-audit/embeddings.sqlite]
        (`make calibrate` runs it for both models)
 
 Data (the public manifests in shared/data; largest face per image):
@@ -9,7 +10,7 @@ Data (the public manifests in shared/data; largest face per image):
   meds.csv (2,437 + 114 photos). These images are disjoint from the public
   reproduction's probes (congress_2018.csv) and their mates (congress_2014.csv),
   so the audit of those probes is an independent check of the scale. Subjects
-  decide who is a stranger (36 former members and 18 MEDS subjects have two or
+  decide who is a stranger (37 former members and 18 MEDS subjects have two or
   more photos: those pairs are genuine, not impostors).
 - Genuine pairs: each member's 2018 portrait against their 2014 portrait (399),
   for the FNMR column.
@@ -17,21 +18,31 @@ Data (the public manifests in shared/data; largest face per image):
   reproduction's non-mated comparisons), never used to build the scale; its FMR
   at each Similarity is recorded beside the promise.
 
-Method:
+Method (every knot carries a one-sided 95% upper bound of the FMR, not the
+estimate, so the calibration data hold each promise with room):
 - Empirical FMR(c) = impostor pairs with cosine >= c / impostor pairs. Knots
-  every 0.05 decade of FMR from 1 down to the FMR that ``--min-false-matches``
-  (10) impostor pairs still support: at each, the cosine of the k-th highest
-  impostor score and log10(k / N).
+  every 0.05 decade of FMR from 1 down to where ``--min-false-matches`` (10)
+  impostor pairs are still counted: at each, the cosine of the k-th highest
+  impostor score and the exact (Clopper-Pearson) 95% upper bound of the count
+  at the knot below it, so that linear interpolation between knots never
+  promises less than the bound of the count at any cosine in between; above u
+  (below) the larger of that and the fitted tail's upper band.
 - Beyond that, a fitted tail: the ``--tail`` (1,000) highest impostor scores
   are modelled as an exponential above the next score u (maximum likelihood:
-  scale = mean excess). log10 FMR then falls linearly in cosine, continuing
-  from the last measured knot with the fitted slope, up to Similarity 100. The
-  fit's Kolmogorov-Smirnov statistic and p-value and the generalised Pareto
-  shape (method of moments) are recorded: a negative shape means the true tail
-  is lighter than exponential, so the extrapolated FMR is an overestimate and
-  the scale errs toward strictness.
-- Similarity = 80 + 10 * (-log10 FMR - 5) at every knot; linear in cosine
+  scale = mean excess). Its upper band takes the 97.5% Clopper-Pearson bound of
+  k/N and the 97.5% chi-square bound of the scale (jointly >= 95%). log10 FMR
+  then falls linearly in cosine with the band's slope, continuing from the last
+  measured knot (at or above the band there), up to Similarity 99. The fit's
+  Kolmogorov-Smirnov statistic and p-value and the generalised Pareto shape
+  (method of moments) are recorded: a negative shape means the true tail is
+  lighter than exponential, so the extrapolated FMR is an overestimate and the
+  scale errs toward strictness.
+- Similarity = 80 + 10 * (-log10 FMR_bound - 5) at every knot; linear in cosine
   between knots; from Similarity 30 (FMR 1) linear down to 0 at cosine -1.
+- Above the cosine c99 of Similarity 99 the scale keeps rising toward 100
+  without reaching it: 99 + (1 - exp(-(c - c99) / w)), w = (1 - c99) / ln 10
+  (cosine 1 scores 99.9), never steeper than the tail line at c99 (so it
+  promises at most the FMR the line would): stronger matches rank higher.
 
 Writes src/faceaudit/engine/calibration/<model>.json and pins its SHA-256 in
 src/faceaudit/engine/_registry.py.
@@ -40,76 +51,57 @@ src/faceaudit/engine/_registry.py.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import hashlib
 import json
 import math
 import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import chi2
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from faceaudit import FaceAuditError, __version__  # noqa: E402
+from faceaudit import __version__  # noqa: E402
+from faceaudit.audit import LocalEngine, read_manifest  # noqa: E402
 from faceaudit._stats import wilson_interval  # noqa: E402
-from faceaudit.engine import FaceEngine, get_model, promised_fmr  # noqa: E402
-from faceaudit.engine._calibration import scale_version, similarity_of_log10_fmr  # noqa: E402
+from faceaudit.engine import get_model, promised_fmr  # noqa: E402
+from faceaudit.engine._calibration import (  # noqa: E402
+    BOUND_CONFIDENCE,
+    SimilarityScale,
+    fmr_upper_bound,
+    scale_version,
+    similarity_of_log10_fmr,
+)
 
 MANIFESTS = ("congress_2018.csv", "congress_2014.csv", "former_members.csv", "meds.csv")
 IMPOSTOR_SETS = ("former_members", "meds")
-TABLE = (30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 99.0, 100.0)
+TABLE = (30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 99.0, 99.5)
 GALLERIES = (1_000, 25_000, 1_000_000)
 STEP_DECADES = 0.05
-KNOWN_MISLABELS = {
-    # image (relative to shared/data) -> why it is left out of the impostor pairs
-    "former_members/images/013010.jpg": (
-        "labelled George Danielson (born 1915) but shows the man of 014217.jpg (Robert Edgar, born "
-        "1943): cosine 0.81 with it, far above any other stranger pair; a genuine pair, not an impostor"
-    ),
-}
+TOP_SIMILARITY = 99.0  # the last knot; above it the scale rises toward 100 without reaching it
+TOP_AT_COSINE_ONE = 99.9  # Similarity of cosine 1 (identical embeddings) on the top
 TAIL_FMR = 2e-3  # ship every impostor score at or above the FMR-2e-3 cosine (Similarity ~57)
 
 
 def read_manifests(data: Path):
-    rows = []
-    for name in MANIFESTS:
-        path = data / "manifests" / name
-        with open(path, newline="") as fh:
-            for r in csv.DictReader(fh):
-                rows.append(((path.parent / r["image"]).resolve(), r["subject"], r["dataset"]))
-    return rows
+    """Every image of the calibration's manifests (the audit's manifest reader: same paths)."""
+    return [r for name in MANIFESTS for r in read_manifest(data / "manifests" / name).records]
 
 
-def embed_all(engine: FaceEngine, rows, cache: Path):
-    """Largest-face embedding of every image (zeros where no face), cached by path in an .npz."""
-    cache.mkdir(parents=True, exist_ok=True)
-    store = cache / f"calibration-{engine.spec.name}.npz"
-    done = {}
-    if store.exists():
-        z = np.load(store, allow_pickle=False)
-        done = {str(k): v for k, v in zip(z["paths"], z["vectors"])}
-    vectors = []
-    t0 = time.time()
-    for i, (path, _, _) in enumerate(rows):
-        key = str(path)
-        if key not in done:
-            try:
-                _, face = engine.largest(path)
-                done[key] = face.vector
-            except FaceAuditError:
-                done[key] = np.zeros(engine.spec.dimension, np.float32)
-            if len(done) % 250 == 0:
-                np.savez(store, paths=np.array(list(done)), vectors=np.stack(list(done.values())))
-        vectors.append(done[key])
-        if i % 250 == 0:
-            print(f"  {i}/{len(rows)} images, {time.time() - t0:.0f}s", file=sys.stderr)
-    np.savez(store, paths=np.array(list(done)), vectors=np.stack(list(done.values())))
-    return np.stack(vectors).astype(np.float32)
+def embed_all(model: str, records, cache: Path) -> np.ndarray:
+    """Largest-face embedding of every image (zeros where no face), through the audit's embedding
+    cache (SHA-256 of the image and FaceModelVersion): the public reproduction's cache
+    (out/public-audit/embeddings.sqlite) holds the same embeddings, so either run reuses the other's."""
+    engine = LocalEngine(model, cache=cache)
+    vectors, ok, _, _ = engine.embed(records, progress=True, label=f"embedding ({model})")
+    engine.executor.close()
+    print(f"  {engine.embedded} images embedded, {engine.from_cache} from {cache}", file=sys.stderr)
+    vectors[~ok] = 0.0
+    return vectors.astype(np.float32)
 
 
 def pair_scores(vecs: np.ndarray, subjects: np.ndarray):
@@ -139,38 +131,51 @@ def ks_exponential(excess: np.ndarray, scale: float):
 
 
 def build_knots(imp_desc: np.ndarray, min_false_matches: int, tail: int):
-    """Knots (cosine, log10 FMR, measured?) and the tail fit, from impostor scores sorted descending."""
+    """Knots (cosine, log10 FMR bound, count) of the measured range, the tail fit and its band.
+
+    ``imp_desc``: impostor scores sorted descending. Knot i carries the one-sided
+    95% Clopper-Pearson bound of the count at knot i - 1 (a lower cosine, a
+    larger count): between two knots the count is at most that, so the
+    interpolated promise is never below the bound at any cosine.
+    """
     n = len(imp_desc)
-    knots = []
+    raw = []
     top = math.log10(min_false_matches / n)
     level = 0.0
     while level >= top - 1e-12:
         k = max(min_false_matches, min(n, int(round(10.0 ** level * n))))
         cos = float(imp_desc[k - 1])
-        count = int(np.count_nonzero(imp_desc >= cos))  # ties: the FMR at this cosine
-        knots.append((cos, math.log10(count / n)))
+        raw.append((cos, int(np.count_nonzero(imp_desc >= cos))))  # ties: the count at this cosine
         level -= STEP_DECADES
-    if knots[-1][1] > top + 1e-12:
+    if raw[-1][1] > min_false_matches:
         cos = float(imp_desc[min_false_matches - 1])
-        knots.append((cos, math.log10(int(np.count_nonzero(imp_desc >= cos)) / n)))
-    # strictly increasing cosine, strictly decreasing FMR
-    clean = []
-    for cos, lg in knots:
-        if clean and (cos <= clean[-1][0] or lg >= clean[-1][1]):
+        raw.append((cos, int(np.count_nonzero(imp_desc >= cos))))
+    counted = []  # strictly increasing cosine, strictly decreasing count
+    for cos, count in raw:
+        if counted and (cos <= counted[-1][0] or count >= counted[-1][1]):
             continue
-        clean.append((cos, lg))
-    # the exponential tail above u, fitted to the `tail` highest scores
+        counted.append((cos, count))
+    # the exponential tail above u, fitted to the `tail` highest scores, and its upper band
     u = float(imp_desc[tail])
     excess = imp_desc[:tail] - u
     scale = float(np.mean(excess))
     d, p = ks_exponential(excess, scale)
     mean, var = float(np.mean(excess)), float(np.var(excess, ddof=1))
     gpd_shape = 0.5 * (1.0 - mean * mean / var)
-    slope = -1.0 / (scale * math.log(10.0))  # d log10 FMR / d cosine
+    half = (1.0 - BOUND_CONFIDENCE) / 2.0  # Bonferroni: two 97.5% bounds hold together >= 95%
+    k_over_n_up = fmr_upper_bound(tail, n, 1.0 - half)
+    scale_up = 2.0 * tail * scale / float(chi2.ppf(half, 2 * tail))
+    slope_up = -1.0 / (scale_up * math.log(10.0))  # d log10 FMR_bound / d cosine
     fit = {
         "model": "exponential excess over u: FMR(c) = (k/N) * exp(-(c - u) / scale), c >= u",
-        "k": tail, "u": round(u, 6), "scale": round(scale, 6),
-        "log10_fmr_per_cosine": round(slope, 4),
+        "k": tail, "u": u, "scale": scale,  # unrounded: the band below is recomputed from them
+        "log10_fmr_per_cosine": round(-1.0 / (scale * math.log(10.0)), 4),
+        "upper_band": {
+            "k_over_n": k_over_n_up, "scale": scale_up,
+            "log10_fmr_per_cosine": round(slope_up, 4), "confidence": BOUND_CONFIDENCE,
+            "method": "97.5% Clopper-Pearson upper bound of k/N and 97.5% chi-square upper bound of "
+                      "the scale (2k * scale / chi2(0.025, 2k)): jointly >= 95%",
+        },
         "ks_statistic": round(d, 4), "ks_p_value": round(p, 4),
         "gpd_shape_moments": round(gpd_shape, 4),
         "reading": ("negative GPD shape: the observed tail is lighter than exponential, so the "
@@ -179,26 +184,42 @@ def build_knots(imp_desc: np.ndarray, min_false_matches: int, tail: int):
                     "GPD shape >= 0: the tail is at least as heavy as exponential; extrapolated "
                     "FMRs may underestimate"),
     }
-    return clean, slope, fit
+
+    def band(c: float) -> float:
+        return math.log10(k_over_n_up) + slope_up * (c - u)
+
+    # each knot: the larger of the two 95% bounds where both exist (above u, the tail's band may
+    # lie above the counted bound where the tail is lighter than exponential); the max of two
+    # lines is convex in cosine, so the chords between knots stay above it
+    knots = []
+    for i, (cos, count) in enumerate(counted):
+        below = counted[max(0, i - 1)][1]
+        lg = math.log10(fmr_upper_bound(below, n))
+        knots.append((cos, max(lg, band(cos)) if cos >= u else lg, count))
+    return knots, slope_up, fit, band
+
+
+def tail_estimate(fit: dict, n: int, c: float) -> float:
+    """The fitted tail's FMR estimate at cosine ``c`` (c >= u)."""
+    return fit["k"] / n * math.exp(-(c - fit["u"]) / fit["scale"])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="sface")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--cache", type=Path, default=ROOT / ".cache")
+    ap.add_argument("--cache", type=Path, default=ROOT / "out" / "public-audit" / "embeddings.sqlite",
+                    help="embedding cache (the audit's SQLite format; default: the public reproduction's)")
     ap.add_argument("--min-false-matches", type=int, default=10)
     ap.add_argument("--tail", type=int, default=1000)
     args = ap.parse_args()
-    engine = FaceEngine(args.model)
-    spec = engine.spec
+    spec = get_model(args.model)
     rows = read_manifests(args.data)
-    vecs = embed_all(engine, rows, args.cache)
+    vecs = embed_all(spec.name, rows, args.cache)
     ok = vecs.any(axis=1)
-    subjects = np.array([s for _, s, _ in rows])
-    datasets = np.array([d for _, _, d in rows])
-    mislabelled = np.array([any(str(p).endswith(k) for k in KNOWN_MISLABELS) for p, _, _ in rows])
-    in_imp = np.isin(datasets, IMPOSTOR_SETS) & ok & ~mislabelled
+    subjects = np.array([r.subject for r in rows])
+    datasets = np.array([r.label("dataset") for r in rows])
+    in_imp = np.isin(datasets, IMPOSTOR_SETS) & ok
     imp, within_genuine = pair_scores(vecs[in_imp], subjects[in_imp])
     imp_desc = np.sort(imp)[::-1]
     n_imp = len(imp_desc)
@@ -210,44 +231,65 @@ def main() -> int:
                         for s, i in zip(subjects[p18], np.flatnonzero(p18)) if s in idx14])
     holdout = (vecs[p18] @ vecs[in_imp].T).reshape(-1).astype(np.float64)
 
-    knots, slope, fit = build_knots(imp_desc, args.min_false_matches, args.tail)
-    cos_k = [c for c, _ in knots]
-    sim_k = [float(x) for x in similarity_of_log10_fmr(np.array([lg for _, lg in knots]))]
-    measured_up_to = round(sim_k[-1], 4)
-    # fitted tail: linear in cosine from the last measured knot to Similarity 100
-    c100 = cos_k[-1] + (100.0 - sim_k[-1]) / (-10.0 * slope)
-    cos_k.append(c100)
-    sim_k.append(100.0)
+    knots, slope_up, fit, band = build_knots(imp_desc, args.min_false_matches, args.tail)
+    cos_k = [c for c, _, _ in knots]
+    sim_k = [float(x) for x in similarity_of_log10_fmr(np.array([lg for _, lg, _ in knots]))]
+    measured_up_to = sim_k[-1]
+    if measured_up_to >= TOP_SIMILARITY:
+        print(f"the measured range reaches Similarity {measured_up_to:.2f}: no extrapolation needed",
+              file=sys.stderr)
+        return 1
+    # extrapolated: the band's slope from the last measured knot up to Similarity 99
+    c_top = cos_k[-1] + (TOP_SIMILARITY - sim_k[-1]) / (-10.0 * slope_up)
+    cos_k.append(c_top)
+    sim_k.append(TOP_SIMILARITY)
     cos_k.insert(0, -1.0)
     sim_k.insert(0, 0.0)
-    cos_r = [round(float(c), 6) for c in cos_k]
-    sim_r = [round(float(s), 4) for s in sim_k]
+    # rounded as stored; Similarity rounded down (a lower Similarity promises a higher FMR)
+    # rounded toward strictness: cosine up, Similarity down (each promises a higher FMR)
+    cos_r = [math.ceil(float(c) * 1e6 - 1e-6) / 1e6 for c in cos_k]
+    sim_r = [math.floor(float(x) * 1e4 + 1e-6) / 1e4 for x in sim_k]
     keep = [0]
     for i in range(1, len(cos_r)):
         if cos_r[i] > cos_r[keep[-1]] and sim_r[i] > sim_r[keep[-1]]:
             keep.append(i)
     cos_r = [cos_r[i] for i in keep]
     sim_r = [sim_r[i] for i in keep]
-    version = scale_version(spec.name, cos_r, sim_r)
-
-    def to_cos(s):
-        return float(np.interp(s, sim_r, cos_r))
+    # the top: from (c_top, 99) toward 100; cosine 1 at TOP_AT_COSINE_ONE, never steeper than the line
+    c_top = cos_r[-1]
+    w_line = -1.0 / (10.0 * slope_up)  # cosine per Similarity point on the extrapolated line
+    gap_at_one = (100.0 - TOP_AT_COSINE_ONE) / (100.0 - TOP_SIMILARITY)
+    w = round(max(w_line, (1.0 - c_top) / -math.log(gap_at_one)), 6)
+    if w < w_line:
+        w = round(w_line + 1e-6, 6)
+    scale = SimilarityScale(tuple(cos_r), tuple(sim_r), version="", measured_up_to=measured_up_to,
+                            top_width=w)
+    version = scale_version(spec.name, cos_r, sim_r, w)
 
     def stat(e, t):
         lo, hi = wilson_interval(int(e), int(t))
         return {"errors": int(e), "trials": int(t), "rate": e / t if t else 0.0, "ci95": [lo, hi]}
 
-    own = float(np.clip(np.interp(spec.recommended_cosine, cos_r, sim_r), 0, 100))
+    def bound_at(c: float, extrapolated: bool) -> float:
+        if extrapolated:
+            return 10.0 ** band(c)
+        counted = fmr_upper_bound(int(np.count_nonzero(imp_desc >= c)), n_imp)
+        return max(counted, 10.0 ** band(c)) if c >= fit["u"] else counted
+
+    own = scale.to_similarity(spec.recommended_cosine)
     table = []
     for s in sorted(set(TABLE) | {round(own, 2)}):
-        c = to_cos(s)
+        c = scale.to_cosine(s)
         fm = int(np.count_nonzero(imp_desc >= c))
+        extrapolated = bool(s > measured_up_to + 1e-9)
         table.append({
             "similarity": s,
             "model_own_threshold": bool(abs(s - round(own, 2)) < 1e-9),
             "cosine": round(c, 6),
             "promised_fmr": promised_fmr(s),
-            "extrapolated": bool(s > measured_up_to + 1e-9),
+            "extrapolated": extrapolated,
+            "fmr_estimate": tail_estimate(fit, n_imp, c) if extrapolated else fm / n_imp,
+            "fmr_bound95": bound_at(c, extrapolated),
             "fmr": stat(fm, n_imp),
             "holdout_fmr": stat(int(np.count_nonzero(holdout >= c)), len(holdout)),
             "fnmr": stat(int(np.count_nonzero(genuine < c)), len(genuine)),
@@ -256,9 +298,10 @@ def main() -> int:
     tail_cut = float(imp_desc[min(n_imp, int(math.ceil(TAIL_FMR * n_imp))) - 1])
     curve = []
     for s in [x / 2 for x in range(100, 201)]:
-        c = to_cos(s)
+        c = scale.to_cosine(s)
         curve.append({"similarity": s, "false_matches": int(np.count_nonzero(imp_desc >= c)),
                       "false_non_matches": int(np.count_nonzero(genuine < c))})
+    counts = {math.ceil(float(c) * 1e6 - 1e-6) / 1e6: int(k) for c, _, k in knots}
     out = {
         "model": spec.name,
         "face_model_version": spec.version,
@@ -266,12 +309,21 @@ def main() -> int:
         "software_version": __version__,
         "scale": {
             "version": version,
-            "definition": "Similarity = 80 + 10 * (-log10 FMR - 5), clipped to 0-100 "
-                          "(80 = FMR 1e-5, 90 = 1e-6, 99 = 1.26e-7); linear in cosine between knots; "
-                          "from Similarity 30 (FMR 1) linear to 0 at cosine -1",
+            "definition": "Similarity = 80 + 10 * (-log10 FMR_bound - 5) "
+                          "(80 = FMR 1e-5, 90 = 1e-6, 99 = 1.26e-7), FMR_bound being the one-sided 95% "
+                          "upper bound of the FMR (exact Clopper-Pearson on the counts, the fitted "
+                          "tail's upper band above the measured range); linear in cosine between "
+                          "knots; from Similarity 30 (FMR 1) linear to 0 at cosine -1; above the last "
+                          "knot (99) 99 + (1 - exp(-(c - c99) / width)), below 100 everywhere",
+            "bound_confidence": BOUND_CONFIDENCE,
             "measured_up_to_similarity": round(measured_up_to, 4),
-            "knots": [{"cosine": c, "similarity": s, "extrapolated": bool(s > measured_up_to + 1e-9)}
+            "knots": [{"cosine": c, "similarity": s, "extrapolated": bool(s > measured_up_to + 1e-9),
+                       **({"false_matches": counts[c]} if c in counts else {})}
                       for c, s in zip(cos_r, sim_r)],
+            "top": {"from_similarity": sim_r[-1], "cosine": cos_r[-1], "width": w,
+                    "formula": "Similarity = 99 + (1 - exp(-(cosine - cosine_99) / width)) above cosine_99",
+                    "width_rule": f"cosine 1 scores {TOP_AT_COSINE_ONE}; never steeper than the extrapolated "
+                                  f"line at cosine_99 (width >= {w_line:.6f}), so the promise holds above 99"},
             "tail_fit": fit,
             "model_own_threshold": {"cosine": spec.recommended_cosine, "similarity": round(own, 2),
                                     "source": spec.recommended_source},
@@ -288,7 +340,6 @@ def main() -> int:
             "genuine_pairs": int(len(genuine)),
             "holdout_pairs": int(len(holdout)),
             "min_false_matches": args.min_false_matches,
-            "left_out": KNOWN_MISLABELS,
         },
         "thresholds": table,
         "curve": {"step": 0.5, "genuine_pairs": int(len(genuine)), "impostor_pairs": int(n_imp),
@@ -301,11 +352,15 @@ def main() -> int:
             "older white men (former members of Congress) and NIST MEDS mugshots. `faceaudit audit` "
             "measures the FMR on your own data, overall and per group.",
             f"Above Similarity {measured_up_to:.1f} fewer than {args.min_false_matches} false matches "
-            "support the estimate: the FMR there is extrapolated from the fitted tail.",
+            "support the estimate: the FMR there is extrapolated from the fitted tail (its 95% upper "
+            "band).",
+            "Every promise is a one-sided 95% upper bound of the FMR on these pairs, not the estimate: "
+            "at each threshold the measured FMR is below the promise (columns fmr_estimate, "
+            "fmr_bound95).",
             "Genuine pairs are 2014 vs 2018 official portraits: FNMR is optimistic for "
             "unconstrained photos.",
         ],
-        "command": f"python scripts/calibrate.py --model {spec.name}",
+        "command": f".venv/bin/python scripts/calibrate.py --model {spec.name}",
     }
     text = json.dumps(out, indent=1) + "\n"
     dest = ROOT / "src" / "faceaudit" / "engine" / "calibration" / f"{spec.name}.json"
@@ -322,7 +377,8 @@ def main() -> int:
     print(f"wrote {dest} (scale {version}, SHA-256 {sha}); pinned in {reg.name}", file=sys.stderr)
     for r in table:
         print(f"  Similarity {r['similarity']:6.2f}{' (own)' if r['model_own_threshold'] else '      '}"
-              f" promised FMR {r['promised_fmr']:.2e}  measured {r['fmr']['errors']}/{r['fmr']['trials']}"
+              f" promised FMR {r['promised_fmr']:.2e}  bound {r['fmr_bound95']:.2e}"
+              f"  estimate {r['fmr_estimate']:.2e}  measured {r['fmr']['errors']}/{r['fmr']['trials']}"
               f"  hold-out {r['holdout_fmr']['errors']}/{r['holdout_fmr']['trials']}"
               f"  FNMR {r['fnmr']['errors']}/{r['fnmr']['trials']}"
               f"{'  (extrapolated)' if r['extrapolated'] else ''}", file=sys.stderr)

@@ -4,9 +4,12 @@
 #   gallery = their 2014 portraits (399 mates) + 2,437 former members + 114 NIST MEDS mugshots
 # Usage: scripts/run_public_audit.sh [MODEL...]   (default: sface dlib)
 # Env: DATA (default ../shared/data), OUT (default out/public-audit), DOCS (default docs/public-audit)
-# Writes OUT/<model>/{results.json,candidates.csv,report.html} and copies results.json (compact) and
-# a report without thumbnails (the 2018 set holds Wikipedia-sourced photos and MEDS is NIST-licensed)
-# to DOCS/<model>/. Embeddings are cached in OUT/embeddings.sqlite: a rerun resumes.
+# Writes OUT/<model>/{results.json,candidates.csv,report.html} and copies results.json (compact),
+# candidates.csv (every candidate down to the lowest threshold any figure uses: each count can be
+# recounted; its image paths are relative to its folder, so DOCS and OUT sit at the same depth by
+# default) and a report without thumbnails (the 2018 set holds Wikipedia-sourced photos and MEDS is
+# NIST-licensed) to DOCS/<model>/. Embeddings are cached in OUT/embeddings.sqlite (the same cache
+# scripts/calibrate.py reads by default): a rerun resumes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"  # relative paths: results.json records the command as typed, without this machine's folders
@@ -37,6 +40,7 @@ for model in "${MODELS[@]}"; do
   mkdir -p "$DOCS/$model"
   .venv/bin/python -c 'import json,sys; json.dump(json.load(open(sys.argv[1])), open(sys.argv[2], "w"), separators=(",", ":"))' \
     "$OUT/$model/results.json" "$DOCS/$model/results.json"
+  cp "$OUT/$model/candidates.csv" "$DOCS/$model/candidates.csv"
   "$FACEAUDIT" report "$OUT/$model" --no-thumbnails >/dev/null
   cp "$OUT/$model/report.html" "$DOCS/$model/report.html"
   "$FACEAUDIT" report "$OUT/$model" --thumbnail-exclude dataset=meds >/dev/null

@@ -9,6 +9,7 @@ dataset of the gallery photo. Every rate with its count and 95% Wilson interval.
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -37,6 +38,42 @@ def frame(res, metric, column, t):
     return None
 
 
+def mates_similarity(d: Path, floor: float = 80.0) -> None:
+    """How many distinct Similarity values the mates found at or above ``floor`` get (candidates.csv)."""
+    path = d / "candidates.csv"
+    if not path.exists():
+        return
+    with open(path, newline="", encoding="utf-8") as fh:
+        sims = [float(r["similarity"]) for r in csv.DictReader(fh) if r["mated"] == "true"
+                and float(r["similarity"]) >= floor]
+    if not sims:
+        return
+    print(f"\nMates found at {floor:g} or above (candidates.csv): {len(sims)}; distinct Similarity values: "
+          f"{len(set(sims))} (as stored, 4 decimals), {len({round(x, 2) for x in sims})} (2 decimals); "
+          f"at 100.00: {sum(round(x, 2) >= 100.0 for x in sims)}; highest {max(sims):.4f}.")
+
+
+def calibration_table(model: str) -> None:
+    """The model's calibration at 80/90/99: the promise, its 95% bound, the estimate, the count."""
+    try:
+        from faceaudit.engine import get_model
+
+        cal = get_model(model).calibration()
+    except Exception:  # a model this installation does not know: no calibration table
+        return
+    print(f"\nCalibration ({cal['data']['impostor_pairs']:,} stranger pairs, measured {cal['measured_on']}): "
+          "promised FMR, its one-sided 95% bound, the estimate and the false matches counted:\n")
+    print("| Similarity | promised | 95% bound | estimate | false matches (allowed by the promise) | FNMR |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in cal["thresholds"]:
+        if r["similarity"] not in (80.0, 90.0, 99.0) or "fmr_bound95" not in r:
+            continue
+        n = r["fmr"]["trials"]
+        print(f"| {r['similarity']:g}{' (extrapolated)' if r['extrapolated'] else ''} | {sci(r['promised_fmr'])} | "
+              f"{sci(r['fmr_bound95'])} | {sci(r['fmr_estimate'])} | {r['fmr']['errors']} ({r['promised_fmr'] * n:.1f}) | "
+              f"{r['fnmr']['errors']}/{r['fnmr']['trials']} |")
+
+
 def main() -> None:
     for d in sys.argv[1:]:
         res = json.loads((Path(d) / "results.json").read_text())
@@ -57,6 +94,8 @@ def main() -> None:
             pc = checks.get(t)
             print(f"| {t:g} | {', '.join(s['reasons'])} | {pct(o['ACLU_COUNT'])} | {pct(o['FPIR'])} | {pct(o['FNIR'])} | "
                   f"{sci(pc['promised_fmr']) if pc else '–'} | {fmr(o['FMR'])} ({pc['overall']['verdict'] if pc else ''}) |")
+        calibration_table(e["model"])
+        mates_similarity(Path(d))
         for col in ("sex", "race"):
             print(f"\nSearches with a false candidate (ACLU count) and FNIR by {col}:\n")
             ths = [t for t in wanted if any(abs(t - s['threshold']) < 1e-9 for s in res['summaries'])]

@@ -139,3 +139,54 @@ def test_review_page_refuses_forged_form(setup):
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req, timeout=10)
     assert exc.value.code == 401  # no session at all
+
+
+@pytest.fixture(scope="module")
+def gone(tmp_path_factory):
+    """A lead whose collection was deleted after the search, a live lead, and a key without a person."""
+    from faceaudit.accountability import AccountabilityExtension
+    from faceaudit.service import ServiceApp, ServiceConfig, start_in_thread, stop_thread_server
+
+    d = tmp_path_factory.mktemp("review-gone")
+    sam = create_key(d, "operator", "Sam Searcher")
+    alice, nobody = create_key(d, "reviewer", "Alice Reviewer"), create_key(d, "reviewer")
+    app = ServiceApp(ServiceConfig(d, rate_limit=10_000), extension=AccountabilityExtension(d))
+    srv, thread, url = start_in_thread(app)
+    rek = with_case(client(url, sam), "case-2026-050")
+    for name in ("old-bookings", "bookings"):
+        rek.create_collection(CollectionId=name)
+        rek.index_faces(CollectionId=name, Image={"Bytes": portrait_2014("B000944").read_bytes()},
+                        ExternalImageId="B000944")
+        rek.search_faces_by_image(CollectionId=name, Image={"Bytes": portrait_2018("B000944").read_bytes()},
+                                  FaceMatchThreshold=90, MaxFaces=1)
+    rek.delete_collection(CollectionId="old-bookings")
+    yield url, alice, nobody
+    stop_thread_server(srv, thread)
+
+
+def test_deleted_candidate_is_a_placeholder_and_a_key_without_a_person_is_told_so(gone, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, alice, nobody = gone
+    shots = Path(os.environ.get("FACEAUDIT_SCREENSHOT_DIR") or tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        _sign_in(page, url, nobody)
+        text = page.inner_text("main")
+        assert "this key has no person" in text and "you ran the search" not in text
+        page.click("#signout")
+        page.wait_for_url(url + "/review/login")
+
+        _sign_in(page, url, alice)
+        old = page.locator("section.search", has_text="old-bookings")
+        assert old.count() == 1
+        assert old.locator("img").count() == 1  # the kept probe; no <img> for the deleted candidate
+        placeholder = old.locator(".noimg")
+        assert placeholder.count() == 1 and "no longer stored" in placeholder.inner_text()
+        assert "Cannot be confirmed" in old.inner_text()
+        # every image on the page loads: no broken image anywhere
+        assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        assert page.locator("img").count() == 3
+        page.screenshot(path=str(shots / "review-page.png"), full_page=True)
+        browser.close()

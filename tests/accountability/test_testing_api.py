@@ -74,6 +74,8 @@ def test_auditor_runs_an_audit_and_gets_results_and_report(served):
     results = doc["Results"]
     text = json.dumps(results)
     assert results["engine"]["kind"] == "local" and "sex" in text
+    assert str(served_dir(url)) not in text  # no server folder: manifests as named in the archive
+    assert sorted(m["path"] for m in results["manifests"]) == ["gallery.csv", "probes.csv"]
     status, rep = native(url, keys["auditor"], "GetAuditReport", {"AuditId": audit_id})
     assert status == 200 and rep["ReportHtml"].lstrip().lower().startswith("<!doctype html")
     # another auditor cannot see it; an operator cannot use the testing API at all

@@ -62,7 +62,7 @@ def test_bad_source_one_line_error(tmp_path, capsys, make, code_expected, name):
 def test_models_lists_both_with_calibration(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0 and "sface (default)" in out and "dlib" in out
-    assert "FMR" in out and "reproduce: python scripts/calibrate.py" in out
+    assert "FMR" in out and "reproduce: .venv/bin/python scripts/calibrate.py" in out and "95% bound" in out
     assert "Similarity = 80 + 10 * (-log10 FMR - 5)" in out and "Similarity scale: fmr1-sface-" in out
 
 

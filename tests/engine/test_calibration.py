@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -10,7 +11,7 @@ import pytest
 
 from faceaudit import ModelIntegrityError
 from faceaudit.engine import get_model, promised_fmr, similarity_for_fmr
-from faceaudit.engine._calibration import parse_calibration
+from faceaudit.engine._calibration import SimilarityScale, fmr_upper_bound, parse_calibration
 
 MODELS = ("sface", "dlib")
 
@@ -40,8 +41,9 @@ def test_anchors_hold_on_the_calibration_data_within_their_intervals(name):
         cos = cal.scale.to_cosine(s)
         assert cos >= min(cal.impostor_tail)  # inside the shipped scores: an exact recount
         assert fmr.errors == sum(1 for c in cal.impostor_tail if c >= cos)
-        lo, hi = fmr.ci95
-        assert lo <= promised_fmr(s) <= hi, (s, fmr)
+        # built from the 95% upper bound: the count sits below the promise, its bound at or under it
+        assert fmr.rate < promised_fmr(s), (s, fmr)
+        assert fmr_upper_bound(fmr.errors, fmr.trials) <= promised_fmr(s) * (1 + 1e-6), (s, fmr)
         checked += 1
     assert checked >= 4
     assert cal.fmr(80.0).measured  # 80 (FMR 1e-5) is measured on both models
@@ -106,3 +108,70 @@ def test_the_model_own_threshold_is_far_below_80(name):
     spec = get_model(name)
     assert spec.recommended_similarity < 80.0
     assert math.isclose(spec.scale.to_similarity(spec.recommended_cosine), spec.recommended_similarity, abs_tol=0.01)
+
+
+def test_fmr_upper_bound_is_the_exact_one_sided_clopper_pearson_bound():
+    n = 3_000_000
+    assert fmr_upper_bound(0, n) == pytest.approx(1 - 0.05 ** (1 / n), rel=1e-6)  # the "rule of three"
+    assert fmr_upper_bound(0, n) * n == pytest.approx(3.0, rel=0.01)
+    assert fmr_upper_bound(n, n) == 1.0
+    bounds = [fmr_upper_bound(k, n) for k in (0, 1, 10, 31, 1000)]
+    assert all(a < b for a, b in itertools.pairwise(bounds))
+    assert all(b > k / n for b, k in zip(bounds, (0, 1, 10, 31, 1000), strict=True))
+    assert fmr_upper_bound(31, n) * n == pytest.approx(41.8, abs=0.1)  # 31 counted: up to ~42 at 95%
+    for bad in ((-1, 10), (11, 10), (0, 0)):
+        with pytest.raises(ValueError):
+            fmr_upper_bound(*bad)
+
+
+def test_a_scale_top_rises_toward_100_without_reaching_it():
+    scale = SimilarityScale((-1.0, 0.0, 0.5), (0.0, 30.0, 99.0), "v", measured_up_to=80.0, top_width=0.1)
+    assert scale.to_similarity(0.5) == pytest.approx(99.0)
+    assert scale.to_similarity(0.6) == pytest.approx(99.0 + (1 - math.exp(-1.0)))
+    cos = np.linspace(0.5, 1.0, 501)
+    sims = scale.to_similarity_array(cos)
+    assert np.all(np.diff(sims) > 0) and sims[-1] < 100.0
+    for s in (99.0, 99.3, 99.9, 99.99):
+        assert scale.to_similarity(scale.to_cosine(s)) == pytest.approx(s, abs=1e-9)
+    assert scale.to_cosine(100.0) > 1.0 and scale.to_similarity(scale.to_cosine(100.0)) == 100.0
+    assert SimilarityScale((-1.0, 1.0), (0.0, 100.0), "v", 80.0).to_similarity(2.0) == 100.0  # no top: clipped
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ModelIntegrityError):
+            SimilarityScale((-1.0, 0.5), (0.0, 99.0), "v", 80.0, top_width=bad)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_calibration_data_hold_every_promise_with_margin(name):
+    cal = get_model(name).calibrated()
+    n = cal.impostor_pairs
+    tail = np.asarray(cal.impostor_tail)
+    # measured range: at every threshold the exact 95% bound of the recount is within the promise
+    for s in np.arange(60.0, cal.scale.measured_up_to, 0.1):
+        count = int(np.count_nonzero(tail >= cal.scale.to_cosine(s)))
+        assert fmr_upper_bound(count, n) <= promised_fmr(s) * (1 + 1e-6), (s, count)
+    # at 80, 90 and 99: estimate < bound <= promise, and the counted false matches below the promise
+    for s in (80.0, 90.0, 99.0):
+        fmr = cal.fmr(s)
+        assert fmr.rate < cal.fmr_bound(s) <= promised_fmr(s) * (1 + 1e-6), (s, fmr)
+        assert fmr.errors < promised_fmr(s) * n
+    # one more stranger pair at 80 (a mislabelled photo) still keeps the count under the promise
+    assert cal.fmr(80.0).errors + 1 < promised_fmr(80.0) * n
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_top_end_ranks_matches_above_99(name):
+    cal = get_model(name).calibrated()
+    scale = cal.scale
+    c99 = scale.to_cosine(99.0)
+    assert scale.cosines[-1] == pytest.approx(c99) and scale.top_width is not None
+    top = np.array(sorted({c for c in cal.genuine if c > c99}))
+    assert len(top) > 50  # most mates score above 99 on official portraits
+    sims = scale.to_similarity_array(top)
+    assert np.all(np.diff(sims) > 0) and sims.max() < 100.0  # stronger matches score higher
+    shown = np.round(sims, 4)  # as the audit and the API round them: nearly every mate its own value
+    assert len(set(shown)) >= 0.85 * len(top) and shown.max() < 100.0
+    assert scale.to_similarity(1.0) == pytest.approx(99.9, abs=1e-3)
+    # never steeper than the extrapolated line at 99: the top promises no less than the line would
+    line = (scale.similarities[-1] - scale.similarities[-2]) / (scale.cosines[-1] - scale.cosines[-2])
+    assert 1.0 / scale.top_width <= line * (1 + 1e-6)
+    assert cal.raw["scale"]["top"]["width"] == scale.top_width

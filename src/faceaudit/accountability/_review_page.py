@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Lead
+from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Lead, same_person
 
 
 def measured_fmr(model_version: str, threshold: float) -> str:
@@ -71,6 +71,7 @@ class _LeadView(NamedTuple):
     confirmations: int
     history: Tuple[_Decision, ...]
     form: str  # "" (decided), "not-allowed" or "decide"
+    why_not: str  # why this person may not decide ("" unless form is "not-allowed")
 
 
 class _SearchView(NamedTuple):
@@ -125,7 +126,7 @@ def render_review_page(
             when=_when(first.created_at), threshold=f"{first.threshold:g}", candidates=first.candidates,
             gallery="unknown" if first.gallery_size is None else f"{first.gallery_size:,}",
             leads=tuple(_lead_view(l, probe_url(l), candidate_url(l), missing(l) if l.status == "pending" else "",
-                                   may_decide(l)) for l in members)))
+                                   may_decide(l), _why_not(reviewer, l)) for l in members)))
     return _render(
         "review.html.j2", status=status, status_title=status.capitalize(), notice=notice, collection=collection,
         case=case, csrf=csrf_token, who=f"{reviewer.person or '(no person: may not decide)'} ({reviewer.key_id})",
@@ -137,9 +138,27 @@ def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
 
 
-def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: str, may_decide: bool) -> _LeadView:
+def _why_not(reviewer, lead: Lead) -> str:
+    """Why this signed-in key may not decide on a pending lead, in the words the page shows."""
+    person = getattr(reviewer, "person", "") or ""
+    if not person:
+        return ("this key has no person: only a key issued to a named person may decide (an admin can issue "
+                "one with `faceaudit keys create --person NAME`)")
+    if lead.requested_by == getattr(reviewer, "key_id", None) or same_person(lead.requested_by_person, person):
+        return "you ran the search (a different person must decide)"
+    if any(same_person(d.reviewer, person) for d in lead.decisions):
+        return "you have decided already (a different person must decide next)"
+    return "it is not pending"
+
+
+def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: str, may_decide: bool,
+               why_not: str = "") -> _LeadView:
     candidate_name = lead.candidate_external_image_id or lead.candidate_user_id or lead.candidate_face_id or "-"
     hidden = "shown only to a person deciding on this lead"
+    if missing.startswith("the probe"):
+        probe = None  # never an <img> that cannot load
+    elif missing:
+        cand = None
     if lead.status != "pending":
         form = ""
     else:
@@ -147,10 +166,11 @@ def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: s
     return _LeadView(
         lead_id=str(lead.lead_id), status=str(lead.status), missing=missing, probe_url=probe, candidate_url=cand,
         probe_absent="probe image not kept" if missing.startswith("the probe") else hidden,
-        candidate_absent=missing if (missing and not missing.startswith("the probe")) else hidden,
+        candidate_absent=(("no image: " + missing) if (missing and not missing.startswith("the probe"))
+                          else hidden),
         candidate_caption=f"candidate #{lead.rank}: {candidate_name}",
         similarity=f"{lead.similarity:.2f}", rank=lead.rank, candidates=lead.candidates,
         threshold=f"{lead.threshold:g}", fmr_text=measured_fmr(lead.model_version, lead.threshold),
         confirmations=sum(1 for d in lead.decisions if d.decision == "confirm"),
         history=tuple(_Decision(str(d.reviewer), str(d.decision), _when(d.time), d.note or "") for d in lead.decisions),
-        form=form)
+        form=form, why_not=why_not if form == "not-allowed" else "")

@@ -189,7 +189,7 @@ class ReviewWeb:
         page = render_review_page(
             leads, reviewer, self._csrf(session_id),
             probe_url=lambda l: f"/review/images/lead/{l.lead_id}/probe" if decidable[l.lead_id] and self.acc.probe_path(l.probe_sha256) else None,
-            candidate_url=lambda l: f"/review/images/lead/{l.lead_id}/candidate" if decidable[l.lead_id] and l.candidate_face_id else None,
+            candidate_url=lambda l: f"/review/images/lead/{l.lead_id}/candidate" if decidable[l.lead_id] and l.candidate_face_id and self.acc.face_image(l.candidate_face_id) else None,
             missing=self.acc.missing_evidence, may_decide=lambda l: decidable[l.lead_id],
             status=status, notice=self.acc.take_notice(session_id), collection=collection or "", case=case or "",
         )

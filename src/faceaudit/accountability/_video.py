@@ -13,10 +13,11 @@ stored footage (doorbell video) for everyone who passed comes close. So:
 - The start is logged (``video_search_started``: who, warrant, video, JobId).
 - When the job has analysed the video, and before any result can be read, every
   person found is logged as one search through :func:`guarded` (operation
-  ``StartFaceSearch``, request id = the JobId), with the frame of their best
-  sighting as the probe: each match becomes a lead whose probe image is that
-  frame. Frames of people without a match are not kept (only their hash is
-  logged). A closing ``video_search`` record counts people and matches, so a
+  ``StartFaceSearch``, request id = the JobId), with the face of their best
+  sighting, cropped from its frame with a margin (:func:`face_crop`), as the
+  probe: each match becomes a lead whose probe image shows the matched face, not
+  a whole frame of several people. Crops of people without a match are not kept
+  (only their hash is logged). A closing ``video_search`` record counts people and matches, so a
   usage report can count video searches apart from image searches.
 """
 
@@ -123,8 +124,8 @@ class VideoSearches:
         lead per match with the person's best frame as the probe image."""
         matched = 0
         for person in analysis.persons:
-            probe = person.probe_jpeg or None
-            digest = hashlib.sha256(person.probe_jpeg).hexdigest() if person.probe_jpeg else None
+            probe = face_crop(person.probe_jpeg, person.probe_box) if person.probe_jpeg else None
+            digest = hashlib.sha256(probe).hexdigest() if probe else None
             if person.matches:
                 matched += 1
             guarded(
@@ -155,6 +156,32 @@ class VideoSearches:
 
 def _who(ctx: CallerContext) -> Dict[str, Any]:
     return Accountability._who(ctx)  # the same fields as every other record
+
+
+FACE_CROP_MARGIN = 0.6
+"""Margin around the face box in a video lead's probe crop, as a share of the box's larger side."""
+
+
+def face_crop(jpeg: bytes, box: Any, margin: float = FACE_CROP_MARGIN) -> bytes:
+    """The face at ``box`` (ratios of the frame: left, top, width, height) cut from a JPEG frame with
+    ``margin`` of the box's larger side around it, as JPEG; the frame unchanged when it cannot be cut."""
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or box is None:
+        return jpeg
+    h, w = img.shape[:2]
+    x, y, bw, bh = box.left * w, box.top * h, box.width * w, box.height * h
+    if bw <= 0 or bh <= 0:
+        return jpeg
+    pad = margin * max(bw, bh)
+    x0, y0 = max(0, int(x - pad)), max(0, int(y - pad))
+    x1, y1 = min(w, round(x + bw + pad)), min(h, round(y + bh + pad))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return jpeg
+    ok, buf = cv2.imencode(".jpg", img[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return bytes(buf) if ok else jpeg
 
 
 def _candidates(person: Any):

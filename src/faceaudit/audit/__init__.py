@@ -40,7 +40,7 @@ from faceaudit.audit._engines import (
     make_client,
 )
 from faceaudit.audit._executors import AuditExecutor, LocalExecutor, RayExecutor
-from faceaudit.audit._groups import UNKNOWN, GroupColumn, ShareSpec, parse_bands
+from faceaudit.audit._groups import UNKNOWN, GroupColumn, ShareSpec, parse_bands, parse_relabel
 from faceaudit.audit._manifest import ImageRecord, Manifest, read_manifest, read_manifests
 from faceaudit.audit._metrics import differential
 from faceaudit.audit._report import ThumbnailPolicy, build_report, render_report
@@ -92,6 +92,6 @@ __all__ = [
     "REKOGNITION_MAX_FACES", "REPORT_HTML", "RESULTS_JSON", "Rate", "RayExecutor", "RekognitionEngine",
     "SearchOutcomes",
     "ThresholdSummary", "ThumbnailPolicy", "UNKNOWN", "build_design", "build_report", "differential",
-    "external_image_id", "make_client", "outcomes_from_candidates", "parse_bands", "read_manifest",
+    "external_image_id", "make_client", "outcomes_from_candidates", "parse_bands", "parse_relabel", "read_manifest",
     "read_manifests", "render_report", "run_audit", "score_exact",
 ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from faceaudit._errors import InvalidParameterError
-from faceaudit.audit._groups import GroupColumn, ShareSpec, build_columns, default_columns
+from faceaudit.audit._groups import GroupColumn, ShareSpec, build_columns, default_columns, relabel_records
 from faceaudit.audit._manifest import ImageRecord, Manifest, all_records, label_columns
 
 DEFAULT_THRESHOLDS = (80.0, 90.0, 95.0, 99.0)
@@ -30,7 +31,10 @@ class AuditConfig:
     every pair of probe columns crossed. alpha: weight of the false-match side in
     FDR, IR and GARBE (0.5 = both error types weigh the same). bootstrap: number of
     subject resamples (0 = none) and its seed. fmr_targets: overall FMRs whose
-    thresholds are found (engines with exact scores only).
+    thresholds are found (engines with exact scores only). candidates_floor: also
+    keep candidates down to this Similarity (candidates.csv; the search threshold
+    of engines that only return candidates); exact engines always keep them down
+    to the lowest threshold any figure uses (None: no lower).
     """
 
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
@@ -49,7 +53,10 @@ class AuditConfig:
     projection_probes: int = 535
     projection_gallery: int = 25_000
     max_candidates: int = 4096
+    relabel: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Labels renamed before grouping, per column ({"race": {"B": "black"}}), on both sides."""
     block_size: int = 256
+    candidates_floor: float | None = None
 
     def __post_init__(self) -> None:
         ts = tuple(self.thresholds)
@@ -73,10 +80,19 @@ class AuditConfig:
         object.__setattr__(self, "shares", tuple(self.shares))
         if self.min_group_searches < 1:
             raise InvalidParameterError("min_group_searches must be >= 1")
+        cf = self.candidates_floor
+        if cf is not None:
+            if isinstance(cf, bool) or not isinstance(cf, (int, float)) or not 0.0 <= float(cf) <= 100.0:
+                raise InvalidParameterError(f"the candidates floor must be from 0 to 100, got {cf!r}")
+            # on the 0.01 grid, rounded down: a floor keeps at least the candidates asked for
+            object.__setattr__(self, "candidates_floor", math.floor(float(cf) * 100.0 + 1e-9) / 100.0)
 
     @property
     def floor(self) -> float:
-        """The lowest audited threshold: the search threshold of engines that only return candidates."""
+        """The lowest audited threshold or the candidates floor if lower: the search threshold of
+        engines that only return candidates, and the lowest Similarity kept in candidates.csv."""
+        if self.candidates_floor is not None:
+            return min(self.thresholds[0], self.candidates_floor)
         return self.thresholds[0]
 
 
@@ -133,8 +149,8 @@ def _check_columns(names: Sequence[str], available: Sequence[str], side: str) ->
 def build_design(
     probe_manifests: Sequence[Manifest], gallery_manifests: Sequence[Manifest], config: AuditConfig
 ) -> AuditDesign:
-    probes = all_records(probe_manifests)
-    gallery = all_records(gallery_manifests)
+    probes = relabel_records(all_records(probe_manifests), config.relabel)
+    gallery = relabel_records(all_records(gallery_manifests), config.relabel)
     if not probes:
         raise InvalidParameterError("the probe manifests hold no images")
     if not gallery:
@@ -148,6 +164,7 @@ def build_design(
     _check_columns(p_cols, p_avail, "probe")
     _check_columns(g_cols, g_avail, "gallery")
     _check_columns(tuple(dict.fromkeys(s.column for s in config.shares)), p_avail, "probe")
+    _check_columns(tuple(c for c in config.relabel if c not in g_avail), p_avail, "probe or gallery")
     subjects: dict[str, int] = {}
     for r in probes + gallery:
         subjects.setdefault(r.subject, len(subjects))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -60,6 +60,38 @@ def parse_bands(specs: Sequence[str]) -> dict[str, tuple[float, ...]]:
             )
         out[name] = values
     return out
+
+
+def parse_relabel(specs: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``["race:B=black", "race:W=white_non_hispanic"]`` -> ``{"race": {"B": "black", "W": "white_non_hispanic"}}``.
+
+    A relabelling joins one data set's labels to another's (e.g. NIST MEDS's ``B``/``W`` to the
+    Congress lists' ``black``/``white_non_hispanic``). Labels are matched whole, after trimming.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        column, sep, rest = spec.partition(":")
+        old, sep2, new = rest.partition("=")
+        column, old, new = column.strip(), old.strip(), new.strip()
+        if not sep or not sep2 or not column or not old or not new:
+            raise InvalidParameterError(f"relabel {spec!r} must look like COLUMN:OLD=NEW, e.g. race:B=black")
+        seen = out.setdefault(column, {})
+        if seen.get(old, new) != new:
+            raise InvalidParameterError(f"relabel {spec!r}: {column}:{old} is already relabelled {seen[old]!r}")
+        seen[old] = new
+    return out
+
+
+def relabel_records(records: Sequence[ImageRecord], relabel: Mapping[str, Mapping[str, str]]
+                    ) -> tuple[ImageRecord, ...]:
+    """The records with their labels renamed per column (``relabel``: column -> {old: new})."""
+    if not relabel:
+        return tuple(records)
+    out = []
+    for r in records:
+        labels = {c: relabel.get(c, {}).get(v.strip(), v) if v else v for c, v in r.labels.items()}
+        out.append(r if labels == dict(r.labels) else replace(r, labels=labels))
+    return tuple(out)
 
 
 def _number(text: str) -> float | None:

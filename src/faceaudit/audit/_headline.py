@@ -9,7 +9,11 @@ people searched (smaller groups are shown, marked too small).
 
 from __future__ import annotations
 
+import logging
+import math
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from faceaudit._stats import wilson_interval
@@ -31,6 +35,8 @@ from faceaudit.audit._html import (
     sci,
     times,
 )
+
+log = logging.getLogger(__name__)
 
 Rate = dict[str, Any]
 """One rate of results.json: errors, trials, rate, wilson95 (and bootstrap95, subjects where counted)."""
@@ -120,7 +126,14 @@ class FirstScreen(NamedTuple):
     why: str
     promise: str
     a: Rate  # the ACLU count at t
-    shares: tuple[tuple[dict[str, Any], str], ...]  # (share test, where it was measured)
+    gallery: int  # photos each search ran against (other people's), the count's caveat
+    aclu_gallery: int
+    projection: dict[str, Any] | None  # the count projected to 535 x 25,000, when computed
+    match_points: tuple[MatchPoint, ...]
+    equivalent: EquivalentPoint | None
+    shares: tuple[tuple[dict[str, Any], str], ...]  # (share test, where it was measured), largest sample first
+    within: tuple[WithinGroup, ...]
+    overlap: CalibrationOverlap | None
     finding: str
     thresholds: tuple[float, ...]
     table: ByGroupTable
@@ -128,8 +141,10 @@ class FirstScreen(NamedTuple):
     group_findings: tuple[str, ...]
 
 
-def first_screen(res: dict[str, Any]) -> FirstScreen:
-    """The headline with its interval per group, 80 vs the strictest threshold by group, the composition test."""
+def first_screen(res: dict[str, Any], candidates: Sequence[dict[str, str]] = ()) -> FirstScreen:
+    """The headline count beside its gallery-size caveat and projection, the match-count point beside the
+    point with the ACLU's per-comparison rate, the composition tests (largest sample first), the
+    strongest within-group findings, the calibration overlap, and the table by group."""
     t = headline_threshold(res)
     s = find_summary(res, t)
     top = max(res["thresholds"])
@@ -137,9 +152,10 @@ def first_screen(res: dict[str, Any]) -> FirstScreen:
     for p in res.get("match_counts", []):
         if p.get("threshold") is None:
             continue
-        shares += [(st, f"At {p['threshold']:g}, where {p['reached']['errors']} searches had a false candidate "
-                        f"(asked for: {p['requested']}; the ACLU's 28 of 535 were counted at such a point)")
+        shares += [(st, f"At {p['threshold']:g}, the threshold at which {p['reached']['errors']} searches had a "
+                        "false candidate in this gallery")
                    for st in _share_at(res, p["threshold"])]
+    shares.sort(key=lambda x: -int(x[0]["matched"].get("trials") or 0))
     check = next((pc for pc in res.get("promise_checks", []) if abs(pc["threshold"] - t) < 1e-9), None)
     ratios = [r for r in (_ratio_sentence(res, col, t) for col in base_columns(res)) if r]
     findings: list[str] = []
@@ -148,7 +164,12 @@ def first_screen(res: dict[str, Any]) -> FirstScreen:
                  and g["measured"]["subjects"] >= min_group(res) and check["overall"]["verdict"] != "above"]
         findings = [g["finding"] for g in above[:4]]
     ths = (t,) + ((top,) if top != t else ())
-    return FirstScreen(res["counts"], t, reasons(res, t), _promise(t), s["overall"]["ACLU_COUNT"], tuple(shares),
+    proj = s.get("projection")
+    gallery = int((proj or {}).get("observed_gallery") or res["counts"]["gallery_images"])
+    return FirstScreen(res["counts"], t, reasons(res, t), _promise(t), s["overall"]["ACLU_COUNT"], gallery,
+                       ACLU_GALLERY, proj if proj and proj.get("expected") is not None else None,
+                       match_points(res), equivalent_point(res, candidates), tuple(shares),
+                       within_group_findings(res), calibration_overlap(res),
                        check["overall"]["finding"] if check else "", ths, by_group_table(res, ths), tuple(ratios),
                        tuple(findings))
 
@@ -314,3 +335,233 @@ def cross_section(res: dict[str, Any]) -> tuple[CrossTable, ...]:
                 tuple(next(iter(ct["cells"].values()), {})), ct["cells"],
                 tuple(_cross_finding(res, ct, t)) if same else ()))
     return tuple(out)
+
+
+# ---------------------------------------------------------------- the first screen's framing (issue 23)
+
+class MatchPoint(NamedTuple):
+    """The threshold at which ``requested`` searches had a false candidate in this gallery (``--match-count``).
+
+    ``gallery``: photos each search ran against (of other people); ``fmr``: the per-comparison
+    false-match rate there; ``aclu_fmr``: the rate the ACLU's 28 of 535 against 25,000 imply;
+    ``fmr_ratio`` = fmr / aclu_fmr (higher: this model errs more per comparison at that point).
+    """
+
+    t: float
+    requested: int
+    reached: Rate
+    gallery: int
+    aclu_gallery: int
+    fmr: Rate
+    aclu_fmr: float
+    fmr_ratio: float | None
+
+
+class EquivalentPoint(NamedTuple):
+    """The lowest threshold whose measured per-comparison FMR is at most the ACLU's implied rate.
+
+    ``errors`` of ``trials`` comparisons of two different people scored at or above ``t``;
+    ``searches`` of ``probes`` searches had a false candidate there (None when the audit's
+    outputs cannot tell: ``t`` below candidates.csv's floor and not an audited threshold).
+    ``t`` is None when the audit has fewer than 1/target comparisons: too few to measure
+    the rate (the same rule as the FMR targets').
+    """
+
+    target: float
+    t: float | None
+    errors: int
+    trials: int
+    searches: int | None
+    probes: int
+
+
+def _points_fmr(res: dict[str, Any]):
+    """(threshold, FMR at or above it) from the DET curve of everyone, ascending; [] without exact scores."""
+    pts = (res.get("curves", {}).get("det", {}).get("", {}) or {}).get("all") or []
+    return sorted((float(t), float(f)) for t, f, _ in pts)
+
+
+def match_points(res: dict[str, Any]) -> tuple[MatchPoint, ...]:
+    aclu = aclu_implied_fmr()["rate"]
+    out = []
+    for p in res.get("match_counts", []):
+        if p.get("threshold") is None:
+            continue
+        s = find_summary(res, p["threshold"]) or {}
+        gal = int((s.get("projection") or {}).get("observed_gallery") or 0)
+        fmr = p["fmr"]
+        out.append(MatchPoint(p["threshold"], p["requested"], p["reached"], gal, ACLU_GALLERY, fmr, aclu,
+                              fmr["rate"] / aclu if fmr.get("trials") else None))
+    return tuple(out)
+
+
+def equivalent_point(res: dict[str, Any], candidates: Sequence[dict[str, str]] = ()) -> EquivalentPoint | None:
+    """Where this audit's measured FMR first falls to the ACLU's implied per-comparison rate (from the results)."""
+    target = aclu_implied_fmr()["rate"]
+    n = int(res["counts"].get("impostor_comparisons") or 0)
+    if not n:
+        return None
+    if n * target < 1.0:
+        return EquivalentPoint(target, None, 0, n, None, int(res["counts"]["probes"]))
+    t = next((t for t, f in _points_fmr(res) if f <= target), None)
+    if t is None:
+        return None
+    errors = next(round(f * n) for x, f in _points_fmr(res) if x == t)
+    s = find_summary(res, t)
+    searches: int | None = s["overall"]["ACLU_COUNT"]["errors"] if s else None
+    floor = float(res.get("candidates_floor", min(res["thresholds"])))
+    if searches is None and candidates and t >= floor - 1e-9:
+        hit = set()
+        for row in candidates:
+            try:
+                if row.get("mated") == "false" and float(row["similarity"]) >= t:
+                    hit.add(row["probe_image"])
+            except (KeyError, ValueError):
+                continue
+        searches = len(hit)
+    return EquivalentPoint(target, t, errors, n, searches, int(res["counts"]["probes"]))
+
+
+class WithinGroup(NamedTuple):
+    """People of a group falsely matched to gallery photos of their own group against photos of other groups.
+
+    ``within``: FMR of comparisons with own-group photos; ``across_*``: with other labelled photos;
+    ``ratio`` = within / across rate; ``share``: the group's share of the gallery's photos.
+    """
+
+    column: str
+    group: str
+    t: float
+    why: str
+    within: Rate
+    across_errors: int
+    across_trials: int
+    ratio: float | None
+    share: float
+    few: bool
+
+
+def within_group_findings(res: dict[str, Any], limit: int = 3) -> tuple[WithinGroup, ...]:
+    """The strongest within-group findings of the who-to-whom tables, in plain terms, strongest first.
+
+    Only the thresholds whose tables the report shows (headline, match-count points, the model's own)
+    are read. For each (column, group) of at least ``min_group_searches`` people the threshold with the most
+    within-group false matches is kept; only groups whose within-group FMR's interval lies above the
+    across-group rate's, and at least twice as high, are lifted.
+    """
+    best: dict[tuple[str, str], WithinGroup] = {}
+    shown = [headline_threshold(res), *match_point_thresholds(res), res["model_threshold"]]
+    for ct in res.get("cross_tables", []):
+        col = ct["column"]
+        if ct.get("gallery_column", col) != col or all(abs(ct["threshold"] - x) > 1e-9 for x in shown):
+            continue
+        t = ct["threshold"]
+        comp = res.get("composition", {}).get("gallery", {}).get(col, {})
+        total = sum(comp.values())
+        for pg, row in ct["cells"].items():
+            if pg == "unknown" or pg not in row or not total or group_people(res, col, pg, t) < min_group(res):
+                continue
+            within = row[pg]
+            others = [r for g, r in row.items() if g not in (pg, "unknown")]
+            oe, on = sum(r["errors"] for r in others), sum(r["trials"] for r in others)
+            if not within["trials"] or not on or not within["errors"]:
+                continue
+            if within["wilson95"][0] <= wilson_interval(oe, on)[1]:
+                continue
+            ratio = within["rate"] / (oe / on) if oe else None
+            if ratio is not None and ratio < 2:
+                continue
+            w = WithinGroup(col, pg, t, reasons(res, t), within, oe, on, ratio, comp.get(pg, 0) / total,
+                            within["errors"] < int(res.get("min_errors", 30)))
+            key = (col, pg)
+            if key not in best or within["errors"] > best[key].within["errors"]:
+                best[key] = w
+    ranked = sorted(best.values(), key=lambda w: -(w.ratio if w.ratio is not None else math.inf))
+    return tuple(ranked[:limit])
+
+
+class IndependentRate(NamedTuple):
+    t: float
+    fmr: Rate
+    promised: float
+
+
+class CalibrationOverlap(NamedTuple):
+    """Gallery photos that are also the photos the model's Similarity scale was calibrated on.
+
+    ``overlap`` of ``gallery`` photos come from the gallery manifests ``manifests`` (file names)
+    that the calibration's impostor pairs were drawn from; ``independent``: the FMR on the other gallery photos only
+    (pairs the calibration never saw) at a few thresholds, empty when the gallery's labels
+    cannot separate them.
+    """
+
+    model: str
+    description: str
+    manifests: tuple[str, ...]
+    overlap: int
+    gallery: int
+    independent_manifests: tuple[str, ...]
+    independent: tuple[IndependentRate, ...]
+
+
+_CSV = re.compile(r"[\w.-]+\.csv")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def calibration_overlap(res: dict[str, Any]) -> CalibrationOverlap | None:
+    """Which gallery photos calibrated the model, read from the calibration shipped with the local engine.
+
+    None when the engine is not faceaudit's local one, its calibration does not name its photo
+    sets, or no gallery manifest is one of them (a ``--note`` can then say it).
+    """
+    eng = res.get("engine", {})
+    if eng.get("kind") != "local":
+        return None
+    try:
+        from faceaudit.engine import get_model
+
+        desc = str(get_model(eng["model"]).calibration()["data"]["description"])
+    except Exception:  # an unknown or uninstalled model: nothing can be said
+        log.debug("no calibration description for %r", eng.get("model"), exc_info=True)
+        return None
+    part = desc.split("impostor pairs:", 1)[1].split(";", 1)[0] if "impostor pairs:" in desc else ""
+    names = set(_CSV.findall(part))
+    if not names:
+        return None
+    gallery = [m for m in res.get("manifests", []) if m["side"] == "gallery"]
+    inside = [m for m in gallery if Path(m["path"]).name in names]
+    if not inside:
+        return None
+    outside = [m for m in gallery if m not in inside]
+    independent: list[IndependentRate] = []
+    if outside:
+        # a gallery label whose groups are the manifests (e.g. dataset congress2014 = congress_2014.csv)
+        for col, comp in res.get("composition", {}).get("gallery", {}).items():
+            groups = {_norm(g): g for g in comp}
+            want = [groups.get(_norm(Path(m["path"]).stem)) for m in outside]
+            if not all(want) or any(comp[g] != m["rows"] for g, m in zip(want, outside, strict=True)):
+                continue
+            ths = [headline_threshold(res), *match_point_thresholds(res), res["model_threshold"]]
+            for t in dict.fromkeys(ths):
+                f = find_frame(res, "FMR", col, t, "gallery")
+                if not f:
+                    continue
+                cells = [f["by_group"].get(g) or {} for g in want]
+                e, n = sum(c.get("errors", 0) for c in cells), sum(c.get("trials", 0) for c in cells)
+                if n:
+                    lo, hi = wilson_interval(e, n)
+                    independent.append(IndependentRate(t, {"errors": e, "trials": n, "rate": e / n,
+                                                           "wilson95": [lo, hi]}, _promised(t)))
+            break
+    return CalibrationOverlap(eng["model"], desc, tuple(Path(m["path"]).name for m in inside),
+                              sum(m["rows"] for m in inside),
+                              sum(m["rows"] for m in gallery), tuple(m["path"] for m in outside), tuple(independent))
+
+
+def _promised(t: float) -> float:
+    from faceaudit.engine import promised_fmr
+
+    return float(promised_fmr(t))

@@ -38,6 +38,7 @@ from faceaudit.audit._html import (
     base_columns,
     find_frame,
     find_summary,
+    group_people,
     headline_threshold,
     min_group,
     page,
@@ -214,21 +215,50 @@ def _colors(groups: Sequence[str]) -> dict[str, str]:
     return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
 
 
+class Figure(NamedTuple):
+    """One chart and its caption (HTML text under the chart, so it is never cut by the drawing's width)."""
+
+    svg: Markup
+    caption: str
+
+
 class DetChart(NamedTuple):
     title: str
     empty: bool
     svg: Markup | None
+    caption: str = ""
 
 
 class Charts(NamedTuple):
-    lines: tuple[Markup, ...]  # false leads and misses against the threshold
+    lines: tuple[Figure, ...]  # false leads and misses against the threshold
     det: bool  # exact scores: DET curves and score distributions exist
     drawable: bool
     det_charts: tuple[DetChart, ...]
     histogram: Markup | None
 
 
-def _identification_charts(res: dict[str, Any]) -> tuple[Markup, ...]:
+def _drawn_groups(res: dict[str, Any], col: str, groups: Iterable[str]) -> tuple[list[str], str]:
+    """The groups of ``col`` big enough to draw, and a sentence naming those left out and why ("" if none).
+
+    The size rule is the tables': fewer than ``min_group_searches`` people searched (at the headline
+    threshold) is too few for a line to mean anything.
+    """
+    if col == "":
+        return list(groups), ""
+    t = headline_threshold(res)
+    keep: list[tuple[str, int]] = []
+    small: list[tuple[str, int]] = []
+    for g in groups:
+        n = group_people(res, col, g, t)
+        (small if n < min_group(res) else keep).append((g, n))
+    if not small:
+        return [g for g, _ in keep], ""
+    names = ", ".join(f"{g} ({n} {'person' if n == 1 else 'people'})" for g, n in small)
+    return [g for g, _ in keep], (f"Not drawn: {names}, below the {min_group(res)} people searched that a group "
+                                  "needs for its rates to be compared (their counts are in the tables).")
+
+
+def _identification_charts(res: dict[str, Any]) -> tuple[Figure, ...]:
     cur = res["curves"]
     grid = cur["grid"]
     x_lo = grid[0]
@@ -244,40 +274,49 @@ def _identification_charts(res: dict[str, Any]) -> tuple[Markup, ...]:
         series = []
         groups = cur["identification"].get(col, {})
         colors = _colors(list(groups))
-        for g, d in groups.items():
+        drawn, left_out = _drawn_groups(res, col, groups)
+        for g in drawn:
+            d = groups[g]
             name = "everyone" if col == "" else g
             if any(v is not None for v in d["FPIR"]):
                 series.append(Series(f"{name}: FPIR", list(zip(grid, d["FPIR"], strict=True)), colors[g]))
             if any(v is not None for v in d["FNIR"]):
                 series.append(Series(f"{name}: FNIR", list(zip(grid, d["FNIR"], strict=True)), colors[g], dash="6 4"))
-        if series:
-            out.append(line_chart(series, title="False leads and misses" + (f", by {col}" if col else ", everyone"),
-                                  x_label="Similarity threshold (higher is stricter)", y_label="share of searches",
-                                  x_range=(x_lo, 100.0), y_range=(0.0, 1.0), y_percent=True,
-                                  vlines=[(t, tfmt(t)) for t in res["thresholds"]]))
+        if not series and left_out:
+            out.append(Figure(Markup(""), f"False leads and misses, by {col}: no group is drawn. " + left_out))
+        elif series:
+            out.append(Figure(line_chart(
+                series, title="False leads and misses" + (f", by {col}" if col else ", everyone"),
+                x_label="Similarity threshold (higher is stricter)", y_label="share of searches",
+                x_range=(x_lo, 100.0), y_range=(0.0, 1.0), y_percent=True,
+                vlines=[(t, tfmt(t)) for t in res["thresholds"]]),
+                "FPIR (solid): share of the people not in the gallery who got a false candidate. FNIR (dashed): "
+                "share of the people in the gallery who were not found." + (" " + left_out if left_out else "")))
     return tuple(out)
 
 
-def _det_chart(col: str, groups: dict[str, Any]) -> DetChart:
+def _det_chart(res: dict[str, Any], col: str, groups: dict[str, Any]) -> DetChart:
     colors = _colors(list(groups))
+    drawn, left_out = _drawn_groups(res, col, groups)
     series = []
-    drawn: list[tuple[float, float]] = []
-    for g, pts in groups.items():
+    points: list[tuple[float, float]] = []
+    for g in drawn:
         # log axes: only thresholds where both error rates are above 0 can be drawn
-        p = [(f, n) for _, f, n in pts if f > 0 and n > 0]
+        p = [(f, n) for _, f, n in groups[g] if f > 0 and n > 0]
         if p:
             series.append(Series("everyone" if col == "" else g, p, colors[g]))
-            drawn += p
+            points += p
     title = "DET: misses vs false matches" + (f", by {col}" if col else "")
+    caption = ("Lower left is better. Thresholds with a rate of 0 cannot be drawn on log axes."
+               + (" " + left_out if left_out else ""))
     if not series:
-        return DetChart(title, True, None)
-    lo_f = min(f for f, _ in drawn)
-    lo_n = min(n for _, n in drawn)
+        return DetChart(title, True, None, ("No group is drawn. " + left_out) if left_out and not drawn else "")
+    lo_f = min(f for f, _ in points)
+    lo_n = min(n for _, n in points)
     return DetChart(title, False, line_chart(
         series, title=title, x_label="FMR, false match rate (log scale)", y_label="FNMR, false non-match rate (log)",
         x_range=(min(1e-4, 10.0 ** math.floor(math.log10(lo_f))), 1.0),
-        y_range=(min(1e-2, 10.0 ** math.floor(math.log10(lo_n))), 1.0), log_x=True, log_y=True,
-        note="Lower left is better. Thresholds with a rate of 0 cannot be drawn on log axes."))
+        y_range=(min(1e-2, 10.0 ** math.floor(math.log10(lo_n))), 1.0), log_x=True, log_y=True), caption)
 
 
 def _charts(res: dict[str, Any]) -> Charts:
@@ -286,7 +325,7 @@ def _charts(res: dict[str, Any]) -> Charts:
     drawable = any(f > 0 and n > 0 for pts in cur["det"].get("", {}).values() for _, f, n in pts)
     det_charts: tuple[DetChart, ...] = ()
     if det and drawable:
-        det_charts = tuple(_det_chart(col, cur["det"].get(col, {}))
+        det_charts = tuple(_det_chart(res, col, cur["det"].get(col, {}))
                            for col in [""] + [c for c in base_columns(res) if c in cur["det"]])
     histogram = None
     gen = cur["genuine"].get("", {}).get("all") if det else None
@@ -409,7 +448,7 @@ def render_report(res: dict[str, Any], candidates: Sequence[dict[str, str]] = ()
     c = res["counts"]
     eng = res["engine"]
     view = ReportView(
-        first_screen=first_screen(res),
+        first_screen=first_screen(res, candidates),
         caveats=Caveats(c["gallery_images"], min_group(res), tuple(res.get("notes", []))),
         more_findings=_more_findings(res), aclu=aclu_section(res), shares=share_section(res),
         promise=promise_section(res), metrics=("ACLU_COUNT", "FPIR", "FNIR", "MATED_FALSE", "FMR", "FNMR"),

@@ -378,12 +378,17 @@ class AuditCounts:
 
 @dataclass(frozen=True)
 class Failure:
-    """An image whose face could not be used: a failure to enrol (gallery) or to acquire (probe)."""
+    """An image whose face could not be used: a failure to enrol (gallery) or to acquire (probe).
+
+    ``image`` is relative to the folder of ``manifest`` (as the manifest's image
+    column names it); ``manifest`` as recorded under ``manifests``.
+    """
 
     side: str
     image: str
     subject: str
     reason: str
+    manifest: str = ""
 
 
 @dataclass(frozen=True)
@@ -456,6 +461,8 @@ class AuditResult:
     match_counts: tuple[MatchCountPoint, ...] = ()
     promise_checks: tuple[PromiseCheck, ...] = ()
     min_group_searches: int = 10
+    candidates_floor: float | None = None
+    """candidates.csv holds every candidate at or above this Similarity."""
     conditions: tuple[Any, ...] = ()  # ConditionResult per probe condition (audit/_conditions.py), clean first
     metric_definitions: Mapping[str, str] = field(default_factory=lambda: dict(METRICS))
 

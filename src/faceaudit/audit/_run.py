@@ -34,7 +34,9 @@ CANDIDATE_COLUMNS = (
 ``mated`` is true when the candidate is the probe's own mate (same subject), false for
 a false candidate; ``search`` says whether the search was mated (the probe's subject
 is in the gallery) or non-mated; ``rank`` is 1 for the highest similarity of a search.
-Image paths are relative to the folder holding candidates.csv.
+Image paths are relative to the folder holding candidates.csv. Every candidate at or
+above results.json's ``candidates_floor`` is listed: with exact scores that is the lowest
+threshold any figure of results.json uses, so each count there can be recounted.
 """
 
 
@@ -47,7 +49,7 @@ class AuditRun:
     outcomes: SearchOutcomes
 
     def candidate_rows(self, relative_to: Optional[Path] = None) -> Iterator[Dict[str, str]]:
-        """Every candidate at or above the lowest threshold, by probe, highest similarity first."""
+        """Every candidate at or above the candidates floor, by probe, highest similarity first."""
         d, o = self.design, self.outcomes
         base_cols = sorted({c.name for c in d.probe_columns if INTERSECTION not in c.name}
                            | {c.name for c in d.gallery_columns})
@@ -102,13 +104,34 @@ class AuditRun:
         return paths
 
 
-def _failures(design: AuditDesign, o: SearchOutcomes) -> Tuple[Failure, ...]:
+def recorded_paths(paths: Sequence[str], relative_to: "str | os.PathLike[str] | None" = None) -> Dict[str, str]:
+    """How results.json records each manifest path: never absolute (no machine's folders in it).
+
+    Relative paths stay as typed; absolute ones become relative to ``relative_to``
+    when given and above them, else to the deepest folder holding every absolute one.
+    """
+    absolute = [p for p in paths if os.path.isabs(p)]
+    out = {p: p for p in paths if not os.path.isabs(p)}
+    if not absolute:
+        return out
+    base = os.path.abspath(relative_to) if relative_to is not None else None
+    if base is None or any(os.path.commonpath([base, os.path.abspath(p)]) != base for p in absolute):
+        base = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in absolute])
+    for p in absolute:
+        out[p] = Path(os.path.relpath(os.path.abspath(p), base)).as_posix()
+    return out
+
+
+def _failures(design: AuditDesign, o: SearchOutcomes, names: Dict[str, str]) -> Tuple[Failure, ...]:
+    """Images without a usable face, each by its path relative to its manifest's folder."""
     out: List[Failure] = []
     for side, recs, ok, reasons in (("probe", design.probes, o.probe_ok, o.probe_reason),
                                     ("gallery", design.gallery, o.gallery_ok, o.gallery_reason)):
         for r, good, why in zip(recs, ok, reasons):
             if not good:
-                out.append(Failure(side, str(r.path), r.subject, why or "no face detected"))
+                image = Path(os.path.relpath(r.path, Path(r.manifest).resolve().parent)).as_posix()
+                out.append(Failure(side, image, r.subject, why or "no face detected",
+                                   manifest=names.get(r.manifest, r.manifest)))
     return tuple(out)
 
 
@@ -182,6 +205,7 @@ def run_audit(
     progress: bool = True,
     command: Optional[str] = None,
     notes: Sequence[str] = (),
+    paths_relative_to: "str | os.PathLike[str] | None" = None,
     conditions: Sequence = (),
 ) -> AuditRun:
     """Search every probe against the gallery with ``engine`` and compute every metric.
@@ -189,6 +213,9 @@ def run_audit(
     ``conditions``: probe conditions (:class:`faceaudit.engine.ProbeCondition`) to search the
     probes under as well, each against the unchanged gallery (local engine only); the clean
     condition is always among them when any is given. Their results are ``result.conditions``.
+    results.json records no absolute path: manifests given by absolute paths are
+    recorded relative to ``paths_relative_to`` (or to the folder holding them all),
+    and failed images relative to their manifest's folder.
     """
     config = config or AuditConfig()
     if conditions and not hasattr(engine, "run_condition"):
@@ -205,6 +232,7 @@ def run_audit(
     parts = compute(design, outcomes, info.model_threshold)
     t2 = time.monotonic()
     counts = parts.counts
+    names = recorded_paths([m.path for m in (*pm, *gm)], paths_relative_to)
     per_condition = _conditions(design, engine, outcomes, parts, conditions, progress)
     t3 = time.monotonic()
     warnings = result_warnings(parts.summaries, parts.frames, design, config.min_errors,
@@ -213,7 +241,7 @@ def run_audit(
         faceaudit_version=__version__,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         engine=info,
-        manifests=tuple(ManifestInfo(side, m.path, m.sha256, len(m.records))
+        manifests=tuple(ManifestInfo(side, names[m.path], m.sha256, len(m.records))
                         for side, ms in (("probe", pm), ("gallery", gm)) for m in ms),
         thresholds=config.thresholds,
         model_threshold=info.model_threshold,
@@ -233,7 +261,7 @@ def run_audit(
         },
         summaries=parts.summaries, frames=parts.frames,
         differentials=parts.differentials, cross_tables=parts.cross_tables,
-        fmr_targets=parts.fmr_targets, curves=parts.curves, failures=_failures(design, outcomes),
+        fmr_targets=parts.fmr_targets, curves=parts.curves, failures=_failures(design, outcomes, names),
         warnings=warnings, notes=_notes(design, outcomes, counts, info) + tuple(notes),
         timings={"search_s": round(t1 - t0, 2), "metrics_s": round(t2 - t1, 2), "total_s": round(t3 - t0, 2),
                  **({"conditions_s": round(t3 - t2, 2)} if per_condition else {}),
@@ -241,6 +269,7 @@ def run_audit(
                     if isinstance(getattr(engine, k, None), int)}},
         command=command, share_tests=parts.share_tests, match_counts=parts.match_counts,
         promise_checks=parts.promise_checks, min_group_searches=config.min_group_searches,
+        candidates_floor=round(float(outcomes.floor), 2),
         conditions=per_condition,
     )
     return AuditRun(result=result, design=design, outcomes=outcomes)

@@ -47,7 +47,8 @@ def threshold_bin(threshold: float) -> int:
 class SearchOutcomes:
     """Per-probe results of searching every probe against the gallery.
 
-    Similarity is 0-100, higher is more alike. ``thresholds`` are ascending;
+    Similarity is 0-100, higher is more alike. ``floor``: every candidate
+    (``cand_*``) at or above it is kept. ``thresholds`` are ascending;
     ``*_ge[i, k]`` counts the comparisons of probe ``i`` scoring >= ``thresholds[k]``,
     ``*_n[i]`` all of them (genuine: same subject; impostor: another subject;
     pairs of byte-identical images are left out). ``best_mate`` / ``best_nonmate``
@@ -296,8 +297,10 @@ class BlockCounts:
     same_pairs: int
 
 
-def count_block(ctx: ScoringContext, rows: np.ndarray, th: np.ndarray) -> BlockCounts:
-    """Pass 2 of a block: counts at every threshold ``th``, best scores, histograms, candidates."""
+def count_block(ctx: ScoringContext, rows: np.ndarray, th: np.ndarray, floor: Optional[float] = None
+                ) -> BlockCounts:
+    """Pass 2 of a block: counts at every threshold ``th``, best scores, histograms, and the
+    candidates at or above ``floor`` (default ``ctx.floor``)."""
     sim, gen, imp, same = ctx.compare(rows)
     T = len(th)
     B = len(rows)
@@ -325,7 +328,7 @@ def count_block(ctx: ScoringContext, rows: np.ndarray, th: np.ndarray) -> BlockC
         key = pcodes[rows][:, None] * N_BINS + bins
         hist_gen[name] = np.bincount(key[gen], minlength=ng * N_BINS).reshape(ng, N_BINS)
         hist_imp[name] = np.bincount(key[imp], minlength=ng * N_BINS).reshape(ng, N_BINS)
-    hit = (sim >= ctx.floor) & (gen | imp)
+    hit = (sim >= (ctx.floor if floor is None else floor)) & (gen | imp)
     hit_row, hit_col = np.nonzero(hit)
     return BlockCounts(
         rows=rows, imp_ge=_ge_counts(ir, il, B, T), gen_ge=_ge_counts(gr, gl, B, T),
@@ -378,14 +381,17 @@ def score_exact(
                                       *(v for v in (*targets.values(), *counts.values()) if v is not None))}
     )
     th = np.array(thresholds, np.float64)
+    # candidates down to the lowest threshold any figure uses (FMR targets, match counts, the
+    # model's own point): every count in results.json can be recounted from candidates.csv
+    cand_floor = min(float(cfg.floor), float(th[0]))
     acc = _Accumulator(design, th, hist_columns=True)
     with Progress("scoring (2/2)" if two_pass else "scoring", len(pi), enabled=progress) as bar:
-        for b in map_blocks(count_block, ctx, blocks, th):
+        for b in map_blocks(count_block, ctx, blocks, th, cand_floor):
             acc.add(b)
             bar.update(len(b.rows))
     cand_probe, cand_gallery, cand_similarity = acc.candidates()
     return SearchOutcomes(
-        exact=True, floor=cfg.floor, thresholds=th,
+        exact=True, floor=cand_floor, thresholds=th,
         probe_ok=np.asarray(probe_ok, bool), gallery_ok=np.asarray(gallery_ok, bool),
         probe_reason=tuple(probe_reason), gallery_reason=tuple(gallery_reason),
         best_mate=acc.best_mate, best_nonmate=acc.best_nonmate, best_nonmate_gallery=acc.best_g,

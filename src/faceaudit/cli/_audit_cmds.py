@@ -78,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with 2+ values)")
     p.add_argument("--bands", action="append", default=[], metavar="COL=E1,E2,...",
                    help="band edges for a numeric column, e.g. age=40,50,60,70 (default: 10-year bands)")
+    p.add_argument("--relabel", action="append", default=[], metavar="COLUMN:OLD=NEW",
+                   help="rename a label before grouping, on both sides, e.g. race:B=black so that NIST MEDS's "
+                        "labels join the Congress lists' (repeatable)")
     p.add_argument("--no-intersections", action="store_true", help="do not cross pairs of group columns")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="weight of false matches in FDR, IR and GARBE, 0-1 (default 0.5)")
@@ -105,6 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a name for the --share just before it, e.g. 'people of color'")
     p.add_argument("--match-count", type=_match_counts, default=(), metavar="N[,N...]",
                    help="also audit the threshold at which N searches have a false candidate (the ACLU's 28)")
+    p.add_argument("--candidates-floor", type=float, default=None, metavar="T",
+                   help="candidates.csv: also every candidate down to this Similarity (default: down to the "
+                        "lowest threshold any figure uses)")
     p.add_argument("--min-group-size", type=int, default=10, metavar="N",
                    help="groups with fewer people searched are shown but marked too small and left out of ratios "
                         "(default 10)")
@@ -162,6 +168,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ShareSpec,
         make_client,
         parse_bands,
+        parse_relabel,
         run_audit,
     )
 
@@ -178,6 +185,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         intersections=not args.no_intersections, alpha=args.alpha, bootstrap=args.bootstrap, seed=args.seed,
         shares=tuple(ShareSpec.parse(spec, label) for spec, label in args.shares),
         match_counts=tuple(args.match_count), min_group_searches=args.min_group_size,
+        relabel=parse_relabel(args.relabel),
+        candidates_floor=args.candidates_floor,
     )
     if args.engine == "local":
         if args.endpoint_url:

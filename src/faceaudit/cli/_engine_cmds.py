@@ -160,8 +160,10 @@ SCALE_MEANING = (
     "Similarity (0-100, higher is more alike) means the same false-match risk on every model: "
     "Similarity = 80 + 10 * (-log10 FMR - 5), FMR being the share of pairs of different people "
     "scoring at or above it (80 = 1 in 100,000; 90 = 1 in 1,000,000; 99 = 1 in 7.9 million). "
-    "Each model's calibration estimates its FMR from stranger pairs of public portraits and "
-    "mugshots; FMR on your photos and people can differ: `faceaudit audit` measures it."
+    "Each model's calibration places each threshold where the one-sided 95% upper bound of its FMR, "
+    "from stranger pairs of public portraits and mugshots, meets the promise; above 99 the scale "
+    "keeps rising toward 100 so stronger matches rank higher. FMR on your photos and people can "
+    "differ: `faceaudit audit` measures it."
 )
 
 
@@ -185,19 +187,21 @@ def _print_calibration(cal: dict) -> None:
         rows.append((
             f"{r['similarity']:.2f}" + (" *" if r.get("model_own_threshold") else ""),
             f"{r['promised_fmr']:.2g}",
-            ("~" if r["extrapolated"] else "") + f"{r['fmr']['errors']}/{r['fmr']['trials']:,}",
-            f"[{r['fmr']['ci95'][0]:.2g}, {r['fmr']['ci95'][1]:.2g}]",
+            f"{r['fmr_bound95']:.2g}" if "fmr_bound95" in r else "",
+            ("~" if r["extrapolated"] else "") + (f"{r['fmr_estimate']:.2g}" if "fmr_estimate" in r else ""),
+            f"{r['fmr']['errors']}/{r['fmr']['trials']:,}",
             f"{r['holdout_fmr']['errors']}/{r['holdout_fmr']['trials']:,}",
             f"{r['fnmr']['errors']}/{r['fnmr']['trials']} = {_pct(r['fnmr']['rate'])}",
             " / ".join(f"{exp[g]:.2g}" for g in ("1000", "25000", "1000000")),
         ))
     print_table(
-        ["similarity", "promised FMR", "false matches", "FMR 95% CI", "hold-out", "FNMR",
+        ["similarity", "promised FMR", "95% bound", "estimate", "false matches", "hold-out", "FNMR",
          "expected strangers per search (1k / 25k / 1M faces)"],
         rows, indent="    ",
     )
-    print("    * the model's own published threshold. ~ above the measured range: the promise there "
-          "rests on the fitted tail (too few false matches to count). Intervals: Wilson 95%.")
+    print("    * the model's own published threshold. The scale is built from the one-sided 95% upper "
+          "bound of the FMR (exact on the counts; ~ above the measured range: the fitted tail's estimate "
+          "and upper band, too few false matches to count), so the promise is at least the bound.")
     for note in cal.get("notes", []):
         print(f"    note: {note}")
     print(f"    reproduce: {cal['command']}")

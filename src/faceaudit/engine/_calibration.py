@@ -3,19 +3,24 @@
 A calibration file (``calibration/<model>.json``, written by ``scripts/calibrate.py``,
 SHA-256 pinned in the model registry) holds:
 
-- ``knots``: increasing cosines with the estimated log10 FMR at each, the FMR
-  being the share of impostor pairs (photos of two different people) scoring at
-  or above that cosine. Knots where at least ``min_false_matches`` impostor pairs
-  support the estimate are *measured*; the knots above them follow a fitted
-  exponential tail and are *extrapolated*.
+- ``knots``: increasing cosines with the one-sided 95% upper bound of the FMR
+  at each, the FMR being the share of impostor pairs (photos of two different
+  people) scoring at or above that cosine. Knots where at least
+  ``min_false_matches`` impostor pairs support the count are *measured* (exact
+  Clopper-Pearson bound of the count); the knots above them follow the upper band
+  of a fitted exponential tail and are *extrapolated*.
+- ``top``: above the knot of Similarity 99 the scale keeps rising toward 100
+  without reaching it, so stronger matches still rank higher.
 - ``impostor_tail``: the highest impostor cosines (so any measured FMR can be
   recounted exactly), ``genuine``: every genuine-pair cosine (for FNMR).
 
-Similarity is then ``80 + 10 * (-log10 FMR - 5)`` at each knot, linear in cosine
-between knots, continued linearly from Similarity 30 (FMR 1) down to 0 at
-cosine -1, and clipped to 0..100: a piecewise-linear, strictly increasing,
-continuous function of the cosine whose value promises the same FMR on every
-model (see :mod:`faceaudit.engine._riskscale`).
+Similarity is then ``80 + 10 * (-log10 FMR_bound - 5)`` at each knot, linear in
+cosine between knots, continued linearly from Similarity 30 (FMR 1) down to 0 at
+cosine -1, and above the last knot ``S + (100 - S) * (1 - exp(-(c - c_top) / w))``:
+a strictly increasing, continuous function of the cosine, below 100 everywhere,
+whose value promises the same FMR on every model (see
+:mod:`faceaudit.engine._riskscale`), with the margin of a 95% bound on the
+calibration data.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from faceaudit.engine._riskscale import (
     promised_fmr,
 )
 
+BOUND_CONFIDENCE = 0.95
+"""Confidence of the FMR upper bounds the knots are built from (one-sided)."""
+
 SCALE_NAME = "fmr1"
 """Name of this scale definition (Similarity = 80 + 10 * (-log10 FMR - 5)); part of every scale version."""
 
@@ -44,6 +52,23 @@ SCALE_NAME = "fmr1"
 def similarity_of_log10_fmr(log10_fmr: np.ndarray) -> np.ndarray:
     """Similarity of an FMR given as log10 (array): 80 + 10 * (-log10 FMR - 5)."""
     return ANCHOR_SIMILARITY + POINTS_PER_DECADE * (-np.asarray(log10_fmr, np.float64) + math.log10(ANCHOR_FMR))
+
+
+def fmr_upper_bound(errors: int, trials: int, confidence: float = BOUND_CONFIDENCE) -> float:
+    """Exact (Clopper-Pearson) one-sided upper confidence bound of a rate of ``errors`` in ``trials``.
+
+    The largest rate p for which seeing ``errors`` or fewer in ``trials`` still has
+    probability >= 1 - confidence: the ``confidence`` quantile of Beta(errors + 1,
+    trials - errors); 1.0 when every trial is an error.
+    """
+    from scipy.stats import beta
+
+    e, n = int(errors), int(trials)
+    if n <= 0 or e < 0 or e > n:
+        raise ValueError(f"need 0 <= errors <= trials and trials > 0, got {errors}/{trials}")
+    if e >= n:
+        return 1.0
+    return float(beta.ppf(float(confidence), e + 1, n - e))
 
 
 @dataclass(frozen=True)
@@ -74,6 +99,12 @@ class SimilarityScale:
     increasing; linear interpolation between them. ``version`` names the scale
     (scale definition, model, and a hash of the knots), so every stored or
     logged Similarity can be traced to the mapping that produced it.
+
+    ``top_width`` (cosine units): above the last knot (c_top, S_top) the scale
+    continues as ``S_top + (100 - S_top) * (1 - exp(-(c - c_top) / top_width))``:
+    strictly increasing toward 100 without reaching it, with a slope never steeper
+    than the last knot segment's, so it promises at most the FMR the knots' line
+    would. None: clipped at the last knot's Similarity (which must then be 100).
     """
 
     cosines: Tuple[float, ...]
@@ -81,6 +112,7 @@ class SimilarityScale:
     version: str
     measured_up_to: float
     """Highest Similarity whose FMR is measured; above it the FMR is extrapolated."""
+    top_width: Optional[float] = None
     # the knots as arrays, made once: np.interp would otherwise convert the tuples on every call
     _c: np.ndarray = field(init=False, repr=False, compare=False)
     _s: np.ndarray = field(init=False, repr=False, compare=False)
@@ -90,6 +122,9 @@ class SimilarityScale:
         s = np.asarray(self.similarities, np.float64)
         if len(c) < 2 or len(c) != len(s) or np.any(np.diff(c) <= 0) or np.any(np.diff(s) <= 0):
             raise ModelIntegrityError("a similarity scale needs strictly increasing knots")
+        w = self.top_width
+        if w is not None and (not math.isfinite(w) or w <= 0 or s[-1] >= 100.0):
+            raise ModelIntegrityError("a similarity scale's top needs a positive width and a last knot below 100")
         c.setflags(write=False)
         s.setflags(write=False)
         object.__setattr__(self, "_c", c)
@@ -97,15 +132,34 @@ class SimilarityScale:
 
     def to_similarity(self, cosine: float) -> float:
         """Similarity (0-100) of one cosine."""
-        return float(np.clip(np.interp(float(cosine), self._c, self._s), 0.0, 100.0))
+        return float(self.to_similarity_array(np.array([float(cosine)]))[0])
 
     def to_similarity_array(self, cosines: np.ndarray) -> np.ndarray:
         """Similarity (0-100, float64) of an array of cosines; same arithmetic as :meth:`to_similarity`."""
-        return np.clip(np.interp(np.asarray(cosines, np.float64), self._c, self._s), 0.0, 100.0)
+        x = np.asarray(cosines, np.float64)
+        sim = np.interp(x, self._c, self._s)
+        if self.top_width is not None:
+            c_top, s_top = self._c[-1], self._s[-1]
+            above = x > c_top
+            if np.any(above):
+                rise = -(100.0 - s_top) * np.expm1(-np.maximum(x - c_top, 0.0) / self.top_width)
+                sim = np.where(above, s_top + rise, sim)
+        return np.clip(sim, 0.0, 100.0)
 
     def to_cosine(self, similarity: float) -> float:
-        """The cosine at which a Similarity threshold sits (inverse of :meth:`to_similarity`)."""
-        return float(np.interp(float(similarity), self._s, self._c))
+        """The cosine at which a Similarity threshold sits (inverse of :meth:`to_similarity`).
+
+        With a top that never reaches 100, Similarity 100 sits at a cosine no two
+        faces reach (40 widths above the last knot, where the top rounds to 100.0).
+        """
+        s = float(similarity)
+        if self.top_width is None or s <= self._s[-1]:
+            return float(np.interp(s, self._s, self._c))
+        c_top, s_top = float(self._c[-1]), float(self._s[-1])
+        gap = (100.0 - s) / (100.0 - s_top)
+        if gap <= math.exp(-40.0):
+            return c_top + 40.0 * self.top_width
+        return c_top - self.top_width * math.log(gap)
 
     def is_extrapolated(self, similarity: float) -> bool:
         """True where this model's FMR at ``similarity`` comes from the fitted tail, not from counts."""
@@ -113,11 +167,13 @@ class SimilarityScale:
 
     @property
     def formula(self) -> str:
+        top = (f"; above {self._s[-1]:g} rising toward 100 without reaching it (stronger matches rank higher)"
+               if self.top_width is not None else "")
         return (
-            "Similarity = 80 + 10 * (-log10 FMR - 5), clipped to 0-100, FMR being this model's "
-            "estimated false-match rate at the score (80 = 1e-5, 90 = 1e-6, 99 = 1.26e-7); "
-            f"measured up to Similarity {self.measured_up_to:.1f}, extrapolated beyond "
-            f"(scale {self.version})"
+            "Similarity = 80 + 10 * (-log10 FMR - 5), clipped to 0-100, FMR being the one-sided 95% "
+            "upper bound of this model's false-match rate at the score (80 = 1e-5, 90 = 1e-6, "
+            f"99 = 1.26e-7); measured up to Similarity {self.measured_up_to:.1f}, extrapolated beyond"
+            f"{top} (scale {self.version})"
         )
 
 
@@ -139,6 +195,8 @@ class Calibration:
         Counted exactly from the shipped impostor tail where that tail reaches
         the threshold and at least ten false matches support it; otherwise the
         estimate of the fitted tail (``measured=False``) with the observed count.
+        The promise (:func:`promised_fmr`) is at least :meth:`fmr_bound`, which is
+        above this estimate.
         """
         cos = self.scale.to_cosine(similarity)
         tail = np.asarray(self.impostor_tail)
@@ -149,8 +207,40 @@ class Calibration:
             rate = promised_fmr(similarity)
             return RateAt(int(round(rate * n)), n, rate, wilson_interval(int(round(rate * n)), n))
         if self.scale.is_extrapolated(similarity):
-            return RateAt(errors, n, promised_fmr(similarity), (lo, hi), measured=False)
+            fitted = self._tail_fmr(cos, upper=False)
+            rate = fitted if fitted is not None else promised_fmr(similarity)
+            return RateAt(errors, n, rate, (lo, hi), measured=False)
         return RateAt(errors, n, errors / n if n else 0.0, (lo, hi), measured=True)
+
+    def fmr_bound(self, similarity: float) -> float:
+        """One-sided 95% upper bound of the FMR at a Similarity threshold (what the scale is built from).
+
+        Measured range: the exact Clopper-Pearson bound of the impostor pairs at or
+        above the threshold's cosine (or, above the tail's threshold u, the fitted
+        tail's upper band where that is higher). Above it: the band. Below the
+        shipped impostor tail (Similarity under ~57): the promise itself.
+        """
+        cos = self.scale.to_cosine(similarity)
+        tail = np.asarray(self.impostor_tail)
+        if not len(tail) or cos < tail[-1]:
+            return promised_fmr(similarity)
+        band = self._tail_fmr(cos, upper=True)
+        if self.scale.is_extrapolated(similarity) and band is not None:
+            return band
+        counted = fmr_upper_bound(int(np.count_nonzero(tail >= cos)), self.impostor_pairs)
+        u = self.raw.get("scale", {}).get("tail_fit", {}).get("u")
+        return max(counted, band) if band is not None and u is not None and cos >= float(u) else counted
+
+    def _tail_fmr(self, cosine: float, upper: bool) -> Optional[float]:
+        """The fitted exponential tail's FMR at ``cosine`` (``upper``: its 95% upper band); None
+        for a calibration file without the fit's band."""
+        fit = self.raw.get("scale", {}).get("tail_fit", {})
+        band = fit.get("upper_band") if upper else fit
+        try:
+            k_over_n = float(band["k_over_n"]) if upper else float(fit["k"]) / self.impostor_pairs
+            return k_over_n * math.exp(-(float(cosine) - float(fit["u"])) / float(band["scale"]))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return None
 
     def fnmr(self, similarity: float) -> RateAt:
         """False non-match rate at a Similarity threshold: genuine pairs below it / genuine pairs."""
@@ -174,9 +264,11 @@ def parse_calibration(text: str, *, expected_sha256: Optional[str], source: str)
         knots = raw["scale"]["knots"]
         cosines = tuple(float(k["cosine"]) for k in knots)
         sims = tuple(float(k["similarity"]) for k in knots)
+        top = raw["scale"].get("top")
         scale = SimilarityScale(
             cosines=cosines, similarities=sims, version=str(raw["scale"]["version"]),
             measured_up_to=float(raw["scale"]["measured_up_to_similarity"]),
+            top_width=None if top is None else float(top["width"]),
         )
         return Calibration(
             model=str(raw["model"]), face_model_version=str(raw["face_model_version"]),
@@ -188,7 +280,10 @@ def parse_calibration(text: str, *, expected_sha256: Optional[str], source: str)
         raise ModelIntegrityError(f"calibration file {source} is malformed: {exc}") from exc
 
 
-def scale_version(model: str, cosines: Sequence[float], similarities: Sequence[float]) -> str:
-    """``fmr1-<model>-<first 10 hex of SHA-256 of the knots>``: changes whenever the mapping does."""
-    blob = json.dumps([[round(c, 6), round(s, 4)] for c, s in zip(cosines, similarities)])
+def scale_version(model: str, cosines: Sequence[float], similarities: Sequence[float],
+                  top_width: Optional[float] = None) -> str:
+    """``fmr1-<model>-<first 10 hex of SHA-256 of the knots (and the top's width)>``: changes
+    whenever the mapping does."""
+    pairs = [[round(c, 6), round(s, 4)] for c, s in zip(cosines, similarities)]
+    blob = json.dumps(pairs if top_width is None else [pairs, round(float(top_width), 6)])
     return f"{SCALE_NAME}-{model}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"

@@ -216,8 +216,8 @@ def _dlib_factory(paths):
 
 # Pins of the shipped calibration files; rewritten by scripts/calibrate.py (make calibrate).
 _CALIBRATION_SHA256 = {
-    "sface": "e99e4bf17e6f4e6854acce1f9f41abe5c05c755ed6b55b37246aed76db9028d5",
-    "dlib": "261234d663059a1319030aec1bc458327cde5803f8af4d28cca7c3e9e69b2728",
+    "sface": "1316f2c963dd8811e27412426acb7b5f246e772d33fc17cbd34c0ba88748eccd",
+    "dlib": "a59675bf38bca8d30457ab55ba64586ed5fcdecca88a946c49ea4c905568740e",
 }
 
 _MODELS: Dict[str, ModelSpec] = {
