@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from faceaudit._paths import check_private_dir
 from faceaudit.accountability._files import write_private
-from faceaudit.accountability._log import LogRecord, SearchLog
+from faceaudit.accountability._log import AnySearchLog, LogRecord, open_search_log
 from faceaudit.accountability._policy import DEFAULT_POLICY_ID, PolicyStore, PolicyViolationError, ThresholdPolicy
 from faceaudit.accountability._review import Lead, Reviewer, ReviewQueue
 from faceaudit.accountability._store import Store
@@ -92,13 +92,18 @@ class Accountability:
     """Search log, threshold policies and the review queue of one data dir."""
 
     def __init__(self, data_dir: "str | os.PathLike[str]",
-                 face_image: Optional[Callable[[str], Optional[bytes]]] = None) -> None:
+                 face_image: Optional[Callable[[str], Optional[bytes]]] = None,
+                 database_url: Optional[str] = None) -> None:
+        """``database_url`` (``postgresql://...``): the search log lives in that database, one
+        chain for every host (:class:`PostgresSearchLog`); without it, ``search-log.jsonl`` in
+        the data dir. Policies, leads and reviews stay in the data dir's ``accountability.db``
+        for now (issue 21)."""
         self.data_dir = Path(data_dir)
         if self.data_dir.is_dir():
             check_private_dir(self.data_dir)  # UnsafePermissionsError: open to other local users
         self._face_image = face_image
         self._collections: Any = None
-        self.log = SearchLog(self.data_dir / "search-log.jsonl")
+        self.log: AnySearchLog = open_search_log(self.data_dir, database_url)
         self._store = Store(self.data_dir / "accountability.db")
         self.policies = PolicyStore(self._store)
         self.reviews = ReviewQueue(self._store, self.log)

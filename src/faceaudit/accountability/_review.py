@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from faceaudit._errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
-from faceaudit.accountability._log import SearchLog
+from faceaudit.accountability._log import AnySearchLog
 from faceaudit.accountability._store import Store
 
 CONFIRMATIONS_REQUIRED = 2
@@ -116,7 +116,7 @@ class Lead:
 class ReviewQueue:
     """Leads and decisions, persisted in SQLite, decisions chained into the search log."""
 
-    def __init__(self, store: Store, log: SearchLog) -> None:
+    def __init__(self, store: Store, log: AnySearchLog) -> None:
         self._store = store
         self._log = log
 
