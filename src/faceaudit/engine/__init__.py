@@ -51,6 +51,7 @@ from faceaudit.engine._pool import (
     default_workers,
     single_threaded_opencv,
 )
+from faceaudit.engine._probe import ProbeObserver, observe_probe, report_probe
 from faceaudit.engine._quality import QUALITY_BANDS, QualityBand, quality_band
 from faceaudit.engine._registry import (
     DEFAULT_MODEL,
@@ -78,7 +79,7 @@ from faceaudit.engine._types import (
 __all__ = [
     "CLEAN", "DegradedProbe", "PRESETS", "ProbeCondition", "QUALITY_BANDS", "QualityBand", "Step",
     "conditions_with_clean", "degrade", "detect_upscaled", "eye_distance_px", "parse_steps", "probe_condition",
-    "quality_band",
+    "quality_band", "ProbeObserver", "observe_probe", "report_probe",
     "BoundingBox", "CompareResult", "DEFAULT_MODEL", "DetectResult", "DetectedFace", "Detector",
     "Embedder", "EnginePool", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image",
     "ImageSource", "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES",
