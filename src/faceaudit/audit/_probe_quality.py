@@ -124,7 +124,7 @@ def _chart(rows: Sequence[ConditionRow], threshold: float) -> Markup:
         for label, rate, color, shape in values:
             if rate is None or rate.get("rate") is None:
                 continue
-            y = ty(float(rate["rate"]))
+            y = ty.tick(float(rate["rate"]))  # a linear axis: every rate has a position
             title = f"{r.number}. {r.name}: {label} at {threshold:g} = {_pct(rate['rate'])}"
             if r.eye_distance is None:
                 references.append({"y": f"{y:.1f}", "color": color, "title": title + " (photos as taken)"})
