@@ -22,6 +22,7 @@ identification.
 """
 
 from faceaudit.audit._cache import CachedEmbedding, EmbeddingCache
+from faceaudit.audit._compare import COMPARISON_HTML, build_comparison, render_comparison
 from faceaudit.audit._design import (
     DEFAULT_FMR_TARGETS,
     DEFAULT_THRESHOLDS,
@@ -38,7 +39,6 @@ from faceaudit.audit._engines import (
     external_image_id,
     make_client,
 )
-from faceaudit.audit._compare import COMPARISON_HTML, build_comparison, render_comparison
 from faceaudit.audit._executors import AuditExecutor, LocalExecutor, RayExecutor
 from faceaudit.audit._groups import UNKNOWN, GroupColumn, ShareSpec, parse_bands, parse_relabel
 from faceaudit.audit._manifest import ImageRecord, Manifest, read_manifest, read_manifests
