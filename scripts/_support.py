@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -32,7 +31,7 @@ def portrait_2018(bioguide: str) -> Path:
     return DATA / "congress2018" / f"{bioguide}.jpg"
 
 
-def client(url: str, key: Dict[str, str], **config):
+def client(url: str, key: dict[str, str], **config):
     """A boto3 Rekognition client for a faceaudit server (one attempt per call)."""
     import boto3
     from botocore.config import Config
@@ -44,7 +43,7 @@ def client(url: str, key: Dict[str, str], **config):
     )
 
 
-def native(url: str, key: Dict[str, str], operation: str, params: dict) -> Tuple[int, dict]:
+def native(url: str, key: dict[str, str], operation: str, params: dict) -> tuple[int, dict]:
     """A SigV4-signed call to one of faceaudit's own operations: (HTTP status, response document)."""
     import urllib.error
     import urllib.request

@@ -62,8 +62,8 @@ def test_the_names_agree_with_the_enums():
     from faceaudit.collections import VectorStore
     from faceaudit.engine._sface import Runtime
 
-    assert RUNTIMES == tuple(r.value for r in Runtime)
-    assert VECTOR_STORES == tuple(v.value for v in VectorStore)
+    assert tuple(r.value for r in Runtime) == RUNTIMES
+    assert tuple(v.value for v in VectorStore) == VECTOR_STORES
 
 
 def test_no_other_module_reads_faceaudit_variables():

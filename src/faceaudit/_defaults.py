@@ -13,7 +13,7 @@ Thresholds are similarities 0-100, higher is more alike.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Union
+from collections.abc import Mapping
 
 DEFAULT_SIMILARITY_THRESHOLD = 80.0
 """CompareFaces' SimilarityThreshold when the request has none."""
@@ -38,7 +38,7 @@ DEFAULT_LIST_USERS_MAX_RESULTS = 100
 DEFAULT_VIDEO_MAX_FACES = 80
 """Faces a stored-video face search reports per person sighting (GetFaceSearch's matches per face)."""
 
-Default = Union[float, int]
+Default = float | int
 
 IDENTIFICATION_DEFAULTS: Mapping[str, Mapping[str, Default]] = {
     "CompareFaces": {"SimilarityThreshold": DEFAULT_SIMILARITY_THRESHOLD},
@@ -55,6 +55,6 @@ IDENTIFICATION_DEFAULTS: Mapping[str, Mapping[str, Default]] = {
 names): what the request means when it leaves them out."""
 
 
-def request_default(operation: str, member: str) -> Optional[Default]:
+def request_default(operation: str, member: str) -> Default | None:
     """Rekognition's default of ``member`` in ``operation``'s request, None when it has none here."""
     return IDENTIFICATION_DEFAULTS.get(operation, {}).get(member)

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any
 
 from faceaudit._errors import InvalidParameterError
 
@@ -45,16 +46,16 @@ ENV_FASTSCAN_ABOVE = "FACEAUDIT_FASTSCAN_ABOVE"
 ENV_HNSW_ABOVE = "FACEAUDIT_HNSW_ABOVE"
 ENV_SECRET_ACCESS_KEY = "FACEAUDIT_SECRET_ACCESS_KEY"
 
-ENVIRONMENT: Tuple[str, ...] = (
+ENVIRONMENT: tuple[str, ...] = (
     ENV_DATA_DIR, ENV_CACHE_DIR, ENV_RUNTIME, ENV_VECTOR_STORE, ENV_MILVUS_URI,
     ENV_FASTSCAN_ABOVE, ENV_HNSW_ABOVE, ENV_SECRET_ACCESS_KEY,
 )
 """Every ``FACEAUDIT_*`` variable faceaudit reads."""
 
-RUNTIMES: Tuple[str, ...] = ("auto", "opencv", "onnxruntime", "openvino")
+RUNTIMES: tuple[str, ...] = ("auto", "opencv", "onnxruntime", "openvino")
 """Values of :attr:`Settings.runtime` (the names of ``faceaudit.engine``'s ``Runtime``)."""
 
-VECTOR_STORES: Tuple[str, ...] = ("local", "milvus")
+VECTOR_STORES: tuple[str, ...] = ("local", "milvus")
 """Values of :attr:`Settings.vector_store` (the names of ``faceaudit.collections.VectorStore``)."""
 
 
@@ -81,14 +82,14 @@ class Settings:
     """What runs the sface networks: one of :data:`RUNTIMES` (auto: the fastest installed)."""
     vector_store: str = "local"
     """Where faces are searched: one of :data:`VECTOR_STORES`."""
-    milvus_uri: Optional[str] = None
+    milvus_uri: str | None = None
     """Milvus server URI (http://host:19530) or milvus-lite file; None: ``<data dir>/milvus.db``."""
-    fastscan_above: Optional[int] = None
+    fastscan_above: int | None = None
     """Collections without a ``faceaudit:index`` tag use the fast scan above this many faces
     (a face count >= 0); None: never."""
-    hnsw_above: Optional[int] = None
+    hnsw_above: int | None = None
     """Collections without a ``faceaudit:index`` tag use HNSW above this many faces; None: never."""
-    secret_access_key: Optional[str] = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
     """A reviewer's secret access key (``faceaudit review``); never shown in a repr."""
 
     def __post_init__(self) -> None:
@@ -108,7 +109,7 @@ class Settings:
                 raise InvalidParameterError(f"{env_name} ({name.replace('_', ' ')}): a face count >= 0, got {value!r}")
 
     @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """The settings the environment gives (``os.environ`` when ``env`` is None), else defaults.
 
         A malformed value is an :class:`InvalidParameterError` naming the variable."""
@@ -126,7 +127,7 @@ class Settings:
             secret_access_key=env.get(ENV_SECRET_ACCESS_KEY),
         )
 
-    def with_flags(self, **flags: Any) -> "Settings":
+    def with_flags(self, **flags: Any) -> Settings:
         """These settings with the command-line flags that were given (None: not given) on top.
 
         An unknown flag name is an InvalidParameterError (a typo must not be ignored)."""
@@ -138,7 +139,7 @@ class Settings:
         return dataclasses.replace(self, **given) if given else self
 
 
-def load_settings(env: Optional[Mapping[str, str]] = None, **flags: Any) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
     """Flags > environment > defaults: what the command line calls once."""
     return Settings.from_env(env).with_flags(**flags)
 
@@ -149,7 +150,7 @@ def environment_settings() -> Settings:
     return Settings.from_env()
 
 
-def _face_count(env: Mapping[str, str], name: str) -> Optional[int]:
+def _face_count(env: Mapping[str, str], name: str) -> int | None:
     raw = env.get(name, "").strip()
     try:
         return int(raw) if raw else None

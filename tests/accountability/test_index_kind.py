@@ -22,7 +22,7 @@ def _ext(tmp_path, config=None):
 
 
 def test_index_kind_of_a_collection(tmp_path):
-    ext, fc = _ext(tmp_path, SearchConfig(hnsw_above=0))
+    _, fc = _ext(tmp_path, SearchConfig(hnsw_above=0))
     fc.create_collection(collection_id="flat", tags={INDEX_TAG: "flat"})
     fc.create_collection(collection_id="fast", tags={INDEX_TAG: "FastScan"})
     fc.create_collection(collection_id="big")

@@ -30,7 +30,7 @@ def test_normalise_applies_each_default_once_and_checks_it():
 def test_accountability_reads_the_same_defaults():
     from faceaudit.accountability import identification
 
-    for operation, defaults in IDENTIFICATION_DEFAULTS.items():
+    for operation in IDENTIFICATION_DEFAULTS:
         spec = identification(operation)
         assert spec is not None, operation
         assert spec.threshold({}) == request_default(operation, spec.threshold_member)

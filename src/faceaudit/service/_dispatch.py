@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
+from typing import Any, Protocol
 
 from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD
 from faceaudit._errors import (
@@ -54,10 +55,10 @@ __all__ = ["COLLECTION_ROUTES", "DEFAULT_SIMILARITY_THRESHOLD", "Dispatcher", "E
 class Result(Protocol):
     """What a backend or engine method returns: a typed result with its response document."""
 
-    def to_rekognition(self) -> Dict[str, Any]: ...
+    def to_rekognition(self) -> dict[str, Any]: ...
 
 
-Arguments = Dict[str, Any]
+Arguments = dict[str, Any]
 """A request's members as keyword arguments (``FaceMatchThreshold`` -> ``face_match_threshold``)."""
 
 CollectionRoute = Callable[[FaceCollections, Arguments], Result]
@@ -106,13 +107,13 @@ class Dispatcher:
 
     def __init__(
         self,
-        data_dir: "Path | str",
-        backend_factory: Optional[Callable[[Path], FaceCollections]] = None,
-        engine_factory: Optional[Callable[[], FaceEngine]] = None,
+        data_dir: Path | str,
+        backend_factory: Callable[[Path], FaceCollections] | None = None,
+        engine_factory: Callable[[], FaceEngine] | None = None,
         *,
-        objects: Optional[ObjectStore] = None,
-        bucket_access: Optional[BucketAccess] = None,
-        backend_options: Union[BackendOptions, Mapping[str, Any], None] = None,
+        objects: ObjectStore | None = None,
+        bucket_access: BucketAccess | None = None,
+        backend_options: BackendOptions | Mapping[str, Any] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.objects = objects  # an ObjectStore, or None: S3Object inputs are refused
@@ -124,10 +125,10 @@ class Dispatcher:
         self.backend_options: BackendOptions = backend_options.replace(objects=objects)
         self._backend_factory = backend_factory
         self._engine_factory = engine_factory or _default_engine
-        self._backend: Optional[FaceCollections] = None
-        self._engine: Optional[FaceEngine] = None
+        self._backend: FaceCollections | None = None
+        self._engine: FaceEngine | None = None
         self._lock = threading.Lock()
-        self._images: Dict[str, Tuple[str, ...]] = {}
+        self._images: dict[str, tuple[str, ...]] = {}
 
     # -- lazy, once per process ----------------------------------------------------------------
 
@@ -165,7 +166,7 @@ class Dispatcher:
 
     # -- objects in object stores ---------------------------------------------------------------
 
-    def resolve(self, operation: str, params: Dict[str, Any], role: str) -> Dict[str, Any]:
+    def resolve(self, operation: str, params: dict[str, Any], role: str) -> dict[str, Any]:
         """The request with each image ``S3Object`` replaced by the object's bytes.
 
         Checks that ``role`` may read the bucket (AccessDeniedException), that the
@@ -196,7 +197,7 @@ class Dispatcher:
             out[name] = {"Bytes": StoredImage(self.objects.read(ref, MAX_STORED_IMAGE_BYTES))}
         return out
 
-    def _image_members(self, operation: str) -> Tuple[str, ...]:
+    def _image_members(self, operation: str) -> tuple[str, ...]:
         images = self._images.get(operation)
         if images is None:
             shape = operation_model(operation).input_shape
@@ -206,7 +207,7 @@ class Dispatcher:
 
     # -- calling ---------------------------------------------------------------------------------
 
-    def arguments(self, operation: str, params: Dict[str, Any]) -> Arguments:
+    def arguments(self, operation: str, params: dict[str, Any]) -> Arguments:
         """Validated request members as the backend's keyword arguments (images as bytes)."""
         images = self._image_members(operation)
         kwargs = {}
@@ -216,8 +217,8 @@ class Dispatcher:
             kwargs[argument_name(name)] = value
         return kwargs
 
-    def call(self, operation: str, params: Dict[str, Any], region: Optional[str] = None
-             ) -> Tuple[Dict[str, Any], float]:
+    def call(self, operation: str, params: dict[str, Any], region: str | None = None
+             ) -> tuple[dict[str, Any], float]:
         """The operation's response document and the milliseconds spent in the backend/engine.
 
         ``region``: the region the request was signed for; the backend's ARNs name it."""
@@ -247,7 +248,7 @@ class Dispatcher:
 
     # -- the two operations without a collection: the face engine --------------------------------
 
-    def detect_faces(self, image: bytes, attributes: Optional[List[str]] = None) -> Result:
+    def detect_faces(self, image: bytes, attributes: list[str] | None = None) -> Result:
         """DetectFaces. The engine reports the DEFAULT attributes (BoundingBox, Confidence,
         Landmarks, Pose, Quality); it estimates no age, gender or emotions, so "ALL" returns the same."""
         return self.engine.detect(image)
@@ -256,8 +257,8 @@ class Dispatcher:
         self,
         source_image: bytes,
         target_image: bytes,
-        similarity_threshold: Optional[float] = None,
-        quality_filter: Optional[str] = None,
+        similarity_threshold: float | None = None,
+        quality_filter: str | None = None,
     ) -> Result:
         """CompareFaces (``similarity_threshold`` 0-100, higher is more alike; None: Rekognition's 80)."""
         threshold = DEFAULT_SIMILARITY_THRESHOLD if similarity_threshold is None else similarity_threshold
