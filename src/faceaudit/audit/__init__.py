@@ -17,8 +17,8 @@ Engines: :class:`LocalEngine` (faceaudit's models, exact scores for every pair) 
 :class:`RekognitionEngine` (any Rekognition-compatible endpoint via a boto3 client).
 The local engine's work runs on an executor: :class:`LocalExecutor` (worker processes on
 this machine, the default) or :class:`RayExecutor` (a Ray cluster).
-Metrics and formulas: docs/metrics.md. A candidate is an investigative lead, not an
-identification.
+Metrics and formulas: ../shared/docs/metrics.md (the project's shared docs). A candidate is an
+investigative lead, not an identification.
 """
 
 from faceaudit.audit._cache import CachedEmbedding, EmbeddingCache

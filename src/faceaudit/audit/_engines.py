@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD
 from faceaudit._errors import (
     FaceAuditError,
     InvalidParameterError,
@@ -48,8 +49,8 @@ from faceaudit.collections import map_external_image_id as external_image_id
 _Embedded = tuple[np.ndarray, np.ndarray, list[str | None], list[str | None]]
 """What embedding a list of images gives: vectors[N, D], ok[N], SHA-256[N], reason[N]."""
 
-REKOGNITION_DEFAULT_THRESHOLD = 80.0
-"""Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used)."""
+REKOGNITION_DEFAULT_THRESHOLD = DEFAULT_FACE_MATCH_THRESHOLD
+"""Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used; ``faceaudit._defaults``)."""
 
 REKOGNITION_MAX_FACES = 4096
 """The largest MaxFaces SearchFacesByImage accepts."""

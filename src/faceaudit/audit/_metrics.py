@@ -1,6 +1,6 @@
 """From search outcomes to rates, intervals, differentials, projections and curves.
 
-Formulas follow docs/metrics.md (shared): FPIR, FNIR, FMR, FNMR; max/min
+Formulas follow the shared ../shared/docs/metrics.md: FPIR, FNIR, FMR, FNMR; max/min
 ratio; FDR (Pereira & Marcel 2021); IR; GARBE with the Gini coefficient (Howard
 et al. 2022). Thresholds are global, never tuned per group.
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD
 from faceaudit._errors import InvalidParameterError, NoFaceError
 from faceaudit.engine._image import Image, ImageSource, load_image
 from faceaudit.engine._probe import report_probe
@@ -140,7 +141,7 @@ class FaceEngine:
         self,
         source: ImageSource | Image,
         target: ImageSource | Image,
-        similarity_threshold: float = 80.0,
+        similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD,
         keep: Callable[[DetectedFace], bool] | None = None,
     ) -> CompareResult:
         """CompareFaces: the largest source face against each of the 100 largest target faces.

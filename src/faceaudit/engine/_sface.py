@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import importlib.util
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from faceaudit._errors import FaceAuditError, InvalidParameterError, ModelError, ModelNotInstalledError
+from faceaudit._errors import FaceAuditError, ModelError, ModelNotInstalledError
 from faceaudit.engine._base import Detector, Embedder, describe_runtimes, detection_scale, normalise
 from faceaudit.engine._image import Image
 from faceaudit.engine._quality import build_face
@@ -105,14 +104,11 @@ class Runtime(enum.Enum):
 
     @classmethod
     def from_environment(cls) -> Runtime:
-        """``FACEAUDIT_RUNTIME`` (auto, opencv, onnxruntime or openvino; default auto)."""
-        raw = os.environ.get("FACEAUDIT_RUNTIME", "auto").strip().lower() or "auto"
-        try:
-            return cls(raw)
-        except ValueError:
-            raise InvalidParameterError(
-                f"FACEAUDIT_RUNTIME={raw!r} is not one of: {', '.join(r.value for r in cls)}"
-            ) from None
+        """The runtime of the environment's settings (``FACEAUDIT_RUNTIME``: auto, opencv,
+        onnxruntime or openvino; default auto; read by ``faceaudit._settings``)."""
+        from faceaudit._settings import environment_settings
+
+        return cls(environment_settings().runtime)
 
 
 def _installed(*names: str) -> bool:
