@@ -1,0 +1,32 @@
+"""Issue 23 item 5: the CLI fixes users tripped on, each checked through the real command line."""
+
+import json
+import os
+import socket
+import stat
+
+from tests.service.conftest import cli
+
+
+def test_keys_create_out_writes_a_0600_key_file_and_never_overwrites(tmp_path):
+    old = os.umask(0o022)  # the usual umask that left `> key.json` world-readable
+    try:
+        out = tmp_path / "key.json"
+        run = cli("keys", "create", "--out", str(out), "--data-dir", str(tmp_path / "data"))
+        assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+        key = json.loads(out.read_text())
+        assert set(key) == {"AccessKeyId", "SecretAccessKey"}
+        assert key["SecretAccessKey"] not in run.stdout + run.stderr
+        again = cli("keys", "create", "--out", str(out), "--data-dir", str(tmp_path / "data"), check=False)
+        assert again.returncode == 2 and "exists" in again.stderr
+        assert json.loads(out.read_text()) == key
+        listed = cli("keys", "list", "--json", "--data-dir", str(tmp_path / "data")).stdout
+        assert len(json.loads(listed)["AccessKeys"]) == 1  # the refused one made no key
+    finally:
+        os.umask(old)
+
+
+def test_gitignore_keeps_key_files_and_buckets_out_of_the_repo():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    lines = open(os.path.join(root, ".gitignore"), encoding="utf-8").read().split()
+    assert {"key.json", "/buckets/", "/out/"} <= set(lines)
