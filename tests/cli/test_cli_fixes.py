@@ -30,3 +30,15 @@ def test_gitignore_keeps_key_files_and_buckets_out_of_the_repo():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     lines = open(os.path.join(root, ".gitignore"), encoding="utf-8").read().split()
     assert {"key.json", "/buckets/", "/out/"} <= set(lines)
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = cli("serve", "--port", str(port), "--no-auth", "--data-dir", str(tmp_path / "d"), check=False)
+    assert out.returncode == 2, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in last, out.stderr
+    assert "internal error" not in out.stderr and "Traceback" not in out.stderr
