@@ -42,3 +42,23 @@ def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path):
     last = out.stderr.strip().splitlines()[-1]
     assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in last, out.stderr
     assert "internal error" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_report_usage_prints_a_text_summary_and_html_only_to_a_file(tmp_path):
+    data = str(tmp_path / "d")
+    cli("collection", "create", "c", "--data-dir", data)
+    period = ["--from", "2026-01-01", "--to", "2099-12-31", "--data-dir", data]
+    text = cli("report", "usage", *period).stdout
+    assert "<" not in text and "identification searches: 0" in text and "Search log verified" in text
+    cli("report", "usage", *period, "--out", str(tmp_path / "u.html"))
+    assert (tmp_path / "u.html").read_text().lstrip().lower().startswith("<!doctype html")
+    listed = cli("--help").stdout
+    assert "report usage" in listed and "report-usage" not in listed
+
+
+def test_a_subcommands_bad_flag_prints_its_usage_with_a_did_you_mean():
+    out = cli("search", "c", "--treshold", "80", check=False)
+    assert out.returncode == 2
+    assert "usage: faceaudit search" in out.stderr and "did you mean --threshold?" in out.stderr
+    out = cli("keys", "create", "--jsn", check=False)
+    assert out.returncode == 2 and "usage: faceaudit keys create" in out.stderr and "--json?" in out.stderr
