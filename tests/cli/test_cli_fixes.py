@@ -62,3 +62,18 @@ def test_a_subcommands_bad_flag_prints_its_usage_with_a_did_you_mean():
     assert "usage: faceaudit search" in out.stderr and "did you mean --threshold?" in out.stderr
     out = cli("keys", "create", "--jsn", check=False)
     assert out.returncode == 2 and "usage: faceaudit keys create" in out.stderr and "--json?" in out.stderr
+
+
+def test_small_rates_read_as_1_in_n_and_short_exponents_never_a_percent():
+    from faceaudit.cli._audit_cmds import _coherent
+    from faceaudit.cli._output import rate_text, short_g
+
+    assert rate_text(6.4e-5) == "6.4e-5 (1 in 15,625)"
+    assert rate_text(0.012) == "0.012 (1 in 83)"
+    assert rate_text(0.0) == "0" and rate_text(None) == "-" and rate_text(0.25) == "0.25"
+    assert short_g(1.26e-7) == "1.3e-7" and short_g(0.001) == "0.001"
+    assert "%" not in rate_text(6.4e-5)
+    # a --match-count the threshold did not reach says so instead of contradicting "0/160"
+    said = _coherent(("audited", "10 searches with a false candidate"), found=0)
+    assert said[0] == "audited" and "at most 10" in said[1] and "0 here" in said[1]
+    assert _coherent(("2 searches with a false candidate",), found=2) == ["2 searches with a false candidate"]

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from faceaudit.cli._output import print_json, print_table
+from faceaudit.cli._output import print_json, print_table, short_g
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -292,7 +292,7 @@ def cmd_policy_list(args) -> int:
         return "-" if value is None else fmt.format(value)
 
     def threshold(value):  # say what a Similarity threshold means
-        return "-" if value is None else f"{value:g} (false-match rate <= {promised_fmr(value):.2g})"
+        return "-" if value is None else f"{value:g} (false-match rate <= {short_g(promised_fmr(value))})"
 
     rows = [["(default)", default.source if default.source == "none" else "deployment default",
              threshold(default.effective_min_threshold), cell(default.max_faces, "{}"),

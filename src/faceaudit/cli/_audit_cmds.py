@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from faceaudit.cli._output import rate_text
+
 
 def _csv_list(text: str) -> tuple:
     return tuple(x.strip() for x in text.split(",") if x.strip())
@@ -215,8 +217,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         o = x.overall
         print(f"  threshold {x.threshold:g}: {o['ACLU_COUNT'].errors}/{o['ACLU_COUNT'].trials} searches with a "
               f"false candidate; FPIR {_pct(o['FPIR'].rate)}, FNIR {_pct(o['FNIR'].rate)}, "
-              f"FMR {_pct(o['FMR'].rate)}, FNMR {_pct(o['FNMR'].rate)}"
-              + (f"  [{', '.join(x.reasons)}]" if x.reasons else ""))
+              f"FMR {rate_text(o['FMR'].rate)}, FNMR {_pct(o['FNMR'].rate)}"
+              + (f"  [{', '.join(_coherent(x.reasons, o['ACLU_COUNT'].errors))}]" if x.reasons else ""))
     for st in r.share_tests:
         m, e = st.matched, st.everyone
         if m.trials and any(abs(st.threshold - x) < 1e-9 for x in (*r.thresholds, *(p.threshold for p in r.match_counts))):
@@ -285,6 +287,19 @@ def _command_line(args: argparse.Namespace) -> str:
     if argv is None:
         argv = sys.argv[1:]
     return shell_words(["faceaudit", *argv])
+
+
+def _coherent(reasons, found: int) -> list[str]:
+    """A match-count reason ("10 searches with a false candidate") that this threshold did not reach
+    says what was asked and what was found, so the line does not contradict its own count."""
+    out = []
+    for reason in reasons:
+        asked = re.fullmatch(r"(\d+) searches with a false candidate", reason)
+        if asked and int(asked.group(1)) != found:
+            reason = (f"lowest threshold with at most {asked.group(1)} searches with a false candidate "
+                      f"(--match-count {asked.group(1)}; {found} here)")
+        out.append(reason)
+    return out
 
 
 def _pct(rate) -> str:

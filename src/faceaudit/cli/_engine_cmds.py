@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD
-from faceaudit.cli._output import print_json, print_table
+from faceaudit.cli._output import print_json, print_table, short_g
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,7 +88,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"model {engine.spec.name} ({engine.model_version}); threshold {result.threshold:g} "
           f"(Similarity scale {engine.spec.scale.version})")
     print(f"Similarity is 0-100, higher is more alike; at or above {result.threshold:g} two different "
-          f"people match with probability {promised_fmr(result.threshold):.2g} "
+          f"people match with probability {short_g(promised_fmr(result.threshold))} "
           f"({one_in(result.threshold)}), on every model.")
     rows = [("match", f"{m.similarity:.2f}", _box(m.face)) for m in result.matches]
     rows += [("no match", f"{m.similarity:.2f}", _box(m.face)) for m in result.unmatched]
@@ -188,9 +188,9 @@ def _print_calibration(cal: dict) -> None:
         exp = r["expected_false_candidates"]
         rows.append((
             f"{r['similarity']:.2f}" + (" *" if r.get("model_own_threshold") else ""),
-            f"{r['promised_fmr']:.2g}",
-            f"{r['fmr_bound95']:.2g}" if "fmr_bound95" in r else "",
-            ("~" if r["extrapolated"] else "") + (f"{r['fmr_estimate']:.2g}" if "fmr_estimate" in r else ""),
+            short_g(r['promised_fmr']),
+            short_g(r['fmr_bound95']) if "fmr_bound95" in r else "",
+            ("~" if r["extrapolated"] else "") + (short_g(r['fmr_estimate']) if "fmr_estimate" in r else ""),
             f"{r['fmr']['errors']}/{r['fmr']['trials']:,}",
             f"{r['holdout_fmr']['errors']}/{r['holdout_fmr']['trials']:,}",
             f"{r['fnmr']['errors']}/{r['fnmr']['trials']} = {_pct(r['fnmr']['rate'])}",

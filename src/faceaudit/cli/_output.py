@@ -28,3 +28,21 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
+
+
+def rate_text(rate: float | None) -> str:
+    """A small rate as a plain decimal with a short exponent and "1 in N": ``6.4e-5 (1 in 15,625)``,
+    ``0.012 (1 in 83)``; never a percent of a percent (``6.4e-05%``). ``-`` when unknown."""
+    if rate is None:
+        return "-"
+    if rate <= 0:
+        return "0"
+    if rate >= 0.1:
+        return f"{rate:.2g}"
+    return f"{short_g(rate)} (1 in {round(1 / rate):,})"
+
+
+def short_g(value: float) -> str:
+    """Two significant digits with a short exponent: ``6.4e-5``, not ``6.4e-05``."""
+    mantissa, _, exponent = f"{value:.2g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
