@@ -77,3 +77,13 @@ def test_small_rates_read_as_1_in_n_and_short_exponents_never_a_percent():
     said = _coherent(("audited", "10 searches with a false candidate"), found=0)
     assert said[0] == "audited" and "at most 10" in said[1] and "0 here" in said[1]
     assert _coherent(("2 searches with a false candidate",), found=2) == ["2 searches with a false candidate"]
+
+
+def test_log_verify_with_a_missing_anchors_dir_fails_before_printing_ok(tmp_path):
+    data = str(tmp_path / "d")
+    cli("collection", "create", "c", "--data-dir", data)
+    out = cli("log", "verify", "--anchors", str(tmp_path / "nosuchdir"), "--data-dir", data, check=False)
+    assert out.returncode == 2 and "no such directory" in out.stderr and "OK" not in out.stdout, out
+    (tmp_path / "empty").mkdir()
+    out = cli("log", "verify", "--anchors", str(tmp_path / "empty"), "--data-dir", data, check=False)
+    assert out.returncode != 0 and "no anchors" in out.stderr and "OK" not in out.stdout, out

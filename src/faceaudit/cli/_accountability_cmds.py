@@ -123,8 +123,16 @@ def _acc(args):
 
 
 def cmd_log_verify(args) -> int:
+    from pathlib import Path
+
+    from faceaudit._errors import InvalidParameterError
     from faceaudit.accountability import AcknowledgedRecordsMissingError, LogIntegrityError
 
+    if args.anchors:  # refused before anything is verified or printed as OK
+        if not Path(args.anchors).is_dir():
+            raise InvalidParameterError(f"--anchors {args.anchors}: no such directory")
+        if not any(Path(args.anchors).glob("*.json")):
+            raise LogIntegrityError(f"no anchors (*.json) in {args.anchors}")
     result = _acc(args).log.verify(expect_head=args.expect_head)
     if args.json:
         print_json({"Ok": result.ok, "Records": result.records, "HeadHash": result.head_hash,
