@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gallery", nargs="+", required=True, metavar="CSV", help="gallery manifest(s)")
     p.add_argument("--engine", choices=["local", "rekognition"], default="local",
                    help="local: in-process model, exact scores (default); rekognition: any "
-                        "Rekognition-compatible endpoint through boto3")
+                        "Rekognition-compatible endpoint through boto3 (needs AWS credentials: "
+                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)")
     p.add_argument("--model", default=None, help="local engine: face model (see `faceaudit models`); rekognition engine: a name for the "
                         "report (the endpoint picks the model; its FaceModelVersion is recorded)")
     p.add_argument("--endpoint-url", default=None,
