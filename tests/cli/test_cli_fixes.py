@@ -87,3 +87,16 @@ def test_log_verify_with_a_missing_anchors_dir_fails_before_printing_ok(tmp_path
     (tmp_path / "empty").mkdir()
     out = cli("log", "verify", "--anchors", str(tmp_path / "empty"), "--data-dir", data, check=False)
     assert out.returncode != 0 and "no anchors" in out.stderr and "OK" not in out.stdout, out
+
+
+def test_make_demo_opens_briefly_and_shares_its_embedding_cache_with_the_readme():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    make = open(os.path.join(root, "Makefile"), encoding="utf-8").read()
+    recipe = make[make.index("\ndemo: $(STAMP)"):make.index("\ntest:")]
+    assert "faceaudit models --brief" in recipe and "faceaudit models\n" not in recipe
+    cache = make.split("DEMO_CACHE := ")[1].split("\n")[0]
+    assert "--cache $(DEMO_CACHE)" in recipe
+    readme = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    assert f"--out out/sample-audit \\\n    --cache {cache}" in readme
+    brief = cli("models", "--brief").stdout.splitlines()
+    assert 2 <= len(brief) <= 5 and brief[0].startswith("sface (default)")
