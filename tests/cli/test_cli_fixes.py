@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import stat
+from pathlib import Path
 
 from tests.service.conftest import cli
 
@@ -28,7 +29,7 @@ def test_keys_create_out_writes_a_0600_key_file_and_never_overwrites(tmp_path):
 
 def test_gitignore_keeps_key_files_and_buckets_out_of_the_repo():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    lines = open(os.path.join(root, ".gitignore"), encoding="utf-8").read().split()
+    lines = Path(root, ".gitignore").read_text(encoding="utf-8").split()
     assert {"key.json", "/buckets/", "/out/"} <= set(lines)
 
 
@@ -91,12 +92,12 @@ def test_log_verify_with_a_missing_anchors_dir_fails_before_printing_ok(tmp_path
 
 def test_make_demo_opens_briefly_and_shares_its_embedding_cache_with_the_readme():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    make = open(os.path.join(root, "Makefile"), encoding="utf-8").read()
+    make = Path(root, "Makefile").read_text(encoding="utf-8")
     recipe = make[make.index("\ndemo: $(STAMP)"):make.index("\ntest:")]
     assert "faceaudit models --brief" in recipe and "faceaudit models\n" not in recipe
     cache = make.split("DEMO_CACHE := ")[1].split("\n")[0]
     assert "--cache $(DEMO_CACHE)" in recipe
-    readme = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    readme = Path(root, "README.md").read_text(encoding="utf-8")
     assert f"--out out/sample-audit \\\n    --cache {cache}" in readme
     brief = cli("models", "--brief").stdout.splitlines()
     assert 2 <= len(brief) <= 5 and brief[0].startswith("sface (default)")

@@ -69,12 +69,12 @@ def test_video_input_errors_are_typed_quiet_and_use_the_parameter_exit_code(tmp_
     junk.write_bytes(b"junk" * 100)
     proc = cli("video", "detect", str(junk), "--data-dir", d, check=False)
     assert proc.returncode == 3
-    assert proc.stderr.strip().splitlines() == [l for l in proc.stderr.strip().splitlines()
-                                                if l.startswith("faceaudit: ")], proc.stderr
+    assert proc.stderr.strip().splitlines() == [line for line in proc.stderr.strip().splitlines()
+                                                if line.startswith("faceaudit: ")], proc.stderr
     assert "-9223372036854775808" not in proc.stderr
 
 
 def test_video_progress_ends_at_100_percent(tmp_path, capsys, clip):
     code, _, err = run(capsys, "video", "detect", clip, "--fps", "1", "--data-dir", str(tmp_path))
-    lines = [l for l in err.splitlines() if l.startswith("video:")]
+    lines = [line for line in err.splitlines() if line.startswith("video:")]
     assert code == 0 and lines and lines[-1].startswith("video: 100%"), err

@@ -46,7 +46,7 @@ class _ShareAction(argparse.Action):
             shares[-1] = (shares[-1][0], value)
         else:
             shares.append((value, None))
-        setattr(namespace, "shares", shares)
+        namespace.shares = shares
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,8 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="local: in-process model, exact scores (default); rekognition: any "
                         "Rekognition-compatible endpoint through boto3 (needs AWS credentials: "
                         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)")
-    p.add_argument("--model", default=None, help="local engine: face model (see `faceaudit models`); rekognition engine: a name for the "
-                        "report (the endpoint picks the model; its FaceModelVersion is recorded)")
+    p.add_argument("--model", default=None,
+                   help="local engine: face model (see `faceaudit models`); rekognition engine: a name for "
+                        "the report (the endpoint picks the model; its FaceModelVersion is recorded)")
     p.add_argument("--endpoint-url", default=None,
                    help="rekognition engine: endpoint (e.g. http://127.0.0.1:8080 for `faceaudit serve`; "
                         "default: Amazon's)")
@@ -166,6 +167,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from faceaudit.audit import (
         DEFAULT_THRESHOLDS,
         AuditConfig,
+        AuditEngine,
         LocalEngine,
         RekognitionEngine,
         ShareSpec,
@@ -177,6 +179,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     policy = _policy(args)
+    engine: AuditEngine
     from faceaudit.engine import conditions_with_clean
 
     conditions = conditions_with_clean(args.probe_conditions) if args.probe_conditions else ()
@@ -222,8 +225,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
               + (f"  [{', '.join(_coherent(x.reasons, o['ACLU_COUNT'].errors))}]" if x.reasons else ""))
     for st in r.share_tests:
         m, e = st.matched, st.everyone
-        if m.trials and any(abs(st.threshold - x) < 1e-9 for x in (*r.thresholds, *(p.threshold for p in r.match_counts))):
-            print(f"  {st.label} at {st.threshold:g}: {m.errors}/{m.trials} = {_pct(m.rate)} of the searches with a false "
+        shown = (*r.thresholds, *(p.threshold for p in r.match_counts if p.threshold is not None))
+        if m.trials and any(abs(st.threshold - x) < 1e-9 for x in shown):
+            print(f"  {st.label} at {st.threshold:g}: {m.errors}/{m.trials} = {_pct(m.rate)} of the searches "
+                  "with a false "
                   f"candidate, {_pct(e.rate)} of all {e.trials} (Fisher's exact p = {st.p_value:.2g})")
     if r.conditions:
         _print_conditions(r)
@@ -252,7 +257,7 @@ def _print_conditions(r) -> None:
                        else f"{tt.searches_with_false_candidate}/{tt.searches}", f"{c.embed_seconds:.1f}"])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     print("probe conditions (synthetic degradations of the probes; gallery unchanged):")
-    for row in [head] + rows:
+    for row in [head, *rows]:
         print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
 
 

@@ -9,13 +9,12 @@ import sys
 from typing import IO
 
 from faceaudit._errors import InvalidParameterError
-
-from faceaudit.cli._output import print_json, print_table
+from faceaudit.cli._output import DATA_DIR_HELP, print_json, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("keys", help="access keys of `faceaudit serve` (SigV4)")
-    p.add_argument("--data-dir", default=None, help="data dir (default $FACEAUDIT_DATA_DIR or ~/.local/share/faceaudit)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     ksub = p.add_subparsers(dest="keys_command", metavar="ACTION")
     ksub.required = True
 
@@ -63,9 +62,10 @@ def _open_private(path: str) -> IO[str]:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise InvalidParameterError(f"--out {path} exists: choose a new file (a key file is never overwritten)")
+        raise InvalidParameterError(
+            f"--out {path} exists: choose a new file (a key file is never overwritten)") from None
     except OSError as exc:
-        raise InvalidParameterError(f"--out {path}: cannot create it: {exc.strerror}")
+        raise InvalidParameterError(f"--out {path}: cannot create it: {exc.strerror}") from None
     os.fchmod(fd, 0o600)
     return os.fdopen(fd, "w", encoding="utf-8")
 

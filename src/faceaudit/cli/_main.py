@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 from faceaudit import __version__
 from faceaudit._errors import FaceAuditError
@@ -52,7 +52,7 @@ SPELLINGS = {("report", "usage"): "report-usage"}
 (``faceaudit report DIR``): ``faceaudit report usage ...`` runs ``report-usage``."""
 
 
-def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: List[str]) -> None:
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> None:
     """Exit 2 with the usage of the (sub)command that was typed, not the top level's, and a
     did-you-mean for a misspelt flag (``search --treshold`` -> ``--threshold``)."""
     import difflib
@@ -77,7 +77,7 @@ def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
     command.error(message + "".join(f"\n  {h}" for h in hints))
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     typed = list(sys.argv[1:] if argv is None else argv)
     argv = typed

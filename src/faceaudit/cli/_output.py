@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+DATA_DIR_HELP = "data dir (default $FACEAUDIT_DATA_DIR, else ~/.local/share/faceaudit)"
 
 
 def print_json(obj: Any) -> None:
@@ -17,11 +20,11 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: s
     rows = [[_fmt(c) for c in r] for r in rows]
     widths = [len(h) for h in headers]
     for r in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, r)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+        widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     sys.stdout.write(indent + line.rstrip() + "\n")
     for r in rows:
-        sys.stdout.write(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+        sys.stdout.write(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
 
 
 def _fmt(value: Any) -> str:

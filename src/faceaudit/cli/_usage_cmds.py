@@ -6,6 +6,8 @@ import argparse
 import datetime as dt
 import sys
 
+from faceaudit.cli._output import DATA_DIR_HELP
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["text", "html", "json"], default=None,
                    help="text (a summary; the default on the terminal), html (the default with --out) or json")
     p.add_argument("--out", default="-", metavar="FILE", help="output file (default stdout)")
-    p.add_argument("--data-dir", default=None, help="data dir (default $FACEAUDIT_DATA_DIR or ~/.local/share/faceaudit)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.set_defaults(handler=cmd_usage)
     sub._choices_actions[-1].metavar = "report usage"  # `faceaudit --help` lists it as typed
 
@@ -26,8 +28,7 @@ def cmd_usage(args) -> int:
     import json
 
     from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability
-    from faceaudit.accountability import parse_day, render_html, usage_report
+    from faceaudit.accountability import Accountability, parse_day, render_html, usage_report
 
     start, end = parse_day(args.start), parse_day(args.end) + dt.timedelta(days=1)
     report = usage_report(Accountability(resolve_data_dir(args.data_dir)), start, end)

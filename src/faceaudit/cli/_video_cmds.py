@@ -87,9 +87,9 @@ class _Progress:
 
 
 def cmd_video_search(args) -> int:
+    from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
     from faceaudit.accountability import Accountability, CallerContext, VideoSearches
     from faceaudit.collections import CANDIDATE_NOTICE, FaceCollections
-    from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
 
     fc = FaceCollections(args.data_dir)
     videos = VideoSearches(Accountability(fc.data_dir))
