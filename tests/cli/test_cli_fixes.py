@@ -101,3 +101,14 @@ def test_make_demo_opens_briefly_and_shares_its_embedding_cache_with_the_readme(
     assert f"--out out/sample-audit \\\n    --cache {cache}" in readme
     brief = cli("models", "--brief").stdout.splitlines()
     assert 2 <= len(brief) <= 5 and brief[0].startswith("sface (default)")
+
+
+def test_audit_with_the_rekognition_engine_and_no_credentials_says_which_are_needed(tmp_path):
+    manifests = Path(__file__).resolve().parents[2] / "examples" / "sample" / "manifests"
+    no_credentials = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+                      "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                      "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true"}
+    out = cli("audit", "--engine", "rekognition", "--endpoint-url", "http://127.0.0.1:9",
+              "--probes", str(manifests / "congress_2018.csv"), "--gallery", str(manifests / "congress_2014.csv"),
+              "--out", str(tmp_path / "o"), "--quiet", check=False, env=no_credentials)
+    assert out.returncode == 9 and "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in out.stderr, out.stderr

@@ -340,7 +340,11 @@ class LocalEngine:
 def _client_error(exc: Exception) -> tuple[str, str]:
     resp = getattr(exc, "response", None) or {}
     err = resp.get("Error", {}) if isinstance(resp, dict) else {}
-    return str(err.get("Code") or type(exc).__name__), str(err.get("Message") or exc)
+    message = str(err.get("Message") or exc)
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+        message += (" (--engine rekognition signs with boto3's credentials: set AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, e.g. from `faceaudit keys create --role auditor --out key.json`)")
+    return str(err.get("Code") or type(exc).__name__), message
 
 
 class RekognitionEngine:
