@@ -112,3 +112,13 @@ def test_audit_with_the_rekognition_engine_and_no_credentials_says_which_are_nee
               "--probes", str(manifests / "congress_2018.csv"), "--gallery", str(manifests / "congress_2014.csv"),
               "--out", str(tmp_path / "o"), "--quiet", check=False, env=no_credentials)
     assert out.returncode == 9 and "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in out.stderr, out.stderr
+
+
+def test_audit_with_an_unknown_aws_profile_is_a_parameter_error(tmp_path):
+    manifests = Path(__file__).resolve().parents[2] / "examples" / "sample" / "manifests"
+    out = cli("audit", "--engine", "rekognition", "--endpoint-url", "http://127.0.0.1:9",
+              "--probes", str(manifests / "congress_2018.csv"), "--gallery", str(manifests / "congress_2014.csv"),
+              "--out", str(tmp_path / "o"), "--quiet", check=False,
+              env={"AWS_PROFILE": "no-such-profile", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                   "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
+    assert out.returncode == 2 and "no-such-profile" in out.stderr and "internal error" not in out.stderr

@@ -565,4 +565,7 @@ def make_client(endpoint_url: str | None = None, region: str | None = None):
     import os
 
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.client("rekognition", endpoint_url=endpoint_url, region_name=region)
+    try:
+        return boto3.client("rekognition", endpoint_url=endpoint_url, region_name=region)
+    except Exception as exc:  # botocore: ProfileNotFound, a malformed endpoint URL or config file
+        raise InvalidParameterError(f"cannot make the rekognition client: {exc}") from None
