@@ -122,3 +122,13 @@ def test_audit_with_an_unknown_aws_profile_is_a_parameter_error(tmp_path):
               env={"AWS_PROFILE": "no-such-profile", "AWS_CONFIG_FILE": str(tmp_path / "none"),
                    "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
     assert out.returncode == 2 and "no-such-profile" in out.stderr and "internal error" not in out.stderr
+
+
+def test_a_missing_image_or_video_path_is_a_parameter_error_exit_2(tmp_path):
+    data = str(tmp_path / "d")
+    cli("collection", "create", "c", "--data-dir", data)
+    for argv in (["detect", str(tmp_path / "no.jpg")], ["index", "c", str(tmp_path / "no.jpg"), "--data-dir", data],
+                 ["video", "detect", str(tmp_path / "no.mp4"), "--data-dir", data]):
+        out = cli(*argv, check=False)
+        assert out.returncode == 2, (argv, out.stderr)
+        assert "not found" in out.stderr or "No such file" in out.stderr, (argv, out.stderr)
