@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dlib,ray,milvus]' || $(PY) -m pip install --quiet -e '.[test,dlib,milvus]' \
-	  || $(PY) -m pip install --quiet -e '.[test,milvus]' || $(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,dlib,ray,milvus,postgres]' || $(PY) -m pip install --quiet -e '.[test,dlib,milvus,postgres]' \
+	  || $(PY) -m pip install --quiet -e '.[test,milvus,postgres]' || $(PY) -m pip install --quiet -e '.[test,postgres]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,6 +19,9 @@ Loopback only; bounded in time (D seconds per server plus start-up).
     python scripts/soak_service.py                                 # this checkout, 60 s
     python scripts/soak_service.py --src old=/path/to/old/src --src new=src --seconds 60
     python scripts/soak_service.py --hostile 8 --big-bodies 8 --seconds 30   # the memory attack alone
+    python scripts/soak_service.py --attack h1 --hostile 60 --seconds 20      # issue 22's replays
+    python scripts/soak_service.py --attack h2 --hostile 80 --seconds 25
+    python scripts/soak_service.py --attack kill --workers 2
 
 ``--src LABEL=DIR`` runs the server from another source tree (PYTHONPATH=DIR, same
 interpreter), so that two versions are measured side by side in one run.
@@ -358,6 +361,198 @@ def soak(label: str, src: Path, args) -> dict:
         }
 
 
+# -- issue 22: replays of H1 (header-only requests naming known key ids), H2 (slow sign-ins) and
+# -- the kill test (both workers killed, the outage measured) -------------------------------------
+
+def signed_heads(url: str, key_ids: List[str], length: int, op: str = "CompareFaces") -> List[bytes]:
+    """Request heads naming each key id with a junk signature (a wrong secret) for a body of
+    ``length`` bytes."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    heads = []
+    netloc = url.split("//")[1]
+    for key_id in key_ids:
+        req = AWSRequest("POST", url + "/", data=b"", headers={
+            "X-Amz-Target": f"RekognitionService.{op}", "Content-Type": "application/x-amz-json-1.1", "Host": netloc})
+        SigV4Auth(Credentials(key_id, "junk" * 10), "rekognition", "us-east-1").add_auth(req)
+        head = "POST / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in req.headers.items())
+        heads.append((head + f"Content-Length: {length}\r\n\r\n").encode())
+    return heads
+
+
+class Holder(threading.Thread):
+    """Holds ``n`` connections that each sent ``heads[i]`` and ``first`` and then a byte every
+    ``interval`` seconds (never completing); one answered or closed is opened again at once."""
+
+    def __init__(self, address, heads: List[bytes], n: int, stop: threading.Event, interval: float = 5.0,
+                 first: bytes = b"{", sources: int = 6) -> None:
+        super().__init__(daemon=True)
+        self.address, self.heads, self.n, self.stop = address, heads, n, stop
+        self.interval, self.first, self.sources = interval, first, sources
+        self.renewed = 0
+        self.answers: Dict[str, int] = {}
+        self.held_samples: List[int] = []
+
+    def _open(self, sel, i: int) -> None:
+        import selectors
+
+        try:
+            s = socket.create_connection(self.address, timeout=5, source_address=(HOSTILE_SOURCES[i % self.sources], 0))
+            s.sendall(self.heads[i % len(self.heads)] + self.first)
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ, i)
+        except OSError:
+            pass
+
+    def run(self) -> None:
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        for i in range(self.n):
+            self._open(sel, i)
+        next_byte = time.monotonic() + self.interval
+        while not self.stop.is_set():
+            for sk, _ in sel.select(0.2):
+                sel.unregister(sk.fileobj)
+                try:
+                    status = sk.fileobj.recv(64)[9:12].decode("latin-1") or "closed"
+                except OSError:
+                    status = "reset"
+                self.answers[status] = self.answers.get(status, 0) + 1
+                sk.fileobj.close()
+                self.renewed += 1
+                self._open(sel, sk.data + 1)
+            if time.monotonic() >= next_byte:
+                next_byte += self.interval
+                for sk in list(sel.get_map().values()):
+                    try:
+                        sk.fileobj.send(b"a")
+                    except OSError:
+                        pass
+            self.held_samples.append(len(sel.get_map()))
+        for sk in list(sel.get_map().values()):
+            sk.fileobj.close()
+
+
+def victim(url: str, key: dict, seconds: float, read_timeout: float) -> dict:
+    """DetectFaces calls (a 200 KB junk image; no retries) for ``seconds``: answered (the
+    service's InvalidImageFormatException) and not (refusals, timeouts), with their codes."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    rek = boto3.client("rekognition", endpoint_url=url, region_name="us-east-1",
+                       aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                       config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10,
+                                     read_timeout=read_timeout))
+    answered, refused = 0, {}
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            rek.detect_faces(Image={"Bytes": b"x" * 200_000})
+            answered += 1
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "InvalidImageFormatException":
+                answered += 1
+            else:
+                refused[code] = refused.get(code, 0) + 1
+        except Exception as exc:  # noqa: BLE001 - a timeout or a broken connection
+            refused[type(exc).__name__] = refused.get(type(exc).__name__, 0) + 1
+    return {"answered": answered, "not_answered": sum(refused.values()), "why": refused}
+
+
+def replay(label: str, src: Path, args) -> dict:
+    """One of the issue 22 attacks against `faceaudit serve --workers W` from ``src``."""
+    with tempfile.TemporaryDirectory(prefix=f"replay-{label}-") as tmp:
+        data = Path(tmp)
+        keys = []
+        for role in ("operator", "admin", "operator", "auditor"):
+            out = subprocess.run(cli(src) + ["keys", "create", "--json", "--role", role, "--data-dir", str(data)],
+                                 capture_output=True, text=True, check=True, env=env_for(src)).stdout
+            keys.append(json.loads(out))
+        server = Server(src, data, args.workers)
+        try:
+            victim(server.url, keys[0], 2.0, 30)  # warm
+            if args.attack == "kill":
+                return {"server": label, "attack": "kill", **kill_test(server)}
+            workers = server.workers()
+            baseline = {pid: rss_mib(pid) for pid in workers}
+            peak = dict(baseline)
+            stop = threading.Event()
+            if args.attack == "h1":  # 12 such bodies fill a worker's 160 MiB budget to the byte
+                heads = signed_heads(server.url, [k["AccessKeyId"] for k in keys], 160 * 2**20 // 12)
+                hostile = Holder(server.address, heads, args.hostile, stop)
+            else:  # h2
+                head = (b"POST /review/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+                        b"\r\nContent-Length: 16000\r\n\r\n")
+                hostile = Holder(server.address, [head], args.hostile, stop, first=b"a")
+            hostile.start()
+
+            def sample() -> None:
+                while not stop.is_set():
+                    for pid in server.workers():
+                        value = rss_mib(pid)
+                        if value is not None:
+                            peak[pid] = max(peak.get(pid) or 0.0, value)
+                    stop.wait(1.0)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            time.sleep(2.0)  # the hostile connections are made (a script, not a test)
+            result = victim(server.url, keys[0], args.seconds, 25.0)
+            stop.set()
+            hostile.join(60)
+            sampler.join(10)
+        finally:
+            server.stop()
+        held = sorted(hostile.held_samples) or [0]
+        return {"server": label, "attack": args.attack, "victim": result,
+                "hostile": {"connections": args.hostile, "held_median": held[len(held) // 2],
+                            "renewed": hostile.renewed, "answers": hostile.answers},
+                "memory_mib": {str(pid): {"before": None if baseline.get(pid) is None else round(baseline[pid], 1),
+                                          "peak": None if peak.get(pid) is None else round(peak[pid], 1)}
+                               for pid in sorted(peak)}}
+
+
+def kill_test(server: Server, rounds: int = 6) -> dict:
+    """Kill -9 every worker at once, ``rounds`` times (each as soon as every slot has a new
+    worker, so that the supervisor's back-off grows): per round, the seconds until the service
+    answered GET /health again (the outage) and until every slot had a new worker."""
+    import signal as _signal
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(server.address, timeout=1) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return s.recv(64).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    outages, recovered = [], []
+    for _ in range(rounds):
+        before = server.workers()
+        killed = time.monotonic()
+        for pid in before:
+            os.kill(pid, _signal.SIGKILL)
+        deadline = killed + 120
+        while any(os.path.exists(f"/proc/{pid}") and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+                  for pid in before if os.path.exists(f"/proc/{pid}/status")) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the old workers are gone (their accepted connections with them)
+        while not answers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        outages.append(round(time.monotonic() - killed, 2))
+        while time.monotonic() < deadline:
+            now = server.workers()
+            if len(now) == len(before) and not set(now) & set(before):
+                break
+            time.sleep(0.05)
+        recovered.append(round(time.monotonic() - killed, 2))
+    return {"rounds": rounds, "outage_s": outages, "all_workers_back_s": recovered}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--src", action="append", default=[], metavar="LABEL=DIR",
@@ -369,7 +564,19 @@ def main(argv=None) -> int:
     p.add_argument("--big-bodies", type=int, default=4, help="of which pre-auth 60 MiB bodies (default 4)")
     p.add_argument("--interval", type=float, default=10.0, help="seconds between slowloris bytes (default 10)")
     p.add_argument("--json", dest="json_out", default=None, help="write the results here too")
+    p.add_argument("--attack", choices=["h1", "h2", "kill"], default=None,
+                   help="replay one attack of issue 22 instead of the soak: h1 (--hostile header-only "
+                        "requests naming known key ids, junk signatures, renewed), h2 (--hostile slow "
+                        "sign-ins), kill (every worker killed at once, 3 times: the outage)")
     args = p.parse_args(argv)
+    if args.attack:
+        sources = [s.split("=", 1) for s in args.src] or [["this", str(ROOT / "src")]]
+        results = [replay(label, Path(src), args) for label, src in sources]
+        for r in results:
+            print(json.dumps(r))
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(results, indent=2))
+        return 0
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

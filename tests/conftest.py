@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests._postgres import postgres_server, postgres_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
+
 DATA = Path(__file__).parent / "data"
 MEMBERS_F = ["C000127", "F000062", "K000367", "M001170"]
 MEMBERS_M = ["B000944", "C000141", "C000174", "C001070"]

@@ -10,33 +10,105 @@ transaction, so an interrupted migration (an error, kill -9, power loss) leaves 
 database as it was, and two processes that open an old database at once migrate it once.
 
 The stores speak to the database only through :meth:`SQLiteDatabase.connect` /
-:meth:`SQLiteDatabase.session` and :func:`transaction`. A second dialect (PostgreSQL,
-issue 21) slots in as another class with the same entry points (its ``dialect`` named),
-the same version record (``meta``, one ``version_key`` per store when the stores share
-one database) and a :class:`Schema` per store with that dialect's SQL in its steps.
+:meth:`SQLiteDatabase.session` and :func:`transaction`. :class:`PostgreSQLDatabase`
+(issue 21, psycopg 3) has the same entry points and the same version record (``meta``,
+one ``version_key`` per store, as the stores share one database there); its migrations
+run in one transaction that first takes ``pg_advisory_xact_lock`` (a lock per store), so
+hosts that start at once migrate once. :func:`open_database` picks the class from a URL
+(``sqlite:///path`` or a plain path: SQLite; ``postgresql://...``: PostgreSQL). Where the
+SQL of the two differs (placeholders, insert-or-ignore, JSON fields, generated keys) a
+store asks the database's :class:`Dialect`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, List, Mapping, Optional, Union
+from typing import Any, Callable, ClassVar, Iterator, List, Mapping, Optional, Sequence, Union
 
-from faceaudit._errors import DataVersionError
+from faceaudit._errors import DataVersionError, InvalidParameterError, ServiceUnavailableError
 from faceaudit._paths import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
-Step = Union[str, Callable[[sqlite3.Connection], None]]
-"""A migration step: SQL (one or more statements) or a function given the connection."""
+Step = Union[str, Callable[[Any], None]]
+"""A migration step: SQL (one or more statements) or a function given the connection
+(a ``sqlite3.Connection``, or a ``psycopg.Connection`` in a PostgreSQL schema)."""
 
 VERSION_KEY = "schema_version"
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Where the SQL of the two databases differs; a store writes its SQL with ``?``
+    placeholders and asks its database's dialect (``db.dialect``) for the rest.
+
+    Use the two instances :data:`SQLITE` and :data:`POSTGRESQL`.
+    """
+
+    name: str
+    positional: str  # the driver's placeholder: "?" (sqlite3) or "%s" (psycopg)
+    json_text_sql: str  # the text of a top-level key of a JSON column: {column}, {key}
+    auto_id_sql: str  # a column declaration: a generated integer primary key
+    insert_ignore_verb: str  # "INSERT OR IGNORE" / "INSERT" ...
+    insert_ignore_suffix: str  # ... "" / " ON CONFLICT DO NOTHING"
+
+    def sql(self, text: str) -> str:
+        """``text`` (``?`` placeholders) in this driver's form: for psycopg ``?`` outside quoted
+        literals and identifiers becomes ``%s`` and every ``%`` is doubled."""
+        if self.positional == "?":
+            return text
+        out, quote = [], ""
+        for ch in text:
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in ("'", '"'):
+                quote = ch
+            elif ch == "?":
+                out.append("%s")
+                continue
+            out.append("%%" if ch == "%" else ch)
+        return "".join(out)
+
+    def insert_ignore(self, table: str, columns: Sequence[str]) -> str:
+        """INSERT of one row (``?`` placeholders) that does nothing when a unique key exists."""
+        cols = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        return f"{self.insert_ignore_verb} INTO {table} ({cols}) VALUES ({marks}){self.insert_ignore_suffix}"
+
+    def upsert(self, table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+        """INSERT of one row that replaces the other columns of the row with the same ``key``
+        (``ON CONFLICT ... DO UPDATE``: SQLite 3.24 and PostgreSQL 9.5 speak it alike)."""
+        cols = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        rest = [c for c in columns if c not in key]
+        action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in rest)) if rest else "DO NOTHING"
+        return f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) {action}"
+
+    def json_text(self, column: str, key: str) -> str:
+        """An expression: the value of top-level ``key`` of the JSON text in ``column``, as text."""
+        if not key.replace("_", "").isalnum():
+            raise ValueError(f"JSON key must be a plain name, got {key!r}")
+        return self.json_text_sql.format(column=column, key=key)
+
+    def auto_id(self) -> str:
+        """The declaration of a generated integer primary key column (``id {auto_id}``)."""
+        return self.auto_id_sql
+
+
+SQLITE = Dialect("sqlite", "?", "json_extract({column}, '$.{key}')", "INTEGER PRIMARY KEY AUTOINCREMENT",
+                 "INSERT OR IGNORE", "")
+POSTGRESQL = Dialect("postgresql", "%s", "({column}::jsonb ->> '{key}')",
+                     "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "INSERT", " ON CONFLICT DO NOTHING")
 
 
 @dataclass(frozen=True)
@@ -158,10 +230,18 @@ def _check_version(conn: sqlite3.Connection, schema: Schema, where: str) -> int:
 
 
 @contextlib.contextmanager
-def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Connection]:
+def transaction(conn: Any, *, write: bool) -> Iterator[Any]:
     """One transaction on an autocommit connection: BEGIN IMMEDIATE for a writer (one
     writer at a time across processes, waiting up to the busy timeout), BEGIN (one
-    consistent snapshot) for a reader; COMMIT at the end, ROLLBACK on any exception."""
+    consistent snapshot) for a reader; COMMIT at the end, ROLLBACK on any exception.
+
+    On a PostgreSQL connection: BEGIN (READ COMMITTED; writers serialise on the rows they
+    lock) for a writer, BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (one snapshot) for
+    a reader."""
+    if not isinstance(conn, sqlite3.Connection):
+        with _pg_transaction(conn, write=write):
+            yield conn
+        return
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         yield conn
@@ -172,6 +252,20 @@ def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Co
     else:
         if conn.in_transaction:
             conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def _pg_transaction(conn: Any, *, write: bool) -> Iterator[Any]:
+    conn.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    try:
+        yield conn
+    except BaseException:
+        if not conn.closed:
+            with contextlib.suppress(Exception):  # (a broken connection: the server rolled back)
+                conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
 
 
 @dataclass
@@ -196,7 +290,7 @@ class SQLiteDatabase:
     _migrated: bool = field(default=False, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    dialect = "sqlite"
+    dialect: ClassVar[Dialect] = SQLITE
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -240,3 +334,195 @@ class SQLiteDatabase:
                 yield conn
         finally:
             conn.close()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+def _lock_key(schema: Schema) -> int:
+    """The advisory lock of one store's migrations: a signed 64-bit number from its version key."""
+    digest = hashlib.sha256(f"faceaudit-migrate:{schema.version_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _pg_one(conn: Any, sql: str, params: Sequence[Any] = ()) -> Optional[tuple]:
+    """One row as a tuple, whatever the connection's row factory."""
+    from psycopg.rows import tuple_row
+
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(sql, params).fetchone()
+
+
+def pg_schema_version(conn: Any, schema: Schema) -> int:
+    """The version a PostgreSQL database records for ``schema`` (0 when none is)."""
+    # pg_tables, not to_regclass(): a catalog scan sees what another host committed while we
+    # waited on the advisory lock (the relation cache may not have caught up yet)
+    found = _pg_one(conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables "
+                          "WHERE schemaname = current_schema() AND tablename = 'meta')")
+    if not found or not found[0]:
+        return 0
+    row = _pg_one(conn, "SELECT value FROM meta WHERE key = %s", (schema.version_key,))
+    return int(row[0]) if row else 0
+
+
+def pg_migrate(conn: Any, schema: Schema, *, where: str = "database") -> int:
+    """Apply the migrations a PostgreSQL database lacks; returns how many ran.
+
+    One transaction: ``pg_advisory_xact_lock`` on the store's key first (another host
+    migrating waits, then finds nothing to do), then every pending step and the version
+    record; DDL is transactional in PostgreSQL, so an interrupted migration changes nothing.
+    """
+    def check() -> int:
+        version = pg_schema_version(conn, schema)
+        if version > schema.latest:
+            raise DataVersionError(
+                f"{where} holds {schema.name} schema {version}; this faceaudit knows up to "
+                f"{schema.latest}: use the faceaudit that wrote it, or a newer one")
+        return version
+
+    if check() == schema.latest:
+        return 0
+    with _pg_transaction(conn, write=True):
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        start = version = check()  # another host may have migrated while we waited
+        if version == schema.latest:
+            return 0
+        conn.execute(_META)
+        steps: List[Step] = []
+        if version == 0 and schema.initial is not None:
+            steps, version = [schema.initial], schema.latest
+        steps += [schema.migrations[v] for v in range(version + 1, schema.latest + 1)]
+        for step in steps:
+            if callable(step):
+                step(conn)
+            else:
+                conn.execute(step)  # (no parameters: several statements in one call)
+        conn.execute(POSTGRESQL.sql(POSTGRESQL.upsert("meta", ("key", "value"), ("key",))),
+                     (schema.version_key, str(schema.latest)))
+    log.info("%s: %s schema %d -> %d", where, schema.name, start, schema.latest)
+    return schema.latest - start
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (for messages)."""
+    head, sep, rest = url.partition("://")
+    if "@" in rest:
+        cred, _, host = rest.rpartition("@")
+        return f"{head}{sep}{cred.split(':', 1)[0]}@{host}"
+    return url
+
+
+@dataclass
+class PostgreSQLDatabase:
+    """One store's tables in a PostgreSQL database (psycopg 3), with the same entry points as
+    :class:`SQLiteDatabase`.
+
+    ``url`` is a libpq URL (``postgresql://user@host:port/db``). Connections are autocommit:
+    transactions are explicit, through :func:`transaction`. Durability is the server's
+    (``synchronous_commit``); foreign keys are always enforced. ``row_factory`` is a psycopg
+    row factory (``psycopg.rows.dict_row`` ...); tuples without one. A server that cannot be
+    reached raises :class:`ServiceUnavailableError` (HTTP 503).
+    """
+
+    url: str
+    schema: Schema
+    connect_timeout_s: float = 10.0
+    row_factory: Optional[Callable[..., Any]] = None
+    _migrated: bool = field(default=False, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    dialect: ClassVar[Dialect] = POSTGRESQL
+
+    def __post_init__(self) -> None:
+        self.url = _postgres_url(self.url)
+
+    @property
+    def where(self) -> str:
+        return _redacted(self.url)
+
+    def exists(self) -> bool:
+        """True when the database records a version of this store's schema."""
+        conn = self._open()
+        try:
+            return pg_schema_version(conn, self.schema) > 0
+        finally:
+            conn.close()
+
+    def _open(self) -> Any:
+        import psycopg
+
+        kwargs: dict = {"autocommit": True, "connect_timeout": max(1, round(self.connect_timeout_s))}
+        if self.row_factory is not None:
+            kwargs["row_factory"] = self.row_factory
+        try:
+            return psycopg.connect(self.url, **kwargs)
+        except psycopg.OperationalError as exc:
+            raise ServiceUnavailableError(
+                f"the database {self.where} cannot be reached: {str(exc).strip().splitlines()[-1]}") from None
+
+    def connect(self) -> Any:
+        """A new connection (``psycopg.Connection``) on a schema brought up to date."""
+        conn = self._open()
+        try:
+            if not self._migrated:
+                with self._lock:
+                    if not self._migrated:
+                        pg_migrate(conn, self.schema, where=self.where)
+                        self._migrated = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def session(self, *, write: bool) -> Iterator[Any]:
+        """A new connection holding one transaction, closed afterwards."""
+        conn = self.connect()
+        try:
+            with transaction(conn, write=write):
+                yield conn
+        finally:
+            conn.close()
+
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+def _postgres_url(url: str) -> str:
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql://" + url[len(scheme):]
+    raise InvalidParameterError(f"not a PostgreSQL URL: {_redacted(url)!r} (postgresql://user@host:port/db)")
+
+
+Database = Union[SQLiteDatabase, PostgreSQLDatabase]
+
+
+def is_postgres_url(target: "str | os.PathLike[str]") -> bool:
+    return isinstance(target, str) and target.startswith(_POSTGRES_SCHEMES)
+
+
+def open_database(target: "str | os.PathLike[str]", schema: Schema, *, timeout_s: float = 60.0,
+                  synchronous: str = "FULL", foreign_keys: bool = True, check_dir: bool = True,
+                  check_same_thread: bool = True) -> Database:
+    """The database a URL or path names, for ``schema``.
+
+    ``sqlite:///relative/path``, ``sqlite:////absolute/path`` (as SQLAlchemy writes them) or a
+    plain path: :class:`SQLiteDatabase`; ``postgresql://...`` (also ``postgres://``,
+    ``postgresql+psycopg://``): :class:`PostgreSQLDatabase`. ``timeout_s`` is SQLite's busy
+    timeout and PostgreSQL's connect timeout; ``synchronous``, ``foreign_keys``, ``check_dir``
+    and ``check_same_thread`` are SQLite's (PostgreSQL's durability is set on the server and
+    its foreign keys are always on). Any other scheme is an :class:`InvalidParameterError`.
+    """
+    if isinstance(target, str) and "://" in target:
+        if is_postgres_url(target):
+            return PostgreSQLDatabase(target, schema, connect_timeout_s=min(timeout_s, 30.0))
+        if target.startswith("sqlite:///"):
+            target = target[len("sqlite:///"):]
+            if not target:
+                raise InvalidParameterError("sqlite:/// needs a path (sqlite:////absolute/path.db)")
+        else:
+            raise InvalidParameterError(
+                f"unknown database URL {_redacted(target)!r}: use sqlite:///path or postgresql://...")
+    return SQLiteDatabase(Path(target), schema, synchronous=synchronous, foreign_keys=foreign_keys,
+                          busy_timeout_s=timeout_s, check_dir=check_dir, check_same_thread=check_same_thread)

@@ -290,6 +290,30 @@ class UnsafePermissionsError(AccessDeniedError):
     """The data dir (or a file holding secrets or faces) is open to group or other users."""
 
 
+class RequestHeaderFieldsTooLargeError(FaceAuditError):
+    """The request's header block is too large or has too many fields (HTTP 431)."""
+
+    aws_code = "RequestHeaderFieldsTooLargeException"
+    http_status = 431
+    exit_code = 2
+
+
+class UriTooLongError(FaceAuditError):
+    """The request's target (path and query) is too long (HTTP 414)."""
+
+    aws_code = "UriTooLongException"
+    http_status = 414
+    exit_code = 2
+
+
+class RequestTimeoutError(FaceAuditError):
+    """The request (its headers or its body) did not arrive in time (HTTP 408)."""
+
+    aws_code = "RequestTimeoutException"
+    http_status = 408
+    exit_code = 8
+
+
 class DataVersionError(FaceAuditError):
     """A database written by a newer faceaudit (a schema this one does not know), or a
     migration that would break the data; nothing was changed."""

@@ -4,32 +4,36 @@ import json
 import os
 
 from faceaudit.accountability import DeploymentKey, SearchLog, check_anchors, issue_anchor, record_hash
+from tests.accountability._log_stores import JsonlStore, log_store_fixture  # noqa: F401  (fixture log_store: both stores)
 from tests.service.conftest import cli
 
 
-def _filled(tmp_path, n=4):
-    log = SearchLog(tmp_path / "search-log.jsonl")
+def _fill(log, n=4):
     for i in range(n):
         log.append("search", {"operation": "SearchFacesByImage", "threshold": 99, "case_reference": f"c{i}"})
     return log
 
 
-def _rewrite_whole_chain(log, edit):
-    """What an insider with file access can do: edit, then recompute every hash and the head."""
+def _filled(tmp_path, n=4):
+    return _fill(SearchLog(tmp_path / "search-log.jsonl"), n)
+
+
+def _rewrite_whole_chain(store, edit):
+    """What an insider with file (or database) access can do: edit, then recompute every hash and the head."""
     prev, out = "0" * 64, []
-    for line in log.path.read_bytes().splitlines():
+    for line in store.lines():
         rec = json.loads(line)
         edit(rec)
         rec["prev"] = prev
         rec["hash"] = record_hash(rec["seq"], rec["time"], rec["kind"], rec["data"], prev)
         prev = rec["hash"]
-        out.append(json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
-    log.path.write_text("\n".join(out) + "\n")
-    log.head_path.write_text(json.dumps({"seq": rec["seq"], "hash": prev}))
+        out.append(json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+    store.write(out)
+    store.write_head({"seq": rec["seq"], "hash": prev})
 
 
-def test_rewritten_chain_passes_alone_but_not_against_anchors(tmp_path):
-    log = _filled(tmp_path)
+def test_rewritten_chain_passes_alone_but_not_against_anchors(tmp_path, log_store):
+    log = _fill(log_store.log)
     anchors = tmp_path / "oversight"
     anchors.mkdir()
     key = DeploymentKey(tmp_path)
@@ -43,14 +47,14 @@ def test_rewritten_chain_passes_alone_but_not_against_anchors(tmp_path):
         if rec["data"].get("case_reference") == "c1":
             rec["data"]["case_reference"] = "a warrant that never existed"
 
-    _rewrite_whole_chain(log, forge)
+    _rewrite_whole_chain(log_store, forge)
     assert log.verify().ok  # the unkeyed chain alone cannot tell
     report = check_anchors(log, anchors)
     assert not report.ok and all("rewritten" in c.problem for c in report.checks)
 
 
-def test_altered_or_foreign_anchor_refused(tmp_path):
-    log = _filled(tmp_path)
+def test_altered_or_foreign_anchor_refused(tmp_path, log_store):
+    log = _fill(log_store.log)
     anchors = tmp_path / "oversight"
     anchors.mkdir()
     anchor = issue_anchor(log, DeploymentKey(tmp_path))
@@ -65,13 +69,13 @@ def test_altered_or_foreign_anchor_refused(tmp_path):
 
 def test_cli_anchor_and_verify(tmp_path):
     data = tmp_path / "data"
-    log = _filled(data)
+    _filled(data)
     anchors = tmp_path / "anchors"
     anchors.mkdir()
     out = cli("log", "anchor", "--data-dir", str(data), "--out", str(anchors / "jan.json"))
     assert "anchored record 4" in out.stdout
     ok = cli("log", "verify", "--data-dir", str(data), "--anchors", str(anchors))
     assert "agrees with 1 signed anchor" in ok.stdout
-    _rewrite_whole_chain(log, lambda rec: rec["data"].update(threshold=80) if rec["seq"] == 2 else None)
+    _rewrite_whole_chain(JsonlStore(data), lambda rec: rec["data"].update(threshold=80) if rec["seq"] == 2 else None)
     bad = cli("log", "verify", "--data-dir", str(data), "--anchors", str(anchors), check=False)
     assert bad.returncode == 8 and "rewritten" in bad.stdout

@@ -7,83 +7,87 @@ import time
 
 
 from faceaudit.accountability import SearchLog, export_records
+from tests.accountability._log_stores import log_store_fixture  # noqa: F401  (fixture log_store: JSONL and PostgreSQL)
 
 
-def _filled(tmp_path, n=6):
-    log = SearchLog(tmp_path / "log.jsonl")
+def _fill(log, n=6):
     for i in range(n):
         log.append("search", {"operation": "SearchFacesByImage", "threshold": 80 + i, "candidates": []})
     return log
+
+
+def _filled(tmp_path, n=6):
+    return _fill(SearchLog(tmp_path / "log.jsonl"), n)
 
 
 def _lines(log):
     return log.path.read_bytes().splitlines(keepends=True)
 
 
-def test_untampered_log_verifies(tmp_path):
-    log = _filled(tmp_path)
+def test_untampered_log_verifies(log_store):
+    log = _fill(log_store.log)
     result = log.verify()
     assert result.ok and result.records == 6 and result.head_hash == log.head()["hash"]
     assert [r.seq for r in log.records()] == [1, 2, 3, 4, 5, 6]
 
 
-def test_edit_detected(tmp_path):
-    log = _filled(tmp_path)
-    lines = _lines(log)
+def test_edit_detected(log_store):
+    log = _fill(log_store.log)
+    lines = log_store.lines()
     rec = json.loads(lines[2])
     rec["data"]["threshold"] = 99  # someone raises the logged threshold after the fact
     lines[2] = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    log.path.write_bytes(b"".join(lines))
+    log_store.write(lines)
     result = log.verify()
     assert not result.ok and result.first_bad == 3 and "edited" in result.problem
 
 
-def test_edit_with_recomputed_hash_detected_by_next_link(tmp_path):
+def test_edit_with_recomputed_hash_detected_by_next_link(log_store):
     from faceaudit.accountability import record_hash
 
-    log = _filled(tmp_path)
-    lines = _lines(log)
+    log = _fill(log_store.log)
+    lines = log_store.lines()
     rec = json.loads(lines[1])
     rec["data"]["threshold"] = 99
     rec["hash"] = record_hash(rec["seq"], rec["time"], rec["kind"], rec["data"], rec["prev"])
     lines[1] = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    log.path.write_bytes(b"".join(lines))
+    log_store.write(lines)
     result = log.verify()
     assert not result.ok and result.first_bad == 3
 
 
-def test_delete_detected(tmp_path):
-    log = _filled(tmp_path)
-    lines = _lines(log)
+def test_delete_detected(log_store):
+    log = _fill(log_store.log)
+    lines = log_store.lines()
     del lines[3]
-    log.path.write_bytes(b"".join(lines))
+    log_store.write(lines)
     result = log.verify()
     assert not result.ok and result.first_bad == 4 and "removed" in result.problem
 
 
-def test_reorder_detected(tmp_path):
-    log = _filled(tmp_path)
-    lines = _lines(log)
+def test_reorder_detected(log_store):
+    log = _fill(log_store.log)
+    lines = log_store.lines()
     lines[1], lines[2] = lines[2], lines[1]
-    log.path.write_bytes(b"".join(lines))
+    log_store.write(lines)
     result = log.verify()
     assert not result.ok and result.first_bad == 2
 
 
-def test_truncate_at_record_boundary_detected_by_head(tmp_path):
-    log = _filled(tmp_path)
-    log.path.write_bytes(b"".join(_lines(log)[:4]))
+def test_truncate_at_record_boundary_detected_by_head(log_store):
+    log = _fill(log_store.log)
+    log_store.write(log_store.lines()[:4])
     result = log.verify()
     assert not result.ok and "removed from the end" in result.problem and result.first_bad == 5
 
 
-def test_truncate_with_head_rewritten_detected_by_published_head(tmp_path):
-    log = _filled(tmp_path)
+def test_truncate_with_head_rewritten_detected_by_published_head(log_store):
+    log = _fill(log_store.log)
     published = log.head()["hash"]
-    log.path.write_bytes(b"".join(_lines(log)[:4]))
+    log_store.write(log_store.lines()[:4])
     last = list(log.records())[-1]
-    log.head_path.write_text(json.dumps({"seq": last.seq, "hash": last.hash}))
-    assert log.verify().ok  # the local files agree with each other...
+    log_store.write_head({"seq": last.seq, "hash": last.hash})
+    assert log.verify().ok  # the stored records and head agree with each other...
     result = log.verify(expect_head=published)  # ...but not with the published head
     assert not result.ok and "published head" in result.problem
 
@@ -140,11 +144,17 @@ def _rewrite(log, index, edit):
     log.path.write_bytes(b"".join(lines))
 
 
-def test_head_hash_checked_against_the_chain(tmp_path):
+def _rewrite_in(store, index, edit):
+    lines = store.lines()
+    lines[index] = edit(lines[index])
+    store.write(lines)
+
+
+def test_head_hash_checked_against_the_chain(log_store):
     """Finding 3: editing the last record and recomputing its hash passed."""
     from faceaudit.accountability import record_hash
 
-    log = _filled(tmp_path, 3)
+    log = _fill(log_store.log, 3)
 
     def edit(line):
         rec = json.loads(line)
@@ -152,15 +162,16 @@ def test_head_hash_checked_against_the_chain(tmp_path):
         rec["hash"] = record_hash(rec["seq"], rec["time"], rec["kind"], rec["data"], rec["prev"])
         return (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
-    _rewrite(log, 2, edit)
+    _rewrite_in(log_store, 2, edit)
     result = log.verify()
-    assert not result.ok and "head file's hash" in result.problem
+    head = "head file" if log_store.name == "jsonl" else "head row"
+    assert not result.ok and f"{head}'s hash" in result.problem
 
 
-def test_bytes_that_were_never_hashed_are_refused(tmp_path):
+def test_bytes_that_were_never_hashed_are_refused(log_store):
     """Finding 3: an extra field, duplicate keys inside data, seq written as "3" or 3.4 passed."""
-    log = _filled(tmp_path, 3)
-    original = log.path.read_bytes()
+    log = _fill(log_store.log, 3)
+    original = log_store.lines()
     forgeries = {
         "extra field": lambda l: l[:-2] + b',"zz":"forged"}\n',
         "duplicate key": lambda l: l.replace(b'"data":{', b'"data":{"case_reference":"forged",', 1)
@@ -170,9 +181,9 @@ def test_bytes_that_were_never_hashed_are_refused(tmp_path):
         "spacing": lambda l: l.replace(b'"kind":', b'"kind": '),
     }
     for what, forge in forgeries.items():
-        log.path.write_bytes(original)
-        _rewrite(log, 2, forge)
-        assert log.path.read_bytes() != original, what
+        log_store.write(original)
+        _rewrite_in(log_store, 2, forge)
+        assert log_store.lines() != original, what
         result = log.verify()
         assert not result.ok and result.first_bad == 3 and "canonical" in result.problem, what
 
@@ -221,8 +232,8 @@ def test_kill_9_mid_append_leaves_verifiable_log(tmp_path):
     assert SearchLog(path).verify().ok
 
 
-def test_export_csv_and_json(tmp_path):
-    log = _filled(tmp_path, 2)
+def test_export_csv_and_json(log_store):
+    log = _fill(log_store.log, 2)
     records = list(log.records())
     as_json = json.loads(export_records(records, "json"))
     assert [r["seq"] for r in as_json] == [1, 2]
@@ -235,8 +246,8 @@ def test_log_file_private(tmp_path):
     assert os.stat(log.path).st_mode & 0o077 == 0
 
 
-def test_csv_export_neutralises_spreadsheet_formulas(tmp_path):
-    log = SearchLog(tmp_path / "log.jsonl")
+def test_csv_export_neutralises_spreadsheet_formulas(log_store):
+    log = log_store.log
     log.append("search", {"operation": "SearchFaces", "case_reference": "=HYPERLINK(\"http://x\")",
                           "purpose": "+1", "access_key_id": "@me"})
     import csv
@@ -281,12 +292,12 @@ def test_a_head_file_without_its_hash_is_refused(tmp_path):
         assert not result.ok and "head file is damaged" in result.problem, head
 
 
-def test_csv_export_neutralises_every_formula_form(tmp_path):
+def test_csv_export_neutralises_every_formula_form(log_store):
     """Issue 22 L10: ` =1+1`, `|calc` and fullwidth `＝1+1` were written as they are."""
     import csv
     import io
 
-    log = SearchLog(tmp_path / "log.jsonl")
+    log = log_store.log
     log.append("search", {"operation": "SearchFaces", "case_reference": " =1+1", "purpose": "|calc",
                           "access_key_id": "\uff1d1+1"})
     (row,) = list(csv.DictReader(io.StringIO(export_records(list(log.records()), "csv"))))

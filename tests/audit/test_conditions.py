@@ -172,3 +172,43 @@ def test_the_condition_task_travels_to_worker_processes():
     task = functools.partial(embed_under, condition=PRESETS["doorbell-night-3m"])
     back = pickle.loads(pickle.dumps(task))
     assert back.func is embed_under and back.keywords["condition"] == PRESETS["doorbell-night-3m"]
+
+
+def test_the_report_has_a_probe_quality_section_for_an_audit_with_two_conditions(condition_run, tmp_path):
+    """Headline on the worst condition, the per-condition table, one chart, the synthetic note; the
+    first screen says in one sentence what the worst condition does; none without conditions."""
+    import re
+
+    from faceaudit.audit._conditions import SYNTHETIC_NOTE
+    from faceaudit.audit._probe_quality import probe_quality_section
+    from faceaudit.audit._report import render_report
+
+    run, _, _ = condition_run
+    res = json.loads(run.result.to_json())
+    section = probe_quality_section(res)
+    assert section is not None and section.thresholds == (80.0, 90.0)
+    assert [r.name for r in section.rows] == [c.name for c in run.result.conditions]
+    # the worst condition is the one missing most mates at 80, with its numbers from results.json
+    worst = max(run.result.conditions[1:], key=lambda c: (c.rate("FNIR", 80.0).rate, c.failures_to_enrol))
+    fnir = worst.rate("FNIR", 80.0)
+    assert section.headline.startswith(f"Worst tested condition: {worst.name} (")
+    assert f"missed {100 * fnir.rate:.1f}% of the mates at 80 ({fnir.errors} of {fnir.trials})" in section.headline
+    clean_fnir = run.result.conditions[0].rate("FNIR", 80.0)
+    assert f"against {100 * clean_fnir.rate:.1f}% on the photos as taken" in section.headline
+    row = section.rows[[c.name for c in run.result.conditions].index(worst.name)]
+    assert row.failures_to_enrol == worst.failures_to_enrol and row.rank1 == pytest.approx(worst.lead_list.at_rank[1])
+    assert row.top20 == pytest.approx(worst.lead_list.at_rank[20])
+    assert row.temptation_threshold == worst.temptation.threshold
+    html = render_report(res)
+    body = html[html.index('<h2 id="probe-quality">'):]
+    assert body.count("<svg") == 1 and "nominal eye distance" in body
+    assert SYNTHETIC_NOTE.split(":")[0] in body
+    rows = re.findall(r"<tr><td class=\"n\">(\d+)</td><td><b>([^<]+)</b>", body)
+    assert [name for _, name in rows] == [c.name for c in run.result.conditions]
+    # one marker per degraded condition and measure, the photos as taken as dashed lines
+    assert body.count('<circle cx=') == 2 + 1 and body.count('stroke-dasharray="6 4"') == 2  # legend circle too
+    first_screen = html[html.index("<h2>What we found</h2>"):html.index("<h2>What this test can")]
+    assert f"the worst tested condition, {worst.name}, made the model miss {100 * fnir.rate:.1f}%" in first_screen
+    # an audit without conditions has no such section, nor the sentence
+    plain = dict(res, conditions=[])
+    assert probe_quality_section(plain) is None and "probe-quality" not in render_report(plain)

@@ -232,3 +232,70 @@ def test_body_budget_lets_each_key_have_one_body_of_any_allowed_size():
     budget.release("auditor", 66 * mib)
     assert budget.reserve("third", 10 * mib)
     assert BodyBudget(total=mib, per_key=mib).reserve("k", 5 * mib)  # larger than all: alone
+
+
+class _FakeProcess:
+    """A worker process as the supervisor sees it (for the restart policy, no real process)."""
+
+    def __init__(self, alive: bool = True) -> None:
+        self.alive = alive
+        self.pid = id(self) % 100000
+        self.exitcode = None if alive else -9
+        self.process = self
+
+    def is_alive(self, timeout: float = 0) -> bool:
+        return self.alive
+
+    def kill(self) -> None:
+        self.alive = False
+
+    def join(self) -> None:
+        pass
+
+
+def test_restarts_never_leave_the_service_without_a_worker(monkeypatch):
+    # issue 22: both slots backing off at once left no worker serving (~20 s outage)
+    from faceaudit.service import AsgiService, Supervisor, uvicorn_config
+    from faceaudit.service import _server
+
+    clock = [1000.0]
+    monkeypatch.setattr(_server.time, "monotonic", lambda: clock[0])
+    sup = Supervisor(uvicorn_config(AsgiService(lambda: None), workers=2), [])
+    started = []
+    monkeypatch.setattr(sup, "_start", lambda idx, now: (started.append(idx), sup.processes.__setitem__(idx, _FakeProcess()),
+                                                          sup._started.__setitem__(idx, now)))
+    sup.processes = [_FakeProcess(), _FakeProcess()]
+    sup._started = {0: clock[0], 1: clock[0]}
+    for round in range(4):  # both workers die again and again, each within seconds of its start
+        sup.processes[0].alive = sup.processes[1].alive = False
+        sup.keep_subprocess_alive()
+        assert any(p.alive for p in sup.processes), "no worker alive while others back off"
+        if round:
+            assert sup._due, "the other slot still backs off"  # restarts go one at a time
+        clock[0] += 0.1
+        sup.keep_subprocess_alive()
+    clock[0] += 60
+    sup.keep_subprocess_alive()
+    assert all(p.alive for p in sup.processes)
+
+
+def test_a_killed_worker_does_not_hold_the_supervisor_for_the_health_check_timeout(tmp_path):
+    # issue 22: uvicorn's supervisor kept its copy of the worker's pipe end, so that a health
+    # ping of a worker killed meanwhile waited the whole 30 s timeout, restarting nothing
+    import functools
+    import threading
+
+    from faceaudit.service import AsgiService, ServiceApp, ServiceConfig, Supervisor, uvicorn_config
+
+    sup = Supervisor(uvicorn_config(AsgiService(functools.partial(ServiceApp, ServiceConfig(tmp_path))),
+                                    workers=2), [])
+    sup.processes = [None]
+    sup._start(0, time.monotonic())
+    process = sup.processes[0]
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    answer = []
+    pinger = threading.Thread(target=lambda: answer.append(process.ping(timeout=30)), daemon=True)
+    pinger.start()
+    pinger.join(15)  # ends at once (EOF) with the fix; waited the full 30 s before
+    assert answer == [False]

@@ -11,8 +11,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from faceaudit._paths import check_private_dir
 from faceaudit.accountability._files import write_private
-from faceaudit.accountability._log import LogRecord, SearchLog
+from faceaudit.accountability._log import AnySearchLog, LogRecord, open_search_log
 from faceaudit.accountability._policy import DEFAULT_POLICY_ID, PolicyStore, PolicyViolationError, ThresholdPolicy
+from faceaudit.accountability._probe_quality import ProbeQuality
 from faceaudit.accountability._review import Lead, Reviewer, ReviewQueue
 from faceaudit.accountability._store import Store
 
@@ -73,6 +74,8 @@ class SearchRecord:
     probe_face_id: Optional[str] = None  # SearchFaces / SearchUsers by FaceId
     probe_user_id: Optional[str] = None  # SearchUsers by UserId
     gallery_size: Optional[int] = None  # faces in the searched collection
+    probe_quality: Optional[ProbeQuality] = None  # the searched face's quality (None: not measured)
+    quality_flag: str = ""  # why the probe is below the policy's minimum quality (flag mode)
 
 
 def similarity_scale_of(model_version: Optional[str]) -> Optional[str]:
@@ -92,13 +95,18 @@ class Accountability:
     """Search log, threshold policies and the review queue of one data dir."""
 
     def __init__(self, data_dir: "str | os.PathLike[str]",
-                 face_image: Optional[Callable[[str], Optional[bytes]]] = None) -> None:
+                 face_image: Optional[Callable[[str], Optional[bytes]]] = None,
+                 database_url: Optional[str] = None) -> None:
+        """``database_url`` (``postgresql://...``): the search log lives in that database, one
+        chain for every host (:class:`PostgresSearchLog`); without it, ``search-log.jsonl`` in
+        the data dir. Policies, leads and reviews stay in the data dir's ``accountability.db``
+        for now (issue 21)."""
         self.data_dir = Path(data_dir)
         if self.data_dir.is_dir():
             check_private_dir(self.data_dir)  # UnsafePermissionsError: open to other local users
         self._face_image = face_image
         self._collections: Any = None
-        self.log = SearchLog(self.data_dir / "search-log.jsonl")
+        self.log: AnySearchLog = open_search_log(self.data_dir, database_url)
         self._store = Store(self.data_dir / "accountability.db")
         self.policies = PolicyStore(self._store)
         self.reviews = ReviewQueue(self._store, self.log)
@@ -166,7 +174,10 @@ class Accountability:
             "candidates": [c.to_json() for c in search.candidates],
             "started_at": search.started_at,
             "gallery_size": search.gallery_size,
+            "probe_quality": None if search.probe_quality is None else search.probe_quality.to_json(),
         }
+        if search.quality_flag:
+            data["quality_flag"] = search.quality_flag
         rec = self.log.append("search", data)
         self.reviews.catch_up()  # leads come from the log: a crash here loses none
         return rec

@@ -28,6 +28,7 @@ from faceaudit.accountability._accountability import Accountability, CallerConte
 from faceaudit.accountability._holds import DELETING_OPERATIONS, guard_deletion
 from faceaudit.accountability._identification import guard_request
 from faceaudit.accountability._policy import DEFAULT_POLICY_ID, ThresholdPolicy
+from faceaudit.accountability._probe_quality import MAX_MIN_EYE_DISTANCE_PX, LowQualityAction, check_band
 from faceaudit.accountability._review import Reviewer, same_person
 from faceaudit.accountability._roles import AUDIT_ENGINE_OPERATIONS, NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, VideoSearchPolicy
@@ -268,6 +269,9 @@ def _policy_of(params, collection_id: str) -> ThresholdPolicy:
         max_faces=_integer(params, "MaxFaces", 1, 4096),
         require_case_reference=bool(params.get("RequireCaseReference", False)),
         purpose=_string(params, "Purpose") or "",
+        min_eye_distance_px=_number(params, "MinEyeDistance", 0, MAX_MIN_EYE_DISTANCE_PX),
+        min_probe_quality=None if params.get("MinProbeQuality") is None else check_band(params["MinProbeQuality"]),
+        on_low_quality=LowQualityAction.parse(params.get("OnLowQuality", LowQualityAction.REFUSE.value)),
     )
 
 

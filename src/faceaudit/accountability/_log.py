@@ -32,17 +32,20 @@ fields, duplicate keys, a seq written as "3" or 3.4, other spacing).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from faceaudit._errors import LogIntegrityError
+from faceaudit._db import PostgreSQLDatabase, Schema, is_postgres_url, transaction
+from faceaudit._errors import LogIntegrityError, ServiceUnavailableError
 from faceaudit._paths import private_dir
 from faceaudit.accountability._files import write_private
 
@@ -252,64 +255,17 @@ class SearchLog:
     def verify(self, expect_head: Optional[str] = None) -> VerifyResult:
         """Check every record's bytes, hash, seq and link, every repair's quarantine file, the head
         file against the chain (and an externally kept head hash)."""
-        prev, seq, count, torn = GENESIS, 0, 0, False
-        hashes: Dict[int, str] = {}
-        repairs: List[Repair] = []
-
-        def bad(line: Optional[int], problem: str, missing: int = 0) -> VerifyResult:
-            return VerifyResult(False, count, prev, line, problem, torn, tuple(repairs), missing)
-
+        chain = _Chain(self._repair_of, "head file")
         if self.path.exists():
             with open(self.path, "rb") as fh:
                 for lineno, raw in enumerate(fh, start=1):
                     if not raw.endswith(b"\n"):
-                        torn = True  # an unacknowledged, torn final write
+                        chain.torn = True  # an unacknowledged, torn final write
                         break
-                    try:
-                        rec = _parse_strict(raw[:-1])
-                    except ValueError as exc:
-                        return bad(lineno, f"record is not in canonical form: {exc}")
-                    jump = (rec.kind == "repair" and rec.data.get("after_seq") == seq and rec.seq > seq + 1)
-                    if rec.seq != seq + 1 and not jump:
-                        return bad(lineno, f"sequence broken: expected record {seq + 1}, found {rec.seq} "
-                                           "(records removed or reordered)")
-                    if rec.prev != prev:
-                        return bad(lineno, "link to the previous record broken (records removed, "
-                                           "reordered or edited)")
-                    if record_hash(rec.seq, rec.time, rec.kind, rec.data, rec.prev) != rec.hash:
-                        return bad(lineno, "record hash mismatch (record edited)")
-                    if rec.kind == "repair":
-                        repair = self._repair_of(rec, seq)
-                        repairs.append(repair)
-                        if not repair.quarantine_ok:
-                            return bad(lineno, f"repair record {rec.seq}: its quarantine file "
-                                               f"{repair.quarantine_file} is missing or altered")
-                    prev, seq, count = rec.hash, rec.seq, count + 1
-                    hashes[seq] = prev
-        head = self.head()
-        if head is not None:
-            head_seq = head.get("seq")
-            if not isinstance(head_seq, int) or isinstance(head_seq, bool) or head_seq < 1 \
-                    or not _is_hash(head.get("hash")):
-                return bad(None, "head file is damaged: it must name the last acknowledged record "
-                                 "(seq from 1) and carry that record's hash")
-            if head_seq > seq:
-                return bad(seq + 1, f"log ends at record {seq} but the head file says {head_seq} "
-                                    "(acknowledged records removed from the end)", head_seq - seq)
-            if hashes.get(head_seq) != head.get("hash"):
-                return bad(None, f"the head file's hash is not the hash of record {head_seq} "
-                                 "(the record or the head file was edited)")
-        elif count:
-            return bad(None, "head file missing")
-        if expect_head and expect_head not in hashes.values():
-            return bad(None, "the published head hash is not in this log (log rewritten or truncated)")
-        cut = [r for r in repairs if r.acknowledged_missing]
-        if cut:
-            missing = sum(r.acknowledged_missing for r in cut)
-            return bad(None, f"{missing} record(s) the head file had acknowledged are missing (repair "
-                             f"record(s) {', '.join(str(r.seq) for r in cut)}; a crash never does this: "
-                             "investigate)", missing)
-        return VerifyResult(True, count, prev, torn_tail=torn, repairs=tuple(repairs))
+                    problem = chain.feed(lineno, raw[:-1])
+                    if problem is not None:
+                        return problem
+        return chain.finish(self.head(), expect_head)
 
     def _repair_of(self, rec: LogRecord, after: int) -> Repair:
         d = rec.data
@@ -321,6 +277,77 @@ class SearchLog:
                   and hashlib.sha256(path.read_bytes()).hexdigest() == d.get("quarantined_sha256"))
         return Repair(rec.seq, after, int(d.get("quarantined_bytes") or 0), d.get("quarantined_sha256"),
                       name, int(d.get("acknowledged_missing") or 0), ok)
+
+
+class _Chain:
+    """The checks of :meth:`SearchLog.verify`, record by record, shared by both log stores.
+
+    ``feed`` each record's bytes in order (``position``: the line, or the row in seq order);
+    it returns a failed :class:`VerifyResult` at the first bad one. ``finish`` checks the
+    head (``{"seq", "hash"}`` or None) and a published head hash.
+    """
+
+    def __init__(self, repair_of: Callable[[LogRecord, int], Repair], head_name: str) -> None:
+        self.prev, self.seq, self.count, self.torn = GENESIS, 0, 0, False
+        self.hashes: Dict[int, str] = {}
+        self.repairs: List[Repair] = []
+        self.last: Optional[LogRecord] = None
+        self._repair_of = repair_of
+        self._head = head_name
+
+    def bad(self, line: Optional[int], problem: str, missing: int = 0) -> VerifyResult:
+        return VerifyResult(False, self.count, self.prev, line, problem, self.torn, tuple(self.repairs), missing)
+
+    def feed(self, position: int, raw: bytes) -> Optional[VerifyResult]:
+        seq = self.seq
+        try:
+            rec = _parse_strict(raw)
+        except ValueError as exc:
+            return self.bad(position, f"record is not in canonical form: {exc}")
+        jump = (rec.kind == "repair" and rec.data.get("after_seq") == seq and rec.seq > seq + 1)
+        if rec.seq != seq + 1 and not jump:
+            return self.bad(position, f"sequence broken: expected record {seq + 1}, found {rec.seq} "
+                                      "(records removed or reordered)")
+        if rec.prev != self.prev:
+            return self.bad(position, "link to the previous record broken (records removed, "
+                                      "reordered or edited)")
+        if record_hash(rec.seq, rec.time, rec.kind, rec.data, rec.prev) != rec.hash:
+            return self.bad(position, "record hash mismatch (record edited)")
+        if rec.kind == "repair":
+            repair = self._repair_of(rec, seq)
+            self.repairs.append(repair)
+            if not repair.quarantine_ok:
+                return self.bad(position, f"repair record {rec.seq}: its quarantine file "
+                                          f"{repair.quarantine_file} is missing or altered")
+        self.prev, self.seq, self.count, self.last = rec.hash, rec.seq, self.count + 1, rec
+        self.hashes[rec.seq] = rec.hash
+        return None
+
+    def finish(self, head: Optional[Dict[str, Any]], expect_head: Optional[str]) -> VerifyResult:
+        seq, name = self.seq, self._head
+        if head is not None:
+            head_seq = head.get("seq")
+            if not isinstance(head_seq, int) or isinstance(head_seq, bool) or head_seq < 1 \
+                    or not _is_hash(head.get("hash")):
+                return self.bad(None, f"{name} is damaged: it must name the last acknowledged record "
+                                      "(seq from 1) and carry that record's hash")
+            if head_seq > seq:
+                return self.bad(seq + 1, f"log ends at record {seq} but the {name} says {head_seq} "
+                                         "(acknowledged records removed from the end)", head_seq - seq)
+            if self.hashes.get(head_seq) != head.get("hash"):
+                return self.bad(None, f"the {name}'s hash is not the hash of record {head_seq} "
+                                      f"(the record or the {name} was edited)")
+        elif self.count:
+            return self.bad(None, f"{name} missing")
+        if expect_head and expect_head not in self.hashes.values():
+            return self.bad(None, "the published head hash is not in this log (log rewritten or truncated)")
+        cut = [r for r in self.repairs if r.acknowledged_missing]
+        if cut:
+            missing = sum(r.acknowledged_missing for r in cut)
+            return self.bad(None, f"{missing} record(s) the {name} had acknowledged are missing (repair "
+                                  f"record(s) {', '.join(str(r.seq) for r in cut)}; a crash never does this: "
+                                  "investigate)", missing)
+        return VerifyResult(True, self.count, self.prev, torn_tail=self.torn, repairs=tuple(self.repairs))
 
 
 def _rfind_newline(fd: int, end: int, chunk: int = 1 << 16) -> int:
@@ -379,6 +406,192 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# -- the search log in PostgreSQL: one chain for every host of a deployment --------------------
+
+_PG_LOG = """
+CREATE TABLE search_log (
+    seq BIGINT PRIMARY KEY CHECK (seq > 0),
+    kind TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE search_log_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO search_log_head (id, seq, hash) VALUES (1, 0, '%s');
+""" % GENESIS
+
+PG_LOG_SCHEMA = Schema("search_log", {1: _PG_LOG}, version_key="search_log_schema_version")
+"""Version 1: the records (each its canonical JSON line, as the JSONL log holds it) and the head row."""
+
+_PAGE = 1000
+
+
+class PostgresSearchLog:
+    """The search log in a PostgreSQL database, shared by every host of a deployment.
+
+    Same API and same records as :class:`SearchLog`: ``record`` holds each record's canonical
+    JSON line exactly as the JSONL file would (the same ``record_hash``), so
+    :meth:`export_jsonl` writes a file today's verifier checks unchanged. The head row
+    (``search_log_head``) plays the head file's part.
+
+    An append is one transaction: it locks the head row (``SELECT ... FOR UPDATE``), takes
+    ``seq = head.seq + 1`` and ``prev = head.hash``, inserts the record, moves the head and
+    commits. Appends from every host therefore queue on that row: the chain never forks and
+    no seq is given twice; a host that dies mid-append leaves nothing (the transaction is rolled
+    back), one whose COMMIT returned has its record and the head that names it on the server.
+    Commits happen in seq order (the lock is held until COMMIT), so a reader paging by seq
+    never skips a record that commits later. One connection per thread.
+    """
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 10.0) -> None:
+        self._db = PostgreSQLDatabase(url, PG_LOG_SCHEMA, connect_timeout_s=connect_timeout_s)
+        self._local = threading.local()
+
+    @property
+    def where(self) -> str:
+        """The database (URL without password), for messages."""
+        return self._db.where
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self._db.connect()
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (the next call opens another)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextlib.contextmanager
+    def _session(self, *, write: bool) -> Iterator[Any]:
+        import psycopg
+
+        try:
+            with transaction(self._conn(), write=write) as conn:
+                yield conn
+        except psycopg.OperationalError as exc:  # the server went away (a commit's fate unknown)
+            self.close()
+            raise ServiceUnavailableError(f"the search log's database {self.where} failed: "
+                                          f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}") from None
+
+    # -- writing -----------------------------------------------------------------
+
+    def append(self, kind: str, data: Dict[str, Any]) -> LogRecord:
+        """Append one record (committed when this returns) and return it."""
+        data = json.loads(_canonical(data))  # plain JSON types only, as stored
+        with self._session(write=True) as conn:
+            head = conn.execute("SELECT seq, hash FROM search_log_head WHERE id = 1 FOR UPDATE").fetchone()
+            if head is None:
+                raise LogIntegrityError(f"search log {self.where}: the head row is missing; run "
+                                        "`faceaudit log verify` and investigate before searching again")
+            seq, prev = int(head[0]) + 1, str(head[1])
+            when = round(time.time(), 6)
+            rec = LogRecord(seq, when, kind, data, prev, record_hash(seq, when, kind, data, prev))
+            conn.execute("INSERT INTO search_log (seq, kind, hash, record) VALUES (%s, %s, %s, %s)",
+                         (seq, kind, rec.hash, _canonical(rec.to_json()).decode()))
+            conn.execute("UPDATE search_log_head SET seq = %s, hash = %s WHERE id = 1", (seq, rec.hash))
+        return rec
+
+    # -- reading -----------------------------------------------------------------
+
+    def head(self) -> Optional[Dict[str, Any]]:
+        """The head row as ``{"seq": N, "hash": H}`` (None while the log is empty)."""
+        with self._session(write=False) as conn:
+            row = conn.execute("SELECT seq, hash FROM search_log_head WHERE id = 1").fetchone()
+        if row is None or int(row[0]) == 0:
+            return None
+        return {"seq": int(row[0]), "hash": row[1]}
+
+    def _rows(self, after: int = 0) -> Iterator["tuple[int, str]"]:
+        """(seq column, record text) in seq order, a page per transaction."""
+        while True:
+            with self._session(write=False) as conn:
+                page = conn.execute("SELECT seq, record FROM search_log WHERE seq > %s ORDER BY seq LIMIT %s",
+                                    (after, _PAGE)).fetchall()
+            for seq, record in page:
+                yield int(seq), record
+            if len(page) < _PAGE:
+                return
+            after = int(page[-1][0])
+
+    def records(self) -> Iterator[LogRecord]:
+        """Every record in seq order (a row not in canonical form is skipped, as a bad line is)."""
+        for rec, _seq in self.records_after(0):
+            yield rec
+
+    def records_after(self, offset: int = 0) -> Iterator["tuple[LogRecord, int]"]:
+        """Records after seq ``offset`` (this store's position is the seq), each with its seq."""
+        for seq, record in self._rows(offset):
+            try:
+                yield _parse_strict(record.encode()), seq
+            except ValueError:
+                continue
+
+    def verify(self, expect_head: Optional[str] = None) -> VerifyResult:
+        """The JSONL log's checks, row by row in seq order (``first_bad`` counts rows from 1),
+        plus each row's seq and hash columns against its record, and the head row."""
+        chain = _Chain(self._repair_of, "head row")
+        for position, (seq, record) in enumerate(self._rows(), start=1):
+            problem = chain.feed(position, record.encode())
+            if problem is not None:
+                return problem
+            if chain.last is not None and chain.last.seq != seq:
+                return chain.bad(position, f"row {seq} holds record {chain.last.seq} (rows renumbered)")
+        with self._session(write=False) as conn:
+            row = conn.execute("SELECT seq, hash FROM search_log_head WHERE id = 1").fetchone()
+        head = None if row is None else {"seq": int(row[0]), "hash": row[1]}
+        if head is not None and head["seq"] == 0 and head["hash"] == GENESIS:
+            head = None if not chain.count else {"seq": 0, "hash": GENESIS}  # empty; or records behind it
+        return chain.finish(head, expect_head)
+
+    @staticmethod
+    def _repair_of(rec: LogRecord, after: int) -> Repair:
+        """A repair record (one copied from a JSONL log: this store never writes them); its
+        quarantine file stayed with that log, so only a repair that quarantined nothing holds."""
+        d = rec.data
+        name = d.get("quarantine_file")
+        return Repair(rec.seq, after, int(d.get("quarantined_bytes") or 0), d.get("quarantined_sha256"),
+                      name, int(d.get("acknowledged_missing") or 0), not name)
+
+    def export_jsonl(self, path: "str | os.PathLike[str]") -> int:
+        """Write the log as a JSONL file and its head file (0600 each), as :class:`SearchLog`
+        keeps them: ``SearchLog(path).verify()`` checks the export. Returns the record count."""
+        path = Path(path)
+        with self._session(write=False) as conn:  # one snapshot: the head and the records agree
+            row = conn.execute("SELECT seq, hash FROM search_log_head WHERE id = 1").fetchone()
+            if row is None:
+                raise LogIntegrityError(f"search log {self.where}: the head row is missing; nothing exported")
+            lines = [r[0].encode() + b"\n" for r in conn.execute("SELECT record FROM search_log "
+                                                                  "WHERE seq <= %s ORDER BY seq", (row[0],))]
+        write_private(path, b"".join(lines))
+        if int(row[0]) > 0:
+            write_private(path.with_name(path.name + ".head"),
+                          json.dumps({"seq": int(row[0]), "hash": row[1]}).encode())
+        return len(lines)
+
+
+AnySearchLog = Union[SearchLog, PostgresSearchLog]
+
+
+def open_search_log(data_dir: "str | os.PathLike[str]", database_url: Optional[str] = None) -> AnySearchLog:
+    """The deployment's search log: ``search-log.jsonl`` in the data dir (the default), or the
+    PostgreSQL database ``database_url`` names (``postgresql://...``)."""
+    if database_url is None:
+        return SearchLog(Path(data_dir) / "search-log.jsonl")
+    if not is_postgres_url(database_url):
+        from faceaudit._errors import InvalidParameterError
+
+        raise InvalidParameterError("the search log goes to the data dir's JSONL file or to PostgreSQL "
+                                    "(postgresql://...): no other database holds it")
+    return PostgresSearchLog(database_url)
 
 
 def export_records(records: List[LogRecord], fmt: str) -> str:

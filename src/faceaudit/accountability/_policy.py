@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Tuple
 
 from faceaudit._errors import AccessDeniedError, InvalidParameterError, PolicyViolationError
+from faceaudit.accountability._probe_quality import (
+    LowQualityAction,
+    ProbeQuality,
+    check_band,
+    check_min_eye_distance,
+    shortfall,
+)
 from faceaudit.accountability._store import Store
 from faceaudit.engine import one_in, promised_fmr, similarity_for_fmr
 
@@ -31,6 +38,10 @@ class ThresholdPolicy:
     max_false_match_rate: the riskiest false-match rate a search may run at (e.g. 1e-6); on
         faceaudit's Similarity scale it is the threshold ``similarity_for_fmr(rate)`` (1e-6 -> 90)
         on every model. When both this and ``min_face_match_threshold`` are set, the stricter wins.
+    min_eye_distance_px: the smallest probe face a search may use: pixels between its eyes.
+    min_probe_quality: the lowest probe quality band a search may use (a name of
+        :data:`faceaudit.engine.QUALITY_BANDS`, e.g. "small").
+    on_low_quality: what happens to a probe below either minimum: refused, or searched and flagged.
     """
 
     collection_id: str
@@ -42,6 +53,17 @@ class ThresholdPolicy:
     set_at: float = 0.0
     max_false_match_rate: Optional[float] = None
     source: str = "collection"  # "collection" (its own), "default" (the deployment's) or "none"
+    min_eye_distance_px: Optional[float] = None
+    min_probe_quality: Optional[str] = None
+    on_low_quality: LowQualityAction = LowQualityAction.REFUSE
+
+    @property
+    def has_probe_minimum(self) -> bool:
+        return self.min_eye_distance_px is not None or self.min_probe_quality is not None
+
+    def probe_shortfall(self, quality: ProbeQuality) -> str:
+        """Why ``quality`` is below this policy's minimum probe quality ("" when it is not)."""
+        return shortfall(quality, self.min_eye_distance_px, self.min_probe_quality)
 
     @property
     def effective_min_threshold(self) -> Optional[float]:
@@ -67,6 +89,9 @@ class ThresholdPolicy:
             "SetBy": self.set_by,
             "SetAt": self.set_at,
             "Source": self.source,
+            "MinEyeDistance": self.min_eye_distance_px,
+            "MinProbeQuality": self.min_probe_quality,
+            "OnLowQuality": self.on_low_quality.value,
         }
 
     def violations(self, threshold: float, max_faces: Optional[int],
@@ -199,6 +224,9 @@ class PolicyStore:
             set_by=row["set_by"],
             set_at=row["set_at"],
             max_false_match_rate=row["max_false_match_rate"],
+            min_eye_distance_px=row["min_eye_distance_px"],
+            min_probe_quality=row["min_probe_quality"],
+            on_low_quality=LowQualityAction.parse(row["on_low_quality"] or "refuse"),
         )
 
     def set(self, policy: ThresholdPolicy, *, role: str, actor: str) -> ThresholdPolicy:
@@ -219,13 +247,22 @@ class PolicyStore:
             None if rate is None else float(rate),
             source="default" if policy.collection_id == DEFAULT_POLICY_ID else "collection",
         )
+        stamped = replace(
+            stamped,
+            min_eye_distance_px=None if policy.min_eye_distance_px is None
+            else check_min_eye_distance(policy.min_eye_distance_px),
+            min_probe_quality=None if policy.min_probe_quality is None else check_band(policy.min_probe_quality),
+            on_low_quality=LowQualityAction.parse(policy.on_low_quality),
+        )
         with self._store.write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO policies (collection_id, min_face_match_threshold, max_faces, "
-                "require_case_reference, purpose, set_by, set_at, max_false_match_rate) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "require_case_reference, purpose, set_by, set_at, max_false_match_rate, "
+                "min_eye_distance_px, min_probe_quality, on_low_quality) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (stamped.collection_id, stamped.min_face_match_threshold, stamped.max_faces,
                  int(stamped.require_case_reference), stamped.purpose, actor, stamped.set_at,
-                 stamped.max_false_match_rate),
+                 stamped.max_false_match_rate, stamped.min_eye_distance_px, stamped.min_probe_quality,
+                 stamped.on_low_quality.value),
             )
         return stamped

@@ -13,13 +13,15 @@ soon as anyone rejects it. Every decision is appended to the same hash-chained l
 
 from __future__ import annotations
 
+import json
 import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from faceaudit._errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
-from faceaudit.accountability._log import SearchLog
+from faceaudit.accountability._log import AnySearchLog
+from faceaudit.accountability._probe_quality import ProbeQuality
 from faceaudit.accountability._store import Store
 
 CONFIRMATIONS_REQUIRED = 2
@@ -92,6 +94,8 @@ class Lead:
     rank: int = 1
     candidates: int = 1
     gallery_size: Optional[int] = None
+    probe_quality: Optional[ProbeQuality] = None  # None: not measured (a stored face, an older log)
+    quality_flag: str = ""  # why the probe is below its policy's minimum quality (flag mode), else ""
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -104,6 +108,8 @@ class Lead:
             "FaceModelVersion": self.model_version, "Status": self.status,
             "RequestedByPerson": self.requested_by_person, "Rank": self.rank,
             "CandidatesInSearch": self.candidates, "GallerySize": self.gallery_size,
+            "ProbeQuality": None if self.probe_quality is None else self.probe_quality.to_api(),
+            "QualityFlag": self.quality_flag,
             "Decisions": [
                 {"Reviewer": d.reviewer, "Decision": d.decision, "Note": d.note, "Time": d.time,
                  "LogSeq": d.log_seq, "AccessKeyId": d.access_key_id}
@@ -116,7 +122,7 @@ class Lead:
 class ReviewQueue:
     """Leads and decisions, persisted in SQLite, decisions chained into the search log."""
 
-    def __init__(self, store: Store, log: SearchLog) -> None:
+    def __init__(self, store: Store, log: AnySearchLog) -> None:
         self._store = store
         self._log = log
 
@@ -151,14 +157,17 @@ class ReviewQueue:
                 "INSERT OR IGNORE INTO leads (lead_id, search_seq, created_at, operation, collection_id, "
                 "requested_by, case_reference, probe_sha256, candidate_face_id, "
                 "candidate_external_image_id, candidate_user_id, similarity, threshold, "
-                "model_version, status, requested_by_person, rank, candidates, gallery_size) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'pending',?,?,?,?)",
+                "model_version, status, requested_by_person, rank, candidates, gallery_size, "
+                "probe_quality, quality_flag) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'pending',?,?,?,?,?,?)",
                 (lead_id, search_seq, round(when, 3), search.get("operation", ""), search.get("collection_id"),
                  search.get("access_key_id", ""), search.get("case_reference", "") or "",
                  search.get("probe_sha256", "") or "", cand.get("face_id"),
                  cand.get("external_image_id"), cand.get("user_id"), float(cand["similarity"]),
                  float(search.get("threshold") or 0.0), search.get("model_version", "") or "",
-                 search.get("person", "") or "", rank, len(cands), search.get("gallery_size")),
+                 search.get("person", "") or "", rank, len(cands), search.get("gallery_size"),
+                 json.dumps(search["probe_quality"]) if search.get("probe_quality") else None,
+                 search.get("quality_flag", "") or ""),
             )
             made += cur.rowcount
         return made
@@ -263,4 +272,6 @@ class ReviewQueue:
             row["candidate_face_id"], row["candidate_external_image_id"], row["candidate_user_id"],
             row["similarity"], row["threshold"], row["model_version"] or "", row["status"], decisions,
             row["requested_by_person"] or "", row["rank"], row["candidates"], row["gallery_size"],
+            ProbeQuality.from_json(json.loads(row["probe_quality"])) if row["probe_quality"] else None,
+            row["quality_flag"] or "",
         )

@@ -72,6 +72,9 @@ class _LeadView(NamedTuple):
     history: Tuple[_Decision, ...]
     form: str  # "" (decided), "not-allowed" or "decide"
     why_not: str  # why this person may not decide ("" unless form is "not-allowed")
+    probe_quality: str = ""  # what the probe's quality means for this model (measured data only)
+    quality_warning: bool = False  # the probe is below the measured range
+    quality_flag: str = ""  # why the probe is below its policy's minimum (flag mode)
 
 
 class _SearchView(NamedTuple):
@@ -173,4 +176,17 @@ def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: s
         threshold=f"{lead.threshold:g}", fmr_text=measured_fmr(lead.model_version, lead.threshold),
         confirmations=sum(1 for d in lead.decisions if d.decision == "confirm"),
         history=tuple(_Decision(str(d.reviewer), str(d.decision), _when(d.time), d.note or "") for d in lead.decisions),
-        form=form, why_not=why_not if form == "not-allowed" else "")
+        form=form, why_not=why_not if form == "not-allowed" else "", **_quality_view(lead))
+
+
+def _quality_view(lead: Lead) -> Dict[str, object]:
+    """The lead's probe quality in words (measured figures only), its warning and its policy flag."""
+    from faceaudit.accountability._probe_quality import BELOW_MEASURED, quality_sentence
+
+    q = lead.probe_quality
+    if q is None:
+        text = "not measured for this search (a stored face searched by id, or logged by an earlier version)"
+    else:
+        text = f"{q.text()}. {quality_sentence(q, lead.model_version, lead.threshold)}"
+    return {"probe_quality": text, "quality_warning": q is not None and q.band == BELOW_MEASURED,
+            "quality_flag": lead.quality_flag}

@@ -34,6 +34,16 @@ LOGIN_COOKIE = "faceaudit_login"
 SESSION_SECONDS = 8 * 3600
 LOGIN_FORM_SECONDS = 900
 MAX_FORM_BYTES = 16 * 1024
+"""Largest form of a signed-in reviewer (a decision with its note)."""
+MAX_LOGIN_FORM_BYTES = 4 * 1024
+"""Largest sign-in form (key id, secret and token take a few hundred bytes)."""
+
+
+def _cookie(request, name: str, value: str, path: str, max_age: int) -> Tuple[str, str]:
+    """A Set-Cookie header: HttpOnly, SameSite=Strict, and Secure when the request came over
+    https (TLS, or a trusted proxy said so): the browser then never sends it in the clear."""
+    secure = "; Secure" if getattr(request, "scheme", "http") == "https" else ""
+    return ("Set-Cookie", f"{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
 
 
 def _response(status: int, body: bytes, content_type: str, request_id: str, extra=()):
@@ -117,15 +127,14 @@ class ReviewWeb:
         if path == "/review/login":
             if method == "POST":
                 return self._login(request, request_id)
-            return self._login_form(request_id)
+            return self._login_form(request, request_id)
         signed_in = self._reviewer(request)
         if path == "/review/logout" and method == "POST":
             if signed_in is not None:
                 form = self._read_form(request)
                 if form is not None and hmac.compare_digest(form.get("csrf", ""), self._csrf(signed_in[0])):
                     self.acc.end_session(signed_in[0])
-            return _redirect("/review/login", request_id, [(
-                "Set-Cookie", f"{COOKIE}=; Path=/review; Max-Age=0; HttpOnly; SameSite=Strict")])
+            return _redirect("/review/login", request_id, [_cookie(request, COOKIE, "", "/review", 0)])
         if signed_in is None:
             if method == "GET" and path == "/review":
                 return _redirect("/review/login", request_id)
@@ -141,20 +150,18 @@ class ReviewWeb:
             return self._image(self._lead_image(reviewer, lead_id, which), request_id)
         return _html(404, "<p>not found</p>", request_id)
 
-    def _login_form(self, request_id: str):
+    def _login_form(self, request, request_id: str):
         nonce = secrets.token_urlsafe(18)
-        return _html(200, render_login(csrf=self._sign("login:" + nonce)), request_id, [(
-            "Set-Cookie",
-            f"{LOGIN_COOKIE}={nonce}; Path=/review/login; Max-Age={LOGIN_FORM_SECONDS}; HttpOnly; SameSite=Strict",
-        )])
+        return _html(200, render_login(csrf=self._sign("login:" + nonce)), request_id, [
+            _cookie(request, LOGIN_COOKIE, nonce, "/review/login", LOGIN_FORM_SECONDS)])
 
-    def _read_form(self, request) -> Optional[Dict[str, str]]:
-        if (request.content_length or 0) > MAX_FORM_BYTES:
+    def _read_form(self, request, limit: int = MAX_FORM_BYTES) -> Optional[Dict[str, str]]:
+        if (request.content_length or 0) > limit:
             return None
         return _form(request.body())
 
     def _login(self, request, request_id: str):
-        form = self._read_form(request)
+        form = self._read_form(request, MAX_LOGIN_FORM_BYTES)
         if form is None:
             return _html(413, render_login("The form is too large."), request_id)
         nonce = _cookies(request.header("cookie") or "").get(LOGIN_COOKIE, "")
@@ -173,8 +180,8 @@ class ReviewWeb:
         session_id = self.acc.open_session(key.access_key_id, SESSION_SECONDS)
         cookie = f"{session_id}.{self._sign('session:' + session_id)}"
         return _redirect("/review", request_id, [
-            ("Set-Cookie", f"{COOKIE}={cookie}; Path=/review; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict"),
-            ("Set-Cookie", f"{LOGIN_COOKIE}=; Path=/review/login; Max-Age=0; HttpOnly; SameSite=Strict"),
+            _cookie(request, COOKIE, cookie, "/review", SESSION_SECONDS),
+            _cookie(request, LOGIN_COOKIE, "", "/review/login", 0),
         ])
 
     def _page(self, request, request_id: str, session_id: str, reviewer: Reviewer):

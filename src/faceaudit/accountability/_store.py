@@ -81,12 +81,17 @@ CREATE TABLE IF NOT EXISTS decisions (
 """
 
 
-def _add_columns(conn: sqlite3.Connection) -> None:
+def _add_columns(conn: sqlite3.Connection, columns=None) -> None:
     """Columns added after the first release: older databases get them (only ever added)."""
-    for table, column, decl in _ADDED_COLUMNS:
+    for table, column, decl in _ADDED_COLUMNS if columns is None else columns:
         have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in have:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+
+def _add_probe_quality_columns(conn: sqlite3.Connection) -> None:
+    """Version 3 (issue 19): a policy's minimum probe quality; each lead's probe quality and flag."""
+    _add_columns(conn, _PROBE_QUALITY_COLUMNS)
 
 
 _ADDED_COLUMNS = (
@@ -99,8 +104,17 @@ _ADDED_COLUMNS = (
     ("decisions", "access_key_id", "TEXT NOT NULL DEFAULT ''"),
 )
 
-SCHEMA = Schema("accountability", {1: _SCHEMA, 2: _add_columns})
-"""Version 1: the tables (made before versions were recorded); 2: the columns added since."""
+_PROBE_QUALITY_COLUMNS = (
+    ("policies", "min_eye_distance_px", "REAL"),
+    ("policies", "min_probe_quality", "TEXT"),
+    ("policies", "on_low_quality", "TEXT NOT NULL DEFAULT 'refuse'"),
+    ("leads", "probe_quality", "TEXT"),  # JSON: the search record's probe_quality
+    ("leads", "quality_flag", "TEXT NOT NULL DEFAULT ''"),
+)
+
+SCHEMA = Schema("accountability", {1: _SCHEMA, 2: _add_columns, 3: _add_probe_quality_columns})
+"""Version 1: the tables (made before versions were recorded); 2: the columns added since;
+3: probe quality (policy minimum, each lead's probe quality and flag)."""
 
 
 class Store:

@@ -16,7 +16,9 @@ stored footage (doorbell video) for everyone who passed comes close. So:
   ``StartFaceSearch``, request id = the JobId), with the face of their best
   sighting, cropped from its frame with a margin (:func:`face_crop`), as the
   probe: each match becomes a lead whose probe image shows the matched face, not
-  a whole frame of several people. Crops of people without a match are not kept
+  a whole frame of several people, logged with that face's quality (eye distance,
+  sharpness, brightness; a policy's minimum probe quality refuses or flags that
+  person's search). Crops of people without a match are not kept
   (only their hash is logged). A closing ``video_search`` record counts people and matches, so a
   usage report can count video searches apart from image searches.
 """
@@ -32,6 +34,7 @@ from faceaudit._errors import InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext, Candidate
 from faceaudit.accountability._guard import guarded
 from faceaudit.accountability._policy import PolicyViolationError
+from faceaudit.accountability._probe_quality import ProbeQuality
 
 WARRANT_HEADER = "x-faceaudit-warrant"
 MAX_WARRANT_CHARS = 256
@@ -128,14 +131,19 @@ class VideoSearches:
             digest = hashlib.sha256(probe).hexdigest() if probe else None
             if person.matches:
                 matched += 1
-            guarded(
-                self.acc, ctx, operation=VIDEO_SEARCH_OPERATION, collection_id=analysis.collection_id,
-                threshold=analysis.threshold, max_faces=analysis.max_faces,
-                model_version=analysis.model_version,
-                probe=probe if person.matches else None,  # bystanders' frames are not kept
-                probe_sha256=digest, call=lambda p=person: p, candidates=_candidates,
-                gallery_size=analysis.gallery_size,
-            )
+            quality = getattr(person, "probe_quality", None)
+            try:
+                guarded(
+                    self.acc, ctx, operation=VIDEO_SEARCH_OPERATION, collection_id=analysis.collection_id,
+                    threshold=analysis.threshold, max_faces=analysis.max_faces,
+                    model_version=analysis.model_version,
+                    probe=probe if person.matches else None,  # bystanders' frames are not kept
+                    probe_sha256=digest, call=lambda p=person: p, candidates=_candidates,
+                    gallery_size=analysis.gallery_size,
+                    probe_quality=None if quality is None else ProbeQuality.of(quality),
+                )
+            except PolicyViolationError:
+                continue  # this person's frame is below the policy's minimum: logged as refused, no leads
         self.acc.log.append("video_search", {
             **_who(ctx), "warrant": warrant, "job_id": job_id, "video": video,
             "collection_id": analysis.collection_id, "threshold": analysis.threshold,

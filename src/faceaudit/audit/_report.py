@@ -44,6 +44,7 @@ from faceaudit.audit._html import (
     render,
     tfmt,
 )
+from faceaudit.audit._probe_quality import probe_quality_section
 from faceaudit.audit._svg import PALETTE, Series, histogram_chart, line_chart
 
 
@@ -456,7 +457,7 @@ def render_report(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ()
         thumbnails=_thumbnails(res, candidates, Path(base_dir), thumbnails or ThumbnailPolicy()),
         search=tuple((str(k), str(v)) for k, v in (eng.get("search") or {}).items()), timings=_timings(res))
     title = f"Face search audit: {c['probes']:,} searches against {c['gallery_images']:,} photos"
-    return page(title, render("report.html.j2", title=title, res=res, eng=eng, v=view))
+    return page(title, render("report.html.j2", title=title, res=res, eng=eng, v=view, pq=probe_quality_section(res)))
 
 
 def build_report(out_dir: "str | Path", thumbnails: Optional[ThumbnailPolicy] = None) -> Path:

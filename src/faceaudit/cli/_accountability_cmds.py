@@ -102,6 +102,15 @@ def _policy_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--purpose", default="", help='what the collection is for, e.g. "law-enforcement"')
     p.add_argument("--law-enforcement", action="store_true",
                    help="shorthand: min threshold 99, case reference required, purpose law-enforcement")
+    from faceaudit.accountability._probe_quality import BAND_NAMES, LowQualityAction
+
+    p.add_argument("--min-eye-distance", type=float, default=None, metavar="PX",
+                   help="smallest probe face a search may use: pixels between its eyes (e.g. 20)")
+    p.add_argument("--min-probe-quality", default=None, choices=BAND_NAMES, metavar="BAND",
+                   help=f"lowest probe quality band a search may use, best first: {', '.join(BAND_NAMES)}")
+    p.add_argument("--on-low-quality", default=LowQualityAction.REFUSE, type=LowQualityAction,
+                   choices=list(LowQualityAction), metavar="refuse|flag",
+                   help="a probe below the minimum is refused (default) or searched and its leads flagged")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_policy_set)
 
@@ -245,6 +254,11 @@ def _print_policy(args, policy) -> None:
     print(f"{_policy_name(policy)}: minimum threshold {mt}, max candidates {mf}, "
           f"case reference {'required' if policy.require_case_reference else 'optional'}"
           + (f", purpose {policy.purpose}" if policy.purpose else ""))
+    if policy.has_probe_minimum:
+        mins = [f"eyes at least {policy.min_eye_distance_px:g} px apart" if policy.min_eye_distance_px else "",
+                f"quality band {policy.min_probe_quality} or better" if policy.min_probe_quality else ""]
+        print(f"  probe minimum: {' and '.join(m for m in mins if m)}; below it a search is "
+              f"{'refused' if policy.on_low_quality.value == 'refuse' else 'run and its leads flagged'}")
     if meaning is None:
         print("  no minimum threshold: searches may run at any Similarity (default 80 = false-match "
               "rate 1e-5 per comparison)")
@@ -307,6 +321,9 @@ def cmd_policy_set(args) -> int:
         require_case_reference=args.require_case_reference or args.law_enforcement,
         purpose=args.purpose or ("law-enforcement" if args.law_enforcement else ""),
         max_false_match_rate=args.max_false_match_rate,
+        min_eye_distance_px=args.min_eye_distance,
+        min_probe_quality=args.min_probe_quality,
+        on_low_quality=args.on_low_quality,
     )
     acc = _acc(args)
     set_ = acc.set_policy if args.collection_id else acc.set_default_policy
@@ -349,6 +366,13 @@ def cmd_review_show(args) -> int:
         print(f"{key:18} {doc[key]}")
     probe = acc.probe_path(lead.probe_sha256)
     print(f"{'ProbeImage':18} {probe or 'not kept'}")
+    if lead.probe_quality is not None:  # what it means for the model: measured data only
+        from faceaudit.accountability._probe_quality import quality_sentence
+
+        print(f"{'ProbeQuality':18} {lead.probe_quality.text()}")
+        print(f"{'':18} {quality_sentence(lead.probe_quality, lead.model_version, lead.threshold)}")
+    if lead.quality_flag:
+        print(f"{'QualityFlag':18} below the collection's minimum probe quality: {lead.quality_flag}")
     for d in lead.decisions:
         print(f"decision: {d.reviewer} {d.decision} at "
               f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(d.time))} UTC {d.note}")

@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="threads per worker process that run stored-video jobs (default 1)")
     p.add_argument("--video-fps", type=float, default=None, metavar="N",
                    help="frames analysed per second of stored video (default 2, 0.1-30)")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
+                   help="a TLS proxy in front (repeatable): from these addresses only, X-Forwarded-For "
+                        "gives the client's address and X-Forwarded-Proto https marks cookies Secure")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -145,7 +148,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return serve(app if args.workers == 1 else factory, host=args.host, port=args.port,
-                 workers=args.workers, grace=args.grace, log_level=level)
+                 workers=args.workers, grace=args.grace, log_level=level, limits=_server_limits(args))
+
+
+def _server_limits(args: argparse.Namespace):
+    """The server's options from the serve flags (--trusted-proxy)."""
+    import ipaddress
+
+    from faceaudit.service import ServerLimits
+
+    proxies = []
+    for cidr in args.trusted_proxy:
+        try:
+            proxies.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
+        except ValueError:
+            raise InvalidParameterError(f"--trusted-proxy {cidr!r} is not an address or network (CIDR)") from None
+    return ServerLimits(trusted_proxies=tuple(proxies))
 
 
 def _object_options(args: argparse.Namespace):

@@ -9,7 +9,7 @@ from faceaudit.collections import _quality
 from faceaudit.collections import _validate as v
 from faceaudit.collections._backend import Backend
 from faceaudit.collections._results import FaceMatch, SearchFacesByImageResult, SearchFacesResult
-from faceaudit.engine import DetectedFace, FaceEngine, Image, load_image
+from faceaudit.engine import DetectedFace, FaceEngine, Image, load_image, report_probe
 
 
 def searchable_faces(
@@ -69,6 +69,7 @@ class SearchOps(Backend):
                     f"(largest face: {', '.join(others[0][1])})"
                 )
             raise NoFaceError("no face was found in the image")
+        report_probe(face.quality)  # the accountability layer's minimum-quality policy may refuse here
         vector = engine.embed(img, face).vector
         with self._store.read() as conn:
             coll = self._store.get_collection(conn, name)

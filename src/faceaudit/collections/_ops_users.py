@@ -31,7 +31,7 @@ from faceaudit.collections._results import (
     User,
     UserMatch,
 )
-from faceaudit.engine import load_image
+from faceaudit.engine import load_image, report_probe
 
 MAX_FACES_PER_USER = 100
 
@@ -285,6 +285,7 @@ class UserOps(Backend):
                 user_matches=(), face_model_version=coll.model_version, unsearched_faces=unsearched,
                 threshold=threshold,
             )
+        report_probe(face.quality)  # the accountability layer's minimum-quality policy may refuse here
         vector = np.asarray(engine.embed(img, face).vector, dtype=np.float32)
         with self._store.read() as conn:
             coll = self._store.get_collection(conn, name)

@@ -56,7 +56,7 @@ from faceaudit.collections._video import (
     probe_video,
     sample_frames,
 )
-from faceaudit.engine import BoundingBox, DetectedFace
+from faceaudit.engine import BoundingBox, DetectedFace, Quality
 
 FACE_DETECTION, FACE_SEARCH = "face_detection", "face_search"
 DEFAULT_VIDEO_MAX_FACES = 80
@@ -125,8 +125,9 @@ class PersonFound:
     of their best sighting (the probe image of the search), taken at
     ``probe_timestamp_ms`` with the face at ``probe_box``; ``matches`` the
     collection's faces at or above the threshold, highest similarity first
-    (0-100, higher is more alike). Each match is an investigative lead, not an
-    identification.
+    (0-100, higher is more alike); ``probe_quality`` the probe face's quality in that
+    frame (eye distance in pixels, sharpness, brightness: what the tracker chose it by).
+    Each match is an investigative lead, not an identification.
     """
 
     index: int
@@ -137,6 +138,7 @@ class PersonFound:
     probe_timestamp_ms: int
     probe_box: BoundingBox
     matches: Tuple[FaceMatch, ...]
+    probe_quality: Optional[Quality] = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -429,7 +431,7 @@ class VideoOps(Backend):
             index=track.index, first_ms=track.sightings[0].timestamp_ms,
             last_ms=track.last.timestamp_ms, sightings=len(track.sightings),
             probe_jpeg=probes.get(first.frame_number, b""), probe_timestamp_ms=first.timestamp_ms,
-            probe_box=first.face.bounding_box, matches=tuple(matches),
+            probe_box=first.face.bounding_box, matches=tuple(matches), probe_quality=first.face.quality,
         )
 
     # -- the job runners ---------------------------------------------------------------------------

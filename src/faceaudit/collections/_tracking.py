@@ -30,6 +30,11 @@ MAX_GAP_MS = 2000
 """How long a track's last box counts as recent for the overlap rule (milliseconds)."""
 BEST_FRAMES = 3
 """Frames of each track searched in the collection."""
+USEFUL_EYE_DISTANCE_PX = 36.0
+"""Eye distance above which a larger face makes no better probe: the embedders align every face to
+112x112 pixels with the eyes about 35 px apart (SFace's and ArcFace's template), so past that size
+sharpness decides. Below it, fewer pixels between the eyes is what degrades a probe most (issue 19:
+mates missed at Similarity 80 rose from 1.5% at 30 px to 5% at 15 px, JPEG 75)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,11 +48,18 @@ class Sighting:
 
     @property
     def quality(self) -> float:
-        """How good a probe this face makes (higher is better): size x sharpness x confidence."""
+        """How good a probe this face makes (higher is better): eye distance (capped at
+        :data:`USEFUL_EYE_DISTANCE_PX`) x sharpness x detector confidence.
+
+        The eye distance is the face's measured one (``Quality.eye_distance_px``), or 0.4 of its
+        box's shorter side for a face measured without landmarks; sharpness (0-100) weighs from
+        0.5 (none) to 1 (sharpest); among faces of the same usable size the sharpest wins.
+        """
         q = self.face.quality
-        size = min(float(getattr(q, "face_size_px", 0.0) or 0.0), 224.0)
+        eyes = float(getattr(q, "eye_distance_px", 0.0) or 0.0) \
+            or 0.4 * float(getattr(q, "face_size_px", 0.0) or 0.0)
         sharp = float(getattr(q, "sharpness", 50.0) or 0.0)
-        return size * (0.5 + sharp / 200.0) * self.face.confidence / 100.0
+        return min(eyes, USEFUL_EYE_DISTANCE_PX) * (0.5 + sharp / 200.0) * self.face.confidence / 100.0
 
 
 @dataclass(eq=False)

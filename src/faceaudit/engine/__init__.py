@@ -63,6 +63,7 @@ from faceaudit.engine._registry import (
     rekognition_model_version,
     sha256_file,
 )
+from faceaudit.engine._probe import ProbeObserver, observe_probe, report_probe
 from faceaudit.engine._quality import QUALITY_BANDS, QualityBand, quality_band
 from faceaudit.engine._riskscale import one_in, promised_fmr, similarity_for_fmr
 from faceaudit.engine._types import (
@@ -78,7 +79,7 @@ from faceaudit.engine._types import (
 __all__ = [
     "CLEAN", "DegradedProbe", "PRESETS", "ProbeCondition", "QUALITY_BANDS", "QualityBand", "Step",
     "conditions_with_clean", "degrade", "detect_upscaled", "eye_distance_px", "parse_steps", "probe_condition",
-    "quality_band",
+    "quality_band", "ProbeObserver", "observe_probe", "report_probe",
     "BoundingBox", "CompareResult", "DEFAULT_MODEL", "DetectResult", "DetectedFace", "Detector",
     "Embedder", "EnginePool", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image",
     "ImageSource", "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES",

@@ -9,6 +9,7 @@ import numpy as np
 
 from faceaudit._errors import InvalidParameterError, NoFaceError
 from faceaudit.engine._image import Image, ImageSource, load_image
+from faceaudit.engine._probe import report_probe
 from faceaudit.engine._registry import DEFAULT_MODEL, FaceModel, ModelSpec, get_model, load_model
 from faceaudit.engine._types import DetectedFace, FaceEmbedding
 
@@ -151,12 +152,14 @@ class FaceEngine:
         threshold = check_similarity_threshold(similarity_threshold)
         if keep is None:
             _, src = self.largest(source)
+            report_probe(src.face.quality)  # before any target face is compared
             _, targets = self.analyze(target)
         else:
             src_img = self.image(source)
             accepted = [f for f in self.detect(src_img).faces if keep(f)]
             if not accepted:
                 raise NoFaceError("no face in the source image passes the QualityFilter")
+            report_probe(accepted[0].quality)  # before any target face is compared
             src = self.embed(src_img, accepted[0])
             tgt_img = self.image(target)
             targets = [self.embed(tgt_img, f) for f in self.detect(tgt_img).faces if keep(f)]

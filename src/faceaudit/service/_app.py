@@ -293,13 +293,15 @@ class ServiceApp:
         if operation is None or caller is None:  # pragma: no cover - begin() was not called
             raise RuntimeError("finish() before begin() had checked the headers")
 
-        # 7. the signature over the body
+        # 7. the signature over the body (a large body comes as its spool file: read once verified)
         principal: Principal = ANONYMOUS
         if auth is not None:
             principal = self.verifier.verify(
-                auth, request.method, request.raw_path, request.query, request.headers, body,
-                payload_sha256=body_sha256,
+                auth, request.method, request.raw_path, request.query, request.headers,
+                body if isinstance(body, bytes) or body_sha256 is None else b"", payload_sha256=body_sha256,
             )
+        if not isinstance(body, bytes):
+            body = body.read()
 
         # 8. rate limit per key (per client address without authentication)
         bucket = principal.access_key_id if auth is not None else f"ip:{request.remote}"
@@ -347,8 +349,10 @@ def _check_loopback_host(host: Optional[str]) -> None:
     import ipaddress
     from urllib.parse import urlsplit
 
-    try:
-        name = urlsplit("//" + host.strip()).hostname or ""
+    try:  # a bare host[:port]: no user info ("evil.example@127.0.0.1"), path or spaces
+        parts = urlsplit("//" + host.strip())
+        name = (parts.hostname or "") if parts.netloc == host.strip() and "@" not in host else ""
+        parts.port  # noqa: B018 - a port that is not a number raises
     except ValueError:
         name = ""
     try:

@@ -13,15 +13,25 @@ allows. Other paths (the extension's web pages) run in the pool as a whole.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from faceaudit._errors import ServiceUnavailableError
+from faceaudit._errors import (
+    FaceAuditError,
+    RequestHeaderFieldsTooLargeError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    ServiceUnavailableError,
+    UriTooLongError,
+)
 from faceaudit.service._app import Exchange, ServiceApp
-from faceaudit.service._protocol import BodyReader, HttpRequest, HttpResponse, IncompleteBodyError
+from faceaudit.service._limits import BodyBudget, Reservation
+from faceaudit.service._protocol import BodyReader, HttpRequest, HttpResponse, IncompleteBodyError, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -53,43 +63,43 @@ class ServerLimits:
     declared Content-Length); a request that does not fit gets 503 (boto3 retries it)."""
     unverified_body_bytes_per_key: int = 64 * 1024 * 1024
     """The same, for the requests signed with one access key id (a key may always have one
-    body in flight, however large its operation allows, if the worker's budget has room)."""
+    body in flight, however large its operation allows, if the worker's budget has room). From
+    an address that verified a signature of the key before, the key has its own share there."""
+    unverified_body_bytes_per_address: int = 40 * 1024 * 1024
+    """The same, per client address (IPv6: per /64); one body always fits."""
+    small_body_reserve: int = 4 * 1024 * 1024
+    """Bodies of at most 64 KiB fit within this much more when large bodies fill the budget
+    (an address at most a quarter of it)."""
+    spool_above: int = 1024 * 1024
+    """An unverified body larger than this is spooled to a file (0600, deleted when closed)
+    in ``spool_dir``, not held in memory."""
+    spool_dir: Optional[str] = None
+    """Where bodies are spooled (None: ``<data dir>/spool``, made 0700)."""
+    page_body_bytes: int = 16 * 1024
+    """Largest body of a request to a path other than the API (the review pages' forms);
+    beyond: 413 before reading."""
+    page_body_timeout: float = 10.0
+    """Such a body must arrive within this time of the headers; otherwise 408."""
+    page_threads: int = 4
+    """Threads per worker that serve the other paths (their own pool: never the API's)."""
+    max_header_bytes: int = 32 * 1024
+    """Largest header block (names and values); beyond: 431."""
+    max_headers: int = 100
+    """Most header fields in a request; beyond: 431."""
+    max_target_bytes: int = 8 * 1024
+    """Longest request target (path and query); beyond: 414."""
+    trusted_proxies: Tuple[str, ...] = ()
+    """Networks (CIDRs) of proxies whose X-Forwarded-For and X-Forwarded-Proto are believed
+    (the client's address and whether it used https); nobody else's are."""
     threads: int = 32
     """Threads per worker that verify signatures and run operations."""
 
 
-class BodyBudget:
-    """Bytes of request bodies held before their signature is verified, in total and per key
-    (used on the event loop only: no lock)."""
-
-    def __init__(self, total: int, per_key: int) -> None:
-        self.total = total
-        self.per_key = per_key
-        self.used = 0
-        self._by_key: Dict[str, int] = {}
-
-    def reserve(self, key: str, n: int) -> bool:
-        """Take ``n`` bytes for ``key``; False when they do not fit. One body of a key fits
-        whatever its size if the total has room; a body larger than the total fits alone."""
-        held = self._by_key.get(key, 0)
-        over_total = self.used and self.used + n > self.total
-        over_key = held and held + n > self.per_key
-        if n and (over_total or over_key):
-            return False
-        self.used += n
-        self._by_key[key] = held + n
-        return True
-
-    def release(self, key: str, n: int) -> None:
-        self.used -= n
-        left = self._by_key.get(key, 0) - n
-        if left > 0:
-            self._by_key[key] = left
-        else:
-            self._by_key.pop(key, None)
-
-
 AppSource = Union[ServiceApp, Callable[[], ServiceApp]]
+
+SIGNATURE_FAILURES = frozenset({"InvalidSignatureException", "IncompleteSignatureException"})
+"""Outcomes of a read body that make its key id and address back off (as does a body that did
+not arrive); any other outcome of :meth:`ServiceApp.finish` comes after the signature verified."""
 
 
 class AsgiService:
@@ -103,7 +113,12 @@ class AsgiService:
         self._factory: Optional[Callable[[], ServiceApp]] = None if isinstance(app, ServiceApp) else app
         self._app: Optional[ServiceApp] = app if isinstance(app, ServiceApp) else None
         self._executor: Optional[ThreadPoolExecutor] = None
-        self._budget = BodyBudget(limits.unverified_body_bytes, limits.unverified_body_bytes_per_key)
+        self._page_executor: Optional[ThreadPoolExecutor] = None
+        self._budget = BodyBudget(limits.unverified_body_bytes, limits.unverified_body_bytes_per_key,
+                                  limits.unverified_body_bytes_per_address,
+                                  small_reserve=limits.small_body_reserve)
+        self._proxies = tuple(ipaddress.ip_network(c, strict=False) for c in limits.trusted_proxies)
+        self._spool_dir: Optional[str] = limits.spool_dir
 
     def __getstate__(self) -> Dict[str, Any]:
         if self._factory is None:
@@ -113,6 +128,11 @@ class AsgiService:
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__init__(state["factory"], state["limits"], state["log_level"])  # type: ignore[misc]
+
+    @property
+    def budget(self) -> BodyBudget:
+        """The worker's budget of unverified bodies."""
+        return self._budget
 
     @property
     def app(self) -> ServiceApp:
@@ -127,6 +147,30 @@ class AsgiService:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.limits.threads, thread_name_prefix="faceaudit-request")
         return self._executor
+
+    @property
+    def page_executor(self) -> ThreadPoolExecutor:
+        """The small pool of the other paths (review pages): they never take the API's threads."""
+        if self._page_executor is None:
+            self._page_executor = ThreadPoolExecutor(self.limits.page_threads, thread_name_prefix="faceaudit-page")
+        return self._page_executor
+
+    def spool_dir(self) -> Optional[str]:
+        """Where large unverified bodies go: ``limits.spool_dir`` or ``<data dir>/spool`` (0700);
+        None (the system's temporary folder) when that cannot be made."""
+        if self._spool_dir is None:
+            data_dir = getattr(getattr(self.app, "config", None), "data_dir", None)
+            if data_dir is not None:
+                path = os.path.join(str(data_dir), "spool")
+                try:
+                    os.makedirs(path, mode=0o700, exist_ok=True)
+                    self._spool_dir = path
+                except OSError:
+                    log.warning("cannot make %s; spooling to the temporary folder", path)
+                    self._spool_dir = ""
+            else:
+                self._spool_dir = ""
+        return self._spool_dir or None
 
     # -- ASGI ------------------------------------------------------------------------------------
 
@@ -153,12 +197,43 @@ class AsgiService:
                 log.info("worker started", extra={"fields": {"event": "worker_started", "worker": os.getpid()}})
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._executor is not None:
-                    self._executor.shutdown(wait=True)
-                    self._executor = None
+                for pool in (self._executor, self._page_executor):
+                    if pool is not None:
+                        pool.shutdown(wait=True)
+                self._executor = self._page_executor = None
                 log.info("worker stopped", extra={"fields": {"event": "worker_stopped", "worker": os.getpid()}})
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _client(self, scope: Dict[str, Any], headers: List[Tuple[str, str]]) -> Tuple[str, str]:
+        """(client address, scheme): from the connection, or from X-Forwarded-For/-Proto when
+        the peer is a trusted proxy (the rightmost address not itself a trusted proxy)."""
+        client = scope.get("client")
+        remote = client[0] if client else "-"
+        scheme = scope.get("scheme", "http")
+        if not self._proxies or not self._trusted(remote):
+            return remote, scheme
+        forwarded: List[str] = []
+        for k, v in headers:
+            if k == "x-forwarded-for":
+                forwarded.extend(p.strip() for p in v.split(","))
+        for hop in reversed(forwarded):
+            remote = hop
+            if not self._trusted(hop):
+                break
+        protos = [v for k, v in headers if k == "x-forwarded-proto"]
+        if protos:
+            last = protos[-1].split(",")[-1].strip().lower()
+            if last in ("http", "https"):
+                scheme = last
+        return remote, scheme
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._proxies)
 
     async def _http(self, scope: Dict[str, Any], receive: Callable, send: Callable) -> None:
         loop = asyncio.get_running_loop()
@@ -167,53 +242,183 @@ class AsgiService:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         lengths = {v.strip() for k, v in headers if k == "content-length"}
         content_length = int(lengths.pop()) if len(lengths) == 1 and next(iter(lengths)).isdigit() else None
-        client = scope.get("client")
+        remote, scheme = self._client(scope, headers)
         request = HttpRequest(
             method=scope["method"],
             raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1") or "/",
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
-            remote=client[0] if client else "-",
+            remote=remote,
             content_length=content_length,
             read_body=lambda n: asyncio.run_coroutine_threadsafe(stream.read(n), loop).result(),
+            scheme=scheme,
         )
-        if request.raw_path in ("/", "/health"):
+        expecting = any(k == "expect" and v.strip().lower() == "100-continue" for k, v in headers)
+        refusal = self._check_head(scope, headers)
+        if refusal is not None:
+            exchange = _exchange(request)
+            response = app.fail(exchange, refusal)
+            response.close = True
+        elif request.raw_path in ("/", "/health"):
             exchange = app.begin(request)  # headers only: on the event loop
             if exchange.needs_body:
                 response = await self._finish(app, exchange, request, stream, loop)
             else:
                 response = app.done(exchange)
-        else:  # the extension's pages may read the body: in a thread, as a whole
-            response = await loop.run_in_executor(self.executor, app.handle, request)
+        else:  # the extension's pages: the body read here, then the page in its own small pool
+            response = await self._page(app, request, stream, loop)
         unread = 0 if request.body_consumed else (content_length or 0)
-        expecting = any(k == "expect" and v.strip().lower() == "100-continue" for k, v in headers)
         await _respond(send, stream, response, unread, expecting)
+
+    def _check_head(self, scope: Dict[str, Any], headers: List[Tuple[str, str]]) -> Optional[FaceAuditError]:
+        """431 for too many or too large header fields, 414 for too long a target."""
+        limits = self.limits
+        if len(headers) > limits.max_headers:
+            return RequestHeaderFieldsTooLargeError(
+                f"the request has {len(headers)} header fields; at most {limits.max_headers} are accepted")
+        size = sum(len(k) + len(v) + 4 for k, v in headers)
+        if size > limits.max_header_bytes:
+            return RequestHeaderFieldsTooLargeError(
+                f"the request's header block is {size} bytes; at most {limits.max_header_bytes} are accepted")
+        target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        if target > limits.max_target_bytes:
+            return UriTooLongError(
+                f"the request target is {target} bytes; at most {limits.max_target_bytes} are accepted")
+        return None
+
+    async def _page(self, app: ServiceApp, request: HttpRequest, stream: "_Stream",
+                    loop: asyncio.AbstractEventLoop) -> HttpResponse:
+        """A request to another path (the review pages: unauthenticated until their own checks):
+        its body, at most ``page_body_bytes``, is read here within ``page_body_timeout``; only then
+        does a thread of the page pool handle it, so a slow client never holds a thread."""
+        n = request.content_length or 0
+        limits = self.limits
+        if n > limits.page_body_bytes or (request.header("transfer-encoding") or "").strip():
+            exchange = _exchange(request)
+            return app.fail(exchange, RequestTooLargeError(
+                f"at most {limits.page_body_bytes} bytes are accepted here, with Content-Length"))
+        key = f"ip:{request.remote}"
+        if n:
+            refused = self._admit(key, n, request.remote)
+            if isinstance(refused, FaceAuditError):
+                return app.fail(_exchange(request), refused)
+            reservation = refused
+            try:
+                request.body_consumed = True
+                try:
+                    body = await asyncio.wait_for(_read_all(stream, n), limits.page_body_timeout)
+                except asyncio.TimeoutError:
+                    self._budget.failed(key, request.remote)
+                    response = app.fail(_exchange(request), RequestTimeoutError(
+                        f"the request body did not arrive within {limits.page_body_timeout:g} s"))
+                    response.close = True
+                    return response
+                if len(body) < n:
+                    self._budget.failed(key, request.remote)
+                    return app.fail(_exchange(request), IncompleteBodyError(
+                        f"the body ended after {len(body)} of {n} bytes"))
+            finally:
+                self._budget.release(reservation)
+            buffered = _Buffered(body)
+            request.read_body = buffered.read
+            request.body_consumed = False
+        return await loop.run_in_executor(self.page_executor, app.handle, request)
+
+    def _admit(self, key: str, n: int, remote: str) -> Any:
+        """A reservation of ``n`` unverified bytes, or the error that refuses them (503)."""
+        wait = self._budget.penalty(key, remote) if n > self._budget.small_body else 0.0
+        reservation = None if wait > 0 else self._budget.reserve(key, n, remote)
+        if reservation is not None:
+            return reservation
+        if wait > 0:
+            exc = ServiceUnavailableError(
+                "recent requests from this address (or with this key id from it) failed their "
+                f"signature or did not arrive; retry in {wait:.0f} s")
+        else:
+            exc = ServiceUnavailableError(
+                "the service is reading as many unauthenticated request bodies as it holds; retry")
+        exc.retry_after = max(1.0, wait)  # type: ignore[attr-defined]
+        return exc
 
     async def _finish(self, app: ServiceApp, exchange: Exchange, request: HttpRequest, stream: "_Stream",
                       loop: asyncio.AbstractEventLoop) -> HttpResponse:
         n = request.content_length or 0
         key = exchange.access_key_id or f"ip:{request.remote}"
-        if not self._budget.reserve(key, n):
-            exc = ServiceUnavailableError(
-                "the service is reading as many unauthenticated request bodies as it holds; retry"
-            )
-            exc.retry_after = 1.0  # type: ignore[attr-defined]
-            return app.fail(exchange, exc)
+        admitted = self._admit(key, n, request.remote)
+        if isinstance(admitted, FaceAuditError):
+            return app.fail(exchange, admitted)
+        reservation: Reservation = admitted
+        body: Any = None
         try:
             request.body_consumed = True
-            reader = BodyReader(n)
+            spool = self.spool_dir() if n > self.limits.spool_above else None
+            reader = BodyReader(n, spool_above=self.limits.spool_above if n > self.limits.spool_above else None,
+                                spool_dir=spool)
+            reading = asyncio.ensure_future(_read_into(reader, stream))
+            reservation.evict = reading.cancel
             try:
-                while not reader.complete:
-                    chunk = await stream.read(reader.wanted)
-                    if not chunk:
-                        break
-                    reader.add(chunk)
+                await reading
+                reservation.reading = False
                 body, digest = reader.result()
+            except asyncio.CancelledError:
+                reader.close()
+                if not reservation.evicted:
+                    raise
+                exc = ServiceUnavailableError(
+                    "this address holds more than its share of unauthenticated request bodies; retry")
+                exc.retry_after = 1.0  # type: ignore[attr-defined]
+                response = app.fail(exchange, exc)
+                response.close = True
+                return response
             except IncompleteBodyError as exc:
+                reader.close()
+                self._budget.failed(key, request.remote)
                 return app.fail(exchange, exc)
-            return await loop.run_in_executor(self.executor, app.finish, exchange, body, digest)
+            response = await loop.run_in_executor(self.executor, app.finish, exchange, body, digest)
+            if exchange.access_key_id is not None:
+                if exchange.error_code in SIGNATURE_FAILURES:
+                    self._budget.failed(key, request.remote)
+                else:
+                    self._budget.verified(key, request.remote)
+            return response
         finally:
-            self._budget.release(key, n)
+            self._budget.release(reservation)
+            if body is not None and hasattr(body, "close"):
+                body.close()
+
+
+async def _read_into(reader: BodyReader, stream: "_Stream") -> None:
+    while not reader.complete:
+        chunk = await stream.read(reader.wanted)
+        if not chunk:
+            return
+        reader.add(chunk)
+
+
+async def _read_all(stream: "_Stream", n: int) -> bytes:
+    parts = bytearray()
+    while len(parts) < n:
+        chunk = await stream.read(n - len(parts))
+        if not chunk:
+            break
+        parts += chunk
+    return bytes(parts)
+
+
+class _Buffered:
+    """A body already read, served to :meth:`HttpRequest.body` in pieces."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+
+    def read(self, n: int) -> bytes:
+        chunk, self._data = bytes(self._data[:n]), self._data[n:]
+        return chunk
+
+
+def _exchange(request: HttpRequest) -> Exchange:
+    """An exchange for a request refused by the server before the pipeline saw it."""
+    return Exchange(request, new_request_id(), time.perf_counter())
 
 
 class _Stream:

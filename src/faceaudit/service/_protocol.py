@@ -11,9 +11,11 @@ import base64
 import datetime as _dt
 import hashlib
 import json
+import math
+import tempfile
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, List, Optional, Tuple, Union
 
 from faceaudit._errors import (
     FaceAuditError,
@@ -46,6 +48,7 @@ class HttpRequest:
     read_body: Callable[[int], bytes] = field(default=lambda n: b"", repr=False)
     body_consumed: bool = False
     body_sha256: Optional[str] = None  # hex SHA-256 of the body, once read
+    scheme: str = "http"  # "https" when served over TLS or a trusted proxy says the client used it
 
     def header(self, name: str) -> Optional[str]:
         return header(self.headers, name)
@@ -65,23 +68,31 @@ class HttpRequest:
         except OSError as exc:  # the client stalled (timeout) or went away
             raise IncompleteBodyError(f"the request body did not arrive: {type(exc).__name__}") from None
         data, self.body_sha256 = reader.result()
-        return data
+        return data if isinstance(data, bytes) else data.read()  # (not spooled here: always bytes)
 
 
 class BodyReader:
     """A body of ``length`` bytes (Content-Length) collected chunk by chunk, its SHA-256
-    computed while it streams in (so that the signature check needs no second pass)."""
+    computed while it streams in (so that the signature check needs no second pass).
+
+    With ``spool_above``, what goes beyond that many bytes is written to a temporary file (0600,
+    gone once closed; in ``spool_dir`` or the system's temporary folder), not held in memory:
+    :meth:`result` then gives that file, at its start."""
 
     CHUNK = 256 * 1024
 
-    def __init__(self, length: int) -> None:
+    def __init__(self, length: int, spool_above: Optional[int] = None, spool_dir: Optional[str] = None) -> None:
         self.length = length
         self._parts = bytearray()
+        self._file: Optional[BinaryIO] = None
+        if spool_above is not None:
+            self._file = tempfile.SpooledTemporaryFile(max_size=spool_above, dir=spool_dir)  # type: ignore[assignment]
+        self._received = 0
         self._sha = hashlib.sha256()
 
     @property
     def received(self) -> int:
-        return len(self._parts)
+        return self._received
 
     @property
     def complete(self) -> bool:
@@ -95,14 +106,28 @@ class BodyReader:
     def add(self, chunk: bytes) -> None:
         if self.received + len(chunk) > self.length:
             raise IncompleteBodyError(f"the body is longer than its Content-Length of {self.length} bytes")
-        self._parts += chunk
+        if self._file is not None:
+            self._file.write(chunk)
+        else:
+            self._parts += chunk
+        self._received += len(chunk)
         self._sha.update(chunk)
 
-    def result(self) -> Tuple[bytes, str]:
-        """(body, hex SHA-256); IncompleteBodyError when fewer bytes than Content-Length came."""
+    def result(self) -> Tuple[Union[bytes, BinaryIO], str]:
+        """(body, hex SHA-256); IncompleteBodyError when fewer bytes than Content-Length came.
+        The body is bytes, or the spool file (the caller closes it)."""
         if not self.complete:
             raise IncompleteBodyError(f"the body ended after {self.received} of {self.length} bytes")
+        if self._file is not None:
+            self._file.seek(0)
+            return self._file, self._sha.hexdigest()
         return bytes(self._parts), self._sha.hexdigest()
+
+    def close(self) -> None:
+        """Drop what was received (the spool file is deleted)."""
+        if self._file is not None:
+            self._file.close()
+        self._parts = bytearray()
 
 
 @dataclass
@@ -139,18 +164,48 @@ def check_content_type(value: Optional[str]) -> None:
 
 
 def parse_json_body(body: bytes) -> dict:
-    """The request's JSON object ({} for an empty body); SerializationException otherwise."""
+    """The request's JSON object ({} for an empty body); SerializationException otherwise.
+
+    UTF-8 only (RFC 8259 section 8.1: no other encoding, no byte order mark), and every number
+    anywhere in the document a finite double or a 64-bit integer: NaN, Infinity and overflowing
+    numbers such as 1e400 are refused, also in members the operation does not know."""
     if not body.strip():
         return {}
     try:
-        doc = json.loads(body)
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SerializationError("the request body must be JSON encoded as UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise SerializationError("the request body must be JSON encoded as UTF-8, without a byte order mark")
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_int64)
     except RecursionError:
         raise SerializationError("the request body nests too deeply") from None
-    except (UnicodeDecodeError, ValueError) as exc:
+    except ValueError as exc:
         raise SerializationError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise SerializationError("the request body must be a JSON object")
     return doc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise SerializationError(f"the request body is not valid JSON: {name} is not a number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise SerializationError(f"the request body holds a number out of range: {text[:40]}")
+    return value
+
+
+def _int64(text: str) -> int:
+    if len(text) > 21:
+        raise SerializationError(f"the request body holds a number out of range: {text[:40]}...")
+    value = int(text)
+    if not -(2 ** 63) <= value < 2 ** 64:
+        raise SerializationError(f"the request body holds a number out of range: {text[:40]}")
+    return value
 
 
 def _default(obj: Any) -> Any:

@@ -203,19 +203,16 @@ class Supervisor(Multiprocess):
     def init_processes(self) -> None:
         super().init_processes()
         now = time.monotonic()
-        for idx in range(len(self.processes)):
+        for idx, process in enumerate(self.processes):
             self._started[idx] = now
+            _close_child_end(process)
 
     def keep_subprocess_alive(self) -> None:
         if self.should_exit.is_set():
             return
         now = time.monotonic()
         for idx, process in enumerate(self.processes):
-            due = self._due.get(idx)
-            if due is not None:
-                if now >= due and not self.should_exit.is_set():
-                    del self._due[idx]
-                    self._start(idx, now)
+            if idx in self._due:
                 continue
             if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
                 continue
@@ -232,12 +229,40 @@ class Supervisor(Multiprocess):
                                   "lived_s": round(lived, 1), "restart_in_s": delay, "failures": failures}},
             )
             self._due[idx] = now + delay
+        self._restart_due(now)
+
+    def _restart_due(self, now: float) -> None:
+        """Start the workers whose back-off is over, one per pass; and at once, whatever its
+        back-off, the first due one when no other worker is alive: the back-off spares the
+        machine a worker that keeps dying, it never leaves the service with no worker."""
+        if not self._due or self.should_exit.is_set():
+            return
+        serving = any(idx not in self._due and p.process.is_alive() for idx, p in enumerate(self.processes))
+        idx, due = min(self._due.items(), key=lambda item: item[1])
+        if now >= due or not serving:
+            if now < due:
+                log.warning("no worker is alive: starting worker slot %d now, not in %.1f s", idx, due - now,
+                            extra={"fields": {"event": "worker_restart_early", "slot": idx}})
+            del self._due[idx]
+            self._start(idx, now)
 
     def _start(self, idx: int, now: float) -> None:
         process = Process(self.config, self.sockets)
         process.start()
+        _close_child_end(process)
         self.processes[idx] = process
         self._started[idx] = now
+
+
+def _close_child_end(process: Process) -> None:
+    """Close the supervisor's copy of the worker's end of the health-ping pipe (the worker has
+    its own). uvicorn keeps it open, so that a ping sent just before a worker is killed waits the
+    whole health-check timeout (30 s) for an answer that cannot come, restarting nothing
+    meanwhile: with every worker killed at once, a 30 s outage. Closed, the worker's death ends
+    the wait at once (EOF)."""
+    end = getattr(process, "child_conn", None)
+    if end is not None:
+        end.close()
 
 
 # -- binding and serving ---------------------------------------------------------------------------

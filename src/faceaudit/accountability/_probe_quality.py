@@ -1,0 +1,206 @@
+"""The quality of each identification's probe: logged, policed, and explained beside its leads.
+
+Rekognition's responses keep their shape: the probe face's eye distance, sharpness
+and brightness go to the search log (``probe_quality``), not to the response. The
+collection's policy may ask for a minimum (an eye distance in pixels and/or a quality
+band, :data:`faceaudit.engine.QUALITY_BANDS`); a probe below it is refused before it is
+searched, or searched and flagged (:class:`LowQualityAction`).
+
+What a band means for the model comes from measured data only: the calibration's
+per-band figures when its file has them (``quality_bands``, see :func:`band_figures`),
+else the page says plainly that this band was not measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from faceaudit._errors import InvalidParameterError
+from faceaudit.engine import QUALITY_BANDS, Quality, quality_band
+
+log = logging.getLogger(__name__)
+
+BAND_NAMES = tuple(b.name for b in QUALITY_BANDS)
+"""Quality band names, best first."""
+
+BELOW_MEASURED = "below-measured"
+"""The band of probes smaller than any condition ever measured."""
+
+MAX_MIN_EYE_DISTANCE_PX = 1000.0
+"""The largest minimum eye distance a policy may ask for (pixels)."""
+
+
+class LowQualityAction(str, Enum):
+    """What a policy does with a probe below its minimum quality."""
+
+    REFUSE = "refuse"
+    """The search is not run; it is logged as ``refused`` with the reason."""
+    FLAG = "flag"
+    """The search runs; its log record and every lead it makes carry the reason as a flag."""
+
+    @classmethod
+    def parse(cls, value: Any) -> LowQualityAction:
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            for action in cls:
+                if value.strip().lower() == action.value:
+                    return action
+        raise InvalidParameterError(
+            f"OnLowQuality must be one of {', '.join(a.value for a in cls)}, got {value!r}")
+
+
+def check_band(name: Any) -> str:
+    """A quality band name (one of :data:`BAND_NAMES`), or InvalidParameterError."""
+    if isinstance(name, str) and name.strip().lower() in BAND_NAMES:
+        return name.strip().lower()
+    raise InvalidParameterError(f"MinProbeQuality must be a quality band: one of {', '.join(BAND_NAMES)} "
+                                f"(best first), got {name!r}")
+
+
+def check_min_eye_distance(value: Any) -> float:
+    """A minimum eye distance in pixels (above 0, at most :data:`MAX_MIN_EYE_DISTANCE_PX`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 < value <= MAX_MIN_EYE_DISTANCE_PX:
+        raise InvalidParameterError(
+            f"MinEyeDistance must be a number of pixels above 0 and at most {MAX_MIN_EYE_DISTANCE_PX:g}, "
+            f"got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ProbeQuality:
+    """The quality of the face an identification searched with.
+
+    eye_distance_px: pixels between the eye landmarks in the probe image (higher is larger).
+    sharpness, brightness: 0-100 (higher is sharper / brighter), as in Rekognition's Quality.
+    band: the eye-distance band (:func:`faceaudit.engine.quality_band`), e.g. "tiny".
+    """
+
+    eye_distance_px: float
+    sharpness: float
+    brightness: float
+    band: str
+
+    @classmethod
+    def of(cls, quality: Quality) -> ProbeQuality:
+        eye = float(quality.eye_distance_px)
+        return cls(round(eye, 2), round(float(quality.sharpness), 2), round(float(quality.brightness), 2),
+                   quality_band(max(eye, 0.0)).name)
+
+    def to_json(self) -> dict:
+        return {"eye_distance_px": self.eye_distance_px, "sharpness": self.sharpness,
+                "brightness": self.brightness, "band": self.band}
+
+    def to_api(self) -> dict:
+        return {"EyeDistancePx": self.eye_distance_px, "Sharpness": self.sharpness,
+                "Brightness": self.brightness, "Band": self.band}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ProbeQuality | None:
+        """The quality a log record or lead row holds; None when it holds none (or not this shape)."""
+        if not isinstance(doc, Mapping):
+            return None
+        try:
+            return cls(float(doc["eye_distance_px"]), float(doc["sharpness"]), float(doc["brightness"]),
+                       str(doc["band"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def text(self) -> str:
+        """e.g. "eyes 18 px apart (band tiny), sharpness 41, brightness 22"."""
+        return (f"eyes {self.eye_distance_px:.0f} px apart (band {self.band}), sharpness {self.sharpness:.0f}, "
+                f"brightness {self.brightness:.0f}")
+
+
+def shortfall(quality: ProbeQuality, min_eye_distance_px: float | None, min_band: str | None) -> str:
+    """Why ``quality`` is below a policy's minimum, in plain words ("" when it is not)."""
+    reasons = []
+    if min_eye_distance_px is not None and quality.eye_distance_px < min_eye_distance_px:
+        reasons.append(f"probe eyes {quality.eye_distance_px:.0f} px apart, policy minimum "
+                       f"{min_eye_distance_px:g}")
+    if min_band is not None and BAND_NAMES.index(quality.band) > BAND_NAMES.index(min_band):
+        reasons.append(f"probe quality band {quality.band} (eyes {quality.eye_distance_px:.0f} px apart), "
+                       f"policy minimum band {min_band}")
+    return "; ".join(reasons)
+
+
+@dataclass(frozen=True)
+class BandFigures:
+    """One model's measured figures for one quality band at one Similarity threshold.
+
+    fnmr: share of mated searches (same-person pairs) missed with degraded probes in this band
+    (0-1, lower is better), errors out of trials; fmr: measured false-match rate there (None if
+    the calibration gives none).
+    """
+
+    band: str
+    threshold: float
+    fnmr: float
+    errors: int
+    trials: int
+    fmr: float | None
+    condition: str
+
+
+def band_figures(model_version: str, band: str, threshold: float) -> BandFigures | None:
+    """The calibration's measured figures for ``band`` at the Similarity ``threshold`` nearest
+    at or below the search's (None when the calibration file has none for this band).
+
+    The calibration file's ``quality_bands`` member is read, when present, as a list of
+    ``{"band": NAME, "condition": TEXT, "thresholds": [{"similarity": 80, "fnmr": 0.76,
+    "errors": 303, "trials": 399, "fmr": 6.4e-7}, ...]}``: the shape ``make calibrate``
+    writes per band (issue 19 item 3). Anything else counts as not measured.
+    """
+    from faceaudit._errors import FaceAuditError
+    from faceaudit.engine import get_model
+
+    if not model_version:
+        return None
+    try:
+        raw = get_model(model_version).calibrated().raw
+    except FaceAuditError:
+        return None
+    entries = raw.get("quality_bands") if isinstance(raw, Mapping) else None
+    if not isinstance(entries, list):
+        return None
+    for entry in entries:
+        if not isinstance(entry, Mapping) or entry.get("band") != band:
+            continue
+        rows = []
+        for row in entry.get("thresholds") or ():
+            try:
+                sim = float(row["similarity"])
+                rows.append((sim, float(row["fnmr"]), int(row.get("errors", 0)), int(row.get("trials", 0)),
+                             None if row.get("fmr") is None else float(row["fmr"])))
+            except (KeyError, TypeError, ValueError):
+                log.warning("calibration of %s: a malformed quality_bands row for band %s", model_version, band)
+        usable = [r for r in rows if r[0] <= threshold + 1e-9] or []
+        if not usable:
+            return None
+        sim, fnmr, errors, trials, fmr = max(usable, key=lambda r: r[0])
+        return BandFigures(band, sim, fnmr, errors, trials, fmr, str(entry.get("condition") or ""))
+    return None
+
+
+def quality_sentence(quality: ProbeQuality, model_version: str, threshold: float) -> str:
+    """What the probe's quality means for this model, from measured data only, in one or two sentences."""
+    eyes = f"eyes {quality.eye_distance_px:.0f} px apart"
+    if quality.band == BELOW_MEASURED:
+        return (f"WARNING: {eyes}, below the measured range (band {BELOW_MEASURED}): no error rate was ever "
+                "measured for probes this small; a candidate here may well be a look-alike.")
+    figures = band_figures(model_version, quality.band, threshold)
+    if figures is None:
+        return (f"{eyes} (band {quality.band}): this model's error rates were not measured for this quality "
+                "band; its published figures come from portraits and may not hold here.")
+    where = f" ({figures.condition})" if figures.condition else ""
+    text = (f"{eyes} (band {quality.band}): on degraded portraits at this quality{where} the model missed "
+            f"{100 * figures.fnmr:.0f}% of mates at {figures.threshold:g} ({figures.errors}/{figures.trials})")
+    if quality.band != BAND_NAMES[0]:
+        text += "; a candidate here is more likely a look-alike than at portrait quality"
+    return text + "."
