@@ -178,7 +178,7 @@ def test_the_top_end_ranks_matches_above_99(name):
 
 # -- per quality band (issue 19 item 3) -------------------------------------------------------------
 
-BANDED = ("sface",)  # models whose shipped calibration carries the per-band figures
+BANDED = ("sface", "dlib")  # models whose shipped calibration carries the per-band figures
 
 
 @pytest.mark.parametrize("name", BANDED)
