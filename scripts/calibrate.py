@@ -538,9 +538,9 @@ def main() -> int:
             "the effect, not error rates on real footage. Below the lowest measured band nothing was "
             "measured.",
         ],
-        "command": f".venv/bin/python scripts/calibrate.py --model {spec.name}"
-                   + "".join(f" --probe-condition {c.name}" for c in conditions[1:]
-                             if list(args.probe_condition or CONDITIONS) != list(CONDITIONS)),
+        "command": f".venv/bin/python scripts/calibrate.py --model {spec.name}" + (
+            "" if args.probe_condition is None
+            else "".join(f" --probe-condition '{c.spec or c.name}'" for c in conditions[1:])),
     }
     text = json.dumps(out, indent=1) + "\n"
     dest = ROOT / "src" / "faceaudit" / "engine" / "calibration" / f"{spec.name}.json"
