@@ -80,3 +80,26 @@ def test_an_unknown_option_is_refused(stub):
     run = subprocess.run(["bash", str(SCRIPT), "--update-doc", "sface"], env=env, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 2 and "unknown option --update-doc" in run.stderr and not log.exists()
+
+
+def test_published_tables_are_the_summary_of_the_published_results():
+    """docs/public-audit/tables.md is what scripts/summarize_public_audit.py makes of the published
+    results.json files today (so it is regenerated with them), with one row per probe condition."""
+    import sys
+
+    docs = ROOT / "docs" / "public-audit"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "summarize_public_audit.py"),
+                          "docs/public-audit/sface", "docs/public-audit/dlib"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == (docs / "tables.md").read_text(encoding="utf-8")
+    for model in ("sface", "dlib"):
+        res = json.loads((docs / model / "results.json").read_text(encoding="utf-8"))
+        names = [c["name"] for c in res["conditions"]]
+        assert names == ["clean", "doorbell-day-1.5m", "doorbell-day-3m", "doorbell-night-3m", "cctv-4m"]
+        night = next(c for c in res["conditions"] if c["name"] == "doorbell-night-3m")
+        fnir = next(s for s in night["summaries"] if s["threshold"] == 80.0)["overall"]["FNIR"]
+        section = next(part for part in run.stdout.split("\n### ") if part.startswith(f"{model} ("))
+        row = next(line for line in section.splitlines() if line.startswith("| doorbell-night-3m"))
+        assert f"| {fnir['errors']}/{fnir['trials']} = " in row
+        assert f"{night['failures_to_enrol']}/{night['probes']}" in row
