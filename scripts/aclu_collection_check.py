@@ -144,14 +144,16 @@ def main(argv=None) -> int:
     searched = len(probes) - no_face
     print(f"\nprobes: {len(probes)} members (congress_2018.csv), {no_face} without a face, "
           f"{searched} searched in {seconds:.0f} s ({2 * searched / seconds:.1f} searches/s)")
-    print(f"rank 1: {rank1} of {mated} mated searches find their own 2014 photo first ({100 * rank1 / max(mated, 1):.1f}%)")
+    print(f"rank 1: {rank1} of {mated} mated searches find their own 2014 photo first "
+          f"({100 * rank1 / max(mated, 1):.1f}%)")
     print()
-    print("threshold  mate found (of mated)   searches with another subject >= t (ACLU count)   ... with an arrest photo")
+    print("threshold  mate found (of mated)   searches with another subject >= t (ACLU count)"
+          "   ... with an arrest photo")
     for t in THRESHOLDS:
         print(f"{t:9.0f}  {found[t]:4d} / {mated} ({100 * found[t] / max(mated, 1):5.1f}%)    "
               f"{false_any[t]:4d} / {searched} ({100 * false_any[t] / max(searched, 1):5.2f}%)"
               f"{'':27s}{false_arrest[t]:4d} / {searched}")
-    print(f"\nat 80 by probe sex: " + ", ".join(
+    print("\nat 80 by probe sex: " + ", ".join(
         f"{s or 'unknown'} {false_by_sex[s]}/{probes_by_sex[s]}" for s in sorted(probes_by_sex)))
     print("The ACLU (2018): 28 of 535 members falsely matched at 80 against 25,000 arrest photos. Gallery here: "
           f"{d.face_count} faces. Every candidate is an investigative lead, not an identification.")

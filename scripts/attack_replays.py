@@ -21,7 +21,6 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 MEMBERS = ("B000944", "C000127", "C000141", "C000174", "C001070", "F000062", "K000367", "M001170")
 
 
@@ -35,8 +34,7 @@ def faceaudit(*argv: str, data: Path) -> subprocess.CompletedProcess:
 
 
 def main() -> int:
-    from tests.accountability.test_http import native
-    from tests.service.conftest import client
+    from _support import client, native
 
     from faceaudit.accountability import AccountabilityExtension, SearchLog
     from faceaudit.service import KeyStore, ServiceApp, ServiceConfig, start_in_thread, stop_thread_server

@@ -69,7 +69,8 @@ def main() -> int:
     images = [load_image(p) for p in paths]  # decode outside the timed loop
     sizes = sorted({f"{i.width}x{i.height}" for i in images})
     print(f"{len(images)} images ({', '.join(sizes[:4])}{'...' if len(sizes) > 4 else ''}), one thread")
-    print(f"{'model':8} {'faces':>5} {'detect ms/img p50':>18} {'mean':>7} {'embed ms/face p50':>18} {'mean':>7} {'faces/s':>8}")
+    print(f"{'model':8} {'faces':>5} {'detect ms/img p50':>18} {'mean':>7} "
+          f"{'embed ms/face p50':>18} {'mean':>7} {'faces/s':>8}")
     for name in args.models.split(","):
         if not get_model(name).is_installed():
             print(f"{name:8} not installed")

@@ -62,10 +62,10 @@ def main(argv=None) -> int:
             rows.append((w, report.indexed_images, report.faces_indexed, report.without_faces, report.failed,
                          f"{wall:.1f}", f"{len(items) / wall:.1f}"))
     headers = ("processes", "indexed images", "faces", "no indexable face", "failed", "seconds", "images/s")
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
     return 0
 
 

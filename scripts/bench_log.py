@@ -56,7 +56,7 @@ def appender(target: str, n: int, start, out) -> None:
     out.put(times)
 
 
-def run(target: str, n: int, processes: int) -> "tuple[list, float]":
+def run(target: str, n: int, processes: int) -> tuple[list, float]:
     """Every append's latency (ms) from ``processes`` appenders at once, and the run's wall time (s)."""
     ctx = mp.get_context("spawn")
     start, out = ctx.Barrier(processes + 1), ctx.Queue()

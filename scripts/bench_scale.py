@@ -37,7 +37,6 @@ import argparse
 import dataclasses
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -115,7 +114,7 @@ def real_embeddings(cache: Path, former: int):
 def make_gallery(subjects, keys, vectors, n, rng):
     """(gallery vectors, probe vectors, mate row in the gallery for each probe, Gaussian sampler)."""
     by = {}
-    for s, k, v in zip(subjects, keys, vectors):
+    for s, k, v in zip(subjects, keys, vectors, strict=True):
         by.setdefault(s, []).append((k, v))
     one = np.asarray([items[0][1] for items in by.values()], np.float32)  # one photo per person
     mu = one.mean(axis=0)
@@ -175,7 +174,7 @@ def recall_rows(name, n, lat, hits, ref_hits, mate_ids, to_sim, build_s, mb_per_
            "p50 ms": f"{np.percentile(lat, 50):.2f}", "p95 ms": f"{np.percentile(lat, 95):.2f}"}
     for t in THRESHOLDS:
         want = got = mates = 0
-        for (ids, scores), (rids, rscores), mate in zip(hits, ref_hits, mate_ids):
+        for (ids, scores), (rids, rscores), mate in zip(hits, ref_hits, mate_ids, strict=True):
             sims, rsims = to_sim(scores), to_sim(rscores)
             ref = set(rids[rsims >= t].tolist())
             mine = set(ids[sims >= t].tolist())
@@ -190,9 +189,9 @@ def recall_rows(name, n, lat, hits, ref_hits, mate_ids, to_sim, build_s, mb_per_
 def print_table(rows):
     headers = list(rows[0])
     widths = [max(len(h), *(len(str(r.get(h, ""))) for r in rows)) for h in headers]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for r in rows:
-        print("  ".join(str(r.get(h, "")).ljust(w) for h, w in zip(headers, widths)))
+        print("  ".join(str(r.get(h, "")).ljust(w) for h, w in zip(headers, widths, strict=True)))
     sys.stdout.flush()
 
 

@@ -73,10 +73,10 @@ def row(name, n, lat):
 
 
 def print_table(headers, rows):
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
 def e2e(n, k, queries, rng, d):
@@ -128,7 +128,8 @@ def main(argv=None) -> int:
     blas = f"BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}"
     from faceaudit.collections import FaissIndex, NumpyIndex
 
-    print(f"# exact search, d={args.dim}, k={args.k}, one query at a time; {platform.processor() or platform.machine()}, "
+    print(f"# exact search, d={args.dim}, k={args.k}, one query at a time; "
+          f"{platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; faiss {faiss.__version__}, numpy {np.__version__}; "
           f"FAISS threads {args.threads}; {blas}")
     rng = np.random.default_rng(args.seed)
@@ -143,13 +144,13 @@ def main(argv=None) -> int:
             index.add(ids, vectors)
             built = time.perf_counter() - t
             lat = time_queries(index, queries, args.k)
-            rows.append(row(name, n, lat) + (f"{built:.2f}",))
+            rows.append((*row(name, n, lat), f"{built:.2f}"))
             # the two must agree (exact search)
             a = index.search(queries[:3], args.k)
             if name == "faiss":
                 ref = a
             else:
-                for (ia, _), (ib, _) in zip(ref, a):
+                for (ia, _), (ib, _) in zip(ref, a, strict=True):
                     overlap = len(set(ia.tolist()) & set(ib.tolist())) / max(len(ia), 1)
                     assert overlap > 0.97, "FAISS and numpy disagree"
             del index
@@ -160,7 +161,8 @@ def main(argv=None) -> int:
         load, build, lat = e2e(args.e2e, args.k, args.queries, rng, args.dim)
         print(f"\n# FaceCollections.search_faces (SearchFaces, k={args.k}, threshold 0) on {args.e2e:,} stored faces:"
               f" SQLite load {load:.1f} s, first index build {build:.2f} s")
-        print_table(["path", "gallery", "p50 ms", "p95 ms", "queries/s", "queries"], [row("search_faces", args.e2e, lat)])
+        print_table(["path", "gallery", "p50 ms", "p95 ms", "queries/s", "queries"],
+                    [row("search_faces", args.e2e, lat)])
     return 0
 
 

@@ -88,7 +88,7 @@ def run_load(url, key, op, clients, seconds, collection):
                 with lock:
                     lat.append(dt)
                     eng.append(e)
-            except Exception as exc:  # noqa: BLE001 - a benchmark counts errors, it does not stop
+            except Exception as exc:
                 with lock:
                     errors.append(type(exc).__name__)
             i += 1
@@ -100,7 +100,7 @@ def run_load(url, key, op, clients, seconds, collection):
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
-    over = [a - b for a, b in zip(lat, eng)]
+    over = [a - b for a, b in zip(lat, eng, strict=True)]
     return {
         "operation": op, "clients": clients, "requests": len(lat), "errors": len(errors),
         "seconds": round(elapsed, 2), "rps": round(len(lat) / elapsed, 2),
@@ -136,12 +136,12 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
-        key = json.loads(subprocess.run(faceaudit() + ["keys", "create", "--json", "--data-dir", tmp],
+        key = json.loads(subprocess.run([*faceaudit(), "keys", "create", "--json", "--data-dir", tmp],
                                         check=True, capture_output=True, text=True).stdout)
-        log = open(data / "serve.log", "w")
+        log = open(data / "serve.log", "w")  # noqa: SIM115 - closed in the finally below, after the server
         proc = subprocess.Popen(
-            faceaudit() + ["serve", "--port", "0", "--data-dir", tmp, "--workers", str(args.workers),
-                           "--rate-limit", "0", "--log-level", "WARNING"],
+            [*faceaudit(), "serve", "--port", "0", "--data-dir", tmp, "--workers", str(args.workers),
+             "--rate-limit", "0", "--log-level", "WARNING"],
             stdout=subprocess.PIPE, stderr=log, text=True)
         try:
             line = proc.stdout.readline()
@@ -174,9 +174,9 @@ def main(argv=None) -> int:
     cols = ["operation", "clients", "requests", "errors", "rps", "latency_p50_ms", "latency_p95_ms",
             "engine_p50_ms", "engine_p95_ms", "overhead_p50_ms", "overhead_p95_ms"]
     widths = [max(len(c), *(len(str(r[c])) for r in results)) for c in cols]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
     for r in results:
-        print("  ".join(str(r[c]).ljust(w) for c, w in zip(cols, widths)))
+        print("  ".join(str(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
     print(f"engine alone, in process (largest face of a probe, no HTTP): p50 {reference} ms")
     if args.json:
         args.json.write_text(json.dumps({"setup": header, "results": results,

@@ -34,13 +34,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 GALLERY = [ROOT / "tests" / "data" / "congress2014" / f"{m}.jpg" for m in ("C000127", "B000944")]
 
 
 def make_clip(path: Path, width: int, height: int, seconds: float, fps: int = 30) -> Path:
     """The test suite's clip builder, at this size: two people, one entering as the other leaves."""
-    from tests.conftest import make_video
+    from _support import make_video
 
     script = (("C000127", 0.0, seconds * 0.7, width // 20), ("B000944", seconds * 0.3, seconds, width // 2))
     return make_video(path, script=script, seconds=seconds, fps=fps, size=(width, height))

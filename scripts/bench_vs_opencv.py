@@ -84,7 +84,7 @@ def sample_photos() -> list[Path]:
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def single_image(photos, rounds: int) -> None:
@@ -148,7 +148,8 @@ def whole_audit(workers) -> None:
     print(f"whole audit of examples/sample ({len(photos)} photos, empty cache, "
           f"{workers or 'default'} worker(s)):")
     print("                                  wall s    CPU s (all its processes)")
-    print(f"  bare OpenCV loop, 1 thread   {bare:9.1f} {bare_cpu:9.1f}   (before {before[0]:.1f} s, after {after[0]:.1f} s)")
+    print(f"  bare OpenCV loop, 1 thread   {bare:9.1f} {bare_cpu:9.1f}   "
+          f"(before {before[0]:.1f} s, after {after[0]:.1f} s)")
     print(f"  faceaudit audit (all of it)  {audit:9.1f} {audit_cpu:9.1f}")
     print(f"  ratio audit/bare loop        {audit / bare:9.3f} {audit_cpu / bare_cpu:9.3f}   (target: wall <= 0.5)")
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv=None) -> int:
-    from tests.conftest import VIDEO_SCRIPT, make_video
+    from _support import VIDEO_SCRIPT, make_video
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:

@@ -59,7 +59,7 @@ def main() -> int:
     datas = [read_bytes(p) for p in paths]
     images = [load_image(d) for d in datas]
     faces = [model.detector.detect(img, 1) for img in images]
-    pairs = [(img, f[0]) for img, f in zip(images, faces) if f]
+    pairs = [(img, f[0]) for img, f in zip(images, faces, strict=True) if f]
 
     def pil_decode(d):
         pil = PILImage.open(io.BytesIO(d))

@@ -12,6 +12,7 @@ the real ones. The usage report for the month is written to OUT_DIR/usage-report
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import time
@@ -43,13 +44,18 @@ def main() -> int:
     clock = Clock(START)
     time.time = clock  # the simulated month: every record, lead and decision uses it
 
+    from faceaudit import FaceAuditError
     from faceaudit.accountability import (
-        Accountability, CallerContext, Retention, Reviewer, ThresholdPolicy, guard_request,
+        Accountability,
+        CallerContext,
+        Retention,
+        Reviewer,
+        ThresholdPolicy,
+        guard_request,
     )
     from faceaudit.accountability._usage import parse_day, render_html, usage_report
     from faceaudit.collections import FaceCollections
     from faceaudit.service import KeyStore
-    from faceaudit import FaceAuditError
 
     data = args.out / "data"
     keys = KeyStore(data)
@@ -89,14 +95,12 @@ def main() -> int:
                                 purpose=rng.choice(purposes[coll]), source="http")
             member_of = {"CollectionId": coll, "Image": {"Bytes": probe}, "FaceMatchThreshold": threshold,
                          "MaxFaces": 5}
-            try:
+            with contextlib.suppress(FaceAuditError):  # refused by policy: logged as refused
                 guard_request(acc, ctx, "SearchFacesByImage", member_of,
-                              lambda: fc.search_faces_by_image(collection_id=coll, image=probe,
-                                                               face_match_threshold=threshold, max_faces=5),
+                              lambda coll=coll, probe=probe, threshold=threshold: fc.search_faces_by_image(
+                                  collection_id=coll, image=probe, face_match_threshold=threshold, max_faces=5),
                               response_of=lambda r: r.to_rekognition(),
                               gallery_size=lambda c: fc.describe_collection(collection_id=c).face_count)
-            except FaceAuditError:
-                pass  # refused by policy: logged as refused
             clock.advance(rng.uniform(0.5, 3))
         # reviewers work through the pending leads after a few hours
         for lead in acc.leads("pending", 1000):
@@ -130,8 +134,8 @@ def main() -> int:
                 guard_request(acc, audit, "SearchFacesByImage",
                               {"CollectionId": "faceaudit-audit-nov", "Image": {"Bytes": probe},
                                "FaceMatchThreshold": 90.0},
-                              lambda: fc.search_faces_by_image(collection_id="faceaudit-audit-nov", image=probe,
-                                                               face_match_threshold=90.0),
+                              lambda probe=probe: fc.search_faces_by_image(collection_id="faceaudit-audit-nov",
+                                                                           image=probe, face_match_threshold=90.0),
                               response_of=lambda r: r.to_rekognition())
             fc.delete_collection(collection_id="faceaudit-audit-nov")
         if day == 14:

@@ -7,27 +7,23 @@ import stat
 from pathlib import Path
 from typing import Optional, Union
 
-ENV_DATA_DIR = "FACEAUDIT_DATA_DIR"
 
 
 def default_data_dir() -> Path:
-    """``$FACEAUDIT_DATA_DIR``, else ``$XDG_DATA_HOME/faceaudit``, else ``~/.local/share/faceaudit``."""
-    env = os.environ.get(ENV_DATA_DIR)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "faceaudit"
+    """The data dir of the environment's settings (``faceaudit._settings``: ``$FACEAUDIT_DATA_DIR``,
+    else ``$XDG_DATA_HOME/faceaudit``, else ``~/.local/share/faceaudit``)."""
+    from faceaudit._settings import environment_settings
+
+    return environment_settings().data_dir
 
 
 def default_cache_dir() -> Path:
-    """``$FACEAUDIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/faceaudit``, else ``~/.cache/faceaudit``:
-    files faceaudit can always make again (nothing there is evidence or a secret)."""
-    env = os.environ.get("FACEAUDIT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "faceaudit"
+    """The cache dir of the environment's settings (``$FACEAUDIT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/faceaudit``, else ``~/.cache/faceaudit``): files faceaudit can always
+    make again (nothing there is evidence or a secret)."""
+    from faceaudit._settings import environment_settings
+
+    return environment_settings().cache_dir
 
 
 def resolve_data_dir(value: Optional[Union[str, os.PathLike]] = None) -> Path:

@@ -7,7 +7,6 @@ bootstrap that resamples people (clusters), which scipy does not provide, are wr
 from __future__ import annotations
 
 import functools
-from typing import Tuple
 
 Z95 = 1.959963984540054
 """The standard normal deviate of a two-sided 95% interval (scipy.stats.norm.ppf(0.975))."""
@@ -17,7 +16,7 @@ Z95_LEVEL = 0.95
 
 
 @functools.lru_cache(maxsize=65536)
-def wilson_interval(errors: int, trials: int, z: float = Z95) -> Tuple[float, float]:
+def wilson_interval(errors: int, trials: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion ``errors / trials`` (scipy's).
 
     .. math:: \\frac{\\hat p + z^2/2n \\pm z\\sqrt{\\hat p(1-\\hat p)/n + z^2/4n^2}}{1 + z^2/n}
@@ -126,7 +125,8 @@ def fisher_exact_two_sided(a: int, b: int, c: int, d: int) -> float:
     for v in (a, b, c, d):
         if int(v) != v or v < 0:
             raise ValueError(f"a 2x2 table needs non-negative integer counts, got {(a, b, c, d)}")
+    import numpy as np
     from scipy.stats import fisher_exact
 
-    result = fisher_exact([[int(a), int(b)], [int(c), int(d)]], alternative="two-sided")
+    result = fisher_exact(np.array([[a, b], [c, d]], dtype=np.int64), alternative="two-sided")
     return min(1.0, float(result.pvalue))

@@ -10,14 +10,15 @@ data) on first use and cached with the environment.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jinja2
 
 __all__ = ["environment", "render"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def environment(package: str) -> jinja2.Environment:
     """The environment for ``package``'s ``templates/`` folder (built once, on first use)."""
     return jinja2.Environment(
@@ -28,7 +29,7 @@ def environment(package: str) -> jinja2.Environment:
     )
 
 
-def render(package: str, name: str, filters: Optional[Mapping[str, Callable[..., Any]]] = None,
+def render(package: str, name: str, filters: Mapping[str, Callable[..., Any]] | None = None,
            **context: Any) -> str:
     """Render template ``name`` of ``package`` with ``context``.
 

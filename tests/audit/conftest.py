@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 import pytest
 
@@ -16,7 +16,7 @@ MATED = ["B000944", "C000127", "C000141", "C000174", "F000062", "K000367"]
 THRESHOLDS = (50.0, 60.0, 80.0, 90.0)
 
 
-def write_manifest(path: Path, rows: Sequence[Dict[str, str]], columns: Sequence[str]) -> Path:
+def write_manifest(path: Path, rows: Sequence[dict[str, str]], columns: Sequence[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(columns))
@@ -31,7 +31,7 @@ def sex(bioguide: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def small_manifests(tmp_path_factory) -> Dict[str, Path]:
+def small_manifests(tmp_path_factory) -> dict[str, Path]:
     """8 portraits + 1 faceless probe against 6 mates, 4 MEDS photos and 1 faceless image.
 
     Paths are absolute (a manifest's paths may be absolute or relative to it).
@@ -39,12 +39,12 @@ def small_manifests(tmp_path_factory) -> Dict[str, Path]:
     d = tmp_path_factory.mktemp("manifests")
     (d / "blank-probe.png").write_bytes(blank_image(220, 220))
     (d / "blank-gallery.png").write_bytes(blank_image(240, 200))
-    probes: List[Dict[str, str]] = [
+    probes: list[dict[str, str]] = [
         {"image": str(portrait_2018(b)), "subject": f"congress:{b}", "sex": sex(b), "dataset": "congress2018"}
         for b in MEMBERS
     ]
     probes.append({"image": "blank-probe.png", "subject": "nobody:1", "sex": "", "dataset": "synthetic"})
-    gallery: List[Dict[str, str]] = [
+    gallery: list[dict[str, str]] = [
         {"image": str(portrait_2014(b)), "subject": f"congress:{b}", "sex": sex(b), "dataset": "congress2014"}
         for b in MATED
     ]

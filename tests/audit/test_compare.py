@@ -17,7 +17,7 @@ def test_comparison_reads_in_a_paragraph_and_a_chart():
     page = render_comparison(results, ["sface", "dlib"])
     text = html.unescape(re.sub(r"<[^>]+>", " ", page))
     text = re.sub(r"\s+", " ", text)
-    for name, r in zip(("sface", "dlib"), results):
+    for name, r in zip(("sface", "dlib"), results, strict=True):
         a = next(s for s in r["summaries"] if s["threshold"] == 80.0)["overall"]["ACLU_COUNT"]
         assert f"{name} {a['errors']} of {a['trials']} searches with a false candidate" in text
     assert "Set each engine to the same measured false-match rate" in text

@@ -45,7 +45,7 @@ def _parts(tmp_path, **cfg):
 
 
 def test_share_test_by_hand(tmp_path):
-    design, parts = _parts(tmp_path, shares=(ShareSpec.parse("sex=F", "women"),), bootstrap=300)
+    _design, parts = _parts(tmp_path, shares=(ShareSpec.parse("sex=F", "women"),), bootstrap=300)
     st = next(s for s in parts.share_tests if s.threshold == 80.0)
     # five searches carry a sex label (F has none): A, B, E are F; C, D are M
     assert (st.everyone.errors, st.everyone.trials) == (3, 5) and st.unknown == 1
@@ -80,7 +80,7 @@ def test_match_count_threshold_is_the_lowest_with_at_most_n(n):
 
 
 def test_match_count_point_in_the_audit(tmp_path):
-    design, parts = _parts(tmp_path, match_counts=(2,))
+    _design, parts = _parts(tmp_path, match_counts=(2,))
     (p,) = parts.match_counts
     # best false candidate per search: A 85, C 91, D 88, F 99 -> at most 2 searches from 88.01 on
     assert p.threshold == 88.01 and (p.reached.errors, p.reached.trials) == (2, 6)
@@ -91,7 +91,7 @@ def test_match_count_point_in_the_audit(tmp_path):
 
 
 def test_cross_tables_every_pair_and_sums(tmp_path):
-    design, parts = _parts(tmp_path)
+    _design, parts = _parts(tmp_path)
     pairs = {(c.column, c.gallery_column) for c in parts.cross_tables}
     assert pairs == {("sex", "sex"), ("sex", "dataset"), ("role", "sex"), ("role", "dataset")}
     over = next(s for s in parts.summaries if s.threshold == 80.0).overall["FMR"]
@@ -107,7 +107,7 @@ def test_cross_tables_every_pair_and_sums(tmp_path):
 
 
 def test_promise_checks(tmp_path):
-    design, parts = _parts(tmp_path)
+    _design, parts = _parts(tmp_path)
     pc = next(p for p in parts.promise_checks if p.threshold == 80.0)
     assert pc.promised_fmr == pytest.approx(1e-5)
     assert (pc.overall.measured.errors, pc.overall.measured.trials) == (5, 27)
@@ -127,11 +127,11 @@ def test_promise_gap_verdicts():
 
 
 def test_small_groups_are_left_out_of_ratios(tmp_path):
-    design, parts = _parts(tmp_path, min_group_searches=2)
+    _design, parts = _parts(tmp_path, min_group_searches=2)
     f = next(f for f in parts.frames if (f.metric, f.column, f.threshold, f.side) == ("FMR", "sex", 80.0, "probe"))
     # F has 3 people, M 2: both compared; with a minimum of 3 only F is left: no ratio
     assert f.ratio is not None
-    design, parts = _parts(tmp_path, min_group_searches=3)
+    _design, parts = _parts(tmp_path, min_group_searches=3)
     f = next(f for f in parts.frames if (f.metric, f.column, f.threshold, f.side) == ("FMR", "sex", 80.0, "probe"))
     assert f.ratio is None and "at least 3 people" in f.ratio_note
 
@@ -145,8 +145,8 @@ def test_share_test_matches_brute_force_on_random_data(tmp_path):
             continue
         flags = out.imp_ge[:, k] > 0
         roles = [r.label("role") for r in design.probes]
-        a = sum(1 for f, r in zip(flags, roles) if f and r == "sen")
-        c = sum(1 for f, r in zip(flags, roles) if f and r != "sen")
+        a = sum(1 for f, r in zip(flags, roles, strict=True) if f and r == "sen")
+        c = sum(1 for f, r in zip(flags, roles, strict=True) if f and r != "sen")
         assert (st.matched.errors, st.matched.trials) == (a, a + c)
 
 

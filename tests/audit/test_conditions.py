@@ -133,11 +133,11 @@ def test_cli_probe_condition_errors(small_manifests, tmp_path, capsys):
 
     base = ["audit", "--probes", str(small_manifests["probes"]), "--gallery", str(small_manifests["gallery"]),
             "--quiet", "--out", str(tmp_path / "o")]
-    assert main(base + ["--probe-condition", "iod=20,fog=3"]) == 2
+    assert main([*base, "--probe-condition", "iod=20,fog=3"]) == 2
     assert "unknown probe condition step 'fog=3'" in capsys.readouterr().err
-    assert main(base + ["--probe-condition", "jpeg=0"]) == 2
+    assert main([*base, "--probe-condition", "jpeg=0"]) == 2
     assert "'jpeg=0'" in capsys.readouterr().err
-    assert main(base + ["--engine", "rekognition", "--probe-condition", "cctv-4m"]) == 2
+    assert main([*base, "--engine", "rekognition", "--probe-condition", "cctv-4m"]) == 2
     assert "--probe-condition needs --engine local" in capsys.readouterr().err
 
 

@@ -78,7 +78,7 @@ def test_external_image_id():
 
 
 def test_local_engine_records_failures_and_resumes(small_run, small_manifests):
-    run, out, engine = small_run
+    run, out, _engine = small_run
     fails = {(f.side, f.subject): f.reason for f in run.result.failures}
     assert fails == {("probe", "nobody:1"): "no face detected", ("gallery", "nobody:2"): "no face detected"}
     c = run.result.counts
@@ -107,8 +107,11 @@ def _compare_with_local(run_local, run_remote):
         a, b = run_local.result.summary(t).overall, run_remote.result.summary(t).overall
         for m in ("FPIR", "FNIR", "ACLU_COUNT", "MATED_FALSE", "FMR", "FNMR"):
             assert (a[m].errors, a[m].trials) == (b[m].errors, b[m].trials), (t, m)
-    sims_local = dict(zip(zip(lo.cand_probe.tolist(), lo.cand_gallery.tolist()), lo.cand_similarity.tolist()))
-    sims_remote = dict(zip(zip(re_.cand_probe.tolist(), re_.cand_gallery.tolist()), re_.cand_similarity.tolist()))
+    def sims(out):
+        pairs = zip(out.cand_probe.tolist(), out.cand_gallery.tolist(), strict=True)
+        return dict(zip(pairs, out.cand_similarity.tolist(), strict=True))
+
+    sims_local, sims_remote = sims(lo), sims(re_)
     assert sims_local.keys() == sims_remote.keys()
     assert all(abs(sims_local[k] - sims_remote[k]) < 1e-3 for k in sims_local)
 

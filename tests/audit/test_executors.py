@@ -72,11 +72,11 @@ def test_cli_workers(small_manifests, tmp_path, capsys):
 
     args = ["audit", "--probes", str(small_manifests["probes"]), "--gallery", str(small_manifests["gallery"]),
             "--thresholds", "60,80", "--bootstrap", "0", "--quiet"]
-    assert main(args + ["--workers", "0", "--out", str(tmp_path / "bad")]) != 0
+    assert main([*args, "--workers", "0", "--out", str(tmp_path / "bad")]) != 0
     assert "workers" in capsys.readouterr().err
-    assert main(args + ["--ray-address", "auto", "--out", str(tmp_path / "bad")]) != 0
+    assert main([*args, "--ray-address", "auto", "--out", str(tmp_path / "bad")]) != 0
     assert "--executor ray" in capsys.readouterr().err
-    assert main(args + ["--workers", "2", "--out", str(tmp_path / "two")]) == 0
+    assert main([*args, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
     res = json.loads((tmp_path / "two" / "results.json").read_text())
     assert res["counts"]["probes"] == 9 and res["timings"]["images_embedded"] == 20
 

@@ -123,7 +123,8 @@ def test_gallery_side_and_cross_table(parts):
     assert counts(frame(parts, "ACLU_COUNT", "dataset", 80.0, "gallery").by_group["y"]) == (4, 6)
     assert counts(frame(parts, "FMR", "dataset", 80.0, "gallery").by_group["y"]) == (5, 12)
     assert counts(frame(parts, "FMR", "dataset", 80.0, "gallery").by_group["x"]) == (0, 15)
-    ct = next(c for c in parts[1].cross_tables if c.column == "sex" and c.gallery_column == "sex" and c.threshold == 80.0)
+    ct = next(c for c in parts[1].cross_tables
+              if c.column == "sex" and c.gallery_column == "sex" and c.threshold == 80.0)
     assert counts(ct.cells["F"]["F"]) == (0, 7)
     assert counts(ct.cells["M"]["F"]) == (1, 6)
 

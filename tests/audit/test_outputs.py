@@ -26,7 +26,7 @@ def load(out: Path):
 
 
 def test_results_json_metadata(small_run, small_manifests):
-    run, out, _ = small_run
+    _run, out, _ = small_run
     res, _ = load(out)
     assert res["faceaudit_version"] and dt.datetime.fromisoformat(res["created"])
     eng = res["engine"]

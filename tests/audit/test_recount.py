@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
 
 import pytest
 
@@ -21,7 +20,7 @@ from tests.audit.conftest import THRESHOLDS
 UNKNOWN = "unknown"
 
 
-def _rows(path: Path) -> List[Dict[str, str]]:
+def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
@@ -32,9 +31,9 @@ class Recount:
 
     def __init__(self, res: dict, out: Path, base: Path) -> None:
         self.res = res
-        failed: Set[Tuple[str, str]] = {(f["manifest"], f["image"]) for f in res["failures"]}
-        self.probes: List[Dict[str, str]] = []
-        self.gallery: List[Dict[str, str]] = []
+        failed: set[tuple[str, str]] = {(f["manifest"], f["image"]) for f in res["failures"]}
+        self.probes: list[dict[str, str]] = []
+        self.gallery: list[dict[str, str]] = []
         for m in res["manifests"]:
             assert not Path(m["path"]).is_absolute()
             for r in _rows(base / m["path"]):
@@ -48,12 +47,12 @@ class Recount:
         self.gallery_subjects = {r["subject"] for r in self.gallery}
         self.enrolled = Counter(r["subject"] for r in self.gallery if r["_ok"])
         self.floor = res["candidates_floor"]
-        self._at: Dict[float, Dict[str, List[Dict[str, str]]]] = {}
+        self._at: dict[float, dict[str, list[dict[str, str]]]] = {}
         # --relabel COLUMN:OLD=NEW as the command recorded it: the label renamed on both sides
         import shlex
 
         words = shlex.split(res.get("command") or "")
-        self.relabel: Dict[Tuple[str, str], str] = {}
+        self.relabel: dict[tuple[str, str], str] = {}
         for flag, spec in zip(words, words[1:]):
             if flag == "--relabel":
                 col, _, rest = spec.partition(":")
@@ -69,25 +68,25 @@ class Recount:
                     if c.get(f"{side}_{col}") == old:
                         c[f"{side}_{col}"] = new
 
-    def mated(self, p: Dict[str, str]) -> bool:
+    def mated(self, p: dict[str, str]) -> bool:
         return p["subject"] in self.gallery_subjects
 
-    def label(self, row: Dict[str, str], column: str) -> str:
+    def label(self, row: dict[str, str], column: str) -> str:
         parts = [(row.get(c) or "").strip() or UNKNOWN for c in column.split("&")]
         return UNKNOWN if UNKNOWN in parts else "&".join(parts)
 
-    def at(self, t: float) -> Dict[str, List[Dict[str, str]]]:
+    def at(self, t: float) -> dict[str, list[dict[str, str]]]:
         """The candidates at or above ``t``, by probe image."""
         assert t >= self.floor - 1e-9, f"threshold {t} below the candidates floor {self.floor}"
         if t not in self._at:
-            out: Dict[str, List[Dict[str, str]]] = defaultdict(list)
+            out: dict[str, list[dict[str, str]]] = defaultdict(list)
             for c in self.cands:
                 if float(c["similarity"]) >= t:
                     out[c["_probe"]].append(c)
             self._at[t] = out
         return self._at[t]
 
-    def search_counts(self, t: float, probes: List[Dict[str, str]], gallery_group=None) -> Dict[str, Tuple[int, int]]:
+    def search_counts(self, t: float, probes: list[dict[str, str]], gallery_group=None) -> dict[str, tuple[int, int]]:
         """(errors, trials) of the four search metrics among ``probes`` (false candidates of one
         gallery group only when ``gallery_group`` = (column, group))."""
         hits = self.at(t)
@@ -111,7 +110,7 @@ class Recount:
                 e["FPIR"] += bool(false if gallery_group is not None else cands)
         return {m: (e[m], n[m]) for m in ("ACLU_COUNT", "FNIR", "MATED_FALSE", "FPIR")}
 
-    def pair_counts(self, t: float, probes: List[Dict[str, str]]) -> Dict[str, Tuple[int, int]]:
+    def pair_counts(self, t: float, probes: list[dict[str, str]]) -> dict[str, tuple[int, int]]:
         hits = self.at(t)
         ok_gallery = sum(self.enrolled.values())
         fm = fnm = imp = gen = 0
@@ -132,7 +131,7 @@ def check(res: dict, out: Path, base: Path) -> int:
     rc = Recount(res, out, base)
     checked = 0
 
-    def same(got: Tuple[int, int], rec: dict, what) -> None:
+    def same(got: tuple[int, int], rec: dict, what) -> None:
         nonlocal checked
         assert (rec["errors"], rec["trials"]) == got, what
         checked += 1
@@ -213,7 +212,7 @@ def test_every_count_of_results_json_is_recounted_from_candidates_csv_and_the_ma
 def test_results_json_holds_no_absolute_path(small_run, small_manifests):
     import json
 
-    run, out, _ = small_run
+    _run, out, _ = small_run
     res = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert res["failures"], "the small audit has faceless photos"
     for f in res["failures"]:

@@ -63,7 +63,8 @@ def run(s, block=256, thresholds=(40.0, 60.0, 80.0), targets=(1e-1, 1e-2)):
 def brute(s):
     sim = np.array([[round(SCALE.to_similarity(float(np.dot(a.astype(np.float64), b.astype(np.float64)))), 4)
                      for b in s["gv"]] for a in s["pv"]])
-    valid = s["probe_ok"][:, None] & s["gal_ok"][None, :] & (np.array(s["psha"])[:, None] != np.array(s["gsha"])[None, :])
+    distinct = np.array(s["psha"])[:, None] != np.array(s["gsha"])[None, :]
+    valid = s["probe_ok"][:, None] & s["gal_ok"][None, :] & distinct
     gen = (np.array(s["probe_subj"])[:, None] == np.array(s["gal_subj"])[None, :]) & valid
     imp = ~(np.array(s["probe_subj"])[:, None] == np.array(s["gal_subj"])[None, :]) & valid
     return sim, gen, imp
@@ -101,8 +102,8 @@ def test_exact_counts_match_brute_force(setup):
         np.testing.assert_array_equal(out.hist_impostor["sex"][g],
                                       np.bincount(similarity_bins(sim[rows][imp[rows]]), minlength=N_BINS))
     # candidates: every valid pair at or above the lowest threshold, nothing else
-    got = sorted(zip(out.cand_probe.tolist(), out.cand_gallery.tolist()))
-    want = sorted(zip(*np.nonzero((gen | imp) & (sim >= 40.0))))
+    got = sorted(zip(out.cand_probe.tolist(), out.cand_gallery.tolist(), strict=True))
+    want = sorted(zip(*np.nonzero((gen | imp) & (sim >= 40.0)), strict=True))
     assert got == [tuple(map(int, w)) for w in want]
 
 
@@ -117,8 +118,8 @@ def test_block_size_does_not_change_anything(setup):
 
 
 def test_fmr_target_thresholds_from_the_histogram(setup):
-    design, out = run(setup)
-    sim, gen, imp = brute(setup)
+    _design, out = run(setup)
+    sim, _gen, imp = brute(setup)
     scores = sim[imp]
     for target, t in out.fmr_target_thresholds.items():
         assert t is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -115,8 +116,8 @@ def test_fmr_upper_bound_is_the_exact_one_sided_clopper_pearson_bound():
     assert fmr_upper_bound(0, n) * n == pytest.approx(3.0, rel=0.01)
     assert fmr_upper_bound(n, n) == 1.0
     bounds = [fmr_upper_bound(k, n) for k in (0, 1, 10, 31, 1000)]
-    assert all(a < b for a, b in zip(bounds, bounds[1:]))
-    assert all(b > k / n for b, k in zip(bounds, (0, 1, 10, 31, 1000)))
+    assert all(a < b for a, b in itertools.pairwise(bounds))
+    assert all(b > k / n for b, k in zip(bounds, (0, 1, 10, 31, 1000), strict=True))
     assert fmr_upper_bound(31, n) * n == pytest.approx(41.8, abs=0.1)  # 31 counted: up to ~42 at 95%
     for bad in ((-1, 10), (11, 10), (0, 0)):
         with pytest.raises(ValueError):

@@ -128,7 +128,8 @@ def test_small_faces_are_found_on_the_enlarged_image_and_mapped_back(detector, p
     direct = detector.detect(photo, 1)[0]
     faces, factor = detect_upscaled(OnlyLarge(), photo, 1)
     assert factor == pytest.approx(2.0)
-    assert faces and np.abs(faces[0].landmarks_px - direct.landmarks_px).max() < 4.0  # detector jitter; unmapped would be ~100 px off
+    # detector jitter; unmapped would be ~100 px off
+    assert faces and np.abs(faces[0].landmarks_px - direct.landmarks_px).max() < 4.0
     assert faces[0].quality.eye_distance_px == pytest.approx(direct.quality.eye_distance_px, abs=3.0)
     assert faces[0].bounding_box.width == pytest.approx(direct.bounding_box.width, abs=0.03)
 

@@ -68,8 +68,6 @@ def test_pixels_decoded_at_once_are_bounded():
 
 def test_a_decode_that_cannot_get_room_is_throttled():
     budget = PixelBudget(100, wait_seconds=0.01)
-    with budget.hold(80):
-        with pytest.raises(ThrottlingError):
-            with budget.hold(80):
-                pass
+    with budget.hold(80), pytest.raises(ThrottlingError), budget.hold(80):
+        pass
     assert budget.in_flight == 0

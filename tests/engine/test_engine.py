@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from faceaudit import NoFaceError, InvalidParameterError
+from faceaudit import InvalidParameterError, NoFaceError
 from faceaudit.engine import LANDMARK_TYPES, get_model
 from tests.conftest import MEMBERS, blank_image, meds, portrait_2014, portrait_2018, side_by_side
 
@@ -41,8 +41,9 @@ def test_box_ratios_follow_the_image(sface_engine):
 
 
 def test_large_image_downscaled_boxes_mapped_back(sface_engine):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     pil = Image.open(portrait_2018("K000367")).convert("RGB")
     big = pil.resize((pil.width * 10, pil.height * 10))  # 1800x2250, detection downscales
@@ -64,7 +65,7 @@ def test_same_member_scores_above_the_model_threshold_and_strangers_below_80(any
         assert result.matches[0].similarity >= own
         if spec.name == "sface":  # the default model finds all eight at the default threshold too
             assert result.matches[0].similarity >= 80, bioguide
-    for a, b in zip(MEMBERS, MEMBERS[1:] + MEMBERS[:1]):
+    for a, b in zip(MEMBERS, MEMBERS[1:] + MEMBERS[:1], strict=True):
         result = any_engine.compare(portrait_2018(a), portrait_2014(b))
         assert not result.matches, (a, b, spec.name)
         assert result.unmatched[0].similarity < 80

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from faceaudit import InvalidParameterError, ModelIntegrityError, ModelNotInstalledError
-from faceaudit.engine import FaceEngine, get_model, load_image
+from faceaudit.engine import FaceEngine, _sface, get_model, load_image
 from faceaudit.engine import _onnx as onnx_mod
-from faceaudit.engine import _sface
 from faceaudit.engine._sface import Runtime, RuntimePlan, SFaceEmbedder, YuNetDetector, plan_runtime, sface_model
 from tests.conftest import DATA
 
@@ -328,7 +327,7 @@ def test_a_loaded_model_says_what_runs_it(engine):
 
     fresh = FaceEngine("sface")
     assert fresh.loaded_runtime is None
-    fresh.model
+    _ = fresh.model  # loads the model
     assert fresh.loaded_runtime == engine.model.runtime
     assert engine.model.runtime in (get_model("sface").runtime(), "opencv dnn")
 

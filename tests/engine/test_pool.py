@@ -85,6 +85,6 @@ def test_workers_must_be_a_positive_whole_number(bad):
 def test_workers_that_cannot_start_stop_the_run_with_a_clear_error():
     from faceaudit._errors import WorkerStartError
 
-    with EnginePool("no-such-model", workers=2) as pool:  # every worker's initialiser fails
-        with pytest.raises(WorkerStartError, match="no-such-model"):
-            list(pool.map(die_on_marker, [(i, b"x") for i in range(50)]))
+    # every worker's initialiser fails
+    with EnginePool("no-such-model", workers=2) as pool, pytest.raises(WorkerStartError, match="no-such-model"):
+        list(pool.map(die_on_marker, [(i, b"x") for i in range(50)]))

@@ -89,7 +89,7 @@ def _check(engine, model: str) -> None:
     for name, faces in ref.items():
         _, got = engine.analyze(DATA / name)
         assert len(got) == len(faces), name
-        for g, r in zip(got, faces):
+        for g, r in zip(got, faces, strict=True):
             cos = float(np.dot(g.vector, np.asarray(r["vector"], np.float32)) / np.linalg.norm(r["vector"]))
             assert cos >= 0.9999, (name, cos)
             assert np.allclose(g.face.box_px, r["box_px"], atol=1e-3), name
@@ -116,5 +116,5 @@ def test_limit_measures_only_the_largest_faces(any_engine):
     every = sorted(any_engine.model.detector.detect(img), key=lambda f: f.area, reverse=True)
     top = any_engine.model.detector.detect(img, 2)
     assert len(every) >= 3 and len(top) == 2
-    for a, b in zip(sorted(top, key=lambda f: f.area, reverse=True), every[:2]):
+    for a, b in zip(sorted(top, key=lambda f: f.area, reverse=True), every[:2], strict=True):
         assert a.box_px == b.box_px and a.quality == b.quality and a.pose == b.pose

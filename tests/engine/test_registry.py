@@ -3,8 +3,7 @@ import shutil
 import pytest
 
 from faceaudit import InvalidParameterError, ModelIntegrityError, ModelNotInstalledError
-from faceaudit.engine import WeightFile, get_model, list_models
-from faceaudit.engine import _registry
+from faceaudit.engine import WeightFile, _registry, get_model, list_models
 
 
 def test_models_known():
@@ -48,6 +47,7 @@ def test_missing_package_and_file():
 
 def test_nothing_loads_at_import(monkeypatch):
     import importlib
+
     import faceaudit.engine as eng
 
     importlib.reload(eng)

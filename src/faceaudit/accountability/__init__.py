@@ -44,6 +44,7 @@ from faceaudit.accountability._log import (
     record_hash,
 )
 from faceaudit.accountability._policy import (
+    DEFAULT_POLICY_ID,
     PolicyMeaning,
     PolicyViolationError,
     ThresholdPolicy,
@@ -51,8 +52,9 @@ from faceaudit.accountability._policy import (
 )
 from faceaudit.accountability._retention import DailyRetention, Retention, RetentionReport, RetentionRule
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Decision, Lead, Reviewer
-from faceaudit.accountability._roles import NATIVE_OPERATIONS, authorize
+from faceaudit.accountability._roles import NATIVE_OPERATIONS, REVIEWER_ROLES, authorize
 from faceaudit.accountability._testing import TestingAPI
+from faceaudit.accountability._usage import parse_day, render_html, usage_report
 from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, VideoSearchPolicy
 
 __all__ = [
@@ -63,5 +65,6 @@ __all__ = [
     "PolicyMeaning", "PolicyViolationError", "PostgresSearchLog", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
     "candidates_of", "export_records", "guarded", "policy_meaning", "record_hash",
     "VideoSearchPolicy", "VideoSearches", "WARRANT_HEADER",
+    "DEFAULT_POLICY_ID", "REVIEWER_ROLES", "parse_day", "render_html", "usage_report",
     "DELETING_OPERATIONS", "guard_deletion", "on_legal_hold", "AcknowledgedRecordsMissingError",
 ]

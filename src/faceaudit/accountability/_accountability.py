@@ -74,6 +74,7 @@ class SearchRecord:
     probe_face_id: Optional[str] = None  # SearchFaces / SearchUsers by FaceId
     probe_user_id: Optional[str] = None  # SearchUsers by UserId
     gallery_size: Optional[int] = None  # faces in the searched collection
+    index: Optional[str] = None  # the index that served it: flat, milvus (exact), fastscan, hnsw (approximate)
     probe_quality: Optional[ProbeQuality] = None  # the searched face's quality (None: not measured)
     quality_flag: str = ""  # why the probe is below the policy's minimum quality (flag mode)
 
@@ -106,6 +107,7 @@ class Accountability:
             check_private_dir(self.data_dir)  # UnsafePermissionsError: open to other local users
         self._face_image = face_image
         self._collections: Any = None
+        self._collections_provider: Optional[Callable[[], Any]] = None
         self.log: AnySearchLog = open_search_log(self.data_dir, database_url)
         self._store = Store(self.data_dir / "accountability.db")
         self.policies = PolicyStore(self._store)
@@ -174,6 +176,7 @@ class Accountability:
             "candidates": [c.to_json() for c in search.candidates],
             "started_at": search.started_at,
             "gallery_size": search.gallery_size,
+            "index": search.index,
             "probe_quality": None if search.probe_quality is None else search.probe_quality.to_json(),
         }
         if search.quality_flag:
@@ -202,6 +205,16 @@ class Accountability:
             "request_id": ctx.request_id, "case_reference": ctx.case_reference, "purpose": ctx.purpose,
             "person": ctx.person, "audit": ctx.audit,
         }
+
+    def record_index_tag(self, ctx: CallerContext, operation: str, collection_id: str,
+                         tag: Optional[str], before: Optional[str], after: Optional[str]) -> LogRecord:
+        """Log a change of a collection's ``faceaudit:index`` tag (TagResource, or UntagResource:
+        ``tag`` None) and the index kind that served its searches before and serves them after:
+        which searches are exact is part of the record."""
+        return self.log.append("index-tag", {
+            **self._who(ctx), "operation": operation, "collection_id": collection_id, "tag": tag,
+            "index_before": before, "index_after": after,
+        })
 
     # -- audit traffic -------------------------------------------------------------
 
@@ -268,8 +281,16 @@ class Accountability:
         """One person's decision; a lead lacking its evidence (images) can only be rejected."""
         return self.reviews.decide(lead_id, reviewer, decision, note, missing_evidence=self.missing_evidence)
 
+    def use_collections(self, provider: Callable[[], Any]) -> None:
+        """Read collections through ``provider`` (the service's own backend, with the server's
+        settings) instead of opening a FaceCollections of its own."""
+        self._collections_provider = provider
+
     def collections(self) -> Any:
-        """The data dir's :class:`faceaudit.collections.FaceCollections` (opened on first use)."""
+        """The data dir's :class:`faceaudit.collections.FaceCollections` (the one given to
+        :meth:`use_collections`, else one opened on first use)."""
+        if self._collections_provider is not None:
+            return self._collections_provider()
         if self._collections is None:
             from faceaudit.collections import FaceCollections
 

@@ -77,6 +77,7 @@ def guarded(
     probe_user_id: Optional[str] = None,
     model_version_of: Optional[Callable[[R], str]] = None,
     gallery_size: Optional[int] = None,
+    index: Optional[str] = None,
     probe_quality: Optional[ProbeQuality] = None,
 ) -> R:
     """Authorize, run and log one identification operation; returns the operation's result.
@@ -108,7 +109,7 @@ def guarded(
             "request_id": ctx.request_id, "operation": operation, "collection_id": collection_id,
             "threshold": threshold, "max_faces": max_faces, "probe_sha256": probe_sha256,
             "case_reference": ctx.case_reference, "purpose": ctx.purpose, "error": code,
-            "started_at": started, "person": ctx.person, "audit": ctx.audit,
+            "started_at": started, "person": ctx.person, "audit": ctx.audit, "index": index,
             "probe_quality": None if gate.quality is None else gate.quality.to_json(),
         })
         raise
@@ -118,6 +119,7 @@ def guarded(
         threshold=threshold, max_faces=max_faces, probe_sha256=probe_sha256,
         candidates=tuple(candidates(result)), started_at=started,
         probe_face_id=probe_face_id, probe_user_id=probe_user_id, gallery_size=gallery_size,
+        index=index,
         probe_quality=gate.quality, quality_flag=gate.flag,
     ), probe=probe)
     return result

@@ -140,6 +140,9 @@ class AccountabilityExtension:
             if not (audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id)):
                 raise AccessDeniedError("an auditor key may touch only the collections it created for an "
                                         f"audit (with the {AUDIT_HEADER} header)")
+        if operation in ("TagResource", "UntagResource"):  # a faceaudit:index change is logged too
+            untagged = call
+            call = lambda: self._tagging(ctx, operation, params, untagged)  # noqa: E731
         if audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id):
             ctx = replace(ctx, audit=True)
         if operation in DELETING_OPERATIONS:  # refused under a legal hold; every deletion logged
@@ -149,6 +152,7 @@ class AccountabilityExtension:
             model_version=lambda r: str(r[0].get("FaceModelVersion") or model_version()),
             gallery_size=self._gallery_size, probe_of_face=self.acc.face_image,
             rebuild=lambda r, doc: (doc, *r[1:]),
+            index_of=self._index_kind,
         )
 
     def _read_video_job(self, ctx: CallerContext, operation: str, params: Dict[str, Any], call):
@@ -183,9 +187,36 @@ class AccountabilityExtension:
         except FaceAuditError:
             return None
 
+    def _tagging(self, ctx, operation: str, params: Dict[str, Any], call):
+        """TagResource/UntagResource; a change of the faceaudit:index tag (which index, exact or
+        approximate, serves the collection's searches) is logged with the kind before and after."""
+        from faceaudit._errors import FaceAuditError
+        from faceaudit.collections import INDEX_TAG
+
+        tags = params.get("Tags") or {}
+        touched = INDEX_TAG in tags if operation == "TagResource" else INDEX_TAG in (params.get("TagKeys") or ())
+        if not touched:
+            return call()
+        try:
+            name = self.acc.collections().collection_of_arn(params.get("ResourceArn", ""))
+        except FaceAuditError:
+            return call()  # the backend answers ResourceNotFoundException itself
+        before = self._index_kind(name)
+        result = call()
+        self.acc.record_index_tag(ctx, operation, name, tags.get(INDEX_TAG) if operation == "TagResource" else None,
+                                  before, self._index_kind(name))
+        return result
+
+    def _index_kind(self, collection_id: str) -> Optional[str]:
+        from faceaudit._errors import FaceAuditError
+
+        try:
+            return self.acc.collections().index_kind(collection_id)
+        except FaceAuditError:
+            return None
+
     def _start_face_search(self, caller, params: Dict[str, Any], call):
-        from faceaudit.collections._ops_video import DEFAULT_VIDEO_MAX_FACES
-        from faceaudit.collections._validate import DEFAULT_FACE_MATCH_THRESHOLD
+        from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
 
         return self.videos.start(
             self.context(caller), caller.header(WARRANT_HEADER), collection_id=params.get("CollectionId"),

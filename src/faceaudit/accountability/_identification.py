@@ -19,6 +19,7 @@ import functools
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
+from faceaudit._defaults import request_default
 from faceaudit.accountability._accountability import Accountability, CallerContext, Candidate
 from faceaudit.accountability._guard import guarded
 
@@ -34,25 +35,10 @@ NAMED_CANDIDATE_MEMBERS = ("FaceIds",)
 
 
 def _default(operation: str, member: str) -> Optional[float]:
-    """The backend's own default for an omitted member (None when unknown)."""
-    from faceaudit.collections._validate import (
-        DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD,
-        DEFAULT_FACE_MATCH_THRESHOLD,
-        DEFAULT_MAX_USERS,
-        DEFAULT_SEARCH_MAX_FACES,
-        DEFAULT_SEARCH_USER_MATCH_THRESHOLD,
-    )
-    from faceaudit.service._dispatch import DEFAULT_SIMILARITY_THRESHOLD
-
-    if member == "UserMatchThreshold":
-        return (DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD if operation == "AssociateFaces"
-                else DEFAULT_SEARCH_USER_MATCH_THRESHOLD)
-    return {
-        "FaceMatchThreshold": DEFAULT_FACE_MATCH_THRESHOLD,
-        "SimilarityThreshold": DEFAULT_SIMILARITY_THRESHOLD,
-        "MaxFaces": DEFAULT_SEARCH_MAX_FACES,
-        "MaxUsers": DEFAULT_MAX_USERS,
-    }.get(member)
+    """Rekognition's default for an omitted member (None when unknown), from the one module that
+    holds them. A request the service passed on is already normalised (``normalise_request``):
+    its members are set and this is not reached."""
+    return request_default(operation, member)
 
 
 @dataclass(frozen=True)
@@ -104,7 +90,7 @@ def _walk_members(shape, seen: set) -> Iterator[str]:
 @functools.lru_cache(maxsize=None)
 def identification(operation: str) -> Optional[Identification]:
     """The :class:`Identification` reading of ``operation``, or None when it identifies no one."""
-    from faceaudit.service._model import operation_model, service_model
+    from faceaudit.service import operation_model, service_model
 
     if operation not in service_model().operation_names:
         return None
@@ -211,6 +197,7 @@ def guard_request(
     gallery_size: Optional[Callable[[str], Optional[int]]] = None,
     probe_of_face: Optional[Callable[[str], Optional[bytes]]] = None,
     rebuild: Optional[Callable[[Any, Dict[str, Any]], Any]] = None,
+    index_of: Optional[Callable[[str], Optional[str]]] = None,
 ) -> Any:
     """Run one request: an identification is policy-checked, logged and makes leads; others just run.
 
@@ -219,7 +206,8 @@ def guard_request(
     call's result into the response document. ``rebuild(result, document)``: the result
     answering with ``document`` instead; given, no similarity below the collection policy's
     minimum threshold is handed back (:func:`withhold_below`; the log keeps them, marked
-    ``withheld``).
+    ``withheld``). ``index_of(collection_id)``: the index kind that serves the collection
+    (flat, fastscan, hnsw, milvus), recorded in the log record.
     """
     spec = identification(operation)
     if spec is None:
@@ -239,6 +227,7 @@ def guard_request(
         threshold=spec.threshold(params), max_faces=spec.max_candidates(params), model_version="",
         probe=probe, probe_sha256=probe_sha256,
         gallery_size=gallery_size(collection_id) if (gallery_size and collection_id) else None,
+        index=index_of(collection_id) if (index_of and collection_id) else None,
         call=call, candidates=found,
         probe_face_id=params.get("FaceId"), probe_user_id=params.get("UserId"),
         model_version_of=lambda result: model_version(result) or str(

@@ -17,11 +17,12 @@ Engines: :class:`LocalEngine` (faceaudit's models, exact scores for every pair) 
 :class:`RekognitionEngine` (any Rekognition-compatible endpoint via a boto3 client).
 The local engine's work runs on an executor: :class:`LocalExecutor` (worker processes on
 this machine, the default) or :class:`RayExecutor` (a Ray cluster).
-Metrics and formulas: docs/metrics.md. A candidate is an investigative lead, not an
-identification.
+Metrics and formulas: ../shared/docs/metrics.md (the project's shared docs). A candidate is an
+investigative lead, not an identification.
 """
 
 from faceaudit.audit._cache import CachedEmbedding, EmbeddingCache
+from faceaudit.audit._compare import COMPARISON_HTML, build_comparison, render_comparison
 from faceaudit.audit._design import (
     DEFAULT_FMR_TARGETS,
     DEFAULT_THRESHOLDS,
@@ -38,7 +39,6 @@ from faceaudit.audit._engines import (
     external_image_id,
     make_client,
 )
-from faceaudit.audit._compare import COMPARISON_HTML, build_comparison, render_comparison
 from faceaudit.audit._executors import AuditExecutor, LocalExecutor, RayExecutor
 from faceaudit.audit._groups import UNKNOWN, GroupColumn, ShareSpec, parse_bands, parse_relabel
 from faceaudit.audit._manifest import ImageRecord, Manifest, read_manifest, read_manifests

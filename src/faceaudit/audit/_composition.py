@@ -11,7 +11,7 @@ across groups, next to who is in the gallery.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,13 +21,12 @@ from faceaudit.audit._groups import INTERSECTION, ShareSpec
 from faceaudit.audit._results import CrossTable, Rate, ShareTest
 from faceaudit.audit._scoring import ErrorCounts, SearchOutcomes
 
-
 MIN_DEFINED = 0.99
 """Share of bootstrap resamples that must hold a falsely matched search for the difference's interval."""
 
 
 def _difference_interval(in_set: np.ndarray, matched: np.ndarray, subjects: np.ndarray, resamples: int,
-                         seed: np.random.SeedSequence) -> Tuple[np.ndarray, np.ndarray]:
+                         seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
     """Percentile 95% intervals (per threshold) of share-among-matched minus share-among-all.
 
     ``in_set[i]``: search i's person is in the set; ``matched[i, k]``: search i had a
@@ -62,9 +61,9 @@ def _difference_interval(in_set: np.ndarray, matched: np.ndarray, subjects: np.n
 
 
 def share_tests(design: AuditDesign, out: SearchOutcomes, specs: Sequence[ShareSpec], min_errors: int,
-                resamples: int, seed_for) -> Tuple[ShareTest, ...]:
+                resamples: int, seed_for) -> tuple[ShareTest, ...]:
     """One :class:`ShareTest` per spec and threshold of ``out``."""
-    result: List[ShareTest] = []
+    result: list[ShareTest] = []
     matched_all = out.imp_ge > 0  # a false candidate at each threshold (the ACLU count)
     for spec in specs:
         labels = np.array([r.label(spec.column) for r in design.probes], dtype=object)
@@ -103,13 +102,13 @@ def share_tests(design: AuditDesign, out: SearchOutcomes, specs: Sequence[ShareS
 
 
 def cross_tables(design: AuditDesign, out: SearchOutcomes, min_errors: int, resamples: int, seed_for,
-                 group_rates) -> Tuple[CrossTable, ...]:
+                 group_rates) -> tuple[CrossTable, ...]:
     """FMR of every (probe group, gallery group) pair, for each base probe column x each gallery column.
 
     ``group_rates`` is :func:`faceaudit.audit._metrics.group_rates` (rates with the
     people-resampling bootstrap); ``seed_for(*key)`` gives its seed.
     """
-    tables: List[CrossTable] = []
+    tables: list[CrossTable] = []
     T = len(out.thresholds)
     for gcol in design.gallery_columns:
         ge = out.imp_ge_gallery[gcol.name]
@@ -118,7 +117,7 @@ def cross_tables(design: AuditDesign, out: SearchOutcomes, min_errors: int, resa
         for pcol in design.probe_columns:
             if INTERSECTION in pcol.name:
                 continue
-            per: Dict[str, Dict[str, List[Rate]]] = {}
+            per: dict[str, dict[str, list[Rate]]] = {}
             for pi, pg in enumerate(pcol.groups):
                 per[pg] = group_rates(errs, pcol.codes == pi, design.probe_subject, resamples,
                                       seed_for("cross", pcol.name, gcol.name, pg), min_errors)

@@ -16,8 +16,9 @@ count, FMR, the promise checks, per-group rates with intervals), plus:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -53,10 +54,10 @@ class LeadList:
     """
 
     mated_searches: int
-    at_rank: Mapping[int, Optional[float]]
+    at_rank: Mapping[int, float | None]
     found_at_rank: Mapping[int, int]
     stranger_on_top: int
-    top_stranger_similarity: Mapping[str, Optional[float]]
+    top_stranger_similarity: Mapping[str, float | None]
     top_stranger_at: Mapping[str, int]
 
 
@@ -75,16 +76,16 @@ class Temptation:
     """
 
     fnir_target: float
-    threshold: Optional[float]
-    fnir: Optional[float]
-    searches_with_false_candidate: Optional[int]
+    threshold: float | None
+    fnir: float | None
+    searches_with_false_candidate: int | None
     searches: int
-    fmr: Optional[float]
+    fmr: float | None
     projection_probes: int
     audit_gallery: int
-    expected_audit_gallery: Optional[float]
+    expected_audit_gallery: float | None
     projection_gallery: int
-    expected_projection_gallery: Optional[float]
+    expected_projection_gallery: float | None
     note: str
 
 
@@ -105,16 +106,16 @@ class ConditionResult:
     source: str
     probes: int
     failures_to_enrol: int
-    target_eye_distance: Optional[float]
-    quality_band: Optional[str]
+    target_eye_distance: float | None
+    quality_band: str | None
     embed_seconds: float
     images_embedded: int
     images_from_cache: int
-    summaries: Tuple[ThresholdSummary, ...]
-    frames: Tuple[ThresholdMetrics, ...]
-    promise_checks: Tuple[PromiseCheck, ...]
-    share_tests: Tuple[ShareTest, ...]
-    match_counts: Tuple[MatchCountPoint, ...]
+    summaries: tuple[ThresholdSummary, ...]
+    frames: tuple[ThresholdMetrics, ...]
+    promise_checks: tuple[PromiseCheck, ...]
+    share_tests: tuple[ShareTest, ...]
+    match_counts: tuple[MatchCountPoint, ...]
     lead_list: LeadList
     temptation: Temptation
     note: str = SYNTHETIC_NOTE
@@ -167,8 +168,8 @@ def temptation(design: AuditDesign, out: SearchOutcomes, target: float = TEMPTAT
     M = int(mated.sum())
     P = design.n_probes
     G = int(np.asarray(out.gallery_ok, bool).sum())
-    base: Dict[str, Any] = dict(fnir_target=target, searches=P, projection_probes=cfg.projection_probes, audit_gallery=G,
-                projection_gallery=cfg.projection_gallery)
+    base: dict[str, Any] = dict(fnir_target=target, searches=P, projection_probes=cfg.projection_probes,
+                                audit_gallery=G, projection_gallery=cfg.projection_gallery)
     if M == 0:
         return Temptation(threshold=None, fnir=None, searches_with_false_candidate=None, fmr=None,
                           expected_audit_gallery=None, expected_projection_gallery=None,
@@ -193,7 +194,7 @@ def temptation(design: AuditDesign, out: SearchOutcomes, target: float = TEMPTAT
         fmr = float(hist[threshold_bin(t):].sum()) / total if total else None
     # (without exact score histograms FMR is known only at the audited thresholds: left None)
 
-    def expected(gallery: int) -> Optional[float]:
+    def expected(gallery: int) -> float | None:
         if fmr is None:
             return None
         return float(cfg.projection_probes * -np.expm1(gallery * np.log1p(-min(fmr, 1 - 1e-15))))
@@ -212,7 +213,8 @@ def condition_result(design: AuditDesign, condition, out: SearchOutcomes, parts:
         name=condition.name, spec=condition.spec, version=condition.version, source=condition.source,
         probes=design.n_probes, failures_to_enrol=int((~np.asarray(out.probe_ok, bool)).sum()),
         target_eye_distance=condition.target_eye_distance,
-        quality_band=None if condition.target_eye_distance is None else quality_band(condition.target_eye_distance).name,
+        quality_band=(None if condition.target_eye_distance is None
+                      else quality_band(condition.target_eye_distance).name),
         embed_seconds=round(float(embed_seconds), 2), images_embedded=int(embedded), images_from_cache=int(from_cache),
         summaries=parts.summaries, frames=parts.frames, promise_checks=parts.promise_checks,
         share_tests=parts.share_tests, match_counts=parts.match_counts,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,18 +37,18 @@ class AuditConfig:
     to the lowest threshold any figure uses (None: no lower).
     """
 
-    thresholds: Tuple[float, ...] = DEFAULT_THRESHOLDS
-    group_by: Optional[Tuple[str, ...]] = None
-    gallery_group_by: Optional[Tuple[str, ...]] = None
-    bands: Mapping[str, Tuple[float, ...]] = field(default_factory=dict)
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    group_by: tuple[str, ...] | None = None
+    gallery_group_by: tuple[str, ...] | None = None
+    bands: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     intersections: bool = True
     alpha: float = 0.5
     bootstrap: int = 1000
     seed: int = 0
-    fmr_targets: Tuple[float, ...] = DEFAULT_FMR_TARGETS
+    fmr_targets: tuple[float, ...] = DEFAULT_FMR_TARGETS
     min_errors: int = 30
-    shares: Tuple[ShareSpec, ...] = ()
-    match_counts: Tuple[int, ...] = ()
+    shares: tuple[ShareSpec, ...] = ()
+    match_counts: tuple[int, ...] = ()
     min_group_searches: int = 10
     projection_probes: int = 535
     projection_gallery: int = 25_000
@@ -56,7 +56,7 @@ class AuditConfig:
     relabel: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Labels renamed before grouping, per column ({"race": {"B": "black"}}), on both sides."""
     block_size: int = 256
-    candidates_floor: Optional[float] = None
+    candidates_floor: float | None = None
 
     def __post_init__(self) -> None:
         ts = tuple(self.thresholds)
@@ -104,16 +104,16 @@ class AuditDesign:
     manifests (a mated search), whether or not that image enrolled.
     """
 
-    probes: Tuple[ImageRecord, ...]
-    gallery: Tuple[ImageRecord, ...]
-    probe_manifests: Tuple[Manifest, ...]
-    gallery_manifests: Tuple[Manifest, ...]
-    subjects: Tuple[str, ...]
+    probes: tuple[ImageRecord, ...]
+    gallery: tuple[ImageRecord, ...]
+    probe_manifests: tuple[Manifest, ...]
+    gallery_manifests: tuple[Manifest, ...]
+    subjects: tuple[str, ...]
     probe_subject: np.ndarray
     gallery_subject: np.ndarray
     mated: np.ndarray
-    probe_columns: Tuple[GroupColumn, ...]
-    gallery_columns: Tuple[GroupColumn, ...]
+    probe_columns: tuple[GroupColumn, ...]
+    gallery_columns: tuple[GroupColumn, ...]
     config: AuditConfig
 
     @property
@@ -165,7 +165,7 @@ def build_design(
     _check_columns(g_cols, g_avail, "gallery")
     _check_columns(tuple(dict.fromkeys(s.column for s in config.shares)), p_avail, "probe")
     _check_columns(tuple(c for c in config.relabel if c not in g_avail), p_avail, "probe or gallery")
-    subjects: Dict[str, int] = {}
+    subjects: dict[str, int] = {}
     for r in probes + gallery:
         subjects.setdefault(r.subject, len(subjects))
     psub = np.array([subjects[r.subject] for r in probes], dtype=np.int64)

@@ -17,12 +17,14 @@ import functools
 import hashlib
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD
 from faceaudit._errors import (
     FaceAuditError,
     InvalidParameterError,
@@ -44,8 +46,11 @@ from faceaudit.audit._scoring import (
 from faceaudit.collections import INDEX_TAG
 from faceaudit.collections import map_external_image_id as external_image_id
 
-REKOGNITION_DEFAULT_THRESHOLD = 80.0
-"""Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used)."""
+_Embedded = tuple[np.ndarray, np.ndarray, list[str | None], list[str | None]]
+"""What embedding a list of images gives: vectors[N, D], ok[N], SHA-256[N], reason[N]."""
+
+REKOGNITION_DEFAULT_THRESHOLD = DEFAULT_FACE_MATCH_THRESHOLD
+"""Amazon Rekognition's default FaceMatchThreshold (the threshold the ACLU used; ``faceaudit._defaults``)."""
 
 REKOGNITION_MAX_FACES = 4096
 """The largest MaxFaces SearchFacesByImage accepts."""
@@ -69,7 +74,7 @@ class AuditEngine(Protocol):
         ...
 
 
-def _read(record: ImageRecord) -> Tuple[Optional[bytes], Optional[str]]:
+def _read(record: ImageRecord) -> tuple[bytes | None, str | None]:
     from faceaudit.engine import read_bytes
 
     try:
@@ -151,9 +156,9 @@ class LocalEngine:
 
     kind = "local"
 
-    def __init__(self, model: str = "sface", cache: "EmbeddingCache | str | Path | None" = None,
-                 face_engine=None, workers: Optional[int] = None,
-                 executor: Optional[AuditExecutor] = None) -> None:
+    def __init__(self, model: str = "sface", cache: EmbeddingCache | str | Path | None = None,
+                 face_engine=None, workers: int | None = None,
+                 executor: AuditExecutor | None = None) -> None:
         if face_engine is None:
             from faceaudit.engine import FaceEngine
 
@@ -164,7 +169,8 @@ class LocalEngine:
         self.executor: AuditExecutor = executor if executor is not None else LocalExecutor(workers, face_engine)
         self.embedded = 0
         self.from_cache = 0
-        self._last = None  # (design, probes, gallery, outcomes) of the last run, for run_condition
+        # (design, probes, gallery, outcomes) of the last run, for run_condition
+        self._last: tuple[AuditDesign, _Embedded, _Embedded, SearchOutcomes] | None = None
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -181,15 +187,15 @@ class LocalEngine:
     def _embed_one(self, data: bytes) -> CachedEmbedding:
         return embed_largest(self.face_engine, data)
 
-    def _open_cache(self) -> Tuple[Optional[EmbeddingCache], bool]:
+    def _open_cache(self) -> tuple[EmbeddingCache | None, bool]:
         """The embedding cache (None: none), and whether this call opened it (and must close it)."""
         cache = self._cache_arg
         if cache is not None and not isinstance(cache, EmbeddingCache):
             return EmbeddingCache(cache), True
         return cache, False
 
-    def _store(self, cache: Optional[EmbeddingCache], sha: str, result: Any,
-               version: Optional[str] = None) -> CachedEmbedding:
+    def _store(self, cache: EmbeddingCache | None, sha: str, result: Any,
+               version: str | None = None) -> CachedEmbedding:
         """An executor's result as a cache entry, written to the cache (under ``version``, default
         the model's); a lost worker's is not cached (a rerun tries the image again)."""
         from faceaudit.engine import WorkerLost
@@ -202,7 +208,7 @@ class LocalEngine:
         return result
 
     def embed(self, records: Sequence[ImageRecord], progress: bool = True, label: str = "embedding",
-              condition=None):
+              condition=None) -> _Embedded:
         """(vectors[N, D], ok[N], sha[N], reason[N]) for the records, through the cache.
 
         ``condition``: a probe condition to degrade each image with first (cached under
@@ -220,13 +226,13 @@ class LocalEngine:
         n = len(records)
         vectors = np.zeros((n, dim), np.float32)
         ok = np.zeros(n, bool)
-        shas: List[Optional[str]] = [None] * n
-        reasons: List[Optional[str]] = [None] * n
-        by_path: Dict[Path, Tuple[CachedEmbedding, Optional[str]]] = {}
-        waiting: Dict[str, List[int]] = {}  # SHA-256 being embedded -> records waiting for it
-        pending: Dict[Path, str] = {}  # path -> SHA-256 being embedded
+        shas: list[str | None] = [None] * n
+        reasons: list[str | None] = [None] * n
+        by_path: dict[Path, tuple[CachedEmbedding, str | None]] = {}
+        waiting: dict[str, list[int]] = {}  # SHA-256 being embedded -> records waiting for it
+        pending: dict[Path, str] = {}  # path -> SHA-256 being embedded
 
-        def settle(i: int, entry: CachedEmbedding, sha: Optional[str]) -> None:
+        def settle(i: int, entry: CachedEmbedding, sha: str | None) -> None:
             shas[i] = sha
             if entry.ok:
                 vectors[i] = entry.vector
@@ -331,7 +337,7 @@ class LocalEngine:
                 self.executor.close()
 
 
-def _client_error(exc: Exception) -> Tuple[str, str]:
+def _client_error(exc: Exception) -> tuple[str, str]:
     resp = getattr(exc, "response", None) or {}
     err = resp.get("Error", {}) if isinstance(resp, dict) else {}
     return str(err.get("Code") or type(exc).__name__), str(err.get("Message") or exc)
@@ -352,21 +358,21 @@ class RekognitionEngine:
 
     kind = "rekognition"
 
-    def __init__(self, client, collection_prefix: str = "faceaudit-audit", quality_filter: Optional[str] = None,
-                 max_faces: int = REKOGNITION_MAX_FACES, model_name: Optional[str] = None) -> None:
+    def __init__(self, client, collection_prefix: str = "faceaudit-audit", quality_filter: str | None = None,
+                 max_faces: int = REKOGNITION_MAX_FACES, model_name: str | None = None) -> None:
         self.client = client
         self.collection_prefix = collection_prefix
         self.quality_filter = quality_filter
         self.max_faces = int(max_faces)
         self.model_name = model_name
         self.face_model_version = "unknown (not run yet)"
-        self.collection_id: Optional[str] = None
-        self.search_threshold: Optional[float] = None
+        self.collection_id: str | None = None
+        self.search_threshold: float | None = None
         events = getattr(getattr(client, "meta", None), "events", None)
         if events is not None:  # signed with the request: faceaudit serve logs it but makes no leads
             events.register("before-sign.rekognition.*", _mark_audit_traffic)
 
-    def endpoint(self) -> Optional[str]:
+    def endpoint(self) -> str | None:
         meta = getattr(self.client, "meta", None)
         return getattr(meta, "endpoint_url", None)
 
@@ -389,7 +395,8 @@ class RekognitionEngine:
             raise
         except Exception as exc:  # botocore ClientError, connection errors, credentials
             code, message = _client_error(exc)
-            raise RemoteServiceError(f"{name} failed: {message}", aws_code=code if "Exception" in code else None) from exc
+            raise RemoteServiceError(f"{name} failed: {message}",
+                                     aws_code=code if "Exception" in code else None) from exc
 
     def _image_call(self, name: str, **kwargs):
         """A call about one image: (response, None), or (None, reason) when the image cannot be used."""
@@ -403,7 +410,8 @@ class RekognitionEngine:
             code, message = _client_error(exc)
             if code in IMAGE_ERROR_CODES:
                 return None, f"{code}: {message}"
-            raise RemoteServiceError(f"{name} failed: {message}", aws_code=code if "Exception" in code else None) from exc
+            raise RemoteServiceError(f"{name} failed: {message}",
+                                     aws_code=code if "Exception" in code else None) from exc
 
     def run(self, design: AuditDesign, progress: bool = True) -> SearchOutcomes:
         """Index the gallery into a temporary collection, search every probe at the lowest audited
@@ -433,7 +441,7 @@ class RekognitionEngine:
             truncated=probes.truncated, extra_thresholds=(REKOGNITION_DEFAULT_THRESHOLD,),
         )
 
-    def _index_gallery(self, design: AuditDesign, cid: str, progress: bool) -> "_Indexed":
+    def _index_gallery(self, design: AuditDesign, cid: str, progress: bool) -> _Indexed:
         """IndexFaces of every gallery image (the largest face only) into collection ``cid``."""
         G = design.n_gallery
         done = _Indexed(np.zeros(G, bool), [None] * G, [None] * G, {})
@@ -461,8 +469,8 @@ class RekognitionEngine:
                 bar.update(1)
         return done
 
-    def _search_probes(self, design: AuditDesign, cid: str, face_index: Dict[str, int],
-                       progress: bool) -> "_Searched":
+    def _search_probes(self, design: AuditDesign, cid: str, face_index: dict[str, int],
+                       progress: bool) -> _Searched:
         """SearchFacesByImage of every probe at the lowest audited threshold; candidates are gallery rows."""
         P = design.n_probes
         done = _Searched(np.zeros(P, bool), [None] * P, [None] * P, [], [], [], np.zeros(P, bool))
@@ -500,9 +508,9 @@ class _Indexed:
     """The gallery as indexed: enrolled or not, SHA-256 and reason per image; FaceId -> gallery row."""
 
     ok: np.ndarray
-    sha: List[Optional[str]]
-    reason: List[Optional[str]]
-    face_index: Dict[str, int]
+    sha: list[str | None]
+    reason: list[str | None]
+    face_index: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -511,11 +519,11 @@ class _Searched:
     Similarity); whether a search was cut at MaxFaces."""
 
     ok: np.ndarray
-    sha: List[Optional[str]]
-    reason: List[Optional[str]]
-    cand_probe: List[int]
-    cand_gallery: List[int]
-    cand_similarity: List[float]
+    sha: list[str | None]
+    reason: list[str | None]
+    cand_probe: list[int]
+    cand_gallery: list[int]
+    cand_similarity: list[float]
     truncated: np.ndarray
 
 
@@ -527,7 +535,7 @@ def _mark_audit_traffic(request, **_):
     request.headers[AUDIT_HEADER] = "1"
 
 
-def make_client(endpoint_url: Optional[str] = None, region: Optional[str] = None):
+def make_client(endpoint_url: str | None = None, region: str | None = None):
     """A boto3 ``rekognition`` client (credentials from the usual boto3 chain)."""
     try:
         import boto3

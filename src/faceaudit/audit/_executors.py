@@ -16,13 +16,16 @@ writer of the cache, so an interrupted audit resumes the same way whatever the e
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from faceaudit._errors import InvalidParameterError
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
 
 
 class AuditExecutor(Protocol):
@@ -31,8 +34,8 @@ class AuditExecutor(Protocol):
     name: str
     workers: int
 
-    def map_images(self, model: str, task: Callable[..., Any], jobs: Iterable[Tuple[Hashable, bytes]]
-                   ) -> Iterator[Tuple[Hashable, Any]]:
+    def map_images(self, model: str, task: Callable[..., Any], jobs: Iterable[tuple[K, bytes]]
+                   ) -> Iterator[tuple[K, Any]]:
         """``(key, task(engine, data))`` per job, in completion order; a job whose worker
         died gives ``(key, WorkerLost)``. ``task`` is a module-level function."""
         ...
@@ -51,12 +54,12 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, workers: Optional[int] = None, engine=None) -> None:
+    def __init__(self, workers: int | None = None, engine=None) -> None:
         from faceaudit.engine import check_workers
 
         self.workers = check_workers(workers)
         self._engine = engine  # used in-process when workers == 1
-        self._pools: Dict[str, Any] = {}
+        self._pools: dict[str, Any] = {}
 
     def map_images(self, model, task, jobs):
         from faceaudit.engine import EnginePool
@@ -79,7 +82,7 @@ class LocalExecutor:
 
 
 # -- Ray -----------------------------------------------------------------------------------------
-_RAY_ENGINES: Dict[str, Any] = {}
+_RAY_ENGINES: dict[str, Any] = {}
 
 
 def _ray_image(model: str, task: Callable[..., Any], data: bytes):
@@ -118,14 +121,14 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: Optional[str] = None, workers: Optional[int] = None) -> None:
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
         from faceaudit.engine import check_workers
 
         ray = _import_ray()
         self._ray = ray
         self._own = False
         if not ray.is_initialized():
-            kwargs: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address:
                 kwargs["address"] = address
             else:
@@ -145,7 +148,7 @@ class RayExecutor:
 
         ray = self._ray
         window = 2 * self.workers
-        inflight: Dict[Any, Hashable] = {}
+        inflight: dict[Any, Hashable] = {}
         jobs = iter(jobs)
         exhausted = False
         while True:
@@ -169,8 +172,8 @@ class RayExecutor:
         ray = self._ray
         shared = ray.put(context)  # sent to the object store once, not once per block
         window = 2 * self.workers
-        refs: List[Any] = []
-        for i, rows in enumerate(blocks):
+        refs: list[Any] = []
+        for _i, rows in enumerate(blocks):
             refs.append(self._block.remote(fn, shared, rows, *args))
             if len(refs) >= window:
                 yield ray.get(refs.pop(0))

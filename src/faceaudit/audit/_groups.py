@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,12 +31,12 @@ class GroupColumn:
     """
 
     name: str
-    groups: Tuple[str, ...]
+    groups: tuple[str, ...]
     codes: np.ndarray
-    bands: Optional[Tuple[float, ...]] = None
+    bands: tuple[float, ...] | None = None
 
     @property
-    def known(self) -> Tuple[int, ...]:
+    def known(self) -> tuple[int, ...]:
         """Indices of the groups other than "unknown"."""
         return tuple(i for i, g in enumerate(self.groups) if g != UNKNOWN)
 
@@ -43,9 +44,9 @@ class GroupColumn:
         return self.codes == group
 
 
-def parse_bands(specs: Sequence[str]) -> Dict[str, Tuple[float, ...]]:
+def parse_bands(specs: Sequence[str]) -> dict[str, tuple[float, ...]]:
     """``["age=40,50,60,70"]`` -> ``{"age": (40, 50, 60, 70)}`` (band edges, ascending)."""
-    out: Dict[str, Tuple[float, ...]] = {}
+    out: dict[str, tuple[float, ...]] = {}
     for spec in specs:
         name, sep, edges = spec.partition("=")
         name = name.strip()
@@ -61,13 +62,13 @@ def parse_bands(specs: Sequence[str]) -> Dict[str, Tuple[float, ...]]:
     return out
 
 
-def parse_relabel(specs: Sequence[str]) -> Dict[str, Dict[str, str]]:
+def parse_relabel(specs: Sequence[str]) -> dict[str, dict[str, str]]:
     """``["race:B=black", "race:W=white_non_hispanic"]`` -> ``{"race": {"B": "black", "W": "white_non_hispanic"}}``.
 
     A relabelling joins one data set's labels to another's (e.g. NIST MEDS's ``B``/``W`` to the
     Congress lists' ``black``/``white_non_hispanic``). Labels are matched whole, after trimming.
     """
-    out: Dict[str, Dict[str, str]] = {}
+    out: dict[str, dict[str, str]] = {}
     for spec in specs:
         column, sep, rest = spec.partition(":")
         old, sep2, new = rest.partition("=")
@@ -82,7 +83,7 @@ def parse_relabel(specs: Sequence[str]) -> Dict[str, Dict[str, str]]:
 
 
 def relabel_records(records: Sequence[ImageRecord], relabel: Mapping[str, Mapping[str, str]]
-                    ) -> Tuple[ImageRecord, ...]:
+                    ) -> tuple[ImageRecord, ...]:
     """The records with their labels renamed per column (``relabel``: column -> {old: new})."""
     if not relabel:
         return tuple(records)
@@ -93,7 +94,7 @@ def relabel_records(records: Sequence[ImageRecord], relabel: Mapping[str, Mappin
     return tuple(out)
 
 
-def _number(text: str) -> Optional[float]:
+def _number(text: str) -> float | None:
     try:
         v = float(text)
     except ValueError:
@@ -105,10 +106,10 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
-def _band_name(value: float, edges: Tuple[float, ...]) -> str:
+def _band_name(value: float, edges: tuple[float, ...]) -> str:
     if value < edges[0]:
         return f"<{_fmt(edges[0])}"
-    for lo, hi in zip(edges, edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         if lo <= value < hi:
             if float(lo).is_integer() and float(hi).is_integer():
                 return f"{_fmt(lo)}-{_fmt(hi - 1)}"
@@ -116,7 +117,7 @@ def _band_name(value: float, edges: Tuple[float, ...]) -> str:
     return f">={_fmt(edges[-1])}"
 
 
-def auto_bands(values: Sequence[str]) -> Optional[Tuple[float, ...]]:
+def auto_bands(values: Sequence[str]) -> tuple[float, ...] | None:
     """10-year-wide band edges for a numeric column with many distinct values, else None."""
     present = [v for v in values if v]
     nums = [n for n in (_number(v) for v in present) if n is not None]
@@ -138,7 +139,7 @@ def _order_key(name: str):
 
 
 def build_column(
-    records: Sequence[ImageRecord], name: str, bands: Optional[Tuple[float, ...]] = None,
+    records: Sequence[ImageRecord], name: str, bands: tuple[float, ...] | None = None,
     auto: bool = True,
 ) -> GroupColumn:
     """Group records by one label column; empty labels go to "unknown"."""
@@ -168,7 +169,7 @@ def intersect(a: GroupColumn, b: GroupColumn) -> GroupColumn:
     A record is "unknown" in the intersection when it is unknown in either column.
     """
     pairs = []
-    for ca, cb in zip(a.codes.tolist(), b.codes.tolist()):
+    for ca, cb in zip(a.codes.tolist(), b.codes.tolist(), strict=True):
         ga, gb = a.groups[ca], b.groups[cb]
         pairs.append(UNKNOWN if UNKNOWN in (ga, gb) else f"{ga}{INTERSECTION}{gb}")
     order = {g: i for i, g in enumerate(a.groups)}
@@ -187,9 +188,9 @@ def intersect(a: GroupColumn, b: GroupColumn) -> GroupColumn:
 
 
 def build_columns(
-    records: Sequence[ImageRecord], names: Sequence[str], bands: Mapping[str, Tuple[float, ...]],
+    records: Sequence[ImageRecord], names: Sequence[str], bands: Mapping[str, tuple[float, ...]],
     intersections: bool = True,
-) -> Tuple[GroupColumn, ...]:
+) -> tuple[GroupColumn, ...]:
     """The named columns, then (optionally) the intersection of every pair of them."""
     cols = [build_column(records, n, bands.get(n)) for n in names]
     out = list(cols)
@@ -200,7 +201,7 @@ def build_columns(
     return tuple(out)
 
 
-def default_columns(records: Sequence[ImageRecord], candidates: Sequence[str]) -> Tuple[str, ...]:
+def default_columns(records: Sequence[ImageRecord], candidates: Sequence[str]) -> tuple[str, ...]:
     """Label columns worth grouping by: those with at least two distinct non-empty values."""
     out = []
     for c in candidates:
@@ -220,11 +221,11 @@ class ShareSpec:
     """
 
     column: str
-    values: Tuple[str, ...]
+    values: tuple[str, ...]
     label: str
 
     @classmethod
-    def parse(cls, spec: str, label: Optional[str] = None) -> "ShareSpec":
+    def parse(cls, spec: str, label: str | None = None) -> ShareSpec:
         """``"race=black,hispanic,black;asian_pacific"`` -> column race, three labels.
 
         Labels are separated by commas only, so a label may hold ``;`` (two groups)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, NamedTuple
 
 from faceaudit._stats import wilson_interval
 from faceaudit.audit._html import (
@@ -37,7 +38,7 @@ from faceaudit.audit._html import (
 
 log = logging.getLogger(__name__)
 
-Rate = Dict[str, Any]
+Rate = dict[str, Any]
 """One rate of results.json: errors, trials, rate, wilson95 (and bootstrap95, subjects where counted)."""
 
 
@@ -56,20 +57,20 @@ class GroupRow(NamedTuple):
     group: str
     people: int
     small: bool
-    rates: Tuple[Optional[Rate], ...]
+    rates: tuple[Rate | None, ...]
 
 
 class ByGroupTable(NamedTuple):
-    thresholds: Tuple[float, ...]
-    labels: Tuple[str, ...]
-    rows: Tuple[GroupRow, ...]
+    thresholds: tuple[float, ...]
+    labels: tuple[str, ...]
+    rows: tuple[GroupRow, ...]
     min_group: int
 
 
 _BY_GROUP_METRICS = (("ACLU_COUNT", "searches with a false candidate"), ("FNIR", "people in the gallery not found"))
 
 
-def by_group_table(res: Dict[str, Any], thresholds: Sequence[float]) -> ByGroupTable:
+def by_group_table(res: dict[str, Any], thresholds: Sequence[float]) -> ByGroupTable:
     """Rows: everyone, then every group of every base column; per threshold: false candidate share and FNIR."""
     metrics = [m for m, _ in _BY_GROUP_METRICS]
     overall = []
@@ -95,13 +96,13 @@ class RatioSentence(NamedTuple):
     equal: bool
     highest: str = ""
     lowest: str = ""
-    hi: Optional[Rate] = None
-    lo: Optional[Rate] = None
-    ratio: Optional[float] = None
+    hi: Rate | None = None
+    lo: Rate | None = None
+    ratio: float | None = None
     overlap: bool = False
 
 
-def _ratio_sentence(res: Dict[str, Any], column: str, t: float) -> Optional[RatioSentence]:
+def _ratio_sentence(res: dict[str, Any], column: str, t: float) -> RatioSentence | None:
     f = find_frame(res, "ACLU_COUNT", column, t)
     if not f:
         return None
@@ -115,32 +116,32 @@ def _ratio_sentence(res: Dict[str, Any], column: str, t: float) -> Optional[Rati
                          hi["wilson95"][0] <= lo["wilson95"][1])
 
 
-def _share_at(res: Dict[str, Any], t: float) -> List[Dict[str, Any]]:
+def _share_at(res: dict[str, Any], t: float) -> list[dict[str, Any]]:
     return [s for s in res.get("share_tests", []) if abs(s["threshold"] - t) < 1e-9]
 
 
 class FirstScreen(NamedTuple):
-    c: Dict[str, Any]  # results.json "counts"
+    c: dict[str, Any]  # results.json "counts"
     t: float
     why: str
     promise: str
     a: Rate  # the ACLU count at t
     gallery: int  # photos each search ran against (other people's), the count's caveat
     aclu_gallery: int
-    projection: Optional[Dict[str, Any]]  # the count projected to 535 x 25,000, when computed
-    match_points: Tuple[MatchPoint, ...]
-    equivalent: Optional[EquivalentPoint]
-    shares: Tuple[Tuple[Dict[str, Any], str], ...]  # (share test, where it was measured), largest sample first
-    within: Tuple[WithinGroup, ...]
-    overlap: Optional[CalibrationOverlap]
+    projection: dict[str, Any] | None  # the count projected to 535 x 25,000, when computed
+    match_points: tuple[MatchPoint, ...]
+    equivalent: EquivalentPoint | None
+    shares: tuple[tuple[dict[str, Any], str], ...]  # (share test, where it was measured), largest sample first
+    within: tuple[WithinGroup, ...]
+    overlap: CalibrationOverlap | None
     finding: str
-    thresholds: Tuple[float, ...]
+    thresholds: tuple[float, ...]
     table: ByGroupTable
-    ratios: Tuple[RatioSentence, ...]
-    group_findings: Tuple[str, ...]
+    ratios: tuple[RatioSentence, ...]
+    group_findings: tuple[str, ...]
 
 
-def first_screen(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ()) -> FirstScreen:
+def first_screen(res: dict[str, Any], candidates: Sequence[dict[str, str]] = ()) -> FirstScreen:
     """The headline count beside its gallery-size caveat and projection, the match-count point beside the
     point with the ACLU's per-comparison rate, the composition tests (largest sample first), the
     strongest within-group findings, the calibration overlap, and the table by group."""
@@ -157,7 +158,7 @@ def first_screen(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ())
     shares.sort(key=lambda x: -int(x[0]["matched"].get("trials") or 0))
     check = next((pc for pc in res.get("promise_checks", []) if abs(pc["threshold"] - t) < 1e-9), None)
     ratios = [r for r in (_ratio_sentence(res, col, t) for col in base_columns(res)) if r]
-    findings: List[str] = []
+    findings: list[str] = []
     if check:
         above = [g for g in check["groups"] if g["verdict"] == "above" and g["group"] != "unknown"
                  and g["measured"]["subjects"] >= min_group(res) and check["overall"]["verdict"] != "above"]
@@ -179,22 +180,22 @@ class AcluRow(NamedTuple):
     t: float
     measured: bool
     fmr: Rate
-    implied: Optional[float]
-    implied_low: Optional[float]
-    implied_high: Optional[float]
+    implied: float | None
+    implied_low: float | None
+    implied_high: float | None
     searches: int
     gallery: int
 
 
 class AcluSection(NamedTuple):
-    aclu: Dict[str, float]
-    rows: Tuple[AcluRow, ...]
+    aclu: dict[str, float]
+    rows: tuple[AcluRow, ...]
     matched: int
     searches: int
     gallery: int
 
 
-def aclu_section(res: Dict[str, Any]) -> AcluSection:
+def aclu_section(res: dict[str, Any]) -> AcluSection:
     """The ACLU's 2018 result against this audit, in per-comparison false-match rates only."""
     rows = []
     for s in res["summaries"]:
@@ -214,11 +215,11 @@ class ShareSet(NamedTuple):
     """The composition tests of one set of labels, one per threshold (with each threshold's reasons)."""
 
     label: str
-    tests: Tuple[Dict[str, Any], ...]
-    reasons: Tuple[str, ...]
+    tests: tuple[dict[str, Any], ...]
+    reasons: tuple[str, ...]
 
 
-def share_section(res: Dict[str, Any]) -> Tuple[ShareSet, ...]:
+def share_section(res: dict[str, Any]) -> tuple[ShareSet, ...]:
     tests = res.get("share_tests", [])
     out = []
     for label in dict.fromkeys(st["label"] for st in tests):
@@ -228,13 +229,13 @@ def share_section(res: Dict[str, Any]) -> Tuple[ShareSet, ...]:
 
 
 class PromiseSection(NamedTuple):
-    version: Optional[str]
-    checks: Tuple[Tuple[Dict[str, Any], str], ...]  # (promise check, reasons of its threshold)
-    findings: Tuple[str, ...]
+    version: str | None
+    checks: tuple[tuple[dict[str, Any], str], ...]  # (promise check, reasons of its threshold)
+    findings: tuple[str, ...]
     min_group: int
 
 
-def promise_section(res: Dict[str, Any]) -> Optional[PromiseSection]:
+def promise_section(res: dict[str, Any]) -> PromiseSection | None:
     checks = res.get("promise_checks", [])
     if not checks:
         return None
@@ -254,7 +255,7 @@ RARE_IN_GALLERY = 0.25
 """A group below this share of the gallery's labelled photos is called rare in the gallery."""
 
 
-def _cross_finding(res: Dict[str, Any], ct: Dict[str, Any], t: float) -> List[str]:
+def _cross_finding(res: dict[str, Any], ct: dict[str, Any], t: float) -> list[str]:
     """Within-group against across-group false matches, beside the gallery's composition (plain sentences)."""
     comp = res.get("composition", {}).get("gallery", {}).get(ct["gallery_column"], {})
     total = sum(comp.values()) or 0
@@ -303,19 +304,19 @@ class CrossTable(NamedTuple):
     t: float
     why: str
     same: bool
-    comp: Dict[str, int]
+    comp: dict[str, int]
     total: int
-    gallery_groups: Tuple[str, ...]
-    cells: Dict[str, Dict[str, Rate]]
-    findings: Tuple[str, ...]  # plain sentences
+    gallery_groups: tuple[str, ...]
+    cells: dict[str, dict[str, Rate]]
+    findings: tuple[str, ...]  # plain sentences
 
 
-def cross_section(res: Dict[str, Any]) -> Tuple[CrossTable, ...]:
+def cross_section(res: dict[str, Any]) -> tuple[CrossTable, ...]:
     tables = res.get("cross_tables", [])
     if not tables:
         return ()
     t0 = headline_threshold(res)
-    ths: List[float] = []
+    ths: list[float] = []
     for t in [t0, *match_point_thresholds(res), res["model_threshold"]]:
         if find_summary(res, t) is not None and all(abs(t - x) > 1e-9 for x in ths):
             ths.append(t)
@@ -353,7 +354,7 @@ class MatchPoint(NamedTuple):
     aclu_gallery: int
     fmr: Rate
     aclu_fmr: float
-    fmr_ratio: Optional[float]
+    fmr_ratio: float | None
 
 
 class EquivalentPoint(NamedTuple):
@@ -367,20 +368,20 @@ class EquivalentPoint(NamedTuple):
     """
 
     target: float
-    t: Optional[float]
+    t: float | None
     errors: int
     trials: int
-    searches: Optional[int]
+    searches: int | None
     probes: int
 
 
-def _points_fmr(res: Dict[str, Any]):
+def _points_fmr(res: dict[str, Any]):
     """(threshold, FMR at or above it) from the DET curve of everyone, ascending; [] without exact scores."""
     pts = (res.get("curves", {}).get("det", {}).get("", {}) or {}).get("all") or []
     return sorted((float(t), float(f)) for t, f, _ in pts)
 
 
-def match_points(res: Dict[str, Any]) -> Tuple[MatchPoint, ...]:
+def match_points(res: dict[str, Any]) -> tuple[MatchPoint, ...]:
     aclu = aclu_implied_fmr()["rate"]
     out = []
     for p in res.get("match_counts", []):
@@ -394,7 +395,7 @@ def match_points(res: Dict[str, Any]) -> Tuple[MatchPoint, ...]:
     return tuple(out)
 
 
-def equivalent_point(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ()) -> Optional[EquivalentPoint]:
+def equivalent_point(res: dict[str, Any], candidates: Sequence[dict[str, str]] = ()) -> EquivalentPoint | None:
     """Where this audit's measured FMR first falls to the ACLU's implied per-comparison rate (from the results)."""
     target = aclu_implied_fmr()["rate"]
     n = int(res["counts"].get("impostor_comparisons") or 0)
@@ -407,7 +408,7 @@ def equivalent_point(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] =
         return None
     errors = next(round(f * n) for x, f in _points_fmr(res) if x == t)
     s = find_summary(res, t)
-    searches: Optional[int] = s["overall"]["ACLU_COUNT"]["errors"] if s else None
+    searches: int | None = s["overall"]["ACLU_COUNT"]["errors"] if s else None
     floor = float(res.get("candidates_floor", min(res["thresholds"])))
     if searches is None and candidates and t >= floor - 1e-9:
         hit = set()
@@ -435,12 +436,12 @@ class WithinGroup(NamedTuple):
     within: Rate
     across_errors: int
     across_trials: int
-    ratio: Optional[float]
+    ratio: float | None
     share: float
     few: bool
 
 
-def within_group_findings(res: Dict[str, Any], limit: int = 3) -> Tuple[WithinGroup, ...]:
+def within_group_findings(res: dict[str, Any], limit: int = 3) -> tuple[WithinGroup, ...]:
     """The strongest within-group findings of the who-to-whom tables, in plain terms, strongest first.
 
     Only the thresholds whose tables the report shows (headline, match-count points, the model's own)
@@ -448,7 +449,7 @@ def within_group_findings(res: Dict[str, Any], limit: int = 3) -> Tuple[WithinGr
     within-group false matches is kept; only groups whose within-group FMR's interval lies above the
     across-group rate's, and at least twice as high, are lifted.
     """
-    best: Dict[Tuple[str, str], WithinGroup] = {}
+    best: dict[tuple[str, str], WithinGroup] = {}
     shown = [headline_threshold(res), *match_point_thresholds(res), res["model_threshold"]]
     for ct in res.get("cross_tables", []):
         col = ct["column"]
@@ -496,11 +497,11 @@ class CalibrationOverlap(NamedTuple):
 
     model: str
     description: str
-    manifests: Tuple[str, ...]
+    manifests: tuple[str, ...]
     overlap: int
     gallery: int
-    independent_manifests: Tuple[str, ...]
-    independent: Tuple[IndependentRate, ...]
+    independent_manifests: tuple[str, ...]
+    independent: tuple[IndependentRate, ...]
 
 
 _CSV = re.compile(r"[\w.-]+\.csv")
@@ -510,7 +511,7 @@ def _norm(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
-def calibration_overlap(res: Dict[str, Any]) -> Optional[CalibrationOverlap]:
+def calibration_overlap(res: dict[str, Any]) -> CalibrationOverlap | None:
     """Which gallery photos calibrated the model, read from the calibration shipped with the local engine.
 
     None when the engine is not faceaudit's local one, its calibration does not name its photo
@@ -535,13 +536,13 @@ def calibration_overlap(res: Dict[str, Any]) -> Optional[CalibrationOverlap]:
     if not inside:
         return None
     outside = [m for m in gallery if m not in inside]
-    independent: List[IndependentRate] = []
+    independent: list[IndependentRate] = []
     if outside:
         # a gallery label whose groups are the manifests (e.g. dataset congress2014 = congress_2014.csv)
         for col, comp in res.get("composition", {}).get("gallery", {}).items():
             groups = {_norm(g): g for g in comp}
             want = [groups.get(_norm(Path(m["path"]).stem)) for m in outside]
-            if not all(want) or any(comp[g] != m["rows"] for g, m in zip(want, outside)):
+            if not all(want) or any(comp[g] != m["rows"] for g, m in zip(want, outside, strict=True)):
                 continue
             ths = [headline_threshold(res), *match_point_thresholds(res), res["model_threshold"]]
             for t in dict.fromkeys(ths):

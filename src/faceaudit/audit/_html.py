@@ -7,8 +7,9 @@ is printed with its count and its interval, the interval as prominent as the poi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
 from markupsafe import Markup
 
@@ -26,7 +27,7 @@ REPORT_CSP = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline
 """The Content-Security-Policy of report.html and comparison.html: inline style and data: images only, no script."""
 
 
-def pct(rate: Optional[float]) -> str:
+def pct(rate: float | None) -> str:
     if rate is None:
         return "–"
     if rate == 0:
@@ -45,7 +46,7 @@ def interval(ci) -> str:
     return f"{pct(ci[0])}–{pct(ci[1])}"
 
 
-def num(v: Optional[float], digits: int = 3) -> str:
+def num(v: float | None, digits: int = 3) -> str:
     if v is None:
         return "undefined"
     if v == 0:
@@ -53,7 +54,7 @@ def num(v: Optional[float], digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
-def sci(v: Optional[float]) -> str:
+def sci(v: float | None) -> str:
     """A small rate in scientific notation: 1.2e-05 -> "1.2e-5"."""
     if v is None:
         return "–"
@@ -92,25 +93,25 @@ def tables_scroll(html: Markup) -> Markup:
 
 # ---------------------------------------------------------------- lookups in a results.json dict
 
-def find_frame(res: Dict[str, Any], metric: str, column: str, t: float, side: str = "probe"):
+def find_frame(res: dict[str, Any], metric: str, column: str, t: float, side: str = "probe"):
     for f in res["frames"]:
         if f["metric"] == metric and f["column"] == column and f["side"] == side and abs(f["threshold"] - t) < 1e-9:
             return f
     return None
 
 
-def find_summary(res: Dict[str, Any], t: float):
+def find_summary(res: dict[str, Any], t: float):
     for s in res["summaries"]:
         if abs(s["threshold"] - t) < 1e-9:
             return s
     return None
 
 
-def base_columns(res: Dict[str, Any]) -> List[str]:
+def base_columns(res: dict[str, Any]) -> list[str]:
     return [c for c in res["group_columns"] if "&" not in c]
 
 
-def headline_threshold(res: Dict[str, Any]) -> float:
+def headline_threshold(res: dict[str, Any]) -> float:
     """80 (Rekognition's default, the ACLU's) when audited, else the model's own, else the lowest."""
     if any(abs(ACLU_THRESHOLD - x) < 1e-9 for x in res["thresholds"]):
         return ACLU_THRESHOLD
@@ -119,27 +120,27 @@ def headline_threshold(res: Dict[str, Any]) -> float:
     return min(res["thresholds"])
 
 
-def min_group(res: Dict[str, Any]) -> int:
+def min_group(res: dict[str, Any]) -> int:
     return int(res.get("min_group_searches", 10))
 
 
-def group_people(res: Dict[str, Any], column: str, group: str, t: float) -> int:
+def group_people(res: dict[str, Any], column: str, group: str, t: float) -> int:
     """People searched in a group (from the ACLU count's trials)."""
     f = find_frame(res, "ACLU_COUNT", column, t)
     r = (f or {}).get("by_group", {}).get(group)
     return int(r.get("subjects") or r.get("trials") or 0) if r else 0
 
 
-def match_point_thresholds(res: Dict[str, Any]) -> List[float]:
+def match_point_thresholds(res: dict[str, Any]) -> list[float]:
     return [p["threshold"] for p in res.get("match_counts", []) if p.get("threshold") is not None]
 
 
-def reasons(res: Dict[str, Any], t: float) -> str:
+def reasons(res: dict[str, Any], t: float) -> str:
     s = find_summary(res, t)
     return ", ".join(s["reasons"]) if s else ""
 
 
-def aclu_implied_fmr() -> Dict[str, float]:
+def aclu_implied_fmr() -> dict[str, float]:
     """The per-comparison FMR the ACLU's 28 of 535 against 25,000 implies (with the Wilson interval's ends)."""
     from faceaudit._stats import wilson_interval
 
@@ -150,7 +151,7 @@ def aclu_implied_fmr() -> Dict[str, float]:
     return {"rate": f(ACLU_MATCHED / ACLU_SEARCHES), "low": f(lo), "high": f(hi)}
 
 
-def implied_fmr(share: Optional[float], gallery: int) -> Optional[float]:
+def implied_fmr(share: float | None, gallery: int) -> float | None:
     """FMR = -ln(1 - share of searches with a false candidate) / gallery size (independent comparisons)."""
     if share is None or gallery <= 0 or share >= 1:
         return None
@@ -176,8 +177,9 @@ def basename(path: str) -> str:
     return Path(path).name
 
 
-FILTERS: Dict[str, Callable[..., str]] = {"pct": pct, "interval": interval, "num": num, "sci": sci, "times": times, "tfmt": tfmt,
-           "people": people, "n": thousands, "g": general, "points": points, "basename": basename}
+FILTERS: dict[str, Callable[..., str]] = {
+    "pct": pct, "interval": interval, "num": num, "sci": sci, "times": times, "tfmt": tfmt,
+    "people": people, "n": thousands, "g": general, "points": points, "basename": basename}
 """The number formats the audit's templates use (every number is formatted here, never in a template)."""
 
 

@@ -1,6 +1,6 @@
 """From search outcomes to rates, intervals, differentials, projections and curves.
 
-Formulas follow docs/metrics.md (shared): FPIR, FNIR, FMR, FNMR; max/min
+Formulas follow the shared ../shared/docs/metrics.md: FPIR, FNIR, FMR, FNMR; max/min
 ratio; FDR (Pereira & Marcel 2021); IR; GARBE with the Gini coefficient (Howard
 et al. 2022). Thresholds are global, never tuned per group.
 
@@ -17,8 +17,8 @@ curves and counts. :func:`compute` composes them into :class:`AuditMetrics`.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -101,7 +101,7 @@ def fnmr_at(genuine_ge: np.ndarray, genuine_n: np.ndarray) -> ErrorCounts:
     return ErrorCounts((genuine_n[:, None] - genuine_ge).astype(np.int64), genuine_n.astype(np.int64))
 
 
-def probe_errors(design: AuditDesign, out: SearchOutcomes) -> Dict[str, ErrorCounts]:
+def probe_errors(design: AuditDesign, out: SearchOutcomes) -> dict[str, ErrorCounts]:
     """Metric name -> its per-probe :class:`ErrorCounts`, for every metric of :data:`SEARCH_METRICS`
     and :data:`PAIR_METRICS` (a false candidate is any candidate of another person)."""
     mated = design.mated
@@ -116,7 +116,7 @@ def probe_errors(design: AuditDesign, out: SearchOutcomes) -> Dict[str, ErrorCou
     }
 
 
-def gallery_errors(design: AuditDesign, out: SearchOutcomes, column: str, group: int) -> Dict[str, ErrorCounts]:
+def gallery_errors(design: AuditDesign, out: SearchOutcomes, column: str, group: int) -> dict[str, ErrorCounts]:
     """FPIR, ACLU count and FMR per probe, counting only false candidates (impostor comparisons)
     from the gallery faces in ``group`` of gallery ``column``."""
     ge = out.imp_ge_gallery[column][:, group, :]
@@ -132,12 +132,12 @@ def _seed(seed: int, *key: str) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), zlib.crc32("|".join(key).encode("utf-8"))])
 
 
-RatesByMetric = Dict[str, List[Rate]]
+RatesByMetric = dict[str, list[Rate]]
 """Metric name -> its :class:`Rate` at each threshold (in the order of ``SearchOutcomes.thresholds``)."""
 
 
 def _per_subject(errs: Mapping[str, ErrorCounts], mask: np.ndarray, subjects: np.ndarray
-                 ) -> Tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Errors and trials summed per subject (person) among the probes in ``mask``: two (subjects,
     metrics x thresholds) arrays, one column per (metric, threshold), metrics in the order of ``errs``."""
     T = next(iter(errs.values())).errors.shape[1]
@@ -192,7 +192,7 @@ def group_rates(
 
 # ---------------------------------------------------------------- differentials
 
-def big_enough(rates: Mapping[str, Rate], known: Sequence[str], min_people: int) -> List[str]:
+def big_enough(rates: Mapping[str, Rate], known: Sequence[str], min_people: int) -> list[str]:
     """Known groups with trials from at least ``min_people`` people (the others are too small to compare)."""
     return [g for g in known if g in rates and rates[g].trials > 0 and rates[g].subjects >= min_people]
 
@@ -206,16 +206,16 @@ class Spread:
     groups); ``highest`` / ``lowest`` name the groups (None when not meaningful).
     """
 
-    difference: Optional[float]
-    ratio: Optional[float]
-    note: Optional[str]
-    highest: Optional[str]
-    lowest: Optional[str]
+    difference: float | None
+    ratio: float | None
+    note: str | None
+    highest: str | None
+    lowest: str | None
 
 
 def spread_of(rates: Mapping[str, Rate], known: Sequence[str], min_people: int = 1) -> Spread:
     """max - min and max / min of the rates of the groups of ``known`` searched in ``min_people`` people or more."""
-    vals: Dict[str, float] = {g: float(rates[g].rate or 0.0) for g in big_enough(rates, known, min_people)}
+    vals: dict[str, float] = {g: float(rates[g].rate or 0.0) for g in big_enough(rates, known, min_people)}
     if len(vals) < 2:
         note = ("undefined: fewer than two groups with data" if min_people <= 1 else
                 f"undefined: fewer than two groups with at least {min_people} people searched")
@@ -246,7 +246,7 @@ def differential(
     * GARBE = a * Gini(FM) + (1 - a) * Gini(FNM)  (Howard et al. 2022; 0 = equitable)
     """
     groups = tuple(g for g in known if fm.get(g) and fnm.get(g) and fm[g].trials > 0 and fnm[g].trials > 0)
-    notes: List[str] = []
+    notes: list[str] = []
     fdr = ir = garbe = None
     if len(groups) < 2:
         notes.append("undefined: fewer than two groups with both rates measured")
@@ -283,7 +283,8 @@ def _tail(h: np.ndarray) -> np.ndarray:
     return np.cumsum(h[::-1])[::-1]
 
 
-def det_points(gen_hist: np.ndarray, imp_hist: np.ndarray, floor_fmr: float = 1e-7) -> Tuple[Tuple[float, float, float], ...]:
+def det_points(gen_hist: np.ndarray, imp_hist: np.ndarray,
+               floor_fmr: float = 1e-7) -> tuple[tuple[float, float, float], ...]:
     """(threshold, FMR, FNMR) on the 0.01 grid, thinned to visible changes on log-log axes."""
     ng, ni = int(gen_hist.sum()), int(imp_hist.sum())
     if ng == 0 or ni == 0:
@@ -304,7 +305,7 @@ def det_points(gen_hist: np.ndarray, imp_hist: np.ndarray, floor_fmr: float = 1e
     return tuple((round(b * BIN_WIDTH, 2), float(fmr[b]), float(fnmr[b])) for b in keep)
 
 
-def coarse(hist: np.ndarray, width: float = DISTRIBUTION_BIN) -> Tuple[int, ...]:
+def coarse(hist: np.ndarray, width: float = DISTRIBUTION_BIN) -> tuple[int, ...]:
     """Fine (0.01) histogram -> bins of ``width``; the last fine bin (100.00) joins the last bin."""
     per = int(round(width / BIN_WIDTH))
     n = (N_BINS - 1) // per
@@ -326,7 +327,7 @@ def identification_curve(best: np.ndarray, trials: np.ndarray, grid: np.ndarray,
 
 # ---------------------------------------------------------------- rates per group and their spread
 
-ByGroup = Dict[str, RatesByMetric]
+ByGroup = dict[str, RatesByMetric]
 """Group name -> metric -> its Rate at each threshold."""
 
 
@@ -348,10 +349,10 @@ def gallery_group_rates(design: AuditDesign, out: SearchOutcomes, column: GroupC
 
 
 def threshold_metrics(column: GroupColumn, side: str, metrics: Sequence[str], thresholds: np.ndarray,
-                      overall: RatesByMetric, per_group: ByGroup, min_people: int) -> List[ThresholdMetrics]:
+                      overall: RatesByMetric, per_group: ByGroup, min_people: int) -> list[ThresholdMetrics]:
     """One :class:`ThresholdMetrics` per metric and threshold: overall, each group, and their spread."""
     known = [column.groups[i] for i in column.known]
-    records: List[ThresholdMetrics] = []
+    records: list[ThresholdMetrics] = []
     for m in metrics:
         for k, t in enumerate(thresholds):
             rates = {g: per_group[g][m][k] for g in column.groups}
@@ -362,11 +363,11 @@ def threshold_metrics(column: GroupColumn, side: str, metrics: Sequence[str], th
 
 
 def differentials_at(column: GroupColumn, thresholds: np.ndarray, per_group: ByGroup, min_people: int,
-                     alpha: float) -> List[Differential]:
+                     alpha: float) -> list[Differential]:
     """FDR, IR and GARBE at each threshold, 1:1 (FMR, FNMR) then 1:N (FPIR, FNIR), over the known groups
     with both rates measured on at least ``min_people`` people."""
     known = [column.groups[i] for i in column.known]
-    out: List[Differential] = []
+    out: list[Differential] = []
     for k, t in enumerate(thresholds):
         for setting, fm, fnm in (("1:1", "FMR", "FNMR"), ("1:N", "FPIR", "FNIR")):
             fm_rates = {g: per_group[g][fm][k] for g in column.groups}
@@ -379,12 +380,12 @@ def differentials_at(column: GroupColumn, thresholds: np.ndarray, per_group: ByG
 
 # ---------------------------------------------------------------- operating points and projections
 
-def fmr_targets(out: SearchOutcomes, overall: RatesByMetric) -> Tuple[FMRTarget, ...]:
+def fmr_targets(out: SearchOutcomes, overall: RatesByMetric) -> tuple[FMRTarget, ...]:
     """For each FMR target: the lowest 0.01 threshold with overall FMR(t) <= target, and the rates there.
 
     The target is measurable when impostor comparisons x target >= 1 (fewer cannot tell it from 0).
     """
-    targets: List[FMRTarget] = []
+    targets: list[FMRTarget] = []
     n_imp = int(out.imp_n.sum())
     for target, t in out.fmr_target_thresholds.items():
         measurable = n_imp * target >= 1.0
@@ -403,10 +404,10 @@ def fmr_targets(out: SearchOutcomes, overall: RatesByMetric) -> Tuple[FMRTarget,
     return tuple(targets)
 
 
-def match_count_points(out: SearchOutcomes, overall: RatesByMetric) -> Tuple[MatchCountPoint, ...]:
+def match_count_points(out: SearchOutcomes, overall: RatesByMetric) -> tuple[MatchCountPoint, ...]:
     """For each requested N: the lowest 0.01 threshold t with ACLU count(t) <= N searches (the ACLU's
     operating point), and the rates there."""
-    points: List[MatchCountPoint] = []
+    points: list[MatchCountPoint] = []
     for n_req, t in out.match_count_thresholds.items():
         if t is None:
             points.append(MatchCountPoint(n_req, None, None, None, None, None, "no threshold could be found"))
@@ -422,9 +423,9 @@ def match_count_points(out: SearchOutcomes, overall: RatesByMetric) -> Tuple[Mat
 
 
 def threshold_reasons(out: SearchOutcomes, audited: Sequence[float], model_threshold: float
-                      ) -> Dict[float, List[str]]:
+                      ) -> dict[float, list[str]]:
     """Why each threshold of ``out`` is reported: audited, the model's own, an FMR target, a match count."""
-    reasons: Dict[float, List[str]] = {float(t): [] for t in out.thresholds}
+    reasons: dict[float, list[str]] = {float(t): [] for t in out.thresholds}
     for t in out.thresholds:
         if any(abs(t - a) < 1e-9 for a in audited):
             reasons[float(t)].append("audited")
@@ -446,7 +447,7 @@ def expected_false_match_searches(fmr: float, probes: int, gallery: int) -> floa
 
 
 def projection_at(threshold: float, fmr: Rate, aclu_count: Rate, probes: int, gallery: int,
-                  mean_gallery: int) -> Optional[Projection]:
+                  mean_gallery: int) -> Projection | None:
     """The ACLU count projected to ``probes`` searches of a ``gallery``-face gallery from the measured FMR
     (and the ends of its Wilson interval); None without impostor comparisons."""
     if fmr.trials == 0 or fmr.rate is None:
@@ -458,7 +459,7 @@ def projection_at(threshold: float, fmr: Rate, aclu_count: Rate, probes: int, ga
 
 
 def threshold_summaries(design: AuditDesign, out: SearchOutcomes, overall: RatesByMetric,
-                        model_threshold: float) -> Tuple[ThresholdSummary, ...]:
+                        model_threshold: float) -> tuple[ThresholdSummary, ...]:
     """The overall rates at each threshold, why it is reported, and the projection to the ACLU's size."""
     cfg = design.config
     reasons = threshold_reasons(out, cfg.thresholds, model_threshold)
@@ -490,7 +491,7 @@ def curves_of(design: AuditDesign, out: SearchOutcomes) -> Curves:
     grid = curve_grid(out)
     everyone = np.ones(design.n_probes, bool)
     columns = [(OVERALL, None)] + [(c.name, c) for c in design.probe_columns if INTERSECTION not in c.name]
-    ident: Dict[str, Dict[str, Dict[str, Tuple]]] = {}
+    ident: dict[str, dict[str, dict[str, tuple]]] = {}
     for name, col in columns:
         groups = {"all": everyone} if col is None else {g: col.codes == i for i, g in enumerate(col.groups)}
         ident[name] = {
@@ -498,9 +499,9 @@ def curves_of(design: AuditDesign, out: SearchOutcomes) -> Curves:
                 "FNIR": identification_curve(out.best_mate, m & design.mated, grid, miss=True)}
             for g, m in groups.items()
         }
-    det: Dict[str, Dict[str, Tuple]] = {}
-    gen_d: Dict[str, Dict[str, Tuple[int, ...]]] = {}
-    imp_d: Dict[str, Dict[str, Tuple[int, ...]]] = {}
+    det: dict[str, dict[str, tuple]] = {}
+    gen_d: dict[str, dict[str, tuple[int, ...]]] = {}
+    imp_d: dict[str, dict[str, tuple[int, ...]]] = {}
     if out.hist_genuine is not None and out.hist_impostor is not None:
         for name, col in columns:
             names = ["all"] if col is None else list(col.groups)
@@ -518,13 +519,13 @@ def audit_counts(design: AuditDesign, out: SearchOutcomes) -> AuditCounts:
     mated_no_mate = int(sum(1 for i in np.nonzero(design.mated)[0]
                             if design.probe_subject[i] not in enrolled_subjects))
     return AuditCounts(
-        probes=design.n_probes, probe_subjects=int(len(np.unique(design.probe_subject))),
+        probes=design.n_probes, probe_subjects=len(np.unique(design.probe_subject)),
         probes_failed=int((~out.probe_ok).sum()), searches_mated=int(design.mated.sum()),
         searches_non_mated=int((~design.mated).sum()), mated_without_enrolled_mate=mated_no_mate,
-        gallery_images=design.n_gallery, gallery_subjects=int(len(np.unique(design.gallery_subject))),
+        gallery_images=design.n_gallery, gallery_subjects=len(np.unique(design.gallery_subject)),
         gallery_failed=int((~gal_ok).sum()), genuine_comparisons=int(out.gen_n.sum()),
         impostor_comparisons=int(out.imp_n.sum()), same_image_pairs_excluded=int(out.same_image_pairs),
-        candidates=int(len(out.cand_similarity)), truncated_searches=int(out.truncated.sum()),
+        candidates=len(out.cand_similarity), truncated_searches=int(out.truncated.sum()),
     )
 
 
@@ -535,16 +536,16 @@ class AuditMetrics:
     """Everything an audit measures from its search outcomes: the fields of :class:`AuditResult` that
     are not metadata (same names)."""
 
-    summaries: Tuple[ThresholdSummary, ...]
-    frames: Tuple[ThresholdMetrics, ...]
-    differentials: Tuple[Differential, ...]
-    cross_tables: Tuple[CrossTable, ...]
-    fmr_targets: Tuple[FMRTarget, ...]
+    summaries: tuple[ThresholdSummary, ...]
+    frames: tuple[ThresholdMetrics, ...]
+    differentials: tuple[Differential, ...]
+    cross_tables: tuple[CrossTable, ...]
+    fmr_targets: tuple[FMRTarget, ...]
     curves: Curves
     counts: AuditCounts
-    share_tests: Tuple[ShareTest, ...]
-    match_counts: Tuple[MatchCountPoint, ...]
-    promise_checks: Tuple[PromiseCheck, ...]
+    share_tests: tuple[ShareTest, ...]
+    match_counts: tuple[MatchCountPoint, ...]
+    promise_checks: tuple[PromiseCheck, ...]
 
 
 def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float) -> AuditMetrics:
@@ -554,9 +555,9 @@ def compute(design: AuditDesign, out: SearchOutcomes, model_threshold: float) ->
     R, seed, me = cfg.bootstrap, cfg.seed, cfg.min_errors
     errs = probe_errors(design, out)
     overall = group_rates(errs, np.ones(design.n_probes, bool), design.probe_subject, R, _seed(seed, "overall"), me)
-    frames: List[ThresholdMetrics] = []
-    differentials: List[Differential] = []
-    fmr_by_group: Dict[str, Dict[str, List[Rate]]] = {}
+    frames: list[ThresholdMetrics] = []
+    differentials: list[Differential] = []
+    fmr_by_group: dict[str, dict[str, list[Rate]]] = {}
     for col in design.probe_columns:
         per_group = probe_group_rates(design, errs, col)
         frames += threshold_metrics(col, "probe", SEARCH_METRICS + PAIR_METRICS, th, overall, per_group,
@@ -594,10 +595,10 @@ def _list(values: Sequence[str]) -> str:
 
 
 def result_warnings(summaries: Sequence[ThresholdSummary], frames: Sequence[ThresholdMetrics], design: AuditDesign,
-                    min_errors: int, min_group_searches: int) -> Tuple[WarningGroup, ...]:
+                    min_errors: int, min_group_searches: int) -> tuple[WarningGroup, ...]:
     """Cautions grouped by kind, in plain words (Doddington's rule of 30; groups too small to compare)."""
-    out: List[WarningGroup] = []
-    few_overall: Dict[str, List[str]] = {}
+    out: list[WarningGroup] = []
+    few_overall: dict[str, list[str]] = {}
     for s in summaries:
         for m, r in s.overall.items():
             if r.trials > 0 and r.errors < min_errors:
@@ -608,7 +609,7 @@ def result_warnings(summaries: Sequence[ThresholdSummary], frames: Sequence[Thre
             f"Some overall rates rest on fewer than {min_errors} errors, so they are uncertain (a rate from a "
             "handful of errors can move a lot with a few more photos): read their intervals.",
             tuple(f"{PLAIN.get(m, m)}: at {_list(ts)}" for m, ts in few_overall.items())))
-    few_groups: Dict[Tuple[str, str], List[str]] = {}
+    few_groups: dict[tuple[str, str], list[str]] = {}
     for f in frames:
         if f.side != "probe" or INTERSECTION in f.column:
             continue

@@ -98,7 +98,9 @@ def _pct(rate: float | None) -> str:
 
 def _describe(row: ConditionRow) -> str:
     eyes = "" if row.eye_distance is None else f"eyes {row.eye_distance:g} px apart, "
-    return f"{row.name} ({eyes}{row.spec})" if row.spec and row.spec != row.name else f"{row.name} ({eyes.rstrip(', ')})"
+    if row.spec and row.spec != row.name:
+        return f"{row.name} ({eyes}{row.spec})"
+    return f"{row.name} ({eyes.rstrip(', ')})"
 
 
 def _chart(rows: Sequence[ConditionRow], threshold: float) -> Markup:
@@ -122,7 +124,7 @@ def _chart(rows: Sequence[ConditionRow], threshold: float) -> Markup:
         for label, rate, color, shape in values:
             if rate is None or rate.get("rate") is None:
                 continue
-            y = ty(float(rate["rate"]))
+            y = ty.tick(float(rate["rate"]))  # a linear axis: every rate has a position
             title = f"{r.number}. {r.name}: {label} at {threshold:g} = {_pct(rate['rate'])}"
             if r.eye_distance is None:
                 references.append({"y": f"{y:.1f}", "color": color, "title": title + " (photos as taken)"})

@@ -9,14 +9,14 @@ excludes the promise is written as a finding in plain words.
 
 from __future__ import annotations
 
-from typing import List, Mapping, Sequence, Tuple
+from collections.abc import Mapping, Sequence
 
 from faceaudit.audit._html import sci, times
 from faceaudit.audit._results import PromiseCheck, PromiseGap, Rate
 from faceaudit.engine import promised_fmr
 
 
-def _bounds(r: Rate) -> Tuple[float, float]:
+def _bounds(r: Rate) -> tuple[float, float]:
     lo, hi = r.wilson95
     if r.bootstrap95 and r.bootstrap95[0] is not None and r.bootstrap95[1] is not None:
         lo, hi = min(lo, r.bootstrap95[0]), max(hi, r.bootstrap95[1])
@@ -59,12 +59,12 @@ def gap(column: str, group: str, measured: Rate, threshold: float, promised: flo
 
 
 def promise_checks(thresholds: Sequence[float], overall_fmr: Sequence[Rate],
-                   group_fmr: Mapping[str, Mapping[str, Sequence[Rate]]]) -> Tuple[PromiseCheck, ...]:
+                   group_fmr: Mapping[str, Mapping[str, Sequence[Rate]]]) -> tuple[PromiseCheck, ...]:
     """One check per threshold: ``overall_fmr[k]`` and ``group_fmr[column][group][k]``."""
-    out: List[PromiseCheck] = []
+    out: list[PromiseCheck] = []
     for k, t in enumerate(thresholds):
         p = promised_fmr(float(t))
-        groups: List[PromiseGap] = []
+        groups: list[PromiseGap] = []
         for col, per in group_fmr.items():
             for g, rates in per.items():
                 groups.append(gap(col, g, rates[k], float(t), p))

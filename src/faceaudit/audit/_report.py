@@ -13,9 +13,10 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, NamedTuple
 
 from markupsafe import Markup
 
@@ -59,12 +60,12 @@ class ThumbnailPolicy:
     """
 
     enabled: bool = True
-    exclude: Tuple[Tuple[str, str], ...] = ()
+    exclude: tuple[tuple[str, str], ...] = ()
     max_pairs: int = 100
     size: int = 110
 
     @staticmethod
-    def parse_exclude(specs: Iterable[str]) -> Tuple[Tuple[str, str], ...]:
+    def parse_exclude(specs: Iterable[str]) -> tuple[tuple[str, str], ...]:
         out = []
         for s in specs:
             col, sep, val = s.partition("=")
@@ -76,12 +77,12 @@ class ThumbnailPolicy:
 
 # ---------------------------------------------------------------- thumbnails
 
-def _thumb(path: Path, size: int) -> Optional[str]:
+def _thumb(path: Path, size: int) -> str | None:
     try:
         from PIL import Image, ImageOps
 
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
+        with Image.open(path) as opened:
+            im = ImageOps.exif_transpose(opened).convert("RGB")
             im.thumbnail((size, int(size * 1.25)))
             buf = io.BytesIO()
             im.save(buf, "JPEG", quality=72, optimize=True)
@@ -90,7 +91,7 @@ def _thumb(path: Path, size: int) -> Optional[str]:
         return None
 
 
-def _excluded(row: Dict[str, str], side: str, policy: ThumbnailPolicy) -> Optional[str]:
+def _excluded(row: dict[str, str], side: str, policy: ThumbnailPolicy) -> str | None:
     for col, val in policy.exclude:
         if row.get(f"{side}_{col}", "") == val:
             return f"{col}={val}"
@@ -99,11 +100,11 @@ def _excluded(row: Dict[str, str], side: str, policy: ThumbnailPolicy) -> Option
 
 # ---------------------------------------------------------------- sections
 
-Rate = Dict[str, Any]
+Rate = dict[str, Any]
 """One rate of results.json: errors, trials, rate, wilson95 (bootstrap95, few_errors where counted)."""
 
 
-def _diff(res: Dict[str, Any], column: str, t: float, setting: str):
+def _diff(res: dict[str, Any], column: str, t: float, setting: str):
     for d in res["differentials"]:
         if d["column"] == column and d["setting"] == setting and abs(d["threshold"] - t) < 1e-9:
             return d
@@ -117,12 +118,12 @@ class MoreFindings(NamedTuple):
     fp: Rate
     fn: Rate
     mf: Rate
-    p: Optional[Dict[str, Any]]  # the projection, when one was computed
-    top: Optional[float]  # None when the headline threshold is the strictest
-    st: Optional[Dict[str, Rate]]  # overall rates at ``top``
+    p: dict[str, Any] | None  # the projection, when one was computed
+    top: float | None  # None when the headline threshold is the strictest
+    st: dict[str, Rate] | None  # overall rates at ``top``
 
 
-def _more_findings(res: Dict[str, Any]) -> MoreFindings:
+def _more_findings(res: dict[str, Any]) -> MoreFindings:
     t = headline_threshold(res)
     o = find_summary(res, t)["overall"]
     p = find_summary(res, t).get("projection")
@@ -134,29 +135,29 @@ def _more_findings(res: Dict[str, Any]) -> MoreFindings:
 class Caveats(NamedTuple):
     gallery_images: int
     min_group: int
-    notes: Tuple[str, ...]  # the --note texts, as given
+    notes: tuple[str, ...]  # the --note texts, as given
 
 
 class GroupTableRow(NamedTuple):
     name: str
     small: bool
     photos: Any  # the group's photo count in the composition, "" when unknown
-    rates: Tuple[Optional[Rate], ...]
+    rates: tuple[Rate | None, ...]
 
 
 class GroupTable(NamedTuple):
     """One column's groups at one threshold: rates per metric, everyone, highest ÷ lowest, differentials."""
 
     label: str
-    metrics: Tuple[str, ...]
-    rows: Tuple[GroupTableRow, ...]
-    overall: Tuple[Optional[Rate], ...]
-    frames: Tuple[Optional[Dict[str, Any]], ...]
-    differentials: Tuple[Dict[str, Any], ...]
+    metrics: tuple[str, ...]
+    rows: tuple[GroupTableRow, ...]
+    overall: tuple[Rate | None, ...]
+    frames: tuple[dict[str, Any] | None, ...]
+    differentials: tuple[dict[str, Any], ...]
 
 
-def _group_table(res: Dict[str, Any], column: str, t: float, metrics: Sequence[str],
-                 side: str = "probe") -> Optional[GroupTable]:
+def _group_table(res: dict[str, Any], column: str, t: float, metrics: Sequence[str],
+                 side: str = "probe") -> GroupTable | None:
     frames = tuple(find_frame(res, m, column, t, side) for m in metrics)
     first = next((f for f in frames if f), None)
     if first is None:
@@ -178,21 +179,21 @@ class GroupDetails(NamedTuple):
     threshold: float
     reasons: str
     open: bool
-    table: Optional[GroupTable]
+    table: GroupTable | None
 
 
 class GroupColumn(NamedTuple):
     name: str
-    details: Tuple[GroupDetails, ...]
+    details: tuple[GroupDetails, ...]
 
 
 class GroupSections(NamedTuple):
-    columns: Tuple[GroupColumn, ...]
+    columns: tuple[GroupColumn, ...]
     threshold: float
-    intersections: Tuple[Tuple[str, Optional[GroupTable]], ...]  # ("sex × age", table)
+    intersections: tuple[tuple[str, GroupTable | None], ...]  # ("sex × age", table)
 
 
-def _group_sections(res: Dict[str, Any]) -> GroupSections:
+def _group_sections(res: dict[str, Any]) -> GroupSections:
     mt = headline_threshold(res)
     metrics = ["ACLU_COUNT", "FPIR", "FNIR", "FMR", "FNMR"]
     shown = {mt, max(res["thresholds"])}
@@ -205,13 +206,13 @@ def _group_sections(res: Dict[str, Any]) -> GroupSections:
     return GroupSections(columns, mt, inter)
 
 
-def _gallery_sections(res: Dict[str, Any]) -> Tuple[Tuple[str, Optional[GroupTable]], ...]:
+def _gallery_sections(res: dict[str, Any]) -> tuple[tuple[str, GroupTable | None], ...]:
     mt = headline_threshold(res)
     return tuple((col, _group_table(res, col, mt, ["FPIR", "ACLU_COUNT", "FMR"], side="gallery"))
                  for col in res["gallery_group_columns"])
 
 
-def _colors(groups: Sequence[str]) -> Dict[str, str]:
+def _colors(groups: Sequence[str]) -> dict[str, str]:
     return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
 
 
@@ -225,19 +226,19 @@ class Figure(NamedTuple):
 class DetChart(NamedTuple):
     title: str
     empty: bool
-    svg: Optional[Markup]
+    svg: Markup | None
     caption: str = ""
 
 
 class Charts(NamedTuple):
-    lines: Tuple[Figure, ...]  # false leads and misses against the threshold
+    lines: tuple[Figure, ...]  # false leads and misses against the threshold
     det: bool  # exact scores: DET curves and score distributions exist
     drawable: bool
-    det_charts: Tuple[DetChart, ...]
-    histogram: Optional[Markup]
+    det_charts: tuple[DetChart, ...]
+    histogram: Markup | None
 
 
-def _drawn_groups(res: Dict[str, Any], col: str, groups: Iterable[str]) -> Tuple[List[str], str]:
+def _drawn_groups(res: dict[str, Any], col: str, groups: Iterable[str]) -> tuple[list[str], str]:
     """The groups of ``col`` big enough to draw, and a sentence naming those left out and why ("" if none).
 
     The size rule is the tables': fewer than ``min_group_searches`` people searched (at the headline
@@ -246,8 +247,8 @@ def _drawn_groups(res: Dict[str, Any], col: str, groups: Iterable[str]) -> Tuple
     if col == "":
         return list(groups), ""
     t = headline_threshold(res)
-    keep: List[Tuple[str, int]] = []
-    small: List[Tuple[str, int]] = []
+    keep: list[tuple[str, int]] = []
+    small: list[tuple[str, int]] = []
     for g in groups:
         n = group_people(res, col, g, t)
         (small if n < min_group(res) else keep).append((g, n))
@@ -258,14 +259,14 @@ def _drawn_groups(res: Dict[str, Any], col: str, groups: Iterable[str]) -> Tuple
                                   "needs for its rates to be compared (their counts are in the tables).")
 
 
-def _identification_charts(res: Dict[str, Any]) -> Tuple[Figure, ...]:
+def _identification_charts(res: dict[str, Any]) -> tuple[Figure, ...]:
     cur = res["curves"]
     grid = cur["grid"]
     x_lo = grid[0]
     every = cur["identification"].get("", {}).get("all")
     if every and res["engine"]["exact_scores"]:
         # start where the overall curves start to move (FPIR below 100% or FNIR above 0%), less 10 points
-        for x, fp, fn in zip(grid, every["FPIR"], every["FNIR"]):
+        for x, fp, fn in zip(grid, every["FPIR"], every["FNIR"], strict=True):
             if (fp is not None and fp < 1.0) or (fn is not None and fn > 0.0):
                 x_lo = max(grid[0], 10.0 * math.floor((x - 10.0) / 10.0))
                 break
@@ -279,9 +280,9 @@ def _identification_charts(res: Dict[str, Any]) -> Tuple[Figure, ...]:
             d = groups[g]
             name = "everyone" if col == "" else g
             if any(v is not None for v in d["FPIR"]):
-                series.append(Series(f"{name}: FPIR", list(zip(grid, d["FPIR"])), colors[g]))
+                series.append(Series(f"{name}: FPIR", list(zip(grid, d["FPIR"], strict=True)), colors[g]))
             if any(v is not None for v in d["FNIR"]):
-                series.append(Series(f"{name}: FNIR", list(zip(grid, d["FNIR"])), colors[g], dash="6 4"))
+                series.append(Series(f"{name}: FNIR", list(zip(grid, d["FNIR"], strict=True)), colors[g], dash="6 4"))
         if not series and left_out:
             out.append(Figure(Markup(""), f"False leads and misses, by {col}: no group is drawn. " + left_out))
         elif series:
@@ -295,33 +296,35 @@ def _identification_charts(res: Dict[str, Any]) -> Tuple[Figure, ...]:
     return tuple(out)
 
 
-def _det_chart(res: Dict[str, Any], col: str, groups: Dict[str, Any]) -> DetChart:
+def _det_chart(res: dict[str, Any], col: str, groups: dict[str, Any]) -> DetChart:
     colors = _colors(list(groups))
     drawn, left_out = _drawn_groups(res, col, groups)
     series = []
+    points: list[tuple[float, float]] = []
     for g in drawn:
         # log axes: only thresholds where both error rates are above 0 can be drawn
         p = [(f, n) for _, f, n in groups[g] if f > 0 and n > 0]
         if p:
             series.append(Series("everyone" if col == "" else g, p, colors[g]))
+            points += p
     title = "DET: misses vs false matches" + (f", by {col}" if col else "")
     caption = ("Lower left is better. Thresholds with a rate of 0 cannot be drawn on log axes."
                + (" " + left_out if left_out else ""))
     if not series:
         return DetChart(title, True, None, ("No group is drawn. " + left_out) if left_out and not drawn else "")
-    lo_f = min(f for s_ in series for f, _ in s_.points)
-    lo_n = min(n for s_ in series for _, n in s_.points)
+    lo_f = min(f for f, _ in points)
+    lo_n = min(n for _, n in points)
     return DetChart(title, False, line_chart(
         series, title=title, x_label="FMR, false match rate (log scale)", y_label="FNMR, false non-match rate (log)",
         x_range=(min(1e-4, 10.0 ** math.floor(math.log10(lo_f))), 1.0),
         y_range=(min(1e-2, 10.0 ** math.floor(math.log10(lo_n))), 1.0), log_x=True, log_y=True), caption)
 
 
-def _charts(res: Dict[str, Any]) -> Charts:
+def _charts(res: dict[str, Any]) -> Charts:
     cur = res["curves"]
     det = bool(cur["det"])
     drawable = any(f > 0 and n > 0 for pts in cur["det"].get("", {}).values() for _, f, n in pts)
-    det_charts: Tuple[DetChart, ...] = ()
+    det_charts: tuple[DetChart, ...] = ()
     if det and drawable:
         det_charts = tuple(_det_chart(res, col, cur["det"].get(col, {}))
                            for col in [""] + [c for c in base_columns(res) if c in cur["det"]])
@@ -342,35 +345,35 @@ def _charts(res: Dict[str, Any]) -> Charts:
 class Face(NamedTuple):
     side: str
     subject: str
-    uri: Optional[str]  # data: URI of the thumbnail, None when not shown
+    uri: str | None  # data: URI of the thumbnail, None when not shown
     why: str  # why not shown
 
 
 class Card(NamedTuple):
     """One false candidate: the searched photo and the candidate, with their group labels."""
 
-    images: Tuple[Face, Face]
+    images: tuple[Face, Face]
     similarity: str
     probe_subject: str
-    probe_labels: Tuple[Tuple[str, str], ...]
+    probe_labels: tuple[tuple[str, str], ...]
     candidate_subject: str
-    candidate_labels: Tuple[Tuple[str, str], ...]
+    candidate_labels: tuple[tuple[str, str], ...]
 
 
 class Thumbnails(NamedTuple):
     t: float
     searches: int  # searches with a false candidate at or above t
     enabled: bool
-    cards: Tuple[Card, ...]
+    cards: tuple[Card, ...]
     more: int
 
 
-def _labels(row: Dict[str, str], side: str, columns: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
+def _labels(row: dict[str, str], side: str, columns: Sequence[str]) -> tuple[tuple[str, str], ...]:
     """The group labels of one face of a pair, e.g. (("sex", "F"), ("race", "black"))."""
     return tuple((c, row[f"{side}_{c}"] or "unknown") for c in columns if f"{side}_{c}" in row)
 
 
-def _card(row: Dict[str, str], base: Path, policy: ThumbnailPolicy, columns: Sequence[str]) -> Card:
+def _card(row: dict[str, str], base: Path, policy: ThumbnailPolicy, columns: Sequence[str]) -> Card:
     faces = []
     for side, key in (("probe", "probe_image"), ("candidate", "candidate_image")):
         why = _excluded(row, side, policy)
@@ -380,10 +383,10 @@ def _card(row: Dict[str, str], base: Path, policy: ThumbnailPolicy, columns: Seq
                 _labels(row, "probe", columns), row["candidate_subject"], _labels(row, "candidate", columns))
 
 
-def _thumbnails(res: Dict[str, Any], candidates: Sequence[Dict[str, str]], base: Path,
+def _thumbnails(res: dict[str, Any], candidates: Sequence[dict[str, str]], base: Path,
                 policy: ThumbnailPolicy) -> Thumbnails:
     t = max(headline_threshold(res), min(res["thresholds"]))
-    best: Dict[str, Dict[str, str]] = {}
+    best: dict[str, dict[str, str]] = {}
     for row in candidates:
         if row.get("mated") != "false":
             continue
@@ -397,14 +400,14 @@ def _thumbnails(res: Dict[str, Any], candidates: Sequence[Dict[str, str]], base:
         if k not in best or s > float(best[k]["similarity"]):
             best[k] = row
     rows = sorted(best.values(), key=lambda r: -float(r["similarity"]))
-    cards: Tuple[Card, ...] = ()
+    cards: tuple[Card, ...] = ()
     if rows and policy.enabled:
         columns = list(dict.fromkeys(base_columns(res) + list(res.get("gallery_group_columns", []))))
         cards = tuple(_card(row, base, policy, columns) for row in rows[: policy.max_pairs])
     return Thumbnails(t, len(rows), policy.enabled, cards, len(rows) - policy.max_pairs)
 
 
-def _composition(res: Dict[str, Any]) -> Tuple[Tuple[str, Tuple[Tuple[str, Dict[str, int], int], ...]], ...]:
+def _composition(res: dict[str, Any]) -> tuple[tuple[str, tuple[tuple[str, dict[str, int], int], ...]], ...]:
     """Per side with labels: (title, ((column, photos per group, total or 1), ...))."""
     out = []
     for side, title in (("probe", "People searched"), ("gallery", "Gallery")):
@@ -414,7 +417,7 @@ def _composition(res: Dict[str, Any]) -> Tuple[Tuple[str, Tuple[Tuple[str, Dict[
     return tuple(out)
 
 
-def _timings(res: Dict[str, Any]) -> str:
+def _timings(res: dict[str, Any]) -> str:
     return ", ".join(f"{k[:-2].replace('_', ' ')} {v:g} s" if k.endswith("_s") else f"{k.replace('_', ' ')} {v:g}"
                      for k, v in res.get("timings", {}).items())
 
@@ -426,22 +429,22 @@ class ReportView(NamedTuple):
     caveats: Caveats
     more_findings: MoreFindings
     aclu: AcluSection
-    shares: Tuple[ShareSet, ...]
-    promise: Optional[PromiseSection]
-    metrics: Tuple[str, ...]
-    cross: Tuple[CrossTable, ...]
+    shares: tuple[ShareSet, ...]
+    promise: PromiseSection | None
+    metrics: tuple[str, ...]
+    cross: tuple[CrossTable, ...]
     charts: Charts
-    projections: Tuple[Tuple[float, Dict[str, Any]], ...]
+    projections: tuple[tuple[float, dict[str, Any]], ...]
     groups: GroupSections
-    gallery: Tuple[Tuple[str, Optional[GroupTable]], ...]
-    composition: Tuple[Tuple[str, Tuple[Tuple[str, Dict[str, int], int], ...]], ...]
+    gallery: tuple[tuple[str, GroupTable | None], ...]
+    composition: tuple[tuple[str, tuple[tuple[str, dict[str, int], int], ...]], ...]
     thumbnails: Thumbnails
-    search: Tuple[Tuple[str, str], ...]
+    search: tuple[tuple[str, str], ...]
     timings: str
 
 
-def render_report(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = (), base_dir: "Path | str" = ".",
-                  thumbnails: Optional[ThumbnailPolicy] = None) -> str:
+def render_report(res: dict[str, Any], candidates: Sequence[dict[str, str]] = (), base_dir: Path | str = ".",
+                  thumbnails: ThumbnailPolicy | None = None) -> str:
     """The report page for a results.json dict (and candidates.csv rows for the thumbnails)."""
     c = res["counts"]
     eng = res["engine"]
@@ -460,7 +463,7 @@ def render_report(res: Dict[str, Any], candidates: Sequence[Dict[str, str]] = ()
     return page(title, render("report.html.j2", title=title, res=res, eng=eng, v=view, pq=probe_quality_section(res)))
 
 
-def build_report(out_dir: "str | Path", thumbnails: Optional[ThumbnailPolicy] = None) -> Path:
+def build_report(out_dir: str | Path, thumbnails: ThumbnailPolicy | None = None) -> Path:
     """Rebuild ``out_dir/report.html`` from ``results.json`` (and ``candidates.csv`` if present)."""
     from faceaudit.audit._run import CANDIDATES_CSV, REPORT_HTML, RESULTS_JSON
 
@@ -472,7 +475,7 @@ def build_report(out_dir: "str | Path", thumbnails: Optional[ThumbnailPolicy] = 
         raise InvalidParameterError(f"no {RESULTS_JSON} in {out} (run `faceaudit audit` first)") from None
     except (OSError, ValueError) as exc:
         raise InvalidParameterError(f"cannot read {path}: {exc}") from None
-    candidates: List[Dict[str, str]] = []
+    candidates: list[dict[str, str]] = []
     cpath = out / CANDIDATES_CSV
     if cpath.is_file():
         from faceaudit._csv import restore

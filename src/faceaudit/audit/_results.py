@@ -10,15 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
 from faceaudit._stats import wilson_interval
 
-METRICS: Dict[str, str] = {
+METRICS: dict[str, str] = {
     "FPIR": "false positive identification rate: non-mated searches (the person is not in the "
             "gallery) that returned at least one candidate at or above the threshold",
     "FNIR": "false negative identification rate: mated searches (the person is in the gallery) "
@@ -78,14 +79,14 @@ class Rate:
 
     errors: int
     trials: int
-    rate: Optional[float]
-    wilson95: Tuple[float, float]
-    bootstrap95: Optional[Tuple[Optional[float], Optional[float]]] = None
+    rate: float | None
+    wilson95: tuple[float, float]
+    bootstrap95: tuple[float | None, float | None] | None = None
     subjects: int = 0
     few_errors: bool = True
 
     @classmethod
-    def of(cls, errors: int, trials: int, bootstrap=None, subjects: int = 0, min_errors: int = 30) -> "Rate":
+    def of(cls, errors: int, trials: int, bootstrap=None, subjects: int = 0, min_errors: int = 30) -> Rate:
         errors, trials = int(errors), int(trials)
         boot = None
         if bootstrap is not None:
@@ -121,11 +122,11 @@ class ThresholdMetrics:
     side: str
     overall: Rate
     by_group: Mapping[str, Rate]
-    difference: Optional[float]
-    ratio: Optional[float]
-    ratio_note: Optional[str]
-    highest: Optional[str]
-    lowest: Optional[str]
+    difference: float | None
+    ratio: float | None
+    ratio_note: str | None
+    highest: str | None
+    lowest: str | None
 
 
 @dataclass(frozen=True)
@@ -141,11 +142,11 @@ class MetricByGroup:
     metric: str
     column: str
     side: str
-    thresholds: Tuple[float, ...]
-    overall: Tuple[Rate, ...]
-    by_group: Mapping[str, Tuple[Rate, ...]]
-    difference: Tuple[Optional[float], ...]
-    ratio: Tuple[Optional[float], ...]
+    thresholds: tuple[float, ...]
+    overall: tuple[Rate, ...]
+    by_group: Mapping[str, tuple[Rate, ...]]
+    difference: tuple[float | None, ...]
+    ratio: tuple[float | None, ...]
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,11 @@ class Differential:
     false_match: str
     false_non_match: str
     alpha: float
-    groups: Tuple[str, ...]
-    fdr: Optional[float]
-    ir: Optional[float]
-    garbe: Optional[float]
-    notes: Tuple[str, ...]
+    groups: tuple[str, ...]
+    fdr: float | None
+    ir: float | None
+    garbe: float | None
+    notes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -186,9 +187,9 @@ class Projection:
     fmr: Rate
     probes: int
     gallery: int
-    expected: Optional[float]
-    low: Optional[float]
-    high: Optional[float]
+    expected: float | None
+    low: float | None
+    high: float | None
     observed_count: int
     observed_searches: int
     observed_gallery: int
@@ -200,9 +201,9 @@ class ThresholdSummary:
     """Overall rates at one threshold (metric name -> Rate), and the projection to 535 x 25,000."""
 
     threshold: float
-    reasons: Tuple[str, ...]
+    reasons: tuple[str, ...]
     overall: Mapping[str, Rate]
-    projection: Optional[Projection]
+    projection: Projection | None
 
 
 @dataclass(frozen=True)
@@ -214,11 +215,11 @@ class FMRTarget:
     """
 
     target: float
-    threshold: Optional[float]
-    fmr: Optional[Rate]
-    fnmr: Optional[Rate]
-    fpir: Optional[Rate]
-    fnir: Optional[Rate]
+    threshold: float | None
+    fmr: Rate | None
+    fnmr: Rate | None
+    fpir: Rate | None
+    fnir: Rate | None
     measurable: bool
     note: str
 
@@ -258,19 +259,19 @@ class ShareTest:
 
     label: str
     column: str
-    values: Tuple[str, ...]
+    values: tuple[str, ...]
     threshold: float
     matched: Rate
     everyone: Rate
-    ratio: Optional[float]
-    difference: Optional[float]
-    difference_bootstrap95: Optional[Tuple[Optional[float], Optional[float]]]
+    ratio: float | None
+    difference: float | None
+    difference_bootstrap95: tuple[float | None, float | None] | None
     rate_in_set: Rate
     rate_outside: Rate
-    p_value: Optional[float]
+    p_value: float | None
     unknown: int
-    labels_outside: Tuple[str, ...]
-    labels_absent: Tuple[str, ...]
+    labels_outside: tuple[str, ...]
+    labels_absent: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -284,11 +285,11 @@ class MatchCountPoint:
     """
 
     requested: int
-    threshold: Optional[float]
-    reached: Optional[Rate]
-    fpir: Optional[Rate]
-    fnir: Optional[Rate]
-    fmr: Optional[Rate]
+    threshold: float | None
+    reached: Rate | None
+    fpir: Rate | None
+    fnir: Rate | None
+    fmr: Rate | None
     note: str
 
 
@@ -305,8 +306,8 @@ class PromiseGap:
     column: str
     group: str
     measured: Rate
-    ratio: Optional[float]
-    ratio95: Tuple[Optional[float], Optional[float]]
+    ratio: float | None
+    ratio95: tuple[float | None, float | None]
     verdict: str
     finding: str
 
@@ -324,7 +325,7 @@ class PromiseCheck:
     threshold: float
     promised_fmr: float
     overall: PromiseGap
-    groups: Tuple[PromiseGap, ...]
+    groups: tuple[PromiseGap, ...]
 
 
 @dataclass(frozen=True)
@@ -333,7 +334,7 @@ class WarningGroup:
 
     kind: str
     message: str
-    details: Tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -347,12 +348,12 @@ class Curves:
     ``bin_width`` from 0 to 100 (exact engines only).
     """
 
-    grid: Tuple[float, ...]
-    identification: Mapping[str, Mapping[str, Mapping[str, Tuple[Optional[float], ...]]]]
-    det: Mapping[str, Mapping[str, Tuple[Tuple[float, float, float], ...]]]
+    grid: tuple[float, ...]
+    identification: Mapping[str, Mapping[str, Mapping[str, tuple[float | None, ...]]]]
+    det: Mapping[str, Mapping[str, tuple[tuple[float, float, float], ...]]]
     bin_width: float
-    genuine: Mapping[str, Mapping[str, Tuple[int, ...]]]
-    impostor: Mapping[str, Mapping[str, Tuple[int, ...]]]
+    genuine: Mapping[str, Mapping[str, tuple[int, ...]]]
+    impostor: Mapping[str, Mapping[str, tuple[int, ...]]]
 
 
 @dataclass(frozen=True)
@@ -410,10 +411,10 @@ class EngineInfo:
     model_threshold: float
     model_threshold_source: str
     similarity: str
-    endpoint: Optional[str] = None
+    endpoint: str | None = None
     search: Mapping[str, Any] = field(default_factory=dict)
-    similarity_scale_version: Optional[str] = None
-    runtime: Optional[str] = None
+    similarity_scale_version: str | None = None
+    runtime: str | None = None
 
 
 @dataclass(frozen=True)
@@ -431,44 +432,44 @@ class AuditResult:
     faceaudit_version: str
     created: str
     engine: EngineInfo
-    manifests: Tuple[ManifestInfo, ...]
-    thresholds: Tuple[float, ...]
+    manifests: tuple[ManifestInfo, ...]
+    thresholds: tuple[float, ...]
     model_threshold: float
-    group_columns: Tuple[str, ...]
-    gallery_group_columns: Tuple[str, ...]
-    groups: Mapping[str, Tuple[str, ...]]
-    gallery_groups: Mapping[str, Tuple[str, ...]]
-    bands: Mapping[str, Tuple[float, ...]]
+    group_columns: tuple[str, ...]
+    gallery_group_columns: tuple[str, ...]
+    groups: Mapping[str, tuple[str, ...]]
+    gallery_groups: Mapping[str, tuple[str, ...]]
+    bands: Mapping[str, tuple[float, ...]]
     alpha: float
     bootstrap_resamples: int
     bootstrap_seed: int
     min_errors: int
     counts: AuditCounts
     composition: Mapping[str, Mapping[str, Mapping[str, int]]]
-    summaries: Tuple[ThresholdSummary, ...]
-    frames: Tuple[ThresholdMetrics, ...]
-    differentials: Tuple[Differential, ...]
-    cross_tables: Tuple[CrossTable, ...]
-    fmr_targets: Tuple[FMRTarget, ...]
+    summaries: tuple[ThresholdSummary, ...]
+    frames: tuple[ThresholdMetrics, ...]
+    differentials: tuple[Differential, ...]
+    cross_tables: tuple[CrossTable, ...]
+    fmr_targets: tuple[FMRTarget, ...]
     curves: Curves
-    failures: Tuple[Failure, ...]
-    warnings: Tuple[WarningGroup, ...]
-    notes: Tuple[str, ...]
+    failures: tuple[Failure, ...]
+    warnings: tuple[WarningGroup, ...]
+    notes: tuple[str, ...]
     timings: Mapping[str, float]
-    command: Optional[str] = None
-    share_tests: Tuple[ShareTest, ...] = ()
-    match_counts: Tuple[MatchCountPoint, ...] = ()
-    promise_checks: Tuple[PromiseCheck, ...] = ()
+    command: str | None = None
+    share_tests: tuple[ShareTest, ...] = ()
+    match_counts: tuple[MatchCountPoint, ...] = ()
+    promise_checks: tuple[PromiseCheck, ...] = ()
     min_group_searches: int = 10
-    candidates_floor: Optional[float] = None
+    candidates_floor: float | None = None
     """candidates.csv holds every candidate at or above this Similarity."""
-    conditions: Tuple[Any, ...] = ()  # ConditionResult per probe condition (audit/_conditions.py), clean first
+    conditions: tuple[Any, ...] = ()  # ConditionResult per probe condition (audit/_conditions.py), clean first
     metric_definitions: Mapping[str, str] = field(default_factory=lambda: dict(METRICS))
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return plain(self)
 
-    def to_json(self, indent: Optional[int] = None) -> str:
+    def to_json(self, indent: int | None = None) -> str:
         """results.json: compact by default (one line; Python's fast encoder: a pretty-printed
         file of a large audit takes several times longer to write). ``indent`` for people."""
         separators = (",", ":") if indent is None else None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple
 
 from markupsafe import Markup
 
@@ -21,13 +22,13 @@ class Series:
     """One line: points (x, y); y None breaks the line. ``dash`` e.g. "6 4"."""
 
     name: str
-    points: Sequence[Tuple[float, Optional[float]]]
+    points: Sequence[tuple[float, float | None]]
     color: str
-    dash: Optional[str] = None
+    dash: str | None = None
     width: float = 2.0
 
 
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> List[float]:
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / n
@@ -69,16 +70,16 @@ class _VLine(NamedTuple):
 class _Line(NamedTuple):
     color: str
     width: float
-    dash: Optional[str]
-    polylines: Tuple[str, ...]  # "x,y x,y ..." pixel points
-    dots: Tuple[Tuple[str, str], ...]  # lone points
+    dash: str | None
+    polylines: tuple[str, ...]  # "x,y x,y ..." pixel points
+    dots: tuple[tuple[str, str], ...]  # lone points
 
 
 class _LegendEntry(NamedTuple):
     name: str
     color: str
     width: float
-    dash: Optional[str]
+    dash: str | None
     x: str
     y: str
     x_end: str
@@ -98,15 +99,15 @@ class _Chart(NamedTuple):
     bottom: int
     plot_width: int
     plot_height: int
-    x_ticks: Tuple[_Tick, ...]
-    y_ticks: Tuple[_Tick, ...]
-    vlines: Tuple[_VLine, ...]
-    lines: Tuple[_Line, ...]
+    x_ticks: tuple[_Tick, ...]
+    y_ticks: tuple[_Tick, ...]
+    vlines: tuple[_VLine, ...]
+    lines: tuple[_Line, ...]
     x_label: str
     x_label_pos: str
     y_label: str
     y_label_pos: str
-    legend: Tuple[_LegendEntry, ...]
+    legend: tuple[_LegendEntry, ...]
     note: str
 
 
@@ -120,7 +121,7 @@ class _Axis(NamedTuple):
     length: float
     flip: bool
 
-    def __call__(self, v: float) -> Optional[float]:
+    def __call__(self, v: float) -> float | None:
         if self.log:
             if v <= 0:
                 return None
@@ -135,7 +136,7 @@ class _Axis(NamedTuple):
         p = self(v)
         return self.start if p is None else p
 
-    def ticks(self) -> List[float]:
+    def ticks(self) -> list[float]:
         if self.log:
             return [10.0 ** e for e in range(math.ceil(math.log10(self.lo) - 1e-9),
                                              math.floor(math.log10(self.hi) + 1e-9) + 1)]
@@ -144,8 +145,8 @@ class _Axis(NamedTuple):
 
 def _line(s: Series, tx: _Axis, ty: _Axis) -> _Line:
     """One series as polylines (broken where a point cannot be drawn) and lone dots."""
-    parts: List[str] = []
-    cur: List[str] = []
+    parts: list[str] = []
+    cur: list[str] = []
     for xv, yv in s.points:
         px = tx(xv) if xv is not None else None
         py = ty(yv) if yv is not None else None
@@ -155,7 +156,7 @@ def _line(s: Series, tx: _Axis, ty: _Axis) -> _Line:
             cur = []
             continue
         cur.append(f"{px:.1f},{py:.1f}")
-    dots: Tuple[Tuple[str, str], ...] = ()
+    dots: tuple[tuple[str, str], ...] = ()
     if len(cur) > 1:
         parts.append(" ".join(cur))
     elif len(cur) == 1:
@@ -164,7 +165,8 @@ def _line(s: Series, tx: _Axis, ty: _Axis) -> _Line:
     return _Line(s.color, s.width, s.dash, tuple(parts), dots)
 
 
-def _legend(series: Sequence[Series], left: int, plot_width: int, height: int, per_row: int) -> Tuple[_LegendEntry, ...]:
+def _legend(series: Sequence[Series], left: int, plot_width: int, height: int,
+            per_row: int) -> tuple[_LegendEntry, ...]:
     out = []
     for i, s in enumerate(series):
         lx = left + (i % per_row) * (plot_width / per_row)
@@ -176,8 +178,8 @@ def _legend(series: Sequence[Series], left: int, plot_width: int, height: int, p
 
 def line_chart(
     series: Sequence[Series], *, title: str, x_label: str, y_label: str,
-    x_range: Tuple[float, float], y_range: Tuple[float, float], log_x: bool = False, log_y: bool = False,
-    x_percent: bool = False, y_percent: bool = False, vlines: Sequence[Tuple[float, str]] = (),
+    x_range: tuple[float, float], y_range: tuple[float, float], log_x: bool = False, log_y: bool = False,
+    x_percent: bool = False, y_percent: bool = False, vlines: Sequence[tuple[float, str]] = (),
     width: int = 440, height: int = 330, note: str = "",
 ) -> Markup:
     """An SVG line chart with axes, ticks, grid, optional vertical markers and a legend."""
@@ -204,8 +206,8 @@ def line_chart(
 
 
 def histogram_chart(
-    bars: Sequence[Tuple[str, Sequence[float], str]], *, bin_width: float, title: str, x_label: str,
-    y_label: str, log_y: bool = True, vlines: Sequence[Tuple[float, str]] = (), width: int = 440,
+    bars: Sequence[tuple[str, Sequence[float], str]], *, bin_width: float, title: str, x_label: str,
+    y_label: str, log_y: bool = True, vlines: Sequence[tuple[float, str]] = (), width: int = 440,
     height: int = 330,
 ) -> Markup:
     """Overlaid step histograms over Similarity 0-100: ``bars`` = (name, proportions per bin, colour)."""
@@ -213,7 +215,7 @@ def histogram_chart(
     ymax = 0.0
     ymin = 1.0
     for name, values, color in bars:
-        pts: List[Tuple[float, Optional[float]]] = []
+        pts: list[tuple[float, float | None]] = []
         for i, v in enumerate(values):
             yv = v if (v > 0 or not log_y) else None
             pts.append((i * bin_width, yv))

@@ -213,7 +213,7 @@ def _policy_meaning(args, policy):
     from faceaudit.collections import FaceCollections
     from faceaudit.engine import DEFAULT_MODEL
 
-    from faceaudit.accountability._policy import DEFAULT_POLICY_ID
+    from faceaudit.accountability import DEFAULT_POLICY_ID
 
     threshold = policy.effective_min_threshold
     if threshold is None:
@@ -271,7 +271,7 @@ def _print_policy(args, policy) -> None:
 
 
 def _policy_name(policy) -> str:
-    from faceaudit.accountability._policy import DEFAULT_POLICY_ID
+    from faceaudit.accountability import DEFAULT_POLICY_ID
 
     if policy.collection_id == DEFAULT_POLICY_ID:
         return "deployment default policy"
@@ -312,7 +312,7 @@ def cmd_policy_get(args) -> int:
 def cmd_policy_set(args) -> int:
     from faceaudit.accountability import ThresholdPolicy
 
-    from faceaudit.accountability._policy import DEFAULT_POLICY_ID
+    from faceaudit.accountability import DEFAULT_POLICY_ID
 
     policy = ThresholdPolicy(
         collection_id=args.collection_id or DEFAULT_POLICY_ID,
@@ -383,15 +383,14 @@ def cmd_review_show(args) -> int:
 def _reviewer_key(args):
     """The reviewer (key and person), after checking the key's secret and role (as the web page does)."""
     import hmac
-    import os
 
     from faceaudit._errors import AccessDeniedError
     from faceaudit._paths import resolve_data_dir
     from faceaudit.accountability import Reviewer
-    from faceaudit.accountability._roles import REVIEWER_ROLES
+    from faceaudit.accountability import REVIEWER_ROLES
     from faceaudit.service import KeyStore
 
-    secret = os.environ.get("FACEAUDIT_SECRET_ACCESS_KEY")
+    secret = args.settings.secret_access_key if getattr(args, "settings", None) else None
     if secret is None:
         if not sys.stdin.isatty():
             raise AccessDeniedError("set FACEAUDIT_SECRET_ACCESS_KEY or run interactively to give the secret")

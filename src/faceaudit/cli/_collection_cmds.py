@@ -209,14 +209,16 @@ def _guarded(args, fc, operation: str, params, call, rebuild=None):
     import getpass
 
     from faceaudit.accountability import Accountability, CallerContext, guard_request
+    from faceaudit.collections import normalise_request
 
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
                         case_reference=args.case_reference, purpose=args.purpose)
     version = fc.describe_collection(collection_id=params["CollectionId"]).face_model_version
-    return guard_request(Accountability(fc.data_dir), ctx, operation,
-                         {k: v for k, v in params.items() if v is not None}, call,
+    # Rekognition's defaults applied as the backend applies them: the policy and the log read these
+    request = normalise_request(operation, {k: v for k, v in params.items() if v is not None})
+    return guard_request(Accountability(fc.data_dir), ctx, operation, request, call,
                          response_of=lambda result: result.to_rekognition(),
-                         model_version=lambda result: version, rebuild=rebuild)
+                         model_version=lambda result: version, rebuild=rebuild, index_of=fc.index_kind)
 
 
 def _without_withheld(result, doc):
@@ -267,15 +269,18 @@ def cmd_collection_create(args) -> int:
 def cmd_collection_describe(args) -> int:
     import datetime as dt
 
-    r = _fc(args).describe_collection(collection_id=args.collection_id)
+    fc = _fc(args)
+    r = fc.describe_collection(collection_id=args.collection_id)
     if args.json:
         print_json(r.to_rekognition())
         return 0
     created = dt.datetime.fromtimestamp(r.creation_timestamp, dt.timezone.utc).isoformat(timespec="seconds")
+    kind = fc.index_kind(args.collection_id)
+    exact = "exact" if kind in ("flat", "milvus") else "approximate candidates, exact similarities"
     print_table(["field", "value"], [
         ("CollectionARN", r.collection_arn), ("model", r.model),
         ("FaceModelVersion", r.face_model_version), ("FaceCount", r.face_count),
-        ("UserCount", r.user_count), ("CreationTimestamp", created),
+        ("UserCount", r.user_count), ("CreationTimestamp", created), ("index", f"{kind} ({exact})"),
     ])
     return 0
 
@@ -408,12 +413,12 @@ def cmd_search(args) -> int:
     fc = _fc(args)
     if (args.image is None) == (args.face_id is None):
         raise InvalidParameterError("give either IMAGE or --face-id")
-    from faceaudit.collections._validate import (
-        DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES, MAX_SEARCH_MAX_FACES, int_range, percent,
-    )
+    from faceaudit.collections import normalise_request
 
-    threshold = percent(args.threshold, "FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)
-    max_faces = int_range(args.max_faces, "MaxFaces", DEFAULT_SEARCH_MAX_FACES, 1, MAX_SEARCH_MAX_FACES)
+    # Rekognition's defaults applied and checked once, as for a request over HTTP
+    request = normalise_request("SearchFacesByImage", {"FaceMatchThreshold": args.threshold,
+                                                       "MaxFaces": args.max_faces})
+    threshold, max_faces = request["FaceMatchThreshold"], request["MaxFaces"]
     if args.face_id is not None:
         r = _guarded(args, fc, "SearchFaces", dict(
                          CollectionId=args.collection_id, FaceId=args.face_id, MaxFaces=max_faces,
@@ -515,13 +520,12 @@ def cmd_users_disassociate(args) -> int:
 
 
 def cmd_users_search(args) -> int:
-    from faceaudit.collections._validate import (
-        DEFAULT_MAX_USERS, DEFAULT_SEARCH_USER_MATCH_THRESHOLD, MAX_USERS, int_range, percent,
-    )
+    from faceaudit.collections import normalise_request
 
     fc = _fc(args)
-    threshold = percent(args.threshold, "UserMatchThreshold", DEFAULT_SEARCH_USER_MATCH_THRESHOLD)
-    max_users = int_range(args.max_users, "MaxUsers", DEFAULT_MAX_USERS, 1, MAX_USERS)
+    # Rekognition's defaults applied and checked once, as for a request over HTTP
+    request = normalise_request("SearchUsers", {"UserMatchThreshold": args.threshold, "MaxUsers": args.max_users})
+    threshold, max_users = request["UserMatchThreshold"], request["MaxUsers"]
     if args.image is not None:
         image = _image(args.image)
         r = _guarded(args, fc, "SearchUsersByImage", dict(

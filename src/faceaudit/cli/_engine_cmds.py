@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD
 from faceaudit.cli._output import print_json, print_table
 
 
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare the largest SOURCE face with every TARGET face (CompareFaces)")
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("target", metavar="TARGET")
-    p.add_argument("--threshold", type=float, default=80.0, help="SimilarityThreshold, 0-100 (default 80)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_SIMILARITY_THRESHOLD,
+                   help=f"SimilarityThreshold, 0-100 (default {DEFAULT_SIMILARITY_THRESHOLD:g})")
     p.add_argument("--model", default=None)
     p.add_argument("--json", action="store_true", help="print the CompareFaces response")
     p.add_argument("--data-dir", default=None, help="data directory holding the search log")

@@ -9,6 +9,7 @@ from typing import Callable, List, Optional
 
 from faceaudit import __version__
 from faceaudit._errors import FaceAuditError
+from faceaudit._settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        # the one place the settings are loaded: flags > environment > defaults
+        args.settings = load_settings(data_dir=getattr(args, "data_dir", None))
         return int(handler(args) or 0)
     except FaceAuditError as exc:
         print(f"faceaudit: {exc.aws_code}: {exc.message}", file=sys.stderr)

@@ -69,24 +69,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_serve)
 
 
-def _search_config(args: argparse.Namespace) -> None:
-    """Put --vector-store/--milvus-uri/--fastscan-above/--hnsw-above into the environment the workers read."""
-    import dataclasses
-    import os
+def _search_config(args: argparse.Namespace, settings=None):
+    """The SearchConfig of --vector-store/--milvus-uri/--fastscan-above/--hnsw-above over the
+    settings (flags > environment > defaults); the workers get it in the app factory."""
     from pathlib import Path
 
+    from faceaudit._settings import load_settings
     from faceaudit.collections import SearchConfig, VectorStore
 
-    config = SearchConfig.from_env()
-    if args.vector_store is not None:
-        config = dataclasses.replace(config, vector_store=VectorStore(args.vector_store))
-    if args.milvus_uri is not None:
-        uri = args.milvus_uri if "://" in args.milvus_uri else str(Path(args.milvus_uri).resolve())
-        config = dataclasses.replace(config, milvus_uri=uri)
-    if args.hnsw_above is not None:
-        config = dataclasses.replace(config, hnsw_above=args.hnsw_above)
-    if args.fastscan_above is not None:
-        config = dataclasses.replace(config, fastscan_above=args.fastscan_above)
+    milvus_uri = args.milvus_uri
+    if milvus_uri is not None and "://" not in milvus_uri:
+        milvus_uri = str(Path(milvus_uri).resolve())
+    flags = dict(vector_store=args.vector_store, milvus_uri=milvus_uri, hnsw_above=args.hnsw_above,
+                 fastscan_above=args.fastscan_above)
+    settings = settings.with_flags(**flags) if settings is not None else load_settings(**flags)
+    config = SearchConfig.from_settings(settings)
     if config.vector_store is VectorStore.MILVUS:
         try:
             import pymilvus  # noqa: F401
@@ -95,7 +92,7 @@ def _search_config(args: argparse.Namespace) -> None:
         if args.workers > 1 and "://" not in (config.milvus_uri or ""):
             raise InvalidParameterError("milvus-lite (a local file) serves one process: use --workers 1 "
                                         "or a Milvus server URI")
-    os.environ.update(config.to_env())
+    return config
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -109,7 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--workers must be at least 1")
     if not 0 <= args.port <= 65535:
         raise InvalidParameterError("--port must be from 0 to 65535")
-    _search_config(args)
+    settings = getattr(args, "settings", None)  # loaded once by the entry point: flags > env > defaults
+    search = _search_config(args, settings)
     if args.no_auth:
         if not is_loopback(args.host):
             raise InvalidParameterError("--no-auth serves only on loopback (127.0.0.1 or ::1)")
@@ -126,9 +124,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     from faceaudit._paths import private_dir
 
-    data_dir = resolve_data_dir(args.data_dir)
+    data_dir = settings.data_dir if settings is not None else resolve_data_dir(args.data_dir)
     private_dir(data_dir)  # made 0700, or refused at start-up when open to other users
     objects, access, video = _object_options(args)
+    video = video.replace(search_config=search)
     config = ServiceConfig(
         data_dir=data_dir,
         auth=not args.no_auth,
@@ -167,8 +166,8 @@ def _server_limits(args: argparse.Namespace):
 
 
 def _object_options(args: argparse.Namespace):
-    """(object store or None, bucket access, stored-video backend options) from the serve options."""
-    from faceaudit.collections import BucketAccess, FolderStore, S3Store, check_sample_fps
+    """(object store or None, bucket access, backend options) from the serve options."""
+    from faceaudit.collections import BackendOptions, BucketAccess, FolderStore, S3Store, check_sample_fps
 
     if args.buckets and args.s3_endpoint_url:
         raise InvalidParameterError("give --buckets or --s3-endpoint-url, not both")
@@ -183,8 +182,7 @@ def _object_options(args: argparse.Namespace):
         objects = S3Store(args.s3_endpoint_url, region=args.s3_region)
     if args.video_workers < 1:
         raise InvalidParameterError("--video-workers must be at least 1")
-    video = {"video_workers": args.video_workers,
-             "video_sample_fps": check_sample_fps(args.video_fps)}
+    video = BackendOptions(video_workers=args.video_workers, video_sample_fps=check_sample_fps(args.video_fps))
     return objects, BucketAccess.parse(args.bucket_access), video
 
 
@@ -193,6 +191,7 @@ def build_app(config, limiter):
     import dataclasses
 
     from faceaudit.accountability import AccountabilityExtension, TestingAPI
+    from faceaudit.collections import BackendOptions
     from faceaudit.service import ServiceApp
 
     # accountability by construction: every identification is logged, policies and roles hold,
@@ -200,6 +199,9 @@ def build_app(config, limiter):
     # once a day (by one worker at a time, started in the worker on its first request)
     extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir), daily_retention=True)
     # every person found by a video face search is logged before the job can succeed
-    config = dataclasses.replace(config, backend_options={
-        **(config.backend_options or {}), "video_observer": extension.videos.observer})
-    return ServiceApp(config, extension=extension, limiter=limiter)
+    options = config.backend_options or BackendOptions()
+    config = dataclasses.replace(config, backend_options=options.replace(video_observer=extension.videos.observer))
+    app = ServiceApp(config, extension=extension, limiter=limiter)
+    # the accountability layer reads collections (sizes, index kinds) through the service's backend
+    extension.acc.use_collections(lambda: app.dispatcher.backend)
+    return app

@@ -25,7 +25,7 @@ def cmd_usage(args) -> int:
 
     from faceaudit._paths import resolve_data_dir
     from faceaudit.accountability import Accountability
-    from faceaudit.accountability._usage import parse_day, render_html, usage_report
+    from faceaudit.accountability import parse_day, render_html, usage_report
 
     start, end = parse_day(args.start), parse_day(args.end) + dt.timedelta(days=1)
     report = usage_report(Accountability(resolve_data_dir(args.data_dir)), start, end)

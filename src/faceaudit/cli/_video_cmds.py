@@ -79,8 +79,7 @@ def _progress(quiet: bool) -> Callable[[float, str], None]:
 def cmd_video_search(args) -> int:
     from faceaudit.accountability import Accountability, CallerContext, VideoSearches
     from faceaudit.collections import CANDIDATE_NOTICE, FaceCollections
-    from faceaudit.collections._ops_video import DEFAULT_VIDEO_MAX_FACES
-    from faceaudit.collections._validate import DEFAULT_FACE_MATCH_THRESHOLD
+    from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
 
     fc = FaceCollections(args.data_dir)
     videos = VideoSearches(Accountability(fc.data_dir))

@@ -1,4 +1,4 @@
-"""Persistent face collections with exact 1:N search, speaking Rekognition's face API.
+"""Persistent face collections with 1:N search, speaking Rekognition's face API.
 
 Public surface::
 
@@ -10,12 +10,19 @@ Public surface::
     result.to_rekognition()        # SearchFacesByImage response shape
 
 SQLite (``<data dir>/collections.sqlite3``) holds everything; each process keeps
-a vector index as a cache rebuilt or caught up from SQLite: exact flat (FAISS,
-the default), HNSW per collection (approximate candidates, exact scores), or a
-Milvus collection (``SearchConfig``; docs/scaling.md). Batch indexing of a directory or manifest: :func:`index_batch`.
+a vector index as a cache rebuilt or caught up from SQLite, chosen per collection
+(``faceaudit:index`` tag or ``SearchConfig``; docs/scaling.md). Which searches are
+exact: with the flat index (FAISS, the default) and with Milvus (a FLAT Milvus
+index) every face is scored, so the search is exact; the fast scan and HNSW are
+approximate: they propose candidates (the fast scan from 4-bit codes, HNSW from
+a graph) and only those are scored exactly, so a face at or above the threshold
+can be missed (measured recall: docs/scaling.md). Every similarity returned is
+exact either way. ``DescribeCollection``'s tags (``faceaudit:index``), ``faceaudit
+collection describe`` and each search-log record say which index served a search. Batch indexing of a directory or manifest: :func:`index_batch`.
 Every search result is an investigative lead, not an identification.
 """
 
+from faceaudit.collections._backend import BackendOptions
 from faceaudit.collections._batch import BatchItem, BatchReport, index_batch
 from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._index import (
@@ -38,6 +45,7 @@ from faceaudit.collections._manifest import (
     scan_directory,
 )
 from faceaudit.collections._objects import BucketAccess, FolderStore, ObjectRef, ObjectStore, S3Store
+from faceaudit.collections._validate import normalise_request
 from faceaudit.collections._search_config import INDEX_TAG, IndexKind, SearchConfig, VectorStore
 from faceaudit.collections._ops_video import (
     FaceDetectionAnalysis,
@@ -88,7 +96,7 @@ from faceaudit.collections._video import (
 )
 
 __all__ = [
-    "AssociateFacesResult", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
+    "AssociateFacesResult", "BackendOptions", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
     "CreateCollectionResult", "CreateUserResult", "DeleteCollectionResult", "DeleteFacesResult",
     "DeleteUserResult", "DescribeCollectionResult", "DisassociateFacesResult", "Face",
     "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "FastScanIndex", "FastScanParams", "HnswIndex", "HnswParams", "INDEX_TAG",
@@ -97,7 +105,7 @@ __all__ = [
     "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
     "SearchUsersResult", "SearchConfig", "TagResourceResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
     "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
-    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "passes_quality", "quality_band",
+    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "normalise_request", "passes_quality", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
     # the one manifest reader (batch indexing and the audit)
     "ManifestRow", "ManifestTable", "read_manifest_table",

@@ -7,21 +7,46 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 import numpy as np
 
-from faceaudit._errors import ConflictError, IdempotentParameterMismatchError, ModelError, ResourceNotFoundError
+from faceaudit._errors import (
+    ConflictError,
+    IdempotentParameterMismatchError,
+    InvalidParameterError,
+    ModelError,
+    ResourceNotFoundError,
+)
 from faceaudit._paths import resolve_data_dir
 from faceaudit.collections._cache import IndexCache
 from faceaudit.collections._results import Face
 from faceaudit.collections._search_config import SearchConfig
 from faceaudit.collections._store import CollectionRow, FaceRow, Store
 from faceaudit.engine import BoundingBox, FaceEngine, ModelSpec, get_model
+
+if TYPE_CHECKING:
+    from faceaudit.collections._objects import ObjectStore
+    from faceaudit.collections._video import VideoLimits
 
 R = TypeVar("R")
 
@@ -32,8 +57,56 @@ MAX_FACES_PER_COLLECTION = 20_000_000
 """Rekognition's limit: up to 20 million faces per collection."""
 
 
+@dataclasses.dataclass(frozen=True)
+class BackendOptions:
+    """The options of a :class:`~faceaudit.collections.FaceCollections` that are not Rekognition's,
+    typed, as one object the service is configured with (``ServiceConfig.backend_options``).
+
+    :meth:`from_mapping` refuses an option it does not know (InvalidParameterError): a typo such
+    as ``video_worker`` must not be silently ignored.
+    """
+
+    search_config: Optional[SearchConfig] = None
+    """Vector store and index choices; None: the environment's settings (``faceaudit._settings``)."""
+    objects: Optional["ObjectStore"] = None
+    """Where S3Object videos are read; None: S3Object videos are refused."""
+    video_workers: int = 1
+    """Worker threads per process that run stored-video jobs (>= 1)."""
+    video_limits: Optional["VideoLimits"] = None
+    """Limits a stored video must respect; None: the defaults of :class:`VideoLimits`."""
+    video_observer: Optional[Callable[..., None]] = None
+    """Called with each finished face search before its job SUCCEEDS (the search log's record)."""
+    video_sample_fps: Optional[float] = None
+    """Frames analysed per second of stored video; None: the default (2)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.video_workers, bool) or not isinstance(self.video_workers, int) or self.video_workers < 1:
+            raise InvalidParameterError(f"video_workers must be an integer >= 1, got {self.video_workers!r}")
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> "BackendOptions":
+        """The options of a mapping of option name -> value (None: the default); an unknown
+        name is an InvalidParameterError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InvalidParameterError(
+                f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**{k: v for k, v in options.items() if v is not None})
+
+    def replace(self, **changes: Any) -> "BackendOptions":
+        """These options with ``changes`` (unknown names: InvalidParameterError)."""
+        return BackendOptions.from_mapping({**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                                            **changes})
+
+    def keywords(self) -> Dict[str, Any]:
+        """The keyword arguments of ``FaceCollections(data_dir, **keywords)``."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
 class Backend:
-    """Storage, engines and the exact search shared by every operation."""
+    """Storage, engines and the search shared by every operation (exact with the flat index and
+    Milvus, approximate candidates with the fast scan and HNSW)."""
 
     def __init__(
         self,
@@ -45,9 +118,9 @@ class Backend:
         engines: Optional[Dict[str, FaceEngine]] = None,
         snapshot_min_faces: int = 50_000,
         search_config: Optional[SearchConfig] = None,
-        objects: Any = None,
+        objects: Optional["ObjectStore"] = None,
         video_workers: int = 1,
-        video_limits: Any = None,
+        video_limits: Optional["VideoLimits"] = None,
         video_observer: Optional[Callable[..., None]] = None,
         video_sample_fps: Optional[float] = None,
     ) -> None:
@@ -55,7 +128,7 @@ class Backend:
         self.region = region
         self.account_id = account_id
         self._store = Store(self.data_dir)
-        # vector store and per-collection index choices; default: FACEAUDIT_* environment variables
+        # vector store and per-collection index choices; default: the environment's settings
         self._cache = IndexCache(self.data_dir, kind=index, snapshot_min_faces=snapshot_min_faces,
                                  config=search_config or SearchConfig.from_env())
         self._engines: Dict[str, FaceEngine] = {}
@@ -170,7 +243,7 @@ class Backend:
 
         Highest similarity first; every similarity is exact. The candidates are
         exact with the flat index and Milvus, and approximate (measured recall) with
-        HNSW (see ``_search_config``). Runs inside the caller's read transaction,
+        the fast scan and HNSW (see ``_search_config``). Runs inside the caller's read transaction,
         so the hits exist in that snapshot.
         """
         scale = self._spec(coll).scale
@@ -206,7 +279,8 @@ class Backend:
         """Users ranked by their best face's similarity to any query: [(UserId, similarity)].
 
         Searches with a growing k until ``max_users`` users are found or no face
-        at or above the threshold is left, so the ranking is exact.
+        at or above the threshold is left, so the ranking is exact over the faces the
+        index proposes (all of them with the flat index and Milvus).
         """
         best: Dict[str, float] = {}
         total = coll.face_count
@@ -253,6 +327,16 @@ class Backend:
         with self._store.read() as conn:
             coll = self._store.get_collection(conn, collection_id)
             return self._cache.checkpoint(conn, coll)
+
+    def index_kind(self, collection_id: str) -> str:
+        """Which index serves the collection's searches in this process now: ``flat`` (exact),
+        ``fastscan`` or ``hnsw`` (approximate candidates, exact similarities), or ``milvus``
+        (the Milvus vector store, a FLAT index: exact). ResourceNotFoundException when absent."""
+        with self._store.read() as conn:
+            coll = self._store.get_collection(conn, collection_id)
+            if self._cache.milvus:
+                return "milvus"
+            return self._cache.kind_of(conn, coll).value
 
     def face_thumbnail(self, face_id: str) -> Optional[bytes]:
         """The JPEG face crop kept for human review of a candidate, or None.

@@ -11,7 +11,7 @@ from faceaudit.collections._ops_video import VideoOps
 
 
 class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps, TagOps, VideoOps):
-    """Persistent face collections with exact 1:N search and Rekognition's semantics.
+    """Persistent face collections with 1:N search and Rekognition's semantics.
 
     ``FaceCollections(data_dir)``; one method per Rekognition operation, named in
     snake_case, keyword arguments named after the request members in snake_case
@@ -31,6 +31,8 @@ class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps, TagOps, VideoO
     the accountability layer's record of it).
 
     Safe to share between threads; any number of processes may open the same data
-    dir (one writer at a time, readers never blocked). Every search is exact and
-    sees the latest committed state.
+    dir (one writer at a time, readers never blocked). Every search sees the latest
+    committed state; it is exact with the flat index (the default) and Milvus, and
+    approximate with the fast scan and HNSW (candidates proposed, then scored exactly:
+    see :mod:`faceaudit.collections` and :meth:`index_kind`).
     """

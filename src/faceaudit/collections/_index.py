@@ -1,8 +1,8 @@
-"""Vector indexes: exact inner-product search over L2-normalised embeddings.
+"""Vector indexes: inner-product search over L2-normalised embeddings, exact or approximate.
 
 An index is a cache of the embeddings held in SQLite, keyed by the faces' int64
-row ids; it can always be rebuilt from SQLite. The interface is small so that an
-approximate (HNSW) or distributed index can be added later:
+row ids; it can always be rebuilt from SQLite. Every index implements one small
+interface (exact, approximate and distributed ones alike):
 
 - ``add(ids, vectors)``: new ids only (an id already present raises ValueError);
 - ``remove(ids)``: absent ids are ignored; returns how many were removed;
@@ -14,9 +14,11 @@ approximate (HNSW) or distributed index can be added later:
 
 Implementations: :class:`FaissIndex` (``IndexIDMap2`` over ``IndexFlatIP``,
 exact, the default), :class:`NumpyIndex` (brute force, the test oracle),
-:class:`HnswIndex` (FAISS HNSW graph: approximate candidates, exact scores) and,
-in ``_milvus.py``, :class:`~faceaudit.collections._milvus.MilvusIndex` (a Milvus
-collection).
+:class:`FastScanIndex` (4-bit codes scanned for every face: approximate
+candidates, exact scores), :class:`HnswIndex` (FAISS HNSW graph: approximate
+candidates, exact scores) and, in ``_milvus.py``,
+:class:`~faceaudit.collections._milvus.MilvusIndex` (a Milvus collection with a
+FLAT index: exact).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""SearchFacesByImage and SearchFaces: exact 1:N search."""
+"""SearchFacesByImage and SearchFaces: 1:N search (exact with the flat index and Milvus,
+approximate candidates with exact similarities with the fast scan and HNSW)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ class SearchOps(Backend):
     ) -> SearchFacesByImageResult:
         """Search the collection for the largest face of ``image``.
 
-        Every face of the collection is scored (exact search). Returns up to
+        With the flat index and Milvus every face of the collection is scored (exact search);
+        with the fast scan or HNSW only the candidates they propose are (approximate search,
+        exact similarities). Returns up to
         ``max_faces`` (default 80, 1..4096) faces with similarity >= ``face_match_threshold``
         (default 80), highest first. ``quality_filter`` (default NONE) skips faces
         below that bar; InvalidParameterException when no face is left.

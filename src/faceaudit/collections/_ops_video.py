@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import cv2
 import numpy as np
 
+from faceaudit._defaults import DEFAULT_VIDEO_MAX_FACES
 from faceaudit._errors import InvalidParameterError, InvalidS3ObjectError, VideoTooLargeError
 from faceaudit.collections import _tokens
 from faceaudit.collections import _validate as v
@@ -46,7 +47,7 @@ from faceaudit.collections._jobs import (
     JobStore,
     requester,
 )
-from faceaudit.collections._objects import ObjectRef
+from faceaudit.collections._objects import ObjectRef, ObjectStore
 from faceaudit.collections._results import FaceMatch
 from faceaudit.collections._tracking import FaceTracker, Track
 from faceaudit.collections._video import (
@@ -59,8 +60,6 @@ from faceaudit.collections._video import (
 from faceaudit.engine import BoundingBox, DetectedFace, Quality
 
 FACE_DETECTION, FACE_SEARCH = "face_detection", "face_search"
-DEFAULT_VIDEO_MAX_FACES = 80
-"""Collection faces returned per person found in a video (as SearchFacesByImage's MaxFaces default)."""
 DEFAULT_GET_MAX_RESULTS = 1000
 MAX_GET_MAX_RESULTS = 1000
 SORT_ORDERS = ("INDEX", "TIMESTAMP")
@@ -230,15 +229,20 @@ class VideoOps(Backend):
         self._video_pool.ensure_started()  # also queues again the jobs of a stopped worker
         return self._video_pool
 
-    def _video_ref(self, video: Any) -> ObjectRef:
-        if not isinstance(video, Mapping) or video.get("S3Object") is None:
-            raise InvalidParameterError("Video must have an S3Object (Bucket, Name): Rekognition's only video input")
-        ref = ObjectRef.from_rekognition(video["S3Object"], "Video.S3Object")
+    def _object_store(self) -> ObjectStore:
+        """The store S3Object videos are read from (InvalidS3ObjectError when this process has none,
+        e.g. a job queued by a server started with --buckets and run after a restart without)."""
         if self.objects is None:
             raise InvalidS3ObjectError(
                 "Video.S3Object: this server reads no object store (start it with --buckets DIR or "
                 "--s3-endpoint-url URL)")
-        size = self.objects.size(ref)
+        return self.objects
+
+    def _video_ref(self, video: Any) -> ObjectRef:
+        if not isinstance(video, Mapping) or video.get("S3Object") is None:
+            raise InvalidParameterError("Video must have an S3Object (Bucket, Name): Rekognition's only video input")
+        ref = ObjectRef.from_rekognition(video["S3Object"], "Video.S3Object")
+        size = self._object_store().size(ref)
         if size > self._limits.max_bytes:
             raise VideoTooLargeError(f"{ref} is {size} bytes; the limit is {self._limits.max_bytes} bytes")
         return ref
@@ -438,14 +442,14 @@ class VideoOps(Backend):
 
     def _run_face_detection(self, job: Job, progress: Progress) -> JobOutcome:
         ref = ObjectRef.from_rekognition(job.request["video"])
-        with self.objects.local_copy(ref, self._limits.max_bytes) as path:
+        with self._object_store().local_copy(ref, self._limits.max_bytes) as path:
             found = self.detect_faces_in_video(path, sample_fps=job.request["fps"], progress=progress)
         return JobOutcome(metadata=found.metadata.to_rekognition(), items=[i.to_item() for i in found.items])
 
     def _run_face_search(self, job: Job, progress: Progress) -> JobOutcome:
         req = job.request
         ref = ObjectRef.from_rekognition(req["video"])
-        with self.objects.local_copy(ref, self._limits.max_bytes) as path:
+        with self._object_store().local_copy(ref, self._limits.max_bytes) as path:
             found = self.search_faces_in_video(
                 collection_id=req["collection_id"], path=path, face_match_threshold=req["threshold"],
                 sample_fps=req["fps"], max_faces=req["max_faces"], progress=progress)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_USER_MATCH_THRESHOLD
 from faceaudit.engine import BoundingBox, rekognition_model_version
 
 CANDIDATE_NOTICE = (
@@ -239,7 +240,7 @@ class SearchFacesByImageResult:
     searched_face_confidence: float
     face_matches: Tuple[FaceMatch, ...]
     face_model_version: str
-    threshold: float = 80.0
+    threshold: float = DEFAULT_FACE_MATCH_THRESHOLD
 
     def to_rekognition(self) -> Dict[str, Any]:
         return {
@@ -257,7 +258,7 @@ class SearchFacesResult:
     searched_face_id: str
     face_matches: Tuple[FaceMatch, ...]
     face_model_version: str
-    threshold: float = 80.0
+    threshold: float = DEFAULT_FACE_MATCH_THRESHOLD
 
     def to_rekognition(self) -> Dict[str, Any]:
         return {
@@ -418,7 +419,7 @@ class SearchUsersResult:
     face_model_version: str
     searched_face_id: Optional[str] = None
     searched_user_id: Optional[str] = None
-    threshold: float = 80.0
+    threshold: float = DEFAULT_SEARCH_USER_MATCH_THRESHOLD
 
     def to_rekognition(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {
@@ -451,7 +452,7 @@ class SearchUsersByImageResult:
     face_model_version: str
     searched_face_detail: Optional[Mapping[str, Any]] = None
     unsearched_faces: Tuple[UnsearchedFace, ...] = ()
-    threshold: float = 80.0
+    threshold: float = DEFAULT_SEARCH_USER_MATCH_THRESHOLD
 
     def to_rekognition(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {

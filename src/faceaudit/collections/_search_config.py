@@ -16,11 +16,11 @@ SQLite is always the truth; the index is a cache of it (``_cache.py``). Two choi
   threshold's kind: ``--fastscan-above 100000 --hnsw-above 50000000`` means
   flat, then fast scan, then HNSW).
 
-A process takes its choices from :meth:`SearchConfig.from_env` unless given
-one: ``FACEAUDIT_VECTOR_STORE`` (local|milvus), ``FACEAUDIT_MILVUS_URI``,
-``FACEAUDIT_FASTSCAN_ABOVE`` and ``FACEAUDIT_HNSW_ABOVE`` (face counts).
-``faceaudit serve --vector-store milvus --milvus-uri URI --fastscan-above N``
-sets them for its workers.
+A process takes its choices from the settings it is given
+(:meth:`SearchConfig.from_settings`, ``faceaudit._settings``: flags > environment >
+defaults); a backend made without them reads the environment's settings
+(:meth:`SearchConfig.from_env`). ``faceaudit serve --vector-store milvus --milvus-uri
+URI --fastscan-above N`` hands its choices to its workers in the app factory.
 
 Audits never use these indexes: they score every probe against every gallery
 face exactly (``faceaudit.audit``).
@@ -29,20 +29,22 @@ face exactly (``faceaudit.audit``).
 from __future__ import annotations
 
 import enum
-import os
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Dict, Mapping, Optional
 
 from faceaudit._errors import InvalidParameterError
+from faceaudit._settings import (
+    ENV_FASTSCAN_ABOVE,
+    ENV_HNSW_ABOVE,
+    ENV_MILVUS_URI,
+    ENV_VECTOR_STORE,
+    Settings,
+)
 from faceaudit.collections._index import FastScanParams, HnswParams
 
 INDEX_TAG = "faceaudit:index"
 """CreateCollection/TagResource tag that pins a collection's index kind (``flat``, ``fastscan`` or ``hnsw``)."""
 
-ENV_VECTOR_STORE = "FACEAUDIT_VECTOR_STORE"
-ENV_MILVUS_URI = "FACEAUDIT_MILVUS_URI"
-ENV_HNSW_ABOVE = "FACEAUDIT_HNSW_ABOVE"
-ENV_FASTSCAN_ABOVE = "FACEAUDIT_FASTSCAN_ABOVE"
 
 
 class IndexKind(str, enum.Enum):
@@ -101,19 +103,17 @@ class SearchConfig:
         return max(passed, key=lambda p: p[0])[1] if passed else IndexKind.FLAT
 
     @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "SearchConfig":
-        env = os.environ if env is None else env
-        store = env.get(ENV_VECTOR_STORE, "").strip().lower() or VectorStore.LOCAL.value
-        try:
-            vector_store = VectorStore(store)
-        except ValueError:
-            raise InvalidParameterError(
-                f"{ENV_VECTOR_STORE} must be local or milvus, got {store!r}"
-            ) from None
-        return cls(vector_store=vector_store, milvus_uri=env.get(ENV_MILVUS_URI) or None,
-                   hnsw_above=_face_count(env, ENV_HNSW_ABOVE), fastscan_above=_face_count(env, ENV_FASTSCAN_ABOVE))
+    def from_settings(cls, settings: Settings) -> "SearchConfig":
+        """The vector store and index choices of ``settings``."""
+        return cls(vector_store=VectorStore(settings.vector_store), milvus_uri=settings.milvus_uri,
+                   hnsw_above=settings.hnsw_above, fastscan_above=settings.fastscan_above)
 
-    def to_env(self) -> dict:
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "SearchConfig":
+        """The choices of the environment's settings (``os.environ`` when ``env`` is None)."""
+        return cls.from_settings(Settings.from_env(env))
+
+    def to_env(self) -> Dict[str, str]:
         """The environment variables that make :meth:`from_env` return this config."""
         out = {ENV_VECTOR_STORE: self.vector_store.value}
         if self.milvus_uri:
@@ -124,10 +124,3 @@ class SearchConfig:
             out[ENV_FASTSCAN_ABOVE] = str(self.fastscan_above)
         return out
 
-
-def _face_count(env: Mapping[str, str], name: str) -> Optional[int]:
-    raw = env.get(name, "").strip()
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        raise InvalidParameterError(f"{name} must be a face count, got {raw!r}") from None

@@ -11,8 +11,21 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+# Rekognition's defaults are written down once, in faceaudit._defaults; re-exported (`as`) for _ops_*
+from faceaudit._defaults import DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD as DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD
+from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD as DEFAULT_FACE_MATCH_THRESHOLD
+from faceaudit._defaults import DEFAULT_LIST_MAX_RESULTS as DEFAULT_LIST_MAX_RESULTS
+from faceaudit._defaults import DEFAULT_LIST_USERS_MAX_RESULTS as DEFAULT_LIST_USERS_MAX_RESULTS
+from faceaudit._defaults import DEFAULT_MAX_USERS as DEFAULT_MAX_USERS
+from faceaudit._defaults import DEFAULT_SEARCH_MAX_FACES as DEFAULT_SEARCH_MAX_FACES
+from faceaudit._defaults import DEFAULT_SEARCH_USER_MATCH_THRESHOLD as DEFAULT_SEARCH_USER_MATCH_THRESHOLD
+from faceaudit._defaults import IDENTIFICATION_DEFAULTS as IDENTIFICATION_DEFAULTS
+from faceaudit._defaults import MAX_LIST_MAX_RESULTS as MAX_LIST_MAX_RESULTS
+from faceaudit._defaults import MAX_SEARCH_MAX_FACES as MAX_SEARCH_MAX_FACES
+from faceaudit._defaults import MAX_USERS as MAX_USERS
 from faceaudit._errors import InvalidParameterError
 
 COLLECTION_ID_RE = re.compile(r"[a-zA-Z0-9_.\-]+")
@@ -28,16 +41,6 @@ ATTRIBUTES = (
     "EYES_OPEN", "GENDER", "MOUTH_OPEN", "MUSTACHE", "FACE_OCCLUDED", "SMILE", "SUNGLASSES",
 )
 
-DEFAULT_FACE_MATCH_THRESHOLD = 80.0
-DEFAULT_SEARCH_MAX_FACES = 80
-MAX_SEARCH_MAX_FACES = 4096
-DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD = 75.0
-DEFAULT_SEARCH_USER_MATCH_THRESHOLD = 80.0
-DEFAULT_MAX_USERS = 80
-MAX_USERS = 500
-DEFAULT_LIST_MAX_RESULTS = 1000
-MAX_LIST_MAX_RESULTS = 4096
-DEFAULT_LIST_USERS_MAX_RESULTS = 100
 MAX_FACE_IDS = 4096
 MAX_USER_FACE_IDS = 100
 MAX_TAGS = 200
@@ -60,7 +63,7 @@ def collection_id(value: Any) -> str:
     return _string(value, "CollectionId", COLLECTION_ID_RE, 255)
 
 
-def external_image_id(value: Any) -> Optional[str]:
+def external_image_id(value: Any) -> str | None:
     """ExternalImageId (optional): 1-255 characters of ``[a-zA-Z0-9_.\\-:]``."""
     if value is None:
         return None
@@ -79,7 +82,7 @@ def face_id(value: Any, name: str = "FaceId") -> str:
     return value
 
 
-def face_ids(value: Any, max_items: int = MAX_FACE_IDS, name: str = "FaceIds") -> Tuple[str, ...]:
+def face_ids(value: Any, max_items: int = MAX_FACE_IDS, name: str = "FaceIds") -> tuple[str, ...]:
     """A list of 1..``max_items`` FaceIds; duplicates are kept once, order kept."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise InvalidParameterError(f"{name} must be a list of face ids")
@@ -88,7 +91,7 @@ def face_ids(value: Any, max_items: int = MAX_FACE_IDS, name: str = "FaceIds") -
     return tuple(dict.fromkeys(face_id(v, "FaceId") for v in value))
 
 
-def client_request_token(value: Any) -> Optional[str]:
+def client_request_token(value: Any) -> str | None:
     """ClientRequestToken (optional): 1-64 characters of ``[a-zA-Z0-9-_]``."""
     if value is None:
         return None
@@ -101,7 +104,7 @@ def _integer(value: Any, name: str) -> int:
     return int(value)
 
 
-def int_range(value: Any, name: str, default: int, lo: int, hi: Optional[int]) -> int:
+def int_range(value: Any, name: str, default: int, lo: int, hi: int | None) -> int:
     """An integer in ``lo..hi`` (``hi`` None: no maximum), ``default`` when None."""
     if value is None:
         return default
@@ -141,7 +144,7 @@ def quality_filter(value: Any, default: str) -> str:
     return str(value)
 
 
-def detection_attributes(value: Any) -> Tuple[str, ...]:
+def detection_attributes(value: Any) -> tuple[str, ...]:
     """DetectionAttributes: a list of Attribute names (default ``["DEFAULT"]``).
 
     faceaudit computes only the DEFAULT FaceDetail members (BoundingBox,
@@ -189,7 +192,28 @@ def tags(value: Any) -> dict:
 
 def one_of(values: Mapping[str, Any], names: Iterable[str]) -> str:
     """Exactly one of ``names`` is given (not None); returns its name."""
-    given: List[str] = [n for n in names if values.get(n) is not None]
+    given: list[str] = [n for n in names if values.get(n) is not None]
     if len(given) != 1:
         raise InvalidParameterError(f"exactly one of {', '.join(names)} is required")
     return given[0]
+
+
+_CANDIDATE_LIMITS = {"MaxFaces": MAX_SEARCH_MAX_FACES, "MaxUsers": MAX_USERS}
+
+
+def normalise_request(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The request with Rekognition's defaults of its similarity threshold and candidate limit
+    applied and checked (``faceaudit._defaults``): the one step after which the backend, the
+    accountability layer's policy check and the search log all read the same values.
+
+    ``params`` use Rekognition's member names (``FaceMatchThreshold``, ``MaxFaces``, ...);
+    members the operation has no default for are passed through unchanged. A threshold outside
+    0-100 or a limit out of range is an InvalidParameterError.
+    """
+    out = dict(params)
+    for member, default in IDENTIFICATION_DEFAULTS.get(operation, {}).items():
+        if member.endswith("Threshold"):
+            out[member] = percent(out.get(member), member, float(default))
+        else:
+            out[member] = int_range(out.get(member), member, int(default), 1, _CANDIDATE_LIMITS.get(member))
+    return out

@@ -51,6 +51,8 @@ from faceaudit.engine._pool import (
     default_workers,
     single_threaded_opencv,
 )
+from faceaudit.engine._probe import ProbeObserver, observe_probe, report_probe
+from faceaudit.engine._quality import QUALITY_BANDS, QualityBand, quality_band
 from faceaudit.engine._registry import (
     DEFAULT_MODEL,
     FaceModel,
@@ -63,8 +65,6 @@ from faceaudit.engine._registry import (
     rekognition_model_version,
     sha256_file,
 )
-from faceaudit.engine._probe import ProbeObserver, observe_probe, report_probe
-from faceaudit.engine._quality import QUALITY_BANDS, QualityBand, quality_band
 from faceaudit.engine._riskscale import one_in, promised_fmr, similarity_for_fmr
 from faceaudit.engine._types import (
     LANDMARK_TYPES,

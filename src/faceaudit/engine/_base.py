@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -10,7 +10,7 @@ from faceaudit.engine._image import Image
 from faceaudit.engine._types import DetectedFace
 
 
-def describe_runtimes(detector: str, embedder: str, names: "tuple[str, str]" = ("detector", "embedder")) -> str:
+def describe_runtimes(detector: str, embedder: str, names: tuple[str, str] = ("detector", "embedder")) -> str:
     """What runs a model's two networks, for people: one name when both run on the same."""
     if detector == embedder:
         return embedder
@@ -21,9 +21,12 @@ def describe_runtimes(detector: str, embedder: str, names: "tuple[str, str]" = (
 class Detector(Protocol):
     """Finds faces in an image."""
 
-    runtime: str  # what runs it, for people: "opencv dnn", "onnxruntime (CPU)", ...
+    @property
+    def runtime(self) -> str:
+        """What runs it, for people: "opencv dnn", "onnxruntime (CPU)", ..."""
+        ...
 
-    def detect(self, image: Image, limit: Optional[int] = None) -> List[DetectedFace]:
+    def detect(self, image: Image, limit: int | None = None) -> list[DetectedFace]:
         """The faces found, in pixels of ``image``: all of them, or only the ``limit`` largest
         boxes (only those are measured: landmarks, pose, quality); any order."""
         ...
@@ -34,7 +37,11 @@ class Embedder(Protocol):
     """Turns one detected face into a fixed-length vector."""
 
     dimension: int
-    runtime: str  # what runs the network, for people: "opencv dnn", "onnxruntime (CPU)", ...
+
+    @property
+    def runtime(self) -> str:
+        """What runs the network, for people: "opencv dnn", "onnxruntime (CPU)", ..."""
+        ...
 
     def embed(self, image: Image, face: DetectedFace) -> np.ndarray:
         """The face's embedding, shape (dimension,), float32, L2-normalised."""

@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -90,7 +90,7 @@ def eye_distance_px(camera_width_px: int, hfov_degrees: float, distance_m: float
 
 
 # (name, range low, range high, takes a value): the grammar of one step
-_STEPS: Dict[str, Tuple[float, float, bool]] = {
+_STEPS: dict[str, tuple[float, float, bool]] = {
     "iod": (2.0, 1000.0, True),
     "blur": (0.0, 50.0, True),
     "motion": (1.0, 101.0, True),
@@ -107,7 +107,7 @@ class Step:
     """One transform: ``kind`` (a key of the grammar) and its value (None for ``gray``)."""
 
     kind: str
-    value: Optional[float] = None
+    value: float | None = None
 
     @property
     def spec(self) -> str:
@@ -123,7 +123,7 @@ class ProbeCondition:
     """
 
     name: str
-    steps: Tuple[Step, ...]
+    steps: tuple[Step, ...]
     version: str = ""
     source: str = ""
 
@@ -141,7 +141,7 @@ class ProbeCondition:
         return not self.steps
 
     @property
-    def target_eye_distance(self) -> Optional[float]:
+    def target_eye_distance(self) -> float | None:
         """The ``iod`` step's eye distance in pixels, or None when the condition keeps the size."""
         for s in self.steps:
             if s.kind == "iod":
@@ -153,7 +153,7 @@ class ProbeCondition:
         digest = hashlib.sha256(f"{self.version}\0{image_sha256}".encode()).digest()
         return np.random.default_rng(int.from_bytes(digest[:16], "big"))
 
-    def apply(self, rgb: np.ndarray, image_sha256: str, eye_distance: Optional[float] = None) -> np.ndarray:
+    def apply(self, rgb: np.ndarray, image_sha256: str, eye_distance: float | None = None) -> np.ndarray:
         """The degraded copy of ``rgb`` (uint8, H x W x 3, RGB); the input is not changed.
 
         ``eye_distance``: pixels between the eyes of the largest face of ``rgb`` (needed by
@@ -166,7 +166,7 @@ class ProbeCondition:
         return out
 
 
-def _scale(img: np.ndarray, px: Optional[float], rng, eye_distance: Optional[float]) -> np.ndarray:
+def _scale(img: np.ndarray, px: float | None, rng, eye_distance: float | None) -> np.ndarray:
     if px is None:  # pragma: no cover - the grammar gives iod a value
         return img
     if eye_distance is None or eye_distance <= 0:
@@ -199,7 +199,8 @@ def _gamma(img, g, rng, _iod):
 
 
 def _noise(img, sigma, rng: np.random.Generator, _iod):
-    if img.ndim == 3 and img.shape[2] == 3 and np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
+    if (img.ndim == 3 and img.shape[2] == 3
+            and np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])):
         one = _noise(img[..., :1], sigma, rng, _iod)  # a gray (infrared) image: one sensor value a pixel
         return np.repeat(one, 3, axis=2)
     x = img.astype(np.float64)
@@ -217,15 +218,18 @@ def _jpeg(img, q, rng, _iod):
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(q)])
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 BGR
         raise InvalidParameterError("the jpeg step could not encode the image")
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if decoded is None:  # pragma: no cover - OpenCV decodes what it encoded
+        raise InvalidParameterError("the jpeg step could not decode the image it encoded")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
-def h264_roundtrip(img: np.ndarray, kbps: float) -> Tuple[np.ndarray, int]:
+def h264_roundtrip(img: np.ndarray, kbps: float) -> tuple[np.ndarray, int]:
     """(decoded RGB, encoded bytes) of the image through libx264 at ``kbps`` for a 1080p stream.
 
     The image is placed in a frame at least :data:`H264_MIN_FRAME` (its edges repeated: flat,
-    cheap to code, like a still background) and is the scene of one second of video (:data:`H264_FPS` identical frames, one
-    group of pictures); the stream's rate is its share of a 1080p stream at ``kbps``
+    cheap to code, like a still background) and is the scene of one second of video (:data:`H264_FPS`
+    identical frames, one group of pictures); the stream's rate is its share of a 1080p stream at ``kbps``
     (``kbps * (w * h) / (1920 * 1080)``, the same bits per pixel), held by x264's VBV over that
     second. The key frame is returned. A still scene lets the encoder spend most of the
     second's bits on that frame, so this is the best a frame of such a stream looks: a moving
@@ -260,7 +264,7 @@ def h264_roundtrip(img: np.ndarray, kbps: float) -> Tuple[np.ndarray, int]:
     data = b"".join(bytes(p) for p in packets)
     decoder = av.CodecContext.create("h264", "r")
     decoder.options = {"threads": "1"}
-    decoded: List[np.ndarray] = []
+    decoded: list[np.ndarray] = []
     for p in packets:
         decoded.extend(f.to_ndarray(format="rgb24") for f in decoder.decode(p))
         if decoded:
@@ -276,19 +280,19 @@ def _h264(img, kbps, rng, _iod):
     return h264_roundtrip(img, float(kbps))[0]
 
 
-_APPLY: Dict[str, Callable[..., np.ndarray]] = {
+_APPLY: dict[str, Callable[..., np.ndarray]] = {
     "iod": _scale, "blur": _blur, "motion": _motion, "gamma": _gamma, "noise": _noise, "gray": _gray,
     "jpeg": _jpeg, "h264": _h264,
 }
 
 
-def parse_steps(spec: str) -> Tuple[Step, ...]:
+def parse_steps(spec: str) -> tuple[Step, ...]:
     """The steps of a spec such as ``iod=20,blur=1,gamma=2,noise=6,jpeg=50``.
 
     InvalidParameterError naming the bad token for an unknown step, a missing or extra
     value, a value that is not a number, a value out of range, or a step given twice.
     """
-    steps: List[Step] = []
+    steps: list[Step] = []
     seen = set()
     tokens = [t.strip() for t in spec.split(",")]
     if not any(tokens):
@@ -328,7 +332,7 @@ def _preset(name: str, spec: str, source: str) -> ProbeCondition:
 
 _DOORBELL = "1080p doorbell, 155 deg lens (e.g. Ring Video Doorbell 2nd gen)"
 _CCTV = "1080p CCTV camera, 90 deg lens"
-PRESETS: Dict[str, ProbeCondition] = {
+PRESETS: dict[str, ProbeCondition] = {
     p.name: p for p in (
         _preset("clean", "", "the photo as given"),
         _preset("doorbell-day-1.5m", "iod=30,blur=0.6,h264=2000",
@@ -362,9 +366,9 @@ def probe_condition(text: str) -> ProbeCondition:
     return ProbeCondition(",".join(s.spec for s in steps), steps, source="spec given by the user")
 
 
-def conditions_with_clean(texts: Sequence[str]) -> Tuple[ProbeCondition, ...]:
+def conditions_with_clean(texts: Sequence[str]) -> tuple[ProbeCondition, ...]:
     """``clean`` first, then each condition of ``texts`` once (by version), in order."""
-    out: List[ProbeCondition] = [CLEAN]
+    out: list[ProbeCondition] = [CLEAN]
     for t in texts:
         c = probe_condition(t)
         if all(c.version != o.version for o in out):
@@ -382,8 +386,8 @@ def _rescaled(face: DetectedFace, factor: float, pixels_bgr: np.ndarray) -> Dete
     return build_face(pixels_bgr, box, face.landmarks_px / factor, face.confidence, cv2.COLOR_BGR2GRAY)
 
 
-def detect_upscaled(detector, image: Image, limit: Optional[int] = None,
-                    factors: Sequence[float] = UPSCALE_FACTORS) -> Tuple[List[DetectedFace], float]:
+def detect_upscaled(detector, image: Image, limit: int | None = None,
+                    factors: Sequence[float] = UPSCALE_FACTORS) -> tuple[list[DetectedFace], float]:
     """Faces as a system built for small faces finds them: ``(faces, factor)``.
 
     The detector runs on the image; when it finds nothing, on the image enlarged by each
@@ -425,12 +429,12 @@ class DegradedProbe:
     resized by (1.0 when kept)."""
 
     image: Image
-    original_eye_distance: Optional[float]
+    original_eye_distance: float | None
     condition: ProbeCondition = field(repr=False)
     scale: float = 1.0
 
     @property
-    def eye_distance(self) -> Optional[float]:
+    def eye_distance(self) -> float | None:
         """The original's eye landmarks carried through the scaling: pixels between the eyes."""
         return None if self.original_eye_distance is None else self.original_eye_distance * self.scale
 
@@ -440,7 +444,7 @@ def degrade(detector, image: Image, condition: ProbeCondition) -> DegradedProbe:
     on the original's largest face. NoFaceError when ``iod`` needs a face the original lacks."""
     if condition.is_clean:
         return DegradedProbe(image, None, condition)
-    eyes: Optional[float] = None
+    eyes: float | None = None
     if condition.target_eye_distance is not None:
         faces = detector.detect(image, 1)
         if faces:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -27,7 +26,7 @@ _UPSAMPLE_BELOW = 600  # upsample once when the detection image's longer side is
 
 
 def _import_dlib():
-    import dlib  # noqa: PLC0415 - optional dependency, imported only when the model is used
+    import dlib
 
     return dlib
 
@@ -61,7 +60,7 @@ class DlibHogDetector:
         half = (eye_r - eye_l) * 0.4
         return np.array([eye_l, eye_r, nose, mouth_mid - half, mouth_mid + half], dtype=np.float32)
 
-    def detect(self, image: Image, limit: Optional[int] = None) -> List[DetectedFace]:
+    def detect(self, image: Image, limit: int | None = None) -> list[DetectedFace]:
         rgb = image.pixels
         scale = detection_scale(image.width, image.height, DETECT_MAX_SIDE)
         small = rgb
@@ -71,7 +70,7 @@ class DlibHogDetector:
         upsample = 1 if max(small.shape[:2]) < _UPSAMPLE_BELOW else 0
         with self._lock:
             rects, scores, _ = self._detector.run(np.ascontiguousarray(small), upsample, 0.0)
-        found = sorted(zip(rects, scores), key=lambda rs: rs[0].width() * rs[0].height(), reverse=True)
+        found = sorted(zip(rects, scores, strict=True), key=lambda rs: rs[0].width() * rs[0].height(), reverse=True)
         faces = []
         for rect, score in found[:limit] if limit is not None else found:
             box = (

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
+from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD
 from faceaudit._errors import InvalidParameterError, NoFaceError
 from faceaudit.engine._image import Image, ImageSource, load_image
 from faceaudit.engine._probe import report_probe
@@ -42,8 +44,8 @@ class CompareResult:
     """Result of comparing the largest source face against every target face."""
 
     source_face: DetectedFace
-    matches: Tuple[FaceMatch, ...]
-    unmatched: Tuple[FaceMatch, ...]  # below the threshold; Rekognition omits their similarity
+    matches: tuple[FaceMatch, ...]
+    unmatched: tuple[FaceMatch, ...]  # below the threshold; Rekognition omits their similarity
     threshold: float
     model_version: str
 
@@ -63,7 +65,7 @@ class CompareResult:
 class DetectResult:
     """Faces found in one image, largest first."""
 
-    faces: Tuple[DetectedFace, ...]
+    faces: tuple[DetectedFace, ...]
     image_width: int
     image_height: int
 
@@ -72,7 +74,7 @@ class DetectResult:
         return {"FaceDetails": [f.to_rekognition() for f in self.faces]}
 
 
-def largest_first(faces: List[DetectedFace], limit: int = MAX_FACES_CONSIDERED) -> List[DetectedFace]:
+def largest_first(faces: list[DetectedFace], limit: int = MAX_FACES_CONSIDERED) -> list[DetectedFace]:
     """Faces sorted by box area, largest first, at most ``limit``."""
     return sorted(faces, key=lambda f: f.area, reverse=True)[:limit]
 
@@ -86,7 +88,7 @@ class FaceEngine:
 
     def __init__(self, model: str = DEFAULT_MODEL) -> None:
         self.spec: ModelSpec = get_model(model)
-        self._model: Optional[FaceModel] = None
+        self._model: FaceModel | None = None
 
     @property
     def model(self) -> FaceModel:
@@ -95,7 +97,7 @@ class FaceEngine:
         return self._model
 
     @property
-    def loaded_runtime(self) -> Optional[str]:
+    def loaded_runtime(self) -> str | None:
         """What runs the networks in this process, as loaded; None before the model is loaded."""
         return self._model.runtime if self._model is not None else None
 
@@ -104,10 +106,10 @@ class FaceEngine:
         return self.spec.version
 
     @staticmethod
-    def image(source: "ImageSource | Image") -> Image:
+    def image(source: ImageSource | Image) -> Image:
         return source if isinstance(source, Image) else load_image(source)
 
-    def detect(self, source: "ImageSource | Image", limit: int = MAX_FACES_CONSIDERED) -> DetectResult:
+    def detect(self, source: ImageSource | Image, limit: int = MAX_FACES_CONSIDERED) -> DetectResult:
         """Detect faces (the ``limit`` largest), largest first."""
         img = self.image(source)
         faces = largest_first(self.model.detector.detect(img, limit), limit)
@@ -117,14 +119,14 @@ class FaceEngine:
         return FaceEmbedding(face=face, vector=self.model.embedder.embed(image, face))
 
     def analyze(
-        self, source: "ImageSource | Image", limit: int = MAX_FACES_CONSIDERED
-    ) -> Tuple[Image, List[FaceEmbedding]]:
+        self, source: ImageSource | Image, limit: int = MAX_FACES_CONSIDERED
+    ) -> tuple[Image, list[FaceEmbedding]]:
         """Detect and embed every face (the ``limit`` largest), largest first."""
         img = self.image(source)
         faces = largest_first(self.model.detector.detect(img, limit), limit)
         return img, [self.embed(img, f) for f in faces]
 
-    def largest(self, source: "ImageSource | Image") -> Tuple[Image, FaceEmbedding]:
+    def largest(self, source: ImageSource | Image) -> tuple[Image, FaceEmbedding]:
         """The largest face of an image, embedded; NoFaceError if there is none."""
         img, faces = self.analyze(source, limit=1)
         if not faces:
@@ -137,10 +139,10 @@ class FaceEngine:
 
     def compare(
         self,
-        source: "ImageSource | Image",
-        target: "ImageSource | Image",
-        similarity_threshold: float = 80.0,
-        keep: Optional[Callable[[DetectedFace], bool]] = None,
+        source: ImageSource | Image,
+        target: ImageSource | Image,
+        similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD,
+        keep: Callable[[DetectedFace], bool] | None = None,
     ) -> CompareResult:
         """CompareFaces: the largest source face against each of the 100 largest target faces.
 

@@ -13,7 +13,6 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
@@ -46,7 +45,7 @@ MAX_IMAGE_SIDE = 20_000
 
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
 
-ImageSource = Union[bytes, bytearray, memoryview, str, os.PathLike]
+ImageSource = bytes | bytearray | memoryview | str | os.PathLike
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,21 +33,21 @@ network into OpenCV only to align (a quarter of a second and 40 MB each).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from faceaudit._errors import ModelIntegrityError
 from faceaudit.engine._base import normalise
-from faceaudit.engine._sface import YuNetDetector
 from faceaudit.engine._image import Image
+from faceaudit.engine._sface import YuNetDetector
 from faceaudit.engine._types import DetectedFace
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def fold_dequantized_weights(model_bytes: bytes, any_image_size: bool = False) -
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ModelIntegrityError(f"not an ONNX model: {exc}") from None
     graph = model.graph
-    constants: Dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     kept = []
     for node in graph.node:
         if node.op_type in _FOLDABLE and node.input and all(name in constants for name in node.input):
@@ -153,7 +153,7 @@ def fold_dequantized_weights(model_bytes: bytes, any_image_size: bool = False) -
     return out.SerializeToString()
 
 
-def _cache_path(weights: Path, source_sha256: str, cache_dir: Optional[Path], any_image_size: bool) -> Path:
+def _cache_path(weights: Path, source_sha256: str, cache_dir: Path | None, any_image_size: bool) -> Path:
     from faceaudit._paths import default_cache_dir
 
     variant = "-any-size" if any_image_size else ""
@@ -170,7 +170,7 @@ def ensure_folded(weights: Path, any_image_size: bool = False) -> None:
         folded_model(weights, any_image_size=any_image_size)
 
 
-def folded_model(weights: Path, cache_dir: Optional[Path] = None, any_image_size: bool = False) -> bytes:
+def folded_model(weights: Path, cache_dir: Path | None = None, any_image_size: bool = False) -> bytes:
     """The float32 fold of ``weights`` (an already verified file), from the cache when a
     pinned copy is there, else folded now (and cached when the fold matches its pin)."""
     data = Path(weights).read_bytes()
@@ -201,10 +201,8 @@ def folded_model(weights: Path, cache_dir: Optional[Path] = None, any_image_size
     except OSError as exc:  # a read-only home, a full disk: fold again next time
         log.info("could not cache the folded model in %s: %s", cached.parent, exc)
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
     return folded
 
 
@@ -230,7 +228,7 @@ def align_crop(bgr: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(bgr, similarity_transform(landmarks_px), (112, 112), flags=cv2.INTER_LINEAR)
 
 
-def onnx_providers() -> List[str]:
+def onnx_providers() -> list[str]:
     """ONNX Runtime's execution providers to use, best first: CUDA where the installed
     onnxruntime has it (onnxruntime-gpu), then the CPU."""
     import onnxruntime
@@ -266,7 +264,7 @@ class OnnxSFaceEmbedder(_FoldedSFace):
 
     def __init__(self, weights: Path, threads: int = 0) -> None:
         self._session = _session(folded_model(weights), threads)
-        self.providers: Tuple[str, ...] = tuple(self._session.get_providers())
+        self.providers: tuple[str, ...] = tuple(self._session.get_providers())
         self._input = self._session.get_inputs()[0].name
         log.info("SFace on ONNX Runtime (%s)", ", ".join(self.providers))
 
@@ -326,7 +324,7 @@ def _session(model: bytes, threads: int):
     return onnxruntime.InferenceSession(model, options, providers=providers)
 
 
-def onnxruntime_label(providers: List[str]) -> str:
+def onnxruntime_label(providers: list[str]) -> str:
     """"onnxruntime (CUDA, CPU)" for these execution providers, for people."""
     return f"onnxruntime ({', '.join(p.replace('ExecutionProvider', '') for p in providers)})"
 
@@ -336,8 +334,8 @@ def _describe_session(session) -> str:
     return onnxruntime_label(session.get_providers())
 
 
-def yunet_rows(outputs: Dict[str, np.ndarray], width: int, height: int, score_threshold: float,
-               nms_threshold: float, top_k: int = 5000) -> Optional[np.ndarray]:
+def yunet_rows(outputs: dict[str, np.ndarray], width: int, height: int, score_threshold: float,
+               nms_threshold: float, top_k: int = 5000) -> np.ndarray | None:
     """YuNet's raw outputs for a ``width`` x ``height`` input (multiples of 32) as face rows
     ``[x, y, w, h, 5 x (x, y) landmarks, score]``, best first, as OpenCV's FaceDetectorYN gives.
 
@@ -374,7 +372,7 @@ def yunet_rows(outputs: Dict[str, np.ndarray], width: int, height: int, score_th
     boxes = every[order, :4].astype(np.int64)  # whole pixels (truncated), as OpenCV's NMS sees them
     boxes[:, 2:] += boxes[:, :2]  # x1, y1, x2, y2
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    kept: List[int] = []
+    kept: list[int] = []
     for i in range(len(order)):
         if kept:
             k = np.asarray(kept)
@@ -402,10 +400,10 @@ class OnnxYuNetDetector(YuNetDetector):
         self._input = self._session.get_inputs()[0].name
         self._names = [o.name for o in self._session.get_outputs()]
 
-    def _raw_rows(self, small: np.ndarray) -> Optional[np.ndarray]:
+    def _raw_rows(self, small: np.ndarray) -> np.ndarray | None:
         h, w = small.shape[:2]
         ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
         padded = cv2.copyMakeBorder(small, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         blob = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)  # BGR, 0-255
-        outputs = dict(zip(self._names, self._session.run(None, {self._input: blob})))
+        outputs = dict(zip(self._names, self._session.run(None, {self._input: blob}), strict=True))
         return yunet_rows(outputs, pw, ph, self._score, self._nms)

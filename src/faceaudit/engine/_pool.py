@@ -30,8 +30,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, TypeVar
 
 from faceaudit._errors import InvalidParameterError, WorkerStartError
 from faceaudit.engine._engine import FaceEngine
@@ -66,7 +67,7 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def check_workers(workers: Optional[int]) -> int:
+def check_workers(workers: int | None) -> int:
     """``workers`` as a count of processes: None means :func:`default_workers`."""
     if workers is None:
         return default_workers()
@@ -76,7 +77,7 @@ def check_workers(workers: Optional[int]) -> int:
 
 
 # -- worker side ---------------------------------------------------------------------------------
-_WORKER: Dict[str, Any] = {}
+_WORKER: dict[str, Any] = {}
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -104,7 +105,7 @@ def _init_worker(model: str, parent_pid: int) -> None:
     _WORKER.update(engine=FaceEngine(model), parent=parent_pid)
 
 
-def _work(task: Task, data: bytes, args: Tuple[Any, ...]):
+def _work(task: Task, data: bytes, args: tuple[Any, ...]):
     if os.getppid() != _WORKER["parent"]:  # orphaned (the parent was killed): stop
         os._exit(0)
     return task(_WORKER["engine"], data, *args)
@@ -122,11 +123,11 @@ class EnginePool:
     ``engine``: the engine to use when ``workers`` is 1 (default: a new one for ``model``).
     """
 
-    def __init__(self, model: str, workers: Optional[int] = None, engine: Optional[FaceEngine] = None) -> None:
+    def __init__(self, model: str, workers: int | None = None, engine: FaceEngine | None = None) -> None:
         self.model = model
         self.workers = check_workers(workers)
         self._engine = engine
-        self._pool: Optional[cf.ProcessPoolExecutor] = None
+        self._pool: cf.ProcessPoolExecutor | None = None
 
     @property
     def engine(self) -> FaceEngine:
@@ -135,7 +136,7 @@ class EnginePool:
             self._engine = FaceEngine(self.model)
         return self._engine
 
-    def __enter__(self) -> "EnginePool":
+    def __enter__(self) -> EnginePool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -152,7 +153,7 @@ class EnginePool:
 
             try:
                 get_model(self.model).prepare_for_workers()  # e.g. a converted network, cached once
-            except Exception as exc:  # noqa: BLE001 - the workers meet it too: they fall back or say so
+            except Exception as exc:
                 log.warning("model %s not prepared for the workers (%s): each worker loads it itself",
                             self.model, exc)
             self._pool = cf.ProcessPoolExecutor(
@@ -173,7 +174,7 @@ class EnginePool:
                 "(their error is printed above)"
             ) from None
 
-    def map(self, task: Task, jobs: Iterable[Tuple[K, bytes]], *args: Any) -> Iterator[Tuple[K, Any]]:
+    def map(self, task: Task, jobs: Iterable[tuple[K, bytes]], *args: Any) -> Iterator[tuple[K, Any]]:
         """``(key, task(engine, data, *args))`` for each job, in completion order.
 
         A job whose worker died twice gives ``(key, WorkerLost(...))``.
@@ -184,16 +185,16 @@ class EnginePool:
             return
         yield from self._map_parallel(task, iter(jobs), args)
 
-    def _map_parallel(self, task: Task, jobs: Iterator[Tuple[K, bytes]], args) -> Iterator[Tuple[K, Any]]:
+    def _map_parallel(self, task: Task, jobs: Iterator[tuple[K, bytes]], args) -> Iterator[tuple[K, Any]]:
         window = 2 * self.workers
-        suspects: List[Tuple[K, bytes]] = []  # in flight when a worker died: retried one at a time
+        suspects: list[tuple[K, bytes]] = []  # in flight when a worker died: retried one at a time
         exhausted = False
         check_start = False  # the last pool broke before finishing any job: can workers start at all?
         while True:
             pool = self._executor()
             if check_start:
                 self._check_start(pool)
-            inflight: Dict[cf.Future, Tuple[K, bytes]] = {}
+            inflight: dict[cf.Future, tuple[K, bytes]] = {}
             isolated = False  # the one job in flight is a suspect, run alone
             broken = False
             finished = 0
@@ -207,15 +208,15 @@ class EnginePool:
                     else:
                         isolated = False
                         while len(inflight) < window and not exhausted:
-                            job = next(jobs, None)
-                            if job is None:
+                            fresh = next(jobs, None)
+                            if fresh is None:
                                 exhausted = True
                                 break
-                            inflight[pool.submit(_work, task, job[1], args)] = job
+                            inflight[pool.submit(_work, task, fresh[1], args)] = fresh
                     if not inflight:
                         return
                     done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
-                    failed: List[Tuple[K, bytes]] = []
+                    failed: list[tuple[K, bytes]] = []
                     for fut in done:
                         job = inflight.pop(fut)
                         try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -63,7 +62,7 @@ def eye_distance(landmarks_px: np.ndarray) -> float:
 
 
 def measure_quality(
-    pixels: np.ndarray, box_px: tuple[float, float, float, float], gray_code: Optional[int] = None,
+    pixels: np.ndarray, box_px: tuple[float, float, float, float], gray_code: int | None = None,
     eye_distance_px: float = 0.0,
 ) -> Quality:
     """Brightness and sharpness (0-100) of the face box.
@@ -98,7 +97,7 @@ def build_face(
     box_px: tuple[float, float, float, float],
     landmarks_px: np.ndarray,
     confidence: float,
-    gray_code: Optional[int] = None,
+    gray_code: int | None = None,
 ) -> DetectedFace:
     """Assemble a :class:`DetectedFace` from detector output in original-image pixels.
 
@@ -110,7 +109,7 @@ def build_face(
     box = BoundingBox(left=x / w, top=y / h, width=bw / w, height=bh / h)
     landmarks = tuple(
         Landmark(type=name, x=float(px) / w, y=float(py) / h)
-        for name, (px, py) in zip(LANDMARK_TYPES, landmarks_px)
+        for name, (px, py) in zip(LANDMARK_TYPES, landmarks_px, strict=True)
     )
     return DetectedFace(
         bounding_box=box,
@@ -132,7 +131,7 @@ class QualityBand:
 
     name: str
     low: float
-    high: Optional[float]
+    high: float | None
     meaning: str
 
 

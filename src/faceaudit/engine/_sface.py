@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import enum
-import logging
-from dataclasses import dataclass
 import importlib.util
-import os
+import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
-from faceaudit._errors import FaceAuditError, InvalidParameterError, ModelError, ModelNotInstalledError
+from faceaudit._errors import FaceAuditError, ModelError, ModelNotInstalledError
 from faceaudit.engine._base import Detector, Embedder, describe_runtimes, detection_scale, normalise
 from faceaudit.engine._image import Image
 from faceaudit.engine._quality import build_face
 from faceaudit.engine._types import DetectedFace
+
+_Network = TypeVar("_Network", Detector, Embedder)
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,14 @@ class YuNetDetector:
         )
         self._lock = threading.Lock()
 
-    def _raw_rows(self, small: np.ndarray) -> Optional[np.ndarray]:
+    def _raw_rows(self, small: np.ndarray) -> np.ndarray | None:
         """FaceDetectorYN's rows for the (downscaled) BGR image, or None when it finds no face."""
         with self._lock:
             self._net.setInputSize((small.shape[1], small.shape[0]))
             _, rows = self._net.detect(small)
         return rows
 
-    def detect(self, image: Image, limit: Optional[int] = None) -> List[DetectedFace]:
+    def detect(self, image: Image, limit: int | None = None) -> list[DetectedFace]:
         bgr = image.bgr()
         scale = detection_scale(image.width, image.height, DETECT_MAX_SIDE)
         small = bgr
@@ -62,7 +64,7 @@ class YuNetDetector:
         return faces
 
 
-def largest_rows(rows: np.ndarray, limit: Optional[int]) -> np.ndarray:
+def largest_rows(rows: np.ndarray, limit: int | None) -> np.ndarray:
     """YuNet's rows (x, y, w, h, ...), the ``limit`` largest boxes first (all when None)."""
     if len(rows) == 1:
         return rows
@@ -101,15 +103,12 @@ class Runtime(enum.Enum):
     OPENVINO = "openvino"  # SFace on OpenVINO's CPU plugin, YuNet on ONNX Runtime
 
     @classmethod
-    def from_environment(cls) -> "Runtime":
-        """``FACEAUDIT_RUNTIME`` (auto, opencv, onnxruntime or openvino; default auto)."""
-        raw = os.environ.get("FACEAUDIT_RUNTIME", "auto").strip().lower() or "auto"
-        try:
-            return cls(raw)
-        except ValueError:
-            raise InvalidParameterError(
-                f"FACEAUDIT_RUNTIME={raw!r} is not one of: {', '.join(r.value for r in cls)}"
-            ) from None
+    def from_environment(cls) -> Runtime:
+        """The runtime of the environment's settings (``FACEAUDIT_RUNTIME``: auto, opencv,
+        onnxruntime or openvino; default auto; read by ``faceaudit._settings``)."""
+        from faceaudit._settings import environment_settings
+
+        return cls(environment_settings().runtime)
 
 
 def _installed(*names: str) -> bool:
@@ -153,7 +152,7 @@ class RuntimePlan:
 SFACE_NETWORKS = ("YuNet", "SFace")
 
 
-def plan_runtime(runtime: Optional[Runtime] = None) -> RuntimePlan:
+def plan_runtime(runtime: Runtime | None = None) -> RuntimePlan:
     """The runtime of each network for ``runtime`` (default: ``FACEAUDIT_RUNTIME``).
 
     ``auto``: YuNet on ONNX Runtime (twice OpenCV's speed on this small network); SFace on
@@ -181,12 +180,12 @@ def plan_runtime(runtime: Optional[Runtime] = None) -> RuntimePlan:
     return RuntimePlan(detector, Runtime.OPENVINO if ov else detector)
 
 
-def planned_runtime(runtime: Optional[Runtime] = None) -> str:
+def planned_runtime(runtime: Runtime | None = None) -> str:
     """What :func:`sface_model` would run YuNet and SFace on, for people (loads nothing)."""
     return plan_runtime(runtime).describe()
 
 
-def prepare_runtime(detector_weights: Path, embedder_weights: Path, runtime: Optional[Runtime] = None) -> None:
+def prepare_runtime(detector_weights: Path, embedder_weights: Path, runtime: Runtime | None = None) -> None:
     """Fold and cache the networks ONNX Runtime or OpenVINO will load (once per machine)."""
     from faceaudit.engine._onnx import ensure_folded
 
@@ -215,18 +214,18 @@ def _embedder_on(runtime: Runtime, weights: Path) -> Embedder:
     return _onnx.OnnxSFaceEmbedder(weights)
 
 
-def _fallbacks(first: Runtime, auto: bool) -> List[Runtime]:
+def _fallbacks(first: Runtime, auto: bool) -> list[Runtime]:
     """``first``, then (with ``auto``) the slower runtimes to try if it fails to load."""
     if not auto:
         return [first]
     order = [Runtime.OPENVINO, Runtime.ONNXRUNTIME, Runtime.OPENCV]
     rest = [r for r in order[order.index(first) + 1:]
             if r is Runtime.OPENCV or (r is Runtime.ONNXRUNTIME and onnxruntime_installed())]
-    return [first] + rest
+    return [first, *rest]
 
 
 def sface_model(detector_weights: Path, embedder_weights: Path,
-                runtime: Optional[Runtime] = None) -> Tuple[Detector, Embedder]:
+                runtime: Runtime | None = None) -> tuple[Detector, Embedder]:
     """YuNet and SFace, each on the runtime :func:`plan_runtime` gives for ``runtime``.
 
     With ``auto`` a runtime that is installed but fails to load the network (an unsupported
@@ -235,19 +234,23 @@ def sface_model(detector_weights: Path, embedder_weights: Path,
     """
     runtime = runtime or Runtime.from_environment()
     plan = plan_runtime(runtime)
-    built = []
-    for kind, make, first, weights in (("detector", _detector_on, plan.detector, detector_weights),
-                                       ("embedder", _embedder_on, plan.embedder, embedder_weights)):
-        candidates = _fallbacks(first, runtime is Runtime.AUTO)
-        for i, r in enumerate(candidates):
-            try:
-                built.append(make(r, weights))
-                break
-            except Exception as exc:  # the runtime's own errors (RuntimeError, C++ exceptions), a bad fold
-                if i + 1 == len(candidates):
-                    if isinstance(exc, FaceAuditError):
-                        raise
-                    raise ModelError(f"the sface {kind} does not load on {r.value}: {exc}") from None
-                log.warning("the sface %s does not load on %s (%s): using %s", kind, r.value, exc,
-                            candidates[i + 1].value)
-    return built[0], built[1]
+    auto = runtime is Runtime.AUTO
+    return (_first_that_loads("detector", _detector_on, _fallbacks(plan.detector, auto), detector_weights),
+            _first_that_loads("embedder", _embedder_on, _fallbacks(plan.embedder, auto), embedder_weights))
+
+
+def _first_that_loads(kind: str, make: Callable[[Runtime, Path], _Network], candidates: list[Runtime],
+                      weights: Path) -> _Network:
+    """The network built on the first of ``candidates`` that loads it (a failure before the last
+    is logged); the last one's failure is raised as a ModelError."""
+    for i, r in enumerate(candidates):
+        try:
+            return make(r, weights)
+        except Exception as exc:  # the runtime's own errors (RuntimeError, C++ exceptions), a bad fold
+            if i + 1 == len(candidates):
+                if isinstance(exc, FaceAuditError):
+                    raise
+                raise ModelError(f"the sface {kind} does not load on {r.value}: {exc}") from None
+            log.warning("the sface %s does not load on %s (%s): using %s", kind, r.value, exc,
+                        candidates[i + 1].value)
+    raise ModelError(f"the sface {kind} has no runtime to load on")  # pragma: no cover - never empty

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class BoundingBox:
     def to_rekognition(self) -> dict[str, float]:
         return {"Width": self.width, "Height": self.height, "Left": self.left, "Top": self.top}
 
-    def to_pixels(self, image_width: int, image_height: int) -> Tuple[float, float, float, float]:
+    def to_pixels(self, image_width: int, image_height: int) -> tuple[float, float, float, float]:
         """(x, y, w, h) in pixels of an image of the given size."""
         return (
             self.left * image_width,
@@ -92,10 +92,10 @@ class DetectedFace:
 
     bounding_box: BoundingBox
     confidence: float
-    landmarks: Tuple[Landmark, ...]
+    landmarks: tuple[Landmark, ...]
     pose: Pose
     quality: Quality
-    box_px: Tuple[float, float, float, float]
+    box_px: tuple[float, float, float, float]
     landmarks_px: np.ndarray
 
     @property

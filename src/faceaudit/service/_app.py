@@ -27,7 +27,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Callable, Optional
 
 from faceaudit import __version__
 from faceaudit._errors import (
@@ -39,6 +39,7 @@ from faceaudit._errors import (
     ThrottlingError,
     UnknownOperationError,
 )
+from faceaudit.collections import BackendOptions, BucketAccess, ObjectStore, normalise_request
 from faceaudit.service._auth import ANONYMOUS, ParsedAuthorization, Principal, SigV4Verifier
 from faceaudit.service._dispatch import Dispatcher
 from faceaudit.service._extension import Caller, ServiceExtension
@@ -80,9 +81,9 @@ class ServiceConfig:
     rate_burst: Optional[float] = None
     max_skew_seconds: float = 15 * 60
     strict_responses: bool = False  # check every response against its shape (tests)
-    objects: Any = None  # ObjectStore for S3Object inputs (None: refused)
-    bucket_access: Any = None  # BucketAccess: which roles read which buckets (None: default)
-    backend_options: Optional[Mapping[str, Any]] = None  # more keyword options of the backend
+    objects: Optional[ObjectStore] = None  # for S3Object inputs (None: refused)
+    bucket_access: Optional[BucketAccess] = None  # which roles read which buckets (None: default)
+    backend_options: Optional[BackendOptions] = None  # typed options of the backend (None: defaults)
 
 
 @dataclass
@@ -322,6 +323,8 @@ class ServiceApp:
         model = operation_model(operation)
         params = parse_input(model.input_shape, parse_json_body(body))
         params = self.dispatcher.resolve(operation, params, principal.role)  # S3Object -> bytes
+        # Rekognition's defaults applied once: the extension (policy, log) and the backend read these
+        params = normalise_request(operation, params)
 
         # 10. dispatch and serialise (ARNs in the region the request was signed for)
         region = auth.region if auth is not None else None

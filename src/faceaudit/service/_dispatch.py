@@ -1,12 +1,16 @@
 """Routing a validated request to the code that serves it. No business logic here.
 
-Collection operations go to :class:`faceaudit.collections.FaceCollections`
-generically, per the contract of docs/design.md: method ``xform_name(op)``,
-keyword arguments ``xform_name(member)``, images as raw bytes, absent optional
-members not passed (the backend applies Rekognition's defaults), and the
-result's ``to_rekognition()`` is the response. CompareFaces and DetectFaces need
-no collection: the backend serves them if it has the methods, otherwise the face
-engine does. The backend and the engine are created lazily, once per process.
+The path of one operation, explicit so that a reader (and a type checker) can follow it:
+:data:`COLLECTION_ROUTES` maps each collection operation to the
+:class:`~faceaudit.collections.FaceCollections` method that serves it (keyword
+arguments named after the request members in snake_case, images as raw bytes,
+absent optional members not passed: the backend applies Rekognition's defaults),
+and :data:`ENGINE_ROUTES` maps CompareFaces and DetectFaces to the face engine.
+``tests/service/test_contract.py`` checks the two tables against the botocore model:
+every operation the service claims has a route and every route is an operation of
+the model. The result's ``to_rekognition()`` is the response. The backend and the
+engine are created lazily, once per process, the backend from a typed
+:class:`~faceaudit.collections.BackendOptions` (an unknown option is an error).
 
 An image given as an ``S3Object`` is read from the object store the service was
 started with (:meth:`Dispatcher.resolve`, before the extension sees the request,
@@ -17,61 +21,84 @@ way and passed on as it is: the backend reads it when the job runs.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Protocol
 
+from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD
 from faceaudit._errors import (
     ImageTooLargeError,
-    InvalidParameterError,
     InvalidS3ObjectError,
     UnknownOperationError,
 )
-from faceaudit.service._model import (
-    COLLECTION_OPERATIONS,
-    ENGINE_OPERATIONS,
-    OPERATIONS,
-    argument_name,
-    method_name,
-    operation_model,
+from faceaudit.collections import (
+    BackendOptions,
+    BucketAccess,
+    FaceCollections,
+    ObjectRef,
+    ObjectStore,
+    passes_quality,
 )
+from faceaudit.engine import (
+    DEFAULT_MODEL,
+    MAX_STORED_IMAGE_BYTES,
+    FaceEngine,
+    StoredImage,
+)
+from faceaudit.service._model import OPERATIONS, argument_name, operation_model
 
-DEFAULT_SIMILARITY_THRESHOLD = 80.0
-"""CompareFaces' SimilarityThreshold when the request has none (Rekognition's default)."""
-
-
-def _backend_class() -> Any:
-    """``faceaudit.collections.FaceCollections``, or None where it is not installed."""
-    try:
-        module = importlib.import_module("faceaudit.collections")
-    except ImportError:
-        return None
-    return getattr(module, "FaceCollections", None)
+__all__ = ["COLLECTION_ROUTES", "DEFAULT_SIMILARITY_THRESHOLD", "Dispatcher", "ENGINE_ROUTES"]
 
 
-def _default_backend(data_dir: Path, engine: Any = None,
-                     options: Optional[Mapping[str, Any]] = None) -> Any:
-    """``FaceCollections(data_dir, **options)``, sharing the service's engine when the backend
-    takes one (options the backend does not take are not passed)."""
-    cls = _backend_class()
-    if cls is None:
-        raise ImportError("faceaudit.collections.FaceCollections is not installed")
-    try:
-        accepted = set(inspect.signature(cls).parameters)
-    except (TypeError, ValueError):  # pragma: no cover
-        accepted = set()
-    kwargs = {k: v for k, v in (options or {}).items() if k in accepted and v is not None}
-    if engine is not None and "engines" in accepted:
-        kwargs["engines"] = {engine.spec.name: engine}
-    return cls(data_dir, **kwargs)
+class Result(Protocol):
+    """What a backend or engine method returns: a typed result with its response document."""
+
+    def to_rekognition(self) -> dict[str, Any]: ...
 
 
-def _default_engine() -> Any:
-    from faceaudit.engine import DEFAULT_MODEL, FaceEngine
+Arguments = dict[str, Any]
+"""A request's members as keyword arguments (``FaceMatchThreshold`` -> ``face_match_threshold``)."""
 
+CollectionRoute = Callable[[FaceCollections, Arguments], Result]
+EngineRoute = Callable[["Dispatcher", Arguments], Result]
+
+COLLECTION_ROUTES: Mapping[str, CollectionRoute] = {
+    "CreateCollection": lambda b, a: b.create_collection(**a),
+    "DeleteCollection": lambda b, a: b.delete_collection(**a),
+    "DescribeCollection": lambda b, a: b.describe_collection(**a),
+    "ListCollections": lambda b, a: b.list_collections(**a),
+    "IndexFaces": lambda b, a: b.index_faces(**a),
+    "ListFaces": lambda b, a: b.list_faces(**a),
+    "DeleteFaces": lambda b, a: b.delete_faces(**a),
+    "SearchFaces": lambda b, a: b.search_faces(**a),
+    "SearchFacesByImage": lambda b, a: b.search_faces_by_image(**a),
+    "CreateUser": lambda b, a: b.create_user(**a),
+    "DeleteUser": lambda b, a: b.delete_user(**a),
+    "ListUsers": lambda b, a: b.list_users(**a),
+    "AssociateFaces": lambda b, a: b.associate_faces(**a),
+    "DisassociateFaces": lambda b, a: b.disassociate_faces(**a),
+    "SearchUsers": lambda b, a: b.search_users(**a),
+    "SearchUsersByImage": lambda b, a: b.search_users_by_image(**a),
+    "StartFaceDetection": lambda b, a: b.start_face_detection(**a),
+    "GetFaceDetection": lambda b, a: b.get_face_detection(**a),
+    "StartFaceSearch": lambda b, a: b.start_face_search(**a),
+    "GetFaceSearch": lambda b, a: b.get_face_search(**a),
+    "TagResource": lambda b, a: b.tag_resource(**a),
+    "UntagResource": lambda b, a: b.untag_resource(**a),
+    "ListTagsForResource": lambda b, a: b.list_tags_for_resource(**a),
+}
+"""Collection operation -> the FaceCollections method that serves it."""
+
+ENGINE_ROUTES: Mapping[str, EngineRoute] = {
+    "CompareFaces": lambda d, a: d.compare_faces(**a),
+    "DetectFaces": lambda d, a: d.detect_faces(**a),
+}
+"""Operations that need no collection -> the face engine (the data dir is never opened)."""
+
+
+def _default_engine() -> FaceEngine:
     return FaceEngine(DEFAULT_MODEL)
 
 
@@ -80,29 +107,34 @@ class Dispatcher:
 
     def __init__(
         self,
-        data_dir: "Path | str",
-        backend_factory: Optional[Callable[[Path], Any]] = None,
-        engine_factory: Optional[Callable[[], Any]] = None,
+        data_dir: Path | str,
+        backend_factory: Callable[[Path], FaceCollections] | None = None,
+        engine_factory: Callable[[], FaceEngine] | None = None,
         *,
-        objects: Any = None,
-        bucket_access: Any = None,
-        backend_options: Optional[Mapping[str, Any]] = None,
+        objects: ObjectStore | None = None,
+        bucket_access: BucketAccess | None = None,
+        backend_options: BackendOptions | Mapping[str, Any] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.objects = objects  # an ObjectStore, or None: S3Object inputs are refused
         self.bucket_access = bucket_access  # a BucketAccess, or None: the default by role
-        self._backend_options = {"objects": objects, **(backend_options or {})}
+        if backend_options is None:
+            backend_options = BackendOptions()
+        elif not isinstance(backend_options, BackendOptions):  # a mapping: unknown names refused
+            backend_options = BackendOptions.from_mapping(backend_options)
+        self.backend_options: BackendOptions = backend_options.replace(objects=objects)
         self._backend_factory = backend_factory
         self._engine_factory = engine_factory or _default_engine
-        self._backend: Any = None
-        self._engine: Any = None
+        self._backend: FaceCollections | None = None
+        self._engine: FaceEngine | None = None
         self._lock = threading.Lock()
-        self._images: Dict[str, Tuple[str, ...]] = {}
+        self._images: dict[str, tuple[str, ...]] = {}
 
     # -- lazy, once per process ----------------------------------------------------------------
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> FaceCollections:
+        """The collections backend of this process (sharing this process's engine)."""
         if self._backend is None:
             with self._lock:
                 if self._backend is None:
@@ -111,18 +143,13 @@ class Dispatcher:
                     else:  # one engine per process, shared with the backend
                         if self._engine is None:
                             self._engine = self._engine_factory()
-                        self._backend = _default_backend(self.data_dir, self._engine,
-                                                         self._backend_options)
+                        self._backend = FaceCollections(
+                            self.data_dir, engines={self._engine.spec.name: self._engine},
+                            **self.backend_options.keywords())
         return self._backend
 
-    def _backend_or_none(self) -> Any:
-        try:
-            return self.backend
-        except ImportError:
-            return None
-
     @property
-    def engine(self) -> Any:
+    def engine(self) -> FaceEngine:
         """The face engine of this process (the backend is given the same one)."""
         if self._engine is None:
             with self._lock:
@@ -132,23 +159,20 @@ class Dispatcher:
 
     def model_version(self) -> str:
         """FaceModelVersion of this process's engine (what CompareFaces ran with)."""
-        return str(getattr(self.engine, "model_version", ""))
+        return str(self.engine.model_version)
 
     def supports(self, operation: str) -> bool:
         return operation in OPERATIONS
 
     # -- objects in object stores ---------------------------------------------------------------
 
-    def resolve(self, operation: str, params: Dict[str, Any], role: str) -> Dict[str, Any]:
+    def resolve(self, operation: str, params: dict[str, Any], role: str) -> dict[str, Any]:
         """The request with each image ``S3Object`` replaced by the object's bytes.
 
         Checks that ``role`` may read the bucket (AccessDeniedException), that the
         object exists (InvalidS3ObjectException) and is at most 15 MB
         (ImageTooLargeException). A video's S3Object is only checked for access.
         """
-        from faceaudit.collections import BucketAccess, ObjectRef
-        from faceaudit.engine import MAX_STORED_IMAGE_BYTES, StoredImage
-
         images = self._image_members(operation)
         out = dict(params)
         for name, value in params.items():
@@ -173,7 +197,7 @@ class Dispatcher:
             out[name] = {"Bytes": StoredImage(self.objects.read(ref, MAX_STORED_IMAGE_BYTES))}
         return out
 
-    def _image_members(self, operation: str) -> Tuple[str, ...]:
+    def _image_members(self, operation: str) -> tuple[str, ...]:
         images = self._images.get(operation)
         if images is None:
             shape = operation_model(operation).input_shape
@@ -183,7 +207,7 @@ class Dispatcher:
 
     # -- calling ---------------------------------------------------------------------------------
 
-    def arguments(self, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    def arguments(self, operation: str, params: dict[str, Any]) -> Arguments:
         """Validated request members as the backend's keyword arguments (images as bytes)."""
         images = self._image_members(operation)
         kwargs = {}
@@ -193,69 +217,52 @@ class Dispatcher:
             kwargs[argument_name(name)] = value
         return kwargs
 
-    def call(self, operation: str, params: Dict[str, Any], region: Optional[str] = None
-             ) -> Tuple[Dict[str, Any], float]:
+    def call(self, operation: str, params: dict[str, Any], region: str | None = None
+             ) -> tuple[dict[str, Any], float]:
         """The operation's response document and the milliseconds spent in the backend/engine.
 
         ``region``: the region the request was signed for; the backend's ARNs name it."""
-        if operation not in OPERATIONS:
-            raise UnknownOperationError(f"{operation} is not an operation of this service")
-        kwargs = self.arguments(operation, params)
-        method = None
-        if operation in COLLECTION_OPERATIONS:
-            backend = self._backend_or_none()
-            method = getattr(backend, method_name(operation), None) if backend is not None else None
-            if method is None:
-                raise UnknownOperationError(
-                    f"{operation} is not available: the collections backend is not installed"
-                )
-        elif operation in ENGINE_OPERATIONS:
-            # The backend serves them if it has them; otherwise the engine does, and the backend
-            # (and the data dir) is not even opened.
-            name = method_name(operation)
-            if self._backend_factory is not None or self._backend is not None:
-                backend = self._backend_or_none()
+        collection_route = COLLECTION_ROUTES.get(operation)
+        engine_route = ENGINE_ROUTES.get(operation)
+        if collection_route is not None:
+            kwargs = self.arguments(operation, params)
+            backend = self.backend
+            in_region = getattr(backend, "in_region", None)  # a test's stand-in may have none
+            start = time.perf_counter()
+            if region and in_region is not None:
+                with in_region(region):
+                    result = collection_route(backend, kwargs)
             else:
-                backend = self._backend_or_none() if hasattr(_backend_class(), name) else None
-            method = getattr(backend, name, None) if backend is not None else None
-            if method is None:
-                method = getattr(self, "_" + name)
-        in_region = getattr(getattr(method, "__self__", None), "in_region", None)
-        start = time.perf_counter()
-        if region and callable(in_region):
-            with in_region(region):
-                result = method(**kwargs)
+                result = collection_route(backend, kwargs)
+        elif engine_route is not None:
+            kwargs = self.arguments(operation, params)
+            start = time.perf_counter()
+            result = engine_route(self, kwargs)
         else:
-            result = method(**kwargs)
+            raise UnknownOperationError(f"{operation} is not an operation of this service")
         elapsed = (time.perf_counter() - start) * 1000.0
-        doc = result.to_rekognition() if hasattr(result, "to_rekognition") else result
+        doc = result.to_rekognition()
         if not isinstance(doc, dict):
             raise TypeError(f"{operation} returned {type(result).__name__}, not a result")
         return doc, elapsed
 
-    # -- the two operations without a collection (when the backend has no method for them) -------
+    # -- the two operations without a collection: the face engine --------------------------------
 
-    def _detect_faces(self, image: bytes, attributes: Optional[list] = None) -> Any:
-        # The engine reports the DEFAULT attributes (BoundingBox, Confidence, Landmarks, Pose,
-        # Quality); it estimates no age, gender or emotions, so "ALL" returns the same.
+    def detect_faces(self, image: bytes, attributes: list[str] | None = None) -> Result:
+        """DetectFaces. The engine reports the DEFAULT attributes (BoundingBox, Confidence,
+        Landmarks, Pose, Quality); it estimates no age, gender or emotions, so "ALL" returns the same."""
         return self.engine.detect(image)
 
-    def _compare_faces(
+    def compare_faces(
         self,
         source_image: bytes,
         target_image: bytes,
-        similarity_threshold: Optional[float] = None,
-        quality_filter: Optional[str] = None,
-    ) -> Any:
+        similarity_threshold: float | None = None,
+        quality_filter: str | None = None,
+    ) -> Result:
+        """CompareFaces (``similarity_threshold`` 0-100, higher is more alike; None: Rekognition's 80)."""
         threshold = DEFAULT_SIMILARITY_THRESHOLD if similarity_threshold is None else similarity_threshold
         keep = None
         if quality_filter not in (None, "NONE"):  # the same bars as IndexFaces' (collections)
-            try:
-                passes_quality = importlib.import_module("faceaudit.collections").passes_quality
-            except (ImportError, AttributeError):
-                raise InvalidParameterError(
-                    "QualityFilter other than NONE needs the collections package for CompareFaces"
-                ) from None
             keep = passes_quality(quality_filter)
         return self.engine.compare(source_image, target_image, threshold, keep=keep)
-
