@@ -86,8 +86,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from faceaudit import __version__  # noqa: E402
-from faceaudit.audit import LocalEngine, read_manifest  # noqa: E402
 from faceaudit._stats import wilson_interval  # noqa: E402
+from faceaudit.audit import LocalEngine, read_manifest  # noqa: E402
 from faceaudit.engine import (  # noqa: E402
     QUALITY_BANDS,
     ProbeCondition,
@@ -213,7 +213,7 @@ def band_figures(conditions, probes_by_condition, eyes_by_condition, mates, imp_
 
     cells_by_band = {b.name: [] for b in QUALITY_BANDS}
     no_face = {}
-    for cond, (vecs, ok), eyes in zip(conditions, probes_by_condition, eyes_by_condition):
+    for cond, (vecs, ok), eyes in zip(conditions, probes_by_condition, eyes_by_condition, strict=True):
         no_face[cond.name] = sum(1 for e in eyes if e is None)
         for j, e in enumerate(eyes):
             if e is not None:
@@ -250,7 +250,7 @@ def band_figures(conditions, probes_by_condition, eyes_by_condition, mates, imp_
         "conditions": [{"name": c.name, "spec": c.spec, "version": c.version, "source": c.source,
                         "probes": len(e), "no_face_on_original": no_face[c.name],
                         "failed_to_enrol": int(len(e) - np.count_nonzero(ok))}
-                       for c, (_, ok), e in zip(conditions, probes_by_condition, eyes_by_condition)],
+                       for c, (_, ok), e in zip(conditions, probes_by_condition, eyes_by_condition, strict=True)],
         "bands": bands,
         "measured_down_to": lowest,
         "not_measured": empty,
@@ -392,9 +392,9 @@ def main() -> int:
 
     p18 = (datasets == "congress2018") & ok
     p14 = (datasets == "congress2014") & ok
-    idx14 = {s: i for s, i in zip(subjects[p14], np.flatnonzero(p14))}
+    idx14 = {s: i for s, i in zip(subjects[p14], np.flatnonzero(p14), strict=True)}
     genuine = np.array([float(vecs[i] @ vecs[idx14[s]])
-                        for s, i in zip(subjects[p18], np.flatnonzero(p18)) if s in idx14])
+                        for s, i in zip(subjects[p18], np.flatnonzero(p18), strict=True) if s in idx14])
     holdout = (vecs[p18] @ vecs[in_imp].T).reshape(-1).astype(np.float64)
     idx18 = np.flatnonzero(datasets == "congress2018")
     clean_probes = vecs[idx18]
@@ -465,7 +465,8 @@ def main() -> int:
             "expected_false_candidates": {str(g): g * promised_fmr(s) for g in GALLERIES},
         })
     eyes0 = original_eye_distances(spec.name, engine.face_engine.model.detector, probe_rows, args.cache)
-    eyes = [eyes0] + [[degraded_eye_distance(c, r, e) for r, e in zip(probe_rows, eyes0)] for c in conditions[1:]]
+    eyes = [eyes0] + [[degraded_eye_distance(c, r, e) for r, e in zip(probe_rows, eyes0, strict=True)]
+                      for c in conditions[1:]]
     probes_by_condition = [(clean_probes, clean_probes.any(axis=1))] + [(v, v.any(axis=1)) for v in degraded]
     bands = band_figures(conditions, probes_by_condition, eyes, mates, vecs[in_imp], scale)
     tail_cut = float(imp_desc[min(n_imp, int(math.ceil(TAIL_FMR * n_imp))) - 1])
@@ -492,7 +493,7 @@ def main() -> int:
             "measured_up_to_similarity": round(measured_up_to, 4),
             "knots": [{"cosine": c, "similarity": s, "extrapolated": bool(s > measured_up_to + 1e-9),
                        **({"false_matches": counts[c]} if c in counts else {})}
-                      for c, s in zip(cos_r, sim_r)],
+                      for c, s in zip(cos_r, sim_r, strict=True)],
             "top": {"from_similarity": sim_r[-1], "cosine": cos_r[-1], "width": w,
                     "formula": "Similarity = 99 + (1 - exp(-(cosine - cosine_99) / width)) above cosine_99",
                     "width_rule": f"cosine 1 scores {TOP_AT_COSINE_ONE}; never steeper than the extrapolated "

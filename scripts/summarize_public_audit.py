@@ -74,7 +74,8 @@ def calibration_table(model: str) -> None:
             continue
         n = r["fmr"]["trials"]
         print(f"| {r['similarity']:g}{' (extrapolated)' if r['extrapolated'] else ''} | {sci(r['promised_fmr'])} | "
-              f"{sci(r['fmr_bound95'])} | {sci(r['fmr_estimate'])} | {r['fmr']['errors']} ({r['promised_fmr'] * n:.1f}) | "
+              f"{sci(r['fmr_bound95'])} | {sci(r['fmr_estimate'])} | {r['fmr']['errors']} "
+              f"({r['promised_fmr'] * n:.1f}) | "
               f"{r['fnmr']['errors']}/{r['fnmr']['trials']} |")
 
 
@@ -135,7 +136,8 @@ def conditions_table(res) -> None:
         point = next((p for p in c.get("match_counts", []) if p.get("threshold") is not None), None)
         share = None
         if point:
-            share = next((st for st in c.get("share_tests", []) if abs(st["threshold"] - point["threshold"]) < 1e-9), None)
+            share = next((st for st in c.get("share_tests", [])
+                          if abs(st["threshold"] - point["threshold"]) < 1e-9), None)
         cells.append(f"at {point['threshold']:g}: {pct(share['matched'])}" if point and share else "–")
         tm = c["temptation"]
         cells.append(f"{tm['threshold']:g} ({tm['searches_with_false_candidate']}/{tm['searches']} with a stranger)"
@@ -164,8 +166,10 @@ def main() -> None:
                 continue
             o = s["overall"]
             pc = checks.get(t)
-            print(f"| {t:g} | {', '.join(s['reasons'])} | {pct(o['ACLU_COUNT'])} | {pct(o['FPIR'])} | {pct(o['FNIR'])} | "
-                  f"{sci(pc['promised_fmr']) if pc else '–'} | {fmr(o['FMR'])} ({pc['overall']['verdict'] if pc else ''}) |")
+            print(f"| {t:g} | {', '.join(s['reasons'])} | {pct(o['ACLU_COUNT'])} | {pct(o['FPIR'])} | "
+                  f"{pct(o['FNIR'])} | "
+                  f"{sci(pc['promised_fmr']) if pc else '–'} | {fmr(o['FMR'])} "
+                  f"({pc['overall']['verdict'] if pc else ''}) |")
         conditions_table(res)
         calibration_table(e["model"])
         mates_similarity(Path(d))
@@ -194,7 +198,8 @@ def main() -> None:
                     cells.append(f"{fmr(gap['measured'])} {gap['verdict']}" if gap else "–")
                 print(f"| {g} | " + " | ".join(cells) + " |")
         print("\nComposition test (people of color among searches with a false candidate):\n")
-        print("| threshold | why | among falsely matched | among all searches | difference [bootstrap 95%] | Fisher p |")
+        print("| threshold | why | among falsely matched | among all searches | difference [bootstrap 95%] "
+              "| Fisher p |")
         print("| --- | --- | --- | --- | --- | --- |")
         for st in res.get("share_tests", []):
             t = st["threshold"]
@@ -206,9 +211,11 @@ def main() -> None:
             print(f"| {t:g} | {why} | {pct(st['matched'])} | {pct(st['everyone'])} | {diff} | {p} |")
         if point:
             t = point["threshold"]
-            print(f"\nAt the 28-search point ({t:g}; {point['note']}): FMR by race of the person searched x gallery group:\n")
+            print(f"\nAt the 28-search point ({t:g}; {point['note']}): FMR by race of the person searched "
+                  "x gallery group:\n")
             for ct in res["cross_tables"]:
-                if ct["column"] != "race" or abs(ct["threshold"] - t) > 1e-9 or ct["gallery_column"] not in ("race", "dataset"):
+                if ct["column"] != "race" or abs(ct["threshold"] - t) > 1e-9 \
+                        or ct["gallery_column"] not in ("race", "dataset"):
                     continue
                 comp = res["composition"]["gallery"][ct["gallery_column"]]
                 ggs = list(next(iter(ct["cells"].values())))
@@ -216,7 +223,8 @@ def main() -> None:
                 print("| --- |" + " --- |" * len(ggs))
                 for pg, row in ct["cells"].items():
                     print(f"| {pg} | " + " | ".join(
-                        f"{row[g]['errors']}/{row[g]['trials']:,}" + (f" = {sci(row[g]['rate'])}" if row[g]["errors"] else "")
+                        f"{row[g]['errors']}/{row[g]['trials']:,}"
+                        + (f" = {sci(row[g]['rate'])}" if row[g]["errors"] else "")
                         for g in ggs) + " |")
                 print()
 

@@ -65,7 +65,7 @@ def test_without_update_docs_only_out_is_written(stub):
 
 
 def test_update_docs_copies_to_docs(stub):
-    env, log, tmp = stub
+    env, _, tmp = stub
     env["DOCS"] = str(tmp / "docs")  # DOCS set: the docs are updated there
     run = subprocess.run(["bash", str(SCRIPT), "sface"], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

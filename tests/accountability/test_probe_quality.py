@@ -224,7 +224,7 @@ def test_quality_sentence_takes_the_calibrations_per_band_figures():
     assert band_figures("sface", "below-measured", 80.0) is None
     text = quality_sentence(ProbeQuality(18.0, 40.0, 21.0, "tiny"), "sface", 80.0)
     night = next(p for p in tiny.by_condition if p.condition == "doorbell-night-3m").fnmr(80)
-    assert text.startswith(f"eyes 18 px apart (band tiny): on degraded portraits at this quality (by condition: ")
+    assert text.startswith("eyes 18 px apart (band tiny): on degraded portraits at this quality (by condition: ")
     assert f"doorbell-night-3m {100 * night.rate:.0f}%" in text
     assert text.endswith(f"the model missed {100 * r80.rate:.0f}% of mates at 80 ({r80.errors}/{r80.trials}); a "
                          "candidate here is more likely a look-alike than at portrait quality.")

@@ -49,11 +49,12 @@ class Recount:
         self.floor = res["candidates_floor"]
         self._at: dict[float, dict[str, list[dict[str, str]]]] = {}
         # --relabel COLUMN:OLD=NEW as the command recorded it: the label renamed on both sides
+        import itertools
         import shlex
 
         words = shlex.split(res.get("command") or "")
         self.relabel: dict[tuple[str, str], str] = {}
-        for flag, spec in zip(words, words[1:]):
+        for flag, spec in itertools.pairwise(words):
             if flag == "--relabel":
                 col, _, rest = spec.partition(":")
                 old, _, new = rest.partition("=")

@@ -192,7 +192,7 @@ def test_per_band_figures_are_present_and_their_counts_add_up(name):
     n_imp = section["impostor_images"]
     conditions = {c["name"]: c for c in section["conditions"]}
     assert "clean" in conditions and len(conditions) >= 5
-    for b, raw in zip(cal.bands, section["bands"]):
+    for b, raw in zip(cal.bands, section["bands"], strict=True):
         assert b.probes == sum(n for _, n in b.conditions) == sum(p.probes for p in b.by_condition) > 0
         assert b.condition is None and all(p.condition and p.band == b.band for p in b.by_condition)
         for i, r in enumerate(b.rates):  # the typed per-condition figures add up to the pooled ones

@@ -33,8 +33,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class RateAt:
     errors: int
     trials: int
     rate: float
-    ci95: Tuple[float, float]
+    ci95: tuple[float, float]
     measured: bool = True
 
     def to_json(self) -> dict:
@@ -113,12 +113,12 @@ class SimilarityScale:
     would. None: clipped at the last knot's Similarity (which must then be 100).
     """
 
-    cosines: Tuple[float, ...]
-    similarities: Tuple[float, ...]
+    cosines: tuple[float, ...]
+    similarities: tuple[float, ...]
     version: str
     measured_up_to: float
     """Highest Similarity whose FMR is measured; above it the FMR is extrapolated."""
-    top_width: Optional[float] = None
+    top_width: float | None = None
     # the knots as arrays, made once: np.interp would otherwise convert the tuples on every call
     _c: np.ndarray = field(init=False, repr=False, compare=False)
     _s: np.ndarray = field(init=False, repr=False, compare=False)
@@ -220,15 +220,15 @@ class BandRates:
 
     band: str
     low_px: float
-    high_px: Optional[float]
+    high_px: float | None
     probes: int
     failed_to_enrol: int
     genuine_pairs: int
     impostor_pairs: int
-    conditions: Tuple[Tuple[str, int], ...]
-    rates: Tuple[BandRateAt, ...]
-    condition: Optional[str] = None
-    by_condition: Tuple["BandRates", ...] = ()
+    conditions: tuple[tuple[str, int], ...]
+    rates: tuple[BandRateAt, ...]
+    condition: str | None = None
+    by_condition: tuple[BandRates, ...] = ()
 
     def at(self, similarity: float) -> BandRateAt:
         """The rates at one measured threshold (80, 90 or 99); InvalidParameterError otherwise."""
@@ -253,18 +253,18 @@ def _rate(d: dict) -> RateAt:
     return RateAt(int(d["errors"]), int(d["trials"]), float(d["rate"]), (float(lo), float(hi)))
 
 
-def _parse_bands(raw: dict) -> Tuple[BandRates, ...]:
+def _parse_bands(raw: dict) -> tuple[BandRates, ...]:
     """The per-band figures of a calibration file (none in a file written before they existed)."""
     section = raw.get("quality_bands")
     if not section:
         return ()
 
-    def rates(b: dict) -> Tuple[BandRateAt, ...]:
+    def rates(b: dict) -> tuple[BandRateAt, ...]:
         return tuple(sorted(
             (BandRateAt(float(t["similarity"]), _rate(t["fnmr"]), _rate(t["fmr"]), float(t["fmr_bound95"]))
              for t in b["thresholds"]), key=lambda r: r.similarity))
 
-    def one(b: dict, band: dict, condition: Optional[str], parts: Tuple[BandRates, ...]) -> BandRates:
+    def one(b: dict, band: dict, condition: str | None, parts: tuple[BandRates, ...]) -> BandRates:
         return BandRates(
             band=str(band["band"]), low_px=float(band["low_px"]),
             high_px=None if band["high_px"] is None else float(band["high_px"]),
@@ -290,13 +290,13 @@ class Calibration:
     face_model_version: str
     scale: SimilarityScale
     impostor_pairs: int
-    impostor_tail: Tuple[float, ...]  # the highest impostor cosines, descending
-    genuine: Tuple[float, ...]  # every genuine-pair cosine
+    impostor_tail: tuple[float, ...]  # the highest impostor cosines, descending
+    genuine: tuple[float, ...]  # every genuine-pair cosine
     raw: dict
-    bands: Tuple[BandRates, ...] = ()
+    bands: tuple[BandRates, ...] = ()
     """The measured quality bands, best first (empty for a calibration without them)."""
 
-    def by_band(self, band: Union[QualityBand, str]) -> Optional[BandRates]:
+    def by_band(self, band: QualityBand | str) -> BandRates | None:
         """The rates measured on probes of ``band`` (a :class:`QualityBand` or its name); None where
         nothing was measured at that quality. InvalidParameterError for a name that is no band."""
         name = band.name if isinstance(band, QualityBand) else band
@@ -306,7 +306,7 @@ class Calibration:
         return next((b for b in self.bands if b.band == name), None)
 
     @property
-    def measured_down_to(self) -> Optional[QualityBand]:
+    def measured_down_to(self) -> QualityBand | None:
         """The lowest quality band with measured rates: below it nothing was measured (None: no
         band was measured)."""
         names = {b.band for b in self.bands if b.genuine_pairs or b.impostor_pairs}
@@ -355,7 +355,7 @@ class Calibration:
         u = self.raw.get("scale", {}).get("tail_fit", {}).get("u")
         return max(counted, band) if band is not None and u is not None and cos >= float(u) else counted
 
-    def _tail_fmr(self, cosine: float, upper: bool) -> Optional[float]:
+    def _tail_fmr(self, cosine: float, upper: bool) -> float | None:
         """The fitted exponential tail's FMR at ``cosine`` (``upper``: its 95% upper band); None
         for a calibration file without the fit's band."""
         fit = self.raw.get("scale", {}).get("tail_fit", {})
@@ -375,7 +375,7 @@ class Calibration:
         return RateAt(errors, len(g), errors / len(g) if len(g) else 0.0, (lo, hi))
 
 
-def parse_calibration(text: str, *, expected_sha256: Optional[str], source: str) -> Calibration:
+def parse_calibration(text: str, *, expected_sha256: str | None, source: str) -> Calibration:
     """Parse and check a calibration file's text (hash, knots)."""
     actual = hashlib.sha256(text.encode("utf-8")).hexdigest()
     if expected_sha256 is not None and actual != expected_sha256:
@@ -406,9 +406,9 @@ def parse_calibration(text: str, *, expected_sha256: Optional[str], source: str)
 
 
 def scale_version(model: str, cosines: Sequence[float], similarities: Sequence[float],
-                  top_width: Optional[float] = None) -> str:
+                  top_width: float | None = None) -> str:
     """``fmr1-<model>-<first 10 hex of SHA-256 of the knots (and the top's width)>``: changes
     whenever the mapping does."""
-    pairs = [[round(c, 6), round(s, 4)] for c, s in zip(cosines, similarities)]
+    pairs = [[round(c, 6), round(s, 4)] for c, s in zip(cosines, similarities, strict=True)]
     blob = json.dumps(pairs if top_width is None else [pairs, round(float(top_width), 6)])
     return f"{SCALE_NAME}-{model}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
