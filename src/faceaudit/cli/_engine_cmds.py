@@ -194,11 +194,12 @@ def _print_bands(cal) -> None:
             rows.append((band.name, eyes, "not measured", "", "", ""))
             continue
         fnmr = " / ".join(f"{r.fnmr.errors}/{r.fnmr.trials} = {_pct(r.fnmr.rate)}" for r in b.rates)
-        fmr = " / ".join(f"{r.fmr.errors}/{r.fmr.trials:,}" for r in b.rates)
+        fmr = " / ".join(f"{r.fmr.errors}/{r.fmr.trials:,}" + (f" = {r.fmr.rate:.2g}" if r.fmr.errors else "")
+                          for r in b.rates)
         mix = ", ".join(f"{p.condition} {p.probes}: {_pct(p.fnmr(80).rate) if p.genuine_pairs else '-'}"
                         for p in b.by_condition)
         rows.append((band.name, eyes, f"{b.probes} ({b.failed_to_enrol})", fnmr, fmr, mix))
-    print_table(["band", "eyes (px)", "probes (no face)", "FNMR at 80 / 90 / 99", "false matches at 80 / 90 / 99",
+    print_table(["band", "eyes (px)", "probes (no face)", "FNMR at 80 / 90 / 99", "FMR (false matches) at 80 / 90 / 99",
                  "probes by condition: FNMR at 80"], rows, indent="    ")
     names = [b.name for b in QUALITY_BANDS]
     below = names[names.index(lowest.name) + 1:]
