@@ -56,8 +56,7 @@ for model in "${MODELS[@]}"; do
     --note "Probes are official studio portraits; the 2014 mates are grayscale, 200x250. Real investigative probes (surveillance stills) are harder: the probe conditions (doorbell-day-1.5m, doorbell-day-3m, doorbell-night-3m, cctv-4m) degrade the 2018 portraits synthetically as such cameras would take them (fewer pixels between the eyes, blur, low light, noise, compression); they show the direction and rough size of the effect, not rates on real footage."
   end=$(date +%s)
   echo "$model: $((end - start)) s wall time (clean and ${#CONDITIONS[@]} probe conditions; embedding time per condition in results.json)" | tee "$OUT/$model/wall_time.txt"
-  "$FACEAUDIT" report "$OUT/$model" --thumbnail-exclude dataset=meds >/dev/null
-  if [ "$UPDATE_DOCS" -eq 0 ]; then
+  if [ "$UPDATE_DOCS" -eq 0 ]; then  # the audit wrote OUT's report (MEDS without thumbnails)
     echo "$model: $OUT/$model/report.html (docs/ untouched; --update-docs to publish)"
     continue
   fi

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "run_public_audit.sh"
 
 STUB = """#!/usr/bin/env bash
-# records its arguments; `audit ... --out DIR` writes a results.json and candidates.csv there,
+# records its arguments; `audit ... --out DIR` writes a results.json, candidates.csv and report.html there,
 # `report DIR` a report.html
 set -euo pipefail
 printf '%s\\n' "$*" >> "$STUB_LOG"
@@ -24,6 +24,7 @@ out=""; prev=""
 for a in "$@"; do [ "$prev" = "--out" ] && out="$a"; prev="$a"; done
 if [ "$1" = "audit" ]; then
   mkdir -p "$out"; echo '{"engine": {"model": "stub"}}' > "$out/results.json"; echo "probe" > "$out/candidates.csv"
+  echo "<html>$*</html>" > "$out/report.html"
 elif [ "$1" = "report" ] && [ -z "$out" ]; then
   echo "<html>$*</html>" > "$2/report.html"
 fi
