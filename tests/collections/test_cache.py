@@ -5,8 +5,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from faceaudit.collections import FaceCollections
-from faceaudit.collections import _store
+from faceaudit.collections import FaceCollections, _store
 from tests.collections.conftest import synthetic_image
 
 

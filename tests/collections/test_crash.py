@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from faceaudit.collections import FaceCollections
-from tests.collections.test_batch import write_manifest
 from tests.collections.conftest import variants
+from tests.collections.test_batch import write_manifest
 from tests.conftest import WAIT_LIMIT_S, wait_until
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir() or os.name != "posix", reason="needs POSIX signals")

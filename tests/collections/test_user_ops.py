@@ -115,8 +115,9 @@ def test_associate_faces(people):
 
 
 def test_a_user_holds_at_most_100_faces(fc, sface_engine):
-    from tests.collections.conftest import synthetic_image
     import numpy as np
+
+    from tests.collections.conftest import synthetic_image
 
     rng = np.random.default_rng(1)
     r = fc._store_prepared("c", synthetic_image(101, sface_engine.model_version, rng))

@@ -135,14 +135,14 @@ def test_unsigned_request(store):
 
 @pytest.mark.parametrize("minutes,message", [(-16, "Signature expired: "), (16, "Signature not yet current: ")])
 def test_clock_skew_over_15_minutes(store, key, minutes, message):
-    when = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(minutes=minutes)
+    when = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=minutes)
     with pytest.raises(InvalidSignatureError) as info:
         verify(SigV4Verifier(store), signed(key, when=when))
     assert info.value.message.startswith(message) and "15 min." in info.value.message
 
 
 def test_clock_skew_within_15_minutes_is_fine(store, key):
-    when = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=14)
+    when = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=14)
     verify(SigV4Verifier(store), signed(key, when=when))
 
 
@@ -214,7 +214,7 @@ def test_date_header_instead_of_x_amz_date(store, key):
 
     from faceaudit.service import canonical_request, signing_key
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     amz = now.strftime("%Y%m%dT%H%M%SZ")
     headers = [("Host", "h:1"), ("Date", formatdate(now.timestamp(), usegmt=True)),
                ("X-Amz-Target", "RekognitionService.ListCollections")]

@@ -86,7 +86,7 @@ def test_slow_headers_meet_a_total_deadline(guarded):
         try:
             sock.sendall(b"X")
             reply = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:
             break
@@ -255,8 +255,7 @@ class _FakeProcess:
 
 def test_restarts_never_leave_the_service_without_a_worker(monkeypatch):
     # issue 22: both slots backing off at once left no worker serving (~20 s outage)
-    from faceaudit.service import AsgiService, Supervisor, uvicorn_config
-    from faceaudit.service import _server
+    from faceaudit.service import AsgiService, Supervisor, _server, uvicorn_config
 
     clock = [1000.0]
     monkeypatch.setattr(_server.time, "monotonic", lambda: clock[0])

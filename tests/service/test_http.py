@@ -190,7 +190,7 @@ def test_unknown_key(server):
 
 def test_skewed_clock(server, key):
     rek = client(server, key)
-    late = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=20)
+    late = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=20)
     with mock.patch("botocore.auth.get_current_datetime", return_value=late):
         code, status, message = error_of(lambda: rek.detect_faces(Image={"Bytes": b"x"}))
     assert (code, status) == ("InvalidSignatureException", 400) and message.startswith("Signature expired")

@@ -45,8 +45,6 @@ from faceaudit.collections._manifest import (
     scan_directory,
 )
 from faceaudit.collections._objects import BucketAccess, FolderStore, ObjectRef, ObjectStore, S3Store
-from faceaudit.collections._validate import normalise_request
-from faceaudit.collections._search_config import INDEX_TAG, IndexKind, SearchConfig, VectorStore
 from faceaudit.collections._ops_video import (
     FaceDetectionAnalysis,
     FaceSearchAnalysis,
@@ -88,6 +86,8 @@ from faceaudit.collections._results import (
     User,
     UserMatch,
 )
+from faceaudit.collections._search_config import INDEX_TAG, IndexKind, SearchConfig, VectorStore
+from faceaudit.collections._validate import normalise_request
 from faceaudit.collections._video import (
     DEFAULT_SAMPLE_FPS,
     VideoLimits,

@@ -11,21 +11,12 @@ import dataclasses
 import json
 import os
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
     TypeVar,
-    Union,
 )
 
 import numpy as np
@@ -51,7 +42,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 DEFAULT_REGION = "local"
-_request_region: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("region", default=None)
+_request_region: contextvars.ContextVar[str | None] = contextvars.ContextVar("region", default=None)
 DEFAULT_ACCOUNT_ID = "000000000000"
 MAX_FACES_PER_COLLECTION = 20_000_000
 """Rekognition's limit: up to 20 million faces per collection."""
@@ -66,17 +57,17 @@ class BackendOptions:
     as ``video_worker`` must not be silently ignored.
     """
 
-    search_config: Optional[SearchConfig] = None
+    search_config: SearchConfig | None = None
     """Vector store and index choices; None: the environment's settings (``faceaudit._settings``)."""
-    objects: Optional["ObjectStore"] = None
+    objects: ObjectStore | None = None
     """Where S3Object videos are read; None: S3Object videos are refused."""
     video_workers: int = 1
     """Worker threads per process that run stored-video jobs (>= 1)."""
-    video_limits: Optional["VideoLimits"] = None
+    video_limits: VideoLimits | None = None
     """Limits a stored video must respect; None: the defaults of :class:`VideoLimits`."""
-    video_observer: Optional[Callable[..., None]] = None
+    video_observer: Callable[..., None] | None = None
     """Called with each finished face search before its job SUCCEEDS (the search log's record)."""
-    video_sample_fps: Optional[float] = None
+    video_sample_fps: float | None = None
     """Frames analysed per second of stored video; None: the default (2)."""
 
     def __post_init__(self) -> None:
@@ -84,7 +75,7 @@ class BackendOptions:
             raise InvalidParameterError(f"video_workers must be an integer >= 1, got {self.video_workers!r}")
 
     @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> "BackendOptions":
+    def from_mapping(cls, options: Mapping[str, Any]) -> BackendOptions:
         """The options of a mapping of option name -> value (None: the default); an unknown
         name is an InvalidParameterError."""
         known = {f.name for f in dataclasses.fields(cls)}
@@ -94,12 +85,12 @@ class BackendOptions:
                 f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**{k: v for k, v in options.items() if v is not None})
 
-    def replace(self, **changes: Any) -> "BackendOptions":
+    def replace(self, **changes: Any) -> BackendOptions:
         """These options with ``changes`` (unknown names: InvalidParameterError)."""
         return BackendOptions.from_mapping({**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
                                             **changes})
 
-    def keywords(self) -> Dict[str, Any]:
+    def keywords(self) -> dict[str, Any]:
         """The keyword arguments of ``FaceCollections(data_dir, **keywords)``."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
@@ -110,19 +101,19 @@ class Backend:
 
     def __init__(
         self,
-        data_dir: Union[str, os.PathLike, None] = None,
+        data_dir: str | os.PathLike | None = None,
         *,
         index: str = "faiss",
         region: str = DEFAULT_REGION,
         account_id: str = DEFAULT_ACCOUNT_ID,
-        engines: Optional[Dict[str, FaceEngine]] = None,
+        engines: dict[str, FaceEngine] | None = None,
         snapshot_min_faces: int = 50_000,
-        search_config: Optional[SearchConfig] = None,
-        objects: Optional["ObjectStore"] = None,
+        search_config: SearchConfig | None = None,
+        objects: ObjectStore | None = None,
         video_workers: int = 1,
-        video_limits: Optional["VideoLimits"] = None,
-        video_observer: Optional[Callable[..., None]] = None,
-        video_sample_fps: Optional[float] = None,
+        video_limits: VideoLimits | None = None,
+        video_observer: Callable[..., None] | None = None,
+        video_sample_fps: float | None = None,
     ) -> None:
         self.data_dir: Path = resolve_data_dir(data_dir)
         self.region = region
@@ -131,7 +122,7 @@ class Backend:
         # vector store and per-collection index choices; default: the environment's settings
         self._cache = IndexCache(self.data_dir, kind=index, snapshot_min_faces=snapshot_min_faces,
                                  config=search_config or SearchConfig.from_env())
-        self._engines: Dict[str, FaceEngine] = {}
+        self._engines: dict[str, FaceEngine] = {}
         for engine in (engines or {}).values():
             self._engines[engine.spec.name] = engine
         self._engine_lock = threading.Lock()
@@ -161,7 +152,7 @@ class Backend:
         return f"arn:aws:rekognition:{region}:{self.account_id}:collection/{name}"
 
     @contextlib.contextmanager
-    def in_region(self, region: Optional[str]) -> Iterator[None]:
+    def in_region(self, region: str | None) -> Iterator[None]:
         """ARNs made inside this block name ``region`` (per thread and task: the HTTP service
         serves each request in the region its signature was scoped to, as AWS does)."""
         token = _request_region.set(region or None)
@@ -226,7 +217,7 @@ class Backend:
         )
 
     # -- search ----------------------------------------------------------------------------------
-    def _similarities(self, coll: CollectionRow, cosines: np.ndarray) -> List[float]:
+    def _similarities(self, coll: CollectionRow, cosines: np.ndarray) -> list[float]:
         scale = self._spec(coll).scale
         return [round(float(v), 4) for v in scale.to_similarity_array(np.asarray(cosines).reshape(-1))]
 
@@ -238,7 +229,7 @@ class Backend:
         k: int,
         threshold: float,
         exclude: Iterable[int] = (),
-    ) -> List[List[Tuple[int, float]]]:
+    ) -> list[list[tuple[int, float]]]:
         """For each query vector: up to ``k`` (face row id, similarity) with similarity >= threshold.
 
         Highest similarity first; every similarity is exact. The candidates are
@@ -274,22 +265,22 @@ class Backend:
         max_users: int,
         threshold: float,
         exclude_faces: Iterable[int] = (),
-        exclude_user: Optional[int] = None,
-    ) -> List[Tuple[str, float]]:
+        exclude_user: int | None = None,
+    ) -> list[tuple[str, float]]:
         """Users ranked by their best face's similarity to any query: [(UserId, similarity)].
 
         Searches with a growing k until ``max_users`` users are found or no face
         at or above the threshold is left, so the ranking is exact over the faces the
         index proposes (all of them with the flat index and Milvus).
         """
-        best: Dict[str, float] = {}
+        best: dict[str, float] = {}
         total = coll.face_count
         for q in np.asarray(queries, dtype=np.float32).reshape(-1, coll.dimension):
             k = max(64, 4 * max_users)
             while True:
                 hits = self._search(conn, coll, q, k, threshold, exclude_faces)[0]
                 owners = self._store.users_with_faces(conn, [h[0] for h in hits])
-                seen: Dict[str, float] = {}
+                seen: dict[str, float] = {}
                 for row, sim in hits:
                     owner = owners.get(row)
                     if owner is None or owner[0] == exclude_user:
@@ -304,7 +295,7 @@ class Backend:
         return ranked[:max_users]
 
     # -- idempotency -----------------------------------------------------------------------------
-    def _idempotent(self, conn, operation: str, token: Optional[str], request: dict,
+    def _idempotent(self, conn, operation: str, token: str | None, request: dict,
                     run: Callable[[], R], restore: Callable[[dict], R]) -> R:
         """Run a write once per ClientRequestToken: a retry gets the first response back."""
         if token is None:
@@ -322,7 +313,7 @@ class Backend:
         return result
 
     # -- maintenance (not Rekognition operations) -------------------------------------------------
-    def checkpoint_index(self, collection_id: str) -> Optional[Path]:
+    def checkpoint_index(self, collection_id: str) -> Path | None:
         """Write the collection's index snapshot, so other processes load it fast."""
         with self._store.read() as conn:
             coll = self._store.get_collection(conn, collection_id)
@@ -338,7 +329,7 @@ class Backend:
                 return "milvus"
             return self._cache.kind_of(conn, coll).value
 
-    def face_thumbnail(self, face_id: str) -> Optional[bytes]:
+    def face_thumbnail(self, face_id: str) -> bytes | None:
         """The JPEG face crop kept for human review of a candidate, or None.
 
         A crop is kept for every face indexed (deleted with the face) so that a reviewer
@@ -358,5 +349,5 @@ class Backend:
                 ids = np.sort(index.ids())
             return bool(np.array_equal(ids, self._store.face_rowids(conn, coll.rowid)))
 
-    def _face_rows(self, conn, rowids: Sequence[int]) -> Dict[int, FaceRow]:
+    def _face_rows(self, conn, rowids: Sequence[int]) -> dict[int, FaceRow]:
         return self._store.faces_by_rowids(conn, rowids)

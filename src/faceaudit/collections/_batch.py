@@ -15,15 +15,16 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 from faceaudit._errors import FaceAuditError
+from faceaudit._progress import Progress
 from faceaudit.collections import _validate as v
 from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._manifest import BatchItem
 from faceaudit.collections._prepare import PreparedImage, prepare_index
-from faceaudit._progress import Progress
 from faceaudit.engine import (
     MAX_FACES_CONSIDERED,
     EnginePool,
@@ -55,20 +56,20 @@ class BatchReport:
     already_indexed: int
     without_faces: int
     unindexed_faces: int
-    failures: Tuple[BatchFailure, ...]
+    failures: tuple[BatchFailure, ...]
     seconds: float
     workers: int
-    unindexed_reasons: Dict[str, int] = field(default_factory=dict)
+    unindexed_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
         return len(self.failures)
 
-    def failure_reasons(self) -> Dict[str, int]:
+    def failure_reasons(self) -> dict[str, int]:
         """{"<code>: <message>": count}, most common first."""
         return dict(Counter(f"{f.code}: {f.message}" for f in self.failures).most_common())
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "CollectionId": self.collection_id,
             "Images": self.total,
@@ -102,9 +103,9 @@ class _Run:
         self.fc, self.name, self.items, self.progress = fc, name, items, progress
         self.indexed = self.faces = self.already = self.without = self.unindexed = 0
         self.reasons: Counter = Counter()
-        self.failures: List[BatchFailure] = []
+        self.failures: list[BatchFailure] = []
 
-    def jobs(self) -> Iterator[Tuple[int, bytes]]:
+    def jobs(self) -> Iterator[tuple[int, bytes]]:
         """(item number, bytes) of every item not yet in the collection."""
         seen = self.fc._indexed_image_keys(self.name)
         for n, item in enumerate(self.items):
@@ -125,7 +126,7 @@ class _Run:
         self.failures.append(BatchFailure(self.items[n].name or str(self.items[n].source), code, message))
         self.progress.update(failed=1)
 
-    def store(self, n: int, prepared: Optional[PreparedImage], error) -> None:
+    def store(self, n: int, prepared: PreparedImage | None, error) -> None:
         if error is not None:
             self.fail(n, *error)
             return
@@ -155,10 +156,10 @@ def index_batch(
     items: Iterable[BatchItem],
     *,
     data_dir=None,
-    collections: Optional[FaceCollections] = None,
-    workers: Optional[int] = None,
-    max_faces: Optional[int] = None,
-    quality_filter: Optional[str] = None,
+    collections: FaceCollections | None = None,
+    workers: int | None = None,
+    max_faces: int | None = None,
+    quality_filter: str | None = None,
     progress: bool = True,
     checkpoint: bool = True,
 ) -> BatchReport:

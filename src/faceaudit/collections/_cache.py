@@ -41,7 +41,6 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -67,14 +66,14 @@ class IndexCache:
     """Per-collection indexes of one process (thread-safe: hold :meth:`lock` while using one)."""
 
     def __init__(self, data_dir: Path, kind: str = "faiss", snapshot_min_faces: int = 50_000,
-                 config: Optional[SearchConfig] = None) -> None:
+                 config: SearchConfig | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.kind = kind
         """The exact flat implementation: "faiss" or "numpy" (the oracle, for tests)."""
         self.config = config or SearchConfig()
         self.snapshot_min_faces = snapshot_min_faces
-        self._entries: Dict[int, _Entry] = {}
-        self._locks: Dict[int, threading.RLock] = {}
+        self._entries: dict[int, _Entry] = {}
+        self._locks: dict[int, threading.RLock] = {}
         self._guard = threading.Lock()
         self._milvus = None
         self._milvus_pid = None
@@ -192,7 +191,7 @@ class IndexCache:
         return entry
 
     @staticmethod
-    def _graph_of(index: VectorIndex) -> Optional[np.ndarray]:
+    def _graph_of(index: VectorIndex) -> np.ndarray | None:
         """What an approximate index keeps in the snapshot: the HNSW graph, the fast-scan codes."""
         return index.graph_bytes() if isinstance(index, (HnswIndex, FastScanIndex)) else None
 
@@ -251,7 +250,7 @@ class IndexCache:
         return self._write_snapshot(coll, ids, vectors)
 
     def _write_snapshot(self, coll: CollectionRow, ids: np.ndarray, vectors: np.ndarray,
-                        graph: Optional[np.ndarray] = None) -> Optional[Path]:
+                        graph: np.ndarray | None = None) -> Path | None:
         """ids and vectors at ``coll.head_seq``, and the HNSW graph of exactly those ids when given."""
         path = self.snapshot_path(coll.rowid)
         extra = {} if graph is None else {"graph": graph}

@@ -23,12 +23,13 @@ FLAT index: exact).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-Hits = Tuple[np.ndarray, np.ndarray]
+Hits = tuple[np.ndarray, np.ndarray]
 """One query's result: (ids int64, scores float32), highest score first."""
 
 
@@ -40,7 +41,7 @@ class VectorIndex(Protocol):
 
     def remove(self, ids: np.ndarray) -> int: ...
 
-    def search(self, queries: np.ndarray, k: int, min_score: float = -np.inf) -> List[Hits]: ...
+    def search(self, queries: np.ndarray, k: int, min_score: float = -np.inf) -> list[Hits]: ...
 
     @property
     def count(self) -> int: ...
@@ -95,7 +96,7 @@ class NumpyIndex:
         self._vectors = np.zeros((0, self.dimension), dtype=np.float32)
         self._ids = np.zeros(0, dtype=np.int64)
         self._n = 0
-        self._pos: Dict[int, int] = {}
+        self._pos: dict[int, int] = {}
 
     @property
     def count(self) -> int:
@@ -141,7 +142,7 @@ class NumpyIndex:
             removed += 1
         return removed
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         k = int(k)
         if self._n == 0 or k <= 0:
@@ -191,7 +192,7 @@ class FaissIndex:
             return 0
         return int(self._index.remove_ids(self._faiss.IDSelectorBatch(ids)))
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)
@@ -207,14 +208,14 @@ class FaissIndex:
         return out
 
 
-def _no_hits(q: np.ndarray) -> List[Hits]:
+def _no_hits(q: np.ndarray) -> list[Hits]:
     """One empty result per query (an empty index, or k <= 0)."""
     empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
     return [empty for _ in range(len(q))]
 
 
 def _exact_search(vectors: np.ndarray, alive: np.ndarray, pos_ids: np.ndarray, q: np.ndarray, k: int,
-                  min_score: float) -> List[Hits]:
+                  min_score: float) -> list[Hits]:
     """Every live row scored exactly: what an approximate index does when it is small or asked
     for most of itself (``vectors``/``alive``/``pos_ids``: one row per position)."""
     live = np.flatnonzero(alive)
@@ -309,7 +310,7 @@ class HnswIndex(_Tombstones):
     removed and added again gets a new graph node.
     """
 
-    def __init__(self, dimension: int, params: Optional[HnswParams] = None) -> None:
+    def __init__(self, dimension: int, params: HnswParams | None = None) -> None:
         import faiss
 
         self._faiss = faiss
@@ -352,7 +353,7 @@ class HnswIndex(_Tombstones):
         self._reset()
         self.add(ids, vectors)
 
-    def graph_bytes(self) -> Optional[np.ndarray]:
+    def graph_bytes(self) -> np.ndarray | None:
         """The serialised graph (uint8) when it holds exactly :meth:`ids` in order (no tombstones)."""
         if self._dead:
             return None
@@ -360,7 +361,7 @@ class HnswIndex(_Tombstones):
 
     @classmethod
     def from_graph(cls, graph: np.ndarray, ids: np.ndarray, dimension: int,
-                   params: Optional[HnswParams] = None) -> "HnswIndex":
+                   params: HnswParams | None = None) -> HnswIndex:
         """An index from :meth:`graph_bytes` and the ids of its nodes (ValueError if they disagree)."""
         self = cls(dimension, params)
         index = self._faiss.deserialize_index(np.ascontiguousarray(graph, dtype=np.uint8))
@@ -383,7 +384,7 @@ class HnswIndex(_Tombstones):
             p.sel = self._selector[1]
         return p
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)
@@ -453,7 +454,7 @@ class FastScanIndex(_Tombstones):
     the collection's snapshot so that a new process neither trains nor encodes.
     """
 
-    def __init__(self, dimension: int, params: Optional[FastScanParams] = None) -> None:
+    def __init__(self, dimension: int, params: FastScanParams | None = None) -> None:
         import faiss
 
         self._faiss = faiss
@@ -506,7 +507,7 @@ class FastScanIndex(_Tombstones):
         codes.add(np.ascontiguousarray(vectors))
         self._codes, self._trained_on = codes, self._size
 
-    def graph_bytes(self) -> Optional[np.ndarray]:
+    def graph_bytes(self) -> np.ndarray | None:
         """The serialised codes (uint8) when they cover exactly :meth:`ids` in order (no
         tombstones), for the snapshot; None while the collection is scored exactly."""
         if self._dead or self._codes is None or self._codes.ntotal != self._size:
@@ -515,7 +516,7 @@ class FastScanIndex(_Tombstones):
 
     @classmethod
     def from_graph(cls, codes: np.ndarray, ids: np.ndarray, vectors: np.ndarray, dimension: int,
-                   params: Optional[FastScanParams] = None) -> "FastScanIndex":
+                   params: FastScanParams | None = None) -> FastScanIndex:
         """An index from :meth:`graph_bytes` and the ids and vectors it was built from, without
         training or encoding again (ValueError if they disagree)."""
         self = cls(dimension, params)
@@ -543,7 +544,7 @@ class FastScanIndex(_Tombstones):
         if self._size >= max(self.params.exact_below, MIN_CODEBOOK_FACES):
             self._encode_all()
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)

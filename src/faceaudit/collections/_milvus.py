@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import List
 
 import numpy as np
 
@@ -91,7 +90,7 @@ class MilvusIndex:
 
     def _fetch_ids(self) -> np.ndarray:
         it = self._client.query_iterator(self.name, batch_size=BATCH, filter="", output_fields=["id"])
-        ids: List[int] = []
+        ids: list[int] = []
         try:
             while True:
                 page = it.next()
@@ -143,7 +142,7 @@ class MilvusIndex:
         self._ids = np.setdiff1d(self._ids, present)
         return int(len(present))
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)

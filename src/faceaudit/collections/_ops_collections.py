@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from faceaudit._errors import ResourceAlreadyExistsError
 from faceaudit.collections import _tokens
 from faceaudit.collections import _validate as v
 from faceaudit.collections._backend import Backend
-from faceaudit.collections._search_config import checked_index_tag
 from faceaudit.collections._results import (
     CreateCollectionResult,
     DeleteCollectionResult,
     DescribeCollectionResult,
     ListCollectionsResult,
 )
+from faceaudit.collections._search_config import checked_index_tag
 from faceaudit.engine import DEFAULT_MODEL, get_model
 
 
 class CollectionOps(Backend):
     def create_collection(
-        self, *, collection_id: str, tags: Optional[dict] = None, model: Optional[str] = None
+        self, *, collection_id: str, tags: dict | None = None, model: str | None = None
     ) -> CreateCollectionResult:
         """Create an empty collection pinned to ``model`` (faceaudit's extension; default sface).
 
@@ -54,7 +52,7 @@ class CollectionOps(Backend):
         )
 
     def list_collections(
-        self, *, next_token: Optional[str] = None, max_results: Optional[int] = None
+        self, *, next_token: str | None = None, max_results: int | None = None
     ) -> ListCollectionsResult:
         """Collection ids in creation order, ``max_results`` (default 1000, at most 4096) per page."""
         limit = v.page_size(max_results)

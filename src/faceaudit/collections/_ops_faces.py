@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from faceaudit._errors import InvalidParameterError, ServiceQuotaExceededError
 from faceaudit.collections import _tokens
@@ -30,10 +31,10 @@ class FaceOps(Backend):
         *,
         collection_id: str,
         image: bytes,
-        external_image_id: Optional[str] = None,
-        detection_attributes: Optional[Sequence[str]] = None,
-        max_faces: Optional[int] = None,
-        quality_filter: Optional[str] = None,
+        external_image_id: str | None = None,
+        detection_attributes: Sequence[str] | None = None,
+        max_faces: int | None = None,
+        quality_filter: str | None = None,
     ) -> IndexFacesResult:
         """Detect the faces of ``image`` and add them to the collection.
 
@@ -64,9 +65,9 @@ class FaceOps(Backend):
         collection_id: str,
         prepared: PreparedImage,
         *,
-        external_image_id: Optional[str] = None,
-        labels: Optional[Mapping[str, Any]] = None,
-        source: Optional[str] = None,
+        external_image_id: str | None = None,
+        labels: Mapping[str, Any] | None = None,
+        source: str | None = None,
         resume: bool = True,
     ) -> IndexFacesResult:
         """Store a prepared image in one write transaction. ``resume`` (the batch indexer): the
@@ -133,10 +134,10 @@ class FaceOps(Backend):
         self,
         *,
         collection_id: str,
-        next_token: Optional[str] = None,
-        max_results: Optional[int] = None,
-        user_id: Optional[str] = None,
-        face_ids: Optional[Sequence[str]] = None,
+        next_token: str | None = None,
+        max_results: int | None = None,
+        user_id: str | None = None,
+        face_ids: Sequence[str] | None = None,
     ) -> ListFacesResult:
         """Faces in indexing order, ``max_results`` (default 1000, at most 4096) per page.
 
@@ -168,7 +169,7 @@ class FaceOps(Backend):
             next_token=token,
         )
 
-    def faces_indexed_before(self, *, collection_id: str, before: float) -> Tuple[Tuple[str, Optional[str]], ...]:
+    def faces_indexed_before(self, *, collection_id: str, before: float) -> tuple[tuple[str, str | None], ...]:
         """(FaceId, UserId or None) of the faces indexed before ``before`` (Unix seconds), oldest
         first: what a retention period of the collection has expired (not a Rekognition operation)."""
         name = v.collection_id(collection_id)
@@ -180,12 +181,12 @@ class FaceOps(Backend):
         """Delete faces; per face failures: FACE_NOT_FOUND, ASSOCIATED_TO_AN_EXISTING_USER."""
         name = v.collection_id(collection_id)
         fids = v.face_ids(face_ids)
-        deleted: List[str] = []
-        failed: List[UnsuccessfulFaceDeletion] = []
+        deleted: list[str] = []
+        failed: list[UnsuccessfulFaceDeletion] = []
         with self._store.write() as conn:
             coll = self._store.get_collection(conn, name)
             found = self._store.faces_by_face_ids(conn, coll.rowid, fids)
-            rows: List[int] = []
+            rows: list[int] = []
             for fid in fids:
                 row = found.get(fid)
                 if row is None:

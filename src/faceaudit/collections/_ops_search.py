@@ -3,8 +3,6 @@ approximate candidates with exact similarities with the fast scan and HNSW)."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
-
 from faceaudit._errors import NoFaceError, ResourceNotFoundError
 from faceaudit.collections import _quality
 from faceaudit.collections import _validate as v
@@ -15,7 +13,7 @@ from faceaudit.engine import DetectedFace, FaceEngine, Image, load_image, report
 
 def searchable_faces(
     engine: FaceEngine, img: Image, level: str
-) -> Tuple[Optional[DetectedFace], List[Tuple[DetectedFace, Tuple[str, ...]]]]:
+) -> tuple[DetectedFace | None, list[tuple[DetectedFace, tuple[str, ...]]]]:
     """(the face to search, [(other face, reasons)]): the largest face passing ``level``.
 
     Every other face is returned with FACE_NOT_LARGEST if it passes the bar, else
@@ -33,7 +31,7 @@ def searchable_faces(
 
 
 class SearchOps(Backend):
-    def _matches(self, conn, coll, hits) -> Tuple[FaceMatch, ...]:
+    def _matches(self, conn, coll, hits) -> tuple[FaceMatch, ...]:
         rows = self._face_rows(conn, [h[0] for h in hits])
         return tuple(FaceMatch(similarity=sim, face=self._face(rows[r], coll)) for r, sim in hits)
 
@@ -42,9 +40,9 @@ class SearchOps(Backend):
         *,
         collection_id: str,
         image: bytes,
-        max_faces: Optional[int] = None,
-        face_match_threshold: Optional[float] = None,
-        quality_filter: Optional[str] = None,
+        max_faces: int | None = None,
+        face_match_threshold: float | None = None,
+        quality_filter: str | None = None,
     ) -> SearchFacesByImageResult:
         """Search the collection for the largest face of ``image``.
 
@@ -92,8 +90,8 @@ class SearchOps(Backend):
         *,
         collection_id: str,
         face_id: str,
-        max_faces: Optional[int] = None,
-        face_match_threshold: Optional[float] = None,
+        max_faces: int | None = None,
+        face_match_threshold: float | None = None,
     ) -> SearchFacesResult:
         """Search the collection for a face it holds (the face itself is never a match)."""
         name = v.collection_id(collection_id)

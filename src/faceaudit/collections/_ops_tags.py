@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.collections import _validate as v
@@ -12,7 +12,7 @@ from faceaudit.collections._search_config import checked_index_tag
 
 
 class TagOps(Backend):
-    def tag_resource(self, *, resource_arn: str, tags: Optional[dict] = None) -> TagResourceResult:
+    def tag_resource(self, *, resource_arn: str, tags: dict | None = None) -> TagResourceResult:
         """Add or overwrite tags of a collection (at most 200 tags in all)."""
         name = self.collection_of_arn(resource_arn)
         new = checked_index_tag(v.tags(tags))  # faceaudit:index switches the index at the next search

@@ -8,7 +8,7 @@ higher is more alike); a user without faces never matches.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class UserOps(Backend):
         return row
 
     def create_user(
-        self, *, collection_id: str, user_id: str, client_request_token: Optional[str] = None
+        self, *, collection_id: str, user_id: str, client_request_token: str | None = None
     ) -> CreateUserResult:
         """Create a user (no faces yet). ConflictException if the UserId exists."""
         name = v.collection_id(collection_id)
@@ -67,7 +67,7 @@ class UserOps(Backend):
                                     CreateUserResult.from_rekognition)
 
     def delete_user(
-        self, *, collection_id: str, user_id: str, client_request_token: Optional[str] = None
+        self, *, collection_id: str, user_id: str, client_request_token: str | None = None
     ) -> DeleteUserResult:
         """Delete a user; its faces stay in the collection, disassociated."""
         name = v.collection_id(collection_id)
@@ -84,7 +84,7 @@ class UserOps(Backend):
                                     DeleteUserResult.from_rekognition)
 
     def list_users(
-        self, *, collection_id: str, max_results: Optional[int] = None, next_token: Optional[str] = None
+        self, *, collection_id: str, max_results: int | None = None, next_token: str | None = None
     ) -> ListUsersResult:
         """Users in creation order, ``max_results`` (default 100, 1..500) per page."""
         name = v.collection_id(collection_id)
@@ -107,8 +107,8 @@ class UserOps(Backend):
         collection_id: str,
         user_id: str,
         face_ids: Sequence[str],
-        user_match_threshold: Optional[float] = None,
-        client_request_token: Optional[str] = None,
+        user_match_threshold: float | None = None,
+        client_request_token: str | None = None,
     ) -> AssociateFacesResult:
         """Associate faces with a user.
 
@@ -131,7 +131,7 @@ class UserOps(Backend):
                 user_row = self._user_row(conn, coll, uid)
                 existing = self._store.user_face_rows(conn, user_row)
                 found = self._store.faces_by_face_ids(conn, coll.rowid, fids)
-                failed: List[UnsuccessfulFaceAssociation] = []
+                failed: list[UnsuccessfulFaceAssociation] = []
                 candidates = []
                 for fid in fids:
                     row = found.get(fid)
@@ -178,7 +178,7 @@ class UserOps(Backend):
         collection_id: str,
         user_id: str,
         face_ids: Sequence[str],
-        client_request_token: Optional[str] = None,
+        client_request_token: str | None = None,
     ) -> DisassociateFacesResult:
         """Remove faces from a user. Faces of no user are ignored; of another user:
         ASSOCIATED_TO_A_DIFFERENT_USER; unknown: FACE_NOT_FOUND."""
@@ -218,10 +218,10 @@ class UserOps(Backend):
         self,
         *,
         collection_id: str,
-        user_id: Optional[str] = None,
-        face_id: Optional[str] = None,
-        user_match_threshold: Optional[float] = None,
-        max_users: Optional[int] = None,
+        user_id: str | None = None,
+        face_id: str | None = None,
+        user_match_threshold: float | None = None,
+        max_users: int | None = None,
     ) -> SearchUsersResult:
         """Users similar to a stored face (``face_id``) or to a user's faces (``user_id``).
 
@@ -261,9 +261,9 @@ class UserOps(Backend):
         *,
         collection_id: str,
         image: bytes,
-        user_match_threshold: Optional[float] = None,
-        max_users: Optional[int] = None,
-        quality_filter: Optional[str] = None,
+        user_match_threshold: float | None = None,
+        max_users: int | None = None,
+        quality_filter: str | None = None,
     ) -> SearchUsersByImageResult:
         """Users similar to the largest face of ``image`` (passing ``quality_filter``, default NONE).
 

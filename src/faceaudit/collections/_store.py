@@ -41,9 +41,10 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -189,12 +190,12 @@ class FaceRow:
     rowid: int
     face_id: str
     image_id: str
-    external_image_id: Optional[str]
-    box: Tuple[float, float, float, float]
+    external_image_id: str | None
+    box: tuple[float, float, float, float]
     confidence: float
-    user_id: Optional[str]
-    user_row: Optional[int]
-    labels: Dict[str, Any]
+    user_id: str | None
+    user_row: int | None
+    labels: dict[str, Any]
     sha256: str
 
 
@@ -232,15 +233,15 @@ class Store:
         self.path = self.data_dir / DB_NAME
         self._db = SQLiteDatabase(self.path, SCHEMA, busy_timeout_s=BUSY_TIMEOUT_S, check_same_thread=False)
         self._local = threading.local()
-        self._secret: Optional[bytes] = None
+        self._secret: bytes | None = None
 
     # -- connections ---------------------------------------------------------------------------
-    def _connect(self, create: bool) -> Optional[sqlite3.Connection]:
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
         if not self._db.exists() and not create:
             return None
         return self._db.connect()  # refuses a data dir open to other users
 
-    def connection(self, create: bool = False) -> Optional[sqlite3.Connection]:
+    def connection(self, create: bool = False) -> sqlite3.Connection | None:
         """This thread's connection; None when the database does not exist and ``create`` is False."""
         local = self._local
         conn = getattr(local, "conn", None)
@@ -260,7 +261,7 @@ class Store:
         self._local.conn = None
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Optional[sqlite3.Connection]]:
+    def read(self) -> Iterator[sqlite3.Connection | None]:
         """A read transaction (one snapshot); yields None when the database does not exist yet."""
         conn = self.connection(create=False)
         if conn is None:
@@ -270,7 +271,7 @@ class Store:
             yield conn
 
     @contextlib.contextmanager
-    def write(self, create: bool = False) -> Iterator[Optional[sqlite3.Connection]]:
+    def write(self, create: bool = False) -> Iterator[sqlite3.Connection | None]:
         """A write transaction: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
 
         Yields None when the database does not exist and ``create`` is False (every
@@ -283,7 +284,7 @@ class Store:
         with transaction(conn, write=True):
             yield conn
 
-    def secret(self, conn: Optional[sqlite3.Connection]) -> Optional[bytes]:
+    def secret(self, conn: sqlite3.Connection | None) -> bytes | None:
         """The key that signs pagination tokens (None before the database exists)."""
         if self._secret is None and conn is not None:
             row = conn.execute("SELECT value FROM meta WHERE key = 'token_secret'").fetchone()
@@ -292,21 +293,21 @@ class Store:
 
     # -- collections ---------------------------------------------------------------------------
     @staticmethod
-    def find_collection(conn: Optional[sqlite3.Connection], name: str) -> Optional[CollectionRow]:
+    def find_collection(conn: sqlite3.Connection | None, name: str) -> CollectionRow | None:
         if conn is None:
             return None
         r = conn.execute(f"SELECT {_COLLECTION_COLS} FROM collections WHERE name = ?", (name,)).fetchone()
         return CollectionRow(*r) if r else None
 
     @classmethod
-    def get_collection(cls, conn: Optional[sqlite3.Connection], name: str) -> CollectionRow:
+    def get_collection(cls, conn: sqlite3.Connection | None, name: str) -> CollectionRow:
         row = cls.find_collection(conn, name)
         if row is None:
             raise ResourceNotFoundError(f"collection {name!r} does not exist")
         return row
 
     @staticmethod
-    def collection_by_rowid(conn: sqlite3.Connection, rowid: int) -> Optional[CollectionRow]:
+    def collection_by_rowid(conn: sqlite3.Connection, rowid: int) -> CollectionRow | None:
         r = conn.execute(f"SELECT {_COLLECTION_COLS} FROM collections WHERE id = ?", (rowid,)).fetchone()
         return CollectionRow(*r) if r else None
 
@@ -330,7 +331,7 @@ class Store:
         conn.execute("UPDATE collections SET tags = ? WHERE id = ?", (json.dumps(tags), rowid))
 
     @staticmethod
-    def list_collections(conn, after: int, limit: int) -> List[CollectionRow]:
+    def list_collections(conn, after: int, limit: int) -> list[CollectionRow]:
         if conn is None:
             return []
         rows = conn.execute(
@@ -375,7 +376,7 @@ class Store:
             conn.execute("UPDATE collections SET log_floor = ? WHERE id = ?", (cut, collection_rowid))
 
     @staticmethod
-    def changed_face_rows(conn, collection_rowid: int, after_seq: int) -> List[int]:
+    def changed_face_rows(conn, collection_rowid: int, after_seq: int) -> list[int]:
         rows = conn.execute(
             "SELECT DISTINCT face_row FROM face_log WHERE collection_id = ? AND seq > ?",
             (collection_rowid, after_seq),
@@ -384,11 +385,11 @@ class Store:
 
     # -- embeddings ------------------------------------------------------------------------------
     @staticmethod
-    def embeddings(conn, collection_rowid: int, dimension: int, face_rows: Optional[Sequence[int]] = None,
-                   chunk: int = 500) -> Tuple[np.ndarray, np.ndarray]:
+    def embeddings(conn, collection_rowid: int, dimension: int, face_rows: Sequence[int] | None = None,
+                   chunk: int = 500) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of the collection's faces, all or those of ``face_rows`` that exist."""
-        ids: List[int] = []
-        blobs: List[bytes] = []
+        ids: list[int] = []
+        blobs: list[bytes] = []
         if face_rows is None:
             cur = conn.execute(
                 "SELECT id, embedding FROM faces WHERE collection_id = ? ORDER BY id", (collection_rowid,)
@@ -418,8 +419,8 @@ class Store:
 
     # -- faces -----------------------------------------------------------------------------------
     @staticmethod
-    def faces_by_rowids(conn, rowids: Sequence[int], chunk: int = 500) -> Dict[int, FaceRow]:
-        out: Dict[int, FaceRow] = {}
+    def faces_by_rowids(conn, rowids: Sequence[int], chunk: int = 500) -> dict[int, FaceRow]:
+        out: dict[int, FaceRow] = {}
         rows = [int(r) for r in rowids]
         for i in range(0, len(rows), chunk):
             part = rows[i : i + chunk]
@@ -430,8 +431,8 @@ class Store:
         return out
 
     @staticmethod
-    def faces_by_face_ids(conn, collection_rowid: int, face_ids: Sequence[str], chunk: int = 500) -> Dict[str, FaceRow]:
-        out: Dict[str, FaceRow] = {}
+    def faces_by_face_ids(conn, collection_rowid: int, face_ids: Sequence[str], chunk: int = 500) -> dict[str, FaceRow]:
+        out: dict[str, FaceRow] = {}
         ids = list(face_ids)
         for i in range(0, len(ids), chunk):
             part = ids[i : i + chunk]
@@ -449,10 +450,10 @@ class Store:
         return blobs_to_matrix([blob], dimension)[0]
 
     @staticmethod
-    def list_faces(conn, collection_rowid: int, after: int, limit: int, user_row: Optional[int],
-                   face_ids: Optional[Sequence[str]]) -> List[FaceRow]:
+    def list_faces(conn, collection_rowid: int, after: int, limit: int, user_row: int | None,
+                   face_ids: Sequence[str] | None) -> list[FaceRow]:
         where = ["f.collection_id = ?", "f.id > ?"]
-        args: List[Any] = [collection_rowid, after]
+        args: list[Any] = [collection_rowid, after]
         if user_row is not None:
             where.append("f.user_row = ?")
             args.append(user_row)
@@ -465,14 +466,14 @@ class Store:
         return [_face_row(r) for r in rows]
 
     @staticmethod
-    def faces_created_before(conn, collection_rowid: int, before: float) -> List[Tuple[str, Optional[str]]]:
+    def faces_created_before(conn, collection_rowid: int, before: float) -> list[tuple[str, str | None]]:
         """(FaceId, UserId or None) of the collection's faces indexed before ``before``, oldest first."""
         return [(r[0], r[1]) for r in conn.execute(
             "SELECT f.face_id, u.user_id FROM faces f LEFT JOIN users u ON u.id = f.user_row "
             "WHERE f.collection_id = ? AND f.created_at < ? ORDER BY f.id", (collection_rowid, before))]
 
     @staticmethod
-    def find_image(conn, collection_rowid: int, sha256: str, external_image_id: Optional[str]):
+    def find_image(conn, collection_rowid: int, sha256: str, external_image_id: str | None):
         return conn.execute(
             "SELECT id, image_id, unindexed FROM images WHERE collection_id = ? AND sha256 = ? "
             "AND external_image_id = ? ORDER BY id LIMIT 1",
@@ -489,14 +490,14 @@ class Store:
         ).fetchall())
 
     @staticmethod
-    def face_details(conn, image_row: int) -> List[Tuple[int, str]]:
+    def face_details(conn, image_row: int) -> list[tuple[int, str]]:
         return conn.execute(
             "SELECT id, detail FROM faces WHERE image_row = ? ORDER BY id", (image_row,)
         ).fetchall()
 
     @staticmethod
-    def insert_image(conn, collection_rowid: int, image_id: str, sha256: str, external_image_id: Optional[str],
-                     width: int, height: int, unindexed: list, labels: dict, source: Optional[str]) -> int:
+    def insert_image(conn, collection_rowid: int, image_id: str, sha256: str, external_image_id: str | None,
+                     width: int, height: int, unindexed: list, labels: dict, source: str | None) -> int:
         cur = conn.execute(
             "INSERT INTO images (collection_id, image_id, sha256, external_image_id, width, height, "
             "unindexed, labels, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -521,7 +522,7 @@ class Store:
         return row
 
     @staticmethod
-    def face_thumbnail(conn, face_id: str) -> Optional[bytes]:
+    def face_thumbnail(conn, face_id: str) -> bytes | None:
         row = conn.execute(
             "SELECT t.jpeg FROM face_thumbnails t JOIN faces f ON f.id = t.face_row WHERE f.face_id = ?",
             (face_id,),
@@ -543,7 +544,7 @@ class Store:
 
     # -- users -----------------------------------------------------------------------------------
     @staticmethod
-    def find_user(conn, collection_rowid: int, user_id: str) -> Optional[int]:
+    def find_user(conn, collection_rowid: int, user_id: str) -> int | None:
         if conn is None:
             return None
         r = conn.execute(
@@ -568,15 +569,15 @@ class Store:
         conn.execute("UPDATE collections SET user_count = user_count - 1 WHERE id = ?", (collection_rowid,))
 
     @staticmethod
-    def set_user(conn, face_rows: Sequence[int], user_row: Optional[int]) -> None:
+    def set_user(conn, face_rows: Sequence[int], user_row: int | None) -> None:
         conn.executemany("UPDATE faces SET user_row = ? WHERE id = ?", [(user_row, int(r)) for r in face_rows])
 
     @staticmethod
-    def user_face_rows(conn, user_row: int) -> List[int]:
+    def user_face_rows(conn, user_row: int) -> list[int]:
         return [r[0] for r in conn.execute("SELECT id FROM faces WHERE user_row = ? ORDER BY id", (user_row,))]
 
     @staticmethod
-    def list_users(conn, collection_rowid: int, after: int, limit: int) -> List[Tuple[int, str, int]]:
+    def list_users(conn, collection_rowid: int, after: int, limit: int) -> list[tuple[int, str, int]]:
         """[(row id, UserId, face count)] in creation order."""
         return conn.execute(
             "SELECT u.id, u.user_id, (SELECT COUNT(*) FROM faces f WHERE f.user_row = u.id) "
@@ -585,9 +586,9 @@ class Store:
         ).fetchall()
 
     @staticmethod
-    def users_with_faces(conn, face_rows: Sequence[int]) -> Dict[int, Tuple[int, str]]:
+    def users_with_faces(conn, face_rows: Sequence[int]) -> dict[int, tuple[int, str]]:
         """{face row: (user row, UserId)} for those of ``face_rows`` that belong to a user."""
-        out: Dict[int, Tuple[int, str]] = {}
+        out: dict[int, tuple[int, str]] = {}
         rows = [int(r) for r in face_rows]
         for i in range(0, len(rows), 500):
             part = rows[i : i + 500]
@@ -601,7 +602,7 @@ class Store:
 
     # -- idempotency -----------------------------------------------------------------------------
     @staticmethod
-    def idempotent_response(conn, operation: str, token: str) -> Optional[Tuple[str, str]]:
+    def idempotent_response(conn, operation: str, token: str) -> tuple[str, str] | None:
         return conn.execute(
             "SELECT request, response FROM idempotency WHERE operation = ? AND token = ? AND created_at > ?",
             (operation, token, time.time() - IDEMPOTENCY_TTL_S),

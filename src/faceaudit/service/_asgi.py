@@ -17,9 +17,10 @@ import ipaddress
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Union
 
 from faceaudit._errors import (
     FaceAuditError,
@@ -73,7 +74,7 @@ class ServerLimits:
     spool_above: int = 1024 * 1024
     """An unverified body larger than this is spooled to a file (0600, deleted when closed)
     in ``spool_dir``, not held in memory."""
-    spool_dir: Optional[str] = None
+    spool_dir: str | None = None
     """Where bodies are spooled (None: ``<data dir>/spool``, made 0700)."""
     page_body_bytes: int = 16 * 1024
     """Largest body of a request to a path other than the API (the review pages' forms);
@@ -88,7 +89,7 @@ class ServerLimits:
     """Most header fields in a request; beyond: 431."""
     max_target_bytes: int = 8 * 1024
     """Longest request target (path and query); beyond: 414."""
-    trusted_proxies: Tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     """Networks (CIDRs) of proxies whose X-Forwarded-For and X-Forwarded-Proto are believed
     (the client's address and whether it used https); nobody else's are."""
     threads: int = 32
@@ -107,26 +108,26 @@ class AsgiService:
     ``factory`` when given a callable: it is pickled to worker processes, the app is not)."""
 
     def __init__(self, app: AppSource, limits: ServerLimits = ServerLimits(),
-                 log_level: Optional[str] = None) -> None:
+                 log_level: str | None = None) -> None:
         self.limits = limits
         self.log_level = log_level
-        self._factory: Optional[Callable[[], ServiceApp]] = None if isinstance(app, ServiceApp) else app
-        self._app: Optional[ServiceApp] = app if isinstance(app, ServiceApp) else None
-        self._executor: Optional[ThreadPoolExecutor] = None
-        self._page_executor: Optional[ThreadPoolExecutor] = None
+        self._factory: Callable[[], ServiceApp] | None = None if isinstance(app, ServiceApp) else app
+        self._app: ServiceApp | None = app if isinstance(app, ServiceApp) else None
+        self._executor: ThreadPoolExecutor | None = None
+        self._page_executor: ThreadPoolExecutor | None = None
         self._budget = BodyBudget(limits.unverified_body_bytes, limits.unverified_body_bytes_per_key,
                                   limits.unverified_body_bytes_per_address,
                                   small_reserve=limits.small_body_reserve)
         self._proxies = tuple(ipaddress.ip_network(c, strict=False) for c in limits.trusted_proxies)
-        self._spool_dir: Optional[str] = limits.spool_dir
+        self._spool_dir: str | None = limits.spool_dir
 
-    def __getstate__(self) -> Dict[str, Any]:
+    def __getstate__(self) -> dict[str, Any]:
         if self._factory is None:
             raise TypeError("an AsgiService made from a ServiceApp instance cannot go to another "
                             "process: give it a picklable factory")
         return {"limits": self.limits, "log_level": self.log_level, "factory": self._factory}
 
-    def __setstate__(self, state: Dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["factory"], state["limits"], state["log_level"])  # type: ignore[misc]
 
     @property
@@ -155,7 +156,7 @@ class AsgiService:
             self._page_executor = ThreadPoolExecutor(self.limits.page_threads, thread_name_prefix="faceaudit-page")
         return self._page_executor
 
-    def spool_dir(self) -> Optional[str]:
+    def spool_dir(self) -> str | None:
         """Where large unverified bodies go: ``limits.spool_dir`` or ``<data dir>/spool`` (0700);
         None (the system's temporary folder) when that cannot be made."""
         if self._spool_dir is None:
@@ -174,7 +175,7 @@ class AsgiService:
 
     # -- ASGI ------------------------------------------------------------------------------------
 
-    async def __call__(self, scope: Dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
@@ -190,7 +191,7 @@ class AsgiService:
 
                         configure_logging(self.log_level)
                     self.app  # noqa: B018 - made now, not on the first request
-                except Exception as exc:  # noqa: BLE001 - reported to the server, which stops
+                except Exception as exc:
                     log.exception("worker failed to start")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -205,7 +206,7 @@ class AsgiService:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _client(self, scope: Dict[str, Any], headers: List[Tuple[str, str]]) -> Tuple[str, str]:
+    def _client(self, scope: dict[str, Any], headers: list[tuple[str, str]]) -> tuple[str, str]:
         """(client address, scheme): from the connection, or from X-Forwarded-For/-Proto when
         the peer is a trusted proxy (the rightmost address not itself a trusted proxy)."""
         client = scope.get("client")
@@ -213,7 +214,7 @@ class AsgiService:
         scheme = scope.get("scheme", "http")
         if not self._proxies or not self._trusted(remote):
             return remote, scheme
-        forwarded: List[str] = []
+        forwarded: list[str] = []
         for k, v in headers:
             if k == "x-forwarded-for":
                 forwarded.extend(p.strip() for p in v.split(","))
@@ -235,7 +236,7 @@ class AsgiService:
             return False
         return any(ip in net for net in self._proxies)
 
-    async def _http(self, scope: Dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def _http(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         loop = asyncio.get_running_loop()
         app = self.app
         stream = _Stream(receive)
@@ -270,7 +271,7 @@ class AsgiService:
         unread = 0 if request.body_consumed else (content_length or 0)
         await _respond(send, stream, response, unread, expecting)
 
-    def _check_head(self, scope: Dict[str, Any], headers: List[Tuple[str, str]]) -> Optional[FaceAuditError]:
+    def _check_head(self, scope: dict[str, Any], headers: list[tuple[str, str]]) -> FaceAuditError | None:
         """431 for too many or too large header fields, 414 for too long a target."""
         limits = self.limits
         if len(headers) > limits.max_headers:
@@ -286,7 +287,7 @@ class AsgiService:
                 f"the request target is {target} bytes; at most {limits.max_target_bytes} are accepted")
         return None
 
-    async def _page(self, app: ServiceApp, request: HttpRequest, stream: "_Stream",
+    async def _page(self, app: ServiceApp, request: HttpRequest, stream: _Stream,
                     loop: asyncio.AbstractEventLoop) -> HttpResponse:
         """A request to another path (the review pages: unauthenticated until their own checks):
         its body, at most ``page_body_bytes``, is read here within ``page_body_timeout``; only then
@@ -307,7 +308,7 @@ class AsgiService:
                 request.body_consumed = True
                 try:
                     body = await asyncio.wait_for(_read_all(stream, n), limits.page_body_timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self._budget.failed(key, request.remote)
                     response = app.fail(_exchange(request), RequestTimeoutError(
                         f"the request body did not arrive within {limits.page_body_timeout:g} s"))
@@ -340,7 +341,7 @@ class AsgiService:
         exc.retry_after = max(1.0, wait)  # type: ignore[attr-defined]
         return exc
 
-    async def _finish(self, app: ServiceApp, exchange: Exchange, request: HttpRequest, stream: "_Stream",
+    async def _finish(self, app: ServiceApp, exchange: Exchange, request: HttpRequest, stream: _Stream,
                       loop: asyncio.AbstractEventLoop) -> HttpResponse:
         n = request.content_length or 0
         key = exchange.access_key_id or f"ip:{request.remote}"
@@ -387,7 +388,7 @@ class AsgiService:
                 body.close()
 
 
-async def _read_into(reader: BodyReader, stream: "_Stream") -> None:
+async def _read_into(reader: BodyReader, stream: _Stream) -> None:
     while not reader.complete:
         chunk = await stream.read(reader.wanted)
         if not chunk:
@@ -395,7 +396,7 @@ async def _read_into(reader: BodyReader, stream: "_Stream") -> None:
         reader.add(chunk)
 
 
-async def _read_all(stream: "_Stream", n: int) -> bytes:
+async def _read_all(stream: _Stream, n: int) -> bytes:
     parts = bytearray()
     while len(parts) < n:
         chunk = await stream.read(n - len(parts))
@@ -453,7 +454,7 @@ class _Stream:
 
         try:
             await asyncio.wait_for(drop(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 
@@ -462,7 +463,7 @@ async def _respond(send: Callable, stream: _Stream, response: HttpResponse, unre
     """Send ``response``. A body left unread: with "Expect: 100-continue" it was never sent
     (close); a small one is dropped by the server on a kept connection; otherwise the answer
     goes first and the body is dropped (up to :data:`DRAIN_LIMIT_BYTES`) before closing."""
-    headers: List[Tuple[bytes, bytes]] = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers: list[tuple[bytes, bytes]] = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     close = response.close or unread > DRAIN_LIMIT_BYTES or (unread > 0 and expecting)
     if close:
         headers.append((b"connection", b"close"))

@@ -14,7 +14,7 @@ import math
 import multiprocessing
 import struct
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from faceaudit.engine import MAX_IMAGE_BYTES
 
@@ -139,14 +139,14 @@ class Reservation:
     cancels its reading when a fairer claim needs the room; ``reading`` is False once the body is
     complete (it is then verified and can no longer be evicted)."""
 
-    __slots__ = ("key", "address", "n", "small", "stranger", "reading", "evicted", "evict", "released")
+    __slots__ = ("address", "evict", "evicted", "key", "n", "reading", "released", "small", "stranger")
 
     def __init__(self, key: str, address: str, n: int, small: bool) -> None:
         self.key, self.address, self.n, self.small = key, address, n, small
         self.stranger = False  # from an address that had not verified a signature of the key
         self.reading = True
         self.evicted = False
-        self.evict: "Callable[..., object] | None" = None
+        self.evict: Callable[..., object] | None = None
         self.released = False
 
     def __bool__(self) -> bool:
@@ -190,9 +190,9 @@ class BodyBudget:
         self._by_address: dict = {}
         self._small_by_address: dict = {}
         self._live: list = []  # reservations, oldest first
-        self._trusted: "dict[tuple, None]" = {}  # (key, address) pairs that verified (LRU order)
-        self._failures: "dict[str, tuple]" = {}  # holder -> (count, refused until)
-        self._key_failures: "dict[str, tuple]" = {}  # key -> (failures from strangers, last)
+        self._trusted: dict[tuple, None] = {}  # (key, address) pairs that verified (LRU order)
+        self._failures: dict[str, tuple] = {}  # holder -> (count, refused until)
+        self._key_failures: dict[str, tuple] = {}  # key -> (failures from strangers, last)
 
     # -- admission -------------------------------------------------------------------------------
 
@@ -207,7 +207,7 @@ class BodyBudget:
                 wait = max(wait, entry[1] - now)
         return max(0.0, wait)
 
-    def reserve(self, key: str, n: int, address: str = "-") -> "Reservation | None":
+    def reserve(self, key: str, n: int, address: str = "-") -> Reservation | None:
         """Take ``n`` bytes for ``key`` from ``address``; None when they do not fit (or the
         holder is backing off: :meth:`penalty`)."""
         address = address_group(address)
@@ -281,7 +281,7 @@ class BodyBudget:
             victim.evict()  # type: ignore[misc]
         return True
 
-    def release(self, reservation: "Reservation | str", n: int | None = None, address: str = "-") -> None:
+    def release(self, reservation: Reservation | str, n: int | None = None, address: str = "-") -> None:
         """Give back a reservation (or, by key and size, the oldest one of ``key`` from ``address``)."""
         if isinstance(reservation, Reservation):
             r = reservation

@@ -29,7 +29,6 @@ import socket
 import sys
 import threading
 import time
-from typing import Dict, Optional, Tuple
 
 import h11
 from uvicorn import Config, Server
@@ -70,14 +69,14 @@ class GuardedH11Protocol(H11Protocol):
     The limits are the :class:`ServerLimits` of the ASGI app (``config.app.limits``).
     """
 
-    _per_client: "collections.Counter[Tuple[int, str]]" = collections.Counter()  # (server, address)
+    _per_client: collections.Counter[tuple[int, str]] = collections.Counter()  # (server, address)
 
     def __init__(self, config: Config, server_state, app_state, _loop=None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ServerLimits = getattr(config.app, "limits", None) or ServerLimits()
-        self._deadline: Optional[asyncio.TimerHandle] = None
-        self._counted: Optional[Tuple[int, str]] = None
-        self._first_line: Optional[bytes] = b""  # None once the first request line was checked
+        self._deadline: asyncio.TimerHandle | None = None
+        self._counted: tuple[int, str] | None = None
+        self._first_line: bytes | None = b""  # None once the first request line was checked
         self._refused = False
 
     # -- connection --------------------------------------------------------------------------
@@ -196,9 +195,9 @@ class Supervisor(Multiprocess):
 
     def __init__(self, config: Config, sockets) -> None:
         super().__init__(config, sockets)
-        self._started: Dict[int, float] = {}
-        self._failures: Dict[int, int] = {}
-        self._due: Dict[int, float] = {}
+        self._started: dict[int, float] = {}
+        self._failures: dict[int, int] = {}
+        self._due: dict[int, float] = {}
 
     def init_processes(self) -> None:
         super().init_processes()
@@ -316,7 +315,7 @@ def serve(
     grace: float = 30.0,
     ready_stream=None,
     limits: ServerLimits = ServerLimits(),
-    log_level: Optional[str] = None,
+    log_level: str | None = None,
 ) -> int:
     """Bind, announce ``serving http://HOST:PORT`` on ``ready_stream`` (stdout), serve until
     signalled. ``app``: a :class:`ServiceApp`, or (needed for ``workers > 1``: each worker makes
@@ -333,7 +332,7 @@ def serve(
     log.info("listening", extra={"fields": {"event": "listening", "url": url, "workers": workers, "auth": auth}})
     # Signals are caught from here on: a SIGTERM right after the announcement stops cleanly.
     stopped = threading.Event()
-    running: Dict[str, Server] = {}
+    running: dict[str, Server] = {}
 
     def on_signal(signum, frame) -> None:  # until uvicorn's own handlers take over
         stopped.set()
@@ -366,7 +365,7 @@ def serve(
 
 def start_in_thread(app: ServiceApp, host: str = "127.0.0.1", port: int = 0,
                     limits: ServerLimits = ServerLimits(), timeout: float = 30.0
-                    ) -> Tuple[Server, threading.Thread, str]:
+                    ) -> tuple[Server, threading.Thread, str]:
     """A server in a background thread of this process: (server, thread, url)."""
     sock = bind_socket(host, port)
     server = Server(uvicorn_config(AsgiService(app, limits)))
