@@ -174,7 +174,7 @@ def test_search_users(people):
     assert rk["UserMatches"][0]["Similarity"] >= 80
     # threshold 0: every user with faces, best first; MaxUsers caps
     r = fc.search_users(collection_id="c", face_id=ids["C000141-2018"], user_match_threshold=0)
-    assert [m.user_id for m in r.user_matches][0] == "alice" and len(r.user_matches) == 3
+    assert next(m.user_id for m in r.user_matches) == "alice" and len(r.user_matches) == 3
     sims = [m.similarity for m in r.user_matches]
     assert sims == sorted(sims, reverse=True)
     assert len(fc.search_users(collection_id="c", face_id=ids["C000141-2018"], user_match_threshold=0,
@@ -208,7 +208,8 @@ def test_search_users_by_image(people):
     assert set(rk["SearchedFace"]["FaceDetail"]) >= {"BoundingBox", "Confidence"}
     # no face: an empty list, not an error
     empty = fc.search_users_by_image(collection_id="c", image=blank_image())
-    assert empty.to_rekognition() == {"UserMatches": [], "FaceModelVersion": get_model("sface").numeric_version, "UnsearchedFaces": []}
+    assert empty.to_rekognition() == {"UserMatches": [], "FaceModelVersion": get_model("sface").numeric_version,
+                                      "UnsearchedFaces": []}
     # several faces: the largest is searched, the others are reported
     img = side_by_side(portrait_2018("F000062"), portrait_2014("C000141"))
     r = fc.search_users_by_image(collection_id="c", image=img)

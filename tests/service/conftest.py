@@ -95,9 +95,9 @@ class ServeProcess:
 
     def __init__(self, data_dir: Path, *args: str, log_path: Path | None = None) -> None:
         self.log_path = log_path or data_dir / f"serve-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (open for the process's lifetime; closed in stop())
         self.proc = subprocess.Popen(
-            faceaudit_cmd() + ["serve", "--data-dir", str(data_dir), "--port", "0", *args],
+            [*faceaudit_cmd(), "serve", "--data-dir", str(data_dir), "--port", "0", *args],
             stdout=subprocess.PIPE, stderr=self._log, text=True,
         )
         line = self.proc.stdout.readline()

@@ -64,7 +64,7 @@ def test_concurrent_index_and_search_loses_nothing(tmp_path):
         assert len(listed_ids) == len(set(listed_ids)) == len(indexed)
         assert admin.describe_collection(CollectionId="busy")["FaceCount"] == len(indexed)
         # the other worker sees the same faces: a search from a fresh connection finds the newest face
-        last = [f for f in listed if f["FaceId"] == indexed[-1]][0]
+        last = next(f for f in listed if f["FaceId"] == indexed[-1])
         for _ in range(4):
             r = client(proc.url, key).search_faces(CollectionId="busy", FaceId=last["FaceId"], MaxFaces=4096,
                                                    FaceMatchThreshold=0)

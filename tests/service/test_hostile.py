@@ -166,7 +166,7 @@ def read_all_response(sock) -> bytes:
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    length = int(next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")))
     while len(rest) < length:
         rest += sock.recv(65536)
     return head + b"\r\n\r\n" + rest
@@ -261,7 +261,8 @@ def test_restarts_never_leave_the_service_without_a_worker(monkeypatch):
     monkeypatch.setattr(_server.time, "monotonic", lambda: clock[0])
     sup = Supervisor(uvicorn_config(AsgiService(lambda: None), workers=2), [])
     started = []
-    monkeypatch.setattr(sup, "_start", lambda idx, now: (started.append(idx), sup.processes.__setitem__(idx, _FakeProcess()),
+    monkeypatch.setattr(sup, "_start", lambda idx, now: (started.append(idx),
+                                                          sup.processes.__setitem__(idx, _FakeProcess()),
                                                           sup._started.__setitem__(idx, now)))
     sup.processes = [_FakeProcess(), _FakeProcess()]
     sup._started = {0: clock[0], 1: clock[0]}

@@ -176,7 +176,7 @@ def test_large_unverified_bodies_are_spooled_not_held(tmp_path):
     reader = BodyReader(3 * MIB, spool_above=MIB, spool_dir=str(tmp_path))
     for _ in range(3):
         reader.add(b"a" * MIB)
-    body, digest = reader.result()
+    body, _digest = reader.result()
     assert not isinstance(body, bytes) and body.read(3) == b"aaa"
     assert len(reader._parts) == 0  # nothing of it in memory
     body.close()

@@ -18,7 +18,8 @@ approximate: they propose candidates (the fast scan from 4-bit codes, HNSW from
 a graph) and only those are scored exactly, so a face at or above the threshold
 can be missed (measured recall: docs/scaling.md). Every similarity returned is
 exact either way. ``DescribeCollection``'s tags (``faceaudit:index``), ``faceaudit
-collection describe`` and each search-log record say which index served a search. Batch indexing of a directory or manifest: :func:`index_batch`.
+collection describe`` and each search-log record say which index served a search.
+Batch indexing of a directory or manifest: :func:`index_batch`.
 Every search result is an investigative lead, not an identification.
 """
 
@@ -99,13 +100,14 @@ __all__ = [
     "AssociateFacesResult", "BackendOptions", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
     "CreateCollectionResult", "CreateUserResult", "DeleteCollectionResult", "DeleteFacesResult",
     "DeleteUserResult", "DescribeCollectionResult", "DisassociateFacesResult", "Face",
-    "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "FastScanIndex", "FastScanParams", "HnswIndex", "HnswParams", "INDEX_TAG",
-    "IndexFacesResult", "IndexKind",
-    "ListCollectionsResult", "ListFacesResult", "ListTagsForResourceResult", "ListUsersResult", "NumpyIndex", "QualityBar",
-    "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
-    "SearchUsersResult", "SearchConfig", "TagResourceResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
-    "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
-    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "normalise_request", "passes_quality", "quality_band",
+    "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "FastScanIndex", "FastScanParams", "HnswIndex",
+    "HnswParams", "INDEX_TAG", "IndexFacesResult", "IndexKind",
+    "ListCollectionsResult", "ListFacesResult", "ListTagsForResourceResult", "ListUsersResult", "NumpyIndex",
+    "QualityBar", "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
+    "SearchUsersResult", "SearchConfig", "TagResourceResult", "UnindexedFace", "UnsearchedFace",
+    "UnsuccessfulFaceAssociation", "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
+    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "normalise_request",
+    "passes_quality", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
     # the one manifest reader (batch indexing and the audit)
     "ManifestRow", "ManifestTable", "read_manifest_table",

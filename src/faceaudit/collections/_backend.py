@@ -248,7 +248,7 @@ class Backend:
         for ids, scores in hits:
             found = []
             # one vectorised mapping per query (same arithmetic as to_similarity, element by element)
-            for i, s in zip(ids.tolist(), scale.to_similarity_array(scores).tolist()):
+            for i, s in zip(ids.tolist(), scale.to_similarity_array(scores).tolist(), strict=True):
                 if i in exclude:
                     continue
                 sim = round(s, 4)

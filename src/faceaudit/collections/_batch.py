@@ -1,7 +1,8 @@
 """Batch indexing: many images into one collection, in parallel, resumable.
 
 Worker processes (the engine's :class:`~faceaudit.engine.EnginePool`, each with its
-own engine and one OpenCV thread) decode, detect, filter and embed; the parent process is the only SQLite writer and commits each image
+own engine and one OpenCV thread) decode, detect, filter and embed; the parent process
+is the only SQLite writer and commits each image
 (its image row, faces and change-log rows) in one small transaction. An image
 is identified by the SHA-256 of its bytes and its ExternalImageId, exactly as
 IndexFaces deduplicates: a run killed at any moment (kill -9 included) and run

@@ -33,6 +33,7 @@ repaired.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -128,10 +129,8 @@ class IndexCache:
 
             self._milvus_client().drop_collection(collection_name(self.data_dir, collection_rowid))
         if remove_snapshot:
-            try:
+            with contextlib.suppress(OSError):
                 self.snapshot_path(collection_rowid).unlink()
-            except OSError:
-                pass
 
     # -- sync ------------------------------------------------------------------------------------
     def synced(self, conn, coll: CollectionRow) -> VectorIndex:
@@ -267,10 +266,8 @@ class IndexCache:
                     os.fsync(fh.fileno())
                 os.replace(tmp, path)
             except BaseException:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(tmp)
-                except OSError:
-                    pass
                 raise
         except OSError as exc:  # a read-only data dir still serves searches
             log.warning("cannot write index snapshot %s: %s", path, exc)

@@ -114,7 +114,7 @@ def read_manifest_table(path: str | os.PathLike[str], *, require_subject: bool) 
                 raise ManifestError(
                     f"manifest {p}, line {line}: {len(cells)} cells for {len(columns)} columns "
                     "(quote a value that holds a comma)", str(p), line)
-            row = dict(zip(columns, (c.strip() for c in cells)))
+            row = dict(zip(columns, (c.strip() for c in cells), strict=False))  # a short row: missing cells
             for column in required:
                 if not row.get(column):
                     raise ManifestError(f"manifest {p}, line {line}, column {column!r}: empty",

@@ -131,7 +131,8 @@ class MilvusIndex:
         if not len(ids):
             return
         for lo in range(0, len(ids), BATCH):
-            rows = [{"id": int(i), "vector": v} for i, v in zip(ids[lo:lo + BATCH], vectors[lo:lo + BATCH])]
+            batch = zip(ids[lo:lo + BATCH], vectors[lo:lo + BATCH], strict=True)
+            rows = [{"id": int(i), "vector": v} for i, v in batch]
             self._client.upsert(self.name, rows)
         self._ids = np.union1d(self._ids, ids)
 

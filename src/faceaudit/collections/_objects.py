@@ -128,7 +128,8 @@ class FolderStore:
         try:
             fd = os.open(self.root, os.O_DIRECTORY | os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            raise InvalidS3ObjectError(f"{ref} cannot be read: the bucket root is unreadable ({exc.strerror})") from None
+            raise InvalidS3ObjectError(
+                f"{ref} cannot be read: the bucket root is unreadable ({exc.strerror})") from None
         try:
             try:
                 nxt = os.open(ref.bucket, folder, dir_fd=fd)

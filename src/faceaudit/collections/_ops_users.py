@@ -153,7 +153,7 @@ class UserOps(Backend):
                     _, mine = self._store.embeddings(conn, coll.rowid, coll.dimension, existing)
                     _, new = self._store.embeddings(conn, coll.rowid, coll.dimension, [c.rowid for c in candidates])
                     best = (new @ mine.T).max(axis=1)
-                    for cand, sim in zip(candidates, self._similarities(coll, best)):
+                    for cand, sim in zip(candidates, self._similarities(coll, best), strict=True):
                         if sim >= threshold:
                             accepted.append(cand)
                         else:

@@ -396,7 +396,7 @@ class VideoOps(Backend):
         for n, frame in enumerate(sample_frames(path, meta, fps, self._limits)):
             faces = engine.detect(frame.image).faces
             vectors = [engine.embed(frame.image, f).vector for f in faces]
-            for ti in set(tracker.update(frame.number, frame.timestamp_ms, list(zip(faces, vectors)))):
+            for ti in set(tracker.update(frame.number, frame.timestamp_ms, list(zip(faces, vectors, strict=True)))):
                 keep = {s.frame_number for s in tracker.tracks[ti].best()}
                 kept = probes.setdefault(ti, {})
                 if frame.number in keep and frame.number not in kept:

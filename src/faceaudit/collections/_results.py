@@ -3,7 +3,8 @@
 ``to_rekognition()`` returns exactly the operation's response shape (botocore
 ``rekognition/2016-06-27``), JSON-ready: timestamps are epoch seconds (the AWS
 JSON 1.1 wire format), optional members are left out when they have no value.
-Similarities are 0-100, higher is more alike (the calibrated scale: the false-match rate a value promises is the same on every model,
+Similarities are 0-100, higher is more alike (the calibrated scale: the false-match
+rate a value promises is the same on every model,
 ``engine.spec.scale.to_similarity(cosine)``); confidences are the detector's,
 0-100. Fields beyond Rekognition's (e.g. a face's manifest labels) are kept on
 the dataclasses and never appear in ``to_rekognition()``.

@@ -47,13 +47,13 @@ INDEX_TAG = "faceaudit:index"
 
 
 
-class IndexKind(str, enum.Enum):
+class IndexKind(str, enum.Enum):  # noqa: UP042 (StrEnum would change str() of a member)
     FLAT = "flat"
     FASTSCAN = "fastscan"
     HNSW = "hnsw"
 
 
-class VectorStore(str, enum.Enum):
+class VectorStore(str, enum.Enum):  # noqa: UP042 (StrEnum would change str() of a member)
     LOCAL = "local"
     MILVUS = "milvus"
 

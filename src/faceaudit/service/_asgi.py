@@ -13,6 +13,7 @@ allows. Other paths (the extension's web pages) run in the pool as a whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from faceaudit._errors import (
     FaceAuditError,
@@ -96,7 +97,7 @@ class ServerLimits:
     """Threads per worker that verify signatures and run operations."""
 
 
-AppSource = Union[ServiceApp, Callable[[], ServiceApp]]
+AppSource = ServiceApp | Callable[[], ServiceApp]
 
 SIGNATURE_FAILURES = frozenset({"InvalidSignatureException", "IncompleteSignatureException"})
 """Outcomes of a read body that make its key id and address back off (as does a body that did
@@ -452,10 +453,8 @@ class _Stream:
                     return
                 left -= len(chunk)
 
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(drop(), seconds)
-        except TimeoutError:
-            pass
 
 
 async def _respond(send: Callable, stream: _Stream, response: HttpResponse, unread: int,

@@ -172,7 +172,8 @@ class BodyBudget:
       a key id from that address refuses its next unverified bodies larger than ``small_body``
       for 1 s, doubling with each further failure up to :data:`MAX_BACKOFF_SECONDS`
       (:meth:`penalty`); a verified signature clears it. (Small bodies are cheap to hold: a
-      client that got its signing wrong still reads the reason.) A key id's failures from strangers also halve its share for strangers.
+      client that got its signing wrong still reads the reason.) A key id's failures from
+      strangers also halve its share for strangers.
     """
 
     def __init__(self, total: int, per_key: int, per_address: int | None = None,

@@ -87,7 +87,8 @@ class BodyReader:
         self._parts = bytearray()
         self._file: BinaryIO | None = None
         if spool_above is not None:
-            self._file = tempfile.SpooledTemporaryFile(max_size=spool_above, dir=spool_dir)  # type: ignore[assignment]
+            # open for this reader's lifetime (closed by its owner), so no `with` block
+            self._file = tempfile.SpooledTemporaryFile(max_size=spool_above, dir=spool_dir)  # type: ignore[assignment]  # noqa: SIM115
         self._received = 0
         self._sha = hashlib.sha256()
 
@@ -251,5 +252,5 @@ def error_doc(code: str, message: str) -> dict:
 def error_response(exc: FaceAuditError, request_id: str, extra: list | None = None) -> HttpResponse:
     """AWS JSON error: :func:`error_doc` with the error's HTTP status."""
     doc = error_doc(exc.aws_code, exc.message)
-    headers = [("x-amzn-ErrorType", exc.aws_code)] + list(extra or [])
+    headers = [("x-amzn-ErrorType", exc.aws_code), *list(extra or [])]
     return json_response(exc.http_status, doc, request_id, headers)

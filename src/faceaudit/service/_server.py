@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import signal
 import socket
 import sys
 import threading
 import time
+from typing import ClassVar
 
 import h11
 from uvicorn import Config, Server
@@ -41,6 +43,9 @@ from faceaudit.service._asgi import AppSource, AsgiService, ServerLimits
 from faceaudit.service._protocol import dump_json, error_doc, new_request_id
 
 log = logging.getLogger(__name__)
+
+DEFAULT_LIMITS = ServerLimits()
+"""The limits a server gets when it is given none (a frozen value, shared)."""
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SUPPORTED_VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
@@ -69,7 +74,7 @@ class GuardedH11Protocol(H11Protocol):
     The limits are the :class:`ServerLimits` of the ASGI app (``config.app.limits``).
     """
 
-    _per_client: collections.Counter[tuple[int, str]] = collections.Counter()  # (server, address)
+    _per_client: ClassVar[collections.Counter[tuple[int, str]]] = collections.Counter()  # (server, address)
 
     def __init__(self, config: Config, server_state, app_state, _loop=None) -> None:
         super().__init__(config, server_state, app_state, _loop)
@@ -177,10 +182,8 @@ class GuardedH11Protocol(H11Protocol):
                 self.loop.call_later(LINGER_SECONDS, self.transport.close)
             else:  # pragma: no cover - not TCP
                 self.transport.close()
-        try:
+        with contextlib.suppress(h11.LocalProtocolError):
             self.conn.send(h11.ConnectionClosed())
-        except h11.LocalProtocolError:
-            pass
 
     def eof_received(self) -> None:
         if self._refused:
@@ -314,7 +317,7 @@ def serve(
     workers: int = 1,
     grace: float = 30.0,
     ready_stream=None,
-    limits: ServerLimits = ServerLimits(),
+    limits: ServerLimits = DEFAULT_LIMITS,
     log_level: str | None = None,
 ) -> int:
     """Bind, announce ``serving http://HOST:PORT`` on ``ready_stream`` (stdout), serve until
@@ -364,7 +367,7 @@ def serve(
 # -- a server in a thread (tests, benchmarks) -------------------------------------------------------
 
 def start_in_thread(app: ServiceApp, host: str = "127.0.0.1", port: int = 0,
-                    limits: ServerLimits = ServerLimits(), timeout: float = 30.0
+                    limits: ServerLimits = DEFAULT_LIMITS, timeout: float = 30.0
                     ) -> tuple[Server, threading.Thread, str]:
     """A server in a background thread of this process: (server, thread, url)."""
     sock = bind_socket(host, port)
