@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 Hits = tuple[np.ndarray, np.ndarray]
 """One query's result: (ids int64, scores float32), highest score first."""
@@ -49,11 +50,11 @@ class VectorIndex(Protocol):
     def ids(self) -> np.ndarray: ...
 
 
-def _as_ids(ids) -> np.ndarray:
+def _as_ids(ids: npt.ArrayLike) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
 
 
-def _as_vectors(vectors, dimension: int) -> np.ndarray:
+def _as_vectors(vectors: npt.ArrayLike, dimension: int) -> np.ndarray:
     v = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
     if v.ndim == 1:
         v = v.reshape(1, -1)
@@ -69,16 +70,17 @@ def _check_new(ids: np.ndarray, present: np.ndarray) -> None:
         raise ValueError("add(): some ids are already in the index")
 
 
-def _new_entries(ids, vectors, dimension: int, present: Callable[[], np.ndarray]):
+def _new_entries(ids: npt.ArrayLike, vectors: npt.ArrayLike, dimension: int,
+                 present: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, vectors)`` of one add(), converted and checked: same lengths, no duplicates, none
     already present (``present()`` is only asked when there is something to add)."""
-    ids = _as_ids(ids)
-    vectors = _as_vectors(vectors, dimension)
-    if len(ids) != len(vectors):
+    id_array = _as_ids(ids)
+    vector_array = _as_vectors(vectors, dimension)
+    if len(id_array) != len(vector_array):
         raise ValueError("ids and vectors differ in length")
-    if len(ids):
-        _check_new(ids, present())
-    return ids, vectors
+    if len(id_array):
+        _check_new(id_array, present())
+    return id_array, vector_array
 
 
 def _order(ids: np.ndarray, scores: np.ndarray, min_score: float, k: int) -> Hits:
@@ -105,7 +107,7 @@ class NumpyIndex:
     def ids(self) -> np.ndarray:
         return self._ids[: self._n].copy()
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids = _as_ids(ids)
         vectors = _as_vectors(vectors, self.dimension)
         if len(ids) != len(vectors):
@@ -126,7 +128,7 @@ class NumpyIndex:
             self._pos[i] = self._n + j
         self._n = need
 
-    def remove(self, ids) -> int:
+    def remove(self, ids: npt.ArrayLike) -> int:
         removed = 0
         for i in _as_ids(ids).tolist():
             p = self._pos.pop(i, None)
@@ -142,7 +144,7 @@ class NumpyIndex:
             removed += 1
         return removed
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         k = int(k)
         if self._n == 0 or k <= 0:
@@ -180,19 +182,19 @@ class FaissIndex:
     def ids(self) -> np.ndarray:
         return self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids, vectors = _new_entries(ids, vectors, self.dimension, self.ids)
         if not len(ids):
             return
         self._index.add_with_ids(vectors, ids)
 
-    def remove(self, ids) -> int:
+    def remove(self, ids: npt.ArrayLike) -> int:
         ids = _as_ids(ids)
         if not len(ids) or not self.count:
             return 0
         return int(self._index.remove_ids(self._faiss.IDSelectorBatch(ids)))
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)
@@ -245,9 +247,10 @@ class _Tombstones:
         return int(len(self._pos_ids) - self._dead)
 
     def ids(self) -> np.ndarray:
-        return self._pos_ids[self._alive].copy()
+        live: np.ndarray = self._pos_ids[self._alive].copy()
+        return live
 
-    def remove(self, ids) -> int:
+    def remove(self, ids: npt.ArrayLike) -> int:
         ids = _as_ids(ids)
         if not len(ids) or not self.count:
             return 0
@@ -325,7 +328,7 @@ class HnswIndex(_Tombstones):
         self._pos_ids = np.zeros(0, dtype=np.int64)  # graph node -> face id
         self._alive = np.zeros(0, dtype=bool)
         self._dead = 0
-        self._selector = None
+        self._selector: tuple[Any, Any] | None = None  # (IDSelectorBatch, IDSelectorNot of it)
 
     def _vectors(self) -> np.ndarray:
         """The graph's stored vectors (a view: valid until the next add), one row per node."""
@@ -333,9 +336,11 @@ class HnswIndex(_Tombstones):
         if n == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         storage = self._faiss.downcast_index(self._index.storage)
-        return self._faiss.rev_swig_ptr(storage.get_xb(), n * self.dimension).reshape(n, self.dimension)
+        xb = storage.get_xb()  # type: ignore[attr-defined]  # faiss's stubs type the downcast as the base Index
+        vectors: np.ndarray = self._faiss.rev_swig_ptr(xb, n * self.dimension).reshape(n, self.dimension)
+        return vectors
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids, vectors = _new_entries(ids, vectors, self.dimension, self.ids)
         if not len(ids):
             return
@@ -373,8 +378,9 @@ class HnswIndex(_Tombstones):
         self._alive = np.ones(len(ids), dtype=bool)
         return self
 
-    def _search_params(self, ef: int):
-        p = self._faiss.SearchParametersHNSW()
+    def _search_params(self, ef: int) -> Any:
+        """faiss ``SearchParametersHNSW`` with ``ef`` and the tombstone filter."""
+        p = self._faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in faiss's bundled stubs
         p.efSearch = int(ef)
         if self._dead:
             if self._selector is None:
@@ -384,7 +390,7 @@ class HnswIndex(_Tombstones):
             p.sel = self._selector[1]
         return p
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)
@@ -474,7 +480,7 @@ class FastScanIndex(_Tombstones):
     def _vectors(self) -> np.ndarray:
         return self._vecs[: self._size]
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids, vectors = _new_entries(ids, vectors, self.dimension, self.ids)
         if not len(ids):
             return
@@ -544,7 +550,7 @@ class FastScanIndex(_Tombstones):
         if self._size >= max(self.params.exact_below, MIN_CODEBOOK_FACES):
             self._encode_all()
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)
@@ -567,7 +573,9 @@ class FastScanIndex(_Tombstones):
         return out
 
 
-INDEX_KINDS = {"faiss": FaissIndex, "numpy": NumpyIndex, "hnsw": HnswIndex, "fastscan": FastScanIndex}
+INDEX_KINDS: dict[str, Callable[[int], VectorIndex]] = {
+    "faiss": FaissIndex, "numpy": NumpyIndex, "hnsw": HnswIndex, "fastscan": FastScanIndex,
+}
 
 
 def make_index(kind: str, dimension: int) -> VectorIndex:

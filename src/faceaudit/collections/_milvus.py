@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from faceaudit._paths import private_dir
 from faceaudit.collections._index import Hits, _as_ids, _as_vectors, _new_entries, _no_hits, _order
@@ -34,8 +37,10 @@ BATCH = 10_000
 """Rows per insert/upsert/delete request."""
 
 
-def milvus_client(uri: str):
-    """A ``pymilvus.MilvusClient`` for ``uri`` (ImportError with the extra to install when absent)."""
+def milvus_client(uri: str) -> Any:
+    """A ``pymilvus.MilvusClient`` for ``uri`` (ImportError with the extra to install when absent).
+
+    Typed ``Any``: pymilvus has no type information."""
     try:
         from pymilvus import MilvusClient
     except ImportError as exc:  # pragma: no cover - exercised where the extra is absent
@@ -61,7 +66,7 @@ class MilvusIndex:
     ``ids()`` and the new-id check cost no round trip.
     """
 
-    def __init__(self, client, name: str, dimension: int) -> None:
+    def __init__(self, client: Any, name: str, dimension: int) -> None:
         self._client = client
         self.name = name
         self.dimension = int(dimension)
@@ -101,7 +106,8 @@ class MilvusIndex:
             it.close()
         return np.unique(np.asarray(ids, dtype=np.int64))
 
-    def reconcile(self, want_ids: np.ndarray, load) -> int:
+    def reconcile(self, want_ids: np.ndarray,
+                  load: Callable[[list[int]], tuple[np.ndarray, np.ndarray]]) -> int:
         """Make Milvus hold exactly ``want_ids`` (SQLite's); ``load(ids) -> (ids, vectors)``.
 
         Returns how many ids were deleted or added (0 when Milvus already agreed).
@@ -126,7 +132,7 @@ class MilvusIndex:
     def ids(self) -> np.ndarray:
         return self._ids.copy()
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids, vectors = _new_entries(ids, vectors, self.dimension, lambda: self._ids)
         if not len(ids):
             return
@@ -136,14 +142,14 @@ class MilvusIndex:
             self._client.upsert(self.name, rows)
         self._ids = np.union1d(self._ids, ids)
 
-    def remove(self, ids) -> int:
+    def remove(self, ids: npt.ArrayLike) -> int:
         present = np.intersect1d(_as_ids(ids), self._ids)
         for lo in range(0, len(present), BATCH):
             self._client.delete(self.name, ids=present[lo:lo + BATCH].tolist())
         self._ids = np.setdiff1d(self._ids, present)
         return int(len(present))
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> list[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)
