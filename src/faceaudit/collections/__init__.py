@@ -24,7 +24,7 @@ Every search result is an investigative lead, not an identification.
 """
 
 from faceaudit.collections._backend import BackendOptions
-from faceaudit.collections._batch import BatchItem, BatchReport, index_batch
+from faceaudit.collections._batch import BatchReport, index_batch
 from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._index import (
     FaissIndex,
@@ -38,6 +38,7 @@ from faceaudit.collections._index import (
 )
 from faceaudit.collections._jobs import requested_by
 from faceaudit.collections._manifest import (
+    BatchItem,
     ManifestRow,
     ManifestTable,
     map_external_image_id,

@@ -10,12 +10,15 @@ import contextvars
 import dataclasses
 import json
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
+    Protocol,
+    Self,
     TypeVar,
 )
 
@@ -30,7 +33,7 @@ from faceaudit._errors import (
 )
 from faceaudit._paths import resolve_data_dir
 from faceaudit.collections._cache import IndexCache
-from faceaudit.collections._results import Face
+from faceaudit.collections._results import Face, FaceMatch
 from faceaudit.collections._search_config import SearchConfig
 from faceaudit.collections._store import CollectionRow, FaceRow, Store
 from faceaudit.engine import BoundingBox, FaceEngine, ModelSpec, get_model
@@ -39,7 +42,11 @@ if TYPE_CHECKING:
     from faceaudit.collections._objects import ObjectStore
     from faceaudit.collections._video import VideoLimits
 
-R = TypeVar("R")
+class _WireResult(Protocol):
+    def to_rekognition(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_WireResult)
 
 DEFAULT_REGION = "local"
 _request_region: contextvars.ContextVar[str | None] = contextvars.ContextVar("region", default=None)
@@ -101,7 +108,7 @@ class Backend:
 
     def __init__(
         self,
-        data_dir: str | os.PathLike | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
         *,
         index: str = "faiss",
         region: str = DEFAULT_REGION,
@@ -138,10 +145,10 @@ class Backend:
         """Close this thread's database connection (the object stays usable)."""
         self._store.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- naming ----------------------------------------------------------------------------------
@@ -223,7 +230,7 @@ class Backend:
 
     def _search(
         self,
-        conn,
+        conn: sqlite3.Connection,
         coll: CollectionRow,
         queries: np.ndarray,
         k: int,
@@ -259,7 +266,7 @@ class Backend:
 
     def _search_users(
         self,
-        conn,
+        conn: sqlite3.Connection,
         coll: CollectionRow,
         queries: np.ndarray,
         max_users: int,
@@ -295,8 +302,8 @@ class Backend:
         return ranked[:max_users]
 
     # -- idempotency -----------------------------------------------------------------------------
-    def _idempotent(self, conn, operation: str, token: str | None, request: dict,
-                    run: Callable[[], R], restore: Callable[[dict], R]) -> R:
+    def _idempotent(self, conn: sqlite3.Connection, operation: str, token: str | None, request: dict[str, Any],
+                    run: Callable[[], R], restore: Callable[[dict[str, Any]], R]) -> R:
         """Run a write once per ClientRequestToken: a retry gets the first response back."""
         if token is None:
             return run()
@@ -316,7 +323,7 @@ class Backend:
     def checkpoint_index(self, collection_id: str) -> Path | None:
         """Write the collection's index snapshot, so other processes load it fast."""
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, collection_id)
+            conn, coll = self._store.require_collection(conn, collection_id)
             return self._cache.checkpoint(conn, coll)
 
     def index_kind(self, collection_id: str) -> str:
@@ -324,7 +331,7 @@ class Backend:
         ``fastscan`` or ``hnsw`` (approximate candidates, exact similarities), or ``milvus``
         (the Milvus vector store, a FLAT index: exact). ResourceNotFoundException when absent."""
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, collection_id)
+            conn, coll = self._store.require_collection(conn, collection_id)
             if self._cache.milvus:
                 return "milvus"
             return self._cache.kind_of(conn, coll).value
@@ -343,11 +350,17 @@ class Backend:
     def verify_index(self, collection_id: str) -> bool:
         """Sync this process's index and check its ids against SQLite, in one snapshot."""
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, collection_id)
+            conn, coll = self._store.require_collection(conn, collection_id)
             with self._cache.lock(coll.rowid):
                 index = self._cache.synced(conn, coll)
                 ids = np.sort(index.ids())
             return bool(np.array_equal(ids, self._store.face_rowids(conn, coll.rowid)))
 
-    def _face_rows(self, conn, rowids: Sequence[int]) -> dict[int, FaceRow]:
+    def _face_rows(self, conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, FaceRow]:
         return self._store.faces_by_rowids(conn, rowids)
+
+    def _matches(self, conn: sqlite3.Connection, coll: CollectionRow,
+                 hits: Sequence[tuple[int, float]]) -> tuple[FaceMatch, ...]:
+        """(face row, similarity) hits as FaceMatches, in the order given."""
+        rows = self._face_rows(conn, [h[0] for h in hits])
+        return tuple(FaceMatch(similarity=sim, face=self._face(rows[r], coll)) for r, sim in hits)

@@ -14,6 +14,7 @@ decoded are reported (count and reasons) and do not stop the run.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -88,8 +89,9 @@ class BatchReport:
         }
 
 
-def _prepare(engine: FaceEngine, data: bytes, max_faces: int, level: str):
-    """The pool's task: detect, filter and embed one image (errors become values)."""
+def _prepare(engine: FaceEngine, data: bytes, max_faces: int,
+             level: str) -> tuple[PreparedImage, None] | tuple[None, tuple[str, str]]:
+    """The pool's task: detect, filter and embed one image (errors become values: (aws code, message))."""
     try:
         return prepare_index(engine, load_image(data), max_faces=max_faces, quality_filter=level), None
     except FaceAuditError as exc:
@@ -103,7 +105,7 @@ class _Run:
     def __init__(self, fc: FaceCollections, name: str, items: Sequence[BatchItem], progress: Progress) -> None:
         self.fc, self.name, self.items, self.progress = fc, name, items, progress
         self.indexed = self.faces = self.already = self.without = self.unindexed = 0
-        self.reasons: Counter = Counter()
+        self.reasons: Counter[str] = Counter()
         self.failures: list[BatchFailure] = []
 
     def jobs(self) -> Iterator[tuple[int, bytes]]:
@@ -127,9 +129,9 @@ class _Run:
         self.failures.append(BatchFailure(self.items[n].name or str(self.items[n].source), code, message))
         self.progress.update(failed=1)
 
-    def store(self, n: int, prepared: PreparedImage | None, error) -> None:
-        if error is not None:
-            self.fail(n, *error)
+    def store(self, n: int, prepared: PreparedImage | None, error: tuple[str, str] | None) -> None:
+        if prepared is None or error is not None:  # _prepare gives an error whenever it has no image
+            self.fail(n, *(error or ("InternalServerError", "no prepared image")))
             return
         item = self.items[n]
         result = self.fc._store_prepared(
@@ -156,7 +158,7 @@ def index_batch(
     collection_id: str,
     items: Iterable[BatchItem],
     *,
-    data_dir=None,
+    data_dir: str | os.PathLike[str] | None = None,
     collections: FaceCollections | None = None,
     workers: int | None = None,
     max_faces: int | None = None,

@@ -245,7 +245,7 @@ class S3Store:
     def read(self, ref: ObjectRef, limit: int) -> bytes:
         body = self._call(ref, "get_object")["Body"]
         try:
-            data = body.read(limit + 1)
+            data: bytes = body.read(limit + 1)
         finally:
             body.close()
         if len(data) > limit:

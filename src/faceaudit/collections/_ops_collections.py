@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from faceaudit._errors import ResourceAlreadyExistsError
 from faceaudit.collections import _tokens
 from faceaudit.collections import _validate as v
@@ -18,7 +20,7 @@ from faceaudit.engine import DEFAULT_MODEL, get_model
 
 class CollectionOps(Backend):
     def create_collection(
-        self, *, collection_id: str, tags: dict | None = None, model: str | None = None
+        self, *, collection_id: str, tags: Mapping[str, str] | None = None, model: str | None = None
     ) -> CreateCollectionResult:
         """Create an empty collection pinned to ``model`` (faceaudit's extension; default sface).
 
@@ -41,7 +43,7 @@ class CollectionOps(Backend):
         """Face and user counts, FaceModelVersion, ARN and creation time (epoch seconds)."""
         name = v.collection_id(collection_id)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
         return DescribeCollectionResult(
             face_count=coll.face_count,
             face_model_version=coll.model_version,
@@ -64,9 +66,9 @@ class CollectionOps(Backend):
             rows = self._store.list_collections(conn, after, limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]
-            token = (
+            token = (  # more rows: the database exists
                 _tokens.encode(self._store.secret(conn), "collections", scope, rows[-1].rowid)
-                if more else None
+                if more and conn is not None else None
             )
         return ListCollectionsResult(
             collection_ids=tuple(r.name for r in rows),
@@ -78,7 +80,7 @@ class CollectionOps(Backend):
         """Delete the collection with its faces, users and index snapshot."""
         name = v.collection_id(collection_id)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             self._store.delete_collection(conn, coll.rowid)
         self._cache.drop(coll.rowid, remove_snapshot=True)
         return DeleteCollectionResult()

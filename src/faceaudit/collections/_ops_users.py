@@ -8,6 +8,7 @@ higher is more alike); a user without faces never matches.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,6 +32,7 @@ from faceaudit.collections._results import (
     User,
     UserMatch,
 )
+from faceaudit.collections._store import CollectionRow
 from faceaudit.engine import load_image, report_probe
 
 MAX_FACES_PER_USER = 100
@@ -41,7 +43,7 @@ def _status(face_count: int) -> str:
 
 
 class UserOps(Backend):
-    def _user_row(self, conn, coll, user_id: str) -> int:
+    def _user_row(self, conn: sqlite3.Connection, coll: CollectionRow, user_id: str) -> int:
         row = self._store.find_user(conn, coll.rowid, user_id)
         if row is None:
             raise ResourceNotFoundError(f"user {user_id!r} does not exist in collection {coll.name!r}")
@@ -55,7 +57,7 @@ class UserOps(Backend):
         uid = v.user_id(user_id)
         token = v.client_request_token(client_request_token)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
 
             def run() -> CreateUserResult:
                 if self._store.find_user(conn, coll.rowid, uid) is not None:
@@ -74,7 +76,7 @@ class UserOps(Backend):
         uid = v.user_id(user_id)
         token = v.client_request_token(client_request_token)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
 
             def run() -> DeleteUserResult:
                 self._store.delete_user(conn, coll.rowid, self._user_row(conn, coll, uid))
@@ -90,7 +92,7 @@ class UserOps(Backend):
         name = v.collection_id(collection_id)
         limit = v.page_size(max_results, default=v.DEFAULT_LIST_USERS_MAX_RESULTS, lo=1, hi=v.MAX_USERS)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             scope = _tokens.scope_of("users", coll.rowid)
             after = 0
             if next_token is not None:
@@ -125,7 +127,7 @@ class UserOps(Backend):
         threshold = v.percent(user_match_threshold, "UserMatchThreshold", v.DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD)
         token = v.client_request_token(client_request_token)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
 
             def run() -> AssociateFacesResult:
                 user_row = self._user_row(conn, coll, uid)
@@ -187,7 +189,7 @@ class UserOps(Backend):
         fids = v.face_ids(face_ids, max_items=v.MAX_USER_FACE_IDS)
         token = v.client_request_token(client_request_token)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
 
             def run() -> DisassociateFacesResult:
                 user_row = self._user_row(conn, coll, uid)
@@ -231,20 +233,21 @@ class UserOps(Backend):
         """
         name = v.collection_id(collection_id)
         which = v.one_of({"UserId": user_id, "FaceId": face_id}, ("UserId", "FaceId"))
-        uid = v.user_id(user_id) if which == "UserId" else None
-        fid = v.face_id(face_id) if which == "FaceId" else None
+        searched = v.user_id(user_id) if which == "UserId" else v.face_id(face_id)
+        uid = searched if which == "UserId" else None
+        fid = searched if which == "FaceId" else None
         threshold = v.percent(user_match_threshold, "UserMatchThreshold", v.DEFAULT_SEARCH_USER_MATCH_THRESHOLD)
         limit = v.int_range(max_users, "MaxUsers", v.DEFAULT_MAX_USERS, 1, v.MAX_USERS)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             exclude_user = None
-            if uid is not None:
-                exclude_user = self._user_row(conn, coll, uid)
+            if which == "UserId":
+                exclude_user = self._user_row(conn, coll, searched)
                 rows = self._store.user_face_rows(conn, exclude_user)
             else:
-                row = self._store.faces_by_face_ids(conn, coll.rowid, [fid]).get(fid)
+                row = self._store.faces_by_face_ids(conn, coll.rowid, [searched]).get(searched)
                 if row is None:
-                    raise ResourceNotFoundError(f"face {fid} is not in collection {name!r}")
+                    raise ResourceNotFoundError(f"face {searched} is not in collection {name!r}")
                 rows = [row.rowid]
             _, queries = self._store.embeddings(conn, coll.rowid, coll.dimension, rows)
             ranked = self._search_users(conn, coll, queries, limit, threshold, rows, exclude_user) if rows else []
@@ -288,7 +291,7 @@ class UserOps(Backend):
         report_probe(face.quality)  # the accountability layer's minimum-quality policy may refuse here
         vector = np.asarray(engine.embed(img, face).vector, dtype=np.float32)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             self._check_pin(coll, engine)
             ranked = self._search_users(conn, coll, vector, limit, threshold)
         return SearchUsersByImageResult(

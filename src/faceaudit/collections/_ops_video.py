@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ from faceaudit.collections._jobs import (
 )
 from faceaudit.collections._objects import ObjectRef, ObjectStore
 from faceaudit.collections._results import FaceMatch
+from faceaudit.collections._store import CollectionRow
 from faceaudit.collections._tracking import FaceTracker, Track
 from faceaudit.collections._video import (
     VideoLimits,
@@ -58,7 +60,7 @@ from faceaudit.collections._video import (
     probe_video,
     sample_frames,
 )
-from faceaudit.engine import BoundingBox, DetectedFace, Quality
+from faceaudit.engine import BoundingBox, DetectedFace, Image, Quality
 
 FACE_DETECTION, FACE_SEARCH = "face_detection", "face_search"
 DEFAULT_GET_MAX_RESULTS = 1000
@@ -203,7 +205,7 @@ class FaceDetectionAnalysis:
     items: tuple[FaceSighting, ...]
 
 
-def _jpeg(image) -> bytes:
+def _jpeg(image: Image) -> bytes:
     ok, buf = cv2.imencode(".jpg", image.bgr(), [cv2.IMWRITE_JPEG_QUALITY, 90])
     return bytes(buf) if ok else b""
 
@@ -408,7 +410,7 @@ class VideoOps(Backend):
         persons: list[PersonFound] = []
         items: list[PersonSighting] = []
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             self._check_pin(coll, engine)
             for track in tracker.tracks:
                 person = self._search_track(conn, coll, track, k, threshold, probes.get(track.index, {}))
@@ -421,7 +423,7 @@ class VideoOps(Backend):
                                   metadata=meta, sample_fps=fps,
                                   persons=tuple(persons), items=tuple(items))
 
-    def _search_track(self, conn, coll, track: Track, k: int, threshold: float,
+    def _search_track(self, conn: sqlite3.Connection, coll: CollectionRow, track: Track, k: int, threshold: float,
                       probes: Mapping[int, bytes]) -> PersonFound:
         best = track.best()
         hits = self._search(conn, coll, np.stack([s.vector for s in best]), k, threshold)

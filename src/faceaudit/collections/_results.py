@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Self
 
 from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_USER_MATCH_THRESHOLD
 from faceaudit.engine import BoundingBox, rekognition_model_version
@@ -278,7 +278,7 @@ class EmptyResult:
         return {}
 
     @classmethod
-    def from_rekognition(cls, data: Mapping[str, Any]) -> EmptyResult:
+    def from_rekognition(cls, data: Mapping[str, Any]) -> Self:
         return cls()
 
 

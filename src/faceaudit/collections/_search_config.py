@@ -66,7 +66,7 @@ def parse_index_kind(value: str, what: str = f"tag {INDEX_TAG}") -> IndexKind:
         raise InvalidParameterError(f"{what} must be one of {known}, got {value!r}") from None
 
 
-def checked_index_tag(tags: dict) -> dict:
+def checked_index_tag(tags: dict[str, str]) -> dict[str, str]:
     """``tags`` with a ``faceaudit:index`` value checked and lower-cased (InvalidParameterError)."""
     if INDEX_TAG in tags:
         return {**tags, INDEX_TAG: parse_index_kind(tags[INDEX_TAG]).value}

@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -251,6 +251,12 @@ class Store:
             return None
         return self._db.connect()  # refuses a data dir open to other users
 
+    @overload
+    def connection(self, create: Literal[True]) -> sqlite3.Connection: ...
+
+    @overload
+    def connection(self, create: bool = False) -> sqlite3.Connection | None: ...
+
     def connection(self, create: bool = False) -> sqlite3.Connection | None:
         """This thread's connection; None when the database does not exist and ``create`` is False."""
         local = self._local
@@ -280,7 +286,13 @@ class Store:
         with transaction(conn, write=False):
             yield conn
 
-    @contextlib.contextmanager
+    @overload
+    def write(self, create: Literal[True]) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+
+    @overload
+    def write(self, create: bool = False) -> contextlib.AbstractContextManager[sqlite3.Connection | None]: ...
+
+    @contextlib.contextmanager  # type: ignore[misc]  # mypy cannot see create=True always yields a connection
     def write(self, create: bool = False) -> Iterator[sqlite3.Connection | None]:
         """A write transaction: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
 
@@ -293,6 +305,12 @@ class Store:
             return
         with transaction(conn, write=True):
             yield conn
+
+    @overload
+    def secret(self, conn: sqlite3.Connection) -> bytes: ...
+
+    @overload
+    def secret(self, conn: sqlite3.Connection | None) -> bytes | None: ...
 
     def secret(self, conn: sqlite3.Connection | None) -> bytes | None:
         """The key that signs pagination tokens (None before the database exists)."""
@@ -315,6 +333,15 @@ class Store:
         if row is None:
             raise ResourceNotFoundError(f"collection {name!r} does not exist")
         return row
+
+    @classmethod
+    def require_collection(cls, conn: sqlite3.Connection | None,
+                           name: str) -> tuple[sqlite3.Connection, CollectionRow]:
+        """``(conn, the collection)``, as :meth:`get_collection`; the connection comes back typed
+        as present (no database yet: no collection, ResourceNotFoundException)."""
+        if conn is None:
+            raise ResourceNotFoundError(f"collection {name!r} does not exist")
+        return conn, cls.get_collection(conn, name)
 
     @staticmethod
     def collection_by_rowid(conn: sqlite3.Connection, rowid: int) -> CollectionRow | None:
@@ -342,7 +369,7 @@ class Store:
         conn.execute("UPDATE collections SET tags = ? WHERE id = ?", (json.dumps(tags), rowid))
 
     @staticmethod
-    def list_collections(conn: sqlite3.Connection, after: int, limit: int) -> list[CollectionRow]:
+    def list_collections(conn: sqlite3.Connection | None, after: int, limit: int) -> list[CollectionRow]:
         if conn is None:
             return []
         rows = conn.execute(
@@ -563,7 +590,7 @@ class Store:
 
     # -- users -----------------------------------------------------------------------------------
     @staticmethod
-    def find_user(conn: sqlite3.Connection, collection_rowid: int, user_id: str) -> int | None:
+    def find_user(conn: sqlite3.Connection | None, collection_rowid: int, user_id: str) -> int | None:
         if conn is None:
             return None
         r = conn.execute(

@@ -124,8 +124,8 @@ class FaceTracker:
                 if cos >= self._relink or (overlap and cos >= self._overlap):
                     pairs.append((cos + (1.0 if overlap else 0.0), fi, track.index))
         pairs.sort(key=lambda p: -p[0])
-        assigned: dict = {}
-        taken = set()
+        assigned: dict[int, int] = {}  # face -> track
+        taken: set[int] = set()
         for _, fi, ti in pairs:
             if fi in assigned or ti in taken:
                 continue
@@ -133,8 +133,9 @@ class FaceTracker:
             taken.add(ti)
         out = []
         for fi, (face, vec) in enumerate(faces):
-            ti = assigned.get(fi)
-            if ti is None:
+            if fi in assigned:
+                ti = assigned[fi]
+            else:
                 ti = len(self.tracks)
                 self.tracks.append(Track(index=ti))
             self.tracks[ti].add(Sighting(timestamp_ms, face, np.asarray(vec, np.float32), frame_number))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ class VideoMetadata:
         }
 
     @classmethod
-    def from_rekognition(cls, doc: dict[str, Any]) -> VideoMetadata:
+    def from_rekognition(cls, doc: Mapping[str, Any]) -> VideoMetadata:
         return cls(doc["Codec"], int(doc["DurationMillis"]), doc["Format"], float(doc["FrameRate"]),
                    int(doc["FrameWidth"]), int(doc["FrameHeight"]), int(doc.get("FrameCount", 0)))
 
