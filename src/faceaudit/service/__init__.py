@@ -17,13 +17,13 @@ checked before any body is read), :mod:`._server` (uvicorn, its worker superviso
 that hold against hostile clients).
 """
 
+from faceaudit._errors import KeyFileError
 from faceaudit.service._app import DEFAULT_RATE_LIMIT, ServiceApp, ServiceConfig
 
 # Internals, importable for the tests (``as``: deliberately re-exported), not in __all__.
 from faceaudit.service._app import MAX_BODY_BYTES as MAX_BODY_BYTES
 from faceaudit.service._app import Exchange as Exchange
 from faceaudit.service._asgi import AsgiService as AsgiService
-from faceaudit.service._asgi import BodyBudget as BodyBudget
 from faceaudit.service._asgi import ServerLimits as ServerLimits
 from faceaudit.service._auth import ANONYMOUS as ANONYMOUS
 from faceaudit.service._auth import Principal as Principal
@@ -32,8 +32,9 @@ from faceaudit.service._auth import canonical_request as canonical_request
 from faceaudit.service._auth import signing_key as signing_key
 from faceaudit.service._dispatch import Dispatcher
 from faceaudit.service._extension import Caller, ServiceExtension
-from faceaudit.service._keys import DEFAULT_ROLE, ROLES, AccessKey, KeyFileError, KeyStore
+from faceaudit.service._keys import DEFAULT_ROLE, ROLES, AccessKey, KeyStore
 from faceaudit.service._keys import KEYS_FILE as KEYS_FILE
+from faceaudit.service._limits import BodyBudget as BodyBudget
 from faceaudit.service._limits import RateLimiter
 from faceaudit.service._limits import body_limit as body_limit
 from faceaudit.service._log import JsonFormatter, configure_logging

@@ -34,6 +34,7 @@ from faceaudit._errors import (
     AccessDeniedError,
     FaceAuditError,
     ImageTooLargeError,
+    IncompleteBodyError,
     LengthRequiredError,
     RequestTooLargeError,
     ThrottlingError,
@@ -51,7 +52,6 @@ from faceaudit.service._protocol import (
     ENGINE_TIME_HEADER,
     HttpRequest,
     HttpResponse,
-    IncompleteBodyError,
     check_content_type,
     error_doc,
     error_response,
@@ -259,7 +259,7 @@ class ServiceApp:
         exchange.operation = operation
         exchange.native = native
         if native:
-            if operation not in ext.operations:  # type: ignore[union-attr]
+            if operation not in ext.operations:  # type: ignore[union-attr]  # native: there is an extension
                 raise UnknownOperationError(f"{operation} is not an operation of this service")
         elif operation not in OPERATIONS:
             raise UnknownOperationError(f"{operation} is not an operation of this service")
@@ -277,7 +277,8 @@ class ServiceApp:
         exchange.caller = caller
 
         # 6. body size, before reading it
-        limit = ext.body_limit(operation) if native else body_limit(self._n_images[operation])
+        limit = (ext.body_limit(operation) if native  # type: ignore[union-attr]  # native: there is an extension
+                 else body_limit(self._n_images[operation]))
         if request.content_length > limit:
             message = (
                 f"the request body is {request.content_length} bytes; {operation} accepts at most "

@@ -18,13 +18,14 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from faceaudit._errors import (
     FaceAuditError,
+    IncompleteBodyError,
     RequestHeaderFieldsTooLargeError,
     RequestTimeoutError,
     RequestTooLargeError,
@@ -33,9 +34,14 @@ from faceaudit._errors import (
 )
 from faceaudit.service._app import Exchange, ServiceApp
 from faceaudit.service._limits import BodyBudget, Reservation
-from faceaudit.service._protocol import BodyReader, HttpRequest, HttpResponse, IncompleteBodyError, new_request_id
+from faceaudit.service._protocol import BodyReader, HttpRequest, HttpResponse, new_request_id
 
 log = logging.getLogger(__name__)
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+"""An ASGI ``receive`` callable: the next event (a dict)."""
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+"""An ASGI ``send`` callable: one event (a dict)."""
 
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 """A refused, unread body up to this size is read and dropped (never held) after the answer, so
@@ -176,13 +182,13 @@ class AsgiService:
 
     # -- ASGI ------------------------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
 
-    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -237,7 +243,7 @@ class AsgiService:
             return False
         return any(ip in net for net in self._proxies)
 
-    async def _http(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
         app = self.app
         stream = _Stream(receive)
@@ -426,7 +432,7 @@ def _exchange(request: HttpRequest) -> Exchange:
 class _Stream:
     """The request body as ASGI messages, read in pieces of at most ``n`` bytes."""
 
-    def __init__(self, receive: Callable) -> None:
+    def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self._pending = b""
         self._more = True
@@ -457,7 +463,7 @@ class _Stream:
             await asyncio.wait_for(drop(), seconds)
 
 
-async def _respond(send: Callable, stream: _Stream, response: HttpResponse, unread: int,
+async def _respond(send: Send, stream: _Stream, response: HttpResponse, unread: int,
                    expecting: bool) -> None:
     """Send ``response``. A body left unread: with "Expect: 100-continue" it was never sent
     (close); a small one is dropped by the server on a kept connection; otherwise the answer

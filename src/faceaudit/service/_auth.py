@@ -211,16 +211,16 @@ class SigV4Verifier:
                     f"X-Amz-Date must have the form YYYYMMDDTHHMMSSZ, got '{value[:32]}'"
                 )
             try:
-                t = calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ"))
+                t = float(calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ")))
             except ValueError:
                 raise IncompleteSignatureError(f"X-Amz-Date is not a valid time: '{value}'") from None
-            return value, "x-amz-date", float(t)
+            return value, "x-amz-date", t
         value = header(headers, "date")
         if value is not None:
             parsed = email.utils.parsedate_tz(value)
             if parsed is not None:
-                t = float(email.utils.mktime_tz(parsed))
-                return _fmt(t), "date", t
+                date_t = float(email.utils.mktime_tz(parsed))
+                return _fmt(date_t), "date", date_t
         raise IncompleteSignatureError(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
         )

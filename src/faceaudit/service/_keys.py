@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from faceaudit._errors import InvalidParameterError, KeyFileError, ResourceNotFoundError
 
@@ -55,7 +56,7 @@ class AccessKey:
     def active(self) -> bool:
         return self.status == "Active"
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """Everything but the secret (what ``faceaudit keys list`` shows)."""
         out = {
             "AccessKeyId": self.access_key_id,

@@ -56,12 +56,12 @@ def operation_model(name: str) -> OperationModel:
 
 def method_name(operation: str) -> str:
     """The backend method of an operation: ``SearchFacesByImage`` -> ``search_faces_by_image``."""
-    return xform_name(operation)
+    return str(xform_name(operation))
 
 
 def argument_name(member: str) -> str:
     """The keyword argument of a request member: ``FaceMatchThreshold`` -> ``face_match_threshold``."""
-    return xform_name(member)
+    return str(xform_name(member))
 
 
 def image_members(shape: Shape) -> tuple[str, ...]:

@@ -165,7 +165,7 @@ def check_content_type(value: str | None) -> None:
         )
 
 
-def parse_json_body(body: bytes) -> dict:
+def parse_json_body(body: bytes) -> dict[str, Any]:
     """The request's JSON object ({} for an empty body); SerializationException otherwise.
 
     UTF-8 only (RFC 8259 section 8.1: no other encoding, no byte order mark), and every number
@@ -232,7 +232,7 @@ def dump_json(doc: Any) -> bytes:
     return json.dumps(doc, default=_default, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-def json_response(status: int, doc: Any, request_id: str, extra: list | None = None) -> HttpResponse:
+def json_response(status: int, doc: Any, request_id: str, extra: list[tuple[str, str]] | None = None) -> HttpResponse:
     body = dump_json(doc)
     headers = [
         ("Content-Type", JSON_CONTENT_TYPE),
@@ -243,13 +243,13 @@ def json_response(status: int, doc: Any, request_id: str, extra: list | None = N
     return HttpResponse(status, body, headers)
 
 
-def error_doc(code: str, message: str) -> dict:
+def error_doc(code: str, message: str) -> dict[str, str]:
     """An AWS JSON 1.1 error body. The message is under both ``message`` (botocore, the AWS CLI)
     and ``Message`` (the AWS SDK for Go v2 reads only this one), as Rekognition's own errors."""
     return {"__type": code, "message": message, "Message": message}
 
 
-def error_response(exc: FaceAuditError, request_id: str, extra: list | None = None) -> HttpResponse:
+def error_response(exc: FaceAuditError, request_id: str, extra: list[tuple[str, str]] | None = None) -> HttpResponse:
     """AWS JSON error: :func:`error_doc` with the error's HTTP status."""
     doc = error_doc(exc.aws_code, exc.message)
     headers = [("x-amzn-ErrorType", exc.aws_code), *list(extra or [])]

@@ -30,11 +30,13 @@ import socket
 import sys
 import threading
 import time
-from typing import ClassVar
+from types import FrameType
+from typing import Any, ClassVar, TextIO
 
 import h11
 from uvicorn import Config, Server
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from faceaudit import __version__
@@ -76,7 +78,8 @@ class GuardedH11Protocol(H11Protocol):
 
     _per_client: ClassVar[collections.Counter[tuple[int, str]]] = collections.Counter()  # (server, address)
 
-    def __init__(self, config: Config, server_state, app_state, _loop=None) -> None:
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ServerLimits = getattr(config.app, "limits", None) or ServerLimits()
         self._deadline: asyncio.TimerHandle | None = None
@@ -86,7 +89,7 @@ class GuardedH11Protocol(H11Protocol):
 
     # -- connection --------------------------------------------------------------------------
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
         address = (id(self.server_state), self.client[0] if self.client else "-")  # per server
         if self._per_client[address] >= self.limits.max_connections_per_client:
@@ -98,7 +101,7 @@ class GuardedH11Protocol(H11Protocol):
         self._counted = address
         self._arm()
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         if self._counted is not None:
             self._per_client[self._counted] -= 1
@@ -196,7 +199,7 @@ class Supervisor(Multiprocess):
     0.5 s doubling up to 30 s while workers keep dying within a minute of their start) and never
     giving up; each death is logged."""
 
-    def __init__(self, config: Config, sockets) -> None:
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
         super().__init__(config, sockets)
         self._started: dict[int, float] = {}
         self._failures: dict[int, int] = {}
@@ -316,7 +319,7 @@ def serve(
     port: int = 8080,
     workers: int = 1,
     grace: float = 30.0,
-    ready_stream=None,
+    ready_stream: TextIO | None = None,
     limits: ServerLimits = DEFAULT_LIMITS,
     log_level: str | None = None,
 ) -> int:
@@ -337,7 +340,7 @@ def serve(
     stopped = threading.Event()
     running: dict[str, Server] = {}
 
-    def on_signal(signum, frame) -> None:  # until uvicorn's own handlers take over
+    def on_signal(signum: int, frame: FrameType | None) -> None:  # until uvicorn's own handlers take over
         stopped.set()
         if "server" in running:
             running["server"].should_exit = True

@@ -45,7 +45,7 @@ def _translate(pattern: str) -> str:
 
 
 @cache
-def compiled_pattern(pattern: str) -> re.Pattern | None:
+def compiled_pattern(pattern: str) -> re.Pattern[str] | None:
     """The pattern compiled for :func:`re.fullmatch`, or None if Python cannot compile it."""
     try:
         return re.compile(_translate(pattern))
@@ -100,7 +100,7 @@ class _Checker:
         # Unknown members are ignored, as AWS's JSON services do (newer clients may send more).
         return out
 
-    def _image_source(self, value: dict, path: str) -> None:
+    def _image_source(self, value: dict[str, Any], path: str) -> None:
         has_bytes, has_object = value.get("Bytes") is not None, value.get("S3Object") is not None
         if has_bytes == has_object:
             raise InvalidParameterError(
@@ -231,7 +231,7 @@ def _join(path: str, member: str) -> str:
     return f"{path}.{_camel(member)}" if path else _camel(member)
 
 
-def parse_input(shape: Shape | None, params: Any) -> dict:
+def parse_input(shape: Shape | None, params: Any) -> dict[str, Any]:
     """Validate request parameters against the operation's input shape.
 
     Returns the parameters with blobs decoded to ``bytes`` and nulls and unknown
@@ -244,7 +244,7 @@ def parse_input(shape: Shape | None, params: Any) -> dict:
     if shape is None:
         return {}
     checker = _Checker()
-    out = checker.check(shape, params, "")
+    out: dict[str, Any] = checker.check(shape, params, "")  # a structure checks to a dict
     if checker.image_too_large:
         raise ImageTooLargeError(checker.image_too_large)
     if checker.problems:
@@ -270,7 +270,7 @@ def check_output(shape: Shape | None, value: Any, path: str = "") -> list[str]:
     return problems
 
 
-_OUT_TYPES: dict = {
+_OUT_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "long": (int,), "boolean": (bool,),
     "float": (int, float), "double": (int, float), "timestamp": (int, float), "blob": (str,),
 }
