@@ -114,6 +114,19 @@ def test_associate_faces(people):
             fc.associate_faces(**{"collection_id": "c", "user_id": "alice", "face_ids": [missing], **bad})
 
 
+def test_each_face_is_judged_by_its_own_similarity_in_any_order(people):
+    """The faces of one AssociateFaces call are checked each against its own similarity, whatever
+    the order of FaceIds (here: the later-indexed, non-matching face first)."""
+    fc, ids = people
+    fc.create_user(collection_id="c", user_id="carol")
+    fc.associate_faces(collection_id="c", user_id="carol", face_ids=[ids["C000141-2014"]])
+    r = fc.associate_faces(collection_id="c", user_id="carol",
+                           face_ids=[ids["C000127-2014"], ids["C000141-2018"]])
+    assert r.associated_faces == (ids["C000141-2018"],)
+    (u,) = r.unsuccessful_face_associations
+    assert u.face_id == ids["C000127-2014"] and u.reasons == ("LOW_MATCH_CONFIDENCE",) and u.confidence < 75
+
+
 def test_a_user_holds_at_most_100_faces(fc, sface_engine):
     import numpy as np
 

@@ -153,9 +153,13 @@ class UserOps(Backend):
                 accepted = []
                 if existing and candidates:
                     _, mine = self._store.embeddings(conn, coll.rowid, coll.dimension, existing)
-                    _, new = self._store.embeddings(conn, coll.rowid, coll.dimension, [c.rowid for c in candidates])
+                    # the embeddings come back in row order, not in the order of FaceIds: pair by row
+                    new_rows, new = self._store.embeddings(conn, coll.rowid, coll.dimension,
+                                                           [c.rowid for c in candidates])
                     best = (new @ mine.T).max(axis=1)
-                    for cand, sim in zip(candidates, self._similarities(coll, best), strict=True):
+                    sim_of = dict(zip(new_rows.tolist(), self._similarities(coll, best), strict=True))
+                    for cand in candidates:
+                        sim = sim_of[cand.rowid]
                         if sim >= threshold:
                             accepted.append(cand)
                         else:
