@@ -312,14 +312,14 @@ class ServiceApp:
             exc = ThrottlingError(
                 f"Rate exceeded: at most {self.limiter.rate:g} requests per second per access key"
             )
-            exc.retry_after = wait  # type: ignore[attr-defined]
+            exc.retry_after = wait  # type: ignore[attr-defined]  # read by the edge (getattr)
             raise exc
 
         # 9. parse and validate
         request_id = exchange.request_id
         check_content_type(request.header("content-type"))
         if native:
-            doc = ext.call(caller, operation, parse_json_body(body))  # type: ignore[union-attr]
+            doc = ext.call(caller, operation, parse_json_body(body))  # type: ignore[union-attr]  # native: an extension
             return json_response(200, doc, request_id)
         model = operation_model(operation)
         params = parse_input(model.input_shape, parse_json_body(body))

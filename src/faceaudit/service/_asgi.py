@@ -135,7 +135,7 @@ class AsgiService:
         return {"limits": self.limits, "log_level": self.log_level, "factory": self._factory}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["factory"], state["limits"], state["log_level"])  # type: ignore[misc]
+        self.__init__(state["factory"], state["limits"], state["log_level"])  # type: ignore[misc]  # unpickled: built again
 
     @property
     def budget(self) -> BodyBudget:
@@ -345,7 +345,7 @@ class AsgiService:
         else:
             exc = ServiceUnavailableError(
                 "the service is reading as many unauthenticated request bodies as it holds; retry")
-        exc.retry_after = max(1.0, wait)  # type: ignore[attr-defined]
+        exc.retry_after = max(1.0, wait)  # type: ignore[attr-defined]  # read by the edge (getattr)
         return exc
 
     async def _finish(self, app: ServiceApp, exchange: Exchange, request: HttpRequest, stream: _Stream,
@@ -374,7 +374,7 @@ class AsgiService:
                     raise
                 exc = ServiceUnavailableError(
                     "this address holds more than its share of unauthenticated request bodies; retry")
-                exc.retry_after = 1.0  # type: ignore[attr-defined]
+                exc.retry_after = 1.0  # type: ignore[attr-defined]  # read by the edge (getattr)
                 response = app.fail(exchange, exc)
                 response.close = True
                 return response

@@ -88,7 +88,7 @@ class BodyReader:
         self._file: BinaryIO | None = None
         if spool_above is not None:
             # open for this reader's lifetime (closed by its owner), so no `with` block
-            self._file = tempfile.SpooledTemporaryFile(max_size=spool_above, dir=spool_dir)  # type: ignore[assignment]  # noqa: SIM115
+            self._file = tempfile.SpooledTemporaryFile(max_size=spool_above, dir=spool_dir)  # type: ignore[assignment]  # noqa: SIM115 (not a BinaryIO in typeshed; it acts as one)
         self._received = 0
         self._sha = hashlib.sha256()
 

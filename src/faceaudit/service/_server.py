@@ -151,7 +151,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _check_version(self, data: bytes) -> bool:
         """HTTP/2.0 (prior knowledge) and HTTP/0.9 request lines: 505. False if refused."""
-        line = self._first_line + data[:8192]  # type: ignore[operator]
+        line = self._first_line + data[:8192]  # type: ignore[operator]  # called only while not None
         end = line.find(b"\n")
         if end < 0:
             if len(line) < 8192:
