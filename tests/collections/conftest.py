@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import List, Optional
 
 import numpy as np
 import pytest
@@ -51,7 +50,7 @@ def jpeg(img: Image.Image, quality: int = 92) -> bytes:
     return buf.getvalue()
 
 
-def variants(out_dir: Path) -> List[Path]:
+def variants(out_dir: Path) -> list[Path]:
     """The 20 committed photos and their mirror images: 40 distinct one-face JPEGs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -65,7 +64,7 @@ def variants(out_dir: Path) -> List[Path]:
 
 
 def synthetic_image(n_faces: int, model_version: str, rng: np.random.Generator, dimension: int = 128,
-                    vectors: Optional[np.ndarray] = None):
+                    vectors: np.ndarray | None = None):
     """A PreparedImage with random unit vectors (no engine needed)."""
     from faceaudit.collections._prepare import PreparedFace, PreparedImage
     from faceaudit.engine import BoundingBox

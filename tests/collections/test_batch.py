@@ -72,7 +72,7 @@ def test_bad_images_are_reported_and_do_not_stop_the_run(fc, tmp_path, monkeypat
     good = sorted((DATA / "congress2014").glob("*.jpg"))[:3]
     rows = [("junk.jpg", "a"), ("missing.jpg", "b"), ("tiny.jpg", "c"), ("blank.png", "d")]
     rows += [(str(p), p.stem) for p in good]
-    m = write_manifest(tmp_path / "m.csv", [r + ("x", "") for r in rows])
+    m = write_manifest(tmp_path / "m.csv", [(*r, "x", "") for r in rows])
     report = index_batch("c", read_manifest(m), collections=fc, workers=1, progress=True)
     assert report.indexed_images == 3 and report.without_faces == 1 and report.failed == 3
     assert {f.name for f in report.failures} == {"junk.jpg", "missing.jpg", "tiny.jpg"}

@@ -5,8 +5,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from faceaudit.collections import FaceCollections
-from faceaudit.collections import _store
+from faceaudit.collections import FaceCollections, _store
 from tests.collections.conftest import synthetic_image
 
 
@@ -39,7 +38,7 @@ def test_sqlite_settings(tmp_path):
 
 
 def test_embeddings_are_float32_blobs(two):
-    a, _, faces, _ = two
+    a, _, _faces, _ = two
     con = sqlite3.connect(str(a.data_dir / "collections.sqlite3"))
     blob, = con.execute("SELECT embedding FROM faces LIMIT 1").fetchone()
     v = np.frombuffer(blob, "<f4")
@@ -66,7 +65,7 @@ def test_other_processes_changes_are_seen_at_the_next_search(two, sface_engine):
 
 
 def test_snapshot_is_loaded_verified_and_caught_up(two, sface_engine):
-    a, _, faces, rng = two
+    a, _, faces, _rng = two
     assert a.verify_index("s")  # first use: rebuild from SQLite, snapshot written
     snap = a._cache.snapshot_path(a._collection_row("s").rowid)
     assert snap.exists()
@@ -104,7 +103,7 @@ def test_a_damaged_or_wrong_snapshot_is_never_used(two, sface_engine, damage):
 
 
 def test_an_index_that_drifted_is_rebuilt(two):
-    a, _, faces, _ = two
+    a, _, _faces, _ = two
     assert a.verify_index("s")
     row = a._collection_row("s")
     a._cache._entries[row.rowid].index.remove(np.array([a._cache._entries[row.rowid].index.ids()[0]]))
@@ -114,10 +113,10 @@ def test_an_index_that_drifted_is_rebuilt(two):
 
 
 def test_a_process_behind_a_pruned_log_rebuilds(two, monkeypatch, sface_engine):
-    a, b, faces, rng = two
+    a, b, _faces, rng = two
     assert b.verify_index("s")
     monkeypatch.setattr(_store, "LOG_KEEP", 5)
-    for i in range(3):  # 30 more changes: the log is pruned past b's position
+    for _ in range(3):  # 30 more changes: the log is pruned past b's position
         a._store_prepared("s", synthetic_image(10, sface_engine.model_version, rng))
     row = a._collection_row("s")
     assert row.log_floor > 300
@@ -130,7 +129,7 @@ def test_a_process_behind_a_pruned_log_rebuilds(two, monkeypatch, sface_engine):
 
 
 def test_deleted_and_recreated_collection_is_not_served_from_the_old_index(two, sface_engine):
-    a, b, faces, rng = two
+    a, b, _faces, rng = two
     assert b.verify_index("s")
     a.delete_collection(collection_id="s")
     a.create_collection(collection_id="s")

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 from faceaudit.collections import FaceCollections
 from tests.collections.conftest import variants

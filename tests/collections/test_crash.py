@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from faceaudit.collections import FaceCollections
-from tests.collections.test_batch import write_manifest
 from tests.collections.conftest import variants
+from tests.collections.test_batch import write_manifest
 from tests.conftest import WAIT_LIMIT_S, wait_until
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir() or os.name != "posix", reason="needs POSIX signals")
@@ -66,7 +66,7 @@ def test_kill_9_mid_run_then_resume_indexes_each_image_once(tmp_path, sface_engi
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         workers = []
 
-        def ready():
+        def ready(proc=proc, target=target):  # bound now (B023); called only in this round
             # start-up: kill once the worker processes exist; later rounds: once `target` images are committed
             nonlocal workers
             workers = children(proc.pid) or workers
@@ -78,7 +78,8 @@ def test_kill_9_mid_run_then_resume_indexes_each_image_once(tmp_path, sface_engi
             kills += 1
         proc.communicate(timeout=WAIT_LIMIT_S)
         # the workers notice that their parent is gone and exit
-        wait_until(lambda: not any(alive(w) for w in workers), "the orphaned workers to exit", interval=0.1)
+        wait_until(lambda workers=workers: not any(alive(w) for w in workers), "the orphaned workers to exit",
+                   interval=0.1)
         orphans_checked += len(workers)
         con = sqlite3.connect(str(db))
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -199,7 +199,7 @@ def test_list_faces_pages_and_filters(gallery):
 
 
 def test_list_faces_carries_labels_but_not_in_the_response(fc):
-    from faceaudit.collections import index_batch, BatchItem
+    from faceaudit.collections import BatchItem, index_batch
 
     item = BatchItem(source=portrait_2014("C000174"), external_image_id="congress:C000174",
                      labels={"subject": "congress:C000174", "sex": "M"}, name="x.jpg")

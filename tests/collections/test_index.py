@@ -24,16 +24,16 @@ def assert_same(a_hits, b_hits, tol=1e-5):
     """Same candidates and scores; near-ties (|score difference| < tol, float32 rounding of two
     different summation orders) may come in either order."""
     assert len(a_hits) == len(b_hits)
-    for (ia, sa), (ib, sb) in zip(a_hits, b_hits):
+    for (ia, sa), (ib, sb) in zip(a_hits, b_hits, strict=True):
         assert len(ia) == len(ib)
         assert list(sa) == sorted(sa, reverse=True)
         np.testing.assert_allclose(sa, sb, atol=tol)
-        da, db = dict(zip(ia.tolist(), sa.tolist())), dict(zip(ib.tolist(), sb.tolist()))
+        da, db = dict(zip(ia.tolist(), sa.tolist(), strict=True)), dict(zip(ib.tolist(), sb.tolist(), strict=True))
         for i in set(da) & set(db):
             assert abs(da[i] - db[i]) < tol
         for i in set(da) ^ set(db):  # only at the k-th place, by a near-tie
             assert abs(da.get(i, db.get(i)) - sa[-1]) < tol
-        for p, (x, y) in enumerate(zip(ia.tolist(), ib.tolist())):
+        for p, (x, y) in enumerate(zip(ia.tolist(), ib.tolist(), strict=True)):
             if x != y:
                 assert abs(sa[p] - db.get(x, sa[p])) < tol
 
@@ -74,7 +74,7 @@ def test_same_ids_and_scores_as_the_oracle(pair):
 
 
 def test_min_score_filters_like_the_oracle(pair):
-    rng, ids, vecs, f, n = pair
+    rng, _ids, _vecs, f, n = pair
     q = unit(rng, 10)
     for min_score in (-1.0, 0.0, 0.2, 0.3, 1.01):
         fh, nh = f.search(q, 4096, min_score), n.search(q, 4096, min_score)
@@ -132,7 +132,7 @@ def test_contract_edges(cls):
 def test_ties_break_on_the_lower_id(cls):
     idx = cls(2)
     idx.add([30, 10, 20], np.array([[1, 0], [1, 0], [0, 1]], np.float32))
-    (ids, scores), = idx.search(np.array([[1, 0]], np.float32), 1)
+    (ids, _scores), = idx.search(np.array([[1, 0]], np.float32), 1)
     assert ids.tolist() == [10]
     (ids, _), = idx.search(np.array([[1, 0]], np.float32), 3)
     assert ids.tolist() == [10, 30, 20]
@@ -169,7 +169,7 @@ def test_hnsw_scores_are_exact_and_recall_grows_with_ef_search(pair):
     for ef in (16, HnswParams().ef_search):
         h = fill(HnswIndex(128, HnswParams(exact_below=0, ef_search=ef)), ids, vecs)
         found = 0
-        for qi, (hi, hs), (ni, _) in zip(q, h.search(q, 10), truth):
+        for qi, (hi, hs), (ni, _) in zip(q, h.search(q, 10), truth, strict=True):
             np.testing.assert_allclose(hs, vecs[[where[int(i)] for i in hi]] @ qi, atol=1e-6)
             assert list(hs) == sorted(hs, reverse=True)
             found += len(set(hi.tolist()) & set(ni.tolist()))
@@ -229,7 +229,7 @@ def test_fastscan_scores_are_exact_and_recall_grows_with_refine(pair):
         idx = fill(FastScanIndex(128, FastScanParams(exact_below=0, refine=refine)), ids, vecs)
         assert idx._codes is not None and idx._codes.ntotal == 3000
         found = 0
-        for qi, (hi, hs), (ni, _) in zip(q, idx.search(q, 10), truth):
+        for qi, (hi, hs), (ni, _) in zip(q, idx.search(q, 10), truth, strict=True):
             np.testing.assert_allclose(hs, vecs[[where[int(i)] for i in hi]] @ qi, atol=1e-6)
             assert list(hs) == sorted(hs, reverse=True) and len(hi) == 10
             found += len(set(hi.tolist()) & set(ni.tolist()))
@@ -248,7 +248,7 @@ def test_fastscan_is_exact_when_asked_for_most_of_the_collection(pair):
 
 
 def test_fastscan_below_the_codebook_size_is_exact(pair):
-    rng, ids, vecs, _, n = pair
+    rng, ids, vecs, _, _n = pair
     small_n = NumpyIndex(128)
     idx = FastScanIndex(128)  # default exact_below 10,000
     fill(idx, ids[:900], vecs[:900])
@@ -300,12 +300,12 @@ def test_fastscan_params_are_checked():
 
 
 def test_fastscan_codes_round_trip_and_refuse_a_mismatch(pair):
-    rng, ids, vecs, _, n = pair
+    rng, ids, vecs, _, _n = pair
     idx = fill(FastScanIndex(128, SCAN), ids, vecs)
     blob = idx.graph_bytes()
     again = FastScanIndex.from_graph(blob, ids, vecs, 128, SCAN)
     q = unit(rng, 10)
-    for (ia, sa), (ib, sb) in zip(idx.search(q, 10), again.search(q, 10)):
+    for (ia, sa), (ib, sb) in zip(idx.search(q, 10), again.search(q, 10), strict=True):
         assert ia.tolist() == ib.tolist() and np.array_equal(sa, sb)
     with pytest.raises(ValueError):
         FastScanIndex.from_graph(blob, ids[:-1], vecs[:-1], 128, SCAN)

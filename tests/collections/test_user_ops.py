@@ -114,9 +114,23 @@ def test_associate_faces(people):
             fc.associate_faces(**{"collection_id": "c", "user_id": "alice", "face_ids": [missing], **bad})
 
 
+def test_each_face_is_judged_by_its_own_similarity_in_any_order(people):
+    """The faces of one AssociateFaces call are checked each against its own similarity, whatever
+    the order of FaceIds (here: the later-indexed, non-matching face first)."""
+    fc, ids = people
+    fc.create_user(collection_id="c", user_id="carol")
+    fc.associate_faces(collection_id="c", user_id="carol", face_ids=[ids["C000141-2014"]])
+    r = fc.associate_faces(collection_id="c", user_id="carol",
+                           face_ids=[ids["C000127-2014"], ids["C000141-2018"]])
+    assert r.associated_faces == (ids["C000141-2018"],)
+    (u,) = r.unsuccessful_face_associations
+    assert u.face_id == ids["C000127-2014"] and u.reasons == ("LOW_MATCH_CONFIDENCE",) and u.confidence < 75
+
+
 def test_a_user_holds_at_most_100_faces(fc, sface_engine):
-    from tests.collections.conftest import synthetic_image
     import numpy as np
+
+    from tests.collections.conftest import synthetic_image
 
     rng = np.random.default_rng(1)
     r = fc._store_prepared("c", synthetic_image(101, sface_engine.model_version, rng))
@@ -173,7 +187,7 @@ def test_search_users(people):
     assert rk["UserMatches"][0]["Similarity"] >= 80
     # threshold 0: every user with faces, best first; MaxUsers caps
     r = fc.search_users(collection_id="c", face_id=ids["C000141-2018"], user_match_threshold=0)
-    assert [m.user_id for m in r.user_matches][0] == "alice" and len(r.user_matches) == 3
+    assert next(m.user_id for m in r.user_matches) == "alice" and len(r.user_matches) == 3
     sims = [m.similarity for m in r.user_matches]
     assert sims == sorted(sims, reverse=True)
     assert len(fc.search_users(collection_id="c", face_id=ids["C000141-2018"], user_match_threshold=0,
@@ -207,7 +221,8 @@ def test_search_users_by_image(people):
     assert set(rk["SearchedFace"]["FaceDetail"]) >= {"BoundingBox", "Confidence"}
     # no face: an empty list, not an error
     empty = fc.search_users_by_image(collection_id="c", image=blank_image())
-    assert empty.to_rekognition() == {"UserMatches": [], "FaceModelVersion": get_model("sface").numeric_version, "UnsearchedFaces": []}
+    assert empty.to_rekognition() == {"UserMatches": [], "FaceModelVersion": get_model("sface").numeric_version,
+                                      "UnsearchedFaces": []}
     # several faces: the largest is searched, the others are reported
     img = side_by_side(portrait_2018("F000062"), portrait_2014("C000141"))
     r = fc.search_users_by_image(collection_id="c", image=img)

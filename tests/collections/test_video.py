@@ -110,8 +110,8 @@ def test_bad_videos_get_typed_errors(tmp_path, clip):
 def test_iou_against_a_pixel_oracle():
     rng = np.random.default_rng(3)
     for _ in range(50):
-        a = tuple(float(x) for x in rng.integers(0, 40, 4) + [0, 0, 1, 1])
-        b = tuple(float(x) for x in rng.integers(0, 40, 4) + [0, 0, 1, 1])
+        a = tuple(float(x) for x in rng.integers(0, 40, 4) + np.array([0, 0, 1, 1]))  # elementwise: w, h >= 1
+        b = tuple(float(x) for x in rng.integers(0, 40, 4) + np.array([0, 0, 1, 1]))  # elementwise: w, h >= 1
         grid_a = np.zeros((100, 100), bool)
         grid_b = np.zeros((100, 100), bool)
         grid_a[int(a[1]):int(a[1] + a[3]), int(a[0]):int(a[0] + a[2])] = True

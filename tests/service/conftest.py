@@ -10,20 +10,20 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Optional
 
 import pytest
 
 REGION = "us-east-1"
 
 
-def faceaudit_cmd() -> List[str]:
+def faceaudit_cmd() -> list[str]:
     script = Path(sys.executable).with_name("faceaudit")
     return [str(script)] if script.exists() else [sys.executable, "-m", "faceaudit.cli._main"]
 
 
-def cli(*argv: str, check: bool = True, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+def cli(*argv: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the faceaudit CLI in a subprocess."""
     return subprocess.run(
         faceaudit_cmd() + list(argv), capture_output=True, text=True, timeout=60, check=check,
@@ -93,11 +93,11 @@ needs_backend = pytest.mark.skipif(not have_backend(), reason="faceaudit.collect
 class ServeProcess:
     """`faceaudit serve` in a subprocess; stderr (JSON logs) collected in a file."""
 
-    def __init__(self, data_dir: Path, *args: str, log_path: Optional[Path] = None) -> None:
+    def __init__(self, data_dir: Path, *args: str, log_path: Path | None = None) -> None:
         self.log_path = log_path or data_dir / f"serve-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (open for the process's lifetime; closed in stop())
         self.proc = subprocess.Popen(
-            faceaudit_cmd() + ["serve", "--data-dir", str(data_dir), "--port", "0", *args],
+            [*faceaudit_cmd(), "serve", "--data-dir", str(data_dir), "--port", "0", *args],
             stdout=subprocess.PIPE, stderr=self._log, text=True,
         )
         line = self.proc.stdout.readline()

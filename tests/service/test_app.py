@@ -95,7 +95,8 @@ def test_success_has_request_id_engine_time_and_converted_arguments(setup):
 def test_images_are_passed_as_bytes_and_absent_members_not_passed(setup):
     app, key, backend = setup
     import base64
-    r = app.handle(request(key, "IndexFaces", {"CollectionId": "c", "Image": {"Bytes": base64.b64encode(b"img").decode()},
+    r = app.handle(request(key, "IndexFaces", {"CollectionId": "c",
+                                               "Image": {"Bytes": base64.b64encode(b"img").decode()},
                                                "MaxFaces": 2}))
     assert r.status == 200, r.body
     assert backend.calls[-1] == ("index_faces", {"collection_id": "c", "image": b"img", "max_faces": 2})
@@ -122,7 +123,7 @@ def test_health_needs_no_auth_and_touches_nothing(setup):
 
 @pytest.mark.parametrize("method,path,status", [("GET", "/", 405), ("POST", "/nope", 404), ("POST", "/health", 405)])
 def test_routes(setup, method, path, status):
-    app, key, _ = setup
+    app, _key, _ = setup
     r = app.handle(HttpRequest(method, path, "", [("Host", "h")], content_length=0))
     assert r.status == status and r.header("x-amzn-RequestId")
 
@@ -310,7 +311,7 @@ def test_role_is_checked_before_the_body_is_read(tmp_path):
 def test_body_hash_is_computed_while_streaming(setup):
     import hashlib
 
-    app, key, backend = setup
+    app, key, _backend = setup
     req = request(key, "ListCollections", {"MaxResults": 5})
     chunks = []
     read = req.read_body

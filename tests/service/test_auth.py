@@ -135,14 +135,14 @@ def test_unsigned_request(store):
 
 @pytest.mark.parametrize("minutes,message", [(-16, "Signature expired: "), (16, "Signature not yet current: ")])
 def test_clock_skew_over_15_minutes(store, key, minutes, message):
-    when = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(minutes=minutes)
+    when = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=minutes)
     with pytest.raises(InvalidSignatureError) as info:
         verify(SigV4Verifier(store), signed(key, when=when))
     assert info.value.message.startswith(message) and "15 min." in info.value.message
 
 
 def test_clock_skew_within_15_minutes_is_fine(store, key):
-    when = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=14)
+    when = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=14)
     verify(SigV4Verifier(store), signed(key, when=when))
 
 
@@ -159,7 +159,7 @@ def test_unknown_and_revoked_keys(store, key):
 
 
 def test_session_token_is_not_recognised(store, key):
-    headers, path, query, body = signed(key, headers={"X-Amz-Security-Token": "tok"})
+    headers, _path, _query, _body = signed(key, headers={"X-Amz-Security-Token": "tok"})
     with pytest.raises(UnrecognizedClientError):
         SigV4Verifier(store).precheck(headers)
 
@@ -180,7 +180,8 @@ def test_wrong_service_and_terminator(store, key):
     "AWS4-HMAC-SHA256 Credential=AK/20240101/us-east-1/rekognition/aws4_request, Signature=" + "0" * 64,
     "AWS4-HMAC-SHA256 Credential=AK/20240101/rekognition/aws4_request, SignedHeaders=host, Signature=" + "0" * 64,
     "AWS4-HMAC-SHA256 Credential=AK/20240101/us-east-1/rekognition/aws4_request, SignedHeaders=host, Signature=xyz",
-    "AWS4-HMAC-SHA256 Credential=AK/20240101/us-east-1/rekognition/aws4_request, SignedHeaders=x-amz-date;host, Signature=" + "0" * 64,
+    "AWS4-HMAC-SHA256 Credential=AK/20240101/us-east-1/rekognition/aws4_request, SignedHeaders=x-amz-date;host, "
+    "Signature=" + "0" * 64,
 ])
 def test_malformed_authorization_headers(store, auth):
     with pytest.raises(IncompleteSignatureError):
@@ -190,9 +191,9 @@ def test_malformed_authorization_headers(store, auth):
 def test_target_must_be_signed_other_unsigned_headers_are_ignored(store, key):
     headers, path, query, body = signed(key)
     v = SigV4Verifier(store)
-    extra = headers + [("X-Amz-User-Agent", "other-sdk/1.0")]  # some SDKs add headers unsigned
+    extra = [*headers, ("X-Amz-User-Agent", "other-sdk/1.0")]  # some SDKs add headers unsigned
     v.verify(v.precheck(extra), "POST", path, query, extra, body)
-    auth = [h for h in headers if h[0].lower() == "authorization"][0][1]
+    auth = next(h for h in headers if h[0].lower() == "authorization")[1]
     stripped = [(k, auth.replace(";x-amz-target", "") if k.lower() == "authorization" else val)
                 for k, val in headers]
     with pytest.raises(InvalidSignatureError, match="x-amz-target"):
@@ -214,7 +215,7 @@ def test_date_header_instead_of_x_amz_date(store, key):
 
     from faceaudit.service import canonical_request, signing_key
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     amz = now.strftime("%Y%m%dT%H%M%SZ")
     headers = [("Host", "h:1"), ("Date", formatdate(now.timestamp(), usegmt=True)),
                ("X-Amz-Target", "RekognitionService.ListCollections")]
@@ -222,7 +223,8 @@ def test_date_header_instead_of_x_amz_date(store, key):
     creq = canonical_request("POST", "/", "", headers, signed_headers, hashlib.sha256(b"{}").hexdigest())
     scope = f"{amz[:8]}/us-east-1/rekognition/aws4_request"
     sts = "\n".join(["AWS4-HMAC-SHA256", amz, scope, hashlib.sha256(creq.encode()).hexdigest()])
-    sig = hmac.new(signing_key(key.secret, amz[:8], "us-east-1", "rekognition"), sts.encode(), hashlib.sha256).hexdigest()
+    k = signing_key(key.secret, amz[:8], "us-east-1", "rekognition")
+    sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
     headers.append(("Authorization", f"AWS4-HMAC-SHA256 Credential={key.access_key_id}/{scope}, "
                                      f"SignedHeaders={';'.join(signed_headers)}, Signature={sig}"))
     v = SigV4Verifier(store)

@@ -71,7 +71,8 @@ def test_list_collections_pages(rek, coll):
             seen += r["CollectionIds"]
             token = r.get("NextToken")
         assert {coll[0], "page-0", "page-1", "page-2"} <= set(seen) and len(seen) == len(set(seen))
-        everything = rek.get_paginator("list_collections").paginate(PaginationConfig={"PageSize": 1}).build_full_result()
+        pages = rek.get_paginator("list_collections").paginate(PaginationConfig={"PageSize": 1})
+        everything = pages.build_full_result()
         assert set(everything["CollectionIds"]) == set(seen)
         assert error_of(lambda: rek.list_collections(NextToken="forged-token"))[0] == "InvalidPaginationTokenException"
     finally:
@@ -112,9 +113,10 @@ def test_index_faces_response_and_max_faces(rek, coll):
 def test_index_faces_errors(rek, coll):
     assert error_of(lambda: rek.index_faces(CollectionId="nope", Image=img(portrait_2018("C000127")))) == (
         "ResourceNotFoundException", 400)
-    assert error_of(lambda: rek.index_faces(CollectionId=coll[0], Image={"Bytes": b"junk"}))[0] == "InvalidImageFormatException"
-    assert error_of(lambda: rek.index_faces(CollectionId=coll[0], Image={"S3Object": {"Bucket": "bkt", "Name": "k"}}))[0] == (
-        "InvalidS3ObjectException")
+    assert error_of(lambda: rek.index_faces(CollectionId=coll[0], Image={"Bytes": b"junk"}))[0] == (
+        "InvalidImageFormatException")
+    s3 = {"S3Object": {"Bucket": "bkt", "Name": "k"}}
+    assert error_of(lambda: rek.index_faces(CollectionId=coll[0], Image=s3))[0] == "InvalidS3ObjectException"
     assert error_of(lambda: rek.index_faces(CollectionId=coll[0], Image=img(portrait_2018("C000127")),
                                             ExternalImageId="has space"))[0] == "InvalidParameterException"
 
@@ -134,13 +136,14 @@ def test_list_faces_pages_and_filters(rek, coll):
 
 
 def test_search_faces_by_image_defaults(rek, coll):
-    name, faces = coll
+    name, _faces = coll
     r = rek.search_faces_by_image(CollectionId=name, Image=img(portrait_2014("C000141")))
     assert set(r) >= {"SearchedFaceBoundingBox", "SearchedFaceConfidence", "FaceMatches", "FaceModelVersion"}
     sims = [m["Similarity"] for m in r["FaceMatches"]]
     assert sims == sorted(sims, reverse=True) and all(s >= 80 for s in sims)  # default threshold 80
     assert r["FaceMatches"][0]["Face"]["ExternalImageId"] == "C000141"
-    r0 = rek.search_faces_by_image(CollectionId=name, Image=img(portrait_2014("C000141")), FaceMatchThreshold=0, MaxFaces=3)
+    r0 = rek.search_faces_by_image(CollectionId=name, Image=img(portrait_2014("C000141")), FaceMatchThreshold=0,
+                                   MaxFaces=3)
     assert len(r0["FaceMatches"]) == 3
 
 
@@ -166,7 +169,8 @@ def test_search_faces(rek, coll):
 def test_delete_faces(rek):
     rek.create_collection(CollectionId="delete-test")
     try:
-        fid = rek.index_faces(CollectionId="delete-test", Image=img(portrait_2018("K000367")))["FaceRecords"][0]["Face"]["FaceId"]
+        indexed = rek.index_faces(CollectionId="delete-test", Image=img(portrait_2018("K000367")))
+        fid = indexed["FaceRecords"][0]["Face"]["FaceId"]
         r = rek.delete_faces(CollectionId="delete-test", FaceIds=[fid, FACE_ID])
         assert r["DeletedFaces"] == [fid]
         assert r["UnsuccessfulFaceDeletions"][0]["FaceId"] == FACE_ID
@@ -185,7 +189,8 @@ def test_users_lifecycle(rek):
         ids = {}
         for m in ("C000141", "C000127"):
             for year, path in (("2018", portrait_2018(m)), ("2014", portrait_2014(m))):
-                r = rek.index_faces(CollectionId=name, Image=img(path), ExternalImageId=f"{m}-{year}", QualityFilter="NONE")
+                r = rek.index_faces(CollectionId=name, Image=img(path), ExternalImageId=f"{m}-{year}",
+                                    QualityFilter="NONE")
                 ids[f"{m}-{year}"] = r["FaceRecords"][0]["Face"]["FaceId"]
         rek.create_user(CollectionId=name, UserId="alice")
         rek.create_user(CollectionId=name, UserId="bob", ClientRequestToken="tok-1")

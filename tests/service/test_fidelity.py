@@ -4,8 +4,6 @@ QualityFilter on CompareFaces, tags, ARNs, unsupported HTTP versions."""
 from __future__ import annotations
 
 import re
-import socket
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -25,7 +23,7 @@ def test_error_bodies_carry_message_and_Message(server):
 
 # -- model versions --------------------------------------------------------------------------------
 
-def _version_pattern() -> "re.Pattern":
+def _version_pattern() -> re.Pattern:
     from faceaudit.service import service_model
 
     pattern = service_model().shape_for("IndexFacesModelVersion").metadata["pattern"]
@@ -65,9 +63,8 @@ def test_compare_faces_takes_every_quality_filter(rek, level):
 
 @needs_backend
 def test_tags_on_collections_and_arns_in_the_signed_region(server, key):
-    from botocore.exceptions import ClientError
-
     import boto3
+    from botocore.exceptions import ClientError
 
     def client(region):
         return boto3.client("rekognition", endpoint_url=server, region_name=region,

@@ -86,7 +86,7 @@ def test_slow_headers_meet_a_total_deadline(guarded):
         try:
             sock.sendall(b"X")
             reply = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:
             break
@@ -166,7 +166,7 @@ def read_all_response(sock) -> bytes:
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    length = int(next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")))
     while len(rest) < length:
         rest += sock.recv(65536)
     return head + b"\r\n\r\n" + rest
@@ -255,14 +255,14 @@ class _FakeProcess:
 
 def test_restarts_never_leave_the_service_without_a_worker(monkeypatch):
     # issue 22: both slots backing off at once left no worker serving (~20 s outage)
-    from faceaudit.service import AsgiService, Supervisor, uvicorn_config
-    from faceaudit.service import _server
+    from faceaudit.service import AsgiService, Supervisor, _server, uvicorn_config
 
     clock = [1000.0]
     monkeypatch.setattr(_server.time, "monotonic", lambda: clock[0])
     sup = Supervisor(uvicorn_config(AsgiService(lambda: None), workers=2), [])
     started = []
-    monkeypatch.setattr(sup, "_start", lambda idx, now: (started.append(idx), sup.processes.__setitem__(idx, _FakeProcess()),
+    monkeypatch.setattr(sup, "_start", lambda idx, now: (started.append(idx),
+                                                          sup.processes.__setitem__(idx, _FakeProcess()),
                                                           sup._started.__setitem__(idx, now)))
     sup.processes = [_FakeProcess(), _FakeProcess()]
     sup._started = {0: clock[0], 1: clock[0]}

@@ -91,7 +91,8 @@ def test_image_over_5_mb(rek):
 
 
 def test_s3_object_images(rek):
-    code, status, message = error_of(lambda: rek.detect_faces(Image={"S3Object": {"Bucket": "bucket", "Name": "a.jpg"}}))
+    s3 = {"S3Object": {"Bucket": "bucket", "Name": "a.jpg"}}
+    code, status, message = error_of(lambda: rek.detect_faces(Image=s3))
     assert (code, status) == ("InvalidS3ObjectException", 400) and "Image.Bytes" in message
 
 
@@ -125,7 +126,7 @@ def test_unknown_operation_over_the_wire(rek, server, key):
 
 
 def test_keep_alive_survives_a_refused_request(server):
-    resp, doc, conn = raw(server, body=b'{"a": 1}')
+    _resp, doc, conn = raw(server, body=b'{"a": 1}')
     assert doc["__type"] == "MissingAuthenticationTokenException"
     conn.request("GET", "/health")
     assert conn.getresponse().status == 200
@@ -190,7 +191,7 @@ def test_unknown_key(server):
 
 def test_skewed_clock(server, key):
     rek = client(server, key)
-    late = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=20)
+    late = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=20)
     with mock.patch("botocore.auth.get_current_datetime", return_value=late):
         code, status, message = error_of(lambda: rek.detect_faces(Image={"Bytes": b"x"}))
     assert (code, status) == ("InvalidSignatureException", 400) and message.startswith("Signature expired")
@@ -201,7 +202,8 @@ def test_revoked_key_is_refused_at_once(server, service_dir):
     rek = client(server, new)
     assert rek.detect_faces(Image={"Bytes": blank_image()})["FaceDetails"] == []
     cli("keys", "revoke", new["AccessKeyId"], "--data-dir", str(service_dir))
-    assert error_of(lambda: rek.detect_faces(Image={"Bytes": blank_image()}))[:2] == ("UnrecognizedClientException", 400)
+    blank = {"Bytes": blank_image()}
+    assert error_of(lambda: rek.detect_faces(Image=blank))[:2] == ("UnrecognizedClientException", 400)
 
 
 def test_keys_cli(service_dir, key):

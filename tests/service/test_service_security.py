@@ -43,6 +43,6 @@ def test_context_headers_must_be_signed(tmp_path):
     plain = request(key, "ListCollections")
     assert app.handle(plain).status == 200
     forged = request(key, "ListCollections")
-    forged = replace(forged, headers=forged.headers + [("X-Faceaudit-Case-Reference", "case-forged")])
+    forged = replace(forged, headers=[*forged.headers, ("X-Faceaudit-Case-Reference", "case-forged")])
     r = app.handle(forged)
     assert r.status == 400 and json.loads(r.body)["__type"] == "InvalidSignatureException", r.body

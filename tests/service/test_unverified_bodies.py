@@ -63,7 +63,7 @@ class Attack:
         for sk in list(sel.get_map().values()):
             sk.fileobj.close()
 
-    def __enter__(self) -> "Attack":
+    def __enter__(self) -> Attack:
         self.thread.start()
         assert self.held.wait(60)
         return self
@@ -100,7 +100,7 @@ def victim_calls(url, key, n: int):
             rek.detect_faces(Image={"Bytes": b"x" * (200_000 if i % 2 == 0 else 100)})
         except ClientError as exc:
             answered += exc.response["Error"]["Code"] == "InvalidImageFormatException"
-        except Exception:  # noqa: BLE001 - a broken connection counts as not answered
+        except Exception:
             pass
     return answered
 
@@ -176,7 +176,7 @@ def test_large_unverified_bodies_are_spooled_not_held(tmp_path):
     reader = BodyReader(3 * MIB, spool_above=MIB, spool_dir=str(tmp_path))
     for _ in range(3):
         reader.add(b"a" * MIB)
-    body, digest = reader.result()
+    body, _digest = reader.result()
     assert not isinstance(body, bytes) and body.read(3) == b"aaa"
     assert len(reader._parts) == 0  # nothing of it in memory
     body.close()

@@ -118,7 +118,7 @@ def test_s3_object_passes_validation_for_the_dispatcher_to_read():
 
 
 def test_s3_object_shape_is_validated():
-    with pytest.raises(InvalidParameterError, match="s3Object.bucket"):
+    with pytest.raises(InvalidParameterError, match=r"s3Object\.bucket"):
         parse_input(shape("DetectFaces"), {"Image": {"S3Object": {"Bucket": "b", "Name": "k"}}})
 
 

@@ -18,12 +18,13 @@ approximate: they propose candidates (the fast scan from 4-bit codes, HNSW from
 a graph) and only those are scored exactly, so a face at or above the threshold
 can be missed (measured recall: docs/scaling.md). Every similarity returned is
 exact either way. ``DescribeCollection``'s tags (``faceaudit:index``), ``faceaudit
-collection describe`` and each search-log record say which index served a search. Batch indexing of a directory or manifest: :func:`index_batch`.
+collection describe`` and each search-log record say which index served a search.
+Batch indexing of a directory or manifest: :func:`index_batch`.
 Every search result is an investigative lead, not an identification.
 """
 
 from faceaudit.collections._backend import BackendOptions
-from faceaudit.collections._batch import BatchItem, BatchReport, index_batch
+from faceaudit.collections._batch import BatchReport, index_batch
 from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._index import (
     FaissIndex,
@@ -37,6 +38,7 @@ from faceaudit.collections._index import (
 )
 from faceaudit.collections._jobs import requested_by
 from faceaudit.collections._manifest import (
+    BatchItem,
     ManifestRow,
     ManifestTable,
     map_external_image_id,
@@ -45,8 +47,6 @@ from faceaudit.collections._manifest import (
     scan_directory,
 )
 from faceaudit.collections._objects import BucketAccess, FolderStore, ObjectRef, ObjectStore, S3Store
-from faceaudit.collections._validate import normalise_request
-from faceaudit.collections._search_config import INDEX_TAG, IndexKind, SearchConfig, VectorStore
 from faceaudit.collections._ops_video import (
     FaceDetectionAnalysis,
     FaceSearchAnalysis,
@@ -88,6 +88,8 @@ from faceaudit.collections._results import (
     User,
     UserMatch,
 )
+from faceaudit.collections._search_config import INDEX_TAG, IndexKind, SearchConfig, VectorStore
+from faceaudit.collections._validate import normalise_request
 from faceaudit.collections._video import (
     DEFAULT_SAMPLE_FPS,
     VideoLimits,
@@ -99,13 +101,14 @@ __all__ = [
     "AssociateFacesResult", "BackendOptions", "BARS", "BatchItem", "BatchReport", "CANDIDATE_NOTICE",
     "CreateCollectionResult", "CreateUserResult", "DeleteCollectionResult", "DeleteFacesResult",
     "DeleteUserResult", "DescribeCollectionResult", "DisassociateFacesResult", "Face",
-    "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "FastScanIndex", "FastScanParams", "HnswIndex", "HnswParams", "INDEX_TAG",
-    "IndexFacesResult", "IndexKind",
-    "ListCollectionsResult", "ListFacesResult", "ListTagsForResourceResult", "ListUsersResult", "NumpyIndex", "QualityBar",
-    "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
-    "SearchUsersResult", "SearchConfig", "TagResourceResult", "UnindexedFace", "UnsearchedFace", "UnsuccessfulFaceAssociation",
-    "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
-    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "normalise_request", "passes_quality", "quality_band",
+    "FaceCollections", "FaceMatch", "FaceRecord", "FaissIndex", "FastScanIndex", "FastScanParams", "HnswIndex",
+    "HnswParams", "INDEX_TAG", "IndexFacesResult", "IndexKind",
+    "ListCollectionsResult", "ListFacesResult", "ListTagsForResourceResult", "ListUsersResult", "NumpyIndex",
+    "QualityBar", "REASONS", "SearchFacesByImageResult", "SearchFacesResult", "SearchUsersByImageResult",
+    "SearchUsersResult", "SearchConfig", "TagResourceResult", "UnindexedFace", "UnsearchedFace",
+    "UnsuccessfulFaceAssociation", "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
+    "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "normalise_request",
+    "passes_quality", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
     # the one manifest reader (batch indexing and the audit)
     "ManifestRow", "ManifestTable", "read_manifest_table",

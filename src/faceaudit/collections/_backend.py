@@ -10,22 +10,16 @@ import contextvars
 import dataclasses
 import json
 import os
+import sqlite3
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
+    Protocol,
+    Self,
     TypeVar,
-    Union,
 )
 
 import numpy as np
@@ -39,7 +33,7 @@ from faceaudit._errors import (
 )
 from faceaudit._paths import resolve_data_dir
 from faceaudit.collections._cache import IndexCache
-from faceaudit.collections._results import Face
+from faceaudit.collections._results import Face, FaceMatch
 from faceaudit.collections._search_config import SearchConfig
 from faceaudit.collections._store import CollectionRow, FaceRow, Store
 from faceaudit.engine import BoundingBox, FaceEngine, ModelSpec, get_model
@@ -48,10 +42,14 @@ if TYPE_CHECKING:
     from faceaudit.collections._objects import ObjectStore
     from faceaudit.collections._video import VideoLimits
 
-R = TypeVar("R")
+class _WireResult(Protocol):
+    def to_rekognition(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_WireResult)
 
 DEFAULT_REGION = "local"
-_request_region: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("region", default=None)
+_request_region: contextvars.ContextVar[str | None] = contextvars.ContextVar("region", default=None)
 DEFAULT_ACCOUNT_ID = "000000000000"
 MAX_FACES_PER_COLLECTION = 20_000_000
 """Rekognition's limit: up to 20 million faces per collection."""
@@ -66,17 +64,17 @@ class BackendOptions:
     as ``video_worker`` must not be silently ignored.
     """
 
-    search_config: Optional[SearchConfig] = None
+    search_config: SearchConfig | None = None
     """Vector store and index choices; None: the environment's settings (``faceaudit._settings``)."""
-    objects: Optional["ObjectStore"] = None
+    objects: ObjectStore | None = None
     """Where S3Object videos are read; None: S3Object videos are refused."""
     video_workers: int = 1
     """Worker threads per process that run stored-video jobs (>= 1)."""
-    video_limits: Optional["VideoLimits"] = None
+    video_limits: VideoLimits | None = None
     """Limits a stored video must respect; None: the defaults of :class:`VideoLimits`."""
-    video_observer: Optional[Callable[..., None]] = None
+    video_observer: Callable[..., None] | None = None
     """Called with each finished face search before its job SUCCEEDS (the search log's record)."""
-    video_sample_fps: Optional[float] = None
+    video_sample_fps: float | None = None
     """Frames analysed per second of stored video; None: the default (2)."""
 
     def __post_init__(self) -> None:
@@ -84,7 +82,7 @@ class BackendOptions:
             raise InvalidParameterError(f"video_workers must be an integer >= 1, got {self.video_workers!r}")
 
     @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> "BackendOptions":
+    def from_mapping(cls, options: Mapping[str, Any]) -> BackendOptions:
         """The options of a mapping of option name -> value (None: the default); an unknown
         name is an InvalidParameterError."""
         known = {f.name for f in dataclasses.fields(cls)}
@@ -94,12 +92,12 @@ class BackendOptions:
                 f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**{k: v for k, v in options.items() if v is not None})
 
-    def replace(self, **changes: Any) -> "BackendOptions":
+    def replace(self, **changes: Any) -> BackendOptions:
         """These options with ``changes`` (unknown names: InvalidParameterError)."""
         return BackendOptions.from_mapping({**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
                                             **changes})
 
-    def keywords(self) -> Dict[str, Any]:
+    def keywords(self) -> dict[str, Any]:
         """The keyword arguments of ``FaceCollections(data_dir, **keywords)``."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
@@ -110,19 +108,19 @@ class Backend:
 
     def __init__(
         self,
-        data_dir: Union[str, os.PathLike, None] = None,
+        data_dir: str | os.PathLike[str] | None = None,
         *,
         index: str = "faiss",
         region: str = DEFAULT_REGION,
         account_id: str = DEFAULT_ACCOUNT_ID,
-        engines: Optional[Dict[str, FaceEngine]] = None,
+        engines: dict[str, FaceEngine] | None = None,
         snapshot_min_faces: int = 50_000,
-        search_config: Optional[SearchConfig] = None,
-        objects: Optional["ObjectStore"] = None,
+        search_config: SearchConfig | None = None,
+        objects: ObjectStore | None = None,
         video_workers: int = 1,
-        video_limits: Optional["VideoLimits"] = None,
-        video_observer: Optional[Callable[..., None]] = None,
-        video_sample_fps: Optional[float] = None,
+        video_limits: VideoLimits | None = None,
+        video_observer: Callable[..., None] | None = None,
+        video_sample_fps: float | None = None,
     ) -> None:
         self.data_dir: Path = resolve_data_dir(data_dir)
         self.region = region
@@ -131,7 +129,7 @@ class Backend:
         # vector store and per-collection index choices; default: the environment's settings
         self._cache = IndexCache(self.data_dir, kind=index, snapshot_min_faces=snapshot_min_faces,
                                  config=search_config or SearchConfig.from_env())
-        self._engines: Dict[str, FaceEngine] = {}
+        self._engines: dict[str, FaceEngine] = {}
         for engine in (engines or {}).values():
             self._engines[engine.spec.name] = engine
         self._engine_lock = threading.Lock()
@@ -147,10 +145,10 @@ class Backend:
         """Close this thread's database connection (the object stays usable)."""
         self._store.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- naming ----------------------------------------------------------------------------------
@@ -161,7 +159,7 @@ class Backend:
         return f"arn:aws:rekognition:{region}:{self.account_id}:collection/{name}"
 
     @contextlib.contextmanager
-    def in_region(self, region: Optional[str]) -> Iterator[None]:
+    def in_region(self, region: str | None) -> Iterator[None]:
         """ARNs made inside this block name ``region`` (per thread and task: the HTTP service
         serves each request in the region its signature was scoped to, as AWS does)."""
         token = _request_region.set(region or None)
@@ -226,19 +224,19 @@ class Backend:
         )
 
     # -- search ----------------------------------------------------------------------------------
-    def _similarities(self, coll: CollectionRow, cosines: np.ndarray) -> List[float]:
+    def _similarities(self, coll: CollectionRow, cosines: np.ndarray) -> list[float]:
         scale = self._spec(coll).scale
         return [round(float(v), 4) for v in scale.to_similarity_array(np.asarray(cosines).reshape(-1))]
 
     def _search(
         self,
-        conn,
+        conn: sqlite3.Connection,
         coll: CollectionRow,
         queries: np.ndarray,
         k: int,
         threshold: float,
         exclude: Iterable[int] = (),
-    ) -> List[List[Tuple[int, float]]]:
+    ) -> list[list[tuple[int, float]]]:
         """For each query vector: up to ``k`` (face row id, similarity) with similarity >= threshold.
 
         Highest similarity first; every similarity is exact. The candidates are
@@ -257,7 +255,7 @@ class Backend:
         for ids, scores in hits:
             found = []
             # one vectorised mapping per query (same arithmetic as to_similarity, element by element)
-            for i, s in zip(ids.tolist(), scale.to_similarity_array(scores).tolist()):
+            for i, s in zip(ids.tolist(), scale.to_similarity_array(scores).tolist(), strict=True):
                 if i in exclude:
                     continue
                 sim = round(s, 4)
@@ -268,28 +266,28 @@ class Backend:
 
     def _search_users(
         self,
-        conn,
+        conn: sqlite3.Connection,
         coll: CollectionRow,
         queries: np.ndarray,
         max_users: int,
         threshold: float,
         exclude_faces: Iterable[int] = (),
-        exclude_user: Optional[int] = None,
-    ) -> List[Tuple[str, float]]:
+        exclude_user: int | None = None,
+    ) -> list[tuple[str, float]]:
         """Users ranked by their best face's similarity to any query: [(UserId, similarity)].
 
         Searches with a growing k until ``max_users`` users are found or no face
         at or above the threshold is left, so the ranking is exact over the faces the
         index proposes (all of them with the flat index and Milvus).
         """
-        best: Dict[str, float] = {}
+        best: dict[str, float] = {}
         total = coll.face_count
         for q in np.asarray(queries, dtype=np.float32).reshape(-1, coll.dimension):
             k = max(64, 4 * max_users)
             while True:
                 hits = self._search(conn, coll, q, k, threshold, exclude_faces)[0]
                 owners = self._store.users_with_faces(conn, [h[0] for h in hits])
-                seen: Dict[str, float] = {}
+                seen: dict[str, float] = {}
                 for row, sim in hits:
                     owner = owners.get(row)
                     if owner is None or owner[0] == exclude_user:
@@ -304,8 +302,8 @@ class Backend:
         return ranked[:max_users]
 
     # -- idempotency -----------------------------------------------------------------------------
-    def _idempotent(self, conn, operation: str, token: Optional[str], request: dict,
-                    run: Callable[[], R], restore: Callable[[dict], R]) -> R:
+    def _idempotent(self, conn: sqlite3.Connection, operation: str, token: str | None, request: dict[str, Any],
+                    run: Callable[[], R], restore: Callable[[dict[str, Any]], R]) -> R:
         """Run a write once per ClientRequestToken: a retry gets the first response back."""
         if token is None:
             return run()
@@ -322,10 +320,10 @@ class Backend:
         return result
 
     # -- maintenance (not Rekognition operations) -------------------------------------------------
-    def checkpoint_index(self, collection_id: str) -> Optional[Path]:
+    def checkpoint_index(self, collection_id: str) -> Path | None:
         """Write the collection's index snapshot, so other processes load it fast."""
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, collection_id)
+            conn, coll = self._store.require_collection(conn, collection_id)
             return self._cache.checkpoint(conn, coll)
 
     def index_kind(self, collection_id: str) -> str:
@@ -333,12 +331,12 @@ class Backend:
         ``fastscan`` or ``hnsw`` (approximate candidates, exact similarities), or ``milvus``
         (the Milvus vector store, a FLAT index: exact). ResourceNotFoundException when absent."""
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, collection_id)
+            conn, coll = self._store.require_collection(conn, collection_id)
             if self._cache.milvus:
                 return "milvus"
             return self._cache.kind_of(conn, coll).value
 
-    def face_thumbnail(self, face_id: str) -> Optional[bytes]:
+    def face_thumbnail(self, face_id: str) -> bytes | None:
         """The JPEG face crop kept for human review of a candidate, or None.
 
         A crop is kept for every face indexed (deleted with the face) so that a reviewer
@@ -352,11 +350,17 @@ class Backend:
     def verify_index(self, collection_id: str) -> bool:
         """Sync this process's index and check its ids against SQLite, in one snapshot."""
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, collection_id)
+            conn, coll = self._store.require_collection(conn, collection_id)
             with self._cache.lock(coll.rowid):
                 index = self._cache.synced(conn, coll)
                 ids = np.sort(index.ids())
             return bool(np.array_equal(ids, self._store.face_rowids(conn, coll.rowid)))
 
-    def _face_rows(self, conn, rowids: Sequence[int]) -> Dict[int, FaceRow]:
+    def _face_rows(self, conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, FaceRow]:
         return self._store.faces_by_rowids(conn, rowids)
+
+    def _matches(self, conn: sqlite3.Connection, coll: CollectionRow,
+                 hits: Sequence[tuple[int, float]]) -> tuple[FaceMatch, ...]:
+        """(face row, similarity) hits as FaceMatches, in the order given."""
+        rows = self._face_rows(conn, [h[0] for h in hits])
+        return tuple(FaceMatch(similarity=sim, face=self._face(rows[r], coll)) for r, sim in hits)

@@ -1,7 +1,8 @@
 """Batch indexing: many images into one collection, in parallel, resumable.
 
 Worker processes (the engine's :class:`~faceaudit.engine.EnginePool`, each with its
-own engine and one OpenCV thread) decode, detect, filter and embed; the parent process is the only SQLite writer and commits each image
+own engine and one OpenCV thread) decode, detect, filter and embed; the parent process
+is the only SQLite writer and commits each image
 (its image row, faces and change-log rows) in one small transaction. An image
 is identified by the SHA-256 of its bytes and its ExternalImageId, exactly as
 IndexFaces deduplicates: a run killed at any moment (kill -9 included) and run
@@ -13,17 +14,19 @@ decoded are reported (count and reasons) and do not stop the run.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 from faceaudit._errors import FaceAuditError
+from faceaudit._progress import Progress
 from faceaudit.collections import _validate as v
 from faceaudit.collections._collections import FaceCollections
 from faceaudit.collections._manifest import BatchItem
 from faceaudit.collections._prepare import PreparedImage, prepare_index
-from faceaudit._progress import Progress
 from faceaudit.engine import (
     MAX_FACES_CONSIDERED,
     EnginePool,
@@ -55,20 +58,20 @@ class BatchReport:
     already_indexed: int
     without_faces: int
     unindexed_faces: int
-    failures: Tuple[BatchFailure, ...]
+    failures: tuple[BatchFailure, ...]
     seconds: float
     workers: int
-    unindexed_reasons: Dict[str, int] = field(default_factory=dict)
+    unindexed_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
         return len(self.failures)
 
-    def failure_reasons(self) -> Dict[str, int]:
+    def failure_reasons(self) -> dict[str, int]:
         """{"<code>: <message>": count}, most common first."""
         return dict(Counter(f"{f.code}: {f.message}" for f in self.failures).most_common())
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "CollectionId": self.collection_id,
             "Images": self.total,
@@ -86,8 +89,9 @@ class BatchReport:
         }
 
 
-def _prepare(engine: FaceEngine, data: bytes, max_faces: int, level: str):
-    """The pool's task: detect, filter and embed one image (errors become values)."""
+def _prepare(engine: FaceEngine, data: bytes, max_faces: int,
+             level: str) -> tuple[PreparedImage, None] | tuple[None, tuple[str, str]]:
+    """The pool's task: detect, filter and embed one image (errors become values: (aws code, message))."""
     try:
         return prepare_index(engine, load_image(data), max_faces=max_faces, quality_filter=level), None
     except FaceAuditError as exc:
@@ -101,10 +105,10 @@ class _Run:
     def __init__(self, fc: FaceCollections, name: str, items: Sequence[BatchItem], progress: Progress) -> None:
         self.fc, self.name, self.items, self.progress = fc, name, items, progress
         self.indexed = self.faces = self.already = self.without = self.unindexed = 0
-        self.reasons: Counter = Counter()
-        self.failures: List[BatchFailure] = []
+        self.reasons: Counter[str] = Counter()
+        self.failures: list[BatchFailure] = []
 
-    def jobs(self) -> Iterator[Tuple[int, bytes]]:
+    def jobs(self) -> Iterator[tuple[int, bytes]]:
         """(item number, bytes) of every item not yet in the collection."""
         seen = self.fc._indexed_image_keys(self.name)
         for n, item in enumerate(self.items):
@@ -125,9 +129,9 @@ class _Run:
         self.failures.append(BatchFailure(self.items[n].name or str(self.items[n].source), code, message))
         self.progress.update(failed=1)
 
-    def store(self, n: int, prepared: Optional[PreparedImage], error) -> None:
-        if error is not None:
-            self.fail(n, *error)
+    def store(self, n: int, prepared: PreparedImage | None, error: tuple[str, str] | None) -> None:
+        if prepared is None or error is not None:  # _prepare gives an error whenever it has no image
+            self.fail(n, *(error or ("InternalServerError", "no prepared image")))
             return
         item = self.items[n]
         result = self.fc._store_prepared(
@@ -154,11 +158,11 @@ def index_batch(
     collection_id: str,
     items: Iterable[BatchItem],
     *,
-    data_dir=None,
-    collections: Optional[FaceCollections] = None,
-    workers: Optional[int] = None,
-    max_faces: Optional[int] = None,
-    quality_filter: Optional[str] = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    collections: FaceCollections | None = None,
+    workers: int | None = None,
+    max_faces: int | None = None,
+    quality_filter: str | None = None,
     progress: bool = True,
     checkpoint: bool = True,
 ) -> BatchReport:

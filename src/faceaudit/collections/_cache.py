@@ -33,15 +33,17 @@ repaired.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import sqlite3
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +51,9 @@ from faceaudit._paths import private_dir
 from faceaudit.collections._index import FastScanIndex, HnswIndex, VectorIndex, make_index
 from faceaudit.collections._search_config import IndexKind, SearchConfig, VectorStore
 from faceaudit.collections._store import CollectionRow, Store
+
+if TYPE_CHECKING:
+    from faceaudit.collections._milvus import MilvusIndex
 
 log = logging.getLogger(__name__)
 
@@ -67,24 +72,24 @@ class IndexCache:
     """Per-collection indexes of one process (thread-safe: hold :meth:`lock` while using one)."""
 
     def __init__(self, data_dir: Path, kind: str = "faiss", snapshot_min_faces: int = 50_000,
-                 config: Optional[SearchConfig] = None) -> None:
+                 config: SearchConfig | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.kind = kind
         """The exact flat implementation: "faiss" or "numpy" (the oracle, for tests)."""
         self.config = config or SearchConfig()
         self.snapshot_min_faces = snapshot_min_faces
-        self._entries: Dict[int, _Entry] = {}
-        self._locks: Dict[int, threading.RLock] = {}
+        self._entries: dict[int, _Entry] = {}
+        self._locks: dict[int, threading.RLock] = {}
         self._guard = threading.Lock()
-        self._milvus = None
-        self._milvus_pid = None
+        self._milvus: Any = None  # a pymilvus.MilvusClient (pymilvus has no type information)
+        self._milvus_pid: int | None = None
         self.stats = {"rebuilds": 0, "snapshot_loads": 0, "catch_ups": 0}
 
     @property
     def milvus(self) -> bool:
         return self.config.vector_store is VectorStore.MILVUS
 
-    def _milvus_client(self):
+    def _milvus_client(self) -> Any:
         if self._milvus is None or self._milvus_pid != os.getpid():  # never reuse a client across fork
             from faceaudit.collections._milvus import milvus_client
 
@@ -92,12 +97,12 @@ class IndexCache:
             self._milvus_pid = os.getpid()
         return self._milvus
 
-    def _milvus_index(self, coll: CollectionRow):
+    def _milvus_index(self, coll: CollectionRow) -> MilvusIndex:
         from faceaudit.collections._milvus import MilvusIndex, collection_name
 
         return MilvusIndex(self._milvus_client(), collection_name(self.data_dir, coll.rowid), coll.dimension)
 
-    def kind_of(self, conn, coll: CollectionRow) -> IndexKind:
+    def kind_of(self, conn: sqlite3.Connection, coll: CollectionRow) -> IndexKind:
         """The local index kind this collection should have now.
 
         Flat for the Milvus store, and for the numpy oracle (tests), whatever the tag.
@@ -129,13 +134,11 @@ class IndexCache:
 
             self._milvus_client().drop_collection(collection_name(self.data_dir, collection_rowid))
         if remove_snapshot:
-            try:
+            with contextlib.suppress(OSError):
                 self.snapshot_path(collection_rowid).unlink()
-            except OSError:
-                pass
 
     # -- sync ------------------------------------------------------------------------------------
-    def synced(self, conn, coll: CollectionRow) -> VectorIndex:
+    def synced(self, conn: sqlite3.Connection, coll: CollectionRow) -> VectorIndex:
         """The collection's index, brought up to ``coll.head_seq``.
 
         Call inside a read (or write) transaction in which ``coll`` was read, holding
@@ -163,13 +166,13 @@ class IndexCache:
             entry = self._rebuild(conn, coll, want)
         return entry.index
 
-    def _forget_deleted(self, conn) -> None:
+    def _forget_deleted(self, conn: sqlite3.Connection) -> None:
         live = {r[0] for r in conn.execute("SELECT id FROM collections")}
         with self._guard:
             for rowid in [r for r in self._entries if r not in live]:
                 del self._entries[rowid]
 
-    def _catch_up(self, conn, coll: CollectionRow, entry: _Entry) -> None:
+    def _catch_up(self, conn: sqlite3.Connection, coll: CollectionRow, entry: _Entry) -> None:
         touched = Store.changed_face_rows(conn, coll.rowid, entry.seq)
         entry.index.remove(np.asarray(touched, dtype=np.int64))
         ids, vectors = Store.embeddings(conn, coll.rowid, coll.dimension, touched)
@@ -177,7 +180,7 @@ class IndexCache:
         entry.seq = coll.head_seq
         self.stats["catch_ups"] += 1
 
-    def _rebuild(self, conn, coll: CollectionRow, kind: IndexKind) -> _Entry:
+    def _rebuild(self, conn: sqlite3.Connection, coll: CollectionRow, kind: IndexKind) -> _Entry:
         if self.milvus:
             return self._reconcile_milvus(conn, coll)
         index = self._new_index(coll, kind)
@@ -192,11 +195,11 @@ class IndexCache:
         return entry
 
     @staticmethod
-    def _graph_of(index: VectorIndex) -> Optional[np.ndarray]:
+    def _graph_of(index: VectorIndex) -> np.ndarray | None:
         """What an approximate index keeps in the snapshot: the HNSW graph, the fast-scan codes."""
         return index.graph_bytes() if isinstance(index, (HnswIndex, FastScanIndex)) else None
 
-    def _reconcile_milvus(self, conn, coll: CollectionRow) -> _Entry:
+    def _reconcile_milvus(self, conn: sqlite3.Connection, coll: CollectionRow) -> _Entry:
         """The Milvus collection, made to hold exactly SQLite's faces (repairs counted as rebuilds)."""
         index = self._milvus_index(coll)
         repaired = index.reconcile(
@@ -210,14 +213,14 @@ class IndexCache:
             self._entries[coll.rowid] = entry
         return entry
 
-    def _open(self, conn, coll: CollectionRow, kind: IndexKind) -> _Entry:
+    def _open(self, conn: sqlite3.Connection, coll: CollectionRow, kind: IndexKind) -> _Entry:
         if self.milvus:
             return self._reconcile_milvus(conn, coll)
         loaded = self._read_snapshot(coll)
         if loaded is None:
             return self._rebuild(conn, coll, kind)
         ids, vectors, seq, graph = loaded
-        index = None
+        index: VectorIndex | None = None
         if kind in (IndexKind.HNSW, IndexKind.FASTSCAN) and graph is not None:  # as built: no rebuild
             try:
                 if kind is IndexKind.HNSW:
@@ -245,16 +248,17 @@ class IndexCache:
         return entry
 
     # -- snapshots -------------------------------------------------------------------------------
-    def checkpoint(self, conn, coll: CollectionRow) -> Path:
-        """Write the collection's snapshot from SQLite (the batch indexer calls this at the end)."""
+    def checkpoint(self, conn: sqlite3.Connection, coll: CollectionRow) -> Path | None:
+        """Write the collection's snapshot from SQLite (the batch indexer calls this at the end); None when
+        it cannot be written (a read-only data dir)."""
         ids, vectors = Store.embeddings(conn, coll.rowid, coll.dimension)
         return self._write_snapshot(coll, ids, vectors)
 
     def _write_snapshot(self, coll: CollectionRow, ids: np.ndarray, vectors: np.ndarray,
-                        graph: Optional[np.ndarray] = None) -> Optional[Path]:
+                        graph: np.ndarray | None = None) -> Path | None:
         """ids and vectors at ``coll.head_seq``, and the HNSW graph of exactly those ids when given."""
         path = self.snapshot_path(coll.rowid)
-        extra = {} if graph is None else {"graph": graph}
+        extra: dict[str, Any] = {} if graph is None else {"graph": graph}
         meta = json.dumps({"collection": coll.rowid, "seq": coll.head_seq,
                            "model_version": coll.model_version, "count": int(len(ids))})
         try:
@@ -268,17 +272,16 @@ class IndexCache:
                     os.fsync(fh.fileno())
                 os.replace(tmp, path)
             except BaseException:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(tmp)
-                except OSError:
-                    pass
                 raise
         except OSError as exc:  # a read-only data dir still serves searches
             log.warning("cannot write index snapshot %s: %s", path, exc)
             return None
         return path
 
-    def _read_snapshot(self, coll: CollectionRow):
+    def _read_snapshot(self, coll: CollectionRow) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None] | None:
+        """(ids, vectors, seq, graph or None) of the collection's snapshot when it is current, else None."""
         path = self.snapshot_path(coll.rowid)
         if not path.exists():
             return None

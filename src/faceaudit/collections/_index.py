@@ -23,12 +23,14 @@ FLAT index: exact).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
-Hits = Tuple[np.ndarray, np.ndarray]
+Hits = tuple[np.ndarray, np.ndarray]
 """One query's result: (ids int64, scores float32), highest score first."""
 
 
@@ -40,7 +42,7 @@ class VectorIndex(Protocol):
 
     def remove(self, ids: np.ndarray) -> int: ...
 
-    def search(self, queries: np.ndarray, k: int, min_score: float = -np.inf) -> List[Hits]: ...
+    def search(self, queries: np.ndarray, k: int, min_score: float = -np.inf) -> list[Hits]: ...
 
     @property
     def count(self) -> int: ...
@@ -48,11 +50,11 @@ class VectorIndex(Protocol):
     def ids(self) -> np.ndarray: ...
 
 
-def _as_ids(ids) -> np.ndarray:
+def _as_ids(ids: npt.ArrayLike) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
 
 
-def _as_vectors(vectors, dimension: int) -> np.ndarray:
+def _as_vectors(vectors: npt.ArrayLike, dimension: int) -> np.ndarray:
     v = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
     if v.ndim == 1:
         v = v.reshape(1, -1)
@@ -68,16 +70,17 @@ def _check_new(ids: np.ndarray, present: np.ndarray) -> None:
         raise ValueError("add(): some ids are already in the index")
 
 
-def _new_entries(ids, vectors, dimension: int, present: Callable[[], np.ndarray]):
+def _new_entries(ids: npt.ArrayLike, vectors: npt.ArrayLike, dimension: int,
+                 present: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, vectors)`` of one add(), converted and checked: same lengths, no duplicates, none
     already present (``present()`` is only asked when there is something to add)."""
-    ids = _as_ids(ids)
-    vectors = _as_vectors(vectors, dimension)
-    if len(ids) != len(vectors):
+    id_array = _as_ids(ids)
+    vector_array = _as_vectors(vectors, dimension)
+    if len(id_array) != len(vector_array):
         raise ValueError("ids and vectors differ in length")
-    if len(ids):
-        _check_new(ids, present())
-    return ids, vectors
+    if len(id_array):
+        _check_new(id_array, present())
+    return id_array, vector_array
 
 
 def _order(ids: np.ndarray, scores: np.ndarray, min_score: float, k: int) -> Hits:
@@ -95,7 +98,7 @@ class NumpyIndex:
         self._vectors = np.zeros((0, self.dimension), dtype=np.float32)
         self._ids = np.zeros(0, dtype=np.int64)
         self._n = 0
-        self._pos: Dict[int, int] = {}
+        self._pos: dict[int, int] = {}
 
     @property
     def count(self) -> int:
@@ -104,7 +107,7 @@ class NumpyIndex:
     def ids(self) -> np.ndarray:
         return self._ids[: self._n].copy()
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids = _as_ids(ids)
         vectors = _as_vectors(vectors, self.dimension)
         if len(ids) != len(vectors):
@@ -125,7 +128,7 @@ class NumpyIndex:
             self._pos[i] = self._n + j
         self._n = need
 
-    def remove(self, ids) -> int:
+    def remove(self, ids: npt.ArrayLike) -> int:
         removed = 0
         for i in _as_ids(ids).tolist():
             p = self._pos.pop(i, None)
@@ -141,7 +144,7 @@ class NumpyIndex:
             removed += 1
         return removed
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         k = int(k)
         if self._n == 0 or k <= 0:
@@ -179,19 +182,19 @@ class FaissIndex:
     def ids(self) -> np.ndarray:
         return self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids, vectors = _new_entries(ids, vectors, self.dimension, self.ids)
         if not len(ids):
             return
         self._index.add_with_ids(vectors, ids)
 
-    def remove(self, ids) -> int:
+    def remove(self, ids: npt.ArrayLike) -> int:
         ids = _as_ids(ids)
         if not len(ids) or not self.count:
             return 0
         return int(self._index.remove_ids(self._faiss.IDSelectorBatch(ids)))
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)
@@ -207,14 +210,14 @@ class FaissIndex:
         return out
 
 
-def _no_hits(q: np.ndarray) -> List[Hits]:
+def _no_hits(q: np.ndarray) -> list[Hits]:
     """One empty result per query (an empty index, or k <= 0)."""
     empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
     return [empty for _ in range(len(q))]
 
 
 def _exact_search(vectors: np.ndarray, alive: np.ndarray, pos_ids: np.ndarray, q: np.ndarray, k: int,
-                  min_score: float) -> List[Hits]:
+                  min_score: float) -> list[Hits]:
     """Every live row scored exactly: what an approximate index does when it is small or asked
     for most of itself (``vectors``/``alive``/``pos_ids``: one row per position)."""
     live = np.flatnonzero(alive)
@@ -244,9 +247,10 @@ class _Tombstones:
         return int(len(self._pos_ids) - self._dead)
 
     def ids(self) -> np.ndarray:
-        return self._pos_ids[self._alive].copy()
+        live: np.ndarray = self._pos_ids[self._alive].copy()
+        return live
 
-    def remove(self, ids) -> int:
+    def remove(self, ids: npt.ArrayLike) -> int:
         ids = _as_ids(ids)
         if not len(ids) or not self.count:
             return 0
@@ -309,7 +313,7 @@ class HnswIndex(_Tombstones):
     removed and added again gets a new graph node.
     """
 
-    def __init__(self, dimension: int, params: Optional[HnswParams] = None) -> None:
+    def __init__(self, dimension: int, params: HnswParams | None = None) -> None:
         import faiss
 
         self._faiss = faiss
@@ -324,7 +328,7 @@ class HnswIndex(_Tombstones):
         self._pos_ids = np.zeros(0, dtype=np.int64)  # graph node -> face id
         self._alive = np.zeros(0, dtype=bool)
         self._dead = 0
-        self._selector = None
+        self._selector: tuple[Any, Any] | None = None  # (IDSelectorBatch, IDSelectorNot of it)
 
     def _vectors(self) -> np.ndarray:
         """The graph's stored vectors (a view: valid until the next add), one row per node."""
@@ -332,9 +336,11 @@ class HnswIndex(_Tombstones):
         if n == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         storage = self._faiss.downcast_index(self._index.storage)
-        return self._faiss.rev_swig_ptr(storage.get_xb(), n * self.dimension).reshape(n, self.dimension)
+        xb = storage.get_xb()  # type: ignore[attr-defined]  # faiss's stubs type the downcast as the base Index
+        vectors: np.ndarray = self._faiss.rev_swig_ptr(xb, n * self.dimension).reshape(n, self.dimension)
+        return vectors
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids, vectors = _new_entries(ids, vectors, self.dimension, self.ids)
         if not len(ids):
             return
@@ -352,7 +358,7 @@ class HnswIndex(_Tombstones):
         self._reset()
         self.add(ids, vectors)
 
-    def graph_bytes(self) -> Optional[np.ndarray]:
+    def graph_bytes(self) -> np.ndarray | None:
         """The serialised graph (uint8) when it holds exactly :meth:`ids` in order (no tombstones)."""
         if self._dead:
             return None
@@ -360,7 +366,7 @@ class HnswIndex(_Tombstones):
 
     @classmethod
     def from_graph(cls, graph: np.ndarray, ids: np.ndarray, dimension: int,
-                   params: Optional[HnswParams] = None) -> "HnswIndex":
+                   params: HnswParams | None = None) -> HnswIndex:
         """An index from :meth:`graph_bytes` and the ids of its nodes (ValueError if they disagree)."""
         self = cls(dimension, params)
         index = self._faiss.deserialize_index(np.ascontiguousarray(graph, dtype=np.uint8))
@@ -372,8 +378,9 @@ class HnswIndex(_Tombstones):
         self._alive = np.ones(len(ids), dtype=bool)
         return self
 
-    def _search_params(self, ef: int):
-        p = self._faiss.SearchParametersHNSW()
+    def _search_params(self, ef: int) -> Any:
+        """faiss ``SearchParametersHNSW`` with ``ef`` and the tombstone filter."""
+        p = self._faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in faiss's bundled stubs
         p.efSearch = int(ef)
         if self._dead:
             if self._selector is None:
@@ -383,7 +390,7 @@ class HnswIndex(_Tombstones):
             p.sel = self._selector[1]
         return p
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)
@@ -453,7 +460,7 @@ class FastScanIndex(_Tombstones):
     the collection's snapshot so that a new process neither trains nor encodes.
     """
 
-    def __init__(self, dimension: int, params: Optional[FastScanParams] = None) -> None:
+    def __init__(self, dimension: int, params: FastScanParams | None = None) -> None:
         import faiss
 
         self._faiss = faiss
@@ -473,7 +480,7 @@ class FastScanIndex(_Tombstones):
     def _vectors(self) -> np.ndarray:
         return self._vecs[: self._size]
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids, vectors = _new_entries(ids, vectors, self.dimension, self.ids)
         if not len(ids):
             return
@@ -506,7 +513,7 @@ class FastScanIndex(_Tombstones):
         codes.add(np.ascontiguousarray(vectors))
         self._codes, self._trained_on = codes, self._size
 
-    def graph_bytes(self) -> Optional[np.ndarray]:
+    def graph_bytes(self) -> np.ndarray | None:
         """The serialised codes (uint8) when they cover exactly :meth:`ids` in order (no
         tombstones), for the snapshot; None while the collection is scored exactly."""
         if self._dead or self._codes is None or self._codes.ntotal != self._size:
@@ -515,7 +522,7 @@ class FastScanIndex(_Tombstones):
 
     @classmethod
     def from_graph(cls, codes: np.ndarray, ids: np.ndarray, vectors: np.ndarray, dimension: int,
-                   params: Optional[FastScanParams] = None) -> "FastScanIndex":
+                   params: FastScanParams | None = None) -> FastScanIndex:
         """An index from :meth:`graph_bytes` and the ids and vectors it was built from, without
         training or encoding again (ValueError if they disagree)."""
         self = cls(dimension, params)
@@ -543,7 +550,7 @@ class FastScanIndex(_Tombstones):
         if self._size >= max(self.params.exact_below, MIN_CODEBOOK_FACES):
             self._encode_all()
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)
@@ -566,7 +573,9 @@ class FastScanIndex(_Tombstones):
         return out
 
 
-INDEX_KINDS = {"faiss": FaissIndex, "numpy": NumpyIndex, "hnsw": HnswIndex, "fastscan": FastScanIndex}
+INDEX_KINDS: dict[str, Callable[[int], VectorIndex]] = {
+    "faiss": FaissIndex, "numpy": NumpyIndex, "hnsw": HnswIndex, "fastscan": FastScanIndex,
+}
 
 
 def make_index(kind: str, dimension: int) -> VectorIndex:

@@ -31,9 +31,10 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from faceaudit._db import Schema, SQLiteDatabase
 from faceaudit._errors import (
@@ -109,7 +110,7 @@ def caller_of(who: Mapping[str, Any]) -> str:
     return str(who.get("access_key_id") or "")
 
 
-requester: "contextvars.ContextVar[Mapping[str, Any]]" = contextvars.ContextVar("faceaudit_job_requester")
+requester: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("faceaudit_job_requester")
 """Who starts a job (access key, role, warrant or case reference, purpose, request id), set by the
 layer that knows (the accountability layer, the CLI) around a Start* call; stored with the job."""
 
@@ -132,13 +133,13 @@ class Job:
     kind: str
     status: str
     request: Mapping[str, Any]
-    job_tag: Optional[str]
+    job_tag: str | None
     requester: Mapping[str, Any]
     created_at: float
     attempts: int
     progress: float
-    status_message: Optional[str]
-    metadata: Optional[Mapping[str, Any]]
+    status_message: str | None
+    metadata: Mapping[str, Any] | None
 
     @property
     def wire_status(self) -> str:
@@ -170,7 +171,7 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_dead(owner: Optional[str]) -> bool:
+def _owner_dead(owner: str | None) -> bool:
     """True when ``owner`` was a process of this host that no longer runs."""
     if not owner:
         return True
@@ -191,11 +192,11 @@ def _owner_dead(owner: Optional[str]) -> bool:
 class JobStore:
     """The jobs database of one data dir (thread-safe; one connection per call)."""
 
-    def __init__(self, data_dir: "str | os.PathLike[str]") -> None:
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.path = Path(data_dir) / DB_NAME
         self._db = SQLiteDatabase(self.path, SCHEMA, busy_timeout_s=BUSY_TIMEOUT_S, foreign_keys=False)
 
-    def _conn(self, write: bool = False) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
+    def _conn(self, write: bool = False) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return self._db.session(write=write)
 
     @staticmethod
@@ -208,8 +209,8 @@ class JobStore:
     _COLUMNS = ("job_id, kind, status, request, job_tag, requester, created_at, attempts, progress, "
                 "status_message, metadata")
 
-    def submit(self, kind: str, request: Mapping[str, Any], client_token: Optional[str],
-               job_tag: Optional[str], who: Mapping[str, Any]) -> Tuple[str, bool]:
+    def submit(self, kind: str, request: Mapping[str, Any], client_token: str | None,
+               job_tag: str | None, who: Mapping[str, Any]) -> tuple[str, bool]:
         """(JobId, created): a new QUEUED job, or the job an earlier request of the same caller
         (:func:`caller_of` ``who``) with the same ClientRequestToken started
         (IdempotentParameterMismatchException if it asked otherwise)."""
@@ -254,13 +255,13 @@ class JobStore:
             raise ResourceNotFoundError(f"no {kind.replace('_', ' ')} job with JobId {job_id!r}")
         return self._job(row)
 
-    def requester_of(self, job_id: str) -> Optional[Mapping[str, Any]]:
+    def requester_of(self, job_id: str) -> Mapping[str, Any] | None:
         """Who started the job (its stored :data:`requester`), whatever its kind; None when no such job."""
         with self._conn() as conn:
             row = conn.execute("SELECT requester FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def items(self, job_id: str, order: str, after: int, limit: int) -> Tuple[List[JobItem], Optional[int]]:
+    def items(self, job_id: str, order: str, after: int, limit: int) -> tuple[list[JobItem], int | None]:
         """Up to ``limit`` items after position ``after`` in ``order`` (TIMESTAMP or INDEX);
         returns them and the position of the last one when more follow."""
         key = "timestamp_ms, person_index, seq" if order == "TIMESTAMP" else "person_index, timestamp_ms, seq"
@@ -298,7 +299,7 @@ class JobStore:
                             "failed" if attempts >= MAX_ATTEMPTS else "queued again")
         return n
 
-    def claim(self) -> Optional[Job]:
+    def claim(self) -> Job | None:
         """The oldest QUEUED job, now IN_PROGRESS and owned by this process, or None."""
         with self._conn(write=True) as conn:
             row = conn.execute("SELECT job_id FROM jobs WHERE status = ? ORDER BY created_at LIMIT 1",
@@ -339,7 +340,7 @@ class JobStore:
                          "status_message = ? WHERE job_id = ? AND status = ? AND owner = ?",
                          (QUEUED, "queued again: the server stopped", job_id, IN_PROGRESS, _owner()))
 
-    def fail(self, job_id: str, message: str, metadata: Optional[Mapping[str, Any]] = None) -> None:
+    def fail(self, job_id: str, message: str, metadata: Mapping[str, Any] | None = None) -> None:
         with self._conn(write=True) as conn:
             conn.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, status_message = ?, metadata = ? "
@@ -352,7 +353,7 @@ class _Stopping(Exception):
     """Raised inside a run when its pool stops (the process exits)."""
 
 
-_POOLS: "weakref.WeakSet[JobPool]" = weakref.WeakSet()
+_POOLS: weakref.WeakSet[JobPool] = weakref.WeakSet()
 
 
 def _stop_all() -> None:
@@ -377,10 +378,10 @@ class JobPool:
         self._runners = dict(runners)
         self._workers = max(1, int(workers))
         self._wake = threading.Event()
-        self._started_pid: Optional[int] = None
+        self._started_pid: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads: List[threading.Thread] = []
+        self._threads: list[threading.Thread] = []
 
     def ensure_started(self) -> None:
         with self._lock:
@@ -427,7 +428,7 @@ class JobPool:
     def _run(self, job: Job) -> None:
         # the heartbeat runs in its own thread, so a long step (a download, a slow frame) never
         # lets the lease expire while the job is alive; it also writes the latest progress
-        state: Dict[str, Any] = {"fraction": 0.0, "message": "started"}
+        state: dict[str, Any] = {"fraction": 0.0, "message": "started"}
         done = threading.Event()
 
         def beat() -> None:

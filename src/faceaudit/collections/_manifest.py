@@ -21,9 +21,10 @@ import hashlib
 import io
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any
 
 from faceaudit._errors import InvalidParameterError, ManifestError
 
@@ -32,7 +33,7 @@ IMAGE_COLUMN, SUBJECT_COLUMN = "image", "subject"
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")
 
 
-def map_external_image_id(subject: Optional[str]) -> Optional[str]:
+def map_external_image_id(subject: str | None) -> str | None:
     """The ExternalImageId for a subject: disallowed characters become ``_``; at most 255
     characters; None for no subject (or one of blanks only)."""
     if subject is None:
@@ -63,15 +64,15 @@ class ManifestTable:
 
     path: Path
     sha256: str
-    columns: Tuple[str, ...]
-    rows: Tuple[ManifestRow, ...]
+    columns: tuple[str, ...]
+    rows: tuple[ManifestRow, ...]
 
     @property
-    def label_columns(self) -> Tuple[str, ...]:
+    def label_columns(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if c not in (IMAGE_COLUMN, SUBJECT_COLUMN))
 
 
-def read_manifest_table(path: Union[str, "os.PathLike[str]"], *, require_subject: bool) -> ManifestTable:
+def read_manifest_table(path: str | os.PathLike[str], *, require_subject: bool) -> ManifestTable:
     """Read a manifest CSV; ``require_subject``: the ``subject`` column and a subject in
     every row are required (the audit), else optional (batch indexing).
 
@@ -113,7 +114,7 @@ def read_manifest_table(path: Union[str, "os.PathLike[str]"], *, require_subject
                 raise ManifestError(
                     f"manifest {p}, line {line}: {len(cells)} cells for {len(columns)} columns "
                     "(quote a value that holds a comma)", str(p), line)
-            row = dict(zip(columns, (c.strip() for c in cells)))
+            row = dict(zip(columns, (c.strip() for c in cells), strict=False))  # a short row: missing cells
             for column in required:
                 if not row.get(column):
                     raise ManifestError(f"manifest {p}, line {line}, column {column!r}: empty",
@@ -132,25 +133,25 @@ class BatchItem:
     """One image to index: its path, ExternalImageId and labels (kept as face metadata)."""
 
     source: Path
-    external_image_id: Optional[str]
+    external_image_id: str | None
     labels: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
 
 
-def read_manifest(path: Union[str, "os.PathLike[str]"]) -> List[BatchItem]:
+def read_manifest(path: str | os.PathLike[str]) -> list[BatchItem]:
     """The rows of a manifest CSV as :class:`BatchItem` (ManifestError if malformed): the
     subject, when given, is the ExternalImageId (mapped) and kept in the labels; empty
     label cells are left out."""
     items = []
     for row in read_manifest_table(path, require_subject=False).rows:
-        labels: Dict[str, Any] = {"subject": row.subject} if row.subject else {}
+        labels: dict[str, Any] = {"subject": row.subject} if row.subject else {}
         labels.update((k, v) for k, v in row.labels.items() if v)
         items.append(BatchItem(source=row.path, external_image_id=map_external_image_id(row.subject),
                                labels=labels, name=row.image))
     return items
 
 
-def scan_directory(path: Union[str, "os.PathLike[str]"]) -> List[BatchItem]:
+def scan_directory(path: str | os.PathLike[str]) -> list[BatchItem]:
     """Every JPEG/PNG under a directory (sorted); ExternalImageId from the relative path."""
     root = Path(path)
     if not root.is_dir():

@@ -20,10 +20,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import List
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from faceaudit._paths import private_dir
 from faceaudit.collections._index import Hits, _as_ids, _as_vectors, _new_entries, _no_hits, _order
@@ -36,8 +38,10 @@ BATCH = 10_000
 """Rows per insert/upsert/delete request."""
 
 
-def milvus_client(uri: str):
-    """A ``pymilvus.MilvusClient`` for ``uri`` (ImportError with the extra to install when absent)."""
+def milvus_client(uri: str) -> Any:
+    """A ``pymilvus.MilvusClient`` for ``uri`` (ImportError with the extra to install when absent).
+
+    Typed ``Any``: pymilvus has no type information."""
     try:
         from pymilvus import MilvusClient
     except ImportError as exc:  # pragma: no cover - exercised where the extra is absent
@@ -75,7 +79,7 @@ class MilvusIndex:
     ``ids()`` and the new-id check cost no round trip.
     """
 
-    def __init__(self, client, name: str, dimension: int) -> None:
+    def __init__(self, client: Any, name: str, dimension: int) -> None:
         self._client = client
         self.name = name
         self.dimension = int(dimension)
@@ -104,7 +108,7 @@ class MilvusIndex:
 
     def _fetch_ids(self) -> np.ndarray:
         it = self._client.query_iterator(self.name, batch_size=BATCH, filter="", output_fields=["id"])
-        ids: List[int] = []
+        ids: list[int] = []
         try:
             while True:
                 page = it.next()
@@ -115,7 +119,8 @@ class MilvusIndex:
             it.close()
         return np.unique(np.asarray(ids, dtype=np.int64))
 
-    def reconcile(self, want_ids: np.ndarray, load) -> int:
+    def reconcile(self, want_ids: np.ndarray,
+                  load: Callable[[list[int]], tuple[np.ndarray, np.ndarray]]) -> int:
         """Make Milvus hold exactly ``want_ids`` (SQLite's); ``load(ids) -> (ids, vectors)``.
 
         Returns how many ids were deleted or added (0 when Milvus already agreed).
@@ -140,23 +145,24 @@ class MilvusIndex:
     def ids(self) -> np.ndarray:
         return self._ids.copy()
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids, vectors = _new_entries(ids, vectors, self.dimension, lambda: self._ids)
         if not len(ids):
             return
         for lo in range(0, len(ids), BATCH):
-            rows = [{"id": int(i), "vector": v} for i, v in zip(ids[lo:lo + BATCH], vectors[lo:lo + BATCH])]
+            batch = zip(ids[lo:lo + BATCH], vectors[lo:lo + BATCH], strict=True)
+            rows = [{"id": int(i), "vector": v} for i, v in batch]
             self._client.upsert(self.name, rows)
         self._ids = np.union1d(self._ids, ids)
 
-    def remove(self, ids) -> int:
+    def remove(self, ids: npt.ArrayLike) -> int:
         present = np.intersect1d(_as_ids(ids), self._ids)
         for lo in range(0, len(present), BATCH):
             self._client.delete(self.name, ids=present[lo:lo + BATCH].tolist())
         self._ids = np.setdiff1d(self._ids, present)
         return int(len(present))
 
-    def search(self, queries, k: int, min_score: float = -np.inf) -> List[Hits]:
+    def search(self, queries: npt.ArrayLike, k: int, min_score: float = -np.inf) -> list[Hits]:
         q = _as_vectors(queries, self.dimension)
         n = self.count
         k = int(k)

@@ -27,9 +27,10 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterator, Mapping, Optional, Protocol, Sequence
+from typing import Any, Protocol
 
 from faceaudit._errors import AccessDeniedError, InvalidParameterError, InvalidS3ObjectError
 
@@ -47,10 +48,10 @@ class ObjectRef:
 
     bucket: str
     name: str
-    version: Optional[str] = None
+    version: str | None = None
 
     @classmethod
-    def from_rekognition(cls, doc: Any, what: str = "S3Object") -> "ObjectRef":
+    def from_rekognition(cls, doc: Any, what: str = "S3Object") -> ObjectRef:
         """From ``{"Bucket": ..., "Name": ..., "Version": ...}`` (InvalidS3ObjectException if malformed)."""
         if not isinstance(doc, Mapping):
             raise InvalidS3ObjectError(f"{what} must be an object with Bucket and Name")
@@ -63,7 +64,7 @@ class ObjectRef:
             raise InvalidS3ObjectError(f"{what}.Version must be 1-1024 characters")
         return cls(bucket, name, version)
 
-    def to_rekognition(self) -> Dict[str, str]:
+    def to_rekognition(self) -> dict[str, str]:
         out = {"Bucket": self.bucket, "Name": self.name}
         if self.version is not None:
             out["Version"] = self.version
@@ -83,7 +84,7 @@ class ObjectStore(Protocol):
         """The object's bytes, at most ``limit`` of them (InvalidS3ObjectError beyond: callers
         check ``size`` first and raise their own error, this guards an object growing meanwhile)."""
 
-    def local_copy(self, ref: ObjectRef, limit: int) -> "contextlib.AbstractContextManager[Path]":
+    def local_copy(self, ref: ObjectRef, limit: int) -> contextlib.AbstractContextManager[Path]:
         """A local file with the object's bytes for the duration of the ``with`` block."""
 
 
@@ -101,10 +102,10 @@ class FolderStore:
     is under way cannot redirect it (issue 22 M5, L3).
     """
 
-    def __init__(self, root: "str | os.PathLike[str]") -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
 
-    def _parts(self, ref: ObjectRef) -> "list[str]":
+    def _parts(self, ref: ObjectRef) -> list[str]:
         if ref.version is not None:
             raise InvalidS3ObjectError(
                 f"{ref}: the folder object store keeps no object versions; omit S3Object.Version"
@@ -127,7 +128,8 @@ class FolderStore:
         try:
             fd = os.open(self.root, os.O_DIRECTORY | os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            raise InvalidS3ObjectError(f"{ref} cannot be read: the bucket root is unreadable ({exc.strerror})") from None
+            raise InvalidS3ObjectError(
+                f"{ref} cannot be read: the bucket root is unreadable ({exc.strerror})") from None
         try:
             try:
                 nxt = os.open(ref.bucket, folder, dir_fd=fd)
@@ -199,8 +201,8 @@ class FolderStore:
 class S3Store:
     """Any S3-compatible endpoint, through boto3 (credentials: the usual AWS chain)."""
 
-    def __init__(self, endpoint_url: Optional[str] = None, region: Optional[str] = None,
-                 temp_dir: "str | os.PathLike[str] | None" = None, client: Any = None) -> None:
+    def __init__(self, endpoint_url: str | None = None, region: str | None = None,
+                 temp_dir: str | os.PathLike[str] | None = None, client: Any = None) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self.temp_dir = temp_dir
@@ -218,7 +220,7 @@ class S3Store:
             )
         return self._client
 
-    def _args(self, ref: ObjectRef) -> Dict[str, str]:
+    def _args(self, ref: ObjectRef) -> dict[str, str]:
         args = {"Bucket": ref.bucket, "Key": ref.name}
         if ref.version is not None:
             args["VersionId"] = ref.version
@@ -243,7 +245,7 @@ class S3Store:
     def read(self, ref: ObjectRef, limit: int) -> bytes:
         body = self._call(ref, "get_object")["Body"]
         try:
-            data = body.read(limit + 1)
+            data: bytes = body.read(limit + 1)
         finally:
             body.close()
         if len(data) > limit:
@@ -285,12 +287,12 @@ class BucketAccess:
     auditor tests the model through the testing API and never reads case data).
     """
 
-    rules: Mapping[str, FrozenSet[str]] = field(default_factory=lambda: {
+    rules: Mapping[str, frozenset[str]] = field(default_factory=lambda: {
         "admin": frozenset({ALL_BUCKETS}), "operator": frozenset({ALL_BUCKETS}),
     })
 
     @classmethod
-    def parse(cls, specs: Sequence[str]) -> "BucketAccess":
+    def parse(cls, specs: Sequence[str]) -> BucketAccess:
         """From ``ROLE=BUCKET[,BUCKET...]`` entries (``ROLE=`` for none, ``ROLE=*`` for all);
         each entry replaces that role's default."""
         rules = dict(cls().rules)

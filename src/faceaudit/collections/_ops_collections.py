@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Mapping
 
 from faceaudit._errors import ResourceAlreadyExistsError
 from faceaudit.collections import _tokens
 from faceaudit.collections import _validate as v
 from faceaudit.collections._backend import Backend
-from faceaudit.collections._search_config import checked_index_tag
 from faceaudit.collections._results import (
     CreateCollectionResult,
     DeleteCollectionResult,
     DescribeCollectionResult,
     ListCollectionsResult,
 )
+from faceaudit.collections._search_config import checked_index_tag
 from faceaudit.engine import DEFAULT_MODEL, get_model
 
 
 class CollectionOps(Backend):
     def create_collection(
-        self, *, collection_id: str, tags: Optional[dict] = None, model: Optional[str] = None
+        self, *, collection_id: str, tags: Mapping[str, str] | None = None, model: str | None = None
     ) -> CreateCollectionResult:
         """Create an empty collection pinned to ``model`` (faceaudit's extension; default sface).
 
@@ -43,7 +43,7 @@ class CollectionOps(Backend):
         """Face and user counts, FaceModelVersion, ARN and creation time (epoch seconds)."""
         name = v.collection_id(collection_id)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
         return DescribeCollectionResult(
             face_count=coll.face_count,
             face_model_version=coll.model_version,
@@ -54,7 +54,7 @@ class CollectionOps(Backend):
         )
 
     def list_collections(
-        self, *, next_token: Optional[str] = None, max_results: Optional[int] = None
+        self, *, next_token: str | None = None, max_results: int | None = None
     ) -> ListCollectionsResult:
         """Collection ids in creation order, ``max_results`` (default 1000, at most 4096) per page."""
         limit = v.page_size(max_results)
@@ -66,9 +66,9 @@ class CollectionOps(Backend):
             rows = self._store.list_collections(conn, after, limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]
-            token = (
+            token = (  # more rows: the database exists
                 _tokens.encode(self._store.secret(conn), "collections", scope, rows[-1].rowid)
-                if more else None
+                if more and conn is not None else None
             )
         return ListCollectionsResult(
             collection_ids=tuple(r.name for r in rows),
@@ -80,7 +80,7 @@ class CollectionOps(Backend):
         """Delete the collection with its faces, users and index snapshot."""
         name = v.collection_id(collection_id)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             self._store.delete_collection(conn, coll.rowid)
         self._cache.drop(coll.rowid, remove_snapshot=True)
         return DeleteCollectionResult()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from faceaudit._errors import InvalidParameterError, ServiceQuotaExceededError
 from faceaudit.collections import _tokens
@@ -19,6 +21,7 @@ from faceaudit.collections._results import (
     UnindexedFace,
     UnsuccessfulFaceDeletion,
 )
+from faceaudit.collections._store import CollectionRow
 from faceaudit.engine import MAX_FACES_CONSIDERED, load_image
 
 DEFAULT_INDEX_MAX_FACES = MAX_FACES_CONSIDERED
@@ -30,10 +33,10 @@ class FaceOps(Backend):
         *,
         collection_id: str,
         image: bytes,
-        external_image_id: Optional[str] = None,
-        detection_attributes: Optional[Sequence[str]] = None,
-        max_faces: Optional[int] = None,
-        quality_filter: Optional[str] = None,
+        external_image_id: str | None = None,
+        detection_attributes: Sequence[str] | None = None,
+        max_faces: int | None = None,
+        quality_filter: str | None = None,
     ) -> IndexFacesResult:
         """Detect the faces of ``image`` and add them to the collection.
 
@@ -53,7 +56,7 @@ class FaceOps(Backend):
         level = v.quality_filter(quality_filter, "AUTO")
         data = v.image_bytes(image)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
         engine = self._engine(coll)
         img = load_image(data)
         prepared = prepare_index(engine, img, max_faces=min(limit, MAX_FACES_CONSIDERED), quality_filter=level)
@@ -64,16 +67,16 @@ class FaceOps(Backend):
         collection_id: str,
         prepared: PreparedImage,
         *,
-        external_image_id: Optional[str] = None,
-        labels: Optional[Mapping[str, Any]] = None,
-        source: Optional[str] = None,
+        external_image_id: str | None = None,
+        labels: Mapping[str, Any] | None = None,
+        source: str | None = None,
         resume: bool = True,
     ) -> IndexFacesResult:
         """Store a prepared image in one write transaction. ``resume`` (the batch indexer): the
         same bytes with the same ExternalImageId already stored are not stored again."""
-        unindexed = [{"Reasons": list(r), "FaceDetail": d} for r, d in prepared.unindexed]
+        unindexed: list[dict[str, Any]] = [{"Reasons": list(r), "FaceDetail": d} for r, d in prepared.unindexed]
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, collection_id)
+            conn, coll = self._store.require_collection(conn, collection_id)
             if coll.model_version != prepared.model_version:
                 raise InvalidParameterError(
                     f"collection {coll.name!r} is pinned to FaceModelVersion {coll.model_version}; "
@@ -106,7 +109,8 @@ class FaceOps(Backend):
             self._store.log_changes(conn, coll.rowid, rows, len(rows))
             return self._existing(conn, coll, (image_row, image_id, json.dumps(unindexed)), fresh=True)
 
-    def _existing(self, conn, coll, image_row, fresh: bool = False) -> IndexFacesResult:
+    def _existing(self, conn: sqlite3.Connection, coll: CollectionRow, image_row: tuple[int, str, str],
+                  fresh: bool = False) -> IndexFacesResult:
         row_id, image_id, unindexed_json = image_row
         details = self._store.face_details(conn, row_id)
         faces = self._face_rows(conn, [r for r, _ in details])
@@ -123,20 +127,20 @@ class FaceOps(Backend):
             already_indexed=not fresh,
         )
 
-    def _indexed_image_keys(self, collection_id: str) -> set:
+    def _indexed_image_keys(self, collection_id: str) -> set[tuple[str, str]]:
         """{(sha256, ExternalImageId or '')} already in the collection (for the batch indexer)."""
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, collection_id)
+            conn, coll = self._store.require_collection(conn, collection_id)
             return self._store.image_keys(conn, coll.rowid)
 
     def list_faces(
         self,
         *,
         collection_id: str,
-        next_token: Optional[str] = None,
-        max_results: Optional[int] = None,
-        user_id: Optional[str] = None,
-        face_ids: Optional[Sequence[str]] = None,
+        next_token: str | None = None,
+        max_results: int | None = None,
+        user_id: str | None = None,
+        face_ids: Sequence[str] | None = None,
     ) -> ListFacesResult:
         """Faces in indexing order, ``max_results`` (default 1000, at most 4096) per page.
 
@@ -148,7 +152,7 @@ class FaceOps(Backend):
         uid = v.user_id(user_id) if user_id is not None else None
         fids = v.face_ids(face_ids) if face_ids is not None else None
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             scope = _tokens.scope_of("faces", coll.rowid, uid, sorted(fids) if fids else None)
             after = 0
             if next_token is not None:
@@ -168,24 +172,24 @@ class FaceOps(Backend):
             next_token=token,
         )
 
-    def faces_indexed_before(self, *, collection_id: str, before: float) -> Tuple[Tuple[str, Optional[str]], ...]:
+    def faces_indexed_before(self, *, collection_id: str, before: float) -> tuple[tuple[str, str | None], ...]:
         """(FaceId, UserId or None) of the faces indexed before ``before`` (Unix seconds), oldest
         first: what a retention period of the collection has expired (not a Rekognition operation)."""
         name = v.collection_id(collection_id)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             return tuple(self._store.faces_created_before(conn, coll.rowid, float(before)))
 
     def delete_faces(self, *, collection_id: str, face_ids: Sequence[str]) -> DeleteFacesResult:
         """Delete faces; per face failures: FACE_NOT_FOUND, ASSOCIATED_TO_AN_EXISTING_USER."""
         name = v.collection_id(collection_id)
         fids = v.face_ids(face_ids)
-        deleted: List[str] = []
-        failed: List[UnsuccessfulFaceDeletion] = []
+        deleted: list[str] = []
+        failed: list[UnsuccessfulFaceDeletion] = []
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             found = self._store.faces_by_face_ids(conn, coll.rowid, fids)
-            rows: List[int] = []
+            rows: list[int] = []
             for fid in fids:
                 row = found.get(fid)
                 if row is None:

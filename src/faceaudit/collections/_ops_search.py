@@ -3,19 +3,17 @@ approximate candidates with exact similarities with the fast scan and HNSW)."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
-
 from faceaudit._errors import NoFaceError, ResourceNotFoundError
 from faceaudit.collections import _quality
 from faceaudit.collections import _validate as v
 from faceaudit.collections._backend import Backend
-from faceaudit.collections._results import FaceMatch, SearchFacesByImageResult, SearchFacesResult
+from faceaudit.collections._results import SearchFacesByImageResult, SearchFacesResult
 from faceaudit.engine import DetectedFace, FaceEngine, Image, load_image, report_probe
 
 
 def searchable_faces(
     engine: FaceEngine, img: Image, level: str
-) -> Tuple[Optional[DetectedFace], List[Tuple[DetectedFace, Tuple[str, ...]]]]:
+) -> tuple[DetectedFace | None, list[tuple[DetectedFace, tuple[str, ...]]]]:
     """(the face to search, [(other face, reasons)]): the largest face passing ``level``.
 
     Every other face is returned with FACE_NOT_LARGEST if it passes the bar, else
@@ -33,18 +31,14 @@ def searchable_faces(
 
 
 class SearchOps(Backend):
-    def _matches(self, conn, coll, hits) -> Tuple[FaceMatch, ...]:
-        rows = self._face_rows(conn, [h[0] for h in hits])
-        return tuple(FaceMatch(similarity=sim, face=self._face(rows[r], coll)) for r, sim in hits)
-
     def search_faces_by_image(
         self,
         *,
         collection_id: str,
         image: bytes,
-        max_faces: Optional[int] = None,
-        face_match_threshold: Optional[float] = None,
-        quality_filter: Optional[str] = None,
+        max_faces: int | None = None,
+        face_match_threshold: float | None = None,
+        quality_filter: str | None = None,
     ) -> SearchFacesByImageResult:
         """Search the collection for the largest face of ``image``.
 
@@ -75,7 +69,7 @@ class SearchOps(Backend):
         report_probe(face.quality)  # the accountability layer's minimum-quality policy may refuse here
         vector = engine.embed(img, face).vector
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             self._check_pin(coll, engine)
             hits = self._search(conn, coll, vector, k, threshold)[0]
             matches = self._matches(conn, coll, hits)
@@ -92,8 +86,8 @@ class SearchOps(Backend):
         *,
         collection_id: str,
         face_id: str,
-        max_faces: Optional[int] = None,
-        face_match_threshold: Optional[float] = None,
+        max_faces: int | None = None,
+        face_match_threshold: float | None = None,
     ) -> SearchFacesResult:
         """Search the collection for a face it holds (the face itself is never a match)."""
         name = v.collection_id(collection_id)
@@ -101,7 +95,7 @@ class SearchOps(Backend):
         k = v.int_range(max_faces, "MaxFaces", v.DEFAULT_SEARCH_MAX_FACES, 1, v.MAX_SEARCH_MAX_FACES)
         threshold = v.percent(face_match_threshold, "FaceMatchThreshold", v.DEFAULT_FACE_MATCH_THRESHOLD)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             row = self._store.faces_by_face_ids(conn, coll.rowid, [fid]).get(fid)
             if row is None:
                 raise ResourceNotFoundError(f"face {fid} is not in collection {name!r}")

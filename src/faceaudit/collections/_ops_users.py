@@ -8,7 +8,8 @@ higher is more alike); a user without faces never matches.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+import sqlite3
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from faceaudit.collections._results import (
     User,
     UserMatch,
 )
+from faceaudit.collections._store import CollectionRow
 from faceaudit.engine import load_image, report_probe
 
 MAX_FACES_PER_USER = 100
@@ -41,21 +43,21 @@ def _status(face_count: int) -> str:
 
 
 class UserOps(Backend):
-    def _user_row(self, conn, coll, user_id: str) -> int:
+    def _user_row(self, conn: sqlite3.Connection, coll: CollectionRow, user_id: str) -> int:
         row = self._store.find_user(conn, coll.rowid, user_id)
         if row is None:
             raise ResourceNotFoundError(f"user {user_id!r} does not exist in collection {coll.name!r}")
         return row
 
     def create_user(
-        self, *, collection_id: str, user_id: str, client_request_token: Optional[str] = None
+        self, *, collection_id: str, user_id: str, client_request_token: str | None = None
     ) -> CreateUserResult:
         """Create a user (no faces yet). ConflictException if the UserId exists."""
         name = v.collection_id(collection_id)
         uid = v.user_id(user_id)
         token = v.client_request_token(client_request_token)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
 
             def run() -> CreateUserResult:
                 if self._store.find_user(conn, coll.rowid, uid) is not None:
@@ -67,14 +69,14 @@ class UserOps(Backend):
                                     CreateUserResult.from_rekognition)
 
     def delete_user(
-        self, *, collection_id: str, user_id: str, client_request_token: Optional[str] = None
+        self, *, collection_id: str, user_id: str, client_request_token: str | None = None
     ) -> DeleteUserResult:
         """Delete a user; its faces stay in the collection, disassociated."""
         name = v.collection_id(collection_id)
         uid = v.user_id(user_id)
         token = v.client_request_token(client_request_token)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
 
             def run() -> DeleteUserResult:
                 self._store.delete_user(conn, coll.rowid, self._user_row(conn, coll, uid))
@@ -84,13 +86,13 @@ class UserOps(Backend):
                                     DeleteUserResult.from_rekognition)
 
     def list_users(
-        self, *, collection_id: str, max_results: Optional[int] = None, next_token: Optional[str] = None
+        self, *, collection_id: str, max_results: int | None = None, next_token: str | None = None
     ) -> ListUsersResult:
         """Users in creation order, ``max_results`` (default 100, 1..500) per page."""
         name = v.collection_id(collection_id)
         limit = v.page_size(max_results, default=v.DEFAULT_LIST_USERS_MAX_RESULTS, lo=1, hi=v.MAX_USERS)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             scope = _tokens.scope_of("users", coll.rowid)
             after = 0
             if next_token is not None:
@@ -107,8 +109,8 @@ class UserOps(Backend):
         collection_id: str,
         user_id: str,
         face_ids: Sequence[str],
-        user_match_threshold: Optional[float] = None,
-        client_request_token: Optional[str] = None,
+        user_match_threshold: float | None = None,
+        client_request_token: str | None = None,
     ) -> AssociateFacesResult:
         """Associate faces with a user.
 
@@ -125,13 +127,13 @@ class UserOps(Backend):
         threshold = v.percent(user_match_threshold, "UserMatchThreshold", v.DEFAULT_ASSOCIATE_USER_MATCH_THRESHOLD)
         token = v.client_request_token(client_request_token)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
 
             def run() -> AssociateFacesResult:
                 user_row = self._user_row(conn, coll, uid)
                 existing = self._store.user_face_rows(conn, user_row)
                 found = self._store.faces_by_face_ids(conn, coll.rowid, fids)
-                failed: List[UnsuccessfulFaceAssociation] = []
+                failed: list[UnsuccessfulFaceAssociation] = []
                 candidates = []
                 for fid in fids:
                     row = found.get(fid)
@@ -151,9 +153,13 @@ class UserOps(Backend):
                 accepted = []
                 if existing and candidates:
                     _, mine = self._store.embeddings(conn, coll.rowid, coll.dimension, existing)
-                    _, new = self._store.embeddings(conn, coll.rowid, coll.dimension, [c.rowid for c in candidates])
+                    # the embeddings come back in row order, not in the order of FaceIds: pair by row
+                    new_rows, new = self._store.embeddings(conn, coll.rowid, coll.dimension,
+                                                           [c.rowid for c in candidates])
                     best = (new @ mine.T).max(axis=1)
-                    for cand, sim in zip(candidates, self._similarities(coll, best)):
+                    sim_of = dict(zip(new_rows.tolist(), self._similarities(coll, best), strict=True))
+                    for cand in candidates:
+                        sim = sim_of[cand.rowid]
                         if sim >= threshold:
                             accepted.append(cand)
                         else:
@@ -178,7 +184,7 @@ class UserOps(Backend):
         collection_id: str,
         user_id: str,
         face_ids: Sequence[str],
-        client_request_token: Optional[str] = None,
+        client_request_token: str | None = None,
     ) -> DisassociateFacesResult:
         """Remove faces from a user. Faces of no user are ignored; of another user:
         ASSOCIATED_TO_A_DIFFERENT_USER; unknown: FACE_NOT_FOUND."""
@@ -187,7 +193,7 @@ class UserOps(Backend):
         fids = v.face_ids(face_ids, max_items=v.MAX_USER_FACE_IDS)
         token = v.client_request_token(client_request_token)
         with self._store.write() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
 
             def run() -> DisassociateFacesResult:
                 user_row = self._user_row(conn, coll, uid)
@@ -218,10 +224,10 @@ class UserOps(Backend):
         self,
         *,
         collection_id: str,
-        user_id: Optional[str] = None,
-        face_id: Optional[str] = None,
-        user_match_threshold: Optional[float] = None,
-        max_users: Optional[int] = None,
+        user_id: str | None = None,
+        face_id: str | None = None,
+        user_match_threshold: float | None = None,
+        max_users: int | None = None,
     ) -> SearchUsersResult:
         """Users similar to a stored face (``face_id``) or to a user's faces (``user_id``).
 
@@ -231,20 +237,21 @@ class UserOps(Backend):
         """
         name = v.collection_id(collection_id)
         which = v.one_of({"UserId": user_id, "FaceId": face_id}, ("UserId", "FaceId"))
-        uid = v.user_id(user_id) if which == "UserId" else None
-        fid = v.face_id(face_id) if which == "FaceId" else None
+        searched = v.user_id(user_id) if which == "UserId" else v.face_id(face_id)
+        uid = searched if which == "UserId" else None
+        fid = searched if which == "FaceId" else None
         threshold = v.percent(user_match_threshold, "UserMatchThreshold", v.DEFAULT_SEARCH_USER_MATCH_THRESHOLD)
         limit = v.int_range(max_users, "MaxUsers", v.DEFAULT_MAX_USERS, 1, v.MAX_USERS)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             exclude_user = None
-            if uid is not None:
-                exclude_user = self._user_row(conn, coll, uid)
+            if which == "UserId":
+                exclude_user = self._user_row(conn, coll, searched)
                 rows = self._store.user_face_rows(conn, exclude_user)
             else:
-                row = self._store.faces_by_face_ids(conn, coll.rowid, [fid]).get(fid)
+                row = self._store.faces_by_face_ids(conn, coll.rowid, [searched]).get(searched)
                 if row is None:
-                    raise ResourceNotFoundError(f"face {fid} is not in collection {name!r}")
+                    raise ResourceNotFoundError(f"face {searched} is not in collection {name!r}")
                 rows = [row.rowid]
             _, queries = self._store.embeddings(conn, coll.rowid, coll.dimension, rows)
             ranked = self._search_users(conn, coll, queries, limit, threshold, rows, exclude_user) if rows else []
@@ -261,9 +268,9 @@ class UserOps(Backend):
         *,
         collection_id: str,
         image: bytes,
-        user_match_threshold: Optional[float] = None,
-        max_users: Optional[int] = None,
-        quality_filter: Optional[str] = None,
+        user_match_threshold: float | None = None,
+        max_users: int | None = None,
+        quality_filter: str | None = None,
     ) -> SearchUsersByImageResult:
         """Users similar to the largest face of ``image`` (passing ``quality_filter``, default NONE).
 
@@ -288,7 +295,7 @@ class UserOps(Backend):
         report_probe(face.quality)  # the accountability layer's minimum-quality policy may refuse here
         vector = np.asarray(engine.embed(img, face).vector, dtype=np.float32)
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             self._check_pin(coll, engine)
             ranked = self._search_users(conn, coll, vector, limit, threshold)
         return SearchUsersByImageResult(

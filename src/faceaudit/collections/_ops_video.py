@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -49,6 +51,7 @@ from faceaudit.collections._jobs import (
 )
 from faceaudit.collections._objects import ObjectRef, ObjectStore
 from faceaudit.collections._results import FaceMatch
+from faceaudit.collections._store import CollectionRow
 from faceaudit.collections._tracking import FaceTracker, Track
 from faceaudit.collections._video import (
     VideoLimits,
@@ -57,7 +60,7 @@ from faceaudit.collections._video import (
     probe_video,
     sample_frames,
 )
-from faceaudit.engine import BoundingBox, DetectedFace, Quality
+from faceaudit.engine import BoundingBox, DetectedFace, Image, Quality
 
 FACE_DETECTION, FACE_SEARCH = "face_detection", "face_search"
 DEFAULT_GET_MAX_RESULTS = 1000
@@ -74,7 +77,7 @@ class StartVideoJobResult:
 
     job_id: str
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {"JobId": self.job_id}
 
 
@@ -91,16 +94,16 @@ class VideoJobPage:
     job_id: str
     items_member: str
     status: str
-    status_message: Optional[str]
+    status_message: str | None
     progress: float
-    metadata: Optional[VideoMetadata]
+    metadata: VideoMetadata | None
     video: ObjectRef
-    job_tag: Optional[str]
-    items: Tuple[Mapping[str, Any], ...]
-    next_token: Optional[str]
+    job_tag: str | None
+    items: tuple[Mapping[str, Any], ...]
+    next_token: str | None
 
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"JobId": self.job_id, "JobStatus": self.status,
+    def to_rekognition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"JobId": self.job_id, "JobStatus": self.status,
                                "Video": {"S3Object": self.video.to_rekognition()}}
         if self.status_message:
             out["StatusMessage"] = self.status_message
@@ -136,8 +139,8 @@ class PersonFound:
     probe_jpeg: bytes
     probe_timestamp_ms: int
     probe_box: BoundingBox
-    matches: Tuple[FaceMatch, ...]
-    probe_quality: Optional[Quality] = None
+    matches: tuple[FaceMatch, ...]
+    probe_quality: Quality | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,9 +152,9 @@ class PersonSighting:
     timestamp_ms: int
     index: int
     face: DetectedFace
-    matches: Tuple[FaceMatch, ...]
+    matches: tuple[FaceMatch, ...]
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "Timestamp": self.timestamp_ms,
             "Person": {"Index": self.index, "BoundingBox": self.face.bounding_box.to_rekognition(),
@@ -170,7 +173,7 @@ class FaceSighting:
     timestamp_ms: int
     face: DetectedFace
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {"Timestamp": self.timestamp_ms, "Face": self.face.to_rekognition()}
 
     def to_item(self) -> JobItem:
@@ -189,8 +192,8 @@ class FaceSearchAnalysis:
     gallery_size: int
     metadata: VideoMetadata
     sample_fps: float
-    persons: Tuple[PersonFound, ...]
-    items: Tuple[PersonSighting, ...]
+    persons: tuple[PersonFound, ...]
+    items: tuple[PersonSighting, ...]
 
 
 @dataclass(frozen=True)
@@ -199,17 +202,17 @@ class FaceDetectionAnalysis:
 
     metadata: VideoMetadata
     sample_fps: float
-    items: Tuple[FaceSighting, ...]
+    items: tuple[FaceSighting, ...]
 
 
-def _jpeg(image) -> bytes:
+def _jpeg(image: Image) -> bytes:
     ok, buf = cv2.imencode(".jpg", image.bgr(), [cv2.IMWRITE_JPEG_QUALITY, 90])
     return bytes(buf) if ok else b""
 
 
 class VideoOps(Backend):
-    _video_pool: Optional[JobPool] = None
-    _job_reads: Optional[JobStore] = None
+    _video_pool: JobPool | None = None
+    _job_reads: JobStore | None = None
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -261,8 +264,8 @@ class VideoOps(Backend):
                 or not v.CLIENT_REQUEST_TOKEN_RE.fullmatch(client_request_token)):
             raise InvalidParameterError("ClientRequestToken must be 1-64 characters of [a-zA-Z0-9-_]")
 
-    def _start(self, kind: str, request: Dict[str, Any], token: Optional[str],
-               job_tag: Optional[str]) -> StartVideoJobResult:
+    def _start(self, kind: str, request: dict[str, Any], token: str | None,
+               job_tag: str | None) -> StartVideoJobResult:
         pool = self._pool()
         job_id, created = pool.store.submit(kind, request, token, job_tag, requester.get({}))
         if created:
@@ -281,7 +284,7 @@ class VideoOps(Backend):
         secret = self._store.secret(conn)
         scope = _tokens.scope_of(job_id, sort_by)
         after = 0 if next_token is None else _tokens.decode(secret, next_token, "video-" + kind, scope)
-        items: List[JobItem] = []
+        items: list[JobItem] = []
         more = None
         if job.status == "SUCCEEDED":
             items, more = pool.store.items(job_id, sort_by, after, limit)
@@ -301,7 +304,7 @@ class VideoOps(Backend):
             next_token=None if more is None else _tokens.encode(secret, "video-" + kind, scope, more),
         )
 
-    def video_job_requester(self, job_id: Any) -> Optional[Mapping[str, Any]]:
+    def video_job_requester(self, job_id: Any) -> Mapping[str, Any] | None:
         """Who started a stored-video job (access key, role, person...), for the layer that decides
         who may read its results; None when there is no such job."""
         if not isinstance(job_id, str) or not 1 <= len(job_id) <= 64:
@@ -314,9 +317,9 @@ class VideoOps(Backend):
 
     # -- Rekognition operations ------------------------------------------------------------------
 
-    def start_face_detection(self, *, video: Any, client_request_token: Optional[str] = None,
-                             notification_channel: Any = None, face_attributes: Optional[str] = None,
-                             job_tag: Optional[str] = None) -> StartVideoJobResult:
+    def start_face_detection(self, *, video: Any, client_request_token: str | None = None,
+                             notification_channel: Any = None, face_attributes: str | None = None,
+                             job_tag: str | None = None) -> StartVideoJobResult:
         """Start finding the faces in a stored video; poll :meth:`get_face_detection`.
 
         FaceAttributes DEFAULT or ALL (the same here: no age, gender or emotion is estimated).
@@ -328,14 +331,14 @@ class VideoOps(Backend):
         request = {"video": ref.to_rekognition(), "fps": check_sample_fps(self.video_sample_fps)}
         return self._start(FACE_DETECTION, request, client_request_token, job_tag)
 
-    def get_face_detection(self, *, job_id: str, max_results: Optional[int] = None,
-                           next_token: Optional[str] = None) -> VideoJobPage:
+    def get_face_detection(self, *, job_id: str, max_results: int | None = None,
+                           next_token: str | None = None) -> VideoJobPage:
         """The job's state and, once SUCCEEDED, its Faces sorted by Timestamp (ms)."""
         return self._page(FACE_DETECTION, "Faces", job_id, max_results, next_token, "TIMESTAMP")
 
-    def start_face_search(self, *, video: Any, collection_id: str, client_request_token: Optional[str] = None,
-                          face_match_threshold: Optional[float] = None, notification_channel: Any = None,
-                          job_tag: Optional[str] = None) -> StartVideoJobResult:
+    def start_face_search(self, *, video: Any, collection_id: str, client_request_token: str | None = None,
+                          face_match_threshold: float | None = None, notification_channel: Any = None,
+                          job_tag: str | None = None) -> StartVideoJobResult:
         """Start searching the collection for the faces of everyone in a stored video.
 
         FaceMatchThreshold: default 80 (similarity 0-100, higher is more alike; 80
@@ -350,8 +353,8 @@ class VideoOps(Backend):
                    "fps": check_sample_fps(self.video_sample_fps), "max_faces": DEFAULT_VIDEO_MAX_FACES}
         return self._start(FACE_SEARCH, request, client_request_token, job_tag)
 
-    def get_face_search(self, *, job_id: str, max_results: Optional[int] = None,
-                        next_token: Optional[str] = None, sort_by: Optional[str] = None) -> VideoJobPage:
+    def get_face_search(self, *, job_id: str, max_results: int | None = None,
+                        next_token: str | None = None, sort_by: str | None = None) -> VideoJobPage:
         """The job's state and, once SUCCEEDED, its Persons (SortBy TIMESTAMP, the default, or INDEX)."""
         order = "TIMESTAMP" if sort_by is None else sort_by
         if order not in SORT_ORDERS:
@@ -360,8 +363,8 @@ class VideoOps(Backend):
 
     # -- the analyses (also called by the CLI on local files) -------------------------------------
 
-    def detect_faces_in_video(self, path: "str | os.PathLike[str]", *, sample_fps: Optional[float] = None,
-                              progress: Optional[Progress] = None) -> FaceDetectionAnalysis:
+    def detect_faces_in_video(self, path: str | os.PathLike[str], *, sample_fps: float | None = None,
+                              progress: Progress | None = None) -> FaceDetectionAnalysis:
         """Every face of every sampled frame of a local video file."""
         from faceaudit.engine import DEFAULT_MODEL, FaceEngine
 
@@ -378,11 +381,11 @@ class VideoOps(Backend):
             _report(progress, n + 1, expected, frame.timestamp_ms, meta)
         return FaceDetectionAnalysis(metadata=meta, sample_fps=fps, items=tuple(items))
 
-    def search_faces_in_video(self, *, collection_id: str, path: "str | os.PathLike[str]",
-                              face_match_threshold: Optional[float] = None,
-                              sample_fps: Optional[float] = None,
-                              max_faces: Optional[int] = None,
-                              progress: Optional[Progress] = None) -> FaceSearchAnalysis:
+    def search_faces_in_video(self, *, collection_id: str, path: str | os.PathLike[str],
+                              face_match_threshold: float | None = None,
+                              sample_fps: float | None = None,
+                              max_faces: int | None = None,
+                              progress: Progress | None = None) -> FaceSearchAnalysis:
         """Follow everyone in a local video file and search each person's best frames."""
         name = v.collection_id(collection_id)
         threshold = v.percent(face_match_threshold, "FaceMatchThreshold", v.DEFAULT_FACE_MATCH_THRESHOLD)
@@ -391,12 +394,12 @@ class VideoOps(Backend):
         engine = self._engine(self._collection_row(name))
         meta = probe_video(Path(path), self._limits)
         tracker = FaceTracker(engine.spec.scale)
-        probes: Dict[int, Dict[int, bytes]] = {}
+        probes: dict[int, dict[int, bytes]] = {}
         expected = max(1, math.ceil(meta.duration_millis / 1000.0 * fps))
         for n, frame in enumerate(sample_frames(path, meta, fps, self._limits)):
             faces = engine.detect(frame.image).faces
             vectors = [engine.embed(frame.image, f).vector for f in faces]
-            for ti in set(tracker.update(frame.number, frame.timestamp_ms, list(zip(faces, vectors)))):
+            for ti in set(tracker.update(frame.number, frame.timestamp_ms, list(zip(faces, vectors, strict=True)))):
                 keep = {s.frame_number for s in tracker.tracks[ti].best()}
                 kept = probes.setdefault(ti, {})
                 if frame.number in keep and frame.number not in kept:
@@ -405,10 +408,10 @@ class VideoOps(Backend):
                     if number not in keep:
                         del kept[number]
             _report(progress, n + 1, expected, frame.timestamp_ms, meta)
-        persons: List[PersonFound] = []
-        items: List[PersonSighting] = []
+        persons: list[PersonFound] = []
+        items: list[PersonSighting] = []
         with self._store.read() as conn:
-            coll = self._store.get_collection(conn, name)
+            conn, coll = self._store.require_collection(conn, name)
             self._check_pin(coll, engine)
             for track in tracker.tracks:
                 person = self._search_track(conn, coll, track, k, threshold, probes.get(track.index, {}))
@@ -421,11 +424,11 @@ class VideoOps(Backend):
                                   metadata=meta, sample_fps=fps,
                                   persons=tuple(persons), items=tuple(items))
 
-    def _search_track(self, conn, coll, track: Track, k: int, threshold: float,
+    def _search_track(self, conn: sqlite3.Connection, coll: CollectionRow, track: Track, k: int, threshold: float,
                       probes: Mapping[int, bytes]) -> PersonFound:
         best = track.best()
         hits = self._search(conn, coll, np.stack([s.vector for s in best]), k, threshold)
-        merged: Dict[int, float] = {}
+        merged: dict[int, float] = {}
         for found in hits:
             for row, sim in found:
                 merged[row] = max(sim, merged.get(row, -1.0))
@@ -459,7 +462,7 @@ class VideoOps(Backend):
         return JobOutcome(metadata=found.metadata.to_rekognition(), items=[i.to_item() for i in found.items])
 
 
-def _report(progress: Optional[Progress], done: int, expected: int, t_ms: int, meta: VideoMetadata) -> None:
+def _report(progress: Progress | None, done: int, expected: int, t_ms: int, meta: VideoMetadata) -> None:
     if progress is not None:
         progress(min(0.99, done / expected),
                  f"analysed {t_ms / 1000:.1f} s of {meta.duration_millis / 1000:.1f} s")

@@ -7,7 +7,7 @@ The batch indexer runs :func:`prepare_index` in worker processes and sends the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from faceaudit.engine import BoundingBox, FaceEngine, Image
 class PreparedFace:
     """A face to index: its FaceDetail, box, detector confidence (0-100), quality, embedding."""
 
-    detail: Dict[str, Any]
+    detail: dict[str, Any]
     bounding_box: BoundingBox
     confidence: float
     quality: float
@@ -33,8 +33,8 @@ class PreparedImage:
     width: int
     height: int
     model_version: str
-    faces: Tuple[PreparedFace, ...]
-    unindexed: Tuple[Tuple[Tuple[str, ...], Dict[str, Any]], ...]  # (reasons, FaceDetail)
+    faces: tuple[PreparedFace, ...]
+    unindexed: tuple[tuple[tuple[str, ...], dict[str, Any]], ...]  # (reasons, FaceDetail)
 
 
 THUMBNAIL_SIDE = 200

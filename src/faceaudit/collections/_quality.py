@@ -44,8 +44,8 @@ a face passes, HIGH 3, MEDIUM 2, LOW 1, none 0).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
 
 from faceaudit.engine import DetectedFace
 
@@ -67,7 +67,7 @@ class QualityBar:
     min_quality: float
 
 
-BARS: Dict[str, QualityBar] = {
+BARS: dict[str, QualityBar] = {
     "LOW": QualityBar(65.0, 16.0, 75.0, 2.0, 3.0, 50.0),
     "MEDIUM": QualityBar(75.0, 24.0, 55.0, 4.0, 5.0, 60.0),
     "HIGH": QualityBar(85.0, 40.0, 35.0, 10.0, 12.0, 70.0),
@@ -85,7 +85,7 @@ def quality_score(face: DetectedFace) -> float:
     return round((face.confidence + q.sharpness + bright + size + pose) / 5.0, 3)
 
 
-def failures(face: DetectedFace, level: str) -> List[str]:
+def failures(face: DetectedFace, level: str) -> list[str]:
     """The Reasons why ``face`` fails the bar of ``level`` ([] when it passes or level is NONE)."""
     bar = BARS.get(level)
     if bar is None:
@@ -122,7 +122,7 @@ def quality_band(face: DetectedFace) -> int:
 
 def select(
     faces: Sequence[DetectedFace], level: str, max_faces: int
-) -> Tuple[List[DetectedFace], List[Tuple[DetectedFace, Tuple[str, ...]]]]:
+) -> tuple[list[DetectedFace], list[tuple[DetectedFace, tuple[str, ...]]]]:
     """Split ``faces`` into (to index, [(not indexed, reasons)]), each largest first.
 
     Faces failing the ``level`` bar are not indexed (their reasons); of the rest,

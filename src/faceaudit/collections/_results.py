@@ -3,7 +3,8 @@
 ``to_rekognition()`` returns exactly the operation's response shape (botocore
 ``rekognition/2016-06-27``), JSON-ready: timestamps are epoch seconds (the AWS
 JSON 1.1 wire format), optional members are left out when they have no value.
-Similarities are 0-100, higher is more alike (the calibrated scale: the false-match rate a value promises is the same on every model,
+Similarities are 0-100, higher is more alike (the calibrated scale: the false-match
+rate a value promises is the same on every model,
 ``engine.spec.scale.to_similarity(cosine)``); confidences are the detector's,
 0-100. Fields beyond Rekognition's (e.g. a face's manifest labels) are kept on
 the dataclasses and never appear in ``to_rekognition()``.
@@ -11,9 +12,10 @@ the dataclasses and never appear in ``to_rekognition()``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Self
 
 from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_USER_MATCH_THRESHOLD
 from faceaudit.engine import BoundingBox, rekognition_model_version
@@ -24,7 +26,7 @@ CANDIDATE_NOTICE = (
 )
 
 
-def _frozen_map(value: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
+def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
 
@@ -40,15 +42,15 @@ class Face:
     face_id: str
     bounding_box: BoundingBox
     image_id: str
-    external_image_id: Optional[str]
+    external_image_id: str | None
     confidence: float
     index_faces_model_version: str
-    user_id: Optional[str] = None
+    user_id: str | None = None
     labels: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    image_sha256: Optional[str] = field(default=None, compare=False)
+    image_sha256: str | None = field(default=None, compare=False)
 
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {
+    def to_rekognition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "FaceId": self.face_id,
             "BoundingBox": self.bounding_box.to_rekognition(),
             "ImageId": self.image_id,
@@ -69,7 +71,7 @@ class FaceRecord:
     face: Face
     face_detail: Mapping[str, Any]
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         face = self.face.to_rekognition()
         face.pop("UserId", None)  # IndexFaces never reports a user
         return {"Face": face, "FaceDetail": dict(self.face_detail)}
@@ -79,10 +81,10 @@ class FaceRecord:
 class UnindexedFace:
     """A detected face that was not indexed, with the reasons why."""
 
-    reasons: Tuple[str, ...]
+    reasons: tuple[str, ...]
     face_detail: Mapping[str, Any]
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {"Reasons": list(self.reasons), "FaceDetail": dict(self.face_detail)}
 
 
@@ -92,7 +94,7 @@ class CreateCollectionResult:
     face_model_version: str
     status_code: int = 200
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "StatusCode": self.status_code,
             "CollectionArn": self.collection_arn,
@@ -111,7 +113,7 @@ class DescribeCollectionResult:
     user_count: int
     model: str = ""
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "FaceCount": self.face_count,
             "FaceModelVersion": rekognition_model_version(self.face_model_version),
@@ -123,12 +125,12 @@ class DescribeCollectionResult:
 
 @dataclass(frozen=True)
 class ListCollectionsResult:
-    collection_ids: Tuple[str, ...]
-    face_model_versions: Tuple[str, ...]
-    next_token: Optional[str] = None
+    collection_ids: tuple[str, ...]
+    face_model_versions: tuple[str, ...]
+    next_token: str | None = None
 
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {
+    def to_rekognition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "CollectionIds": list(self.collection_ids),
             "FaceModelVersions": [rekognition_model_version(v) for v in self.face_model_versions],
         }
@@ -141,7 +143,7 @@ class ListCollectionsResult:
 class DeleteCollectionResult:
     status_code: int = 200
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {"StatusCode": self.status_code}
 
 
@@ -153,13 +155,13 @@ class IndexFacesResult:
     ExternalImageId were indexed before; the stored faces are returned and nothing is added.
     """
 
-    face_records: Tuple[FaceRecord, ...]
-    unindexed_faces: Tuple[UnindexedFace, ...]
+    face_records: tuple[FaceRecord, ...]
+    unindexed_faces: tuple[UnindexedFace, ...]
     face_model_version: str
-    image_id: Optional[str] = None
+    image_id: str | None = None
     already_indexed: bool = False
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "FaceRecords": [r.to_rekognition() for r in self.face_records],
             "FaceModelVersion": rekognition_model_version(self.face_model_version),
@@ -169,12 +171,12 @@ class IndexFacesResult:
 
 @dataclass(frozen=True)
 class ListFacesResult:
-    faces: Tuple[Face, ...]
+    faces: tuple[Face, ...]
     face_model_version: str
-    next_token: Optional[str] = None
+    next_token: str | None = None
 
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"Faces": [f.to_rekognition() for f in self.faces]}
+    def to_rekognition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"Faces": [f.to_rekognition() for f in self.faces]}
         if self.next_token:
             out["NextToken"] = self.next_token
         out["FaceModelVersion"] = rekognition_model_version(self.face_model_version)
@@ -186,11 +188,11 @@ class _UnsuccessfulFace:
     """A face an operation could not act on: its id, the reasons, and the user involved if any."""
 
     face_id: str
-    reasons: Tuple[str, ...]
-    user_id: Optional[str] = None
+    reasons: tuple[str, ...]
+    user_id: str | None = None
 
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"FaceId": self.face_id}
+    def to_rekognition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"FaceId": self.face_id}
         if self.user_id is not None:
             out["UserId"] = self.user_id
         out["Reasons"] = list(self.reasons)
@@ -204,10 +206,10 @@ class UnsuccessfulFaceDeletion(_UnsuccessfulFace):
 
 @dataclass(frozen=True)
 class DeleteFacesResult:
-    deleted_faces: Tuple[str, ...]
-    unsuccessful_face_deletions: Tuple[UnsuccessfulFaceDeletion, ...] = ()
+    deleted_faces: tuple[str, ...]
+    unsuccessful_face_deletions: tuple[UnsuccessfulFaceDeletion, ...] = ()
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "DeletedFaces": list(self.deleted_faces),
             "UnsuccessfulFaceDeletions": [u.to_rekognition() for u in self.unsuccessful_face_deletions],
@@ -224,7 +226,7 @@ class FaceMatch:
     similarity: float
     face: Face
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {"Similarity": self.similarity, "Face": self.face.to_rekognition()}
 
 
@@ -238,11 +240,11 @@ class SearchFacesByImageResult:
 
     searched_face_bounding_box: BoundingBox
     searched_face_confidence: float
-    face_matches: Tuple[FaceMatch, ...]
+    face_matches: tuple[FaceMatch, ...]
     face_model_version: str
     threshold: float = DEFAULT_FACE_MATCH_THRESHOLD
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "SearchedFaceBoundingBox": self.searched_face_bounding_box.to_rekognition(),
             "SearchedFaceConfidence": self.searched_face_confidence,
@@ -256,11 +258,11 @@ class SearchFacesResult:
     """A stored face searched against its collection (itself excluded)."""
 
     searched_face_id: str
-    face_matches: Tuple[FaceMatch, ...]
+    face_matches: tuple[FaceMatch, ...]
     face_model_version: str
     threshold: float = DEFAULT_FACE_MATCH_THRESHOLD
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "SearchedFaceId": self.searched_face_id,
             "FaceMatches": [m.to_rekognition() for m in self.face_matches],
@@ -272,11 +274,11 @@ class SearchFacesResult:
 class EmptyResult:
     """CreateUser and DeleteUser answer with an empty object."""
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {}
 
     @classmethod
-    def from_rekognition(cls, data: Mapping[str, Any]) -> "EmptyResult":
+    def from_rekognition(cls, data: Mapping[str, Any]) -> Self:
         return cls()
 
 
@@ -295,17 +297,17 @@ class User:
     user_id: str
     user_status: str
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {"UserId": self.user_id, "UserStatus": self.user_status}
 
 
 @dataclass(frozen=True)
 class ListUsersResult:
-    users: Tuple[User, ...]
-    next_token: Optional[str] = None
+    users: tuple[User, ...]
+    next_token: str | None = None
 
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"Users": [u.to_rekognition() for u in self.users]}
+    def to_rekognition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"Users": [u.to_rekognition() for u in self.users]}
         if self.next_token:
             out["NextToken"] = self.next_token
         return out
@@ -317,12 +319,12 @@ class UnsuccessfulFaceAssociation:
     LOW_MATCH_CONFIDENCE (``confidence``: the face's similarity to the user, 0-100)."""
 
     face_id: str
-    reasons: Tuple[str, ...]
-    user_id: Optional[str] = None
-    confidence: Optional[float] = None
+    reasons: tuple[str, ...]
+    user_id: str | None = None
+    confidence: float | None = None
 
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"FaceId": self.face_id}
+    def to_rekognition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"FaceId": self.face_id}
         if self.user_id is not None:
             out["UserId"] = self.user_id
         if self.confidence is not None:
@@ -333,11 +335,11 @@ class UnsuccessfulFaceAssociation:
 
 @dataclass(frozen=True)
 class AssociateFacesResult:
-    associated_faces: Tuple[str, ...]
-    unsuccessful_face_associations: Tuple[UnsuccessfulFaceAssociation, ...]
+    associated_faces: tuple[str, ...]
+    unsuccessful_face_associations: tuple[UnsuccessfulFaceAssociation, ...]
     user_status: str
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "AssociatedFaces": [{"FaceId": f} for f in self.associated_faces],
             "UnsuccessfulFaceAssociations": [u.to_rekognition() for u in self.unsuccessful_face_associations],
@@ -345,7 +347,7 @@ class AssociateFacesResult:
         }
 
     @classmethod
-    def from_rekognition(cls, data: Mapping[str, Any]) -> "AssociateFacesResult":
+    def from_rekognition(cls, data: Mapping[str, Any]) -> AssociateFacesResult:
         return cls(
             associated_faces=tuple(f["FaceId"] for f in data["AssociatedFaces"]),
             unsuccessful_face_associations=tuple(
@@ -366,11 +368,11 @@ class UnsuccessfulFaceDisassociation(_UnsuccessfulFace):
 
 @dataclass(frozen=True)
 class DisassociateFacesResult:
-    disassociated_faces: Tuple[str, ...]
-    unsuccessful_face_disassociations: Tuple[UnsuccessfulFaceDisassociation, ...]
+    disassociated_faces: tuple[str, ...]
+    unsuccessful_face_disassociations: tuple[UnsuccessfulFaceDisassociation, ...]
     user_status: str
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "DisassociatedFaces": [{"FaceId": f} for f in self.disassociated_faces],
             "UnsuccessfulFaceDisassociations": [
@@ -380,7 +382,7 @@ class DisassociateFacesResult:
         }
 
     @classmethod
-    def from_rekognition(cls, data: Mapping[str, Any]) -> "DisassociateFacesResult":
+    def from_rekognition(cls, data: Mapping[str, Any]) -> DisassociateFacesResult:
         return cls(
             disassociated_faces=tuple(f["FaceId"] for f in data["DisassociatedFaces"]),
             unsuccessful_face_disassociations=tuple(
@@ -406,7 +408,7 @@ class UserMatch:
     user_id: str
     user_status: str = "ACTIVE"
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "Similarity": self.similarity,
             "User": {"UserId": self.user_id, "UserStatus": self.user_status},
@@ -415,14 +417,14 @@ class UserMatch:
 
 @dataclass(frozen=True)
 class SearchUsersResult:
-    user_matches: Tuple[UserMatch, ...]
+    user_matches: tuple[UserMatch, ...]
     face_model_version: str
-    searched_face_id: Optional[str] = None
-    searched_user_id: Optional[str] = None
+    searched_face_id: str | None = None
+    searched_user_id: str | None = None
     threshold: float = DEFAULT_SEARCH_USER_MATCH_THRESHOLD
 
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {
+    def to_rekognition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "UserMatches": [m.to_rekognition() for m in self.user_matches],
             "FaceModelVersion": rekognition_model_version(self.face_model_version),
         }
@@ -437,10 +439,10 @@ class SearchUsersResult:
 class UnsearchedFace:
     """A face of the image that was not searched: FACE_NOT_LARGEST or a quality reason."""
 
-    reasons: Tuple[str, ...]
+    reasons: tuple[str, ...]
     face_detail: Mapping[str, Any]
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {"FaceDetails": dict(self.face_detail), "Reasons": list(self.reasons)}
 
 
@@ -448,14 +450,14 @@ class UnsearchedFace:
 class SearchUsersByImageResult:
     """``searched_face_detail`` is None when the image has no (usable) face: then no matches."""
 
-    user_matches: Tuple[UserMatch, ...]
+    user_matches: tuple[UserMatch, ...]
     face_model_version: str
-    searched_face_detail: Optional[Mapping[str, Any]] = None
-    unsearched_faces: Tuple[UnsearchedFace, ...] = ()
+    searched_face_detail: Mapping[str, Any] | None = None
+    unsearched_faces: tuple[UnsearchedFace, ...] = ()
     threshold: float = DEFAULT_SEARCH_USER_MATCH_THRESHOLD
 
-    def to_rekognition(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {
+    def to_rekognition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "UserMatches": [m.to_rekognition() for m in self.user_matches],
             "FaceModelVersion": rekognition_model_version(self.face_model_version),
         }
@@ -469,7 +471,7 @@ class SearchUsersByImageResult:
 class TagResourceResult:
     """TagResource and UntagResource: an empty response."""
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {}
 
 
@@ -477,7 +479,7 @@ class TagResourceResult:
 class ListTagsForResourceResult:
     """``tags``: (key, value) pairs, sorted by key."""
 
-    tags: Tuple[Tuple[str, str], ...]
+    tags: tuple[tuple[str, str], ...]
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {"Tags": dict(self.tags)}

@@ -29,8 +29,8 @@ face exactly (``faceaudit.audit``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit._settings import (
@@ -47,13 +47,13 @@ INDEX_TAG = "faceaudit:index"
 
 
 
-class IndexKind(str, enum.Enum):
+class IndexKind(str, enum.Enum):  # noqa: UP042 (StrEnum would change str() of a member)
     FLAT = "flat"
     FASTSCAN = "fastscan"
     HNSW = "hnsw"
 
 
-class VectorStore(str, enum.Enum):
+class VectorStore(str, enum.Enum):  # noqa: UP042 (StrEnum would change str() of a member)
     LOCAL = "local"
     MILVUS = "milvus"
 
@@ -66,7 +66,7 @@ def parse_index_kind(value: str, what: str = f"tag {INDEX_TAG}") -> IndexKind:
         raise InvalidParameterError(f"{what} must be one of {known}, got {value!r}") from None
 
 
-def checked_index_tag(tags: dict) -> dict:
+def checked_index_tag(tags: dict[str, str]) -> dict[str, str]:
     """``tags`` with a ``faceaudit:index`` value checked and lower-cased (InvalidParameterError)."""
     if INDEX_TAG in tags:
         return {**tags, INDEX_TAG: parse_index_kind(tags[INDEX_TAG]).value}
@@ -78,12 +78,12 @@ class SearchConfig:
     """A process's vector store and index choices (see the module docstring)."""
 
     vector_store: VectorStore = VectorStore.LOCAL
-    milvus_uri: Optional[str] = None
+    milvus_uri: str | None = None
     """Milvus server URI (http://host:19530) or a milvus-lite file; None: <data dir>/milvus.db."""
-    hnsw_above: Optional[int] = None
+    hnsw_above: int | None = None
     """Collections without an index tag use HNSW above this many faces; None: never."""
     hnsw: HnswParams = field(default_factory=HnswParams)
-    fastscan_above: Optional[int] = None
+    fastscan_above: int | None = None
     """Collections without an index tag use the fast scan above this many faces; None: never."""
     fastscan: FastScanParams = field(default_factory=FastScanParams)
 
@@ -103,17 +103,17 @@ class SearchConfig:
         return max(passed, key=lambda p: p[0])[1] if passed else IndexKind.FLAT
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "SearchConfig":
+    def from_settings(cls, settings: Settings) -> SearchConfig:
         """The vector store and index choices of ``settings``."""
         return cls(vector_store=VectorStore(settings.vector_store), milvus_uri=settings.milvus_uri,
                    hnsw_above=settings.hnsw_above, fastscan_above=settings.fastscan_above)
 
     @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "SearchConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SearchConfig:
         """The choices of the environment's settings (``os.environ`` when ``env`` is None)."""
         return cls.from_settings(Settings.from_env(env))
 
-    def to_env(self) -> Dict[str, str]:
+    def to_env(self) -> dict[str, str]:
         """The environment variables that make :meth:`from_env` return this config."""
         out = {ENV_VECTOR_STORE: self.vector_store.value}
         if self.milvus_uri:

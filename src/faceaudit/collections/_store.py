@@ -41,14 +41,18 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from faceaudit._db import Schema, SQLiteDatabase, statements, transaction
 from faceaudit._errors import ResourceNotFoundError
+
+if TYPE_CHECKING:
+    from faceaudit.engine import BoundingBox
 
 DB_NAME = "collections.sqlite3"
 BUSY_TIMEOUT_S = 60.0
@@ -189,12 +193,12 @@ class FaceRow:
     rowid: int
     face_id: str
     image_id: str
-    external_image_id: Optional[str]
-    box: Tuple[float, float, float, float]
+    external_image_id: str | None
+    box: tuple[float, float, float, float]
     confidence: float
-    user_id: Optional[str]
-    user_row: Optional[int]
-    labels: Dict[str, Any]
+    user_id: str | None
+    user_row: int | None
+    labels: dict[str, Any]
     sha256: str
 
 
@@ -206,7 +210,14 @@ FROM faces f JOIN images i ON i.id = f.image_row LEFT JOIN users u ON u.id = f.u
 """
 
 
-def _face_row(r) -> FaceRow:
+def _rowid(cur: sqlite3.Cursor) -> int:
+    """The row id of the row an INSERT on ``cur`` added (sqlite3 sets it after each INSERT)."""
+    if cur.lastrowid is None:  # pragma: no cover - not after an INSERT
+        raise RuntimeError("an INSERT left no row id")
+    return cur.lastrowid
+
+
+def _face_row(r: Sequence[Any]) -> FaceRow:
     return FaceRow(
         rowid=r[0], face_id=r[1], image_id=r[2], external_image_id=r[3] or None,
         box=(r[4], r[5], r[6], r[7]), confidence=r[8], user_id=r[9], user_row=r[10],
@@ -232,15 +243,21 @@ class Store:
         self.path = self.data_dir / DB_NAME
         self._db = SQLiteDatabase(self.path, SCHEMA, busy_timeout_s=BUSY_TIMEOUT_S, check_same_thread=False)
         self._local = threading.local()
-        self._secret: Optional[bytes] = None
+        self._secret: bytes | None = None
 
     # -- connections ---------------------------------------------------------------------------
-    def _connect(self, create: bool) -> Optional[sqlite3.Connection]:
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
         if not self._db.exists() and not create:
             return None
         return self._db.connect()  # refuses a data dir open to other users
 
-    def connection(self, create: bool = False) -> Optional[sqlite3.Connection]:
+    @overload
+    def connection(self, create: Literal[True]) -> sqlite3.Connection: ...
+
+    @overload
+    def connection(self, create: bool = False) -> sqlite3.Connection | None: ...
+
+    def connection(self, create: bool = False) -> sqlite3.Connection | None:
         """This thread's connection; None when the database does not exist and ``create`` is False."""
         local = self._local
         conn = getattr(local, "conn", None)
@@ -260,7 +277,7 @@ class Store:
         self._local.conn = None
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Optional[sqlite3.Connection]]:
+    def read(self) -> Iterator[sqlite3.Connection | None]:
         """A read transaction (one snapshot); yields None when the database does not exist yet."""
         conn = self.connection(create=False)
         if conn is None:
@@ -269,8 +286,14 @@ class Store:
         with transaction(conn, write=False):
             yield conn
 
-    @contextlib.contextmanager
-    def write(self, create: bool = False) -> Iterator[Optional[sqlite3.Connection]]:
+    @overload
+    def write(self, create: Literal[True]) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+
+    @overload
+    def write(self, create: bool = False) -> contextlib.AbstractContextManager[sqlite3.Connection | None]: ...
+
+    @contextlib.contextmanager  # type: ignore[misc]  # mypy cannot see create=True always yields a connection
+    def write(self, create: bool = False) -> Iterator[sqlite3.Connection | None]:
         """A write transaction: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
 
         Yields None when the database does not exist and ``create`` is False (every
@@ -283,7 +306,13 @@ class Store:
         with transaction(conn, write=True):
             yield conn
 
-    def secret(self, conn: Optional[sqlite3.Connection]) -> Optional[bytes]:
+    @overload
+    def secret(self, conn: sqlite3.Connection) -> bytes: ...
+
+    @overload
+    def secret(self, conn: sqlite3.Connection | None) -> bytes | None: ...
+
+    def secret(self, conn: sqlite3.Connection | None) -> bytes | None:
         """The key that signs pagination tokens (None before the database exists)."""
         if self._secret is None and conn is not None:
             row = conn.execute("SELECT value FROM meta WHERE key = 'token_secret'").fetchone()
@@ -292,45 +321,55 @@ class Store:
 
     # -- collections ---------------------------------------------------------------------------
     @staticmethod
-    def find_collection(conn: Optional[sqlite3.Connection], name: str) -> Optional[CollectionRow]:
+    def find_collection(conn: sqlite3.Connection | None, name: str) -> CollectionRow | None:
         if conn is None:
             return None
         r = conn.execute(f"SELECT {_COLLECTION_COLS} FROM collections WHERE name = ?", (name,)).fetchone()
         return CollectionRow(*r) if r else None
 
     @classmethod
-    def get_collection(cls, conn: Optional[sqlite3.Connection], name: str) -> CollectionRow:
+    def get_collection(cls, conn: sqlite3.Connection | None, name: str) -> CollectionRow:
         row = cls.find_collection(conn, name)
         if row is None:
             raise ResourceNotFoundError(f"collection {name!r} does not exist")
         return row
 
+    @classmethod
+    def require_collection(cls, conn: sqlite3.Connection | None,
+                           name: str) -> tuple[sqlite3.Connection, CollectionRow]:
+        """``(conn, the collection)``, as :meth:`get_collection`; the connection comes back typed
+        as present (no database yet: no collection, ResourceNotFoundException)."""
+        if conn is None:
+            raise ResourceNotFoundError(f"collection {name!r} does not exist")
+        return conn, cls.get_collection(conn, name)
+
     @staticmethod
-    def collection_by_rowid(conn: sqlite3.Connection, rowid: int) -> Optional[CollectionRow]:
+    def collection_by_rowid(conn: sqlite3.Connection, rowid: int) -> CollectionRow | None:
         r = conn.execute(f"SELECT {_COLLECTION_COLS} FROM collections WHERE id = ?", (rowid,)).fetchone()
         return CollectionRow(*r) if r else None
 
     @staticmethod
-    def insert_collection(conn, name: str, model: str, model_version: str, dimension: int,
-                          tags: dict) -> int:
+    def insert_collection(conn: sqlite3.Connection, name: str, model: str, model_version: str, dimension: int,
+                          tags: dict[str, str]) -> int:
         cur = conn.execute(
             "INSERT INTO collections (name, model, model_version, dimension, created_at, tags) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (name, model, model_version, dimension, round(time.time(), 3), json.dumps(tags)),
         )
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     @staticmethod
-    def collection_tags(conn, rowid: int) -> dict:
+    def collection_tags(conn: sqlite3.Connection, rowid: int) -> dict[str, str]:
         r = conn.execute("SELECT tags FROM collections WHERE id = ?", (rowid,)).fetchone()
-        return json.loads(r[0]) if r and r[0] else {}
+        tags: dict[str, str] = json.loads(r[0]) if r and r[0] else {}
+        return tags
 
     @staticmethod
-    def set_collection_tags(conn, rowid: int, tags: dict) -> None:
+    def set_collection_tags(conn: sqlite3.Connection, rowid: int, tags: dict[str, str]) -> None:
         conn.execute("UPDATE collections SET tags = ? WHERE id = ?", (json.dumps(tags), rowid))
 
     @staticmethod
-    def list_collections(conn, after: int, limit: int) -> List[CollectionRow]:
+    def list_collections(conn: sqlite3.Connection | None, after: int, limit: int) -> list[CollectionRow]:
         if conn is None:
             return []
         rows = conn.execute(
@@ -340,7 +379,7 @@ class Store:
         return [CollectionRow(*r) for r in rows]
 
     @staticmethod
-    def delete_collection(conn, rowid: int) -> None:
+    def delete_collection(conn: sqlite3.Connection, rowid: int) -> None:
         conn.execute("DELETE FROM face_log WHERE collection_id = ?", (rowid,))
         conn.execute("DELETE FROM faces WHERE collection_id = ?", (rowid,))
         conn.execute("DELETE FROM images WHERE collection_id = ?", (rowid,))
@@ -349,7 +388,7 @@ class Store:
 
     # -- the change log --------------------------------------------------------------------------
     @staticmethod
-    def log_changes(conn, collection_rowid: int, face_rows: Sequence[int], face_delta: int) -> None:
+    def log_changes(conn: sqlite3.Connection, collection_rowid: int, face_rows: Sequence[int], face_delta: int) -> None:
         """Record added or deleted faces, move the collection's head and count, prune the log."""
         if not face_rows:
             return
@@ -375,7 +414,7 @@ class Store:
             conn.execute("UPDATE collections SET log_floor = ? WHERE id = ?", (cut, collection_rowid))
 
     @staticmethod
-    def changed_face_rows(conn, collection_rowid: int, after_seq: int) -> List[int]:
+    def changed_face_rows(conn: sqlite3.Connection, collection_rowid: int, after_seq: int) -> list[int]:
         rows = conn.execute(
             "SELECT DISTINCT face_row FROM face_log WHERE collection_id = ? AND seq > ?",
             (collection_rowid, after_seq),
@@ -384,11 +423,11 @@ class Store:
 
     # -- embeddings ------------------------------------------------------------------------------
     @staticmethod
-    def embeddings(conn, collection_rowid: int, dimension: int, face_rows: Optional[Sequence[int]] = None,
-                   chunk: int = 500) -> Tuple[np.ndarray, np.ndarray]:
+    def embeddings(conn: sqlite3.Connection, collection_rowid: int, dimension: int,
+                   face_rows: Sequence[int] | None = None, chunk: int = 500) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of the collection's faces, all or those of ``face_rows`` that exist."""
-        ids: List[int] = []
-        blobs: List[bytes] = []
+        ids: list[int] = []
+        blobs: list[bytes] = []
         if face_rows is None:
             cur = conn.execute(
                 "SELECT id, embedding FROM faces WHERE collection_id = ? ORDER BY id", (collection_rowid,)
@@ -410,7 +449,7 @@ class Store:
         return np.asarray(ids, dtype=np.int64), blobs_to_matrix(blobs, dimension)
 
     @staticmethod
-    def face_rowids(conn, collection_rowid: int) -> np.ndarray:
+    def face_rowids(conn: sqlite3.Connection, collection_rowid: int) -> np.ndarray:
         rows = conn.execute(
             "SELECT id FROM faces WHERE collection_id = ? ORDER BY id", (collection_rowid,)
         ).fetchall()
@@ -418,8 +457,8 @@ class Store:
 
     # -- faces -----------------------------------------------------------------------------------
     @staticmethod
-    def faces_by_rowids(conn, rowids: Sequence[int], chunk: int = 500) -> Dict[int, FaceRow]:
-        out: Dict[int, FaceRow] = {}
+    def faces_by_rowids(conn: sqlite3.Connection, rowids: Sequence[int], chunk: int = 500) -> dict[int, FaceRow]:
+        out: dict[int, FaceRow] = {}
         rows = [int(r) for r in rowids]
         for i in range(0, len(rows), chunk):
             part = rows[i : i + chunk]
@@ -430,8 +469,9 @@ class Store:
         return out
 
     @staticmethod
-    def faces_by_face_ids(conn, collection_rowid: int, face_ids: Sequence[str], chunk: int = 500) -> Dict[str, FaceRow]:
-        out: Dict[str, FaceRow] = {}
+    def faces_by_face_ids(conn: sqlite3.Connection, collection_rowid: int, face_ids: Sequence[str],
+                          chunk: int = 500) -> dict[str, FaceRow]:
+        out: dict[str, FaceRow] = {}
         ids = list(face_ids)
         for i in range(0, len(ids), chunk):
             part = ids[i : i + chunk]
@@ -444,15 +484,16 @@ class Store:
         return out
 
     @staticmethod
-    def face_embedding(conn, face_rowid: int, dimension: int) -> np.ndarray:
+    def face_embedding(conn: sqlite3.Connection, face_rowid: int, dimension: int) -> np.ndarray:
         blob = conn.execute("SELECT embedding FROM faces WHERE id = ?", (face_rowid,)).fetchone()[0]
-        return blobs_to_matrix([blob], dimension)[0]
+        vector: np.ndarray = blobs_to_matrix([blob], dimension)[0]
+        return vector
 
     @staticmethod
-    def list_faces(conn, collection_rowid: int, after: int, limit: int, user_row: Optional[int],
-                   face_ids: Optional[Sequence[str]]) -> List[FaceRow]:
+    def list_faces(conn: sqlite3.Connection, collection_rowid: int, after: int, limit: int,
+                   user_row: int | None, face_ids: Sequence[str] | None) -> list[FaceRow]:
         where = ["f.collection_id = ?", "f.id > ?"]
-        args: List[Any] = [collection_rowid, after]
+        args: list[Any] = [collection_rowid, after]
         if user_row is not None:
             where.append("f.user_row = ?")
             args.append(user_row)
@@ -465,22 +506,26 @@ class Store:
         return [_face_row(r) for r in rows]
 
     @staticmethod
-    def faces_created_before(conn, collection_rowid: int, before: float) -> List[Tuple[str, Optional[str]]]:
+    def faces_created_before(conn: sqlite3.Connection, collection_rowid: int,
+                             before: float) -> list[tuple[str, str | None]]:
         """(FaceId, UserId or None) of the collection's faces indexed before ``before``, oldest first."""
         return [(r[0], r[1]) for r in conn.execute(
             "SELECT f.face_id, u.user_id FROM faces f LEFT JOIN users u ON u.id = f.user_row "
             "WHERE f.collection_id = ? AND f.created_at < ? ORDER BY f.id", (collection_rowid, before))]
 
     @staticmethod
-    def find_image(conn, collection_rowid: int, sha256: str, external_image_id: Optional[str]):
-        return conn.execute(
+    def find_image(conn: sqlite3.Connection, collection_rowid: int, sha256: str,
+                   external_image_id: str | None) -> tuple[int, str, str] | None:
+        """(image row, ImageId, unindexed faces as JSON) of an image already indexed, or None."""
+        row: tuple[int, str, str] | None = conn.execute(
             "SELECT id, image_id, unindexed FROM images WHERE collection_id = ? AND sha256 = ? "
             "AND external_image_id = ? ORDER BY id LIMIT 1",
             (collection_rowid, sha256, external_image_id or ""),
         ).fetchone()
+        return row
 
     @staticmethod
-    def image_keys(conn, collection_rowid: int) -> set:
+    def image_keys(conn: sqlite3.Connection | None, collection_rowid: int) -> set[tuple[str, str]]:
         """{(sha256, ExternalImageId or '')} of the images indexed in a collection."""
         if conn is None:
             return set()
@@ -489,25 +534,27 @@ class Store:
         ).fetchall())
 
     @staticmethod
-    def face_details(conn, image_row: int) -> List[Tuple[int, str]]:
-        return conn.execute(
+    def face_details(conn: sqlite3.Connection, image_row: int) -> list[tuple[int, str]]:
+        return [(int(r[0]), str(r[1])) for r in conn.execute(
             "SELECT id, detail FROM faces WHERE image_row = ? ORDER BY id", (image_row,)
-        ).fetchall()
+        )]
 
     @staticmethod
-    def insert_image(conn, collection_rowid: int, image_id: str, sha256: str, external_image_id: Optional[str],
-                     width: int, height: int, unindexed: list, labels: dict, source: Optional[str]) -> int:
+    def insert_image(conn: sqlite3.Connection, collection_rowid: int, image_id: str, sha256: str,
+                     external_image_id: str | None, width: int, height: int, unindexed: list[dict[str, Any]],
+                     labels: dict[str, str], source: str | None) -> int:
         cur = conn.execute(
             "INSERT INTO images (collection_id, image_id, sha256, external_image_id, width, height, "
             "unindexed, labels, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (collection_rowid, image_id, sha256, external_image_id or "", width, height,
              json.dumps(unindexed), json.dumps(labels), source, round(time.time(), 3)),
         )
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     @staticmethod
-    def insert_face(conn, collection_rowid: int, face_id: str, image_row: int, box, confidence: float,
-                    quality: float, detail: dict, vector: np.ndarray, thumbnail: bytes = b"") -> int:
+    def insert_face(conn: sqlite3.Connection, collection_rowid: int, face_id: str, image_row: int,
+                    box: BoundingBox, confidence: float, quality: float, detail: dict[str, Any],
+                    vector: np.ndarray, thumbnail: bytes = b"") -> int:
         cur = conn.execute(
             "INSERT INTO faces (collection_id, face_id, image_row, box_left, box_top, box_width, "
             "box_height, confidence, quality, detail, embedding, created_at) "
@@ -515,13 +562,13 @@ class Store:
             (collection_rowid, face_id, image_row, box.left, box.top, box.width, box.height,
              confidence, quality, json.dumps(detail), vector_to_blob(vector), round(time.time(), 3)),
         )
-        row = int(cur.lastrowid)
+        row = _rowid(cur)
         if thumbnail:
             conn.execute("INSERT INTO face_thumbnails (face_row, jpeg) VALUES (?, ?)", (row, thumbnail))
         return row
 
     @staticmethod
-    def face_thumbnail(conn, face_id: str) -> Optional[bytes]:
+    def face_thumbnail(conn: sqlite3.Connection, face_id: str) -> bytes | None:
         row = conn.execute(
             "SELECT t.jpeg FROM face_thumbnails t JOIN faces f ON f.id = t.face_row WHERE f.face_id = ?",
             (face_id,),
@@ -529,7 +576,7 @@ class Store:
         return bytes(row[0]) if row else None
 
     @staticmethod
-    def delete_face_rows(conn, face_rows: Sequence[int]) -> None:
+    def delete_face_rows(conn: sqlite3.Connection, face_rows: Sequence[int]) -> None:
         """Delete faces, and their image rows once an image has no face left."""
         images = set()
         for r in face_rows:
@@ -543,7 +590,7 @@ class Store:
 
     # -- users -----------------------------------------------------------------------------------
     @staticmethod
-    def find_user(conn, collection_rowid: int, user_id: str) -> Optional[int]:
+    def find_user(conn: sqlite3.Connection | None, collection_rowid: int, user_id: str) -> int | None:
         if conn is None:
             return None
         r = conn.execute(
@@ -552,42 +599,43 @@ class Store:
         return r[0] if r else None
 
     @staticmethod
-    def insert_user(conn, collection_rowid: int, user_id: str) -> int:
+    def insert_user(conn: sqlite3.Connection, collection_rowid: int, user_id: str) -> int:
         cur = conn.execute(
             "INSERT INTO users (collection_id, user_id, created_at) VALUES (?, ?, ?)",
             (collection_rowid, user_id, round(time.time(), 3)),
         )
         conn.execute("UPDATE collections SET user_count = user_count + 1 WHERE id = ?", (collection_rowid,))
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     @staticmethod
-    def delete_user(conn, collection_rowid: int, user_row: int) -> None:
+    def delete_user(conn: sqlite3.Connection, collection_rowid: int, user_row: int) -> None:
         """Delete a user; its faces stay, disassociated."""
         conn.execute("UPDATE faces SET user_row = NULL WHERE user_row = ?", (user_row,))
         conn.execute("DELETE FROM users WHERE id = ?", (user_row,))
         conn.execute("UPDATE collections SET user_count = user_count - 1 WHERE id = ?", (collection_rowid,))
 
     @staticmethod
-    def set_user(conn, face_rows: Sequence[int], user_row: Optional[int]) -> None:
+    def set_user(conn: sqlite3.Connection, face_rows: Sequence[int], user_row: int | None) -> None:
         conn.executemany("UPDATE faces SET user_row = ? WHERE id = ?", [(user_row, int(r)) for r in face_rows])
 
     @staticmethod
-    def user_face_rows(conn, user_row: int) -> List[int]:
+    def user_face_rows(conn: sqlite3.Connection, user_row: int) -> list[int]:
         return [r[0] for r in conn.execute("SELECT id FROM faces WHERE user_row = ? ORDER BY id", (user_row,))]
 
     @staticmethod
-    def list_users(conn, collection_rowid: int, after: int, limit: int) -> List[Tuple[int, str, int]]:
+    def list_users(conn: sqlite3.Connection, collection_rowid: int, after: int,
+                   limit: int) -> list[tuple[int, str, int]]:
         """[(row id, UserId, face count)] in creation order."""
-        return conn.execute(
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in conn.execute(
             "SELECT u.id, u.user_id, (SELECT COUNT(*) FROM faces f WHERE f.user_row = u.id) "
             "FROM users u WHERE u.collection_id = ? AND u.id > ? ORDER BY u.id LIMIT ?",
             (collection_rowid, after, limit),
-        ).fetchall()
+        )]
 
     @staticmethod
-    def users_with_faces(conn, face_rows: Sequence[int]) -> Dict[int, Tuple[int, str]]:
+    def users_with_faces(conn: sqlite3.Connection, face_rows: Sequence[int]) -> dict[int, tuple[int, str]]:
         """{face row: (user row, UserId)} for those of ``face_rows`` that belong to a user."""
-        out: Dict[int, Tuple[int, str]] = {}
+        out: dict[int, tuple[int, str]] = {}
         rows = [int(r) for r in face_rows]
         for i in range(0, len(rows), 500):
             part = rows[i : i + 500]
@@ -601,14 +649,17 @@ class Store:
 
     # -- idempotency -----------------------------------------------------------------------------
     @staticmethod
-    def idempotent_response(conn, operation: str, token: str) -> Optional[Tuple[str, str]]:
-        return conn.execute(
+    def idempotent_response(conn: sqlite3.Connection, operation: str, token: str) -> tuple[str, str] | None:
+        """(request, response) remembered for an idempotency token, or None once expired."""
+        row: tuple[str, str] | None = conn.execute(
             "SELECT request, response FROM idempotency WHERE operation = ? AND token = ? AND created_at > ?",
             (operation, token, time.time() - IDEMPOTENCY_TTL_S),
         ).fetchone()
+        return row
 
     @staticmethod
-    def remember_response(conn, operation: str, token: str, request: str, response: str) -> None:
+    def remember_response(conn: sqlite3.Connection, operation: str, token: str, request: str,
+                          response: str) -> None:
         now = time.time()
         conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (now - IDEMPOTENCY_TTL_S,))
         conn.execute(

@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from typing import Any, Optional
+from typing import Any
 
 from faceaudit._errors import InvalidPaginationTokenError, InvalidParameterError
 
@@ -43,7 +43,7 @@ def encode(secret: bytes, kind: str, scope: str, after: int) -> str:
     return f"{_b64(payload)}.{_b64(sig)}"
 
 
-def decode(secret: Optional[bytes], token: Any, kind: str, scope: str) -> int:
+def decode(secret: bytes | None, token: Any, kind: str, scope: str) -> int:
     """The ``after`` row id of a token issued for this ``kind`` and ``scope``."""
     if not isinstance(token, str):
         raise InvalidParameterError("NextToken must be a string")

@@ -13,8 +13,8 @@ the model's own scale, so they mean the same false-match rate on every model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -67,8 +67,8 @@ class Track:
     """One person's sightings, in time order, and the sum of their embeddings."""
 
     index: int
-    sightings: List[Sighting] = field(default_factory=list)
-    _sum: Optional[np.ndarray] = None
+    sightings: list[Sighting] = field(default_factory=list)
+    _sum: np.ndarray | None = None
 
     def add(self, s: Sighting) -> None:
         self.sightings.append(s)
@@ -84,12 +84,12 @@ class Track:
     def last(self) -> Sighting:
         return self.sightings[-1]
 
-    def best(self, n: int = BEST_FRAMES) -> List[Sighting]:
+    def best(self, n: int = BEST_FRAMES) -> list[Sighting]:
         """The ``n`` best sightings (by :attr:`Sighting.quality`), best first."""
         return sorted(self.sightings, key=lambda s: -s.quality)[:n]
 
 
-def iou(a: Tuple[float, float, float, float], b: Tuple[float, float, float, float]) -> float:
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """Intersection over union of two (left, top, width, height) boxes."""
     ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
     w = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
@@ -109,10 +109,10 @@ class FaceTracker:
         self._overlap = scale.to_cosine(overlap_similarity)
         self._min_iou = min_iou
         self._max_gap = max_gap_ms
-        self.tracks: List[Track] = []
+        self.tracks: list[Track] = []
 
     def update(self, frame_number: int, timestamp_ms: int,
-               faces: Sequence[Tuple[DetectedFace, np.ndarray]]) -> List[int]:
+               faces: Sequence[tuple[DetectedFace, np.ndarray]]) -> list[int]:
         """The track index of each face (in the order given)."""
         pairs = []
         for fi, (face, vec) in enumerate(faces):
@@ -124,8 +124,8 @@ class FaceTracker:
                 if cos >= self._relink or (overlap and cos >= self._overlap):
                     pairs.append((cos + (1.0 if overlap else 0.0), fi, track.index))
         pairs.sort(key=lambda p: -p[0])
-        assigned: dict = {}
-        taken = set()
+        assigned: dict[int, int] = {}  # face -> track
+        taken: set[int] = set()
         for _, fi, ti in pairs:
             if fi in assigned or ti in taken:
                 continue
@@ -133,8 +133,9 @@ class FaceTracker:
             taken.add(ti)
         out = []
         for fi, (face, vec) in enumerate(faces):
-            ti = assigned.get(fi)
-            if ti is None:
+            if fi in assigned:
+                ti = assigned[fi]
+            else:
                 ti = len(self.tracks)
                 self.tracks.append(Track(index=ti))
             self.tracks[ti].add(Sighting(timestamp_ms, face, np.asarray(vec, np.float32), frame_number))
@@ -142,6 +143,6 @@ class FaceTracker:
         return out
 
 
-def _box(face: DetectedFace) -> Tuple[float, float, float, float]:
+def _box(face: DetectedFace) -> tuple[float, float, float, float]:
     b = face.bounding_box
     return (b.left, b.top, b.width, b.height)

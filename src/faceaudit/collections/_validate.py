@@ -46,7 +46,7 @@ MAX_USER_FACE_IDS = 100
 MAX_TAGS = 200
 
 
-def _string(value: Any, name: str, pattern: re.Pattern, max_len: int, min_len: int = 1) -> str:
+def _string(value: Any, name: str, pattern: re.Pattern[str], max_len: int, min_len: int = 1) -> str:
     if not isinstance(value, str):
         raise InvalidParameterError(f"{name} must be a string")
     if not min_len <= len(value) <= max_len:
@@ -172,7 +172,7 @@ def image_bytes(value: Any) -> bytes:
     return value
 
 
-def tags(value: Any) -> dict:
+def tags(value: Any) -> dict[str, str]:
     """Tags of CreateCollection: at most 200 key/value strings (keys 1-128, values 0-256)."""
     if value is None:
         return {}
@@ -180,7 +180,7 @@ def tags(value: Any) -> dict:
         raise InvalidParameterError("Tags must be a map of strings")
     if len(value) > MAX_TAGS:
         raise InvalidParameterError(f"Tags may hold at most {MAX_TAGS} entries")
-    out = {}
+    out: dict[str, str] = {}
     for k, v in value.items():
         if not isinstance(k, str) or not 1 <= len(k) <= 128 or k.startswith("aws:") or not TAG_RE.fullmatch(k):
             raise InvalidParameterError(f"invalid tag key {k!r}")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,7 +61,7 @@ class VideoMetadata:
     frame_height: int
     frame_count: int
 
-    def to_rekognition(self) -> Dict[str, Any]:
+    def to_rekognition(self) -> dict[str, Any]:
         return {
             "Codec": self.codec, "DurationMillis": self.duration_millis, "Format": self.format,
             "FrameRate": round(self.frame_rate, 3), "FrameWidth": self.frame_width,
@@ -68,7 +69,7 @@ class VideoMetadata:
         }
 
     @classmethod
-    def from_rekognition(cls, doc: Dict[str, Any]) -> "VideoMetadata":
+    def from_rekognition(cls, doc: Mapping[str, Any]) -> VideoMetadata:
         return cls(doc["Codec"], int(doc["DurationMillis"]), doc["Format"], float(doc["FrameRate"]),
                    int(doc["FrameWidth"]), int(doc["FrameHeight"]), int(doc.get("FrameCount", 0)))
 
@@ -82,7 +83,7 @@ class Frame:
     image: Image
 
 
-def check_sample_fps(value: Optional[float]) -> float:
+def check_sample_fps(value: float | None) -> float:
     """Frames analysed per second of video: default 2, from 0.1 to 30."""
     if value is None:
         return DEFAULT_SAMPLE_FPS
@@ -142,7 +143,7 @@ def _open(path: Path) -> Any:
     return cap
 
 
-def probe_video(path: "str | os.PathLike[str]", limits: VideoLimits = VideoLimits()) -> VideoMetadata:
+def probe_video(path: str | os.PathLike[str], limits: VideoLimits = VideoLimits()) -> VideoMetadata:
     """The video's metadata, after checking it against ``limits`` (nothing is decoded yet)."""
     path = Path(path)
     try:
@@ -187,7 +188,7 @@ def probe_video(path: "str | os.PathLike[str]", limits: VideoLimits = VideoLimit
                          frame_rate=fps, frame_width=width, frame_height=height, frame_count=count)
 
 
-def sample_frames(path: "str | os.PathLike[str]", meta: VideoMetadata, fps: float,
+def sample_frames(path: str | os.PathLike[str], meta: VideoMetadata, fps: float,
                   limits: VideoLimits = VideoLimits()) -> Iterator[Frame]:
     """Frames at about ``fps`` per second of video (the first frame of each 1/fps interval).
 

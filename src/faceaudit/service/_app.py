@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 from faceaudit import __version__
 from faceaudit._errors import (
     AccessDeniedError,
     FaceAuditError,
     ImageTooLargeError,
+    IncompleteBodyError,
     LengthRequiredError,
     RequestTooLargeError,
     ThrottlingError,
@@ -50,7 +51,6 @@ from faceaudit.service._model import OPERATIONS, operation_model
 from faceaudit.service._protocol import (
     ENGINE_TIME_HEADER,
     HttpRequest,
-    IncompleteBodyError,
     HttpResponse,
     check_content_type,
     error_doc,
@@ -78,12 +78,12 @@ class ServiceConfig:
     data_dir: Path
     auth: bool = True
     rate_limit: float = DEFAULT_RATE_LIMIT  # requests/second per key; <= 0 disables
-    rate_burst: Optional[float] = None
+    rate_burst: float | None = None
     max_skew_seconds: float = 15 * 60
     strict_responses: bool = False  # check every response against its shape (tests)
-    objects: Optional[ObjectStore] = None  # for S3Object inputs (None: refused)
-    bucket_access: Optional[BucketAccess] = None  # which roles read which buckets (None: default)
-    backend_options: Optional[BackendOptions] = None  # typed options of the backend (None: defaults)
+    objects: ObjectStore | None = None  # for S3Object inputs (None: refused)
+    bucket_access: BucketAccess | None = None  # which roles read which buckets (None: default)
+    backend_options: BackendOptions | None = None  # typed options of the backend (None: defaults)
 
 
 @dataclass
@@ -96,14 +96,14 @@ class Exchange:
     request: HttpRequest
     request_id: str
     started: float
-    operation: Optional[str] = None
-    access_key_id: Optional[str] = None
-    engine_ms: Optional[float] = None
+    operation: str | None = None
+    access_key_id: str | None = None
+    engine_ms: float | None = None
     native: bool = False
-    auth: Optional[ParsedAuthorization] = None
-    caller: Optional[Caller] = field(default=None, repr=False)
-    response: Optional[HttpResponse] = None
-    error_code: Optional[str] = None
+    auth: ParsedAuthorization | None = None
+    caller: Caller | None = field(default=None, repr=False)
+    response: HttpResponse | None = None
+    error_code: str | None = None
 
     @property
     def needs_body(self) -> bool:
@@ -116,10 +116,10 @@ class ServiceApp:
     def __init__(
         self,
         config: ServiceConfig,
-        dispatcher: Optional[Dispatcher] = None,
-        limiter: Optional[RateLimiter] = None,
+        dispatcher: Dispatcher | None = None,
+        limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
-        extension: Optional[ServiceExtension] = None,
+        extension: ServiceExtension | None = None,
     ) -> None:
         self.config = config
         self.extension = extension
@@ -157,7 +157,7 @@ class ServiceApp:
         self._guard(exchange, lambda: self._route(request, exchange))
         return exchange
 
-    def finish(self, exchange: Exchange, body: bytes, body_sha256: Optional[str] = None) -> HttpResponse:
+    def finish(self, exchange: Exchange, body: bytes, body_sha256: str | None = None) -> HttpResponse:
         """Steps 7-11 with the body that was read (``body_sha256``: its SHA-256 in hex, computed
         while it streamed in; computed here when None)."""
         self._guard(exchange, lambda: self._api_body(exchange, body, body_sha256))
@@ -191,7 +191,7 @@ class ServiceApp:
         )
         return response
 
-    def _guard(self, exchange: Exchange, step: Callable[[], Optional[HttpResponse]]) -> None:
+    def _guard(self, exchange: Exchange, step: Callable[[], HttpResponse | None]) -> None:
         try:
             exchange.response = step()
         except FaceAuditError as exc:
@@ -215,7 +215,7 @@ class ServiceApp:
 
     # -- routing ---------------------------------------------------------------------------------
 
-    def _route(self, request: HttpRequest, exchange: Exchange) -> Optional[HttpResponse]:
+    def _route(self, request: HttpRequest, exchange: Exchange) -> HttpResponse | None:
         request_id = exchange.request_id
         path = request.raw_path
         if path == "/health":
@@ -236,7 +236,7 @@ class ServiceApp:
             return _method_not_allowed(request_id, "POST")
         return self._api_head(request, exchange)
 
-    def _api_head(self, request: HttpRequest, exchange: Exchange) -> Optional[HttpResponse]:
+    def _api_head(self, request: HttpRequest, exchange: Exchange) -> HttpResponse | None:
         # 2. a declared length, so that the size limit holds before reading
         if (request.header("transfer-encoding") or "").strip():
             raise LengthRequiredError("chunked request bodies are not accepted; send Content-Length")
@@ -259,7 +259,7 @@ class ServiceApp:
         exchange.operation = operation
         exchange.native = native
         if native:
-            if operation not in ext.operations:  # type: ignore[union-attr]
+            if operation not in ext.operations:  # type: ignore[union-attr]  # native: there is an extension
                 raise UnknownOperationError(f"{operation} is not an operation of this service")
         elif operation not in OPERATIONS:
             raise UnknownOperationError(f"{operation} is not an operation of this service")
@@ -277,7 +277,8 @@ class ServiceApp:
         exchange.caller = caller
 
         # 6. body size, before reading it
-        limit = ext.body_limit(operation) if native else body_limit(self._n_images[operation])
+        limit = (ext.body_limit(operation) if native  # type: ignore[union-attr]  # native: there is an extension
+                 else body_limit(self._n_images[operation]))
         if request.content_length > limit:
             message = (
                 f"the request body is {request.content_length} bytes; {operation} accepts at most "
@@ -288,7 +289,7 @@ class ServiceApp:
             raise RequestTooLargeError(message)
         return None  # the body is to be read: finish()
 
-    def _api_body(self, exchange: Exchange, body: bytes, body_sha256: Optional[str]) -> HttpResponse:
+    def _api_body(self, exchange: Exchange, body: bytes, body_sha256: str | None) -> HttpResponse:
         request, auth, ext = exchange.request, exchange.auth, self.extension
         operation, native, caller = exchange.operation, exchange.native, exchange.caller
         if operation is None or caller is None:  # pragma: no cover - begin() was not called
@@ -311,14 +312,14 @@ class ServiceApp:
             exc = ThrottlingError(
                 f"Rate exceeded: at most {self.limiter.rate:g} requests per second per access key"
             )
-            exc.retry_after = wait  # type: ignore[attr-defined]
+            exc.retry_after = wait  # type: ignore[attr-defined]  # read by the edge (getattr)
             raise exc
 
         # 9. parse and validate
         request_id = exchange.request_id
         check_content_type(request.header("content-type"))
         if native:
-            doc = ext.call(caller, operation, parse_json_body(body))  # type: ignore[union-attr]
+            doc = ext.call(caller, operation, parse_json_body(body))  # type: ignore[union-attr]  # native: an extension
             return json_response(200, doc, request_id)
         model = operation_model(operation)
         params = parse_input(model.input_shape, parse_json_body(body))
@@ -343,7 +344,7 @@ class ServiceApp:
         return json_response(200, doc, request_id)
 
 
-def _check_loopback_host(host: Optional[str]) -> None:
+def _check_loopback_host(host: str | None) -> None:
     """Without authentication (served on loopback only), refuse a Host that is not a loopback
     name: a web page whose DNS name rebinds to 127.0.0.1 is same-origin with the service and
     would otherwise call every operation as the anonymous admin. (Browsers always send Host.)"""

@@ -13,16 +13,19 @@ allows. Other paths (the extension's web pages) run in the pool as a whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 from faceaudit._errors import (
     FaceAuditError,
+    IncompleteBodyError,
     RequestHeaderFieldsTooLargeError,
     RequestTimeoutError,
     RequestTooLargeError,
@@ -31,9 +34,14 @@ from faceaudit._errors import (
 )
 from faceaudit.service._app import Exchange, ServiceApp
 from faceaudit.service._limits import BodyBudget, Reservation
-from faceaudit.service._protocol import BodyReader, HttpRequest, HttpResponse, IncompleteBodyError, new_request_id
+from faceaudit.service._protocol import BodyReader, HttpRequest, HttpResponse, new_request_id
 
 log = logging.getLogger(__name__)
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+"""An ASGI ``receive`` callable: the next event (a dict)."""
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+"""An ASGI ``send`` callable: one event (a dict)."""
 
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 """A refused, unread body up to this size is read and dropped (never held) after the answer, so
@@ -73,7 +81,7 @@ class ServerLimits:
     spool_above: int = 1024 * 1024
     """An unverified body larger than this is spooled to a file (0600, deleted when closed)
     in ``spool_dir``, not held in memory."""
-    spool_dir: Optional[str] = None
+    spool_dir: str | None = None
     """Where bodies are spooled (None: ``<data dir>/spool``, made 0700)."""
     page_body_bytes: int = 16 * 1024
     """Largest body of a request to a path other than the API (the review pages' forms);
@@ -88,14 +96,14 @@ class ServerLimits:
     """Most header fields in a request; beyond: 431."""
     max_target_bytes: int = 8 * 1024
     """Longest request target (path and query); beyond: 414."""
-    trusted_proxies: Tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     """Networks (CIDRs) of proxies whose X-Forwarded-For and X-Forwarded-Proto are believed
     (the client's address and whether it used https); nobody else's are."""
     threads: int = 32
     """Threads per worker that verify signatures and run operations."""
 
 
-AppSource = Union[ServiceApp, Callable[[], ServiceApp]]
+AppSource = ServiceApp | Callable[[], ServiceApp]
 
 SIGNATURE_FAILURES = frozenset({"InvalidSignatureException", "IncompleteSignatureException"})
 """Outcomes of a read body that make its key id and address back off (as does a body that did
@@ -107,27 +115,27 @@ class AsgiService:
     ``factory`` when given a callable: it is pickled to worker processes, the app is not)."""
 
     def __init__(self, app: AppSource, limits: ServerLimits = ServerLimits(),
-                 log_level: Optional[str] = None) -> None:
+                 log_level: str | None = None) -> None:
         self.limits = limits
         self.log_level = log_level
-        self._factory: Optional[Callable[[], ServiceApp]] = None if isinstance(app, ServiceApp) else app
-        self._app: Optional[ServiceApp] = app if isinstance(app, ServiceApp) else None
-        self._executor: Optional[ThreadPoolExecutor] = None
-        self._page_executor: Optional[ThreadPoolExecutor] = None
+        self._factory: Callable[[], ServiceApp] | None = None if isinstance(app, ServiceApp) else app
+        self._app: ServiceApp | None = app if isinstance(app, ServiceApp) else None
+        self._executor: ThreadPoolExecutor | None = None
+        self._page_executor: ThreadPoolExecutor | None = None
         self._budget = BodyBudget(limits.unverified_body_bytes, limits.unverified_body_bytes_per_key,
                                   limits.unverified_body_bytes_per_address,
                                   small_reserve=limits.small_body_reserve)
         self._proxies = tuple(ipaddress.ip_network(c, strict=False) for c in limits.trusted_proxies)
-        self._spool_dir: Optional[str] = limits.spool_dir
+        self._spool_dir: str | None = limits.spool_dir
 
-    def __getstate__(self) -> Dict[str, Any]:
+    def __getstate__(self) -> dict[str, Any]:
         if self._factory is None:
             raise TypeError("an AsgiService made from a ServiceApp instance cannot go to another "
                             "process: give it a picklable factory")
         return {"limits": self.limits, "log_level": self.log_level, "factory": self._factory}
 
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__init__(state["factory"], state["limits"], state["log_level"])  # type: ignore[misc]
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["factory"], state["limits"], state["log_level"])  # type: ignore[misc]  # unpickled: built again
 
     @property
     def budget(self) -> BodyBudget:
@@ -155,7 +163,7 @@ class AsgiService:
             self._page_executor = ThreadPoolExecutor(self.limits.page_threads, thread_name_prefix="faceaudit-page")
         return self._page_executor
 
-    def spool_dir(self) -> Optional[str]:
+    def spool_dir(self) -> str | None:
         """Where large unverified bodies go: ``limits.spool_dir`` or ``<data dir>/spool`` (0700);
         None (the system's temporary folder) when that cannot be made."""
         if self._spool_dir is None:
@@ -174,13 +182,13 @@ class AsgiService:
 
     # -- ASGI ------------------------------------------------------------------------------------
 
-    async def __call__(self, scope: Dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
 
-    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -190,7 +198,7 @@ class AsgiService:
 
                         configure_logging(self.log_level)
                     self.app  # noqa: B018 - made now, not on the first request
-                except Exception as exc:  # noqa: BLE001 - reported to the server, which stops
+                except Exception as exc:
                     log.exception("worker failed to start")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -205,7 +213,7 @@ class AsgiService:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _client(self, scope: Dict[str, Any], headers: List[Tuple[str, str]]) -> Tuple[str, str]:
+    def _client(self, scope: dict[str, Any], headers: list[tuple[str, str]]) -> tuple[str, str]:
         """(client address, scheme): from the connection, or from X-Forwarded-For/-Proto when
         the peer is a trusted proxy (the rightmost address not itself a trusted proxy)."""
         client = scope.get("client")
@@ -213,7 +221,7 @@ class AsgiService:
         scheme = scope.get("scheme", "http")
         if not self._proxies or not self._trusted(remote):
             return remote, scheme
-        forwarded: List[str] = []
+        forwarded: list[str] = []
         for k, v in headers:
             if k == "x-forwarded-for":
                 forwarded.extend(p.strip() for p in v.split(","))
@@ -235,7 +243,7 @@ class AsgiService:
             return False
         return any(ip in net for net in self._proxies)
 
-    async def _http(self, scope: Dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
         app = self.app
         stream = _Stream(receive)
@@ -270,7 +278,7 @@ class AsgiService:
         unread = 0 if request.body_consumed else (content_length or 0)
         await _respond(send, stream, response, unread, expecting)
 
-    def _check_head(self, scope: Dict[str, Any], headers: List[Tuple[str, str]]) -> Optional[FaceAuditError]:
+    def _check_head(self, scope: dict[str, Any], headers: list[tuple[str, str]]) -> FaceAuditError | None:
         """431 for too many or too large header fields, 414 for too long a target."""
         limits = self.limits
         if len(headers) > limits.max_headers:
@@ -286,7 +294,7 @@ class AsgiService:
                 f"the request target is {target} bytes; at most {limits.max_target_bytes} are accepted")
         return None
 
-    async def _page(self, app: ServiceApp, request: HttpRequest, stream: "_Stream",
+    async def _page(self, app: ServiceApp, request: HttpRequest, stream: _Stream,
                     loop: asyncio.AbstractEventLoop) -> HttpResponse:
         """A request to another path (the review pages: unauthenticated until their own checks):
         its body, at most ``page_body_bytes``, is read here within ``page_body_timeout``; only then
@@ -307,7 +315,7 @@ class AsgiService:
                 request.body_consumed = True
                 try:
                     body = await asyncio.wait_for(_read_all(stream, n), limits.page_body_timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self._budget.failed(key, request.remote)
                     response = app.fail(_exchange(request), RequestTimeoutError(
                         f"the request body did not arrive within {limits.page_body_timeout:g} s"))
@@ -337,10 +345,10 @@ class AsgiService:
         else:
             exc = ServiceUnavailableError(
                 "the service is reading as many unauthenticated request bodies as it holds; retry")
-        exc.retry_after = max(1.0, wait)  # type: ignore[attr-defined]
+        exc.retry_after = max(1.0, wait)  # type: ignore[attr-defined]  # read by the edge (getattr)
         return exc
 
-    async def _finish(self, app: ServiceApp, exchange: Exchange, request: HttpRequest, stream: "_Stream",
+    async def _finish(self, app: ServiceApp, exchange: Exchange, request: HttpRequest, stream: _Stream,
                       loop: asyncio.AbstractEventLoop) -> HttpResponse:
         n = request.content_length or 0
         key = exchange.access_key_id or f"ip:{request.remote}"
@@ -366,7 +374,7 @@ class AsgiService:
                     raise
                 exc = ServiceUnavailableError(
                     "this address holds more than its share of unauthenticated request bodies; retry")
-                exc.retry_after = 1.0  # type: ignore[attr-defined]
+                exc.retry_after = 1.0  # type: ignore[attr-defined]  # read by the edge (getattr)
                 response = app.fail(exchange, exc)
                 response.close = True
                 return response
@@ -387,7 +395,7 @@ class AsgiService:
                 body.close()
 
 
-async def _read_into(reader: BodyReader, stream: "_Stream") -> None:
+async def _read_into(reader: BodyReader, stream: _Stream) -> None:
     while not reader.complete:
         chunk = await stream.read(reader.wanted)
         if not chunk:
@@ -395,7 +403,7 @@ async def _read_into(reader: BodyReader, stream: "_Stream") -> None:
         reader.add(chunk)
 
 
-async def _read_all(stream: "_Stream", n: int) -> bytes:
+async def _read_all(stream: _Stream, n: int) -> bytes:
     parts = bytearray()
     while len(parts) < n:
         chunk = await stream.read(n - len(parts))
@@ -424,7 +432,7 @@ def _exchange(request: HttpRequest) -> Exchange:
 class _Stream:
     """The request body as ASGI messages, read in pieces of at most ``n`` bytes."""
 
-    def __init__(self, receive: Callable) -> None:
+    def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self._pending = b""
         self._more = True
@@ -451,18 +459,16 @@ class _Stream:
                     return
                 left -= len(chunk)
 
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(drop(), seconds)
-        except asyncio.TimeoutError:
-            pass
 
 
-async def _respond(send: Callable, stream: _Stream, response: HttpResponse, unread: int,
+async def _respond(send: Send, stream: _Stream, response: HttpResponse, unread: int,
                    expecting: bool) -> None:
     """Send ``response``. A body left unread: with "Expect: 100-continue" it was never sent
     (close); a small one is dropped by the server on a kept connection; otherwise the answer
     goes first and the body is dropped (up to :data:`DRAIN_LIMIT_BYTES`) before closing."""
-    headers: List[Tuple[bytes, bytes]] = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers: list[tuple[bytes, bytes]] = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     close = response.close or unread > DRAIN_LIMIT_BYTES or (unread > 0 and expecting)
     if close:
         headers.append((b"connection", b"close"))

@@ -25,8 +25,8 @@ import hmac
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote
 
 from botocore.utils import normalize_url_path
@@ -49,7 +49,7 @@ MUST_SIGN_PREFIX = "x-faceaudit-"
 _AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
-Headers = Sequence[Tuple[str, str]]
+Headers = Sequence[tuple[str, str]]
 """Request headers as (name, value) pairs in arrival order (names in any case)."""
 
 
@@ -72,17 +72,17 @@ class ParsedAuthorization:
     amz_date: str  # YYYYMMDDTHHMMSSZ
     scope: str  # date/region/service/aws4_request
     region: str
-    signed_headers: Tuple[str, ...]
+    signed_headers: tuple[str, ...]
     signature: str
     date_header: str  # the header that carried the time: x-amz-date or date
 
 
-def header_values(headers: Headers, name: str) -> List[str]:
+def header_values(headers: Headers, name: str) -> list[str]:
     name = name.lower()
     return [v for k, v in headers if k.lower() == name]
 
 
-def header(headers: Headers, name: str) -> Optional[str]:
+def header(headers: Headers, name: str) -> str | None:
     values = header_values(headers, name)
     return values[0] if values else None
 
@@ -105,7 +105,7 @@ class SigV4Verifier:
         self.service = service
         self.max_skew = max_skew
         self.clock = clock
-        self._signing_keys: Dict[Tuple[str, str, str], bytes] = {}
+        self._signing_keys: dict[tuple[str, str, str], bytes] = {}
         self._cache_lock = threading.Lock()
 
     # -- before the body ---------------------------------------------------------------------
@@ -128,7 +128,7 @@ class SigV4Verifier:
             raise IncompleteSignatureError(
                 f"Authorization header must use {ALGORITHM} (AWS Signature Version 4)"
             )
-        parts: Dict[str, str] = {}
+        parts: dict[str, str] = {}
         for item in rest.split(","):
             name, eq, value = item.strip().partition("=")
             if eq:
@@ -202,7 +202,7 @@ class SigV4Verifier:
         )
 
     @staticmethod
-    def _request_time(headers: Headers) -> Tuple[str, str, float]:
+    def _request_time(headers: Headers) -> tuple[str, str, float]:
         value = header(headers, "x-amz-date")
         if value is not None:
             value = value.strip()
@@ -211,16 +211,16 @@ class SigV4Verifier:
                     f"X-Amz-Date must have the form YYYYMMDDTHHMMSSZ, got '{value[:32]}'"
                 )
             try:
-                t = calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ"))
+                t = float(calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ")))
             except ValueError:
                 raise IncompleteSignatureError(f"X-Amz-Date is not a valid time: '{value}'") from None
-            return value, "x-amz-date", float(t)
+            return value, "x-amz-date", t
         value = header(headers, "date")
         if value is not None:
             parsed = email.utils.parsedate_tz(value)
             if parsed is not None:
-                t = float(email.utils.mktime_tz(parsed))
-                return _fmt(t), "date", t
+                date_t = float(email.utils.mktime_tz(parsed))
+                return _fmt(date_t), "date", date_t
         raise IncompleteSignatureError(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
         )
@@ -235,7 +235,7 @@ class SigV4Verifier:
         query: str,
         headers: Headers,
         body: bytes,
-        payload_sha256: Optional[str] = None,
+        payload_sha256: str | None = None,
     ) -> Principal:
         """Rebuild the canonical request and compare signatures (constant time).
 

@@ -12,12 +12,13 @@ it) can:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Optional, Protocol, Tuple
+from typing import Any, Protocol
 
 from faceaudit.service._protocol import HttpRequest, HttpResponse
 
-Headers = Tuple[Tuple[str, str], ...]
+Headers = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -27,31 +28,31 @@ class Caller:
     access_key_id: str
     role: str
     request_id: str
-    headers: Dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
 
 
-Call = Callable[[], Tuple[Dict[str, Any], float]]
+Call = Callable[[], tuple[dict[str, Any], float]]
 
 
 class ServiceExtension(Protocol):
     target_prefix: str
-    operations: FrozenSet[str]
+    operations: frozenset[str]
 
     def authorize(self, caller: Caller, operation: str, native: bool) -> None:
         """Raise AccessDeniedError when the caller's role may not run the operation."""
 
-    def wrap(self, caller: Caller, operation: str, params: Dict[str, Any], call: Call,
-             model_version: Callable[[], str]) -> Tuple[Dict[str, Any], float]:
+    def wrap(self, caller: Caller, operation: str, params: dict[str, Any], call: Call,
+             model_version: Callable[[], str]) -> tuple[dict[str, Any], float]:
         """Run ``call`` for a Rekognition operation (and log it if it identifies people)."""
 
     def body_limit(self, operation: str) -> int:
         """Largest body of one of the extension's own operations."""
 
-    def call(self, caller: Caller, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    def call(self, caller: Caller, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Serve one of the extension's own operations; returns the response document."""
 
-    def handle_path(self, request: HttpRequest, request_id: str) -> Optional[HttpResponse]:
+    def handle_path(self, request: HttpRequest, request_id: str) -> HttpResponse | None:
         """Serve a path other than ``/`` and ``/health``, or None for 404."""

@@ -13,6 +13,7 @@ every worker from its next request on.
 from __future__ import annotations
 
 import base64
+import builtins
 import fcntl
 import json
 import os
@@ -20,10 +21,11 @@ import secrets
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 from faceaudit._errors import InvalidParameterError, KeyFileError, ResourceNotFoundError
 
@@ -46,7 +48,7 @@ class AccessKey:
     role: str
     created: float  # epoch seconds
     status: str = "Active"  # or "Revoked"
-    revoked: Optional[float] = None
+    revoked: float | None = None
     description: str = ""
     person: str = ""
 
@@ -54,7 +56,7 @@ class AccessKey:
     def active(self) -> bool:
         return self.status == "Active"
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """Everything but the secret (what ``faceaudit keys list`` shows)."""
         out = {
             "AccessKeyId": self.access_key_id,
@@ -91,22 +93,22 @@ def new_secret() -> str:
 class KeyStore:
     """The access keys in one data dir. Thread-safe; several processes may share the file."""
 
-    def __init__(self, data_dir: "Path | str") -> None:
+    def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / KEYS_FILE
         self._lock = threading.Lock()
-        self._stamp: Optional[Tuple[int, int, int]] = None
-        self._keys: Dict[str, AccessKey] = {}
+        self._stamp: tuple[int, int, int] | None = None
+        self._keys: dict[str, AccessKey] = {}
 
     # -- reading -----------------------------------------------------------------------------
 
-    def lookup(self, access_key_id: str) -> Optional[AccessKey]:
+    def lookup(self, access_key_id: str) -> AccessKey | None:
         """The key with this id (active or revoked), or None. Re-reads the file if it changed."""
         with self._lock:
             self._refresh()
             return self._keys.get(access_key_id)
 
-    def list(self) -> List[AccessKey]:
+    def list(self) -> builtins.list[AccessKey]:
         with self._lock:
             self._refresh()
             return sorted(self._keys.values(), key=lambda k: (k.created, k.access_key_id))
@@ -136,7 +138,7 @@ class KeyStore:
         self._keys = self._read()
         self._stamp = stamp
 
-    def _read(self) -> Dict[str, AccessKey]:
+    def _read(self) -> dict[str, AccessKey]:
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -189,7 +191,7 @@ class KeyStore:
         return key
 
     @contextmanager
-    def _locked(self) -> Iterator[Dict[str, AccessKey]]:
+    def _locked(self) -> Iterator[dict[str, AccessKey]]:
         _make_private_dir(self.data_dir)
         lock_path = self.data_dir / (KEYS_FILE + ".lock")
         fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
@@ -201,7 +203,7 @@ class KeyStore:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def _write(self, keys: Dict[str, AccessKey]) -> None:
+    def _write(self, keys: dict[str, AccessKey]) -> None:
         doc = {
             "keys": [
                 {

@@ -14,7 +14,8 @@ import math
 import multiprocessing
 import struct
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from faceaudit.engine import MAX_IMAGE_BYTES
 
@@ -64,12 +65,12 @@ class RateLimiter:
         self._lock = context.Lock()
         self._mem = memoryview(self._raw).cast("B")
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         del state["_mem"]  # a view of _raw: made again in the worker
         return state
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._mem = memoryview(self._raw).cast("B")
 
@@ -103,7 +104,7 @@ class RateLimiter:
                 self._SLOT.pack_into(self._mem, offset, digest, tokens - 1.0, now)
                 return 0.0
             self._SLOT.pack_into(self._mem, offset, digest, tokens, now)
-            return (1.0 - tokens) / self.rate
+            return (1.0 - float(tokens)) / self.rate
 
 
 # -- bodies whose signature is not yet verified ------------------------------------------------
@@ -129,7 +130,7 @@ def address_group(address: str) -> str:
     except ValueError:
         return address
     if ip.version == 6:
-        mapped = ip.ipv4_mapped  # type: ignore[union-attr]
+        mapped = ip.ipv4_mapped
         return str(mapped) if mapped is not None else str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
 
@@ -139,14 +140,14 @@ class Reservation:
     cancels its reading when a fairer claim needs the room; ``reading`` is False once the body is
     complete (it is then verified and can no longer be evicted)."""
 
-    __slots__ = ("key", "address", "n", "small", "stranger", "reading", "evicted", "evict", "released")
+    __slots__ = ("address", "evict", "evicted", "key", "n", "reading", "released", "small", "stranger")
 
     def __init__(self, key: str, address: str, n: int, small: bool) -> None:
         self.key, self.address, self.n, self.small = key, address, n, small
         self.stranger = False  # from an address that had not verified a signature of the key
         self.reading = True
         self.evicted = False
-        self.evict: "Callable[..., object] | None" = None
+        self.evict: Callable[..., object] | None = None
         self.released = False
 
     def __bool__(self) -> bool:
@@ -172,7 +173,8 @@ class BodyBudget:
       a key id from that address refuses its next unverified bodies larger than ``small_body``
       for 1 s, doubling with each further failure up to :data:`MAX_BACKOFF_SECONDS`
       (:meth:`penalty`); a verified signature clears it. (Small bodies are cheap to hold: a
-      client that got its signing wrong still reads the reason.) A key id's failures from strangers also halve its share for strangers.
+      client that got its signing wrong still reads the reason.) A key id's failures from
+      strangers also halve its share for strangers.
     """
 
     def __init__(self, total: int, per_key: int, per_address: int | None = None,
@@ -186,13 +188,13 @@ class BodyBudget:
         self.clock = clock
         self.used = 0
         self.small_used = 0
-        self._by_key: dict = {}
-        self._by_address: dict = {}
-        self._small_by_address: dict = {}
-        self._live: list = []  # reservations, oldest first
-        self._trusted: "dict[tuple, None]" = {}  # (key, address) pairs that verified (LRU order)
-        self._failures: "dict[str, tuple]" = {}  # holder -> (count, refused until)
-        self._key_failures: "dict[str, tuple]" = {}  # key -> (failures from strangers, last)
+        self._by_key: dict[str, int] = {}  # bytes held per "key@address" and per "key?" (strangers)
+        self._by_address: dict[str, int] = {}
+        self._small_by_address: dict[str, int] = {}
+        self._live: list[Reservation] = []  # reservations, oldest first
+        self._trusted: dict[tuple[str, str], None] = {}  # (key, address) pairs that verified (LRU order)
+        self._failures: dict[str, tuple[int, float]] = {}  # holder -> (count, refused until)
+        self._key_failures: dict[str, tuple[int, float]] = {}  # key -> (failures from strangers, last)
 
     # -- admission -------------------------------------------------------------------------------
 
@@ -207,7 +209,7 @@ class BodyBudget:
                 wait = max(wait, entry[1] - now)
         return max(0.0, wait)
 
-    def reserve(self, key: str, n: int, address: str = "-") -> "Reservation | None":
+    def reserve(self, key: str, n: int, address: str = "-") -> Reservation | None:
         """Take ``n`` bytes for ``key`` from ``address``; None when they do not fit (or the
         holder is backing off: :meth:`penalty`)."""
         address = address_group(address)
@@ -278,10 +280,10 @@ class BodyBudget:
             log.warning("unverified body of %s from %s evicted for a fairer claim", victim.key, victim.address)
             victim.evicted = True
             self.release(victim)
-            victim.evict()  # type: ignore[misc]
+            victim.evict()  # type: ignore[misc]  # every victim was chosen with an evict callback
         return True
 
-    def release(self, reservation: "Reservation | str", n: int | None = None, address: str = "-") -> None:
+    def release(self, reservation: Reservation | str, n: int | None = None, address: str = "-") -> None:
         """Give back a reservation (or, by key and size, the oldest one of ``key`` from ``address``)."""
         if isinstance(reservation, Reservation):
             r = reservation
@@ -335,7 +337,7 @@ class BodyBudget:
             del self._trusted[next(iter(self._trusted))]
 
 
-def _decrease(table: dict, name: str, n: int) -> None:
+def _decrease(table: dict[str, int], name: str, n: int) -> None:
     left = table.get(name, 0) - n
     if left > 0:
         table[name] = left

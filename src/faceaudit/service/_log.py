@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
 ACCESS_LOGGER = "faceaudit.service.access"
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -38,7 +38,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, separators=(",", ":"))
 
 
-def configure_logging(level: str = "INFO", stream: Optional[Any] = None) -> None:
+def configure_logging(level: str = "INFO", stream: Any | None = None) -> None:
     """Send every log record of the process to stderr as JSON lines at ``level``."""
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -54,12 +54,12 @@ def log_request(
     request_id: str,
     method: str,
     path: str,
-    operation: Optional[str],
-    access_key_id: Optional[str],
+    operation: str | None,
+    access_key_id: str | None,
     status: int,
-    error_code: Optional[str],
+    error_code: str | None,
     duration_ms: float,
-    engine_ms: Optional[float],
+    engine_ms: float | None,
     remote: str,
 ) -> None:
     level = logging.ERROR if status >= 500 and error_code != "ThrottlingException" else logging.INFO

@@ -7,7 +7,6 @@ response shapes and their constraints. It is loaded once per process, on first u
 from __future__ import annotations
 
 import threading
-from typing import Optional, Tuple
 
 from botocore import xform_name
 from botocore.loaders import Loader
@@ -18,7 +17,7 @@ API_VERSION = "2016-06-27"
 TARGET_PREFIX = "RekognitionService"
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 
-COLLECTION_OPERATIONS: Tuple[str, ...] = (
+COLLECTION_OPERATIONS: tuple[str, ...] = (
     "CreateCollection", "DeleteCollection", "DescribeCollection", "ListCollections",
     "IndexFaces", "ListFaces", "DeleteFaces", "SearchFaces", "SearchFacesByImage",
     "CreateUser", "DeleteUser", "ListUsers", "AssociateFaces", "DisassociateFaces",
@@ -29,14 +28,14 @@ COLLECTION_OPERATIONS: Tuple[str, ...] = (
 """Operations served by :class:`faceaudit.collections.FaceCollections` (Start/Get*: stored
 video, jobs run by the backend's worker pool)."""
 
-ENGINE_OPERATIONS: Tuple[str, ...] = ("CompareFaces", "DetectFaces")
+ENGINE_OPERATIONS: tuple[str, ...] = ("CompareFaces", "DetectFaces")
 """Operations that need no collection: served by the face engine directly."""
 
-OPERATIONS: Tuple[str, ...] = ENGINE_OPERATIONS + COLLECTION_OPERATIONS
+OPERATIONS: tuple[str, ...] = ENGINE_OPERATIONS + COLLECTION_OPERATIONS
 """Every operation this service speaks (anything else is UnknownOperationException)."""
 
 _lock = threading.Lock()
-_model: Optional[ServiceModel] = None
+_model: ServiceModel | None = None
 
 
 def service_model() -> ServiceModel:
@@ -57,15 +56,15 @@ def operation_model(name: str) -> OperationModel:
 
 def method_name(operation: str) -> str:
     """The backend method of an operation: ``SearchFacesByImage`` -> ``search_faces_by_image``."""
-    return xform_name(operation)
+    return str(xform_name(operation))
 
 
 def argument_name(member: str) -> str:
     """The keyword argument of a request member: ``FaceMatchThreshold`` -> ``face_match_threshold``."""
-    return xform_name(member)
+    return str(xform_name(member))
 
 
-def image_members(shape: Shape) -> Tuple[str, ...]:
+def image_members(shape: Shape) -> tuple[str, ...]:
     """Top-level members of a request shape that hold an ``Image``."""
     return tuple(
         name for name, member in getattr(shape, "members", {}).items() if member.name == "Image"

@@ -14,8 +14,9 @@ import json
 import math
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, List, Optional, Tuple, Union
+from typing import Any, BinaryIO
 
 from faceaudit._errors import (
     FaceAuditError,
@@ -44,13 +45,13 @@ class HttpRequest:
     query: str
     headers: Headers
     remote: str = "-"
-    content_length: Optional[int] = None
+    content_length: int | None = None
     read_body: Callable[[int], bytes] = field(default=lambda n: b"", repr=False)
     body_consumed: bool = False
-    body_sha256: Optional[str] = None  # hex SHA-256 of the body, once read
+    body_sha256: str | None = None  # hex SHA-256 of the body, once read
     scheme: str = "http"  # "https" when served over TLS or a trusted proxy says the client used it
 
-    def header(self, name: str) -> Optional[str]:
+    def header(self, name: str) -> str | None:
         return header(self.headers, name)
 
     def body(self) -> bytes:
@@ -81,12 +82,13 @@ class BodyReader:
 
     CHUNK = 256 * 1024
 
-    def __init__(self, length: int, spool_above: Optional[int] = None, spool_dir: Optional[str] = None) -> None:
+    def __init__(self, length: int, spool_above: int | None = None, spool_dir: str | None = None) -> None:
         self.length = length
         self._parts = bytearray()
-        self._file: Optional[BinaryIO] = None
+        self._file: BinaryIO | None = None
         if spool_above is not None:
-            self._file = tempfile.SpooledTemporaryFile(max_size=spool_above, dir=spool_dir)  # type: ignore[assignment]
+            # open for this reader's lifetime (closed by its owner), so no `with` block
+            self._file = tempfile.SpooledTemporaryFile(max_size=spool_above, dir=spool_dir)  # type: ignore[assignment]  # noqa: SIM115 (not a BinaryIO in typeshed; it acts as one)
         self._received = 0
         self._sha = hashlib.sha256()
 
@@ -113,7 +115,7 @@ class BodyReader:
         self._received += len(chunk)
         self._sha.update(chunk)
 
-    def result(self) -> Tuple[Union[bytes, BinaryIO], str]:
+    def result(self) -> tuple[bytes | BinaryIO, str]:
         """(body, hex SHA-256); IncompleteBodyError when fewer bytes than Content-Length came.
         The body is bytes, or the spool file (the caller closes it)."""
         if not self.complete:
@@ -134,14 +136,14 @@ class BodyReader:
 class HttpResponse:
     status: int
     body: bytes = b""
-    headers: List[Tuple[str, str]] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
     close: bool = False  # close the connection after this response
 
-    def header(self, name: str) -> Optional[str]:
+    def header(self, name: str) -> str | None:
         return header(self.headers, name)
 
 
-def operation_name(target: Optional[str], native_prefix: Optional[str] = None) -> Tuple[bool, str]:
+def operation_name(target: str | None, native_prefix: str | None = None) -> tuple[bool, str]:
     """``(native, operation)`` of an ``X-Amz-Target`` header.
 
     ``RekognitionService.<Operation>`` gives ``(False, Operation)``; an extension's
@@ -155,7 +157,7 @@ def operation_name(target: Optional[str], native_prefix: Optional[str] = None) -
     return prefix != TARGET_PREFIX, name
 
 
-def check_content_type(value: Optional[str]) -> None:
+def check_content_type(value: str | None) -> None:
     media = (value or "").split(";")[0].strip().lower()
     if media not in ACCEPTED_CONTENT_TYPES:
         raise SerializationError(
@@ -163,7 +165,7 @@ def check_content_type(value: Optional[str]) -> None:
         )
 
 
-def parse_json_body(body: bytes) -> dict:
+def parse_json_body(body: bytes) -> dict[str, Any]:
     """The request's JSON object ({} for an empty body); SerializationException otherwise.
 
     UTF-8 only (RFC 8259 section 8.1: no other encoding, no byte order mark), and every number
@@ -211,7 +213,7 @@ def _int64(text: str) -> int:
 def _default(obj: Any) -> Any:
     if isinstance(obj, _dt.datetime):
         if obj.tzinfo is None:
-            obj = obj.replace(tzinfo=_dt.timezone.utc)
+            obj = obj.replace(tzinfo=_dt.UTC)
         return obj.timestamp()
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(obj)).decode("ascii")
@@ -230,7 +232,7 @@ def dump_json(doc: Any) -> bytes:
     return json.dumps(doc, default=_default, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-def json_response(status: int, doc: Any, request_id: str, extra: Optional[list] = None) -> HttpResponse:
+def json_response(status: int, doc: Any, request_id: str, extra: list[tuple[str, str]] | None = None) -> HttpResponse:
     body = dump_json(doc)
     headers = [
         ("Content-Type", JSON_CONTENT_TYPE),
@@ -241,14 +243,14 @@ def json_response(status: int, doc: Any, request_id: str, extra: Optional[list] 
     return HttpResponse(status, body, headers)
 
 
-def error_doc(code: str, message: str) -> dict:
+def error_doc(code: str, message: str) -> dict[str, str]:
     """An AWS JSON 1.1 error body. The message is under both ``message`` (botocore, the AWS CLI)
     and ``Message`` (the AWS SDK for Go v2 reads only this one), as Rekognition's own errors."""
     return {"__type": code, "message": message, "Message": message}
 
 
-def error_response(exc: FaceAuditError, request_id: str, extra: Optional[list] = None) -> HttpResponse:
+def error_response(exc: FaceAuditError, request_id: str, extra: list[tuple[str, str]] | None = None) -> HttpResponse:
     """AWS JSON error: :func:`error_doc` with the error's HTTP status."""
     doc = error_doc(exc.aws_code, exc.message)
-    headers = [("x-amzn-ErrorType", exc.aws_code)] + list(extra or [])
+    headers = [("x-amzn-ErrorType", exc.aws_code), *list(extra or [])]
     return json_response(exc.http_status, doc, request_id, headers)

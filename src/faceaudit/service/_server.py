@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import signal
 import socket
 import sys
 import threading
 import time
-from typing import Dict, Optional, Tuple
+from types import FrameType
+from typing import Any, ClassVar, TextIO
 
 import h11
 from uvicorn import Config, Server
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from faceaudit import __version__
@@ -42,6 +45,9 @@ from faceaudit.service._asgi import AppSource, AsgiService, ServerLimits
 from faceaudit.service._protocol import dump_json, error_doc, new_request_id
 
 log = logging.getLogger(__name__)
+
+DEFAULT_LIMITS = ServerLimits()
+"""The limits a server gets when it is given none (a frozen value, shared)."""
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SUPPORTED_VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
@@ -70,19 +76,20 @@ class GuardedH11Protocol(H11Protocol):
     The limits are the :class:`ServerLimits` of the ASGI app (``config.app.limits``).
     """
 
-    _per_client: "collections.Counter[Tuple[int, str]]" = collections.Counter()  # (server, address)
+    _per_client: ClassVar[collections.Counter[tuple[int, str]]] = collections.Counter()  # (server, address)
 
-    def __init__(self, config: Config, server_state, app_state, _loop=None) -> None:
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ServerLimits = getattr(config.app, "limits", None) or ServerLimits()
-        self._deadline: Optional[asyncio.TimerHandle] = None
-        self._counted: Optional[Tuple[int, str]] = None
-        self._first_line: Optional[bytes] = b""  # None once the first request line was checked
+        self._deadline: asyncio.TimerHandle | None = None
+        self._counted: tuple[int, str] | None = None
+        self._first_line: bytes | None = b""  # None once the first request line was checked
         self._refused = False
 
     # -- connection --------------------------------------------------------------------------
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
         address = (id(self.server_state), self.client[0] if self.client else "-")  # per server
         if self._per_client[address] >= self.limits.max_connections_per_client:
@@ -94,7 +101,7 @@ class GuardedH11Protocol(H11Protocol):
         self._counted = address
         self._arm()
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         if self._counted is not None:
             self._per_client[self._counted] -= 1
@@ -144,7 +151,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _check_version(self, data: bytes) -> bool:
         """HTTP/2.0 (prior knowledge) and HTTP/0.9 request lines: 505. False if refused."""
-        line = self._first_line + data[:8192]  # type: ignore[operator]
+        line = self._first_line + data[:8192]  # type: ignore[operator]  # called only while not None
         end = line.find(b"\n")
         if end < 0:
             if len(line) < 8192:
@@ -178,10 +185,8 @@ class GuardedH11Protocol(H11Protocol):
                 self.loop.call_later(LINGER_SECONDS, self.transport.close)
             else:  # pragma: no cover - not TCP
                 self.transport.close()
-        try:
+        with contextlib.suppress(h11.LocalProtocolError):
             self.conn.send(h11.ConnectionClosed())
-        except h11.LocalProtocolError:
-            pass
 
     def eof_received(self) -> None:
         if self._refused:
@@ -194,11 +199,11 @@ class Supervisor(Multiprocess):
     0.5 s doubling up to 30 s while workers keep dying within a minute of their start) and never
     giving up; each death is logged."""
 
-    def __init__(self, config: Config, sockets) -> None:
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
         super().__init__(config, sockets)
-        self._started: Dict[int, float] = {}
-        self._failures: Dict[int, int] = {}
-        self._due: Dict[int, float] = {}
+        self._started: dict[int, float] = {}
+        self._failures: dict[int, int] = {}
+        self._due: dict[int, float] = {}
 
     def init_processes(self) -> None:
         super().init_processes()
@@ -325,9 +330,9 @@ def serve(
     port: int = 8080,
     workers: int = 1,
     grace: float = 30.0,
-    ready_stream=None,
-    limits: ServerLimits = ServerLimits(),
-    log_level: Optional[str] = None,
+    ready_stream: TextIO | None = None,
+    limits: ServerLimits = DEFAULT_LIMITS,
+    log_level: str | None = None,
 ) -> int:
     """Bind, announce ``serving http://HOST:PORT`` on ``ready_stream`` (stdout), serve until
     signalled. ``app``: a :class:`ServiceApp`, or (needed for ``workers > 1``: each worker makes
@@ -344,9 +349,9 @@ def serve(
     log.info("listening", extra={"fields": {"event": "listening", "url": url, "workers": workers, "auth": auth}})
     # Signals are caught from here on: a SIGTERM right after the announcement stops cleanly.
     stopped = threading.Event()
-    running: Dict[str, Server] = {}
+    running: dict[str, Server] = {}
 
-    def on_signal(signum, frame) -> None:  # until uvicorn's own handlers take over
+    def on_signal(signum: int, frame: FrameType | None) -> None:  # until uvicorn's own handlers take over
         stopped.set()
         if "server" in running:
             running["server"].should_exit = True
@@ -376,8 +381,8 @@ def serve(
 # -- a server in a thread (tests, benchmarks) -------------------------------------------------------
 
 def start_in_thread(app: ServiceApp, host: str = "127.0.0.1", port: int = 0,
-                    limits: ServerLimits = ServerLimits(), timeout: float = 30.0
-                    ) -> Tuple[Server, threading.Thread, str]:
+                    limits: ServerLimits = DEFAULT_LIMITS, timeout: float = 30.0
+                    ) -> tuple[Server, threading.Thread, str]:
     """A server in a background thread of this process: (server, thread, url)."""
     sock = bind_socket(host, port)
     server = Server(uvicorn_config(AsgiService(app, limits)))

@@ -17,8 +17,8 @@ from __future__ import annotations
 import binascii
 import math
 import re
-from functools import lru_cache
-from typing import Any, List, Optional, Tuple
+from functools import cache
+from typing import Any
 
 from botocore.model import Shape
 
@@ -44,8 +44,8 @@ def _translate(pattern: str) -> str:
     return out
 
 
-@lru_cache(maxsize=None)
-def compiled_pattern(pattern: str) -> Optional[re.Pattern]:
+@cache
+def compiled_pattern(pattern: str) -> re.Pattern[str] | None:
     """The pattern compiled for :func:`re.fullmatch`, or None if Python cannot compile it."""
     try:
         return re.compile(_translate(pattern))
@@ -66,8 +66,8 @@ class _Checker:
     """Walks a value along its shape; collects AWS-style problems; decodes blobs."""
 
     def __init__(self) -> None:
-        self.problems: List[str] = []
-        self.image_too_large: Optional[str] = None
+        self.problems: list[str] = []
+        self.image_too_large: str | None = None
 
     def problem(self, value: Any, path: str, constraint: str) -> None:
         shown = "null" if value is None else _show(value)
@@ -100,7 +100,7 @@ class _Checker:
         # Unknown members are ignored, as AWS's JSON services do (newer clients may send more).
         return out
 
-    def _image_source(self, value: dict, path: str) -> None:
+    def _image_source(self, value: dict[str, Any], path: str) -> None:
         has_bytes, has_object = value.get("Bytes") is not None, value.get("S3Object") is not None
         if has_bytes == has_object:
             raise InvalidParameterError(
@@ -231,7 +231,7 @@ def _join(path: str, member: str) -> str:
     return f"{path}.{_camel(member)}" if path else _camel(member)
 
 
-def parse_input(shape: Optional[Shape], params: Any) -> dict:
+def parse_input(shape: Shape | None, params: Any) -> dict[str, Any]:
     """Validate request parameters against the operation's input shape.
 
     Returns the parameters with blobs decoded to ``bytes`` and nulls and unknown
@@ -244,7 +244,7 @@ def parse_input(shape: Optional[Shape], params: Any) -> dict:
     if shape is None:
         return {}
     checker = _Checker()
-    out = checker.check(shape, params, "")
+    out: dict[str, Any] = checker.check(shape, params, "")  # a structure checks to a dict
     if checker.image_too_large:
         raise ImageTooLargeError(checker.image_too_large)
     if checker.problems:
@@ -255,13 +255,13 @@ def parse_input(shape: Optional[Shape], params: Any) -> dict:
     return out
 
 
-def check_output(shape: Optional[Shape], value: Any, path: str = "") -> List[str]:
+def check_output(shape: Shape | None, value: Any, path: str = "") -> list[str]:
     """Problems of a response against its output shape (types and unknown members).
 
     Constraints are not checked (AWS does not promise them on output), only that
     every key is a member of the shape and every value has the member's type.
     """
-    problems: List[str] = []
+    problems: list[str] = []
     if shape is None:
         if value not in ({}, None):
             problems.append(f"{path or 'response'}: expected an empty response")
@@ -270,13 +270,13 @@ def check_output(shape: Optional[Shape], value: Any, path: str = "") -> List[str
     return problems
 
 
-_OUT_TYPES: dict = {
+_OUT_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "long": (int,), "boolean": (bool,),
     "float": (int, float), "double": (int, float), "timestamp": (int, float), "blob": (str,),
 }
 
 
-def _check_out(shape: Shape, value: Any, path: str, problems: List[str]) -> None:
+def _check_out(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
     kind = shape.type_name
     if kind == "structure":
         if not isinstance(value, dict):
@@ -301,7 +301,7 @@ def _check_out(shape: Shape, value: Any, path: str, problems: List[str]) -> None
         for k, v in value.items():
             _check_out(shape.value, v, f"{path}.{k}", problems)
     else:
-        types: Tuple[type, ...] = _OUT_TYPES.get(kind, (object,))
+        types: tuple[type, ...] = _OUT_TYPES.get(kind, (object,))
         ok = isinstance(value, types) and (kind == "boolean" or not isinstance(value, bool))
         if not ok:
             problems.append(f"{path}: expected {kind}, got {type(value).__name__} {_show(value)}")
