@@ -43,18 +43,17 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "tests" / "data" / "congress2018" / "C000127.jpg"
 HOSTILE_SOURCES = [f"127.0.0.{i}" for i in range(2, 252)]
 
 
-def cli(src: Path) -> List[str]:
+def cli(src: Path) -> list[str]:
     return [sys.executable, "-m", "faceaudit.cli._main"]
 
 
-def env_for(src: Path) -> Dict[str, str]:
+def env_for(src: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(src.resolve())}
 
 
@@ -76,7 +75,7 @@ class Server:
         host, port = self.url.split("//")[1].rsplit(":", 1)
         self.address = (host, int(port))
 
-    def workers(self) -> List[int]:
+    def workers(self) -> list[int]:
         """The worker processes (the server itself when it has none)."""
         kids = []
         for entry in os.listdir("/proc"):
@@ -103,7 +102,7 @@ class Server:
         self._log.close()
 
 
-def rss_mib(pid: int) -> Optional[float]:
+def rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -119,10 +118,10 @@ class Slowloris(threading.Thread):
     def __init__(self, address, n: int, interval: float, stop: threading.Event) -> None:
         super().__init__(daemon=True)
         self.address, self.n, self.interval, self.stop = address, n, interval, stop
-        self.socks: List[Optional[socket.socket]] = [None] * n
+        self.socks: list[socket.socket | None] = [None] * n
         self.due = [0.0] * n
         self.reconnects = 0
-        self.held_samples: List[int] = []
+        self.held_samples: list[int] = []
 
     def _open(self, i: int) -> None:
         try:
@@ -190,12 +189,12 @@ class BigBody(threading.Thread):
         super().__init__(daemon=True)
         self.address, self.key_id, self.source, self.stop = address, key_id, source, stop
         self.sent = 0
-        self.answers: Dict[str, int] = {}
+        self.answers: dict[str, int] = {}
 
     def run(self) -> None:
         chunk = b"0" * (1 << 20)
         while not self.stop.is_set():
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             amz = now.strftime("%Y%m%dT%H%M%SZ")
             head = (
                 "POST / HTTP/1.1\r\nHost: soak\r\nContent-Type: application/x-amz-json-1.1\r\n"
@@ -230,8 +229,8 @@ class Health(threading.Thread):
     def __init__(self, address, stop: threading.Event) -> None:
         super().__init__(daemon=True)
         self.address, self.stop = address, stop
-        self.latencies_ms: List[float] = []
-        self.failures: Dict[str, int] = {}
+        self.latencies_ms: list[float] = []
+        self.failures: dict[str, int] = {}
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -285,7 +284,7 @@ def legit_clients(url: str, key: dict, n: int, seconds: float) -> dict:
         t.start()
     for t in threads:
         t.join(seconds + 180)
-    by_code: Dict[str, int] = {}
+    by_code: dict[str, int] = {}
     for e in errors:
         for k, v in e.items():
             by_code[k] = by_code.get(k, 0) + v
@@ -364,7 +363,7 @@ def soak(label: str, src: Path, args) -> dict:
 # -- issue 22: replays of H1 (header-only requests naming known key ids), H2 (slow sign-ins) and
 # -- the kill test (both workers killed, the outage measured) -------------------------------------
 
-def signed_heads(url: str, key_ids: List[str], length: int, op: str = "CompareFaces") -> List[bytes]:
+def signed_heads(url: str, key_ids: list[str], length: int, op: str = "CompareFaces") -> list[bytes]:
     """Request heads naming each key id with a junk signature (a wrong secret) for a body of
     ``length`` bytes."""
     from botocore.auth import SigV4Auth
@@ -386,14 +385,14 @@ class Holder(threading.Thread):
     """Holds ``n`` connections that each sent ``heads[i]`` and ``first`` and then a byte every
     ``interval`` seconds (never completing); one answered or closed is opened again at once."""
 
-    def __init__(self, address, heads: List[bytes], n: int, stop: threading.Event, interval: float = 5.0,
+    def __init__(self, address, heads: list[bytes], n: int, stop: threading.Event, interval: float = 5.0,
                  first: bytes = b"{", sources: int = 6) -> None:
         super().__init__(daemon=True)
         self.address, self.heads, self.n, self.stop = address, heads, n, stop
         self.interval, self.first, self.sources = interval, first, sources
         self.renewed = 0
-        self.answers: Dict[str, int] = {}
-        self.held_samples: List[int] = []
+        self.answers: dict[str, int] = {}
+        self.held_samples: list[int] = []
 
     def _open(self, sel, i: int) -> None:
         import selectors
@@ -459,7 +458,7 @@ def victim(url: str, key: dict, seconds: float, read_timeout: float) -> dict:
                 answered += 1
             else:
                 refused[code] = refused.get(code, 0) + 1
-        except Exception as exc:  # noqa: BLE001 - a timeout or a broken connection
+        except Exception as exc:
             refused[type(exc).__name__] = refused.get(type(exc).__name__, 0) + 1
     return {"answered": answered, "not_answered": sum(refused.values()), "why": refused}
 

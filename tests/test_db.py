@@ -9,8 +9,8 @@ import stat
 import pytest
 
 from faceaudit import DataVersionError
-from faceaudit._errors import UnsafePermissionsError
 from faceaudit._db import Schema, SQLiteDatabase, migrate, schema_version, statements, transaction
+from faceaudit._errors import UnsafePermissionsError
 
 
 def _applied(conn):
@@ -130,10 +130,9 @@ def test_transaction_commits_or_rolls_back(tmp_path):
     conn = db.connect()
     with transaction(conn, write=True):
         conn.execute("INSERT INTO t VALUES (1)")
-    with pytest.raises(KeyError):
-        with transaction(conn, write=True):
-            conn.execute("INSERT INTO t VALUES (2)")
-            raise KeyError("x")
+    with pytest.raises(KeyError), transaction(conn, write=True):
+        conn.execute("INSERT INTO t VALUES (2)")
+        raise KeyError("x")
     with db.session(write=False) as other:
         assert other.execute("SELECT x FROM t").fetchall() == [(1,)]
     assert not conn.in_transaction

@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from faceaudit.accountability import Accountability, CallerContext, Candidate, PostgresSearchLog, SearchLog, SearchRecord
 from faceaudit._errors import InvalidParameterError
+from faceaudit.accountability import (
+    Accountability,
+    CallerContext,
+    Candidate,
+    PostgresSearchLog,
+    SearchLog,
+    SearchRecord,
+)
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]

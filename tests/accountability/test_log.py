@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-
 from faceaudit.accountability import SearchLog, export_records
 from tests.accountability._log_stores import log_store_fixture  # noqa: F401  (fixture log_store: JSONL and PostgreSQL)
 

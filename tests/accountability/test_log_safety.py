@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from faceaudit.accountability import SearchLog
-from faceaudit.accountability import _log
+from faceaudit.accountability import SearchLog, _log
 
 
 def test_short_writes_never_lose_an_acknowledged_record(tmp_path, monkeypatch):

@@ -113,7 +113,7 @@ def test_same_probe_kept_concurrently_by_many_threads(acc):
         try:
             for _ in range(20):
                 acc._keep_probe(digest, data)
-        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=keep) for _ in range(8)]

@@ -176,8 +176,7 @@ def test_pending_limit_holds_for_simultaneous_starts(tmp_path, monkeypatch):
 
 def test_disk_quota_per_auditor(tmp_path, monkeypatch):
     from faceaudit import ServiceQuotaExceededError
-    from faceaudit.accountability import TestingAPI
-    from faceaudit.accountability import _testing
+    from faceaudit.accountability import TestingAPI, _testing
 
     monkeypatch.setattr(TestingAPI, "_run", lambda self, audit_id: None)
     api = TestingAPI(tmp_path)
@@ -192,8 +191,7 @@ def test_disk_quota_per_auditor(tmp_path, monkeypatch):
 def test_ended_audits_lose_inputs_then_results(tmp_path, monkeypatch):
     import time
 
-    from faceaudit.accountability import TestingAPI
-    from faceaudit.accountability import _testing
+    from faceaudit.accountability import TestingAPI, _testing
 
     monkeypatch.setattr(TestingAPI, "_run", lambda self, audit_id: None)
     api = TestingAPI(tmp_path)

@@ -4,7 +4,13 @@ import datetime as dt
 import json
 
 from faceaudit.accountability import (
-    Accountability, CallerContext, Candidate, Reviewer, SearchRecord, ThresholdPolicy, check_anchors,
+    Accountability,
+    CallerContext,
+    Candidate,
+    Reviewer,
+    SearchRecord,
+    ThresholdPolicy,
+    check_anchors,
 )
 from faceaudit.accountability._usage import parse_day, render_html, usage_report
 from faceaudit.cli import main
@@ -21,7 +27,7 @@ def _activity(tmp_path):
                                       [Candidate(97.0, face_id=f"f{i}")]), probe=b"probe%d" % i)
     try:
         acc.authorize(oper, "SearchFacesByImage", "mug", 80.0, 5)
-    except Exception:  # noqa: BLE001 - the refusal is what is counted
+    except Exception:
         pass
     leads = acc.leads("pending")
     acc.decide(leads[0].lead_id, Reviewer("AKA", "Alice"), "confirm")
@@ -32,7 +38,7 @@ def _activity(tmp_path):
 
 def _day_of(acc) -> str:
     first = next(acc.log.records()).time
-    return dt.datetime.fromtimestamp(first, dt.timezone.utc).strftime("%Y-%m-%d")
+    return dt.datetime.fromtimestamp(first, dt.UTC).strftime("%Y-%m-%d")
 
 
 def test_figures_trace_to_their_records(tmp_path):

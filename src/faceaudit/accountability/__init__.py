@@ -8,6 +8,7 @@
     acc.log.verify()
 """
 
+from faceaudit._errors import AcknowledgedRecordsMissingError
 from faceaudit.accountability._accountability import (
     Accountability,
     CallerContext,
@@ -22,7 +23,6 @@ from faceaudit.accountability._anchors import (
     issue_anchor,
 )
 from faceaudit.accountability._guard import guarded
-from faceaudit._errors import AcknowledgedRecordsMissingError
 from faceaudit.accountability._holds import DELETING_OPERATIONS, guard_deletion, on_legal_hold
 from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
 from faceaudit.accountability._identification import (

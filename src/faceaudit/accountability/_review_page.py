@@ -7,7 +7,8 @@ token and image URLs; this module returns self-contained HTML (no network).
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Lead, same_person
 
@@ -58,8 +59,8 @@ class _LeadView(NamedTuple):
     lead_id: str
     status: str
     missing: str
-    probe_url: Optional[str]
-    candidate_url: Optional[str]
+    probe_url: str | None
+    candidate_url: str | None
     probe_absent: str
     candidate_absent: str
     candidate_caption: str
@@ -69,7 +70,7 @@ class _LeadView(NamedTuple):
     threshold: str
     fmr_text: str
     confirmations: int
-    history: Tuple[_Decision, ...]
+    history: tuple[_Decision, ...]
     form: str  # "" (decided), "not-allowed" or "decide"
     why_not: str  # why this person may not decide ("" unless form is "not-allowed")
     probe_quality: str = ""  # what the probe's quality means for this model (measured data only)
@@ -87,7 +88,7 @@ class _SearchView(NamedTuple):
     threshold: str
     candidates: int
     gallery: str
-    leads: Tuple[_LeadView, ...]
+    leads: tuple[_LeadView, ...]
 
 
 def _render(name: str, **context) -> str:
@@ -105,8 +106,8 @@ def render_review_page(
     leads: Iterable[Lead],
     reviewer,
     csrf_token: str,
-    probe_url: Callable[[Lead], Optional[str]],
-    candidate_url: Callable[[Lead], Optional[str]],
+    probe_url: Callable[[Lead], str | None],
+    candidate_url: Callable[[Lead], str | None],
     missing: Callable[[Lead], str],
     may_decide: Callable[[Lead], bool],
     status: str = "pending",
@@ -117,7 +118,7 @@ def render_review_page(
     """The leads of one status grouped by search (newest first), each probe | candidate with the
     decision buttons when this person may decide."""
     leads = list(leads)
-    groups: Dict[int, List[Lead]] = {}
+    groups: dict[int, list[Lead]] = {}
     for lead in leads:
         groups.setdefault(lead.search_seq, []).append(lead)
     searches = []
@@ -154,7 +155,7 @@ def _why_not(reviewer, lead: Lead) -> str:
     return "it is not pending"
 
 
-def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: str, may_decide: bool,
+def _lead_view(lead: Lead, probe: str | None, cand: str | None, missing: str, may_decide: bool,
                why_not: str = "") -> _LeadView:
     candidate_name = lead.candidate_external_image_id or lead.candidate_user_id or lead.candidate_face_id or "-"
     hidden = "shown only to a person deciding on this lead"
@@ -179,7 +180,7 @@ def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: s
         form=form, why_not=why_not if form == "not-allowed" else "", **_quality_view(lead))
 
 
-def _quality_view(lead: Lead) -> Dict[str, object]:
+def _quality_view(lead: Lead) -> dict[str, object]:
     """The lead's probe quality in words (measured figures only), its warning and its policy flag."""
     from faceaudit.accountability._probe_quality import BELOW_MEASURED, quality_sentence
 

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext, Candidate
@@ -53,7 +54,7 @@ class VideoSearchPolicy:
     set_by: str = ""
     set_at: float = 0.0
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"CollectionId": self.collection_id, "WarrantRequired": self.warrant_required,
                 "SetBy": self.set_by, "SetAt": self.set_at}
 
@@ -162,7 +163,7 @@ class VideoSearches:
         self.record(ctx, requester.get("warrant", ""), job_id, video, analysis)
 
 
-def _who(ctx: CallerContext) -> Dict[str, Any]:
+def _who(ctx: CallerContext) -> dict[str, Any]:
     return Accountability._who(ctx)  # the same fields as every other record
 
 
