@@ -30,6 +30,7 @@ interpreter), so that two versions are measured side by side in one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -60,10 +61,10 @@ def env_for(src: Path) -> dict[str, str]:
 class Server:
     def __init__(self, src: Path, data_dir: Path, workers: int) -> None:
         self.log_path = data_dir / "serve.log"
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 -- the server writes to it until stop() closes it
         self.proc = subprocess.Popen(
-            cli(src) + ["serve", "--data-dir", str(data_dir), "--port", "0", "--workers", str(workers),
-                        "--rate-limit", "0", "--log-level", "WARNING"],
+            [*cli(src), "serve", "--data-dir", str(data_dir), "--port", "0", "--workers", str(workers),
+             "--rate-limit", "0", "--log-level", "WARNING"],
             stdout=subprocess.PIPE, stderr=self._log, text=True, env=env_for(src),
         )
         line = self.proc.stdout.readline()
@@ -296,7 +297,7 @@ def soak(label: str, src: Path, args) -> dict:
         data = Path(tmp)
         keys = {}
         for role in ("operator", "auditor"):
-            out = subprocess.run(cli(src) + ["keys", "create", "--json", "--role", role, "--data-dir", str(data)],
+            out = subprocess.run([*cli(src), "keys", "create", "--json", "--role", role, "--data-dir", str(data)],
                                  capture_output=True, text=True, check=True, env=env_for(src)).stdout
             keys[role] = json.loads(out)
         server = Server(src, data, args.workers)
@@ -331,7 +332,7 @@ def soak(label: str, src: Path, args) -> dict:
             sampler.start()
             result = legit_clients(server.url, keys["operator"], args.clients, args.seconds)
             stop.set()
-            for t in [slow, health, sampler] + bigs:
+            for t in [slow, health, sampler, *bigs]:
                 t.join(60)
         finally:
             server.stop()
@@ -426,10 +427,8 @@ class Holder(threading.Thread):
             if time.monotonic() >= next_byte:
                 next_byte += self.interval
                 for sk in list(sel.get_map().values()):
-                    try:
+                    with contextlib.suppress(OSError):
                         sk.fileobj.send(b"a")
-                    except OSError:
-                        pass
             self.held_samples.append(len(sel.get_map()))
         for sk in list(sel.get_map().values()):
             sk.fileobj.close()
@@ -458,7 +457,7 @@ def victim(url: str, key: dict, seconds: float, read_timeout: float) -> dict:
                 answered += 1
             else:
                 refused[code] = refused.get(code, 0) + 1
-        except Exception as exc:
+        except Exception as exc:  # a timeout or a broken connection
             refused[type(exc).__name__] = refused.get(type(exc).__name__, 0) + 1
     return {"answered": answered, "not_answered": sum(refused.values()), "why": refused}
 
@@ -469,7 +468,7 @@ def replay(label: str, src: Path, args) -> dict:
         data = Path(tmp)
         keys = []
         for role in ("operator", "admin", "operator", "auditor"):
-            out = subprocess.run(cli(src) + ["keys", "create", "--json", "--role", role, "--data-dir", str(data)],
+            out = subprocess.run([*cli(src), "keys", "create", "--json", "--role", role, "--data-dir", str(data)],
                                  capture_output=True, text=True, check=True, env=env_for(src)).stdout
             keys.append(json.loads(out))
         server = Server(src, data, args.workers)

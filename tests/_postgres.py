@@ -125,7 +125,8 @@ class PostgresServer:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"PostgreSQL did not accept connections within {START_LIMIT_S:g} s") from None
                 time.sleep(0.05)
-        raise RuntimeError("PostgreSQL exited at start:\n" + (self.root / "server.log").read_text(errors="replace")[-2000:])
+        log_tail = (self.root / "server.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError("PostgreSQL exited at start:\n" + log_tail)
 
     def stop(self) -> None:
         """Stop at once (no shutdown checkpoint) and remove the files."""

@@ -5,6 +5,7 @@ seq, and never lose a record whose append returned, even when an appender is kil
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -69,7 +70,7 @@ def test_two_hosts_append_one_chain(postgres_url, tmp_path):
     assert [r.seq for r in records] == list(range(1, 501))
     assert {r.seq: r.hash for r in records} == {**acks[0], **acks[1]}
     assert {r.data["host"] for r in records} == {"a", "b"}
-    assert all(r.prev == p.hash for p, r in zip(records, records[1:], strict=False))  # one chain, no fork
+    assert all(r.prev == p.hash for p, r in itertools.pairwise(records))  # one chain, no fork
     result = log.verify()
     assert result.ok and result.records == 500 and log.head() == {"seq": 500, "hash": records[-1].hash}
     exported = tmp_path / "export" / "search-log.jsonl"

@@ -31,14 +31,14 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, TypeAlias
 
 from faceaudit._errors import DataVersionError, InvalidParameterError, ServiceUnavailableError
 from faceaudit._paths import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
-Step = Union[str, Callable[[Any], None]]
+Step: TypeAlias = str | Callable[[Any], None]
 """A migration step: SQL (one or more statements) or a function given the connection
 (a ``sqlite3.Connection``, or a ``psycopg.Connection`` in a PostgreSQL schema)."""
 
@@ -496,7 +496,7 @@ def _postgres_url(url: str) -> str:
     raise InvalidParameterError(f"not a PostgreSQL URL: {_redacted(url)!r} (postgresql://user@host:port/db)")
 
 
-Database = Union[SQLiteDatabase, PostgreSQLDatabase]
+Database: TypeAlias = SQLiteDatabase | PostgreSQLDatabase
 
 
 def is_postgres_url(target: str | os.PathLike[str]) -> bool:

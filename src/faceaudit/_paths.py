@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -71,8 +72,6 @@ def private_file(path: str | os.PathLike) -> Path:
     """Create ``path`` empty with mode 0600 if it does not exist (before SQLite opens it: its
     -wal and -shm files then get the same mode); return it."""
     path = Path(path)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
     return path

@@ -99,9 +99,9 @@ def test_band_minimum_in_flag_mode_searches_logs_the_flag_and_marks_the_lead(cli
     assert search["probe_quality"]["band"] != "portrait"
     assert "policy minimum band portrait" in search["quality_flag"]
     leads = Accountability(tmp_path / "data").leads()
-    assert leads and all(l.quality_flag == search["quality_flag"] for l in leads)
-    assert all(l.probe_quality is not None and l.probe_quality.band == search["probe_quality"]["band"]
-               for l in leads)
+    assert leads and all(item.quality_flag == search["quality_flag"] for item in leads)
+    assert all(item.probe_quality is not None and item.probe_quality.band == search["probe_quality"]["band"]
+               for item in leads)
     assert leads[0].to_json()["ProbeQuality"]["Band"] == search["probe_quality"]["band"]
 
 
@@ -174,8 +174,8 @@ def _page(lead) -> str:
     from faceaudit.accountability import Reviewer
     from faceaudit.accountability._review_page import render_review_page
 
-    return render_review_page([lead], Reviewer("AKREV", "Rita"), "csrf", probe_url=lambda l: None,
-                              candidate_url=lambda l: None, missing=lambda l: "", may_decide=lambda l: True)
+    return render_review_page([lead], Reviewer("AKREV", "Rita"), "csrf", probe_url=lambda item: None,
+                              candidate_url=lambda item: None, missing=lambda item: "", may_decide=lambda item: True)
 
 
 def test_review_page_says_the_probe_quality_and_that_its_band_was_not_measured(tmp_path):
@@ -302,4 +302,5 @@ def test_an_accountability_db_of_the_previous_version_migrates_in_place(tmp_path
     acc.set_policy(ThresholdPolicy("g", min_eye_distance_px=20.0, min_probe_quality="small",
                                    on_low_quality=LowQualityAction.FLAG), CallerContext("AKADMIN", role="admin"))
     got = Accountability(tmp_path).policy("g")
-    assert (got.min_eye_distance_px, got.min_probe_quality, got.on_low_quality) == (20.0, "small", LowQualityAction.FLAG)
+    assert (got.min_eye_distance_px, got.min_probe_quality, got.on_low_quality) == (
+        20.0, "small", LowQualityAction.FLAG)

@@ -36,8 +36,9 @@ class Tags(HTMLParser):
 
 def page(leads, reviewer, missing="", decide=None):
     return render_review_page(
-        leads, reviewer, "csrf", probe_url=lambda l: f"/p/{l.lead_id}", candidate_url=lambda l: f"/c/{l.lead_id}",
-        missing=lambda l: missing, may_decide=decide or (lambda l: bool(reviewer.person)))
+        leads, reviewer, "csrf", probe_url=lambda item: f"/p/{item.lead_id}",
+        candidate_url=lambda item: f"/c/{item.lead_id}",
+        missing=lambda item: missing, may_decide=decide or (lambda item: bool(reviewer.person)))
 
 
 def text(doc: str) -> str:
@@ -50,9 +51,9 @@ def test_a_key_without_a_person_is_told_so_not_that_it_ran_the_search():
 
 
 def test_the_searcher_and_a_second_decision_are_told_why():
-    assert "you ran the search" in text(page([lead()], Reviewer("AKSAM", "Sam Searcher"), decide=lambda l: False))
+    assert "you ran the search" in text(page([lead()], Reviewer("AKSAM", "Sam Searcher"), decide=lambda item: False))
     decided = lead(decisions=(Decision("Alice", "confirm", "", 1_800_000_100.0, 4),))
-    doc = text(page([decided], Reviewer("AKALICE", "Alice"), decide=lambda l: False))
+    doc = text(page([decided], Reviewer("AKALICE", "Alice"), decide=lambda item: False))
     assert "you have decided already" in doc and "you ran the search" not in doc
 
 
@@ -120,5 +121,5 @@ def test_a_finished_video_search_keeps_the_cropped_face_as_the_lead_probe(tmp_pa
 
 
 def test_the_searcher_is_recognised_however_the_name_is_written():
-    doc = text(page([lead(requested_by="AKOTHER")], Reviewer("AKSAM2", "sam  SEARCHER"), decide=lambda l: False))
+    doc = text(page([lead(requested_by="AKOTHER")], Reviewer("AKSAM2", "sam  SEARCHER"), decide=lambda item: False))
     assert "you ran the search" in doc

@@ -17,15 +17,15 @@ def test_session_secret_is_whole_and_shared_under_concurrent_first_requests(tmp_
         barrier = threading.Barrier(n)
         out = [None] * n
 
-        def go(i):
+        def go(i, d, barrier, out):
             web = ReviewWeb(d, None, keys=object())
             barrier.wait()
             try:
                 out[i] = web._session_secret()
-            except Exception as exc:
+            except Exception as exc:  # any failure is the finding
                 out[i] = exc
 
-        threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+        threads = [threading.Thread(target=go, args=(i, d, barrier, out)) for i in range(n)]
         for t in threads:
             t.start()
         for t in threads:
@@ -98,8 +98,8 @@ def _sign_in(netloc, key, origin=None):
 def test_login_without_the_forms_token_or_from_another_origin_is_refused(served):
     netloc, _, rita, _ = served
     body = urllib.parse.urlencode({"access_key_id": rita["AccessKeyId"], "secret": rita["SecretAccessKey"]})
-    status, page, cookies, _ = _request(netloc, "POST", "/review/login", body.encode(),
-                                        {"Origin": "https://attacker.example"})
+    status, _page, cookies, _ = _request(netloc, "POST", "/review/login", body.encode(),
+                                         {"Origin": "https://attacker.example"})
     assert status == 403 and "faceaudit_review" not in cookies
     status, cookie = _sign_in(netloc, rita, origin="https://attacker.example")
     assert status == 403 and not cookie

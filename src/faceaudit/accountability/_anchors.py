@@ -16,11 +16,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faceaudit._errors import InvalidParameterError, SigningKeyError
 from faceaudit.accountability._files import write_private
-from faceaudit.accountability._log import SearchLog, _canonical
+from faceaudit.accountability._log import AnySearchLog, _canonical
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 KEY_FILE = "deployment-signing.key"
 ANCHOR_KIND = "faceaudit-search-log-anchor"
@@ -31,9 +34,9 @@ class DeploymentKey:
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.path = Path(data_dir) / KEY_FILE
-        self._private = None
+        self._private: Ed25519PrivateKey | None = None
 
-    def _key(self):
+    def _key(self) -> Ed25519PrivateKey:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         if self._private is None:
@@ -74,7 +77,7 @@ def signature_ok(anchor: dict[str, Any]) -> bool:
         return False
 
 
-def issue_anchor(log: SearchLog, key: DeploymentKey) -> dict[str, Any]:
+def issue_anchor(log: AnySearchLog, key: DeploymentKey) -> dict[str, Any]:
     """Sign the log's current head; the anchor is recorded in the log and returned."""
     verified = log.verify()
     if not verified.ok:
@@ -111,7 +114,7 @@ class AnchorReport:
     not_handed_over: tuple[int, ...]
 
 
-def check_anchors(log: SearchLog, anchor_dir: str | os.PathLike[str],
+def check_anchors(log: AnySearchLog, anchor_dir: str | os.PathLike[str],
                   public_key: str | None = None) -> AnchorReport:
     """Check every ``*.json`` anchor in ``anchor_dir`` against the log.
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from faceaudit._errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
 from faceaudit.accountability._accountability import Accountability, CallerContext
@@ -33,6 +33,9 @@ from faceaudit.accountability._probe_quality import MAX_MIN_EYE_DISTANCE_PX, Low
 from faceaudit.accountability._review import Reviewer, same_person
 from faceaudit.accountability._roles import AUDIT_ENGINE_OPERATIONS, NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, VideoSearchPolicy
+
+if TYPE_CHECKING:
+    from faceaudit.accountability._review_web import ReviewWeb
 
 TARGET_PREFIX = "FaceAuditService"
 VIDEO_READS = frozenset({"GetFaceSearch", "GetFaceDetection", "StartFaceDetection"})
@@ -71,7 +74,7 @@ class AccountabilityExtension:
         self.acc = Accountability(self.data_dir, face_image=face_image)
         self._keys = keys
         self._testing = testing
-        self._web = None
+        self._web: ReviewWeb | None = None
         self._daily_retention = daily_retention
         self._retention_pid: int | None = None
         self.videos = VideoSearches(self.acc)
@@ -137,10 +140,10 @@ class AccountabilityExtension:
             result = call()
             self.acc.mark_audit_collection(ctx, params["CollectionId"], audit)
             return result
-        if ctx.role == "auditor" and operation in AUDIT_ENGINE_OPERATIONS:
-            if not (audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id)):
-                raise AccessDeniedError("an auditor key may touch only the collections it created for an "
-                                        f"audit (with the {AUDIT_HEADER} header)")
+        if ctx.role == "auditor" and operation in AUDIT_ENGINE_OPERATIONS and not (
+                audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id)):
+            raise AccessDeniedError("an auditor key may touch only the collections it created for an "
+                                    f"audit (with the {AUDIT_HEADER} header)")
         if operation in ("TagResource", "UntagResource"):  # a faceaudit:index change is logged too
             untagged = call
             call = lambda: self._tagging(ctx, operation, params, untagged)  # noqa: E731
@@ -220,7 +223,8 @@ class AccountabilityExtension:
         from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
 
         return self.videos.start(
-            self.context(caller), caller.header(WARRANT_HEADER), collection_id=params.get("CollectionId"),
+            self.context(caller), caller.header(WARRANT_HEADER),
+            collection_id=_string(params, "CollectionId", required=True),
             threshold=float(params.get("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)),
             max_faces=DEFAULT_VIDEO_MAX_FACES, video=params.get("Video"), call=call,
             job_id_of=lambda r: r[0].get("JobId", ""),
@@ -286,8 +290,9 @@ class AccountabilityExtension:
         return {"Lead": self.acc.reviews.get(_string(params, "LeadId", required=True)).to_json()}
 
     def _op_decide_lead(self, caller, params) -> dict[str, Any]:
+        reviewer = Reviewer(caller.access_key_id, self._person(caller.access_key_id))
         lead = self.acc.decide(
-            _string(params, "LeadId", required=True), Reviewer(caller.access_key_id, self._person(caller.access_key_id)),
+            _string(params, "LeadId", required=True), reviewer,
             _string(params, "Decision", required=True), _string(params, "Note") or "",
         )
         return {"Lead": lead.to_json()}
@@ -313,7 +318,15 @@ def _snake(name: str) -> str:
     return xform_name(name)
 
 
-def _string(params, name, required=False) -> str | None:
+@overload
+def _string(params: Mapping[str, Any], name: str, required: Literal[True]) -> str: ...
+
+
+@overload
+def _string(params: Mapping[str, Any], name: str, required: bool = False) -> str | None: ...
+
+
+def _string(params: Mapping[str, Any], name: str, required: bool = False) -> str | None:
     value = params.get(name)
     if value is None:
         if required:

@@ -133,8 +133,9 @@ def candidates_of(doc: Mapping[str, Any]) -> tuple[Candidate, ...]:
                 out.append(Candidate(similarity=float(score), face_id=node.get("FaceId"), below_threshold=True))
                 return
             if score is not None:
-                face = node.get("Face") if isinstance(node.get("Face"), dict) else {}
-                user = node.get("User") if isinstance(node.get("User"), dict) else {}
+                raw_face, raw_user = node.get("Face"), node.get("User")
+                face: dict[str, Any] = raw_face if isinstance(raw_face, dict) else {}
+                user: dict[str, Any] = raw_user if isinstance(raw_user, dict) else {}
                 out.append(Candidate(
                     similarity=float(score), face_id=face.get("FaceId") or node.get("FaceId"),
                     external_image_id=face.get("ExternalImageId"),
@@ -175,8 +176,9 @@ def withhold_below(doc: Mapping[str, Any], minimum: float) -> tuple[dict[str, An
             return kept
         if isinstance(node, dict):
             out = {k: visit(v) for k, v in node.items()}
-            if "LOW_MATCH_CONFIDENCE" in (node.get("Reasons") or ()) and isinstance(node.get("Confidence"), (int, float)) \
-                    and node["Confidence"] < minimum:
+            confidence = node.get("Confidence")
+            if "LOW_MATCH_CONFIDENCE" in (node.get("Reasons") or ()) and isinstance(confidence, (int, float)) \
+                    and confidence < minimum:
                 del out["Confidence"]
                 withheld += 1
             return out

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 from faceaudit._db import PostgreSQLDatabase, Schema, is_postgres_url, transaction
 from faceaudit._errors import LogIntegrityError, ServiceUnavailableError
@@ -138,7 +138,8 @@ class SearchLog:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last, quarantined = self._quarantine_torn_tail(fd)
             head = self.head() or {}
-            head_seq = head.get("seq") if isinstance(head.get("seq"), int) else 0
+            raw_seq = head.get("seq")
+            head_seq = raw_seq if isinstance(raw_seq, int) else 0
             last_seq = last.seq if last else 0
             if quarantined is not None or head_seq > last_seq:
                 # say so in the chain itself; the evidence is kept, and no seq is given twice
@@ -411,7 +412,7 @@ def _fsync_dir(path: Path) -> None:
 
 # -- the search log in PostgreSQL: one chain for every host of a deployment --------------------
 
-_PG_LOG = """
+_PG_LOG = f"""
 CREATE TABLE search_log (
     seq BIGINT PRIMARY KEY CHECK (seq > 0),
     kind TEXT NOT NULL,
@@ -423,8 +424,8 @@ CREATE TABLE search_log_head (
     seq BIGINT NOT NULL,
     hash TEXT NOT NULL
 );
-INSERT INTO search_log_head (id, seq, hash) VALUES (1, 0, '%s');
-""" % GENESIS
+INSERT INTO search_log_head (id, seq, hash) VALUES (1, 0, '{GENESIS}');
+"""
 
 PG_LOG_SCHEMA = Schema("search_log", {1: _PG_LOG}, version_key="search_log_schema_version")
 """Version 1: the records (each its canonical JSON line, as the JSONL log holds it) and the head row."""
@@ -579,7 +580,7 @@ class PostgresSearchLog:
         return len(lines)
 
 
-AnySearchLog = Union[SearchLog, PostgresSearchLog]
+AnySearchLog: TypeAlias = SearchLog | PostgresSearchLog
 
 
 def open_search_log(data_dir: str | os.PathLike[str], database_url: str | None = None) -> AnySearchLog:

@@ -100,7 +100,7 @@ class Retention:
                 continue
             try:
                 expired = fc.faces_indexed_before(collection_id=cid, before=now - rule.days * DAY_SECONDS)
-            except Exception as exc:
+            except Exception as exc:  # a deleted collection has nothing left to expire
                 if getattr(exc, "aws_code", "") == "ResourceNotFoundException":
                     continue
                 raise
@@ -148,7 +148,7 @@ class Retention:
                 keep.add(digest)
             else:
                 expire.add(digest)
-        pending = {l.probe_sha256 for l in self.acc.leads("pending", 1_000_000)}
+        pending = {lead.probe_sha256 for lead in self.acc.leads("pending", 1_000_000)}
         return sorted(d for d in expire - keep - pending if self.acc.probe_path(d) is not None)
 
 
@@ -178,7 +178,7 @@ class DailyRetention:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except Exception:
+            except Exception:  # a failed run is logged and retried tomorrow
                 log.exception("retention run failed")
             self._stop.wait(self.check_every)
 

@@ -40,7 +40,7 @@ _LEAD_IDS = uuid.UUID("5d0c6f4e-3a57-4c47-9a51-6f1f0a7c2b10")
 
 def person_key(name: str | None) -> str:
     """A person's name as compared: NFKC-normalised, case-folded, whitespace collapsed
-    ("ALICE", "alice" and fullwidth "ａｌｉｃｅ" are one person)."""
+    ("ALICE", "alice" and fullwidth "ａｌｉｃｅ" are one person)."""  # noqa: RUF002 -- fullwidth on purpose
     return " ".join(unicodedata.normalize("NFKC", name or "").casefold().split())
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Lead, same_person
 
@@ -129,8 +129,9 @@ def render_review_page(
             case=first.case_reference or "-", requested_by=str(first.requested_by_person or first.requested_by),
             when=_when(first.created_at), threshold=f"{first.threshold:g}", candidates=first.candidates,
             gallery="unknown" if first.gallery_size is None else f"{first.gallery_size:,}",
-            leads=tuple(_lead_view(l, probe_url(l), candidate_url(l), missing(l) if l.status == "pending" else "",
-                                   may_decide(l), _why_not(reviewer, l)) for l in members)))
+            leads=tuple(_lead_view(lead, probe_url(lead), candidate_url(lead),
+                                   missing(lead) if lead.status == "pending" else "",
+                                   may_decide(lead), _why_not(reviewer, lead)) for lead in members)))
     return _render(
         "review.html.j2", status=status, status_title=status.capitalize(), notice=notice, collection=collection,
         case=case, csrf=csrf_token, who=f"{reviewer.person or '(no person: may not decide)'} ({reviewer.key_id})",
@@ -163,10 +164,7 @@ def _lead_view(lead: Lead, probe: str | None, cand: str | None, missing: str, ma
         probe = None  # never an <img> that cannot load
     elif missing:
         cand = None
-    if lead.status != "pending":
-        form = ""
-    else:
-        form = "decide" if may_decide else "not-allowed"
+    form = "" if lead.status != "pending" else ("decide" if may_decide else "not-allowed")
     return _LeadView(
         lead_id=str(lead.lead_id), status=str(lead.status), missing=missing, probe_url=probe, candidate_url=cand,
         probe_absent="probe image not kept" if missing.startswith("the probe") else hidden,
@@ -180,7 +178,15 @@ def _lead_view(lead: Lead, probe: str | None, cand: str | None, missing: str, ma
         form=form, why_not=why_not if form == "not-allowed" else "", **_quality_view(lead))
 
 
-def _quality_view(lead: Lead) -> dict[str, object]:
+class _QualityView(TypedDict):
+    """The quality fields of a `_LeadView`, passed to it by keyword."""
+
+    probe_quality: str
+    quality_warning: bool
+    quality_flag: str
+
+
+def _quality_view(lead: Lead) -> _QualityView:
     """The lead's probe quality in words (measured figures only), its warning and its policy flag."""
     from faceaudit.accountability._probe_quality import BELOW_MEASURED, quality_sentence
 

@@ -25,7 +25,7 @@ from typing import Any
 from faceaudit._errors import FaceAuditError
 from faceaudit.accountability._accountability import Accountability
 from faceaudit.accountability._files import write_private
-from faceaudit.accountability._review import Reviewer, same_person
+from faceaudit.accountability._review import Lead, Reviewer, same_person
 from faceaudit.accountability._review_page import REVIEW_CSP, render_login, render_review_page
 from faceaudit.accountability._roles import REVIEWER_ROLES
 
@@ -109,7 +109,9 @@ class ReviewWeb:
     def _reviewer(self, request) -> tuple[str, Reviewer] | None:
         """The live session id and the signed-in reviewer, or None."""
         session_id = self._session_id(request)
-        key_id = self.acc.session_key(session_id) if session_id else None
+        if not session_id:
+            return None
+        key_id = self.acc.session_key(session_id)
         if key_id is None:
             return None
         key = self.keys.lookup(key_id)
@@ -192,12 +194,21 @@ class ReviewWeb:
         collection = (query.get("collection") or [""])[0][:255] or None
         case = (query.get("case") or [""])[0][:256] or None
         leads = self.acc.leads(status, 500, collection_id=collection, case_reference=case)
-        decidable = {l.lead_id: self._may_decide(reviewer, l) for l in leads}
+        decidable = {lead.lead_id: self._may_decide(reviewer, lead) for lead in leads}
+
+        def probe_url(lead: Lead) -> str | None:
+            if decidable[lead.lead_id] and self.acc.probe_path(lead.probe_sha256):
+                return f"/review/images/lead/{lead.lead_id}/probe"
+            return None
+
+        def candidate_url(lead: Lead) -> str | None:
+            if decidable[lead.lead_id] and lead.candidate_face_id and self.acc.face_image(lead.candidate_face_id):
+                return f"/review/images/lead/{lead.lead_id}/candidate"
+            return None
+
         page = render_review_page(
-            leads, reviewer, self._csrf(session_id),
-            probe_url=lambda l: f"/review/images/lead/{l.lead_id}/probe" if decidable[l.lead_id] and self.acc.probe_path(l.probe_sha256) else None,
-            candidate_url=lambda l: f"/review/images/lead/{l.lead_id}/candidate" if decidable[l.lead_id] and l.candidate_face_id and self.acc.face_image(l.candidate_face_id) else None,
-            missing=self.acc.missing_evidence, may_decide=lambda l: decidable[l.lead_id],
+            leads, reviewer, self._csrf(session_id), probe_url=probe_url, candidate_url=candidate_url,
+            missing=self.acc.missing_evidence, may_decide=lambda lead: decidable[lead.lead_id],
             status=status, notice=self.acc.take_notice(session_id), collection=collection or "", case=case or "",
         )
         return _html(200, page, request_id)
@@ -251,8 +262,10 @@ def _same_origin(origin: str | None, host: str | None) -> bool:
     """No Origin (not a browser form, or an old browser) passes; a present one must name this host."""
     if not origin:
         return True
+    if not host:
+        return False
     netloc = urllib.parse.urlsplit(origin).netloc
-    return bool(host) and netloc.lower() == host.strip().lower()
+    return netloc.lower() == host.strip().lower()
 
 
 def _cookies(header: str) -> dict[str, str]:

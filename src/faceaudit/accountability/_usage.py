@@ -166,7 +166,8 @@ def usage_report(acc: Accountability, start: dt.datetime, end: dt.datetime, *, s
                       "Policy": r.data.get("policy")} for r in kinds["policy"])
     audits = _grouped(kinds["audit-collection"], lambda r: f"audit collection created by {r.data.get('access_key_id')}")
     retention = tuple(
-        Figure(f"{r.data.get('what')} deleted" + (f" from {r.data['collection_id']}" if r.data.get("collection_id") else ""),
+        Figure(f"{r.data.get('what')} deleted"
+               + (f" from {r.data['collection_id']}" if r.data.get("collection_id") else ""),
                int(r.data.get("count") or 0), (r.seq,))
         for r in kinds["retention"])
     anchor = issue_anchor(acc.log, DeploymentKey(acc.data_dir)) if (sign and verified.ok) else {}
@@ -232,7 +233,8 @@ def render_html(report: UsageReport) -> str:
     r = report
     t = r.decision_times
     timing = ("no lead was decided" if not t.n else
-              f"{t.n} decided lead(s): median {t.median_hours:g} h, longest {t.max_hours:g} h from search to final decision")
+              f"{t.n} decided lead(s): median {t.median_hours:g} h, longest {t.max_hours:g} h "
+              "from search to final decision")
     policies = [_PolicyRow(str(p["Time"]), str(p["SetBy"]), _policy_text(p["Policy"]), p["LogRecord"])
                 for p in r.policy_changes]
     return render(

@@ -139,7 +139,7 @@ class VideoSearches:
                     threshold=analysis.threshold, max_faces=analysis.max_faces,
                     model_version=analysis.model_version,
                     probe=probe if person.matches else None,  # bystanders' frames are not kept
-                    probe_sha256=digest, call=lambda p=person: p, candidates=_candidates,
+                    probe_sha256=digest, call=_constant(person), candidates=_candidates,
                     gallery_size=analysis.gallery_size,
                     probe_quality=None if quality is None else ProbeQuality.of(quality),
                 )
@@ -193,7 +193,12 @@ def face_crop(jpeg: bytes, box: Any, margin: float = FACE_CROP_MARGIN) -> bytes:
     return bytes(buf) if ok else jpeg
 
 
-def _candidates(person: Any):
+def _constant(value: R) -> Callable[[], R]:
+    """A call that returns ``value`` (the person is found already; guarded() only logs it)."""
+    return lambda: value
+
+
+def _candidates(person: Any) -> tuple[Candidate, ...]:
     return tuple(
         Candidate(similarity=m.similarity, face_id=m.face.face_id,
                   external_image_id=m.face.external_image_id, user_id=m.face.user_id)

@@ -127,7 +127,7 @@ def _failures(design: AuditDesign, o: SearchOutcomes, names: dict[str, str]) -> 
     out: list[Failure] = []
     for side, recs, ok, reasons in (("probe", design.probes, o.probe_ok, o.probe_reason),
                                     ("gallery", design.gallery, o.gallery_ok, o.gallery_reason)):
-        for r, good, why in zip(recs, ok, reasons):
+        for r, good, why in zip(recs, ok, reasons, strict=True):
             if not good:
                 image = Path(os.path.relpath(r.path, Path(r.manifest).resolve().parent)).as_posix()
                 out.append(Failure(side, image, r.subject, why or "no face detected",

@@ -435,7 +435,7 @@ def _operating_thresholds(design: AuditDesign, ctx: ScoringContext, blocks: Sequ
     hist = np.zeros(N_BINS, np.int64)
     best_false = np.full(design.n_probes, np.nan)
     with Progress("scoring (1/2)", sum(len(rows) for rows in blocks), enabled=progress) as bar:
-        for rows, (h, best) in zip(blocks, map_blocks(impostor_histogram, ctx, blocks)):
+        for rows, (h, best) in zip(blocks, map_blocks(impostor_histogram, ctx, blocks), strict=True):
             hist += h
             best_false[rows] = best
             bar.update(len(rows))
