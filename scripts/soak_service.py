@@ -261,7 +261,8 @@ def legit_clients(url: str, key: dict, n: int, seconds: float) -> dict:
     from botocore.exceptions import BotoCoreError, ClientError
 
     image = PHOTO.read_bytes()
-    calls, errors = [0] * n, [dict() for _ in range(n)]
+    calls = [0] * n
+    errors: list[dict[str, int]] = [{} for _ in range(n)]  # error code -> count, per thread
     end = time.monotonic() + seconds
 
     def work(i: int) -> None:
@@ -445,7 +446,8 @@ def victim(url: str, key: dict, seconds: float, read_timeout: float) -> dict:
                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
                        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10,
                                      read_timeout=read_timeout))
-    answered, refused = 0, {}
+    answered = 0
+    refused: dict[str, int] = {}  # error code -> count
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         try:

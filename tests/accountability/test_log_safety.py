@@ -35,7 +35,7 @@ def test_failed_write_leaves_no_partial_line_and_raises(tmp_path, monkeypatch):
     log.append("search", {"n": 0})
     before = log.path.read_bytes()
     real = os.write
-    calls = []
+    calls: list[int] = []
 
     def full(fd, data):
         if calls:

@@ -210,7 +210,8 @@ def test_quality_sentence_takes_the_calibrations_per_band_figures(monkeypatch):
     model = SimpleNamespace(calibrated=lambda: cal)
 
     monkeypatch.setattr(engine, "get_model", lambda name: model)
-    assert band_figures("m", "tiny", 85.0).threshold == 80  # the nearest measured threshold at or below
+    tiny = band_figures("m", "tiny", 85.0)
+    assert tiny is not None and tiny.threshold == 80  # the nearest measured threshold at or below
     assert band_figures("m", "tiny", 70.0) is None and band_figures("m", "small", 80.0) is None
     text = quality_sentence(ProbeQuality(18.0, 40.0, 21.0, "tiny"), "m", 80.0)
     assert text == ("eyes 18 px apart (band tiny): on degraded portraits at this quality (doorbell-night-3m) the "
@@ -259,6 +260,7 @@ def test_video_leads_carry_their_frames_quality_and_the_policys_flag(tmp_path):
     assert len(leads) == 2
     for lead in leads:
         [search] = [s for s in searches if s["probe_sha256"] == lead.probe_sha256]
+        assert lead.probe_quality is not None
         assert lead.probe_quality.to_json() == search["probe_quality"] and "policy minimum 999" in lead.quality_flag
 
 
@@ -271,6 +273,7 @@ def test_review_show_prints_the_probe_quality_and_flag(cli, tmp_path, capsys):
     cli("search", "g", str(path), "--threshold", "0")
     lead = Accountability(tmp_path / "data").leads()[0]
     out, _ = cli("review", "show", lead.lead_id)
+    assert lead.probe_quality is not None
     assert f"ProbeQuality       {lead.probe_quality.text()}" in out
     assert "not measured for this quality band" in out or "model missed" in out
     assert "QualityFlag" in out and "policy minimum 25" in out

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,7 @@ def served(tmp_path_factory):
     stop_thread_server(srv, thread)
 
 
-_DIRS = {}
+_DIRS: dict[str, Path] = {}
 
 
 def served_dir(url):
