@@ -178,13 +178,26 @@ def _page(lead) -> str:
                               candidate_url=lambda item: None, missing=lambda item: "", may_decide=lambda item: True)
 
 
-def test_review_page_says_the_probe_quality_and_that_its_band_was_not_measured(tmp_path):
+def test_review_page_says_the_probe_quality_and_what_its_band_means(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from faceaudit import engine
+    from faceaudit.engine import get_model
+
     lead = _lead_with_quality(tmp_path, 18.0, flag="probe eyes 18 px apart, policy minimum 20")
     page = _page(lead)
     assert "eyes 18 px apart (band tiny), sharpness 40, brightness 21" in page
-    # the shipped calibration has no per-band figures: said plainly, no invented number
-    assert "error rates were not measured for this quality band" in page
+    # the shipped calibration's own figure for the band (make calibrate, issue 19 item 3)
+    r80 = get_model("sface").calibrated().by_band("tiny").fnmr(80)
+    assert f"the model missed {100 * r80.rate:.0f}% of mates at 80 ({r80.errors}/{r80.trials})" in page
     assert "Flagged: below the collection's minimum probe quality (probe eyes 18 px apart, policy minimum 20)" in page
+    # a calibration without per-band figures: said plainly, no invented number
+    from faceaudit.accountability._probe_quality import quality_sentence
+
+    bare = SimpleNamespace(calibrated=lambda: SimpleNamespace(by_band=lambda band: None))
+    monkeypatch.setattr(engine, "get_model", lambda name: bare)
+    assert "error rates were not measured for this quality band" in quality_sentence(
+        lead.probe_quality, lead.model_version, 80.0)
 
 
 def test_review_page_warns_on_a_probe_below_the_measured_range(tmp_path):
@@ -193,30 +206,29 @@ def test_review_page_warns_on_a_probe_below_the_measured_range(tmp_path):
     assert "WARNING: eyes 7 px apart, below the measured range (band below-measured)" in page
 
 
-def test_quality_sentence_takes_the_calibrations_per_band_figures(monkeypatch):
-    """With per-band figures in the calibration file, the sentence gives the measured miss rate."""
-    from types import SimpleNamespace
-
-    from faceaudit import engine
+def test_quality_sentence_takes_the_calibrations_per_band_figures():
+    """The sentence gives the miss rate the shipped calibration measured in the probe's band, and
+    the rate of each condition pooled there (a doorbell by night misses far more than by day)."""
     from faceaudit.accountability._probe_quality import (
         ProbeQuality,
         band_figures,
         quality_sentence,
     )
+    from faceaudit.engine import get_model
 
-    cal = SimpleNamespace(raw={"quality_bands": [{"band": "tiny", "condition": "doorbell-night-3m", "thresholds": [
-        {"similarity": 80, "fnmr": 0.76, "errors": 303, "trials": 399, "fmr": 6.4e-7},
-        {"similarity": 90, "fnmr": 0.86, "errors": 343, "trials": 399}]}]})
-    model = SimpleNamespace(calibrated=lambda: cal)
-
-    monkeypatch.setattr(engine, "get_model", lambda name: model)
-    tiny = band_figures("m", "tiny", 85.0)
-    assert tiny is not None and tiny.threshold == 80  # the nearest measured threshold at or below
-    assert band_figures("m", "tiny", 70.0) is None and band_figures("m", "small", 80.0) is None
-    text = quality_sentence(ProbeQuality(18.0, 40.0, 21.0, "tiny"), "m", 80.0)
-    assert text == ("eyes 18 px apart (band tiny): on degraded portraits at this quality (doorbell-night-3m) the "
-                    "model missed 76% of mates at 80 (303/399); a candidate here is more likely a look-alike "
-                    "than at portrait quality.")
+    tiny = get_model("sface").calibrated().by_band("tiny")
+    r80 = tiny.fnmr(80)
+    fig = band_figures("sface", "tiny", 85.0)
+    assert fig is not None
+    assert fig.threshold == 80 and (fig.errors, fig.trials) == (r80.errors, r80.trials)  # nearest at or below
+    assert band_figures("sface", "tiny", 70.0) is None  # nothing measured at or below 70
+    assert band_figures("sface", "below-measured", 80.0) is None
+    text = quality_sentence(ProbeQuality(18.0, 40.0, 21.0, "tiny"), "sface", 80.0)
+    night = next(p for p in tiny.by_condition if p.condition == "doorbell-night-3m").fnmr(80)
+    assert text.startswith("eyes 18 px apart (band tiny): on degraded portraits at this quality (by condition: ")
+    assert f"doorbell-night-3m {100 * night.rate:.0f}%" in text
+    assert text.endswith(f"the model missed {100 * r80.rate:.0f}% of mates at 80 ({r80.errors}/{r80.trials}); a "
+                         "candidate here is more likely a look-alike than at portrait quality.")
 
 
 def test_video_leads_carry_their_frames_quality_and_the_policys_flag(tmp_path):

@@ -48,6 +48,26 @@ class Recount:
         self.enrolled = Counter(r["subject"] for r in self.gallery if r["_ok"])
         self.floor = res["candidates_floor"]
         self._at: dict[float, dict[str, list[dict[str, str]]]] = {}
+        # --relabel COLUMN:OLD=NEW as the command recorded it: the label renamed on both sides
+        import itertools
+        import shlex
+
+        words = shlex.split(res.get("command") or "")
+        self.relabel: dict[tuple[str, str], str] = {}
+        for flag, spec in itertools.pairwise(words):
+            if flag == "--relabel":
+                col, _, rest = spec.partition(":")
+                old, _, new = rest.partition("=")
+                self.relabel[(col, old)] = new
+        for r in self.probes + self.gallery:
+            for (col, old), new in self.relabel.items():
+                if r.get(col) == old:
+                    r[col] = new
+        for c in self.cands:
+            for (col, old), new in self.relabel.items():
+                for side in ("probe", "candidate"):
+                    if c.get(f"{side}_{col}") == old:
+                        c[f"{side}_{col}"] = new
 
     def mated(self, p: dict[str, str]) -> bool:
         return p["subject"] in self.gallery_subjects

@@ -102,3 +102,18 @@ def test_compare_is_logged_with_probe_hash_and_candidates(tmp_path, capsys):
     assert rec.data["probe_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     assert rec.data["threshold"] == 80.0 and rec.data["case_reference"] == "case-1"
     assert len(rec.data["candidates"]) == 1 and rec.data["candidates"][0]["similarity"] > 80
+
+
+def test_models_shows_rates_per_probe_quality_band(capsys):
+    from faceaudit.engine import get_model
+
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "by probe quality" in out and "FNMR at 80 / 90 / 99" in out
+    cal = get_model("sface").calibrated()
+    tiny = cal.by_band("tiny")
+    r80 = tiny.fnmr(80)
+    assert f"{r80.errors}/{r80.trials} = " in out  # the band's own count, as the calibration holds it
+    assert "nothing was measured below band tiny" in out and "below-measured" in out
+    _, out, _ = run(capsys, "models", "--json")
+    sface = next(m for m in json.loads(out)["Models"] if m["Name"] == "sface")
+    assert sface["Calibration"]["quality_bands"]["measured_down_to"] == "tiny"

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from faceaudit import ModelIntegrityError
+from faceaudit import InvalidParameterError, ModelIntegrityError
 from faceaudit.engine import get_model, promised_fmr, similarity_for_fmr
 from faceaudit.engine._calibration import SimilarityScale, fmr_upper_bound, parse_calibration
 
@@ -175,3 +175,88 @@ def test_the_top_end_ranks_matches_above_99(name):
     line = (scale.similarities[-1] - scale.similarities[-2]) / (scale.cosines[-1] - scale.cosines[-2])
     assert 1.0 / scale.top_width <= line * (1 + 1e-6)
     assert cal.raw["scale"]["top"]["width"] == scale.top_width
+
+
+# -- per quality band (issue 19 item 3) -------------------------------------------------------------
+
+BANDED = ("sface", "dlib")  # models whose shipped calibration carries the per-band figures
+
+
+@pytest.mark.parametrize("name", BANDED)
+def test_per_band_figures_are_present_and_their_counts_add_up(name):
+    from faceaudit.engine import QUALITY_BANDS
+
+    cal = get_model(name).calibrated()
+    section = cal.raw["quality_bands"]
+    assert cal.bands and [b.band for b in cal.bands] == [b.name for b in QUALITY_BANDS if cal.by_band(b)]
+    n_imp = section["impostor_images"]
+    conditions = {c["name"]: c for c in section["conditions"]}
+    assert "clean" in conditions and len(conditions) >= 5
+    for b, raw in zip(cal.bands, section["bands"], strict=True):
+        assert b.probes == sum(n for _, n in b.conditions) == sum(p.probes for p in b.by_condition) > 0
+        assert b.condition is None and all(p.condition and p.band == b.band for p in b.by_condition)
+        for i, r in enumerate(b.rates):  # the typed per-condition figures add up to the pooled ones
+            assert r.fnmr.errors == sum(p.rates[i].fnmr.errors for p in b.by_condition)
+            assert r.fmr.trials == sum(p.rates[i].fmr.trials for p in b.by_condition)
+        assert 0 <= b.failed_to_enrol <= b.probes
+        assert b.genuine_pairs <= b.probes - b.failed_to_enrol
+        assert b.impostor_pairs == (b.probes - b.failed_to_enrol) * n_imp  # every enrolled probe x strangers
+        eyes = raw["eye_distance_px"]
+        band = next(q for q in QUALITY_BANDS if q.name == b.band)
+        # (rounded to 0.01 px: a probe 29.999 px apart reads 30.0 in the small band)
+        assert band.low <= eyes["min"] <= eyes["max"] and (band.high is None or eyes["max"] <= band.high)
+        assert [r.similarity for r in b.rates] == [80.0, 90.0, 99.0]
+        for r in b.rates:
+            assert r.fnmr.trials == b.genuine_pairs and 0 <= r.fnmr.errors <= r.fnmr.trials
+            assert r.fmr.trials == b.impostor_pairs and r.fmr.errors <= r.fmr.trials
+            assert r.fmr.ci95[0] <= r.fmr.rate <= r.fmr.ci95[1]
+            assert r.fmr_bound95 >= r.fmr.rate and r.fmr_bound95 == pytest.approx(
+                fmr_upper_bound(r.fmr.errors, r.fmr.trials))
+        # a higher threshold misses more mates and admits fewer strangers
+        assert b.fnmr(80).errors <= b.fnmr(90).errors <= b.fnmr(99).errors
+        assert b.fmr(80).errors >= b.fmr(90).errors >= b.fmr(99).errors
+        # the pooled counts are the sum of the per-condition ones
+        for i, t in enumerate(raw["thresholds"]):
+            for kind in ("fnmr", "fmr"):
+                assert t[kind]["errors"] == sum(c["thresholds"][i][kind]["errors"] for c in raw["by_condition"])
+                assert t[kind]["trials"] == sum(c["thresholds"][i][kind]["trials"] for c in raw["by_condition"])
+    # per condition: every probe is in one band or had no face on the original
+    for name_c, c in conditions.items():
+        placed = sum(n for b in cal.bands for cn, n in b.conditions if cn == name_c)
+        assert placed + c["no_face_on_original"] == c["probes"]
+    # the clean portraits miss fewer mates at 80 than the worst band measured
+    assert cal.by_band("portrait").fnmr(80).rate <= cal.bands[-1].fnmr(80).rate
+
+
+@pytest.mark.parametrize("name", BANDED)
+def test_below_the_lowest_measured_band_nothing_is_claimed(name):
+    from faceaudit.engine import QUALITY_BANDS
+
+    cal = get_model(name).calibrated()
+    lowest = cal.measured_down_to
+    assert lowest is not None and lowest.name == cal.raw["quality_bands"]["measured_down_to"]
+    names = [b.name for b in QUALITY_BANDS]
+    for below in names[names.index(lowest.name) + 1:]:
+        assert cal.by_band(below) is None and below in cal.raw["quality_bands"]["not_measured"]
+    assert cal.by_band("below-measured") is None  # the band named for it stays without figures
+    with pytest.raises(InvalidParameterError, match="unknown quality band"):
+        cal.by_band("blurry")
+    with pytest.raises(InvalidParameterError, match="measured at Similarity"):
+        cal.by_band(QUALITY_BANDS[0]).fnmr(85)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_scale_version_does_not_depend_on_band_data(name):
+    from importlib import resources
+
+    from faceaudit.engine._calibration import scale_version
+
+    text = resources.files("faceaudit.engine").joinpath("calibration", f"{name}.json").read_text("utf-8")
+    cal = parse_calibration(text, expected_sha256=get_model(name).calibration_sha256, source="x")
+    # the version is the hash of the knots and the top alone
+    assert cal.scale.version == scale_version(name, cal.scale.cosines, cal.scale.similarities, cal.scale.top_width)
+    raw = json.loads(text)
+    raw.pop("quality_bands", None)  # a calibration without the band figures: the same scale, no bands
+    bare = parse_calibration(json.dumps(raw), expected_sha256=None, source="x")
+    assert bare.scale == cal.scale and bare.bands == () and bare.measured_down_to is None
+    assert bare.by_band("portrait") is None

@@ -7,7 +7,7 @@ band, :data:`faceaudit.engine.QUALITY_BANDS`); a probe below it is refused befor
 searched, or searched and flagged (:class:`LowQualityAction`).
 
 What a band means for the model comes from measured data only: the calibration's
-per-band figures when its file has them (``quality_bands``, see :func:`band_figures`),
+per-band figures when it has them (``Calibration.by_band``, see :func:`band_figures`),
 else the page says plainly that this band was not measured.
 """
 
@@ -150,12 +150,12 @@ class BandFigures:
 
 def band_figures(model_version: str, band: str, threshold: float) -> BandFigures | None:
     """The calibration's measured figures for ``band`` at the Similarity ``threshold`` nearest
-    at or below the search's (None when the calibration file has none for this band).
+    at or below the search's (None when the calibration has none for this band).
 
-    The calibration file's ``quality_bands`` member is read, when present, as a list of
-    ``{"band": NAME, "condition": TEXT, "thresholds": [{"similarity": 80, "fnmr": 0.76,
-    "errors": 303, "trials": 399, "fmr": 6.4e-7}, ...]}``: the shape ``make calibrate``
-    writes per band (issue 19 item 3). Anything else counts as not measured.
+    Read through :meth:`faceaudit.engine._calibration.Calibration.by_band` (``make calibrate``
+    writes them, issue 19 item 3): pooled over the probe conditions measured in the band;
+    ``condition`` names each with its own miss rate there, since a band pools conditions as
+    different as a doorbell by day and by night.
     """
     from faceaudit._errors import FaceAuditError
     from faceaudit.engine import get_model
@@ -163,29 +163,18 @@ def band_figures(model_version: str, band: str, threshold: float) -> BandFigures
     if not model_version:
         return None
     try:
-        raw = get_model(model_version).calibrated().raw
+        rates = get_model(model_version).calibrated().by_band(band)
     except FaceAuditError:
         return None
-    entries = raw.get("quality_bands") if isinstance(raw, Mapping) else None
-    if not isinstance(entries, list):
+    usable = [r for r in (rates.rates if rates is not None else ()) if r.similarity <= threshold + 1e-9]
+    if rates is None or not usable:
         return None
-    for entry in entries:
-        if not isinstance(entry, Mapping) or entry.get("band") != band:
-            continue
-        rows = []
-        for row in entry.get("thresholds") or ():
-            try:
-                sim = float(row["similarity"])
-                rows.append((sim, float(row["fnmr"]), int(row.get("errors", 0)), int(row.get("trials", 0)),
-                             None if row.get("fmr") is None else float(row["fmr"])))
-            except (KeyError, TypeError, ValueError):
-                log.warning("calibration of %s: a malformed quality_bands row for band %s", model_version, band)
-        usable = [r for r in rows if r[0] <= threshold + 1e-9] or []
-        if not usable:
-            return None
-        sim, fnmr, errors, trials, fmr = max(usable, key=lambda r: r[0])
-        return BandFigures(band, sim, fnmr, errors, trials, fmr, str(entry.get("condition") or ""))
-    return None
+    at = max(usable, key=lambda r: r.similarity)
+    parts = [(p.condition, p.at(at.similarity).fnmr) for p in rates.by_condition]
+    mix = ", ".join(f"{name} {100 * f.rate:.0f}%" for name, f in parts if f.trials)
+    condition = f"by condition: {mix}" if len(parts) > 1 else (parts[0][0] or "") if parts else ""
+    return BandFigures(band, at.similarity, at.fnmr.rate, at.fnmr.errors, at.fnmr.trials, at.fmr.rate,
+                       condition or "")
 
 
 def quality_sentence(quality: ProbeQuality, model_version: str, threshold: float) -> str:

@@ -154,6 +154,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"({s.recommended_source})"
         )
         _print_calibration(s.calibration())
+        _print_bands(s.calibrated())
         print()
     return 0
 
@@ -171,6 +172,44 @@ SCALE_MEANING = (
 
 def _pct(rate: float) -> str:
     return f"{100 * rate:.3g}%"
+
+
+def _print_bands(cal) -> None:
+    """FNMR and measured FMR at 80 / 90 / 99 per quality band of the probe, and where measuring stopped."""
+    from faceaudit.engine import QUALITY_BANDS
+
+    lowest = cal.measured_down_to
+    if lowest is None:
+        print("    by probe quality: not measured for this calibration (rebuild it: `make calibrate`)")
+        return
+    conditions = cal.raw["quality_bands"]["conditions"]
+    print("    by probe quality (the 2018 portraits degraded as cameras take them: "
+          + ", ".join(c["name"] for c in conditions)
+          + "; band by eye distance; the scale above is the same at every quality):")
+    rows = []
+    for band in QUALITY_BANDS:
+        b = cal.by_band(band)
+        eyes = f">= {band.low:g}" if band.high is None else f"{band.low:g}-{band.high:g}"
+        if b is None:
+            rows.append((band.name, eyes, "not measured", "", "", ""))
+            continue
+        fnmr = " / ".join(f"{r.fnmr.errors}/{r.fnmr.trials} = {_pct(r.fnmr.rate)}" for r in b.rates)
+        fmr = " / ".join(f"{r.fmr.errors}/{r.fmr.trials:,}" + (f" = {r.fmr.rate:.2g}" if r.fmr.errors else "")
+                          for r in b.rates)
+        mix = ", ".join(f"{p.condition} {p.probes}: {_pct(p.fnmr(80).rate) if p.genuine_pairs else '-'}"
+                        for p in b.by_condition)
+        rows.append((band.name, eyes, f"{b.probes} ({b.failed_to_enrol})", fnmr, fmr, mix))
+    print_table(["band", "eyes (px)", "probes (no face)", "FNMR at 80 / 90 / 99", "FMR (false matches) at 80 / 90 / 99",
+                 "probes by condition: FNMR at 80"], rows, indent="    ")
+    names = [b.name for b in QUALITY_BANDS]
+    below = names[names.index(lowest.name) + 1:]
+    floor = (cal.raw["quality_bands"].get("nothing_measured_below") or {}).get("eye_distance_px")
+    print(f"    nothing was measured below band {lowest.name} ({lowest.low:g} px between the eyes"
+          + (f"; the smallest probe measured: {floor:g} px" if floor is not None else "") + ")"
+          + (f": {', '.join(below)} without figures" if below else "")
+          + "; FNMR among probes with a face found; false matches: degraded probe against clean "
+            "photos of strangers, counted (95% intervals in the calibration file). Synthetic "
+            "degradation: the direction and rough size of the effect, not rates on real footage.")
 
 
 def _print_calibration(cal: dict) -> None:

@@ -11,6 +11,7 @@ Nothing loads at import time: models load on first use.
 """
 
 from faceaudit.engine._base import Detector, Embedder, normalise
+from faceaudit.engine._calibration import BAND_THRESHOLDS, BandRateAt, BandRates, Calibration
 from faceaudit.engine._conditions import (
     CLEAN,
     PRESETS,
@@ -77,6 +78,7 @@ from faceaudit.engine._types import (
 )
 
 __all__ = [
+    "BAND_THRESHOLDS", "BandRateAt", "BandRates", "Calibration",
     "CLEAN", "DegradedProbe", "PRESETS", "ProbeCondition", "QUALITY_BANDS", "QualityBand", "Step",
     "conditions_with_clean", "degrade", "detect_upscaled", "eye_distance_px", "parse_steps", "probe_condition",
     "quality_band", "ProbeObserver", "observe_probe", "report_probe",

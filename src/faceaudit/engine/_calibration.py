@@ -13,6 +13,11 @@ SHA-256 pinned in the model registry) holds:
   without reaching it, so stronger matches still rank higher.
 - ``impostor_tail``: the highest impostor cosines (so any measured FMR can be
   recounted exactly), ``genuine``: every genuine-pair cosine (for FNMR).
+- ``quality_bands``: FNMR and measured FMR at Similarity 80 / 90 / 99 with probes
+  degraded as doorbell and CCTV cameras take them, per quality band of the probe
+  (:data:`faceaudit.engine.QUALITY_BANDS`, by eye distance), and the band below
+  which nothing was measured. These are statements about the model at each
+  quality; the scale (the promise) stays one, built from the clean pairs only.
 
 Similarity is then ``80 + 10 * (-log10 FMR_bound - 5)`` at each knot, linear in
 cosine between knots, continued linearly from Similarity 30 (FMR 1) down to 0 at
@@ -28,13 +33,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from faceaudit._errors import ModelIntegrityError
+from faceaudit._errors import InvalidParameterError, ModelIntegrityError
 from faceaudit._stats import wilson_interval
+from faceaudit.engine._quality import QUALITY_BANDS, QualityBand
 from faceaudit.engine._riskscale import (
     ANCHOR_FMR,
     ANCHOR_SIMILARITY,
@@ -83,7 +89,7 @@ class RateAt:
     errors: int
     trials: int
     rate: float
-    ci95: Tuple[float, float]
+    ci95: tuple[float, float]
     measured: bool = True
 
     def to_json(self) -> dict:
@@ -107,12 +113,12 @@ class SimilarityScale:
     would. None: clipped at the last knot's Similarity (which must then be 100).
     """
 
-    cosines: Tuple[float, ...]
-    similarities: Tuple[float, ...]
+    cosines: tuple[float, ...]
+    similarities: tuple[float, ...]
     version: str
     measured_up_to: float
     """Highest Similarity whose FMR is measured; above it the FMR is extrapolated."""
-    top_width: Optional[float] = None
+    top_width: float | None = None
     # the knots as arrays, made once: np.interp would otherwise convert the tuples on every call
     _c: np.ndarray = field(init=False, repr=False, compare=False)
     _s: np.ndarray = field(init=False, repr=False, compare=False)
@@ -177,17 +183,135 @@ class SimilarityScale:
         )
 
 
+BAND_THRESHOLDS = (80.0, 90.0, 99.0)
+"""The Similarity thresholds at which the calibration measures each quality band."""
+
+
+@dataclass(frozen=True)
+class BandRateAt:
+    """FNMR and measured FMR of probes of one quality band at one Similarity threshold.
+
+    ``fnmr``: genuine pairs (a degraded 2018 portrait against the same member's clean 2014
+    portrait) scoring below the threshold / genuine pairs, among probes in which a face was
+    found. ``fmr``: impostor pairs (a degraded probe against a clean photo of a stranger)
+    scoring at or above it / impostor pairs, a count, never extrapolated. ``fmr_bound95``:
+    its one-sided 95% Clopper-Pearson upper bound (a rate, 0-1).
+    """
+
+    similarity: float
+    fnmr: RateAt
+    fmr: RateAt
+    fmr_bound95: float
+
+
+@dataclass(frozen=True)
+class BandRates:
+    """What the model did on probes of one quality band (by eye distance), from the calibration.
+
+    ``low_px`` (inclusive) and ``high_px`` (exclusive; None: no upper end) are the band's eye
+    distances in pixels. ``probes``: probe photos (over every probe condition measured) whose
+    eyes fall in the band; ``failed_to_enrol``: those of them in which no face was found (not
+    in the rates); ``conditions``: (condition name, probes of the band under it), the mix the
+    pooled rates come from. ``rates``: one :class:`BandRateAt` per threshold of
+    :data:`BAND_THRESHOLDS`, ascending. ``by_condition``: the same figures for the band's probes
+    under each condition alone (their ``condition`` set), since one band pools conditions as
+    different as a doorbell by day and by night; ``condition`` is None on the pooled figures.
+    """
+
+    band: str
+    low_px: float
+    high_px: float | None
+    probes: int
+    failed_to_enrol: int
+    genuine_pairs: int
+    impostor_pairs: int
+    conditions: tuple[tuple[str, int], ...]
+    rates: tuple[BandRateAt, ...]
+    condition: str | None = None
+    by_condition: tuple[BandRates, ...] = ()
+
+    def at(self, similarity: float) -> BandRateAt:
+        """The rates at one measured threshold (80, 90 or 99); InvalidParameterError otherwise."""
+        for r in self.rates:
+            if abs(r.similarity - float(similarity)) < 1e-9:
+                return r
+        raise InvalidParameterError(
+            f"band {self.band!r} was measured at Similarity {', '.join(f'{r.similarity:g}' for r in self.rates)}, "
+            f"not {similarity!r}")
+
+    def fnmr(self, similarity: float) -> RateAt:
+        """Share of mates missed (genuine pairs below ``similarity``) at a measured threshold."""
+        return self.at(similarity).fnmr
+
+    def fmr(self, similarity: float) -> RateAt:
+        """Measured false-match rate (impostor pairs at or above ``similarity``) at a measured threshold."""
+        return self.at(similarity).fmr
+
+
+def _rate(d: dict) -> RateAt:
+    lo, hi = d["ci95"]
+    return RateAt(int(d["errors"]), int(d["trials"]), float(d["rate"]), (float(lo), float(hi)))
+
+
+def _parse_bands(raw: dict) -> tuple[BandRates, ...]:
+    """The per-band figures of a calibration file (none in a file written before they existed)."""
+    section = raw.get("quality_bands")
+    if not section:
+        return ()
+
+    def rates(b: dict) -> tuple[BandRateAt, ...]:
+        return tuple(sorted(
+            (BandRateAt(float(t["similarity"]), _rate(t["fnmr"]), _rate(t["fmr"]), float(t["fmr_bound95"]))
+             for t in b["thresholds"]), key=lambda r: r.similarity))
+
+    def one(b: dict, band: dict, condition: str | None, parts: tuple[BandRates, ...]) -> BandRates:
+        return BandRates(
+            band=str(band["band"]), low_px=float(band["low_px"]),
+            high_px=None if band["high_px"] is None else float(band["high_px"]),
+            probes=int(b["probes"]), failed_to_enrol=int(b["failed_to_enrol"]),
+            genuine_pairs=int(b["genuine_pairs"]), impostor_pairs=int(b["impostor_pairs"]),
+            conditions=((condition, int(b["probes"])),) if condition is not None else tuple(
+                (p.condition or "", p.probes) for p in parts),
+            rates=rates(b), condition=condition, by_condition=parts,
+        )
+
+    out = []
+    for b in section["bands"]:
+        parts = tuple(one(c, b, str(c["condition"]), ()) for c in b["by_condition"])
+        out.append(one(b, b, None, parts))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """A model's shipped calibration: its scale and the scores behind it."""
+    """A model's shipped calibration: its scale, the scores behind it, and the rates per probe quality."""
 
     model: str
     face_model_version: str
     scale: SimilarityScale
     impostor_pairs: int
-    impostor_tail: Tuple[float, ...]  # the highest impostor cosines, descending
-    genuine: Tuple[float, ...]  # every genuine-pair cosine
+    impostor_tail: tuple[float, ...]  # the highest impostor cosines, descending
+    genuine: tuple[float, ...]  # every genuine-pair cosine
     raw: dict
+    bands: tuple[BandRates, ...] = ()
+    """The measured quality bands, best first (empty for a calibration without them)."""
+
+    def by_band(self, band: QualityBand | str) -> BandRates | None:
+        """The rates measured on probes of ``band`` (a :class:`QualityBand` or its name); None where
+        nothing was measured at that quality. InvalidParameterError for a name that is no band."""
+        name = band.name if isinstance(band, QualityBand) else band
+        if name not in {b.name for b in QUALITY_BANDS}:
+            raise InvalidParameterError(
+                f"unknown quality band {name!r} (bands: {', '.join(b.name for b in QUALITY_BANDS)})")
+        return next((b for b in self.bands if b.band == name), None)
+
+    @property
+    def measured_down_to(self) -> QualityBand | None:
+        """The lowest quality band with measured rates: below it nothing was measured (None: no
+        band was measured)."""
+        names = {b.band for b in self.bands if b.genuine_pairs or b.impostor_pairs}
+        measured = [b for b in QUALITY_BANDS if b.name in names]
+        return measured[-1] if measured else None
 
     def fmr(self, similarity: float) -> RateAt:
         """False-match rate at a Similarity threshold: impostor pairs >= it / impostor pairs.
@@ -231,7 +355,7 @@ class Calibration:
         u = self.raw.get("scale", {}).get("tail_fit", {}).get("u")
         return max(counted, band) if band is not None and u is not None and cos >= float(u) else counted
 
-    def _tail_fmr(self, cosine: float, upper: bool) -> Optional[float]:
+    def _tail_fmr(self, cosine: float, upper: bool) -> float | None:
         """The fitted exponential tail's FMR at ``cosine`` (``upper``: its 95% upper band); None
         for a calibration file without the fit's band."""
         fit = self.raw.get("scale", {}).get("tail_fit", {})
@@ -251,7 +375,7 @@ class Calibration:
         return RateAt(errors, len(g), errors / len(g) if len(g) else 0.0, (lo, hi))
 
 
-def parse_calibration(text: str, *, expected_sha256: Optional[str], source: str) -> Calibration:
+def parse_calibration(text: str, *, expected_sha256: str | None, source: str) -> Calibration:
     """Parse and check a calibration file's text (hash, knots)."""
     actual = hashlib.sha256(text.encode("utf-8")).hexdigest()
     if expected_sha256 is not None and actual != expected_sha256:
@@ -275,15 +399,16 @@ def parse_calibration(text: str, *, expected_sha256: Optional[str], source: str)
             scale=scale, impostor_pairs=int(raw["data"]["impostor_pairs"]),
             impostor_tail=tuple(float(x) for x in raw["impostor_tail"]["cosines"]),
             genuine=tuple(float(x) for x in raw["genuine"]["cosines"]), raw=raw,
+            bands=_parse_bands(raw),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelIntegrityError(f"calibration file {source} is malformed: {exc}") from exc
 
 
 def scale_version(model: str, cosines: Sequence[float], similarities: Sequence[float],
-                  top_width: Optional[float] = None) -> str:
+                  top_width: float | None = None) -> str:
     """``fmr1-<model>-<first 10 hex of SHA-256 of the knots (and the top's width)>``: changes
     whenever the mapping does."""
-    pairs = [[round(c, 6), round(s, 4)] for c, s in zip(cosines, similarities)]
+    pairs = [[round(c, 6), round(s, 4)] for c, s in zip(cosines, similarities, strict=True)]
     blob = json.dumps(pairs if top_width is None else [pairs, round(float(top_width), 6)])
     return f"{SCALE_NAME}-{model}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"

@@ -216,8 +216,8 @@ def _dlib_factory(paths):
 
 # Pins of the shipped calibration files; rewritten by scripts/calibrate.py (make calibrate).
 _CALIBRATION_SHA256 = {
-    "sface": "1316f2c963dd8811e27412426acb7b5f246e772d33fc17cbd34c0ba88748eccd",
-    "dlib": "a59675bf38bca8d30457ab55ba64586ed5fcdecca88a946c49ea4c905568740e",
+    "sface": "15f8adfff065fbebc96166b59e86858071a0f19a458c8262fc41979e0f328ada",
+    "dlib": "5af04c45b351e473af7147a8d61345a2feb0bdd0020ef99df7a254e32e1e168e",
 }
 
 _MODELS: Dict[str, ModelSpec] = {
