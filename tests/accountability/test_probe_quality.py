@@ -188,7 +188,9 @@ def test_review_page_says_the_probe_quality_and_what_its_band_means(tmp_path, mo
     page = _page(lead)
     assert "eyes 18 px apart (band tiny), sharpness 40, brightness 21" in page
     # the shipped calibration's own figure for the band (make calibrate, issue 19 item 3)
-    r80 = get_model("sface").calibrated().by_band("tiny").fnmr(80)
+    tiny = get_model("sface").calibrated().by_band("tiny")
+    assert tiny is not None
+    r80 = tiny.fnmr(80)
     assert f"the model missed {100 * r80.rate:.0f}% of mates at 80 ({r80.errors}/{r80.trials})" in page
     assert "Flagged: below the collection's minimum probe quality (probe eyes 18 px apart, policy minimum 20)" in page
     # a calibration without per-band figures: said plainly, no invented number
@@ -217,6 +219,7 @@ def test_quality_sentence_takes_the_calibrations_per_band_figures():
     from faceaudit.engine import get_model
 
     tiny = get_model("sface").calibrated().by_band("tiny")
+    assert tiny is not None
     r80 = tiny.fnmr(80)
     fig = band_figures("sface", "tiny", 85.0)
     assert fig is not None
