@@ -21,8 +21,12 @@ SAMPLE := tests/data
 DEMO_SAMPLE := examples/sample/manifests
 DEMO_OUT := out/demo
 demo: export FACEAUDIT_DATA_DIR := $(abspath out/demo-data)
+DEMO_CACHE := out/sample-embeddings.sqlite
 demo: $(STAMP)
-	$(VENV)/bin/faceaudit models
+	@echo "faceaudit: open face recognition with the ACLU's 2018 test built in. This demo detects and"
+	@echo "compares faces on bundled public-domain photos, then runs the test on a 480-photo sample."
+	@echo "--- the face models (\`faceaudit models\` for their calibration tables):"
+	$(VENV)/bin/faceaudit models --brief
 	$(VENV)/bin/faceaudit detect $(SAMPLE)/congress2018/B000944.jpg $(SAMPLE)/meds/S001-01-t10_01.jpg
 	@echo "--- same member, 2018 vs 2014 portrait:"
 	$(VENV)/bin/faceaudit compare $(SAMPLE)/congress2018/B000944.jpg $(SAMPLE)/congress2014/B000944.jpg
@@ -31,7 +35,7 @@ demo: $(STAMP)
 	@echo "--- the ACLU's test on the public-domain sample (examples/sample):"
 	$(VENV)/bin/faceaudit audit --probes $(DEMO_SAMPLE)/congress_2018.csv \
 	  --gallery $(DEMO_SAMPLE)/congress_2014.csv $(DEMO_SAMPLE)/former_members.csv \
-	  --bands age=40,50,60,70 --out $(DEMO_OUT) \
+	  --bands age=40,50,60,70 --out $(DEMO_OUT) --cache $(DEMO_CACHE) \
 	  --note "Sample: 160 official 2018 portraits of members of the 115th Congress searched against 120 of their 2014 portraits and 200 official portraits of former members (all public domain). Women are over-represented on purpose (70 of 160) so that per-sex rates rest on more than a handful of people." \
 	  --note "Former members, the strangers in this gallery, skew toward older white men; their sex is known for only 100 of the 200 here." \
 	  --note "There are no race labels for members of Congress in this data, so the ACLU's finding that people of color were over-represented among its false matches cannot be tested here."

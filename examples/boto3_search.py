@@ -2,7 +2,7 @@
 
 After the Quick start, in one terminal:
 
-    .venv/bin/faceaudit keys create --role operator --json > key.json
+    .venv/bin/faceaudit keys create --role operator --out key.json
     .venv/bin/faceaudit serve --port 8080
 
 and in another:

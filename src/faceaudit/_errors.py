@@ -72,6 +72,13 @@ class InvalidImageFormatError(ImageError):
     """Empty, truncated, corrupt, or not a JPEG or PNG image."""
 
 
+class ImageFileNotFoundError(InvalidImageFormatError):
+    """An image path that does not exist: the caller's mistake (exit 2, a parameter error), not a
+    bad image (exit 3); over the API an image is never a path."""
+
+    exit_code = 2
+
+
 class ImageTooSmallError(ImageError):
     """The image is smaller than the 80x80 pixels a face search needs."""
 

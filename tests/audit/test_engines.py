@@ -159,6 +159,26 @@ def test_rekognition_engine_deletes_its_collection_on_error(small_manifests, tmp
     assert client.fc.list_collections().collection_ids == ()
 
 
+def test_rekognition_engine_meets_a_refusing_policy_before_indexing(small_manifests, tmp_path):
+    """Issue 23: a server whose policy refuses the first search refused it after 320 uploads."""
+    from botocore.exceptions import ClientError
+
+    from faceaudit.collections import FaceCollections
+
+    class Refusing(CollectionsClient):
+        def search_faces_by_image(self, **kw):
+            self.calls.append("search_faces_by_image")
+            raise ClientError({"Error": {"Code": "AccessDeniedException",
+                                         "Message": "the threshold 50 is below the policy's 99"}}, "x")
+
+    client = Refusing(FaceCollections(tmp_path / "data"))
+    with pytest.raises(RemoteServiceError, match="policy") as err:
+        run_audit([small_manifests["probes"]], [small_manifests["gallery"]], RekognitionEngine(client),
+                  AuditConfig(thresholds=THRESHOLDS, bootstrap=0), progress=False)
+    assert err.value.aws_code == "AccessDeniedException"
+    assert "index_faces" not in client.calls and client.calls[-1] == "delete_collection"
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     from faceaudit.accountability import AccountabilityExtension

@@ -24,7 +24,7 @@ def test_log_verify_tampered_exit_code_names_record(tmp_path, capsys):
     run(capsys, "policy", "set", "b", "--min-threshold", "99", "--data-dir", d)
     log = tmp_path / "search-log.jsonl"
     log.write_text(log.read_text().replace('"MinFaceMatchThreshold":99.0', '"MinFaceMatchThreshold":80.0'))
-    code, out, err = run(capsys, "log", "verify", "--data-dir", d)
+    code, _, err = run(capsys, "log", "verify", "--data-dir", d)
     assert code == 8 and "record 2" in err and "edited" in err
 
 
@@ -83,11 +83,11 @@ def test_cli_default_policy_and_listing(tmp_path, capsys):
         fc.create_collection(collection_id=cid)
     assert run(capsys, "policy", "set-default", "--min-threshold", "95", "--data-dir", d)[0] == 0
     assert run(capsys, "policy", "set", "mine", "--law-enforcement", "--data-dir", d)[0] == 0
-    code, out, _ = run(capsys, "policy", "list", "--data-dir", d, "--json")
+    _, out, _ = run(capsys, "policy", "list", "--data-dir", d, "--json")
     doc = json.loads(out)
     assert {p["CollectionId"]: p["Source"] for p in doc["Policies"]} == {"mine": "collection", "theirs": "default"}
     assert doc["DefaultPolicy"]["MinFaceMatchThreshold"] == 95
-    code, out, _ = run(capsys, "policy", "list", "--data-dir", d)
+    _, out, _ = run(capsys, "policy", "list", "--data-dir", d)
     assert "relies on default" in out and "false-match rate" in out
-    code, out, _ = run(capsys, "policy", "get", "theirs", "--data-dir", d)
+    _, out, _ = run(capsys, "policy", "get", "theirs", "--data-dir", d)
     assert "relies on the deployment default" in out and "minimum threshold 95" in out

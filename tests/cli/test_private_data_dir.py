@@ -38,3 +38,31 @@ def test_a_data_dir_open_to_others_is_refused_with_a_clear_error(tmp_path):
     for argv in (["collection", "list"], ["serve", "--port", "0"], ["log", "verify"]):
         out = cli(*argv, "--data-dir", str(data), check=False)
         assert out.returncode == 6 and "chmod -R go-rwx" in out.stderr, (argv, out.stderr)
+
+
+def test_every_store_in_the_data_dir_is_private(tmp_path):
+    """Issue 23: video-jobs.sqlite3 was 0644 and milvus.db 0755 inside the 0700 data dir. A session
+    that makes each store (collections, search log, probes, keys, video jobs, milvus-lite) under a
+    usual umask leaves no file or folder that group or others may use."""
+    import pytest
+
+    pytest.importorskip("milvus_lite")
+    from faceaudit.collections._jobs import JobStore
+
+    data = tmp_path / "data"
+    env = {"FACEAUDIT_VECTOR_STORE": "milvus"}
+    old = os.umask(0o022)
+    try:
+        cli("collection", "create", "c", "--data-dir", str(data), env=env)
+        cli("index", "c", str(portrait_2014("C000141")), "--data-dir", str(data), env=env)
+        cli("search", "c", str(portrait_2014("C000141")), "--data-dir", str(data), env=env)
+        cli("keys", "create", "--person", "P", "--data-dir", str(data))
+        JobStore(data).submit("face-detection", {"video": {"S3Object": {"Bucket": "b", "Name": "v.mp4"}}},
+                              None, None, {})
+    finally:
+        os.umask(old)
+    modes = _modes(data)
+    assert {"collections.sqlite3", "video-jobs.sqlite3", "milvus.db", "search-log.jsonl"} <= set(modes)
+    assert any(p.startswith("milvus.db" + os.sep) for p in modes)
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
+    assert {p: oct(m) for p, m in modes.items() if m & 0o077} == {}

@@ -195,6 +195,10 @@ def test_face_search_job_and_its_checks(backend):
     with pytest.raises(InvalidParameterError):  # a token of another sort order
         token = backend.get_face_search(job_id=job, max_results=1).next_token
         backend.get_face_search(job_id=job, max_results=1, next_token=token, sort_by="INDEX")
+    # botocore's model sets no maximum for MaxResults: above 1000 Rekognition returns at most 1000
+    assert backend.get_face_search(job_id=job, max_results=1001) == backend.get_face_search(job_id=job)
+    with pytest.raises(InvalidParameterError, match="MaxResults"):
+        backend.get_face_search(job_id=job, max_results=0)
 
 
 def test_start_refuses_what_it_can_see_at_once(backend, monkeypatch):

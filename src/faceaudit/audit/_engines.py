@@ -340,14 +340,19 @@ class LocalEngine:
 def _client_error(exc: Exception) -> tuple[str, str]:
     resp = getattr(exc, "response", None) or {}
     err = resp.get("Error", {}) if isinstance(resp, dict) else {}
-    return str(err.get("Code") or type(exc).__name__), str(err.get("Message") or exc)
+    message = str(err.get("Message") or exc)
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+        message += (" (--engine rekognition signs with boto3's credentials: set AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, e.g. from `faceaudit keys create --role auditor --out key.json`)")
+    return str(err.get("Code") or type(exc).__name__), message
 
 
 class RekognitionEngine:
     """Any Rekognition-compatible endpoint, through a boto3 ``rekognition`` client.
 
-    Uses five operations: CreateCollection, IndexFaces (MaxFaces=1: the largest
-    face, ExternalImageId = the subject), DescribeCollection,
+    Uses five operations: CreateCollection, one SearchFacesByImage of the empty
+    collection (the server's policy refuses before anything is indexed), IndexFaces
+    (MaxFaces=1: the largest face, ExternalImageId = the subject), DescribeCollection,
     SearchFacesByImage (FaceMatchThreshold = the lowest audited threshold,
     MaxFaces = 4096) and DeleteCollection (always, in a ``finally``). Every request
     carries the signed header ``x-faceaudit-audit: 1``: ``faceaudit serve`` logs the
@@ -423,6 +428,7 @@ class RekognitionEngine:
         self.collection_id = cid
         self.face_model_version = str(created.get("FaceModelVersion") or "unknown")
         try:
+            self._check_search_allowed(design, cid)  # a refusing policy refuses before 320 uploads
             gallery = self._index_gallery(design, cid, progress)
             desc = self._call("describe_collection", CollectionId=cid)
             self.face_model_version = str(desc.get("FaceModelVersion") or self.face_model_version)
@@ -440,6 +446,21 @@ class RekognitionEngine:
             np.array(probes.cand_similarity, np.float64),
             truncated=probes.truncated, extra_thresholds=(REKOGNITION_DEFAULT_THRESHOLD,),
         )
+
+    def _check_search_allowed(self, design: AuditDesign, cid: str, tries: int = 5) -> None:
+        """One search of the empty collection as the audit will search it, before anything is
+        indexed: a server whose policy refuses the audit's threshold (AccessDeniedException) or
+        a missing credential fails here, not after the whole gallery was uploaded. Probes whose
+        image cannot be used are skipped (up to ``tries``); the audit reports them later."""
+        for r in design.probes[:tries]:
+            data, _ = _read(r)
+            if data is None:
+                continue
+            resp, _ = self._image_call(
+                "search_faces_by_image", CollectionId=cid, Image={"Bytes": data},
+                FaceMatchThreshold=float(design.config.floor), MaxFaces=self.max_faces)
+            if resp is not None:
+                return
 
     def _index_gallery(self, design: AuditDesign, cid: str, progress: bool) -> _Indexed:
         """IndexFaces of every gallery image (the largest face only) into collection ``cid``."""
@@ -544,4 +565,7 @@ def make_client(endpoint_url: str | None = None, region: str | None = None):
     import os
 
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.client("rekognition", endpoint_url=endpoint_url, region_name=region)
+    try:
+        return boto3.client("rekognition", endpoint_url=endpoint_url, region_name=region)
+    except Exception as exc:  # botocore: ProfileNotFound, a malformed endpoint URL or config file
+        raise InvalidParameterError(f"cannot make the rekognition client: {exc}") from None

@@ -8,11 +8,11 @@ import json
 import sys
 import time
 
-from faceaudit.cli._output import print_json, print_table
+from faceaudit.cli._output import DATA_DIR_HELP, print_json, print_table, short_g
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None, help="data directory (default $FACEAUDIT_DATA_DIR or ~/.local/share/faceaudit)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,8 +123,16 @@ def _acc(args):
 
 
 def cmd_log_verify(args) -> int:
+    from pathlib import Path
+
+    from faceaudit._errors import InvalidParameterError
     from faceaudit.accountability import AcknowledgedRecordsMissingError, LogIntegrityError
 
+    if args.anchors:  # refused before anything is verified or printed as OK
+        if not Path(args.anchors).is_dir():
+            raise InvalidParameterError(f"--anchors {args.anchors}: no such directory")
+        if not any(Path(args.anchors).glob("*.json")):
+            raise LogIntegrityError(f"no anchors (*.json) in {args.anchors}")
     result = _acc(args).log.verify(expect_head=args.expect_head)
     if args.json:
         print_json({"Ok": result.ok, "Records": result.records, "HeadHash": result.head_hash,
@@ -209,11 +217,9 @@ def _policy_meaning(args, policy):
     """What the policy's threshold means for its collection (model, size), or None without a threshold."""
     from faceaudit._errors import ResourceNotFoundError
     from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import policy_meaning
+    from faceaudit.accountability import DEFAULT_POLICY_ID, policy_meaning
     from faceaudit.collections import FaceCollections
     from faceaudit.engine import DEFAULT_MODEL
-
-    from faceaudit.accountability import DEFAULT_POLICY_ID
 
     threshold = policy.effective_min_threshold
     if threshold is None:
@@ -292,12 +298,13 @@ def cmd_policy_list(args) -> int:
         return "-" if value is None else fmt.format(value)
 
     def threshold(value):  # say what a Similarity threshold means
-        return "-" if value is None else f"{value:g} (false-match rate <= {promised_fmr(value):.2g})"
+        return "-" if value is None else f"{value:g} (false-match rate <= {short_g(promised_fmr(value))})"
 
     rows = [["(default)", default.source if default.source == "none" else "deployment default",
              threshold(default.effective_min_threshold), cell(default.max_faces, "{}"),
              "required" if default.require_case_reference else "optional", default.purpose or "-"]]
-    rows += [[p.collection_id, {"collection": "own policy", "default": "relies on default", "none": "NO POLICY"}[p.source],
+    source = {"collection": "own policy", "default": "relies on default", "none": "NO POLICY"}
+    rows += [[p.collection_id, source[p.source],
               threshold(p.effective_min_threshold), cell(p.max_faces, "{}"),
               "required" if p.require_case_reference else "optional", p.purpose or "-"] for p in policies]
     print_table(["collection", "policy", "min threshold", "max candidates", "case reference", "purpose"], rows)
@@ -310,9 +317,7 @@ def cmd_policy_get(args) -> int:
 
 
 def cmd_policy_set(args) -> int:
-    from faceaudit.accountability import ThresholdPolicy
-
-    from faceaudit.accountability import DEFAULT_POLICY_ID
+    from faceaudit.accountability import DEFAULT_POLICY_ID, ThresholdPolicy
 
     policy = ThresholdPolicy(
         collection_id=args.collection_id or DEFAULT_POLICY_ID,
@@ -333,18 +338,18 @@ def cmd_policy_set(args) -> int:
 
 def _lead_rows(leads):
     return [
-        (l.search_seq, l.rank, l.lead_id, l.status, f"{l.similarity:.2f}", f"{l.threshold:g}",
-         l.collection_id or "-",
-         l.candidate_external_image_id or l.candidate_face_id or l.candidate_user_id or "-",
-         sum(d.decision == "confirm" for d in l.decisions), l.case_reference or "-")
-        for l in leads
+        (lead.search_seq, lead.rank, lead.lead_id, lead.status, f"{lead.similarity:.2f}", f"{lead.threshold:g}",
+         lead.collection_id or "-",
+         lead.candidate_external_image_id or lead.candidate_face_id or lead.candidate_user_id or "-",
+         sum(d.decision == "confirm" for d in lead.decisions), lead.case_reference or "-")
+        for lead in leads
     ]
 
 
 def cmd_review_list(args) -> int:
     leads = _acc(args).leads(args.status, collection_id=args.collection, case_reference=args.case)
     if args.json:
-        print_json({"Leads": [l.to_json() for l in leads]})
+        print_json({"Leads": [lead.to_json() for lead in leads]})
         return 0
     print_table(["search", "rank", "lead", "status", "similarity", "threshold", "collection", "candidate",
                  "confirms", "case"], _lead_rows(leads))
@@ -386,8 +391,7 @@ def _reviewer_key(args):
 
     from faceaudit._errors import AccessDeniedError
     from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Reviewer
-    from faceaudit.accountability import REVIEWER_ROLES
+    from faceaudit.accountability import REVIEWER_ROLES, Reviewer
     from faceaudit.service import KeyStore
 
     secret = args.settings.secret_access_key if getattr(args, "settings", None) else None

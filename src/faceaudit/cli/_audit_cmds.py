@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from faceaudit.cli._output import rate_text
+
 
 def _csv_list(text: str) -> tuple:
     return tuple(x.strip() for x in text.split(",") if x.strip())
@@ -44,7 +46,7 @@ class _ShareAction(argparse.Action):
             shares[-1] = (shares[-1][0], value)
         else:
             shares.append((value, None))
-        setattr(namespace, "shares", shares)
+        namespace.shares = shares
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,9 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gallery", nargs="+", required=True, metavar="CSV", help="gallery manifest(s)")
     p.add_argument("--engine", choices=["local", "rekognition"], default="local",
                    help="local: in-process model, exact scores (default); rekognition: any "
-                        "Rekognition-compatible endpoint through boto3")
-    p.add_argument("--model", default=None, help="local engine: face model (see `faceaudit models`); rekognition engine: a name for the "
-                        "report (the endpoint picks the model; its FaceModelVersion is recorded)")
+                        "Rekognition-compatible endpoint through boto3 (needs AWS credentials: "
+                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)")
+    p.add_argument("--model", default=None,
+                   help="local engine: face model (see `faceaudit models`); rekognition engine: a name for "
+                        "the report (the endpoint picks the model; its FaceModelVersion is recorded)")
     p.add_argument("--endpoint-url", default=None,
                    help="rekognition engine: endpoint (e.g. http://127.0.0.1:8080 for `faceaudit serve`; "
                         "default: Amazon's)")
@@ -163,6 +167,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from faceaudit.audit import (
         DEFAULT_THRESHOLDS,
         AuditConfig,
+        AuditEngine,
         LocalEngine,
         RekognitionEngine,
         ShareSpec,
@@ -174,6 +179,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     policy = _policy(args)
+    engine: AuditEngine
     from faceaudit.engine import conditions_with_clean
 
     conditions = conditions_with_clean(args.probe_conditions) if args.probe_conditions else ()
@@ -215,12 +221,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
         o = x.overall
         print(f"  threshold {x.threshold:g}: {o['ACLU_COUNT'].errors}/{o['ACLU_COUNT'].trials} searches with a "
               f"false candidate; FPIR {_pct(o['FPIR'].rate)}, FNIR {_pct(o['FNIR'].rate)}, "
-              f"FMR {_pct(o['FMR'].rate)}, FNMR {_pct(o['FNMR'].rate)}"
-              + (f"  [{', '.join(x.reasons)}]" if x.reasons else ""))
+              f"FMR {rate_text(o['FMR'].rate)}, FNMR {_pct(o['FNMR'].rate)}"
+              + (f"  [{', '.join(_coherent(x.reasons, o['ACLU_COUNT'].errors))}]" if x.reasons else ""))
     for st in r.share_tests:
         m, e = st.matched, st.everyone
-        if m.trials and any(abs(st.threshold - x) < 1e-9 for x in (*r.thresholds, *(p.threshold for p in r.match_counts))):
-            print(f"  {st.label} at {st.threshold:g}: {m.errors}/{m.trials} = {_pct(m.rate)} of the searches with a false "
+        shown = (*r.thresholds, *(p.threshold for p in r.match_counts if p.threshold is not None))
+        if m.trials and any(abs(st.threshold - x) < 1e-9 for x in shown):
+            print(f"  {st.label} at {st.threshold:g}: {m.errors}/{m.trials} = {_pct(m.rate)} of the searches "
+                  "with a false "
                   f"candidate, {_pct(e.rate)} of all {e.trials} (Fisher's exact p = {st.p_value:.2g})")
     if r.conditions:
         _print_conditions(r)
@@ -249,7 +257,7 @@ def _print_conditions(r) -> None:
                        else f"{tt.searches_with_false_candidate}/{tt.searches}", f"{c.embed_seconds:.1f}"])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     print("probe conditions (synthetic degradations of the probes; gallery unchanged):")
-    for row in [head] + rows:
+    for row in [head, *rows]:
         print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
 
 
@@ -285,6 +293,19 @@ def _command_line(args: argparse.Namespace) -> str:
     if argv is None:
         argv = sys.argv[1:]
     return shell_words(["faceaudit", *argv])
+
+
+def _coherent(reasons, found: int) -> list[str]:
+    """A match-count reason ("10 searches with a false candidate") that this threshold did not reach
+    says what was asked and what was found, so the line does not contradict its own count."""
+    out = []
+    for reason in reasons:
+        asked = re.fullmatch(r"(\d+) searches with a false candidate", reason)
+        if asked and int(asked.group(1)) != found:
+            reason = (f"lowest threshold with at most {asked.group(1)} searches with a false candidate "
+                      f"(--match-count {asked.group(1)}; {found} here)")
+        out.append(reason)
+    return out
 
 
 def _pct(rate) -> str:

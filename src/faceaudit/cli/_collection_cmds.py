@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, List
+from typing import Any
 
 from faceaudit.cli._output import print_json, print_table
 
@@ -274,7 +274,7 @@ def cmd_collection_describe(args) -> int:
     if args.json:
         print_json(r.to_rekognition())
         return 0
-    created = dt.datetime.fromtimestamp(r.creation_timestamp, dt.timezone.utc).isoformat(timespec="seconds")
+    created = dt.datetime.fromtimestamp(r.creation_timestamp, dt.UTC).isoformat(timespec="seconds")
     kind = fc.index_kind(args.collection_id)
     exact = "exact" if kind in ("flat", "milvus") else "approximate candidates, exact similarities"
     print_table(["field", "value"], [
@@ -290,7 +290,7 @@ def cmd_collection_list(args) -> int:
     if args.json:
         print_json(r.to_rekognition())
         return 0
-    print_table(["collection", "FaceModelVersion"], zip(r.collection_ids, r.face_model_versions))
+    print_table(["collection", "FaceModelVersion"], zip(r.collection_ids, r.face_model_versions, strict=True))
     _next(r.next_token)
     return 0
 
@@ -442,7 +442,7 @@ def cmd_search(args) -> int:
     print(f"{head}; threshold {r.threshold:g} ({_risk(r.threshold)}); {len(r.face_matches)} candidate(s)")
     if r.face_matches:
         headers = ["rank", "similarity", "FaceId", "ExternalImageId", "UserId"] + (["labels"] if args.labels else [])
-        rows: List[List[Any]] = [
+        rows: list[list[Any]] = [
             [i, m.similarity, m.face.face_id, m.face.external_image_id or "", m.face.user_id or ""]
             + ([_labels(m.face.labels)] if args.labels else [])
             for i, m in enumerate(r.face_matches, start=1)
@@ -534,7 +534,8 @@ def cmd_users_search(args) -> int:
                      call=lambda: fc.search_users_by_image(
                          collection_id=args.collection_id, image=image, user_match_threshold=threshold,
                          max_users=max_users, quality_filter=args.quality_filter))
-        head = f"largest face of {args.image}" if r.searched_face_detail is not None else f"no usable face in {args.image}"
+        head = (f"largest face of {args.image}" if r.searched_face_detail is not None
+                else f"no usable face in {args.image}")
     else:
         r = _guarded(args, fc, "SearchUsers", dict(
                          CollectionId=args.collection_id, FaceId=args.face_id, UserId=args.user_id,

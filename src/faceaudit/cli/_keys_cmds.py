@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from typing import IO
 
-from faceaudit.cli._output import print_json, print_table
+from faceaudit._errors import InvalidParameterError
+from faceaudit.cli._output import DATA_DIR_HELP, print_json, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("keys", help="access keys of `faceaudit serve` (SigV4)")
-    p.add_argument("--data-dir", default=None, help="data dir (default $FACEAUDIT_DATA_DIR or ~/.local/share/faceaudit)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     ksub = p.add_subparsers(dest="keys_command", metavar="ACTION")
     ksub.required = True
 
@@ -23,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--description", default="", help="a note: who or what uses the key")
     c.add_argument("--json", action="store_true",
                    help='print {"AccessKeyId": ..., "SecretAccessKey": ...} (one line)')
+    c.add_argument("--out", default=None, metavar="FILE",
+                   help="write the key as JSON to FILE, created with mode 0600 (never overwrites); "
+                        "nothing secret is printed")
     c.set_defaults(handler=cmd_create)
     _data_dir(c)
 
@@ -50,8 +57,29 @@ def _store(args: argparse.Namespace):
     return KeyStore(resolve_data_dir(args.data_dir))
 
 
+def _open_private(path: str) -> IO[str]:
+    """A new file only its owner may read (0600 whatever the umask); an existing one is refused."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InvalidParameterError(
+            f"--out {path} exists: choose a new file (a key file is never overwritten)") from None
+    except OSError as exc:
+        raise InvalidParameterError(f"--out {path}: cannot create it: {exc.strerror}") from None
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 def cmd_create(args: argparse.Namespace) -> int:
+    fh = _open_private(args.out) if args.out else None  # refused before a key is made
     key = _store(args).create(role=args.role, description=args.description, person=args.person)
+    if fh is not None:
+        with fh:
+            json.dump({"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret}, fh)
+            fh.write("\n")
+        print(f"wrote {args.out} (mode 0600): AccessKeyId {key.access_key_id}, role {key.role}",
+              file=sys.stderr)
+        return 0
     if args.json:
         print_json({"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret})
         return 0

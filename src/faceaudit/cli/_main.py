@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 from faceaudit import __version__
 from faceaudit._errors import FaceAuditError
@@ -52,14 +52,41 @@ SPELLINGS = {("report", "usage"): "report-usage"}
 (``faceaudit report DIR``): ``faceaudit report usage ...`` runs ``report-usage``."""
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> None:
+    """Exit 2 with the usage of the (sub)command that was typed, not the top level's, and a
+    did-you-mean for a misspelt flag (``search --treshold`` -> ``--threshold``)."""
+    import difflib
+
+    command = parser
+    while True:  # follow the subcommands the namespace says were chosen
+        chosen = None
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+        if chosen is None:
+            break
+        command = chosen
+    flags = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+    hints = []
+    for word in extras:
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1)
+            if close:
+                hints.append(f"{word}: did you mean {close[0]}?")
+    message = "unrecognized arguments: " + " ".join(extras)
+    command.error(message + "".join(f"\n  {h}" for h in hints))
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     typed = list(sys.argv[1:] if argv is None else argv)
     argv = typed
     for words, command in SPELLINGS.items():
         if tuple(argv[:len(words)]) == words:
             argv = [command, *argv[len(words):]]
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _unrecognized(parser, args, extras)
     args.argv = typed  # the command line as typed (audits record it)
     logging.basicConfig(
         level=getattr(logging, args.log_level),

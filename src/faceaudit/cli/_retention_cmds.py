@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 
-from faceaudit.cli._output import print_json, print_table
+from faceaudit.cli._output import DATA_DIR_HELP, print_json, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub.required = True
     s = rsub.add_parser("set", help="a collection's retention (local admin; logged)")
     s.add_argument("collection_id", metavar="COLLECTION")
-    s.add_argument("--days", type=int, default=None, help="delete faces indexed (and probes searched) more than N days ago")
+    s.add_argument("--days", type=int, default=None,
+                   help="delete faces indexed (and probes searched) more than N days ago")
     hold = s.add_mutually_exclusive_group()
     hold.add_argument("--legal-hold", dest="legal_hold", action="store_true", default=None,
                       help="keep everything of the collection until the hold is lifted")
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = rsub.add_parser("apply", help="delete what the rules have expired now (faceaudit serve does it daily)")
     a.set_defaults(handler=cmd_apply)
     for q in (s, ls, a):
-        q.add_argument("--data-dir", default=None, help="data dir (default $FACEAUDIT_DATA_DIR or ~/.local/share/faceaudit)")
+        q.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
         q.add_argument("--json", action="store_true")
 
 

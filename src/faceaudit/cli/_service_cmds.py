@@ -7,6 +7,7 @@ import functools
 import sys
 
 from faceaudit._errors import InvalidParameterError
+from faceaudit.cli._output import DATA_DIR_HELP
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0 picks a free one, printed on start)")
-    p.add_argument("--data-dir", default=None, help="data dir (default $FACEAUDIT_DATA_DIR or ~/.local/share/faceaudit)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes sharing the socket, each threaded (default 1)")
     p.add_argument("--rate-limit", type=float, default=None, metavar="N",
@@ -88,7 +89,8 @@ def _search_config(args: argparse.Namespace, settings=None):
         try:
             import pymilvus  # noqa: F401
         except ImportError:
-            raise InvalidParameterError("--vector-store milvus needs pymilvus: pip install 'faceaudit[milvus]'")
+            raise InvalidParameterError(
+                "--vector-store milvus needs pymilvus: pip install 'faceaudit[milvus]'") from None
         if args.workers > 1 and "://" not in (config.milvus_uri or ""):
             raise InvalidParameterError("milvus-lite (a local file) serves one process: use --workers 1 "
                                         "or a Milvus server URI")
@@ -97,8 +99,7 @@ def _search_config(args: argparse.Namespace, settings=None):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from faceaudit._paths import resolve_data_dir
-    from faceaudit.service import DEFAULT_RATE_LIMIT, RateLimiter, ServiceConfig, configure_logging, serve
-    from faceaudit.service import is_loopback
+    from faceaudit.service import DEFAULT_RATE_LIMIT, RateLimiter, ServiceConfig, configure_logging, is_loopback, serve
 
     level = args.serve_log_level or (args.log_level if args.log_level != "WARNING" else "INFO")
     configure_logging(level)
@@ -167,11 +168,18 @@ def _server_limits(args: argparse.Namespace):
 
 def _object_options(args: argparse.Namespace):
     """(object store or None, bucket access, backend options) from the serve options."""
-    from faceaudit.collections import BackendOptions, BucketAccess, FolderStore, S3Store, check_sample_fps
+    from faceaudit.collections import (
+        BackendOptions,
+        BucketAccess,
+        FolderStore,
+        ObjectStore,
+        S3Store,
+        check_sample_fps,
+    )
 
     if args.buckets and args.s3_endpoint_url:
         raise InvalidParameterError("give --buckets or --s3-endpoint-url, not both")
-    objects = None
+    objects: ObjectStore | None = None
     if args.buckets:
         from pathlib import Path
 

@@ -14,7 +14,6 @@ import getpass
 import sys
 import time
 import uuid
-from typing import Callable
 
 from faceaudit.cli._output import print_json, print_table
 
@@ -64,36 +63,50 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def _progress(quiet: bool) -> Callable[[float, str], None]:
-    last = [0.0]
+class _Progress:
+    """Progress lines on stderr, at most one per 2 s, and a closing 100% line once any was shown
+    (a short video otherwise ended on its first line: "video:   6%")."""
 
-    def report(fraction: float, message: str) -> None:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, fraction: float, message: str) -> None:
         now = time.monotonic()
-        if not quiet and now - last[0] >= 2.0:
-            last[0] = now
+        if not self.quiet and now - self.last >= 2.0:
+            self.last = now
+            self.shown = True
             sys.stderr.write(f"video: {100 * fraction:3.0f}%  {message}\n")
             sys.stderr.flush()
-    return report
+
+    def finish(self, seconds: float) -> None:
+        if self.shown:
+            sys.stderr.write(f"video: 100%  analysed {seconds:.1f} s of {seconds:.1f} s\n")
+            sys.stderr.flush()
 
 
 def cmd_video_search(args) -> int:
+    from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
     from faceaudit.accountability import Accountability, CallerContext, VideoSearches
     from faceaudit.collections import CANDIDATE_NOTICE, FaceCollections
-    from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
 
     fc = FaceCollections(args.data_dir)
     videos = VideoSearches(Accountability(fc.data_dir))
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
-                        case_reference=args.case_reference, purpose=args.purpose)
+                        # as the HTTP path does: the warrant is the leads' case reference unless one is given
+                        case_reference=args.case_reference or args.warrant, purpose=args.purpose)
     job_id = "local-" + uuid.uuid4().hex
+    progress = _Progress(args.quiet)
     threshold = DEFAULT_FACE_MATCH_THRESHOLD if args.threshold is None else args.threshold
     found = videos.start(
         ctx, args.warrant, collection_id=args.collection_id, threshold=threshold,
         max_faces=DEFAULT_VIDEO_MAX_FACES, video=args.video, job_id_of=lambda _: job_id,
         call=lambda: fc.search_faces_in_video(
             collection_id=args.collection_id, path=args.video, face_match_threshold=args.threshold,
-            sample_fps=args.fps, progress=_progress(args.quiet)),
+            sample_fps=args.fps, progress=progress),
     )
+    progress.finish(found.metadata.duration_millis / 1000)
     videos.record(ctx, args.warrant, job_id, args.video, found)
     if args.json:
         print_json({"JobStatus": "SUCCEEDED", "VideoMetadata": found.metadata.to_rekognition(),
@@ -118,8 +131,10 @@ def cmd_video_search(args) -> int:
 def cmd_video_detect(args) -> int:
     from faceaudit.collections import FaceCollections
 
+    progress = _Progress(args.quiet)
     found = FaceCollections(args.data_dir).detect_faces_in_video(
-        args.video, sample_fps=args.fps, progress=_progress(args.quiet))
+        args.video, sample_fps=args.fps, progress=progress)
+    progress.finish(found.metadata.duration_millis / 1000)
     if args.json:
         print_json({"JobStatus": "SUCCEEDED", "VideoMetadata": found.metadata.to_rekognition(),
                     "Faces": [i.to_rekognition() for i in found.items]})

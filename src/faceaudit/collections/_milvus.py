@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import List
 
@@ -46,6 +47,18 @@ def milvus_client(uri: str):
         ) from exc
     if "://" not in uri:  # milvus-lite: the file holds embeddings, so its folder is private (0700)
         private_dir(Path(uri).parent, check=False)
+        # milvus-lite writes its own folder tree at ``uri`` from this process, whenever it likes: the
+        # process keeps umask 077 from here on so those files are 0600/0700 like the rest of the data
+        # dir (a process-wide setting, on purpose); older ones are made so here
+        for root, dirs, files in os.walk(uri):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o700)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o600)
+        if os.path.isdir(uri):
+            os.chmod(uri, 0o700)
+        os.umask(os.umask(0o077) | 0o077)
+        return MilvusClient(uri)
     return MilvusClient(uri)
 
 

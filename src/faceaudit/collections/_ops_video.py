@@ -273,7 +273,8 @@ class VideoOps(Backend):
               sort_by: str) -> VideoJobPage:
         if not isinstance(job_id, str) or not 1 <= len(job_id) <= 64:
             raise InvalidParameterError("JobId must be 1-64 characters")
-        limit = v.int_range(max_results, "MaxResults", DEFAULT_GET_MAX_RESULTS, 1, MAX_GET_MAX_RESULTS)
+        # botocore's model: MaxResults min 1, no max; Rekognition returns at most 1000 per page
+        limit = min(v.int_range(max_results, "MaxResults", DEFAULT_GET_MAX_RESULTS, 1, None), MAX_GET_MAX_RESULTS)
         pool = self._pool()
         job = pool.store.get(job_id, kind)
         conn = self._store.connection(create=True)

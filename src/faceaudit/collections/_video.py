@@ -104,7 +104,24 @@ def _container(path: Path) -> str:
         return "AVI"
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return "Matroska / WebM"
+    for magic, kind in _IMAGE_MAGIC:
+        if head.startswith(magic) and (kind != "WebP" or head[8:12] == b"WEBP"):
+            raise InvalidVideoError(f"{path.name} is a {kind} image, not a video: images are read by "
+                                    "DetectFaces / SearchFacesByImage (`faceaudit detect`, `faceaudit search`)")
     return "unknown"
+
+
+_IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"),
+                (b"BM", "BMP"), (b"RIFF", "WebP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+"""Still-image signatures: OpenCV's FFmpeg opens a JPEG as a one-frame MJPEG "video"."""
+
+
+def _quiet_ffmpeg() -> None:
+    """FFmpeg's and OpenCV's own messages ("moov atom not found") off stderr: the typed error says
+    what is wrong. A user's explicit OPENCV_FFMPEG_LOGLEVEL / OPENCV_LOG_LEVEL is kept."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg first opens
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def _fourcc(value: float) -> str:
@@ -114,6 +131,7 @@ def _fourcc(value: float) -> str:
 
 
 def _open(path: Path) -> Any:
+    _quiet_ffmpeg()
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
@@ -129,8 +147,8 @@ def probe_video(path: "str | os.PathLike[str]", limits: VideoLimits = VideoLimit
     path = Path(path)
     try:
         size = path.stat().st_size
-    except OSError as exc:
-        raise InvalidVideoError(f"cannot read the video: {exc.strerror}") from None
+    except OSError as exc:  # a wrong path is a parameter error (exit 2), not a bad video
+        raise InvalidParameterError(f"cannot read the video {path}: {exc.strerror}") from None
     if size == 0:
         raise InvalidVideoError("the video is empty (0 bytes)")
     if size > limits.max_bytes:
@@ -141,7 +159,7 @@ def probe_video(path: "str | os.PathLike[str]", limits: VideoLimits = VideoLimit
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))  # unknown: INT64_MIN
         codec = _fourcc(cap.get(cv2.CAP_PROP_FOURCC) or 0)
     finally:
         cap.release()

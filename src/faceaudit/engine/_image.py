@@ -20,6 +20,7 @@ from PIL import Image as _PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from faceaudit._errors import (
+    ImageFileNotFoundError,
     ImageTooLargeError,
     ImageTooSmallError,
     InvalidImageFormatError,
@@ -107,7 +108,7 @@ def read_bytes(source: ImageSource) -> bytes:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise InvalidImageFormatError(f"image file not found: {path}") from None
+        raise ImageFileNotFoundError(f"image file not found: {path}") from None
     except OSError as exc:
         raise InvalidImageFormatError(f"cannot read image file {path}: {exc.strerror}") from None
     if size > MAX_IMAGE_BYTES:

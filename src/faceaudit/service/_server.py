@@ -269,8 +269,19 @@ def _close_child_end(process: Process) -> None:
 
 def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """The listening socket, shared by the workers."""
+    import errno
+
+    from faceaudit._errors import InvalidParameterError
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=backlog, reuse_port=False)
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=backlog, reuse_port=False)
+    except OSError as exc:  # a busy port or an address not on this machine: the user's to change
+        why = {errno.EADDRINUSE: "the port is in use (another server?): choose another --port",
+               errno.EADDRNOTAVAIL: "the address is not one of this machine's: check --host",
+               errno.EACCES: "permission denied (ports below 1024 need privileges): choose --port 1024 or above",
+               }.get(exc.errno or 0, exc.strerror or str(exc))
+        raise InvalidParameterError(f"cannot listen on {host}:{port}: {why}") from None
     sock.set_inheritable(True)
     return sock
 
