@@ -89,7 +89,7 @@ def main() -> int:
                                        UserMatchThreshold=100)
             best = max(resp["UnsuccessfulFaceAssociations"], key=lambda u: u.get("Confidence", 0))
             ranked = f"ranked {len(resp['UnsuccessfulFaceAssociations'])} faces (best {best['FaceId'][:8]})"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             ranked = f"refused ({type(exc).__name__}: {str(exc)[:70]})"
         new = [r for r in log.records()][before:]
         out["1 AssociateFaces without a case reference"] = (
@@ -111,14 +111,14 @@ def main() -> int:
 
         # 5. crops of the whole collection from the review page, then a copy searched at 0
         def sign_in(k):
-            s, page, cookies = request("GET", "/review/login")
+            _, page, cookies = request("GET", "/review/login")
             token = re.search(r'name="csrf" value="([^"]+)"', page)
             form = {"access_key_id": k["AccessKeyId"], "secret": k["SecretAccessKey"]}
             hdrs = {}
             if token:
                 form["csrf"] = token.group(1)
                 hdrs["Cookie"] = "faceaudit_login=" + cookies.get("faceaudit_login", "")
-            s, _, cookies = request("POST", "/review/login", urllib.parse.urlencode(form).encode(), hdrs)
+            _, _, cookies = request("POST", "/review/login", urllib.parse.urlencode(form).encode(), hdrs)
             return cookies.get("faceaudit_review")
 
         def request(method, path, body=b"", headers=None):
@@ -144,20 +144,22 @@ def main() -> int:
             n = len(rek.search_faces_by_image(CollectionId="copy", Image={"Bytes": photo(2018, "C000141")},
                                               FaceMatchThreshold=0)["FaceMatches"])
             copy = f"copy searched at threshold 0: {n} candidate(s)"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             copy = f"copy searched at threshold 0: refused ({str(exc)[-60:]})"
         out["5 face crops downloadable by FaceId; copy into a new collection"] = (
-            f"{got} of {len(gallery)} crops served; default policy {'set' if status == 200 else 'not available'}; {copy}")
+            f"{got} of {len(gallery)} crops served; "
+            f"default policy {'set' if status == 200 else 'not available'}; {copy}")
 
         # 7. login CSRF, session after sign-out, ?flash=
         body = urllib.parse.urlencode({"access_key_id": olga["AccessKeyId"], "secret": olga["SecretAccessKey"]})
         s, _, cookies = request("POST", "/review/login", body.encode(), {"Origin": "https://attacker.example"})
-        forged = "signed in" if "faceaudit_review" in cookies and cookies["faceaudit_review"] else f"refused ({s})"
+        forged = "signed in" if cookies.get("faceaudit_review") else f"refused ({s})"
         cookie = sign_in(olga)
         _, page, _ = request("GET", "/review", headers={"Cookie": f"faceaudit_review={cookie}"})
         token = re.search(r'name="csrf" value="([^"]+)"', page)
         if 'action="/review/logout"' in page and token:
-            request("POST", "/review/logout", f"csrf={token.group(1)}".encode(), {"Cookie": f"faceaudit_review={cookie}"})
+            request("POST", "/review/logout", f"csrf={token.group(1)}".encode(),
+                    {"Cookie": f"faceaudit_review={cookie}"})
         else:
             request("GET", "/review/logout", headers={"Cookie": f"faceaudit_review={cookie}"})
         after, _, _ = request("GET", "/review", headers={"Cookie": f"faceaudit_review={cookie}"})
@@ -200,10 +202,11 @@ def main() -> int:
     rec = json.loads(lines[-1])
     rec["data"]["case_reference"] = "forged"
     rec["hash"] = record_hash(rec["seq"], rec["time"], rec["kind"], rec["data"], rec["prev"])
-    log.path.write_bytes(b"".join(lines[:-1]) + (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode())
+    forged = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    log.path.write_bytes(b"".join(lines[:-1]) + forged)
     res = [f"last record edited+rehashed: {'OK' if log.verify().ok else 'FAILED'}"]
-    for what, edit in (("extra field", lambda l: l[:-2] + b',"zz":1}\n'),
-                       ("seq as text", lambda l: re.sub(rb'"seq":(\d+)', rb'"seq":"\1"', l))):
+    for what, edit in (("extra field", lambda line: line[:-2] + b',"zz":1}\n'),
+                       ("seq as text", lambda line: re.sub(rb'"seq":(\d+)', rb'"seq":"\1"', line))):
         log.path.write_bytes(b"".join(lines[:-2]) + edit(lines[-2]) + lines[-1])
         res.append(f"{what}: {'OK' if log.verify().ok else 'FAILED'}")
     out["3 verify after forgeries (OK means the forgery passed)"] = "; ".join(res)
@@ -223,9 +226,11 @@ def main() -> int:
     lost = [s for s in acked if s not in seqs]
     reused = sorted(set(acked[-2:]) & set(seqs))
     result = log.verify()
-    quarantine = list((data / "search-log.jsonl.quarantine").glob("*")) if (data / "search-log.jsonl.quarantine").exists() else []
+    quarantine_dir = data / "search-log.jsonl.quarantine"
+    quarantine = list(quarantine_dir.glob("*")) if quarantine_dir.exists() else []
     out["2 newlines removed, then a search"] = (
-        f"acknowledged records no longer in the log file: {lost}; seqs reused: {reused}; quarantined files: {len(quarantine)}; "
+        f"acknowledged records no longer in the log file: {lost}; seqs reused: {reused}; "
+        f"quarantined files: {len(quarantine)}; "
         f"verify {'OK' if result.ok else 'FAILED'}"
         + (f", repairs reported: {[(r.seq, r.acknowledged_missing) for r in getattr(result, 'repairs', ())]}"
            if getattr(result, "repairs", None) else ""))

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 
-
 def main(argv=None) -> int:
     from _support import VIDEO_SCRIPT, make_video
 

@@ -30,6 +30,7 @@ interpreter), so that two versions are measured side by side in one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -43,28 +44,27 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "tests" / "data" / "congress2018" / "C000127.jpg"
 HOSTILE_SOURCES = [f"127.0.0.{i}" for i in range(2, 252)]
 
 
-def cli(src: Path) -> List[str]:
+def cli(src: Path) -> list[str]:
     return [sys.executable, "-m", "faceaudit.cli._main"]
 
 
-def env_for(src: Path) -> Dict[str, str]:
+def env_for(src: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(src.resolve())}
 
 
 class Server:
     def __init__(self, src: Path, data_dir: Path, workers: int) -> None:
         self.log_path = data_dir / "serve.log"
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 -- the server writes to it until stop() closes it
         self.proc = subprocess.Popen(
-            cli(src) + ["serve", "--data-dir", str(data_dir), "--port", "0", "--workers", str(workers),
-                        "--rate-limit", "0", "--log-level", "WARNING"],
+            [*cli(src), "serve", "--data-dir", str(data_dir), "--port", "0", "--workers", str(workers),
+             "--rate-limit", "0", "--log-level", "WARNING"],
             stdout=subprocess.PIPE, stderr=self._log, text=True, env=env_for(src),
         )
         line = self.proc.stdout.readline()
@@ -76,7 +76,7 @@ class Server:
         host, port = self.url.split("//")[1].rsplit(":", 1)
         self.address = (host, int(port))
 
-    def workers(self) -> List[int]:
+    def workers(self) -> list[int]:
         """The worker processes (the server itself when it has none)."""
         kids = []
         for entry in os.listdir("/proc"):
@@ -103,7 +103,7 @@ class Server:
         self._log.close()
 
 
-def rss_mib(pid: int) -> Optional[float]:
+def rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -119,10 +119,10 @@ class Slowloris(threading.Thread):
     def __init__(self, address, n: int, interval: float, stop: threading.Event) -> None:
         super().__init__(daemon=True)
         self.address, self.n, self.interval, self.stop = address, n, interval, stop
-        self.socks: List[Optional[socket.socket]] = [None] * n
+        self.socks: list[socket.socket | None] = [None] * n
         self.due = [0.0] * n
         self.reconnects = 0
-        self.held_samples: List[int] = []
+        self.held_samples: list[int] = []
 
     def _open(self, i: int) -> None:
         try:
@@ -190,12 +190,12 @@ class BigBody(threading.Thread):
         super().__init__(daemon=True)
         self.address, self.key_id, self.source, self.stop = address, key_id, source, stop
         self.sent = 0
-        self.answers: Dict[str, int] = {}
+        self.answers: dict[str, int] = {}
 
     def run(self) -> None:
         chunk = b"0" * (1 << 20)
         while not self.stop.is_set():
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             amz = now.strftime("%Y%m%dT%H%M%SZ")
             head = (
                 "POST / HTTP/1.1\r\nHost: soak\r\nContent-Type: application/x-amz-json-1.1\r\n"
@@ -230,8 +230,8 @@ class Health(threading.Thread):
     def __init__(self, address, stop: threading.Event) -> None:
         super().__init__(daemon=True)
         self.address, self.stop = address, stop
-        self.latencies_ms: List[float] = []
-        self.failures: Dict[str, int] = {}
+        self.latencies_ms: list[float] = []
+        self.failures: dict[str, int] = {}
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -261,7 +261,8 @@ def legit_clients(url: str, key: dict, n: int, seconds: float) -> dict:
     from botocore.exceptions import BotoCoreError, ClientError
 
     image = PHOTO.read_bytes()
-    calls, errors = [0] * n, [dict() for _ in range(n)]
+    calls = [0] * n
+    errors: list[dict[str, int]] = [{} for _ in range(n)]  # error code -> count, per thread
     end = time.monotonic() + seconds
 
     def work(i: int) -> None:
@@ -285,7 +286,7 @@ def legit_clients(url: str, key: dict, n: int, seconds: float) -> dict:
         t.start()
     for t in threads:
         t.join(seconds + 180)
-    by_code: Dict[str, int] = {}
+    by_code: dict[str, int] = {}
     for e in errors:
         for k, v in e.items():
             by_code[k] = by_code.get(k, 0) + v
@@ -297,7 +298,7 @@ def soak(label: str, src: Path, args) -> dict:
         data = Path(tmp)
         keys = {}
         for role in ("operator", "auditor"):
-            out = subprocess.run(cli(src) + ["keys", "create", "--json", "--role", role, "--data-dir", str(data)],
+            out = subprocess.run([*cli(src), "keys", "create", "--json", "--role", role, "--data-dir", str(data)],
                                  capture_output=True, text=True, check=True, env=env_for(src)).stdout
             keys[role] = json.loads(out)
         server = Server(src, data, args.workers)
@@ -332,7 +333,7 @@ def soak(label: str, src: Path, args) -> dict:
             sampler.start()
             result = legit_clients(server.url, keys["operator"], args.clients, args.seconds)
             stop.set()
-            for t in [slow, health, sampler] + bigs:
+            for t in [slow, health, sampler, *bigs]:
                 t.join(60)
         finally:
             server.stop()
@@ -364,7 +365,7 @@ def soak(label: str, src: Path, args) -> dict:
 # -- issue 22: replays of H1 (header-only requests naming known key ids), H2 (slow sign-ins) and
 # -- the kill test (both workers killed, the outage measured) -------------------------------------
 
-def signed_heads(url: str, key_ids: List[str], length: int, op: str = "CompareFaces") -> List[bytes]:
+def signed_heads(url: str, key_ids: list[str], length: int, op: str = "CompareFaces") -> list[bytes]:
     """Request heads naming each key id with a junk signature (a wrong secret) for a body of
     ``length`` bytes."""
     from botocore.auth import SigV4Auth
@@ -386,14 +387,14 @@ class Holder(threading.Thread):
     """Holds ``n`` connections that each sent ``heads[i]`` and ``first`` and then a byte every
     ``interval`` seconds (never completing); one answered or closed is opened again at once."""
 
-    def __init__(self, address, heads: List[bytes], n: int, stop: threading.Event, interval: float = 5.0,
+    def __init__(self, address, heads: list[bytes], n: int, stop: threading.Event, interval: float = 5.0,
                  first: bytes = b"{", sources: int = 6) -> None:
         super().__init__(daemon=True)
         self.address, self.heads, self.n, self.stop = address, heads, n, stop
         self.interval, self.first, self.sources = interval, first, sources
         self.renewed = 0
-        self.answers: Dict[str, int] = {}
-        self.held_samples: List[int] = []
+        self.answers: dict[str, int] = {}
+        self.held_samples: list[int] = []
 
     def _open(self, sel, i: int) -> None:
         import selectors
@@ -427,10 +428,8 @@ class Holder(threading.Thread):
             if time.monotonic() >= next_byte:
                 next_byte += self.interval
                 for sk in list(sel.get_map().values()):
-                    try:
+                    with contextlib.suppress(OSError):
                         sk.fileobj.send(b"a")
-                    except OSError:
-                        pass
             self.held_samples.append(len(sel.get_map()))
         for sk in list(sel.get_map().values()):
             sk.fileobj.close()
@@ -447,7 +446,8 @@ def victim(url: str, key: dict, seconds: float, read_timeout: float) -> dict:
                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
                        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10,
                                      read_timeout=read_timeout))
-    answered, refused = 0, {}
+    answered = 0
+    refused: dict[str, int] = {}  # error code -> count
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         try:
@@ -459,7 +459,7 @@ def victim(url: str, key: dict, seconds: float, read_timeout: float) -> dict:
                 answered += 1
             else:
                 refused[code] = refused.get(code, 0) + 1
-        except Exception as exc:  # noqa: BLE001 - a timeout or a broken connection
+        except Exception as exc:  # a timeout or a broken connection
             refused[type(exc).__name__] = refused.get(type(exc).__name__, 0) + 1
     return {"answered": answered, "not_answered": sum(refused.values()), "why": refused}
 
@@ -470,7 +470,7 @@ def replay(label: str, src: Path, args) -> dict:
         data = Path(tmp)
         keys = []
         for role in ("operator", "admin", "operator", "auditor"):
-            out = subprocess.run(cli(src) + ["keys", "create", "--json", "--role", role, "--data-dir", str(data)],
+            out = subprocess.run([*cli(src), "keys", "create", "--json", "--role", role, "--data-dir", str(data)],
                                  capture_output=True, text=True, check=True, env=env_for(src)).stdout
             keys.append(json.loads(out))
         server = Server(src, data, args.workers)

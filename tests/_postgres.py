@@ -23,9 +23,9 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pytest
 
@@ -35,7 +35,7 @@ START_LIMIT_S = 120.0
 SUPERUSER = "postgres"
 
 
-def find_bin_dir() -> Optional[Path]:
+def find_bin_dir() -> Path | None:
     """The directory holding initdb, pg_ctl and postgres, or None."""
     candidates = []
     found = shutil.which("initdb")
@@ -73,7 +73,7 @@ class PostgresServer:
     root: Path
     port: int
     proc: subprocess.Popen
-    run_as: Optional[pwd.struct_passwd]
+    run_as: pwd.struct_passwd | None
 
     @property
     def data_dir(self) -> Path:
@@ -125,7 +125,8 @@ class PostgresServer:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"PostgreSQL did not accept connections within {START_LIMIT_S:g} s") from None
                 time.sleep(0.05)
-        raise RuntimeError("PostgreSQL exited at start:\n" + (self.root / "server.log").read_text(errors="replace")[-2000:])
+        log_tail = (self.root / "server.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError("PostgreSQL exited at start:\n" + log_tail)
 
     def stop(self) -> None:
         """Stop at once (no shutdown checkpoint) and remove the files."""
@@ -135,13 +136,13 @@ class PostgresServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _demote(user: Optional[pwd.struct_passwd]) -> dict:
+def _demote(user: pwd.struct_passwd | None) -> dict:
     if user is None:
         return {}
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
-def _env(user: Optional[pwd.struct_passwd]) -> dict:
+def _env(user: pwd.struct_passwd | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(LC_ALL="C", LANG="C")
     if user is not None:

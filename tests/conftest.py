@@ -144,7 +144,7 @@ def make_video(path: Path, script=VIDEO_SCRIPT, seconds: float = VIDEO_SECONDS, 
         h = int(height * 0.8)
         img = img.resize((int(img.width * h / img.height), h))
         tiles[member] = np.asarray(img)[:, :, ::-1]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"cv2 cannot write {fourcc} to {path}")
     for n in range(int(round(seconds * fps))):

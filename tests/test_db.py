@@ -9,8 +9,8 @@ import stat
 import pytest
 
 from faceaudit import DataVersionError
-from faceaudit._errors import UnsafePermissionsError
 from faceaudit._db import Schema, SQLiteDatabase, migrate, schema_version, statements, transaction
+from faceaudit._errors import UnsafePermissionsError
 
 
 def _applied(conn):
@@ -48,7 +48,7 @@ def test_new_file_is_private_wal_and_migrated(tmp_path):
 
 
 def test_migrations_run_once_in_order(tmp_path):
-    calls = []
+    calls: list[int] = []
     path = tmp_path / "x.sqlite3"
     SQLiteDatabase(path, _schema(calls)).connect().close()
     SQLiteDatabase(path, _schema(calls)).connect().close()  # a second process: nothing to do
@@ -65,7 +65,7 @@ def test_migrations_run_once_in_order(tmp_path):
 def test_processes_opening_an_old_database_at_once_migrate_it_once(tmp_path):
     import threading
 
-    calls = []
+    calls: list[int] = []
     path = tmp_path / "x.sqlite3"
     errors = []
 
@@ -103,7 +103,7 @@ def test_a_newer_database_is_refused(tmp_path):
 
 
 def test_initial_step_makes_the_latest_schema_at_once(tmp_path):
-    calls = []
+    calls: list[int] = []
     schema = Schema("test", {2: lambda conn: calls.append(2)},
                     initial="CREATE TABLE t (x INTEGER); CREATE INDEX t_x ON t(x);")
     conn = SQLiteDatabase(tmp_path / "x.sqlite3", schema).connect()
@@ -130,10 +130,9 @@ def test_transaction_commits_or_rolls_back(tmp_path):
     conn = db.connect()
     with transaction(conn, write=True):
         conn.execute("INSERT INTO t VALUES (1)")
-    with pytest.raises(KeyError):
-        with transaction(conn, write=True):
-            conn.execute("INSERT INTO t VALUES (2)")
-            raise KeyError("x")
+    with pytest.raises(KeyError), transaction(conn, write=True):
+        conn.execute("INSERT INTO t VALUES (2)")
+        raise KeyError("x")
     with db.session(write=False) as other:
         assert other.execute("SELECT x FROM t").fetchall() == [(1,)]
     assert not conn.in_transaction

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Any
 
 import pytest
 
 from tests import _postgres
 
 
+def _scalar(conn: Any, sql: str) -> Any:
+    """The one value ``sql`` selects."""
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def test_server_is_on_loopback_with_trust_only_there(postgres_server, postgres_url):
     import psycopg
 
     with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("SHOW listen_addresses").fetchone()[0] == "127.0.0.1"
-        assert conn.execute("SELECT current_user").fetchone()[0] == "postgres"
-        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+        assert _scalar(conn, "SHOW listen_addresses") == "127.0.0.1"
+        assert _scalar(conn, "SELECT current_user") == "postgres"
+        assert _scalar(conn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
     hba = (postgres_server.data_dir / "pg_hba.conf").read_text()
     rules = [line.split() for line in hba.splitlines() if line.strip() and not line.startswith("#")]
     assert [r for r in rules if "trust" in r] == [["host", "all", "all", "127.0.0.1/32", "trust"]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -71,12 +72,18 @@ def test_open_database_picks_the_engine_by_url(tmp_path, target):
     assert _applied(db) == [1, 2, 3] and _version(db) == 3 and db.exists()
 
 
+def _sqlite_path(target: str | Path, schema: Schema) -> Path:
+    db = open_database(target, schema)
+    assert isinstance(db, SQLiteDatabase)
+    return db.path
+
+
 def test_sqlite_urls_and_bad_urls(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     schema = _schema(SQLITE)
-    assert open_database("sqlite:///rel/x.db", schema).path.as_posix() == "rel/x.db"
-    assert open_database(f"sqlite:///{tmp_path}/abs.db", schema).path == tmp_path / "abs.db"
-    assert open_database(tmp_path / "p.db", schema).path == tmp_path / "p.db"
+    assert _sqlite_path("sqlite:///rel/x.db", schema).as_posix() == "rel/x.db"
+    assert _sqlite_path(f"sqlite:///{tmp_path}/abs.db", schema) == tmp_path / "abs.db"
+    assert _sqlite_path(tmp_path / "p.db", schema) == tmp_path / "p.db"
     for bad in ("mysql://u@h/db", "sqlite:///", "sqlite://relative.db"):
         with pytest.raises(InvalidParameterError):
             open_database(bad, schema)
@@ -86,7 +93,7 @@ def test_sqlite_urls_and_bad_urls(tmp_path, monkeypatch):
 
 
 def test_migrations_run_once_in_order(target):
-    calls = []
+    calls: list[int] = []
     d = _dialect(target)
     open_database(target, _schema(d, calls)).connect().close()
     open_database(target, _schema(d, calls)).connect().close()  # a second process: nothing to do
@@ -110,7 +117,8 @@ def test_stores_sharing_a_database_keep_their_own_versions(target):
 
 
 def test_hosts_opening_an_old_database_at_once_migrate_it_once(target):
-    calls, errors = [], []
+    calls: list[int] = []
+    errors: list[BaseException] = []
     d = _dialect(target)
 
     def open_it():
@@ -152,7 +160,7 @@ def test_a_newer_database_is_refused(target):
 
 
 def test_initial_step_makes_the_latest_schema_at_once(target):
-    calls = []
+    calls: list[int] = []
     schema = Schema("test", {2: lambda conn: calls.append(2)},
                     initial="CREATE TABLE t (x INTEGER); CREATE INDEX t_x ON t(x);")
     db = open_database(target, schema)

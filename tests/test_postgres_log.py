@@ -5,6 +5,7 @@ seq, and never lose a record whose append returned, even when an appender is kil
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -13,8 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from faceaudit.accountability import Accountability, CallerContext, Candidate, PostgresSearchLog, SearchLog, SearchRecord
 from faceaudit._errors import InvalidParameterError
+from faceaudit.accountability import (
+    Accountability,
+    CallerContext,
+    Candidate,
+    PostgresSearchLog,
+    SearchLog,
+    SearchRecord,
+)
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +54,9 @@ def _count(url: str) -> int:
 
     with psycopg.connect(url) as conn:
         try:
-            return conn.execute("SELECT count(*) FROM search_log").fetchone()[0]
+            row = conn.execute("SELECT count(*) FROM search_log").fetchone()
+            assert row is not None
+            return row[0]
         except psycopg.errors.UndefinedTable:  # the first append has not made the tables yet
             return 0
 
@@ -62,7 +72,7 @@ def test_two_hosts_append_one_chain(postgres_url, tmp_path):
     assert [r.seq for r in records] == list(range(1, 501))
     assert {r.seq: r.hash for r in records} == {**acks[0], **acks[1]}
     assert {r.data["host"] for r in records} == {"a", "b"}
-    assert all(r.prev == p.hash for p, r in zip(records, records[1:], strict=False))  # one chain, no fork
+    assert all(r.prev == p.hash for p, r in itertools.pairwise(records))  # one chain, no fork
     result = log.verify()
     assert result.ok and result.records == 500 and log.head() == {"seq": 500, "hash": records[-1].hash}
     exported = tmp_path / "export" / "search-log.jsonl"
@@ -88,6 +98,7 @@ def test_kill_9_of_an_appender_loses_no_acknowledged_record(postgres_url):
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 p.wait()
+    assert victim.stdout is not None and survivor.stdout is not None
     acked = {**_acknowledged(victim.stdout.read()), **_acknowledged(survivor.stdout.read())}
     log = PostgresSearchLog(postgres_url)
     stored = {r.seq: r.hash for r in log.records()}
@@ -107,7 +118,7 @@ def test_accountability_selects_the_postgres_log(postgres_url, tmp_path):
         d.mkdir(mode=0o700)
     host_a = Accountability(data_a, database_url=postgres_url)
     host_b = Accountability(data_b, database_url=postgres_url)
-    assert isinstance(host_a.log, PostgresSearchLog)
+    assert isinstance(host_a.log, PostgresSearchLog) and isinstance(host_b.log, PostgresSearchLog)
     first = host_a.record(ctx, search)
     second = host_b.record(ctx, search)
     assert (first.seq, second.seq, second.prev) == (1, 2, first.hash)  # one chain across both
@@ -135,8 +146,9 @@ def test_a_deleted_head_row_stops_appends_and_fails_verify(postgres_url):
     result = log.verify()
     assert not result.ok and "head row missing" in result.problem
     with psycopg.connect(postgres_url) as conn:
-        conn.execute("INSERT INTO search_log_head VALUES (1, 1, %s)", (json.loads(
-            conn.execute("SELECT record FROM search_log").fetchone()[0])["hash"],))
+        row = conn.execute("SELECT record FROM search_log").fetchone()
+        assert row is not None
+        conn.execute("INSERT INTO search_log_head VALUES (1, 1, %s)", (json.loads(row[0])["hash"],))
         conn.execute("UPDATE search_log SET seq = 7")  # a row renumbered, its record unchanged
     result = log.verify()
     assert not result.ok and "row 7 holds record 1" in result.problem
@@ -175,7 +187,8 @@ def test_threads_of_one_host_share_the_log_object(postgres_url):
     import threading
 
     log = PostgresSearchLog(postgres_url)
-    seqs, errors = [], []
+    seqs: list[int] = []
+    errors: list[BaseException] = []
 
     def work():
         try:

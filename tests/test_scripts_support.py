@@ -29,6 +29,7 @@ def test_the_scripts_clip_is_the_suites():
     from tests import conftest
 
     spec = importlib.util.spec_from_file_location("scripts_support", ROOT / "scripts" / "_support.py")
+    assert spec is not None and spec.loader is not None
     support = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(support)
     assert (support.VIDEO_SCRIPT, support.VIDEO_SECONDS, support.VIDEO_FPS, support.VIDEO_SIZE) == (

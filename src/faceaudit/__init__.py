@@ -8,7 +8,6 @@ maps to (``aws_code``), its HTTP status and its CLI exit code.
 
 from faceaudit._errors import (
     AccessDeniedError,
-    LegalHoldError,
     AuthenticationError,
     ConflictError,
     DataVersionError,
@@ -24,6 +23,7 @@ from faceaudit._errors import (
     InvalidS3ObjectError,
     InvalidSignatureError,
     InvalidVideoError,
+    LegalHoldError,
     LengthRequiredError,
     LimitExceededError,
     ManifestError,

@@ -7,7 +7,7 @@ small forms (``＝``, ``＋``, ``－``, ``＠``, ``﹦``...) are normalised to t
 some. :func:`neutralise` puts a ``'`` before any such text cell (OWASP's advice
 for CSV injection), so it is shown as text; numbers are left as they are.
 :func:`restore` undoes it for faceaudit's own readers of its CSV files.
-"""
+"""  # noqa: RUF002 -- the fullwidth forms named above are the subject, not typos
 
 from __future__ import annotations
 

@@ -28,16 +28,17 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, ClassVar, TypeAlias
 
 from faceaudit._errors import DataVersionError, InvalidParameterError, ServiceUnavailableError
 from faceaudit._paths import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
-Step = Union[str, Callable[[Any], None]]
+Step: TypeAlias = str | Callable[[Any], None]
 """A migration step: SQL (one or more statements) or a function given the connection
 (a ``sqlite3.Connection``, or a ``psycopg.Connection`` in a PostgreSQL schema)."""
 
@@ -126,7 +127,7 @@ class Schema:
 
     name: str
     migrations: Mapping[int, Step]
-    initial: Optional[Step] = None
+    initial: Step | None = None
     version_key: str = VERSION_KEY
 
     def __post_init__(self) -> None:
@@ -146,10 +147,10 @@ class Schema:
         return max(self.migrations) if self.migrations else 1
 
 
-def statements(sql: str) -> List[str]:
+def statements(sql: str) -> list[str]:
     """Split SQL into complete statements (executescript() would COMMIT first); a ``;``
     inside a string literal or a trigger body does not end a statement."""
-    out: List[str] = []
+    out: list[str] = []
     buf = ""
     for piece in sql.split(";"):
         buf += piece + ";"
@@ -286,7 +287,7 @@ class SQLiteDatabase:
     busy_timeout_s: float = 60.0
     check_dir: bool = True
     check_same_thread: bool = True
-    row_factory: Optional[Callable[..., object]] = None
+    row_factory: Callable[..., object] | None = None
     _migrated: bool = field(default=False, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -345,7 +346,7 @@ def _lock_key(schema: Schema) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _pg_one(conn: Any, sql: str, params: Sequence[Any] = ()) -> Optional[tuple]:
+def _pg_one(conn: Any, sql: str, params: Sequence[Any] = ()) -> tuple | None:
     """One row as a tuple, whatever the connection's row factory."""
     from psycopg.rows import tuple_row
 
@@ -388,7 +389,7 @@ def pg_migrate(conn: Any, schema: Schema, *, where: str = "database") -> int:
         if version == schema.latest:
             return 0
         conn.execute(_META)
-        steps: List[Step] = []
+        steps: list[Step] = []
         if version == 0 and schema.initial is not None:
             steps, version = [schema.initial], schema.latest
         steps += [schema.migrations[v] for v in range(version + 1, schema.latest + 1)]
@@ -427,7 +428,7 @@ class PostgreSQLDatabase:
     url: str
     schema: Schema
     connect_timeout_s: float = 10.0
-    row_factory: Optional[Callable[..., Any]] = None
+    row_factory: Callable[..., Any] | None = None
     _migrated: bool = field(default=False, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -495,14 +496,14 @@ def _postgres_url(url: str) -> str:
     raise InvalidParameterError(f"not a PostgreSQL URL: {_redacted(url)!r} (postgresql://user@host:port/db)")
 
 
-Database = Union[SQLiteDatabase, PostgreSQLDatabase]
+Database: TypeAlias = SQLiteDatabase | PostgreSQLDatabase
 
 
-def is_postgres_url(target: "str | os.PathLike[str]") -> bool:
+def is_postgres_url(target: str | os.PathLike[str]) -> bool:
     return isinstance(target, str) and target.startswith(_POSTGRES_SCHEMES)
 
 
-def open_database(target: "str | os.PathLike[str]", schema: Schema, *, timeout_s: float = 60.0,
+def open_database(target: str | os.PathLike[str], schema: Schema, *, timeout_s: float = 60.0,
                   synchronous: str = "FULL", foreign_keys: bool = True, check_dir: bool = True,
                   check_same_thread: bool = True) -> Database:
     """The database a URL or path names, for ``schema``.

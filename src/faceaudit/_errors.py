@@ -42,8 +42,8 @@ class ManifestError(InvalidParameterError):
     duplicated column, or a bad row (``line`` is the file's line number, ``column`` the
     column concerned; either is None when the error is about the whole file)."""
 
-    def __init__(self, message: str, path: str = "", line: "int | None" = None,
-                 column: "str | None" = None) -> None:
+    def __init__(self, message: str, path: str = "", line: int | None = None,
+                 column: str | None = None) -> None:
         super().__init__(message)
         self.path, self.line, self.column = path, line, column
 
@@ -287,7 +287,7 @@ class RemoteServiceError(FaceAuditError):
     http_status = 502
     exit_code = 9
 
-    def __init__(self, message: str, aws_code: "str | None" = None) -> None:
+    def __init__(self, message: str, aws_code: str | None = None) -> None:
         super().__init__(message)
         if aws_code:
             self.aws_code = aws_code

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
-from typing import Optional, Union
-
 
 
 def default_data_dir() -> Path:
@@ -26,12 +25,12 @@ def default_cache_dir() -> Path:
     return environment_settings().cache_dir
 
 
-def resolve_data_dir(value: Optional[Union[str, os.PathLike]] = None) -> Path:
+def resolve_data_dir(value: str | os.PathLike | None = None) -> Path:
     """The data dir given on the command line, or the default."""
     return Path(value).expanduser() if value else default_data_dir()
 
 
-def private_dir(path: Union[str, os.PathLike], *, check: bool = True) -> Path:
+def private_dir(path: str | os.PathLike, *, check: bool = True) -> Path:
     """Create ``path`` (and missing parents) with mode 0700, whatever the umask; return it.
 
     With ``check``, an existing directory open to group or others is refused
@@ -57,7 +56,7 @@ def private_dir(path: Union[str, os.PathLike], *, check: bool = True) -> Path:
     return path
 
 
-def check_private_dir(path: Union[str, os.PathLike]) -> None:
+def check_private_dir(path: str | os.PathLike) -> None:
     """Refuse (UnsafePermissionsError) a directory that group or others may read, write or enter."""
     from faceaudit._errors import UnsafePermissionsError
 
@@ -69,12 +68,10 @@ def check_private_dir(path: Union[str, os.PathLike]) -> None:
         )
 
 
-def private_file(path: Union[str, os.PathLike]) -> Path:
+def private_file(path: str | os.PathLike) -> Path:
     """Create ``path`` empty with mode 0600 if it does not exist (before SQLite opens it: its
     -wal and -shm files then get the same mode); return it."""
     path = Path(path)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
     return path

@@ -9,7 +9,7 @@ percent, elapsed time, ETA and rate, and the running counts a caller passes
 from __future__ import annotations
 
 import sys
-from typing import Dict, Optional, TextIO
+from typing import TextIO
 
 from tqdm import tqdm  # type: ignore[import-untyped]  # (no stubs installed)
 
@@ -22,18 +22,18 @@ class Progress:
     """
 
     def __init__(self, label: str, total: int, *, enabled: bool = True, unit: str = "img",
-                 stream: Optional[TextIO] = None) -> None:
+                 stream: TextIO | None = None) -> None:
         self.label = label.strip()
         self.total = max(0, int(total))
         self.done = 0
-        self.counts: Dict[str, int] = {}
+        self.counts: dict[str, int] = {}
         out = stream if stream is not None else sys.stderr
         tty = bool(getattr(out, "isatty", lambda: False)())
         self.shown = bool(enabled and tty)
         self._bar = tqdm(total=self.total, desc=self.label, unit=unit, file=out, disable=not self.shown,
                          dynamic_ncols=True, mininterval=0.1, leave=True)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Dict, Iterator, Tuple
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.service.conftest import create_key
@@ -13,7 +13,7 @@ ROLES = {"admin": ("admin", "Ada"), "operator": ("operator", "Oscar"), "operator
 
 
 @contextlib.contextmanager
-def serving(data_dir: Path, **config) -> Iterator[Tuple[str, Dict[str, dict]]]:
+def serving(data_dir: Path, **config) -> Iterator[tuple[str, dict[str, dict]]]:
     """(url, keys by name) of a server over ``data_dir`` (keys made by the CLI, one per ROLES entry)."""
     from faceaudit.accountability import AccountabilityExtension
     from faceaudit.service import (

@@ -50,7 +50,7 @@ def test_every_deleting_operation_refused_and_logged_under_a_legal_hold(server):
         "UntagResource": lambda: rek.untag_resource(ResourceArn=arn, TagKeys=["unit"]),
         "TagResource": lambda: rek.tag_resource(ResourceArn=arn, Tags={"unit": "other"}),
     }
-    for operation, attempt in attempts.items():
+    for attempt in attempts.values():
         with pytest.raises(rek.exceptions.AccessDeniedException, match="legal hold"):
             attempt()
     refused = [r for r in _records(d, "refused") if r.get("legal_hold")]
@@ -76,7 +76,7 @@ def test_every_deletion_is_a_log_record(server):
     ids = _fill(rek, "gone")
     rek.disassociate_faces(CollectionId="gone", UserId="u1", FaceIds=ids[:1])
     rek.delete_user(CollectionId="gone", UserId="u1")
-    rek.delete_faces(CollectionId="gone", FaceIds=ids + ["00000000-0000-0000-0000-000000000000"])
+    rek.delete_faces(CollectionId="gone", FaceIds=[*ids, "00000000-0000-0000-0000-000000000000"])
     rek.delete_collection(CollectionId="gone")
     rows = [r for r in _records(d, "deletion") if r["collection_id"] == "gone"]
     assert [r["operation"] for r in rows] == ["DisassociateFaces", "DeleteUser", "DeleteFaces", "DeleteCollection"]

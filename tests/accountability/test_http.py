@@ -226,13 +226,13 @@ def test_associate_faces_is_an_identification_policy_checked_and_logged(url, key
                                  UserMatchThreshold=100)
     # issue 22 M4 (a deliberate change): confidences below the policy's minimum (99) are withheld
     # from the response; the log keeps every one, marked withheld
-    refused = {u["FaceId"]: u for u in resp["UnsuccessfulFaceAssociations"]}
-    assert len(refused) >= 2 and set(refused) | {f["FaceId"] for f in resp["AssociatedFaces"]} == set(gallery)
-    assert all(u.get("Confidence", 100) >= 99 for u in refused.values())
+    unsuccessful = {u["FaceId"]: u for u in resp["UnsuccessfulFaceAssociations"]}
+    assert len(unsuccessful) >= 2 and set(unsuccessful) | {f["FaceId"] for f in resp["AssociatedFaces"]} == set(gallery)
+    assert all(u.get("Confidence", 100) >= 99 for u in unsuccessful.values())
     rec = [r for r in log.records() if r.kind == "search"][-1]
     assert rec.data["operation"] == "AssociateFaces" and rec.data["case_reference"] == "case-assoc"
     assert rec.data["probe_user_id"] == "throwaway" and rec.data["max_faces"] == 3
-    assert {c["face_id"] for c in rec.data["candidates"]} == set(refused)
+    assert {c["face_id"] for c in rec.data["candidates"]} == set(unsuccessful)
     # "withheld" is written only when true; the mate may score 99 or more on today's scale (kept)
     assert all(c["below_threshold"] and c.get("withheld", False) == (c["similarity"] < 99)
                for c in rec.data["candidates"])
@@ -253,8 +253,10 @@ def test_one_rule_decides_what_is_an_identification():
     everything = set(identification_operations(service_model().operation_names))
     assert {"StartFaceSearch", "GetFaceSearch", "RecognizeCelebrities"} <= everything
     assert identification("DetectFaces") is None and identification("IndexFaces") is None
-    assert identification("AssociateFaces").max_candidates({"FaceIds": ["a", "b"]}) == 2
-    assert identification("SearchFaces").threshold({}) == 80.0
+    associate, search = identification("AssociateFaces"), identification("SearchFaces")
+    assert associate is not None and search is not None
+    assert associate.max_candidates({"FaceIds": ["a", "b"]}) == 2
+    assert search.threshold({}) == 80.0
 
 
 def test_search_by_face_id_keeps_what_was_searched(url, keys, acc_dir):

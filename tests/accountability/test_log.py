@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-
 from faceaudit.accountability import SearchLog, export_records
 from tests.accountability._log_stores import log_store_fixture  # noqa: F401  (fixture log_store: JSONL and PostgreSQL)
 
@@ -173,12 +172,12 @@ def test_bytes_that_were_never_hashed_are_refused(log_store):
     log = _fill(log_store.log, 3)
     original = log_store.lines()
     forgeries = {
-        "extra field": lambda l: l[:-2] + b',"zz":"forged"}\n',
-        "duplicate key": lambda l: l.replace(b'"data":{', b'"data":{"case_reference":"forged",', 1)
+        "extra field": lambda line: line[:-2] + b',"zz":"forged"}\n',
+        "duplicate key": lambda line: line.replace(b'"data":{', b'"data":{"case_reference":"forged",', 1)
         .replace(b'"candidates"', b'"case_reference":"real","candidates"', 1),
-        "seq as text": lambda l: l.replace(b'"seq":3', b'"seq":"3"'),
-        "seq as float": lambda l: l.replace(b'"seq":3', b'"seq":3.0'),
-        "spacing": lambda l: l.replace(b'"kind":', b'"kind": '),
+        "seq as text": lambda line: line.replace(b'"seq":3', b'"seq":"3"'),
+        "seq as float": lambda line: line.replace(b'"seq":3', b'"seq":3.0'),
+        "spacing": lambda line: line.replace(b'"kind":', b'"kind": '),
     }
     for what, forge in forgeries.items():
         log_store.write(original)
@@ -221,7 +220,8 @@ def test_kill_9_mid_append_leaves_verifiable_log(tmp_path):
         before = _complete_lines(path)
         procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path)]) for _ in range(2)]
         # kill once the writers have appended (a condition, not a fixed time: the machine may be loaded)
-        _wait_for(lambda: _complete_lines(path) >= before + 4 + 2 * round_, "the writers to append")
+        _wait_for(lambda before=before, round_=round_: _complete_lines(path) >= before + 4 + 2 * round_,
+                  "the writers to append")
         for p in procs:
             p.send_signal(signal.SIGKILL)
             p.wait()
@@ -293,7 +293,7 @@ def test_a_head_file_without_its_hash_is_refused(tmp_path):
 
 
 def test_csv_export_neutralises_every_formula_form(log_store):
-    """Issue 22 L10: ` =1+1`, `|calc` and fullwidth `＝1+1` were written as they are."""
+    """Issue 22 L10: ` =1+1`, `|calc` and fullwidth `＝1+1` were written as they are."""  # noqa: RUF002 -- fullwidth on purpose
     import csv
     import io
 

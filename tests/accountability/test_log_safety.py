@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from faceaudit.accountability import SearchLog
-from faceaudit.accountability import _log
+from faceaudit.accountability import SearchLog, _log
 
 
 def test_short_writes_never_lose_an_acknowledged_record(tmp_path, monkeypatch):
@@ -36,7 +35,7 @@ def test_failed_write_leaves_no_partial_line_and_raises(tmp_path, monkeypatch):
     log.append("search", {"n": 0})
     before = log.path.read_bytes()
     real = os.write
-    calls = []
+    calls: list[int] = []
 
     def full(fd, data):
         if calls:

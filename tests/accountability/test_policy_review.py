@@ -59,7 +59,7 @@ def test_search_logged_with_candidates_and_leads(acc):
     assert rec.data["candidates"][0] == {"similarity": 99.5, "face_id": "face-0"}
     assert rec.data["case_reference"] == "case-17"
     leads = acc.leads("pending")
-    assert len(leads) == 2 and {l.search_seq for l in leads} == {rec.seq}
+    assert len(leads) == 2 and {lead.search_seq for lead in leads} == {rec.seq}
     assert acc.probe_path("ab" * 32).read_bytes() == b"probe-bytes"
 
 
@@ -113,7 +113,7 @@ def test_same_probe_kept_concurrently_by_many_threads(acc):
         try:
             for _ in range(20):
                 acc._keep_probe(digest, data)
-        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+        except Exception as exc:  # collected for the assertion
             errors.append(exc)
 
     threads = [threading.Thread(target=keep) for _ in range(8)]
@@ -162,7 +162,8 @@ def test_a_crash_between_log_and_leads_loses_no_lead(acc):
             "candidates": [{"similarity": 97.0, "face_id": "f-1"}, {"similarity": 93.0, "face_id": "f-2"}]}
     rec = acc.log.append("search", data)  # the process dies here, before any lead is made
     leads = Accountability(acc.data_dir).leads("pending")  # the next process
-    assert [(l.search_seq, l.rank, l.candidate_face_id) for l in leads] == [(rec.seq, 1, "f-1"), (rec.seq, 2, "f-2")]
+    assert [(lead.search_seq, lead.rank, lead.candidate_face_id) for lead in leads] == [
+        (rec.seq, 1, "f-1"), (rec.seq, 2, "f-2")]
     assert len(acc.leads("pending")) == 2  # made once, whoever catches up
 
 

@@ -96,7 +96,7 @@ def run(capsys, *argv):
 
 def test_cli_policy_set_by_rate_prints_what_it_means(tmp_path, capsys):
     d = str(tmp_path)
-    code, out, err = run(capsys, "policy", "set", "mug", "--max-false-match-rate", "1e-6", "--data-dir", d)
+    code, out, _err = run(capsys, "policy", "set", "mug", "--max-false-match-rate", "1e-6", "--data-dir", d)
     assert code == 0
     assert "minimum threshold 90 (from max false-match rate 1e-06)" in out
     assert "threshold 90 promises a false-match rate of 1e-06" in out

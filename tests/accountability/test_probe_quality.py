@@ -99,9 +99,9 @@ def test_band_minimum_in_flag_mode_searches_logs_the_flag_and_marks_the_lead(cli
     assert search["probe_quality"]["band"] != "portrait"
     assert "policy minimum band portrait" in search["quality_flag"]
     leads = Accountability(tmp_path / "data").leads()
-    assert leads and all(l.quality_flag == search["quality_flag"] for l in leads)
-    assert all(l.probe_quality is not None and l.probe_quality.band == search["probe_quality"]["band"]
-               for l in leads)
+    assert leads and all(item.quality_flag == search["quality_flag"] for item in leads)
+    assert all(item.probe_quality is not None and item.probe_quality.band == search["probe_quality"]["band"]
+               for item in leads)
     assert leads[0].to_json()["ProbeQuality"]["Band"] == search["probe_quality"]["band"]
 
 
@@ -174,8 +174,8 @@ def _page(lead) -> str:
     from faceaudit.accountability import Reviewer
     from faceaudit.accountability._review_page import render_review_page
 
-    return render_review_page([lead], Reviewer("AKREV", "Rita"), "csrf", probe_url=lambda l: None,
-                              candidate_url=lambda l: None, missing=lambda l: "", may_decide=lambda l: True)
+    return render_review_page([lead], Reviewer("AKREV", "Rita"), "csrf", probe_url=lambda item: None,
+                              candidate_url=lambda item: None, missing=lambda item: "", may_decide=lambda item: True)
 
 
 def test_review_page_says_the_probe_quality_and_what_its_band_means(tmp_path, monkeypatch):
@@ -188,7 +188,9 @@ def test_review_page_says_the_probe_quality_and_what_its_band_means(tmp_path, mo
     page = _page(lead)
     assert "eyes 18 px apart (band tiny), sharpness 40, brightness 21" in page
     # the shipped calibration's own figure for the band (make calibrate, issue 19 item 3)
-    r80 = get_model("sface").calibrated().by_band("tiny").fnmr(80)
+    tiny = get_model("sface").calibrated().by_band("tiny")
+    assert tiny is not None
+    r80 = tiny.fnmr(80)
     assert f"the model missed {100 * r80.rate:.0f}% of mates at 80 ({r80.errors}/{r80.trials})" in page
     assert "Flagged: below the collection's minimum probe quality (probe eyes 18 px apart, policy minimum 20)" in page
     # a calibration without per-band figures: said plainly, no invented number
@@ -217,8 +219,10 @@ def test_quality_sentence_takes_the_calibrations_per_band_figures():
     from faceaudit.engine import get_model
 
     tiny = get_model("sface").calibrated().by_band("tiny")
+    assert tiny is not None
     r80 = tiny.fnmr(80)
     fig = band_figures("sface", "tiny", 85.0)
+    assert fig is not None
     assert fig.threshold == 80 and (fig.errors, fig.trials) == (r80.errors, r80.trials)  # nearest at or below
     assert band_figures("sface", "tiny", 70.0) is None  # nothing measured at or below 70
     assert band_figures("sface", "below-measured", 80.0) is None
@@ -271,6 +275,7 @@ def test_video_leads_carry_their_frames_quality_and_the_policys_flag(tmp_path):
     assert len(leads) == 2
     for lead in leads:
         [search] = [s for s in searches if s["probe_sha256"] == lead.probe_sha256]
+        assert lead.probe_quality is not None
         assert lead.probe_quality.to_json() == search["probe_quality"] and "policy minimum 999" in lead.quality_flag
 
 
@@ -283,6 +288,7 @@ def test_review_show_prints_the_probe_quality_and_flag(cli, tmp_path, capsys):
     cli("search", "g", str(path), "--threshold", "0")
     lead = Accountability(tmp_path / "data").leads()[0]
     out, _ = cli("review", "show", lead.lead_id)
+    assert lead.probe_quality is not None
     assert f"ProbeQuality       {lead.probe_quality.text()}" in out
     assert "not measured for this quality band" in out or "model missed" in out
     assert "QualityFlag" in out and "policy minimum 25" in out
@@ -314,4 +320,5 @@ def test_an_accountability_db_of_the_previous_version_migrates_in_place(tmp_path
     acc.set_policy(ThresholdPolicy("g", min_eye_distance_px=20.0, min_probe_quality="small",
                                    on_low_quality=LowQualityAction.FLAG), CallerContext("AKADMIN", role="admin"))
     got = Accountability(tmp_path).policy("g")
-    assert (got.min_eye_distance_px, got.min_probe_quality, got.on_low_quality) == (20.0, "small", LowQualityAction.FLAG)
+    assert (got.min_eye_distance_px, got.min_probe_quality, got.on_low_quality) == (
+        20.0, "small", LowQualityAction.FLAG)

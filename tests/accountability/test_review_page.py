@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,8 +15,9 @@ from faceaudit.accountability._review import Decision, Lead, Reviewer
 from faceaudit.accountability._review_page import render_review_page
 
 
-def lead(**kw) -> Lead:
-    base = {"lead_id": "L1", "search_seq": 3, "created_at": 1_800_000_000.0, "operation": "SearchFacesByImage",
+def lead(**kw: Any) -> Lead:
+    base: dict[str, Any] = {
+            "lead_id": "L1", "search_seq": 3, "created_at": 1_800_000_000.0, "operation": "SearchFacesByImage",
             "collection_id": "bookings", "requested_by": "AKSAM", "case_reference": "case-1",
             "probe_sha256": "a" * 64, "candidate_face_id": "f-1", "candidate_external_image_id": "B000944",
             "candidate_user_id": None, "similarity": 91.5, "threshold": 90.0, "model_version": "sface",
@@ -36,8 +38,9 @@ class Tags(HTMLParser):
 
 def page(leads, reviewer, missing="", decide=None):
     return render_review_page(
-        leads, reviewer, "csrf", probe_url=lambda l: f"/p/{l.lead_id}", candidate_url=lambda l: f"/c/{l.lead_id}",
-        missing=lambda l: missing, may_decide=decide or (lambda l: bool(reviewer.person)))
+        leads, reviewer, "csrf", probe_url=lambda item: f"/p/{item.lead_id}",
+        candidate_url=lambda item: f"/c/{item.lead_id}",
+        missing=lambda item: missing, may_decide=decide or (lambda item: bool(reviewer.person)))
 
 
 def text(doc: str) -> str:
@@ -50,9 +53,9 @@ def test_a_key_without_a_person_is_told_so_not_that_it_ran_the_search():
 
 
 def test_the_searcher_and_a_second_decision_are_told_why():
-    assert "you ran the search" in text(page([lead()], Reviewer("AKSAM", "Sam Searcher"), decide=lambda l: False))
+    assert "you ran the search" in text(page([lead()], Reviewer("AKSAM", "Sam Searcher"), decide=lambda item: False))
     decided = lead(decisions=(Decision("Alice", "confirm", "", 1_800_000_100.0, 4),))
-    doc = text(page([decided], Reviewer("AKALICE", "Alice"), decide=lambda l: False))
+    doc = text(page([decided], Reviewer("AKALICE", "Alice"), decide=lambda item: False))
     assert "you have decided already" in doc and "you ran the search" not in doc
 
 
@@ -84,6 +87,7 @@ def test_a_video_lead_probe_is_the_matched_face_cropped_from_the_frame():
     assert ok
     crop = face_crop(bytes(buf), BoundingBox(400 / 640, 100 / 360, 50 / 640, 60 / 360))
     img = cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert img is not None
     assert img.shape == (60 + 2 * 36, 50 + 2 * 36)  # the box with 0.6 x its larger side (60 px) around it
     assert img[img.shape[0] // 2, img.shape[1] // 2] > 200  # the face is in the middle
     assert ((img > 100) & (img < 140)).sum() < 50  # the other person (grey 120) is cut away
@@ -114,11 +118,13 @@ def test_a_finished_video_search_keeps_the_cropped_face_as_the_lead_probe(tmp_pa
     ctx = CallerContext("AKOP", role="operator", source="http", request_id="job-1", person="Sam")
     videos.record(ctx, "W-1", "job-1", "clip.mp4", analysis)
     (found,) = videos.acc.leads()
-    kept = videos.acc.probe_path(found.probe_sha256).read_bytes()
-    img = cv2.imdecode(np.frombuffer(kept, np.uint8), cv2.IMREAD_GRAYSCALE)
+    kept_path = videos.acc.probe_path(found.probe_sha256)
+    assert kept_path is not None
+    img = cv2.imdecode(np.frombuffer(kept_path.read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert img is not None
     assert img.shape == (132, 122)  # the face with its margin, not the 640 x 360 frame
 
 
 def test_the_searcher_is_recognised_however_the_name_is_written():
-    doc = text(page([lead(requested_by="AKOTHER")], Reviewer("AKSAM2", "sam  SEARCHER"), decide=lambda l: False))
+    doc = text(page([lead(requested_by="AKOTHER")], Reviewer("AKSAM2", "sam  SEARCHER"), decide=lambda item: False))
     assert "you ran the search" in doc

@@ -17,15 +17,15 @@ def test_session_secret_is_whole_and_shared_under_concurrent_first_requests(tmp_
         barrier = threading.Barrier(n)
         out = [None] * n
 
-        def go(i):
-            web = ReviewWeb(d, None, keys=object())
+        def go(i, d, barrier, out):
+            web = ReviewWeb(d, None, keys=object())  # type: ignore[arg-type]  # the session key needs neither
             barrier.wait()
             try:
                 out[i] = web._session_secret()
-            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+            except Exception as exc:  # any failure is the finding
                 out[i] = exc
 
-        threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+        threads = [threading.Thread(target=go, args=(i, d, barrier, out)) for i in range(n)]
         for t in threads:
             t.start()
         for t in threads:
@@ -83,9 +83,16 @@ def _request(netloc, method, path, body=b"", headers=None):
     return resp.status, data.decode("utf-8", "replace"), cookies, resp.headers
 
 
+def _group(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in ``text`` (the test fails if it is not there)."""
+    found = re.search(pattern, text)
+    assert found is not None, pattern
+    return found.group(1)
+
+
 def _sign_in(netloc, key, origin=None):
     _, page, cookies, _ = _request(netloc, "GET", "/review/login")
-    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    token = _group(r'name="csrf" value="([^"]+)"', page)
     body = urllib.parse.urlencode({"access_key_id": key["AccessKeyId"], "secret": key["SecretAccessKey"],
                                    "csrf": token}).encode()
     headers = {"Cookie": f"faceaudit_login={cookies['faceaudit_login']}"}
@@ -98,8 +105,8 @@ def _sign_in(netloc, key, origin=None):
 def test_login_without_the_forms_token_or_from_another_origin_is_refused(served):
     netloc, _, rita, _ = served
     body = urllib.parse.urlencode({"access_key_id": rita["AccessKeyId"], "secret": rita["SecretAccessKey"]})
-    status, page, cookies, _ = _request(netloc, "POST", "/review/login", body.encode(),
-                                        {"Origin": "https://attacker.example"})
+    status, _page, cookies, _ = _request(netloc, "POST", "/review/login", body.encode(),
+                                         {"Origin": "https://attacker.example"})
     assert status == 403 and "faceaudit_review" not in cookies
     status, cookie = _sign_in(netloc, rita, origin="https://attacker.example")
     assert status == 403 and not cookie
@@ -112,7 +119,7 @@ def test_session_ends_at_sign_out(served):
     _, cookie = _sign_in(netloc, rita)
     status, page, _, _ = _request(netloc, "GET", "/review", headers={"Cookie": f"faceaudit_review={cookie}"})
     assert status == 200
-    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    token = _group(r'name="csrf" value="([^"]+)"', page)
     _request(netloc, "POST", "/review/logout", f"csrf={token}".encode(), {"Cookie": f"faceaudit_review={cookie}"})
     status, _, _, headers = _request(netloc, "GET", "/review", headers={"Cookie": f"faceaudit_review={cookie}"})
     assert status == 303 and headers["Location"] == "/review/login"
@@ -132,7 +139,7 @@ def test_face_crops_only_for_a_lead_being_decided(served):
     netloc, sam, rita, faces = served
     _, rita_cookie = _sign_in(netloc, rita)
     _, page, _, _ = _request(netloc, "GET", "/review", headers={"Cookie": f"faceaudit_review={rita_cookie}"})
-    lead_id = re.search(r'id="lead-([0-9a-f-]{36})"', page).group(1)
+    lead_id = _group(r'id="lead-([0-9a-f-]{36})"', page)
     for face_id in faces:  # no route to any stored face by FaceId
         status, *_ = _request(netloc, "GET", f"/review/images/face/{face_id}",
                               headers={"Cookie": f"faceaudit_review={rita_cookie}"})

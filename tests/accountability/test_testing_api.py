@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,7 @@ def served(tmp_path_factory):
     stop_thread_server(srv, thread)
 
 
-_DIRS = {}
+_DIRS: dict[str, Path] = {}
 
 
 def served_dir(url):
@@ -176,8 +177,7 @@ def test_pending_limit_holds_for_simultaneous_starts(tmp_path, monkeypatch):
 
 def test_disk_quota_per_auditor(tmp_path, monkeypatch):
     from faceaudit import ServiceQuotaExceededError
-    from faceaudit.accountability import TestingAPI
-    from faceaudit.accountability import _testing
+    from faceaudit.accountability import TestingAPI, _testing
 
     monkeypatch.setattr(TestingAPI, "_run", lambda self, audit_id: None)
     api = TestingAPI(tmp_path)
@@ -192,8 +192,7 @@ def test_disk_quota_per_auditor(tmp_path, monkeypatch):
 def test_ended_audits_lose_inputs_then_results(tmp_path, monkeypatch):
     import time
 
-    from faceaudit.accountability import TestingAPI
-    from faceaudit.accountability import _testing
+    from faceaudit.accountability import TestingAPI, _testing
 
     monkeypatch.setattr(TestingAPI, "_run", lambda self, audit_id: None)
     api = TestingAPI(tmp_path)

@@ -92,7 +92,7 @@ def test_every_person_is_logged_and_each_match_is_a_lead_with_the_frame(setup):
 
     from faceaudit.accountability._usage import render_html, usage_report
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     report = usage_report(videos.acc, now - dt.timedelta(days=1), now + dt.timedelta(days=1), sign=False)
     assert (report.searches.count, report.video_searches.count, report.video_people.count) == (0, 1, 3)
     assert [f.label for f in report.video_searches_by] == ["g / warrant WARRANT-2026-17"]

@@ -8,6 +8,7 @@
     acc.log.verify()
 """
 
+from faceaudit._errors import AcknowledgedRecordsMissingError
 from faceaudit.accountability._accountability import (
     Accountability,
     CallerContext,
@@ -22,7 +23,6 @@ from faceaudit.accountability._anchors import (
     issue_anchor,
 )
 from faceaudit.accountability._guard import guarded
-from faceaudit._errors import AcknowledgedRecordsMissingError
 from faceaudit.accountability._holds import DELETING_OPERATIONS, guard_deletion, on_legal_hold
 from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
 from faceaudit.accountability._identification import (
@@ -60,9 +60,12 @@ from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, Video
 __all__ = [
     "DailyRetention", "Retention", "RetentionReport", "RetentionRule",
     "AnchorCheck", "AnchorReport", "DeploymentKey", "check_anchors", "issue_anchor",
-    "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize", "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
-    "Identification", "identification", "identification_operations", "guard_request", "LEAD_NOTICE", "Lead", "Reviewer", "LogIntegrityError", "LogRecord", "Repair",
-    "PolicyMeaning", "PolicyViolationError", "PostgresSearchLog", "SearchLog", "SearchRecord", "ThresholdPolicy", "VerifyResult",
+    "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize",
+    "CONFIRMATIONS_REQUIRED", "CallerContext", "Candidate", "Decision", "GENESIS",
+    "Identification", "identification", "identification_operations", "guard_request",
+    "LEAD_NOTICE", "Lead", "Reviewer", "LogIntegrityError", "LogRecord", "Repair",
+    "PolicyMeaning", "PolicyViolationError", "PostgresSearchLog", "SearchLog", "SearchRecord", "ThresholdPolicy",
+    "VerifyResult",
     "candidates_of", "export_records", "guarded", "policy_meaning", "record_hash",
     "VideoSearchPolicy", "VideoSearches", "WARRANT_HEADER",
     "DEFAULT_POLICY_ID", "REVIEWER_ROLES", "parse_day", "render_html", "usage_report",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any
 
 from faceaudit._paths import check_private_dir
 from faceaudit.accountability._files import write_private
@@ -16,6 +17,7 @@ from faceaudit.accountability._policy import DEFAULT_POLICY_ID, PolicyStore, Pol
 from faceaudit.accountability._probe_quality import ProbeQuality
 from faceaudit.accountability._review import Lead, Reviewer, ReviewQueue
 from faceaudit.accountability._store import Store
+
 
 @dataclass(frozen=True)
 class CallerContext:
@@ -41,14 +43,14 @@ class Candidate:
     """One candidate of an identification search (similarity 0-100, higher is more alike)."""
 
     similarity: float
-    face_id: Optional[str] = None
-    external_image_id: Optional[str] = None
-    user_id: Optional[str] = None
+    face_id: str | None = None
+    external_image_id: str | None = None
+    user_id: str | None = None
     below_threshold: bool = False  # a similarity disclosed although it missed the threshold (no lead)
     withheld: bool = False  # below the collection policy's minimum: logged, not handed back
 
-    def to_json(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"similarity": self.similarity}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"similarity": self.similarity}
         for key in ("face_id", "external_image_id", "user_id"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -64,22 +66,22 @@ class SearchRecord:
     """What one identification operation did, for the log."""
 
     operation: str
-    collection_id: Optional[str]
+    collection_id: str | None
     model_version: str
     threshold: float
-    max_faces: Optional[int]
-    probe_sha256: Optional[str]
+    max_faces: int | None
+    probe_sha256: str | None
     candidates: Sequence[Candidate] = field(default_factory=tuple)
-    started_at: Optional[float] = None
-    probe_face_id: Optional[str] = None  # SearchFaces / SearchUsers by FaceId
-    probe_user_id: Optional[str] = None  # SearchUsers by UserId
-    gallery_size: Optional[int] = None  # faces in the searched collection
-    index: Optional[str] = None  # the index that served it: flat, milvus (exact), fastscan, hnsw (approximate)
-    probe_quality: Optional[ProbeQuality] = None  # the searched face's quality (None: not measured)
+    started_at: float | None = None
+    probe_face_id: str | None = None  # SearchFaces / SearchUsers by FaceId
+    probe_user_id: str | None = None  # SearchUsers by UserId
+    gallery_size: int | None = None  # faces in the searched collection
+    index: str | None = None  # the index that served it: flat, milvus (exact), fastscan, hnsw (approximate)
+    probe_quality: ProbeQuality | None = None  # the searched face's quality (None: not measured)
     quality_flag: str = ""  # why the probe is below the policy's minimum quality (flag mode)
 
 
-def similarity_scale_of(model_version: Optional[str]) -> Optional[str]:
+def similarity_scale_of(model_version: str | None) -> str | None:
     """The Similarity scale version of a FaceModelVersion (None when the model is unknown)."""
     from faceaudit._errors import FaceAuditError
     from faceaudit.engine import get_model
@@ -95,9 +97,9 @@ def similarity_scale_of(model_version: Optional[str]) -> Optional[str]:
 class Accountability:
     """Search log, threshold policies and the review queue of one data dir."""
 
-    def __init__(self, data_dir: "str | os.PathLike[str]",
-                 face_image: Optional[Callable[[str], Optional[bytes]]] = None,
-                 database_url: Optional[str] = None) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str],
+                 face_image: Callable[[str], bytes | None] | None = None,
+                 database_url: str | None = None) -> None:
         """``database_url`` (``postgresql://...``): the search log lives in that database, one
         chain for every host (:class:`PostgresSearchLog`); without it, ``search-log.jsonl`` in
         the data dir. Policies, leads and reviews stay in the data dir's ``accountability.db``
@@ -107,7 +109,7 @@ class Accountability:
             check_private_dir(self.data_dir)  # UnsafePermissionsError: open to other local users
         self._face_image = face_image
         self._collections: Any = None
-        self._collections_provider: Optional[Callable[[], Any]] = None
+        self._collections_provider: Callable[[], Any] | None = None
         self.log: AnySearchLog = open_search_log(self.data_dir, database_url)
         self._store = Store(self.data_dir / "accountability.db")
         self.policies = PolicyStore(self._store)
@@ -131,7 +133,7 @@ class Accountability:
     def set_default_policy(self, policy: ThresholdPolicy, ctx: CallerContext) -> ThresholdPolicy:
         return self.set_policy(replace(policy, collection_id=DEFAULT_POLICY_ID), ctx)
 
-    def policy_listing(self) -> List[ThresholdPolicy]:
+    def policy_listing(self) -> list[ThresholdPolicy]:
         """Every collection's policy (its own, the default's, or none), collections in name order."""
         fc, ids, token = self.collections(), [], None
         while True:
@@ -142,8 +144,8 @@ class Accountability:
                 break
         return [self.policy(cid) for cid in sorted(ids)]
 
-    def authorize(self, ctx: CallerContext, operation: str, collection_id: Optional[str],
-                  threshold: float, max_faces: Optional[int]) -> None:
+    def authorize(self, ctx: CallerContext, operation: str, collection_id: str | None,
+                  threshold: float, max_faces: int | None) -> None:
         """Check a search against its collection's policy; a refusal is logged, then raised."""
         if collection_id is None:
             return
@@ -158,7 +160,7 @@ class Accountability:
 
     # -- searches ----------------------------------------------------------------
 
-    def record(self, ctx: CallerContext, search: SearchRecord, probe: Optional[bytes] = None) -> LogRecord:
+    def record(self, ctx: CallerContext, search: SearchRecord, probe: bytes | None = None) -> LogRecord:
         """Append the search to the log, keep the probe for review, and open one lead per candidate."""
         if probe is not None and search.probe_sha256:
             self._keep_probe(search.probe_sha256, probe)
@@ -185,7 +187,7 @@ class Accountability:
         self.reviews.catch_up()  # leads come from the log: a crash here loses none
         return rec
 
-    def probe_path(self, sha256: str) -> Optional[Path]:
+    def probe_path(self, sha256: str) -> Path | None:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             return None
         path = self.probe_dir / sha256[:2] / sha256
@@ -199,7 +201,7 @@ class Accountability:
         write_private(dest, data)  # same content whoever wins
 
     @staticmethod
-    def _who(ctx: CallerContext) -> Dict[str, Any]:
+    def _who(ctx: CallerContext) -> dict[str, Any]:
         return {
             "access_key_id": ctx.access_key_id, "role": ctx.role, "source": ctx.source,
             "request_id": ctx.request_id, "case_reference": ctx.case_reference, "purpose": ctx.purpose,
@@ -207,7 +209,7 @@ class Accountability:
         }
 
     def record_index_tag(self, ctx: CallerContext, operation: str, collection_id: str,
-                         tag: Optional[str], before: Optional[str], after: Optional[str]) -> LogRecord:
+                         tag: str | None, before: str | None, after: str | None) -> LogRecord:
         """Log a change of a collection's ``faceaudit:index`` tag (TagResource, or UntagResource:
         ``tag`` None) and the index kind that served its searches before and serves them after:
         which searches are exact is part of the record."""
@@ -229,7 +231,7 @@ class Accountability:
         if audit:
             self.log.append("audit-collection", {**self._who(ctx), "collection_id": collection_id})
 
-    def is_audit_collection(self, collection_id: Optional[str], access_key_id: str) -> bool:
+    def is_audit_collection(self, collection_id: str | None, access_key_id: str) -> bool:
         if not collection_id:
             return False
         row = self._store.read().execute(
@@ -246,7 +248,7 @@ class Accountability:
                          (session_id, access_key_id, time.time() + seconds))
         return session_id
 
-    def session_key(self, session_id: str) -> Optional[str]:
+    def session_key(self, session_id: str) -> str | None:
         """The access key of a live session (not ended, not expired), or None."""
         row = self._store.read().execute(
             "SELECT access_key_id, expires, ended FROM review_sessions WHERE session_id = ?",
@@ -273,11 +275,11 @@ class Accountability:
 
     # -- review ------------------------------------------------------------------
 
-    def leads(self, status: Optional[str] = None, limit: int = 100, *, collection_id: Optional[str] = None,
-              case_reference: Optional[str] = None) -> List[Lead]:
+    def leads(self, status: str | None = None, limit: int = 100, *, collection_id: str | None = None,
+              case_reference: str | None = None) -> list[Lead]:
         return self.reviews.list(status, limit, collection_id=collection_id, case_reference=case_reference)
 
-    def decide(self, lead_id: str, reviewer: "Union[Reviewer, str]", decision: str, note: str = "") -> Lead:
+    def decide(self, lead_id: str, reviewer: Reviewer | str, decision: str, note: str = "") -> Lead:
         """One person's decision; a lead lacking its evidence (images) can only be rejected."""
         return self.reviews.decide(lead_id, reviewer, decision, note, missing_evidence=self.missing_evidence)
 
@@ -297,7 +299,7 @@ class Accountability:
             self._collections = FaceCollections(self.data_dir)
         return self._collections
 
-    def face_image(self, face_id: Optional[str]) -> Optional[bytes]:
+    def face_image(self, face_id: str | None) -> bytes | None:
         """The stored face crop of a candidate (None when the face or its collection is gone)."""
         if not face_id:
             return None

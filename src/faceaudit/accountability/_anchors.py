@@ -16,11 +16,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 from faceaudit._errors import InvalidParameterError, SigningKeyError
 from faceaudit.accountability._files import write_private
-from faceaudit.accountability._log import SearchLog, _canonical
+from faceaudit.accountability._log import AnySearchLog, _canonical
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 KEY_FILE = "deployment-signing.key"
 ANCHOR_KIND = "faceaudit-search-log-anchor"
@@ -29,11 +32,11 @@ ANCHOR_KIND = "faceaudit-search-log-anchor"
 class DeploymentKey:
     """The deployment's Ed25519 signing key, kept in the data dir (0600)."""
 
-    def __init__(self, data_dir: "str | os.PathLike[str]") -> None:
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.path = Path(data_dir) / KEY_FILE
-        self._private = None
+        self._private: Ed25519PrivateKey | None = None
 
-    def _key(self):
+    def _key(self) -> Ed25519PrivateKey:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         if self._private is None:
@@ -57,11 +60,11 @@ class DeploymentKey:
         return self._key().sign(message).hex()
 
 
-def _body(anchor: Dict[str, Any]) -> bytes:
+def _body(anchor: dict[str, Any]) -> bytes:
     return _canonical({k: anchor[k] for k in ("kind", "seq", "hash", "time", "public_key")})
 
 
-def signature_ok(anchor: Dict[str, Any]) -> bool:
+def signature_ok(anchor: dict[str, Any]) -> bool:
     """True when the anchor's signature is valid for its own public key."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -74,7 +77,7 @@ def signature_ok(anchor: Dict[str, Any]) -> bool:
         return False
 
 
-def issue_anchor(log: SearchLog, key: DeploymentKey) -> Dict[str, Any]:
+def issue_anchor(log: AnySearchLog, key: DeploymentKey) -> dict[str, Any]:
     """Sign the log's current head; the anchor is recorded in the log and returned."""
     verified = log.verify()
     if not verified.ok:
@@ -82,7 +85,7 @@ def issue_anchor(log: SearchLog, key: DeploymentKey) -> Dict[str, Any]:
 
         raise LogIntegrityError(f"the search log does not verify ({verified.problem}); no anchor issued")
     head = log.head() or {"seq": 0, "hash": verified.head_hash}
-    anchor: Dict[str, Any] = {"kind": ANCHOR_KIND, "seq": head["seq"], "hash": head["hash"],
+    anchor: dict[str, Any] = {"kind": ANCHOR_KIND, "seq": head["seq"], "hash": head["hash"],
                               "time": round(time.time(), 3), "public_key": key.public_key()}
     anchor["signature"] = key.sign(_body(anchor))
     log.append("anchor", {k: anchor[k] for k in ("seq", "hash", "time", "public_key", "signature")})
@@ -94,7 +97,7 @@ class AnchorCheck:
     """One anchor file checked against the log. ``problem`` is empty when it holds."""
 
     file: str
-    seq: Optional[int]
+    seq: int | None
     problem: str = ""
 
 
@@ -107,12 +110,12 @@ class AnchorReport:
 
     ok: bool
     public_key: str
-    checks: Tuple[AnchorCheck, ...]
-    not_handed_over: Tuple[int, ...]
+    checks: tuple[AnchorCheck, ...]
+    not_handed_over: tuple[int, ...]
 
 
-def check_anchors(log: SearchLog, anchor_dir: "str | os.PathLike[str]",
-                  public_key: Optional[str] = None) -> AnchorReport:
+def check_anchors(log: AnySearchLog, anchor_dir: str | os.PathLike[str],
+                  public_key: str | None = None) -> AnchorReport:
     """Check every ``*.json`` anchor in ``anchor_dir`` against the log.
 
     Each must be signed by ``public_key`` (default: the first anchor's key; all must share it)
@@ -123,7 +126,7 @@ def check_anchors(log: SearchLog, anchor_dir: "str | os.PathLike[str]",
         raise InvalidParameterError(f"{directory} is not a directory of anchors")
     hashes = {r.seq: r.hash for r in log.records()}
     issued = {r.data.get("signature"): r.data.get("seq") for r in log.records() if r.kind == "anchor"}
-    checks: List[AnchorCheck] = []
+    checks: list[AnchorCheck] = []
     seen = set()
     for path in sorted(directory.glob("*.json")):
         try:

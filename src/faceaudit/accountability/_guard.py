@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Callable, Optional, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from faceaudit._errors import FaceAuditError
 from faceaudit.accountability._accountability import (
@@ -33,11 +34,11 @@ R = TypeVar("R")
 class _ProbeGate:
     """Receives the probe face's quality while the operation runs and applies the policy's minimum."""
 
-    def __init__(self, policy: Optional[ThresholdPolicy]) -> None:
+    def __init__(self, policy: ThresholdPolicy | None) -> None:
         self.policy = policy
-        self.quality: Optional[ProbeQuality] = None
+        self.quality: ProbeQuality | None = None
         self.flag = ""
-        self.refusal: Optional[PolicyViolationError] = None
+        self.refusal: PolicyViolationError | None = None
 
     def __call__(self, quality: Quality) -> None:
         self.see(ProbeQuality.of(quality))
@@ -65,20 +66,20 @@ def guarded(
     ctx: CallerContext,
     *,
     operation: str,
-    collection_id: Optional[str],
+    collection_id: str | None,
     threshold: float,
-    max_faces: Optional[int],
+    max_faces: int | None,
     model_version: str,
-    probe: Optional[bytes],
+    probe: bytes | None,
     call: Callable[[], R],
     candidates: Callable[[R], Sequence[Candidate]],
-    probe_sha256: Optional[str] = None,
-    probe_face_id: Optional[str] = None,
-    probe_user_id: Optional[str] = None,
-    model_version_of: Optional[Callable[[R], str]] = None,
-    gallery_size: Optional[int] = None,
-    index: Optional[str] = None,
-    probe_quality: Optional[ProbeQuality] = None,
+    probe_sha256: str | None = None,
+    probe_face_id: str | None = None,
+    probe_user_id: str | None = None,
+    model_version_of: Callable[[R], str] | None = None,
+    gallery_size: int | None = None,
+    index: str | None = None,
+    probe_quality: ProbeQuality | None = None,
 ) -> R:
     """Authorize, run and log one identification operation; returns the operation's result.
 

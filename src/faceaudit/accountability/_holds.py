@@ -16,7 +16,8 @@ TagResource overwriting a key's value. Adding new keys under a hold is allowed.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from faceaudit._errors import FaceAuditError, LegalHoldError
 from faceaudit.accountability._accountability import Accountability, CallerContext
@@ -27,7 +28,7 @@ DELETING_OPERATIONS = frozenset({
 """Rekognition operations that delete faces, users, collections or tags."""
 
 
-def on_legal_hold(acc: Accountability, collection_id: Optional[str]) -> bool:
+def on_legal_hold(acc: Accountability, collection_id: str | None) -> bool:
     """Whether ``collection_id`` is on legal hold (its retention rule says so)."""
     if not collection_id:
         return False
@@ -37,7 +38,7 @@ def on_legal_hold(acc: Accountability, collection_id: Optional[str]) -> bool:
 
 
 def refuse_under_hold(acc: Accountability, ctx: CallerContext, operation: str, collection_id: str,
-                      detail: Optional[Dict[str, Any]] = None) -> None:
+                      detail: dict[str, Any] | None = None) -> None:
     """Log the refusal of a deleting ``operation`` on a held collection, then raise LegalHoldError."""
     reason = (f"collection {collection_id!r} is on legal hold: nothing of it may be deleted until an admin "
               f"lifts the hold (faceaudit retention set {collection_id} --no-legal-hold)")
@@ -46,7 +47,7 @@ def refuse_under_hold(acc: Accountability, ctx: CallerContext, operation: str, c
     raise LegalHoldError(reason)
 
 
-def _collection_of(acc: Accountability, params: Mapping[str, Any]) -> Optional[str]:
+def _collection_of(acc: Accountability, params: Mapping[str, Any]) -> str | None:
     cid = params.get("CollectionId")
     if isinstance(cid, str):
         return cid
@@ -59,7 +60,7 @@ def _collection_of(acc: Accountability, params: Mapping[str, Any]) -> Optional[s
     return None
 
 
-def _tags(acc: Accountability, collection_id: str) -> Dict[str, str]:
+def _tags(acc: Accountability, collection_id: str) -> dict[str, str]:
     try:
         coll = acc.collections()
         arn = coll.describe_collection(collection_id=collection_id).collection_arn
@@ -69,7 +70,7 @@ def _tags(acc: Accountability, collection_id: str) -> Dict[str, str]:
 
 
 def _dropped_tags(acc: Accountability, operation: str, collection_id: str,
-                  params: Mapping[str, Any]) -> List[str]:
+                  params: Mapping[str, Any]) -> list[str]:
     """The tag keys a Tag/UntagResource would remove or overwrite (empty: it drops nothing)."""
     old = _tags(acc, collection_id)
     if operation == "UntagResource":
@@ -80,7 +81,7 @@ def _dropped_tags(acc: Accountability, operation: str, collection_id: str,
         if isinstance(new, dict) else []
 
 
-def _counts(acc: Accountability, collection_id: str) -> Dict[str, Any]:
+def _counts(acc: Accountability, collection_id: str) -> dict[str, Any]:
     try:
         d = acc.collections().describe_collection(collection_id=collection_id)
     except FaceAuditError:
@@ -89,7 +90,7 @@ def _counts(acc: Accountability, collection_id: str) -> Dict[str, Any]:
 
 
 def _deleted(operation: str, params: Mapping[str, Any], doc: Mapping[str, Any],
-             before: Dict[str, Any], dropped: List[str]) -> Dict[str, Any]:
+             before: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
     """What the operation deleted, from its request and response documents."""
     if operation == "DeleteFaces":
         ids = [f for f in doc.get("DeletedFaces") or [] if isinstance(f, str)]
@@ -120,7 +121,7 @@ def guard_deletion(
     if operation not in DELETING_OPERATIONS:
         return call()
     collection_id = _collection_of(acc, params)
-    dropped: List[str] = []
+    dropped: list[str] = []
     if operation in ("TagResource", "UntagResource") and collection_id:
         dropped = _dropped_tags(acc, operation, collection_id, params)
     if on_legal_hold(acc, collection_id) and (operation not in ("TagResource", "UntagResource") or dropped):

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Dict, FrozenSet, Optional
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from faceaudit._errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
 from faceaudit.accountability._accountability import Accountability, CallerContext
@@ -32,6 +33,9 @@ from faceaudit.accountability._probe_quality import MAX_MIN_EYE_DISTANCE_PX, Low
 from faceaudit.accountability._review import Reviewer, same_person
 from faceaudit.accountability._roles import AUDIT_ENGINE_OPERATIONS, NATIVE_OPERATIONS, authorize
 from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, VideoSearchPolicy
+
+if TYPE_CHECKING:
+    from faceaudit.accountability._review_web import ReviewWeb
 
 TARGET_PREFIX = "FaceAuditService"
 VIDEO_READS = frozenset({"GetFaceSearch", "GetFaceDetection", "StartFaceDetection"})
@@ -56,13 +60,13 @@ class AccountabilityExtension:
     """Plugs the search log, policies, review and the testing API into ``faceaudit serve``."""
 
     target_prefix = TARGET_PREFIX
-    operations: FrozenSet[str] = frozenset(NATIVE_OPERATIONS)
+    operations: frozenset[str] = frozenset(NATIVE_OPERATIONS)
 
     def __init__(
         self,
-        data_dir: "str | Path",
+        data_dir: str | Path,
         keys: Any = None,
-        face_image: Optional[Callable[[str], Optional[bytes]]] = None,
+        face_image: Callable[[str], bytes | None] | None = None,
         testing: Any = None,
         daily_retention: bool = False,
     ) -> None:
@@ -70,9 +74,9 @@ class AccountabilityExtension:
         self.acc = Accountability(self.data_dir, face_image=face_image)
         self._keys = keys
         self._testing = testing
-        self._web = None
+        self._web: ReviewWeb | None = None
         self._daily_retention = daily_retention
-        self._retention_pid: Optional[int] = None
+        self._retention_pid: int | None = None
         self.videos = VideoSearches(self.acc)
 
     # -- ServiceExtension ------------------------------------------------------------------
@@ -119,7 +123,7 @@ class AccountabilityExtension:
         key = self._key_store().lookup(access_key_id)
         return key.person if key is not None else ""
 
-    def wrap(self, caller, operation: str, params: Dict[str, Any], call, model_version):
+    def wrap(self, caller, operation: str, params: dict[str, Any], call, model_version):
         """Every identification (decided by :func:`identification`) is checked, logged and reviewed."""
         if operation == "StartFaceSearch":  # identifies everyone in the footage: warrant, log, leads
             return self._start_face_search(caller, params, call)
@@ -136,10 +140,10 @@ class AccountabilityExtension:
             result = call()
             self.acc.mark_audit_collection(ctx, params["CollectionId"], audit)
             return result
-        if ctx.role == "auditor" and operation in AUDIT_ENGINE_OPERATIONS:
-            if not (audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id)):
-                raise AccessDeniedError("an auditor key may touch only the collections it created for an "
-                                        f"audit (with the {AUDIT_HEADER} header)")
+        if ctx.role == "auditor" and operation in AUDIT_ENGINE_OPERATIONS and not (
+                audit and self.acc.is_audit_collection(params.get("CollectionId"), ctx.access_key_id)):
+            raise AccessDeniedError("an auditor key may touch only the collections it created for an "
+                                    f"audit (with the {AUDIT_HEADER} header)")
         if operation in ("TagResource", "UntagResource"):  # a faceaudit:index change is logged too
             untagged = call
             call = lambda: self._tagging(ctx, operation, params, untagged)  # noqa: E731
@@ -155,7 +159,7 @@ class AccountabilityExtension:
             index_of=self._index_kind,
         )
 
-    def _read_video_job(self, ctx: CallerContext, operation: str, params: Dict[str, Any], call):
+    def _read_video_job(self, ctx: CallerContext, operation: str, params: dict[str, Any], call):
         """A stored-video job's results: refused (as if there were no such job, and logged) unless
         the caller started the job (same key or same person) or is an admin or auditor; every read
         is a ``disclosure`` record (who, job, what it showed)."""
@@ -179,7 +183,7 @@ class AccountabilityExtension:
             "items": len(items or []), "face_ids": faces, "next_token": bool(doc.get("NextToken"))})
         return result
 
-    def _gallery_size(self, collection_id: str) -> Optional[int]:
+    def _gallery_size(self, collection_id: str) -> int | None:
         from faceaudit._errors import FaceAuditError
 
         try:
@@ -187,7 +191,7 @@ class AccountabilityExtension:
         except FaceAuditError:
             return None
 
-    def _tagging(self, ctx, operation: str, params: Dict[str, Any], call):
+    def _tagging(self, ctx, operation: str, params: dict[str, Any], call):
         """TagResource/UntagResource; a change of the faceaudit:index tag (which index, exact or
         approximate, serves the collection's searches) is logged with the kind before and after."""
         from faceaudit._errors import FaceAuditError
@@ -207,7 +211,7 @@ class AccountabilityExtension:
                                   before, self._index_kind(name))
         return result
 
-    def _index_kind(self, collection_id: str) -> Optional[str]:
+    def _index_kind(self, collection_id: str) -> str | None:
         from faceaudit._errors import FaceAuditError
 
         try:
@@ -215,11 +219,12 @@ class AccountabilityExtension:
         except FaceAuditError:
             return None
 
-    def _start_face_search(self, caller, params: Dict[str, Any], call):
+    def _start_face_search(self, caller, params: dict[str, Any], call):
         from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
 
         return self.videos.start(
-            self.context(caller), caller.header(WARRANT_HEADER), collection_id=params.get("CollectionId"),
+            self.context(caller), caller.header(WARRANT_HEADER),
+            collection_id=_string(params, "CollectionId", required=True),
             threshold=float(params.get("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)),
             max_faces=DEFAULT_VIDEO_MAX_FACES, video=params.get("Video"), call=call,
             job_id_of=lambda r: r[0].get("JobId", ""),
@@ -230,7 +235,7 @@ class AccountabilityExtension:
             return self._testing.body_limit
         return 1024 * 1024
 
-    def call(self, caller, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    def call(self, caller, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         if operation in ("StartAudit", "DescribeAudit", "ListAudits", "GetAuditReport"):
             if self._testing is None:
                 raise InvalidParameterError("the testing API is not enabled on this server")
@@ -248,45 +253,46 @@ class AccountabilityExtension:
 
     # -- faceaudit's own operations --------------------------------------------------------
 
-    def _op_put_collection_policy(self, caller, params) -> Dict[str, Any]:
+    def _op_put_collection_policy(self, caller, params) -> dict[str, Any]:
         policy = _policy_of(params, _string(params, "CollectionId", required=True))
         stamped = self.acc.set_policy(policy, self.context(caller))
         return {"Policy": stamped.to_json()}
 
-    def _op_put_default_policy(self, caller, params) -> Dict[str, Any]:
+    def _op_put_default_policy(self, caller, params) -> dict[str, Any]:
         stamped = self.acc.set_default_policy(_policy_of(params, DEFAULT_POLICY_ID), self.context(caller))
         return {"Policy": stamped.to_json()}
 
-    def _op_list_collection_policies(self, caller, params) -> Dict[str, Any]:
+    def _op_list_collection_policies(self, caller, params) -> dict[str, Any]:
         return {"DefaultPolicy": self.acc.default_policy().to_json(),
                 "Policies": [p.to_json() for p in self.acc.policy_listing()]}
 
-    def _op_get_collection_policy(self, caller, params) -> Dict[str, Any]:
+    def _op_get_collection_policy(self, caller, params) -> dict[str, Any]:
         return {"Policy": self.acc.policy(_string(params, "CollectionId", required=True)).to_json()}
 
-    def _op_put_video_search_policy(self, caller, params) -> Dict[str, Any]:
+    def _op_put_video_search_policy(self, caller, params) -> dict[str, Any]:
         required = params.get("WarrantRequired", True)
         if not isinstance(required, bool):
             raise InvalidParameterError("WarrantRequired must be true or false")
         policy = VideoSearchPolicy(_string(params, "CollectionId", required=True), required)
         return {"Policy": self.videos.set_policy(policy, self.context(caller)).to_json()}
 
-    def _op_get_video_search_policy(self, caller, params) -> Dict[str, Any]:
+    def _op_get_video_search_policy(self, caller, params) -> dict[str, Any]:
         return {"Policy": self.videos.policy(_string(params, "CollectionId", required=True)).to_json()}
 
-    def _op_list_leads(self, caller, params) -> Dict[str, Any]:
+    def _op_list_leads(self, caller, params) -> dict[str, Any]:
         status = _string(params, "Status")
         limit = _integer(params, "MaxResults", 1, 1000) or 100
         leads = self.acc.leads(status, limit, collection_id=_string(params, "CollectionId"),
                                case_reference=_string(params, "CaseReference"))
         return {"Leads": [lead.to_json() for lead in leads]}
 
-    def _op_get_lead(self, caller, params) -> Dict[str, Any]:
+    def _op_get_lead(self, caller, params) -> dict[str, Any]:
         return {"Lead": self.acc.reviews.get(_string(params, "LeadId", required=True)).to_json()}
 
-    def _op_decide_lead(self, caller, params) -> Dict[str, Any]:
+    def _op_decide_lead(self, caller, params) -> dict[str, Any]:
+        reviewer = Reviewer(caller.access_key_id, self._person(caller.access_key_id))
         lead = self.acc.decide(
-            _string(params, "LeadId", required=True), Reviewer(caller.access_key_id, self._person(caller.access_key_id)),
+            _string(params, "LeadId", required=True), reviewer,
             _string(params, "Decision", required=True), _string(params, "Note") or "",
         )
         return {"Lead": lead.to_json()}
@@ -312,7 +318,15 @@ def _snake(name: str) -> str:
     return xform_name(name)
 
 
-def _string(params, name, required=False) -> Optional[str]:
+@overload
+def _string(params: Mapping[str, Any], name: str, required: Literal[True]) -> str: ...
+
+
+@overload
+def _string(params: Mapping[str, Any], name: str, required: bool = False) -> str | None: ...
+
+
+def _string(params: Mapping[str, Any], name: str, required: bool = False) -> str | None:
     value = params.get(name)
     if value is None:
         if required:
@@ -323,7 +337,7 @@ def _string(params, name, required=False) -> Optional[str]:
     return value
 
 
-def _number(params, name, lo, hi) -> Optional[float]:
+def _number(params, name, lo, hi) -> float | None:
     value = params.get(name)
     if value is None:
         return None
@@ -333,7 +347,7 @@ def _number(params, name, lo, hi) -> Optional[float]:
     return float(value)
 
 
-def _integer(params, name, lo, hi) -> Optional[int]:
+def _integer(params, name, lo, hi) -> int | None:
     value = params.get(name)
     if value is None:
         return None

@@ -16,8 +16,9 @@ Every identification is policy-checked, logged and turned into leads by
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from faceaudit._defaults import request_default
 from faceaudit.accountability._accountability import Accountability, CallerContext, Candidate
@@ -34,7 +35,7 @@ NAMED_CANDIDATE_MEMBERS = ("FaceIds",)
 """Request members naming the stored faces to compare with (AssociateFaces): their count is the candidates."""
 
 
-def _default(operation: str, member: str) -> Optional[float]:
+def _default(operation: str, member: str) -> float | None:
     """Rekognition's default for an omitted member (None when unknown), from the one module that
     holds them. A request the service passed on is already normalised (``normalise_request``):
     its members are set and this is not reached."""
@@ -46,10 +47,10 @@ class Identification:
     """How to read an identification request: its threshold, candidate limit and probe."""
 
     operation: str
-    threshold_member: Optional[str]
-    max_candidates_member: Optional[str]
-    named_candidates_member: Optional[str]
-    image_members: Tuple[str, ...]
+    threshold_member: str | None
+    max_candidates_member: str | None
+    named_candidates_member: str | None
+    image_members: tuple[str, ...]
 
     def threshold(self, params: Mapping[str, Any]) -> float:
         """The request's threshold, the backend's default, or 0 (the strictest check) when unknown."""
@@ -58,7 +59,7 @@ class Identification:
         default = _default(self.operation, self.threshold_member) if self.threshold_member else None
         return float(default) if default is not None else 0.0
 
-    def max_candidates(self, params: Mapping[str, Any]) -> Optional[int]:
+    def max_candidates(self, params: Mapping[str, Any]) -> int | None:
         if self.named_candidates_member and params.get(self.named_candidates_member) is not None:
             return len(params[self.named_candidates_member])
         if self.max_candidates_member is None:
@@ -68,7 +69,7 @@ class Identification:
         default = _default(self.operation, self.max_candidates_member)
         return int(default) if default is not None else None
 
-    def probe(self, params: Mapping[str, Any]) -> Optional[bytes]:
+    def probe(self, params: Mapping[str, Any]) -> bytes | None:
         """The probe image's bytes (the first image member: Image or SourceImage)."""
         for name in self.image_members:
             image = params.get(name)
@@ -87,8 +88,8 @@ def _walk_members(shape, seen: set) -> Iterator[str]:
     yield from _walk_members(getattr(shape, "member", None), seen)  # list shapes
 
 
-@functools.lru_cache(maxsize=None)
-def identification(operation: str) -> Optional[Identification]:
+@functools.cache
+def identification(operation: str) -> Identification | None:
     """The :class:`Identification` reading of ``operation``, or None when it identifies no one."""
     from faceaudit.service import operation_model, service_model
 
@@ -109,12 +110,12 @@ def identification(operation: str) -> Optional[Identification]:
     )
 
 
-def identification_operations(operations: Sequence[str]) -> Tuple[str, ...]:
+def identification_operations(operations: Sequence[str]) -> tuple[str, ...]:
     """Those of ``operations`` that are identifications."""
     return tuple(op for op in operations if identification(op) is not None)
 
 
-def candidates_of(doc: Mapping[str, Any]) -> Tuple[Candidate, ...]:
+def candidates_of(doc: Mapping[str, Any]) -> tuple[Candidate, ...]:
     """Every similarity a response discloses, as candidates (whatever the operation).
 
     A dict with ``Similarity`` (or ``MatchConfidence``) is a match: its ``Face`` or ``User``
@@ -132,8 +133,9 @@ def candidates_of(doc: Mapping[str, Any]) -> Tuple[Candidate, ...]:
                 out.append(Candidate(similarity=float(score), face_id=node.get("FaceId"), below_threshold=True))
                 return
             if score is not None:
-                face = node.get("Face") if isinstance(node.get("Face"), dict) else {}
-                user = node.get("User") if isinstance(node.get("User"), dict) else {}
+                raw_face, raw_user = node.get("Face"), node.get("User")
+                face: dict[str, Any] = raw_face if isinstance(raw_face, dict) else {}
+                user: dict[str, Any] = raw_user if isinstance(raw_user, dict) else {}
                 out.append(Candidate(
                     similarity=float(score), face_id=face.get("FaceId") or node.get("FaceId"),
                     external_image_id=face.get("ExternalImageId"),
@@ -149,14 +151,14 @@ def candidates_of(doc: Mapping[str, Any]) -> Tuple[Candidate, ...]:
     return tuple(out)
 
 
-def withhold_below(doc: Mapping[str, Any], minimum: float) -> Tuple[Dict[str, Any], int]:
+def withhold_below(doc: Mapping[str, Any], minimum: float) -> tuple[dict[str, Any], int]:
     """``doc`` without any similarity below ``minimum`` (a collection policy's lowest threshold):
     a match (a dict with ``Similarity`` or ``MatchConfidence``) below it is dropped from its list;
     an AssociateFaces refusal (LOW_MATCH_CONFIDENCE) keeps its reason but loses its ``Confidence``.
     Returns the new document and how many scores were withheld."""
     withheld = 0
 
-    def score(node: Any) -> Optional[float]:
+    def score(node: Any) -> float | None:
         if isinstance(node, dict):
             return next((float(node[k]) for k in SCORE_MEMBERS if isinstance(node.get(k), (int, float))), None)
         return None
@@ -174,8 +176,9 @@ def withhold_below(doc: Mapping[str, Any], minimum: float) -> Tuple[Dict[str, An
             return kept
         if isinstance(node, dict):
             out = {k: visit(v) for k, v in node.items()}
-            if "LOW_MATCH_CONFIDENCE" in (node.get("Reasons") or ()) and isinstance(node.get("Confidence"), (int, float)) \
-                    and node["Confidence"] < minimum:
+            confidence = node.get("Confidence")
+            if "LOW_MATCH_CONFIDENCE" in (node.get("Reasons") or ()) and isinstance(confidence, (int, float)) \
+                    and confidence < minimum:
                 del out["Confidence"]
                 withheld += 1
             return out
@@ -193,11 +196,11 @@ def guard_request(
     response_of: Callable[[Any], Mapping[str, Any]],
     *,
     model_version: Callable[[Any], str] = lambda result: "",
-    probe_sha256: Optional[str] = None,
-    gallery_size: Optional[Callable[[str], Optional[int]]] = None,
-    probe_of_face: Optional[Callable[[str], Optional[bytes]]] = None,
-    rebuild: Optional[Callable[[Any, Dict[str, Any]], Any]] = None,
-    index_of: Optional[Callable[[str], Optional[str]]] = None,
+    probe_sha256: str | None = None,
+    gallery_size: Callable[[str], int | None] | None = None,
+    probe_of_face: Callable[[str], bytes | None] | None = None,
+    rebuild: Callable[[Any, dict[str, Any]], Any] | None = None,
+    index_of: Callable[[str], str | None] | None = None,
 ) -> Any:
     """Run one request: an identification is policy-checked, logged and makes leads; others just run.
 
@@ -218,7 +221,7 @@ def guard_request(
         probe = probe_of_face(params["FaceId"])  # kept: shows what was searched after DeleteFaces
     minimum = acc.policy(collection_id).effective_min_threshold if collection_id else None
 
-    def found(result: Any) -> Tuple[Candidate, ...]:
+    def found(result: Any) -> tuple[Candidate, ...]:
         return tuple(replace(c, withheld=True) if minimum is not None and c.similarity < minimum else c
                      for c in candidates_of(response_of(result)))
 
@@ -240,6 +243,6 @@ def guard_request(
     return result
 
 
-def request_params(**members: Any) -> Dict[str, Any]:
+def request_params(**members: Any) -> dict[str, Any]:
     """Request members without the ones left out (None)."""
     return {k: v for k, v in members.items() if v is not None}

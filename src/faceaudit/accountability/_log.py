@@ -40,9 +40,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, TypeAlias
 
 from faceaudit._db import PostgreSQLDatabase, Schema, is_postgres_url, transaction
 from faceaudit._errors import LogIntegrityError, ServiceUnavailableError
@@ -58,7 +59,7 @@ def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def record_hash(seq: int, when: float, kind: str, data: Dict[str, Any], prev: str) -> str:
+def record_hash(seq: int, when: float, kind: str, data: dict[str, Any], prev: str) -> str:
     """SHA-256 of the canonical JSON of a record's fields (everything but ``hash``)."""
     body = {"seq": seq, "time": when, "kind": kind, "data": data, "prev": prev}
     return hashlib.sha256(_canonical(body)).hexdigest()
@@ -71,11 +72,11 @@ class LogRecord:
     seq: int
     time: float
     kind: str
-    data: Dict[str, Any]
+    data: dict[str, Any]
     prev: str
     hash: str
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "time": self.time, "kind": self.kind, "data": self.data,
                 "prev": self.prev, "hash": self.hash}
 
@@ -93,8 +94,8 @@ class Repair:
     seq: int
     after_seq: int
     quarantined_bytes: int
-    quarantined_sha256: Optional[str]
-    quarantine_file: Optional[str]
+    quarantined_sha256: str | None
+    quarantine_file: str | None
     acknowledged_missing: int
     quarantine_ok: bool
 
@@ -113,23 +114,23 @@ class VerifyResult:
     ok: bool
     records: int
     head_hash: str
-    first_bad: Optional[int] = None
+    first_bad: int | None = None
     problem: str = ""
     torn_tail: bool = False
-    repairs: Tuple[Repair, ...] = ()
+    repairs: tuple[Repair, ...] = ()
     acknowledged_missing: int = 0
 
 
 class SearchLog:
     """An append-only hash-chained log file shared by every process of a deployment."""
 
-    def __init__(self, path: "str | os.PathLike[str]") -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.head_path = self.path.with_name(self.path.name + ".head")
 
     # -- writing -----------------------------------------------------------------
 
-    def append(self, kind: str, data: Dict[str, Any]) -> LogRecord:
+    def append(self, kind: str, data: dict[str, Any]) -> LogRecord:
         """Append one record durably (fsync) and return it."""
         private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
@@ -137,7 +138,8 @@ class SearchLog:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last, quarantined = self._quarantine_torn_tail(fd)
             head = self.head() or {}
-            head_seq = head.get("seq") if isinstance(head.get("seq"), int) else 0
+            raw_seq = head.get("seq")
+            head_seq = raw_seq if isinstance(raw_seq, int) else 0
             last_seq = last.seq if last else 0
             if quarantined is not None or head_seq > last_seq:
                 # say so in the chain itself; the evidence is kept, and no seq is given twice
@@ -156,8 +158,8 @@ class SearchLog:
         finally:
             os.close(fd)  # releases the lock
 
-    def _write(self, fd: int, last: Optional[LogRecord], kind: str, data: Dict[str, Any],
-               seq: Optional[int] = None) -> LogRecord:
+    def _write(self, fd: int, last: LogRecord | None, kind: str, data: dict[str, Any],
+               seq: int | None = None) -> LogRecord:
         seq = seq if seq is not None else ((last.seq + 1) if last else 1)
         prev = last.hash if last else GENESIS
         when = round(time.time(), 6)
@@ -180,7 +182,7 @@ class SearchLog:
     def quarantine_dir(self) -> Path:
         return self.path.with_name(self.path.name + ".quarantine")
 
-    def _quarantine_torn_tail(self, fd: int) -> "tuple[Optional[LogRecord], Optional[Dict[str, Any]]]":
+    def _quarantine_torn_tail(self, fd: int) -> tuple[LogRecord | None, dict[str, Any] | None]:
         """Move bytes after the last complete line to a quarantine file; the last complete record
         and what was quarantined (None when nothing was)."""
         size = os.fstat(fd).st_size
@@ -216,7 +218,7 @@ class SearchLog:
 
     # -- reading -----------------------------------------------------------------
 
-    def head(self) -> Optional[Dict[str, Any]]:
+    def head(self) -> dict[str, Any] | None:
         """The head file: ``{"seq": N, "hash": H}`` of the last acknowledged record."""
         try:
             return json.loads(self.head_path.read_text())
@@ -236,7 +238,7 @@ class SearchLog:
                 except ValueError:
                     continue
 
-    def records_after(self, offset: int = 0) -> Iterator["tuple[LogRecord, int]"]:
+    def records_after(self, offset: int = 0) -> Iterator[tuple[LogRecord, int]]:
         """Complete records starting at byte ``offset`` (a line start), each with the offset after it."""
         if not self.path.exists():
             return
@@ -252,7 +254,7 @@ class SearchLog:
                 except ValueError:
                     continue
 
-    def verify(self, expect_head: Optional[str] = None) -> VerifyResult:
+    def verify(self, expect_head: str | None = None) -> VerifyResult:
         """Check every record's bytes, hash, seq and link, every repair's quarantine file, the head
         file against the chain (and an externally kept head hash)."""
         chain = _Chain(self._repair_of, "head file")
@@ -289,16 +291,16 @@ class _Chain:
 
     def __init__(self, repair_of: Callable[[LogRecord, int], Repair], head_name: str) -> None:
         self.prev, self.seq, self.count, self.torn = GENESIS, 0, 0, False
-        self.hashes: Dict[int, str] = {}
-        self.repairs: List[Repair] = []
-        self.last: Optional[LogRecord] = None
+        self.hashes: dict[int, str] = {}
+        self.repairs: list[Repair] = []
+        self.last: LogRecord | None = None
         self._repair_of = repair_of
         self._head = head_name
 
-    def bad(self, line: Optional[int], problem: str, missing: int = 0) -> VerifyResult:
+    def bad(self, line: int | None, problem: str, missing: int = 0) -> VerifyResult:
         return VerifyResult(False, self.count, self.prev, line, problem, self.torn, tuple(self.repairs), missing)
 
-    def feed(self, position: int, raw: bytes) -> Optional[VerifyResult]:
+    def feed(self, position: int, raw: bytes) -> VerifyResult | None:
         seq = self.seq
         try:
             rec = _parse_strict(raw)
@@ -323,7 +325,7 @@ class _Chain:
         self.hashes[rec.seq] = rec.hash
         return None
 
-    def finish(self, head: Optional[Dict[str, Any]], expect_head: Optional[str]) -> VerifyResult:
+    def finish(self, head: dict[str, Any] | None, expect_head: str | None) -> VerifyResult:
         seq, name = self.seq, self._head
         if head is not None:
             head_seq = head.get("seq")
@@ -410,7 +412,7 @@ def _fsync_dir(path: Path) -> None:
 
 # -- the search log in PostgreSQL: one chain for every host of a deployment --------------------
 
-_PG_LOG = """
+_PG_LOG = f"""
 CREATE TABLE search_log (
     seq BIGINT PRIMARY KEY CHECK (seq > 0),
     kind TEXT NOT NULL,
@@ -422,8 +424,8 @@ CREATE TABLE search_log_head (
     seq BIGINT NOT NULL,
     hash TEXT NOT NULL
 );
-INSERT INTO search_log_head (id, seq, hash) VALUES (1, 0, '%s');
-""" % GENESIS
+INSERT INTO search_log_head (id, seq, hash) VALUES (1, 0, '{GENESIS}');
+"""
 
 PG_LOG_SCHEMA = Schema("search_log", {1: _PG_LOG}, version_key="search_log_schema_version")
 """Version 1: the records (each its canonical JSON line, as the JSONL log holds it) and the head row."""
@@ -484,7 +486,7 @@ class PostgresSearchLog:
 
     # -- writing -----------------------------------------------------------------
 
-    def append(self, kind: str, data: Dict[str, Any]) -> LogRecord:
+    def append(self, kind: str, data: dict[str, Any]) -> LogRecord:
         """Append one record (committed when this returns) and return it."""
         data = json.loads(_canonical(data))  # plain JSON types only, as stored
         with self._session(write=True) as conn:
@@ -502,7 +504,7 @@ class PostgresSearchLog:
 
     # -- reading -----------------------------------------------------------------
 
-    def head(self) -> Optional[Dict[str, Any]]:
+    def head(self) -> dict[str, Any] | None:
         """The head row as ``{"seq": N, "hash": H}`` (None while the log is empty)."""
         with self._session(write=False) as conn:
             row = conn.execute("SELECT seq, hash FROM search_log_head WHERE id = 1").fetchone()
@@ -510,7 +512,7 @@ class PostgresSearchLog:
             return None
         return {"seq": int(row[0]), "hash": row[1]}
 
-    def _rows(self, after: int = 0) -> Iterator["tuple[int, str]"]:
+    def _rows(self, after: int = 0) -> Iterator[tuple[int, str]]:
         """(seq column, record text) in seq order, a page per transaction."""
         while True:
             with self._session(write=False) as conn:
@@ -527,7 +529,7 @@ class PostgresSearchLog:
         for rec, _seq in self.records_after(0):
             yield rec
 
-    def records_after(self, offset: int = 0) -> Iterator["tuple[LogRecord, int]"]:
+    def records_after(self, offset: int = 0) -> Iterator[tuple[LogRecord, int]]:
         """Records after seq ``offset`` (this store's position is the seq), each with its seq."""
         for seq, record in self._rows(offset):
             try:
@@ -535,7 +537,7 @@ class PostgresSearchLog:
             except ValueError:
                 continue
 
-    def verify(self, expect_head: Optional[str] = None) -> VerifyResult:
+    def verify(self, expect_head: str | None = None) -> VerifyResult:
         """The JSONL log's checks, row by row in seq order (``first_bad`` counts rows from 1),
         plus each row's seq and hash columns against its record, and the head row."""
         chain = _Chain(self._repair_of, "head row")
@@ -561,7 +563,7 @@ class PostgresSearchLog:
         return Repair(rec.seq, after, int(d.get("quarantined_bytes") or 0), d.get("quarantined_sha256"),
                       name, int(d.get("acknowledged_missing") or 0), not name)
 
-    def export_jsonl(self, path: "str | os.PathLike[str]") -> int:
+    def export_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Write the log as a JSONL file and its head file (0600 each), as :class:`SearchLog`
         keeps them: ``SearchLog(path).verify()`` checks the export. Returns the record count."""
         path = Path(path)
@@ -578,10 +580,10 @@ class PostgresSearchLog:
         return len(lines)
 
 
-AnySearchLog = Union[SearchLog, PostgresSearchLog]
+AnySearchLog: TypeAlias = SearchLog | PostgresSearchLog
 
 
-def open_search_log(data_dir: "str | os.PathLike[str]", database_url: Optional[str] = None) -> AnySearchLog:
+def open_search_log(data_dir: str | os.PathLike[str], database_url: str | None = None) -> AnySearchLog:
     """The deployment's search log: ``search-log.jsonl`` in the data dir (the default), or the
     PostgreSQL database ``database_url`` names (``postgresql://...``)."""
     if database_url is None:
@@ -594,7 +596,7 @@ def open_search_log(data_dir: "str | os.PathLike[str]", database_url: Optional[s
     return PostgresSearchLog(database_url)
 
 
-def export_records(records: List[LogRecord], fmt: str) -> str:
+def export_records(records: list[LogRecord], fmt: str) -> str:
     """Records as JSON (a list) or CSV (one row per record, data flattened as JSON)."""
     if fmt == "json":
         return json.dumps([r.to_json() for r in records], indent=2) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from faceaudit._errors import AccessDeniedError, InvalidParameterError, PolicyViolationError
 from faceaudit.accountability._probe_quality import (
@@ -45,16 +45,16 @@ class ThresholdPolicy:
     """
 
     collection_id: str
-    min_face_match_threshold: Optional[float] = None
-    max_faces: Optional[int] = None
+    min_face_match_threshold: float | None = None
+    max_faces: int | None = None
     require_case_reference: bool = False
     purpose: str = ""
     set_by: str = ""
     set_at: float = 0.0
-    max_false_match_rate: Optional[float] = None
+    max_false_match_rate: float | None = None
     source: str = "collection"  # "collection" (its own), "default" (the deployment's) or "none"
-    min_eye_distance_px: Optional[float] = None
-    min_probe_quality: Optional[str] = None
+    min_eye_distance_px: float | None = None
+    min_probe_quality: str | None = None
     on_low_quality: LowQualityAction = LowQualityAction.REFUSE
 
     @property
@@ -66,7 +66,7 @@ class ThresholdPolicy:
         return shortfall(quality, self.min_eye_distance_px, self.min_probe_quality)
 
     @property
-    def effective_min_threshold(self) -> Optional[float]:
+    def effective_min_threshold(self) -> float | None:
         """The lowest Similarity threshold a search may use (0-100), from both rules; None if neither."""
         bounds = [b for b in (
             self.min_face_match_threshold,
@@ -75,7 +75,7 @@ class ThresholdPolicy:
         ) if b is not None]
         return max(bounds) if bounds else None
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         eff = self.effective_min_threshold
         return {
             "CollectionId": self.collection_id,
@@ -94,8 +94,8 @@ class ThresholdPolicy:
             "OnLowQuality": self.on_low_quality.value,
         }
 
-    def violations(self, threshold: float, max_faces: Optional[int],
-                   case_reference: Optional[str]) -> List[str]:
+    def violations(self, threshold: float, max_faces: int | None,
+                   case_reference: str | None) -> list[str]:
         """Every rule of this policy that a search request breaks (empty when it complies)."""
         broken = []
         eff = self.effective_min_threshold
@@ -116,7 +116,7 @@ class ThresholdPolicy:
                           "or --case-reference on the command line)")
         return broken
 
-    def check(self, threshold: float, max_faces: Optional[int], case_reference: Optional[str]) -> None:
+    def check(self, threshold: float, max_faces: int | None, case_reference: str | None) -> None:
         """Raise :class:`PolicyViolationError` naming every rule the request breaks, at once."""
         broken = self.violations(threshold, max_faces, case_reference)
         if broken:
@@ -149,12 +149,12 @@ class PolicyMeaning:
     fnmr: float
     fnmr_errors: int
     fnmr_trials: int
-    fnmr_ci95: Tuple[float, float]
+    fnmr_ci95: tuple[float, float]
     gallery_size: int
     expected_false_candidates: float
-    warnings: Tuple[str, ...]
+    warnings: tuple[str, ...]
 
-    def lines(self) -> List[str]:
+    def lines(self) -> list[str]:
         """Human-readable explanation, one sentence a line."""
         out = [
             f"threshold {self.threshold:g} promises a false-match rate of {self.promised_fmr:.2g} per "

@@ -35,7 +35,7 @@ MAX_MIN_EYE_DISTANCE_PX = 1000.0
 """The largest minimum eye distance a policy may ask for (pixels)."""
 
 
-class LowQualityAction(str, Enum):
+class LowQualityAction(str, Enum):  # noqa: UP042 -- StrEnum would change str() of a member (argparse shows it)
     """What a policy does with a probe below its minimum quality."""
 
     REFUSE = "refuse"

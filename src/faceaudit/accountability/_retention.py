@@ -19,7 +19,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Set, Tuple
 
 from faceaudit._errors import AccessDeniedError, InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext
@@ -36,12 +35,12 @@ class RetentionRule:
     of the collection is deleted while set. ``set_at``: Unix seconds."""
 
     collection_id: str
-    days: Optional[int]
+    days: int | None
     legal_hold: bool
     set_by: str
     set_at: float
 
-    def to_json(self) -> Dict[str, object]:
+    def to_json(self) -> dict[str, object]:
         return {"CollectionId": self.collection_id, "Days": self.days, "LegalHold": self.legal_hold,
                 "SetBy": self.set_by, "SetAt": self.set_at}
 
@@ -50,10 +49,10 @@ class RetentionRule:
 class RetentionReport:
     """What one ``apply`` deleted: face ids per collection, probe hashes; collections held."""
 
-    faces: Dict[str, Tuple[str, ...]]
-    probes: Tuple[str, ...]
-    held: Tuple[str, ...]
-    log_seqs: Tuple[int, ...]
+    faces: dict[str, tuple[str, ...]]
+    probes: tuple[str, ...]
+    held: tuple[str, ...]
+    log_seqs: tuple[int, ...]
 
 
 class Retention:
@@ -65,8 +64,8 @@ class Retention:
     def _conn(self):
         return self.acc._store.read()
 
-    def set(self, ctx: CallerContext, collection_id: str, days: Optional[int],
-            legal_hold: Optional[bool] = None) -> RetentionRule:
+    def set(self, ctx: CallerContext, collection_id: str, days: int | None,
+            legal_hold: bool | None = None) -> RetentionRule:
         if ctx.role != "admin":
             raise AccessDeniedError("only an admin may set retention")
         if days is not None and not 1 <= days <= MAX_DAYS:
@@ -81,27 +80,27 @@ class Retention:
         self.acc.log.append("retention-rule", {"access_key_id": ctx.access_key_id, "rule": rule.to_json()})
         return rule
 
-    def rule(self, collection_id: str) -> Optional[RetentionRule]:
+    def rule(self, collection_id: str) -> RetentionRule | None:
         row = self._conn().execute("SELECT * FROM retention WHERE collection_id = ?", (collection_id,)).fetchone()
         return _rule(row) if row else None
 
-    def rules(self) -> List[RetentionRule]:
+    def rules(self) -> list[RetentionRule]:
         return [_rule(r) for r in self._conn().execute("SELECT * FROM retention ORDER BY collection_id")]
 
-    def apply(self, ctx: CallerContext, now: Optional[float] = None) -> RetentionReport:
+    def apply(self, ctx: CallerContext, now: float | None = None) -> RetentionReport:
         """Delete what every rule has expired; one log record per collection and one for probes."""
         now = time.time() if now is None else now
         rules = {r.collection_id: r for r in self.rules()}
         fc = self.acc.collections()
-        faces: Dict[str, Tuple[str, ...]] = {}
-        seqs: List[int] = []
+        faces: dict[str, tuple[str, ...]] = {}
+        seqs: list[int] = []
         held = tuple(sorted(c for c, r in rules.items() if r.legal_hold))
         for cid, rule in sorted(rules.items()):
             if rule.days is None:
                 continue
             try:
                 expired = fc.faces_indexed_before(collection_id=cid, before=now - rule.days * DAY_SECONDS)
-            except Exception as exc:  # noqa: BLE001 - a deleted collection has nothing left to expire
+            except Exception as exc:  # a deleted collection has nothing left to expire
                 if getattr(exc, "aws_code", "") == "ResourceNotFoundException":
                     continue
                 raise
@@ -112,7 +111,7 @@ class Retention:
                         "legal_hold": True, "count": len(expired),
                         "reason": f"collection {cid!r} is on legal hold: {len(expired)} expired face(s) kept"}).seq)
                 continue
-            deleted: List[str] = []
+            deleted: list[str] = []
             for user_id in sorted({u for _, u in expired if u}):
                 mine = [f for f, u in expired if u == user_id]
                 for i in range(0, len(mine), 100):
@@ -136,10 +135,10 @@ class Retention:
                 "count": len(probes)}).seq)
         return RetentionReport(faces, tuple(probes), held, tuple(seqs))
 
-    def _expired_probes(self, rules: Dict[str, RetentionRule], now: float) -> List[str]:
+    def _expired_probes(self, rules: dict[str, RetentionRule], now: float) -> list[str]:
         """Kept probes every one of whose searches has expired (and no pending lead uses)."""
-        keep: Set[str] = set()
-        expire: Set[str] = set()
+        keep: set[str] = set()
+        expire: set[str] = set()
         for rec in self.acc.log.records():
             digest = rec.data.get("probe_sha256") if rec.kind in ("search", "failed") else None
             if not digest:
@@ -149,7 +148,7 @@ class Retention:
                 keep.add(digest)
             else:
                 expire.add(digest)
-        pending = {l.probe_sha256 for l in self.acc.leads("pending", 1_000_000)}
+        pending = {lead.probe_sha256 for lead in self.acc.leads("pending", 1_000_000)}
         return sorted(d for d in expire - keep - pending if self.acc.probe_path(d) is not None)
 
 
@@ -168,7 +167,7 @@ class DailyRetention:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="faceaudit-retention", daemon=True)
 
-    def start(self) -> "DailyRetention":
+    def start(self) -> DailyRetention:
         self._thread.start()
         return self
 
@@ -179,11 +178,11 @@ class DailyRetention:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 - a failed run is logged and retried tomorrow
+            except Exception:  # a failed run is logged and retried tomorrow
                 log.exception("retention run failed")
             self._stop.wait(self.check_every)
 
-    def run_once(self) -> Optional[RetentionReport]:
+    def run_once(self) -> RetentionReport | None:
         lock = os.path.join(self.data_dir, "retention.lock")
         fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
         try:

@@ -13,11 +13,13 @@ soon as anyone rejects it. Every decision is appended to the same hash-chained l
 
 from __future__ import annotations
 
+import builtins
 import json
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 from faceaudit._errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
 from faceaudit.accountability._log import AnySearchLog
@@ -36,13 +38,13 @@ LEAD_NOTICE = (
 _LEAD_IDS = uuid.UUID("5d0c6f4e-3a57-4c47-9a51-6f1f0a7c2b10")
 
 
-def person_key(name: Optional[str]) -> str:
+def person_key(name: str | None) -> str:
     """A person's name as compared: NFKC-normalised, case-folded, whitespace collapsed
-    ("ALICE", "alice" and fullwidth "ａｌｉｃｅ" are one person)."""
+    ("ALICE", "alice" and fullwidth "ａｌｉｃｅ" are one person)."""  # noqa: RUF002 -- fullwidth on purpose
     return " ".join(unicodedata.normalize("NFKC", name or "").casefold().split())
 
 
-def same_person(a: Optional[str], b: Optional[str]) -> bool:
+def same_person(a: str | None, b: str | None) -> bool:
     """Whether two named persons are the same one (an empty name is nobody)."""
     return bool(person_key(a)) and person_key(a) == person_key(b)
 
@@ -78,26 +80,26 @@ class Lead:
     search_seq: int
     created_at: float
     operation: str
-    collection_id: Optional[str]
+    collection_id: str | None
     requested_by: str
     case_reference: str
     probe_sha256: str
-    candidate_face_id: Optional[str]
-    candidate_external_image_id: Optional[str]
-    candidate_user_id: Optional[str]
+    candidate_face_id: str | None
+    candidate_external_image_id: str | None
+    candidate_user_id: str | None
     similarity: float
     threshold: float
     model_version: str
     status: str
-    decisions: Tuple[Decision, ...] = ()
+    decisions: tuple[Decision, ...] = ()
     requested_by_person: str = ""
     rank: int = 1
     candidates: int = 1
-    gallery_size: Optional[int] = None
-    probe_quality: Optional[ProbeQuality] = None  # None: not measured (a stored face, an older log)
+    gallery_size: int | None = None
+    probe_quality: ProbeQuality | None = None  # None: not measured (a stored face, an older log)
     quality_flag: str = ""  # why the probe is below its policy's minimum quality (flag mode), else ""
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "LeadId": self.lead_id, "SearchLogSeq": self.search_seq, "CreatedAt": self.created_at,
             "Operation": self.operation, "CollectionId": self.collection_id,
@@ -146,7 +148,7 @@ class ReviewQueue:
         return made
 
     @staticmethod
-    def _insert_leads(conn, search_seq: int, search_hash: str, when: float, search: Dict[str, Any]) -> int:
+    def _insert_leads(conn, search_seq: int, search_hash: str, when: float, search: dict[str, Any]) -> int:
         if search.get("audit"):
             return 0  # an audit's own traffic: logged, never a lead
         cands = [c for c in search.get("candidates") or [] if not c.get("below_threshold")]
@@ -179,8 +181,8 @@ class ReviewQueue:
             raise ResourceNotFoundError(f"lead {lead_id!r} not found")
         return self._lead(conn, row)
 
-    def list(self, status: Optional[str] = None, limit: int = 100, *, collection_id: Optional[str] = None,
-             case_reference: Optional[str] = None) -> List[Lead]:
+    def list(self, status: str | None = None, limit: int = 100, *, collection_id: str | None = None,
+             case_reference: str | None = None) -> builtins.list[Lead]:
         """Leads, newest search first, each search's candidates in rank order."""
         if status is not None and status not in STATUSES:
             raise InvalidParameterError(f"status must be one of {', '.join(STATUSES)}")
@@ -196,8 +198,8 @@ class ReviewQueue:
         conn = self._store.read()
         return [self._lead(conn, r) for r in conn.execute(sql, (*args, limit)).fetchall()]
 
-    def decide(self, lead_id: str, reviewer: "Union[Reviewer, str]", decision: str, note: str = "",
-               missing_evidence: Optional[Callable[[Lead], str]] = None) -> Lead:
+    def decide(self, lead_id: str, reviewer: Reviewer | str, decision: str, note: str = "",
+               missing_evidence: Callable[[Lead], str] | None = None) -> Lead:
         """Record one person's decision; returns the lead with its new status.
 
         ``reviewer`` is a :class:`Reviewer` (a bare string names a person holding a key of the

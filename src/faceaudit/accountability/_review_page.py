@@ -7,7 +7,8 @@ token and image URLs; this module returns self-contained HTML (no network).
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple, TypedDict
 
 from faceaudit.accountability._review import CONFIRMATIONS_REQUIRED, LEAD_NOTICE, Lead, same_person
 
@@ -58,8 +59,8 @@ class _LeadView(NamedTuple):
     lead_id: str
     status: str
     missing: str
-    probe_url: Optional[str]
-    candidate_url: Optional[str]
+    probe_url: str | None
+    candidate_url: str | None
     probe_absent: str
     candidate_absent: str
     candidate_caption: str
@@ -69,7 +70,7 @@ class _LeadView(NamedTuple):
     threshold: str
     fmr_text: str
     confirmations: int
-    history: Tuple[_Decision, ...]
+    history: tuple[_Decision, ...]
     form: str  # "" (decided), "not-allowed" or "decide"
     why_not: str  # why this person may not decide ("" unless form is "not-allowed")
     probe_quality: str = ""  # what the probe's quality means for this model (measured data only)
@@ -87,7 +88,7 @@ class _SearchView(NamedTuple):
     threshold: str
     candidates: int
     gallery: str
-    leads: Tuple[_LeadView, ...]
+    leads: tuple[_LeadView, ...]
 
 
 def _render(name: str, **context) -> str:
@@ -105,8 +106,8 @@ def render_review_page(
     leads: Iterable[Lead],
     reviewer,
     csrf_token: str,
-    probe_url: Callable[[Lead], Optional[str]],
-    candidate_url: Callable[[Lead], Optional[str]],
+    probe_url: Callable[[Lead], str | None],
+    candidate_url: Callable[[Lead], str | None],
     missing: Callable[[Lead], str],
     may_decide: Callable[[Lead], bool],
     status: str = "pending",
@@ -117,7 +118,7 @@ def render_review_page(
     """The leads of one status grouped by search (newest first), each probe | candidate with the
     decision buttons when this person may decide."""
     leads = list(leads)
-    groups: Dict[int, List[Lead]] = {}
+    groups: dict[int, list[Lead]] = {}
     for lead in leads:
         groups.setdefault(lead.search_seq, []).append(lead)
     searches = []
@@ -128,8 +129,9 @@ def render_review_page(
             case=first.case_reference or "-", requested_by=str(first.requested_by_person or first.requested_by),
             when=_when(first.created_at), threshold=f"{first.threshold:g}", candidates=first.candidates,
             gallery="unknown" if first.gallery_size is None else f"{first.gallery_size:,}",
-            leads=tuple(_lead_view(l, probe_url(l), candidate_url(l), missing(l) if l.status == "pending" else "",
-                                   may_decide(l), _why_not(reviewer, l)) for l in members)))
+            leads=tuple(_lead_view(lead, probe_url(lead), candidate_url(lead),
+                                   missing(lead) if lead.status == "pending" else "",
+                                   may_decide(lead), _why_not(reviewer, lead)) for lead in members)))
     return _render(
         "review.html.j2", status=status, status_title=status.capitalize(), notice=notice, collection=collection,
         case=case, csrf=csrf_token, who=f"{reviewer.person or '(no person: may not decide)'} ({reviewer.key_id})",
@@ -154,7 +156,7 @@ def _why_not(reviewer, lead: Lead) -> str:
     return "it is not pending"
 
 
-def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: str, may_decide: bool,
+def _lead_view(lead: Lead, probe: str | None, cand: str | None, missing: str, may_decide: bool,
                why_not: str = "") -> _LeadView:
     candidate_name = lead.candidate_external_image_id or lead.candidate_user_id or lead.candidate_face_id or "-"
     hidden = "shown only to a person deciding on this lead"
@@ -162,10 +164,7 @@ def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: s
         probe = None  # never an <img> that cannot load
     elif missing:
         cand = None
-    if lead.status != "pending":
-        form = ""
-    else:
-        form = "decide" if may_decide else "not-allowed"
+    form = "" if lead.status != "pending" else ("decide" if may_decide else "not-allowed")
     return _LeadView(
         lead_id=str(lead.lead_id), status=str(lead.status), missing=missing, probe_url=probe, candidate_url=cand,
         probe_absent="probe image not kept" if missing.startswith("the probe") else hidden,
@@ -179,7 +178,15 @@ def _lead_view(lead: Lead, probe: Optional[str], cand: Optional[str], missing: s
         form=form, why_not=why_not if form == "not-allowed" else "", **_quality_view(lead))
 
 
-def _quality_view(lead: Lead) -> Dict[str, object]:
+class _QualityView(TypedDict):
+    """The quality fields of a `_LeadView`, passed to it by keyword."""
+
+    probe_quality: str
+    quality_warning: bool
+    quality_flag: str
+
+
+def _quality_view(lead: Lead) -> _QualityView:
     """The lead's probe quality in words (measured figures only), its warning and its policy flag."""
     from faceaudit.accountability._probe_quality import BELOW_MEASURED, quality_sentence
 

@@ -20,13 +20,13 @@ import hmac
 import secrets
 import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 from faceaudit._errors import FaceAuditError
 from faceaudit.accountability._accountability import Accountability
 from faceaudit.accountability._files import write_private
+from faceaudit.accountability._review import Lead, Reviewer, same_person
 from faceaudit.accountability._review_page import REVIEW_CSP, render_login, render_review_page
-from faceaudit.accountability._review import Reviewer, same_person
 from faceaudit.accountability._roles import REVIEWER_ROLES
 
 COOKIE = "faceaudit_review"
@@ -39,7 +39,7 @@ MAX_LOGIN_FORM_BYTES = 4 * 1024
 """Largest sign-in form (key id, secret and token take a few hundred bytes)."""
 
 
-def _cookie(request, name: str, value: str, path: str, max_age: int) -> Tuple[str, str]:
+def _cookie(request, name: str, value: str, path: str, max_age: int) -> tuple[str, str]:
     """A Set-Cookie header: HttpOnly, SameSite=Strict, and Secure when the request came over
     https (TLS, or a trusted proxy said so): the browser then never sends it in the clear."""
     secure = "; Secure" if getattr(request, "scheme", "http") == "https" else ""
@@ -81,7 +81,7 @@ class ReviewWeb:
 
             keys = KeyStore(self.data_dir)
         self.keys = keys
-        self._secret: Optional[bytes] = None
+        self._secret: bytes | None = None
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -99,17 +99,19 @@ class ReviewWeb:
     def _sign(self, text: str) -> str:
         return hmac.new(self._session_secret(), text.encode(), hashlib.sha256).hexdigest()
 
-    def _session_id(self, request) -> Optional[str]:
+    def _session_id(self, request) -> str | None:
         cookie = _cookies(request.header("cookie") or "").get(COOKIE, "")
         session_id, _, mac = cookie.partition(".")
         if not session_id or not hmac.compare_digest(self._sign("session:" + session_id), mac):
             return None
         return session_id
 
-    def _reviewer(self, request) -> "Optional[Tuple[str, Reviewer]]":
+    def _reviewer(self, request) -> tuple[str, Reviewer] | None:
         """The live session id and the signed-in reviewer, or None."""
         session_id = self._session_id(request)
-        key_id = self.acc.session_key(session_id) if session_id else None
+        if not session_id:
+            return None
+        key_id = self.acc.session_key(session_id)
         if key_id is None:
             return None
         key = self.keys.lookup(key_id)
@@ -155,7 +157,7 @@ class ReviewWeb:
         return _html(200, render_login(csrf=self._sign("login:" + nonce)), request_id, [
             _cookie(request, LOGIN_COOKIE, nonce, "/review/login", LOGIN_FORM_SECONDS)])
 
-    def _read_form(self, request, limit: int = MAX_FORM_BYTES) -> Optional[Dict[str, str]]:
+    def _read_form(self, request, limit: int = MAX_FORM_BYTES) -> dict[str, str] | None:
         if (request.content_length or 0) > limit:
             return None
         return _form(request.body())
@@ -192,12 +194,21 @@ class ReviewWeb:
         collection = (query.get("collection") or [""])[0][:255] or None
         case = (query.get("case") or [""])[0][:256] or None
         leads = self.acc.leads(status, 500, collection_id=collection, case_reference=case)
-        decidable = {l.lead_id: self._may_decide(reviewer, l) for l in leads}
+        decidable = {lead.lead_id: self._may_decide(reviewer, lead) for lead in leads}
+
+        def probe_url(lead: Lead) -> str | None:
+            if decidable[lead.lead_id] and self.acc.probe_path(lead.probe_sha256):
+                return f"/review/images/lead/{lead.lead_id}/probe"
+            return None
+
+        def candidate_url(lead: Lead) -> str | None:
+            if decidable[lead.lead_id] and lead.candidate_face_id and self.acc.face_image(lead.candidate_face_id):
+                return f"/review/images/lead/{lead.lead_id}/candidate"
+            return None
+
         page = render_review_page(
-            leads, reviewer, self._csrf(session_id),
-            probe_url=lambda l: f"/review/images/lead/{l.lead_id}/probe" if decidable[l.lead_id] and self.acc.probe_path(l.probe_sha256) else None,
-            candidate_url=lambda l: f"/review/images/lead/{l.lead_id}/candidate" if decidable[l.lead_id] and l.candidate_face_id and self.acc.face_image(l.candidate_face_id) else None,
-            missing=self.acc.missing_evidence, may_decide=lambda l: decidable[l.lead_id],
+            leads, reviewer, self._csrf(session_id), probe_url=probe_url, candidate_url=candidate_url,
+            missing=self.acc.missing_evidence, may_decide=lambda lead: decidable[lead.lead_id],
             status=status, notice=self.acc.take_notice(session_id), collection=collection or "", case=case or "",
         )
         return _html(200, page, request_id)
@@ -210,7 +221,7 @@ class ReviewWeb:
                 and not same_person(lead.requested_by_person, reviewer.person)
                 and not any(same_person(d.reviewer, reviewer.person) for d in lead.decisions))
 
-    def _lead_image(self, reviewer: Reviewer, lead_id: str, which: str) -> Optional[bytes]:
+    def _lead_image(self, reviewer: Reviewer, lead_id: str, which: str) -> bytes | None:
         """A lead's probe or candidate image, only while the person is deciding on it."""
         try:
             lead = self.acc.reviews.get(lead_id)
@@ -240,22 +251,24 @@ class ReviewWeb:
         return _redirect("/review", request_id)
 
     @staticmethod
-    def _image(data: Optional[bytes], request_id: str):
+    def _image(data: bytes | None, request_id: str):
         if not data:
             return _response(404, b"", "text/plain", request_id)
         kind = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
         return _response(200, data, kind, request_id)
 
 
-def _same_origin(origin: Optional[str], host: Optional[str]) -> bool:
+def _same_origin(origin: str | None, host: str | None) -> bool:
     """No Origin (not a browser form, or an old browser) passes; a present one must name this host."""
     if not origin:
         return True
+    if not host:
+        return False
     netloc = urllib.parse.urlsplit(origin).netloc
-    return bool(host) and netloc.lower() == host.strip().lower()
+    return netloc.lower() == host.strip().lower()
 
 
-def _cookies(header: str) -> Dict[str, str]:
+def _cookies(header: str) -> dict[str, str]:
     out = {}
     for part in header.split(";"):
         name, _, value = part.strip().partition("=")
@@ -264,6 +277,6 @@ def _cookies(header: str) -> Dict[str, str]:
     return out
 
 
-def _form(body: bytes) -> Dict[str, str]:
+def _form(body: bytes) -> dict[str, str]:
     parsed = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}

@@ -39,8 +39,9 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any
 
 from faceaudit._errors import (
     FaceAuditError,
@@ -71,13 +72,13 @@ class TestingAPI:
     __test__ = False  # not a pytest test class, whatever its name
     body_limit = 1024 * 1024 + 4 * math.ceil(MAX_ARCHIVE_BYTES / 3)
 
-    def __init__(self, data_dir: "str | Path", model: Optional[str] = None) -> None:
+    def __init__(self, data_dir: str | Path, model: str | None = None) -> None:
         self.root = Path(data_dir) / "audits"
         self.model = model
 
     # -- the operations --------------------------------------------------------------------
 
-    def call(self, caller, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    def call(self, caller, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         if operation == "StartAudit":
             return self.start(caller.access_key_id, params)
         if operation == "ListAudits":
@@ -100,7 +101,7 @@ class TestingAPI:
                                                         self.root / status["AuditId"])}
         raise InvalidParameterError(f"unknown testing operation {operation}")
 
-    def start(self, owner: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    def start(self, owner: str, params: dict[str, Any]) -> dict[str, Any]:
         archive = _archive(params.get("Archive"))
         probes = _names(params, "Probes")
         gallery = _names(params, "Gallery")
@@ -172,7 +173,7 @@ class TestingAPI:
             else:
                 _remove_inputs(work)
 
-    def _disk_use(self, status: Dict[str, Any]) -> int:
+    def _disk_use(self, status: dict[str, Any]) -> int:
         """Bytes an audit holds on disk (at least what it reserved while it is pending)."""
         work = self.root / status["AuditId"]
         used = sum(f.stat().st_size for f in work.rglob("*") if f.is_file())
@@ -213,7 +214,7 @@ class TestingAPI:
 
     # -- status files ----------------------------------------------------------------------
 
-    def _status(self, audit_id: str) -> Dict[str, Any]:
+    def _status(self, audit_id: str) -> dict[str, Any]:
         path = self.root / audit_id / "status.json"
         try:
             status = json.loads(path.read_text())
@@ -223,7 +224,7 @@ class TestingAPI:
             status.update(Status="FAILED", Error="the server stopped before the audit finished; submit it again")
         return status
 
-    def _all(self) -> List[Dict[str, Any]]:
+    def _all(self) -> list[dict[str, Any]]:
         if not self.root.is_dir():
             return []
         out = []
@@ -232,15 +233,15 @@ class TestingAPI:
                 out.append(self._status(d.name))
         return sorted(out, key=lambda s: s["SubmittedAt"])
 
-    def _write_status(self, audit_id: str, status: Dict[str, Any]) -> None:
+    def _write_status(self, audit_id: str, status: dict[str, Any]) -> None:
         write_private(self.root / audit_id / "status.json", json.dumps(status).encode())
 
     @staticmethod
-    def _visible(caller, status: Dict[str, Any]) -> bool:
+    def _visible(caller, status: dict[str, Any]) -> bool:
         return caller.role == "admin" or status.get("Owner") == caller.access_key_id
 
     @staticmethod
-    def _public(status: Dict[str, Any]) -> Dict[str, Any]:
+    def _public(status: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in status.items() if k not in ("Pid", "ReservedBytes")}
         if status.get("FinishedAt"):
             out["ResultsKeptUntil"] = round(status["FinishedAt"] + RESULTS_KEPT_SECONDS, 3)
@@ -253,7 +254,7 @@ def _remove_inputs(work: Path) -> None:
         cache.unlink(missing_ok=True)
 
 
-def _alive(pid: Optional[int]) -> bool:
+def _alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -265,14 +266,14 @@ def _alive(pid: Optional[int]) -> bool:
     return True
 
 
-def _audit_id(params: Dict[str, Any]) -> str:
+def _audit_id(params: dict[str, Any]) -> str:
     value = params.get("AuditId")
     if not isinstance(value, str) or not _AUDIT_ID.match(value):
         raise InvalidParameterError("AuditId must be the 32-character id StartAudit returned")
     return value
 
 
-def _names(params: Dict[str, Any], key: str) -> List[str]:
+def _names(params: dict[str, Any], key: str) -> list[str]:
     names = params.get(key)
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise InvalidParameterError(f"{key} must be a non-empty list of manifest paths inside the archive")

@@ -16,7 +16,7 @@ import datetime as dt
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.accountability._accountability import Accountability
@@ -30,9 +30,9 @@ class Figure:
 
     label: str
     count: int
-    records: Tuple[int, ...]
+    records: tuple[int, ...]
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"Label": self.label, "Count": self.count, "LogRecords": list(self.records)}
 
 
@@ -41,11 +41,11 @@ class DecisionTimes:
     """Hours from a search to the decision that closed its lead (confirmed or rejected)."""
 
     n: int
-    median_hours: Optional[float]
-    max_hours: Optional[float]
-    records: Tuple[int, ...]
+    median_hours: float | None
+    max_hours: float | None
+    records: tuple[int, ...]
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"Leads": self.n, "MedianHours": self.median_hours, "MaxHours": self.max_hours,
                 "LogRecords": list(self.records)}
 
@@ -57,24 +57,24 @@ class UsageReport:
     start: dt.datetime
     end: dt.datetime
     searches: Figure
-    searches_by: Tuple[Figure, ...]  # collection / purpose / threshold
-    refusals: Tuple[Figure, ...]  # collection / reason
+    searches_by: tuple[Figure, ...]  # collection / purpose / threshold
+    refusals: tuple[Figure, ...]  # collection / reason
     failures: Figure
     audit_searches: Figure
-    leads: Tuple[Figure, ...]  # confirmed, rejected, pending
+    leads: tuple[Figure, ...]  # confirmed, rejected, pending
     decision_times: DecisionTimes
-    policy_changes: Tuple[Dict[str, Any], ...]
-    audits: Tuple[Figure, ...]
-    retention: Tuple[Figure, ...]
+    policy_changes: tuple[dict[str, Any], ...]
+    audits: tuple[Figure, ...]
+    retention: tuple[Figure, ...]
     log_ok: bool
     log_records: int
     log_problem: str
-    anchor: Dict[str, Any]
+    anchor: dict[str, Any]
     video_searches: Figure = Figure("face searches of stored video", 0, ())
-    video_searches_by: Tuple[Figure, ...] = ()  # collection / warrant
+    video_searches_by: tuple[Figure, ...] = ()  # collection / warrant
     video_people: Figure = Figure("people searched in stored video", 0, ())
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "Period": {"From": self.start.isoformat(), "To": self.end.isoformat()},
             "Searches": self.searches.to_json(),
@@ -100,17 +100,17 @@ class UsageReport:
 def parse_day(text: str) -> dt.datetime:
     """``YYYY-MM-DD`` as midnight UTC."""
     try:
-        return dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=dt.UTC)
     except ValueError:
         raise InvalidParameterError(f"dates are YYYY-MM-DD, got {text!r}") from None
 
 
-def _figure(label: str, recs: List[LogRecord]) -> Figure:
+def _figure(label: str, recs: list[LogRecord]) -> Figure:
     return Figure(label, len(recs), tuple(r.seq for r in recs))
 
 
-def _grouped(recs: List[LogRecord], key) -> Tuple[Figure, ...]:
-    groups: Dict[str, List[LogRecord]] = defaultdict(list)
+def _grouped(recs: list[LogRecord], key) -> tuple[Figure, ...]:
+    groups: dict[str, list[LogRecord]] = defaultdict(list)
     for r in recs:
         groups[key(r)].append(r)
     return tuple(_figure(k, v) for k, v in sorted(groups.items()))
@@ -124,7 +124,7 @@ def usage_report(acc: Accountability, start: dt.datetime, end: dt.datetime, *, s
     lo, hi = start.timestamp(), end.timestamp()
     everything = list(acc.log.records())
     period = [r for r in everything if lo <= r.time < hi]
-    kinds: Dict[str, List[LogRecord]] = defaultdict(list)
+    kinds: dict[str, list[LogRecord]] = defaultdict(list)
     for r in period:
         kinds[r.kind].append(r)
     searches = [r for r in kinds["search"] if not r.data.get("audit")]
@@ -142,9 +142,9 @@ def usage_report(acc: Accountability, start: dt.datetime, end: dt.datetime, *, s
     # leads of the period's searches, as they stand now, each traced to its deciding records
     search_by_seq = {r.seq: r for r in searches}
     review_by_seq = {r.seq: r for r in everything if r.kind == "review"}
-    by_status: Dict[str, List[int]] = {"confirmed": [], "rejected": [], "pending": []}
-    hours: List[float] = []
-    time_records: List[int] = []
+    by_status: dict[str, list[int]] = {"confirmed": [], "rejected": [], "pending": []}
+    hours: list[float] = []
+    time_records: list[int] = []
     counted = {s: 0 for s in by_status}
     for lead in acc.leads(None, 1_000_000):
         if lead.search_seq not in search_by_seq:
@@ -166,7 +166,8 @@ def usage_report(acc: Accountability, start: dt.datetime, end: dt.datetime, *, s
                       "Policy": r.data.get("policy")} for r in kinds["policy"])
     audits = _grouped(kinds["audit-collection"], lambda r: f"audit collection created by {r.data.get('access_key_id')}")
     retention = tuple(
-        Figure(f"{r.data.get('what')} deleted" + (f" from {r.data['collection_id']}" if r.data.get("collection_id") else ""),
+        Figure(f"{r.data.get('what')} deleted"
+               + (f" from {r.data['collection_id']}" if r.data.get("collection_id") else ""),
                int(r.data.get("count") or 0), (r.seq,))
         for r in kinds["retention"])
     anchor = issue_anchor(acc.log, DeploymentKey(acc.data_dir)) if (sign and verified.ok) else {}
@@ -186,10 +187,10 @@ def usage_report(acc: Accountability, start: dt.datetime, end: dt.datetime, *, s
 
 
 def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _records(seqs: Tuple[int, ...], limit: int = 12) -> str:
+def _records(seqs: tuple[int, ...], limit: int = 12) -> str:
     if not seqs:
         return "-"
     shown = ", ".join(map(str, seqs[:limit]))
@@ -207,7 +208,7 @@ class _PolicyRow(NamedTuple):
     seq: int
 
 
-def _policy_text(policy: Optional[Dict[str, Any]]) -> str:
+def _policy_text(policy: dict[str, Any] | None) -> str:
     if not policy:
         return "-"
     from faceaudit.engine import promised_fmr
@@ -232,7 +233,8 @@ def render_html(report: UsageReport) -> str:
     r = report
     t = r.decision_times
     timing = ("no lead was decided" if not t.n else
-              f"{t.n} decided lead(s): median {t.median_hours:g} h, longest {t.max_hours:g} h from search to final decision")
+              f"{t.n} decided lead(s): median {t.median_hours:g} h, longest {t.max_hours:g} h "
+              "from search to final decision")
     policies = [_PolicyRow(str(p["Time"]), str(p["SetBy"]), _policy_text(p["Policy"]), p["LogRecord"])
                 for p in r.policy_changes]
     return render(

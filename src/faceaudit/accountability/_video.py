@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext, Candidate
@@ -53,7 +54,7 @@ class VideoSearchPolicy:
     set_by: str = ""
     set_at: float = 0.0
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"CollectionId": self.collection_id, "WarrantRequired": self.warrant_required,
                 "SetBy": self.set_by, "SetAt": self.set_at}
 
@@ -138,7 +139,7 @@ class VideoSearches:
                     threshold=analysis.threshold, max_faces=analysis.max_faces,
                     model_version=analysis.model_version,
                     probe=probe if person.matches else None,  # bystanders' frames are not kept
-                    probe_sha256=digest, call=lambda p=person: p, candidates=_candidates,
+                    probe_sha256=digest, call=_constant(person), candidates=_candidates,
                     gallery_size=analysis.gallery_size,
                     probe_quality=None if quality is None else ProbeQuality.of(quality),
                 )
@@ -162,7 +163,7 @@ class VideoSearches:
         self.record(ctx, requester.get("warrant", ""), job_id, video, analysis)
 
 
-def _who(ctx: CallerContext) -> Dict[str, Any]:
+def _who(ctx: CallerContext) -> dict[str, Any]:
     return Accountability._who(ctx)  # the same fields as every other record
 
 
@@ -192,7 +193,12 @@ def face_crop(jpeg: bytes, box: Any, margin: float = FACE_CROP_MARGIN) -> bytes:
     return bytes(buf) if ok else jpeg
 
 
-def _candidates(person: Any):
+def _constant(value: R) -> Callable[[], R]:
+    """A call that returns ``value`` (the person is found already; guarded() only logs it)."""
+    return lambda: value
+
+
+def _candidates(person: Any) -> tuple[Candidate, ...]:
     return tuple(
         Candidate(similarity=m.similarity, face_id=m.face.face_id,
                   external_image_id=m.face.external_image_id, user_id=m.face.user_id)

@@ -8,9 +8,9 @@ picks up where it stopped, and a second audit of the same images is instant.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -36,10 +36,10 @@ SCHEMA = Schema("embedding cache", {1: _EMBEDDINGS})
 class CachedEmbedding:
     """A cache row: ``vector`` is None when the image failed (``reason`` says why)."""
 
-    vector: Optional[np.ndarray]
-    reason: Optional[str]
+    vector: np.ndarray | None
+    reason: str | None
     faces: int = 0
-    confidence: Optional[float] = None
+    confidence: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -53,12 +53,12 @@ class EmbeddingCache:
     25 rows, on :meth:`commit` and on :meth:`close` (``synchronous=NORMAL``: a cache is
     made again when lost; what was committed survives kill -9)."""
 
-    def __init__(self, path: "str | Path") -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db = SQLiteDatabase(self.path, SCHEMA, synchronous="NORMAL", check_dir=False).connect()
         self._pending = 0
 
-    def get(self, sha256: str, model_version: str) -> Optional[CachedEmbedding]:
+    def get(self, sha256: str, model_version: str) -> CachedEmbedding | None:
         row = self._db.execute(
             "SELECT status, reason, vector, faces, confidence FROM embeddings "
             "WHERE sha256 = ? AND model_version = ?", (sha256, model_version),
@@ -69,9 +69,9 @@ class EmbeddingCache:
         vec = np.frombuffer(blob, dtype=np.float32).copy() if status == "ok" else None
         return CachedEmbedding(vec, reason, int(faces or 0), conf)
 
-    def get_many(self, shas: Iterable[str], model_version: str) -> Dict[str, CachedEmbedding]:
+    def get_many(self, shas: Iterable[str], model_version: str) -> dict[str, CachedEmbedding]:
         shas = list(dict.fromkeys(shas))
-        out: Dict[str, CachedEmbedding] = {}
+        out: dict[str, CachedEmbedding] = {}
         for i in range(0, len(shas), 500):
             chunk = shas[i:i + 500]
             marks = ",".join("?" * len(chunk))
@@ -107,13 +107,13 @@ class EmbeddingCache:
         self.commit()
         self._db.close()
 
-    def __enter__(self) -> "EmbeddingCache":
+    def __enter__(self) -> EmbeddingCache:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def count(self, model_version: Optional[str] = None) -> Tuple[int, int]:
+    def count(self, model_version: str | None = None) -> tuple[int, int]:
         """(ok rows, failed rows), for one model version or all."""
         where, args = ("WHERE model_version = ?", [model_version]) if model_version else ("", [])
         rows = dict(self._db.execute(

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence, Tuple
 
 from faceaudit._errors import InvalidParameterError
 from faceaudit.collections import read_manifest_table
@@ -39,11 +39,11 @@ class Manifest:
 
     path: str
     sha256: str
-    columns: Tuple[str, ...]
-    records: Tuple[ImageRecord, ...]
+    columns: tuple[str, ...]
+    records: tuple[ImageRecord, ...]
 
     @property
-    def label_columns(self) -> Tuple[str, ...]:
+    def label_columns(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if c not in REQUIRED_COLUMNS)
 
     def to_dict(self) -> dict:
@@ -51,7 +51,7 @@ class Manifest:
                 "columns": list(self.columns)}
 
 
-def read_manifest(path: "str | os.PathLike[str]") -> Manifest:
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read one manifest CSV (the collections' reader, a subject required in every row);
     image paths are relative to the CSV's folder.
 
@@ -67,7 +67,7 @@ def read_manifest(path: "str | os.PathLike[str]") -> Manifest:
     return Manifest(path=str(table.path), sha256=table.sha256, columns=table.columns, records=records)
 
 
-def read_manifests(paths: Iterable["str | os.PathLike[str]"]) -> Tuple[Manifest, ...]:
+def read_manifests(paths: Iterable[str | os.PathLike[str]]) -> tuple[Manifest, ...]:
     """Read several manifests (their records are concatenated by the audit)."""
     manifests = tuple(read_manifest(p) for p in paths)
     if not manifests:
@@ -75,11 +75,11 @@ def read_manifests(paths: Iterable["str | os.PathLike[str]"]) -> Tuple[Manifest,
     return manifests
 
 
-def all_records(manifests: Sequence[Manifest]) -> Tuple[ImageRecord, ...]:
+def all_records(manifests: Sequence[Manifest]) -> tuple[ImageRecord, ...]:
     return tuple(r for m in manifests for r in m.records)
 
 
-def label_columns(manifests: Sequence[Manifest]) -> Tuple[str, ...]:
+def label_columns(manifests: Sequence[Manifest]) -> tuple[str, ...]:
     """Label columns of the manifests, first-seen order."""
     seen: list[str] = []
     for m in manifests:

@@ -6,9 +6,9 @@ import csv
 import datetime as dt
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class AuditRun:
     design: AuditDesign
     outcomes: SearchOutcomes
 
-    def candidate_rows(self, relative_to: Optional[Path] = None) -> Iterator[Dict[str, str]]:
+    def candidate_rows(self, relative_to: Path | None = None) -> Iterator[dict[str, str]]:
         """Every candidate at or above the candidates floor, by probe, highest similarity first."""
         d, o = self.design, self.outcomes
         base_cols = sorted({c.name for c in d.probe_columns if INTERSECTION not in c.name}
@@ -78,7 +78,7 @@ class AuditRun:
                 row[f"candidate_{c}"] = gr.label(c)
             yield row
 
-    def write(self, out_dir: "str | Path", report: bool = True, **report_options) -> Dict[str, Path]:
+    def write(self, out_dir: str | Path, report: bool = True, **report_options) -> dict[str, Path]:
         """Write results.json, candidates.csv and (``report``) report.html into ``out_dir``."""
         from faceaudit._csv import neutralise
 
@@ -104,7 +104,7 @@ class AuditRun:
         return paths
 
 
-def recorded_paths(paths: Sequence[str], relative_to: "str | os.PathLike[str] | None" = None) -> Dict[str, str]:
+def recorded_paths(paths: Sequence[str], relative_to: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """How results.json records each manifest path: never absolute (no machine's folders in it).
 
     Relative paths stay as typed; absolute ones become relative to ``relative_to``
@@ -122,12 +122,12 @@ def recorded_paths(paths: Sequence[str], relative_to: "str | os.PathLike[str] | 
     return out
 
 
-def _failures(design: AuditDesign, o: SearchOutcomes, names: Dict[str, str]) -> Tuple[Failure, ...]:
+def _failures(design: AuditDesign, o: SearchOutcomes, names: dict[str, str]) -> tuple[Failure, ...]:
     """Images without a usable face, each by its path relative to its manifest's folder."""
-    out: List[Failure] = []
+    out: list[Failure] = []
     for side, recs, ok, reasons in (("probe", design.probes, o.probe_ok, o.probe_reason),
                                     ("gallery", design.gallery, o.gallery_ok, o.gallery_reason)):
-        for r, good, why in zip(recs, ok, reasons):
+        for r, good, why in zip(recs, ok, reasons, strict=True):
             if not good:
                 image = Path(os.path.relpath(r.path, Path(r.manifest).resolve().parent)).as_posix()
                 out.append(Failure(side, image, r.subject, why or "no face detected",
@@ -135,7 +135,7 @@ def _failures(design: AuditDesign, o: SearchOutcomes, names: Dict[str, str]) -> 
     return tuple(out)
 
 
-def _notes(design: AuditDesign, o: SearchOutcomes, result_counts, engine_info) -> Tuple[str, ...]:
+def _notes(design: AuditDesign, o: SearchOutcomes, result_counts, engine_info) -> tuple[str, ...]:
     notes = []
     if not o.exact:
         notes.append(
@@ -198,14 +198,14 @@ def _conditions(design: AuditDesign, engine, outcomes: SearchOutcomes, parts, co
 
 
 def run_audit(
-    probe_manifests: Sequence["Manifest | str | os.PathLike[str]"],
-    gallery_manifests: Sequence["Manifest | str | os.PathLike[str]"],
+    probe_manifests: Sequence[Manifest | str | os.PathLike[str]],
+    gallery_manifests: Sequence[Manifest | str | os.PathLike[str]],
     engine: AuditEngine,
-    config: Optional[AuditConfig] = None,
+    config: AuditConfig | None = None,
     progress: bool = True,
-    command: Optional[str] = None,
+    command: str | None = None,
     notes: Sequence[str] = (),
-    paths_relative_to: "str | os.PathLike[str] | None" = None,
+    paths_relative_to: str | os.PathLike[str] | None = None,
     conditions: Sequence = (),
 ) -> AuditRun:
     """Search every probe against the gallery with ``engine`` and compute every metric.
@@ -239,7 +239,7 @@ def run_audit(
                                config.min_group_searches)
     result = AuditResult(
         faceaudit_version=__version__,
-        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         engine=info,
         manifests=tuple(ManifestInfo(side, names[m.path], m.sha256, len(m.records))
                         for side, ms in (("probe", pm), ("gallery", gm)) for m in ms),

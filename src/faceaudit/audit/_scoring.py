@@ -14,8 +14,9 @@ Two ways to get them, one result type (:class:`SearchOutcomes`):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -62,26 +63,26 @@ class SearchOutcomes:
     thresholds: np.ndarray
     probe_ok: np.ndarray
     gallery_ok: np.ndarray
-    probe_reason: Tuple[Optional[str], ...]
-    gallery_reason: Tuple[Optional[str], ...]
+    probe_reason: tuple[str | None, ...]
+    gallery_reason: tuple[str | None, ...]
     best_mate: np.ndarray
     best_nonmate: np.ndarray
-    best_nonmate_gallery: Dict[str, np.ndarray]
+    best_nonmate_gallery: dict[str, np.ndarray]
     imp_ge: np.ndarray
     imp_n: np.ndarray
     gen_ge: np.ndarray
     gen_n: np.ndarray
-    imp_ge_gallery: Dict[str, np.ndarray]
-    imp_n_gallery: Dict[str, np.ndarray]
+    imp_ge_gallery: dict[str, np.ndarray]
+    imp_n_gallery: dict[str, np.ndarray]
     cand_probe: np.ndarray
     cand_gallery: np.ndarray
     cand_similarity: np.ndarray
     truncated: np.ndarray
     same_image_pairs: int = 0
-    hist_genuine: Optional[Dict[str, np.ndarray]] = None
-    hist_impostor: Optional[Dict[str, np.ndarray]] = None
-    fmr_target_thresholds: Dict[float, Optional[float]] = field(default_factory=dict)
-    match_count_thresholds: Dict[int, Optional[float]] = field(default_factory=dict)
+    hist_genuine: dict[str, np.ndarray] | None = None
+    hist_impostor: dict[str, np.ndarray] | None = None
+    fmr_target_thresholds: dict[float, float | None] = field(default_factory=dict)
+    match_count_thresholds: dict[int, float | None] = field(default_factory=dict)
 
     def threshold_index(self, t: float) -> int:
         hits = np.nonzero(np.isclose(self.thresholds, t, atol=1e-9))[0]
@@ -113,8 +114,8 @@ def vectorised_similarity(scale) -> Callable[[np.ndarray], np.ndarray]:
     return f
 
 
-def _sha_codes(probe_sha: Sequence[Optional[str]], gallery_sha: Sequence[Optional[str]]):
-    index: Dict[str, int] = {}
+def _sha_codes(probe_sha: Sequence[str | None], gallery_sha: Sequence[str | None]):
+    index: dict[str, int] = {}
     def code(s, fallback):
         if not s:
             return fallback
@@ -124,10 +125,10 @@ def _sha_codes(probe_sha: Sequence[Optional[str]], gallery_sha: Sequence[Optiona
     return p, g
 
 
-def _fmr_target_thresholds(hist: np.ndarray, targets: Sequence[float]) -> Dict[float, Optional[float]]:
+def _fmr_target_thresholds(hist: np.ndarray, targets: Sequence[float]) -> dict[float, float | None]:
     """Lowest threshold on the 0.01 grid whose FMR (from the histogram) is at most each target."""
     total = int(hist.sum())
-    out: Dict[float, Optional[float]] = {}
+    out: dict[float, float | None] = {}
     if total == 0:
         return {float(t): None for t in targets}
     tail = np.cumsum(hist[::-1])[::-1] / total  # tail[b] = FMR at threshold b/100
@@ -138,7 +139,7 @@ def _fmr_target_thresholds(hist: np.ndarray, targets: Sequence[float]) -> Dict[f
 
 
 def match_count_thresholds(best_false: np.ndarray, counts: Sequence[int], floor: float = 0.0
-                           ) -> Dict[int, Optional[float]]:
+                           ) -> dict[int, float | None]:
     """Lowest threshold (0.01 grid, >= ``floor``) at which at most N searches have a false candidate.
 
     ``best_false[i]``: the highest similarity of a candidate who is somebody else
@@ -148,7 +149,7 @@ def match_count_thresholds(best_false: np.ndarray, counts: Sequence[int], floor:
     count there may be below N (the caller reports the count reached).
     """
     b = np.sort(np.asarray(best_false, np.float64)[np.isfinite(best_false)])[::-1]
-    out: Dict[int, Optional[float]] = {}
+    out: dict[int, float | None] = {}
     for n in counts:
         if len(b) <= n:
             out[int(n)] = round(float(floor), 2)
@@ -175,20 +176,20 @@ class _Accumulator:
         self.best_g = {c.name: np.full((P, len(c.groups)), np.nan) for c in design.gallery_columns}
         self.imp_ge_g = {c.name: np.zeros((P, len(c.groups), T), np.int64) for c in design.gallery_columns}
         self.imp_n_g = {c.name: np.zeros((P, len(c.groups)), np.int64) for c in design.gallery_columns}
-        self.hist_gen: Optional[Dict[str, np.ndarray]] = None
-        self.hist_imp: Optional[Dict[str, np.ndarray]] = None
+        self.hist_gen: dict[str, np.ndarray] | None = None
+        self.hist_imp: dict[str, np.ndarray] | None = None
         if hist_columns:
             self.hist_gen = {OVERALL: np.zeros((1, N_BINS), np.int64)}
             self.hist_imp = {OVERALL: np.zeros((1, N_BINS), np.int64)}
             for c in design.probe_columns:
                 self.hist_gen[c.name] = np.zeros((len(c.groups), N_BINS), np.int64)
                 self.hist_imp[c.name] = np.zeros((len(c.groups), N_BINS), np.int64)
-        self.cand_p: List[np.ndarray] = []
-        self.cand_g: List[np.ndarray] = []
-        self.cand_s: List[np.ndarray] = []
+        self.cand_p: list[np.ndarray] = []
+        self.cand_g: list[np.ndarray] = []
+        self.cand_s: list[np.ndarray] = []
         self.same_pairs = 0
 
-    def add(self, b: "BlockCounts") -> None:
+    def add(self, b: BlockCounts) -> None:
         """Store the counts of one block of probe rows (each row is written once; histograms add up)."""
         rows = b.rows
         self.same_pairs += b.same_pairs
@@ -210,14 +211,14 @@ class _Accumulator:
         self.cand_g.append(b.cand_gallery)
         self.cand_s.append(b.cand_similarity)
 
-    def candidates(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(probe row, gallery row, similarity) of every comparison at or above the floor, in block order."""
         if not self.cand_p:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         return np.concatenate(self.cand_p), np.concatenate(self.cand_g), np.concatenate(self.cand_s)
 
 
-def _ge_counts(rows: np.ndarray, level: np.ndarray, n_rows: int, T: int, extra: Optional[np.ndarray] = None,
+def _ge_counts(rows: np.ndarray, level: np.ndarray, n_rows: int, T: int, extra: np.ndarray | None = None,
                n_extra: int = 1) -> np.ndarray:
     """Counts of entries with level > k per row (and extra code): shape (n_rows[, n_extra], T)."""
     key = rows * (T + 1) if extra is None else (rows * n_extra + extra) * (T + 1)
@@ -248,12 +249,12 @@ class ScoringContext:
     probe_vectors: np.ndarray
     probe_subject: np.ndarray
     probe_sha: np.ndarray
-    probe_columns: Tuple[Tuple[str, int, np.ndarray], ...]  # (name, groups, codes per probe)
+    probe_columns: tuple[tuple[str, int, np.ndarray], ...]  # (name, groups, codes per probe)
     gallery_vectors: np.ndarray
     gallery_index: np.ndarray
     gallery_subject: np.ndarray
     gallery_sha: np.ndarray
-    gallery_columns: Tuple[Tuple[str, int, np.ndarray], ...]  # (name, groups, codes per enrolled face)
+    gallery_columns: tuple[tuple[str, int, np.ndarray], ...]  # (name, groups, codes per enrolled face)
     floor: float
     to_similarity: Callable[[np.ndarray], np.ndarray]
 
@@ -266,7 +267,7 @@ class ScoringContext:
         return sim, genuine & valid, (~genuine) & valid, int((~valid).sum())
 
 
-def impostor_histogram(ctx: ScoringContext, rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def impostor_histogram(ctx: ScoringContext, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pass 1 of a block: histogram of its impostor similarities (0.01 bins), and each probe's
     highest impostor similarity (NaN: no impostor comparison)."""
     sim, _, imp, _ = ctx.compare(rows)
@@ -286,18 +287,18 @@ class BlockCounts:
     gen_n: np.ndarray
     best_mate: np.ndarray
     best_nonmate: np.ndarray
-    best_g: Dict[str, np.ndarray]
-    imp_ge_g: Dict[str, np.ndarray]
-    imp_n_g: Dict[str, np.ndarray]
-    hist_gen: Dict[str, np.ndarray]
-    hist_imp: Dict[str, np.ndarray]
+    best_g: dict[str, np.ndarray]
+    imp_ge_g: dict[str, np.ndarray]
+    imp_n_g: dict[str, np.ndarray]
+    hist_gen: dict[str, np.ndarray]
+    hist_imp: dict[str, np.ndarray]
     cand_probe: np.ndarray
     cand_gallery: np.ndarray
     cand_similarity: np.ndarray
     same_pairs: int
 
 
-def count_block(ctx: ScoringContext, rows: np.ndarray, th: np.ndarray, floor: Optional[float] = None
+def count_block(ctx: ScoringContext, rows: np.ndarray, th: np.ndarray, floor: float | None = None
                 ) -> BlockCounts:
     """Pass 2 of a block: counts at every threshold ``th``, best scores, histograms, and the
     candidates at or above ``floor`` (default ``ctx.floor``)."""
@@ -345,10 +346,10 @@ def score_exact(
     gallery_vectors: np.ndarray,
     probe_ok: np.ndarray,
     gallery_ok: np.ndarray,
-    probe_sha: Sequence[Optional[str]],
-    gallery_sha: Sequence[Optional[str]],
-    probe_reason: Sequence[Optional[str]],
-    gallery_reason: Sequence[Optional[str]],
+    probe_sha: Sequence[str | None],
+    gallery_sha: Sequence[str | None],
+    probe_reason: Sequence[str | None],
+    gallery_reason: Sequence[str | None],
     to_similarity: Callable[[np.ndarray], np.ndarray],
     extra_thresholds: Sequence[float] = (),
     progress: bool = True,
@@ -372,8 +373,8 @@ def score_exact(
     block = max(1, int(cfg.block_size))
     blocks = [pi[start:start + block] for start in range(0, len(pi), block)]
     two_pass = bool(cfg.fmr_targets or cfg.match_counts)
-    targets: Dict[float, Optional[float]] = {}
-    counts: Dict[int, Optional[float]] = {}
+    targets: dict[float, float | None] = {}
+    counts: dict[int, float | None] = {}
     if two_pass:
         targets, counts = _operating_thresholds(design, ctx, blocks, progress, map_blocks)
     thresholds = sorted(
@@ -409,8 +410,8 @@ def scoring_context(
     probe_vectors: np.ndarray,
     gallery_vectors: np.ndarray,
     gallery_ok: np.ndarray,
-    probe_sha: Sequence[Optional[str]],
-    gallery_sha: Sequence[Optional[str]],
+    probe_sha: Sequence[str | None],
+    gallery_sha: Sequence[str | None],
     to_similarity: Callable[[np.ndarray], np.ndarray],
 ) -> ScoringContext:
     """The :class:`ScoringContext` of a design: every probe, and the enrolled gallery faces only."""
@@ -427,14 +428,14 @@ def scoring_context(
 
 
 def _operating_thresholds(design: AuditDesign, ctx: ScoringContext, blocks: Sequence[np.ndarray], progress: bool,
-                          map_blocks: BlockMapper) -> Tuple[Dict[float, Optional[float]], Dict[int, Optional[float]]]:
+                          map_blocks: BlockMapper) -> tuple[dict[float, float | None], dict[int, float | None]]:
     """Pass 1: the thresholds of the FMR targets (from the overall impostor histogram) and of the
     match counts (from each probe's highest impostor similarity)."""
     cfg = design.config
     hist = np.zeros(N_BINS, np.int64)
     best_false = np.full(design.n_probes, np.nan)
     with Progress("scoring (1/2)", sum(len(rows) for rows in blocks), enabled=progress) as bar:
-        for rows, (h, best) in zip(blocks, map_blocks(impostor_histogram, ctx, blocks)):
+        for rows, (h, best) in zip(blocks, map_blocks(impostor_histogram, ctx, blocks), strict=True):
             hist += h
             best_false[rows] = best
             bar.update(len(rows))
@@ -445,14 +446,14 @@ def outcomes_from_candidates(
     design: AuditDesign,
     probe_ok: np.ndarray,
     gallery_ok: np.ndarray,
-    probe_sha: Sequence[Optional[str]],
-    gallery_sha: Sequence[Optional[str]],
-    probe_reason: Sequence[Optional[str]],
-    gallery_reason: Sequence[Optional[str]],
+    probe_sha: Sequence[str | None],
+    gallery_sha: Sequence[str | None],
+    probe_reason: Sequence[str | None],
+    gallery_reason: Sequence[str | None],
     cand_probe: np.ndarray,
     cand_gallery: np.ndarray,
     cand_similarity: np.ndarray,
-    truncated: Optional[np.ndarray] = None,
+    truncated: np.ndarray | None = None,
     extra_thresholds: Sequence[float] = (),
 ) -> SearchOutcomes:
     """Outcomes from candidate lists (every candidate >= the lowest threshold).
@@ -511,16 +512,16 @@ def outcomes_from_candidates(
 
 
 def _same_image_pairs(design: AuditDesign, probe_ok: np.ndarray, gallery_ok: np.ndarray, psha: np.ndarray,
-                      gsha: np.ndarray) -> Dict[int, List[int]]:
+                      gsha: np.ndarray) -> dict[int, list[int]]:
     """Enrolled probe -> the enrolled gallery faces of byte-identical images (left out of every count)."""
-    by_sha: Dict[int, List[int]] = {}
+    by_sha: dict[int, list[int]] = {}
     for j in np.nonzero(gallery_ok)[0]:
         by_sha.setdefault(int(gsha[j]), []).append(int(j))
     return {int(i): by_sha[int(psha[i])] for i in np.nonzero(probe_ok)[0] if int(psha[i]) in by_sha}
 
 
 def _comparison_counts(design: AuditDesign, probe_ok: np.ndarray, gallery_ok: np.ndarray,
-                       same: Mapping[int, Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
+                       same: Mapping[int, Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """(genuine, impostor) comparisons of each probe: every enrolled probe against every enrolled
     gallery face of the same / another person, byte-identical images left out; 0 for failed probes."""
     P = design.n_probes
