@@ -41,12 +41,11 @@ demo: $(STAMP)
 	  --note "There are no race labels for members of Congress in this data, so the ACLU's finding that people of color were over-represented among its false matches cannot be tested here."
 	@echo "Report: file://$(abspath $(DEMO_OUT))/report.html"
 
-test: $(STAMP)
+test: lint $(STAMP)
 	$(PY) -m pytest -q
 
 # The static gates (rule set and settings in pyproject.toml): ruff on the code, tests and scripts,
-# mypy on src/ (strict for service/ and collections/). Not yet a prerequisite of `test`, nor run
-# by .ci/run, until the whole tree is clean (issue 20 item 6); then: `test: lint $(STAMP)`.
+# mypy on src/ (strict for service/ and collections/); `make test` runs them first.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests scripts
 	$(VENV)/bin/mypy

@@ -12,10 +12,10 @@ import importlib.util
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
 
 from faceaudit._errors import InvalidParameterError, ModelIntegrityError, ModelNotInstalledError
 from faceaudit.engine._base import Detector, Embedder, describe_runtimes
@@ -54,7 +54,7 @@ class WeightFile:
         return _verify(path, self.sha256)
 
 
-_verified: Dict[Tuple[str, int, int], str] = {}
+_verified: dict[tuple[str, int, int], str] = {}
 _verified_lock = threading.Lock()
 
 
@@ -86,7 +86,7 @@ def _verify(path: Path, expected: str) -> Path:
 class FaceModel:
     """A loaded model: detector and embedder, ready to use."""
 
-    spec: "ModelSpec"
+    spec: ModelSpec
     detector: Detector
     embedder: Embedder
 
@@ -115,19 +115,19 @@ class ModelSpec:
     version: str
     numeric_version: str
     description: str
-    weights: Tuple[WeightFile, ...]
-    requires: Tuple[str, ...]
-    extra: Optional[str]
+    weights: tuple[WeightFile, ...]
+    requires: tuple[str, ...]
+    extra: str | None
     recommended_cosine: float
     recommended_source: str
-    factory: Callable[[Tuple[Path, ...]], Tuple[Detector, Embedder]] = field(repr=False)
-    calibration_sha256: Optional[str] = None
+    factory: Callable[[tuple[Path, ...]], tuple[Detector, Embedder]] = field(repr=False)
+    calibration_sha256: str | None = None
     dimension: int = 128
     runtime: Callable[[], str] = field(default=lambda: "", repr=False)
     """What will run the network in this process (read from the environment, nothing loaded)."""
-    networks: Tuple[str, str] = ("detector", "embedder")
+    networks: tuple[str, str] = ("detector", "embedder")
     """The two networks' names, for people (e.g. YuNet, SFace)."""
-    prepare: Callable[[Tuple[Path, ...]], None] = field(default=lambda paths: None, repr=False)
+    prepare: Callable[[tuple[Path, ...]], None] = field(default=lambda paths: None, repr=False)
     """Work done once per machine before worker processes load the model (e.g. caching a
     converted network), given the verified weight paths."""
 
@@ -171,10 +171,10 @@ class ModelSpec:
         return FaceModel(spec=self, detector=detector, embedder=embedder)
 
 
-_calibrations: Dict[str, Calibration] = {}
+_calibrations: dict[str, Calibration] = {}
 
 
-def _load_calibration(name: str, sha256: Optional[str]) -> Calibration:
+def _load_calibration(name: str, sha256: str | None) -> Calibration:
     with _verified_lock:
         cal = _calibrations.get(name)
     if cal is not None:
@@ -220,7 +220,7 @@ _CALIBRATION_SHA256 = {
     "dlib": "5af04c45b351e473af7147a8d61345a2feb0bdd0020ef99df7a254e32e1e168e",
 }
 
-_MODELS: Dict[str, ModelSpec] = {
+_MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec(
@@ -287,7 +287,7 @@ _MODELS: Dict[str, ModelSpec] = {
 DEFAULT_MODEL = "sface"
 
 
-def list_models() -> Tuple[ModelSpec, ...]:
+def list_models() -> tuple[ModelSpec, ...]:
     """Every model faceaudit knows, installed or not."""
     return tuple(_MODELS.values())
 
@@ -317,7 +317,7 @@ def rekognition_model_version(version: str) -> str:
 
 _NUMERIC_VERSION = re.compile(r"[0-9.]+")
 
-_loaded: Dict[str, FaceModel] = {}
+_loaded: dict[str, FaceModel] = {}
 _load_lock = threading.Lock()
 
 
