@@ -186,7 +186,7 @@ def walk_at(timestamp_ms: int, box, n_frames: int, tile) -> int | None:
     """The SCRIPT index of the appearance whose tile holds the centre of ``box`` at that time."""
     n = round(timestamp_ms / 1000.0 * CLIP_FPS)
     cx, cy = (box.left + box.width / 2) * WIDTH, (box.top + box.height / 2) * HEIGHT
-    for i, _, left, top, right, bottom in placements(n / n_frames, tile):
+    for i, _, left, top, right, bottom in reversed(placements(n / n_frames, tile)):  # topmost first
         if left <= cx < right and top <= cy < bottom:
             return i
     return None
@@ -216,12 +216,15 @@ def measure(fc, engine, condition, seconds: float, tmp: Path, threshold: float) 
     present = {w.member for w in SCRIPT if w.member in KNOWN}
     people_found: set[str] = set()
     wrong = mixed = 0
+    log: list[str] = []
     tracks_of: dict[str, set[int]] = {}
     for person in found.persons:
         seen = members_of.get(person.index, [])
         for m in set(seen):
             tracks_of.setdefault(m, set()).add(person.index)
-        mixed += len(set(seen)) > 1
+        if len(set(seen)) > 1:
+            mixed += 1
+            log.append(f"track {person.index} holds " + ", ".join(f"{m} x{seen.count(m)}" for m in sorted(set(seen))))
         member = max(set(seen), key=seen.count) if seen else None
         ids = [m.face.external_image_id for m in person.matches]
         if ids and ids[0] == member and member in KNOWN:
@@ -233,7 +236,7 @@ def measure(fc, engine, condition, seconds: float, tmp: Path, threshold: float) 
         "tracks_per_person": sum(len(tracks_of.get(m, ())) for m in present) / len(present),
         "never_detected": sum(1 for m in present if m not in tracks_of),
         "detected": len(rec.sightings) - stray, "shown": shown, "stray": stray,
-        "tracks": len(found.persons), "build_s": t1 - t0, "search_s": t2 - t1,
+        "tracks": len(found.persons), "log": log, "build_s": t1 - t0, "search_s": t2 - t1,
     }
 
 
@@ -265,7 +268,8 @@ def main(argv=None) -> int:
             rows.append(measure(fc, engine, condition, args.seconds, tmp_path, args.threshold))
             r = rows[-1]
             print(f"# {r['condition']}: missed {', '.join(r['missed']) or 'nobody'}; "
-                  f"{r['tracks']} tracks, {r['stray']} detections off every shown face", flush=True)
+                  f"{r['tracks']} tracks, {r['stray']} detections off every shown face"
+                  + "".join(f"; {x}" for x in r["log"]), flush=True)
     print("\n| condition | eyes px | people present | found (own identity >= 80) | tracks with a wrong identity "
           "| faces detected / shown | tracks per person | tracks mixing people | never detected "
           "| clip build s | search s |")
