@@ -19,8 +19,8 @@ detected face joined; each face is assigned to the person whose tile holds its c
 
   people present   known people shown (two passers-by are extra, never in the gallery)
   found            known people with a track whose majority person is themselves and whose top
-                   match is themselves at Similarity >= 80
-  wrong identity   tracks with any match at >= 80 that is not their majority person (passers-by too)
+                   match is themselves at the threshold (--threshold, default Similarity 80)
+  wrong identity   tracks with any match at the threshold that is not their majority person (passers-by too)
   detected / shown faces the detector found in the sampled frames / faces on screen in them
   tracks/person    distinct tracks holding each known person's faces (1.00: everyone followed as one
                    track; the person who comes back is relinked by the tracker)
@@ -270,8 +270,9 @@ def main(argv=None) -> int:
             print(f"# {r['condition']}: missed {', '.join(r['missed']) or 'nobody'}; "
                   f"{r['tracks']} tracks, {r['stray']} detections off every shown face"
                   + "".join(f"; {x}" for x in r["log"]), flush=True)
-    print("\n| condition | eyes px | people present | found (own identity >= 80) | tracks with a wrong identity "
-          "| faces detected / shown | tracks per person | tracks mixing people | never detected "
+    print(f"\n| condition | eyes px | people present | found (own identity >= {args.threshold:g}) "
+          "| tracks with a wrong identity | faces detected / shown | tracks per person "
+          "| tracks mixing people | never detected "
           "| clip build s | search s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
