@@ -50,6 +50,12 @@ class _ShareAction(argparse.Action):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    _register_audit(sub)
+    _register_report(sub)
+
+
+def _register_audit(sub: argparse._SubParsersAction) -> None:
+    """``faceaudit audit``: its options in the order ``--help`` lists them."""
     p = sub.add_parser(
         "audit",
         help="search probe photos against a gallery and measure false matches per group (the ACLU's test)",
@@ -60,6 +66,32 @@ def register(sub: argparse._SubParsersAction) -> None:
             "candidates.csv and report.html into --out."
         ),
     )
+    _audit_input_options(p)
+    _audit_measure_options(p)
+    _audit_execution_options(p)
+    _audit_extra_options(p)
+    _report_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.set_defaults(handler=cmd_audit)
+
+
+def _register_report(sub: argparse._SubParsersAction) -> None:
+    """``faceaudit report``."""
+    p = sub.add_parser(
+        "report", help="rebuild DIR/report.html from DIR/results.json, or compare several audits side by side",
+        description="With one DIR: rebuild DIR/report.html from DIR/results.json (and candidates.csv). With "
+                    "several DIRs and --out: one page comparing the audits (e.g. sface, dlib and a Rekognition "
+                    "endpoint on the same manifests) at equal Similarity and at equal measured false-match rate.")
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="several DIRs: write the comparison page to DIR/comparison.html")
+    _report_options(p)
+    p.set_defaults(handler=cmd_report)
+
+
+def _audit_input_options(p: argparse.ArgumentParser) -> None:
+    """Manifests and the engine that searches them."""
     p.add_argument("--probes", nargs="+", required=True, metavar="CSV", help="probe manifest(s)")
     p.add_argument("--gallery", nargs="+", required=True, metavar="CSV", help="gallery manifest(s)")
     p.add_argument("--engine", choices=["local", "rekognition"], default="local",
@@ -73,6 +105,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rekognition engine: endpoint (e.g. http://127.0.0.1:8080 for `faceaudit serve`; "
                         "default: Amazon's)")
     p.add_argument("--region", default=None, help="rekognition engine: AWS region (default $AWS_REGION or us-east-1)")
+
+
+def _audit_measure_options(p: argparse.ArgumentParser) -> None:
+    """Thresholds, grouping and the statistics."""
     p.add_argument("--thresholds", type=_thresholds, default=None, metavar="T,...",
                    help="Similarity thresholds, 0-100 (default 80,90,95,99)")
     p.add_argument("--group-by", type=_csv_list, default=None, metavar="COL,...",
@@ -91,6 +127,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="subject resamples for the bootstrap intervals (default 1000; 0: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+
+
+def _audit_execution_options(p: argparse.ArgumentParser) -> None:
+    """Where and how images are embedded, and the embedding cache."""
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local engine: processes that embed images, one OpenCV thread each (default: the CPUs; "
                         "1: in this process)")
@@ -102,6 +142,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "remote one; default: a local Ray with --workers CPUs)")
     p.add_argument("--cache", default=None, metavar="PATH",
                    help="embedding cache, SQLite (default OUT/embeddings.sqlite); reruns resume from it")
+
+
+def _audit_extra_options(p: argparse.ArgumentParser) -> None:
+    """Composition tests, match counts, candidates floor, notes and probe conditions."""
     p.add_argument("--share", dest="shares", action=_ShareAction, default=[], metavar="COLUMN=LABEL,...",
                    help="composition test: the share of these labels of a probe column among searches with a false "
                         "candidate against their share among all searches, e.g. "
@@ -128,21 +172,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "'iod=20,blur=1,gamma=2,noise=6,jpeg=50' (iod=PX eyes PX apart, blur=SIGMA, motion=LENGTH, "
                         "gamma=G, noise=SIGMA, gray, jpeg=Q, h264=KBPS for a 1080p stream). Synthetic: the "
                         "direction and rough size of the effect, not rates on real footage")
-    _report_options(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.set_defaults(handler=cmd_audit)
-
-    p = sub.add_parser(
-        "report", help="rebuild DIR/report.html from DIR/results.json, or compare several audits side by side",
-        description="With one DIR: rebuild DIR/report.html from DIR/results.json (and candidates.csv). With "
-                    "several DIRs and --out: one page comparing the audits (e.g. sface, dlib and a Rekognition "
-                    "endpoint on the same manifests) at equal Similarity and at equal measured false-match rate.")
-    p.add_argument("dirs", nargs="+", metavar="DIR")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="several DIRs: write the comparison page to DIR/comparison.html")
-    _report_options(p)
-    p.set_defaults(handler=cmd_report)
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:

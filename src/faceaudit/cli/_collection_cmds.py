@@ -38,7 +38,15 @@ def _group(sub, name: str, help_text: str):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    # -- collection ------------------------------------------------------------------------------
+    _register_collection(sub)
+    _register_faces(sub)
+    _register_index(sub)
+    _register_search(sub)
+    _register_users(sub)
+
+
+def _register_collection(sub: argparse._SubParsersAction) -> None:
+    """``faceaudit collection create|describe|list|delete``."""
     g = _group(sub, "collection", "create, describe, list or delete face collections")
     p = g.add_parser("create", help="create a collection (CreateCollection)")
     p.add_argument("collection_id", metavar="COLLECTION")
@@ -65,7 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(handler=cmd_collection_delete)
 
-    # -- faces -----------------------------------------------------------------------------------
+
+def _register_faces(sub: argparse._SubParsersAction) -> None:
+    """``faceaudit faces list|delete``."""
     g = _group(sub, "faces", "list or delete the faces of a collection")
     p = g.add_parser("list", help="list faces (ListFaces)")
     p.add_argument("collection_id", metavar="COLLECTION")
@@ -83,7 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(handler=cmd_faces_delete)
 
-    # -- index -----------------------------------------------------------------------------------
+
+def _register_index(sub: argparse._SubParsersAction) -> None:
+    """``faceaudit index``."""
     p = sub.add_parser(
         "index",
         help="index an image, a directory of images or a manifest CSV into a collection (IndexFaces)",
@@ -108,7 +120,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p, "print the IndexFaces response (single image) or the batch report (one line)")
     p.set_defaults(handler=cmd_index)
 
-    # -- search ----------------------------------------------------------------------------------
+
+def _register_search(sub: argparse._SubParsersAction) -> None:
+    """``faceaudit search``."""
     p = sub.add_parser(
         "search",
         help="search a collection for the largest face of IMAGE (SearchFacesByImage) or a stored face",
@@ -125,7 +139,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(handler=cmd_search)
 
-    # -- users -----------------------------------------------------------------------------------
+
+def _register_users(sub: argparse._SubParsersAction) -> None:
+    """``faceaudit users create|delete|list|associate|disassociate|search``."""
     g = _group(sub, "users", "users: groups of faces of one person")
     for action, help_text, handler in (
         ("create", "create a user (CreateUser)", cmd_users_create),

@@ -91,6 +91,65 @@ def _fmt(t: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(t))
 
 
+def _authorization_header(headers: Headers, query: str) -> str:
+    """The one ``Authorization`` header, stripped; presigned (query-string) requests are refused."""
+    if "X-Amz-Signature=" in query or "X-Amz-Credential=" in query:
+        raise IncompleteSignatureError(
+            "query-string (presigned) authentication is not supported; "
+            "sign the Authorization header"
+        )
+    values = header_values(headers, "authorization")
+    if not values:
+        raise MissingAuthenticationTokenError("Request is missing Authentication Token")
+    if len(values) > 1:
+        raise IncompleteSignatureError("more than one Authorization header")
+    return values[0].strip()
+
+
+def _parse_authorization(auth: str) -> dict[str, str]:
+    """The ``name=value`` parameters after the algorithm; Credential, SignedHeaders and Signature non-empty."""
+    algorithm, _, rest = auth.partition(" ")
+    if algorithm != ALGORITHM:
+        raise IncompleteSignatureError(
+            f"Authorization header must use {ALGORITHM} (AWS Signature Version 4)"
+        )
+    parts: dict[str, str] = {}
+    for item in rest.split(","):
+        name, eq, value = item.strip().partition("=")
+        if eq:
+            parts[name.strip()] = value.strip()
+    missing = [p for p in ("Credential", "SignedHeaders", "Signature") if not parts.get(p)]
+    if missing:
+        raise IncompleteSignatureError(
+            f"Authorization header requires '{missing[0]}' parameter. "
+            "Authorization=" + algorithm + " ..."
+        )
+    return parts
+
+
+def _signed_headers_and_signature(parts: dict[str, str]) -> tuple[tuple[str, ...], str]:
+    """SignedHeaders (lower case, sorted, unique) and Signature (64 lower-case hex digits)."""
+    signed = tuple(parts["SignedHeaders"].split(";"))
+    if any(h != h.lower() or not h for h in signed) or list(signed) != sorted(set(signed)):
+        raise IncompleteSignatureError("SignedHeaders must be lower case, sorted and unique")
+    signature = parts["Signature"]
+    if not _HEX64.match(signature):
+        raise IncompleteSignatureError("Signature must be 64 lower-case hex digits")
+    return signed, signature
+
+
+def _check_signed_headers(headers: Headers, signed: tuple[str, ...], date_header: str) -> None:
+    """The date header, host and every header in MUST_SIGN or under MUST_SIGN_PREFIX are signed."""
+    if date_header not in signed:
+        raise InvalidSignatureError(f"the '{date_header}' header must be signed")
+    if "host" not in signed:
+        raise InvalidSignatureError("the 'host' header must be signed")
+    for name, _ in headers:  # what says which operation, and the declared payload hash
+        lname = name.lower()
+        if (lname in MUST_SIGN or lname.startswith(MUST_SIGN_PREFIX)) and lname not in signed:
+            raise InvalidSignatureError(f"the '{lname}' header must be signed")
+
+
 class SigV4Verifier:
     """Verifies SigV4-signed requests against a :class:`KeyStore`."""
 
@@ -111,40 +170,40 @@ class SigV4Verifier:
     # -- before the body ---------------------------------------------------------------------
 
     def precheck(self, headers: Headers, query: str = "") -> ParsedAuthorization:
-        """Checks that need no body: header syntax, scope, time, access key."""
-        if "X-Amz-Signature=" in query or "X-Amz-Credential=" in query:
-            raise IncompleteSignatureError(
-                "query-string (presigned) authentication is not supported; "
-                "sign the Authorization header"
-            )
-        values = header_values(headers, "authorization")
-        if not values:
-            raise MissingAuthenticationTokenError("Request is missing Authentication Token")
-        if len(values) > 1:
-            raise IncompleteSignatureError("more than one Authorization header")
-        auth = values[0].strip()
-        algorithm, _, rest = auth.partition(" ")
-        if algorithm != ALGORITHM:
-            raise IncompleteSignatureError(
-                f"Authorization header must use {ALGORITHM} (AWS Signature Version 4)"
-            )
-        parts: dict[str, str] = {}
-        for item in rest.split(","):
-            name, eq, value = item.strip().partition("=")
-            if eq:
-                parts[name.strip()] = value.strip()
-        missing = [p for p in ("Credential", "SignedHeaders", "Signature") if not parts.get(p)]
-        if missing:
-            raise IncompleteSignatureError(
-                f"Authorization header requires '{missing[0]}' parameter. "
-                "Authorization=" + algorithm + " ..."
-            )
-        credential = parts["Credential"].split("/")
+        """Checks that need no body: header syntax, scope, time, access key.
+
+        In this order, each step refusing with its own AWS error: one Authorization
+        header, its syntax, the credential scope, SignedHeaders and Signature syntax,
+        the request time, the headers that must be signed, the signing time's skew,
+        then the access key.
+        """
+        parts = _parse_authorization(_authorization_header(headers, query))
+        credential = self._check_scope(parts["Credential"])
+        access_key_id, scope_date, region, _, _ = credential
+        signed, signature = _signed_headers_and_signature(parts)
+
+        amz_date, date_header, signed_at = self._request_time(headers)
+        _check_signed_headers(headers, signed, date_header)
+        self._check_time(scope_date, amz_date, signed_at)
+        key = self._check_key(headers, access_key_id)
+        return ParsedAuthorization(
+            key=key,
+            amz_date=amz_date,
+            scope="/".join(credential[1:]),
+            region=region,
+            signed_headers=signed,
+            signature=signature,
+            date_header=date_header,
+        )
+
+    def _check_scope(self, value: str) -> list[str]:
+        """The Credential parameter split into its five parts, with terminator and service checked."""
+        credential = value.split("/")
         if len(credential) != 5 or not all(credential):
             raise IncompleteSignatureError(
                 "Credential must have the form <AccessKeyId>/<YYYYMMDD>/<region>/<service>/aws4_request"
             )
-        access_key_id, scope_date, region, service, terminator = credential
+        terminator, service = credential[4], credential[3]
         if terminator != "aws4_request":
             raise InvalidSignatureError(
                 f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'."
@@ -153,22 +212,10 @@ class SigV4Verifier:
             raise InvalidSignatureError(
                 f"Credential should be scoped to correct service: '{self.service}'."
             )
-        signed = tuple(parts["SignedHeaders"].split(";"))
-        if any(h != h.lower() or not h for h in signed) or list(signed) != sorted(set(signed)):
-            raise IncompleteSignatureError("SignedHeaders must be lower case, sorted and unique")
-        signature = parts["Signature"]
-        if not _HEX64.match(signature):
-            raise IncompleteSignatureError("Signature must be 64 lower-case hex digits")
+        return credential
 
-        amz_date, date_header, signed_at = self._request_time(headers)
-        if date_header not in signed:
-            raise InvalidSignatureError(f"the '{date_header}' header must be signed")
-        if "host" not in signed:
-            raise InvalidSignatureError("the 'host' header must be signed")
-        for name, _ in headers:  # what says which operation, and the declared payload hash
-            lname = name.lower()
-            if (lname in MUST_SIGN or lname.startswith(MUST_SIGN_PREFIX)) and lname not in signed:
-                raise InvalidSignatureError(f"the '{lname}' header must be signed")
+    def _check_time(self, scope_date: str, amz_date: str, signed_at: float) -> None:
+        """The scope's date is the signing date, and the signing time is within ``max_skew`` of now."""
         if scope_date != amz_date[:8]:
             raise InvalidSignatureError(
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
@@ -185,21 +232,16 @@ class SigV4Verifier:
                 f"Signature not yet current: {amz_date} is still later than "
                 f"{_fmt(now + self.max_skew)} ({_fmt(now)} + {self.max_skew / 60:g} min.)"
             )
+
+    def _check_key(self, headers: Headers, access_key_id: str) -> AccessKey:
+        """The active key ``access_key_id``; no session token (faceaudit issues no temporary credentials)."""
         if header(headers, "x-amz-security-token") is not None:
             # faceaudit issues no temporary credentials
             raise UnrecognizedClientError("The security token included in the request is invalid.")
         key = self.keys.lookup(access_key_id)
         if key is None or not key.active:
             raise UnrecognizedClientError("The security token included in the request is invalid.")
-        return ParsedAuthorization(
-            key=key,
-            amz_date=amz_date,
-            scope="/".join(credential[1:]),
-            region=region,
-            signed_headers=signed,
-            signature=signature,
-            date_header=date_header,
-        )
+        return key
 
     @staticmethod
     def _request_time(headers: Headers) -> tuple[str, str, float]:
