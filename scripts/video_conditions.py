@@ -21,7 +21,8 @@ detected face joined; each face is assigned to the person whose tile holds its c
   found            known people with a track whose majority person is themselves and whose top
                    match is themselves at the threshold (--threshold, default Similarity 80)
   wrong identity   tracks with any match at the threshold that is not their majority person (passers-by too)
-  detected / shown faces the detector found in the sampled frames / faces on screen in them
+  detected / shown faces the detector found in the sampled frames / faces on screen in them (it can
+                   pass 1: two boxes on one face, the second often starting a track of its own)
   tracks/person    distinct tracks holding each known person's faces (1.00: everyone followed as one
                    track; the person who comes back is relinked by the tracker)
   mixing           tracks holding faces of more than one person (identity switches)
