@@ -1,8 +1,8 @@
 """What the scripts share: a boto3 client for a faceaudit server, a signed call to one of
 faceaudit's own operations, and the sample clip of public-domain portraits.
 
-Scripts import nothing from ``tests/``; the test suite keeps its own fixtures (tests/conftest.py)
-and ``tests/test_scripts_support.py`` checks the clip's script here against the suite's.
+Scripts import nothing from ``tests/``; the test suite's sample clip is this one (tests/conftest.py
+loads this file; ``tests/test_scripts_support.py`` checks that it does).
 """
 
 from __future__ import annotations

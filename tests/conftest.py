@@ -120,41 +120,22 @@ def _isolated_data_dir(tmp_path_factory, monkeypatch, _session_cache_dir):
 
 # -- stored video: a test clip made from the portraits above ------------------------------------
 
-VIDEO_FPS = 10
-VIDEO_SIZE = (960, 540)
-VIDEO_SCRIPT = (
-    # (bioguide, first second shown, last second shown (exclusive), left edge in pixels)
-    ("C000127", 0.0, 4.0, 40),      # enters at once, leaves at 4 s
-    ("B000944", 2.0, 6.0, 520),     # enters at 2 s (two people at once until 4 s), leaves at 6 s
-    ("C000141", 4.5, 6.0, 40),      # a passer-by who is not in the gallery
-    ("C000127", 6.5, 8.0, 280),     # the first person comes back elsewhere in the picture
-)
-VIDEO_SECONDS = 8.0
+def _scripts_support():
+    """scripts/_support.py, which the scripts import by path: the suite's sample clip is theirs."""
+    spec = importlib.util.spec_from_file_location(
+        "faceaudit_scripts_support", Path(__file__).resolve().parents[1] / "scripts" / "_support.py")
+    if spec is None or spec.loader is None:  # pragma: no cover - the file is part of the repository
+        raise ImportError("scripts/_support.py cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def make_video(path: Path, script=VIDEO_SCRIPT, seconds: float = VIDEO_SECONDS, fps: int = VIDEO_FPS,
-               size=VIDEO_SIZE, fourcc: str = "mp4v") -> Path:
-    """Write a clip with cv2.VideoWriter: 2018 portraits on a grey background, per ``script``."""
-    import cv2
-
-    width, height = size
-    tiles = {}
-    for member, *_ in script:
-        img = Image.open(portrait_2018(member)).convert("RGB")
-        h = int(height * 0.8)
-        img = img.resize((int(img.width * h / img.height), h))
-        tiles[member] = np.asarray(img)[:, :, ::-1]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"cv2 cannot write {fourcc} to {path}")
-    for n in range(int(round(seconds * fps))):
-        t = n / fps
-        frame = np.full((height, width, 3), 110, np.uint8)
-        for member, start, end, left in script:
-            if start <= t < end:
-                tile = tiles[member]
-                top = (height - tile.shape[0]) // 2
-                frame[top:top + tile.shape[0], left:left + tile.shape[1]] = tile
-        writer.write(frame)
-    writer.release()
-    return path
+SCRIPTS_SUPPORT = _scripts_support()
+VIDEO_FPS = SCRIPTS_SUPPORT.VIDEO_FPS
+VIDEO_SIZE = SCRIPTS_SUPPORT.VIDEO_SIZE
+VIDEO_SCRIPT = SCRIPTS_SUPPORT.VIDEO_SCRIPT
+"""Who is on screen when in the sample clip: (bioguide, first second, last second (exclusive), left px)."""
+VIDEO_SECONDS = SCRIPTS_SUPPORT.VIDEO_SECONDS
+make_video = SCRIPTS_SUPPORT.make_video
+"""Write the sample clip (cv2.VideoWriter: 2018 portraits on a grey background): scripts/_support.py."""

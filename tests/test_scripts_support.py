@@ -1,10 +1,9 @@
-"""scripts/ import nothing from tests/; their shared helpers (scripts/_support.py) make the same
-sample clip as the suite's fixtures."""
+"""scripts/ import nothing from tests/; the suite's sample clip is the scripts' own
+(scripts/_support.py, loaded by tests/conftest.py)."""
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,12 +25,10 @@ def test_scripts_import_no_tests_modules():
 
 
 def test_the_scripts_clip_is_the_suites():
+    """One sample clip: the suite's fixtures use scripts/_support.py itself, not a copy of it."""
     from tests import conftest
 
-    spec = importlib.util.spec_from_file_location("scripts_support", ROOT / "scripts" / "_support.py")
-    assert spec is not None and spec.loader is not None
-    support = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(support)
-    assert (support.VIDEO_SCRIPT, support.VIDEO_SECONDS, support.VIDEO_FPS, support.VIDEO_SIZE) == (
-        conftest.VIDEO_SCRIPT, conftest.VIDEO_SECONDS, conftest.VIDEO_FPS, conftest.VIDEO_SIZE)
-    assert support.portrait_2018("B000944") == conftest.portrait_2018("B000944")
+    assert Path(conftest.SCRIPTS_SUPPORT.__file__).resolve() == ROOT / "scripts" / "_support.py"
+    assert conftest.make_video is conftest.SCRIPTS_SUPPORT.make_video
+    assert conftest.VIDEO_SCRIPT is conftest.SCRIPTS_SUPPORT.VIDEO_SCRIPT
+    assert conftest.SCRIPTS_SUPPORT.portrait_2018("B000944") == conftest.portrait_2018("B000944")
