@@ -269,8 +269,24 @@ def _pg_transaction(conn: Any, *, write: bool) -> Iterator[Any]:
         conn.execute("COMMIT")
 
 
+class _MigratesOnce:
+    """What both databases share: each store object brings its schema up to date once, on its first
+    connection (under a lock, so threads of one process migrate once; other processes are kept out
+    by the migration's own transaction and lock)."""
+
+    _migrated: bool
+    _lock: threading.Lock
+
+    def _migrate_once(self, run: Callable[[], object]) -> None:
+        if not self._migrated:
+            with self._lock:
+                if not self._migrated:
+                    run()
+                    self._migrated = True
+
+
 @dataclass
-class SQLiteDatabase:
+class SQLiteDatabase(_MigratesOnce):
     """One store's SQLite file and how its connections are set up.
 
     ``synchronous`` is FULL for data that must survive power loss once COMMIT returned,
@@ -316,11 +332,7 @@ class SQLiteDatabase:
                 raise OSError(f"cannot put {self.path} in WAL mode (got {mode})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute(f"PRAGMA foreign_keys = {'ON' if self.foreign_keys else 'OFF'}")
-            if not self._migrated:
-                with self._lock:
-                    if not self._migrated:
-                        migrate(conn, self.schema, where=str(self.path))
-                        self._migrated = True
+            self._migrate_once(lambda: migrate(conn, self.schema, where=str(self.path)))
         except BaseException:
             conn.close()
             raise
@@ -414,7 +426,7 @@ def _redacted(url: str) -> str:
 
 
 @dataclass
-class PostgreSQLDatabase:
+class PostgreSQLDatabase(_MigratesOnce):
     """One store's tables in a PostgreSQL database (psycopg 3), with the same entry points as
     :class:`SQLiteDatabase`.
 
@@ -465,11 +477,7 @@ class PostgreSQLDatabase:
         """A new connection (``psycopg.Connection``) on a schema brought up to date."""
         conn = self._open()
         try:
-            if not self._migrated:
-                with self._lock:
-                    if not self._migrated:
-                        pg_migrate(conn, self.schema, where=self.where)
-                        self._migrated = True
+            self._migrate_once(lambda: pg_migrate(conn, self.schema, where=self.where))
         except BaseException:
             conn.close()
             raise
