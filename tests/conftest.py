@@ -22,6 +22,15 @@ HAVE_DLIB = importlib.util.find_spec("dlib") is not None and importlib.util.find
 ) is not None
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request) -> str | None:
+    """Run a test on both databases: None (the data dir's SQLite files, the default) or the URL
+    of a fresh, empty PostgreSQL database on the session's throwaway server (tests/_postgres.py)."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_url")
+
+
 WAIT_LIMIT_S = 600.0
 """How long wait_until waits before calling a test hung (a guard only: tests wait for conditions)."""
 

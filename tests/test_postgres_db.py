@@ -216,3 +216,20 @@ def test_an_unreachable_server_is_a_503(postgres_server):
     with pytest.raises(ServiceUnavailableError, match="cannot be reached") as err:
         db.connect()
     assert err.value.http_status == 503 and "secret" not in str(err.value)
+
+
+def test_qmark_connection_takes_sqlite_sql_and_gives_rows_by_name(postgres_url):
+    schema = Schema("q", {1: "CREATE TABLE t (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                             "name TEXT NOT NULL, note TEXT)"}, version_key="q_version")
+    db = open_database(postgres_url, schema, qmark=True)
+    with db.session(write=True) as conn:
+        new_id = conn.execute("INSERT INTO t (name, note) VALUES (?, ?) RETURNING id", ("a?b", "100%")).fetchone()[0]
+        conn.executemany("INSERT INTO t (name) VALUES (?)", [("c",), ("d",)])
+    with db.session(write=False) as conn:
+        rows = conn.execute("SELECT id, name, note FROM t WHERE name <> '?' ORDER BY id").fetchall()
+        like = conn.execute("SELECT name FROM t WHERE note LIKE '100%'").fetchall()
+    assert rows[0]["id"] == rows[0][0] == new_id
+    assert [r["name"] for r in rows] == ["a?b", "c", "d"] and rows[0].keys() == ["id", "name", "note"]
+    assert rows[0]["note"] == "100%" and [r[0] for r in like] == ["a?b"]
+    with pytest.raises(IndexError):
+        rows[0]["missing"]

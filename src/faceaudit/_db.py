@@ -441,6 +441,8 @@ class PostgreSQLDatabase(_MigratesOnce):
     schema: Schema
     connect_timeout_s: float = 10.0
     row_factory: Callable[..., Any] | None = None
+    qmark: bool = False
+    """True: :meth:`connect` returns a :class:`QmarkConnection` (sqlite3-style SQL, :class:`Row` rows)."""
     _migrated: bool = field(default=False, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -474,14 +476,15 @@ class PostgreSQLDatabase(_MigratesOnce):
                 f"the database {self.where} cannot be reached: {str(exc).strip().splitlines()[-1]}") from None
 
     def connect(self) -> Any:
-        """A new connection (``psycopg.Connection``) on a schema brought up to date."""
+        """A new connection (``psycopg.Connection``, or a :class:`QmarkConnection` when
+        ``qmark``) on a schema brought up to date."""
         conn = self._open()
         try:
             self._migrate_once(lambda: pg_migrate(conn, self.schema, where=self.where))
         except BaseException:
             conn.close()
             raise
-        return conn
+        return QmarkConnection(conn) if self.qmark else conn
 
     @contextlib.contextmanager
     def session(self, *, write: bool) -> Iterator[Any]:
@@ -492,6 +495,75 @@ class PostgreSQLDatabase(_MigratesOnce):
                 yield conn
         finally:
             conn.close()
+
+
+class Row(tuple):
+    """A result row readable by position and by column name, as ``sqlite3.Row`` is
+    (``row[0]``, ``row["name"]``, ``row.keys()``, ``dict(zip(row.keys(), row))``)."""
+
+    _names: tuple[str, ...]
+
+    def __new__(cls, names: tuple[str, ...], values: Sequence[Any]) -> Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            try:
+                return tuple.__getitem__(self, self._names.index(key))
+            except ValueError:
+                raise IndexError(f"no column {key!r}") from None
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
+    """A psycopg row factory making :class:`Row` (position and name access)."""
+    names = tuple(c.name for c in cursor.description) if cursor.description else ()
+    return lambda values: Row(names, values)
+
+
+class QmarkConnection:
+    """A psycopg connection that takes SQL written for sqlite3 (``?`` placeholders, see
+    :meth:`Dialect.sql`) and returns :class:`Row` rows, so a store writes its statements once
+    for both databases. ``raw`` is the psycopg connection underneath (COPY, ``%s`` SQL)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self._sql: dict[str, str] = {}
+
+    def _translate(self, sql: str) -> str:
+        out = self._sql.get(sql)
+        if out is None:
+            out = self._sql[sql] = POSTGRESQL.sql(sql)
+        return out
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
+        """Run one statement; returns the psycopg cursor (``fetchone``, ``fetchall``, ``rowcount``,
+        iteration). Use ``RETURNING id`` where sqlite3 code would read ``lastrowid``."""
+        cur = self.raw.cursor(row_factory=row_factory)
+        return cur.execute(self._translate(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        cur = self.raw.cursor(row_factory=row_factory)
+        cur.executemany(self._translate(sql), rows)
+        return cur
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.raw.closed)
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> QmarkConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
@@ -513,7 +585,7 @@ def is_postgres_url(target: str | os.PathLike[str]) -> bool:
 
 def open_database(target: str | os.PathLike[str], schema: Schema, *, timeout_s: float = 60.0,
                   synchronous: str = "FULL", foreign_keys: bool = True, check_dir: bool = True,
-                  check_same_thread: bool = True) -> Database:
+                  check_same_thread: bool = True, qmark: bool = False) -> Database:
     """The database a URL or path names, for ``schema``.
 
     ``sqlite:///relative/path``, ``sqlite:////absolute/path`` (as SQLAlchemy writes them) or a
@@ -521,11 +593,13 @@ def open_database(target: str | os.PathLike[str], schema: Schema, *, timeout_s: 
     ``postgresql+psycopg://``): :class:`PostgreSQLDatabase`. ``timeout_s`` is SQLite's busy
     timeout and PostgreSQL's connect timeout; ``synchronous``, ``foreign_keys``, ``check_dir``
     and ``check_same_thread`` are SQLite's (PostgreSQL's durability is set on the server and
-    its foreign keys are always on). Any other scheme is an :class:`InvalidParameterError`.
+    its foreign keys are always on). ``qmark``: PostgreSQL connections take sqlite3-style SQL
+    (:class:`QmarkConnection`), so one store's statements serve both. Any other scheme is an
+    :class:`InvalidParameterError`.
     """
     if isinstance(target, str) and "://" in target:
         if is_postgres_url(target):
-            return PostgreSQLDatabase(target, schema, connect_timeout_s=min(timeout_s, 30.0))
+            return PostgreSQLDatabase(target, schema, connect_timeout_s=min(timeout_s, 30.0), qmark=qmark)
         if target.startswith("sqlite:///"):
             target = target[len("sqlite:///"):]
             if not target:
