@@ -107,7 +107,7 @@ def test_defaults_reach_the_backend_from_the_normalised_request(tmp_path):
 def test_the_threshold_is_checked_once_over_http(tmp_path, checks, threshold):
     # the real backend checks its arguments (a library call may come from anywhere); over HTTP it
     # is given the Threshold the service checked, and checks nothing again
-    app, key, extension = _app(tmp_path, lambda d: FaceCollections(d))
+    app, key, _extension = _app(tmp_path, lambda d: FaceCollections(d))
     body = {"CollectionId": "missing", "FaceId": FACE}
     if threshold is not None:
         body["FaceMatchThreshold"] = threshold
