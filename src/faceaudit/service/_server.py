@@ -112,6 +112,7 @@ class GuardedH11Protocol(asyncio.Protocol):
         self._parser = self._new_parser()
         self._line: bytes | None = b""
         self._started = self._head = False
+        self._body_left: int | None = None  # bytes of a Content-Length body still to come
         self._received = 0  # requests whose head and body arrived
         self._answered = 0  # responses sent (when the app does not report them: as many as received)
 
@@ -161,8 +162,9 @@ class GuardedH11Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # answered already: dropped until the lingering close
-        if self._watch(data):
-            self.inner.data_received(data)
+        accepted = self._watch(data)
+        if accepted:
+            self.inner.data_received(data if accepted == len(data) else data[:accepted])
 
     def eof_received(self) -> None:
         """The client will send no more: the transport closes (once what is owed was written)."""
@@ -181,15 +183,26 @@ class GuardedH11Protocol(asyncio.Protocol):
 
     # -- the request stream ------------------------------------------------------------------
 
-    def _watch(self, data: bytes) -> bool:
-        """Follow ``data`` through the requests it belongs to; False if it was refused."""
-        while data:
+    def _watch(self, data: bytes) -> int:
+        """Follow ``data`` through the requests it belongs to: how many of its bytes go on to
+        uvicorn (all, or those before a request that was refused). A head is parsed (h11); a
+        body of known Content-Length (the API's) is only counted."""
+        total, begun = len(data), 0  # begun: where the request being read began in ``data``
+        while data or self._body_left == 0:
+            if self._body_left is not None:
+                if len(data) < self._body_left:
+                    self._body_left -= len(data)
+                    return total
+                data = data[self._body_left:]  # the next request's first bytes, if any
+                self._request_complete()
+                continue
             if not self._started:
                 self._started = True
+                begun = total - len(data)
                 if self._deadline is None and self._idle:
                     self._arm()  # a new request begins: its head and body have a deadline
             if self._line is not None and not self._check_version(data):
-                return False
+                return begun
             try:
                 self._parser.receive_data(data)
                 data = b""
@@ -199,6 +212,11 @@ class GuardedH11Protocol(asyncio.Protocol):
                         break
                     if isinstance(event, h11.Request):
                         self._head = True
+                        length = _content_length(event)
+                        if length is not None:  # counted from here on: what came with the head first
+                            data = self._parser.trailing_data[0]
+                            self._body_left = length
+                            break
                     elif isinstance(event, h11.EndOfMessage):
                         data = self._parser.trailing_data[0]  # the next request's first bytes
                         self._request_complete()
@@ -206,10 +224,10 @@ class GuardedH11Protocol(asyncio.Protocol):
             except h11.RemoteProtocolError as exc:
                 if self._head:  # the body is malformed: uvicorn has the request; it ends here
                     self._close()
-                else:
-                    self._refuse(400, "Bad Request", "SerializationException", f"invalid HTTP request: {exc}")
-                return False
-        return True
+                    return 0
+                self._refuse(400, "Bad Request", "SerializationException", f"invalid HTTP request: {exc}")
+                return begun
+        return total
 
     def _request_complete(self) -> None:
         self._disarm()
@@ -217,6 +235,7 @@ class GuardedH11Protocol(asyncio.Protocol):
         self._parser = self._new_parser()
         self._line = b""
         self._started = self._head = False
+        self._body_left = None
 
     def response_sent(self) -> None:
         """A response of this connection was sent (the ASGI app says so): a refusal owed, or
@@ -296,6 +315,18 @@ class GuardedH11Protocol(asyncio.Protocol):
                 self.loop.call_later(LINGER_SECONDS, transport.close)
             else:  # pragma: no cover - not TCP
                 transport.close()
+
+
+def _content_length(head: h11.Request) -> int | None:
+    """The body's length from the Content-Length header h11 validated (one value, digits);
+    None when the body is chunked or there is none (h11 frames those itself)."""
+    length = None
+    for name, value in head.headers:
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length":
+            length = int(value)
+    return length
 
 
 class Worker:
