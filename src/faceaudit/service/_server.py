@@ -334,7 +334,8 @@ class Worker:
     Its health is its liveness."""
 
     def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
-        self.process = _SPAWN.Process(target=_run_worker, args=(config, sockets), name="faceaudit-worker")
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the parent's state
+        self.process = spawn.Process(target=_run_worker, args=(config, sockets), name="faceaudit-worker")
 
     @property
     def pid(self) -> int | None:
@@ -362,9 +363,6 @@ class Worker:
 
     def join(self, timeout: float | None = None) -> None:
         self.process.join(timeout)
-
-
-_SPAWN = multiprocessing.get_context("spawn")
 
 
 def _run_worker(config: Config, sockets: list[socket.socket]) -> None:
