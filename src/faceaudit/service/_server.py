@@ -80,9 +80,10 @@ class GuardedH11Protocol(asyncio.Protocol):
 
     A composition, not a subclass: uvicorn creates this class for each connection (it is
     ``Config(http=...)``) and it creates uvicorn's own :class:`H11Protocol` with the same
-    arguments, passing it only asyncio's ``Protocol`` calls. It reads the request stream with an
-    h11 parser of its own (one per request, so bodies are never held), which tells it where
-    each request's head and body end; what it refuses never reaches uvicorn. Only uvicorn writes
+    arguments, passing it only asyncio's ``Protocol`` calls. It follows the request stream
+    itself (each head parsed by an h11 parser of its own, a Content-Length body counted, never
+    held), so it knows where each request's head and body end; what it refuses never reaches
+    uvicorn (the bytes of earlier requests in the same read still do). Only uvicorn writes
     responses, except this guard's refusals, which it writes only while no response is owed
     on the connection (:meth:`response_sent`, called by the ASGI app through
     ``AsgiService.response_listeners``, counts them).
