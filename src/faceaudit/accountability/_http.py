@@ -69,9 +69,10 @@ class AccountabilityExtension:
         face_image: Callable[[str], bytes | None] | None = None,
         testing: Any = None,
         daily_retention: bool = False,
+        database_url: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.acc = Accountability(self.data_dir, face_image=face_image)
+        self.acc = Accountability(self.data_dir, face_image=face_image, database_url=database_url)
         self._keys = keys
         self._testing = testing
         self._web: ReviewWeb | None = None

@@ -66,8 +66,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import getpass
 
-    from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability, CallerContext, guard_request
+    from faceaudit.accountability import CallerContext, guard_request
+    from faceaudit.cli import _context
     from faceaudit.engine import check_similarity_threshold, load_image
 
     engine = _engine(args.model)
@@ -76,7 +76,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
                         case_reference=args.case_reference, purpose=args.purpose)
     result = guard_request(
-        Accountability(resolve_data_dir(args.data_dir)), ctx, "CompareFaces",
+        _context.accountability(args), ctx, "CompareFaces",
         {"SimilarityThreshold": threshold}, lambda: engine.compare(source, args.target, threshold),
         response_of=lambda r: r.to_rekognition(), model_version=lambda r: engine.model_version,
         probe_sha256=source.sha256,
