@@ -1,0 +1,166 @@
+"""``faceaudit db migrate``: copy a single-host deployment (a data dir) into PostgreSQL.
+
+What is copied: the search log (``search-log.jsonl`` -> the ``search_log`` table, the same
+records and hashes, the chain verified as it goes in), then every store of :func:`store_tables`
+(its SQLite file's tables in foreign-key order). All of it in one PostgreSQL transaction: a
+failure leaves the target as it was. Then it is checked: row counts per table equal, the log
+verifies on the target with the source's head hash. A target that already holds data is refused
+(exit 5) before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faceaudit._db import StoreTables
+from faceaudit._errors import (
+    FaceAuditError,
+    InvalidParameterError,
+    LogIntegrityError,
+    ResourceAlreadyExistsError,
+)
+from faceaudit.cli._output import print_json, print_table
+
+LOG_FILE = "search-log.jsonl"
+
+NOT_STORES = frozenset({"milvus.db"})
+"""SQLite files of a data dir that hold no store's data (milvus-lite's vectors: re-indexed)."""
+
+
+def store_tables() -> tuple[StoreTables, ...]:
+    """Every store ``faceaudit db migrate`` copies after the search log, in copy order.
+
+    A store joins when it has a PostgreSQL schema: add its :class:`~faceaudit._db.StoreTables`
+    (name, SQLite file in the data dir, the two schemas, tables in foreign-key order) here.
+    Issue 21: the collections store (helper A), the video jobs (B) and the accountability store
+    and keys (C) are added by the lead after their branches merge.
+    """
+    return ()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="the database behind the stores (copy a data dir into PostgreSQL)")
+    dsub = p.add_subparsers(dest="db_command", metavar="ACTION")
+    dsub.required = True
+    m = dsub.add_parser(
+        "migrate", help="copy a single-host data dir into an empty PostgreSQL database, then verify it",
+        description=("Copy the search log (same records and hashes, verified as it goes in) and the "
+                     "stores' tables of DATA_DIR into the empty PostgreSQL database URL, in one "
+                     "transaction; then check row counts and the log's chain on the target. Stop "
+                     "`faceaudit serve` on the data dir first. Refuses a target that holds data."))
+    m.add_argument("--from", dest="source", required=True, metavar="DATA_DIR", help="the data dir to copy")
+    m.add_argument("--to", dest="target", required=True, metavar="URL",
+                   help="postgresql://user:password@host:port/db (empty; the password is never shown)")
+    m.add_argument("--json", action="store_true", help="the result as one JSON document")
+    m.set_defaults(handler=cmd_migrate)
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What ``faceaudit db migrate`` copied and checked."""
+
+    target: str
+    """The target database (URL without its password)."""
+    log_records: int
+    """Search-log records copied (equal on both sides, the chain verified on the target)."""
+    log_head: str
+    """The hash of the last record (the same on both sides; empty for an empty log)."""
+    tables: dict[str, int] = field(default_factory=dict)
+    """Rows copied per table (``store.table``), equal on both sides."""
+    not_copied: tuple[str, ...] = ()
+    """SQLite files of the data dir no registered store copies yet (they stay in the data dir)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Target": self.target, "LogRecords": self.log_records, "LogHead": self.log_head,
+                "Tables": dict(self.tables), "NotCopied": list(self.not_copied)}
+
+
+def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = None) -> MigrationResult:
+    """Copy ``data_dir`` into the empty PostgreSQL database ``url`` and verify the copy (see the
+    module docstring). ``stores``: the stores to copy (default :func:`store_tables`)."""
+    from faceaudit._db import (
+        PostgreSQLDatabase,
+        copy_rows,
+        is_postgres_url,
+        pg_migrate,
+        pg_table_has_rows,
+        table_count,
+        transaction,
+    )
+    from faceaudit._paths import check_private_dir
+    from faceaudit._settings import redact_url
+    from faceaudit.accountability import PostgresSearchLog, SearchLog
+
+    if not is_postgres_url(url):
+        raise InvalidParameterError(f"--to {redact_url(url)!r}: a PostgreSQL URL (postgresql://user@host:port/db)")
+    if not data_dir.is_dir():
+        raise InvalidParameterError(f"--from {data_dir}: no such data dir")
+    check_private_dir(data_dir)
+    stores = store_tables() if stores is None else stores
+    source_log = SearchLog(data_dir / LOG_FILE)
+    checked = source_log.verify()  # before anything is written: a log that fails stays where it is
+    if not checked.ok:
+        raise LogIntegrityError(f"the search log {source_log.path} does not verify ({checked.problem}); "
+                                "nothing was copied: run `faceaudit log verify` and investigate")
+    target_log = PostgresSearchLog(url)
+    conn = PostgreSQLDatabase(url, PostgresSearchLog.schema).connect()  # (creates the log's tables if missing)
+    where = redact_url(url)
+    copied: dict[str, int] = {}
+    try:
+        busy = [t for t in ("search_log",) if pg_table_has_rows(conn, t)]
+        busy += [f"{s.name}.{t}" for s in stores for t in s.tables if pg_table_has_rows(conn, t)]
+        if busy:
+            raise ResourceAlreadyExistsError(f"the target {where} already holds data ({', '.join(busy)}): "
+                                             "migrate only into an empty database; nothing was copied")
+        for store in stores:
+            pg_migrate(conn, store.postgres_schema, where=where)
+        sources = [(s, s.source(data_dir)) for s in stores]
+        opened = [(s, db.connect()) for s, db in sources if db is not None]
+        try:
+            with transaction(conn, write=True):
+                target_log.import_jsonl(source_log, conn=conn)
+                for store, src in opened:
+                    with transaction(src, write=False):
+                        for table in store.tables:
+                            copied[f"{store.name}.{table}"] = copy_rows(src, conn, table)
+            # the checks, on what was committed
+            for store, src in opened:
+                for table in store.tables:
+                    have, want = table_count(conn, table), table_count(src, table)
+                    if have != want:
+                        raise FaceAuditError(f"{store.name}.{table}: {want} rows in the data dir but "
+                                                f"{have} in {where} after the copy")
+        finally:
+            for _, src in opened:
+                src.close()
+    finally:
+        conn.close()
+    verified = target_log.verify(expect_head=checked.head_hash if checked.records else None)
+    target_log.close()
+    if not verified.ok or verified.records != checked.records or verified.head_hash != checked.head_hash:
+        raise LogIntegrityError(f"the search log in {where} does not match the data dir's after the copy "
+                                f"({verified.problem or f'{verified.records} records, head {verified.head_hash}'})")
+    known = {s.sqlite_file for s in stores} | NOT_STORES
+    left = tuple(sorted(p.name for pattern in ("*.sqlite3", "*.db") for p in data_dir.glob(pattern)
+                        if p.name not in known))
+    return MigrationResult(where, checked.records, checked.head_hash if checked.records else "", copied, left)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    result = migrate(Path(args.source).expanduser(), args.target)
+    if args.json:
+        print_json(result.to_json())
+        return 0
+    print(f"copied into {result.target} and verified:")
+    rows = [["search_log", result.log_records]] + [[t, n] for t, n in result.tables.items()]
+    print_table(["table", "rows"], rows, indent="  ")
+    if result.log_records:
+        print(f"search log: {result.log_records} records, the chain verifies on the target, head {result.log_head}")
+    if result.not_copied:
+        print(f"faceaudit: note: not copied (their stores have no PostgreSQL schema yet; they stay in "
+              f"{args.source}): {', '.join(result.not_copied)}", file=sys.stderr)
+    return 0
