@@ -84,7 +84,6 @@ def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = N
     module docstring). ``stores``: the stores to copy (default :func:`store_tables`)."""
     from faceaudit._db import (
         PostgreSQLDatabase,
-        copy_rows,
         is_postgres_url,
         pg_migrate,
         pg_table_has_rows,
@@ -126,7 +125,7 @@ def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = N
                 for store, src in opened:
                     with transaction(src, write=False):
                         for table in store.tables:
-                            copied[f"{store.name}.{table}"] = copy_rows(src, conn, table)
+                            copied[f"{store.name}.{table}"] = _copy(src, conn, store, table, where)
             # the checks, on what was committed
             for store, src in opened:
                 for table in store.tables:
@@ -148,6 +147,23 @@ def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = N
     left = tuple(sorted(p.name for pattern in ("*.sqlite3", "*.db") for p in data_dir.glob(pattern)
                         if p.name not in known))
     return MigrationResult(where, checked.records, checked.head_hash if checked.records else "", copied, left)
+
+
+def _copy(src: Any, conn: Any, store: StoreTables, table: str, where: str) -> int:
+    """:func:`~faceaudit._db.copy_rows`, a row PostgreSQL refuses (a reference SQLite let through,
+    a value out of its type) said in one line."""
+    import psycopg
+
+    from faceaudit._db import copy_rows
+
+    try:
+        return copy_rows(src, conn, table)
+    except psycopg.errors.IntegrityError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FaceAuditError(f"{store.name}.{table}: {where} refused a row ({first}); "
+                             "nothing was copied") from None
+    except psycopg.errors.DataError as exc:
+        raise FaceAuditError(f"{store.name}.{table}: {where} refused a value ({exc}); nothing was copied") from None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
