@@ -84,3 +84,25 @@ def test_a_failed_copy_leaves_the_target_empty(tmp_path, postgres_url):
     dst = PostgreSQLDatabase(postgres_url, PG_SCHEMA, qmark=True)
     with dst.session(write=False) as c:
         assert c.execute("SELECT count(*) FROM copy_parent").fetchone()[0] == 0
+
+
+def test_stores_that_copy_themselves_run_after_the_log_and_are_checked_first(tmp_path, postgres_url):
+    from faceaudit.accountability import PostgresSearchLog, SearchLog
+    from faceaudit.cli._db_cmds import StoreCopy, migrate
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    SearchLog(data / "search-log.jsonl").append("policy", {"n": 1})
+    (data / "self.db").write_bytes(b"")
+    seen = []
+
+    def copy(d, url):
+        seen.append(PostgresSearchLog(url).verify().records)  # the log is in (and committed) first
+        return {"copy_parent": 0}
+
+    own = StoreCopy("self", ("self.db",), ("copy_parent",), copy)
+    result = migrate(data, postgres_url, stores=(STORE,), copies=(own,))
+    assert seen == [1] and result.tables["self.copy_parent"] == 0 and "self.db" not in result.not_copied
+    with pytest.raises(ResourceAlreadyExistsError, match=r"search_log"):
+        migrate(data, postgres_url, stores=(), copies=(own,))
+    assert seen == [1]

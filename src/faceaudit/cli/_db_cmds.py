@@ -2,16 +2,19 @@
 
 What is copied: the search log (``search-log.jsonl`` -> the ``search_log`` table, the same
 records and hashes, the chain verified as it goes in), then every store of :func:`store_tables`
-(its SQLite file's tables in foreign-key order). All of it in one PostgreSQL transaction: a
-failure leaves the target as it was. Then it is checked: row counts per table equal, the log
-verifies on the target with the source's head hash. A target that already holds data is refused
-(exit 5) before anything is written.
+(its SQLite file's tables in foreign-key order), all in one PostgreSQL transaction: a failure
+leaves the target as it was. Then it is checked: row counts per table equal, the log verifies on
+the target with the source's head hash. Last, each store of :func:`store_copies` copies itself
+(a store with more than tables to move: files, secrets, positions in the log), in a transaction
+of its own, after the log is in (the leads' sync position names a record of the copied log). A
+target that already holds data of any of them is refused (exit 5) before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,32 @@ def store_tables() -> tuple[StoreTables, ...]:
     (name, SQLite file in the data dir, the two schemas, tables in foreign-key order) here.
     Issue 21: the collections store (helper A), the video jobs (B) and the accountability store
     and keys (C) are added by the lead after their branches merge.
+    """
+    return ()
+
+
+@dataclass(frozen=True)
+class StoreCopy:
+    """A store that copies itself from a data dir into PostgreSQL: ``copy(data_dir, url)`` runs
+    in a transaction of its own, refuses a target holding its data, compares counts and returns
+    the rows copied per table. ``tables``: its tables in the target (checked empty before the
+    migration writes anything); ``files``: what of the data dir it copies."""
+
+    name: str
+    files: tuple[str, ...]
+    tables: tuple[str, ...]
+    copy: Callable[[Path, str], Mapping[str, int]]
+
+
+def store_copies() -> tuple[StoreCopy, ...]:
+    """The stores that copy themselves, run in this order after the log and :func:`store_tables`.
+
+    Issue 21, once helper C's branch is merged::
+
+        StoreCopy("accountability", ("accountability.db",), TABLES + SHARED_TABLES,
+                  lambda d, url: dict(copy_accountability(d, url).rows)),
+        StoreCopy("keys", ("access-keys.json",), ("access_keys",),
+                  lambda d, url: {"access_keys": copy_keys(d, url)}),
     """
     return ()
 
@@ -79,9 +108,11 @@ class MigrationResult:
                 "Tables": dict(self.tables), "NotCopied": list(self.not_copied)}
 
 
-def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = None) -> MigrationResult:
+def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = None,
+            copies: tuple[StoreCopy, ...] | None = None) -> MigrationResult:
     """Copy ``data_dir`` into the empty PostgreSQL database ``url`` and verify the copy (see the
-    module docstring). ``stores``: the stores to copy (default :func:`store_tables`)."""
+    module docstring). ``stores``, ``copies``: the stores to copy (default :func:`store_tables`,
+    :func:`store_copies`)."""
     from faceaudit._db import (
         PostgreSQLDatabase,
         is_postgres_url,
@@ -100,6 +131,7 @@ def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = N
         raise InvalidParameterError(f"--from {data_dir}: no such data dir")
     check_private_dir(data_dir)
     stores = store_tables() if stores is None else stores
+    copies = store_copies() if copies is None else copies
     source_log = SearchLog(data_dir / LOG_FILE)
     checked = source_log.verify()  # before anything is written: a log that fails stays where it is
     if not checked.ok:
@@ -111,7 +143,8 @@ def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = N
     copied: dict[str, int] = {}
     try:
         busy = [t for t in ("search_log",) if pg_table_has_rows(conn, t)]
-        busy += [f"{s.name}.{t}" for s in stores for t in s.tables if pg_table_has_rows(conn, t)]
+        declared = [(s.name, s.tables) for s in stores] + [(s.name, s.tables) for s in copies]
+        busy += [f"{name}.{t}" for name, tables in declared for t in tables if pg_table_has_rows(conn, t)]
         if busy:
             raise ResourceAlreadyExistsError(f"the target {where} already holds data ({', '.join(busy)}): "
                                              "migrate only into an empty database; nothing was copied")
@@ -143,9 +176,12 @@ def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = N
     if not verified.ok or verified.records != checked.records or verified.head_hash != checked.head_hash:
         raise LogIntegrityError(f"the search log in {where} does not match the data dir's after the copy "
                                 f"({verified.problem or f'{verified.records} records, head {verified.head_hash}'})")
-    known = {s.sqlite_file for s in stores} | NOT_STORES
-    left = tuple(sorted(p.name for pattern in ("*.sqlite3", "*.db") for p in data_dir.glob(pattern)
-                        if p.name not in known))
+    for self_copying in copies:
+        for table, rows in self_copying.copy(data_dir, url).items():
+            copied[f"{self_copying.name}.{table}"] = int(rows)
+    known = {s.sqlite_file for s in stores} | {f for s in copies for f in s.files} | NOT_STORES
+    left = tuple(sorted(p.name for pattern in ("*.sqlite3", "*.db", "access-keys.json")
+                        for p in data_dir.glob(pattern) if p.name not in known))
     return MigrationResult(where, checked.records, checked.head_hash if checked.records else "", copied, left)
 
 
