@@ -102,3 +102,13 @@ def test_bad_targets_are_typed_errors_that_never_show_the_password(tmp_path, cap
     assert code == 8 and "hunter2" not in err
     code, _, err = run(capsys, "--database", "redis://u:hunter2@h", "log", "verify", "--data-dir", str(data))
     assert code == 2 and "--database" in err and "hunter2" not in err
+
+
+def test_the_target_defaults_to_the_settings_database(tmp_path, capsys, monkeypatch, postgres_url):
+    data = tmp_path / "data"
+    assert run(capsys, "policy", "set", "mug", "--min-threshold", "95", "--data-dir", str(data))[0] == 0
+    code, _, err = run(capsys, "db", "migrate", "--from", str(data))
+    assert code == 2 and "--to" in err
+    monkeypatch.setenv("FACEAUDIT_DATABASE_URL", postgres_url)
+    code, out, err = run(capsys, "db", "migrate", "--from", str(data), "--json")
+    assert code == 0 and json.loads(out)["LogRecords"] == 1, err

@@ -82,8 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "transaction; then check row counts and the log's chain on the target. Stop "
                      "`faceaudit serve` on the data dir first. Refuses a target that holds data."))
     m.add_argument("--from", dest="source", required=True, metavar="DATA_DIR", help="the data dir to copy")
-    m.add_argument("--to", dest="target", required=True, metavar="URL",
-                   help="postgresql://user:password@host:port/db (empty; the password is never shown)")
+    m.add_argument("--to", dest="target", default=None, metavar="URL",
+                   help="postgresql://user:password@host:port/db, empty (default $FACEAUDIT_DATABASE_URL; "
+                        "the password is never shown)")
     m.add_argument("--json", action="store_true", help="the result as one JSON document")
     m.set_defaults(handler=cmd_migrate)
 
@@ -203,7 +204,12 @@ def _copy(src: Any, conn: Any, store: StoreTables, table: str, where: str) -> in
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    result = migrate(Path(args.source).expanduser(), args.target)
+    from faceaudit.cli._context import settings_of
+
+    target = args.target or settings_of(args).postgres_url
+    if not target:
+        raise InvalidParameterError("give --to postgresql://... (or set FACEAUDIT_DATABASE_URL)")
+    result = migrate(Path(args.source).expanduser(), target)
     if args.json:
         print_json(result.to_json())
         return 0
