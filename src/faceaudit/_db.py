@@ -40,6 +40,7 @@ from faceaudit._errors import (
     ServiceUnavailableError,
 )
 from faceaudit._paths import private_dir, private_file
+from faceaudit._settings import POSTGRES_SCHEMES, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -421,13 +422,7 @@ def pg_migrate(conn: Any, schema: Schema, *, where: str = "database") -> int:
     return schema.latest - start
 
 
-def _redacted(url: str) -> str:
-    """The URL without its password (for messages)."""
-    head, sep, rest = url.partition("://")
-    if "@" in rest:
-        cred, _, host = rest.rpartition("@")
-        return f"{head}{sep}{cred.split(':', 1)[0]}@{host}"
-    return url
+_redacted = redact_url  # the URL without its password (for messages): one redaction for every module
 
 
 @dataclass
@@ -571,7 +566,7 @@ class QmarkConnection:
         self.close()
 
 
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+_POSTGRES_SCHEMES = POSTGRES_SCHEMES
 
 
 def _postgres_url(url: str) -> str:

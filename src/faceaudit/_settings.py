@@ -69,16 +69,15 @@ POSTGRES_SCHEMES: tuple[str, ...] = ("postgresql://", "postgres://", "postgresql
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password (``user:password@``) replaced by ``***``, for messages and logs."""
+    """``url`` without its password (``user:password@host`` -> ``user@host``; a ``password=``
+    parameter -> ``password=***``), for messages and logs."""
     head, sep, rest = url.partition("://")
     if not sep:
         return url
     authority, slash, path = rest.partition("/")
     if "@" in authority:
         cred, _, host = authority.rpartition("@")
-        if ":" in cred:
-            cred = cred.split(":", 1)[0] + ":***"
-        authority = f"{cred}@{host}"
+        authority = f"{cred.split(':', 1)[0]}@{host}"
     # a password given as a query parameter (postgresql://h/db?password=...) is hidden too
     path = re.sub(r"(?i)(password=)[^&]*", r"\1***", path)
     return f"{head}{sep}{authority}{slash}{path}"
