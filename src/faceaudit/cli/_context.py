@@ -23,9 +23,10 @@ from faceaudit._settings import Settings, load_settings
 if TYPE_CHECKING:
     from faceaudit.accountability import Accountability, Retention, VideoSearches
     from faceaudit.collections import FaceCollections
+    from faceaudit.engine import FaceEngine
     from faceaudit.service import KeyStore
 
-__all__ = ["accountability", "collections", "keys", "retention", "settings_of", "video_searches"]
+__all__ = ["accountability", "collections", "engine", "keys", "retention", "settings_of", "video_searches"]
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -38,9 +39,17 @@ def settings_of(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def engine(args: argparse.Namespace, model: str | None = None) -> FaceEngine:
+    """A face engine of ``model`` (default: the default model) on the settings' runtime (loaded
+    on first use)."""
+    from faceaudit.engine import DEFAULT_MODEL, FaceEngine
+
+    return FaceEngine(model or DEFAULT_MODEL, settings_of(args).runtime)
+
+
 def collections(args: argparse.Namespace, **options: Any) -> FaceCollections:
     """The data dir's collections with the settings' search configuration (vector store, index
-    thresholds); ``options`` are further :class:`FaceCollections` keywords (``engines``, ...).
+    thresholds) and runtime; ``options`` are further :class:`FaceCollections` keywords.
     One object per command: a second call returns the first."""
     cached = getattr(args, "_collections", None)
     if cached is not None and not options:
@@ -48,10 +57,12 @@ def collections(args: argparse.Namespace, **options: Any) -> FaceCollections:
     from faceaudit.collections import FaceCollections, SearchConfig
 
     settings = settings_of(args)
+    default = engine(args)
+    keywords: dict[str, Any] = {"engines": {default.spec.name: default}, **options}
     fc = FaceCollections(
         settings.data_dir, search_config=SearchConfig.from_settings(settings),
         # issue 21: add `database_url=settings.postgres_url,` here once FaceCollections takes it (helper A)
-        **options)
+        **keywords)
     if not options:
         args._collections = fc
     return fc

@@ -38,14 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_models)
 
 
-def _engine(model):
-    from faceaudit.engine import DEFAULT_MODEL, FaceEngine
+def _engine(args: argparse.Namespace):
+    from faceaudit.cli import _context
 
-    return FaceEngine(model or DEFAULT_MODEL)
+    return _context.engine(args, args.model)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    engine = _engine(args.model)
+    engine = _engine(args)
     for path in args.images:
         result = engine.detect(path)
         if args.json:
@@ -70,7 +70,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from faceaudit.cli import _context
     from faceaudit.engine import check_similarity_threshold, load_image
 
-    engine = _engine(args.model)
+    engine = _engine(args)
     threshold = check_similarity_threshold(args.threshold)
     source = load_image(args.source)
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
