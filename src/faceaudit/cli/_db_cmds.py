@@ -166,7 +166,7 @@ def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = N
                     have, want = table_count(conn, table), table_count(src, table)
                     if have != want:
                         raise FaceAuditError(f"{store.name}.{table}: {want} rows in the data dir but "
-                                                f"{have} in {where} after the copy")
+                                             f"{have} in {where} after the copy")
         finally:
             for _, src in opened:
                 src.close()
