@@ -106,3 +106,15 @@ def test_stores_that_copy_themselves_run_after_the_log_and_are_checked_first(tmp
     with pytest.raises(ResourceAlreadyExistsError, match=r"search_log"):
         migrate(data, postgres_url, stores=(), copies=(own,))
     assert seen == [1]
+
+
+def test_a_table_renamed_on_postgresql(tmp_path, postgres_url):
+    src = SQLiteDatabase(tmp_path / "r.sqlite3", Schema("r", {1: "CREATE TABLE jobs (id TEXT PRIMARY KEY, n INTEGER)"},
+                                                        version_key="r_version"))
+    with src.session(write=True) as conn:
+        conn.executemany("INSERT INTO jobs VALUES (?, ?)", [("a", 1), ("b", 2)])
+    dst = PostgreSQLDatabase(postgres_url, Schema("r", {1: "CREATE TABLE r_jobs (id TEXT PRIMARY KEY, n BIGINT)"},
+                                                  version_key="r_version"))
+    assert copy_tables(src, dst, ("jobs",), renamed={"jobs": "r_jobs"}) == {"jobs": 2}
+    with dst.session(write=False) as conn:
+        assert conn.execute("SELECT id, n FROM r_jobs ORDER BY id").fetchall() == [("a", 1), ("b", 2)]

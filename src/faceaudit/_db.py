@@ -628,6 +628,12 @@ class StoreTables:
     sqlite_schema: Schema
     postgres_schema: Schema
     tables: tuple[str, ...]
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    """SQLite table -> its PostgreSQL name, where they differ (e.g. ``jobs`` -> ``video_jobs``)."""
+
+    def target(self, table: str) -> str:
+        """The PostgreSQL name of the SQLite table ``table``."""
+        return self.renamed.get(table, table)
 
     def source(self, data_dir: str | os.PathLike[str]) -> SQLiteDatabase | None:
         """The store's SQLite database in ``data_dir`` (None when the data dir has none)."""
@@ -657,10 +663,11 @@ def table_count(conn: Any, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def copy_rows(src: sqlite3.Connection, dst: Any, table: str, *, batch: int = 1000) -> int:
-    """Copy every row of ``table`` from a SQLite connection into the same table of a PostgreSQL
-    connection (psycopg, or a :class:`QmarkConnection`), inside the caller's transactions; returns
-    the number of rows copied.
+def copy_rows(src: sqlite3.Connection, dst: Any, table: str, *, into: str | None = None,
+              batch: int = 1000) -> int:
+    """Copy every row of ``table`` from a SQLite connection into the same table (or the table
+    ``into``) of a PostgreSQL connection (psycopg, or a :class:`QmarkConnection`), inside the
+    caller's transactions; returns the number of rows copied.
 
     The target table must be empty (:class:`ResourceAlreadyExistsError` otherwise). Columns are
     matched by name (every source column must exist in the target); generated identity columns
@@ -671,6 +678,7 @@ def copy_rows(src: sqlite3.Connection, dst: Any, table: str, *, batch: int = 100
     from psycopg import sql
 
     dst = getattr(dst, "raw", dst)
+    source, table = table, into or table
     columns = {str(r[0]): (str(r[1]), str(r[2]) == "YES") for r in _pg_rows(
         dst, "SELECT column_name, data_type, is_identity FROM information_schema.columns "
              "WHERE table_schema = current_schema() AND table_name = %s", (table,))}
@@ -679,7 +687,7 @@ def copy_rows(src: sqlite3.Connection, dst: Any, table: str, *, batch: int = 100
     if pg_table_has_rows(dst, table):
         raise ResourceAlreadyExistsError(f"the target's table {table} already holds rows: migrate only "
                                          "into an empty database (nothing was copied)")
-    cur = src.execute(f'SELECT * FROM "{table}"')
+    cur = src.execute(f'SELECT * FROM "{source}"')
     names = [d[0] for d in cur.description]
     missing = [n for n in names if n not in columns]
     if missing:
@@ -716,10 +724,12 @@ def _pg_rows(conn: Any, query: Any, params: Sequence[Any] = ()) -> list[tuple]:
         return cur.execute(query, params).fetchall()
 
 
-def copy_tables(src: SQLiteDatabase, dst: PostgreSQLDatabase, tables: Sequence[str]) -> dict[str, int]:
+def copy_tables(src: SQLiteDatabase, dst: PostgreSQLDatabase, tables: Sequence[str],
+                renamed: Mapping[str, str] | None = None) -> dict[str, int]:
     """Copy ``tables`` (in this order: a table after those it references) of one store from its
     SQLite database into a PostgreSQL database whose tables are empty, in one transaction on
     each side (a failure leaves the target as it was); returns the rows copied per table.
+    ``renamed``: SQLite table -> PostgreSQL table where the names differ.
 
     Both schemas are brought up to date first (the source's as opening the store would, the
     target's created). See :func:`copy_rows` for how rows travel."""
@@ -728,7 +738,8 @@ def copy_tables(src: SQLiteDatabase, dst: PostgreSQLDatabase, tables: Sequence[s
         target = dst.connect()
         try:
             with transaction(source, write=False), transaction(target, write=True):
-                return {table: copy_rows(source, target, table) for table in tables}
+                return {table: copy_rows(source, target, table, into=(renamed or {}).get(table))
+                        for table in tables}
         finally:
             target.close()
     finally:

@@ -144,7 +144,7 @@ def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = N
     copied: dict[str, int] = {}
     try:
         busy = [t for t in ("search_log",) if pg_table_has_rows(conn, t)]
-        declared = [(s.name, s.tables) for s in stores] + [(s.name, s.tables) for s in copies]
+        declared = [(s.name, tuple(map(s.target, s.tables))) for s in stores] + [(s.name, s.tables) for s in copies]
         busy += [f"{name}.{t}" for name, tables in declared for t in tables if pg_table_has_rows(conn, t)]
         if busy:
             raise ResourceAlreadyExistsError(f"the target {where} already holds data ({', '.join(busy)}): "
@@ -159,11 +159,11 @@ def migrate(data_dir: Path, url: str, stores: tuple[StoreTables, ...] | None = N
                 for store, src in opened:
                     with transaction(src, write=False):
                         for table in store.tables:
-                            copied[f"{store.name}.{table}"] = _copy(src, conn, store, table, where)
+                            copied[f"{store.name}.{store.target(table)}"] = _copy(src, conn, store, table, where)
             # the checks, on what was committed
             for store, src in opened:
                 for table in store.tables:
-                    have, want = table_count(conn, table), table_count(src, table)
+                    have, want = table_count(conn, store.target(table)), table_count(src, table)
                     if have != want:
                         raise FaceAuditError(f"{store.name}.{table}: {want} rows in the data dir but "
                                              f"{have} in {where} after the copy")
@@ -194,7 +194,7 @@ def _copy(src: Any, conn: Any, store: StoreTables, table: str, where: str) -> in
     from faceaudit._db import copy_rows
 
     try:
-        return copy_rows(src, conn, table)
+        return copy_rows(src, conn, table, into=store.target(table))
     except psycopg.errors.IntegrityError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FaceAuditError(f"{store.name}.{table}: {where} refused a row ({first}); "
