@@ -10,6 +10,7 @@ dir and ``--database URL`` (serve_args and cli_args), with no change to the test
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import signal
 import time
@@ -140,7 +141,7 @@ def test_searches_spread_over_both_hosts_make_one_log_without_a_fork(two):
         ids = {rid for h, rid in served if h == host}
         assert len(ids) == SEARCHES // 2 and ids <= logged, f"host {'AB'[host]}: a search is not in the log"
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))  # no sequence number twice
-    assert all(r["prev"] == p["hash"] for p, r in zip(records, records[1:], strict=False))  # one chain
+    assert all(r["prev"] == p["hash"] for p, r in itertools.pairwise(records))  # one chain
     result = log_verify(two.deployment)
     assert result["Ok"] and result["Records"] == len(records) and result["AcknowledgedMissing"] == 0
 
