@@ -106,3 +106,20 @@ def test_a_database_that_cannot_be_read_is_not_ready(tmp_path):
     status, doc, _ = _get(ServiceApp(ServiceConfig(data)), "/ready")
     assert status == 503 and doc["Checks"]["keys"] == "ok"
     assert doc["Checks"]["collections"].startswith("failed: ") and doc["Reason"].startswith("collections failed")
+
+
+def test_a_milvus_server_that_does_not_answer_is_not_ready(tmp_path):
+    pytest.importorskip("pymilvus")
+    from faceaudit.collections import BackendOptions, SearchConfig, VectorStore
+    from tests._deploy import free_port
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    uri = f"http://127.0.0.1:{free_port()}"  # no server there
+    config = SearchConfig(vector_store=VectorStore.MILVUS, milvus_uri=uri)
+    app = ServiceApp(ServiceConfig(data, backend_options=BackendOptions(search_config=config)))
+    app.readiness.deadline_s = 0.5
+    status, doc, headers = _get(app, "/ready")
+    assert status == 503 and headers["Retry-After"] == "1"
+    assert doc["Checks"]["keys"] == "ok" and doc["Checks"]["collections"] != "ok"
+    assert doc["Reason"].startswith("collections")
