@@ -112,6 +112,18 @@ def test_body_over_the_proxy_limit_is_refused_before_any_host_reads_it(stack):
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
 
 
+def test_headers_that_never_end_are_cut_at_the_proxy(stack):
+    """`timeout http-request 10s`: a client that starts a request and never finishes its headers
+    (slowloris) gets 408 from the proxy; no host holds a connection for it."""
+    port = int(stack.proxy.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(stack.proxy.ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\n")  # and nothing more
+        answer = tls.recv(4096).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 408"), answer[:200]
+
+
 def test_a_host_killed_is_taken_out_and_requests_keep_succeeding(stack):
     """Last in this module: host B gets SIGKILL; every request through the proxy still succeeds
     (a refused connection is retried on host A), and HAProxy marks B down by its /ready checks."""
