@@ -59,6 +59,12 @@ def shared_data_dir(tmp_path: Path, hosts: int = 2) -> Deployment:
     return Deployment("shared-data-dir", (data,) * hosts)
 
 
+DEPLOYMENTS: dict[str, Callable[[Path], Deployment]] = {"shared-data-dir": shared_data_dir}
+"""The ways the deployment tests run their hosts (their fixture's parameters), name -> a factory
+given an empty folder. A PostgreSQL entry gives each host its own data dir under the folder and
+``--database URL`` in both ``serve_args`` and ``cli_args``."""
+
+
 def create_keys(deployment: Deployment, roles: dict[str, tuple[str, str]]) -> dict[str, dict]:
     """One access key per entry (name -> (role, person)), made by `faceaudit keys create` on the
     first host's data dir; with a data dir per host the keys file is copied to the others."""

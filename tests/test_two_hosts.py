@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests._deploy import (
+    DEPLOYMENTS,
     Deployment,
     create_keys,
     hosts,
@@ -27,7 +28,6 @@ from tests._deploy import (
     log_verify,
     native,
     rekognition,
-    shared_data_dir,
 )
 from tests.conftest import make_video, portrait_2014, portrait_2018
 
@@ -44,13 +44,6 @@ class TwoHosts:
     a: object  # tests.service.conftest.ServeProcess
     b: object
     face_ids: dict[str, str]
-
-
-def _shared(tmp_path) -> Deployment:
-    return shared_data_dir(tmp_path)
-
-
-DEPLOYMENTS = {"shared-data-dir": _shared}
 
 
 @pytest.fixture(scope="module", params=sorted(DEPLOYMENTS))

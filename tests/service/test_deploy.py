@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests._deploy import (
+    DEPLOYMENTS,
     Deployment,
     HAProxy,
     address,
@@ -22,7 +23,6 @@ from tests._deploy import (
     log_records,
     native,
     rekognition,
-    shared_data_dir,
     wait_for,
 )
 from tests.conftest import portrait_2014, portrait_2018
@@ -42,10 +42,10 @@ class Stack:
     proxy: HAProxy
 
 
-@pytest.fixture(scope="module", params=["shared-data-dir"])
+@pytest.fixture(scope="module", params=sorted(DEPLOYMENTS))
 def stack(request, tmp_path_factory):
     """Two hosts (``request.param`` says how they share their state) behind deploy/haproxy.cfg."""
-    deployment = shared_data_dir(tmp_path_factory.mktemp("deploy"))
+    deployment = DEPLOYMENTS[request.param](tmp_path_factory.mktemp("deploy"))
     keys = create_keys(deployment, ROLES)
     with hosts(deployment, "--rate-limit", "0") as started:
         proxy = HAProxy(deployment.data_dirs[0].parent / "proxy", [address(h.url) for h in started]).start()
