@@ -12,10 +12,12 @@ has it UP. Per trial it reports:
   has sent) and every other outcome;
 - first failure -> next success (the gap one client sees) in milliseconds, and the slowest of the
   first requests to finish after the kill against the median before it;
-- kill -> HAProxy marks B DOWN (its /ready checks, ``inter 1s fall 2``), and restart -> UP again.
+- kill -> HAProxy marks B DOWN (its /ready checks, ``inter 1s fall 2``), and restart -> UP again;
+- at the end, HAProxy's log lines of API requests it retried or did not answer with 200.
 
     python scripts/deploy_failover.py                       # 5 trials, 4 clients, 6 s after each kill
     python scripts/deploy_failover.py --trials 3 --clients 8 --after 8
+    python scripts/deploy_failover.py --attempts 3             # as boto3 retries by default
 
 Loopback only. Uses the test suite's helpers (tests/_deploy.py); run from the repository root.
 """
@@ -45,6 +47,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--after", type=float, default=6.0, help="seconds of traffic after each kill")
+    ap.add_argument("--attempts", type=int, default=1,
+                    help="boto3 tries per call (1: no retry, every failure shows; boto3's default is 3)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +73,7 @@ def main() -> None:
             probe = {"Bytes": portrait_2018("B000944").read_bytes()}
             rows = []
             for trial in range(args.trials):
-                rows.append(_trial(proxy, keys["operator"], probe, hosts, args.clients, args.after))
+                rows.append(_trial(proxy, keys["operator"], probe, hosts, args.clients, args.after, args.attempts))
                 hosts[1] = serve(1)
                 t_restart = time.monotonic()
                 wait_for(lambda: proxy.server_states()["host_b"] == "UP", 60, "B never came back")
@@ -81,18 +85,35 @@ def main() -> None:
                       f"restart->UP {r['up_s']:.2f} s; "
                       f"HAProxy so far: {_counters(proxy)}", flush=True)
             gaps = [r["gap_ms"] for r in rows if r["failed"]]
-            print(f"\n{args.trials} trials, {args.clients} clients: failed requests per kill "
+            print(f"\n{args.trials} trials, {args.clients} clients, {args.attempts} attempt(s) per call: "
+                  f"failed requests per kill "
                   f"{[r['failed'] for r in rows]}; first failure -> next success median "
                   f"{statistics.median(gaps) if gaps else 0:.0f} ms (max {max(gaps, default=0):.0f}); slowest request "
                   f"across a kill {max(r['slowest_after_ms'] for r in rows):.0f} ms (p50 before the kills "
                   f"{statistics.median(r['p50_before_ms'] for r in rows):.0f} ms); "
                   f"kill -> DOWN median {statistics.median(r['down_s'] for r in rows):.2f} s; "
                   f"restart -> UP median {statistics.median(r['up_s'] for r in rows):.2f} s")
+            _proxy_log(proxy)
         finally:
             proxy.stop()
             for host in hosts:
                 with contextlib.suppress(Exception):
                     host.stop()
+
+
+def _proxy_log(proxy: HAProxy) -> None:
+    """HAProxy's log lines of API requests that were retried (the last counter of
+    ``actconn/feconn/beconn/srv_conn/retries``; ``+N``: sent to another server) or not answered 200."""
+    shown = 0
+    for line in proxy.logs().splitlines():
+        parts = line.split()
+        if '"POST' not in line or len(parts) < 12:
+            continue
+        status, retries = parts[5], parts[10].rsplit("/", 1)[-1]
+        if status != "200" or retries not in ("0", ""):
+            print("  haproxy:", line[line.find("]") + 2:], flush=True)
+            shown += 1
+    print(f"  {shown} API requests retried or not answered 200 by HAProxy", flush=True)
 
 
 def _counters(proxy: HAProxy) -> dict[str, int]:
@@ -108,20 +129,20 @@ def _counters(proxy: HAProxy) -> dict[str, int]:
 
 
 def _trial(proxy: HAProxy, key: dict, probe: dict, hosts: list[ServeProcess], n_clients: int,
-           after: float) -> dict:
+           after: float, attempts: int) -> dict:
     stop = threading.Event()
     events: list[tuple[float, bool, str, float]] = []  # (finish time, ok, code, seconds taken)
     lock = threading.Lock()
 
     def client() -> None:
-        rek = rekognition(proxy.url, key, verify=proxy.ca)
+        rek = rekognition(proxy.url, key, verify=proxy.ca, attempts=attempts)
         while not stop.is_set():
             start = time.monotonic()
             try:
                 rek.search_faces_by_image(CollectionId="door", Image=probe)
                 outcome = (time.monotonic(), True, "200", time.monotonic() - start)
             except Exception as exc:  # every failure a client sees is counted
-                code = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+                code = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
                 outcome = (time.monotonic(), False, str(code or type(exc).__name__), time.monotonic() - start)
             with lock:
                 events.append(outcome)

@@ -270,15 +270,16 @@ def _json(body: bytes) -> dict:
         return {"_text": body.decode("latin-1")}
 
 
-def rekognition(url: str, key: dict, verify: Path | None = None, source: str | None = None):
+def rekognition(url: str, key: dict, verify: Path | None = None, source: str | None = None, attempts: int = 1):
     """A boto3 Rekognition client of ``url`` (https: ``verify`` is the CA; ``source``: the local
-    address its connections come from, e.g. ``127.0.0.5``, so that the client is not the proxy)."""
+    address its connections come from, e.g. ``127.0.0.5``, so that the client is not the proxy;
+    ``attempts``: tries per call, 1 = no retry, so that every error shows)."""
     import boto3
     from botocore.config import Config
 
     rek = boto3.client("rekognition", endpoint_url=url, region_name=REGION, aws_access_key_id=key["AccessKeyId"],
                        aws_secret_access_key=key["SecretAccessKey"], verify=str(verify) if verify else None,
-                       config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+                       config=Config(retries={"total_max_attempts": attempts, "mode": "standard"}))
     if source is not None:  # urllib3's pool manager passes source_address to every connection it makes
         rek._endpoint.http_session._manager.connection_pool_kw["source_address"] = (source, 0)
     return rek
