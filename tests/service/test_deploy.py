@@ -23,6 +23,7 @@ from tests._deploy import (
     log_records,
     native,
     rekognition,
+    shared_data_dir,
     wait_for,
 )
 from tests.conftest import portrait_2014, portrait_2018
@@ -145,3 +146,32 @@ def test_a_host_killed_is_taken_out_and_requests_keep_succeeding(stack):
     assert stack.proxy.server_states()["host_a"] == "UP"
     status, doc, _ = get(stack.proxy.url + "/ready", verify=stack.proxy.ca)
     assert status == 200 and doc["Status"] == "ready"
+
+
+def test_a_host_alive_but_not_ready_gets_no_requests(tmp_path):
+    """Readiness, not liveness: host B runs but its vector store (a Milvus server) does not answer;
+    /ready says 503, HAProxy keeps B out, and every request goes to A."""
+    pytest.importorskip("pymilvus")
+    from tests._deploy import free_port
+    from tests.service.conftest import ServeProcess
+
+    deployment = shared_data_dir(tmp_path)
+    keys = create_keys(deployment, ROLES)
+    data = deployment.data_dirs[0]
+    a = ServeProcess(data, "--trusted-proxy", "127.0.0.1/32", log_path=tmp_path / "a.log")
+    b = ServeProcess(data, "--trusted-proxy", "127.0.0.1/32", "--vector-store", "milvus",
+                     "--milvus-uri", f"http://127.0.0.1:{free_port()}", log_path=tmp_path / "b.log")
+    proxy = HAProxy(tmp_path / "proxy", [address(a.url), address(b.url)]).start()
+    try:
+        wait_for(lambda: proxy.server_states() == {"host_a": "UP", "host_b": "DOWN"}, 60,
+                 "HAProxy did not keep the unready host out")
+        status, doc, _ = get(b.url + "/ready")
+        assert status == 503 and doc["Reason"].startswith("collections") and b.proc.poll() is None
+        for _ in range(4):
+            status, _ = native(proxy.url, keys["admin"], "ListCollectionPolicies", {}, verify=proxy.ca)
+            assert status == 200
+        assert proxy.server_states()["host_b"] == "DOWN"
+    finally:
+        proxy.stop()
+        a.stop()
+        b.stop()
