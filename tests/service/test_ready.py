@@ -123,3 +123,19 @@ def test_a_milvus_server_that_does_not_answer_is_not_ready(tmp_path):
     assert status == 503 and headers["Retry-After"] == "1"
     assert doc["Checks"]["keys"] == "ok" and doc["Checks"]["collections"] != "ok"
     assert doc["Reason"].startswith("collections")
+
+
+def test_ready_is_logged_at_debug_and_not_ready_at_warning(tmp_path, caplog):
+    import logging
+
+    from faceaudit.service._log import ACCESS_LOGGER
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    app = ServiceApp(ServiceConfig(data))
+    with caplog.at_level(logging.DEBUG, logger=ACCESS_LOGGER):
+        _get(app, "/ready")
+        app.readiness = Readiness([("keys", lambda: 1 / 0)])
+        _get(app, "/ready")
+    levels = [r.levelno for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert levels == [logging.DEBUG, logging.WARNING]
