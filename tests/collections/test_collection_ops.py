@@ -13,7 +13,10 @@ from faceaudit import (
 from faceaudit.collections import FaceCollections
 from faceaudit.engine import get_model
 
+pytestmark = pytest.mark.usefixtures("on_both_databases")  # SQLite and PostgreSQL
 
+
+@pytest.mark.sqlite_only
 def test_nothing_is_created_until_the_first_write(tmp_path):
     d = tmp_path / "never"
     fc = FaceCollections(d)
@@ -107,6 +110,7 @@ def test_list_pages_with_validated_tokens(tmp_path):
     assert fc.list_collections(max_results=0).collection_ids == tuple(names[:2] + names[3:] + ["new"])
 
 
+@pytest.mark.sqlite_only
 def test_bad_tokens_and_page_sizes(tmp_path):
     fc = FaceCollections(tmp_path)
     for n in ("a", "b", "c"):
