@@ -279,8 +279,7 @@ class VideoOps(Backend):
         limit = min(v.int_range(max_results, "MaxResults", DEFAULT_GET_MAX_RESULTS, 1, None), MAX_GET_MAX_RESULTS)
         pool = self._pool()
         job = pool.store.get(job_id, kind)
-        conn = self._store.connection(create=True)
-        secret = self._store.secret(conn)
+        secret = self._store.token_secret()
         scope = _tokens.scope_of(job_id, sort_by)
         after = 0 if next_token is None else _tokens.decode(secret, next_token, "video-" + kind, scope)
         items: list[JobItem] = []

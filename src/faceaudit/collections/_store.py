@@ -560,6 +560,16 @@ class Store:
             self._secret = bytes.fromhex(row[0])
         return self._secret
 
+    def token_secret(self) -> bytes:
+        """The key that signs pagination tokens, read in a transaction of its own (the SQLite
+        database is created when missing)."""
+        if self._secret is None:
+            if self.postgres:
+                with self._pg_transaction(write=False) as conn:
+                    return self.secret(conn)
+            return self.secret(self.connection(create=True))
+        return self._secret
+
     # -- collections ---------------------------------------------------------------------------
     @staticmethod
     def find_collection(conn: Connection | None, name: str) -> CollectionRow | None:
