@@ -135,12 +135,20 @@ def test_a_lost_connection_is_reopened_and_an_unreachable_server_is_a_503(tmp_pa
                                                                           postgres_server):
     a = FaceCollections(tmp_path / "a", engines={"sface": sface_engine}, database_url=postgres_url)
     a.create_collection(collection_id="c")
-    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:  # the server drops every session
-        killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                               "WHERE datname = %s", (postgres_url.rsplit("/", 1)[1],)).fetchall()
-    assert killed
+    database = postgres_url.rsplit("/", 1)[1]
+
+    def drop_sessions() -> int:  # the server ends every session of the test's database
+        with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+            return len(admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = %s", (database,)).fetchall())
+
+    assert drop_sessions()
     a.create_collection(collection_id="d")  # the dead connection is replaced at BEGIN
     assert a.list_collections().collection_ids == ("c", "d")
+    with pytest.raises(ServiceUnavailableError), a._store.write() as conn:  # lost during a request: 503
+        assert drop_sessions()
+        conn.execute("SELECT 1")
+    assert a.list_collections().collection_ids == ("c", "d")  # and the next call works again
     nowhere = FaceCollections(tmp_path / "n", database_url="postgresql://postgres@127.0.0.1:1/none")
     with pytest.raises(ServiceUnavailableError) as info:
         nowhere.list_collections()
