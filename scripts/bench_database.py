@@ -10,7 +10,9 @@ For each database, in the same run and on the same disk: a collection of N synth
   log, the COMMIT), i.e. IndexFaces without the face engine;
 - ``IndexFaces``: the whole operation on a 2014 portrait (detection and embedding included);
 - ``SearchFaces``: a search by FaceId (the read transaction, the index catch-up, the hits' rows);
-- ``SearchFacesByImage``: the whole operation on a 2018 portrait (engine included).
+- ``SearchFacesByImage``: the whole operation on a 2018 portrait (engine included);
+- ``store 1 face, 2 hosts at once``: the first item from two FaceCollections in two threads at
+  once (two hosts on PostgreSQL; on SQLite two connections to the one file), latencies pooled.
 
 Each write moves the collection's change log, so each following search first catches the
 in-memory index up (as on a host that serves searches while others index). Without
@@ -83,8 +85,40 @@ def bench(data_dir: Path, url: str | None, engine, gallery: int, repeats: int) -
         fc.search_faces(collection_id="bench", face_id=face_ids[i], max_faces=5)
         inter.append((time.perf_counter() - t0) * 1000)
     out["SearchFaces after a write"] = inter
+    out["store 1 face, 2 hosts at once"] = _two_hosts(fc, data_dir, url, engine, repeats)
     fc.close()
     return out
+
+
+def _two_hosts(fc, data_dir: Path, url: str | None, engine, repeats: int) -> list[float]:
+    """Latencies of one-face writes from two FaceCollections at once (two hosts on PostgreSQL,
+    two processes' worth of connections on one SQLite file), pooled."""
+    import threading
+
+    from faceaudit.collections import FaceCollections
+    from tests.collections.conftest import synthetic_image
+
+    other = FaceCollections(data_dir, engines={"sface": engine}, database_url=url)
+    pooled: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(2)
+
+    def run(host, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        images = [synthetic_image(1, engine.model_version, rng) for _ in range(repeats)]
+        host._store_prepared("bench", images[0])  # connect before the clock starts
+        start.wait()
+        times = _timed(lambda i: host._store_prepared("bench", images[i]), repeats)
+        with lock:
+            pooled.extend(times)
+
+    threads = [threading.Thread(target=run, args=(h, s)) for s, h in ((11, fc), (12, other))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.close()
+    return pooled
 
 
 def main() -> None:
