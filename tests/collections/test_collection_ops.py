@@ -156,3 +156,15 @@ def test_delete_collection_removes_everything(fc):
     assert d.face_count == 0 and d.user_count == 0
     assert fc.list_faces(collection_id="c").faces == ()
     assert fc.verify_index("c")
+
+
+@pytest.mark.sqlite_only
+def test_database_url_names_the_sqlite_file_or_is_refused(tmp_path):
+    db = tmp_path / "elsewhere" / "faces.sqlite3"
+    fc = FaceCollections(tmp_path / "data", database_url=f"sqlite:///{db}")
+    fc.create_collection(collection_id="x")
+    assert db.exists() and not (tmp_path / "data" / "collections.sqlite3").exists()
+    other = FaceCollections(tmp_path / "other", database_url=f"sqlite:///{db}")
+    assert other.list_collections().collection_ids == ("x",)
+    with pytest.raises(InvalidParameterError):
+        FaceCollections(tmp_path / "data", database_url="mysql://db.example/faces")
