@@ -153,3 +153,34 @@ def test_a_lost_connection_is_reopened_and_an_unreachable_server_is_a_503(tmp_pa
     with pytest.raises(ServiceUnavailableError) as info:
         nowhere.list_collections()
     assert info.value.http_status == 503
+
+
+def test_writers_on_two_hosts_take_turns(hosts, postgres_url):
+    """A write transaction holds the store's lock (as SQLite's BEGIN IMMEDIATE): another host's
+    write waits for its COMMIT, then sees what it wrote."""
+    from faceaudit import ResourceAlreadyExistsError
+    from faceaudit.engine import get_model
+    from tests.conftest import wait_until
+
+    a, b = hosts
+    spec = get_model("sface")
+    outcome: list[BaseException] = []
+
+    def other_host() -> None:
+        try:
+            b.create_collection(collection_id="c")
+        except BaseException as exc:  # expected: the collection exists by then
+            outcome.append(exc)
+
+    database = postgres_url.rsplit("/", 1)[1]
+    thread = threading.Thread(target=other_host)
+    with a._store.write(create=True) as conn:
+        thread.start()
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            wait_until(lambda: admin.execute(
+                "SELECT 1 FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND NOT l.granted AND s.datname = %s", (database,)).fetchone(),
+                "the other host's write waiting for the lock")
+        a._store.insert_collection(conn, "c", spec.name, spec.version, spec.dimension, {})
+    thread.join()
+    assert len(outcome) == 1 and isinstance(outcome[0], ResourceAlreadyExistsError)

@@ -464,9 +464,9 @@ class Store:
             if not isinstance(candidate, QmarkConnection):  # pragma: no cover - a PostgreSQL store
                 raise TypeError("a PostgreSQL store without a PostgreSQL connection")
             try:
-                candidate.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                if write:
-                    candidate.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                # (one round trip: the lock's key is a constant of this module, no parameter)
+                candidate.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(WRITE_LOCK)})" if write
+                                  else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             except psycopg.OperationalError as exc:
                 self._discard()
                 log.warning("database %s: connection lost at BEGIN (attempt %d of %d): %s",
@@ -655,9 +655,10 @@ class Store:
             [(collection_rowid, int(r)) for r in face_rows],
         )
         # under the row lock the collection's newest seq is the last one added here
-        head = conn.execute("SELECT MAX(seq) FROM face_log WHERE collection_id = ?", (collection_rowid,)).fetchone()[0]
-        conn.execute("UPDATE collections SET head_seq = ? WHERE id = ?", (head, collection_rowid))
-        floor = conn.execute("SELECT log_floor FROM collections WHERE id = ?", (collection_rowid,)).fetchone()[0]
+        head, floor = conn.execute(
+            "UPDATE collections SET head_seq = (SELECT MAX(seq) FROM face_log WHERE collection_id = ?) "
+            "WHERE id = ? RETURNING head_seq, log_floor", (collection_rowid, collection_rowid),
+        ).fetchall()[0]
         kept = conn.execute(
             "SELECT COUNT(*) FROM face_log WHERE collection_id = ? AND seq > ?", (collection_rowid, floor)
         ).fetchone()[0] if head - floor > 2 * LOG_KEEP else 0
