@@ -1,6 +1,7 @@
-"""Each process's in-memory vector indexes, kept in step with SQLite.
+"""Each process's in-memory vector indexes, kept in step with the database.
 
-SQLite is the truth; an index is a cache. Every face added or deleted appends a
+The database (the data dir's SQLite file, or PostgreSQL shared by several hosts) is the
+truth; an index is a cache, one per process and host. Every face added or deleted appends a
 row to ``face_log`` and moves the collection's ``head_seq`` in the same
 transaction. Before each search, inside the search's read transaction, the
 cache compares the seq its index reflects with ``head_seq``:
