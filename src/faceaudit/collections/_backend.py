@@ -148,6 +148,15 @@ class Backend:
         """Close this thread's database connection (the object stays usable)."""
         self._store.close()
 
+    def check_health(self) -> None:
+        """Readiness: one query to the database and, with Milvus, one call to its server (an
+        exception when either does not answer). Reads nothing of the collections themselves."""
+        with self._store.read() as conn:
+            if conn is not None:  # no database yet: nothing to reach (it is made on first write)
+                conn.execute("SELECT 1").fetchone()
+        if self._cache.milvus:
+            self._cache._milvus_client().list_collections()
+
     def __enter__(self) -> Self:
         return self
 
