@@ -38,7 +38,8 @@ def test_migrate_copies_the_search_log_record_for_record_and_verifies_it(tmp_pat
     assert code == 0, err
     doc = json.loads(out)
     assert (doc["LogRecords"], doc["LogHead"]) == (local.records, local.head_hash)
-    assert "collections.sqlite3" in doc["NotCopied"]  # (until its store has a PostgreSQL schema)
+    assert doc["Tables"]["collections.collections"] == 1 and doc["Tables"]["collections.faces"] == 1
+    assert doc["Tables"]["collections.face_log"] >= 1 and "collections.sqlite3" not in doc["NotCopied"]
 
     # the same records, byte for byte: the export of the database log is the JSONL file
     exported = tmp_path / "export.jsonl"
@@ -54,17 +55,27 @@ def test_migrate_copies_the_search_log_record_for_record_and_verifies_it(tmp_pat
                        "--data-dir", other)
     assert [r["hash"] for r in json.loads(out)] == [r.hash for r in source.records()]
 
+    # the collections came along: another host finds the face in the database, and logs it there
+    face = str(portrait_2014("C000141"))
+    code, out, err = run(capsys, "search", "mug", face, "--threshold", "99", "--database", postgres_url,
+                         "--data-dir", other, "--json")
+    assert code == 0 and json.loads(out)["FaceMatches"], err
+    code, _, err = run(capsys, "faces", "list", "mug", "--database", postgres_url, "--data-dir", other)
+    assert code == 0, err
+    grown = PostgresSearchLog(postgres_url).verify(expect_head=local.head_hash)
+    assert grown.ok and grown.records == local.records + 1
+
     # appends go on after the copied head, on the same chain
     code, _, err = run(capsys, "policy", "set", "mug", "--min-threshold", "99", "--database", postgres_url,
                        "--data-dir", other)
     assert code == 0, err
     after = PostgresSearchLog(postgres_url).verify(expect_head=local.head_hash)
-    assert after.ok and after.records == local.records + 1
+    assert after.ok and after.records == local.records + 2
 
     # a second migrate into the same database is refused, and changes nothing
     code, _, err = run(capsys, "db", "migrate", "--from", data, "--to", postgres_url)
     assert code == 5 and "already holds data" in err and "search_log" in err, err
-    assert PostgresSearchLog(postgres_url).verify().records == local.records + 1
+    assert PostgresSearchLog(postgres_url).verify().records == local.records + 2
 
 
 def test_a_log_that_does_not_verify_is_not_copied(tmp_path, capsys, postgres_url):

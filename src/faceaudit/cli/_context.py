@@ -61,7 +61,7 @@ def collections(args: argparse.Namespace, **options: Any) -> FaceCollections:
     keywords: dict[str, Any] = {"engines": {default.spec.name: default}, **options}
     fc = FaceCollections(
         settings.data_dir, search_config=SearchConfig.from_settings(settings),
-        # issue 21: add `database_url=settings.postgres_url,` here once FaceCollections takes it (helper A)
+        database_url=settings.postgres_url,
         **keywords)
     if not options:
         args._collections = fc

@@ -39,10 +39,16 @@ def store_tables() -> tuple[StoreTables, ...]:
 
     A store joins when it has a PostgreSQL schema: add its :class:`~faceaudit._db.StoreTables`
     (name, SQLite file in the data dir, the two schemas, tables in foreign-key order) here.
-    Issue 21: the collections store (helper A), the video jobs (B) and the accountability store
-    and keys (C) are added by the lead after their branches merge.
+    Issue 21: the video jobs (helper B: ``jobs``/``job_items`` -> ``video_jobs``/``video_job_items``
+    through ``renamed``) join when that branch is merged; the accountability store and the keys copy
+    themselves (:func:`store_copies`).
     """
-    return ()
+    from faceaudit.collections import _store as collections_store  # (its schemas are not public)
+
+    return (
+        StoreTables("collections", "collections.sqlite3", collections_store.SCHEMA, collections_store.PG_SCHEMA,
+                    ("collections", "images", "users", "faces", "face_log", "idempotency", "face_thumbnails")),
+    )
 
 
 @dataclass(frozen=True)

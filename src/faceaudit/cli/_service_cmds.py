@@ -130,7 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data_dir = settings.data_dir
     private_dir(data_dir)  # made 0700, or refused at start-up when open to other users
     objects, access, video = _object_options(args)
-    video = video.replace(search_config=search)
+    video = video.replace(search_config=search, database_url=settings.postgres_url)
     config = ServiceConfig(
         data_dir=data_dir,
         auth=not args.no_auth,
