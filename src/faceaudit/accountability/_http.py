@@ -72,6 +72,7 @@ class AccountabilityExtension:
         database_url: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.database_url = database_url
         self.acc = Accountability(self.data_dir, face_image=face_image, database_url=database_url)
         self._keys = keys
         self._testing = testing
