@@ -63,11 +63,11 @@ def test_migrate_copies_registered_stores_in_one_transaction(tmp_path, postgres_
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
     _source(data)
-    result = migrate(data, postgres_url, stores=(STORE,))
+    result = migrate(data, postgres_url, stores=(STORE,), copies=())
     assert result.tables == {"copy-test.copy_parent": 6, "copy-test.copy_child": 5}
     assert result.log_records == 0 and "copy-test.sqlite3" not in result.not_copied
     with pytest.raises(ResourceAlreadyExistsError, match=r"copy-test\.copy_parent"):
-        migrate(data, postgres_url, stores=(STORE,))
+        migrate(data, postgres_url, stores=(STORE,), copies=())
 
 
 def test_a_failed_copy_leaves_the_target_empty(tmp_path, postgres_url):
@@ -80,7 +80,7 @@ def test_a_failed_copy_leaves_the_target_empty(tmp_path, postgres_url):
     with loose.session(write=True) as c:  # a reference SQLite let through (foreign keys were off)
         c.execute("INSERT INTO copy_child (parent_id, payload) VALUES (999, NULL)")
     with pytest.raises(FaceAuditError, match=r"copy_child.*nothing was copied"):
-        migrate(data, postgres_url, stores=(STORE,))
+        migrate(data, postgres_url, stores=(STORE,), copies=())
     dst = PostgreSQLDatabase(postgres_url, PG_SCHEMA, qmark=True)
     with dst.session(write=False) as c:
         assert c.execute("SELECT count(*) FROM copy_parent").fetchone()[0] == 0
