@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import pickle
 
 from faceaudit.accountability import PostgresSearchLog, SearchLog
@@ -31,10 +32,10 @@ def test_serve_database_reaches_every_worker(tmp_path, postgres_url):
     """`faceaudit serve --database URL --workers 2`: searches answered by either spawned worker
     are logged in the PostgreSQL log, which every host (and `log verify --database`) reads."""
     from tests.conftest import portrait_2014
-    from tests.service.conftest import ServeProcess, cli, client, create_key
+    from tests.service.conftest import ServeProcess, cli, client
 
     data = tmp_path / "host-a"
-    key = create_key(data)
+    key = json.loads(cli("keys", "create", "--json", "--data-dir", str(data), "--database", postgres_url).stdout)
     serve = ServeProcess(data, "--database", postgres_url, "--workers", "2")
     try:
         rek = client(serve.url, key)
