@@ -35,6 +35,7 @@ def test_serve_database_reaches_every_worker(tmp_path, postgres_url):
     from tests.service.conftest import ServeProcess, cli, client
 
     data = tmp_path / "host-a"
+    data.mkdir(mode=0o700)
     key = json.loads(cli("keys", "create", "--json", "--data-dir", str(data), "--database", postgres_url).stdout)
     serve = ServeProcess(data, "--database", postgres_url, "--workers", "2")
     try:
