@@ -201,3 +201,27 @@ def test_workers_stop_quietly_when_the_data_dir_is_removed(tmp_path, caplog, rem
     wait_until(lambda: not any(t.is_alive() for t in pool._threads), "the workers to stop")
     assert not (tmp_path / "data" / "video-jobs.sqlite3").exists()  # nothing made again in its place
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+
+def test_a_database_that_is_down_is_a_503_and_the_pool_starts_once_it_is_back(tmp_path, postgres_server,
+                                                                               postgres_url):
+    from faceaudit._errors import ServiceUnavailableError
+
+    store = JobStore(tmp_path / "host-a", database_url=postgres_url)
+    job_id, _ = store.submit(KIND, {"n": 1}, None, None, {})
+    pool = JobPool(store, {KIND: _finish})
+    postgres_server.crash()
+    try:
+        with pytest.raises(ServiceUnavailableError):
+            store.submit(KIND, {"n": 2}, None, None, {})
+        with pytest.raises(ServiceUnavailableError):
+            store.get(job_id, KIND)
+        with pytest.raises(ServiceUnavailableError):
+            pool.ensure_started()  # (no worker started: the next call tries again)
+    finally:
+        postgres_server.start()
+    try:
+        pool.ensure_started()
+        wait_until(lambda: store.get(job_id, KIND).status == SUCCEEDED, "the job to succeed")
+    finally:
+        pool.stop()

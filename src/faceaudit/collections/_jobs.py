@@ -296,11 +296,23 @@ class JobStore:
 
     @contextlib.contextmanager
     def _conn(self, write: bool = False) -> Iterator[Any]:
-        if not self.postgres and self._opened and not self.path.exists():
-            raise JobStoreGoneError(f"{self.path} was removed while this process used it")
-        with self._db.session(write=write) as conn:
-            self._opened = True
-            yield conn
+        """One transaction. A PostgreSQL server lost on the way is a ServiceUnavailableError (503),
+        as one that cannot be reached is (the transaction was rolled back: nothing half done)."""
+        if not self.postgres:
+            if self._opened and not self.path.exists():
+                raise JobStoreGoneError(f"{self.path} was removed while this process used it")
+            with self._db.session(write=write) as conn:
+                self._opened = True
+                yield conn
+            return
+        import psycopg
+
+        try:
+            with self._db.session(write=write) as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise ServiceUnavailableError(
+                f"the jobs database {self.where} failed: {str(exc).strip().splitlines()[-1]}") from exc
 
     def _now(self, conn: Any) -> float:
         """Now in epoch seconds: the database's clock on PostgreSQL (every host measures leases by
@@ -520,9 +532,9 @@ class JobPool:
         with self._lock:
             if self._started_pid == os.getpid():
                 return
-            self._started_pid = os.getpid()
             self._stop.clear()
-            self.store.recover()
+            self.store.recover()  # (may raise: the database is down; the next call tries again)
+            self._started_pid = os.getpid()
             self._threads = [threading.Thread(target=self._loop, name=f"faceaudit-video-{i}", daemon=True)
                              for i in range(self._workers)]
             for t in self._threads:
