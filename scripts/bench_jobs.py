@@ -1,23 +1,22 @@
 #!/usr/bin/env python
 """Benchmark the stored-video job queue: claims by two processes at once, SQLite against PostgreSQL.
 
-Usage: python scripts/bench_jobs.py [--jobs N] [--processes P] [--database-url postgresql://...]
+Usage: python scripts/bench_jobs.py --database-url postgresql://... [--jobs N] [--processes P]
 
 N jobs are queued (the pending quotas are lifted for the benchmark only), then P processes
 (two "hosts": on SQLite two processes on one data dir, on PostgreSQL two data dirs on one
 database) drain the queue at once, each in a loop: claim() (timed, wall clock from the call to
 its return: one write transaction), then succeed() with one result item (timed too). Every job
 must be claimed exactly once (checked). Reported: submit p50, claim p50/p95/p99, succeed p50,
-and jobs finished per second over the whole drain. Without --database-url a throwaway PostgreSQL
-server is started from the local binaries (tests/_postgres.py) with its default durability (fsync
-on, synchronous_commit on), on the same disk as the SQLite file (synchronous=FULL). Absolute
-numbers on a shared machine are noisy: compare within one run.
+and jobs finished per second over the whole drain. --database-url names an empty PostgreSQL
+database (for a like-for-like comparison a server on the same disk as the temp dir that holds the
+SQLite file, with its default durability: fsync on, synchronous_commit on; the SQLite file has
+synchronous=FULL). Absolute numbers on a shared machine are noisy: compare within one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing as mp
 import statistics
 import sys
@@ -27,7 +26,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
 
 KIND = "face_detection"
 
@@ -92,16 +90,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=400, help="jobs queued then drained (default 400)")
     ap.add_argument("--processes", type=int, default=2, help="processes draining at once (default 2)")
-    ap.add_argument("--database-url", help="an existing, empty PostgreSQL database (default: a throwaway server)")
+    ap.add_argument("--database-url", required=True, help="an existing, empty PostgreSQL database")
     args = ap.parse_args()
 
-    with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-jobs-")))
-        url = args.database_url
-        if url is None:
-            from tests._postgres import throwaway_server
-
-            url = stack.enter_context(throwaway_server(fsync=True)).new_database()
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as name:
+        tmp, url = Path(name), args.database_url
         print(f"{'store':<12}{'procs':>6}{'jobs':>6}{'per proc':>12}{'submit p50':>11}{'claim p50':>10}"
               f"{'p95':>8}{'p99':>8}{'succeed p50':>12}{'jobs/s':>8}   (times in ms)")
         for store in ("sqlite", "postgresql"):

@@ -256,11 +256,6 @@ def _owner_dead(owner: str | None) -> bool:
     return False
 
 
-class JobStoreGoneError(ServiceUnavailableError):
-    """The data dir's jobs file disappeared under a running process (its data dir was removed):
-    nothing is created again in its place."""
-
-
 class JobStore:
     """The jobs database of one data dir, or of a deployment's PostgreSQL database (thread-safe;
     one connection per call).
@@ -299,8 +294,8 @@ class JobStore:
         """One transaction. A PostgreSQL server lost on the way is a ServiceUnavailableError (503),
         as one that cannot be reached is (the transaction was rolled back: nothing half done)."""
         if not self.postgres:
-            if self._opened and not self.path.exists():
-                raise JobStoreGoneError(f"{self.path} was removed while this process used it")
+            if self.gone():  # (its data dir was removed: nothing is made again in its place)
+                raise ServiceUnavailableError(f"{self.path} was removed while this process used it")
             with self._db.session(write=write) as conn:
                 self._opened = True
                 yield conn
@@ -313,6 +308,10 @@ class JobStore:
         except psycopg.OperationalError as exc:
             raise ServiceUnavailableError(
                 f"the jobs database {self.where} failed: {str(exc).strip().splitlines()[-1]}") from exc
+
+    def gone(self) -> bool:
+        """True when the SQLite file this store opened was removed since (its data dir is gone)."""
+        return not self.postgres and self._opened and not self.path.exists()
 
     def _now(self, conn: Any) -> float:
         """Now in epoch seconds: the database's clock on PostgreSQL (every host measures leases by
@@ -559,10 +558,10 @@ class JobPool:
         while not self._stop.is_set():
             try:
                 job = self.store.claim()
-            except JobStoreGoneError:
-                log.info("stored-video workers stop: %s is gone", self.store.where)
-                return
             except errors:
+                if self.store.gone():
+                    log.info("stored-video workers stop: %s is gone", self.store.where)
+                    return
                 if not failing:
                     log.warning("cannot claim a stored-video job from %s", self.store.where, exc_info=True)
                 failing, job = True, None
@@ -593,9 +592,9 @@ class JobPool:
                 try:
                     if not self.store.beat(job.job_id, state["fraction"], state["message"]):
                         log.info("stored-video job %s is no longer this worker's", job.job_id)
-                except JobStoreGoneError:
-                    return
                 except self.store.errors:
+                    if self.store.gone():
+                        return
                     log.warning("cannot renew the heartbeat of job %s", job.job_id, exc_info=True)
 
         def progress(fraction: float, message: str) -> None:
@@ -607,10 +606,11 @@ class JobPool:
         beater.start()
         try:
             self._execute(job, progress)
-        except JobStoreGoneError:
-            log.info("stored-video job %s: %s is gone", job.job_id, self.store.where)
         except self.store.errors:  # the outcome cannot be recorded: the lease runs out, another worker retries
-            log.warning("cannot record the outcome of stored-video job %s", job.job_id, exc_info=True)
+            if self.store.gone():
+                log.info("stored-video job %s: %s is gone", job.job_id, self.store.where)
+            else:
+                log.warning("cannot record the outcome of stored-video job %s", job.job_id, exc_info=True)
         finally:
             done.set()
             beater.join()
