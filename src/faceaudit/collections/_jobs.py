@@ -43,7 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from faceaudit._db import Database, PostgreSQLDatabase, Schema, SQLiteDatabase, is_postgres_url, open_database
+from faceaudit._db import (
+    Database,
+    PostgreSQLDatabase,
+    Schema,
+    SQLiteDatabase,
+    is_postgres_url,
+    open_database,
+    transaction,
+)
 from faceaudit._errors import (
     FaceAuditError,
     IdempotentParameterMismatchError,
@@ -256,6 +264,16 @@ def _owner_dead(owner: str | None) -> bool:
     return False
 
 
+def _close_all(connections: list[Any], pid: int) -> None:
+    """Close a store's kept connections (in the process that opened them: a forked child holding a
+    copy must not end its parent's sessions)."""
+    if os.getpid() != pid:
+        return
+    for conn in connections:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
 class JobStore:
     """The jobs database of one data dir, or of a deployment's PostgreSQL database (thread-safe;
     one connection per call).
@@ -283,6 +301,10 @@ class JobStore:
             raise InvalidParameterError("stored-video jobs live in the data dir's SQLite file or in PostgreSQL "
                                         "(postgresql://...): no other database holds them")
         self.postgres = self._db.dialect.name == "postgresql"
+        self._idle: list[Any] = []
+        self._idle_pid = os.getpid()
+        self._idle_lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._idle, os.getpid())
 
     @property
     def where(self) -> str:
@@ -302,12 +324,55 @@ class JobStore:
             return
         import psycopg
 
+        conn = self._idle_connection()
         try:
-            with self._db.session(write=write) as conn:
+            with transaction(conn, write=write):
                 yield conn
         except psycopg.OperationalError as exc:
+            conn.close()
             raise ServiceUnavailableError(
                 f"the jobs database {self.where} failed: {str(exc).strip().splitlines()[-1]}") from exc
+        finally:
+            self._give_back(conn)
+
+    # PostgreSQL connections are kept for the next call (a connection costs a fork on the server and
+    # several round trips: about 4 times a claim's transaction); psycopg_pool would do this if the
+    # project took it as a dependency
+    IDLE_CONNECTIONS = 4
+
+    def _idle_connection(self) -> Any:
+        """A kept connection that still answers, or a new one (a forked child never uses its parent's)."""
+        import psycopg
+
+        while True:
+            with self._idle_lock:
+                if self._idle_pid != os.getpid():
+                    self._idle[:], self._idle_pid = [], os.getpid()
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._db.connect()
+            try:  # (a server restarted since, or an idle timeout, closed it: try the next one)
+                conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:
+                conn.close()
+
+    def _give_back(self, conn: Any) -> None:
+        from psycopg.pq import TransactionStatus
+
+        if not conn.closed and conn.raw.info.transaction_status == TransactionStatus.IDLE:
+            with self._idle_lock:
+                if self._idle_pid == os.getpid() and len(self._idle) < self.IDLE_CONNECTIONS:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the PostgreSQL connections kept for the next call (the store stays usable)."""
+        with self._idle_lock:
+            idle, self._idle[:] = list(self._idle), []
+        for conn in idle:
+            conn.close()
 
     def gone(self) -> bool:
         """True when the SQLite file this store opened was removed since (its data dir is gone)."""
