@@ -198,7 +198,7 @@ def test_workers_stop_quietly_when_the_data_dir_is_removed(tmp_path, caplog, rem
         (tmp_path / "data").rename(tmp_path / "removed")
         shutil.rmtree(tmp_path / "removed")
     pool.wake()
-    wait_until(lambda: not any(t.is_alive() for t in pool._threads), "the workers to stop")
+    wait_until(lambda: not any(t.is_alive() for t in pool._threads), "the workers to stop", limit=60)
     assert not (tmp_path / "data" / "video-jobs.sqlite3").exists()  # nothing made again in its place
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
 
