@@ -60,7 +60,8 @@ def test_every_search_logs_its_probe_quality_and_responses_keep_their_shape(cli,
     q = search["probe_quality"]
     assert set(q) == {"eye_distance_px", "sharpness", "brightness", "band", "noise"}
     assert q["eye_distance_px"] == pytest.approx(eyes_px(portrait_2018("C000141").read_bytes()), abs=0.01)
-    assert q["band"] == "portrait-clear" and q["noise"] < 5.5 and 0 < q["sharpness"] <= 100 and 0 < q["brightness"] <= 100
+    assert q["band"] == "portrait-clear" and q["noise"] < 5.5
+    assert 0 < q["sharpness"] <= 100 and 0 < q["brightness"] <= 100
     assert "quality_flag" not in search
 
 
@@ -381,7 +382,8 @@ def test_a_clear_minimum_refuses_a_night_probe_and_one_whose_noise_is_unknown():
     assert night.to_json()["noise"] == 8.1 and ProbeQuality.from_json(night.to_json()) == night
     assert shortfall(night, None, "tiny") == "" and shortfall(day, None, "tiny-clear") == ""  # old names: size only
     why = shortfall(night, None, check_band("Tiny-Clear"))
-    assert why == "probe quality band tiny-noisy (eyes 15 px apart, noise 8.1 gray levels), policy minimum band tiny-clear"
+    assert why == ("probe quality band tiny-noisy (eyes 15 px apart, noise 8.1 gray levels), "
+                   "policy minimum band tiny-clear")
     assert "noise not measured" in shortfall(stored, None, "tiny-clear")
     with pytest.raises(Exception, match="MinProbeQuality"):
         check_band("tiny-dark")

@@ -212,3 +212,59 @@ def test_the_report_has_a_probe_quality_section_for_an_audit_with_two_conditions
     # an audit without conditions has no such section, nor the sentence
     plain = dict(res, conditions=[])
     assert probe_quality_section(plain) is None and "probe-quality" not in render_report(plain)
+
+
+def _frame(metric, column, threshold, groups):
+    from faceaudit._stats import wilson_interval
+
+    def rate(e, t):
+        return {"errors": e, "trials": t, "rate": e / t if t else None, "wilson95": list(wilson_interval(e, t))}
+
+    return {"metric": metric, "threshold": threshold, "column": column, "side": "probe",
+            "overall": rate(sum(e for e, _ in groups.values()), sum(t for _, t in groups.values())),
+            "by_group": {g: rate(e, t) for g, (e, t) in groups.items()}}
+
+
+def test_the_probe_quality_section_draws_one_line_per_group_large_enough():
+    """Per group (issue 19 item 2): FNIR and false candidates per condition, one line per group with
+    at least MIN_GROUP_MATED mated searches, the smaller groups named as left out, and a table with
+    the counts and 95% intervals, all read from results.json's per-condition frames."""
+    import re
+
+    from faceaudit.audit._probe_quality import MIN_GROUP_MATED, probe_quality_section
+
+    def condition(name, eye, fnir, false):
+        frames = [_frame("FNIR", "race", 80.0, fnir), _frame("ACLU_COUNT", "race", 80.0, false),
+                  _frame("FNIR", "sex", 80.0, {"F": (1, 5), "M": (2, 50)})]
+        overall = {"FNIR": frames[0]["overall"], "ACLU_COUNT": frames[1]["overall"]}
+        return {"name": name, "spec": name, "target_eye_distance": eye, "probes": 80, "failures_to_enrol": 0,
+                "summaries": [{"threshold": 80.0, "overall": overall}], "frames": frames,
+                "lead_list": {"at_rank": {"1": 0.9, "20": 0.95}}, "temptation": {"searches": 80}}
+
+    small = MIN_GROUP_MATED - 1
+    conditions = [
+        condition("clean", None, {"a": (1, 30), "b": (0, 25), "c": (0, small)},
+                  {"a": (1, 40), "b": (0, 30), "c": (0, 10)}),
+        condition("doorbell-night-3m", 15.0, {"a": (28, 30), "b": (20, 25), "c": (small, small)},
+                  {"a": (0, 40), "b": (2, 30), "c": (0, 10)}),
+    ]
+    section = probe_quality_section({"conditions": conditions})
+    assert section is not None and section.groups is not None
+    gv = section.groups
+    assert gv.column == "race" and gv.groups == ("a", "b") and gv.left_out == (("c", small),)
+    night_b = gv.cells[1][1]
+    assert (night_b.fnir["errors"], night_b.fnir["trials"]) == (20, 25)
+    assert (night_b.false_candidate["errors"], night_b.false_candidate["trials"]) == (2, 30)
+    svg = str(gv.chart)
+    assert svg.count("<polyline") == 2 * 2  # two panels, a line per drawn group
+    assert "race b, 2. doorbell-night-3m: mates missed (FNIR) at 80 = 20 of 25 (80.0%; 95% interval" in svg
+    from faceaudit.audit._html import render  # report.html.j2 includes this template
+
+    body = render("probe_quality.html.j2", pq=section)
+    assert 'id="probe-quality-groups"' in body and "Probe quality by race" in body
+    assert re.search(r"20 / 25 = 80(\.0)?%<br><small>", body)  # the count and rate, then its interval
+    assert f"c ({small})" in body  # the group left out, with its mated searches
+    # with no column holding two groups large enough there is no per-group view
+    for c in conditions:
+        c["frames"] = [f for f in c["frames"] if f["column"] != "race"]
+    assert probe_quality_section({"conditions": conditions}).groups is None
