@@ -268,3 +268,31 @@ def test_the_probe_quality_section_draws_one_line_per_group_large_enough():
     for c in conditions:
         c["frames"] = [f for f in c["frames"] if f["column"] != "race"]
     assert probe_quality_section({"conditions": conditions}).groups is None
+
+
+def test_results_json_keeps_each_conditions_frames_as_counts_that_recount(condition_run):
+    """Issue 19 item 4: per condition, results.json holds the per-group counts only (compact form);
+    every rate and Wilson interval recomputed from them equals the audit's own."""
+    from faceaudit.audit._conditions import COMPACT_FRAMES, compact_frames, expand_frames
+
+    run, _, _ = condition_run
+    r = run.result
+    data = json.loads(r.to_json())
+    assert isinstance(data["frames"], list)  # the top level keeps the full form (bootstrap intervals too)
+    for cond, doc in zip(r.conditions, data["conditions"], strict=True):
+        assert doc["frames"]["form"] == COMPACT_FRAMES
+        expanded = expand_frames(doc["frames"])
+        assert len(expanded) == len(cond.frames)
+        for mine, f in zip(expanded, cond.frames, strict=True):
+            assert (mine["metric"], mine["column"], mine["side"]) == (f.metric, f.column, f.side)
+            assert mine["threshold"] == pytest.approx(f.threshold)
+            assert (mine["overall"]["errors"], mine["overall"]["trials"]) == (f.overall.errors, f.overall.trials)
+            for g, rate in f.by_group.items():
+                got = mine["by_group"][g]
+                assert (got["errors"], got["trials"]) == (rate.errors, rate.trials)
+                if rate.trials:
+                    assert got["rate"] == pytest.approx(rate.rate, abs=1e-6)
+                    assert got["wilson95"] == pytest.approx(list(rate.wilson95), abs=1e-6)
+    full = json.dumps([dict(c, frames=expand_frames(c["frames"])) for c in data["conditions"]])
+    assert len(json.dumps(data["conditions"])) < 0.6 * len(full)
+    assert compact_frames(data["conditions"][0]["frames"]) is data["conditions"][0]["frames"]  # already compact

@@ -195,7 +195,7 @@ def _chart(rows: Sequence[ConditionRow], threshold: float) -> Markup:
 
 
 def _frame(cond: Mapping[str, Any], metric: str, column: str, threshold: float) -> Mapping[str, Any] | None:
-    for f in cond.get("frames") or ():
+    for f in cond["_frames"]:
         if (f.get("metric"), f.get("column"), f.get("side", "probe")) == (metric, column, "probe") \
                 and abs(float(f["threshold"]) - threshold) < 1e-9:
             return f
@@ -210,8 +210,11 @@ def _group_rate(frame: Mapping[str, Any] | None, group: str) -> Mapping[str, Any
 def group_view(conditions: Sequence[Mapping[str, Any]], rows: Sequence[ConditionRow],
                threshold: float) -> GroupView | None:
     """The per-group view of the conditions (None when no column has two groups large enough)."""
+    from faceaudit.audit._conditions import expand_frames
+
+    conditions = [dict(c, _frames=expand_frames(c.get("frames"))) for c in conditions]
     clean = conditions[0]
-    columns = sorted({str(f["column"]) for f in clean.get("frames") or ()
+    columns = sorted({str(f["column"]) for f in clean["_frames"]
                       if f.get("metric") == "FNIR" and f.get("side", "probe") == "probe"
                       and "&" not in str(f["column"])},
                      key=lambda c: (c not in GROUP_COLUMNS, GROUP_COLUMNS.index(c) if c in GROUP_COLUMNS else 0, c))
