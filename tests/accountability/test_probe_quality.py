@@ -400,3 +400,19 @@ def test_quality_sentence_of_a_night_probe_takes_its_bands_own_figures():
     assert text.startswith("eyes 15 px apart, noise 8.1 gray levels (band tiny-noisy): on degraded portraits")
     assert f"the model missed {100 * r80.rate:.0f}% of mates at 80 ({r80.errors}/{r80.trials})" in text
     assert text.endswith("more likely a look-alike than at portrait quality.")
+
+
+def test_a_band_half_measured_on_few_pairs_is_not_quoted_alone():
+    from faceaudit.accountability._probe_quality import MIN_BAND_PAIRS, ProbeQuality, quality_sentence
+    from faceaudit.engine import get_model
+
+    cal = get_model("sface").calibrated()
+    few = next(b for b in cal.probe_bands if b.genuine_pairs < MIN_BAND_PAIRS)  # e.g. a few noisy portraits
+    size = cal.by_band(few.band.rsplit("-", 1)[0])
+    assert size is not None
+    text = quality_sentence(ProbeQuality(40.0 if few.band.startswith("portrait") else 25.0, 50.0, 50.0, few.band, 6.0),
+                            "sface", 80.0)
+    assert f"{few.band} itself was measured on {few.genuine_pairs} mated pairs only" in text or \
+        f"{few.band} itself was not measured" in text
+    r80 = size.fnmr(80)
+    assert f"({r80.errors}/{r80.trials})" in text

@@ -43,6 +43,10 @@ one ("tiny-noisy": as low as a probe of that size goes, the same minimum as "tin
 BELOW_MEASURED = "below-measured"
 """The band of probes smaller than any condition ever measured."""
 
+MIN_BAND_PAIRS = 20
+"""Fewest mated pairs a band on both axes needs for the review sentence to quote its own miss rate;
+below, the sentence quotes its eye-distance band (day and night pooled) and says so."""
+
 MAX_MIN_EYE_DISTANCE_PX = 1000.0
 """The largest minimum eye distance a policy may ask for (pixels)."""
 
@@ -221,9 +225,10 @@ def quality_sentence(quality: ProbeQuality, model_version: str, threshold: float
     band = _band_of(quality)
     figures = band_figures(model_version, band.name, threshold)
     pooled = ""
-    if figures is None and band.noisy is not None:
+    if band.noisy is not None and (figures is None or figures.trials < MIN_BAND_PAIRS):
+        few = "was not measured" if figures is None else f"was measured on {figures.trials} mated pairs only"
         figures = band_figures(model_version, band.size.name, threshold)
-        pooled = f"; {band.name} itself was not measured: figures of band {band.size.name}, day and night pooled"
+        pooled = f"; {band.name} itself {few}: figures of band {band.size.name}, day and night pooled"
     elif band.noisy is None:
         pooled = "; noise not measured: figures of the eye-distance band, day and night pooled"
     if figures is None:
