@@ -237,7 +237,8 @@ def _print_probe_bands(cal) -> None:
         if b is None:
             rows.append((band.name, "not measured", "", "", ""))
             continue
-        fnmr = " / ".join(f"{r.fnmr.errors}/{r.fnmr.trials} = {_pct(r.fnmr.rate)}" for r in b.rates)
+        fnmr = " / ".join(f"{r.fnmr.errors}/{r.fnmr.trials} = {_pct(r.fnmr.rate)}" for r in b.rates) \
+            if b.genuine_pairs else "no mated pairs"
         fmr = " / ".join(f"{r.fmr.errors}/{r.fmr.trials:,}" + (f" = {r.fmr.rate:.2g}" if r.fmr.errors else "")
                           for r in b.rates)
         mix = ", ".join(f"{p.condition} {p.probes}" for p in b.by_condition)
