@@ -189,11 +189,12 @@ def quality_band(eye_distance_px: float) -> QualityBand:
 NOISY_LEVELS = 5.5
 """Face-box noise (:func:`measure_noise`, 8-bit gray levels) at or above which a probe is
 *noisy*: the capture axis of probe quality, beside eye distance. Chosen from the measured
-conditions (2018 portraits, SFace's detector, the presets of engine/_conditions.py;
-docs/public-audit/probe-bands.md): the night doorbell (gamma 2, sensor noise 6, H.264 at
-1 Mbit/s) reads 6.1 / 8.1 / 9.3 levels at its 5th / 50th / 95th percentile and 96.8% of its
-probes reach 5.5; every daylight preset reads at most 2.1 (none reaches it); the clean
-portraits 1.2 / 2.1 / 4.6, 2.4% of them at or above 5.5 (large, finely textured photos).
+conditions (the 535 2018 portraits, SFace's detector, the presets of engine/_conditions.py;
+the sface calibration file's ``probe_bands.noise_by_condition``, docs/public-audit/probe-bands.md):
+the night doorbell (gamma 2, sensor noise 6, H.264 at 1 Mbit/s) reads 6.09 / 8.09 / 9.30 levels
+at its 5th / 50th / 95th percentile and 506 of its 524 faces (96.6%) reach 5.5; the daylight
+presets read at most 2.04 at their 95th percentile and none reaches it; the clean portraits
+1.18 / 2.06 / 4.61, 13 of 535 (2.4%) at or above 5.5 (large, finely textured photos).
 Brightness was not used: a face's mean luminance also depends on the person's skin
 (the clean portraits of Black members read 35 at their 10th percentile, the night
 doorbell's probes 39 at their 90th), and the axis must say nothing about the person."""
