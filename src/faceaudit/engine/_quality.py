@@ -33,7 +33,7 @@ from faceaudit.engine._types import (
 )
 
 _SHARPNESS_SCALE = 300.0
-_NOISE_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+_NOISE_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 _FRONTAL_NOSE_RATIO = 0.55  # nose height between eye line (0) and mouth line (1), frontal face
 
 
@@ -73,8 +73,9 @@ def measure_noise(gray: np.ndarray) -> float:
     h, w = gray.shape[:2]
     if h < 3 or w < 3:
         return 0.0
-    response = cv2.filter2D(np.asarray(gray, np.float64), cv2.CV_64F, _NOISE_MASK)[1:-1, 1:-1]
-    return float(math.sqrt(math.pi / 2.0) * np.abs(response).sum() / (6.0 * (w - 2) * (h - 2)))
+    src = gray if gray.dtype in (np.uint8, np.float32) else np.asarray(gray, np.float32)
+    response = cv2.filter2D(src, cv2.CV_32F, _NOISE_MASK)[1:-1, 1:-1]  # exact for 8-bit pixels
+    return float(math.sqrt(math.pi / 2.0) * cv2.norm(response, cv2.NORM_L1) / (6.0 * (w - 2) * (h - 2)))
 
 
 def measure_quality(
