@@ -264,6 +264,12 @@ def test_the_probe_quality_section_draws_one_line_per_group_large_enough():
     assert 'id="probe-quality-groups"' in body and "Probe quality by race" in body
     assert re.search(r"20 / 25 = 80(\.0)?%<br><small>", body)  # the count and rate, then its interval
     assert f"c ({small})" in body  # the group left out, with its mated searches
+    # group labels are data: escaped in the chart and the table
+    evil = '<img src=x onerror="alert(1)">'
+    hostile = [condition(c["name"], c["target_eye_distance"], {evil: (1, 30), "b": (0, 25)},
+                         {evil: (1, 40), "b": (0, 30)}) for c in conditions]
+    page = render("probe_quality.html.j2", pq=probe_quality_section({"conditions": hostile}))
+    assert evil not in page and "&lt;img src=x" in page
     # with no column holding two groups large enough there is no per-group view
     for c in conditions:
         c["frames"] = [f for f in c["frames"] if f["column"] != "race"]
