@@ -416,3 +416,41 @@ def test_a_band_half_measured_on_few_pairs_is_not_quoted_alone():
         f"{few.band} itself was not measured" in text
     r80 = size.fnmr(80)
     assert f"({r80.errors}/{r80.trials})" in text
+
+
+def degraded_probe(bioguide: str, preset: str) -> bytes:
+    """The member's 2018 portrait as the preset's camera would take it (engine/_conditions.py, seeded),
+    on a gray canvas of the portrait's size, saved losslessly (PNG keeps the sensor noise)."""
+    import numpy as np
+
+    from faceaudit.engine import PRESETS, FaceEngine, degrade, load_image
+
+    img = load_image(portrait_2018(bioguide))
+    px = degrade(FaceEngine("sface").model.detector, img, PRESETS[preset]).image.pixels
+    canvas = np.full((img.height, img.width, 3), 128, np.uint8)
+    canvas[:px.shape[0], :px.shape[1]] = px
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_clear_minimum_refuses_the_night_probe_and_searches_the_day_one(cli, tmp_path):
+    """Both probes have their eyes about 15 px apart (band tiny); only the night one is noisy."""
+    day, night = tmp_path / "day.png", tmp_path / "night.png"
+    day.write_bytes(degraded_probe("C000141", "doorbell-day-3m"))
+    night.write_bytes(degraded_probe("C000141", "doorbell-night-3m"))
+    cli("policy", "set", "g", "--min-probe-quality", "tiny-clear")
+    out, _ = cli("policy", "get", "g")
+    assert "quality band tiny-clear or better" in out
+    _, err = cli("search", "g", str(night), "--threshold", "0", code=6)
+    assert "AccessDeniedException" in err and "probe quality band tiny-noisy" in err
+    assert "policy minimum band tiny-clear" in err
+    cli("search", "g", str(day), "--threshold", "0")
+    [refused] = [r for r in _records(tmp_path, "refused") if r.get("probe_quality")]
+    [search] = _records(tmp_path, "search")
+    assert refused["probe_quality"]["band"] == "tiny-noisy" and refused["probe_quality"]["noise"] >= 5.5
+    assert search["probe_quality"]["band"] == "tiny-clear" and search["probe_quality"]["noise"] < 5.5
+    # the size-only minimum keeps meaning what it meant: the night probe is searched under "tiny"
+    cli("policy", "set", "g", "--min-probe-quality", "tiny")
+    cli("search", "g", str(night), "--threshold", "0")
+    assert len(_records(tmp_path, "search")) == 2
