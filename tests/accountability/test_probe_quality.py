@@ -454,3 +454,23 @@ def test_a_clear_minimum_refuses_the_night_probe_and_searches_the_day_one(cli, t
     cli("policy", "set", "g", "--min-probe-quality", "tiny")
     cli("search", "g", str(night), "--threshold", "0")
     assert len(_records(tmp_path, "search")) == 2
+
+
+def test_without_bands_on_both_axes_the_sentence_quotes_the_size_band_and_says_so(monkeypatch):
+    """A calibration written before the noise axis (or a model not yet recalibrated): the night
+    probe's sentence quotes its eye-distance band, day and night pooled, and says so."""
+    from types import SimpleNamespace
+
+    from faceaudit import engine
+    from faceaudit.accountability._probe_quality import ProbeQuality, quality_sentence
+    from faceaudit.engine import get_model
+
+    real = get_model("sface").calibrated()
+    tiny = real.by_band("tiny")
+    assert tiny is not None
+    older = SimpleNamespace(by_band=lambda band: real.by_band(band) if "-" not in str(band) else None)
+    monkeypatch.setattr(engine, "get_model", lambda name: SimpleNamespace(calibrated=lambda: older))
+    text = quality_sentence(ProbeQuality(15.0, 45.0, 25.0, "tiny-noisy", 8.1), "sface", 80.0)
+    assert "tiny-noisy itself was not measured: figures of band tiny, day and night pooled" in text
+    r80 = tiny.fnmr(80)
+    assert f"missed {100 * r80.rate:.0f}% of mates at 80 ({r80.errors}/{r80.trials})" in text
