@@ -204,7 +204,7 @@ def band_figures(model_version: str, band: str, threshold: float) -> BandFigures
         return None
     at = max(usable, key=lambda r: r.similarity)
     parts = [(p.condition, p.at(at.similarity).fnmr) for p in rates.by_condition]
-    mix = ", ".join(f"{name} {100 * f.rate:.0f}%" for name, f in parts if f.trials)
+    mix = ", ".join(f"{name} {100 * f.rate:.0f}% ({f.errors}/{f.trials})" for name, f in parts if f.trials)
     condition = f"by condition: {mix}" if len(parts) > 1 else (parts[0][0] or "") if parts else ""
     return BandFigures(band, at.similarity, at.fnmr.rate, at.fnmr.errors, at.fnmr.trials, at.fmr.rate,
                        condition or "")
