@@ -143,8 +143,8 @@ def backend(tmp_path, clip, database_url):
     (buckets / "footage").mkdir(parents=True)
     shutil.copy(clip, buckets / "footage" / "doorbell.mp4")
     (buckets / "footage" / "junk.mp4").write_bytes(b"junk" * 1000)
-    fc = FaceCollections(tmp_path / "data", objects=FolderStore(buckets), video_sample_fps=1.0)
-    fc.database_url = database_url  # the jobs' database (None: the data dir's SQLite file)
+    fc = FaceCollections(tmp_path / "data", objects=FolderStore(buckets), video_sample_fps=1.0,
+                         database_url=database_url)
     fc.create_collection(collection_id="g")
     for m in ("C000127", "B000944"):
         fc.index_faces(collection_id="g", image=portrait_2014(m).read_bytes(), external_image_id=m)

@@ -212,9 +212,6 @@ def _jpeg(image: Image) -> bytes:
 class VideoOps(Backend):
     _video_pool: JobPool | None = None
     _job_reads: JobStore | None = None
-    database_url: str | None = None
-    """Where the stored-video jobs live: None, the data dir (``video-jobs.sqlite3``); a
-    ``postgresql://`` URL, that database, shared by every host given it (the backend's keyword)."""
 
     # -- plumbing --------------------------------------------------------------------------------
 
