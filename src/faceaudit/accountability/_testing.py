@@ -113,14 +113,14 @@ class TestingAPI:
 
     def __init__(self, data_dir: str | Path, model: str | None = None, database_url: str | None = None) -> None:
         """``database_url`` (``postgresql://...``): the audits' status and results live in that database,
-        shared by every host given it; None: in ``<data_dir>/audits``."""
+        shared by every host given it; None or ``sqlite:///path`` (one host): in ``<data_dir>/audits``."""
         self.root = Path(data_dir) / "audits"
         self.model = model
         self._db: Database | None = None
-        if database_url is not None:
+        if database_url is not None and not database_url.startswith("sqlite:///"):
             if not is_postgres_url(database_url):
-                raise InvalidParameterError("testing-API audits live in the data dir or in PostgreSQL "
-                                            "(postgresql://...): no other database holds them")
+                raise InvalidParameterError("testing-API audits live in the data dir or in PostgreSQL: "
+                                            "use sqlite:///path or postgresql://...")
             self._db = open_database(database_url, _PG_SCHEMA, qmark=True)
 
     # -- the operations --------------------------------------------------------------------

@@ -279,7 +279,8 @@ class JobStore:
     one connection per call).
 
     ``database_url`` None: ``<data_dir>/video-jobs.sqlite3``, as always; ``postgresql://...``:
-    the tables ``video_jobs`` / ``video_job_items`` there, shared by every host given the same URL.
+    the tables ``video_jobs`` / ``video_job_items`` there, shared by every host given the same URL;
+    ``sqlite:///path`` (the collections' file: one host) keeps the jobs in the data dir's own file.
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], database_url: str | None = None) -> None:
@@ -288,7 +289,7 @@ class JobStore:
         self._db: Database
         self.errors: tuple[type[BaseException], ...] = (sqlite3.Error, ServiceUnavailableError)
         """What a database may raise (the workers log it and carry on)."""
-        if database_url is None:
+        if database_url is None or database_url.startswith("sqlite:///"):
             self._db = SQLiteDatabase(self.path, SCHEMA, busy_timeout_s=BUSY_TIMEOUT_S, foreign_keys=False)
             self._jobs, self._items, self._lock = "jobs", "job_items", ""
         elif is_postgres_url(database_url):
@@ -299,7 +300,7 @@ class JobStore:
             self.errors += (psycopg.Error,)
         else:
             raise InvalidParameterError("stored-video jobs live in the data dir's SQLite file or in PostgreSQL "
-                                        "(postgresql://...): no other database holds them")
+                                        "(postgresql://...): use sqlite:///path or postgresql://...")
         self.postgres = self._db.dialect.name == "postgresql"
         self._idle: list[Any] = []
         self._idle_pid = os.getpid()
