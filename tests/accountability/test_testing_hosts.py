@@ -67,3 +67,13 @@ def test_a_dead_hosts_audits_read_failed_and_free_their_slots(tmp_path, postgres
     described = b.call(AUDITOR, "DescribeAudit", {"AuditId": ids[0]})
     assert described["Status"] == "FAILED" and "stopped" in described["Error"]
     assert b.call(AUDITOR, "StartAudit", _params())["Status"] == "QUEUED"  # their slots are free again
+
+
+def test_database_urls_the_testing_api_accepts(tmp_path):
+    from faceaudit._errors import InvalidParameterError
+    from faceaudit.accountability import TestingAPI
+
+    api = TestingAPI(tmp_path, database_url=f"sqlite:///{tmp_path / 'collections.db'}")  # one host: files
+    assert api.call(ADMIN, "ListAudits", {}) == {"Audits": []} and api._db is None
+    with pytest.raises(InvalidParameterError, match="postgresql://"):
+        TestingAPI(tmp_path, database_url="mysql://db.example/faceaudit")
