@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from faceaudit._errors import AccessDeniedError, InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext
+from faceaudit.accountability._store import RETENTION_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ class Retention:
                              bool(legal_hold) if legal_hold is not None else bool(old and old.legal_hold),
                              ctx.access_key_id, round(time.time(), 3))
         with self.acc._store.write() as conn:
-            conn.execute("INSERT OR REPLACE INTO retention VALUES (?, ?, ?, ?, ?)",
-                         (rule.collection_id, rule.days, int(rule.legal_hold), rule.set_by, rule.set_at))
+            conn.execute(self.acc._store.dialect.upsert(
+                "retention", ("collection_id", "days", "legal_hold", "set_by", "set_at"), ("collection_id",)),
+                (rule.collection_id, rule.days, int(rule.legal_hold), rule.set_by, rule.set_at))
         self.acc.log.append("retention-rule", {"access_key_id": ctx.access_key_id, "rule": rule.to_json()})
         return rule
 
@@ -126,9 +128,7 @@ class Retention:
                     "what": "faces", "face_ids": deleted, "count": len(deleted)}).seq)
         probes = self._expired_probes(rules, now)
         for digest in probes:
-            path = self.acc.probe_path(digest)
-            if path is not None:
-                path.unlink()
+            self.acc.delete_probe(digest)
         if probes:
             seqs.append(self.acc.log.append("retention", {
                 "access_key_id": ctx.access_key_id, "what": "probes", "probe_sha256": list(probes),
@@ -149,7 +149,7 @@ class Retention:
             else:
                 expire.add(digest)
         pending = {lead.probe_sha256 for lead in self.acc.leads("pending", 1_000_000)}
-        return sorted(d for d in expire - keep - pending if self.acc.probe_path(d) is not None)
+        return sorted(d for d in expire - keep - pending if self.acc.has_probe(d))
 
 
 def _rule(row) -> RetentionRule:
@@ -158,10 +158,16 @@ def _rule(row) -> RetentionRule:
 
 class DailyRetention:
     """Runs :meth:`Retention.apply` once a day in a daemon thread. Every worker process may run one:
-    an flock lets one apply at a time, and ``retention.last`` (the last run's time) once a day."""
+    an flock lets one apply at a time, and ``retention.last`` (the last run's time) once a day.
 
-    def __init__(self, data_dir, interval: float = DAY_SECONDS, check_every: float = 600.0) -> None:
+    With ``database_url`` (several hosts) every host may run one: ``pg_try_advisory_lock`` lets
+    one host of the deployment apply at a time (the others skip), and the database's
+    ``retention_runs`` row (the last run's time) once a day."""
+
+    def __init__(self, data_dir, interval: float = DAY_SECONDS, check_every: float = 600.0,
+                 database_url: str | None = None) -> None:
         self.data_dir = data_dir
+        self.database_url = database_url
         self.interval = interval
         self.check_every = min(check_every, interval)
         self._stop = threading.Event()
@@ -183,6 +189,8 @@ class DailyRetention:
             self._stop.wait(self.check_every)
 
     def run_once(self) -> RetentionReport | None:
+        if self.database_url is not None:
+            return self._run_once_shared()
         lock = os.path.join(self.data_dir, "retention.lock")
         fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -205,3 +213,24 @@ class DailyRetention:
             return report
         finally:
             os.close(fd)
+
+    def _run_once_shared(self) -> RetentionReport | None:
+        """One run for the whole deployment: the host holding the advisory lock applies (at most
+        once per interval, as the database's clock row says); a host that cannot take it skips."""
+        acc = Accountability(self.data_dir, database_url=self.database_url)
+        store = acc._store
+        conn = store._db.connect()  # a session of its own: the lock lives as long as it does
+        try:
+            row = conn.execute("SELECT pg_try_advisory_lock(?)", (RETENTION_LOCK,)).fetchone()
+            if not row[0]:
+                return None  # another host is applying retention right now
+            last = conn.execute("SELECT ran_at FROM retention_runs WHERE id = 1").fetchone()
+            if last is not None and time.time() - float(last[0]) < self.interval:
+                return None  # applied within the day (by this or another host)
+            report = Retention(acc).apply(CallerContext("server:retention", role="admin", source="server"))
+            conn.execute(store.dialect.upsert("retention_runs", ("id", "ran_at"), ("id",)), (1, time.time()))
+            log.info("retention: deleted %d face(s) and %d probe(s)",
+                     sum(map(len, report.faces.values())), len(report.probes))
+            return report
+        finally:
+            conn.close()  # (releases the advisory lock)

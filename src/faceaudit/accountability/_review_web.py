@@ -79,13 +79,15 @@ class ReviewWeb:
         if keys is None:
             from faceaudit.service import KeyStore
 
-            keys = KeyStore(self.data_dir)
+            keys = KeyStore(self.data_dir, database_url=acc.database_url)
         self.keys = keys
         self._secret: bytes | None = None
 
     # -- sessions --------------------------------------------------------------------------
 
     def _session_secret(self) -> bytes:
+        if self._secret is None and (shared := self.acc.session_signing_key()) is not None:
+            self._secret = shared  # every host signs and checks cookies with the deployment's key
         if self._secret is None:
             path = self.data_dir / "review-session.key"
             if not path.exists():
