@@ -25,8 +25,13 @@ BODY = b'{"CollectionId":"c"}'
 
 
 @pytest.fixture()
-def store(tmp_path):
-    return KeyStore(tmp_path)
+def store(tmp_path, database_url):
+    """The keys of a data dir's file, or of a deployment's database (issue 21)."""
+    return KeyStore(tmp_path, database_url=database_url)
+
+
+FILE_ONLY = pytest.mark.parametrize("database_url", [None])
+"""A test of the keys file itself (its mode, its permissions check)."""
 
 
 @pytest.fixture()
@@ -238,6 +243,7 @@ def test_presigned_query_auth_is_refused(store):
 
 # -- the key store ---------------------------------------------------------------------------------
 
+@FILE_ONLY
 def test_key_file_is_private_and_secrets_never_listed(store, key):
     mode = stat.S_IMODE(os.stat(store.path).st_mode)
     assert mode == 0o600
@@ -255,6 +261,7 @@ def test_roles(store):
         store.create(role="root")
 
 
+@FILE_ONLY
 def test_readable_key_file_is_refused(store, key):
     os.chmod(store.path, 0o644)
     with pytest.raises(KeyFileError, match="chmod 600"):
