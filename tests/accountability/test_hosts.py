@@ -18,6 +18,7 @@ from faceaudit.accountability import (
 )
 from faceaudit.accountability._retention import DailyRetention, Retention
 from faceaudit.accountability._review import Reviewer
+from faceaudit.accountability._review_web import ReviewWeb
 from faceaudit.accountability._store import RETENTION_LOCK
 from faceaudit.service import KeyStore
 
@@ -127,8 +128,21 @@ def test_review_session_key_and_sessions_are_shared(hosts):
     assert a.session_signing_key() == b.session_signing_key() and len(a.session_signing_key()) == 32
     session = a.open_session("AKALICE", 600)
     assert b.session_key(session) == "AKALICE"
+    web_a, web_b = ReviewWeb(a.data_dir, a, None), ReviewWeb(b.data_dir, b, None)
+    assert web_a._sign("session:" + session) == web_b._sign("session:" + session)  # a cookie from a works on b
+    assert not (a.data_dir / "review-session.key").exists()
     b.end_session(session)
     assert a.session_key(session) is None
+
+
+def test_the_service_extension_uses_the_database(tmp_path, postgres_url):
+    from faceaudit.accountability import AccountabilityExtension
+
+    KeyStore(tmp_path / "host-a", database_url=postgres_url).create("reviewer", person="Alice")
+    ext = AccountabilityExtension(tmp_path / "host-b", database_url=postgres_url)
+    assert ext.acc.database_url == postgres_url
+    (key,) = ext._key_store().list()
+    assert ext._person(key.access_key_id) == "Alice"
 
 
 def test_retention_deletes_the_probe_for_every_host(hosts):
@@ -153,3 +167,38 @@ def test_one_retention_runner_per_deployment(tmp_path, postgres_url):
         assert a.run_once() is None
     assert a.run_once() is not None  # the lock is free: a runs ...
     assert b.run_once() is None  # ... and b finds the day's run done
+
+
+def test_an_unreachable_database_is_a_503_not_a_traceback(tmp_path):
+    from faceaudit._errors import ServiceUnavailableError
+
+    url = "postgresql://nobody@127.0.0.1:1/faceaudit"  # (nothing listens on port 1)
+    acc = Accountability(tmp_path / "host", database_url=url)
+    with pytest.raises(ServiceUnavailableError, match="cannot be reached"):
+        acc.policy("mugshots")
+    with pytest.raises(ServiceUnavailableError):
+        KeyStore(tmp_path / "host", database_url=url).lookup("FAKIANYTHING")
+    assert ServiceUnavailableError.http_status == 503
+
+
+def test_a_dropped_connection_reconnects(hosts, postgres_url):
+    """The server ends a host's sessions (a restart, a failover): a read reconnects by itself; a
+    write in flight is a 503 (its fate unknown to the caller), the next one works."""
+    import psycopg
+
+    a, b = hosts
+    b.set_policy(ThresholdPolicy("mugshots", 99), ADMIN)
+    assert a.policy("mugshots").min_face_match_threshold == 99  # a's connection is open
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert a.policy("mugshots").min_face_match_threshold == 99
+    a.open_session("AKALICE", 60)  # (a write: this thread's connection was renewed by the read)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    from faceaudit._errors import ServiceUnavailableError
+
+    with pytest.raises(ServiceUnavailableError):
+        a.open_session("AKALICE", 60)
+    assert a.session_key(a.open_session("AKALICE", 60)) == "AKALICE"

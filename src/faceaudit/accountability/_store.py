@@ -293,7 +293,7 @@ class Store:
 
     def read(self) -> Any:
         """This thread's connection, for single statements (autocommit)."""
-        return self._conn()
+        return _Reader(self) if self.shared else self._conn()
 
     def for_update(self) -> str:
         """The suffix locking the selected rows until COMMIT (PostgreSQL); SQLite's BEGIN
@@ -332,3 +332,24 @@ class Store:
     def forget_probe(self, sha256: str) -> None:
         with self.write() as conn:
             conn.execute("DELETE FROM probe_images WHERE sha256 = ?", (sha256,))
+
+
+class _Reader:
+    """Single autocommit statements on a shared store's connection. A broken connection (the
+    server restarted, a failover) is dropped and the read tried once more on a new one (a read
+    changes nothing); if that fails too: ServiceUnavailableError (503)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        import psycopg
+
+        for attempt in (1, 2):
+            try:
+                return self._store._conn().execute(sql, params)
+            except psycopg.OperationalError as exc:
+                failure = self._store._dropped(exc)
+                if attempt == 2:
+                    raise failure from None
+        raise AssertionError("unreachable")  # pragma: no cover
