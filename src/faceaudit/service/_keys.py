@@ -237,10 +237,7 @@ class KeyStore:
             key = AccessKey(new_access_key_id(), new_secret(), role, time.time(), description=description,
                             person=person)
             with self._session(write=True) as conn:
-                conn.execute("INSERT INTO access_keys (access_key_id, secret, role, created, status, revoked, "
-                             "description, person) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (key.access_key_id, key.secret, key.role, key.created, key.status, key.revoked,
-                              key.description, key.person))
+                conn.execute(_INSERT_KEY, _row_of(key))
             return key
         with self._locked() as keys:
             key_id = new_access_key_id()
@@ -313,6 +310,33 @@ class KeyStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def copy_keys(data_dir: Path | str, database_url: str) -> int:
+    """Copy the data dir's ``access-keys.json`` into the database's ``access_keys`` (ids, secrets,
+    roles, persons, status and times unchanged: every client keeps signing as before); returns
+    how many. A database already holding keys is refused (ConflictError); one transaction."""
+    from faceaudit._errors import ConflictError
+
+    keys = KeyStore(data_dir).list()  # (KeyFileError: a keys file open to others)
+    target = KeyStore(data_dir, database_url=database_url)
+    with target._session(write=True) as conn:
+        if conn.execute("SELECT 1 FROM access_keys LIMIT 1").fetchone() is not None:
+            raise ConflictError("the database already holds access keys; copy into a database no deployment "
+                                "uses yet")
+        if keys:
+            conn.executemany(_INSERT_KEY, [_row_of(k) for k in keys])
+        copied = int(conn.execute("SELECT COUNT(*) FROM access_keys").fetchone()[0])
+    return copied
+
+
+_INSERT_KEY = ("INSERT INTO access_keys (access_key_id, secret, role, created, status, revoked, description, "
+               "person) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _row_of(key: AccessKey) -> tuple:
+    return (key.access_key_id, key.secret, key.role, key.created, key.status, key.revoked, key.description,
+            key.person)
 
 
 def _key_of(row: Any) -> AccessKey:
