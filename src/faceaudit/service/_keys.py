@@ -334,7 +334,7 @@ _INSERT_KEY = ("INSERT INTO access_keys (access_key_id, secret, role, created, s
                "person) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-def _row_of(key: AccessKey) -> tuple:
+def _row_of(key: AccessKey) -> tuple[Any, ...]:
     return (key.access_key_id, key.secret, key.role, key.created, key.status, key.revoked, key.description,
             key.person)
 
