@@ -86,7 +86,7 @@ class ReviewWeb:
     # -- sessions --------------------------------------------------------------------------
 
     def _session_secret(self) -> bytes:
-        if self._secret is None and (shared := self.acc.session_signing_key()) is not None:
+        if self._secret is None and self.acc is not None and (shared := self.acc.session_signing_key()) is not None:
             self._secret = shared  # every host signs and checks cookies with the deployment's key
         if self._secret is None:
             path = self.data_dir / "review-session.key"
