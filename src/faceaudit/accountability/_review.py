@@ -153,8 +153,9 @@ class ReviewQueue:
                 last_seq, offset = rec.seq, end
                 if rec.kind == "search" and rec.seq > made_before:
                     made += self._insert_leads(conn, rec.seq, rec.hash, rec.time, rec.data)
-            conn.execute(self._store.dialect.upsert("lead_sync", ("id", "last_seq", "log_offset"), ("id",)),
-                         (1, last_seq, offset))
+            if row is None or (last_seq, offset) != (row[0], row[1]):  # (nothing read: nothing to write)
+                conn.execute(self._store.dialect.upsert("lead_sync", ("id", "last_seq", "log_offset"), ("id",)),
+                             (1, last_seq, offset))
         return made
 
     def _insert_leads(self, conn, search_seq: int, search_hash: str, when: float, search: dict[str, Any]) -> int:
