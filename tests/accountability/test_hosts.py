@@ -156,6 +156,17 @@ def test_retention_deletes_the_probe_for_every_host(hosts):
     assert not (b.data_dir / "probes" / "ab" / ("ab" * 32)).exists()  # b's own copy went too
 
 
+def test_every_host_sweeps_its_copies_of_deleted_probes(hosts):
+    a, b = hosts
+    _search(a, n=0)
+    copy = b.probe_path("ab" * 32)  # (b made a copy: `faceaudit leads show` names it)
+    assert copy.read_bytes() == b"probe-bytes" and b.probe_bytes("ab" * 32) == b"probe-bytes"
+    a.delete_probe("ab" * 32)  # retention on a
+    assert copy.exists() and b.probe_bytes("ab" * 32) is None and not b.has_probe("ab" * 32)
+    assert DailyRetention(b.data_dir, database_url=b.database_url).run_once() is not None
+    assert not copy.exists()
+
+
 def test_one_retention_runner_per_deployment(tmp_path, postgres_url):
     import psycopg
 

@@ -94,6 +94,10 @@ def similarity_scale_of(model_version: str | None) -> str | None:
         return None
 
 
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 class Accountability:
     """Search log, threshold policies and the review queue of one data dir."""
 
@@ -193,9 +197,10 @@ class Accountability:
         """The kept probe image with this SHA-256 as a file (None when not kept).
 
         With a database the database holds the probe (every host sees it); the file is this
-        host's copy, made on demand and removed once the database no longer holds the probe
-        (retention deleted it on some host)."""
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        host's copy, made on demand (``faceaudit leads show`` names it) and removed once the
+        database no longer holds the probe (retention deleted it on some host): by the next call
+        here, or by :meth:`sweep_probe_copies` (every host's daily retention thread)."""
+        if not _is_sha256(sha256):
             return None
         path = self.probe_dir / sha256[:2] / sha256
         if self._store.shared:
@@ -219,15 +224,34 @@ class Accountability:
             return
         write_private(dest, data)  # same content whoever wins
 
+    def probe_bytes(self, sha256: str) -> bytes | None:
+        """The kept probe image with this SHA-256 (None when not kept); no file made."""
+        if self._store.shared:
+            return self._store.probe(sha256) if _is_sha256(sha256) else None
+        path = self.probe_path(sha256)
+        return path.read_bytes() if path is not None else None
+
+    def sweep_probe_copies(self) -> int:
+        """With a database: remove this host's copies of probes the database no longer holds
+        (deleted by retention on another host); returns how many. Without one: 0."""
+        if not self._store.shared:
+            return 0
+        removed = 0
+        for path in self.probe_dir.glob("??/*"):
+            if path.is_file() and not self._store.probe_kept(path.name):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def has_probe(self, sha256: str) -> bool:
         """Whether the probe with this SHA-256 is kept (without making a file of it)."""
         if self._store.shared:
-            return self._store.probe_kept(sha256)
+            return _is_sha256(sha256) and self._store.probe_kept(sha256)
         return self.probe_path(sha256) is not None
 
     def delete_probe(self, sha256: str) -> None:
         """Delete a kept probe (retention): the file, and with a database its row."""
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if not _is_sha256(sha256):
             return
         if self._store.shared:
             self._store.forget_probe(sha256)
@@ -347,7 +371,7 @@ class Accountability:
 
     def missing_evidence(self, lead: Lead) -> str:
         """Why a reviewer cannot compare the lead's two faces ("" when both images are there)."""
-        if not self.probe_path(lead.probe_sha256):
+        if not self.has_probe(lead.probe_sha256):
             return "the probe image was not kept"
         if not lead.candidate_face_id:
             return "the candidate has no stored face image (a user or a compared image)"

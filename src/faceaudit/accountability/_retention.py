@@ -218,6 +218,7 @@ class DailyRetention:
         """One run for the whole deployment: the host holding the advisory lock applies (at most
         once per interval, as the database's clock row says); a host that cannot take it skips."""
         acc = Accountability(self.data_dir, database_url=self.database_url)
+        acc.sweep_probe_copies()  # every host: its copies of probes deleted elsewhere go
         store = acc._store
         conn = store._db.connect()  # a session of its own: the lock lives as long as it does
         try:

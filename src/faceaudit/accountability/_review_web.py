@@ -199,7 +199,7 @@ class ReviewWeb:
         decidable = {lead.lead_id: self._may_decide(reviewer, lead) for lead in leads}
 
         def probe_url(lead: Lead) -> str | None:
-            if decidable[lead.lead_id] and self.acc.probe_path(lead.probe_sha256):
+            if decidable[lead.lead_id] and self.acc.has_probe(lead.probe_sha256):
                 return f"/review/images/lead/{lead.lead_id}/probe"
             return None
 
@@ -232,8 +232,7 @@ class ReviewWeb:
         if not self._may_decide(reviewer, lead):
             return None
         if which == "probe":
-            found = self.acc.probe_path(lead.probe_sha256)
-            return found.read_bytes() if found else None
+            return self.acc.probe_bytes(lead.probe_sha256)
         if which == "candidate":
             return self.acc.face_image(lead.candidate_face_id)
         return None
