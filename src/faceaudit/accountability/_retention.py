@@ -168,6 +168,7 @@ class DailyRetention:
                  database_url: str | None = None) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
+        self._shared_acc: Accountability | None = None
         self.interval = interval
         self.check_every = min(check_every, interval)
         self._stop = threading.Event()
@@ -217,7 +218,9 @@ class DailyRetention:
     def _run_once_shared(self) -> RetentionReport | None:
         """One run for the whole deployment: the host holding the advisory lock applies (at most
         once per interval, as the database's clock row says); a host that cannot take it skips."""
-        acc = Accountability(self.data_dir, database_url=self.database_url)
+        if self._shared_acc is None:  # (one for the thread's life: its connections are reused)
+            self._shared_acc = Accountability(self.data_dir, database_url=self.database_url)
+        acc = self._shared_acc
         acc.sweep_probe_copies()  # every host: its copies of probes deleted elsewhere go
         store = acc._store
         conn = store._db.connect()  # a session of its own: the lock lives as long as it does
