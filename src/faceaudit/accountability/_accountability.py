@@ -99,7 +99,8 @@ def _is_sha256(text: str) -> bool:
 
 
 class Accountability:
-    """Search log, threshold policies and the review queue of one data dir."""
+    """Search log, threshold policies and the review queue of one data dir (or, with
+    ``database_url``, of every host of a deployment on that database)."""
 
     def __init__(self, data_dir: str | os.PathLike[str],
                  face_image: Callable[[str], bytes | None] | None = None,
@@ -217,7 +218,8 @@ class Accountability:
         """Store the probe once, by content hash (0600; with a database: a row of
         ``probe_images``); safe under concurrent threads, workers and hosts."""
         if self._store.shared:
-            self._store.keep_probe(sha256, data, round(time.time(), 3))
+            if not self._store.probe_kept(sha256):  # (the same probe searched again: no re-upload)
+                self._store.keep_probe(sha256, data, round(time.time(), 3))
             return
         dest = self.probe_dir / sha256[:2] / sha256
         if dest.exists():
