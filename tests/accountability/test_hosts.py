@@ -193,8 +193,8 @@ def test_an_unreachable_database_is_a_503_not_a_traceback(tmp_path):
 
 
 def test_a_dropped_connection_reconnects(hosts, postgres_url):
-    """The server ends a host's sessions (a restart, a failover): a read reconnects by itself; a
-    write in flight is a 503 (its fate unknown to the caller), the next one works."""
+    """The server ends a host's sessions (a restart, a failover): reads and writes reconnect by
+    themselves; a write transaction cut in the middle is a 503 (rolled back), the next one works."""
     import psycopg
 
     a, b = hosts
@@ -204,12 +204,29 @@ def test_a_dropped_connection_reconnects(hosts, postgres_url):
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     assert a.policy("mugshots").min_face_match_threshold == 99
-    a.open_session("AKALICE", 60)  # (a write: this thread's connection was renewed by the read)
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    session = a.open_session("AKALICE", 60)  # a write on a dropped connection: BEGIN again
+    assert a.session_key(session) == "AKALICE"
     from faceaudit._errors import ServiceUnavailableError
 
-    with pytest.raises(ServiceUnavailableError):
-        a.open_session("AKALICE", 60)
-    assert a.session_key(a.open_session("AKALICE", 60)) == "AKALICE"
+    with pytest.raises(ServiceUnavailableError), a._store.write() as conn, \
+            psycopg.connect(postgres_url, autocommit=True) as admin:
+        conn.execute("UPDATE review_sessions SET notice = 'half done' WHERE session_id = ?", (session,))
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        conn.execute("UPDATE review_sessions SET ended = 1 WHERE session_id = ?", (session,))
+    assert a.take_notice(session) == "" and a.session_key(session) == "AKALICE"  # nothing of it kept
+
+
+def test_key_lookups_survive_a_dropped_connection(tmp_path, postgres_url):
+    import psycopg
+
+    keys = KeyStore(tmp_path / "host-a", database_url=postgres_url)
+    key = keys.create("operator")
+    assert keys.lookup(key.access_key_id) is not None
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert keys.lookup(key.access_key_id).secret == key.secret

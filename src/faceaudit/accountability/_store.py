@@ -278,18 +278,29 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Any]:
         """A write transaction (SQLite: BEGIN IMMEDIATE, one writer at a time across processes;
-        PostgreSQL: writers serialise on the rows they lock)."""
+        PostgreSQL: writers serialise on the rows they lock).
+
+        PostgreSQL: a connection found broken at BEGIN (the server restarted, a failover) is
+        replaced and BEGIN tried once more (nothing was done yet); one that breaks inside the
+        transaction is a ServiceUnavailableError (503): the server rolled it back, or, at
+        COMMIT, the caller cannot know, as with any database."""
         if not self.shared:
             with transaction(self._conn(), write=True) as conn:
                 yield conn
             return
         import psycopg
 
-        try:
-            with transaction(self._conn(), write=True) as conn:
-                yield conn
-        except psycopg.OperationalError as exc:
-            raise self._dropped(exc) from None
+        for attempt in (1, 2):
+            began = False
+            try:
+                with transaction(self._conn(), write=True) as conn:
+                    began = True
+                    yield conn
+                return
+            except psycopg.OperationalError as exc:
+                failure = self._dropped(exc)
+                if began or attempt == 2:
+                    raise failure from None
 
     def read(self) -> Any:
         """This thread's connection, for single statements (autocommit)."""

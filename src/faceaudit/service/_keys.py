@@ -154,25 +154,31 @@ class KeyStore:
 
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Any]:
-        """One transaction on this thread's database connection (a broken one is dropped: the
-        next call reconnects; the caller gets ServiceUnavailableError, HTTP 503)."""
+        """One transaction on this thread's database connection. A connection found broken at
+        BEGIN (the server restarted, a failover) is replaced and BEGIN tried once more; one that
+        breaks inside the transaction: ServiceUnavailableError (HTTP 503)."""
         import psycopg
 
         if self._db is None:
             raise KeyFileError("this key store keeps its keys in a file, not a database")
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(conn, "closed", False):
-            conn = self._local.conn = self._db.connect()
-        try:
-            with transaction(conn, write=write):
-                yield conn
-        except psycopg.OperationalError as exc:  # the server went away
-            self._local.conn = None
-            with contextlib.suppress(Exception):
-                conn.close()
-            lines = str(exc).strip().splitlines()
-            raise ServiceUnavailableError(
-                f"the access keys' database failed: {lines[-1] if lines else type(exc).__name__}") from None
+        for attempt in (1, 2):
+            conn = getattr(self._local, "conn", None)
+            if conn is None or getattr(conn, "closed", False):
+                conn = self._local.conn = self._db.connect()
+            began = False
+            try:
+                with transaction(conn, write=write):
+                    began = True
+                    yield conn
+                return
+            except psycopg.OperationalError as exc:  # the server went away
+                self._local.conn = None
+                with contextlib.suppress(Exception):
+                    conn.close()
+                if began or attempt == 2:
+                    lines = str(exc).strip().splitlines()
+                    raise ServiceUnavailableError(
+                        f"the access keys' database failed: {lines[-1] if lines else type(exc).__name__}") from None
 
     def check_permissions(self) -> None:
         """KeyFileError if the keys file is readable or writable by group or others (keys in a
