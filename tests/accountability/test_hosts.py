@@ -230,3 +230,33 @@ def test_key_lookups_survive_a_dropped_connection(tmp_path, postgres_url):
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     assert keys.lookup(key.access_key_id).secret == key.secret
+
+
+def _host_searches(data_dir: str, url: str, host: str, n: int) -> None:
+    acc = Accountability(data_dir, database_url=url)
+    ctx = CallerContext(f"AK{host}", case_reference="case-9", person=f"Operator {host}")
+    for i in range(n):
+        digest = f"{host}{i:03d}".encode().hex().ljust(64, "0")
+        acc.record(ctx, SearchRecord("SearchFacesByImage", "mugshots", "v1", 99.0, 10, digest,
+                                     [Candidate(99.5, face_id=f"{host}-{i}"), Candidate(99.1, face_id=f"{host}-{i}b")]),
+                   probe=digest.encode())
+
+
+def test_two_host_processes_searching_at_once_make_every_lead_once(tmp_path, postgres_url):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_host_searches, args=(str(tmp_path / f"host-{h}"), postgres_url, h, 15))
+             for h in ("A", "B")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0]
+    acc = Accountability(tmp_path / "host-c", database_url=postgres_url)
+    leads = acc.leads(limit=1000)
+    assert len(leads) == 60 and len({lead.lead_id for lead in leads}) == 60
+    assert sorted({lead.candidate_face_id for lead in leads}) == sorted(
+        f"{h}-{i}{s}" for h in "AB" for i in range(15) for s in ("", "b"))
+    result = acc.log.verify()
+    assert result.ok and result.records == 30
