@@ -2,21 +2,20 @@
 """Benchmark the accountability store per request: the data dir (SQLite, JSONL log, files)
 against PostgreSQL (issue 21).
 
-Usage: python scripts/bench_accountability.py [--n N] [--database-url postgresql://...]
+Usage: python scripts/bench_accountability.py --database-url postgresql://... [--n N]
 
 Times, N times each, what one request costs the accountability layer: the policy check of a
 search (``authorize``: a read), recording a search with one candidate (``record``: the log
 append, the kept probe, the lead made from the log), listing pending leads, a reviewer's
 decision (lead row locked, log append, decision row) and an access key lookup (per signed
-request). Without --database-url a throwaway PostgreSQL server is started from the local
-binaries (tests/_postgres.py) with its default durability. Absolute numbers on a shared
+request). --database-url names an empty PostgreSQL database (e.g. one made on a throwaway
+server: tests/_postgres.py ``throwaway_server().new_database()``). Absolute numbers on a shared
 machine are noisy: compare within one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import statistics
 import sys
@@ -76,15 +75,10 @@ def bench(data_dir: Path, url: str | None, n: int) -> dict[str, list[float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=300, help="calls of each operation (default 300)")
-    ap.add_argument("--database-url", help="an existing, empty PostgreSQL database (default: a throwaway server)")
+    ap.add_argument("--database-url", required=True, help="an existing, empty PostgreSQL database")
     args = ap.parse_args()
-    with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-acc-")))
-        url = args.database_url
-        if url is None:
-            from tests._postgres import throwaway_server
-
-            url = stack.enter_context(throwaway_server(fsync=True)).new_database()
+    with tempfile.TemporaryDirectory(prefix="bench-acc-") as name:
+        tmp, url = Path(name), args.database_url
         results = {"sqlite": bench(tmp / "sqlite", None, args.n), "postgresql": bench(tmp / "pg", url, args.n)}
         print(f"{'operation':<12}{'store':<12}{'calls':>7}{'p50 ms':>9}{'p95 ms':>9}")
         for op in results["sqlite"]:
