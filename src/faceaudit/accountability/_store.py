@@ -11,7 +11,6 @@ signing key (``deployment_secrets``) and the last retention run (``retention_run
 from __future__ import annotations
 
 import contextlib
-import logging
 import secrets as _secrets
 import sqlite3
 import threading
@@ -22,8 +21,6 @@ from typing import Any
 
 from faceaudit._db import Dialect, Schema, SQLiteDatabase, open_database, transaction
 from faceaudit._errors import ServiceUnavailableError
-
-log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS policies (
