@@ -260,3 +260,11 @@ def test_two_host_processes_searching_at_once_make_every_lead_once(tmp_path, pos
         f"{h}-{i}{s}" for h in "AB" for i in range(15) for s in ("", "b"))
     result = acc.log.verify()
     assert result.ok and result.records == 30
+
+
+def test_the_store_takes_only_postgresql(tmp_path):
+    from faceaudit import InvalidParameterError
+    from faceaudit.accountability._store import Store
+
+    with pytest.raises(InvalidParameterError, match="PostgreSQL"):
+        Store(tmp_path / "accountability.db", f"sqlite:///{tmp_path}/x.db")

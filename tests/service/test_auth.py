@@ -272,3 +272,15 @@ def test_revoke_unknown_key(store):
     from faceaudit._errors import ResourceNotFoundError
     with pytest.raises(ResourceNotFoundError):
         store.revoke("FAKINOPE")
+
+
+def test_keys_in_a_sqlite_database_url(tmp_path):
+    """database_url may name a SQLite file (sqlite:///path): the same table, the same API."""
+    url = f"sqlite:///{tmp_path}/data/deployment.db"
+    store = KeyStore(tmp_path / "data", database_url=url)
+    key = store.create("reviewer", person="Rita")
+    other = KeyStore(tmp_path / "elsewhere", database_url=url)
+    assert other.lookup(key.access_key_id).person == "Rita"
+    other.revoke(key.access_key_id)
+    assert not store.lookup(key.access_key_id).active
+    assert not (tmp_path / "data" / "access-keys.json").exists()

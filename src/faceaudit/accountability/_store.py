@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from faceaudit._db import Dialect, Schema, SQLiteDatabase, open_database, transaction
-from faceaudit._errors import ServiceUnavailableError
+from faceaudit._db import Dialect, Schema, SQLiteDatabase, is_postgres_url, open_database, transaction
+from faceaudit._errors import InvalidParameterError, ServiceUnavailableError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS policies (
@@ -240,8 +240,11 @@ class Store:
         self._db: Any
         if database_url is None:
             self._db = SQLiteDatabase(self.path, SCHEMA, busy_timeout_s=30.0, row_factory=sqlite3.Row)
-        else:
+        elif is_postgres_url(database_url):
             self._db = open_database(database_url, PG_SCHEMA, timeout_s=30.0, qmark=True)
+        else:
+            raise InvalidParameterError("the accountability store goes to the data dir's accountability.db "
+                                        "or to PostgreSQL (postgresql://...)")
         self._local = threading.local()
 
     @property

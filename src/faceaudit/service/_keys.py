@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import secrets
+import sqlite3
 import stat
 import threading
 import time
@@ -34,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from faceaudit._db import Schema, open_database, transaction
+from faceaudit._db import Schema, SQLiteDatabase, open_database, transaction
 from faceaudit._errors import InvalidParameterError, KeyFileError, ResourceNotFoundError, ServiceUnavailableError
 
 KEYS_FILE = "access-keys.json"
@@ -126,8 +127,9 @@ class KeyStore:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._keys: dict[str, AccessKey] = {}
-        self._db = None if database_url is None else open_database(database_url, KEYS_SCHEMA, qmark=True,
-                                                                   check_same_thread=False)
+        self._db = None if database_url is None else open_database(database_url, KEYS_SCHEMA, qmark=True)
+        if isinstance(self._db, SQLiteDatabase):  # (sqlite:///path: rows by name, as PostgreSQL's)
+            self._db.row_factory = sqlite3.Row
         self._local = threading.local()
 
     # -- reading -----------------------------------------------------------------------------
