@@ -180,6 +180,17 @@ def test_one_retention_runner_per_deployment(tmp_path, postgres_url):
     assert b.run_once() is None  # ... and b finds the day's run done
 
 
+def test_a_manual_retention_run_waits_for_the_other_hosts(hosts, postgres_url):
+    import psycopg
+
+    a, _ = hosts
+    with psycopg.connect(postgres_url, autocommit=True) as other:  # a host applying right now
+        other.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK,))
+        with pytest.raises(ConflictError, match="another host"):
+            Retention(a).apply(ADMIN)
+    assert Retention(a).apply(ADMIN).faces == {}
+
+
 def test_an_unreachable_database_is_a_503_not_a_traceback(tmp_path):
     from faceaudit._errors import ServiceUnavailableError
 

@@ -13,14 +13,17 @@ operation is refused too (:mod:`._holds`).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from faceaudit._errors import AccessDeniedError, InvalidParameterError
+from faceaudit._errors import AccessDeniedError, ConflictError, InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext
 from faceaudit.accountability._store import RETENTION_LOCK
 
@@ -90,7 +93,19 @@ class Retention:
         return [_rule(r) for r in self._conn().execute("SELECT * FROM retention ORDER BY collection_id")]
 
     def apply(self, ctx: CallerContext, now: float | None = None) -> RetentionReport:
-        """Delete what every rule has expired; one log record per collection and one for probes."""
+        """Delete what every rule has expired; one log record per collection and one for probes.
+
+        With a database one run at a time per deployment: while another host applies retention
+        this raises ConflictError (try again when it has finished)."""
+        if not self.acc._store.shared:
+            return self._apply(ctx, now)
+        with deployment_lock(self.acc) as conn:
+            if conn is None:
+                raise ConflictError("retention is being applied by another host of this deployment right now; "
+                                    "try again when it has finished")
+            return self._apply(ctx, now)
+
+    def _apply(self, ctx: CallerContext, now: float | None) -> RetentionReport:
         now = time.time() if now is None else now
         rules = {r.collection_id: r for r in self.rules()}
         fc = self.acc.collections()
@@ -150,6 +165,18 @@ class Retention:
                 expire.add(digest)
         pending = {lead.probe_sha256 for lead in self.acc.leads("pending", 1_000_000)}
         return sorted(d for d in expire - keep - pending if self.acc.has_probe(d))
+
+
+@contextlib.contextmanager
+def deployment_lock(acc: Accountability) -> Iterator[Any]:
+    """The deployment's retention lock (``pg_try_advisory_lock`` on a session of its own, held
+    until the block ends): the session, or None when another host holds the lock."""
+    conn = acc._store._db.connect()
+    try:
+        row = conn.execute("SELECT pg_try_advisory_lock(?)", (RETENTION_LOCK,)).fetchone()
+        yield conn if row[0] else None
+    finally:
+        conn.close()  # (releases the lock)
 
 
 def _rule(row) -> RetentionRule:
@@ -222,19 +249,14 @@ class DailyRetention:
             self._shared_acc = Accountability(self.data_dir, database_url=self.database_url)
         acc = self._shared_acc
         acc.sweep_probe_copies()  # every host: its copies of probes deleted elsewhere go
-        store = acc._store
-        conn = store._db.connect()  # a session of its own: the lock lives as long as it does
-        try:
-            row = conn.execute("SELECT pg_try_advisory_lock(?)", (RETENTION_LOCK,)).fetchone()
-            if not row[0]:
+        with deployment_lock(acc) as conn:
+            if conn is None:
                 return None  # another host is applying retention right now
             last = conn.execute("SELECT ran_at FROM retention_runs WHERE id = 1").fetchone()
             if last is not None and time.time() - float(last[0]) < self.interval:
                 return None  # applied within the day (by this or another host)
-            report = Retention(acc).apply(CallerContext("server:retention", role="admin", source="server"))
-            conn.execute(store.dialect.upsert("retention_runs", ("id", "ran_at"), ("id",)), (1, time.time()))
+            report = Retention(acc)._apply(CallerContext("server:retention", role="admin", source="server"), None)
+            conn.execute(acc._store.dialect.upsert("retention_runs", ("id", "ran_at"), ("id",)), (1, time.time()))
             log.info("retention: deleted %d face(s) and %d probe(s)",
                      sum(map(len, report.faces.values())), len(report.probes))
             return report
-        finally:
-            conn.close()  # (releases the advisory lock)
