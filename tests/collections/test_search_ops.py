@@ -10,7 +10,15 @@ from faceaudit.collections import FaceCollections
 from faceaudit.engine import get_model
 from tests.conftest import MEMBERS, blank_image, meds, portrait_2014, portrait_2018, side_by_side
 
+pytestmark = pytest.mark.usefixtures("on_both_databases")  # SQLite and PostgreSQL
+
 SFACE = get_model("sface")
+
+
+@pytest.fixture
+def gallery(gallery, on_both_databases, request):
+    """The session's gallery: on SQLite, or its twin in PostgreSQL."""
+    return gallery if on_both_databases is None else request.getfixturevalue("gallery_postgresql")
 
 
 def test_search_by_image_defaults_and_shape(gallery):
@@ -113,6 +121,7 @@ def test_search_faces_excludes_the_face_itself(gallery):
         fc.search_faces(collection_id="nope", face_id=faces["B000944"])
 
 
+@pytest.mark.sqlite_only
 def test_numpy_and_faiss_backends_agree(gallery, sface_engine):
     fc, _ = gallery
     oracle = FaceCollections(fc.data_dir, index="numpy", engines={"sface": sface_engine})
@@ -124,6 +133,7 @@ def test_numpy_and_faiss_backends_agree(gallery, sface_engine):
         assert [x.similarity for x in a.face_matches] == pytest.approx([x.similarity for x in b.face_matches], abs=1e-3)
 
 
+@pytest.mark.sqlite_only
 def test_a_collection_is_pinned_to_its_model(tmp_path, sface_engine):
     fc = FaceCollections(tmp_path, engines={"sface": sface_engine})
     fc.create_collection(collection_id="d", model="dlib")

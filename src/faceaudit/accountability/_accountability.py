@@ -36,6 +36,7 @@ class CallerContext:
     request_id: str = ""
     person: str = ""
     audit: bool = False
+    client: str = ""  # the client's address over HTTP (a trusted proxy's X-Forwarded-For); "" from the CLI
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,12 @@ class Accountability:
         self.policies = PolicyStore(self._store)
         self.reviews = ReviewQueue(self._store, self.log)
         self.probe_dir = self.data_dir / "probes"
+
+    def check_health(self) -> None:
+        """Readiness: the search log's head and the policy/lead store answer one read each (an
+        exception when either does not)."""
+        self.log.head()
+        self._store.read().execute("SELECT 1").fetchone()
 
     # -- policy ------------------------------------------------------------------
 
@@ -269,7 +276,7 @@ class Accountability:
         return {
             "access_key_id": ctx.access_key_id, "role": ctx.role, "source": ctx.source,
             "request_id": ctx.request_id, "case_reference": ctx.case_reference, "purpose": ctx.purpose,
-            "person": ctx.person, "audit": ctx.audit,
+            "person": ctx.person, "audit": ctx.audit, **({"client": ctx.client} if ctx.client else {}),
         }
 
     def record_index_tag(self, ctx: CallerContext, operation: str, collection_id: str,

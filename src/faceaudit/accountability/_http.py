@@ -95,6 +95,10 @@ class AccountabilityExtension:
             raise AccessDeniedError(reason)
         authorize(caller.role, operation, native, audit=audit)
 
+    def check_health(self) -> None:
+        """Readiness of the search log and the policy/lead store (see :meth:`Accountability.check_health`)."""
+        self.acc.check_health()
+
     def _start_retention(self) -> None:
         """Start the daily retention thread in this worker process (after the fork, never before)."""
         if self._daily_retention and self._retention_pid != os.getpid():
@@ -112,7 +116,8 @@ class AccountabilityExtension:
             )
         return CallerContext(access_key_id=caller.access_key_id, role=caller.role, case_reference=case,
                              purpose=purpose, source="http", request_id=caller.request_id,
-                             person=self._person(caller.access_key_id))
+                             person=self._person(caller.access_key_id),
+                             client=caller.remote)
 
     def _key_store(self):
         if self._keys is None:

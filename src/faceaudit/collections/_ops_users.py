@@ -8,7 +8,6 @@ higher is more alike); a user without faces never matches.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ from faceaudit.collections._results import (
     User,
     UserMatch,
 )
-from faceaudit.collections._store import CollectionRow
+from faceaudit.collections._store import CollectionRow, Connection
 from faceaudit.engine import load_image, report_probe
 
 MAX_FACES_PER_USER = 100
@@ -43,7 +42,7 @@ def _status(face_count: int) -> str:
 
 
 class UserOps(Backend):
-    def _user_row(self, conn: sqlite3.Connection, coll: CollectionRow, user_id: str) -> int:
+    def _user_row(self, conn: Connection, coll: CollectionRow, user_id: str) -> int:
         row = self._store.find_user(conn, coll.rowid, user_id)
         if row is None:
             raise ResourceNotFoundError(f"user {user_id!r} does not exist in collection {coll.name!r}")
