@@ -40,7 +40,8 @@ class ThresholdPolicy:
         on every model. When both this and ``min_face_match_threshold`` are set, the stricter wins.
     min_eye_distance_px: the smallest probe face a search may use: pixels between its eyes.
     min_probe_quality: the lowest probe quality band a search may use (a name of
-        :data:`faceaudit.engine.QUALITY_BANDS`, e.g. "small").
+        :data:`faceaudit.accountability._probe_quality.BAND_NAMES`, e.g. "small", or "small-clear"
+        for eyes at least 20 px apart and a face without the sensor noise of the night).
     on_low_quality: what happens to a probe below either minimum: refused, or searched and flagged.
     """
 
