@@ -151,7 +151,7 @@ def test_put_collection_policy_over_http_refuses_a_small_probe(tmp_path):
     assert search["probe_quality"]["band"] == "portrait-clear"
 
 
-def _lead_with_quality(tmp_path, eyes: float, flag: str = ""):
+def _lead_with_quality(tmp_path, eyes: float, flag: str = "", database_url=None):
     from faceaudit.accountability import (
         Accountability,
         CallerContext,
@@ -161,7 +161,7 @@ def _lead_with_quality(tmp_path, eyes: float, flag: str = ""):
     from faceaudit.accountability._probe_quality import ProbeQuality
     from faceaudit.engine import Quality, get_model
 
-    acc = Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop")
+    acc = Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop", database_url=database_url)
     acc.record(CallerContext("AKOPER", role="operator", case_reference="c-1"), SearchRecord(
         operation="SearchFacesByImage", collection_id="g", model_version=get_model("sface").version,
         threshold=80.0, max_faces=5, probe_sha256="ab" * 32, candidates=(Candidate(91.0, face_id="f1"),),
@@ -179,13 +179,14 @@ def _page(lead) -> str:
                               candidate_url=lambda item: None, missing=lambda item: "", may_decide=lambda item: True)
 
 
-def test_review_page_says_the_probe_quality_and_what_its_band_means(tmp_path, monkeypatch):
+def test_review_page_says_the_probe_quality_and_what_its_band_means(tmp_path, monkeypatch, database_url):
     from types import SimpleNamespace
 
     from faceaudit import engine
     from faceaudit.engine import get_model
 
-    lead = _lead_with_quality(tmp_path, 18.0, flag="probe eyes 18 px apart, policy minimum 20")
+    lead = _lead_with_quality(tmp_path, 18.0, flag="probe eyes 18 px apart, policy minimum 20",
+                              database_url=database_url)
     page = _page(lead)
     assert "eyes 18 px apart (band tiny), sharpness 40, brightness 21" in page
     # the shipped calibration's own figure for the band (make calibrate, issue 19 item 3)

@@ -69,9 +69,11 @@ class AccountabilityExtension:
         face_image: Callable[[str], bytes | None] | None = None,
         testing: Any = None,
         daily_retention: bool = False,
+        database_url: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.acc = Accountability(self.data_dir, face_image=face_image)
+        self.database_url = database_url
+        self.acc = Accountability(self.data_dir, face_image=face_image, database_url=database_url)
         self._keys = keys
         self._testing = testing
         self._web: ReviewWeb | None = None
@@ -103,7 +105,7 @@ class AccountabilityExtension:
             from faceaudit.accountability._retention import DailyRetention
 
             self._retention_pid = os.getpid()
-            DailyRetention(self.data_dir).start()
+            DailyRetention(self.data_dir, database_url=self.database_url).start()
 
     def context(self, caller) -> CallerContext:
         case = caller.header(CASE_HEADER).strip()
@@ -121,7 +123,7 @@ class AccountabilityExtension:
         if self._keys is None:
             from faceaudit.service import KeyStore
 
-            self._keys = KeyStore(self.data_dir)
+            self._keys = KeyStore(self.data_dir, database_url=self.database_url)
         return self._keys
 
     def _person(self, access_key_id: str) -> str:

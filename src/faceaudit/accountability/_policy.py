@@ -199,6 +199,11 @@ def policy_meaning(threshold: float, model: str, gallery_size: int) -> PolicyMea
     )
 
 
+_POLICY_COLUMNS = ("collection_id", "min_face_match_threshold", "max_faces", "require_case_reference",
+                   "purpose", "set_by", "set_at", "max_false_match_rate", "min_eye_distance_px",
+                   "min_probe_quality", "on_low_quality")
+
+
 class PolicyStore:
     """Reads and writes policies; only the admin role may write."""
 
@@ -257,10 +262,7 @@ class PolicyStore:
         )
         with self._store.write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO policies (collection_id, min_face_match_threshold, max_faces, "
-                "require_case_reference, purpose, set_by, set_at, max_false_match_rate, "
-                "min_eye_distance_px, min_probe_quality, on_low_quality) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._store.dialect.upsert("policies", _POLICY_COLUMNS, ("collection_id",)),
                 (stamped.collection_id, stamped.min_face_match_threshold, stamped.max_faces,
                  int(stamped.require_case_reference), stamped.purpose, actor, stamped.set_at,
                  stamped.max_false_match_rate, stamped.min_eye_distance_px, stamped.min_probe_quality,
