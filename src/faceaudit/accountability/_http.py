@@ -105,7 +105,7 @@ class AccountabilityExtension:
             from faceaudit.accountability._retention import DailyRetention
 
             self._retention_pid = os.getpid()
-            DailyRetention(self.data_dir).start()
+            DailyRetention(self.data_dir, database_url=self.database_url).start()
 
     def context(self, caller) -> CallerContext:
         case = caller.header(CASE_HEADER).strip()
@@ -123,7 +123,7 @@ class AccountabilityExtension:
         if self._keys is None:
             from faceaudit.service import KeyStore
 
-            self._keys = KeyStore(self.data_dir)
+            self._keys = KeyStore(self.data_dir, database_url=self.database_url)
         return self._keys
 
     def _person(self, access_key_id: str) -> str:

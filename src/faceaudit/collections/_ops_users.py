@@ -16,7 +16,7 @@ from faceaudit._errors import ConflictError, ResourceNotFoundError, ServiceQuota
 from faceaudit.collections import _tokens
 from faceaudit.collections import _validate as v
 from faceaudit.collections._backend import Backend
-from faceaudit.collections._ops_search import searchable_faces
+from faceaudit.collections._ops_search import searchable_faces, stored_probe_quality
 from faceaudit.collections._results import (
     AssociateFacesResult,
     CreateUserResult,
@@ -252,6 +252,9 @@ class UserOps(Backend):
                 if row is None:
                     raise ResourceNotFoundError(f"face {searched} is not in collection {name!r}")
                 rows = [row.rowid]
+            quality = stored_probe_quality(conn, rows)
+            if quality is not None:
+                report_probe(quality)  # the stored face(s) are the probe: a minimum-quality policy may refuse here
             _, queries = self._store.embeddings(conn, coll.rowid, coll.dimension, rows)
             ranked = self._search_users(conn, coll, queries, limit, threshold, rows, exclude_user) if rows else []
         return SearchUsersResult(
