@@ -29,6 +29,10 @@ def _deployment(capsys, data: str) -> None:
 def test_migrate_copies_the_search_log_record_for_record_and_verifies_it(tmp_path, capsys, postgres_url):
     data = str(tmp_path / "data")
     _deployment(capsys, data)
+    from faceaudit.collections._jobs import JobStore  # a stored-video job (queued) to carry along
+
+    JobStore(tmp_path / "data").submit("face-detection", {"Video": {"S3Object": {"Bucket": "b", "Name": "v.mp4"}}},
+                                       None, None, {})
     source = SearchLog(tmp_path / "data" / "search-log.jsonl")
     local = source.verify()
     assert local.ok and local.records >= 3  # the policy and both searches (and whatever else is logged)
@@ -40,6 +44,7 @@ def test_migrate_copies_the_search_log_record_for_record_and_verifies_it(tmp_pat
     assert (doc["LogRecords"], doc["LogHead"]) == (local.records, local.head_hash)
     assert doc["Tables"]["collections.collections"] == 1 and doc["Tables"]["collections.faces"] == 1
     assert doc["Tables"]["collections.face_log"] >= 1 and "collections.sqlite3" not in doc["NotCopied"]
+    assert doc["Tables"]["video jobs.video_jobs"] == 1 and doc["Tables"]["video jobs.video_job_items"] == 0
 
     # the same records, byte for byte: the export of the database log is the JSONL file
     exported = tmp_path / "export.jsonl"

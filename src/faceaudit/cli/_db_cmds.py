@@ -39,15 +39,16 @@ def store_tables() -> tuple[StoreTables, ...]:
 
     A store joins when it has a PostgreSQL schema: add its :class:`~faceaudit._db.StoreTables`
     (name, SQLite file in the data dir, the two schemas, tables in foreign-key order) here.
-    Issue 21: the video jobs (helper B: ``jobs``/``job_items`` -> ``video_jobs``/``video_job_items``
-    through ``renamed``) join when that branch is merged; the accountability store and the keys copy
-    themselves (:func:`store_copies`).
+    The accountability store and the keys copy themselves (:func:`store_copies`).
     """
-    from faceaudit.collections import _store as collections_store  # (its schemas are not public)
+    from faceaudit.collections import _jobs as jobs_store
+    from faceaudit.collections import _store as collections_store  # (their schemas are not public)
 
     return (
         StoreTables("collections", "collections.sqlite3", collections_store.SCHEMA, collections_store.PG_SCHEMA,
                     ("collections", "images", "users", "faces", "face_log", "idempotency", "face_thumbnails")),
+        StoreTables("video jobs", "video-jobs.sqlite3", jobs_store.SCHEMA, jobs_store.PG_SCHEMA, ("jobs", "job_items"),
+                    renamed={"jobs": "video_jobs", "job_items": "video_job_items"}),
     )
 
 

@@ -210,7 +210,8 @@ def build_app(config, limiter):
     # accountability by construction: every identification is logged, policies and roles hold,
     # and auditor keys can test the deployed model (testing API); retention rules are applied
     # once a day (by one worker at a time, started in the worker on its first request)
-    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir), daily_retention=True,
+    testing = TestingAPI(config.data_dir, database_url=config.database_url)
+    extension = AccountabilityExtension(config.data_dir, testing=testing, daily_retention=True,
                                         database_url=config.database_url)
     # every person found by a video face search is logged before the job can succeed
     options = config.backend_options or BackendOptions()
