@@ -64,7 +64,7 @@ class BackendOptions:
     """
 
     database_url: str | None = None
-    """Where the collections live: None, the data dir's SQLite file; ``postgresql://...``, a
+    """Where the collections and stored-video jobs live: None, the data dir's SQLite files; ``postgresql://...``, a
     PostgreSQL database shared by several hosts (each keeps its in-memory index in step with it)."""
     search_config: SearchConfig | None = None
     """Vector store and index choices; None: the environment's settings (``faceaudit._settings``)."""
@@ -129,6 +129,7 @@ class Backend:
         self.region = region
         self.account_id = account_id
         self._store = Store(self.data_dir, database_url)
+        self.database_url = database_url  # (the stored-video jobs live there too: see _ops_video)
         # vector store and per-collection index choices; default: the environment's settings
         self._cache = IndexCache(self.data_dir, kind=index, snapshot_min_faces=snapshot_min_faces,
                                  config=search_config or SearchConfig.from_env())

@@ -224,7 +224,7 @@ class VideoOps(Backend):
             with self._engine_lock:
                 if self._video_pool is None:
                     self._video_pool = JobPool(
-                        JobStore(self.data_dir),
+                        JobStore(self.data_dir, database_url=self.database_url),
                         {FACE_DETECTION: self._run_face_detection, FACE_SEARCH: self._run_face_search},
                         workers=self.video_workers,
                     )
@@ -310,7 +310,7 @@ class VideoOps(Backend):
         if self._video_pool is not None:
             return self._video_pool.store.requester_of(job_id)
         if self._job_reads is None:  # reads only: no worker started for them
-            self._job_reads = JobStore(self.data_dir)
+            self._job_reads = JobStore(self.data_dir, database_url=self.database_url)
         return self._job_reads.requester_of(job_id)
 
     # -- Rekognition operations ------------------------------------------------------------------
