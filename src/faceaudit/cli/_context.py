@@ -85,8 +85,7 @@ def keys(args: argparse.Namespace) -> KeyStore:
     """The access keys."""
     from faceaudit.service import KeyStore
 
-    # issue 21: add `database_url=settings_of(args).postgres_url` once KeyStore takes it (helper C)
-    return KeyStore(settings_of(args).data_dir)
+    return KeyStore(settings_of(args).data_dir, database_url=settings_of(args).postgres_url)
 
 
 def video_searches(args: argparse.Namespace, *, fc: FaceCollections | None = None) -> VideoSearches:

@@ -75,7 +75,16 @@ def store_copies() -> tuple[StoreCopy, ...]:
         StoreCopy("keys", ("access-keys.json",), ("access_keys",),
                   lambda d, url: {"access_keys": copy_keys(d, url)}),
     """
-    return ()
+    from faceaudit.accountability import copy_accountability
+    from faceaudit.accountability._copy import SHARED_TABLES, TABLES
+    from faceaudit.service import copy_keys
+
+    return (
+        StoreCopy("accountability", ("accountability.db",), TABLES + SHARED_TABLES,
+                  lambda d, url: dict(copy_accountability(d, url).rows)),
+        StoreCopy("keys", ("access-keys.json",), ("access_keys",),
+                  lambda d, url: {"access_keys": copy_keys(d, url)}),
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

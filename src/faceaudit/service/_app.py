@@ -131,9 +131,8 @@ class ServiceApp:
     ) -> None:
         self.config = config
         self.extension = extension
-        self.keys = KeyStore(config.data_dir)
+        self.keys = KeyStore(config.data_dir, database_url=config.database_url)
         self.verifier = SigV4Verifier(self.keys, max_skew=config.max_skew_seconds, clock=clock)
-        # issue 21: KeyStore(config.data_dir, database_url=config.database_url) once KeyStore takes it (C)
         self.dispatcher = dispatcher or Dispatcher(
             config.data_dir, objects=config.objects, bucket_access=config.bucket_access,
             backend_options=config.backend_options,
