@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import io
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.conftest import DATA, MEMBERS, meds, portrait_2014
+from tests.conftest import DATA, MEMBERS, SCRIPTS_SUPPORT, meds, portrait_2014
 
 MEDS = ["S001-01-t10_01", "S001-02-t10_01", "S006-01-t10_01", "S006-02-t10_01"]
 
@@ -22,6 +21,10 @@ def gallery(tmp_path_factory, sface_engine):
     from faceaudit.collections import FaceCollections
 
     fc = FaceCollections(tmp_path_factory.mktemp("gallery"), engines={"sface": sface_engine})
+    return fc, _fill_gallery(fc)
+
+
+def _fill_gallery(fc):
     fc.create_collection(collection_id="gallery")
     faces = {}
     for m in MEMBERS:
@@ -30,15 +33,46 @@ def gallery(tmp_path_factory, sface_engine):
     for name in MEDS:
         r = fc.index_faces(collection_id="gallery", image=meds(name).read_bytes(), external_image_id=name)
         faces[name] = r.face_records[0].face.face_id
-    return fc, faces
+    return faces
 
 
 @pytest.fixture
-def fc(tmp_path, sface_engine):
-    """A FaceCollections on an empty data dir, with collection "c"."""
+def on_both_databases(request, database_url, monkeypatch):
+    """Run a module's tests on SQLite and on PostgreSQL (``pytestmark =
+    pytest.mark.usefixtures("on_both_databases")``): on PostgreSQL the module's
+    ``FaceCollections`` and the ``fc`` fixture open the test's fresh database; a test marked
+    ``sqlite_only`` (it opens the SQLite file itself, or needs two data dirs to be two stores)
+    runs on SQLite only."""
+    if database_url is None:
+        return None
+    if request.node.get_closest_marker("sqlite_only") is not None:
+        pytest.skip("SQLite only: the test reads the data dir's SQLite file or needs separate stores")
     from faceaudit.collections import FaceCollections
 
-    backend = FaceCollections(tmp_path / "data", engines={"sface": sface_engine})
+    if hasattr(request.module, "FaceCollections"):
+        monkeypatch.setattr(request.module, "FaceCollections",
+                            functools.partial(FaceCollections, database_url=database_url))
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def gallery_postgresql(tmp_path_factory, sface_engine, postgres_server):
+    """The ``gallery`` fixture's collection in a PostgreSQL database of the session's server."""
+    from faceaudit.collections import FaceCollections
+
+    fc = FaceCollections(tmp_path_factory.mktemp("gallery-pg"), engines={"sface": sface_engine},
+                         database_url=postgres_server.new_database())
+    return fc, _fill_gallery(fc)
+
+
+@pytest.fixture
+def fc(request, tmp_path, sface_engine):
+    """A FaceCollections on an empty data dir, with collection "c" (in the test's PostgreSQL
+    database when the module runs ``on_both_databases`` with PostgreSQL)."""
+    from faceaudit.collections import FaceCollections
+
+    url = request.getfixturevalue("on_both_databases") if "on_both_databases" in request.fixturenames else None
+    backend = FaceCollections(tmp_path / "data", engines={"sface": sface_engine}, database_url=url)
     backend.create_collection(collection_id="c")
     yield backend
     backend.close()
@@ -63,21 +97,5 @@ def variants(out_dir: Path) -> list[Path]:
     return paths
 
 
-def synthetic_image(n_faces: int, model_version: str, rng: np.random.Generator, dimension: int = 128,
-                    vectors: np.ndarray | None = None):
-    """A PreparedImage with random unit vectors (no engine needed)."""
-    from faceaudit.collections._prepare import PreparedFace, PreparedImage
-    from faceaudit.engine import BoundingBox
-
-    if vectors is None:
-        vectors = rng.standard_normal((n_faces, dimension)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    box = BoundingBox(0.1, 0.1, 0.5, 0.5)
-    faces = tuple(
-        PreparedFace(detail={"BoundingBox": box.to_rekognition(), "Confidence": 99.0}, bounding_box=box,
-                     confidence=99.0, quality=90.0, vector=v)
-        for v in vectors
-    )
-    digest = hashlib.sha256(rng.bytes(16)).hexdigest()
-    return PreparedImage(sha256=digest, width=100, height=100, model_version=model_version, faces=faces,
-                         unindexed=())
+synthetic_image = SCRIPTS_SUPPORT.synthetic_image
+"""A PreparedImage with random unit vectors (no engine needed): scripts/_support.py."""

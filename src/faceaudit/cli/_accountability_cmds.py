@@ -107,7 +107,8 @@ def _policy_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-eye-distance", type=float, default=None, metavar="PX",
                    help="smallest probe face a search may use: pixels between its eyes (e.g. 20)")
     p.add_argument("--min-probe-quality", default=None, choices=BAND_NAMES, metavar="BAND",
-                   help=f"lowest probe quality band a search may use, best first: {', '.join(BAND_NAMES)}")
+                   help="lowest probe quality band a search may use, by size best first (X: eyes at least as "
+                        f"far apart as band X, any noise; X-clear: and not noisy): {', '.join(BAND_NAMES)}")
     p.add_argument("--on-low-quality", default=LowQualityAction.REFUSE, type=LowQualityAction,
                    choices=list(LowQualityAction), metavar="refuse|flag",
                    help="a probe below the minimum is refused (default) or searched and its leads flagged")
@@ -116,10 +117,9 @@ def _policy_options(p: argparse.ArgumentParser) -> None:
 
 
 def _acc(args):
-    from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability
+    from faceaudit.cli import _context
 
-    return Accountability(resolve_data_dir(args.data_dir))
+    return _context.accountability(args)
 
 
 def cmd_log_verify(args) -> int:
@@ -216,9 +216,8 @@ def _local_admin():
 def _policy_meaning(args, policy):
     """What the policy's threshold means for its collection (model, size), or None without a threshold."""
     from faceaudit._errors import ResourceNotFoundError
-    from faceaudit._paths import resolve_data_dir
     from faceaudit.accountability import DEFAULT_POLICY_ID, policy_meaning
-    from faceaudit.collections import FaceCollections
+    from faceaudit.cli import _context
     from faceaudit.engine import DEFAULT_MODEL
 
     threshold = policy.effective_min_threshold
@@ -227,7 +226,7 @@ def _policy_meaning(args, policy):
     if policy.collection_id == DEFAULT_POLICY_ID:
         return policy_meaning(threshold, DEFAULT_MODEL, 0), f" (deployment default: model {DEFAULT_MODEL} assumed)"
     try:
-        desc = FaceCollections(resolve_data_dir(args.data_dir)).describe_collection(
+        desc = _context.collections(args).describe_collection(
             collection_id=policy.collection_id)
         model, size, where = desc.face_model_version, desc.face_count, ""
     except ResourceNotFoundError:
@@ -390,16 +389,15 @@ def _reviewer_key(args):
     import hmac
 
     from faceaudit._errors import AccessDeniedError
-    from faceaudit._paths import resolve_data_dir
     from faceaudit.accountability import REVIEWER_ROLES, Reviewer
-    from faceaudit.service import KeyStore
+    from faceaudit.cli import _context
 
     secret = args.settings.secret_access_key if getattr(args, "settings", None) else None
     if secret is None:
         if not sys.stdin.isatty():
             raise AccessDeniedError("set FACEAUDIT_SECRET_ACCESS_KEY or run interactively to give the secret")
         secret = getpass.getpass(f"secret access key for {args.access_key_id}: ")
-    key = KeyStore(resolve_data_dir(args.data_dir)).lookup(args.access_key_id)
+    key = _context.keys(args).lookup(args.access_key_id)
     if (key is None or not key.active or key.role not in REVIEWER_ROLES
             or not hmac.compare_digest(key.secret.encode(), secret.encode())):
         raise AccessDeniedError("unknown or revoked key, wrong secret, or a role that may not review "
