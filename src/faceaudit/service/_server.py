@@ -81,8 +81,8 @@ class GuardedH11Protocol(asyncio.Protocol):
     A composition, not a subclass: uvicorn creates this class for each connection (it is
     ``Config(http=...)``) and it creates uvicorn's own :class:`H11Protocol` with the same
     arguments, passing it only asyncio's ``Protocol`` calls. It follows the request stream
-    itself (each head parsed by an h11 parser of its own, a Content-Length body counted, never
-    held), so it knows where each request's head and body end; what it refuses never reaches
+    itself (with an h11 parser of its own per request; bodies pass through it, never held), so
+    it knows where each request's head and body end; what it refuses never reaches
     uvicorn (the bytes of earlier requests in the same read still do). Only uvicorn writes
     responses, except this guard's refusals, which it writes only while no response is owed
     on the connection (:meth:`response_sent`, called by the ASGI app through
@@ -113,7 +113,6 @@ class GuardedH11Protocol(asyncio.Protocol):
         self._parser = self._new_parser()
         self._line: bytes | None = b""
         self._started = self._head = False
-        self._body_left: int | None = None  # bytes of a Content-Length body still to come
         self._received = 0  # requests whose head and body arrived
         self._answered = 0  # responses sent (when the app does not report them: as many as received)
 
@@ -185,18 +184,11 @@ class GuardedH11Protocol(asyncio.Protocol):
     # -- the request stream ------------------------------------------------------------------
 
     def _watch(self, data: bytes) -> int:
-        """Follow ``data`` through the requests it belongs to: how many of its bytes go on to
-        uvicorn (all, or those before a request that was refused). A head is parsed (h11); a
-        body of known Content-Length (the API's) is only counted."""
+        """Follow ``data`` through the requests it belongs to (h11 parses them; a body's bytes
+        are passed over, never held): how many of its bytes go on to uvicorn (all, or those
+        before a request that was refused)."""
         total, begun = len(data), 0  # begun: where the request being read began in ``data``
-        while data or self._body_left == 0:
-            if self._body_left is not None:
-                if len(data) < self._body_left:
-                    self._body_left -= len(data)
-                    return total
-                data = data[self._body_left:]  # the next request's first bytes, if any
-                self._request_complete()
-                continue
+        while data:
             if not self._started:
                 self._started = True
                 begun = total - len(data)
@@ -213,11 +205,6 @@ class GuardedH11Protocol(asyncio.Protocol):
                         break
                     if isinstance(event, h11.Request):
                         self._head = True
-                        length = _content_length(event)
-                        if length is not None:  # counted from here on: what came with the head first
-                            data = self._parser.trailing_data[0]
-                            self._body_left = length
-                            break
                     elif isinstance(event, h11.EndOfMessage):
                         data = self._parser.trailing_data[0]  # the next request's first bytes
                         self._request_complete()
@@ -236,7 +223,6 @@ class GuardedH11Protocol(asyncio.Protocol):
         self._parser = self._new_parser()
         self._line = b""
         self._started = self._head = False
-        self._body_left = None
 
     def response_sent(self) -> None:
         """A response of this connection was sent (the ASGI app says so): a refusal owed, or
@@ -316,18 +302,6 @@ class GuardedH11Protocol(asyncio.Protocol):
                 self.loop.call_later(LINGER_SECONDS, transport.close)
             else:  # pragma: no cover - not TCP
                 transport.close()
-
-
-def _content_length(head: h11.Request) -> int | None:
-    """The body's length from the Content-Length header h11 validated (one value, digits);
-    None when the body is chunked or there is none (h11 frames those itself)."""
-    length = None
-    for name, value in head.headers:
-        if name == b"transfer-encoding":
-            return None
-        if name == b"content-length":
-            length = int(value)
-    return length
 
 
 class Worker:
