@@ -49,7 +49,7 @@ class TwoHosts:
 @pytest.fixture(scope="module", params=sorted(DEPLOYMENTS))
 def two(request, tmp_path_factory):
     root = tmp_path_factory.mktemp("two-hosts")
-    deployment = DEPLOYMENTS[request.param](root)
+    deployment = DEPLOYMENTS[request.param](root, request)
     buckets = root / "buckets"
     (buckets / "footage").mkdir(parents=True)
     make_video(buckets / "footage" / "door.mp4")
