@@ -236,6 +236,8 @@ class ServiceApp:
     def _error(exc: FaceAuditError, request_id: str) -> HttpResponse:
         extra = []
         retry_after = getattr(exc, "retry_after", None)
+        if retry_after is None and exc.http_status == 503:  # a store is unavailable: ask again soon
+            retry_after = 1.0
         if retry_after is not None:
             extra.append(("Retry-After", str(max(1, int(retry_after + 0.999)))))
         response = error_response(exc, request_id, extra)
