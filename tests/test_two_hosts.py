@@ -220,6 +220,7 @@ def test_postgresql_down_gives_503s_and_both_hosts_recover_without_a_restart(out
                 assert response["Error"]["Code"] == "ServiceUnavailableException", response
                 assert response["ResponseMetadata"]["HTTPStatusCode"] == 503
                 assert int(response["ResponseMetadata"]["HTTPHeaders"]["retry-after"]) >= 1
+                assert "postgresql" not in response["Error"]["Message"]  # no server named to any caller
             status, doc = native(host.url, keys["admin"], "ListCollectionPolicies", {})
             assert status == 503 and doc["__type"].endswith("ServiceUnavailableException"), doc
             wait_for(lambda: get(host.url + "/ready")[0] == 503, 30, "/ready still says ready")  # noqa: B023

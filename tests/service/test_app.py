@@ -219,6 +219,7 @@ def test_a_store_that_is_down_gives_503_with_retry_after(tmp_path):
     r = app.handle(request(key, "DescribeCollection", {"CollectionId": "c"}))
     assert r.status == 503 and doc(r)["__type"] == "ServiceUnavailableException"
     assert r.header("Retry-After") == "1"
+    assert "postgresql" not in doc(r)["Message"]  # which server is the log's business, not the caller's
 
 
 def test_no_auth_mode(tmp_path):

@@ -482,7 +482,11 @@ class PostgresSearchLog:
         for attempt in (1, 2):
             began = False
             try:
-                with transaction(self._conn(), write=write) as conn:
+                kept = self._conn()
+            except ServiceUnavailableError as exc:  # no new connection: the server is down
+                raise ServiceUnavailableError(f"the search log: {exc.message}") from None
+            try:
+                with transaction(kept, write=write) as conn:
                     began = True
                     yield conn
                 return
