@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests._milvus import milvus_server, milvus_uri  # noqa: F401  (fixtures: a throwaway Milvus server)
 from tests._postgres import postgres_server, postgres_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
 
 DATA = Path(__file__).parent / "data"
