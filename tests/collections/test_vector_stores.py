@@ -173,9 +173,12 @@ milvus = pytest.mark.skipif(MISSING is not None, reason=f"pymilvus/milvus-lite n
                                                         f"{MISSING}")
 
 
-@pytest.fixture
-def milvus_config(tmp_path):
-    return SearchConfig(vector_store=VectorStore.MILVUS, milvus_uri=str(tmp_path / "milvus" / "m.db"))
+@pytest.fixture(params=["lite", "server"])
+def milvus_config(request, tmp_path):
+    """The Milvus store on milvus-lite (a file) and on a real Milvus standalone server (tests/_milvus.py)."""
+    if request.param == "lite":
+        return SearchConfig(vector_store=VectorStore.MILVUS, milvus_uri=str(tmp_path / "milvus" / "m.db"))
+    return SearchConfig(vector_store=VectorStore.MILVUS, milvus_uri=request.getfixturevalue("milvus_uri"))
 
 
 @milvus

@@ -13,20 +13,32 @@ compares the ids Milvus holds with SQLite's and repairs the difference (deletes
 the extra ids, upserts the missing faces from SQLite); afterwards the change log
 is replayed as for a local index. Upserts and deletes are idempotent, so two
 processes replaying the same changes agree.
+
+Every search and id listing asks for Strong consistency, whatever level the Milvus
+collection was created with (pymilvus's default is Bounded, which may miss what
+another host upserted a moment ago). A Milvus server that cannot be reached, or that
+fails a request, raises :class:`~faceaudit.ServiceUnavailableError` (HTTP 503) naming
+the server; nothing is lost: the database stays the truth and the next request that
+reaches Milvus brings it up to date.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import importlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
 
+from faceaudit._errors import ServiceUnavailableError
 from faceaudit._paths import private_dir
 from faceaudit.collections._index import Hits, _as_ids, _as_vectors, _new_entries, _no_hits, _order
 
@@ -36,10 +48,75 @@ MAX_TOPK = 16_384
 """Milvus's largest ``limit`` for one search."""
 BATCH = 10_000
 """Rows per insert/upsert/delete request."""
+COLLECTION_NOT_LOADED = 101
+"""Milvus's error code for a search or query on a collection not loaded into memory."""
+CONSISTENCY = "Strong"
+"""Every search and listing sees every write acknowledged before it, from any host."""
+
+
+def _where(uri: str) -> str:
+    """``uri`` without credentials, for messages."""
+    if "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@contextlib.contextmanager
+def milvus_errors(where: str) -> Iterator[None]:
+    """Turn a failed Milvus call into :class:`ServiceUnavailableError` (HTTP 503).
+
+    The server down or unreachable, a timeout, a rate limit or a failure the server reports
+    are all the vector store being unavailable to this request. pymilvus's ``ParamError``
+    (the request itself is malformed: a bug here, not the store's state) is let through.
+    """
+    from pymilvus.exceptions import MilvusException, ParamError
+
+    try:
+        yield
+    except ParamError:
+        raise
+    except MilvusException as exc:
+        raise ServiceUnavailableError(
+            f"the Milvus vector store at {where} failed or cannot be reached (code {exc.code}: "
+            f"{exc.message or type(exc).__name__}); retry when it is back: the faces stored are kept in "
+            f"the database and reach Milvus again on the next search") from exc
+    except Exception as exc:
+        grpc = importlib.import_module("grpc")  # pymilvus's transport (no type information)
+        if isinstance(exc, (grpc.RpcError, ConnectionError, TimeoutError)):
+            raise ServiceUnavailableError(
+                f"the Milvus vector store at {where} cannot be reached ({type(exc).__name__}: {exc}); retry "
+                f"when it is back: the faces stored are kept in the database and reach Milvus again on "
+                f"the next search") from exc
+        raise
+
+
+class GuardedClient:
+    """A ``pymilvus.MilvusClient`` whose every call raises :class:`ServiceUnavailableError` when
+    Milvus fails (see :func:`milvus_errors`); other attributes pass through."""
+
+    def __init__(self, client: Any, where: str) -> None:
+        self._client = client
+        self.where = where
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with milvus_errors(self.where):
+                return attr(*args, **kwargs)
+
+        return call
 
 
 def milvus_client(uri: str) -> Any:
-    """A ``pymilvus.MilvusClient`` for ``uri`` (ImportError with the extra to install when absent).
+    """A :class:`GuardedClient` over a ``pymilvus.MilvusClient`` for ``uri`` (ImportError with the
+    extra to install when absent; :class:`ServiceUnavailableError` when the server cannot be reached).
 
     Typed ``Any``: pymilvus has no type information."""
     try:
@@ -62,8 +139,9 @@ def milvus_client(uri: str) -> Any:
         if os.path.isdir(uri):
             os.chmod(uri, 0o700)
         os.umask(os.umask(0o077) | 0o077)
-        return MilvusClient(uri)
-    return MilvusClient(uri)
+    where = _where(uri)
+    with milvus_errors(where):
+        return GuardedClient(MilvusClient(uri), where)
 
 
 def collection_name(data_dir: Path, collection_rowid: int) -> str:
@@ -104,20 +182,34 @@ class MilvusIndex:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimension)
         params = c.prepare_index_params()
         params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-        c.create_collection(self.name, schema=schema, index_params=params, consistency_level="Strong")
+        c.create_collection(self.name, schema=schema, index_params=params, consistency_level=CONSISTENCY)
 
     def _fetch_ids(self) -> np.ndarray:
-        it = self._client.query_iterator(self.name, batch_size=BATCH, filter="", output_fields=["id"])
+        it = self._loaded(lambda: self._client.query_iterator(
+            self.name, batch_size=BATCH, filter="", output_fields=["id"], consistency_level=CONSISTENCY))
         ids: list[int] = []
-        try:
-            while True:
-                page = it.next()
-                if not page:
-                    break
-                ids.extend(int(r["id"]) for r in page)
-        finally:
-            it.close()
+        with milvus_errors(getattr(self._client, "where", "Milvus")):
+            try:
+                while True:
+                    page = it.next()
+                    if not page:
+                        break
+                    ids.extend(int(r["id"]) for r in page)
+            finally:
+                it.close()
         return np.unique(np.asarray(ids, dtype=np.int64))
+
+    def _loaded(self, call: Callable[[], Any]) -> Any:
+        """``call()``, loading the collection first when the server says it is not loaded (after a
+        restart of the server the collections come back unloaded until someone loads them)."""
+        try:
+            return call()
+        except ServiceUnavailableError as exc:
+            if getattr(exc.__cause__, "code", None) != COLLECTION_NOT_LOADED:
+                raise
+        log.info("Milvus collection %s is not loaded (the server restarted?): loading it", self.name)
+        self._client.load_collection(self.name)
+        return call()
 
     def reconcile(self, want_ids: np.ndarray,
                   load: Callable[[list[int]], tuple[np.ndarray, np.ndarray]]) -> int:
@@ -170,8 +262,9 @@ class MilvusIndex:
             return _no_hits(q)
         # one extra candidate so that a tie at the k-th place is resolved like the oracle
         limit = min(k + 1, n, MAX_TOPK)
-        res = self._client.search(self.name, data=[row for row in q], limit=limit,
-                                  search_params={"metric_type": "IP"}, output_fields=["id"])
+        res = self._loaded(lambda: self._client.search(
+            self.name, data=[row for row in q], limit=limit, search_params={"metric_type": "IP"},
+            output_fields=["id"], consistency_level=CONSISTENCY))
         out = []
         for hits in res:
             ids = np.asarray([int(h["id"]) for h in hits], dtype=np.int64)
