@@ -14,9 +14,16 @@ the extra ids, upserts the missing faces from SQLite); afterwards the change log
 is replayed as for a local index. Upserts and deletes are idempotent, so two
 processes replaying the same changes agree.
 
-Every search and id listing asks for Strong consistency, whatever level the Milvus
-collection was created with (pymilvus's default is Bounded, which may miss what
-another host upserted a moment ago). A Milvus server that cannot be reached, or that
+Several hosts share one Milvus collection (one database, one server). Each host writes
+into Milvus every change it has read from the database's change log before it searches
+(deletes of every touched id, then upserts of those that still exist), so a search needs
+only to see this process's own writes: searches ask for Session consistency (read your
+writes; about 30 ms at 20,000 faces on the test server where Strong waits for the
+server's 200 ms time tick on every search, docs/scaling.md). The id listing that
+reconciles with the database asks for Strong, whatever level the collection was created
+with. Hits are kept to the ids this process knows (the database snapshot it synced to),
+so a face another host has just added, or deleted but not yet removed from Milvus,
+never reaches a result ahead of the database. A Milvus server that cannot be reached, or that
 fails a request, raises :class:`~faceaudit.ServiceUnavailableError` (HTTP 503) naming
 the server; nothing is lost: the database stays the truth and the next request that
 reaches Milvus brings it up to date.
@@ -51,7 +58,9 @@ BATCH = 10_000
 COLLECTION_NOT_LOADED = 101
 """Milvus's error code for a search or query on a collection not loaded into memory."""
 CONSISTENCY = "Strong"
-"""Every search and listing sees every write acknowledged before it, from any host."""
+"""The id listing (and the collection's own level): sees every write acknowledged before it, from any host."""
+SEARCH_CONSISTENCY = "Session"
+"""Searches: see every write of this process (each host writes what it has synced before searching)."""
 
 
 def _where(uri: str) -> str:
@@ -248,9 +257,12 @@ class MilvusIndex:
         self._ids = np.union1d(self._ids, ids)
 
     def remove(self, ids: npt.ArrayLike) -> int:
-        present = np.intersect1d(_as_ids(ids), self._ids)
-        for lo in range(0, len(present), BATCH):
-            self._client.delete(self.name, ids=present[lo:lo + BATCH].tolist())
+        """Delete ``ids`` from Milvus, also those this process never held (another host may have
+        added them there); returns how many of them this process held."""
+        wanted = np.unique(_as_ids(ids))
+        for lo in range(0, len(wanted), BATCH):
+            self._client.delete(self.name, ids=wanted[lo:lo + BATCH].tolist())
+        present = np.intersect1d(wanted, self._ids)
         self._ids = np.setdiff1d(self._ids, present)
         return int(len(present))
 
@@ -264,10 +276,11 @@ class MilvusIndex:
         limit = min(k + 1, n, MAX_TOPK)
         res = self._loaded(lambda: self._client.search(
             self.name, data=[row for row in q], limit=limit, search_params={"metric_type": "IP"},
-            output_fields=["id"], consistency_level=CONSISTENCY))
+            output_fields=["id"], consistency_level=SEARCH_CONSISTENCY))
         out = []
         for hits in res:
             ids = np.asarray([int(h["id"]) for h in hits], dtype=np.int64)
             scores = np.asarray([float(h["distance"]) for h in hits], dtype=np.float32)
-            out.append(_order(ids, scores, min_score, k))
+            known = np.isin(ids, self._ids)  # not yet (or no longer) in this process's snapshot: not a hit
+            out.append(_order(ids[known], scores[known], min_score, k))
         return out
