@@ -159,6 +159,19 @@ def bench_size(n: int, args, uri: str, server_pid: int | None) -> list[dict]:
     mb = (rss_mb(server_pid) - m0) if server_pid else float("nan")
     rows.append(row(f"milvus server FLAT, flushed + reloaded ({sealed:.0f} s)", n, sealed, lat, hits, ref, mb))
     print_rows(rows[-1:])
+
+    # what the searches would cost at Strong consistency (they use Session: see collections/_milvus.py)
+    strong = queries[:args.strong_queries]
+    lat, hits = [], []
+    for q in strong:
+        t = time.perf_counter()
+        res = client.search(name, data=[q], limit=k, search_params={"metric_type": "IP"}, output_fields=["id"],
+                            consistency_level="Strong")
+        lat.append(time.perf_counter() - t)
+        hits.append(np.asarray([int(h["id"]) for h in res[0]], dtype=np.int64))
+    rows.append(row(f"milvus server FLAT, Strong consistency ({len(strong)} queries)", n, sealed,
+                    np.asarray(lat) * 1000.0, hits, ref[:len(strong)], mb))
+    print_rows(rows[-1:])
     client.drop_collection(name)
     client.close()
     return rows
@@ -172,6 +185,7 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=80, help="results per search (Rekognition's default MaxFaces)")
     ap.add_argument("--noise", type=float, default=1.0, help="query = mate + noise (1.0: cosine ~0.7)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--strong-queries", type=int, default=50, help="queries timed at Strong consistency too")
     ap.add_argument("--milvus-uri", default=None, help="a running Milvus server (default: start a throwaway one)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args(argv)
