@@ -153,9 +153,16 @@ def milvus_client(uri: str) -> Any:
         return GuardedClient(MilvusClient(uri), where)
 
 
-def collection_name(data_dir: Path, collection_rowid: int) -> str:
-    """The Milvus collection of one face collection (unique per data dir and row id)."""
-    tag = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+def collection_name(scope: Path | str, collection_rowid: int) -> str:
+    """The Milvus collection of one face collection: unique per deployment and collection row id.
+
+    ``scope`` names the deployment whose database holds the collection: its data dir (a
+    :class:`~pathlib.Path`: SQLite files; the name every existing deployment has), or a string
+    every host of a deployment sharing one database gives alike (e.g. an identity kept in that
+    database), so that all of them use one Milvus collection.
+    """
+    key = str(scope.resolve()) if isinstance(scope, Path) else str(scope)
+    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
     return f"faceaudit_{tag}_c{int(collection_rowid)}"
 
 
