@@ -178,9 +178,11 @@ def test_milvus_collection_names_are_one_per_deployment_and_collection(tmp_path)
     so share one Milvus collection."""
     import hashlib
 
-    from faceaudit.collections._milvus import collection_name
+    from faceaudit.collections._milvus import collection_name, database_scope
 
     name = collection_name(tmp_path, 3)
+    assert database_scope("postgresql://u:secret@DB.example:5432/face?sslmode=require") == \
+        database_scope("postgresql+psycopg://other@db.example:5432/face") == "postgresql://db.example:5432/face"
     assert name == f"faceaudit_{hashlib.sha256(str(tmp_path.resolve()).encode()).hexdigest()[:12]}_c3"
     assert collection_name(tmp_path / "x" / "..", 3) == name
     assert collection_name("deployment-1", 3) == collection_name("deployment-1", 3)

@@ -153,6 +153,16 @@ def milvus_client(uri: str) -> Any:
         return GuardedClient(MilvusClient(uri), where)
 
 
+def database_scope(database_url: str) -> str:
+    """The :func:`collection_name` scope of a deployment on the database ``database_url``: its
+    scheme, host, port and database name (no user, password or options), so hosts that reach one
+    database under one name share its Milvus collections."""
+    parts = urlsplit(database_url)
+    host = (parts.hostname or "").lower()
+    port = parts.port or ""
+    return f"{parts.scheme.split('+')[0]}://{host}:{port}{parts.path}"
+
+
 def collection_name(scope: Path | str, collection_rowid: int) -> str:
     """The Milvus collection of one face collection: unique per deployment and collection row id.
 
