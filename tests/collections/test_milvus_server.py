@@ -58,6 +58,24 @@ def test_index_search_delete_equal_numpy_and_hosts_follow_each_other(milvus_uri)
     assert ids[0] not in got_ids.tolist() and a.count == 1900
     b = MilvusIndex(host_b, name, d)
     assert b.count == 1900 and np.array_equal(b.ids(), np.sort(ids[100:]))
+    # 30 faces host A stored right on top of q, not yet synced by host B: B skips them and still
+    # returns its own exact top 10 (it asks Milvus for more when unknown ids take the places)
+    crowd, q = 2 * 10**6 + np.arange(30), unit_rows(rng, 1, d)
+    a.add(crowd, np.repeat(q, 30, axis=0))
+    exact = vectors[100:] @ q[0]
+    assert b.search(q, 10)[0][0].tolist() == ids[100:][np.argsort(-exact, kind="stable")[:10]].tolist()
+    # a host that reconciles deletes an unknown id below its snapshot's largest (stale), and leaves
+    # those above it (possibly another host's newer faces) in Milvus, outside its own ids
+    a.add([3], unit_rows(rng, 1, d))
+
+    def no_load(missing):
+        raise AssertionError(f"nothing is missing, yet {missing} were loaded")
+
+    late = MilvusIndex(host_b, name, d)
+    assert late.reconcile(ids[100:], no_load) == 1
+    assert np.array_equal(late.ids(), np.sort(ids[100:]))
+    in_milvus = set(MilvusIndex(host_a, name, d).ids().tolist())
+    assert set(crowd.tolist()) <= in_milvus and 3 not in in_milvus
     for i in range(5):
         new_id, v = 10**6 + i, unit_rows(rng, 1, d)
         a.add([new_id], v)  # host A stores a face (and syncs)

@@ -239,21 +239,30 @@ class MilvusIndex:
 
     def reconcile(self, want_ids: np.ndarray,
                   load: Callable[[list[int]], tuple[np.ndarray, np.ndarray]]) -> int:
-        """Make Milvus hold exactly ``want_ids`` (SQLite's); ``load(ids) -> (ids, vectors)``.
+        """Make Milvus hold ``want_ids`` (the database's, in this process's snapshot); ``load(ids) ->
+        (ids, vectors)``.
 
-        Returns how many ids were deleted or added (0 when Milvus already agreed).
+        Missing faces are upserted. Extra ids up to the snapshot's largest id are deleted (a face
+        deleted while no process replayed it, a restored backup). Extra ids above it may be faces
+        another host stored after this snapshot was taken: they are left in Milvus (deleting them
+        would hide them from that host's searches) and kept out of this process's ids, so its
+        searches skip them until its change log brings them. Returns how many ids were deleted or
+        added (0 when Milvus already agreed).
         """
         want = np.unique(_as_ids(want_ids))
         extra = np.setdiff1d(self._ids, want)
+        newer = extra[extra > (want[-1] if len(want) else 0)]
+        stale = np.setdiff1d(extra, newer)
         missing = np.setdiff1d(want, self._ids)
-        if len(extra) or len(missing):
-            log.warning("Milvus collection %s disagrees with SQLite (%d extra, %d missing faces): repairing",
-                        self.name, len(extra), len(missing))
-        self.remove(extra)
+        if len(stale) or len(missing):
+            log.warning("Milvus collection %s disagrees with the database (%d extra, %d missing faces): "
+                        "repairing", self.name, len(stale), len(missing))
+        self.remove(stale)
+        self._ids = np.setdiff1d(self._ids, newer)
         for lo in range(0, len(missing), BATCH):
             ids, vectors = load(missing[lo:lo + BATCH].tolist())
             self.add(ids, vectors)
-        return int(len(extra) + len(missing))
+        return int(len(stale) + len(missing))
 
     # -- VectorIndex -----------------------------------------------------------------------------
     @property
@@ -290,14 +299,20 @@ class MilvusIndex:
         if n == 0 or k <= 0:
             return _no_hits(q)
         # one extra candidate so that a tie at the k-th place is resolved like the oracle
-        limit = min(k + 1, n, MAX_TOPK)
-        res = self._loaded(lambda: self._client.search(
-            self.name, data=[row for row in q], limit=limit, search_params={"metric_type": "IP"},
-            output_fields=["id"], consistency_level=SEARCH_CONSISTENCY))
-        out = []
-        for hits in res:
-            ids = np.asarray([int(h["id"]) for h in hits], dtype=np.int64)
-            scores = np.asarray([float(h["distance"]) for h in hits], dtype=np.float32)
-            known = np.isin(ids, self._ids)  # not yet (or no longer) in this process's snapshot: not a hit
-            out.append(_order(ids[known], scores[known], min_score, k))
-        return out
+        want = min(k + 1, n)
+        limit = min(want, MAX_TOPK)
+        while True:
+            res = self._loaded(functools.partial(
+                self._client.search, self.name, data=[row for row in q], limit=limit,
+                search_params={"metric_type": "IP"}, output_fields=["id"], consistency_level=SEARCH_CONSISTENCY))
+            out, short = [], False
+            for hits in res:
+                ids = np.asarray([int(h["id"]) for h in hits], dtype=np.int64)
+                scores = np.asarray([float(h["distance"]) for h in hits], dtype=np.float32)
+                known = np.isin(ids, self._ids)  # not yet (or no longer) in this process's snapshot: not a hit
+                # ids this process does not know took places: ask for more, or a hit could be lost
+                short |= len(ids) == limit and int(known.sum()) < want
+                out.append(_order(ids[known], scores[known], min_score, k))
+            if not short or limit >= MAX_TOPK:
+                return out
+            limit = min(limit * 4, MAX_TOPK)
