@@ -10,7 +10,7 @@ with a FLAT (exact) index, so results equal the local flat index's.
 
 SQLite stays the truth. On first use in a process :meth:`MilvusIndex.reconcile`
 compares the ids Milvus holds with SQLite's and repairs the difference (deletes
-the extra ids, upserts the missing faces from SQLite); afterwards the change log
+stale extra ids, upserts the missing faces from SQLite); afterwards the change log
 is replayed as for a local index. Upserts and deletes are idempotent, so two
 processes replaying the same changes agree.
 
