@@ -89,12 +89,17 @@ from faceaudit import __version__  # noqa: E402
 from faceaudit._stats import wilson_interval  # noqa: E402
 from faceaudit.audit import LocalEngine, read_manifest  # noqa: E402
 from faceaudit.engine import (  # noqa: E402
+    NOISY_LEVELS,
+    PROBE_BANDS,
     QUALITY_BANDS,
     ProbeCondition,
     Step,
     conditions_with_clean,
+    degrade,
+    detect_upscaled,
     get_model,
     load_image,
+    probe_band,
     promised_fmr,
     quality_band,
     read_bytes,
@@ -162,6 +167,38 @@ def original_eye_distances(model: str, detector, records, cache: Path) -> list:
     return out
 
 
+def probe_noise(model: str, detector, condition, records, cache: Path) -> list:
+    """Noise (Quality.noise, gray levels) of the face each probe is searched with under
+    ``condition``: the largest face found as the audit finds it (engine/_conditions.py
+    detect_upscaled on the degraded photo; the original's largest face for clean), the same face
+    the embedding comes from; None where no face is found. Kept in a JSON file beside the
+    embedding cache, by model, condition version and photo."""
+    spec = get_model(model)
+    path = cache.with_name(f"{cache.stem}-noise.json")
+    known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    out, changed = [], False
+    for r in records:
+        data = read_bytes(r.path)
+        key = f"{spec.version}\0{condition.version}\0{hashlib.sha256(data).hexdigest()}"
+        if key not in known:
+            img = load_image(data)
+            if condition.is_clean:
+                faces = detector.detect(img, 1)
+            else:
+                try:
+                    faces, _ = detect_upscaled(detector, degrade(detector, img, condition).image, 1)
+                except Exception:  # the embedding records why; here: no face
+                    faces = []
+            known[key] = faces[0].quality.noise if faces else None
+            changed = True
+        out.append(known[key])
+    if changed:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(known, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    return out
+
+
 def degraded_eye_distance(condition, record, eyes):
     """The original's eye distance carried through the condition's scaling (the iod step as
     engine/_conditions.py applies it), as DegradedProbe.eye_distance; None without a face."""
@@ -176,11 +213,14 @@ def degraded_eye_distance(condition, record, eyes):
     return float(eyes) * scale
 
 
-def band_figures(conditions, probes_by_condition, eyes_by_condition, mates, imp_vecs, scale):
+def band_figures(conditions, probes_by_condition, eyes_by_condition, mates, imp_vecs, scale,
+                 noise_by_condition=None):
     """The ``quality_bands`` section: per band (and per condition within it) FNMR and measured FMR
     at :data:`BAND_THRESHOLDS`. ``probes_by_condition[i]``: (vectors, ok) of the 2018 probes under
     ``conditions[i]``; ``eyes_by_condition[i]``: their eye distances (None: no face on the
-    original); ``mates[j]``: the clean 2014 vector of probe j (None: no mate or no face)."""
+    original); ``mates[j]``: the clean 2014 vector of probe j (None: no mate or no face);
+    ``noise_by_condition[i]``: the noise of the face each probe is searched with (None: no face),
+    for the bands on both axes (``probe_bands``: engine/_quality.py PROBE_BANDS)."""
     cos_t = {s: scale.to_cosine(s) for s in BAND_THRESHOLDS}
     n_imp = len(imp_vecs)
 
@@ -233,6 +273,55 @@ def band_figures(conditions, probes_by_condition, eyes_by_condition, mates, imp_
         bands.append({"band": b.name, "low_px": b.low, "high_px": b.high, **summarise(cells),
                       "by_condition": by_condition})
     lowest = bands[-1]["band"] if bands else None
+    probe_bands = None
+    if noise_by_condition is not None:
+        cells_by_pb = {b.name: [] for b in PROBE_BANDS}
+        unbanded = {}
+        for cond, (vecs, ok), eyes, noise in zip(conditions, probes_by_condition, eyes_by_condition,
+                                                 noise_by_condition, strict=True):
+            for j, (e, q) in enumerate(zip(eyes, noise, strict=True)):
+                if e is None:
+                    continue
+                if q is None or not ok[j]:  # no face found under the condition: its noise is unknown
+                    size = quality_band(e).name
+                    unbanded.setdefault(size, {}).setdefault(cond.name, 0)
+                    unbanded[size][cond.name] += 1
+                    continue
+                cells_by_pb[probe_band(e, q).name].append((cond.name, j, e, True, vecs[j]))
+        pbs, pb_empty = [], []
+        for b in PROBE_BANDS:
+            cells = cells_by_pb[b.name]
+            if not cells:
+                pb_empty.append(b.name)
+                continue
+            by_condition = []
+            for cond in conditions:
+                mine = [c for c in cells if c[0] == cond.name]
+                if mine:
+                    by_condition.append({"condition": cond.name, "spec": cond.spec, "version": cond.version,
+                                         **summarise(mine)})
+            pbs.append({"band": b.name, "size_band": b.size.name, "noisy": b.noisy, "low_px": b.size.low,
+                        "high_px": b.size.high, **summarise(cells), "by_condition": by_condition})
+        probe_bands = {
+            "definition": "per probe band on both axes (engine/_quality.py PROBE_BANDS): the eye-distance "
+                          "band as above and the face's sensor noise (Quality.noise, Immerkaer's estimate "
+                          f"in 8-bit gray levels; noisy at or above {NOISY_LEVELS:g}), measured on the face "
+                          "each degraded probe is searched with (as a live search measures it). Only "
+                          "probes in which a face was found have a noise: the failures to enrol are "
+                          "listed by size band and condition (failed_to_enrol_by_size), outside these "
+                          "bands; the rates are those of searches that ran, as the review page needs.",
+            "noisy_levels": NOISY_LEVELS,
+            "noise_by_condition": {
+                cond.name: (lambda q: {"faces": len(q), "p5": round(float(np.percentile(q, 5)), 2),
+                                       "median": round(float(np.median(q)), 2),
+                                       "p95": round(float(np.percentile(q, 95)), 2),
+                                       "noisy": int(np.count_nonzero(np.array(q) >= NOISY_LEVELS))}
+                           if q else None)([x for x in noise if x is not None])
+                for cond, noise in zip(conditions, noise_by_condition, strict=True)},
+            "failed_to_enrol_by_size": unbanded,
+            "bands": pbs,
+            "not_measured": pb_empty,
+        }
     return {
         "definition": "per quality band of the probe (engine/_quality.py QUALITY_BANDS, by eye distance: "
                       "nothing about the person), pooled over the probe conditions whose probes fall in "
@@ -256,6 +345,7 @@ def band_figures(conditions, probes_by_condition, eyes_by_condition, mates, imp_
         "not_measured": empty,
         "nothing_measured_below": ({"band": lowest, "eye_distance_px": bands[-1]["eye_distance_px"]["min"]}
                                    if bands else None),
+        **({"probe_bands": probe_bands} if probe_bands is not None else {}),
     }
 
 
@@ -468,7 +558,9 @@ def main() -> int:
     eyes = [eyes0] + [[degraded_eye_distance(c, r, e) for r, e in zip(probe_rows, eyes0, strict=True)]
                       for c in conditions[1:]]
     probes_by_condition = [(clean_probes, clean_probes.any(axis=1))] + [(v, v.any(axis=1)) for v in degraded]
-    bands = band_figures(conditions, probes_by_condition, eyes, mates, vecs[in_imp], scale)
+    detector = engine.face_engine.model.detector
+    noise = [probe_noise(spec.name, detector, c, probe_rows, args.cache) for c in conditions]
+    bands = band_figures(conditions, probes_by_condition, eyes, mates, vecs[in_imp], scale, noise)
     tail_cut = float(imp_desc[min(n_imp, int(math.ceil(TAIL_FMR * n_imp))) - 1])
     curve = []
     for s in [x / 2 for x in range(100, 201)]:

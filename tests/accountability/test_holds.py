@@ -107,13 +107,13 @@ def test_cli_deletions_refused_under_hold_and_logged(tmp_path):
     assert deleted[0]["face_ids"] == [face_id]
 
 
-def test_retention_apply_keeps_held_faces_and_logs_the_refusal(tmp_path, sface_engine):
+def test_retention_apply_keeps_held_faces_and_logs_the_refusal(tmp_path, sface_engine, database_url):
     import time
 
     from faceaudit.collections import FaceCollections
 
     fc = FaceCollections(tmp_path, engines={sface_engine.spec.name: sface_engine})
-    acc = Accountability(tmp_path)
+    acc = Accountability(tmp_path, database_url=database_url)
     acc._collections = fc
     fc.create_collection(collection_id="held")
     fc.index_faces(collection_id="held", image=portrait_2014("B000944").read_bytes())

@@ -56,11 +56,11 @@ def test_results_only_for_the_caller_admins_and_auditors_and_every_read_logged(s
     assert other.start_face_detection(Video=VIDEO, ClientRequestToken="door-1")["JobId"] != job
 
 
-def test_one_caller_cannot_fill_every_job_slot(tmp_path):
+def test_one_caller_cannot_fill_every_job_slot(tmp_path, database_url):
     from faceaudit import LimitExceededError
     from faceaudit.collections._jobs import MAX_PENDING_JOBS, MAX_PENDING_JOBS_PER_CALLER, JobStore
 
-    store = JobStore(tmp_path)  # no pool: submitted jobs stay queued
+    store = JobStore(tmp_path, database_url=database_url)  # no pool: submitted jobs stay queued
     greedy = {"access_key_id": "AKGREEDY"}
     for i in range(MAX_PENDING_JOBS_PER_CALLER):
         store.submit("face_detection", {"n": i}, None, None, greedy)

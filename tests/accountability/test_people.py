@@ -17,8 +17,8 @@ def _lead(acc, person="Oscar"):
 
 
 @pytest.fixture
-def acc(tmp_path):
-    return Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop")
+def acc(tmp_path, database_url):
+    return Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop", database_url=database_url)
 
 
 def test_names_differing_only_by_case_or_width_are_one_person():

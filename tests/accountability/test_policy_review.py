@@ -15,8 +15,9 @@ OPERATOR = CallerContext("AKOPER", role="operator", case_reference="case-17", pu
 
 
 @pytest.fixture
-def acc(tmp_path):
-    return Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop of " + face_id.encode())
+def acc(tmp_path, database_url):
+    return Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop of " + face_id.encode(),
+                          database_url=database_url)
 
 
 def test_operator_cannot_set_policy(acc):
@@ -161,7 +162,7 @@ def test_a_crash_between_log_and_leads_loses_no_lead(acc):
             "model_version": "v1", "threshold": 90.0, "max_faces": 5, "probe_sha256": "cd" * 32,
             "candidates": [{"similarity": 97.0, "face_id": "f-1"}, {"similarity": 93.0, "face_id": "f-2"}]}
     rec = acc.log.append("search", data)  # the process dies here, before any lead is made
-    leads = Accountability(acc.data_dir).leads("pending")  # the next process
+    leads = Accountability(acc.data_dir, database_url=acc.database_url).leads("pending")  # the next process
     assert [(lead.search_seq, lead.rank, lead.candidate_face_id) for lead in leads] == [
         (rec.seq, 1, "f-1"), (rec.seq, 2, "f-2")]
     assert len(acc.leads("pending")) == 2  # made once, whoever catches up
@@ -172,6 +173,6 @@ def test_leads_made_before_the_upgrade_are_not_made_again(acc):
     with acc._store.write() as conn:  # a database from before leads were made from the log
         conn.execute("DELETE FROM lead_sync")
         conn.execute("UPDATE leads SET lead_id = 'old-' || lead_id")
-    assert len(Accountability(acc.data_dir).leads("pending")) == 2
+    assert len(Accountability(acc.data_dir, database_url=acc.database_url).leads("pending")) == 2
     _search(acc, 1)
     assert len(acc.leads("pending")) == 3

@@ -23,8 +23,8 @@ OPERATOR = CallerContext("AKOPER", role="operator", case_reference="case-17")
 
 
 @pytest.fixture
-def acc(tmp_path):
-    return Accountability(tmp_path)
+def acc(tmp_path, database_url):
+    return Accountability(tmp_path, database_url=database_url)
 
 
 def test_a_policy_by_false_match_rate_maps_to_the_threshold_that_promises_it(acc):

@@ -58,9 +58,10 @@ def test_every_search_logs_its_probe_quality_and_responses_keep_their_shape(cli,
     assert set(doc) == {"SearchedFaceBoundingBox", "SearchedFaceConfidence", "FaceMatches", "FaceModelVersion"}
     [search] = _records(tmp_path, "search")
     q = search["probe_quality"]
-    assert set(q) == {"eye_distance_px", "sharpness", "brightness", "band"}
+    assert set(q) == {"eye_distance_px", "sharpness", "brightness", "band", "noise"}
     assert q["eye_distance_px"] == pytest.approx(eyes_px(portrait_2018("C000141").read_bytes()), abs=0.01)
-    assert q["band"] == "portrait" and 0 < q["sharpness"] <= 100 and 0 < q["brightness"] <= 100
+    assert q["band"] == "portrait-clear" and q["noise"] < 5.5
+    assert 0 < q["sharpness"] <= 100 and 0 < q["brightness"] <= 100
     assert "quality_flag" not in search
 
 
@@ -147,10 +148,10 @@ def test_put_collection_policy_over_http_refuses_a_small_probe(tmp_path):
     refused = [r.data for r in records if r.kind == "refused" and r.data.get("probe_quality")]
     assert len(refused) == 1 and refused[0]["source"] == "http" and "policy minimum" in refused[0]["reason"]
     [search] = [r.data for r in records if r.kind == "search"]
-    assert search["probe_quality"]["band"] == "portrait"
+    assert search["probe_quality"]["band"] == "portrait-clear"
 
 
-def _lead_with_quality(tmp_path, eyes: float, flag: str = ""):
+def _lead_with_quality(tmp_path, eyes: float, flag: str = "", database_url=None):
     from faceaudit.accountability import (
         Accountability,
         CallerContext,
@@ -160,7 +161,7 @@ def _lead_with_quality(tmp_path, eyes: float, flag: str = ""):
     from faceaudit.accountability._probe_quality import ProbeQuality
     from faceaudit.engine import Quality, get_model
 
-    acc = Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop")
+    acc = Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8 crop", database_url=database_url)
     acc.record(CallerContext("AKOPER", role="operator", case_reference="c-1"), SearchRecord(
         operation="SearchFacesByImage", collection_id="g", model_version=get_model("sface").version,
         threshold=80.0, max_faces=5, probe_sha256="ab" * 32, candidates=(Candidate(91.0, face_id="f1"),),
@@ -178,13 +179,14 @@ def _page(lead) -> str:
                               candidate_url=lambda item: None, missing=lambda item: "", may_decide=lambda item: True)
 
 
-def test_review_page_says_the_probe_quality_and_what_its_band_means(tmp_path, monkeypatch):
+def test_review_page_says_the_probe_quality_and_what_its_band_means(tmp_path, monkeypatch, database_url):
     from types import SimpleNamespace
 
     from faceaudit import engine
     from faceaudit.engine import get_model
 
-    lead = _lead_with_quality(tmp_path, 18.0, flag="probe eyes 18 px apart, policy minimum 20")
+    lead = _lead_with_quality(tmp_path, 18.0, flag="probe eyes 18 px apart, policy minimum 20",
+                              database_url=database_url)
     page = _page(lead)
     assert "eyes 18 px apart (band tiny), sharpness 40, brightness 21" in page
     # the shipped calibration's own figure for the band (make calibrate, issue 19 item 3)
@@ -322,3 +324,154 @@ def test_an_accountability_db_of_the_previous_version_migrates_in_place(tmp_path
     got = Accountability(tmp_path).policy("g")
     assert (got.min_eye_distance_px, got.min_probe_quality, got.on_low_quality) == (
         20.0, "small", LowQualityAction.FLAG)
+
+
+def test_faceid_and_userid_searches_carry_the_stored_faces_quality(tmp_path):
+    """SearchFaces and SearchUsers by FaceId / UserId have no probe image: the stored face is the
+    probe, its quality (from its FaceDetail at indexing) goes to the log and meets the policy."""
+    from botocore.exceptions import ClientError
+
+    from faceaudit.accountability import SearchLog
+    from tests.accountability.serving import serving
+    from tests.accountability.test_http import native
+    from tests.service.conftest import client
+
+    probe = small_probe("C000141", 0.4)
+    eyes = eyes_px(probe)
+    with serving(tmp_path) as (url, keys):
+        rek = client(url, keys["operator"])
+        rek.create_collection(CollectionId="lineup")
+        big = rek.index_faces(CollectionId="lineup", Image={"Bytes": portrait_2018("C000141").read_bytes()},
+                              QualityFilter="NONE")["FaceRecords"][0]["Face"]["FaceId"]
+        small = rek.index_faces(CollectionId="lineup", Image={"Bytes": probe},
+                                QualityFilter="NONE")["FaceRecords"][0]["Face"]["FaceId"]
+        rek.index_faces(CollectionId="lineup", Image={"Bytes": portrait_2014("C000141").read_bytes()},
+                        QualityFilter="NONE")
+        rek.create_user(CollectionId="lineup", UserId="u-small")
+        rek.associate_faces(CollectionId="lineup", UserId="u-small", FaceIds=[small])
+        status, _ = native(url, keys["admin"], "PutCollectionPolicy", {
+            "CollectionId": "lineup", "MinProbeQuality": "small", "OnLowQuality": "refuse"})
+        assert status == 200
+        assert rek.search_faces(CollectionId="lineup", FaceId=big)["FaceMatches"]  # a portrait: searched
+        for call in (lambda: rek.search_faces(CollectionId="lineup", FaceId=small),
+                     lambda: rek.search_users(CollectionId="lineup", UserId="u-small")):
+            with pytest.raises(ClientError) as info:
+                call()
+            assert info.value.response["Error"]["Code"] == "AccessDeniedException"
+            assert "policy minimum band small" in info.value.response["Error"]["Message"]
+    records = [r.data for r in SearchLog(tmp_path / "search-log.jsonl").records()]
+    [search] = [r for r in records if r.get("operation") == "SearchFaces" and r.get("candidates") is not None]
+    assert search["probe_quality"]["band"] == "portrait"  # by eye distance alone: a stored face has no noise
+    assert "noise" not in search["probe_quality"]
+    refused = [r for r in records if r.get("reason") and r.get("probe_quality")]
+    assert [r["operation"] for r in refused] == ["SearchFaces", "SearchUsers"]
+    for r in refused:
+        assert r["probe_quality"]["band"] == "tiny"
+        assert r["probe_quality"]["eye_distance_px"] == pytest.approx(eyes, rel=0.02)  # as measured at indexing
+
+
+def test_a_clear_minimum_refuses_a_night_probe_and_one_whose_noise_is_unknown():
+    from faceaudit.accountability._probe_quality import ProbeQuality, check_band, shortfall
+    from faceaudit.engine import Quality
+
+    night = ProbeQuality.of(Quality(brightness=25.0, sharpness=45.0, face_size_px=40.0, eye_distance_px=15.0,
+                                    noise=8.1))
+    day = ProbeQuality.of(Quality(brightness=50.0, sharpness=30.0, face_size_px=40.0, eye_distance_px=15.0,
+                                  noise=1.5))
+    stored = ProbeQuality(40.0, 60.0, 50.0, "portrait")
+    assert (night.band, day.band, night.noise) == ("tiny-noisy", "tiny-clear", 8.1)
+    assert night.to_json()["noise"] == 8.1 and ProbeQuality.from_json(night.to_json()) == night
+    assert shortfall(night, None, "tiny") == "" and shortfall(day, None, "tiny-clear") == ""  # old names: size only
+    why = shortfall(night, None, check_band("Tiny-Clear"))
+    assert why == ("probe quality band tiny-noisy (eyes 15 px apart, noise 8.1 gray levels), "
+                   "policy minimum band tiny-clear")
+    assert "noise not measured" in shortfall(stored, None, "tiny-clear")
+    with pytest.raises(Exception, match="MinProbeQuality"):
+        check_band("tiny-dark")
+
+
+def test_quality_sentence_of_a_night_probe_takes_its_bands_own_figures():
+    from faceaudit.accountability._probe_quality import ProbeQuality, quality_sentence
+    from faceaudit.engine import get_model
+
+    noisy = get_model("sface").calibrated().by_band("tiny-noisy")
+    assert noisy is not None
+    r80 = noisy.fnmr(80)
+    text = quality_sentence(ProbeQuality(15.0, 45.0, 25.0, "tiny-noisy", 8.1), "sface", 80.0)
+    assert text.startswith("eyes 15 px apart, noise 8.1 gray levels (band tiny-noisy): on degraded portraits")
+    assert f"the model missed {100 * r80.rate:.0f}% of mates at 80 ({r80.errors}/{r80.trials})" in text
+    assert text.endswith("more likely a look-alike than at portrait quality.")
+
+
+def test_a_band_half_measured_on_few_pairs_is_not_quoted_alone():
+    from faceaudit.accountability._probe_quality import MIN_BAND_PAIRS, ProbeQuality, quality_sentence
+    from faceaudit.engine import get_model
+
+    cal = get_model("sface").calibrated()
+    few = next(b for b in cal.probe_bands if b.genuine_pairs < MIN_BAND_PAIRS)  # e.g. a few noisy portraits
+    size = cal.by_band(few.band.rsplit("-", 1)[0])
+    assert size is not None
+    text = quality_sentence(ProbeQuality(40.0 if few.band.startswith("portrait") else 25.0, 50.0, 50.0, few.band, 6.0),
+                            "sface", 80.0)
+    assert f"{few.band} itself was measured on {few.genuine_pairs} mated pairs only" in text or \
+        f"{few.band} itself was not measured" in text
+    r80 = size.fnmr(80)
+    assert f"({r80.errors}/{r80.trials})" in text
+
+
+def degraded_probe(bioguide: str, preset: str) -> bytes:
+    """The member's 2018 portrait as the preset's camera would take it (engine/_conditions.py, seeded),
+    on a gray canvas of the portrait's size, saved losslessly (PNG keeps the sensor noise)."""
+    import numpy as np
+
+    from faceaudit.engine import PRESETS, FaceEngine, degrade, load_image
+
+    img = load_image(portrait_2018(bioguide))
+    px = degrade(FaceEngine("sface").model.detector, img, PRESETS[preset]).image.pixels
+    canvas = np.full((img.height, img.width, 3), 128, np.uint8)
+    canvas[:px.shape[0], :px.shape[1]] = px
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_clear_minimum_refuses_the_night_probe_and_searches_the_day_one(cli, tmp_path):
+    """Both probes have their eyes about 15 px apart (band tiny); only the night one is noisy."""
+    day, night = tmp_path / "day.png", tmp_path / "night.png"
+    day.write_bytes(degraded_probe("C000141", "doorbell-day-3m"))
+    night.write_bytes(degraded_probe("C000141", "doorbell-night-3m"))
+    cli("policy", "set", "g", "--min-probe-quality", "tiny-clear")
+    out, _ = cli("policy", "get", "g")
+    assert "quality band tiny-clear or better" in out
+    _, err = cli("search", "g", str(night), "--threshold", "0", code=6)
+    assert "AccessDeniedException" in err and "probe quality band tiny-noisy" in err
+    assert "policy minimum band tiny-clear" in err
+    cli("search", "g", str(day), "--threshold", "0")
+    [refused] = [r for r in _records(tmp_path, "refused") if r.get("probe_quality")]
+    [search] = _records(tmp_path, "search")
+    assert refused["probe_quality"]["band"] == "tiny-noisy" and refused["probe_quality"]["noise"] >= 5.5
+    assert search["probe_quality"]["band"] == "tiny-clear" and search["probe_quality"]["noise"] < 5.5
+    # the size-only minimum keeps meaning what it meant: the night probe is searched under "tiny"
+    cli("policy", "set", "g", "--min-probe-quality", "tiny")
+    cli("search", "g", str(night), "--threshold", "0")
+    assert len(_records(tmp_path, "search")) == 2
+
+
+def test_without_bands_on_both_axes_the_sentence_quotes_the_size_band_and_says_so(monkeypatch):
+    """A calibration written before the noise axis (or a model not yet recalibrated): the night
+    probe's sentence quotes its eye-distance band, day and night pooled, and says so."""
+    from types import SimpleNamespace
+
+    from faceaudit import engine
+    from faceaudit.accountability._probe_quality import ProbeQuality, quality_sentence
+    from faceaudit.engine import get_model
+
+    real = get_model("sface").calibrated()
+    tiny = real.by_band("tiny")
+    assert tiny is not None
+    older = SimpleNamespace(by_band=lambda band: real.by_band(band) if "-" not in str(band) else None)
+    monkeypatch.setattr(engine, "get_model", lambda name: SimpleNamespace(calibrated=lambda: older))
+    text = quality_sentence(ProbeQuality(15.0, 45.0, 25.0, "tiny-noisy", 8.1), "sface", 80.0)
+    assert "tiny-noisy itself was not measured: figures of band tiny, day and night pooled" in text
+    r80 = tiny.fnmr(80)
+    assert f"missed {100 * r80.rate:.0f}% of mates at 80 ({r80.errors}/{r80.trials})" in text

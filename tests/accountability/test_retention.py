@@ -13,11 +13,11 @@ DAY = 86400
 
 
 @pytest.fixture
-def setup(tmp_path, sface_engine):
+def setup(tmp_path, sface_engine, database_url):
     from faceaudit.collections import FaceCollections
 
     fc = FaceCollections(tmp_path, engines={sface_engine.spec.name: sface_engine})
-    acc = Accountability(tmp_path)
+    acc = Accountability(tmp_path, database_url=database_url)
     acc._collections = fc
     for cid in ("expiring", "held"):
         fc.create_collection(collection_id=cid)

@@ -147,9 +147,9 @@ def _start_params():
     return {"Archive": _archive(), "Probes": ["probes.csv"], "Gallery": ["gallery.csv"]}
 
 
-def test_pending_limit_holds_for_simultaneous_starts(tmp_path, monkeypatch):
-    # 12 StartAudit calls at once, each through its own TestingAPI (as worker processes have):
-    # only MAX_PENDING get in
+def test_pending_limit_holds_for_simultaneous_starts(tmp_path, monkeypatch, database_url):
+    # 12 StartAudit calls at once, each through its own TestingAPI (as worker processes have; with a
+    # database, as two hosts' processes have: two data dirs): only MAX_PENDING get in
     import threading
 
     from faceaudit.accountability import TestingAPI
@@ -159,15 +159,15 @@ def test_pending_limit_holds_for_simultaneous_starts(tmp_path, monkeypatch):
     params = _start_params()
     outcomes, go = [], threading.Barrier(12)
 
-    def start():
-        api = TestingAPI(tmp_path)
+    def start(i):
+        api = TestingAPI(tmp_path / (f"host-{i % 2}" if database_url else ""), database_url=database_url)
         go.wait(30)
         try:
             outcomes.append(api.start("k", dict(params))["AuditId"])
         except LimitExceededError:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=start) for _ in range(12)]
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(12)]
     for t in threads:
         t.start()
     for t in threads:
@@ -175,12 +175,12 @@ def test_pending_limit_holds_for_simultaneous_starts(tmp_path, monkeypatch):
     assert len(outcomes) == 12 and outcomes.count("refused") == 12 - MAX_PENDING
 
 
-def test_disk_quota_per_auditor(tmp_path, monkeypatch):
+def test_disk_quota_per_auditor(tmp_path, monkeypatch, database_url):
     from faceaudit import ServiceQuotaExceededError
     from faceaudit.accountability import TestingAPI, _testing
 
     monkeypatch.setattr(TestingAPI, "_run", lambda self, audit_id: None)
-    api = TestingAPI(tmp_path)
+    api = TestingAPI(tmp_path, database_url=database_url)
     one = api.start("a", _start_params())["AuditId"]
     size = sum(f.stat().st_size for f in (tmp_path / "audits" / one).rglob("*") if f.is_file())
     monkeypatch.setattr(_testing, "AUDITOR_QUOTA_BYTES", int(size * 1.5))

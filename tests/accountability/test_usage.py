@@ -19,8 +19,8 @@ from faceaudit.cli import main
 ADMIN = CallerContext("local:admin", role="admin")
 
 
-def _activity(tmp_path):
-    acc = Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8crop")
+def _activity(tmp_path, database_url=None):
+    acc = Accountability(tmp_path, face_image=lambda face_id: b"\xff\xd8crop", database_url=database_url)
     acc.set_policy(ThresholdPolicy("mug", min_face_match_threshold=95.0), ADMIN)
     oper = CallerContext("AKSAM", person="Sam", case_reference="c-1", purpose="robbery")
     for i in range(3):
@@ -40,8 +40,8 @@ def _day_of(acc) -> str:
     return dt.datetime.fromtimestamp(first, dt.UTC).strftime("%Y-%m-%d")
 
 
-def test_figures_trace_to_their_records(tmp_path):
-    acc = _activity(tmp_path)
+def test_figures_trace_to_their_records(tmp_path, database_url):
+    acc = _activity(tmp_path, database_url)
     start = parse_day(_day_of(acc))
     report = usage_report(acc, start, start + dt.timedelta(days=2))
     by_seq = {r.seq: r for r in acc.log.records()}

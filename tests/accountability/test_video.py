@@ -27,11 +27,11 @@ def clip(tmp_path_factory):
 
 
 @pytest.fixture()
-def setup(tmp_path, clip):
+def setup(tmp_path, clip, database_url):
     (tmp_path / "buckets" / "footage").mkdir(parents=True)
     shutil.copy(clip, tmp_path / "buckets" / "footage" / "doorbell.mp4")
     data = tmp_path / "data"
-    videos = VideoSearches(Accountability(data))
+    videos = VideoSearches(Accountability(data, database_url=database_url))
     fc = FaceCollections(data, objects=FolderStore(tmp_path / "buckets"), video_observer=videos.observer,
                          video_sample_fps=1.0)
     fc.create_collection(collection_id="g")

@@ -212,3 +212,93 @@ def test_the_report_has_a_probe_quality_section_for_an_audit_with_two_conditions
     # an audit without conditions has no such section, nor the sentence
     plain = dict(res, conditions=[])
     assert probe_quality_section(plain) is None and "probe-quality" not in render_report(plain)
+
+
+def _frame(metric, column, threshold, groups):
+    from faceaudit._stats import wilson_interval
+
+    def rate(e, t):
+        return {"errors": e, "trials": t, "rate": e / t if t else None, "wilson95": list(wilson_interval(e, t))}
+
+    return {"metric": metric, "threshold": threshold, "column": column, "side": "probe",
+            "overall": rate(sum(e for e, _ in groups.values()), sum(t for _, t in groups.values())),
+            "by_group": {g: rate(e, t) for g, (e, t) in groups.items()}}
+
+
+def test_the_probe_quality_section_draws_one_line_per_group_large_enough():
+    """Per group (issue 19 item 2): FNIR and false candidates per condition, one line per group with
+    at least MIN_GROUP_MATED mated searches, the smaller groups named as left out, and a table with
+    the counts and 95% intervals, all read from results.json's per-condition frames."""
+    import re
+
+    from faceaudit.audit._probe_quality import MIN_GROUP_MATED, probe_quality_section
+
+    def condition(name, eye, fnir, false):
+        frames = [_frame("FNIR", "race", 80.0, fnir), _frame("ACLU_COUNT", "race", 80.0, false),
+                  _frame("FNIR", "sex", 80.0, {"F": (1, 5), "M": (2, 50)})]
+        overall = {"FNIR": frames[0]["overall"], "ACLU_COUNT": frames[1]["overall"]}
+        return {"name": name, "spec": name, "target_eye_distance": eye, "probes": 80, "failures_to_enrol": 0,
+                "summaries": [{"threshold": 80.0, "overall": overall}], "frames": frames,
+                "lead_list": {"at_rank": {"1": 0.9, "20": 0.95}}, "temptation": {"searches": 80}}
+
+    small = MIN_GROUP_MATED - 1
+    conditions = [
+        condition("clean", None, {"a": (1, 30), "b": (0, 25), "c": (0, small)},
+                  {"a": (1, 40), "b": (0, 30), "c": (0, 10)}),
+        condition("doorbell-night-3m", 15.0, {"a": (28, 30), "b": (20, 25), "c": (small, small)},
+                  {"a": (0, 40), "b": (2, 30), "c": (0, 10)}),
+    ]
+    section = probe_quality_section({"conditions": conditions})
+    assert section is not None and section.groups is not None
+    gv = section.groups
+    assert gv.column == "race" and gv.groups == ("a", "b") and gv.left_out == (("c", small),)
+    night_b = gv.cells[1][1]
+    assert (night_b.fnir["errors"], night_b.fnir["trials"]) == (20, 25)
+    assert (night_b.false_candidate["errors"], night_b.false_candidate["trials"]) == (2, 30)
+    svg = str(gv.chart)
+    assert svg.count("<polyline") == 2 * 2  # two panels, a line per drawn group
+    assert "race b, 2. doorbell-night-3m: mates missed (FNIR) at 80 = 20 of 25 (80.0%; 95% interval" in svg
+    from faceaudit.audit._html import render  # report.html.j2 includes this template
+
+    body = render("probe_quality.html.j2", pq=section)
+    assert 'id="probe-quality-groups"' in body and "Probe quality by race" in body
+    assert re.search(r"20 / 25 = 80(\.0)?%<br><small>", body)  # the count and rate, then its interval
+    assert f"c ({small})" in body  # the group left out, with its mated searches
+    # group labels are data: escaped in the chart and the table
+    evil = '<img src=x onerror="alert(1)">'
+    hostile = [condition(c["name"], c["target_eye_distance"], {evil: (1, 30), "b": (0, 25)},
+                         {evil: (1, 40), "b": (0, 30)}) for c in conditions]
+    page = render("probe_quality.html.j2", pq=probe_quality_section({"conditions": hostile}))
+    assert evil not in page and "&lt;img src=x" in page
+    # with no column holding two groups large enough there is no per-group view
+    for c in conditions:
+        c["frames"] = [f for f in c["frames"] if f["column"] != "race"]
+    assert probe_quality_section({"conditions": conditions}).groups is None
+
+
+def test_results_json_keeps_each_conditions_frames_as_counts_that_recount(condition_run):
+    """Issue 19 item 4: per condition, results.json holds the per-group counts only (compact form);
+    every rate and Wilson interval recomputed from them equals the audit's own."""
+    from faceaudit.audit._conditions import COMPACT_FRAMES, compact_frames, expand_frames
+
+    run, _, _ = condition_run
+    r = run.result
+    data = json.loads(r.to_json())
+    assert isinstance(data["frames"], list)  # the top level keeps the full form (bootstrap intervals too)
+    for cond, doc in zip(r.conditions, data["conditions"], strict=True):
+        assert doc["frames"]["form"] == COMPACT_FRAMES
+        expanded = expand_frames(doc["frames"])
+        assert len(expanded) == len(cond.frames)
+        for mine, f in zip(expanded, cond.frames, strict=True):
+            assert (mine["metric"], mine["column"], mine["side"]) == (f.metric, f.column, f.side)
+            assert mine["threshold"] == pytest.approx(f.threshold)
+            assert (mine["overall"]["errors"], mine["overall"]["trials"]) == (f.overall.errors, f.overall.trials)
+            for g, rate in f.by_group.items():
+                got = mine["by_group"][g]
+                assert (got["errors"], got["trials"]) == (rate.errors, rate.trials)
+                if rate.trials:
+                    assert got["rate"] == pytest.approx(rate.rate, abs=1e-6)
+                    assert got["wilson95"] == pytest.approx(list(rate.wilson95), abs=1e-6)
+    full = json.dumps([dict(c, frames=expand_frames(c["frames"])) for c in data["conditions"]])
+    assert len(json.dumps(data["conditions"])) < 0.6 * len(full)
+    assert compact_frames(data["conditions"][0]["frames"]) is data["conditions"][0]["frames"]  # already compact

@@ -117,3 +117,15 @@ def test_models_shows_rates_per_probe_quality_band(capsys):
     _, out, _ = run(capsys, "models", "--json")
     sface = next(m for m in json.loads(out)["Models"] if m["Name"] == "sface")
     assert sface["Calibration"]["quality_bands"]["measured_down_to"] == "tiny"
+
+
+def test_models_shows_rates_per_probe_band_on_both_axes(capsys):
+    from faceaudit.engine import NOISY_LEVELS, get_model
+
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and f"noisy: the face's sensor noise at least {NOISY_LEVELS:g} gray levels" in out
+    noisy = get_model("sface").calibrated().by_band("tiny-noisy")
+    assert noisy is not None
+    r80 = noisy.fnmr(80)
+    line = next(x for x in out.splitlines() if x.strip().startswith("tiny-noisy"))
+    assert f"{r80.errors}/{r80.trials} = " in line and "doorbell-night-3m" in line

@@ -8,6 +8,8 @@ import pytest
 from faceaudit.collections import FaceCollections, _store
 from tests.collections.conftest import synthetic_image
 
+pytestmark = pytest.mark.usefixtures("on_both_databases")  # SQLite and PostgreSQL
+
 
 @pytest.fixture
 def two(tmp_path, sface_engine):
@@ -27,6 +29,7 @@ def ids_of(result):
     return [m.face.face_id for m in result.face_matches]
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_settings(tmp_path):
     fc = FaceCollections(tmp_path)
     fc.create_collection(collection_id="x")
@@ -37,6 +40,7 @@ def test_sqlite_settings(tmp_path):
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
+@pytest.mark.sqlite_only
 def test_embeddings_are_float32_blobs(two):
     a, _, _faces, _ = two
     con = sqlite3.connect(str(a.data_dir / "collections.sqlite3"))
@@ -112,6 +116,7 @@ def test_an_index_that_drifted_is_rebuilt(two):
     assert a._cache.stats["rebuilds"] == before + 1
 
 
+@pytest.mark.sqlite_only
 def test_a_process_behind_a_pruned_log_rebuilds(two, monkeypatch, sface_engine):
     a, b, _faces, rng = two
     assert b.verify_index("s")

@@ -13,7 +13,10 @@ from faceaudit import (
 from faceaudit.collections import FaceCollections
 from faceaudit.engine import get_model
 
+pytestmark = pytest.mark.usefixtures("on_both_databases")  # SQLite and PostgreSQL
 
+
+@pytest.mark.sqlite_only
 def test_nothing_is_created_until_the_first_write(tmp_path):
     d = tmp_path / "never"
     fc = FaceCollections(d)
@@ -107,6 +110,7 @@ def test_list_pages_with_validated_tokens(tmp_path):
     assert fc.list_collections(max_results=0).collection_ids == tuple(names[:2] + names[3:] + ["new"])
 
 
+@pytest.mark.sqlite_only
 def test_bad_tokens_and_page_sizes(tmp_path):
     fc = FaceCollections(tmp_path)
     for n in ("a", "b", "c"):
@@ -152,3 +156,15 @@ def test_delete_collection_removes_everything(fc):
     assert d.face_count == 0 and d.user_count == 0
     assert fc.list_faces(collection_id="c").faces == ()
     assert fc.verify_index("c")
+
+
+@pytest.mark.sqlite_only
+def test_database_url_names_the_sqlite_file_or_is_refused(tmp_path):
+    db = tmp_path / "elsewhere" / "faces.sqlite3"
+    fc = FaceCollections(tmp_path / "data", database_url=f"sqlite:///{db}")
+    fc.create_collection(collection_id="x")
+    assert db.exists() and not (tmp_path / "data" / "collections.sqlite3").exists()
+    other = FaceCollections(tmp_path / "other", database_url=f"sqlite:///{db}")
+    assert other.list_collections().collection_ids == ("x",)
+    with pytest.raises(InvalidParameterError):
+        FaceCollections(tmp_path / "data", database_url="mysql://db.example/faces")

@@ -17,6 +17,8 @@ from faceaudit.collections._validate import FACE_ID_RE
 from faceaudit.engine import get_model
 from tests.conftest import MEMBERS, blank_image, meds, portrait_2014, portrait_2018, side_by_side
 
+pytestmark = pytest.mark.usefixtures("on_both_databases")  # SQLite and PostgreSQL
+
 SFACE = get_model("sface").version
 SFACE_API = get_model("sface").numeric_version  # FaceModelVersion over the API
 
@@ -61,6 +63,7 @@ def test_reindexing_the_same_bytes_indexes_again_like_rekognition(fc):
     assert fc.describe_collection(collection_id="c").face_count == 4
 
 
+@pytest.mark.sqlite_only
 def test_schema_2_images_lose_their_unique_key_and_keep_everything(tmp_path, sface_engine):
     import sqlite3
 
@@ -236,6 +239,7 @@ def test_delete_faces(fc):
             fc.delete_faces(collection_id="c", face_ids=bad)
 
 
+@pytest.mark.sqlite_only
 def test_face_crop_kept_for_review_and_deleted_with_the_face(fc):
     import io
     import sqlite3
@@ -256,6 +260,7 @@ def test_face_crop_kept_for_review_and_deleted_with_the_face(fc):
     assert con.execute("SELECT COUNT(*) FROM face_thumbnails").fetchone()[0] == 0
 
 
+@pytest.mark.sqlite_only
 def test_schema_1_database_is_migrated(tmp_path, sface_engine):
     import sqlite3
 

@@ -10,7 +10,15 @@ from faceaudit.collections import FaceCollections
 from faceaudit.engine import get_model
 from tests.conftest import MEMBERS, blank_image, meds, portrait_2014, portrait_2018, side_by_side
 
+pytestmark = pytest.mark.usefixtures("on_both_databases")  # SQLite and PostgreSQL
+
 SFACE = get_model("sface")
+
+
+@pytest.fixture
+def gallery(gallery, on_both_databases, request):
+    """The session's gallery: on SQLite, or its twin in PostgreSQL."""
+    return gallery if on_both_databases is None else request.getfixturevalue("gallery_postgresql")
 
 
 def test_search_by_image_defaults_and_shape(gallery):
@@ -113,6 +121,7 @@ def test_search_faces_excludes_the_face_itself(gallery):
         fc.search_faces(collection_id="nope", face_id=faces["B000944"])
 
 
+@pytest.mark.sqlite_only
 def test_numpy_and_faiss_backends_agree(gallery, sface_engine):
     fc, _ = gallery
     oracle = FaceCollections(fc.data_dir, index="numpy", engines={"sface": sface_engine})
@@ -124,6 +133,7 @@ def test_numpy_and_faiss_backends_agree(gallery, sface_engine):
         assert [x.similarity for x in a.face_matches] == pytest.approx([x.similarity for x in b.face_matches], abs=1e-3)
 
 
+@pytest.mark.sqlite_only
 def test_a_collection_is_pinned_to_its_model(tmp_path, sface_engine):
     fc = FaceCollections(tmp_path, engines={"sface": sface_engine})
     fc.create_collection(collection_id="d", model="dlib")
@@ -143,3 +153,37 @@ def test_a_collection_is_pinned_to_its_model(tmp_path, sface_engine):
     con.close()
     with pytest.raises(ModelError):
         fc.search_faces_by_image(collection_id="d", image=portrait_2014("B000944").read_bytes())
+
+
+def test_faceid_and_userid_searches_report_the_stored_faces_quality(fc, sface_engine):
+    """Issue 19: a search by FaceId or UserId reports its stored probe face's quality (from the
+    FaceDetail at indexing: eye distance, sharpness, brightness; no noise) before searching, so
+    the accountability layer can log and police it; a user's search reports its smallest face."""
+    import io
+
+    from PIL import Image
+
+    from faceaudit.engine import observe_probe
+
+    img = Image.open(portrait_2018("C000141")).convert("RGB")
+    canvas = Image.new("RGB", img.size, (128, 128, 128))
+    canvas.paste(img.resize((round(img.width * 0.4), round(img.height * 0.4))), (0, 0))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=90)
+    faces = {}
+    for name, data in (("big", portrait_2018("C000141").read_bytes()), ("small", buf.getvalue())):
+        rec = fc.index_faces(collection_id="c", image=data, quality_filter="NONE").face_records[0]
+        faces[name] = (rec.face.face_id, sface_engine.detect(data).faces[0].quality)
+    fc.index_faces(collection_id="c", image=portrait_2014("C000141").read_bytes())
+    fc.create_user(collection_id="c", user_id="u")
+    fc.associate_faces(collection_id="c", user_id="u", face_ids=[faces["big"][0], faces["small"][0]])
+    seen = []
+    with observe_probe(seen.append):
+        fc.search_faces(collection_id="c", face_id=faces["big"][0])
+        fc.search_users(collection_id="c", face_id=faces["small"][0])
+        fc.search_users(collection_id="c", user_id="u")
+    assert [q.noise for q in seen] == [None, None, None]
+    big, small = faces["big"][1], faces["small"][1]
+    for q, want in zip(seen, (big, small, small), strict=True):
+        assert q.eye_distance_px == pytest.approx(want.eye_distance_px, abs=0.05)
+        assert (q.brightness, q.sharpness) == (want.brightness, want.sharpness)

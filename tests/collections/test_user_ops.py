@@ -14,6 +14,8 @@ from faceaudit import (
 from faceaudit.engine import get_model
 from tests.conftest import blank_image, meds, portrait_2014, portrait_2018, side_by_side
 
+pytestmark = pytest.mark.usefixtures("on_both_databases")  # SQLite and PostgreSQL
+
 SFACE = get_model("sface").version
 
 

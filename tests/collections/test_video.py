@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -139,16 +138,19 @@ def test_tracker_keeps_one_index_per_person(sface_engine):
 
 
 @pytest.fixture()
-def backend(tmp_path, clip):
+def backend(tmp_path, clip, database_url):
     buckets = tmp_path / "buckets"
     (buckets / "footage").mkdir(parents=True)
     shutil.copy(clip, buckets / "footage" / "doorbell.mp4")
     (buckets / "footage" / "junk.mp4").write_bytes(b"junk" * 1000)
-    fc = FaceCollections(tmp_path / "data", objects=FolderStore(buckets), video_sample_fps=1.0)
+    fc = FaceCollections(tmp_path / "data", objects=FolderStore(buckets), video_sample_fps=1.0,
+                         database_url=database_url)
     fc.create_collection(collection_id="g")
     for m in ("C000127", "B000944"):
         fc.index_faces(collection_id="g", image=portrait_2014(m).read_bytes(), external_image_id=m)
-    return fc
+    yield fc
+    if fc._video_pool is not None:  # its workers end with the test, not at the interpreter's exit
+        fc._video_pool.stop()
 
 
 def _wait(get, job_id, timeout=300.0):
@@ -253,30 +255,37 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+def _update_job(store, sql, params):
+    """Change a job behind the store's back (as a kill -9 mid-job leaves it), on either database."""
+    with store._conn(write=True) as conn:
+        conn.execute(sql.format(jobs=store._jobs), params)
+
+
 def test_a_job_whose_worker_died_is_run_again_then_failed_after_max_attempts(backend, tmp_path):
-    store = JobStore(backend.data_dir)
+    store = JobStore(backend.data_dir, database_url=backend.database_url)
     job_id, _ = store.submit("face_detection", {"video": _video("doorbell.mp4")["S3Object"], "fps": 1.0},
                              None, None, {})
     import socket
 
     dead = f"{socket.gethostname()}:{_dead_pid()}"
-    with sqlite3.connect(backend.data_dir / DB_NAME) as conn:  # as a kill -9 mid-job leaves it
-        conn.execute("UPDATE jobs SET status='IN_PROGRESS', owner=?, heartbeat=?, attempts=1 WHERE job_id=?",
-                     (dead, time.time(), job_id))
+    _update_job(store, "UPDATE {jobs} SET status='IN_PROGRESS', owner=?, heartbeat=?, attempts=1 WHERE job_id=?",
+                (dead, time.time(), job_id))
     page = _wait(backend.get_face_detection, job_id)  # polling starts this process's workers
     assert page.status == "SUCCEEDED"
     assert page.to_rekognition()["Faces"]
     # interrupted MAX_ATTEMPTS times: FAILED with a message, never stuck, never gone
     job_id, _ = store.submit("face_detection", {"video": _video("doorbell.mp4")["S3Object"], "fps": 1.0},
                              None, None, {})
-    with sqlite3.connect(backend.data_dir / DB_NAME) as conn:
-        conn.execute("UPDATE jobs SET status='IN_PROGRESS', owner=?, heartbeat=?, attempts=? WHERE job_id=?",
-                     (dead, time.time(), MAX_ATTEMPTS, job_id))
+    _update_job(store, "UPDATE {jobs} SET status='IN_PROGRESS', owner=?, heartbeat=?, attempts=? WHERE job_id=?",
+                (dead, time.time(), MAX_ATTEMPTS, job_id))
     assert store.recover() == 1
     page = backend.get_face_detection(job_id=job_id)
     assert page.status == "FAILED" and "interrupted" in page.status_message
-    with sqlite3.connect(backend.data_dir / DB_NAME) as conn:
-        assert json.loads(conn.execute("SELECT request FROM jobs WHERE job_id=?", (job_id,)).fetchone()[0])
+    with store._conn() as conn:
+        assert json.loads(conn.execute(f"SELECT request FROM {store._jobs} WHERE job_id=?",
+                                       (job_id,)).fetchone()[0])
+    if backend.database_url is None:
+        assert (backend.data_dir / DB_NAME).is_file()
 
 
 def test_length_is_the_decoded_one_not_the_declared_one(tmp_path):

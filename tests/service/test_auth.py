@@ -25,8 +25,13 @@ BODY = b'{"CollectionId":"c"}'
 
 
 @pytest.fixture()
-def store(tmp_path):
-    return KeyStore(tmp_path)
+def store(tmp_path, database_url):
+    """The keys of a data dir's file, or of a deployment's database (issue 21)."""
+    return KeyStore(tmp_path, database_url=database_url)
+
+
+FILE_ONLY = pytest.mark.parametrize("database_url", [None])
+"""A test of the keys file itself (its mode, its permissions check)."""
 
 
 @pytest.fixture()
@@ -238,6 +243,7 @@ def test_presigned_query_auth_is_refused(store):
 
 # -- the key store ---------------------------------------------------------------------------------
 
+@FILE_ONLY
 def test_key_file_is_private_and_secrets_never_listed(store, key):
     mode = stat.S_IMODE(os.stat(store.path).st_mode)
     assert mode == 0o600
@@ -255,6 +261,7 @@ def test_roles(store):
         store.create(role="root")
 
 
+@FILE_ONLY
 def test_readable_key_file_is_refused(store, key):
     os.chmod(store.path, 0o644)
     with pytest.raises(KeyFileError, match="chmod 600"):
@@ -265,3 +272,15 @@ def test_revoke_unknown_key(store):
     from faceaudit._errors import ResourceNotFoundError
     with pytest.raises(ResourceNotFoundError):
         store.revoke("FAKINOPE")
+
+
+def test_keys_in_a_sqlite_database_url(tmp_path):
+    """database_url may name a SQLite file (sqlite:///path): the same table, the same API."""
+    url = f"sqlite:///{tmp_path}/data/deployment.db"
+    store = KeyStore(tmp_path / "data", database_url=url)
+    key = store.create("reviewer", person="Rita")
+    other = KeyStore(tmp_path / "elsewhere", database_url=url)
+    assert other.lookup(key.access_key_id).person == "Rita"
+    other.revoke(key.access_key_id)
+    assert not store.lookup(key.access_key_id).active
+    assert not (tmp_path / "data" / "access-keys.json").exists()

@@ -22,6 +22,7 @@ from faceaudit.accountability._anchors import (
     check_anchors,
     issue_anchor,
 )
+from faceaudit.accountability._copy import AccountabilityCopy, copy_accountability
 from faceaudit.accountability._guard import guarded
 from faceaudit.accountability._holds import DELETING_OPERATIONS, guard_deletion, on_legal_hold
 from faceaudit.accountability._http import TARGET_PREFIX, AccountabilityExtension
@@ -58,6 +59,7 @@ from faceaudit.accountability._usage import parse_day, render_html, usage_report
 from faceaudit.accountability._video import WARRANT_HEADER, VideoSearches, VideoSearchPolicy
 
 __all__ = [
+    "AccountabilityCopy", "copy_accountability",
     "DailyRetention", "Retention", "RetentionReport", "RetentionRule",
     "AnchorCheck", "AnchorReport", "DeploymentKey", "check_anchors", "issue_anchor",
     "Accountability", "AccountabilityExtension", "NATIVE_OPERATIONS", "TARGET_PREFIX", "TestingAPI", "authorize",

@@ -36,6 +36,7 @@ class CallerContext:
     request_id: str = ""
     person: str = ""
     audit: bool = False
+    client: str = ""  # the client's address over HTTP (a trusted proxy's X-Forwarded-For); "" from the CLI
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,22 @@ def similarity_scale_of(model_version: str | None) -> str | None:
         return None
 
 
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 class Accountability:
-    """Search log, threshold policies and the review queue of one data dir."""
+    """Search log, threshold policies and the review queue of one data dir (or, with
+    ``database_url``, of every host of a deployment on that database)."""
 
     def __init__(self, data_dir: str | os.PathLike[str],
                  face_image: Callable[[str], bytes | None] | None = None,
                  database_url: str | None = None) -> None:
-        """``database_url`` (``postgresql://...``): the search log lives in that database, one
-        chain for every host (:class:`PostgresSearchLog`); without it, ``search-log.jsonl`` in
-        the data dir. Policies, leads and reviews stay in the data dir's ``accountability.db``
-        for now (issue 21)."""
+        """``database_url`` (``postgresql://...``): everything every host must share lives in
+        that database: the search log, one chain for every host (:class:`PostgresSearchLog`),
+        policies, leads, decisions, retention rules, review sessions and their signing key, and
+        the probe images kept for review. Without it: ``search-log.jsonl``, ``accountability.db``
+        and ``probes/`` in the data dir, as always."""
         self.data_dir = Path(data_dir)
         if self.data_dir.is_dir():
             check_private_dir(self.data_dir)  # UnsafePermissionsError: open to other local users
@@ -111,10 +118,17 @@ class Accountability:
         self._collections: Any = None
         self._collections_provider: Callable[[], Any] | None = None
         self.log: AnySearchLog = open_search_log(self.data_dir, database_url)
-        self._store = Store(self.data_dir / "accountability.db")
+        self.database_url = database_url
+        self._store = Store(self.data_dir / "accountability.db", database_url)
         self.policies = PolicyStore(self._store)
         self.reviews = ReviewQueue(self._store, self.log)
         self.probe_dir = self.data_dir / "probes"
+
+    def check_health(self) -> None:
+        """Readiness: the search log's head and the policy/lead store answer one read each (an
+        exception when either does not)."""
+        self.log.head()
+        self._store.read().execute("SELECT 1").fetchone()
 
     # -- policy ------------------------------------------------------------------
 
@@ -188,24 +202,81 @@ class Accountability:
         return rec
 
     def probe_path(self, sha256: str) -> Path | None:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        """The kept probe image with this SHA-256 as a file (None when not kept).
+
+        With a database the database holds the probe (every host sees it); the file is this
+        host's copy, made on demand (``faceaudit leads show`` names it) and removed once the
+        database no longer holds the probe (retention deleted it on some host): by the next call
+        here, or by :meth:`sweep_probe_copies` (every host's daily retention thread)."""
+        if not _is_sha256(sha256):
             return None
         path = self.probe_dir / sha256[:2] / sha256
+        if self._store.shared:
+            data = self._store.probe(sha256)
+            if data is None:
+                path.unlink(missing_ok=True)
+                return None
+            if not path.is_file():
+                write_private(path, data)  # same content whoever wins
+            return path
         return path if path.is_file() else None
 
     def _keep_probe(self, sha256: str, data: bytes) -> None:
-        """Store the probe once, by content hash (0600); safe under concurrent threads and workers."""
+        """Store the probe once, by content hash (0600; with a database: a row of
+        ``probe_images``); safe under concurrent threads, workers and hosts."""
+        if self._store.shared:
+            if not self._store.probe_kept(sha256):  # (the same probe searched again: no re-upload)
+                self._store.keep_probe(sha256, data, round(time.time(), 3))
+            return
         dest = self.probe_dir / sha256[:2] / sha256
         if dest.exists():
             return
         write_private(dest, data)  # same content whoever wins
+
+    def probe_bytes(self, sha256: str) -> bytes | None:
+        """The kept probe image with this SHA-256 (None when not kept); no file made."""
+        if self._store.shared:
+            return self._store.probe(sha256) if _is_sha256(sha256) else None
+        path = self.probe_path(sha256)
+        return path.read_bytes() if path is not None else None
+
+    def sweep_probe_copies(self) -> int:
+        """With a database: remove this host's copies of probes the database no longer holds
+        (deleted by retention on another host); returns how many. Without one: 0."""
+        if not self._store.shared:
+            return 0
+        removed = 0
+        for path in self.probe_dir.glob("??/*"):
+            if path.is_file() and not self._store.probe_kept(path.name):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def has_probe(self, sha256: str) -> bool:
+        """Whether the probe with this SHA-256 is kept (without making a file of it)."""
+        if self._store.shared:
+            return _is_sha256(sha256) and self._store.probe_kept(sha256)
+        return self.probe_path(sha256) is not None
+
+    def delete_probe(self, sha256: str) -> None:
+        """Delete a kept probe (retention): the file, and with a database its row."""
+        if not _is_sha256(sha256):
+            return
+        if self._store.shared:
+            self._store.forget_probe(sha256)
+        (self.probe_dir / sha256[:2] / sha256).unlink(missing_ok=True)
+
+    def session_signing_key(self) -> bytes | None:
+        """The review sessions' HMAC key shared by every host (with a database; made once by
+        the first host to ask), or None: the data dir keeps its own ``review-session.key``."""
+        return self._store.secret("review-session") if self._store.shared else None
 
     @staticmethod
     def _who(ctx: CallerContext) -> dict[str, Any]:
         return {
             "access_key_id": ctx.access_key_id, "role": ctx.role, "source": ctx.source,
             "request_id": ctx.request_id, "case_reference": ctx.case_reference, "purpose": ctx.purpose,
-            "person": ctx.person, "audit": ctx.audit,
+            "person": ctx.person, "audit": ctx.audit, **({"client": ctx.client} if ctx.client else {}),
         }
 
     def record_index_tag(self, ctx: CallerContext, operation: str, collection_id: str,
@@ -309,7 +380,7 @@ class Accountability:
 
     def missing_evidence(self, lead: Lead) -> str:
         """Why a reviewer cannot compare the lead's two faces ("" when both images are there)."""
-        if not self.probe_path(lead.probe_sha256):
+        if not self.has_probe(lead.probe_sha256):
             return "the probe image was not kept"
         if not lead.candidate_face_id:
             return "the candidate has no stored face image (a user or a compared image)"

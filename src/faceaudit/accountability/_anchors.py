@@ -7,6 +7,14 @@ the log records each anchor it issues. Someone who can rewrite the whole log
 (and recompute every unkeyed hash) cannot make it agree with anchors already
 handed over: ``faceaudit log verify --anchors DIR`` checks each anchor's
 signature and that its hash is still the hash of its record in the chain.
+
+A deployment of several hosts on one database (issue 21) still keeps this key on disk, on
+the one host that issues anchors (an admin's, with ``faceaudit log anchor``): it is
+deliberately not in the database. Whoever can write the database could otherwise also sign
+whatever head they made; kept apart, a database compromise cannot produce a new anchor.
+Every anchor must carry the same public key (``verify --anchors``), so anchors are issued
+from that host only; back the key file up with the host (a lost key: anchors already
+handed over still verify; new ones start a new key the oversight body must pin again).
 """
 
 from __future__ import annotations

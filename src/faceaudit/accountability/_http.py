@@ -69,9 +69,11 @@ class AccountabilityExtension:
         face_image: Callable[[str], bytes | None] | None = None,
         testing: Any = None,
         daily_retention: bool = False,
+        database_url: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.acc = Accountability(self.data_dir, face_image=face_image)
+        self.database_url = database_url
+        self.acc = Accountability(self.data_dir, face_image=face_image, database_url=database_url)
         self._keys = keys
         self._testing = testing
         self._web: ReviewWeb | None = None
@@ -93,13 +95,17 @@ class AccountabilityExtension:
             raise AccessDeniedError(reason)
         authorize(caller.role, operation, native, audit=audit)
 
+    def check_health(self) -> None:
+        """Readiness of the search log and the policy/lead store (see :meth:`Accountability.check_health`)."""
+        self.acc.check_health()
+
     def _start_retention(self) -> None:
         """Start the daily retention thread in this worker process (after the fork, never before)."""
         if self._daily_retention and self._retention_pid != os.getpid():
             from faceaudit.accountability._retention import DailyRetention
 
             self._retention_pid = os.getpid()
-            DailyRetention(self.data_dir).start()
+            DailyRetention(self.data_dir, database_url=self.database_url).start()
 
     def context(self, caller) -> CallerContext:
         case = caller.header(CASE_HEADER).strip()
@@ -110,13 +116,14 @@ class AccountabilityExtension:
             )
         return CallerContext(access_key_id=caller.access_key_id, role=caller.role, case_reference=case,
                              purpose=purpose, source="http", request_id=caller.request_id,
-                             person=self._person(caller.access_key_id))
+                             person=self._person(caller.access_key_id),
+                             client=caller.remote)
 
     def _key_store(self):
         if self._keys is None:
             from faceaudit.service import KeyStore
 
-            self._keys = KeyStore(self.data_dir)
+            self._keys = KeyStore(self.data_dir, database_url=self.database_url)
         return self._keys
 
     def _person(self, access_key_id: str) -> str:

@@ -40,7 +40,8 @@ class ThresholdPolicy:
         on every model. When both this and ``min_face_match_threshold`` are set, the stricter wins.
     min_eye_distance_px: the smallest probe face a search may use: pixels between its eyes.
     min_probe_quality: the lowest probe quality band a search may use (a name of
-        :data:`faceaudit.engine.QUALITY_BANDS`, e.g. "small").
+        :data:`faceaudit.accountability._probe_quality.BAND_NAMES`, e.g. "small", or "small-clear"
+        for eyes at least 20 px apart and a face without the sensor noise of the night).
     on_low_quality: what happens to a probe below either minimum: refused, or searched and flagged.
     """
 
@@ -198,6 +199,11 @@ def policy_meaning(threshold: float, model: str, gallery_size: int) -> PolicyMea
     )
 
 
+_POLICY_COLUMNS = ("collection_id", "min_face_match_threshold", "max_faces", "require_case_reference",
+                   "purpose", "set_by", "set_at", "max_false_match_rate", "min_eye_distance_px",
+                   "min_probe_quality", "on_low_quality")
+
+
 class PolicyStore:
     """Reads and writes policies; only the admin role may write."""
 
@@ -256,10 +262,7 @@ class PolicyStore:
         )
         with self._store.write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO policies (collection_id, min_face_match_threshold, max_faces, "
-                "require_case_reference, purpose, set_by, set_at, max_false_match_rate, "
-                "min_eye_distance_px, min_probe_quality, on_low_quality) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._store.dialect.upsert("policies", _POLICY_COLUMNS, ("collection_id",)),
                 (stamped.collection_id, stamped.min_face_match_threshold, stamped.max_faces,
                  int(stamped.require_case_reference), stamped.purpose, actor, stamped.set_at,
                  stamped.max_false_match_rate, stamped.min_eye_distance_px, stamped.min_probe_quality,

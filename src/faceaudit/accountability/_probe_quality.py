@@ -1,10 +1,15 @@
 """The quality of each identification's probe: logged, policed, and explained beside its leads.
 
-Rekognition's responses keep their shape: the probe face's eye distance, sharpness
-and brightness go to the search log (``probe_quality``), not to the response. The
+Rekognition's responses keep their shape: the probe face's eye distance, sharpness,
+brightness and noise go to the search log (``probe_quality``), not to the response. The
 collection's policy may ask for a minimum (an eye distance in pixels and/or a quality
-band, :data:`faceaudit.engine.QUALITY_BANDS`); a probe below it is refused before it is
-searched, or searched and flagged (:class:`LowQualityAction`).
+band: by eye distance, :data:`faceaudit.engine.QUALITY_BANDS`, or on both axes, eye
+distance and noise, :data:`faceaudit.engine.PROBE_BANDS`); a probe below it is refused
+before it is searched, or searched and flagged (:class:`LowQualityAction`).
+
+A search by FaceId or UserId has no probe image: its probe is the stored face, whose
+eye distance, sharpness and brightness come from its FaceDetail at indexing (its noise
+was not kept: its band is by eye distance alone, and it does not meet a "-clear" minimum).
 
 What a band means for the model comes from measured data only: the calibration's
 per-band figures when it has them (``Calibration.by_band``, see :func:`band_figures`),
@@ -21,15 +26,26 @@ from enum import Enum
 from typing import Any
 
 from faceaudit._errors import InvalidParameterError
-from faceaudit.engine import QUALITY_BANDS, Quality, quality_band
+from faceaudit.engine import PROBE_BANDS, SIZE_ONLY_BANDS, Quality, probe_band, probe_band_named
 
 log = logging.getLogger(__name__)
 
-BAND_NAMES = tuple(b.name for b in QUALITY_BANDS)
-"""Quality band names, best first."""
+BAND_NAMES = (
+    *(name for size in SIZE_ONLY_BANDS
+      for name in (size.name, *(b.name for b in PROBE_BANDS if b.size.name == size.name))),
+    PROBE_BANDS[-1].name,
+)
+"""Quality band names a policy minimum may name, by size best first: the size band alone ("tiny":
+eyes at least 10 px apart, any noise: what it meant before the noise axis), then its clear half
+("tiny-clear": and the face's noise under :data:`faceaudit.engine.NOISY_LEVELS`) and its noisy
+one ("tiny-noisy": as low as a probe of that size goes, the same minimum as "tiny")."""
 
 BELOW_MEASURED = "below-measured"
 """The band of probes smaller than any condition ever measured."""
+
+MIN_BAND_PAIRS = 20
+"""Fewest mated pairs a band on both axes needs for the review sentence to quote its own miss rate;
+below, the sentence quotes its eye-distance band (day and night pooled) and says so."""
 
 MAX_MIN_EYE_DISTANCE_PX = 1000.0
 """The largest minimum eye distance a policy may ask for (pixels)."""
@@ -79,27 +95,34 @@ class ProbeQuality:
 
     eye_distance_px: pixels between the eye landmarks in the probe image (higher is larger).
     sharpness, brightness: 0-100 (higher is sharper / brighter), as in Rekognition's Quality.
-    band: the eye-distance band (:func:`faceaudit.engine.quality_band`), e.g. "tiny".
+    band: the probe band (:func:`faceaudit.engine.probe_band`), e.g. "tiny-noisy"; by eye
+    distance alone ("tiny") where the noise is unknown (a stored face, a record written
+    before the noise axis).
+    noise: the face's sensor noise in 8-bit gray levels (higher is noisier); None: not measured.
     """
 
     eye_distance_px: float
     sharpness: float
     brightness: float
     band: str
+    noise: float | None = None
 
     @classmethod
     def of(cls, quality: Quality) -> ProbeQuality:
         eye = float(quality.eye_distance_px)
+        noise = None if quality.noise is None else round(float(quality.noise), 2)
         return cls(round(eye, 2), round(float(quality.sharpness), 2), round(float(quality.brightness), 2),
-                   quality_band(max(eye, 0.0)).name)
+                   probe_band(max(eye, 0.0), None if noise is None else max(noise, 0.0)).name, noise)
 
     def to_json(self) -> dict:
         return {"eye_distance_px": self.eye_distance_px, "sharpness": self.sharpness,
-                "brightness": self.brightness, "band": self.band}
+                "brightness": self.brightness, "band": self.band,
+                **({} if self.noise is None else {"noise": self.noise})}
 
     def to_api(self) -> dict:
         return {"EyeDistancePx": self.eye_distance_px, "Sharpness": self.sharpness,
-                "Brightness": self.brightness, "Band": self.band}
+                "Brightness": self.brightness, "Band": self.band,
+                **({} if self.noise is None else {"Noise": self.noise})}
 
     @classmethod
     def from_json(cls, doc: Any) -> ProbeQuality | None:
@@ -107,15 +130,24 @@ class ProbeQuality:
         if not isinstance(doc, Mapping):
             return None
         try:
+            noise = doc.get("noise")
             return cls(float(doc["eye_distance_px"]), float(doc["sharpness"]), float(doc["brightness"]),
-                       str(doc["band"]))
+                       str(doc["band"]), None if noise is None else float(noise))
         except (KeyError, TypeError, ValueError):
             return None
 
     def text(self) -> str:
-        """e.g. "eyes 18 px apart (band tiny), sharpness 41, brightness 22"."""
+        """e.g. "eyes 18 px apart (band tiny-noisy), sharpness 41, brightness 22, noise 7.9"."""
         return (f"eyes {self.eye_distance_px:.0f} px apart (band {self.band}), sharpness {self.sharpness:.0f}, "
-                f"brightness {self.brightness:.0f}")
+                f"brightness {self.brightness:.0f}" + ("" if self.noise is None else f", noise {self.noise:.1f}"))
+
+
+def _band_of(quality: ProbeQuality):
+    """The :class:`faceaudit.engine.ProbeBand` of a probe (its recorded band name, else re-derived)."""
+    try:
+        return probe_band_named(quality.band)
+    except InvalidParameterError:
+        return probe_band(max(quality.eye_distance_px, 0.0), quality.noise)
 
 
 def shortfall(quality: ProbeQuality, min_eye_distance_px: float | None, min_band: str | None) -> str:
@@ -124,9 +156,10 @@ def shortfall(quality: ProbeQuality, min_eye_distance_px: float | None, min_band
     if min_eye_distance_px is not None and quality.eye_distance_px < min_eye_distance_px:
         reasons.append(f"probe eyes {quality.eye_distance_px:.0f} px apart, policy minimum "
                        f"{min_eye_distance_px:g}")
-    if min_band is not None and BAND_NAMES.index(quality.band) > BAND_NAMES.index(min_band):
-        reasons.append(f"probe quality band {quality.band} (eyes {quality.eye_distance_px:.0f} px apart), "
-                       f"policy minimum band {min_band}")
+    if min_band is not None and not _band_of(quality).meets(probe_band_named(min_band)):
+        noise = "noise not measured" if quality.noise is None else f"noise {quality.noise:.1f} gray levels"
+        reasons.append(f"probe quality band {quality.band} (eyes {quality.eye_distance_px:.0f} px apart, "
+                       f"{noise}), policy minimum band {min_band}")
     return "; ".join(reasons)
 
 
@@ -171,25 +204,40 @@ def band_figures(model_version: str, band: str, threshold: float) -> BandFigures
         return None
     at = max(usable, key=lambda r: r.similarity)
     parts = [(p.condition, p.at(at.similarity).fnmr) for p in rates.by_condition]
-    mix = ", ".join(f"{name} {100 * f.rate:.0f}%" for name, f in parts if f.trials)
+    mix = ", ".join(f"{name} {100 * f.rate:.0f}% ({f.errors}/{f.trials})" for name, f in parts if f.trials)
     condition = f"by condition: {mix}" if len(parts) > 1 else (parts[0][0] or "") if parts else ""
     return BandFigures(band, at.similarity, at.fnmr.rate, at.fnmr.errors, at.fnmr.trials, at.fmr.rate,
                        condition or "")
 
 
 def quality_sentence(quality: ProbeQuality, model_version: str, threshold: float) -> str:
-    """What the probe's quality means for this model, from measured data only, in one or two sentences."""
+    """What the probe's quality means for this model, from measured data only, in one or two sentences.
+
+    The figures are the calibration's for the probe's band on both axes (e.g. "tiny-noisy"); where
+    that half was not measured, or the probe's noise is unknown, those of its size band, saying so.
+    """
     eyes = f"eyes {quality.eye_distance_px:.0f} px apart"
+    if quality.noise is not None:
+        eyes += f", noise {quality.noise:.1f} gray levels"
     if quality.band == BELOW_MEASURED:
         return (f"WARNING: {eyes}, below the measured range (band {BELOW_MEASURED}): no error rate was ever "
                 "measured for probes this small; a candidate here may well be a look-alike.")
-    figures = band_figures(model_version, quality.band, threshold)
+    band = _band_of(quality)
+    figures = band_figures(model_version, band.name, threshold)
+    pooled = ""
+    if band.noisy is not None and (figures is None or figures.trials < MIN_BAND_PAIRS):
+        few = "was not measured" if figures is None else f"was measured on {figures.trials} mated pairs only"
+        figures = band_figures(model_version, band.size.name, threshold)
+        pooled = f"; {band.name} itself {few}: figures of band {band.size.name}, day and night pooled"
+    elif band.noisy is None:
+        pooled = "; noise not measured: figures of the eye-distance band, day and night pooled"
     if figures is None:
         return (f"{eyes} (band {quality.band}): this model's error rates were not measured for this quality "
                 "band; its published figures come from portraits and may not hold here.")
-    where = f" ({figures.condition})" if figures.condition else ""
-    text = (f"{eyes} (band {quality.band}): on degraded portraits at this quality{where} the model missed "
-            f"{100 * figures.fnmr:.0f}% of mates at {figures.threshold:g} ({figures.errors}/{figures.trials})")
-    if quality.band != BAND_NAMES[0]:
+    where = f" ({figures.condition}{pooled})" if figures.condition or pooled else ""
+    text = (f"{eyes} (band {quality.band}): on degraded portraits at this quality{where.replace('(; ', '(')} "
+            f"the model missed {100 * figures.fnmr:.0f}% of mates at {figures.threshold:g} "
+            f"({figures.errors}/{figures.trials})")
+    if band.size.name != SIZE_ONLY_BANDS[0].name or band.noisy:
         text += "; a candidate here is more likely a look-alike than at portrait quality"
     return text + "."

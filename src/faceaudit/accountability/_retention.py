@@ -13,15 +13,19 @@ operation is refused too (:mod:`._holds`).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from faceaudit._errors import AccessDeniedError, InvalidParameterError
+from faceaudit._errors import AccessDeniedError, ConflictError, InvalidParameterError
 from faceaudit.accountability._accountability import Accountability, CallerContext
+from faceaudit.accountability._store import RETENTION_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +79,9 @@ class Retention:
                              bool(legal_hold) if legal_hold is not None else bool(old and old.legal_hold),
                              ctx.access_key_id, round(time.time(), 3))
         with self.acc._store.write() as conn:
-            conn.execute("INSERT OR REPLACE INTO retention VALUES (?, ?, ?, ?, ?)",
-                         (rule.collection_id, rule.days, int(rule.legal_hold), rule.set_by, rule.set_at))
+            conn.execute(self.acc._store.dialect.upsert(
+                "retention", ("collection_id", "days", "legal_hold", "set_by", "set_at"), ("collection_id",)),
+                (rule.collection_id, rule.days, int(rule.legal_hold), rule.set_by, rule.set_at))
         self.acc.log.append("retention-rule", {"access_key_id": ctx.access_key_id, "rule": rule.to_json()})
         return rule
 
@@ -88,7 +93,19 @@ class Retention:
         return [_rule(r) for r in self._conn().execute("SELECT * FROM retention ORDER BY collection_id")]
 
     def apply(self, ctx: CallerContext, now: float | None = None) -> RetentionReport:
-        """Delete what every rule has expired; one log record per collection and one for probes."""
+        """Delete what every rule has expired; one log record per collection and one for probes.
+
+        With a database one run at a time per deployment: while another host applies retention
+        this raises ConflictError (try again when it has finished)."""
+        if not self.acc._store.shared:
+            return self._apply(ctx, now)
+        with deployment_lock(self.acc) as conn:
+            if conn is None:
+                raise ConflictError("retention is being applied by another host of this deployment right now; "
+                                    "try again when it has finished")
+            return self._apply(ctx, now)
+
+    def _apply(self, ctx: CallerContext, now: float | None) -> RetentionReport:
         now = time.time() if now is None else now
         rules = {r.collection_id: r for r in self.rules()}
         fc = self.acc.collections()
@@ -126,9 +143,7 @@ class Retention:
                     "what": "faces", "face_ids": deleted, "count": len(deleted)}).seq)
         probes = self._expired_probes(rules, now)
         for digest in probes:
-            path = self.acc.probe_path(digest)
-            if path is not None:
-                path.unlink()
+            self.acc.delete_probe(digest)
         if probes:
             seqs.append(self.acc.log.append("retention", {
                 "access_key_id": ctx.access_key_id, "what": "probes", "probe_sha256": list(probes),
@@ -149,7 +164,19 @@ class Retention:
             else:
                 expire.add(digest)
         pending = {lead.probe_sha256 for lead in self.acc.leads("pending", 1_000_000)}
-        return sorted(d for d in expire - keep - pending if self.acc.probe_path(d) is not None)
+        return sorted(d for d in expire - keep - pending if self.acc.has_probe(d))
+
+
+@contextlib.contextmanager
+def deployment_lock(acc: Accountability) -> Iterator[Any]:
+    """The deployment's retention lock (``pg_try_advisory_lock`` on a session of its own, held
+    until the block ends): the session, or None when another host holds the lock."""
+    conn = acc._store._db.connect()
+    try:
+        row = conn.execute("SELECT pg_try_advisory_lock(?)", (RETENTION_LOCK,)).fetchone()
+        yield conn if row[0] else None
+    finally:
+        conn.close()  # (releases the lock)
 
 
 def _rule(row) -> RetentionRule:
@@ -158,10 +185,17 @@ def _rule(row) -> RetentionRule:
 
 class DailyRetention:
     """Runs :meth:`Retention.apply` once a day in a daemon thread. Every worker process may run one:
-    an flock lets one apply at a time, and ``retention.last`` (the last run's time) once a day."""
+    an flock lets one apply at a time, and ``retention.last`` (the last run's time) once a day.
 
-    def __init__(self, data_dir, interval: float = DAY_SECONDS, check_every: float = 600.0) -> None:
+    With ``database_url`` (several hosts) every host may run one: ``pg_try_advisory_lock`` lets
+    one host of the deployment apply at a time (the others skip), and the database's
+    ``retention_runs`` row (the last run's time) once a day."""
+
+    def __init__(self, data_dir, interval: float = DAY_SECONDS, check_every: float = 600.0,
+                 database_url: str | None = None) -> None:
         self.data_dir = data_dir
+        self.database_url = database_url
+        self._shared_acc: Accountability | None = None
         self.interval = interval
         self.check_every = min(check_every, interval)
         self._stop = threading.Event()
@@ -183,6 +217,8 @@ class DailyRetention:
             self._stop.wait(self.check_every)
 
     def run_once(self) -> RetentionReport | None:
+        if self.database_url is not None:
+            return self._run_once_shared()
         lock = os.path.join(self.data_dir, "retention.lock")
         fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -205,3 +241,22 @@ class DailyRetention:
             return report
         finally:
             os.close(fd)
+
+    def _run_once_shared(self) -> RetentionReport | None:
+        """One run for the whole deployment: the host holding the advisory lock applies (at most
+        once per interval, as the database's clock row says); a host that cannot take it skips."""
+        if self._shared_acc is None:  # (one for the thread's life: its connections are reused)
+            self._shared_acc = Accountability(self.data_dir, database_url=self.database_url)
+        acc = self._shared_acc
+        acc.sweep_probe_copies()  # every host: its copies of probes deleted elsewhere go
+        with deployment_lock(acc) as conn:
+            if conn is None:
+                return None  # another host is applying retention right now
+            last = conn.execute("SELECT ran_at FROM retention_runs WHERE id = 1").fetchone()
+            if last is not None and time.time() - float(last[0]) < self.interval:
+                return None  # applied within the day (by this or another host)
+            report = Retention(acc)._apply(CallerContext("server:retention", role="admin", source="server"), None)
+            conn.execute(acc._store.dialect.upsert("retention_runs", ("id", "ran_at"), ("id",)), (1, time.time()))
+            log.info("retention: deleted %d face(s) and %d probe(s)",
+                     sum(map(len, report.faces.values())), len(report.probes))
+            return report

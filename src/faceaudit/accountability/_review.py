@@ -24,7 +24,7 @@ from typing import Any
 from faceaudit._errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
 from faceaudit.accountability._log import AnySearchLog
 from faceaudit.accountability._probe_quality import ProbeQuality
-from faceaudit.accountability._store import Store
+from faceaudit.accountability._store import LEAD_SYNC_LOCK, Store
 
 CONFIRMATIONS_REQUIRED = 2
 DECISIONS = ("confirm", "reject")
@@ -35,6 +35,10 @@ LEAD_NOTICE = (
 )
 
 
+_LEAD_COLUMNS = ("lead_id", "search_seq", "created_at", "operation", "collection_id", "requested_by",
+                 "case_reference", "probe_sha256", "candidate_face_id", "candidate_external_image_id",
+                 "candidate_user_id", "similarity", "threshold", "model_version", "status",
+                 "requested_by_person", "rank", "candidates", "gallery_size", "probe_quality", "quality_flag")
 _LEAD_IDS = uuid.UUID("5d0c6f4e-3a57-4c47-9a51-6f1f0a7c2b10")
 
 
@@ -122,7 +126,8 @@ class Lead:
 
 
 class ReviewQueue:
-    """Leads and decisions, persisted in SQLite, decisions chained into the search log."""
+    """Leads and decisions, persisted in the accountability store (SQLite or PostgreSQL),
+    decisions chained into the search log."""
 
     def __init__(self, store: Store, log: AnySearchLog) -> None:
         self._store = store
@@ -132,10 +137,14 @@ class ReviewQueue:
         """Make the leads of every logged search not yet turned into leads; returns how many.
 
         Lead ids derive from the search record's hash, so running this twice (or in two
-        processes) makes each lead once.
+        processes, or on two hosts) makes each lead once. The sync position is the log's own:
+        a byte offset in the JSONL file, a seq in the PostgreSQL log.
         """
         made = 0
         with self._store.write() as conn:
+            # hosts sharing a PostgreSQL store catch up one at a time (SQLite: BEGIN IMMEDIATE is
+            # that lock), so the sync position never moves back; lead ids make a repeat harmless
+            self._store.lock(conn, LEAD_SYNC_LOCK)
             row = conn.execute("SELECT last_seq, log_offset FROM lead_sync WHERE id = 1").fetchone()
             last_seq, offset = (row[0], row[1]) if row else (0, 0)
             # a database from before leads were made from the log already holds those searches' leads
@@ -144,11 +153,12 @@ class ReviewQueue:
                 last_seq, offset = rec.seq, end
                 if rec.kind == "search" and rec.seq > made_before:
                     made += self._insert_leads(conn, rec.seq, rec.hash, rec.time, rec.data)
-            conn.execute("INSERT OR REPLACE INTO lead_sync VALUES (1, ?, ?)", (last_seq, offset))
+            if row is None or (last_seq, offset) != (row[0], row[1]):  # (nothing read: nothing to write)
+                conn.execute(self._store.dialect.upsert("lead_sync", ("id", "last_seq", "log_offset"), ("id",)),
+                             (1, last_seq, offset))
         return made
 
-    @staticmethod
-    def _insert_leads(conn, search_seq: int, search_hash: str, when: float, search: dict[str, Any]) -> int:
+    def _insert_leads(self, conn, search_seq: int, search_hash: str, when: float, search: dict[str, Any]) -> int:
         if search.get("audit"):
             return 0  # an audit's own traffic: logged, never a lead
         cands = [c for c in search.get("candidates") or [] if not c.get("below_threshold")]
@@ -156,18 +166,13 @@ class ReviewQueue:
         for rank, cand in enumerate(cands, start=1):
             lead_id = str(uuid.uuid5(_LEAD_IDS, f"{search_hash}:{rank}"))
             cur = conn.execute(
-                "INSERT OR IGNORE INTO leads (lead_id, search_seq, created_at, operation, collection_id, "
-                "requested_by, case_reference, probe_sha256, candidate_face_id, "
-                "candidate_external_image_id, candidate_user_id, similarity, threshold, "
-                "model_version, status, requested_by_person, rank, candidates, gallery_size, "
-                "probe_quality, quality_flag) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'pending',?,?,?,?,?,?)",
+                self._store.dialect.insert_ignore("leads", _LEAD_COLUMNS),
                 (lead_id, search_seq, round(when, 3), search.get("operation", ""), search.get("collection_id"),
                  search.get("access_key_id", ""), search.get("case_reference", "") or "",
                  search.get("probe_sha256", "") or "", cand.get("face_id"),
                  cand.get("external_image_id"), cand.get("user_id"), float(cand["similarity"]),
                  float(search.get("threshold") or 0.0), search.get("model_version", "") or "",
-                 search.get("person", "") or "", rank, len(cands), search.get("gallery_size"),
+                 "pending", search.get("person", "") or "", rank, len(cands), search.get("gallery_size"),
                  json.dumps(search["probe_quality"]) if search.get("probe_quality") else None,
                  search.get("quality_flag", "") or ""),
             )
@@ -179,7 +184,7 @@ class ReviewQueue:
         row = conn.execute("SELECT * FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
         if row is None:
             raise ResourceNotFoundError(f"lead {lead_id!r} not found")
-        return self._lead(conn, row)
+        return self._lead(row, self._decisions(conn, [lead_id]).get(lead_id, ()))
 
     def list(self, status: str | None = None, limit: int = 100, *, collection_id: str | None = None,
              case_reference: str | None = None) -> builtins.list[Lead]:
@@ -196,7 +201,9 @@ class ReviewQueue:
         sql = ("SELECT * FROM leads" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY search_seq DESC, rank, lead_id LIMIT ?")
         conn = self._store.read()
-        return [self._lead(conn, r) for r in conn.execute(sql, (*args, limit)).fetchall()]
+        rows = conn.execute(sql, (*args, limit)).fetchall()
+        decisions = self._decisions(conn, [r["lead_id"] for r in rows])
+        return [self._lead(r, decisions.get(r["lead_id"], ())) for r in rows]
 
     def decide(self, lead_id: str, reviewer: Reviewer | str, decision: str, note: str = "",
                missing_evidence: Callable[[Lead], str] | None = None) -> Lead:
@@ -224,7 +231,10 @@ class ReviewQueue:
         if problem:
             raise ConflictError(f"lead {lead_id} cannot be confirmed: {problem}; it can only be rejected")
         with self._store.write() as conn:
-            row = conn.execute("SELECT * FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
+            # the lead's row is locked until COMMIT (PostgreSQL; SQLite holds the whole database):
+            # two hosts deciding at once queue here, so the decision rows read below are the truth
+            row = conn.execute("SELECT * FROM leads WHERE lead_id = ?" + self._store.for_update(),
+                               (lead_id,)).fetchone()
             if row is None:
                 raise ResourceNotFoundError(f"lead {lead_id!r} not found")
             if row["status"] != "pending":
@@ -261,13 +271,22 @@ class ReviewQueue:
         return self.get(lead_id)
 
     @staticmethod
-    def _lead(conn, row) -> Lead:
-        decisions = tuple(
-            Decision(d["reviewer"], d["decision"], d["note"], d["decided_at"], d["log_seq"], d["access_key_id"])
+    def _decisions(conn, lead_ids: builtins.list[str]) -> dict[str, tuple[Decision, ...]]:
+        """The decisions on these leads, each lead's in time order: a query per 500 leads (not
+        one per lead: a round trip each to a database server)."""
+        out: dict[str, builtins.list[Decision]] = {}
+        for i in range(0, len(lead_ids), 500):
+            chunk = lead_ids[i:i + 500]
             for d in conn.execute(
-                "SELECT * FROM decisions WHERE lead_id = ? ORDER BY decided_at", (row["lead_id"],)
-            )
-        )
+                f"SELECT * FROM decisions WHERE lead_id IN ({', '.join('?' for _ in chunk)}) "
+                "ORDER BY decided_at, log_seq", chunk,
+            ):
+                out.setdefault(d["lead_id"], []).append(Decision(
+                    d["reviewer"], d["decision"], d["note"], d["decided_at"], d["log_seq"], d["access_key_id"]))
+        return {lead_id: tuple(ds) for lead_id, ds in out.items()}
+
+    @staticmethod
+    def _lead(row, decisions: tuple[Decision, ...]) -> Lead:
         return Lead(
             row["lead_id"], row["search_seq"], row["created_at"], row["operation"], row["collection_id"],
             row["requested_by"] or "", row["case_reference"] or "", row["probe_sha256"] or "",

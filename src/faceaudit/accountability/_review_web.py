@@ -79,13 +79,15 @@ class ReviewWeb:
         if keys is None:
             from faceaudit.service import KeyStore
 
-            keys = KeyStore(self.data_dir)
+            keys = KeyStore(self.data_dir, database_url=acc.database_url)
         self.keys = keys
         self._secret: bytes | None = None
 
     # -- sessions --------------------------------------------------------------------------
 
     def _session_secret(self) -> bytes:
+        if self._secret is None and self.acc is not None and (shared := self.acc.session_signing_key()) is not None:
+            self._secret = shared  # every host signs and checks cookies with the deployment's key
         if self._secret is None:
             path = self.data_dir / "review-session.key"
             if not path.exists():
@@ -197,7 +199,7 @@ class ReviewWeb:
         decidable = {lead.lead_id: self._may_decide(reviewer, lead) for lead in leads}
 
         def probe_url(lead: Lead) -> str | None:
-            if decidable[lead.lead_id] and self.acc.probe_path(lead.probe_sha256):
+            if decidable[lead.lead_id] and self.acc.has_probe(lead.probe_sha256):
                 return f"/review/images/lead/{lead.lead_id}/probe"
             return None
 
@@ -230,8 +232,7 @@ class ReviewWeb:
         if not self._may_decide(reviewer, lead):
             return None
         if which == "probe":
-            found = self.acc.probe_path(lead.probe_sha256)
-            return found.read_bytes() if found else None
+            return self.acc.probe_bytes(lead.probe_sha256)
         if which == "candidate":
             return self.acc.face_image(lead.candidate_face_id)
         return None

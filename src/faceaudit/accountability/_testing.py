@@ -20,6 +20,17 @@ at its uncompressed size before it is extracted: ServiceQuotaExceededException).
 (archive contents, embedding cache) are deleted as soon as an audit ends; its results and
 report are kept for :data:`RESULTS_KEPT_SECONDS` (30 days) after it ended, then deleted
 (``ResultsKeptUntil`` in DescribeAudit).
+
+Several hosts (``database_url``, a PostgreSQL database shared by them): each audit's status and
+its result files (results.json, candidates.csv, report.html) live in the database (tables
+``testing_audits`` and ``testing_audit_files``), so any host answers DescribeAudit, ListAudits and
+GetAuditReport; the archive's contents are extracted and the audit run on the host that took the
+StartAudit, and removed there once it ends. The pending count and the quota are taken under a
+transaction-scoped advisory lock instead of the file lock; an audit of another host is judged
+alive by its heartbeat (renewed every :data:`AUDIT_HEARTBEAT_S` by the host running or queueing
+it, on the database's clock): one older than :data:`AUDIT_LEASE_S` reads as FAILED (its host
+died), as an audit of a dead process of this host does. Without ``database_url`` the files stay in
+the data dir as above.
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import functools
+import hashlib
 import io
 import json
 import logging
@@ -35,6 +48,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -43,6 +57,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from faceaudit._db import Database, Schema, is_postgres_url, open_database
 from faceaudit._errors import (
     FaceAuditError,
     InvalidParameterError,
@@ -64,6 +79,30 @@ AUDITOR_QUOTA_BYTES = 2 * 1024 * 1024 * 1024
 RESULTS_KEPT_SECONDS = 30 * 24 * 3600
 """How long results and report of an ended audit are kept: 30 days."""
 _AUDIT_ID = re.compile(r"^[0-9a-f]{32}$")
+AUDIT_HEARTBEAT_S = 10.0
+"""How often a host renews the heartbeat of an audit it queues or runs (with ``database_url``)."""
+AUDIT_LEASE_S = 120.0
+"""An audit of another host whose heartbeat is older than this reads as FAILED: its host died."""
+
+# with database_url: every host's audits, status and result files in the shared database
+_PG_SCHEMA = Schema("testing API audits", {}, initial="""
+CREATE TABLE testing_audits (
+    audit_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    submitted_at DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL,
+    heartbeat DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE testing_audit_files (
+    audit_id TEXT NOT NULL REFERENCES testing_audits(audit_id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (audit_id, name)
+);
+""", version_key="testing_audits_schema_version")
+_START_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit-testing-start").digest()[:8], "big", signed=True)
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+_SERVED = ("results.json", "report.html")
 
 
 class TestingAPI:
@@ -72,9 +111,17 @@ class TestingAPI:
     __test__ = False  # not a pytest test class, whatever its name
     body_limit = 1024 * 1024 + 4 * math.ceil(MAX_ARCHIVE_BYTES / 3)
 
-    def __init__(self, data_dir: str | Path, model: str | None = None) -> None:
+    def __init__(self, data_dir: str | Path, model: str | None = None, database_url: str | None = None) -> None:
+        """``database_url`` (``postgresql://...``): the audits' status and results live in that database,
+        shared by every host given it; None or ``sqlite:///path`` (one host): in ``<data_dir>/audits``."""
         self.root = Path(data_dir) / "audits"
         self.model = model
+        self._db: Database | None = None
+        if database_url is not None and not database_url.startswith("sqlite:///"):
+            if not is_postgres_url(database_url):
+                raise InvalidParameterError("testing-API audits live in the data dir or in PostgreSQL: "
+                                            "use sqlite:///path or postgresql://...")
+            self._db = open_database(database_url, _PG_SCHEMA, qmark=True)
 
     # -- the operations --------------------------------------------------------------------
 
@@ -88,17 +135,16 @@ class TestingAPI:
             raise ResourceNotFoundError(f"audit {status['AuditId']} not found")
         if operation == "DescribeAudit":
             out = self._public(status)
-            results = self.root / status["AuditId"] / "out" / "results.json"
-            if status["Status"] == "SUCCEEDED" and results.exists():
-                out["Results"] = _without_server_paths(json.loads(results.read_text()), self.root / status["AuditId"])
+            results = self._result(status["AuditId"], "results.json") if status["Status"] == "SUCCEEDED" else None
+            if results is not None:
+                out["Results"] = _without_server_paths(json.loads(results), self.root / status["AuditId"])
             return out
         if operation == "GetAuditReport":
-            report = self.root / status["AuditId"] / "out" / "report.html"
-            if status["Status"] != "SUCCEEDED" or not report.exists():
+            report = self._result(status["AuditId"], "report.html") if status["Status"] == "SUCCEEDED" else None
+            if report is None:
                 raise InvalidParameterError(f"audit {status['AuditId']} has no report yet ({status['Status']})")
             return {"AuditId": status["AuditId"],
-                    "ReportHtml": _without_server_paths(report.read_text(encoding="utf-8"),
-                                                        self.root / status["AuditId"])}
+                    "ReportHtml": _without_server_paths(report.decode("utf-8"), self.root / status["AuditId"])}
         raise InvalidParameterError(f"unknown testing operation {operation}")
 
     def start(self, owner: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -123,15 +169,17 @@ class TestingAPI:
             "Probes": probes, "Gallery": gallery, "Thresholds": [float(t) for t in thresholds],
             "GroupBy": group_by, "Pid": os.getpid(), "ReservedBytes": expanded,
         }
-        with self._start_lock():  # counting and reserving are one step for every worker process
-            self._sweep()
-            audits = self._all()
+        if self._db is not None:
+            status["Host"] = _host()
+        with self._start_lock() as conn:  # counting and reserving are one step for every worker process
+            self._sweep(conn)
+            audits = self._all(conn)
             pending = sum(1 for st in audits if st["Status"] in ("QUEUED", "RUNNING"))
             if pending >= MAX_PENDING:
                 raise LimitExceededError(
                     f"{pending} audits are queued or running; at most {MAX_PENDING} at once. Try again later."
                 )
-            used = sum(self._disk_use(st) for st in audits if st.get("Owner") == owner)
+            used = sum(self._disk_use(st, conn) for st in audits if st.get("Owner") == owner)
             if used + expanded > AUDITOR_QUOTA_BYTES:
                 raise ServiceQuotaExceededError(
                     f"this auditor's audits hold {used} bytes and the archive expands to {expanded}; "
@@ -139,7 +187,7 @@ class TestingAPI:
                     f"{RESULTS_KEPT_SECONDS // 86400} days after an audit ends)"
                 )
             (work / "input").mkdir(parents=True)
-            self._write_status(audit_id, status)  # counts as pending from here on
+            self._write_status(audit_id, status, conn)  # counts as pending from here on
         try:
             _extract(archive, work / "input")
             for name in probes + gallery:
@@ -148,35 +196,65 @@ class TestingAPI:
                 _check_manifest(work / "input", name)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
+            self._forget(audit_id)
             raise
         threading.Thread(target=self._run, args=(audit_id,), name=f"audit-{audit_id[:8]}", daemon=True).start()
         return self._public(status)
 
     @contextlib.contextmanager
-    def _start_lock(self) -> Iterator[None]:
+    def _start_lock(self) -> Iterator[Any]:
+        """One StartAudit at a time: the data dir's file lock (yields None), or, with a database, a
+        write transaction holding an advisory lock (yields its connection)."""
+        if self._db is not None:
+            with self._db.session(write=True) as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (_START_LOCK,))
+                yield conn
+            return
         self.root.parent.mkdir(parents=True, exist_ok=True)
         with open(self.root.parent / "audits.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+            yield None
 
-    def _sweep(self) -> None:
+    @contextlib.contextmanager
+    def _session(self, conn: Any, *, write: bool) -> Iterator[Any]:
+        """``conn`` when given (a caller's transaction), else a new one of the database."""
+        if conn is not None:
+            yield conn
+            return
+        assert self._db is not None  # (only called with a database)
+        with self._db.session(write=write) as new:
+            yield new
+
+    def _sweep(self, conn: Any = None) -> None:
         """Delete the inputs of ended audits (also of audits whose server died) and whole audits
         whose results are past :data:`RESULTS_KEPT_SECONDS`."""
         now = time.time()
-        for status in self._all():
+        for status in self._all(conn):
             if status["Status"] in ("QUEUED", "RUNNING"):
                 continue
             work = self.root / status["AuditId"]
             ended = status.get("FinishedAt") or status.get("SubmittedAt") or now
             if now - ended > RESULTS_KEPT_SECONDS:
                 shutil.rmtree(work, ignore_errors=True)
+                self._forget(status["AuditId"], conn)
             else:
                 _remove_inputs(work)
 
-    def _disk_use(self, status: dict[str, Any]) -> int:
-        """Bytes an audit holds on disk (at least what it reserved while it is pending)."""
+    def _forget(self, audit_id: str, conn: Any = None) -> None:
+        """Remove an audit's database rows (nothing without a database: its folder is the audit)."""
+        if self._db is not None:
+            with self._session(conn, write=True) as c:
+                c.execute("DELETE FROM testing_audits WHERE audit_id = ?", (audit_id,))
+
+    def _disk_use(self, status: dict[str, Any], conn: Any = None) -> int:
+        """Bytes an audit holds on disk, or in the database (at least what it reserved while it is pending)."""
         work = self.root / status["AuditId"]
-        used = sum(f.stat().st_size for f in work.rglob("*") if f.is_file())
+        if self._db is not None:
+            with self._session(conn, write=False) as c:
+                used = int(c.execute("SELECT COALESCE(SUM(octet_length(data)), 0) FROM testing_audit_files "
+                                     "WHERE audit_id = ?", (status["AuditId"],)).fetchone()[0])
+        else:
+            used = sum(f.stat().st_size for f in work.rglob("*") if f.is_file())
         if status["Status"] in ("QUEUED", "RUNNING"):
             used = max(used, int(status.get("ReservedBytes") or 0))
         return used
@@ -189,8 +267,8 @@ class TestingAPI:
 
         work = self.root / audit_id
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "run.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one audit at a time: they are CPU-bound
+        with self._beating(audit_id), open(self.root / "run.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one audit at a time on this host: they are CPU-bound
             status = self._status(audit_id)
             status.update(Status="RUNNING", StartedAt=round(time.time(), 3), Pid=os.getpid())
             self._write_status(audit_id, status)
@@ -209,22 +287,96 @@ class TestingAPI:
                 log.error("audit %s failed", audit_id, exc_info=True)
                 status.update(Status="FAILED", Error=f"internal error: {type(exc).__name__}")
             status["FinishedAt"] = round(time.time(), 3)
-            self._write_status(audit_id, status)
-            _remove_inputs(work)  # the submitted images are not kept once the audit ended
+            if self._db is not None:  # results and status at once, for every host; nothing stays here
+                self._finish(audit_id, status, work)
+                shutil.rmtree(work, ignore_errors=True)
+            else:
+                self._write_status(audit_id, status)
+                _remove_inputs(work)  # the submitted images are not kept once the audit ended
+
+    @contextlib.contextmanager
+    def _beating(self, audit_id: str) -> Iterator[None]:
+        """With a database: renew the audit's heartbeat every :data:`AUDIT_HEARTBEAT_S` while it waits
+        for its turn and runs, so the other hosts know this one is alive."""
+        if self._db is None:
+            yield
+            return
+        db, done = self._db, threading.Event()
+
+        def beat() -> None:
+            while not done.wait(AUDIT_HEARTBEAT_S):
+                try:
+                    with db.session(write=True) as conn:
+                        conn.execute(f"UPDATE testing_audits SET heartbeat = {_NOW} WHERE audit_id = ?", (audit_id,))
+                except Exception:  # the database is down: the next beat tries again
+                    log.warning("cannot renew the heartbeat of audit %s", audit_id, exc_info=True)
+
+        beater = threading.Thread(target=beat, name=f"audit-beat-{audit_id[:8]}", daemon=True)
+        beater.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beater.join()
+
+    def _finish(self, audit_id: str, status: dict[str, Any], work: Path) -> None:
+        """Store an ended audit's result files (without this host's paths) and its final status in one
+        transaction: no host sees SUCCEEDED without its results."""
+        files: list[tuple[str, bytes]] = []
+        out = work / "out"
+        if status["Status"] == "SUCCEEDED":
+            for f in sorted(out.rglob("*")):
+                if not f.is_file():
+                    continue
+                name, data = f.relative_to(out).as_posix(), f.read_bytes()
+                if name == "results.json":
+                    data = json.dumps(_without_server_paths(json.loads(data), work)).encode()
+                elif name == "report.html":
+                    data = _without_server_paths(data.decode("utf-8"), work).encode("utf-8")
+                files.append((name, data))
+        assert self._db is not None  # (only called with a database)
+        with self._db.session(write=True) as conn:
+            self._write_status(audit_id, status, conn)
+            conn.execute("DELETE FROM testing_audit_files WHERE audit_id = ?", (audit_id,))
+            if files:
+                conn.executemany("INSERT INTO testing_audit_files (audit_id, name, data) VALUES (?, ?, ?)",
+                                 [(audit_id, name, data) for name, data in files])
+
+    def _result(self, audit_id: str, name: str) -> bytes | None:
+        """One of an audit's served result files (results.json, report.html); None when missing."""
+        if name not in _SERVED:
+            raise ValueError(name)
+        if self._db is None:
+            path = self.root / audit_id / "out" / name
+            return path.read_bytes() if path.is_file() else None
+        with self._db.session(write=False) as conn:
+            row = conn.execute("SELECT data FROM testing_audit_files WHERE audit_id = ? AND name = ?",
+                               (audit_id, name)).fetchone()
+        return None if row is None else bytes(row[0])
 
     # -- status files ----------------------------------------------------------------------
 
-    def _status(self, audit_id: str) -> dict[str, Any]:
+    def _status(self, audit_id: str, conn: Any = None) -> dict[str, Any]:
+        if self._db is not None:
+            with self._session(conn, write=False) as c:
+                row = c.execute(f"SELECT status, heartbeat, {_NOW} FROM testing_audits WHERE audit_id = ?",
+                                (audit_id,)).fetchone()
+            if row is None:
+                raise ResourceNotFoundError(f"audit {audit_id} not found")
+            return _judged(json.loads(row[0]), row[1], row[2])
         path = self.root / audit_id / "status.json"
         try:
             status = json.loads(path.read_text())
         except FileNotFoundError:
             raise ResourceNotFoundError(f"audit {audit_id} not found") from None
-        if status["Status"] in ("QUEUED", "RUNNING") and not _alive(status.get("Pid")):
-            status.update(Status="FAILED", Error="the server stopped before the audit finished; submit it again")
-        return status
+        return _judged(status, None, None)
 
-    def _all(self) -> list[dict[str, Any]]:
+    def _all(self, conn: Any = None) -> list[dict[str, Any]]:
+        if self._db is not None:
+            with self._session(conn, write=False) as c:
+                rows = c.execute(f"SELECT status, heartbeat, {_NOW} FROM testing_audits "
+                                 "ORDER BY submitted_at, audit_id").fetchall()
+            return [_judged(json.loads(r[0]), r[1], r[2]) for r in rows]
         if not self.root.is_dir():
             return []
         out = []
@@ -233,8 +385,15 @@ class TestingAPI:
                 out.append(self._status(d.name))
         return sorted(out, key=lambda s: s["SubmittedAt"])
 
-    def _write_status(self, audit_id: str, status: dict[str, Any]) -> None:
-        write_private(self.root / audit_id / "status.json", json.dumps(status).encode())
+    def _write_status(self, audit_id: str, status: dict[str, Any], conn: Any = None) -> None:
+        if self._db is None:
+            write_private(self.root / audit_id / "status.json", json.dumps(status).encode())
+            return
+        with self._session(conn, write=True) as c:
+            c.execute("INSERT INTO testing_audits (audit_id, owner, submitted_at, status, heartbeat) "
+                      f"VALUES (?, ?, ?, ?, {_NOW}) ON CONFLICT (audit_id) DO UPDATE SET "
+                      "status = excluded.status, heartbeat = excluded.heartbeat",
+                      (audit_id, str(status.get("Owner") or ""), float(status["SubmittedAt"]), json.dumps(status)))
 
     @staticmethod
     def _visible(caller, status: dict[str, Any]) -> bool:
@@ -242,10 +401,35 @@ class TestingAPI:
 
     @staticmethod
     def _public(status: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in status.items() if k not in ("Pid", "ReservedBytes")}
+        out = {k: v for k, v in status.items() if k not in ("Pid", "Host", "ReservedBytes")}
         if status.get("FinishedAt"):
             out["ResultsKeptUntil"] = round(status["FinishedAt"] + RESULTS_KEPT_SECONDS, 3)
         return out
+
+
+@functools.cache
+def _host() -> str:
+    """This host: its name and boot id (a pid is only meaningful on the host and boot that made it)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    return f"{socket.gethostname()}@{boot}"
+
+
+def _judged(status: dict[str, Any], heartbeat: float | None, now: float | None) -> dict[str, Any]:
+    """``status`` as it stands: a pending audit whose server is gone reads as FAILED. Its server is
+    judged by its pid when it ran on this host (or recorded no host), else by its heartbeat."""
+    if status["Status"] not in ("QUEUED", "RUNNING"):
+        return status
+    host = status.get("Host")
+    if host is None or host == _host():
+        alive = _alive(status.get("Pid"))
+    else:
+        alive = heartbeat is not None and now is not None and heartbeat >= now - AUDIT_LEASE_S
+    if not alive:
+        status.update(Status="FAILED", Error="the server stopped before the audit finished; submit it again")
+    return status
 
 
 def _remove_inputs(work: Path) -> None:

@@ -88,8 +88,9 @@ class VideoSearches:
         stamped = VideoSearchPolicy(policy.collection_id, policy.warrant_required, ctx.access_key_id,
                                     round(time.time(), 3))
         with self.acc._store.write() as conn:
-            conn.execute("INSERT OR REPLACE INTO video_policies VALUES (?, ?, ?, ?)",
-                         (stamped.collection_id, int(stamped.warrant_required), stamped.set_by, stamped.set_at))
+            conn.execute(self.acc._store.dialect.upsert(
+                "video_policies", ("collection_id", "warrant_required", "set_by", "set_at"), ("collection_id",)),
+                (stamped.collection_id, int(stamped.warrant_required), stamped.set_by, stamped.set_at))
         self.acc.log.append("video_policy", {"access_key_id": ctx.access_key_id, "policy": stamped.to_json()})
         return stamped
 

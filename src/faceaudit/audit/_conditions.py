@@ -220,3 +220,51 @@ def condition_result(design: AuditDesign, condition, out: SearchOutcomes, parts:
         share_tests=parts.share_tests, match_counts=parts.match_counts,
         lead_list=lead_list(design, out, ranks, thresholds), temptation=temptation(design, out),
     )
+
+
+COMPACT_FRAMES = "counts-v1"
+"""The form of each condition's ``frames`` in results.json (:func:`compact_frames`)."""
+
+
+def compact_frames(frames: Any) -> Any:
+    """A condition's per-group records in results.json's compact form: the counts only.
+
+    The full form (one dict per metric, threshold and column, as the audit's top-level
+    ``frames``) repeats every rate and interval and made results.json ~7.8 MB with five
+    conditions. Here each record is one row ``[metric, column, side, threshold, errors,
+    trials, {group: [errors, trials]}]`` under ``{"form": "counts-v1", "fields": [...]}``:
+    every rate and Wilson interval follows from its counts (:func:`expand_frames` recomputes
+    them); the subject bootstrap intervals are kept only in the top-level ``frames`` (the
+    photos as taken), which candidates.csv recounts. ``frames`` already compact, or not a
+    list, is returned as is.
+    """
+    if not isinstance(frames, list):
+        return frames
+    rows = []
+    for f in frames:
+        o = f.get("overall") or {}
+        rows.append([f["metric"], f["column"], f.get("side", "probe"), f["threshold"], o.get("errors"), o.get("trials"),
+                     {str(g): [r.get("errors"), r.get("trials")] for g, r in (f.get("by_group") or {}).items()}])
+    return {"form": COMPACT_FRAMES,
+            "fields": ["metric", "column", "side", "threshold", "errors", "trials", "by_group"], "rows": rows}
+
+
+def _counted(errors: Any, trials: Any) -> dict[str, Any]:
+    from faceaudit._stats import wilson_interval
+
+    e, t = int(errors or 0), int(trials or 0)
+    lo, hi = wilson_interval(e, t)
+    return {"errors": e, "trials": t, "rate": e / t if t else None, "wilson95": [lo, hi]}
+
+
+def expand_frames(frames: Any) -> list[dict[str, Any]]:
+    """A condition's ``frames`` as dicts with ``overall`` and ``by_group`` rates (errors, trials,
+    rate, wilson95), from the compact form (:func:`compact_frames`) or the full one."""
+    if isinstance(frames, Mapping) and frames.get("form") == COMPACT_FRAMES:
+        out = []
+        for metric, column, side, threshold, errors, trials, groups in frames.get("rows") or ():
+            out.append({"metric": metric, "column": column, "side": side, "threshold": threshold,
+                        "overall": _counted(errors, trials),
+                        "by_group": {g: _counted(e, t) for g, (e, t) in (groups or {}).items()}})
+        return out
+    return [dict(f) for f in frames or () if isinstance(f, Mapping)]

@@ -21,6 +21,18 @@ PREFERRED_THRESHOLDS = (80.0, 90.0)
 CHART_COLORS = ("#D55E00", "#0072B2")
 """FNIR, searches with a false candidate (Okabe-Ito, as the report's other charts)."""
 
+GROUP_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+"""One line per group (Okabe-Ito)."""
+
+MIN_GROUP_MATED = 20
+"""A group gets its line in the per-group chart when it has at least this many mated searches
+(the FNIR's trials under the photos as taken): with fewer, one miss moves its rate by more than
+five points and its 95% interval spans most of the axis."""
+
+GROUP_COLUMNS = ("race", "sex")
+"""The probe label columns the per-group view prefers, first found wins (else the audit's first
+single column with two groups large enough)."""
+
 
 @dataclass(frozen=True)
 class ConditionRow:
@@ -62,6 +74,35 @@ class ProbeQualitySection:
     rows: tuple[ConditionRow, ...]
     chart: Markup
     note: str
+    groups: GroupView | None = None
+
+
+@dataclass(frozen=True)
+class GroupCell:
+    """One group under one condition: mates missed (FNIR) and searches with a false candidate
+    (ACLU_COUNT), each a results.json rate (errors, trials, rate 0-1, wilson95) or None."""
+
+    fnir: Mapping[str, Any] | None
+    false_candidate: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """The Probe quality section per group of one probe label column, at one threshold.
+
+    ``groups``: the groups with at least :data:`MIN_GROUP_MATED` mated searches, largest first;
+    ``left_out``: the other groups with their mated searches; ``cells[i][j]``: group i under
+    condition j (the table's order); ``chart``: FNIR and false candidates against the
+    condition, one line per group, with 95% intervals.
+    """
+
+    column: str
+    threshold: float
+    groups: tuple[str, ...]
+    left_out: tuple[tuple[str, int], ...]
+    cells: tuple[tuple[GroupCell, ...], ...]
+    chart: Markup
+    min_mated: int = MIN_GROUP_MATED
 
 
 def _rate(cond: Mapping[str, Any], metric: str, threshold: float) -> Mapping[str, Any] | None:
@@ -153,6 +194,101 @@ def _chart(rows: Sequence[ConditionRow], threshold: float) -> Markup:
     return Markup(render("faceaudit.audit", "probe_quality_chart.svg.j2", c=chart).rstrip("\n"))
 
 
+def _frame(cond: Mapping[str, Any], metric: str, column: str, threshold: float) -> Mapping[str, Any] | None:
+    for f in cond["_frames"]:
+        if (f.get("metric"), f.get("column"), f.get("side", "probe")) == (metric, column, "probe") \
+                and abs(float(f["threshold"]) - threshold) < 1e-9:
+            return f
+    return None
+
+
+def _group_rate(frame: Mapping[str, Any] | None, group: str) -> Mapping[str, Any] | None:
+    r = ((frame or {}).get("by_group") or {}).get(group)
+    return r if r and r.get("trials") else None
+
+
+def group_view(conditions: Sequence[Mapping[str, Any]], rows: Sequence[ConditionRow],
+               threshold: float) -> GroupView | None:
+    """The per-group view of the conditions (None when no column has two groups large enough)."""
+    from faceaudit.audit._conditions import expand_frames
+
+    conditions = [dict(c, _frames=expand_frames(c.get("frames"))) for c in conditions]
+    clean = conditions[0]
+    columns = sorted({str(f["column"]) for f in clean["_frames"]
+                      if f.get("metric") == "FNIR" and f.get("side", "probe") == "probe"
+                      and "&" not in str(f["column"])},
+                     key=lambda c: (c not in GROUP_COLUMNS, GROUP_COLUMNS.index(c) if c in GROUP_COLUMNS else 0, c))
+    for column in columns:
+        base = _frame(clean, "FNIR", column, threshold)
+        if base is None:
+            continue
+        sizes = {str(g): int(r.get("trials") or 0) for g, r in (base.get("by_group") or {}).items()}
+        big = tuple(sorted((g for g, n in sizes.items() if n >= MIN_GROUP_MATED), key=lambda g: (-sizes[g], g)))
+        if len(big) < 2:
+            continue
+        big = big[:len(GROUP_COLORS)]
+        left = tuple((g, n) for g, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])) if g not in big and n)
+        cells = tuple(tuple(GroupCell(_group_rate(_frame(c, "FNIR", column, threshold), g),
+                                      _group_rate(_frame(c, "ACLU_COUNT", column, threshold), g))
+                            for c in conditions) for g in big)
+        return GroupView(column=column, threshold=threshold, groups=big, left_out=left, cells=cells,
+                         chart=_group_chart(column, big, cells, rows, threshold))
+    return None
+
+
+def _group_chart(column: str, groups: Sequence[str], cells: Sequence[Sequence[GroupCell]],
+                 rows: Sequence[ConditionRow], threshold: float) -> Markup:
+    """Two panels side by side (mates missed; searches with a false candidate) with the conditions
+    along x (numbered as in the table, with their eye distance) and one line per group, each
+    point with its 95% Wilson interval."""
+    from faceaudit._templates import render
+    from faceaudit.audit._svg import _Axis, _fmt_tick, _Tick
+
+    panel_w, height, ml, gap, mt, mb = 300, 310, 56, 64, 40, 68
+    ph = height - mt - mb
+    n = len(rows)
+    ty = _Axis(0.0, 1.0, False, mt, ph, flip=True)
+    panels = []
+    for k, (label, attr) in enumerate((("mates missed (FNIR)", "fnir"),
+                                       ("searches with a false candidate", "false_candidate"))):
+        left = ml + k * (panel_w + gap)
+
+        def x(j: int, left: float = left) -> float:
+            return left + (j + 0.5) * panel_w / n
+
+        lines = []
+        for i, g in enumerate(groups):
+            points, spans = [], []
+            for j, cell in enumerate(cells[i]):
+                rate = getattr(cell, attr)
+                if rate is None or rate.get("rate") is None:
+                    continue
+                lo, hi = (rate.get("wilson95") or [rate["rate"], rate["rate"]])[:2]
+                xj = x(j) + (i - (len(groups) - 1) / 2) * 3.0  # groups side by side at each condition
+                points.append({"x": f"{xj:.1f}", "y": f"{ty.tick(float(rate['rate'])):.1f}",
+                               "title": f"{column} {g}, {rows[j].number}. {rows[j].name}: {label} at {threshold:g} = "
+                                        f"{rate['errors']} of {rate['trials']} ({_pct(rate['rate'])}; 95% interval "
+                                        f"{_pct(lo)} to {_pct(hi)})"})
+                spans.append({"x": f"{xj:.1f}", "y1": f"{ty.tick(float(lo)):.1f}", "y2": f"{ty.tick(float(hi)):.1f}"})
+            lines.append({"color": GROUP_COLORS[i], "points": points, "spans": spans,
+                          "path": " ".join(f"{p['x']},{p['y']}" for p in points)})
+        ticks = tuple({"pos": f"{x(j):.1f}", "label": str(r.number),
+                       "px": "as taken" if r.eye_distance is None else f"{r.eye_distance:g} px"}
+                      for j, r in enumerate(rows))
+        panels.append({"title": label, "left": left, "right": left + panel_w, "lines": lines, "x_ticks": ticks})
+    chart = {
+        "title": f"At Similarity {threshold:g}, by {column}: one line per group (95% intervals)",
+        "width": ml + 2 * panel_w + gap + 16, "height": height + 18 * ((len(groups) + 2) // 3),
+        "top": mt, "bottom": mt + ph, "plot_height": ph, "panel_width": panel_w, "panels": panels,
+        "y_ticks": tuple(_Tick(f"{ty.tick(v):.1f}", _fmt_tick(v, False, True), f"{ty.tick(v) + 4:.1f}")
+                         for v in ty.ticks()),
+        "legend": tuple({"x": ml + (i % 3) * 200, "y": height + 4 + 18 * (i // 3), "color": GROUP_COLORS[i],
+                         "label": f"{g}"} for i, g in enumerate(groups)),
+        "x_label": "probe condition (# as in the table) and the eye distance its probes were scaled to",
+    }
+    return Markup(render("faceaudit.audit", "probe_quality_groups.svg.j2", c=chart).rstrip("\n"))
+
+
 def probe_quality_section(res: Mapping[str, Any]) -> ProbeQualitySection | None:
     """The section for a results.json dict; None when it has no degraded condition."""
     conditions = [c for c in res.get("conditions") or () if isinstance(c, Mapping)]
@@ -185,4 +321,4 @@ def probe_quality_section(res: Mapping[str, Any]) -> ProbeQualitySection | None:
 
     note = str(conditions[-1].get("note") or SYNTHETIC_NOTE)
     return ProbeQualitySection(headline=headline, first_screen=first, thresholds=thresholds, rows=rows,
-                               chart=_chart(rows, t), note=note)
+                               chart=_chart(rows, t), note=note, groups=group_view(conditions, rows, t))

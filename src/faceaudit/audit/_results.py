@@ -467,7 +467,13 @@ class AuditResult:
     metric_definitions: Mapping[str, str] = field(default_factory=lambda: dict(METRICS))
 
     def to_dict(self) -> dict[str, Any]:
-        return plain(self)
+        out = plain(self)
+        if out.get("conditions"):  # each condition's per-group records as counts (audit/_conditions.py)
+            from faceaudit.audit._conditions import compact_frames
+
+            for cond in out["conditions"]:
+                cond["frames"] = compact_frames(cond.get("frames"))
+        return out
 
     def to_json(self, indent: int | None = None) -> str:
         """results.json: compact by default (one line; Python's fast encoder: a pretty-printed

@@ -107,7 +107,8 @@ def _policy_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-eye-distance", type=float, default=None, metavar="PX",
                    help="smallest probe face a search may use: pixels between its eyes (e.g. 20)")
     p.add_argument("--min-probe-quality", default=None, choices=BAND_NAMES, metavar="BAND",
-                   help=f"lowest probe quality band a search may use, best first: {', '.join(BAND_NAMES)}")
+                   help="lowest probe quality band a search may use, by size best first (X: eyes at least as "
+                        f"far apart as band X, any noise; X-clear: and not noisy): {', '.join(BAND_NAMES)}")
     p.add_argument("--on-low-quality", default=LowQualityAction.REFUSE, type=LowQualityAction,
                    choices=list(LowQualityAction), metavar="refuse|flag",
                    help="a probe below the minimum is refused (default) or searched and its leads flagged")

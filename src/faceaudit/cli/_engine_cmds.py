@@ -220,6 +220,31 @@ def _print_bands(cal) -> None:
           + "; FNMR among probes with a face found; false matches: degraded probe against clean "
             "photos of strangers, counted (95% intervals in the calibration file). Synthetic "
             "degradation: the direction and rough size of the effect, not rates on real footage.")
+    _print_probe_bands(cal)
+
+
+def _print_probe_bands(cal) -> None:
+    """The same per band on both axes: eye distance and the face's sensor noise (clear / noisy)."""
+    from faceaudit.engine import NOISY_LEVELS, PROBE_BANDS
+
+    if not cal.probe_bands:
+        return
+    print(f"    by probe band, eye distance and noise (noisy: the face's sensor noise at least {NOISY_LEVELS:g} "
+          "gray levels, as at night; measured on the face searched):")
+    rows = []
+    for band in PROBE_BANDS[:-1]:
+        b = cal.by_band(band)
+        if b is None:
+            rows.append((band.name, "not measured", "", "", ""))
+            continue
+        fnmr = " / ".join(f"{r.fnmr.errors}/{r.fnmr.trials} = {_pct(r.fnmr.rate)}" for r in b.rates) \
+            if b.genuine_pairs else "no mated pairs"
+        fmr = " / ".join(f"{r.fmr.errors}/{r.fmr.trials:,}" + (f" = {r.fmr.rate:.2g}" if r.fmr.errors else "")
+                          for r in b.rates)
+        mix = ", ".join(f"{p.condition} {p.probes}" for p in b.by_condition)
+        rows.append((band.name, str(b.probes), fnmr, fmr, mix))
+    print_table(["band", "probes (face found)", "FNMR at 80 / 90 / 99", "FMR (false matches) at 80 / 90 / 99",
+                 "probes by condition"], rows, indent="    ")
 
 
 def _print_calibration(cal: dict) -> None:

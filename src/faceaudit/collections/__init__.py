@@ -9,8 +9,10 @@ Public surface::
     result = fc.search_faces_by_image(collection_id="gallery", image=probe_bytes)
     result.to_rekognition()        # SearchFacesByImage response shape
 
-SQLite (``<data dir>/collections.sqlite3``) holds everything; each process keeps
-a vector index as a cache rebuilt or caught up from SQLite, chosen per collection
+SQLite (``<data dir>/collections.sqlite3``) holds everything, or PostgreSQL
+(``FaceCollections(data_dir, database_url="postgresql://...")``) shared by several
+hosts; each process keeps a vector index as a cache rebuilt or caught up from the
+database's change log, chosen per collection
 (``faceaudit:index`` tag or ``SearchConfig``; docs/scaling.md). Which searches are
 exact: with the flat index (FAISS, the default) and with Milvus (a FLAT Milvus
 index) every face is scored, so the search is exact; the fast scan and HNSW are

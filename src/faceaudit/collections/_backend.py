@@ -10,7 +10,6 @@ import contextvars
 import dataclasses
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ from faceaudit._paths import resolve_data_dir
 from faceaudit.collections._cache import IndexCache
 from faceaudit.collections._results import Face, FaceMatch
 from faceaudit.collections._search_config import SearchConfig
-from faceaudit.collections._store import CollectionRow, FaceRow, Store
+from faceaudit.collections._store import CollectionRow, Connection, FaceRow, Store
 from faceaudit.engine import BoundingBox, FaceEngine, ModelSpec, get_model
 
 if TYPE_CHECKING:
@@ -64,6 +63,9 @@ class BackendOptions:
     as ``video_worker`` must not be silently ignored.
     """
 
+    database_url: str | None = None
+    """Where the collections and stored-video jobs live: None, the data dir's SQLite files; ``postgresql://...``, a
+    PostgreSQL database shared by several hosts (each keeps its in-memory index in step with it)."""
     search_config: SearchConfig | None = None
     """Vector store and index choices; None: the environment's settings (``faceaudit._settings``)."""
     objects: ObjectStore | None = None
@@ -110,6 +112,7 @@ class Backend:
         self,
         data_dir: str | os.PathLike[str] | None = None,
         *,
+        database_url: str | None = None,
         index: str = "faiss",
         region: str = DEFAULT_REGION,
         account_id: str = DEFAULT_ACCOUNT_ID,
@@ -125,7 +128,8 @@ class Backend:
         self.data_dir: Path = resolve_data_dir(data_dir)
         self.region = region
         self.account_id = account_id
-        self._store = Store(self.data_dir)
+        self._store = Store(self.data_dir, database_url)
+        self.database_url = database_url  # (the stored-video jobs live there too: see _ops_video)
         # vector store and per-collection index choices; default: the environment's settings
         self._cache = IndexCache(self.data_dir, kind=index, snapshot_min_faces=snapshot_min_faces,
                                  config=search_config or SearchConfig.from_env())
@@ -144,6 +148,15 @@ class Backend:
     def close(self) -> None:
         """Close this thread's database connection (the object stays usable)."""
         self._store.close()
+
+    def check_health(self) -> None:
+        """Readiness: one query to the database and, with Milvus, one call to its server (an
+        exception when either does not answer). Reads nothing of the collections themselves."""
+        with self._store.read() as conn:
+            if conn is not None:  # no database yet: nothing to reach (it is made on first write)
+                conn.execute("SELECT 1").fetchone()
+        if self._cache.milvus:
+            self._cache._milvus_client().list_collections()
 
     def __enter__(self) -> Self:
         return self
@@ -230,7 +243,7 @@ class Backend:
 
     def _search(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         coll: CollectionRow,
         queries: np.ndarray,
         k: int,
@@ -266,7 +279,7 @@ class Backend:
 
     def _search_users(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         coll: CollectionRow,
         queries: np.ndarray,
         max_users: int,
@@ -302,7 +315,7 @@ class Backend:
         return ranked[:max_users]
 
     # -- idempotency -----------------------------------------------------------------------------
-    def _idempotent(self, conn: sqlite3.Connection, operation: str, token: str | None, request: dict[str, Any],
+    def _idempotent(self, conn: Connection, operation: str, token: str | None, request: dict[str, Any],
                     run: Callable[[], R], restore: Callable[[dict[str, Any]], R]) -> R:
         """Run a write once per ClientRequestToken: a retry gets the first response back."""
         if token is None:
@@ -356,10 +369,10 @@ class Backend:
                 ids = np.sort(index.ids())
             return bool(np.array_equal(ids, self._store.face_rowids(conn, coll.rowid)))
 
-    def _face_rows(self, conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, FaceRow]:
+    def _face_rows(self, conn: Connection, rowids: Sequence[int]) -> dict[int, FaceRow]:
         return self._store.faces_by_rowids(conn, rowids)
 
-    def _matches(self, conn: sqlite3.Connection, coll: CollectionRow,
+    def _matches(self, conn: Connection, coll: CollectionRow,
                  hits: Sequence[tuple[int, float]]) -> tuple[FaceMatch, ...]:
         """(face row, similarity) hits as FaceMatches, in the order given."""
         rows = self._face_rows(conn, [h[0] for h in hits])

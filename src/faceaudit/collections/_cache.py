@@ -1,6 +1,7 @@
-"""Each process's in-memory vector indexes, kept in step with SQLite.
+"""Each process's in-memory vector indexes, kept in step with the database.
 
-SQLite is the truth; an index is a cache. Every face added or deleted appends a
+The database (the data dir's SQLite file, or PostgreSQL shared by several hosts) is the
+truth; an index is a cache, one per process and host. Every face added or deleted appends a
 row to ``face_log`` and moves the collection's ``head_seq`` in the same
 transaction. Before each search, inside the search's read transaction, the
 cache compares the seq its index reflects with ``head_seq``:
@@ -38,7 +39,6 @@ import dataclasses
 import json
 import logging
 import os
-import sqlite3
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -50,7 +50,7 @@ import numpy as np
 from faceaudit._paths import private_dir
 from faceaudit.collections._index import FastScanIndex, HnswIndex, VectorIndex, make_index
 from faceaudit.collections._search_config import IndexKind, SearchConfig, VectorStore
-from faceaudit.collections._store import CollectionRow, Store
+from faceaudit.collections._store import CollectionRow, Connection, Store
 
 if TYPE_CHECKING:
     from faceaudit.collections._milvus import MilvusIndex
@@ -102,7 +102,7 @@ class IndexCache:
 
         return MilvusIndex(self._milvus_client(), collection_name(self.data_dir, coll.rowid), coll.dimension)
 
-    def kind_of(self, conn: sqlite3.Connection, coll: CollectionRow) -> IndexKind:
+    def kind_of(self, conn: Connection, coll: CollectionRow) -> IndexKind:
         """The local index kind this collection should have now.
 
         Flat for the Milvus store, and for the numpy oracle (tests), whatever the tag.
@@ -138,7 +138,7 @@ class IndexCache:
                 self.snapshot_path(collection_rowid).unlink()
 
     # -- sync ------------------------------------------------------------------------------------
-    def synced(self, conn: sqlite3.Connection, coll: CollectionRow) -> VectorIndex:
+    def synced(self, conn: Connection, coll: CollectionRow) -> VectorIndex:
         """The collection's index, brought up to ``coll.head_seq``.
 
         Call inside a read (or write) transaction in which ``coll`` was read, holding
@@ -166,13 +166,13 @@ class IndexCache:
             entry = self._rebuild(conn, coll, want)
         return entry.index
 
-    def _forget_deleted(self, conn: sqlite3.Connection) -> None:
+    def _forget_deleted(self, conn: Connection) -> None:
         live = {r[0] for r in conn.execute("SELECT id FROM collections")}
         with self._guard:
             for rowid in [r for r in self._entries if r not in live]:
                 del self._entries[rowid]
 
-    def _catch_up(self, conn: sqlite3.Connection, coll: CollectionRow, entry: _Entry) -> None:
+    def _catch_up(self, conn: Connection, coll: CollectionRow, entry: _Entry) -> None:
         touched = Store.changed_face_rows(conn, coll.rowid, entry.seq)
         entry.index.remove(np.asarray(touched, dtype=np.int64))
         ids, vectors = Store.embeddings(conn, coll.rowid, coll.dimension, touched)
@@ -180,7 +180,7 @@ class IndexCache:
         entry.seq = coll.head_seq
         self.stats["catch_ups"] += 1
 
-    def _rebuild(self, conn: sqlite3.Connection, coll: CollectionRow, kind: IndexKind) -> _Entry:
+    def _rebuild(self, conn: Connection, coll: CollectionRow, kind: IndexKind) -> _Entry:
         if self.milvus:
             return self._reconcile_milvus(conn, coll)
         index = self._new_index(coll, kind)
@@ -199,7 +199,7 @@ class IndexCache:
         """What an approximate index keeps in the snapshot: the HNSW graph, the fast-scan codes."""
         return index.graph_bytes() if isinstance(index, (HnswIndex, FastScanIndex)) else None
 
-    def _reconcile_milvus(self, conn: sqlite3.Connection, coll: CollectionRow) -> _Entry:
+    def _reconcile_milvus(self, conn: Connection, coll: CollectionRow) -> _Entry:
         """The Milvus collection, made to hold exactly SQLite's faces (repairs counted as rebuilds)."""
         index = self._milvus_index(coll)
         repaired = index.reconcile(
@@ -213,7 +213,7 @@ class IndexCache:
             self._entries[coll.rowid] = entry
         return entry
 
-    def _open(self, conn: sqlite3.Connection, coll: CollectionRow, kind: IndexKind) -> _Entry:
+    def _open(self, conn: Connection, coll: CollectionRow, kind: IndexKind) -> _Entry:
         if self.milvus:
             return self._reconcile_milvus(conn, coll)
         loaded = self._read_snapshot(coll)
@@ -248,7 +248,7 @@ class IndexCache:
         return entry
 
     # -- snapshots -------------------------------------------------------------------------------
-    def checkpoint(self, conn: sqlite3.Connection, coll: CollectionRow) -> Path | None:
+    def checkpoint(self, conn: Connection, coll: CollectionRow) -> Path | None:
         """Write the collection's snapshot from SQLite (the batch indexer calls this at the end); None when
         it cannot be written (a read-only data dir)."""
         ids, vectors = Store.embeddings(conn, coll.rowid, coll.dimension)

@@ -19,7 +19,9 @@ class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps, TagOps, VideoO
     bytes, optional members None (Rekognition's defaults apply). Each returns a
     frozen dataclass whose ``to_rekognition()`` is the operation's response.
 
-    Keyword options (not Rekognition's): ``index`` ("faiss", or "numpy" brute
+    Keyword options (not Rekognition's): ``database_url`` (None: the data dir's SQLite
+    file; ``postgresql://...``: a PostgreSQL database that several hosts share, each host's
+    in-memory index following its change log), ``index`` ("faiss", or "numpy" brute
     force), ``region`` and ``account_id`` (used in collection ARNs), ``engines``
     (already built :class:`~faceaudit.engine.FaceEngine` objects to reuse),
     ``snapshot_min_faces`` (index snapshots are written after rebuilds of at least
@@ -31,8 +33,8 @@ class FaceCollections(CollectionOps, FaceOps, SearchOps, UserOps, TagOps, VideoO
     the accountability layer's record of it).
 
     Safe to share between threads; any number of processes may open the same data
-    dir (one writer at a time, readers never blocked). Every search sees the latest
-    committed state; it is exact with the flat index (the default) and Milvus, and
+    dir, or hosts the same PostgreSQL database (one writer at a time, readers never blocked).
+    Every search sees the latest committed state; it is exact with the flat index (the default) and Milvus, and
     approximate with the fast scan and HNSW (candidates proposed, then scored exactly:
     see :mod:`faceaudit.collections` and :meth:`index_kind`).
     """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +20,7 @@ from faceaudit.collections._results import (
     UnindexedFace,
     UnsuccessfulFaceDeletion,
 )
-from faceaudit.collections._store import CollectionRow
+from faceaudit.collections._store import CollectionRow, Connection
 from faceaudit.engine import MAX_FACES_CONSIDERED, load_image
 
 DEFAULT_INDEX_MAX_FACES = MAX_FACES_CONSIDERED
@@ -109,7 +108,7 @@ class FaceOps(Backend):
             self._store.log_changes(conn, coll.rowid, rows, len(rows))
             return self._existing(conn, coll, (image_row, image_id, json.dumps(unindexed)), fresh=True)
 
-    def _existing(self, conn: sqlite3.Connection, coll: CollectionRow, image_row: tuple[int, str, str],
+    def _existing(self, conn: Connection, coll: CollectionRow, image_row: tuple[int, str, str],
                   fresh: bool = False) -> IndexFacesResult:
         row_id, image_id, unindexed_json = image_row
         details = self._store.face_details(conn, row_id)

@@ -3,12 +3,16 @@ approximate candidates with exact similarities with the fast scan and HNSW)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from typing import Any
+
 from faceaudit._errors import NoFaceError, ResourceNotFoundError
 from faceaudit.collections import _quality
 from faceaudit.collections import _validate as v
 from faceaudit.collections._backend import Backend
 from faceaudit.collections._results import SearchFacesByImageResult, SearchFacesResult
-from faceaudit.engine import DetectedFace, FaceEngine, Image, load_image, report_probe
+from faceaudit.engine import DetectedFace, FaceEngine, Image, Quality, load_image, report_probe, stored_quality
 
 
 def searchable_faces(
@@ -28,6 +32,27 @@ def searchable_faces(
         else:
             others.append((face, reasons or ("FACE_NOT_LARGEST",)))
     return chosen, others
+
+
+def stored_probe_quality(conn: Any, face_rows: Sequence[int]) -> Quality | None:
+    """The quality of the stored face(s) a FaceId or UserId search uses as its probe, from each
+    face's FaceDetail at indexing and its image's size (:func:`faceaudit.engine.stored_quality`;
+    no noise). For several faces (a user's) the lowest, by eye distance: each of them is searched
+    and any may make a lead. None when no face's quality is known."""
+    known = []
+    for rowid in face_rows:
+        row = conn.execute("SELECT f.detail, i.width, i.height FROM faces f JOIN images i ON i.id = f.image_row "
+                           "WHERE f.id = ?", (int(rowid),)).fetchone()
+        if row is None:
+            continue
+        try:
+            detail = json.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0]
+        except ValueError:
+            continue
+        quality = stored_quality(detail, row[1], row[2])
+        if quality is not None:
+            known.append(quality)
+    return min(known, key=lambda q: q.eye_distance_px) if known else None
 
 
 class SearchOps(Backend):
@@ -99,6 +124,9 @@ class SearchOps(Backend):
             row = self._store.faces_by_face_ids(conn, coll.rowid, [fid]).get(fid)
             if row is None:
                 raise ResourceNotFoundError(f"face {fid} is not in collection {name!r}")
+            quality = stored_probe_quality(conn, [row.rowid])
+            if quality is not None:
+                report_probe(quality)  # the stored face is the probe: a minimum-quality policy may refuse here
             vector = self._store.face_embedding(conn, row.rowid, coll.dimension)
             hits = self._search(conn, coll, vector, k, threshold, exclude=[row.rowid])[0]
             matches = self._matches(conn, coll, hits)

@@ -8,7 +8,6 @@ higher is more alike); a user without faces never matches.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,7 +16,7 @@ from faceaudit._errors import ConflictError, ResourceNotFoundError, ServiceQuota
 from faceaudit.collections import _tokens
 from faceaudit.collections import _validate as v
 from faceaudit.collections._backend import Backend
-from faceaudit.collections._ops_search import searchable_faces
+from faceaudit.collections._ops_search import searchable_faces, stored_probe_quality
 from faceaudit.collections._results import (
     AssociateFacesResult,
     CreateUserResult,
@@ -32,7 +31,7 @@ from faceaudit.collections._results import (
     User,
     UserMatch,
 )
-from faceaudit.collections._store import CollectionRow
+from faceaudit.collections._store import CollectionRow, Connection
 from faceaudit.engine import load_image, report_probe
 
 MAX_FACES_PER_USER = 100
@@ -43,7 +42,7 @@ def _status(face_count: int) -> str:
 
 
 class UserOps(Backend):
-    def _user_row(self, conn: sqlite3.Connection, coll: CollectionRow, user_id: str) -> int:
+    def _user_row(self, conn: Connection, coll: CollectionRow, user_id: str) -> int:
         row = self._store.find_user(conn, coll.rowid, user_id)
         if row is None:
             raise ResourceNotFoundError(f"user {user_id!r} does not exist in collection {coll.name!r}")
@@ -253,6 +252,9 @@ class UserOps(Backend):
                 if row is None:
                     raise ResourceNotFoundError(f"face {searched} is not in collection {name!r}")
                 rows = [row.rowid]
+            quality = stored_probe_quality(conn, rows)
+            if quality is not None:
+                report_probe(quality)  # the stored face(s) are the probe: a minimum-quality policy may refuse here
             _, queries = self._store.embeddings(conn, coll.rowid, coll.dimension, rows)
             ranked = self._search_users(conn, coll, queries, limit, threshold, rows, exclude_user) if rows else []
         return SearchUsersResult(

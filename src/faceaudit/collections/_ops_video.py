@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ from faceaudit.collections._jobs import (
 )
 from faceaudit.collections._objects import ObjectRef, ObjectStore
 from faceaudit.collections._results import FaceMatch
-from faceaudit.collections._store import CollectionRow
+from faceaudit.collections._store import CollectionRow, Connection
 from faceaudit.collections._tracking import FaceTracker, Track
 from faceaudit.collections._video import (
     VideoLimits,
@@ -225,7 +224,7 @@ class VideoOps(Backend):
             with self._engine_lock:
                 if self._video_pool is None:
                     self._video_pool = JobPool(
-                        JobStore(self.data_dir),
+                        JobStore(self.data_dir, database_url=self.database_url),
                         {FACE_DETECTION: self._run_face_detection, FACE_SEARCH: self._run_face_search},
                         workers=self.video_workers,
                     )
@@ -280,8 +279,7 @@ class VideoOps(Backend):
         limit = min(v.int_range(max_results, "MaxResults", DEFAULT_GET_MAX_RESULTS, 1, None), MAX_GET_MAX_RESULTS)
         pool = self._pool()
         job = pool.store.get(job_id, kind)
-        conn = self._store.connection(create=True)
-        secret = self._store.secret(conn)
+        secret = self._store.token_secret()
         scope = _tokens.scope_of(job_id, sort_by)
         after = 0 if next_token is None else _tokens.decode(secret, next_token, "video-" + kind, scope)
         items: list[JobItem] = []
@@ -312,7 +310,7 @@ class VideoOps(Backend):
         if self._video_pool is not None:
             return self._video_pool.store.requester_of(job_id)
         if self._job_reads is None:  # reads only: no worker started for them
-            self._job_reads = JobStore(self.data_dir)
+            self._job_reads = JobStore(self.data_dir, database_url=self.database_url)
         return self._job_reads.requester_of(job_id)
 
     # -- Rekognition operations ------------------------------------------------------------------
@@ -424,7 +422,7 @@ class VideoOps(Backend):
                                   metadata=meta, sample_fps=fps,
                                   persons=tuple(persons), items=tuple(items))
 
-    def _search_track(self, conn: sqlite3.Connection, coll: CollectionRow, track: Track, k: int, threshold: float,
+    def _search_track(self, conn: Connection, coll: CollectionRow, track: Track, k: int, threshold: float,
                       probes: Mapping[int, bytes]) -> PersonFound:
         best = track.best()
         hits = self._search(conn, coll, np.stack([s.vector for s in best]), k, threshold)

@@ -53,7 +53,19 @@ from faceaudit.engine._pool import (
     single_threaded_opencv,
 )
 from faceaudit.engine._probe import ProbeObserver, observe_probe, report_probe
-from faceaudit.engine._quality import QUALITY_BANDS, QualityBand, quality_band
+from faceaudit.engine._quality import (
+    NOISY_LEVELS,
+    PROBE_BANDS,
+    QUALITY_BANDS,
+    SIZE_ONLY_BANDS,
+    ProbeBand,
+    QualityBand,
+    measure_noise,
+    probe_band,
+    probe_band_named,
+    quality_band,
+    stored_quality,
+)
 from faceaudit.engine._registry import (
     DEFAULT_MODEL,
     FaceModel,
@@ -81,7 +93,8 @@ __all__ = [
     "BAND_THRESHOLDS", "BandRateAt", "BandRates", "Calibration",
     "CLEAN", "DegradedProbe", "PRESETS", "ProbeCondition", "QUALITY_BANDS", "QualityBand", "Step",
     "conditions_with_clean", "degrade", "detect_upscaled", "eye_distance_px", "parse_steps", "probe_condition",
-    "quality_band", "ProbeObserver", "observe_probe", "report_probe",
+    "quality_band", "NOISY_LEVELS", "PROBE_BANDS", "SIZE_ONLY_BANDS", "ProbeBand", "measure_noise", "probe_band",
+    "probe_band_named", "stored_quality", "ProbeObserver", "observe_probe", "report_probe",
     "BoundingBox", "CompareResult", "DEFAULT_MODEL", "DetectResult", "DetectedFace", "Detector",
     "Embedder", "EnginePool", "FaceEmbedding", "FaceEngine", "FaceMatch", "FaceModel", "Image",
     "ImageSource", "LANDMARK_TYPES", "Landmark", "MAX_FACES_CONSIDERED", "MAX_IMAGE_BYTES",

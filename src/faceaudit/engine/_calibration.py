@@ -16,8 +16,11 @@ SHA-256 pinned in the model registry) holds:
 - ``quality_bands``: FNMR and measured FMR at Similarity 80 / 90 / 99 with probes
   degraded as doorbell and CCTV cameras take them, per quality band of the probe
   (:data:`faceaudit.engine.QUALITY_BANDS`, by eye distance), and the band below
-  which nothing was measured. These are statements about the model at each
-  quality; the scale (the promise) stays one, built from the clean pairs only.
+  which nothing was measured; and ``probe_bands``: the same per band on both axes, eye
+  distance and the face's sensor noise (:data:`faceaudit.engine.PROBE_BANDS`, e.g.
+  "tiny-noisy"), measured on the face each degraded probe was searched with. These are
+  statements about the model at each quality; the scale (the promise) stays one, built
+  from the clean pairs only.
 
 Similarity is then ``80 + 10 * (-log10 FMR_bound - 5)`` at each knot, linear in
 cosine between knots, continued linearly from Similarity 30 (FMR 1) down to 0 at
@@ -40,7 +43,7 @@ import numpy as np
 
 from faceaudit._errors import InvalidParameterError, ModelIntegrityError
 from faceaudit._stats import wilson_interval
-from faceaudit.engine._quality import QUALITY_BANDS, QualityBand
+from faceaudit.engine._quality import PROBE_BANDS, QUALITY_BANDS, ProbeBand, QualityBand
 from faceaudit.engine._riskscale import (
     ANCHOR_FMR,
     ANCHOR_SIMILARITY,
@@ -229,6 +232,9 @@ class BandRates:
     rates: tuple[BandRateAt, ...]
     condition: str | None = None
     by_condition: tuple[BandRates, ...] = ()
+    noisy: bool | None = None
+    """For a band on both axes (``probe_bands``): True for its noisy half, False for the clear
+    one; None for a band by eye distance alone."""
 
     def at(self, similarity: float) -> BandRateAt:
         """The rates at one measured threshold (80, 90 or 99); InvalidParameterError otherwise."""
@@ -253,9 +259,12 @@ def _rate(d: dict) -> RateAt:
     return RateAt(int(d["errors"]), int(d["trials"]), float(d["rate"]), (float(lo), float(hi)))
 
 
-def _parse_bands(raw: dict) -> tuple[BandRates, ...]:
-    """The per-band figures of a calibration file (none in a file written before they existed)."""
+def _parse_bands(raw: dict, key: str = "bands") -> tuple[BandRates, ...]:
+    """The per-band figures of a calibration file (none in a file written before they existed):
+    by eye distance (``key`` "bands") or on both axes ("probe_bands")."""
     section = raw.get("quality_bands")
+    if section and key == "probe_bands":
+        section = section.get("probe_bands")
     if not section:
         return ()
 
@@ -273,6 +282,7 @@ def _parse_bands(raw: dict) -> tuple[BandRates, ...]:
             conditions=((condition, int(b["probes"])),) if condition is not None else tuple(
                 (p.condition or "", p.probes) for p in parts),
             rates=rates(b), condition=condition, by_condition=parts,
+            noisy=None if band.get("noisy") is None else bool(band["noisy"]),
         )
 
     out = []
@@ -294,16 +304,23 @@ class Calibration:
     genuine: tuple[float, ...]  # every genuine-pair cosine
     raw: dict
     bands: tuple[BandRates, ...] = ()
-    """The measured quality bands, best first (empty for a calibration without them)."""
+    """The measured quality bands by eye distance, best first (empty for a calibration without them)."""
+    probe_bands: tuple[BandRates, ...] = ()
+    """The measured bands on both axes, eye distance and noise (:data:`PROBE_BANDS` order; empty
+    for a calibration without them)."""
 
-    def by_band(self, band: QualityBand | str) -> BandRates | None:
-        """The rates measured on probes of ``band`` (a :class:`QualityBand` or its name); None where
-        nothing was measured at that quality. InvalidParameterError for a name that is no band."""
-        name = band.name if isinstance(band, QualityBand) else band
-        if name not in {b.name for b in QUALITY_BANDS}:
-            raise InvalidParameterError(
-                f"unknown quality band {name!r} (bands: {', '.join(b.name for b in QUALITY_BANDS)})")
-        return next((b for b in self.bands if b.band == name), None)
+    def by_band(self, band: QualityBand | ProbeBand | str) -> BandRates | None:
+        """The rates measured on probes of ``band`` (a :class:`QualityBand`, a :class:`ProbeBand`
+        or its name: "tiny" by eye distance alone, "tiny-noisy" on both axes); None where nothing
+        was measured at that quality. InvalidParameterError for a name that is no band."""
+        name = band.name if isinstance(band, (QualityBand, ProbeBand)) else band
+        if name in {b.name for b in QUALITY_BANDS}:
+            return next((b for b in self.bands if b.band == name), None)
+        if name in {b.name for b in PROBE_BANDS}:
+            return next((b for b in self.probe_bands if b.band == name), None)
+        raise InvalidParameterError(
+            f"unknown quality band {name!r} (bands: "
+            f"{', '.join(dict.fromkeys([*(b.name for b in QUALITY_BANDS), *(b.name for b in PROBE_BANDS)]))})")
 
     @property
     def measured_down_to(self) -> QualityBand | None:
@@ -399,7 +416,7 @@ def parse_calibration(text: str, *, expected_sha256: str | None, source: str) ->
             scale=scale, impostor_pairs=int(raw["data"]["impostor_pairs"]),
             impostor_tail=tuple(float(x) for x in raw["impostor_tail"]["cosines"]),
             genuine=tuple(float(x) for x in raw["genuine"]["cosines"]), raw=raw,
-            bands=_parse_bands(raw),
+            bands=_parse_bands(raw), probe_bands=_parse_bands(raw, "probe_bands"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelIntegrityError(f"calibration file {source} is malformed: {exc}") from exc

@@ -5,6 +5,11 @@ These are simple, documented estimates (not learned models):
 - brightness: mean luminance (ITU-R BT.601) of the face box, scaled 0-100.
 - sharpness: variance of the Laplacian of the face box resized to 112x112,
   mapped to 0-100 by ``100 * (1 - exp(-var / 300))``.
+- noise: the standard deviation of pixel noise in the face box at its own resolution,
+  in 8-bit gray levels, by Immerkaer's estimator (J. Immerkaer, "Fast Noise Variance
+  Estimation", Computer Vision and Image Understanding 64(2), 1996): the mean absolute
+  response to the 3x3 mask [[1,-2,1],[-2,4,-2],[1,-2,1]] (which cancels smooth image
+  structure) times sqrt(pi/2) / 6. Low light raises it (sensor gain).
 - pose: roll from the eye line; yaw from the nose's horizontal offset from the
   eye midpoint; pitch from the nose's height between the eye and mouth lines.
   Accurate to roughly +-10 degrees near frontal; enough for EXTREME_POSE.
@@ -28,6 +33,7 @@ from faceaudit.engine._types import (
 )
 
 _SHARPNESS_SCALE = 300.0
+_NOISE_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 _FRONTAL_NOSE_RATIO = 0.55  # nose height between eye line (0) and mouth line (1), frontal face
 
 
@@ -61,11 +67,22 @@ def eye_distance(landmarks_px: np.ndarray) -> float:
     return float(np.hypot(*(lm[1] - lm[0])))
 
 
+def measure_noise(gray: np.ndarray) -> float:
+    """Estimated standard deviation of pixel noise (8-bit gray levels, >= 0) of a grayscale
+    crop, by Immerkaer's estimator (see the module docstring); 0.0 for a crop under 3x3."""
+    h, w = gray.shape[:2]
+    if h < 3 or w < 3:
+        return 0.0
+    src = gray if gray.dtype in (np.uint8, np.float32) else np.asarray(gray, np.float32)
+    response = cv2.filter2D(src, cv2.CV_32F, _NOISE_MASK)[1:-1, 1:-1]  # exact for 8-bit pixels
+    return float(math.sqrt(math.pi / 2.0) * cv2.norm(response, cv2.NORM_L1) / (6.0 * (w - 2) * (h - 2)))
+
+
 def measure_quality(
     pixels: np.ndarray, box_px: tuple[float, float, float, float], gray_code: int | None = None,
     eye_distance_px: float = 0.0,
 ) -> Quality:
-    """Brightness and sharpness (0-100) of the face box.
+    """Brightness and sharpness (0-100) and noise (gray levels) of the face box.
 
     ``pixels`` is a grayscale image, or a colour one with ``gray_code`` the OpenCV
     conversion to gray (``cv2.COLOR_BGR2GRAY`` / ``cv2.COLOR_RGB2GRAY``): then only
@@ -88,7 +105,7 @@ def measure_quality(
     sharpness = 100.0 * (1.0 - math.exp(-var / _SHARPNESS_SCALE))
     return Quality(
         brightness=round(brightness, 3), sharpness=round(sharpness, 3), face_size_px=round(size, 2),
-        eye_distance_px=eye_distance_px,
+        eye_distance_px=eye_distance_px, noise=round(measure_noise(crop), 3),
     )
 
 
@@ -151,9 +168,10 @@ QUALITY_BANDS = (
 """The bands, best first. The edges follow the camera geometry of the presets
 (engine/_conditions.py): 30 px is a 1080p doorbell at 1.5 m and the portraits' own size,
 20 px about a CCTV camera at 4 m, 10 px a CCTV camera at 8 m, the smallest preset.
-Sharpness and brightness are reported beside the band, not folded into it: on the degraded
-sample they did not separate the conditions (a face box resized to 112 px for the
-sharpness measure looks soft at every small size, and sensor noise reads as detail)."""
+Size alone does not tell a day probe from a night one (at 15 px the model missed 4% of
+mates by day, 97% at night): :func:`probe_band` adds the noise axis (:data:`NOISY_LEVELS`).
+Sharpness is reported beside the bands, not folded in: the face box is resized to 112 px
+for it, so it reads soft at every small size, and sensor noise reads as detail."""
 
 
 def quality_band(eye_distance_px: float) -> QualityBand:
@@ -167,3 +185,116 @@ def quality_band(eye_distance_px: float) -> QualityBand:
         if eye_distance_px >= band.low:
             return band
     return QUALITY_BANDS[-1]  # pragma: no cover - the last band starts at 0
+
+
+NOISY_LEVELS = 5.5
+"""Face-box noise (:func:`measure_noise`, 8-bit gray levels) at or above which a probe is
+*noisy*: the capture axis of probe quality, beside eye distance. Chosen from the measured
+conditions (the 535 2018 portraits, SFace's detector, the presets of engine/_conditions.py;
+the sface calibration file's ``probe_bands.noise_by_condition``, docs/public-audit/probe-bands.md):
+the night doorbell (gamma 2, sensor noise 6, H.264 at 1 Mbit/s) reads 6.09 / 8.09 / 9.30 levels
+at its 5th / 50th / 95th percentile and 506 of its 524 faces (96.6%) reach 5.5; the daylight
+presets read at most 2.04 at their 95th percentile and none reaches it; the clean portraits
+1.18 / 2.06 / 4.61, 13 of 535 (2.4%) at or above 5.5 (large, finely textured photos).
+Brightness was not used: a face's mean luminance also depends on the person's skin
+(the clean portraits of Black members read 35 at their 10th percentile, the night
+doorbell's probes 39 at their 90th), and the axis must say nothing about the person."""
+
+
+@dataclass(frozen=True)
+class ProbeBand:
+    """A probe quality band on both axes: eye distance (:class:`QualityBand`) and noise.
+
+    ``noisy``: True for a noisy probe (noise >= :data:`NOISY_LEVELS`), False for a clear one,
+    None for a band by eye distance alone (the noise was not measured, or the band predates
+    the noise axis: "portrait", "small", "tiny" keep meaning what they meant). The name is
+    the size band's, with "-clear" or "-noisy" when the noise is known; "below-measured"
+    has no noise suffix (nothing was measured below it at any noise).
+    """
+
+    name: str
+    size: QualityBand
+    noisy: bool | None
+
+    @property
+    def meaning(self) -> str:
+        if self.noisy is None:
+            return self.size.meaning
+        grain = (f"noisy (sensor noise of the face at least {NOISY_LEVELS:g} gray levels: a night or "
+                 "low-light frame)" if self.noisy
+                 else f"clear (sensor noise under {NOISY_LEVELS:g} gray levels: daylight or a portrait)")
+        return f"{grain}; {self.size.meaning}"
+
+    def meets(self, minimum: ProbeBand) -> bool:
+        """True when a probe of this band is at least ``minimum``: eyes at least as far apart as
+        the minimum's size band, and clear where the minimum asks for clear (a probe whose noise
+        is unknown does not meet a "-clear" minimum)."""
+        sizes = [b.name for b in QUALITY_BANDS]
+        if sizes.index(self.size.name) > sizes.index(minimum.size.name):
+            return False
+        return minimum.noisy is not False or self.noisy is False
+
+
+_BELOW = QUALITY_BANDS[-1]
+PROBE_BANDS: tuple[ProbeBand, ...] = (
+    *(ProbeBand(f"{size.name}-{'noisy' if noisy else 'clear'}", size, noisy)
+      for size in QUALITY_BANDS[:-1] for noisy in (False, True)),
+    ProbeBand(_BELOW.name, _BELOW, None),
+)
+"""The bands a measured probe falls in, by size (best first) and, within a size, clear before
+noisy; "below-measured" ends the list."""
+
+SIZE_ONLY_BANDS: tuple[ProbeBand, ...] = tuple(ProbeBand(b.name, b, None) for b in QUALITY_BANDS[:-1])
+"""The bands by eye distance alone (the names used before the noise axis), for probes whose
+noise is unknown and for policies set before it."""
+
+
+def probe_band_named(name: str) -> ProbeBand:
+    """The band called ``name`` (a :data:`PROBE_BANDS` name or a size-only one); InvalidParameterError otherwise."""
+    for band in PROBE_BANDS + SIZE_ONLY_BANDS:
+        if band.name == name:
+            return band
+    from faceaudit._errors import InvalidParameterError
+
+    raise InvalidParameterError(
+        f"unknown probe quality band {name!r} (bands: {', '.join(b.name for b in PROBE_BANDS + SIZE_ONLY_BANDS)})")
+
+
+def probe_band(eye_distance_px: float, noise: float | None) -> ProbeBand:
+    """The band of a face ``eye_distance_px`` pixels between the eyes whose face box has ``noise``
+    gray levels of noise (None: not measured, giving the band by eye distance alone)."""
+    size = quality_band(eye_distance_px)
+    if size.name == _BELOW.name:
+        return PROBE_BANDS[-1]
+    if noise is None:
+        return next(b for b in SIZE_ONLY_BANDS if b.size.name == size.name)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+        from faceaudit._errors import InvalidParameterError
+
+        raise InvalidParameterError(f"a noise level must be a number of gray levels >= 0, got {noise!r}")
+    noisy = float(noise) >= NOISY_LEVELS
+    return next(b for b in PROBE_BANDS if b.size.name == size.name and b.noisy is noisy)
+
+
+def stored_quality(detail: object, width: object, height: object) -> Quality | None:
+    """The quality of a stored face, from its FaceDetail at indexing (Rekognition's shape) and its
+    image's size in pixels: eye distance from the eyeLeft / eyeRight landmarks (fractions of the
+    image), brightness and sharpness from its Quality; the noise was not kept (None), the face
+    size is the box's shorter side. None when the detail or the size lacks what is needed (a face
+    indexed without landmarks, an image row without its size)."""
+    try:
+        w, h = float(width), float(height)  # type: ignore[arg-type]
+        if not (w > 0 and h > 0) or not isinstance(detail, dict):
+            return None
+        marks = {lm["Type"]: (float(lm["X"]) * w, float(lm["Y"]) * h) for lm in detail["Landmarks"]}
+        (lx, ly), (rx, ry) = marks["eyeLeft"], marks["eyeRight"]
+        q, box = detail["Quality"], detail.get("BoundingBox") or {}
+        size = min(float(box.get("Width", 0.0)) * w, float(box.get("Height", 0.0)) * h)
+        values = (math.hypot(rx - lx, ry - ly), float(q["Brightness"]), float(q["Sharpness"]), size)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in values):
+        return None
+    eyes, brightness, sharpness, size = values
+    return Quality(brightness=round(brightness, 3), sharpness=round(sharpness, 3), face_size_px=round(size, 2),
+                   eye_distance_px=round(eyes, 2), noise=None)

@@ -216,7 +216,7 @@ def _dlib_factory(paths):
 
 # Pins of the shipped calibration files; rewritten by scripts/calibrate.py (make calibrate).
 _CALIBRATION_SHA256 = {
-    "sface": "15f8adfff065fbebc96166b59e86858071a0f19a458c8262fc41979e0f328ada",
+    "sface": "246d9630ffe185a93bf9f36e280b06ffc7bc15f8b3ee8345f3e7a443396004b9",
     "dlib": "5af04c45b351e473af7147a8d61345a2feb0bdd0020ef99df7a254e32e1e168e",
 }
 

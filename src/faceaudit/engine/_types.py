@@ -69,13 +69,18 @@ class Quality:
     face_size_px: the shorter side of the face box in pixels of the original image.
     eye_distance_px: pixels between the two eye landmarks (inter-ocular distance) in the
     original image; the size measure of probe quality (:func:`faceaudit.engine.quality_band`).
-    Not part of Rekognition's Quality: kept out of :meth:`to_rekognition`.
+    noise: sensor noise of the face box, the estimated standard deviation of pixel noise in
+    8-bit gray levels (higher is noisier; low light raises it): the capture measure of probe
+    quality (:func:`faceaudit.engine.probe_band`); None where it was not measured (a face
+    known only from its stored FaceDetail).
+    Neither is part of Rekognition's Quality: both are kept out of :meth:`to_rekognition`.
     """
 
     brightness: float
     sharpness: float
     face_size_px: float
     eye_distance_px: float = 0.0
+    noise: float | None = None
 
     def to_rekognition(self) -> dict[str, float]:
         return {"Brightness": self.brightness, "Sharpness": self.sharpness}

@@ -32,7 +32,7 @@ from faceaudit.service._auth import canonical_request as canonical_request
 from faceaudit.service._auth import signing_key as signing_key
 from faceaudit.service._dispatch import Dispatcher
 from faceaudit.service._extension import Caller, ServiceExtension
-from faceaudit.service._keys import DEFAULT_ROLE, ROLES, AccessKey, KeyStore
+from faceaudit.service._keys import DEFAULT_ROLE, ROLES, AccessKey, KeyStore, copy_keys
 from faceaudit.service._keys import KEYS_FILE as KEYS_FILE
 from faceaudit.service._limits import BodyBudget as BodyBudget
 from faceaudit.service._limits import RateLimiter
@@ -56,7 +56,7 @@ __all__ = [
     "ServiceApp", "ServiceConfig", "DEFAULT_RATE_LIMIT", "RateLimiter", "serve", "start_in_thread",
     "stop_thread_server", "configure_logging", "JsonFormatter", "is_loopback", "Dispatcher",
     # access keys
-    "KeyStore", "AccessKey", "KeyFileError", "ROLES", "DEFAULT_ROLE",
+    "KeyStore", "AccessKey", "copy_keys", "KeyFileError", "ROLES", "DEFAULT_ROLE",
     # extending it (the accountability layer's hook)
     "ServiceExtension", "Caller", "HttpRequest", "HttpResponse", "REQUEST_ID_HEADER",
     # the wire contract

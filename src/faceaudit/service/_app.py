@@ -2,7 +2,8 @@
 
 The pipeline, in order, so that nothing is read or done before it must be:
 
-1. route (``GET /health``; ``POST /`` is the API; anything else 404/405),
+1. route (``GET /health``: liveness; ``GET /ready``: readiness, the stores answer (503 when not);
+   ``POST /`` is the API; anything else 404/405),
 2. Content-Length required (411), no chunked bodies,
 3. authentication checks that need no body (header, scope, time, key),
 4. the operation from ``X-Amz-Target`` (UnknownOperationException),
@@ -60,6 +61,7 @@ from faceaudit.service._protocol import (
     operation_name,
     parse_json_body,
 )
+from faceaudit.service._ready import Readiness
 from faceaudit.service._validate import check_output, parse_input
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,26 @@ class ServiceApp:
         )
         self.limiter = limiter or RateLimiter(config.rate_limit, config.rate_burst)
         self._n_images = {op: _count_images(op) for op in OPERATIONS}
+        self.readiness = Readiness(self._ready_checks())
+
+    def _ready_checks(self) -> list[tuple[str, Callable[[], None]]]:
+        """The stores ``GET /ready`` asks, each by its own cheap check: the keys, the collections'
+        database and vector store, and the extension's (search log, policies and leads)."""
+        def keys() -> None:
+            self.keys.lookup("")  # re-reads the keys file when it changed
+
+        checks: list[tuple[str, Callable[[], None]]] = [("keys", keys)]
+
+        def collections() -> None:
+            check = getattr(self.dispatcher.backend, "check_health", None)  # a test's stand-in may have none
+            if check is not None:
+                check()
+
+        checks.append(("collections", collections))
+        ext_check = getattr(self.extension, "check_health", None)
+        if ext_check is not None:
+            checks.append(("accountability", ext_check))
+        return checks
 
     def check_ready(self) -> None:
         """Fail early (at start-up) on an unsafe keys file or a missing service model."""
@@ -222,6 +244,14 @@ class ServiceApp:
             if request.method not in ("GET", "HEAD"):
                 return _method_not_allowed(request_id, "GET, HEAD")
             return json_response(200, {"Status": "ok", "Version": __version__}, request_id)
+        if path == "/ready":
+            if request.method not in ("GET", "HEAD"):
+                return _method_not_allowed(request_id, "GET, HEAD")
+            report = self.readiness.check()
+            extra = [("Cache-Control", "no-store")]
+            if not report.ready:
+                extra.append(("Retry-After", "1"))
+            return json_response(200 if report.ready else 503, report.to_json(), request_id, extra)
         if path != "/" and self.extension is not None:
             handled = self.extension.handle_path(request, request_id)
             if handled is not None:
@@ -270,6 +300,7 @@ class ServiceApp:
             access_key_id=auth.key.access_key_id if auth is not None else ANONYMOUS.access_key_id,
             role=role,
             request_id=exchange.request_id,
+            remote=request.remote,
             headers={k.lower(): v for k, v in request.headers if k.lower().startswith("x-faceaudit-")},
         )
         if ext is not None:

@@ -29,6 +29,7 @@ class Caller:
     role: str
     request_id: str
     headers: dict[str, str] = field(default_factory=dict)
+    remote: str = ""  # the client's address (from a trusted proxy's X-Forwarded-For behind one)
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
@@ -55,4 +56,7 @@ class ServiceExtension(Protocol):
         """Serve one of the extension's own operations; returns the response document."""
 
     def handle_path(self, request: HttpRequest, request_id: str) -> HttpResponse | None:
-        """Serve a path other than ``/`` and ``/health``, or None for 404."""
+        """Serve a path other than ``/``, ``/health`` and ``/ready``, or None for 404."""
+
+    def check_health(self) -> None:
+        """Readiness: raise when a store the extension needs does not answer (``GET /ready``)."""

@@ -8,16 +8,24 @@ secret is ever logged or listed; a secret is shown once, when its key is created
 
 The service re-reads the file when it changes, so a revoked key is refused by
 every worker from its next request on.
+
+A deployment of several hosts keeps its keys in its database instead
+(``KeyStore(data_dir, database_url="postgresql://...")``, issue 21): the table ``access_keys``
+of that database, read on every lookup, so a key created on one host authenticates on every
+host and a key revoked on one is refused by all of them from their next request on. The
+secrets are then protected by the database's own access control; they are never logged.
 """
 
 from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import fcntl
 import json
 import os
 import secrets
+import sqlite3
 import stat
 import threading
 import time
@@ -27,12 +35,29 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from faceaudit._errors import InvalidParameterError, KeyFileError, ResourceNotFoundError
+from faceaudit._db import Schema, SQLiteDatabase, open_database, transaction
+from faceaudit._errors import InvalidParameterError, KeyFileError, ResourceNotFoundError, ServiceUnavailableError
 
 KEYS_FILE = "access-keys.json"
 ROLES = ("admin", "operator", "auditor", "reviewer")
 DEFAULT_ROLE = "operator"
 ACCESS_KEY_PREFIX = "FAKI"
+
+_KEYS_TABLE = """
+CREATE TABLE access_keys (
+    access_key_id TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL DEFAULT 'Active',
+    revoked DOUBLE PRECISION,
+    description TEXT NOT NULL DEFAULT '',
+    person TEXT NOT NULL DEFAULT ''
+)
+"""
+
+KEYS_SCHEMA = Schema("access_keys", {}, initial=_KEYS_TABLE, version_key="access_keys_schema_version")
+"""The access keys in a deployment's database: one row per key (the file's fields)."""
 
 
 @dataclass(frozen=True)
@@ -91,30 +116,77 @@ def new_secret() -> str:
 
 
 class KeyStore:
-    """The access keys in one data dir. Thread-safe; several processes may share the file."""
+    """The access keys in one data dir (``access-keys.json``), or in the deployment's database
+    (``database_url``: the table ``access_keys``, shared by every host). Thread-safe; several
+    processes (and, with a database, hosts) may share them."""
 
-    def __init__(self, data_dir: Path | str) -> None:
+    def __init__(self, data_dir: Path | str, database_url: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / KEYS_FILE
+        self.database_url = database_url
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._keys: dict[str, AccessKey] = {}
+        self._db = None if database_url is None else open_database(database_url, KEYS_SCHEMA, qmark=True)
+        if isinstance(self._db, SQLiteDatabase):  # (sqlite:///path: rows by name, as PostgreSQL's)
+            self._db.row_factory = sqlite3.Row
+        self._local = threading.local()
 
     # -- reading -----------------------------------------------------------------------------
 
     def lookup(self, access_key_id: str) -> AccessKey | None:
-        """The key with this id (active or revoked), or None. Re-reads the file if it changed."""
+        """The key with this id (active or revoked), or None. Re-reads the file if it changed
+        (the database: read on every call)."""
+        if self._db is not None:
+            with self._session(write=False) as conn:
+                row = conn.execute("SELECT * FROM access_keys WHERE access_key_id = ?", (access_key_id,)).fetchone()
+            return None if row is None else _key_of(row)
         with self._lock:
             self._refresh()
             return self._keys.get(access_key_id)
 
     def list(self) -> builtins.list[AccessKey]:
+        if self._db is not None:
+            with self._session(write=False) as conn:
+                rows = conn.execute("SELECT * FROM access_keys ORDER BY created, access_key_id").fetchall()
+            return [_key_of(r) for r in rows]
         with self._lock:
             self._refresh()
             return sorted(self._keys.values(), key=lambda k: (k.created, k.access_key_id))
 
+    @contextmanager
+    def _session(self, *, write: bool) -> Iterator[Any]:
+        """One transaction on this thread's database connection. A connection found broken at
+        BEGIN (the server restarted, a failover) is replaced and BEGIN tried once more; one that
+        breaks inside the transaction: ServiceUnavailableError (HTTP 503)."""
+        import psycopg
+
+        if self._db is None:
+            raise KeyFileError("this key store keeps its keys in a file, not a database")
+        for attempt in (1, 2):
+            conn = getattr(self._local, "conn", None)
+            if conn is None or getattr(conn, "closed", False):
+                conn = self._local.conn = self._db.connect()
+            began = False
+            try:
+                with transaction(conn, write=write):
+                    began = True
+                    yield conn
+                return
+            except psycopg.OperationalError as exc:  # the server went away
+                self._local.conn = None
+                with contextlib.suppress(Exception):
+                    conn.close()
+                if began or attempt == 2:
+                    lines = str(exc).strip().splitlines()
+                    raise ServiceUnavailableError(
+                        f"the access keys' database failed: {lines[-1] if lines else type(exc).__name__}") from None
+
     def check_permissions(self) -> None:
-        """KeyFileError if the keys file is readable or writable by group or others."""
+        """KeyFileError if the keys file is readable or writable by group or others (keys in a
+        database: the database's access control protects them; nothing to check here)."""
+        if self._db is not None:
+            return
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -169,6 +241,12 @@ class KeyStore:
         person = " ".join(person.split())
         if len(person) > 200 or any(not c.isprintable() for c in person):
             raise InvalidParameterError("person must be a printable name of at most 200 characters")
+        if self._db is not None:
+            key = AccessKey(new_access_key_id(), new_secret(), role, time.time(), description=description,
+                            person=person)
+            with self._session(write=True) as conn:
+                conn.execute(_INSERT_KEY, _row_of(key))
+            return key
         with self._locked() as keys:
             key_id = new_access_key_id()
             while key_id in keys:  # pragma: no cover - 80 random bits
@@ -180,6 +258,14 @@ class KeyStore:
 
     def revoke(self, access_key_id: str) -> AccessKey:
         """Revoke a key: every later request signed with it is refused (UnrecognizedClient)."""
+        if self._db is not None:
+            with self._session(write=True) as conn:
+                conn.execute("UPDATE access_keys SET status = 'Revoked', revoked = ? "
+                             "WHERE access_key_id = ? AND status = 'Active'", (time.time(), access_key_id))
+                row = conn.execute("SELECT * FROM access_keys WHERE access_key_id = ?", (access_key_id,)).fetchone()
+            if row is None:
+                raise ResourceNotFoundError(f"no access key {access_key_id!r}")
+            return _key_of(row)
         with self._locked() as keys:
             key = keys.get(access_key_id)
             if key is None:
@@ -232,6 +318,39 @@ class KeyStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def copy_keys(data_dir: Path | str, database_url: str) -> int:
+    """Copy the data dir's ``access-keys.json`` into the database's ``access_keys`` (ids, secrets,
+    roles, persons, status and times unchanged: every client keeps signing as before); returns
+    how many. A database already holding keys is refused (ConflictError); one transaction."""
+    from faceaudit._errors import ConflictError
+
+    keys = KeyStore(data_dir).list()  # (KeyFileError: a keys file open to others)
+    target = KeyStore(data_dir, database_url=database_url)
+    with target._session(write=True) as conn:
+        if conn.execute("SELECT 1 FROM access_keys LIMIT 1").fetchone() is not None:
+            raise ConflictError("the database already holds access keys; copy into a database no deployment "
+                                "uses yet")
+        if keys:
+            conn.executemany(_INSERT_KEY, [_row_of(k) for k in keys])
+        copied = int(conn.execute("SELECT COUNT(*) FROM access_keys").fetchone()[0])
+    return copied
+
+
+_INSERT_KEY = ("INSERT INTO access_keys (access_key_id, secret, role, created, status, revoked, description, "
+               "person) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _row_of(key: AccessKey) -> tuple[Any, ...]:
+    return (key.access_key_id, key.secret, key.role, key.created, key.status, key.revoked, key.description,
+            key.person)
+
+
+def _key_of(row: Any) -> AccessKey:
+    return AccessKey(row["access_key_id"], row["secret"], row["role"], float(row["created"]), row["status"],
+                     None if row["revoked"] is None else float(row["revoked"]), row["description"] or "",
+                     row["person"] or "")
 
 
 def _make_private_dir(path: Path) -> None:

@@ -63,6 +63,8 @@ def log_request(
     remote: str,
 ) -> None:
     level = logging.ERROR if status >= 500 and error_code != "ThrottlingException" else logging.INFO
+    if path == "/ready":  # a balancer asks every second: answers at DEBUG, "not ready" at WARNING
+        level = logging.DEBUG if status == 200 else logging.WARNING
     if not access_log.isEnabledFor(level):
         return
     fields = {
