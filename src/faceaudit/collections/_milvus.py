@@ -102,6 +102,15 @@ def milvus_errors(where: str) -> Iterator[None]:
         raise
 
 
+def _member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """``np.isin(ids, sorted_ids)`` for a sorted ``sorted_ids`` in O(len(ids) log n) (np.isin sorts
+    both: 7 ms a search at 1M faces)."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.asarray(sorted_ids[at] == ids, dtype=bool)
+
+
 class GuardedClient:
     """A ``pymilvus.MilvusClient`` whose every call raises :class:`ServiceUnavailableError` when
     Milvus fails (see :func:`milvus_errors`); other attributes pass through."""
@@ -309,7 +318,7 @@ class MilvusIndex:
             for hits in res:
                 ids = np.asarray([int(h["id"]) for h in hits], dtype=np.int64)
                 scores = np.asarray([float(h["distance"]) for h in hits], dtype=np.float32)
-                known = np.isin(ids, self._ids)  # not yet (or no longer) in this process's snapshot: not a hit
+                known = _member(ids, self._ids)  # not yet (or no longer) in this process's snapshot: not a hit
                 # ids this process does not know took places: ask for more, or a hit could be lost
                 short |= len(ids) == limit and int(known.sum()) < want
                 out.append(_order(ids[known], scores[known], min_score, k))
