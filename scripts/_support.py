@@ -1,18 +1,30 @@
 """What the scripts share: a boto3 client for a faceaudit server, a signed call to one of
-faceaudit's own operations, and the sample clip of public-domain portraits.
+faceaudit's own operations, the committed public-domain portraits, synthetic prepared faces and
+the sample clip of portraits.
 
-Scripts import nothing from ``tests/``; the test suite's sample clip is this one (tests/conftest.py
-loads this file; ``tests/test_scripts_support.py`` checks that it does).
+Scripts import nothing from ``tests/``; the test suite's portraits, synthetic faces and sample clip
+are these (tests/conftest.py loads this file; ``tests/test_scripts_support.py`` checks that it does).
+The throwaway PostgreSQL server is scripts/_pgserver.py; HAProxy and `faceaudit serve` processes
+are scripts/_deploy_support.py.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 REGION = "us-east-1"
+
+MEMBERS_F = ["C000127", "F000062", "K000367", "M001170"]
+MEMBERS_M = ["B000944", "C000141", "C000174", "C001070"]
+MEMBERS = MEMBERS_F + MEMBERS_M
+"""Bioguide ids of the members whose 2014 and 2018 portraits are in tests/data."""
 
 VIDEO_FPS = 10
 VIDEO_SIZE = (960, 540)
@@ -29,6 +41,36 @@ VIDEO_SECONDS = 8.0
 def portrait_2018(bioguide: str) -> Path:
     """Official 2018 Congressional portrait (public domain, Bioguide)."""
     return DATA / "congress2018" / f"{bioguide}.jpg"
+
+
+def portrait_2014(bioguide: str) -> Path:
+    """2014 Pictorial Directory portrait, grayscale 200x250 (public domain)."""
+    return DATA / "congress2014" / f"{bioguide}.jpg"
+
+
+def synthetic_image(n_faces: int, model_version: str, rng: np.random.Generator, dimension: int = 128,
+                    vectors: np.ndarray | None = None):
+    """A PreparedImage with random unit vectors (no engine needed): ``n_faces`` faces of
+    ``dimension`` components drawn from ``rng`` (a numpy Generator), or the given ``vectors``."""
+    import hashlib
+
+    import numpy as np
+
+    from faceaudit.collections._prepare import PreparedFace, PreparedImage
+    from faceaudit.engine import BoundingBox
+
+    if vectors is None:
+        vectors = rng.standard_normal((n_faces, dimension)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    box = BoundingBox(0.1, 0.1, 0.5, 0.5)
+    faces = tuple(
+        PreparedFace(detail={"BoundingBox": box.to_rekognition(), "Confidence": 99.0}, bounding_box=box,
+                     confidence=99.0, quality=90.0, vector=v)
+        for v in vectors
+    )
+    digest = hashlib.sha256(rng.bytes(16)).hexdigest()
+    return PreparedImage(sha256=digest, width=100, height=100, model_version=model_version, faces=faces,
+                         unindexed=())
 
 
 def client(url: str, key: dict[str, str], **config):

@@ -9,7 +9,7 @@ search (``authorize``: a read), recording a search with one candidate (``record`
 append, the kept probe, the lead made from the log), listing pending leads, a reviewer's
 decision (lead row locked, log append, decision row) and an access key lookup (per signed
 request). --database-url names an empty PostgreSQL database (e.g. one made on a throwaway
-server: tests/_postgres.py ``throwaway_server().new_database()``). Absolute numbers on a shared
+server: scripts/_pgserver.py ``throwaway_server().new_database()``). Absolute numbers on a shared
 machine are noisy: compare within one run.
 """
 

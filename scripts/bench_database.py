@@ -17,7 +17,7 @@ For each database, in the same run and on the same disk: a collection of N synth
 Each write moves the collection's change log, so each following search first catches the
 in-memory index up (as on a host that serves searches while others index). Without
 --database-url a throwaway PostgreSQL server is started from the local binaries
-(tests/_postgres.py) with its default durability (fsync on, synchronous_commit on); SQLite runs
+(scripts/_pgserver.py) with its default durability (fsync on, synchronous_commit on); SQLite runs
 with synchronous=FULL. Absolute numbers on a shared machine are noisy: compare within one run.
 """
 
@@ -35,7 +35,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
 
 
 def _pct(times: list[float], q: float) -> float:
@@ -52,9 +51,9 @@ def _timed(fn, n: int) -> list[float]:
 
 
 def bench(data_dir: Path, url: str | None, engine, gallery: int, repeats: int) -> dict[str, list[float]]:
+    from _support import MEMBERS, portrait_2014, portrait_2018, synthetic_image
+
     from faceaudit.collections import FaceCollections
-    from tests.collections.conftest import synthetic_image
-    from tests.conftest import MEMBERS, portrait_2014, portrait_2018
 
     fc = FaceCollections(data_dir, engines={"sface": engine}, database_url=url)
     fc.create_collection(collection_id="bench")
@@ -95,8 +94,9 @@ def _two_hosts(fc, data_dir: Path, url: str | None, engine, repeats: int) -> lis
     two processes' worth of connections on one SQLite file), pooled."""
     import threading
 
+    from _support import synthetic_image
+
     from faceaudit.collections import FaceCollections
-    from tests.collections.conftest import synthetic_image
 
     other = FaceCollections(data_dir, engines={"sface": engine}, database_url=url)
     pooled: list[float] = []
@@ -134,7 +134,7 @@ def main() -> None:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-db-")))
         url = args.database_url
         if url is None:
-            from tests._postgres import throwaway_server
+            from _pgserver import throwaway_server
 
             url = stack.enter_context(throwaway_server(fsync=True)).new_database()
         results = {

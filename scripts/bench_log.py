@@ -7,7 +7,7 @@ Each process appends N search records (about the size of a real one: five candid
 times every append (wall clock, from the call to its return: for JSONL the fsync, for
 PostgreSQL the COMMIT). "two processes" runs two appenders on the same log at once, as two
 hosts (or two workers) would, and pools their latencies. Without --database-url a throwaway
-PostgreSQL server is started from the local binaries (tests/_postgres.py) with its default
+PostgreSQL server is started from the local binaries (scripts/_pgserver.py) with its default
 durability (fsync on, synchronous_commit on), on the same disk as the JSONL file.
 Absolute numbers on a shared machine are noisy: compare within one run.
 """
@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
 
 RECORD = {
     "access_key_id": "AKIDBENCH", "role": "operator", "source": "http", "request_id": "r" * 32,
@@ -88,7 +87,7 @@ def main() -> None:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-log-"))
         url = args.database_url
         if url is None:
-            from tests._postgres import throwaway_server
+            from _pgserver import throwaway_server
 
             url = stack.enter_context(throwaway_server(fsync=True)).new_database()
         print(f"{'store':<12}{'processes':>10}{'appends':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"

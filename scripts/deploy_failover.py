@@ -19,7 +19,7 @@ has it UP. Per trial it reports:
     python scripts/deploy_failover.py --trials 3 --clients 8 --after 8
     python scripts/deploy_failover.py --attempts 3             # as boto3 retries by default
 
-Loopback only. Uses the test suite's helpers (tests/_deploy.py); run from the repository root.
+Loopback only. Uses the scripts' support code (scripts/_deploy_support.py, scripts/_support.py).
 """
 
 from __future__ import annotations
@@ -28,18 +28,13 @@ import argparse
 import contextlib
 import signal
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests._deploy import HAProxy, create_keys, free_port, rekognition, shared_data_dir, wait_for  # noqa: E402
-from tests.conftest import portrait_2014, portrait_2018  # noqa: E402
-from tests.service.conftest import ServeProcess  # noqa: E402
+from _deploy_support import HAProxy, ServeProcess, create_key, free_port, rekognition, wait_for
+from _support import portrait_2014, portrait_2018
 
 
 def main() -> None:
@@ -52,9 +47,8 @@ def main() -> None:
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        deployment = shared_data_dir(Path(tmp))
-        data = deployment.data_dirs[0]
-        keys = create_keys(deployment, {"operator": ("operator", "Oscar")})
+        data = Path(tmp) / "data"  # one data dir for both hosts
+        keys = {"operator": create_key(data, "operator", "Oscar")}
         ports = [free_port(), free_port()]
 
         def serve(i: int) -> ServeProcess:

@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests import scripts_module
 from tests._milvus import milvus_server, milvus_uri  # noqa: F401  (fixtures: a throwaway Milvus server)
 from tests._postgres import postgres_server, postgres_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
 
+SCRIPTS_SUPPORT = scripts_module("_support")
+"""scripts/_support.py, which the scripts import: the suite's portraits and sample clip are theirs."""
 DATA = Path(__file__).parent / "data"
-MEMBERS_F = ["C000127", "F000062", "K000367", "M001170"]
-MEMBERS_M = ["B000944", "C000141", "C000174", "C001070"]
-MEMBERS = MEMBERS_F + MEMBERS_M
+MEMBERS_F = SCRIPTS_SUPPORT.MEMBERS_F
+MEMBERS_M = SCRIPTS_SUPPORT.MEMBERS_M
+MEMBERS = SCRIPTS_SUPPORT.MEMBERS
 
 HAVE_DLIB = importlib.util.find_spec("dlib") is not None and importlib.util.find_spec(
     "face_recognition_models"
@@ -54,14 +57,10 @@ def wait_until(condition, what: str, limit: float = WAIT_LIMIT_S, interval: floa
         time.sleep(interval)
 
 
-def portrait_2018(bioguide: str) -> Path:
-    """Official 2018 Congressional portrait (public domain, Bioguide)."""
-    return DATA / "congress2018" / f"{bioguide}.jpg"
-
-
-def portrait_2014(bioguide: str) -> Path:
-    """2014 Pictorial Directory portrait, grayscale 200x250 (public domain)."""
-    return DATA / "congress2014" / f"{bioguide}.jpg"
+portrait_2018 = SCRIPTS_SUPPORT.portrait_2018
+"""Official 2018 Congressional portrait (public domain, Bioguide): scripts/_support.py."""
+portrait_2014 = SCRIPTS_SUPPORT.portrait_2014
+"""2014 Pictorial Directory portrait, grayscale 200x250 (public domain): scripts/_support.py."""
 
 
 def meds(name: str) -> Path:
@@ -130,18 +129,6 @@ def _isolated_data_dir(tmp_path_factory, monkeypatch, _session_cache_dir):
 
 # -- stored video: a test clip made from the portraits above ------------------------------------
 
-def _scripts_support():
-    """scripts/_support.py, which the scripts import by path: the suite's sample clip is theirs."""
-    spec = importlib.util.spec_from_file_location(
-        "faceaudit_scripts_support", Path(__file__).resolve().parents[1] / "scripts" / "_support.py")
-    if spec is None or spec.loader is None:  # pragma: no cover - the file is part of the repository
-        raise ImportError("scripts/_support.py cannot be loaded")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SCRIPTS_SUPPORT = _scripts_support()
 VIDEO_FPS = SCRIPTS_SUPPORT.VIDEO_FPS
 VIDEO_SIZE = SCRIPTS_SUPPORT.VIDEO_SIZE
 VIDEO_SCRIPT = SCRIPTS_SUPPORT.VIDEO_SCRIPT

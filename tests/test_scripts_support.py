@@ -1,5 +1,6 @@
-"""scripts/ import nothing from tests/; the suite's sample clip is the scripts' own
-(scripts/_support.py, loaded by tests/conftest.py)."""
+"""scripts/ import nothing from tests/; the machinery both use is the scripts' own (scripts/_*.py,
+loaded by path with tests.scripts_module): sample clip, portraits, synthetic faces, the throwaway
+PostgreSQL server, HAProxy and `faceaudit serve` processes."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-KNOWN = {"bench_log.py: tests._postgres"}
-"""Left for its owner (issue 21's throwaway PostgreSQL server lives in tests/_postgres.py): to move
-out of tests/ so that this set is empty. Nothing may be added to it."""
+KNOWN: set[str] = set()
+"""Scripts allowed to import from tests/: none (issue 20). Nothing may be added to it."""
 
 
 def test_scripts_import_no_tests_modules():
@@ -32,3 +32,24 @@ def test_the_scripts_clip_is_the_suites():
     assert conftest.make_video is conftest.SCRIPTS_SUPPORT.make_video
     assert conftest.VIDEO_SCRIPT is conftest.SCRIPTS_SUPPORT.VIDEO_SCRIPT
     assert conftest.SCRIPTS_SUPPORT.portrait_2018("B000944") == conftest.portrait_2018("B000944")
+
+
+def test_the_suites_machinery_is_the_scripts():
+    """The suite's PostgreSQL server, HAProxy, serve processes and synthetic faces are the files the
+    scripts import, loaded once each (not copies of them)."""
+    from tests import _deploy, _postgres, conftest, scripts_module
+    from tests.collections import conftest as collections_conftest
+    from tests.service import conftest as service_conftest
+
+    pgserver, deploy, support = (scripts_module(n) for n in ("_pgserver", "_deploy_support", "_support"))
+    assert Path(pgserver.__file__).resolve() == ROOT / "scripts" / "_pgserver.py"
+    assert Path(deploy.__file__).resolve() == ROOT / "scripts" / "_deploy_support.py"
+    assert support is conftest.SCRIPTS_SUPPORT
+    assert _postgres.throwaway_server is pgserver.throwaway_server
+    assert _postgres.PostgresServer is pgserver.PostgresServer
+    assert (_deploy.HAProxy, _deploy.free_port, _deploy.wait_for, _deploy.rekognition) == (
+        deploy.HAProxy, deploy.free_port, deploy.wait_for, deploy.rekognition)
+    assert service_conftest.ServeProcess is deploy.ServeProcess
+    assert service_conftest.create_key is deploy.create_key
+    assert collections_conftest.synthetic_image is support.synthetic_image
+    assert "pytest" not in vars(pgserver) and "pytest" not in vars(deploy) and "pytest" not in vars(support)

@@ -16,6 +16,7 @@ from faceaudit._settings import (
     VECTOR_STORES,
     Settings,
     load_settings,
+    redact_url,
 )
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "faceaudit"
@@ -88,3 +89,47 @@ def test_readme_lists_every_exit_code():
              if isinstance(cls, type) and issubclass(cls, errors.FaceAuditError)} | {1, 130}
     rows = set(int(m) for m in re.findall(r"^\| (\d+) \|", README.read_text(), re.M))
     assert codes <= rows, sorted(codes - rows)
+
+
+PG = "postgresql://faceaudit:s3cr3t-pw@db.example:5432/faceaudit"
+
+
+def test_database_url_flag_over_environment_over_default(tmp_path):
+    assert load_settings({}).database_url is None and load_settings({}).postgres_url is None
+    env = {"FACEAUDIT_DATABASE_URL": PG}
+    assert load_settings(env).postgres_url == PG
+    other = "postgres://h/other"
+    assert load_settings(env, database_url=other).database_url == other
+    assert load_settings(env, database_url=None).database_url == PG  # a flag not given changes nothing
+    # sqlite:///DATA_DIR is the default spelled out: each store's SQLite file in the data dir
+    data = tmp_path / "d"
+    s = load_settings({"FACEAUDIT_DATABASE_URL": f"sqlite:///{data}"}, data_dir=data)
+    assert s.database_url == f"sqlite:///{data}" and s.postgres_url is None
+    assert s.database_shown == f"SQLite files in {data}"
+    s = load_settings({"FACEAUDIT_DATABASE_URL": ""})
+    assert s.database_url is None
+    assert pickle.loads(pickle.dumps(load_settings(env))).postgres_url == PG  # travels to workers
+
+
+def test_the_database_password_is_never_shown():
+    s = load_settings({"FACEAUDIT_DATABASE_URL": PG})
+    assert "s3cr3t-pw" not in repr(s) and "s3cr3t-pw" not in str(s)
+    assert s.database_shown == "postgresql://faceaudit@db.example:5432/faceaudit"
+    assert "s3cr3t-pw" not in redact_url("postgresql://h/db?user=u&password=s3cr3t-pw")
+    with pytest.raises(InvalidParameterError) as bad:
+        load_settings({"FACEAUDIT_DATABASE_URL": "mysql://root:s3cr3t-pw@h/db"})
+    assert "s3cr3t-pw" not in str(bad.value) and "FACEAUDIT_DATABASE_URL" in str(bad.value)
+
+
+@pytest.mark.parametrize("url", ["mysql://h/db", "sqlite://", "sqlite:///", "h:5432/db", "file:///x"])
+def test_a_bad_database_url_is_a_typed_error(url):
+    with pytest.raises(InvalidParameterError, match="database URL"):
+        load_settings({"FACEAUDIT_DATABASE_URL": url})
+
+
+def test_a_sqlite_url_must_name_the_data_dir(tmp_path):
+    with pytest.raises(InvalidParameterError, match="data dir"):
+        load_settings({"FACEAUDIT_DATABASE_URL": f"sqlite:///{tmp_path / 'elsewhere'}"}, data_dir=tmp_path / "d")
+    # the flag settles it whatever the environment's data dir was
+    s = load_settings({"FACEAUDIT_DATABASE_URL": f"sqlite:///{tmp_path / 'd'}"}, data_dir=tmp_path / "d")
+    assert s.data_dir == tmp_path / "d"

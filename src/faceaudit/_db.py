@@ -33,8 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeAlias
 
-from faceaudit._errors import DataVersionError, InvalidParameterError, ServiceUnavailableError
+from faceaudit._errors import (
+    DataVersionError,
+    InvalidParameterError,
+    ResourceAlreadyExistsError,
+    ServiceUnavailableError,
+)
 from faceaudit._paths import private_dir, private_file
+from faceaudit._settings import POSTGRES_SCHEMES, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +364,7 @@ def _lock_key(schema: Schema) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _pg_one(conn: Any, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+def _pg_one(conn: Any, sql: Any, params: Sequence[Any] = ()) -> tuple | None:
     """One row as a tuple, whatever the connection's row factory."""
     from psycopg.rows import tuple_row
 
@@ -416,13 +422,7 @@ def pg_migrate(conn: Any, schema: Schema, *, where: str = "database") -> int:
     return schema.latest - start
 
 
-def _redacted(url: str) -> str:
-    """The URL without its password (for messages)."""
-    head, sep, rest = url.partition("://")
-    if "@" in rest:
-        cred, _, host = rest.rpartition("@")
-        return f"{head}{sep}{cred.split(':', 1)[0]}@{host}"
-    return url
+_redacted = redact_url  # the URL without its password (for messages): one redaction for every module
 
 
 @dataclass
@@ -566,7 +566,7 @@ class QmarkConnection:
         self.close()
 
 
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+_POSTGRES_SCHEMES = POSTGRES_SCHEMES
 
 
 def _postgres_url(url: str) -> str:
@@ -609,3 +609,138 @@ def open_database(target: str | os.PathLike[str], schema: Schema, *, timeout_s: 
                 f"unknown database URL {_redacted(target)!r}: use sqlite:///path or postgresql://...")
     return SQLiteDatabase(Path(target), schema, synchronous=synchronous, foreign_keys=foreign_keys,
                           busy_timeout_s=timeout_s, check_dir=check_dir, check_same_thread=check_same_thread)
+
+
+# -- copying a store's tables (``faceaudit db migrate``) --------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreTables:
+    """What ``faceaudit db migrate`` copies of one store: its SQLite file in the data dir, its
+    schema on each database and its tables in copy order (a table after those it references).
+
+    ``sqlite_schema`` brings the source file up to date before it is read (as opening the store
+    would); ``postgres_schema`` creates the tables in the target (the same schema object when one
+    serves both)."""
+
+    name: str
+    sqlite_file: str
+    sqlite_schema: Schema
+    postgres_schema: Schema
+    tables: tuple[str, ...]
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    """SQLite table -> its PostgreSQL name, where they differ (e.g. ``jobs`` -> ``video_jobs``)."""
+
+    def target(self, table: str) -> str:
+        """The PostgreSQL name of the SQLite table ``table``."""
+        return self.renamed.get(table, table)
+
+    def source(self, data_dir: str | os.PathLike[str]) -> SQLiteDatabase | None:
+        """The store's SQLite database in ``data_dir`` (None when the data dir has none)."""
+        path = Path(data_dir) / self.sqlite_file
+        return SQLiteDatabase(path, self.sqlite_schema) if path.is_file() else None
+
+
+def pg_table_has_rows(conn: Any, table: str) -> bool:
+    """True when the PostgreSQL table exists and holds a row (``conn``: a psycopg connection)."""
+    from psycopg import sql
+
+    found = _pg_one(conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables "
+                          "WHERE schemaname = current_schema() AND tablename = %s)", (table,))
+    if not found or not found[0]:
+        return False
+    row = _pg_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
+    return bool(row and row[0])
+
+
+def table_count(conn: Any, table: str) -> int:
+    """The number of rows of ``table`` (a sqlite3 or psycopg connection; a trusted table name)."""
+    if isinstance(conn, sqlite3.Connection):
+        return int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+    from psycopg import sql
+
+    row = _pg_one(conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+    return int(row[0]) if row else 0
+
+
+def copy_rows(src: sqlite3.Connection, dst: Any, table: str, *, into: str | None = None,
+              batch: int = 1000) -> int:
+    """Copy every row of ``table`` from a SQLite connection into the same table (or the table
+    ``into``) of a PostgreSQL connection (psycopg, or a :class:`QmarkConnection`), inside the
+    caller's transactions; returns the number of rows copied.
+
+    The target table must be empty (:class:`ResourceAlreadyExistsError` otherwise). Columns are
+    matched by name (every source column must exist in the target); generated identity columns
+    keep their values (``OVERRIDING SYSTEM VALUE``) and their sequences go on after the largest
+    (``setval``), so the next row the store inserts gets a fresh id. SQLite's 0/1 become booleans
+    where the target column is BOOLEAN; BLOBs become BYTEA.
+    """
+    from psycopg import sql
+
+    dst = getattr(dst, "raw", dst)
+    source, table = table, into or table
+    columns = {str(r[0]): (str(r[1]), str(r[2]) == "YES") for r in _pg_rows(
+        dst, "SELECT column_name, data_type, is_identity FROM information_schema.columns "
+             "WHERE table_schema = current_schema() AND table_name = %s", (table,))}
+    if not columns:
+        raise InvalidParameterError(f"the target database has no table {table!r}")
+    if pg_table_has_rows(dst, table):
+        raise ResourceAlreadyExistsError(f"the target's table {table} already holds rows: migrate only "
+                                         "into an empty database (nothing was copied)")
+    cur = src.execute(f'SELECT * FROM "{source}"')
+    names = [d[0] for d in cur.description]
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise InvalidParameterError(f"table {table}: the target lacks column(s) {', '.join(missing)}")
+    booleans = [i for i, n in enumerate(names) if columns[n][0] == "boolean"]
+    identity = [n for n in names if columns[n][1]]
+    insert = sql.SQL("INSERT INTO {} ({}) {}VALUES ({})").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL("OVERRIDING SYSTEM VALUE " if identity else ""),
+        sql.SQL(", ").join(sql.Placeholder() * len(names)))
+    copied = 0
+    with dst.cursor() as out:
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                break
+            if booleans:
+                rows = [tuple(bool(v) if i in booleans and v is not None else v for i, v in enumerate(r))
+                        for r in rows]
+            out.executemany(insert, [tuple(r) for r in rows])
+            copied += len(rows)
+        for column in identity:
+            out.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({}, {}), m) FROM "
+                                "(SELECT max({}) AS m FROM {}) AS t WHERE m IS NOT NULL").format(
+                sql.Literal(table), sql.Literal(column), sql.Identifier(column), sql.Identifier(table)))
+    log.info("copied %d rows of %s", copied, table)
+    return copied
+
+
+def _pg_rows(conn: Any, query: Any, params: Sequence[Any] = ()) -> list[tuple]:
+    from psycopg.rows import tuple_row
+
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def copy_tables(src: SQLiteDatabase, dst: PostgreSQLDatabase, tables: Sequence[str],
+                renamed: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Copy ``tables`` (in this order: a table after those it references) of one store from its
+    SQLite database into a PostgreSQL database whose tables are empty, in one transaction on
+    each side (a failure leaves the target as it was); returns the rows copied per table.
+    ``renamed``: SQLite table -> PostgreSQL table where the names differ.
+
+    Both schemas are brought up to date first (the source's as opening the store would, the
+    target's created). See :func:`copy_rows` for how rows travel."""
+    source = src.connect()
+    try:
+        target = dst.connect()
+        try:
+            with transaction(source, write=False), transaction(target, write=True):
+                return {table: copy_rows(source, target, table, into=(renamed or {}).get(table))
+                        for table in tables}
+        finally:
+            target.close()
+    finally:
+        source.close()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.conftest import DATA, MEMBERS, meds, portrait_2014
+from tests.conftest import DATA, MEMBERS, SCRIPTS_SUPPORT, meds, portrait_2014
 
 MEDS = ["S001-01-t10_01", "S001-02-t10_01", "S006-01-t10_01", "S006-02-t10_01"]
 
@@ -99,21 +97,5 @@ def variants(out_dir: Path) -> list[Path]:
     return paths
 
 
-def synthetic_image(n_faces: int, model_version: str, rng: np.random.Generator, dimension: int = 128,
-                    vectors: np.ndarray | None = None):
-    """A PreparedImage with random unit vectors (no engine needed)."""
-    from faceaudit.collections._prepare import PreparedFace, PreparedImage
-    from faceaudit.engine import BoundingBox
-
-    if vectors is None:
-        vectors = rng.standard_normal((n_faces, dimension)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    box = BoundingBox(0.1, 0.1, 0.5, 0.5)
-    faces = tuple(
-        PreparedFace(detail={"BoundingBox": box.to_rekognition(), "Confidence": 99.0}, bounding_box=box,
-                     confidence=99.0, quality=90.0, vector=v)
-        for v in vectors
-    )
-    digest = hashlib.sha256(rng.bytes(16)).hexdigest()
-    return PreparedImage(sha256=digest, width=100, height=100, model_version=model_version, faces=faces,
-                         unindexed=())
+synthetic_image = SCRIPTS_SUPPORT.synthetic_image
+"""A PreparedImage with random unit vectors (no engine needed): scripts/_support.py."""

@@ -4,23 +4,22 @@ process (the multi-worker tests start `faceaudit serve` as a subprocess)."""
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import scripts_module
+
 REGION = "us-east-1"
 
 
-def faceaudit_cmd() -> list[str]:
-    script = Path(sys.executable).with_name("faceaudit")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "faceaudit.cli._main"]
+_DEPLOY = scripts_module("_deploy_support")
+faceaudit_cmd = _DEPLOY.faceaudit_cmd
+create_key = _DEPLOY.create_key
+"""`faceaudit keys create --json` in a subprocess: {"AccessKeyId": ..., "SecretAccessKey": ...}."""
 
 
 def cli(*argv: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -29,13 +28,6 @@ def cli(*argv: str, check: bool = True, env: dict | None = None) -> subprocess.C
         faceaudit_cmd() + list(argv), capture_output=True, text=True, timeout=60, check=check,
         env={**os.environ, **(env or {})},
     )
-
-
-def create_key(data_dir: Path, role: str = "operator", person: str = "") -> dict:
-    """`faceaudit keys create --json` in a subprocess: {"AccessKeyId": ..., "SecretAccessKey": ...}."""
-    extra = ["--person", person] if person else []
-    out = cli("keys", "create", "--json", "--role", role, "--data-dir", str(data_dir), *extra).stdout
-    return json.loads(out)
 
 
 def client(url: str, key: dict, **config):
@@ -90,31 +82,5 @@ def have_backend() -> bool:
 needs_backend = pytest.mark.skipif(not have_backend(), reason="faceaudit.collections not there yet")
 
 
-class ServeProcess:
-    """`faceaudit serve` in a subprocess; stderr (JSON logs) collected in a file."""
-
-    def __init__(self, data_dir: Path, *args: str, log_path: Path | None = None) -> None:
-        self.log_path = log_path or data_dir / f"serve-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 (open for the process's lifetime; closed in stop())
-        self.proc = subprocess.Popen(
-            [*faceaudit_cmd(), "serve", "--data-dir", str(data_dir), "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=self._log, text=True,
-        )
-        line = self.proc.stdout.readline()
-        m = re.search(r"serving (http://\S+)", line)
-        if not m:
-            self.stop()
-            raise RuntimeError(f"serve did not start: {line!r} {self.log_path.read_text()[-2000:]}")
-        self.url = m.group(1)
-
-    def stop(self, sig: int = 15, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout)
-        finally:
-            self._log.close()
-        return code
-
-    def logs(self) -> str:
-        return self.log_path.read_text()
+ServeProcess = _DEPLOY.ServeProcess
+"""`faceaudit serve` in a subprocess; stderr (JSON logs) collected in a file: scripts/_deploy_support.py."""

@@ -367,7 +367,7 @@ class Accountability:
         if self._collections is None:
             from faceaudit.collections import FaceCollections
 
-            self._collections = FaceCollections(self.data_dir)
+            self._collections = FaceCollections(self.data_dir, database_url=self.database_url)
         return self._collections
 
     def face_image(self, face_id: str | None) -> bytes | None:

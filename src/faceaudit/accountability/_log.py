@@ -43,10 +43,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from faceaudit._db import PostgreSQLDatabase, Schema, is_postgres_url, transaction
-from faceaudit._errors import LogIntegrityError, ServiceUnavailableError
+from faceaudit._errors import LogIntegrityError, ResourceAlreadyExistsError, ServiceUnavailableError
 from faceaudit._paths import private_dir
 from faceaudit.accountability._files import write_private
 
@@ -450,6 +450,9 @@ class PostgresSearchLog:
     never skips a record that commits later. One connection per thread.
     """
 
+    schema = PG_LOG_SCHEMA
+    """The log's tables (``search_log``, ``search_log_head``) as a :class:`~faceaudit._db.Schema`."""
+
     def __init__(self, url: str, *, connect_timeout_s: float = 10.0) -> None:
         self._db = PostgreSQLDatabase(url, PG_LOG_SCHEMA, connect_timeout_s=connect_timeout_s)
         self._local = threading.local()
@@ -501,6 +504,70 @@ class PostgresSearchLog:
                          (seq, kind, rec.hash, _canonical(rec.to_json()).decode()))
             conn.execute("UPDATE search_log_head SET seq = %s, hash = %s WHERE id = 1", (seq, rec.hash))
         return rec
+
+    def import_jsonl(self, source: SearchLog, *, conn: Any = None) -> VerifyResult:
+        """Copy a JSONL log into this log, which must be empty: the same records, byte for byte
+        (seq, time, kind, data, prev and hash unchanged), and the head row on the last of them.
+
+        The chain is verified as it is inserted (the checks of :meth:`SearchLog.verify`: canonical
+        bytes, seq, links, hashes, the source's head file); the first bad record, or a repair
+        record whose quarantine file would stay behind on the old host, stops the import with a
+        :class:`LogIntegrityError` and nothing is kept (one transaction). A torn final line (never
+        acknowledged) is not copied. A target that already holds records:
+        :class:`ResourceAlreadyExistsError`. ``conn``: a psycopg connection whose transaction
+        the caller holds (``faceaudit db migrate`` copies the stores in the same one); without
+        it the import runs in a transaction of its own. Returns the source's verification.
+        """
+        if conn is not None:
+            return self._import(conn, source)
+        with self._session(write=True) as own:
+            return self._import(own, source)
+
+    def _import(self, conn: Any, source: SearchLog) -> VerifyResult:
+        head = conn.execute("SELECT seq, hash FROM search_log_head WHERE id = 1 FOR UPDATE").fetchone()
+        if head is None:
+            raise LogIntegrityError(f"search log {self.where}: the head row is missing; nothing was imported")
+        if int(head[0]) != 0 or conn.execute("SELECT EXISTS (SELECT 1 FROM search_log)").fetchone()[0]:
+            raise ResourceAlreadyExistsError(f"the search log in {self.where} already holds records: "
+                                             "import only into an empty database (nothing was copied)")
+        chain = _Chain(source._repair_of, "head file")
+        rows: list[tuple[int, str, str, str]] = []
+
+        def flush() -> None:
+            if rows:
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO search_log (seq, kind, hash, record) VALUES (%s, %s, %s, %s)", rows)
+                rows.clear()
+
+        if source.path.exists():
+            with open(source.path, "rb") as fh:
+                for lineno, raw in enumerate(fh, start=1):
+                    if not raw.endswith(b"\n"):
+                        chain.torn = True
+                        log.warning("search log %s: a torn final line (never acknowledged) is not imported",
+                                    source.path)
+                        break
+                    problem = chain.feed(lineno, raw[:-1])
+                    if problem is not None:
+                        raise LogIntegrityError(f"search log {source.path} does not verify at line "
+                                                f"{problem.first_bad}: {problem.problem}; nothing was imported")
+                    rec = cast(LogRecord, chain.last)  # (feed set it)
+                    if rec.kind == "repair" and rec.data.get("quarantine_file"):
+                        raise LogIntegrityError(
+                            f"search log {source.path}: repair record {rec.seq} quarantined bytes into "
+                            f"{rec.data.get('quarantine_file')}, which a database log cannot hold; keep this "
+                            "log (and its quarantine folder) as the record, nothing was imported")
+                    rows.append((rec.seq, rec.kind, rec.hash, raw[:-1].decode()))
+                    if len(rows) >= _PAGE:
+                        flush()
+        flush()
+        result = chain.finish(source.head(), None)
+        if not result.ok:
+            raise LogIntegrityError(f"search log {source.path} does not verify: {result.problem}; "
+                                    "nothing was imported")
+        if chain.count:
+            conn.execute("UPDATE search_log_head SET seq = %s, hash = %s WHERE id = 1", (chain.seq, chain.prev))
+        return result
 
     # -- reading -----------------------------------------------------------------
 

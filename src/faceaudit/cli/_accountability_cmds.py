@@ -117,10 +117,9 @@ def _policy_options(p: argparse.ArgumentParser) -> None:
 
 
 def _acc(args):
-    from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability
+    from faceaudit.cli import _context
 
-    return Accountability(resolve_data_dir(args.data_dir))
+    return _context.accountability(args)
 
 
 def cmd_log_verify(args) -> int:
@@ -217,9 +216,8 @@ def _local_admin():
 def _policy_meaning(args, policy):
     """What the policy's threshold means for its collection (model, size), or None without a threshold."""
     from faceaudit._errors import ResourceNotFoundError
-    from faceaudit._paths import resolve_data_dir
     from faceaudit.accountability import DEFAULT_POLICY_ID, policy_meaning
-    from faceaudit.collections import FaceCollections
+    from faceaudit.cli import _context
     from faceaudit.engine import DEFAULT_MODEL
 
     threshold = policy.effective_min_threshold
@@ -228,7 +226,7 @@ def _policy_meaning(args, policy):
     if policy.collection_id == DEFAULT_POLICY_ID:
         return policy_meaning(threshold, DEFAULT_MODEL, 0), f" (deployment default: model {DEFAULT_MODEL} assumed)"
     try:
-        desc = FaceCollections(resolve_data_dir(args.data_dir)).describe_collection(
+        desc = _context.collections(args).describe_collection(
             collection_id=policy.collection_id)
         model, size, where = desc.face_model_version, desc.face_count, ""
     except ResourceNotFoundError:
@@ -391,16 +389,15 @@ def _reviewer_key(args):
     import hmac
 
     from faceaudit._errors import AccessDeniedError
-    from faceaudit._paths import resolve_data_dir
     from faceaudit.accountability import REVIEWER_ROLES, Reviewer
-    from faceaudit.service import KeyStore
+    from faceaudit.cli import _context
 
     secret = args.settings.secret_access_key if getattr(args, "settings", None) else None
     if secret is None:
         if not sys.stdin.isatty():
             raise AccessDeniedError("set FACEAUDIT_SECRET_ACCESS_KEY or run interactively to give the secret")
         secret = getpass.getpass(f"secret access key for {args.access_key_id}: ")
-    key = KeyStore(resolve_data_dir(args.data_dir)).lookup(args.access_key_id)
+    key = _context.keys(args).lookup(args.access_key_id)
     if (key is None or not key.active or key.role not in REVIEWER_ROLES
             or not hmac.compare_digest(key.secret.encode(), secret.encode())):
         raise AccessDeniedError("unknown or revoked key, wrong secret, or a role that may not review "

@@ -189,9 +189,9 @@ def _register_users(sub: argparse._SubParsersAction) -> None:
 
 # -- helpers -------------------------------------------------------------------------------------
 def _fc(args):
-    from faceaudit.collections import FaceCollections
+    from faceaudit.cli import _context
 
-    return FaceCollections(args.data_dir)
+    return _context.collections(args)
 
 
 def _image(path: str) -> bytes:
@@ -224,7 +224,8 @@ def _guarded(args, fc, operation: str, params, call, rebuild=None):
     :func:`faceaudit.accountability.identification`) is policy-checked, logged and makes leads."""
     import getpass
 
-    from faceaudit.accountability import Accountability, CallerContext, guard_request
+    from faceaudit.accountability import CallerContext, guard_request
+    from faceaudit.cli import _context
     from faceaudit.collections import normalise_request
 
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
@@ -232,7 +233,7 @@ def _guarded(args, fc, operation: str, params, call, rebuild=None):
     version = fc.describe_collection(collection_id=params["CollectionId"]).face_model_version
     # Rekognition's defaults applied as the backend applies them: the policy and the log read these
     request = normalise_request(operation, {k: v for k, v in params.items() if v is not None})
-    return guard_request(Accountability(fc.data_dir), ctx, operation, request, call,
+    return guard_request(_context.accountability(args, fc=fc), ctx, operation, request, call,
                          response_of=lambda result: result.to_rekognition(),
                          model_version=lambda result: version, rebuild=rebuild, index_of=fc.index_kind)
 
@@ -251,10 +252,10 @@ def _deleting(args, fc, operation: str, params, call):
     legal hold (logged), else run and logged as a deletion."""
     import getpass
 
-    from faceaudit.accountability import Accountability, CallerContext, guard_deletion
+    from faceaudit.accountability import CallerContext, guard_deletion
+    from faceaudit.cli import _context
 
-    acc = Accountability(fc.data_dir)
-    acc._collections = fc
+    acc = _context.accountability(args, fc=fc)
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli")
     return guard_deletion(acc, ctx, operation, {k: v for k, v in params.items() if v is not None}, call,
                           response_of=lambda result: result.to_rekognition())

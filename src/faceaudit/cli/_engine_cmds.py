@@ -38,14 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_models)
 
 
-def _engine(model):
-    from faceaudit.engine import DEFAULT_MODEL, FaceEngine
+def _engine(args: argparse.Namespace):
+    from faceaudit.cli import _context
 
-    return FaceEngine(model or DEFAULT_MODEL)
+    return _context.engine(args, args.model)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    engine = _engine(args.model)
+    engine = _engine(args)
     for path in args.images:
         result = engine.detect(path)
         if args.json:
@@ -66,17 +66,17 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import getpass
 
-    from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability, CallerContext, guard_request
+    from faceaudit.accountability import CallerContext, guard_request
+    from faceaudit.cli import _context
     from faceaudit.engine import check_similarity_threshold, load_image
 
-    engine = _engine(args.model)
+    engine = _engine(args)
     threshold = check_similarity_threshold(args.threshold)
     source = load_image(args.source)
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
                         case_reference=args.case_reference, purpose=args.purpose)
     result = guard_request(
-        Accountability(resolve_data_dir(args.data_dir)), ctx, "CompareFaces",
+        _context.accountability(args), ctx, "CompareFaces",
         {"SimilarityThreshold": threshold}, lambda: engine.compare(source, args.target, threshold),
         response_of=lambda r: r.to_rekognition(), model_version=lambda r: engine.model_version,
         probe_sha256=source.sha256,

@@ -51,10 +51,9 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _store(args: argparse.Namespace):
-    from faceaudit._paths import resolve_data_dir
-    from faceaudit.service import KeyStore
+    from faceaudit.cli import _context
 
-    return KeyStore(resolve_data_dir(args.data_dir))
+    return _context.keys(args)
 
 
 def _open_private(path: str) -> IO[str]:

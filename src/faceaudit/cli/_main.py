@@ -38,13 +38,34 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="logging level (default WARNING; logs go to stderr)",
     )
+    parser.add_argument("--database", default=None, metavar="URL", help=DATABASE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     import importlib
 
     for name in _command_modules():
         importlib.import_module(name).register(sub)
+    _database_beside_data_dir(parser)
     return parser
+
+
+DATABASE_HELP = ("where the stores live: postgresql://user@host:port/db (one database shared by several "
+                 "hosts), or sqlite:///DATA_DIR; default $FACEAUDIT_DATABASE_URL, else the SQLite files "
+                 "in the data dir")
+
+
+def _database_beside_data_dir(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)command that takes ``--data-dir`` also takes ``--database URL`` (``faceaudit log
+    verify --database URL`` as well as ``faceaudit --database URL log verify``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                flags = {o for a in command._actions for o in a.option_strings}
+                if "--data-dir" in flags and "--database" not in flags:
+                    # SUPPRESS: not given here leaves the top-level flag's value in place
+                    command.add_argument("--database", default=argparse.SUPPRESS, metavar="URL",
+                                         help=DATABASE_HELP)
+                _database_beside_data_dir(command)
 
 
 SPELLINGS = {("report", "usage"): "report-usage"}
@@ -96,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         # the one place the settings are loaded: flags > environment > defaults
-        args.settings = load_settings(data_dir=getattr(args, "data_dir", None))
+        args.settings = load_settings(data_dir=getattr(args, "data_dir", None),
+                                      database_url=getattr(args, "database", None))
         return int(handler(args) or 0)
     except FaceAuditError as exc:
         print(f"faceaudit: {exc.aws_code}: {exc.message}", file=sys.stderr)

@@ -31,10 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _retention(args):
-    from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability, Retention
+    from faceaudit.cli import _context
 
-    return Retention(Accountability(resolve_data_dir(args.data_dir)))
+    return _context.retention(args)
 
 
 def _admin():

@@ -7,6 +7,7 @@ import functools
 import sys
 
 from faceaudit._errors import InvalidParameterError
+from faceaudit._settings import Settings
 from faceaudit.cli._output import DATA_DIR_HELP
 
 DEFAULT_HOST = "127.0.0.1"
@@ -70,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_serve)
 
 
-def _search_config(args: argparse.Namespace, settings=None):
+def _search_config(args: argparse.Namespace, settings: Settings | None = None):
     """The SearchConfig of --vector-store/--milvus-uri/--fastscan-above/--hnsw-above over the
     settings (flags > environment > defaults); the workers get it in the app factory."""
     from pathlib import Path
@@ -78,12 +79,13 @@ def _search_config(args: argparse.Namespace, settings=None):
     from faceaudit._settings import load_settings
     from faceaudit.collections import SearchConfig, VectorStore
 
+    if settings is None:  # (called without the entry point's settings)
+        settings = load_settings()
     milvus_uri = args.milvus_uri
     if milvus_uri is not None and "://" not in milvus_uri:
         milvus_uri = str(Path(milvus_uri).resolve())
-    flags = dict(vector_store=args.vector_store, milvus_uri=milvus_uri, hnsw_above=args.hnsw_above,
-                 fastscan_above=args.fastscan_above)
-    settings = settings.with_flags(**flags) if settings is not None else load_settings(**flags)
+    settings = settings.with_flags(vector_store=args.vector_store, milvus_uri=milvus_uri,
+                                   hnsw_above=args.hnsw_above, fastscan_above=args.fastscan_above)
     config = SearchConfig.from_settings(settings)
     if config.vector_store is VectorStore.MILVUS:
         try:
@@ -98,7 +100,7 @@ def _search_config(args: argparse.Namespace, settings=None):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from faceaudit._paths import resolve_data_dir
+    from faceaudit.cli._context import settings_of
     from faceaudit.service import DEFAULT_RATE_LIMIT, RateLimiter, ServiceConfig, configure_logging, is_loopback, serve
 
     level = args.serve_log_level or (args.log_level if args.log_level != "WARNING" else "INFO")
@@ -107,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--workers must be at least 1")
     if not 0 <= args.port <= 65535:
         raise InvalidParameterError("--port must be from 0 to 65535")
-    settings = getattr(args, "settings", None)  # loaded once by the entry point: flags > env > defaults
+    settings = settings_of(args)  # loaded once by the entry point: flags > env > defaults
     search = _search_config(args, settings)
     if args.no_auth:
         if not is_loopback(args.host):
@@ -125,10 +127,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     from faceaudit._paths import private_dir
 
-    data_dir = settings.data_dir if settings is not None else resolve_data_dir(args.data_dir)
+    data_dir = settings.data_dir
     private_dir(data_dir)  # made 0700, or refused at start-up when open to other users
     objects, access, video = _object_options(args)
-    video = video.replace(search_config=search)
+    video = video.replace(search_config=search, database_url=settings.postgres_url)
     config = ServiceConfig(
         data_dir=data_dir,
         auth=not args.no_auth,
@@ -137,6 +139,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         objects=objects,
         bucket_access=access,
         backend_options=video,
+        # the workers' settings travel in the factory (pickled), not in environment variables
+        runtime=settings.runtime,
+        database_url=settings.postgres_url,
     )
     # one rate limiter shared by every worker process; each worker makes its own app
     factory = functools.partial(build_app, config, RateLimiter(config.rate_limit, config.rate_burst))
@@ -205,7 +210,9 @@ def build_app(config, limiter):
     # accountability by construction: every identification is logged, policies and roles hold,
     # and auditor keys can test the deployed model (testing API); retention rules are applied
     # once a day (by one worker at a time, started in the worker on its first request)
-    extension = AccountabilityExtension(config.data_dir, testing=TestingAPI(config.data_dir), daily_retention=True)
+    testing = TestingAPI(config.data_dir, database_url=config.database_url)
+    extension = AccountabilityExtension(config.data_dir, testing=testing, daily_retention=True,
+                                        database_url=config.database_url)
     # every person found by a video face search is logged before the job can succeed
     options = config.backend_options or BackendOptions()
     config = dataclasses.replace(config, backend_options=options.replace(video_observer=extension.videos.observer))

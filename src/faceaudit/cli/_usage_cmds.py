@@ -27,11 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_usage(args) -> int:
     import json
 
-    from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability, parse_day, render_html, usage_report
+    from faceaudit.accountability import parse_day, render_html, usage_report
+    from faceaudit.cli import _context
 
     start, end = parse_day(args.start), parse_day(args.end) + dt.timedelta(days=1)
-    report = usage_report(Accountability(resolve_data_dir(args.data_dir)), start, end)
+    report = usage_report(_context.accountability(args), start, end)
     fmt = args.format or ("text" if args.out == "-" else "html")
     if fmt == "json":
         text = json.dumps(report.to_json(), indent=1) + "\n"

@@ -88,11 +88,12 @@ class _Progress:
 
 def cmd_video_search(args) -> int:
     from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
-    from faceaudit.accountability import Accountability, CallerContext, VideoSearches
-    from faceaudit.collections import CANDIDATE_NOTICE, FaceCollections
+    from faceaudit.accountability import CallerContext
+    from faceaudit.cli import _context
+    from faceaudit.collections import CANDIDATE_NOTICE
 
-    fc = FaceCollections(args.data_dir)
-    videos = VideoSearches(Accountability(fc.data_dir))
+    fc = _context.collections(args)
+    videos = _context.video_searches(args, fc=fc)
     ctx = CallerContext(f"local:{getpass.getuser()}", role="operator", source="cli",
                         # as the HTTP path does: the warrant is the leads' case reference unless one is given
                         case_reference=args.case_reference or args.warrant, purpose=args.purpose)
@@ -129,10 +130,10 @@ def cmd_video_search(args) -> int:
 
 
 def cmd_video_detect(args) -> int:
-    from faceaudit.collections import FaceCollections
+    from faceaudit.cli import _context
 
     progress = _Progress(args.quiet)
-    found = FaceCollections(args.data_dir).detect_faces_in_video(
+    found = _context.collections(args).detect_faces_in_video(
         args.video, sample_fps=args.fps, progress=progress)
     progress.finish(found.metadata.duration_millis / 1000)
     if args.json:
@@ -150,10 +151,10 @@ def cmd_video_detect(args) -> int:
 
 
 def cmd_video_policy(args) -> int:
-    from faceaudit._paths import resolve_data_dir
-    from faceaudit.accountability import Accountability, CallerContext, VideoSearches, VideoSearchPolicy
+    from faceaudit.accountability import CallerContext, VideoSearchPolicy
+    from faceaudit.cli import _context
 
-    videos = VideoSearches(Accountability(resolve_data_dir(args.data_dir)))
+    videos = _context.video_searches(args)
     if args.warrant_required is None:
         policy = videos.policy(args.collection_id)
     else:

