@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) milvus-server
 
-# A real Milvus server for the tests and scripts/bench_milvus.py (tests/_milvus.py starts it): the
+# A real Milvus server for the tests and scripts/bench_milvus.py (started by scripts/_milvus_server.py): the
 # `milvus` package (2.3 series) ships the standalone binary with embedded etcd and local storage. It
 # lives in its own virtualenv, as its pymilvus 2.3 pins conflict with the project's pymilvus; it needs
 # setuptools<81 (pkg_resources) and marshmallow<4. A failed install does not fail `make install`: the

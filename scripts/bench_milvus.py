@@ -10,7 +10,7 @@ every query has a clear nearest face. Side by side, in one run, on the same vect
 - **fastscan**: the in-memory 4-bit fast scan (``FastScanIndex``, the project's default params);
 - **milvus server**: ``MilvusIndex`` (what ``--vector-store milvus --milvus-uri http://...`` uses:
   a FLAT inner-product index, Strong consistency) on a throwaway Milvus 2.3 standalone server
-  (tests/_milvus.py; ``make milvus-server`` installs it) or on ``--milvus-uri``; measured as
+  (scripts/_milvus_server.py; ``make milvus-server`` installs it) or on ``--milvus-uri``; measured as
   inserted (growing segments) and again after ``flush`` and a release/load (sealed segments, as
   after a restart).
 
@@ -44,7 +44,6 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
 
 INSERT_BATCH = 100_000
 
@@ -204,7 +203,7 @@ def main(argv=None) -> int:
         if args.milvus_uri:
             uri, pid = args.milvus_uri, None
         else:
-            from tests._milvus import throwaway_server
+            from _milvus_server import throwaway_server
 
             t = time.perf_counter()
             server = stack.enter_context(throwaway_server())

@@ -1,4 +1,4 @@
-"""Prepare one Milvus standalone server (run by tests/_milvus.py with ``.venv-milvus/bin/python``).
+"""Prepare one Milvus standalone server (run by scripts/_milvus_server.py with ``.venv-milvus/bin/python``).
 
 Uses only the ``milvus`` package (2.3 series) and the standard library: unpacks the server binary
 and its libraries once into ``<venv>/milvus-server/bin`` (the package keeps them xz-compressed),
