@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests import scripts_module
+from tests._milvus import milvus_server, milvus_uri  # noqa: F401  (fixtures: a throwaway Milvus server)
 from tests._postgres import postgres_server, postgres_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
 
 SCRIPTS_SUPPORT = scripts_module("_support")
