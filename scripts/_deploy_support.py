@@ -30,11 +30,12 @@ def faceaudit_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "faceaudit.cli._main"]
 
 
-def create_key(data_dir: Path, role: str = "operator", person: str = "") -> dict:
-    """`faceaudit keys create --json` in a subprocess: {"AccessKeyId": ..., "SecretAccessKey": ...}."""
+def create_key(data_dir: Path, role: str = "operator", person: str = "", cli_args: Sequence[str] = ()) -> dict:
+    """`faceaudit keys create --json` in a subprocess: {"AccessKeyId": ..., "SecretAccessKey": ...}
+    (``cli_args``: more arguments, e.g. ``--database URL``: the key is then in that database)."""
     extra = ["--person", person] if person else []
     done = subprocess.run([*faceaudit_cmd(), "keys", "create", "--json", "--role", role, "--data-dir", str(data_dir),
-                           *extra], capture_output=True, text=True, timeout=60, check=True)
+                           *extra, *cli_args], capture_output=True, text=True, timeout=60, check=True)
     return json.loads(done.stdout)
 
 

@@ -18,6 +18,10 @@ has it UP. Per trial it reports:
     python scripts/deploy_failover.py                       # 5 trials, 4 clients, 6 s after each kill
     python scripts/deploy_failover.py --trials 3 --clients 8 --after 8
     python scripts/deploy_failover.py --attempts 3             # as boto3 retries by default
+    python scripts/deploy_failover.py --postgres               # each host its own data dir, one PostgreSQL
+
+``--postgres`` starts a throwaway PostgreSQL server (scripts/_pgserver.py: Debian's binaries) and
+gives each host its own data dir and ``--database URL``, as docs/deploy.md deploys them.
 
 Loopback only. Uses the scripts' support code (scripts/_deploy_support.py, scripts/_support.py).
 """
@@ -44,15 +48,25 @@ def main() -> None:
     ap.add_argument("--after", type=float, default=6.0, help="seconds of traffic after each kill")
     ap.add_argument("--attempts", type=int, default=1,
                     help="boto3 tries per call (1: no retry, every failure shows; boto3's default is 3)")
+    ap.add_argument("--postgres", action="store_true",
+                    help="each host its own data dir and --database on a throwaway PostgreSQL server")
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"  # one data dir for both hosts
-        keys = {"operator": create_key(data, "operator", "Oscar")}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        if args.postgres:
+            from _pgserver import throwaway_server
+
+            database = ("--database", stack.enter_context(throwaway_server()).new_database())
+            dirs = [Path(tmp) / "host-a", Path(tmp) / "host-b"]
+        else:
+            database = ()
+            dirs = [Path(tmp) / "data"] * 2  # one data dir for both hosts
+        keys = {"operator": create_key(dirs[0], "operator", "Oscar", database)}
         ports = [free_port(), free_port()]
 
         def serve(i: int) -> ServeProcess:
-            return ServeProcess(data, "--trusted-proxy", "127.0.0.1/32", "--rate-limit", "0", "--port", str(ports[i]),
+            return ServeProcess(dirs[i], "--trusted-proxy", "127.0.0.1/32", "--rate-limit", "0",
+                                "--port", str(ports[i]), *database,
                                 log_path=Path(tmp) / f"host-{i}-{time.monotonic_ns()}.log")
 
         hosts = [serve(0), serve(1)]

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from tests import scripts_module
 from tests.service.conftest import REGION, ServeProcess, cli
 
@@ -52,21 +54,32 @@ class Deployment:
         return len(set(self.data_dirs)) == 1
 
 
-def shared_data_dir(tmp_path: Path, hosts: int = 2) -> Deployment:
+def shared_data_dir(tmp_path: Path, request: pytest.FixtureRequest | None = None, hosts: int = 2) -> Deployment:
     """Every host on one data dir (SQLite files, the JSONL search log)."""
     data = tmp_path / "data"
     return Deployment("shared-data-dir", (data,) * hosts)
 
 
-DEPLOYMENTS: dict[str, Callable[[Path], Deployment]] = {"shared-data-dir": shared_data_dir}
+def postgresql(tmp_path: Path, request: pytest.FixtureRequest, hosts: int = 2) -> Deployment:
+    """Every host on its own data dir (nothing shared on disk) and one fresh database of the
+    session's throwaway PostgreSQL server (``postgres_server``; skipped without one)."""
+    url = request.getfixturevalue("postgres_server").new_database()
+    dirs = tuple(tmp_path / f"host-{'abcdefgh'[i]}" for i in range(hosts))
+    return Deployment("postgresql", dirs, ("--database", url), ("--database", url))
+
+
+DEPLOYMENTS: dict[str, Callable[[Path, pytest.FixtureRequest], Deployment]] = {
+    "shared-data-dir": shared_data_dir, "postgresql": postgresql}
 """The ways the deployment tests run their hosts (their fixture's parameters), name -> a factory
-given an empty folder. A PostgreSQL entry gives each host its own data dir under the folder and
-``--database URL`` in both ``serve_args`` and ``cli_args``."""
+given an empty folder and the fixture's request (for the PostgreSQL server fixture). The
+PostgreSQL entry gives each host its own data dir under the folder and ``--database URL`` in both
+``serve_args`` and ``cli_args``."""
 
 
 def create_keys(deployment: Deployment, roles: dict[str, tuple[str, str]]) -> dict[str, dict]:
     """One access key per entry (name -> (role, person)), made by `faceaudit keys create` on the
-    first host's data dir; with a data dir per host the keys file is copied to the others."""
+    first host's data dir; with a data dir per host and no database the keys file is copied to the
+    others (with ``--database`` the keys live in the database: nothing is copied)."""
     first = deployment.data_dirs[0]
     keys = {}
     for name, (role, person) in roles.items():
@@ -74,6 +87,8 @@ def create_keys(deployment: Deployment, roles: dict[str, tuple[str, str]]) -> di
                   "--data-dir", str(first), *deployment.cli_args).stdout
         keys[name] = json.loads(out)
     src = first / "access-keys.json"
+    if "--database" in deployment.cli_args:
+        return keys
     for other in deployment.data_dirs[1:]:
         if other != first and src.exists():
             other.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,19 @@ import pytest
 from PIL import Image
 
 from tests import scripts_module
+from tests._milvus import milvus_server, milvus_uri  # noqa: F401  (fixtures: a throwaway Milvus server)
 from tests._postgres import postgres_server, postgres_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
 
 SCRIPTS_SUPPORT = scripts_module("_support")
 """scripts/_support.py, which the scripts import: the suite's portraits and sample clip are theirs."""
+def pytest_configure(config) -> None:
+    """gRPC (pymilvus, in this process once a Milvus test ran) re-creates its event engine in every
+    forked child by default; a child forked to exec a server (PostgreSQL, faceaudit serve) then
+    died at start now and then ("epoll_wait error: Bad file descriptor" in its log). The suite
+    forks only to exec, so gRPC's fork handlers are off (set before anything imports grpc)."""
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+
 DATA = Path(__file__).parent / "data"
 MEMBERS_F = SCRIPTS_SUPPORT.MEMBERS_F
 MEMBERS_M = SCRIPTS_SUPPORT.MEMBERS_M

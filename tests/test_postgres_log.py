@@ -182,6 +182,23 @@ def test_a_lost_server_is_a_503_and_the_log_keeps_every_committed_record():
         log.close()
 
 
+def test_a_connection_kept_across_a_server_restart_is_replaced_at_begin():
+    """The server restarts between two requests of a thread: its kept connection is found broken
+    at BEGIN (nothing done yet), replaced, and the append succeeds on the first call."""
+    from tests import _postgres
+
+    if _postgres.find_bin_dir() is None:
+        _postgres.unavailable("no binaries")
+    with _postgres.throwaway_server(fsync=False) as server:
+        log = PostgresSearchLog(server.new_database())
+        first = log.append("search", {"i": 0})
+        server.crash()
+        server.start()
+        after = log.append("search", {"i": 1})
+        assert (after.seq, after.prev) == (2, first.hash) and log.verify().ok
+        log.close()
+
+
 def test_threads_of_one_host_share_the_log_object(postgres_url):
     """The service appends from many request threads: one connection per thread, one chain."""
     import threading

@@ -49,7 +49,7 @@ class TwoHosts:
 @pytest.fixture(scope="module", params=sorted(DEPLOYMENTS))
 def two(request, tmp_path_factory):
     root = tmp_path_factory.mktemp("two-hosts")
-    deployment = DEPLOYMENTS[request.param](root)
+    deployment = DEPLOYMENTS[request.param](root, request)
     buckets = root / "buckets"
     (buckets / "footage").mkdir(parents=True)
     make_video(buckets / "footage" / "door.mp4")
@@ -167,3 +167,85 @@ def test_a_video_job_started_on_a_survives_kill_9_of_a_and_succeeds_on_b(two):
     found = {p["FaceMatches"][0]["Face"]["ExternalImageId"] for p in r["Persons"] if p.get("FaceMatches")}
     assert found & {"B000944", "B000944-door"}
     assert log_verify(two.deployment)["Ok"]
+
+
+@pytest.fixture
+def outage_server():
+    """A throwaway PostgreSQL server of this test's own (it is stopped and started again in the test)."""
+    from tests._postgres import find_bin_dir, throwaway_server, unavailable
+
+    pytest.importorskip("psycopg")
+    if find_bin_dir() is None:
+        unavailable("no initdb/pg_ctl/postgres on PATH or in /usr/lib/postgresql/*/bin")
+    with throwaway_server() as server:
+        yield server
+
+
+def _unavailable(call) -> dict:
+    """The error of a boto3 call that must fail while the database is down: its response."""
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as caught:
+        call()
+    return caught.value.response
+
+
+def test_postgresql_down_gives_503s_and_both_hosts_recover_without_a_restart(outage_server, tmp_path):
+    """Both hosts running, the PostgreSQL server stops (``pg_ctl stop -m immediate``): every API
+    call gets 503 ServiceUnavailableException with Retry-After, /ready says not ready, no
+    traceback in the hosts' logs; the server starts again: both hosts answer again without a
+    restart, every write acknowledged before the outage is there, and the log verifies."""
+    from tests._deploy import get, wait_for
+
+    url = outage_server.new_database()
+    deployment = Deployment("postgresql-outage", (tmp_path / "host-a", tmp_path / "host-b"),
+                            ("--database", url), ("--database", url))
+    keys = create_keys(deployment, {"operator": ("operator", "Oscar"), "admin": ("admin", "Ada")})
+    with hosts(deployment, "--rate-limit", "0") as (a, b):
+        clients = [rekognition(h.url, keys["operator"]) for h in (a, b)]
+        clients[0].create_collection(CollectionId="outage")
+        for person in PEOPLE:
+            clients[0].index_faces(CollectionId="outage", Image={"Bytes": portrait_2014(person).read_bytes()},
+                                   ExternalImageId=person)
+        probe = {"Bytes": portrait_2018("C000141").read_bytes()}
+        acknowledged = {rek.search_faces_by_image(CollectionId="outage", Image=probe)["ResponseMetadata"]["RequestId"]
+                        for rek in clients for _ in range(3)}
+
+        outage_server.crash()
+        for host, rek in zip((a, b), clients, strict=True):
+            for call in (lambda: rek.search_faces_by_image(CollectionId="outage", Image=probe),  # noqa: B023
+                         lambda: rek.index_faces(CollectionId="outage", Image=probe),  # noqa: B023
+                         lambda: rek.describe_collection(CollectionId="outage")):  # noqa: B023
+                response = _unavailable(call)
+                assert response["Error"]["Code"] == "ServiceUnavailableException", response
+                assert response["ResponseMetadata"]["HTTPStatusCode"] == 503
+                assert int(response["ResponseMetadata"]["HTTPHeaders"]["retry-after"]) >= 1
+                assert "postgresql" not in response["Error"]["Message"]  # no server named to any caller
+            status, doc = native(host.url, keys["admin"], "ListCollectionPolicies", {})
+            assert status == 503 and doc["__type"].endswith("ServiceUnavailableException"), doc
+            wait_for(lambda: get(host.url + "/ready")[0] == 503, 30, "/ready still says ready")  # noqa: B023
+            status, doc, headers = get(host.url + "/ready")
+            assert doc["Status"] == "unavailable" and int(headers["retry-after"]) >= 1
+
+        outage_server.start()
+        for host in (a, b):
+            wait_for(lambda: get(host.url + "/ready")[0] == 200, 60, "a host never became ready again")  # noqa: B023
+        for rek in clients:
+            assert rek.describe_collection(CollectionId="outage")["FaceCount"] == len(PEOPLE)
+
+        def search(i: int) -> str:  # every server thread of both hosts, each its connections from before
+            r = clients[i % 2].search_faces_by_image(CollectionId="outage", Image=probe)
+            assert r["FaceMatches"][0]["Face"]["ExternalImageId"] == "C000141"
+            return r["ResponseMetadata"]["RequestId"]
+
+        with ThreadPoolExecutor(8) as pool:
+            acknowledged.update(pool.map(search, range(40)))
+        clients[1].index_faces(CollectionId="outage", Image={"Bytes": portrait_2014("B000944").read_bytes()},
+                               ExternalImageId="after")
+        assert clients[0].describe_collection(CollectionId="outage")["FaceCount"] == len(PEOPLE) + 1
+        assert a.proc.poll() is None and b.proc.poll() is None
+    logged = {r["data"]["request_id"] for r in log_records(deployment) if r["kind"] == "search"}
+    assert acknowledged <= logged
+    assert log_verify(deployment)["Ok"]
+    for host in (a, b):
+        assert "Traceback" not in host.logs(), host.logs()[-3000:]

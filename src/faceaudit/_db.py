@@ -473,7 +473,7 @@ class PostgreSQLDatabase(_MigratesOnce):
             return psycopg.connect(self.url, **kwargs)
         except psycopg.OperationalError as exc:
             raise ServiceUnavailableError(
-                f"the database {self.where} cannot be reached: {str(exc).strip().splitlines()[-1]}") from None
+                f"the database {self.where} cannot be reached: {str(exc).strip().splitlines()[-1].strip()}") from None
 
     def connect(self) -> Any:
         """A new connection (``psycopg.Connection``, or a :class:`QmarkConnection` when

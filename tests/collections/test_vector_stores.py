@@ -173,9 +173,29 @@ milvus = pytest.mark.skipif(MISSING is not None, reason=f"pymilvus/milvus-lite n
                                                         f"{MISSING}")
 
 
-@pytest.fixture
-def milvus_config(tmp_path):
-    return SearchConfig(vector_store=VectorStore.MILVUS, milvus_uri=str(tmp_path / "milvus" / "m.db"))
+def test_milvus_collection_names_are_one_per_deployment_and_collection(tmp_path):
+    """A data dir keeps the name it always had; hosts sharing one database pass one scope string and
+    so share one Milvus collection."""
+    import hashlib
+
+    from faceaudit.collections._milvus import collection_name, database_scope
+
+    name = collection_name(tmp_path, 3)
+    assert database_scope("postgresql://u:secret@DB.example:5432/face?sslmode=require") == \
+        database_scope("postgresql+psycopg://other@db.example:5432/face") == "postgresql://db.example:5432/face"
+    assert name == f"faceaudit_{hashlib.sha256(str(tmp_path.resolve()).encode()).hexdigest()[:12]}_c3"
+    assert collection_name(tmp_path / "x" / "..", 3) == name
+    assert collection_name("deployment-1", 3) == collection_name("deployment-1", 3)
+    assert len({collection_name("deployment-1", 3), collection_name("deployment-2", 3),
+                collection_name("deployment-1", 4), name}) == 4
+
+
+@pytest.fixture(params=["lite", "server"])
+def milvus_config(request, tmp_path):
+    """The Milvus store on milvus-lite (a file) and on a real Milvus standalone server (tests/_milvus.py)."""
+    if request.param == "lite":
+        return SearchConfig(vector_store=VectorStore.MILVUS, milvus_uri=str(tmp_path / "milvus" / "m.db"))
+    return SearchConfig(vector_store=VectorStore.MILVUS, milvus_uri=request.getfixturevalue("milvus_uri"))
 
 
 @milvus

@@ -207,6 +207,21 @@ def test_rate_limit_per_key(tmp_path):
     assert app.handle(request(a, "ListCollections")).status == 200
 
 
+def test_a_store_that_is_down_gives_503_with_retry_after(tmp_path):
+    from faceaudit._errors import ServiceUnavailableError
+
+    class DownBackend(FakeBackend):
+        def describe_collection(self, **kwargs):
+            raise ServiceUnavailableError("the database postgresql://db/faceaudit cannot be reached")
+
+    key = KeyStore(tmp_path).create()
+    app = ServiceApp(ServiceConfig(tmp_path), dispatcher=Dispatcher(tmp_path, backend_factory=DownBackend))
+    r = app.handle(request(key, "DescribeCollection", {"CollectionId": "c"}))
+    assert r.status == 503 and doc(r)["__type"] == "ServiceUnavailableException"
+    assert r.header("Retry-After") == "1"
+    assert "postgresql" not in doc(r)["Message"]  # which server is the log's business, not the caller's
+
+
 def test_no_auth_mode(tmp_path):
     app = ServiceApp(ServiceConfig(tmp_path, auth=False),
                      dispatcher=Dispatcher(tmp_path, backend_factory=FakeBackend))

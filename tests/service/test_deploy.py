@@ -46,7 +46,7 @@ class Stack:
 @pytest.fixture(scope="module", params=sorted(DEPLOYMENTS))
 def stack(request, tmp_path_factory):
     """Two hosts (``request.param`` says how they share their state) behind deploy/haproxy.cfg."""
-    deployment = DEPLOYMENTS[request.param](tmp_path_factory.mktemp("deploy"))
+    deployment = DEPLOYMENTS[request.param](tmp_path_factory.mktemp("deploy"), request)
     keys = create_keys(deployment, ROLES)
     with hosts(deployment, "--rate-limit", "0") as started:
         proxy = HAProxy(deployment.data_dirs[0].parent / "proxy", [address(h.url) for h in started]).start()

@@ -479,13 +479,27 @@ class PostgresSearchLog:
     def _session(self, *, write: bool) -> Iterator[Any]:
         import psycopg
 
-        try:
-            with transaction(self._conn(), write=write) as conn:
-                yield conn
-        except psycopg.OperationalError as exc:  # the server went away (a commit's fate unknown)
-            self.close()
-            raise ServiceUnavailableError(f"the search log's database {self.where} failed: "
-                                          f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}") from None
+        for attempt in (1, 2):
+            began = False
+            try:
+                kept = self._conn()
+            except ServiceUnavailableError as exc:  # no new connection: the server is down
+                raise ServiceUnavailableError(f"the search log: {exc.message}") from None
+            try:
+                with transaction(kept, write=write) as conn:
+                    began = True
+                    yield conn
+                return
+            except psycopg.OperationalError as exc:  # the server went away (a commit's fate unknown)
+                with contextlib.suppress(Exception):
+                    self.close()
+                self._local.conn = None
+                # broken at BEGIN (a connection kept from before a restart): nothing was done, one
+                # more try on a new connection; inside the transaction: the caller gets a 503
+                if began or attempt == 2:
+                    text = str(exc).strip().splitlines()
+                    raise ServiceUnavailableError(f"the search log's database {self.where} failed: "
+                                                  f"{text[-1].strip() if text else type(exc).__name__}") from None
 
     # -- writing -----------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from typing import (
 
 import numpy as np
 
+from faceaudit._db import is_postgres_url
 from faceaudit._errors import (
     ConflictError,
     IdempotentParameterMismatchError,
@@ -32,6 +33,7 @@ from faceaudit._errors import (
 )
 from faceaudit._paths import resolve_data_dir
 from faceaudit.collections._cache import IndexCache
+from faceaudit.collections._milvus import database_scope
 from faceaudit.collections._results import Face, FaceMatch
 from faceaudit.collections._search_config import SearchConfig
 from faceaudit.collections._store import CollectionRow, Connection, FaceRow, Store
@@ -132,7 +134,9 @@ class Backend:
         self.database_url = database_url  # (the stored-video jobs live there too: see _ops_video)
         # vector store and per-collection index choices; default: the environment's settings
         self._cache = IndexCache(self.data_dir, kind=index, snapshot_min_faces=snapshot_min_faces,
-                                 config=search_config or SearchConfig.from_env())
+                                 config=search_config or SearchConfig.from_env(),
+                                 milvus_scope=database_scope(database_url)
+                                 if database_url is not None and is_postgres_url(database_url) else None)
         self._engines: dict[str, FaceEngine] = {}
         for engine in (engines or {}).values():
             self._engines[engine.spec.name] = engine

@@ -72,8 +72,10 @@ class IndexCache:
     """Per-collection indexes of one process (thread-safe: hold :meth:`lock` while using one)."""
 
     def __init__(self, data_dir: Path, kind: str = "faiss", snapshot_min_faces: int = 50_000,
-                 config: SearchConfig | None = None) -> None:
+                 config: SearchConfig | None = None, milvus_scope: str | None = None) -> None:
         self.data_dir = Path(data_dir)
+        # whose Milvus collections: the data dir's, or those of the database every host shares
+        self.milvus_scope: Path | str = milvus_scope or self.data_dir
         self.kind = kind
         """The exact flat implementation: "faiss" or "numpy" (the oracle, for tests)."""
         self.config = config or SearchConfig()
@@ -100,7 +102,7 @@ class IndexCache:
     def _milvus_index(self, coll: CollectionRow) -> MilvusIndex:
         from faceaudit.collections._milvus import MilvusIndex, collection_name
 
-        return MilvusIndex(self._milvus_client(), collection_name(self.data_dir, coll.rowid), coll.dimension)
+        return MilvusIndex(self._milvus_client(), collection_name(self.milvus_scope, coll.rowid), coll.dimension)
 
     def kind_of(self, conn: Connection, coll: CollectionRow) -> IndexKind:
         """The local index kind this collection should have now.
@@ -132,7 +134,7 @@ class IndexCache:
         if remove_snapshot and self.milvus:  # the collection is gone from SQLite: its vectors go too
             from faceaudit.collections._milvus import collection_name
 
-            self._milvus_client().drop_collection(collection_name(self.data_dir, collection_rowid))
+            self._milvus_client().drop_collection(collection_name(self.milvus_scope, collection_rowid))
         if remove_snapshot:
             with contextlib.suppress(OSError):
                 self.snapshot_path(collection_rowid).unlink()

@@ -39,6 +39,7 @@ from faceaudit._errors import (
     IncompleteBodyError,
     LengthRequiredError,
     RequestTooLargeError,
+    ServiceUnavailableError,
     ThrottlingError,
     UnknownOperationError,
 )
@@ -73,6 +74,9 @@ DEFAULT_RATE_LIMIT = 50.0
 
 MAX_BODY_BYTES = body_limit(2)
 """The largest body any operation accepts (CompareFaces: two 5 MB images)."""
+
+STORE_UNAVAILABLE = "a database or store this service needs is unavailable; retry later"
+"""The message of every 503 whose cause is a store (its own message, naming the server, is logged)."""
 
 
 @dataclass
@@ -236,6 +240,11 @@ class ServiceApp:
     def _error(exc: FaceAuditError, request_id: str) -> HttpResponse:
         extra = []
         retry_after = getattr(exc, "retry_after", None)
+        if isinstance(exc, ServiceUnavailableError) and retry_after is None:
+            # a store that failed (a database, a vector store): its message names internal
+            # servers and users, so it goes to the log; the caller learns only to retry soon
+            log.warning("request %s: %s", request_id, exc.message)
+            exc, retry_after = ServiceUnavailableError(STORE_UNAVAILABLE), 1.0
         if retry_after is not None:
             extra.append(("Retry-After", str(max(1, int(retry_after + 0.999)))))
         response = error_response(exc, request_id, extra)
