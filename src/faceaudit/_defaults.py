@@ -13,7 +13,10 @@ Thresholds are similarities 0-100, higher is more alike.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+
+from faceaudit._errors import InvalidParameterError
 
 DEFAULT_SIMILARITY_THRESHOLD = 80.0
 """CompareFaces' SimilarityThreshold when the request has none."""
@@ -58,3 +61,27 @@ names): what the request means when it leaves them out."""
 def request_default(operation: str, member: str) -> Default | None:
     """Rekognition's default of ``member`` in ``operation``'s request, None when it has none here."""
     return IDENTIFICATION_DEFAULTS.get(operation, {}).get(member)
+
+
+class Threshold(float):
+    """A similarity threshold (``Percent``: 0 to 100, higher is more alike), checked once, when
+    made: ``Threshold(value, name)`` raises InvalidParameterError for anything else. Every layer
+    that validates a threshold (the service's model check, the normalisation, the backend, the
+    engine) passes a value of this type on unchecked, so that a request's threshold is checked
+    exactly once however many layers it crosses. It is a float; ``float(t)`` is the plain number.
+    """
+
+    def __new__(cls, value: object, name: str = "threshold") -> Threshold:
+        if isinstance(value, Threshold):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidParameterError(f"{name} must be a number from 0 to 100")
+        if not 0.0 <= float(value) <= 100.0:
+            raise InvalidParameterError(f"{name} must be from 0 to 100, got {value}")
+        return super().__new__(cls, float(value))
+
+    @classmethod
+    def checked(cls, value: float) -> Threshold:
+        """A value its caller has just checked against the same range (the service's model
+        validation, whose error message is the AWS one): not checked again."""
+        return float.__new__(cls, value)

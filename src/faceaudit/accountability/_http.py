@@ -130,7 +130,7 @@ class AccountabilityExtension:
         key = self._key_store().lookup(access_key_id)
         return key.person if key is not None else ""
 
-    def wrap(self, caller, operation: str, params: dict[str, Any], call, model_version):
+    def wrap(self, caller, operation: str, params: Mapping[str, Any], call, model_version):
         """Every identification (decided by :func:`identification`) is checked, logged and reviewed."""
         if operation == "StartFaceSearch":  # identifies everyone in the footage: warrant, log, leads
             return self._start_face_search(caller, params, call)
@@ -166,7 +166,7 @@ class AccountabilityExtension:
             index_of=self._index_kind,
         )
 
-    def _read_video_job(self, ctx: CallerContext, operation: str, params: dict[str, Any], call):
+    def _read_video_job(self, ctx: CallerContext, operation: str, params: Mapping[str, Any], call):
         """A stored-video job's results: refused (as if there were no such job, and logged) unless
         the caller started the job (same key or same person) or is an admin or auditor; every read
         is a ``disclosure`` record (who, job, what it showed)."""
@@ -198,7 +198,7 @@ class AccountabilityExtension:
         except FaceAuditError:
             return None
 
-    def _tagging(self, ctx, operation: str, params: dict[str, Any], call):
+    def _tagging(self, ctx, operation: str, params: Mapping[str, Any], call):
         """TagResource/UntagResource; a change of the faceaudit:index tag (which index, exact or
         approximate, serves the collection's searches) is logged with the kind before and after."""
         from faceaudit._errors import FaceAuditError
@@ -226,13 +226,14 @@ class AccountabilityExtension:
         except FaceAuditError:
             return None
 
-    def _start_face_search(self, caller, params: dict[str, Any], call):
-        from faceaudit._defaults import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_VIDEO_MAX_FACES
+    def _start_face_search(self, caller, params: Mapping[str, Any], call):
+        from faceaudit._defaults import DEFAULT_VIDEO_MAX_FACES
+        from faceaudit.accountability._identification import identification
 
         return self.videos.start(
             self.context(caller), caller.header(WARRANT_HEADER),
             collection_id=_string(params, "CollectionId", required=True),
-            threshold=float(params.get("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)),
+            threshold=identification("StartFaceSearch").threshold(params),  # type: ignore[union-attr]  # it is one
             max_faces=DEFAULT_VIDEO_MAX_FACES, video=params.get("Video"), call=call,
             job_id_of=lambda r: r[0].get("JobId", ""),
         )

@@ -23,6 +23,7 @@ from typing import Any
 from faceaudit._defaults import request_default
 from faceaudit.accountability._accountability import Accountability, CallerContext, Candidate
 from faceaudit.accountability._guard import guarded
+from faceaudit.collections import NormalisedRequest
 
 THRESHOLD_SUFFIXES = ("MatchThreshold", "SimilarityThreshold")
 """A request member ending so is a similarity threshold (0-100, higher is more alike)."""
@@ -53,13 +54,18 @@ class Identification:
     image_members: tuple[str, ...]
 
     def threshold(self, params: Mapping[str, Any]) -> float:
-        """The request's threshold, the backend's default, or 0 (the strictest check) when unknown."""
+        """The request's threshold (a normalised request's: the one the backend applies), the
+        backend's default, or 0 (the strictest check) when unknown."""
+        if isinstance(params, NormalisedRequest) and params.threshold is not None:
+            return float(params.threshold)
         if self.threshold_member and params.get(self.threshold_member) is not None:
             return float(params[self.threshold_member])
         default = _default(self.operation, self.threshold_member) if self.threshold_member else None
         return float(default) if default is not None else 0.0
 
     def max_candidates(self, params: Mapping[str, Any]) -> int | None:
+        if isinstance(params, NormalisedRequest) and params.max_candidates is not None:
+            return params.max_candidates
         if self.named_candidates_member and params.get(self.named_candidates_member) is not None:
             return len(params[self.named_candidates_member])
         if self.max_candidates_member is None:

@@ -91,7 +91,7 @@ from faceaudit.collections._results import (
     UserMatch,
 )
 from faceaudit.collections._search_config import INDEX_TAG, IndexKind, SearchConfig, VectorStore
-from faceaudit.collections._validate import normalise_request
+from faceaudit.collections._validate import NormalisedRequest, normalise_request
 from faceaudit.collections._video import (
     DEFAULT_SAMPLE_FPS,
     VideoLimits,
@@ -110,7 +110,7 @@ __all__ = [
     "SearchUsersResult", "SearchConfig", "TagResourceResult", "UnindexedFace", "UnsearchedFace",
     "UnsuccessfulFaceAssociation", "UnsuccessfulFaceDeletion", "UnsuccessfulFaceDisassociation", "User", "UserMatch",
     "VectorIndex", "VectorStore", "index_batch", "make_index", "map_external_image_id", "normalise_request",
-    "passes_quality", "quality_band",
+    "NormalisedRequest", "passes_quality", "quality_band",
     "quality_score", "read_manifest", "scan_directory",
     # the one manifest reader (batch indexing and the audit)
     "ManifestRow", "ManifestTable", "read_manifest_table",

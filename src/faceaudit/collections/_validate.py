@@ -9,9 +9,10 @@ when the caller passed ``None``.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 # Rekognition's defaults are written down once, in faceaudit._defaults; re-exported (`as`) for _ops_*
@@ -26,6 +27,7 @@ from faceaudit._defaults import IDENTIFICATION_DEFAULTS as IDENTIFICATION_DEFAUL
 from faceaudit._defaults import MAX_LIST_MAX_RESULTS as MAX_LIST_MAX_RESULTS
 from faceaudit._defaults import MAX_SEARCH_MAX_FACES as MAX_SEARCH_MAX_FACES
 from faceaudit._defaults import MAX_USERS as MAX_USERS
+from faceaudit._defaults import Threshold
 from faceaudit._errors import InvalidParameterError
 
 COLLECTION_ID_RE = re.compile(r"[a-zA-Z0-9_.\-]+")
@@ -116,14 +118,12 @@ def int_range(value: Any, name: str, default: int, lo: int, hi: int | None) -> i
 
 
 def percent(value: Any, name: str, default: float) -> float:
-    """A similarity threshold 0-100 (``Percent``), ``default`` when None."""
+    """A similarity threshold 0-100 (``Percent``), ``default`` when None; a plain float. A
+    :class:`~faceaudit._defaults.Threshold` (a request normalised by :func:`normalise_request`)
+    was checked when it was made and is not checked again."""
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidParameterError(f"{name} must be a number from 0 to 100")
-    if not 0.0 <= float(value) <= 100.0:
-        raise InvalidParameterError(f"{name} must be from 0 to 100, got {value}")
-    return float(value)
+    return float(Threshold(value, name))
 
 
 def page_size(value: Any, name: str = "MaxResults", default: int = DEFAULT_LIST_MAX_RESULTS,
@@ -201,19 +201,64 @@ def one_of(values: Mapping[str, Any], names: Iterable[str]) -> str:
 _CANDIDATE_LIMITS = {"MaxFaces": MAX_SEARCH_MAX_FACES, "MaxUsers": MAX_USERS}
 
 
-def normalise_request(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class NormalisedRequest(Mapping[str, Any]):
+    """A request after the one normalisation step (:func:`normalise_request`): Rekognition's
+    members, read-only, with the similarity threshold and candidate limit of an identification
+    set (Rekognition's default when the caller left them out) and checked. The backend (as its
+    keyword arguments), the accountability extension (policy check) and the search log all read
+    this one object, so they see the same values.
+
+    As a mapping it is the request's members by Rekognition name (``CollectionId``,
+    ``FaceMatchThreshold``, ``Image`` as ``{"Bytes": ...}``), defaults included.
+    """
+
+    operation: str
+    members: Mapping[str, Any]
+    threshold: float | None = None
+    """The similarity threshold the backend applies, 0-100 (higher is more alike); None when
+    the operation takes none."""
+    threshold_member: str | None = None
+    """Its member name (``FaceMatchThreshold``, ``UserMatchThreshold``, ``SimilarityThreshold``)."""
+    max_candidates: int | None = None
+    """The most candidates the backend returns (``MaxFaces``, ``MaxUsers``); None when the
+    operation has no such limit."""
+    max_candidates_member: str | None = None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.members[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+def normalise_request(operation: str, params: Mapping[str, Any]) -> NormalisedRequest:
     """The request with Rekognition's defaults of its similarity threshold and candidate limit
     applied and checked (``faceaudit._defaults``): the one step after which the backend, the
     accountability layer's policy check and the search log all read the same values.
 
     ``params`` use Rekognition's member names (``FaceMatchThreshold``, ``MaxFaces``, ...);
     members the operation has no default for are passed through unchanged. A threshold outside
-    0-100 or a limit out of range is an InvalidParameterError.
+    0-100 or a limit out of range is an InvalidParameterError. A threshold that is a
+    :class:`~faceaudit._defaults.Threshold` already (the service's model validation made it)
+    is not checked again.
     """
     out = dict(params)
+    threshold: tuple[str, Threshold] | None = None
+    limit: tuple[str, int] | None = None
     for member, default in IDENTIFICATION_DEFAULTS.get(operation, {}).items():
         if member.endswith("Threshold"):
-            out[member] = percent(out.get(member), member, float(default))
+            value = out.get(member)
+            out[member] = checked = Threshold(float(default) if value is None else value, member)
+            threshold = (member, checked)
         else:
-            out[member] = int_range(out.get(member), member, int(default), 1, _CANDIDATE_LIMITS.get(member))
-    return out
+            out[member] = n = int_range(out.get(member), member, int(default), 1, _CANDIDATE_LIMITS.get(member))
+            limit = (member, n)
+    return NormalisedRequest(
+        operation, MappingProxyType(out),
+        threshold=threshold[1] if threshold else None, threshold_member=threshold[0] if threshold else None,
+        max_candidates=limit[1] if limit else None, max_candidates_member=limit[0] if limit else None,
+    )

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD
-from faceaudit._errors import InvalidParameterError, NoFaceError
+from faceaudit._defaults import DEFAULT_SIMILARITY_THRESHOLD, Threshold
+from faceaudit._errors import NoFaceError
 from faceaudit.engine._image import Image, ImageSource, load_image
 from faceaudit.engine._probe import report_probe
 from faceaudit.engine._registry import DEFAULT_MODEL, FaceModel, ModelSpec, get_model, load_model
@@ -20,12 +20,9 @@ MAX_FACES_CONSIDERED = 100
 
 
 def check_similarity_threshold(value: float, name: str = "SimilarityThreshold") -> float:
-    """Validate a similarity threshold: a number from 0 to 100."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise InvalidParameterError(f"{name} must be a number from 0 to 100")
-    if not 0.0 <= float(value) <= 100.0:
-        raise InvalidParameterError(f"{name} must be from 0 to 100, got {value}")
-    return float(value)
+    """Validate a similarity threshold: a number from 0 to 100 (a plain float). A
+    :class:`~faceaudit._defaults.Threshold` was checked when it was made: not checked again."""
+    return float(Threshold(value, name))
 
 
 @dataclass(frozen=True)

@@ -373,17 +373,17 @@ class ServiceApp:
         params = parse_input(model.input_shape, parse_json_body(body))
         params = self.dispatcher.resolve(operation, params, principal.role)  # S3Object -> bytes
         # Rekognition's defaults applied once: the extension (policy, log) and the backend read these
-        params = normalise_request(operation, params)
+        normalised = normalise_request(operation, params)
 
         # 10. dispatch and serialise (ARNs in the region the request was signed for)
         region = auth.region if auth is not None else None
         if ext is not None:
             doc, engine_ms = ext.wrap(
-                caller, operation, params, lambda: self.dispatcher.call(operation, params, region),
+                caller, operation, normalised, lambda: self.dispatcher.call(operation, normalised, region),
                 self.dispatcher.model_version,
             )
         else:
-            doc, engine_ms = self.dispatcher.call(operation, params, region)
+            doc, engine_ms = self.dispatcher.call(operation, normalised, region)
         exchange.engine_ms = engine_ms
         if self.config.strict_responses:
             problems = check_output(model.output_shape, doc)

@@ -207,8 +207,10 @@ class Dispatcher:
 
     # -- calling ---------------------------------------------------------------------------------
 
-    def arguments(self, operation: str, params: dict[str, Any]) -> Arguments:
-        """Validated request members as the backend's keyword arguments (images as bytes)."""
+    def arguments(self, operation: str, params: Mapping[str, Any]) -> Arguments:
+        """Validated request members as the backend's keyword arguments (images as bytes; a
+        threshold as the :class:`~faceaudit._defaults.Threshold` checked once, which the
+        backend does not check again)."""
         images = self._image_members(operation)
         kwargs = {}
         for name, value in params.items():
@@ -217,9 +219,11 @@ class Dispatcher:
             kwargs[argument_name(name)] = value
         return kwargs
 
-    def call(self, operation: str, params: dict[str, Any], region: str | None = None
+    def call(self, operation: str, params: Mapping[str, Any], region: str | None = None
              ) -> tuple[dict[str, Any], float]:
-        """The operation's response document and the milliseconds spent in the backend/engine.
+        """The operation's response document and the milliseconds spent in the backend/engine,
+        for a request normalised by :func:`~faceaudit.collections.normalise_request` (the
+        service's :class:`~faceaudit.collections.NormalisedRequest`).
 
         ``region``: the region the request was signed for; the backend's ARNs name it."""
         collection_route = COLLECTION_ROUTES.get(operation)

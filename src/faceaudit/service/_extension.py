@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from faceaudit.collections import NormalisedRequest
 from faceaudit.service._protocol import HttpRequest, HttpResponse
 
 Headers = tuple[tuple[str, str], ...]
@@ -45,9 +46,10 @@ class ServiceExtension(Protocol):
     def authorize(self, caller: Caller, operation: str, native: bool) -> None:
         """Raise AccessDeniedError when the caller's role may not run the operation."""
 
-    def wrap(self, caller: Caller, operation: str, params: dict[str, Any], call: Call,
+    def wrap(self, caller: Caller, operation: str, params: NormalisedRequest, call: Call,
              model_version: Callable[[], str]) -> tuple[dict[str, Any], float]:
-        """Run ``call`` for a Rekognition operation (and log it if it identifies people)."""
+        """Run ``call`` for a Rekognition operation (and log it if it identifies people);
+        ``params``: the normalised request, the one the backend is called with."""
 
     def body_limit(self, operation: str) -> int:
         """Largest body of one of the extension's own operations."""

@@ -70,6 +70,17 @@ def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+def _no_delay(transport: asyncio.Transport) -> None:
+    """Send each write at once (TCP_NODELAY). uvicorn writes a response's head and body separately
+    and leaves Nagle's algorithm on: on a kept-alive connection the body then waited for the
+    client's delayed ACK, about 40 ms per request (GET /health: 44 ms kept-alive vs 0.8 ms on a
+    new connection; 0.5 ms with this)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a request deadline, a per-client cap and version checks.
 
@@ -90,6 +101,7 @@ class GuardedH11Protocol(H11Protocol):
     # -- connection --------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
+        _no_delay(transport)
         super().connection_made(transport)
         address = (id(self.server_state), self.client[0] if self.client else "-")  # per server
         if self._per_client[address] >= self.limits.max_connections_per_client:

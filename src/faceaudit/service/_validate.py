@@ -22,9 +22,13 @@ from typing import Any
 
 from botocore.model import Shape
 
+from faceaudit._defaults import Threshold
 from faceaudit._errors import ImageTooLargeError, InvalidParameterError
 
 IMAGE_SHAPE = "Image"
+THRESHOLD_SHAPE = "Percent"
+"""The model's shape of every similarity threshold (FaceMatchThreshold, UserMatchThreshold,
+SimilarityThreshold): checked here, it is passed on as a :class:`~faceaudit._defaults.Threshold`."""
 IMAGE_BLOB_SHAPE = "ImageBlob"
 
 # Java's \p{Z} (Unicode space separators), which Python's ``re`` lacks.
@@ -163,7 +167,10 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.problem(value, path, "Member must be a number")
             return value
+        problems = len(self.problems)
         self._range(shape, value, path)
+        if shape.name == THRESHOLD_SHAPE and len(self.problems) == problems:
+            return Threshold.checked(float(value))  # checked here, once: no later layer checks it again
         return float(value)
 
     _double = _float
