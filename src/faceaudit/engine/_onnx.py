@@ -300,6 +300,11 @@ class OpenVinoSFaceEmbedder(_FoldedSFace):
         })
         self._output = self._compiled.output(0)
         self._local = threading.local()
+        # One inference now, in the one thread that loads the model: the first run in a process
+        # initialises static data of OpenVINO's Python binding (``Tensor.data``), and two threads
+        # doing that at once deadlock (one waits on the C++ static's guard holding the GIL, the
+        # other waits for the GIL inside it): the first requests of a fresh worker hung for ever.
+        self._forward(np.zeros((1, 3, 112, 112), dtype=np.float32))
         log.info("SFace on OpenVINO %s (CPU, float32)", openvino.__version__)
 
     def _forward(self, blob: np.ndarray) -> np.ndarray:

@@ -127,6 +127,10 @@ class AsgiService:
                                   small_reserve=limits.small_body_reserve)
         self._proxies = tuple(ipaddress.ip_network(c, strict=False) for c in limits.trusted_proxies)
         self._spool_dir: str | None = limits.spool_dir
+        self.response_listeners: dict[tuple[str, int], Callable[[], None]] = {}
+        """Per connection (the client's address and port, the scope's ``client``): called once
+        each of its requests was answered. The server's protocol registers here
+        (:class:`~faceaudit.service._server.GuardedH11Protocol`)."""
 
     def __getstate__(self) -> dict[str, Any]:
         if self._factory is None:
@@ -186,7 +190,13 @@ class AsgiService:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            try:
+                await self._http(scope, receive, send)
+            finally:
+                client = scope.get("client")
+                listener = self.response_listeners.get((client[0], client[1])) if client else None
+                if listener is not None:
+                    listener()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
